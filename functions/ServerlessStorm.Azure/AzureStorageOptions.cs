@@ -1,0 +1,21 @@
+namespace ServerlessStorm.Azure;
+
+/// <summary>Where the audit, the payload blobs and the storage queues live (configuration section <c>Storage</c>).</summary>
+public sealed class AzureStorageOptions
+{
+    public const string Section = "Storage";
+
+    public const string EmulatorConnectionString = "UseDevelopmentStorage=true";
+
+    /// <summary>A storage connection string; the default points at Azurite on its standard ports.</summary>
+    public string ConnectionString { get; set; } = EmulatorConnectionString;
+
+    /// <summary>Prefix of every table, queue and container name, so several deployments can share an account.</summary>
+    public string Prefix { get; set; } = "storm";
+
+    /// <summary>Property values longer than this many characters go to Blob Storage (a Table property holds 32K).</summary>
+    public int InlineLimit { get; set; } = 30_000;
+
+    public bool IsEmulator => ConnectionString.Contains("UseDevelopmentStorage=true", StringComparison.OrdinalIgnoreCase)
+        || ConnectionString.Contains("devstoreaccount1", StringComparison.Ordinal);
+}

@@ -1,0 +1,130 @@
+using System.Collections.Concurrent;
+using Azure.Messaging.ServiceBus;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using ServerlessStorm.Engine.Messaging;
+
+namespace ServerlessStorm.Azure.Messaging;
+
+/// <summary>Connection of the Service Bus transport (configuration section <c>ServiceBus</c>).</summary>
+public sealed class ServiceBusOptions
+{
+    public const string Section = "ServiceBus";
+
+    public string ConnectionString { get; set; } = "";
+
+    /// <summary>Messages fetched ahead per processor.</summary>
+    public int PrefetchCount { get; set; } = 16;
+}
+
+/// <summary>
+/// The bus on Azure Service Bus queues (one per bus queue, same names): messages are settled by hand — completed
+/// after the handler succeeds, abandoned for redelivery when it throws, dead-lettered with the error after
+/// <see cref="BusOptions.MaxDeliveryCount"/> deliveries.
+/// </summary>
+public sealed partial class ServiceBusMessageBus : IMessageBus, IAsyncDisposable
+{
+    public const string ContentType = "application/cloudevents+json; charset=utf-8";
+
+    private readonly ServiceBusClient _client;
+    private readonly ServiceBusOptions _options;
+    private readonly BusOptions _bus;
+    private readonly ILogger<ServiceBusMessageBus> _logger;
+    private readonly ConcurrentDictionary<string, ServiceBusSender> _senders = new(StringComparer.Ordinal);
+
+    public ServiceBusMessageBus(IOptions<ServiceBusOptions> options, IOptions<BusOptions> bus, ILogger<ServiceBusMessageBus> logger)
+        : this(new ServiceBusClient(options.Value.ConnectionString), options.Value, bus.Value, logger)
+    {
+    }
+
+    internal ServiceBusMessageBus(ServiceBusClient client, ServiceBusOptions options, BusOptions bus, ILogger<ServiceBusMessageBus> logger)
+    {
+        _client = client;
+        _options = options;
+        _bus = bus;
+        _logger = logger;
+    }
+
+    public Task PublishAsync(string queue, BusMessage message, CancellationToken cancellationToken) =>
+        _senders.GetOrAdd(queue, _client.CreateSender).SendMessageAsync(ToServiceBusMessage(message), cancellationToken);
+
+    public async Task<IAsyncDisposable> SubscribeAsync(string queue, BusHandler handler, CancellationToken cancellationToken)
+    {
+        var processor = _client.CreateProcessor(queue, new ServiceBusProcessorOptions
+        {
+            AutoCompleteMessages = false,
+            MaxConcurrentCalls = Math.Max(1, _bus.Concurrency),
+            PrefetchCount = _options.PrefetchCount,
+        });
+        processor.ProcessMessageAsync += args => HandleAsync(args, handler, _bus.MaxDeliveryCount, _logger);
+        processor.ProcessErrorAsync += args =>
+        {
+            LogProcessorError(_logger, args.EntityPath, args.ErrorSource.ToString(), args.Exception);
+            return Task.CompletedTask;
+        };
+        await processor.StartProcessingAsync(cancellationToken);
+        return processor;
+    }
+
+    public static ServiceBusMessage ToServiceBusMessage(BusMessage message) => new(message.Body)
+    {
+        MessageId = message.Id,
+        ContentType = ContentType,
+    };
+
+    public static BusMessage FromServiceBusMessage(ServiceBusReceivedMessage message) =>
+        new(message.MessageId, message.Body.ToMemory(), message.DeliveryCount);
+
+    /// <summary>Runs the handler for one received message and settles it by the outcome.</summary>
+    internal static async Task HandleAsync(ProcessMessageEventArgs args, BusHandler handler, int maxDeliveryCount, ILogger logger)
+    {
+        var message = FromServiceBusMessage(args.Message);
+        try
+        {
+            await handler(message, args.CancellationToken);
+        }
+        catch (OperationCanceledException) when (args.CancellationToken.IsCancellationRequested)
+        {
+            await args.AbandonMessageAsync(args.Message, cancellationToken: CancellationToken.None);
+            return;
+        }
+        catch (Exception ex)
+        {
+            if (message.DeliveryCount >= maxDeliveryCount)
+            {
+                LogDeadLettered(logger, message.Id, args.EntityPath, message.DeliveryCount, ex);
+                await args.DeadLetterMessageAsync(args.Message, "HandlerFailed", Truncate(ex.Message), CancellationToken.None);
+            }
+            else
+            {
+                LogRetrying(logger, message.Id, args.EntityPath, message.DeliveryCount, ex);
+                await args.AbandonMessageAsync(args.Message, cancellationToken: CancellationToken.None);
+            }
+
+            return;
+        }
+
+        await args.CompleteMessageAsync(args.Message, CancellationToken.None);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var sender in _senders.Values)
+        {
+            await sender.DisposeAsync();
+        }
+
+        await _client.DisposeAsync();
+    }
+
+    private static string Truncate(string text) => text.Length <= 1000 ? text : text[..1000];
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Message {Id} on {Queue} failed on delivery {Count}; abandoned for redelivery")]
+    private static partial void LogRetrying(ILogger logger, string id, string queue, int count, Exception error);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Message {Id} on {Queue} failed {Count} times and was dead-lettered")]
+    private static partial void LogDeadLettered(ILogger logger, string id, string queue, int count, Exception error);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Service Bus processor error on {Queue} ({Source})")]
+    private static partial void LogProcessorError(ILogger logger, string queue, string source, Exception error);
+}

@@ -1,0 +1,251 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Azure;
+using Azure.Storage.Blobs;
+using Azure.Storage.Queues;
+using Azure.Storage.Queues.Models;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using ServerlessStorm.Azure.Audit;
+using ServerlessStorm.Engine.Messaging;
+
+namespace ServerlessStorm.Azure.Messaging;
+
+/// <summary>Polling and visibility settings of the Storage Queue transport (configuration section <c>StorageQueues</c>).</summary>
+public sealed class StorageQueueOptions
+{
+    public const string Section = "StorageQueues";
+
+    /// <summary>How long a received message stays hidden; if the consumer dies, it reappears after this.</summary>
+    public TimeSpan VisibilityTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Longest wait between polls of an empty queue (the wait doubles from 10 ms up to this).</summary>
+    public TimeSpan MaxPollingInterval { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Messages fetched per poll (the service allows at most 32).</summary>
+    public int BatchSize { get; set; } = 32;
+}
+
+/// <summary>
+/// The bus on Azure Storage Queues. A message is deleted only after its handler succeeded; a failed one is made
+/// visible again after the retry delay, and after <see cref="BusOptions.MaxDeliveryCount"/> deliveries it moves to
+/// <c>{queue}-poison</c> (the Functions host's convention). Bodies over the queue's 64 KB limit travel as a blob.
+/// </summary>
+public sealed partial class StorageQueueMessageBus : IMessageBus
+{
+    private const int MaxInlineBytes = 48 * 1024;
+    private readonly QueueServiceClient _service;
+    private readonly PayloadBlobs _blobs;
+    private readonly string _prefix;
+    private readonly BusOptions _bus;
+    private readonly StorageQueueOptions _options;
+    private readonly ILogger<StorageQueueMessageBus> _logger;
+    private readonly ConcurrentDictionary<string, Lazy<Task<QueueClient>>> _queues = new(StringComparer.Ordinal);
+
+    public StorageQueueMessageBus(IOptions<AzureStorageOptions> storage, IOptions<BusOptions> bus, IOptions<StorageQueueOptions> options, ILogger<StorageQueueMessageBus> logger)
+    {
+        _service = new QueueServiceClient(storage.Value.ConnectionString, new QueueClientOptions { MessageEncoding = QueueMessageEncoding.None });
+        _prefix = storage.Value.Prefix.ToLowerInvariant();
+        _blobs = new PayloadBlobs(new BlobServiceClient(storage.Value.ConnectionString).GetBlobContainerClient($"{_prefix}-bus-payloads"), 0);
+        _bus = bus.Value;
+        _options = options.Value;
+        _logger = logger;
+    }
+
+    /// <summary>The queue name a bus queue maps to (queue names are lower case, 3-63 characters).</summary>
+    public string QueueName(string queue) => $"{_prefix}-{queue}";
+
+    public async Task PublishAsync(string queue, BusMessage message, CancellationToken cancellationToken)
+    {
+        var client = await QueueAsync(QueueName(queue));
+        await client.SendMessageAsync(await ToQueueTextAsync(message, cancellationToken), cancellationToken);
+    }
+
+    public async Task<IAsyncDisposable> SubscribeAsync(string queue, BusHandler handler, CancellationToken cancellationToken)
+    {
+        var client = await QueueAsync(QueueName(queue));
+        var poison = await QueueAsync(QueueName(queue) + "-poison");
+        var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var loop = Task.Run(() => ReceiveLoopAsync(client, poison, handler, stop.Token), CancellationToken.None);
+        return new Subscription(stop, loop);
+    }
+
+    private async Task ReceiveLoopAsync(QueueClient queue, QueueClient poison, BusHandler handler, CancellationToken stop)
+    {
+        var idle = TimeSpan.FromMilliseconds(10);
+        using var slots = new SemaphoreSlim(Math.Max(1, _bus.Concurrency));
+        var inFlight = new ConcurrentDictionary<Task, byte>();
+        while (!stop.IsCancellationRequested)
+        {
+            QueueMessage[] received;
+            try
+            {
+                var batch = Math.Clamp(Math.Min(_options.BatchSize, slots.CurrentCount), 1, 32);
+                received = (await queue.ReceiveMessagesAsync(batch, _options.VisibilityTimeout, stop)).Value;
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (RequestFailedException ex)
+            {
+                LogReceiveFailed(_logger, queue.Name, ex);
+                received = [];
+            }
+
+            if (received.Length == 0)
+            {
+                await Delay(idle, stop);
+                idle = TimeSpan.FromTicks(Math.Min(idle.Ticks * 2, _options.MaxPollingInterval.Ticks));
+                continue;
+            }
+
+            idle = TimeSpan.FromMilliseconds(10);
+            foreach (var message in received)
+            {
+                await slots.WaitAsync(CancellationToken.None);
+                var task = Task.Run(async () =>
+                {
+                    try
+                    {
+                        await HandleAsync(queue, poison, message, handler, stop);
+                    }
+                    finally
+                    {
+                        slots.Release();
+                    }
+                }, CancellationToken.None);
+                inFlight[task] = 0;
+                _ = task.ContinueWith(t => inFlight.TryRemove(t, out _), TaskScheduler.Default);
+            }
+        }
+
+        await Task.WhenAll(inFlight.Keys);
+    }
+
+    private async Task HandleAsync(QueueClient queue, QueueClient poison, QueueMessage received, BusHandler handler, CancellationToken stop)
+    {
+        BusMessage message;
+        try
+        {
+            message = await FromQueueTextAsync(received, stop);
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
+        {
+            await MoveToPoisonAsync(queue, poison, received, ex);
+            return;
+        }
+
+        try
+        {
+            await handler(message, stop);
+            await queue.DeleteMessageAsync(received.MessageId, received.PopReceipt, CancellationToken.None);
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            // The consumer is stopping: make the message visible again at once, so nothing accepted waits.
+            await TryReleaseAsync(queue, received, TimeSpan.Zero);
+        }
+        catch (Exception ex)
+        {
+            if (received.DequeueCount >= _bus.MaxDeliveryCount)
+            {
+                await MoveToPoisonAsync(queue, poison, received, ex);
+            }
+            else
+            {
+                LogRetrying(_logger, message.Id, queue.Name, (int)received.DequeueCount, ex);
+                await TryReleaseAsync(queue, received, _bus.RetryDelay);
+            }
+        }
+    }
+
+    private async Task MoveToPoisonAsync(QueueClient queue, QueueClient poison, QueueMessage received, Exception error)
+    {
+        LogPoisoned(_logger, received.MessageId, queue.Name, (int)received.DequeueCount, error);
+        await poison.SendMessageAsync(received.Body.ToString(), CancellationToken.None);
+        await queue.DeleteMessageAsync(received.MessageId, received.PopReceipt, CancellationToken.None);
+    }
+
+    private async Task TryReleaseAsync(QueueClient queue, QueueMessage received, TimeSpan delay)
+    {
+        try
+        {
+            await queue.UpdateMessageAsync(received.MessageId, received.PopReceipt, visibilityTimeout: delay, cancellationToken: CancellationToken.None);
+        }
+        catch (RequestFailedException ex)
+        {
+            // The message stays hidden until its visibility timeout ends, then comes back: late, not lost.
+            LogReleaseFailed(_logger, received.MessageId, queue.Name, ex);
+        }
+    }
+
+    // The queue carries the message id and the body as text; a body too big for a queue message is put in a blob.
+    private async Task<string> ToQueueTextAsync(BusMessage message, CancellationToken cancellationToken)
+    {
+        var envelope = new JsonObject { ["id"] = message.Id };
+        if (message.Body.Length <= MaxInlineBytes)
+        {
+            envelope["body"] = JsonNode.Parse(message.Body.Span);
+        }
+        else
+        {
+            envelope["blob"] = await _blobs.StoreAsync(System.Text.Encoding.UTF8.GetString(message.Body.Span), $"{Guid.NewGuid():N}.json", cancellationToken);
+        }
+
+        return envelope.ToJsonString();
+    }
+
+    private async Task<BusMessage> FromQueueTextAsync(QueueMessage received, CancellationToken cancellationToken)
+    {
+        var envelope = JsonNode.Parse(received.Body.ToString()) as JsonObject
+            ?? throw new InvalidOperationException("the queue message is not a JSON object");
+        var id = envelope["id"]?.GetValue<string>() ?? received.MessageId;
+        var body = envelope["blob"] is JsonValue blob
+            ? await _blobs.LoadAsync(blob.GetValue<string>(), cancellationToken) ?? ""
+            : envelope["body"]?.ToJsonString() ?? throw new InvalidOperationException("the queue message has no body");
+        return new BusMessage(id, System.Text.Encoding.UTF8.GetBytes(body), (int)received.DequeueCount);
+    }
+
+    private Task<QueueClient> QueueAsync(string name) =>
+        _queues.GetOrAdd(name, n => new Lazy<Task<QueueClient>>(async () =>
+        {
+            var client = _service.GetQueueClient(n);
+            await client.CreateIfNotExistsAsync();
+            return client;
+        })).Value;
+
+    private static async Task Delay(TimeSpan delay, CancellationToken stop)
+    {
+        try
+        {
+            await Task.Delay(delay, stop);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Message {Id} on {Queue} failed on delivery {Count}; it will be delivered again")]
+    private static partial void LogRetrying(ILogger logger, string id, string queue, int count, Exception error);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Message {Id} on {Queue} failed {Count} times and was moved to the poison queue")]
+    private static partial void LogPoisoned(ILogger logger, string id, string queue, int count, Exception error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Receiving from {Queue} failed; retrying")]
+    private static partial void LogReceiveFailed(ILogger logger, string queue, Exception error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not release message {Id} on {Queue}; it reappears after its visibility timeout")]
+    private static partial void LogReleaseFailed(ILogger logger, string id, string queue, Exception error);
+
+    private sealed class Subscription(CancellationTokenSource stop, Task loop) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await stop.CancelAsync();
+            await loop;
+            stop.Dispose();
+        }
+    }
+}

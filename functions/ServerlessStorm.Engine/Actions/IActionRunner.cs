@@ -1,0 +1,49 @@
+using System.Text.Json.Nodes;
+using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Packs;
+
+namespace ServerlessStorm.Engine.Actions;
+
+/// <summary>What a runner is given: the action, its resolved parameters and the execution it runs for.</summary>
+public sealed record RunnerContext(string ExecutionId, ActionDefinition Action, JsonObject Parameters, string? PackDirectory);
+
+/// <summary>What a runner reports: a terminal status, the result object, and an error message when it failed.</summary>
+public sealed record RunnerResult(string Status, JsonObject Result, string? Error = null)
+{
+    public static RunnerResult Succeeded(JsonObject result) => new(ExecutionStatus.Succeeded, result);
+
+    public static RunnerResult Failed(JsonObject result, string error) => new(ExecutionStatus.Failed, result, error);
+}
+
+/// <summary>Runs actions of one runner type (StackStorm's runner_type).</summary>
+public interface IActionRunner
+{
+    string RunnerType { get; }
+
+    /// <summary>The parameter whose value is a shell command line, rendered with <see cref="ShellCommandTemplate"/>; null if none.</summary>
+    string? ShellCommandParameter => null;
+
+    Task<RunnerResult> RunAsync(RunnerContext context, CancellationToken cancellationToken);
+}
+
+/// <summary>The runners known to this host, by runner type.</summary>
+public sealed class RunnerRegistry
+{
+    private readonly Dictionary<string, IActionRunner> _runners;
+
+    public RunnerRegistry(IEnumerable<IActionRunner> runners) =>
+        _runners = runners.ToDictionary(r => r.RunnerType, StringComparer.Ordinal);
+
+    public IReadOnlyCollection<string> RunnerTypes => _runners.Keys;
+
+    public bool TryGet(string runnerType, out IActionRunner runner) => _runners.TryGetValue(runnerType, out runner!);
+}
+
+internal static class ParameterReader
+{
+    public static string? String(JsonObject parameters, string name) =>
+        parameters[name] is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
+
+    public static double? Number(JsonObject parameters, string name) =>
+        parameters[name] is JsonValue v && v.TryGetValue<double>(out var d) ? d : null;
+}

@@ -1,0 +1,60 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Executions;
+
+namespace ServerlessStorm.Engine.Api;
+
+/// <summary>The API's JSON shapes, close to StackStorm's so its users recognise them.</summary>
+public static class ApiViews
+{
+    public static JsonObject Execution(ExecutionRecord e) => new()
+    {
+        ["id"] = e.Id,
+        ["action"] = new JsonObject { ["ref"] = e.ActionRef, ["runner_type"] = e.RunnerType },
+        ["status"] = e.Status,
+        ["start_timestamp"] = Time(e.StartTimestamp),
+        ["end_timestamp"] = e.EndTimestamp is { } end ? Time(end) : null,
+        ["elapsed_seconds"] = e.EndTimestamp is { } finished ? Math.Round((finished - e.StartTimestamp).TotalSeconds, 3) : null,
+        ["parameters"] = e.Parameters.DeepClone(),
+        ["result"] = e.Result?.DeepClone(),
+        ["error"] = e.Error,
+        ["trace_tag"] = e.TraceTag,
+        ["rule"] = e.RuleRef is null ? null : new JsonObject { ["ref"] = e.RuleRef },
+        ["trigger_instance"] = e.TriggerInstanceId is null ? null : new JsonObject { ["id"] = e.TriggerInstanceId },
+        ["log"] = new JsonArray([.. e.History.Select(h => (JsonNode)new JsonObject { ["status"] = h.Status, ["timestamp"] = Time(h.At) })]),
+    };
+
+    public static JsonObject TriggerInstance(TriggerInstanceRecord t) => new()
+    {
+        ["id"] = t.Id,
+        ["trigger"] = t.TriggerType,
+        ["trigger_parameters"] = t.TriggerParameters?.DeepClone(),
+        ["payload"] = t.Payload?.DeepClone(),
+        ["occurrence_time"] = Time(t.OccurredAt),
+        ["status"] = t.Status,
+        ["reason"] = t.Reason,
+        ["trace_tag"] = t.TraceTag,
+    };
+
+    public static JsonObject RuleEnforcement(RuleEnforcementRecord r) => new()
+    {
+        ["trigger_instance_id"] = r.TriggerInstanceId,
+        ["rule"] = new JsonObject { ["ref"] = r.RuleRef },
+        ["execution_id"] = r.ExecutionId,
+        ["status"] = r.Status,
+        ["failure_reason"] = r.FailureReason,
+        ["enforced_at"] = Time(r.EnforcedAt),
+        ["trace_tag"] = r.TraceTag,
+    };
+
+    public static JsonObject Trace(AuditTrace trace) => new()
+    {
+        ["trace_tag"] = trace.TraceTag,
+        ["trigger_instances"] = new JsonArray([.. trace.TriggerInstances.Select(t => (JsonNode)TriggerInstance(t))]),
+        ["rule_enforcements"] = new JsonArray([.. trace.RuleEnforcements.Select(r => (JsonNode)RuleEnforcement(r))]),
+        ["executions"] = new JsonArray([.. trace.Executions.Select(e => (JsonNode)Execution(e))]),
+    };
+
+    public static string Time(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);
+}

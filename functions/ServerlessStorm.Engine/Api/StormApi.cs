@@ -1,0 +1,126 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Triggers;
+
+namespace ServerlessStorm.Engine.Api;
+
+/// <summary>An API answer: the HTTP status and the JSON body. Hosts only translate it to their HTTP types.</summary>
+public sealed record ApiResponse(int StatusCode, JsonNode Body)
+{
+    public static ApiResponse Fault(int status, string message) => new(status, new JsonObject { ["faultstring"] = message });
+}
+
+/// <summary>
+/// The HTTP API (StackStorm's paths under <c>/api/v1</c>) with no web framework in it, so <c>storm serve</c> and the
+/// Function app answer every request with the same code.
+/// </summary>
+public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions, IAuditStore audit)
+{
+    public const int MaxListLimit = 1000;
+
+    /// <summary>POST /api/v1/webhooks/{hook}</summary>
+    public async Task<ApiResponse> PostWebhookAsync(string hook, IEnumerable<KeyValuePair<string, string>> headers, ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
+    {
+        var outcome = await webhooks.AcceptAsync(hook, headers, body, cancellationToken);
+        return new ApiResponse(outcome.StatusCode, outcome.Body);
+    }
+
+    /// <summary>POST /api/v1/executions with <c>{"action": "pack.name", "parameters": {…}}</c></summary>
+    public async Task<ApiResponse> PostExecutionAsync(JsonNode? body, string? traceTag, CancellationToken cancellationToken)
+    {
+        if (body is not JsonObject request || request["action"] is not JsonValue a || !a.TryGetValue<string>(out var actionRef))
+        {
+            return ApiResponse.Fault(400, "the body must be a JSON object with \"action\" (the action ref) and optional \"parameters\"");
+        }
+
+        if (request["parameters"] is not (null or JsonObject))
+        {
+            return ApiResponse.Fault(400, "\"parameters\" must be a JSON object");
+        }
+
+        try
+        {
+            var record = await executions.RunAsync(actionRef, (JsonObject?)request["parameters"]?.DeepClone() ?? [], traceTag, cancellationToken);
+            return new ApiResponse(201, ApiViews.Execution(record));
+        }
+        catch (ActionNotFoundException ex)
+        {
+            return ApiResponse.Fault(404, ex.Message);
+        }
+        catch (ParameterValidationException ex)
+        {
+            var fault = new JsonObject { ["faultstring"] = ex.Message, ["problems"] = new JsonArray([.. ex.Problems.Select(p => (JsonNode)p)]) };
+            return new ApiResponse(400, fault);
+        }
+    }
+
+    /// <summary>GET /api/v1/executions/{id}</summary>
+    public async Task<ApiResponse> GetExecutionAsync(string id, CancellationToken cancellationToken) =>
+        await audit.GetExecutionAsync(id, cancellationToken) is { } record
+            ? new ApiResponse(200, ApiViews.Execution(record))
+            : ApiResponse.Fault(404, $"execution '{id}' does not exist");
+
+    /// <summary>GET /api/v1/executions?status=&amp;limit=&amp;since=&amp;until=</summary>
+    public async Task<ApiResponse> ListExecutionsAsync(IReadOnlyDictionary<string, string?> query, CancellationToken cancellationToken)
+    {
+        if (ParseQuery(query, ExecutionStatus.All) is not { } parsed)
+        {
+            return QueryFault(query, ExecutionStatus.All);
+        }
+
+        var records = await audit.QueryExecutionsAsync(parsed, cancellationToken);
+        return new ApiResponse(200, new JsonArray([.. records.Select(r => (JsonNode)ApiViews.Execution(r))]));
+    }
+
+    /// <summary>GET /api/v1/triggerinstances?status=&amp;limit=&amp;since=&amp;until=</summary>
+    public async Task<ApiResponse> ListTriggerInstancesAsync(IReadOnlyDictionary<string, string?> query, CancellationToken cancellationToken)
+    {
+        string[] statuses = [TriggerInstanceStatus.Pending, TriggerInstanceStatus.Processing, TriggerInstanceStatus.Processed, TriggerInstanceStatus.ProcessingFailed, TriggerInstanceStatus.Rejected];
+        if (ParseQuery(query, statuses) is not { } parsed)
+        {
+            return QueryFault(query, statuses);
+        }
+
+        var records = await audit.QueryTriggerInstancesAsync(parsed, cancellationToken);
+        return new ApiResponse(200, new JsonArray([.. records.Select(r => (JsonNode)ApiViews.TriggerInstance(r))]));
+    }
+
+    /// <summary>GET /api/v1/traces/{traceTag}</summary>
+    public async Task<ApiResponse> GetTraceAsync(string traceTag, CancellationToken cancellationToken)
+    {
+        var trace = await audit.GetTraceAsync(traceTag, cancellationToken);
+        return trace.TriggerInstances.Count + trace.Executions.Count == 0
+            ? ApiResponse.Fault(404, $"nothing is recorded under trace tag '{traceTag}'")
+            : new ApiResponse(200, ApiViews.Trace(trace));
+    }
+
+    private static AuditQuery? ParseQuery(IReadOnlyDictionary<string, string?> query, IReadOnlyCollection<string> statuses)
+    {
+        var status = query.GetValueOrDefault("status");
+        if (status is not null && !statuses.Contains(status))
+        {
+            return null;
+        }
+
+        var limit = 50;
+        if (query.GetValueOrDefault("limit") is { } limitText && (!int.TryParse(limitText, CultureInfo.InvariantCulture, out limit) || limit is < 1 or > MaxListLimit))
+        {
+            return null;
+        }
+
+        DateTimeOffset? Time(string name) => query.GetValueOrDefault(name) is { } text
+            && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t) ? t : null;
+        if ((query.ContainsKey("since") && Time("since") is null) || (query.ContainsKey("until") && Time("until") is null))
+        {
+            return null;
+        }
+
+        return new AuditQuery(status, Time("since"), Time("until"), limit);
+    }
+
+    private static ApiResponse QueryFault(IReadOnlyDictionary<string, string?> query, IReadOnlyCollection<string> statuses) =>
+        ApiResponse.Fault(400, $"invalid query {string.Join("&", query.Select(q => $"{q.Key}={q.Value}"))}: status is one of {string.Join(", ", statuses)}; " +
+            $"limit is 1-{MaxListLimit}; since and until are ISO 8601 times");
+}

@@ -1,0 +1,32 @@
+using ServerlessStorm.Engine.Executions;
+
+namespace ServerlessStorm.Engine.Audit;
+
+/// <summary>
+/// The audit trail port. Every write is idempotent on the record's id, so a redelivered message rewrites the same
+/// row instead of adding one.
+/// </summary>
+public interface IAuditStore
+{
+    Task RecordTriggerInstanceAsync(TriggerInstanceRecord record, CancellationToken cancellationToken);
+
+    Task UpdateTriggerInstanceStatusAsync(string id, string status, string? reason, CancellationToken cancellationToken);
+
+    Task RecordRuleEnforcementAsync(RuleEnforcementRecord record, CancellationToken cancellationToken);
+
+    /// <summary>Adds the execution; false when one with that id already exists.</summary>
+    Task<bool> TryCreateExecutionAsync(ExecutionRecord record, CancellationToken cancellationToken);
+
+    Task<ExecutionRecord?> GetExecutionAsync(string id, CancellationToken cancellationToken);
+
+    /// <summary>Replaces the execution if nobody changed it since it was read (its <see cref="ExecutionRecord.Version"/>).</summary>
+    Task<bool> TryUpdateExecutionAsync(ExecutionRecord record, CancellationToken cancellationToken);
+
+    /// <summary>Executions started in the query's window, newest first.</summary>
+    Task<IReadOnlyList<ExecutionRecord>> QueryExecutionsAsync(AuditQuery query, CancellationToken cancellationToken);
+
+    /// <summary>Trigger instances that occurred in the query's window, newest first.</summary>
+    Task<IReadOnlyList<TriggerInstanceRecord>> QueryTriggerInstancesAsync(AuditQuery query, CancellationToken cancellationToken);
+
+    Task<AuditTrace> GetTraceAsync(string traceTag, CancellationToken cancellationToken);
+}

@@ -1,0 +1,119 @@
+using Microsoft.Extensions.Logging;
+using ServerlessStorm.Engine.Actions;
+using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Messaging;
+using ServerlessStorm.Engine.Packs;
+
+namespace ServerlessStorm.Engine.Executions;
+
+/// <summary>
+/// Runs requested executions: claims the execution (requested → scheduled → running, guarded by the audit's
+/// concurrency token so a duplicate delivery cannot run it twice at once), runs the runner, and records the result.
+/// A redelivered request for a finished execution is acknowledged without running anything.
+/// </summary>
+public sealed partial class ActionExecutor(
+    PackCatalog catalog,
+    RunnerRegistry runners,
+    IAuditStore audit,
+    TimeProvider time,
+    ILogger<ActionExecutor> logger)
+{
+    public async Task HandleAsync(ExecutionRequest request, CancellationToken cancellationToken)
+    {
+        var record = await ClaimAsync(request, cancellationToken);
+        if (record is null)
+        {
+            return;
+        }
+
+        var secrets = catalog.Actions.TryGetValue(request.ActionRef, out var action) ? SecretMasker.SecretValues(action, request.Parameters) : [];
+        RunnerResult outcome;
+        if (action is null)
+        {
+            outcome = new RunnerResult(ExecutionStatus.Failed, [], $"action '{request.ActionRef}' does not exist");
+        }
+        else if (!runners.TryGet(action.RunnerType, out var runner))
+        {
+            outcome = new RunnerResult(ExecutionStatus.Failed, [], $"runner '{action.RunnerType}' is not available on this host");
+        }
+        else
+        {
+            try
+            {
+                var context = new RunnerContext(record.Id, action, request.Parameters, catalog.Packs.GetValueOrDefault(action.Pack)?.Directory);
+                outcome = await runner.RunAsync(context, cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                throw;
+            }
+            catch (Exception ex)
+            {
+                LogRunnerCrashed(logger, record.Id, request.ActionRef, ex);
+                outcome = new RunnerResult(ExecutionStatus.Failed, [], $"{ex.GetType().Name}: {ex.Message}");
+            }
+        }
+
+        await FinishAsync(record, outcome, secrets, cancellationToken);
+    }
+
+    private async Task<ExecutionRecord?> ClaimAsync(ExecutionRequest request, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            var record = await audit.GetExecutionAsync(request.ExecutionId, cancellationToken)
+                ?? throw new InvalidOperationException($"execution {request.ExecutionId} is not in the audit yet");
+            if (ExecutionStatus.IsTerminal(record.Status))
+            {
+                LogAlreadyFinished(logger, record.Id, record.Status);
+                return null;
+            }
+
+            var now = time.GetUtcNow();
+            if (record.Status == ExecutionStatus.Requested)
+            {
+                record.Transition(ExecutionStatus.Scheduled, now);
+            }
+
+            record.Transition(ExecutionStatus.Running, now);
+            if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
+            {
+                return record;
+            }
+        }
+
+        throw new InvalidOperationException($"execution {request.ExecutionId} kept changing while being claimed");
+    }
+
+    private async Task FinishAsync(ExecutionRecord record, RunnerResult outcome, IReadOnlyList<string> secrets, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            record.Result = SecretMasker.MaskValues(outcome.Result, secrets);
+            record.Error = outcome.Error is null ? null : SecretMasker.MaskText(outcome.Error, secrets);
+            record.Transition(outcome.Status, time.GetUtcNow());
+            if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
+            {
+                LogFinished(logger, record.Id, record.ActionRef, record.Status);
+                return;
+            }
+
+            var current = await audit.GetExecutionAsync(record.Id, cancellationToken);
+            if (current is null || ExecutionStatus.IsTerminal(current.Status))
+            {
+                return;
+            }
+
+            record = current;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Execution {Id} ({Action}) finished: {Status}")]
+    private static partial void LogFinished(ILogger logger, string id, string action, string status);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Execution {Id} is already {Status}; the duplicate request is ignored")]
+    private static partial void LogAlreadyFinished(ILogger logger, string id, string status);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "The runner of execution {Id} ({Action}) threw")]
+    private static partial void LogRunnerCrashed(ILogger logger, string id, string action, Exception error);
+}

@@ -1,0 +1,66 @@
+using System.Text.Json.Nodes;
+
+namespace ServerlessStorm.Engine.Executions;
+
+public sealed record StatusChange(string Status, DateTimeOffset At);
+
+/// <summary>An execution as the audit keeps it. Secret parameters are already masked here.</summary>
+public sealed class ExecutionRecord
+{
+    public required string Id { get; init; }
+
+    public required string ActionRef { get; init; }
+
+    public required string RunnerType { get; init; }
+
+    public required string TraceTag { get; init; }
+
+    public string? TriggerInstanceId { get; init; }
+
+    public string? RuleRef { get; init; }
+
+    public required JsonObject Parameters { get; init; }
+
+    public required string Status { get; set; }
+
+    public List<StatusChange> History { get; init; } = [];
+
+    public required DateTimeOffset StartTimestamp { get; init; }
+
+    public DateTimeOffset? EndTimestamp { get; set; }
+
+    public JsonNode? Result { get; set; }
+
+    public string? Error { get; set; }
+
+    /// <summary>The store's concurrency token (a Table Storage ETag); updates fail when it is stale.</summary>
+    public string? Version { get; set; }
+
+    public void Transition(string status, DateTimeOffset at)
+    {
+        Status = status;
+        History.Add(new StatusChange(status, at));
+        if (ExecutionStatus.IsTerminal(status))
+        {
+            EndTimestamp = at;
+        }
+    }
+
+    public ExecutionRecord Clone() => new()
+    {
+        Id = Id,
+        ActionRef = ActionRef,
+        RunnerType = RunnerType,
+        TraceTag = TraceTag,
+        TriggerInstanceId = TriggerInstanceId,
+        RuleRef = RuleRef,
+        Parameters = (JsonObject)Parameters.DeepClone(),
+        Status = Status,
+        History = [.. History],
+        StartTimestamp = StartTimestamp,
+        EndTimestamp = EndTimestamp,
+        Result = Result?.DeepClone(),
+        Error = Error,
+        Version = Version,
+    };
+}

@@ -1,0 +1,68 @@
+using System.Text.Json.Nodes;
+using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Messaging;
+using ServerlessStorm.Engine.Packs;
+
+namespace ServerlessStorm.Engine.Executions;
+
+/// <summary>No action with that ref is loaded.</summary>
+public sealed class ActionNotFoundException(string actionRef) : Exception($"action '{actionRef}' does not exist");
+
+/// <summary>
+/// Requests executions: records each as <c>requested</c> in the audit (secret parameters masked), then puts it on
+/// the executions queue with its real parameters for a runner to pick up.
+/// </summary>
+public sealed class ExecutionService(PackCatalog catalog, IAuditStore audit, IMessageBus bus, TimeProvider time)
+{
+    /// <summary>Runs an action with literal parameters, as <c>storm run</c> and the API do.</summary>
+    public async Task<ExecutionRecord> RunAsync(string actionRef, JsonObject parameters, string? traceTag, CancellationToken cancellationToken)
+    {
+        var action = catalog.Actions.GetValueOrDefault(actionRef) ?? throw new ActionNotFoundException(actionRef);
+        var resolved = ParameterResolver.Resolve(action, parameters);
+        var id = StormIds.New(time.GetUtcNow());
+        return await RequestAsync(action, resolved, id, traceTag ?? id, null, null, cancellationToken);
+    }
+
+    /// <summary>
+    /// Records and enqueues an execution with resolved parameters. Idempotent on <paramref name="executionId"/>: when
+    /// the execution exists already, it is enqueued again only if no runner has picked it up yet.
+    /// </summary>
+    public async Task<ExecutionRecord> RequestAsync(
+        ActionDefinition action,
+        JsonObject parameters,
+        string executionId,
+        string traceTag,
+        string? triggerInstanceId,
+        string? ruleRef,
+        CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var record = new ExecutionRecord
+        {
+            Id = executionId,
+            ActionRef = action.Ref,
+            RunnerType = action.RunnerType,
+            TraceTag = traceTag,
+            TriggerInstanceId = triggerInstanceId,
+            RuleRef = ruleRef,
+            Parameters = SecretMasker.MaskParameters(action, parameters),
+            Status = ExecutionStatus.Requested,
+            StartTimestamp = now,
+        };
+        record.History.Add(new StatusChange(ExecutionStatus.Requested, now));
+
+        if (!await audit.TryCreateExecutionAsync(record, cancellationToken))
+        {
+            var existing = await audit.GetExecutionAsync(executionId, cancellationToken);
+            if (existing is not null && existing.Status != ExecutionStatus.Requested)
+            {
+                return existing;
+            }
+
+            record = existing ?? record;
+        }
+
+        await bus.PublishAsync(StormQueues.Executions, StormEvents.Encode(new ExecutionRequest(executionId, action.Ref, parameters, traceTag), now), cancellationToken);
+        return record;
+    }
+}

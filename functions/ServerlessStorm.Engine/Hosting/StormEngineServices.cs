@@ -1,0 +1,62 @@
+using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using ServerlessStorm.Engine.Actions;
+using ServerlessStorm.Engine.Actions.Runners;
+using ServerlessStorm.Engine.Api;
+using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Packs;
+using ServerlessStorm.Engine.Rules;
+using ServerlessStorm.Engine.Triggers;
+
+namespace ServerlessStorm.Engine.Hosting;
+
+/// <summary>Engine settings (configuration section <c>Storm</c>).</summary>
+public sealed class StormOptions
+{
+    public const string Section = "Storm";
+
+    /// <summary>The folder of packs to load (each sub-folder with a pack.yaml is a pack).</summary>
+    public string PacksPath { get; set; } = "packs";
+
+    /// <summary>Networks that actions may reach although the egress guard would refuse them (CIDR).</summary>
+    public IList<string> AllowedNetworks { get; } = [];
+}
+
+public static class StormEngineServices
+{
+    /// <summary>
+    /// Registers the engine. The host adds an <see cref="Audit.IAuditStore"/> and a <see cref="Messaging.IMessageBus"/>
+    /// (in memory or Azure) and decides how messages reach <see cref="RulesEngine"/> and <see cref="ActionExecutor"/>.
+    /// </summary>
+    public static IServiceCollection AddStormEngine(this IServiceCollection services)
+    {
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddOptions<StormOptions>();
+        services.AddOptions<WebhookOptions>();
+        services.AddSingleton(sp => new EgressGuard(sp.GetRequiredService<IOptions<StormOptions>>().Value.AllowedNetworks.Select(IPNetwork.Parse)));
+        services.AddSingleton<IActionRunner, NoopRunner>();
+        services.AddSingleton<IActionRunner, EchoRunner>();
+        services.AddSingleton<IActionRunner, LocalShellCommandRunner>();
+        services.AddSingleton<IActionRunner, HttpRequestRunner>();
+        services.AddSingleton<RunnerRegistry>();
+        services.AddSingleton(sp => LoadCatalog(sp.GetRequiredService<IOptions<StormOptions>>().Value.PacksPath, sp.GetRequiredService<RunnerRegistry>()));
+        services.AddSingleton<RuleMatcher>();
+        services.AddSingleton<TriggerDispatcher>();
+        services.AddSingleton<WebhookSensor>();
+        services.AddSingleton<TimerSensor>();
+        services.AddSingleton<ExecutionService>();
+        services.AddSingleton<RulesEngine>();
+        services.AddSingleton<ActionExecutor>();
+        services.AddSingleton<StormApi>();
+        return services;
+    }
+
+    /// <summary>Loads the packs under <paramref name="packsPath"/>; throws <see cref="PackLoadException"/> listing every problem.</summary>
+    public static PackCatalog LoadCatalog(string packsPath, RunnerRegistry runners)
+    {
+        var result = new PackLoader(runners.RunnerTypes).LoadFrom(packsPath);
+        return result.IsValid ? result.Catalog : throw new PackLoadException(result.Problems);
+    }
+}

@@ -1,0 +1,67 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Messaging;
+using ServerlessStorm.Engine.Rules;
+using ServerlessStorm.Engine.Triggers;
+
+namespace ServerlessStorm.Engine.Hosting;
+
+/// <summary>
+/// Runs the engine's consumers in one process (the local stack): the rules engine on the trigger-instance queue,
+/// the action executor on the executions queue, and the timer sensor ticking once a second.
+/// </summary>
+public sealed partial class StormWorker(
+    IMessageBus bus,
+    RulesEngine rules,
+    ActionExecutor executor,
+    TimerSensor timers,
+    TimeProvider time,
+    ILogger<StormWorker> logger) : BackgroundService
+{
+    public static readonly TimeSpan TimerTick = TimeSpan.FromSeconds(1);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        await using var ruleSubscription = await bus.SubscribeAsync(StormQueues.TriggerInstances,
+            (message, ct) => rules.HandleAsync(StormEvents.DecodeTriggerInstance(message), ct), stoppingToken);
+        await using var executionSubscription = await bus.SubscribeAsync(StormQueues.Executions,
+            (message, ct) => executor.HandleAsync(StormEvents.DecodeExecutionRequest(message), ct), stoppingToken);
+        LogStarted(logger);
+
+        if (!timers.HasTimers)
+        {
+            await Task.Delay(Timeout.Infinite, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
+            return;
+        }
+
+        using var ticker = new PeriodicTimer(TimerTick, time);
+        var last = time.GetUtcNow();
+        try
+        {
+            while (await ticker.WaitForNextTickAsync(stoppingToken))
+            {
+                var now = time.GetUtcNow();
+                try
+                {
+                    await timers.FireAsync(last, now, stoppingToken);
+                    last = now;
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    // The window is kept, so the next tick fires what this one could not.
+                    LogTimerFailed(logger, ex);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Rules engine, action runners and timers are running")]
+    private static partial void LogStarted(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Timer sensor tick failed; it will retry on the next tick")]
+    private static partial void LogTimerFailed(ILogger logger, Exception error);
+}

@@ -1,0 +1,94 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace ServerlessStorm.Engine.Messaging;
+
+/// <summary>
+/// The in-process bus: one channel per queue, with the same redelivery and dead-letter rules as the durable
+/// transports. Messages published before anyone subscribes wait in the channel.
+/// </summary>
+public sealed partial class InMemoryMessageBus(BusOptions? options = null, ILogger<InMemoryMessageBus>? logger = null) : IMessageBus
+{
+    private readonly BusOptions _options = options ?? new BusOptions();
+    private readonly ILogger _logger = logger ?? NullLogger<InMemoryMessageBus>.Instance;
+    private readonly ConcurrentDictionary<string, Channel<BusMessage>> _queues = new(StringComparer.Ordinal);
+    private readonly ConcurrentQueue<(string Queue, BusMessage Message)> _deadLetters = new();
+
+    /// <summary>Messages that failed <see cref="BusOptions.MaxDeliveryCount"/> times.</summary>
+    public IReadOnlyCollection<(string Queue, BusMessage Message)> DeadLetters => _deadLetters;
+
+    public Task PublishAsync(string queue, BusMessage message, CancellationToken cancellationToken) =>
+        Queue(queue).Writer.WriteAsync(message with { DeliveryCount = 0 }, cancellationToken).AsTask();
+
+    public Task<IAsyncDisposable> SubscribeAsync(string queue, BusHandler handler, CancellationToken cancellationToken)
+    {
+        var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var channel = Queue(queue);
+        var workers = Enumerable.Range(0, Math.Max(1, _options.Concurrency))
+            .Select(_ => Task.Run(() => WorkAsync(queue, channel, handler, stop.Token), CancellationToken.None))
+            .ToArray();
+        return Task.FromResult<IAsyncDisposable>(new Subscription(stop, workers));
+    }
+
+    private Channel<BusMessage> Queue(string name) =>
+        _queues.GetOrAdd(name, _ => Channel.CreateUnbounded<BusMessage>());
+
+    private async Task WorkAsync(string queue, Channel<BusMessage> channel, BusHandler handler, CancellationToken stop)
+    {
+        try
+        {
+            await foreach (var received in channel.Reader.ReadAllAsync(stop))
+            {
+                var message = received with { DeliveryCount = received.DeliveryCount + 1 };
+                try
+                {
+                    await handler(message, stop);
+                }
+                catch (OperationCanceledException) when (stop.IsCancellationRequested)
+                {
+                    // Shutting down mid-message: put it back so nothing accepted is lost.
+                    channel.Writer.TryWrite(received);
+                    return;
+                }
+                catch (Exception ex)
+                {
+                    Redeliver(queue, channel, message, ex);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+    }
+
+    private void Redeliver(string queue, Channel<BusMessage> channel, BusMessage message, Exception error)
+    {
+        if (message.DeliveryCount >= _options.MaxDeliveryCount)
+        {
+            LogDeadLettered(_logger, message.Id, queue, message.DeliveryCount, error);
+            _deadLetters.Enqueue((queue, message));
+            return;
+        }
+
+        LogRetrying(_logger, message.Id, queue, message.DeliveryCount, error);
+        _ = Task.Delay(_options.RetryDelay).ContinueWith(_ => channel.Writer.TryWrite(message), TaskScheduler.Default);
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Message {Id} on {Queue} failed on delivery {Count}; it will be delivered again")]
+    private static partial void LogRetrying(ILogger logger, string id, string queue, int count, Exception error);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Message {Id} on {Queue} failed {Count} times and was dead-lettered")]
+    private static partial void LogDeadLettered(ILogger logger, string id, string queue, int count, Exception error);
+
+    private sealed class Subscription(CancellationTokenSource stop, Task[] workers) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await stop.CancelAsync();
+            await Task.WhenAll(workers);
+            stop.Dispose();
+        }
+    }
+}

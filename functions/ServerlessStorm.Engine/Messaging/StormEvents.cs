@@ -1,0 +1,116 @@
+using System.Net.Mime;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using CloudNative.CloudEvents;
+using CloudNative.CloudEvents.SystemTextJson;
+using ServerlessStorm.Engine.Triggers;
+
+namespace ServerlessStorm.Engine.Messaging;
+
+/// <summary>Asks the action runners to run one execution; the audit already holds it as <c>requested</c>.</summary>
+public sealed record ExecutionRequest(string ExecutionId, string ActionRef, JsonObject Parameters, string TraceTag);
+
+/// <summary>A message on the bus that is not what its queue carries.</summary>
+public sealed class MalformedMessageException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>
+/// The bus's message format: CloudEvents 1.0 in structured JSON mode. A trigger instance's event has
+/// type = the trigger type ref and id = the trigger-instance id.
+/// </summary>
+public static class StormEvents
+{
+    public const string ExecutionRequestedType = "serverlessstorm.execution.requested";
+
+    private static readonly Uri SensorSource = new("urn:serverlessstorm:sensors", UriKind.Absolute);
+    private static readonly Uri RulesSource = new("urn:serverlessstorm:rules", UriKind.Absolute);
+    private static readonly JsonEventFormatter Formatter = new();
+
+    public static BusMessage Encode(TriggerInstance instance)
+    {
+        var data = new JsonObject
+        {
+            ["trigger"] = instance.TriggerType,
+            ["trigger_parameters"] = instance.TriggerParameters?.DeepClone(),
+            ["payload"] = instance.Payload?.DeepClone(),
+            ["trace_tag"] = instance.TraceTag,
+        };
+        return Encode(instance.Id, instance.TriggerType, SensorSource, instance.OccurredAt, data);
+    }
+
+    public static BusMessage Encode(ExecutionRequest request, DateTimeOffset at)
+    {
+        var data = new JsonObject
+        {
+            ["execution_id"] = request.ExecutionId,
+            ["action"] = request.ActionRef,
+            ["parameters"] = request.Parameters.DeepClone(),
+            ["trace_tag"] = request.TraceTag,
+        };
+        return Encode(request.ExecutionId, ExecutionRequestedType, RulesSource, at, data);
+    }
+
+    public static TriggerInstance DecodeTriggerInstance(BusMessage message)
+    {
+        var (cloudEvent, data) = Decode(message);
+        return new TriggerInstance(
+            cloudEvent.Id!,
+            cloudEvent.Type!,
+            data["trigger_parameters"] as JsonObject,
+            data["payload"],
+            cloudEvent.Time ?? DateTimeOffset.UnixEpoch,
+            Text(data, "trace_tag") ?? cloudEvent.Id!);
+    }
+
+    public static ExecutionRequest DecodeExecutionRequest(BusMessage message)
+    {
+        var (cloudEvent, data) = Decode(message);
+        if (cloudEvent.Type != ExecutionRequestedType)
+        {
+            throw new MalformedMessageException($"expected a {ExecutionRequestedType} event, got '{cloudEvent.Type}'");
+        }
+
+        return new ExecutionRequest(
+            Text(data, "execution_id") ?? throw new MalformedMessageException("execution_id is missing"),
+            Text(data, "action") ?? throw new MalformedMessageException("action is missing"),
+            data["parameters"] as JsonObject ?? [],
+            Text(data, "trace_tag") ?? cloudEvent.Id!);
+    }
+
+    private static BusMessage Encode(string id, string type, Uri source, DateTimeOffset time, JsonObject data)
+    {
+        var cloudEvent = new CloudEvent(CloudEventsSpecVersion.V1_0)
+        {
+            Id = id,
+            Type = type,
+            Source = source,
+            Time = time,
+            DataContentType = MediaTypeNames.Application.Json,
+            Data = JsonSerializer.SerializeToElement(data),
+        };
+        var body = Formatter.EncodeStructuredModeMessage(cloudEvent, out _);
+        return new BusMessage(id, body);
+    }
+
+    private static (CloudEvent Event, JsonObject Data) Decode(BusMessage message)
+    {
+        CloudEvent cloudEvent;
+        try
+        {
+            cloudEvent = Formatter.DecodeStructuredModeMessage(message.Body, new System.Net.Mime.ContentType("application/cloudevents+json"), null);
+        }
+        catch (Exception ex) when (ex is ArgumentException or JsonException or InvalidOperationException)
+        {
+            throw new MalformedMessageException($"message {message.Id} is not a CloudEvents 1.0 JSON event: {ex.Message}", ex);
+        }
+
+        var data = cloudEvent.Data switch
+        {
+            JsonElement element when element.ValueKind == JsonValueKind.Object => JsonObject.Create(element)!,
+            _ => throw new MalformedMessageException($"event {cloudEvent.Id} carries no JSON object as data"),
+        };
+        return (cloudEvent, data);
+    }
+
+    private static string? Text(JsonObject data, string name) =>
+        data[name] is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
+}

@@ -1,0 +1,54 @@
+using System.Text.Json.Nodes;
+using ServerlessStorm.Engine.Triggers;
+
+namespace ServerlessStorm.Engine.Packs;
+
+/// <summary>Everything the loaded packs define, indexed for the engine's lookups.</summary>
+public sealed class PackCatalog
+{
+    private readonly Dictionary<string, List<RuleDefinition>> _rulesByTrigger;
+
+    public PackCatalog(
+        IEnumerable<PackDefinition> packs,
+        IEnumerable<ActionDefinition> actions,
+        IEnumerable<TriggerTypeDefinition> triggerTypes,
+        IEnumerable<RuleDefinition> rules)
+    {
+        Packs = packs.ToDictionary(p => p.Name, StringComparer.Ordinal);
+        Actions = actions.ToDictionary(a => a.Ref, StringComparer.Ordinal);
+        TriggerTypes = triggerTypes.ToDictionary(t => t.Ref, StringComparer.Ordinal);
+        Rules = [.. rules];
+        _rulesByTrigger = Rules.GroupBy(r => r.TriggerType, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+    }
+
+    public static PackCatalog Empty { get; } = new([], [], [], []);
+
+    public IReadOnlyDictionary<string, PackDefinition> Packs { get; }
+
+    public IReadOnlyDictionary<string, ActionDefinition> Actions { get; }
+
+    public IReadOnlyDictionary<string, TriggerTypeDefinition> TriggerTypes { get; }
+
+    public IReadOnlyList<RuleDefinition> Rules { get; }
+
+    /// <summary>The rules bound to a trigger: same type, and the same trigger parameters when the trigger has them.</summary>
+    public IEnumerable<RuleDefinition> RulesFor(string triggerType, JsonObject? triggerParameters)
+    {
+        if (!_rulesByTrigger.TryGetValue(triggerType, out var rules))
+        {
+            return [];
+        }
+
+        return triggerParameters is null
+            ? rules
+            : rules.Where(r => JsonNode.DeepEquals(r.TriggerParameters, triggerParameters));
+    }
+
+    /// <summary>True when an enabled rule listens on the webhook <paramref name="hook"/>.</summary>
+    public bool HasWebhook(string hook) =>
+        RulesFor(CoreTriggers.Webhook, null).Any(r => r.Enabled && WebhookUrl(r) == hook);
+
+    public static string? WebhookUrl(RuleDefinition rule) =>
+        rule.TriggerParameters["url"] is JsonValue v && v.TryGetValue<string>(out var url) ? url.Trim('/') : null;
+}

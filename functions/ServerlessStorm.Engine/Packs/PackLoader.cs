@@ -1,0 +1,563 @@
+using System.Text.Json.Nodes;
+using ServerlessStorm.Engine.Expressions;
+using ServerlessStorm.Engine.Rules;
+using ServerlessStorm.Engine.Triggers;
+using ServerlessStorm.Engine.Yaml;
+
+namespace ServerlessStorm.Engine.Packs;
+
+/// <summary>The packs that loaded and every problem found; the catalog is only safe to run when there are none.</summary>
+public sealed record PackLoadResult(PackCatalog Catalog, IReadOnlyList<PackProblem> Problems)
+{
+    public bool IsValid => Problems.Count == 0;
+}
+
+/// <summary>Packs failed to load; the message lists every problem.</summary>
+public sealed class PackLoadException(IReadOnlyList<PackProblem> problems)
+    : Exception($"the packs have {problems.Count} problem(s):{Environment.NewLine}{string.Join(Environment.NewLine, problems)}")
+{
+    public IReadOnlyList<PackProblem> Problems { get; } = problems;
+}
+
+/// <summary>
+/// Reads packs in StackStorm's layout (<c>pack.yaml</c>, <c>actions/</c>, <c>rules/</c>, <c>triggers/</c>) and
+/// reports every problem at once, each with its file, line and field, instead of stopping at the first.
+/// </summary>
+public sealed class PackLoader(IReadOnlyCollection<string> runnerTypes, YamlLimits? limits = null)
+{
+    private static readonly HashSet<string> ParameterTypes = ["string", "integer", "number", "boolean", "array", "object", "null"];
+    private static readonly HashSet<string> PackFields = ["ref", "name", "description", "version", "author", "email", "keywords", "python_versions", "stackstorm_version", "dependencies", "system", "contributors"];
+    private static readonly HashSet<string> ActionFields = ["name", "pack", "ref", "uid", "id", "runner_type", "entry_point", "description", "enabled", "parameters", "tags", "output_schema", "notify", "metadata_file"];
+    private static readonly HashSet<string> ParameterFields = ["type", "required", "default", "secret", "immutable", "description", "enum", "position", "items", "properties", "additionalProperties", "minimum", "maximum", "minLength", "maxLength", "pattern"];
+    private static readonly HashSet<string> RuleFields = ["name", "pack", "ref", "uid", "id", "description", "enabled", "trigger", "criteria", "action", "tags", "type", "context", "metadata_file"];
+    private static readonly HashSet<string> TriggerTypeFields = ["name", "pack", "ref", "uid", "id", "description", "parameters_schema", "payload_schema", "tags", "metadata_file"];
+
+    private readonly IReadOnlyCollection<string> _runnerTypes = runnerTypes;
+    private readonly YamlLimits _limits = limits ?? YamlLimits.Default;
+
+    /// <summary>
+    /// The pack folders under <paramref name="path"/>: the folder itself when it is a pack (plus a sibling
+    /// <c>core</c> pack, whose actions and triggers other packs use), else each sub-folder that holds a pack.yaml.
+    /// </summary>
+    public static IReadOnlyList<string> FindPackDirectories(string path)
+    {
+        if (!Directory.Exists(path))
+        {
+            throw new DirectoryNotFoundException($"pack folder '{path}' does not exist");
+        }
+
+        if (File.Exists(Path.Combine(path, "pack.yaml")))
+        {
+            var core = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar))!, "core");
+            var isCore = Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar) == core;
+            return !isCore && File.Exists(Path.Combine(core, "pack.yaml")) ? [core, path] : [path];
+        }
+
+        return [.. Directory.EnumerateDirectories(path).Where(d => File.Exists(Path.Combine(d, "pack.yaml"))).Order(StringComparer.Ordinal)];
+    }
+
+    public PackLoadResult LoadFrom(string path) => Load(FindPackDirectories(path));
+
+    public PackLoadResult Load(IEnumerable<string> packDirectories)
+    {
+        var session = new LoadSession(this);
+        foreach (var directory in packDirectories)
+        {
+            session.LoadPack(directory);
+        }
+
+        return session.Finish();
+    }
+
+    private sealed class LoadSession(PackLoader loader)
+    {
+        private readonly List<PackProblem> _problems = [];
+        private readonly List<PackDefinition> _packs = [];
+        private readonly List<ActionDefinition> _actions = [];
+        private readonly List<TriggerTypeDefinition> _triggerTypes = [];
+        private readonly List<PendingRule> _rules = [];
+
+        public void LoadPack(string directory)
+        {
+            var packFile = Path.Combine(directory, "pack.yaml");
+            var doc = ReadMapping(packFile);
+            if (doc is null)
+            {
+                return;
+            }
+
+            var file = new FileScope(this, packFile, doc);
+            file.CheckFields(PackFields, "pack");
+            var name = file.OptionalString("ref") ?? file.RequiredString("name");
+            if (name is null)
+            {
+                return;
+            }
+
+            var pack = new PackDefinition(name, file.OptionalString("version") ?? "0.0.0", file.OptionalString("description") ?? "", Path.GetFullPath(directory));
+            if (_packs.Any(p => p.Name == pack.Name))
+            {
+                file.Problem(doc.Position, "name", $"pack '{pack.Name}' is loaded twice");
+                return;
+            }
+
+            _packs.Add(pack);
+            foreach (var path in YamlFiles(directory, "triggers"))
+            {
+                LoadTriggerType(pack, path);
+            }
+
+            foreach (var path in YamlFiles(directory, "actions"))
+            {
+                LoadAction(pack, path);
+            }
+
+            foreach (var path in YamlFiles(directory, "rules"))
+            {
+                LoadRule(pack, path);
+            }
+        }
+
+        public PackLoadResult Finish()
+        {
+            var actions = Unique(_actions, a => a.Ref, a => a.SourceFile, "action");
+            var triggerTypes = Unique(_triggerTypes, t => t.Ref, t => t.SourceFile, "trigger type");
+            var rules = new List<RuleDefinition>();
+            foreach (var pending in _rules)
+            {
+                if (CheckRule(pending, actions, triggerTypes))
+                {
+                    rules.Add(pending.Rule);
+                }
+            }
+
+            Unique(rules, r => r.Ref, r => r.SourceFile, "rule");
+            var catalog = new PackCatalog(_packs, actions.Values, triggerTypes.Values, rules);
+            return new PackLoadResult(catalog, [.. _problems.OrderBy(p => p.File, StringComparer.Ordinal).ThenBy(p => p.Position.Line)]);
+        }
+
+        public void Add(PackProblem problem) => _problems.Add(problem);
+
+        private Dictionary<string, T> Unique<T>(IEnumerable<T> items, Func<T, string> key, Func<T, string> file, string kind)
+        {
+            var result = new Dictionary<string, T>(StringComparer.Ordinal);
+            foreach (var item in items)
+            {
+                if (!result.TryAdd(key(item), item))
+                {
+                    Add(new PackProblem(Display(file(item)), new SourcePosition(1, 1), "name",
+                        $"{kind} '{key(item)}' is already defined in {Display(file(result[key(item)]))}"));
+                }
+            }
+
+            return result;
+        }
+
+        private bool CheckRule(PendingRule pending, Dictionary<string, ActionDefinition> actions, Dictionary<string, TriggerTypeDefinition> triggerTypes)
+        {
+            var rule = pending.Rule;
+            var file = Display(rule.SourceFile);
+            var ok = true;
+            if (!triggerTypes.ContainsKey(rule.TriggerType))
+            {
+                Add(new PackProblem(file, pending.TriggerTypePosition, "trigger.type",
+                    $"trigger type '{rule.TriggerType}' does not exist (known: {string.Join(", ", triggerTypes.Keys.Order(StringComparer.Ordinal))})"));
+                ok = false;
+            }
+
+            if (rule.TriggerType == CoreTriggers.Webhook && string.IsNullOrEmpty(PackCatalog.WebhookUrl(rule)))
+            {
+                Add(new PackProblem(file, pending.TriggerPosition, "trigger.parameters.url", "a webhook rule needs trigger.parameters.url (the hook name)"));
+                ok = false;
+            }
+
+            if (CoreTriggers.Timers.Contains(rule.TriggerType))
+            {
+                try
+                {
+                    TimerSchedule.Parse(rule.TriggerType, rule.TriggerParameters);
+                }
+                catch (ArgumentException ex)
+                {
+                    Add(new PackProblem(file, pending.TriggerPosition, "trigger.parameters", ex.Message));
+                    ok = false;
+                }
+            }
+
+            if (!actions.TryGetValue(rule.ActionRef, out var action))
+            {
+                Add(new PackProblem(file, pending.ActionRefPosition, "action.ref", $"action '{rule.ActionRef}' does not exist"));
+                return false;
+            }
+
+            foreach (var (name, position) in pending.ParameterPositions)
+            {
+                if (!action.Parameters.TryGetValue(name, out var parameter))
+                {
+                    Add(new PackProblem(file, position, $"action.parameters.{name}",
+                        $"'{name}' is not a parameter of {action.Ref} (it has: {string.Join(", ", action.Parameters.Keys)})"));
+                    ok = false;
+                }
+                else if (parameter.Immutable)
+                {
+                    Add(new PackProblem(file, position, $"action.parameters.{name}", $"'{name}' is immutable in {action.Ref} and cannot be set by a rule"));
+                    ok = false;
+                }
+            }
+
+            return ok;
+        }
+
+        private void LoadTriggerType(PackDefinition pack, string path)
+        {
+            if (ReadMapping(path) is not { } doc)
+            {
+                return;
+            }
+
+            var file = new FileScope(this, path, doc);
+            file.CheckFields(TriggerTypeFields, "trigger type");
+            var name = file.RequiredString("name");
+            file.CheckPack(pack);
+            if (name is not null)
+            {
+                _triggerTypes.Add(new TriggerTypeDefinition(pack.Name, name, file.OptionalString("description") ?? "",
+                    file.OptionalMapping("parameters_schema")?.ToJson() as JsonObject,
+                    file.OptionalMapping("payload_schema")?.ToJson() as JsonObject, path));
+            }
+        }
+
+        private void LoadAction(PackDefinition pack, string path)
+        {
+            if (ReadMapping(path) is not { } doc)
+            {
+                return;
+            }
+
+            var file = new FileScope(this, path, doc);
+            file.CheckFields(ActionFields, "action");
+            file.CheckPack(pack);
+            var name = file.RequiredString("name");
+            var runnerType = file.RequiredString("runner_type");
+            if (runnerType is not null && !loader._runnerTypes.Contains(runnerType))
+            {
+                file.Problem(doc["runner_type"]!.Position, "runner_type",
+                    $"unknown runner '{runnerType}' (known: {string.Join(", ", loader._runnerTypes.Order(StringComparer.Ordinal))})");
+            }
+
+            var parameters = new Dictionary<string, ParameterDefinition>(StringComparer.Ordinal);
+            foreach (var (key, value) in file.OptionalMapping("parameters")?.Entries ?? [])
+            {
+                if (LoadParameter(file, key.Value, value) is { } parameter)
+                {
+                    parameters[parameter.Name] = parameter;
+                }
+            }
+
+            if (name is not null && runnerType is not null)
+            {
+                _actions.Add(new ActionDefinition(pack.Name, name, runnerType, file.OptionalString("entry_point"),
+                    file.OptionalString("description") ?? "", file.OptionalBool("enabled") ?? true, parameters, path));
+            }
+        }
+
+        private ParameterDefinition? LoadParameter(FileScope file, string name, YamlNode node)
+        {
+            var field = $"parameters.{name}";
+            if (node is not YamlMapping map)
+            {
+                file.Problem(node.Position, field, $"expected a mapping (type, default, …), got a {node.KindName}");
+                return null;
+            }
+
+            var scope = new FileScope(this, file.Path, map, field + ".");
+            scope.CheckFields(ParameterFields, "parameter");
+            // JSON Schema allows a list of types; they are kept as "a|b" and tried in order.
+            var types = map["type"] is YamlSequence list
+                ? [.. list.Items.OfType<YamlScalar>().Select(t => t.Value)]
+                : new[] { scope.OptionalString("type") ?? "string" };
+            foreach (var unknown in types.Where(t => !ParameterTypes.Contains(t)))
+            {
+                scope.Problem(map["type"]!.Position, "type", $"unknown type '{unknown}' (known: {string.Join(", ", ParameterTypes)})");
+            }
+
+            var type = string.Join('|', types);
+
+            var position = map["position"]?.ToJson() is JsonValue p && p.TryGetValue<long>(out var pos) ? (int?)pos : null;
+            return new ParameterDefinition(name, type, scope.OptionalBool("required") ?? false, map["default"]?.ToJson(),
+                scope.OptionalBool("secret") ?? false, scope.OptionalBool("immutable") ?? false, scope.OptionalString("description"),
+                map["enum"]?.ToJson() as JsonArray, position);
+        }
+
+        private void LoadRule(PackDefinition pack, string path)
+        {
+            if (ReadMapping(path) is not { } doc)
+            {
+                return;
+            }
+
+            var file = new FileScope(this, path, doc);
+            file.CheckFields(RuleFields, "rule");
+            file.CheckPack(pack);
+            var name = file.RequiredString("name");
+            var trigger = file.RequiredMapping("trigger");
+            var action = file.RequiredMapping("action");
+            string? triggerType = null;
+            JsonObject triggerParameters = [];
+            if (trigger is not null)
+            {
+                var triggerScope = new FileScope(this, path, trigger, "trigger.");
+                triggerScope.CheckFields(["type", "parameters", "ref"], "trigger");
+                triggerType = triggerScope.RequiredString("type");
+                triggerParameters = triggerScope.OptionalMapping("parameters")?.ToJson() as JsonObject ?? [];
+            }
+
+            string? actionRef = null;
+            var actionParameters = new Dictionary<string, TemplatedValue>(StringComparer.Ordinal);
+            var parameterPositions = new Dictionary<string, SourcePosition>(StringComparer.Ordinal);
+            if (action is not null)
+            {
+                var actionScope = new FileScope(this, path, action, "action.");
+                actionScope.CheckFields(["ref", "parameters"], "action");
+                actionRef = actionScope.RequiredString("ref");
+                foreach (var (key, value) in actionScope.OptionalMapping("parameters")?.Entries ?? [])
+                {
+                    parameterPositions[key.Value] = key.Position;
+                    actionParameters[key.Value] = TemplatedValue.Compile(value.ToJson(), (jsonPath, error) =>
+                        actionScope.Problem(value.Position, $"parameters.{key.Value}", $"template error at character {error.Offset + 1}: {error.Message}"));
+                }
+            }
+
+            var criteria = LoadCriteria(file);
+            var isBackstop = doc["type"] switch
+            {
+                YamlScalar s => s.Value == "backstop",
+                YamlMapping m => (m["ref"] as YamlScalar)?.Value == "backstop",
+                _ => false,
+            };
+
+            if (name is null || triggerType is null || actionRef is null)
+            {
+                return;
+            }
+
+            var rule = new RuleDefinition(pack.Name, name, file.OptionalString("description") ?? "", file.OptionalBool("enabled") ?? true,
+                isBackstop, triggerType, triggerParameters, criteria, actionRef, actionParameters, path);
+            _rules.Add(new PendingRule(rule, trigger!["type"]!.Position, trigger.Position, action!["ref"]!.Position, parameterPositions));
+        }
+
+        private List<Criterion> LoadCriteria(FileScope file)
+        {
+            var criteria = new List<Criterion>();
+            foreach (var (key, value) in file.OptionalMapping("criteria")?.Entries ?? [])
+            {
+                var field = $"criteria.{key.Value}";
+                PayloadPath keyPath;
+                try
+                {
+                    keyPath = PayloadPath.Parse(key.Value);
+                }
+                catch (TemplateSyntaxException ex)
+                {
+                    file.Problem(key.Position, field, $"invalid key at character {ex.Offset + 1}: {ex.Message}");
+                    continue;
+                }
+
+                if (value is not YamlMapping map)
+                {
+                    file.Problem(value.Position, field, $"expected a mapping with 'type' and 'pattern', got a {value.KindName}");
+                    continue;
+                }
+
+                var scope = new FileScope(this, file.Path, map, field + ".");
+                scope.CheckFields(["type", "pattern", "condition"], "criterion");
+                var opName = scope.RequiredString("type");
+                if (opName is null)
+                {
+                    continue;
+                }
+
+                if (!CriteriaOperator.TryGet(opName, out var op))
+                {
+                    scope.Problem(map["type"]!.Position, "type",
+                        $"unknown operator '{opName}' (valid operators: {string.Join(", ", CriteriaOperator.Names.Order(StringComparer.Ordinal))})");
+                    continue;
+                }
+
+                var pattern = map["pattern"]?.ToJson();
+                object? compiled = null;
+                try
+                {
+                    compiled = op.Compile?.Invoke(pattern);
+                }
+                catch (ArgumentException ex)
+                {
+                    scope.Problem(map["pattern"]?.Position ?? map.Position, "pattern", $"invalid pattern for {op.Name}: {ex.Message}");
+                    continue;
+                }
+
+                criteria.Add(new Criterion(key.Value, keyPath, op, pattern, key.Position) { CompiledPattern = compiled });
+            }
+
+            return criteria;
+        }
+
+        private YamlMapping? ReadMapping(string path)
+        {
+            string text;
+            try
+            {
+                var info = new FileInfo(path);
+                if (info.Exists && info.Length > loader._limits.MaxBytes)
+                {
+                    Add(new PackProblem(Display(path), new SourcePosition(1, 1), null, $"the file is larger than the {loader._limits.MaxBytes} byte limit"));
+                    return null;
+                }
+
+                text = File.ReadAllText(path);
+            }
+            catch (IOException ex)
+            {
+                Add(new PackProblem(Display(path), SourcePosition.Unknown, null, $"cannot read the file: {ex.Message}"));
+                return null;
+            }
+
+            try
+            {
+                var root = BoundedYamlReader.Read(text, loader._limits);
+                if (root is YamlMapping mapping)
+                {
+                    return mapping;
+                }
+
+                Add(new PackProblem(Display(path), root?.Position ?? new SourcePosition(1, 1), null,
+                    $"expected a mapping at the top of the file, got {(root is null ? "an empty document" : "a " + root.KindName)}"));
+            }
+            catch (YamlReadException ex)
+            {
+                Add(new PackProblem(Display(path), ex.Position, null, $"YAML error: {ex.Message}"));
+            }
+
+            return null;
+        }
+
+        private static IEnumerable<string> YamlFiles(string packDirectory, string folder)
+        {
+            var directory = Path.Combine(packDirectory, folder);
+            return Directory.Exists(directory)
+                ? Directory.EnumerateFiles(directory).Where(f => f.EndsWith(".yaml", StringComparison.Ordinal) || f.EndsWith(".yml", StringComparison.Ordinal)).Order(StringComparer.Ordinal)
+                : [];
+        }
+    }
+
+    private sealed record PendingRule(
+        RuleDefinition Rule,
+        SourcePosition TriggerTypePosition,
+        SourcePosition TriggerPosition,
+        SourcePosition ActionRefPosition,
+        IReadOnlyDictionary<string, SourcePosition> ParameterPositions);
+
+    /// <summary>Field readers over one mapping that record a problem, with position and field path, for each bad field.</summary>
+    private sealed class FileScope(LoadSession session, string path, YamlMapping map, string fieldPrefix = "")
+    {
+        public string Path { get; } = path;
+
+        public void Problem(SourcePosition position, string field, string message) =>
+            session.Add(new PackProblem(Display(Path), position, fieldPrefix + field, message));
+
+        public void CheckFields(IReadOnlyCollection<string> known, string kind)
+        {
+            foreach (var (key, _) in map.Entries)
+            {
+                if (!known.Contains(key.Value))
+                {
+                    Problem(key.Position, key.Value, $"unknown field for a {kind} (known: {string.Join(", ", known)})");
+                }
+            }
+        }
+
+        public void CheckPack(PackDefinition pack)
+        {
+            if (OptionalString("pack") is { } declared && declared != pack.Name)
+            {
+                Problem(map["pack"]!.Position, "pack", $"says pack '{declared}' but the file is in pack '{pack.Name}'");
+            }
+        }
+
+        public string? RequiredString(string field)
+        {
+            if (map[field] is null)
+            {
+                Problem(map.Position, field, "is required");
+                return null;
+            }
+
+            return OptionalString(field);
+        }
+
+        public string? OptionalString(string field)
+        {
+            switch (map[field])
+            {
+                case null:
+                    return null;
+                case YamlScalar scalar when scalar.Value.Length > 0:
+                    return scalar.Value;
+                case var node:
+                    Problem(node.Position, field, $"expected text, got {(node is YamlScalar ? "an empty value" : "a " + node.KindName)}");
+                    return null;
+            }
+        }
+
+        public bool? OptionalBool(string field)
+        {
+            var node = map[field];
+            if (node is null)
+            {
+                return null;
+            }
+
+            if (node.ToJson() is JsonValue v && v.TryGetValue<bool>(out var b))
+            {
+                return b;
+            }
+
+            Problem(node.Position, field, "expected true or false");
+            return null;
+        }
+
+        public YamlMapping? RequiredMapping(string field)
+        {
+            if (map[field] is null)
+            {
+                Problem(map.Position, field, "is required");
+                return null;
+            }
+
+            return OptionalMapping(field);
+        }
+
+        public YamlMapping? OptionalMapping(string field)
+        {
+            switch (map[field])
+            {
+                case null:
+                    return null;
+                case YamlMapping mapping:
+                    return mapping;
+                case YamlScalar { IsPlain: true, Value: "" or "~" or "null" }:
+                    return null;
+                case var node:
+                    Problem(node.Position, field, $"expected a mapping, got a {node.KindName}");
+                    return null;
+            }
+        }
+    }
+
+    /// <summary>A path as the user should see it: relative to the working folder when below it.</summary>
+    public static string Display(string path)
+    {
+        var relative = System.IO.Path.GetRelativePath(Environment.CurrentDirectory, path);
+        return relative.StartsWith("..", StringComparison.Ordinal) ? path : relative;
+    }
+}

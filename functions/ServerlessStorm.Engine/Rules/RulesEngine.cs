@@ -1,0 +1,91 @@
+using Microsoft.Extensions.Logging;
+using ServerlessStorm.Engine.Actions;
+using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Expressions;
+using ServerlessStorm.Engine.Packs;
+using ServerlessStorm.Engine.Triggers;
+
+namespace ServerlessStorm.Engine.Rules;
+
+/// <summary>
+/// Matches each trigger instance against the rules bound to its trigger and enforces the ones that match: renders
+/// the action parameters from the payload and requests the execution. Backstop rules run only when no standard rule
+/// matched. Every enforcement, and every failure to enforce, is recorded with its reason.
+/// </summary>
+public sealed partial class RulesEngine(
+    PackCatalog catalog,
+    RuleMatcher matcher,
+    RunnerRegistry runners,
+    ExecutionService executions,
+    IAuditStore audit,
+    TimeProvider time,
+    ILogger<RulesEngine> logger)
+{
+    public async Task HandleAsync(TriggerInstance instance, CancellationToken cancellationToken)
+    {
+        await audit.UpdateTriggerInstanceStatusAsync(instance.Id, TriggerInstanceStatus.Processing, null, cancellationToken);
+        try
+        {
+            var rules = catalog.RulesFor(instance.TriggerType, instance.TriggerParameters).Where(r => r.Enabled).ToList();
+            var matched = rules.Where(r => !r.IsBackstop && matcher.Match(r, instance.Payload).IsMatch).ToList();
+            if (matched.Count == 0)
+            {
+                matched = [.. rules.Where(r => r.IsBackstop && matcher.Match(r, instance.Payload).IsMatch)];
+            }
+
+            foreach (var rule in matched)
+            {
+                await EnforceAsync(rule, instance, cancellationToken);
+            }
+
+            LogProcessed(logger, instance.Id, rules.Count, matched.Count);
+            await audit.UpdateTriggerInstanceStatusAsync(instance.Id, TriggerInstanceStatus.Processed, null, cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            await audit.UpdateTriggerInstanceStatusAsync(instance.Id, TriggerInstanceStatus.ProcessingFailed, ex.Message, cancellationToken);
+            throw;
+        }
+    }
+
+    private async Task EnforceAsync(RuleDefinition rule, TriggerInstance instance, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        if (!catalog.Actions.TryGetValue(rule.ActionRef, out var action))
+        {
+            await RecordFailureAsync(rule, instance, $"action '{rule.ActionRef}' does not exist", now, cancellationToken);
+            return;
+        }
+
+        var shellParameter = runners.TryGet(action.RunnerType, out var runner) ? runner.ShellCommandParameter : null;
+        System.Text.Json.Nodes.JsonObject parameters;
+        try
+        {
+            parameters = ParameterResolver.FromTemplates(action, rule.ActionParameters, TemplateScope.ForTrigger(instance.Payload), shellParameter);
+        }
+        catch (ParameterValidationException ex)
+        {
+            await RecordFailureAsync(rule, instance, ex.Message, now, cancellationToken);
+            return;
+        }
+
+        var executionId = StormIds.ForRuleEnforcement(instance.Id, rule.Ref, instance.OccurredAt);
+        await executions.RequestAsync(action, parameters, executionId, instance.TraceTag, instance.Id, rule.Ref, cancellationToken);
+        await audit.RecordRuleEnforcementAsync(new RuleEnforcementRecord(instance.Id, rule.Ref, executionId,
+            RuleEnforcementRecord.Succeeded, null, now, instance.TraceTag), cancellationToken);
+    }
+
+    private async Task RecordFailureAsync(RuleDefinition rule, TriggerInstance instance, string reason, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        LogEnforcementFailed(logger, rule.Ref, instance.Id, reason);
+        await audit.RecordRuleEnforcementAsync(new RuleEnforcementRecord(instance.Id, rule.Ref, null,
+            RuleEnforcementRecord.Failed, reason, now, instance.TraceTag), cancellationToken);
+    }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Trigger instance {Id}: {Candidates} candidate rule(s), {Matched} matched")]
+    private static partial void LogProcessed(ILogger logger, string id, int candidates, int matched);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Rule {Rule} matched trigger instance {Id} but could not be enforced: {Reason}")]
+    private static partial void LogEnforcementFailed(ILogger logger, string rule, string id, string reason);
+}

@@ -1,0 +1,23 @@
+using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Messaging;
+
+namespace ServerlessStorm.Engine.Triggers;
+
+/// <summary>Where every sensor hands its trigger instances: recorded in the audit first, then put on the bus.</summary>
+public sealed class TriggerDispatcher(IAuditStore audit, IMessageBus bus)
+{
+    public async Task DispatchAsync(TriggerInstance instance, CancellationToken cancellationToken)
+    {
+        await audit.RecordTriggerInstanceAsync(new TriggerInstanceRecord
+        {
+            Id = instance.Id,
+            TriggerType = instance.TriggerType,
+            TriggerParameters = instance.TriggerParameters,
+            Payload = instance.Payload,
+            OccurredAt = instance.OccurredAt,
+            TraceTag = instance.TraceTag,
+            Status = TriggerInstanceStatus.Pending,
+        }, cancellationToken);
+        await bus.PublishAsync(StormQueues.TriggerInstances, StormEvents.Encode(instance), cancellationToken);
+    }
+}

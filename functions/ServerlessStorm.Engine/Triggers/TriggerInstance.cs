@@ -1,0 +1,36 @@
+using System.Text.Json.Nodes;
+
+namespace ServerlessStorm.Engine.Triggers;
+
+/// <summary>
+/// One occurrence of a trigger. <see cref="Id"/> is stable for the occurrence (the webhook delivery id where the
+/// sender gives one), so every hop can be delivered twice without doing the work twice.
+/// </summary>
+public sealed record TriggerInstance(
+    string Id,
+    string TriggerType,
+    JsonObject? TriggerParameters,
+    JsonNode? Payload,
+    DateTimeOffset OccurredAt,
+    string TraceTag);
+
+/// <summary>The trigger types of the core pack.</summary>
+public static class CoreTriggers
+{
+    public const string Webhook = "core.st2.webhook";
+    public const string IntervalTimer = "core.st2.IntervalTimer";
+    public const string CronTimer = "core.st2.CronTimer";
+    public const string DateTimer = "core.st2.DateTimer";
+
+    public static readonly IReadOnlyList<string> Timers = [IntervalTimer, CronTimer, DateTimer];
+}
+
+/// <summary>StackStorm's trigger-instance statuses, plus <c>rejected</c> for input refused at the door.</summary>
+public static class TriggerInstanceStatus
+{
+    public const string Pending = "pending";
+    public const string Processing = "processing";
+    public const string Processed = "processed";
+    public const string ProcessingFailed = "processing_failed";
+    public const string Rejected = "rejected";
+}

@@ -1,0 +1,124 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Packs;
+
+namespace ServerlessStorm.Engine.Triggers;
+
+public sealed class WebhookOptions
+{
+    /// <summary>Largest body accepted; larger ones get 413.</summary>
+    public int MaxBodyBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>Headers whose value, when present, becomes the trigger-instance id (the sender's delivery id).</summary>
+    public IList<string> DeliveryIdHeaders { get; } = ["X-Delivery-Id", "X-GitHub-Delivery", "X-Gitlab-Event-UUID", "Idempotency-Key"];
+}
+
+/// <summary>The answer to a webhook: an HTTP status and a JSON body that says what happened.</summary>
+public sealed record WebhookOutcome(int StatusCode, JsonObject Body);
+
+/// <summary>
+/// The webhook sensor: turns <c>POST /api/v1/webhooks/{hook}</c> into a <c>core.st2.webhook</c> trigger instance
+/// with StackStorm's payload (<c>headers</c>, <c>body</c>). Bad bodies are refused with the reason and recorded.
+/// </summary>
+public sealed partial class WebhookSensor(
+    PackCatalog catalog,
+    TriggerDispatcher dispatcher,
+    IAuditStore audit,
+    TimeProvider time,
+    IOptions<WebhookOptions> options,
+    ILogger<WebhookSensor> logger)
+{
+    public const string TraceTagHeader = "st2-trace-tag";
+
+    private readonly WebhookOptions _options = options.Value;
+
+    public async Task<WebhookOutcome> AcceptAsync(
+        string hook,
+        IEnumerable<KeyValuePair<string, string>> headers,
+        ReadOnlyMemory<byte> body,
+        CancellationToken cancellationToken)
+    {
+        hook = hook.Trim('/');
+        if (!catalog.HasWebhook(hook))
+        {
+            return Error(404, $"no enabled rule listens on webhook '{hook}'");
+        }
+
+        var headerObject = new JsonObject();
+        foreach (var (name, value) in headers)
+        {
+            headerObject[name] = headerObject[name] is JsonValue existing ? $"{existing.GetValue<string>()}, {value}" : value;
+        }
+
+        var now = time.GetUtcNow();
+        var deliveryId = _options.DeliveryIdHeaders.Select(h => Header(headerObject, h)).FirstOrDefault(v => !string.IsNullOrWhiteSpace(v));
+        if (deliveryId is not null && !IsUsableId(deliveryId))
+        {
+            return await RejectAsync(hook, headerObject, body, 400, "the delivery id header must be 1-200 printable characters without / \\ # ?", now, cancellationToken);
+        }
+
+        if (body.Length > _options.MaxBodyBytes)
+        {
+            return await RejectAsync(hook, headerObject, body, 413, $"the body is {body.Length} bytes; the limit is {_options.MaxBodyBytes}", now, cancellationToken);
+        }
+
+        JsonNode? parsed;
+        try
+        {
+            parsed = body.Length == 0 ? throw new JsonException("the body is empty; send a JSON document") : JsonNode.Parse(body.Span);
+        }
+        catch (JsonException ex)
+        {
+            return await RejectAsync(hook, headerObject, body, 400, $"the body is not valid JSON: {ex.Message}", now, cancellationToken);
+        }
+
+        var id = deliveryId ?? StormIds.New(now);
+        var traceTag = Header(headerObject, TraceTagHeader) is { Length: > 0 and <= 200 } tag && IsUsableId(tag) ? tag : id;
+        var instance = new TriggerInstance(id, CoreTriggers.Webhook, new JsonObject { ["url"] = hook },
+            new JsonObject { ["headers"] = headerObject, ["body"] = parsed }, now, traceTag);
+        await dispatcher.DispatchAsync(instance, cancellationToken);
+        LogAccepted(logger, hook, id, traceTag);
+        return new WebhookOutcome(202, new JsonObject { ["trigger_instance_id"] = id, ["trace_tag"] = traceTag });
+    }
+
+    private async Task<WebhookOutcome> RejectAsync(string hook, JsonObject headers, ReadOnlyMemory<byte> body, int status, string reason, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var id = StormIds.New(now);
+        const int keep = 4096;
+        var text = Encoding.UTF8.GetString(body.Span[..Math.Min(body.Length, keep)]);
+        await audit.RecordTriggerInstanceAsync(new TriggerInstanceRecord
+        {
+            Id = id,
+            TriggerType = CoreTriggers.Webhook,
+            TriggerParameters = new JsonObject { ["url"] = hook },
+            Payload = new JsonObject { ["headers"] = headers.DeepClone(), ["body_text"] = text, ["body_bytes"] = body.Length },
+            OccurredAt = now,
+            TraceTag = id,
+            Status = TriggerInstanceStatus.Rejected,
+            Reason = reason,
+        }, cancellationToken);
+        LogRejected(logger, hook, status, reason, id);
+        var outcome = Error(status, reason);
+        outcome.Body["rejection_id"] = id;
+        return outcome;
+    }
+
+    private static WebhookOutcome Error(int status, string reason) => new(status, new JsonObject { ["faultstring"] = reason });
+
+    private static string? Header(JsonObject headers, string name) =>
+        headers.FirstOrDefault(h => string.Equals(h.Key, name, StringComparison.OrdinalIgnoreCase)).Value?.GetValue<string>();
+
+    // Ids become Table Storage keys, which cannot hold these characters.
+    private static bool IsUsableId(string id) =>
+        id.Length is > 0 and <= 200 && !id.Any(c => char.IsControl(c) || c is '/' or '\\' or '#' or '?');
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Webhook {Hook} accepted as trigger instance {Id} (trace {TraceTag})")]
+    private static partial void LogAccepted(ILogger logger, string hook, string id, string traceTag);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Webhook {Hook} rejected with {Status}: {Reason} (recorded as {Id})")]
+    private static partial void LogRejected(ILogger logger, string hook, int status, string reason, string id);
+}
