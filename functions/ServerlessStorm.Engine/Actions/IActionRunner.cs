@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using ServerlessStorm.Engine.Executions;
 using ServerlessStorm.Engine.Packs;
+using ServerlessStorm.Engine.Json;
 
 namespace ServerlessStorm.Engine.Actions;
 
@@ -45,5 +46,5 @@ internal static class ParameterReader
         parameters[name] is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
 
     public static double? Number(JsonObject parameters, string name) =>
-        parameters[name] is JsonValue v && v.TryGetValue<double>(out var d) ? d : null;
+        JsonNumbers.TryGetDouble(parameters[name], out var d) ? d : null;
 }

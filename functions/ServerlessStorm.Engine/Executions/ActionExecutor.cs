@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using ServerlessStorm.Engine.Actions;
 using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Json;
 using ServerlessStorm.Engine.Messaging;
 using ServerlessStorm.Engine.Packs;
 
@@ -18,6 +19,11 @@ public sealed partial class ActionExecutor(
     TimeProvider time,
     ILogger<ActionExecutor> logger)
 {
+    /// <summary>How long a running execution without a timeout parameter may run before it counts as abandoned.</summary>
+    public static readonly TimeSpan DefaultAbandonTimeout = TimeSpan.FromMinutes(10);
+
+    public static readonly TimeSpan AbandonGrace = TimeSpan.FromSeconds(30);
+
     public async Task HandleAsync(ExecutionRequest request, CancellationToken cancellationToken)
     {
         var record = await ClaimAsync(request, cancellationToken);
@@ -70,6 +76,13 @@ public sealed partial class ActionExecutor(
             }
 
             var now = time.GetUtcNow();
+            if (record.Status == ExecutionStatus.Running && !IsAbandoned(record, request, now))
+            {
+                // A duplicate request while another worker runs it; that worker records the outcome.
+                LogAlreadyRunning(logger, record.Id);
+                return null;
+            }
+
             if (record.Status == ExecutionStatus.Requested)
             {
                 record.Transition(ExecutionStatus.Scheduled, now);
@@ -83,6 +96,17 @@ public sealed partial class ActionExecutor(
         }
 
         throw new InvalidOperationException($"execution {request.ExecutionId} kept changing while being claimed");
+    }
+
+    /// <summary>
+    /// A running execution whose worker died is retried once its own timeout (plus a grace period) has passed since
+    /// it started running: by then a live worker would have finished or killed it.
+    /// </summary>
+    private static bool IsAbandoned(ExecutionRecord record, ExecutionRequest request, DateTimeOffset now)
+    {
+        var runningSince = record.History.LastOrDefault(h => h.Status == ExecutionStatus.Running)?.At ?? record.StartTimestamp;
+        var timeout = JsonNumbers.TryGetDouble(request.Parameters["timeout"], out var seconds) ? TimeSpan.FromSeconds(seconds) : DefaultAbandonTimeout;
+        return now - runningSince > timeout + AbandonGrace;
     }
 
     private async Task FinishAsync(ExecutionRecord record, RunnerResult outcome, IReadOnlyList<string> secrets, CancellationToken cancellationToken)
@@ -113,6 +137,9 @@ public sealed partial class ActionExecutor(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Execution {Id} is already {Status}; the duplicate request is ignored")]
     private static partial void LogAlreadyFinished(ILogger logger, string id, string status);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Execution {Id} is already running elsewhere; the duplicate request is ignored")]
+    private static partial void LogAlreadyRunning(ILogger logger, string id);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "The runner of execution {Id} ({Action}) threw")]
     private static partial void LogRunnerCrashed(ILogger logger, string id, string action, Exception error);

@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using ServerlessStorm.Engine.Actions;
 using ServerlessStorm.Engine.Expressions;
 using ServerlessStorm.Engine.Packs;
+using ServerlessStorm.Engine.Json;
 
 namespace ServerlessStorm.Engine.Executions;
 
@@ -115,7 +116,7 @@ public static class ParameterResolver
     private static string TypeOf(JsonNode value) => value.GetValueKind() switch
     {
         JsonValueKind.String => "string",
-        JsonValueKind.Number when value.AsValue().TryGetValue<long>(out _) => "integer",
+        JsonValueKind.Number when JsonNumbers.TryGetInt64(value, out _) => "integer",
         JsonValueKind.Number => "number",
         JsonValueKind.True or JsonValueKind.False => "boolean",
         JsonValueKind.Array => "array",

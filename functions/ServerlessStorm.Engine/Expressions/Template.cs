@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using ServerlessStorm.Engine.Json;
 
 namespace ServerlessStorm.Engine.Expressions;
 
@@ -142,7 +143,7 @@ public sealed class Template
             JsonValue v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>(),
             JsonValue v when v.GetValueKind() == JsonValueKind.True => "True",
             JsonValue v when v.GetValueKind() == JsonValueKind.False => "False",
-            JsonValue v when v.TryGetValue<double>(out var d) && !v.TryGetValue<long>(out _) =>
+            JsonValue v when JsonNumbers.TryGetDouble(v, out var d) && !JsonNumbers.TryGetInt64(v, out _) =>
                 d.ToString("R", CultureInfo.InvariantCulture),
             _ => value.ToJsonString(),
         };

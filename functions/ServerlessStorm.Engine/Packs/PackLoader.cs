@@ -3,6 +3,7 @@ using ServerlessStorm.Engine.Expressions;
 using ServerlessStorm.Engine.Rules;
 using ServerlessStorm.Engine.Triggers;
 using ServerlessStorm.Engine.Yaml;
+using ServerlessStorm.Engine.Json;
 
 namespace ServerlessStorm.Engine.Packs;
 
@@ -283,7 +284,7 @@ public sealed class PackLoader(IReadOnlyCollection<string> runnerTypes, YamlLimi
 
             var type = string.Join('|', types);
 
-            var position = map["position"]?.ToJson() is JsonValue p && p.TryGetValue<long>(out var pos) ? (int?)pos : null;
+            var position = JsonNumbers.TryGetInt64(map["position"]?.ToJson(), out var pos) ? (int?)pos : null;
             return new ParameterDefinition(name, type, scope.OptionalBool("required") ?? false, map["default"]?.ToJson(),
                 scope.OptionalBool("secret") ?? false, scope.OptionalBool("immutable") ?? false, scope.OptionalString("description"),
                 map["enum"]?.ToJson() as JsonArray, position);

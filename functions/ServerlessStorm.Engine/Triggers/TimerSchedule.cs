@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Cronos;
+using ServerlessStorm.Engine.Json;
 
 namespace ServerlessStorm.Engine.Triggers;
 
@@ -48,7 +49,7 @@ public abstract class TimerSchedule
         public static Interval From(JsonObject parameters)
         {
             var unit = Text(parameters, "unit") ?? throw new ArgumentException("unit: required (seconds, minutes, hours, days or weeks)");
-            if (parameters["delta"] is not JsonValue d || !d.TryGetValue<long>(out var delta) || delta <= 0)
+            if (!JsonNumbers.TryGetInt64(parameters["delta"], out var delta) || delta <= 0)
             {
                 throw new ArgumentException("delta: required, a positive integer");
             }

@@ -54,6 +54,11 @@ public static class BoundedYamlReader
         {
             throw new YamlReadException(CleanMessage(ex.Message), At(ex.Start));
         }
+        catch (InvalidOperationException ex)
+        {
+            // YamlDotNet's scanner throws this on some malformed flow collections; point at the last good node.
+            throw new YamlReadException($"malformed YAML after this point ({ex.Message})", state.LastPosition);
+        }
     }
 
     private static YamlNode ReadNode(IParser parser, ReaderState state, int depth)
@@ -63,6 +68,7 @@ public static class BoundedYamlReader
             throw new YamlReadException($"nesting deeper than {state.Limits.MaxDepth} levels", At(parser.Current!.Start));
         }
 
+        state.LastPosition = At(parser.Current!.Start);
         YamlNode node;
         AnchorName anchor;
         if (parser.TryConsume<AnchorAlias>(out var alias))
@@ -160,6 +166,8 @@ public static class BoundedYamlReader
         public long Nodes { get; private set; }
 
         public int Aliases { get; set; }
+
+        public SourcePosition LastPosition { get; set; } = new(1, 1);
 
         public void Count(long size, Mark at)
         {

@@ -1,0 +1,167 @@
+using ServerlessStorm.Engine.Packs;
+using ServerlessStorm.Testing;
+
+namespace ServerlessStorm.Engine.Tests;
+
+public class PackLoaderTests
+{
+    private static readonly string[] Runners = ["noop", "echo", "local-shell-cmd", "http-request"];
+
+    private static PackLoadResult Load(string root) => new PackLoader(Runners).LoadFrom(root);
+
+    [Fact]
+    public void RepositoryPacks_LoadWithoutProblems()
+    {
+        var result = Load(RepositoryPaths.Packs);
+
+        Assert.Empty(result.Problems);
+        Assert.Contains("core.local", result.Catalog.Actions.Keys);
+        Assert.Contains("core.http", result.Catalog.Actions.Keys);
+        Assert.Contains("core.st2.CronTimer", result.Catalog.TriggerTypes.Keys);
+        Assert.True(result.Catalog.HasWebhook("hello"));
+    }
+
+    [Fact]
+    public void SinglePackFolder_LoadsWithTheSiblingCorePack()
+    {
+        var result = Load(Path.Combine(RepositoryPaths.Packs, "examples"));
+
+        Assert.Empty(result.Problems);
+        Assert.Contains("examples.hello", result.Catalog.Rules.Select(r => r.Ref));
+    }
+
+    [Fact]
+    public void BrokenPack_ReportsEveryProblemWithFileLineAndField()
+    {
+        using var packs = new TempPacks().WithPack("broken");
+        packs.Write("broken/actions/bad_yaml.yaml", "name: bad\nrunner_type: noop\nparameters:\n  x: [unclosed\n");
+        packs.Write("broken/actions/bad_runner.yaml", "name: bad_runner\nrunner_type: python-script\n");
+        packs.Write("broken/rules/missing_action.yaml", """
+            name: missing_action
+            pack: broken
+            trigger:
+              type: core.st2.webhook
+              parameters:
+                url: x
+            action:
+              ref: broken.nope
+            """);
+        packs.Write("broken/rules/no_url.yaml", """
+            name: no_url
+            pack: broken
+            trigger:
+              type: core.st2.webhook
+            criteria:
+              trigger.body.x:
+                type: looksLike
+                pattern: 1
+            action:
+              ref: core.noop
+            """);
+
+        var problems = Load(packs.Root).Problems;
+
+        var yaml = Assert.Single(problems, p => p.File.EndsWith("bad_yaml.yaml", StringComparison.Ordinal));
+        Assert.Contains("YAML error", yaml.Message);
+        Assert.True(yaml.Position.Line >= 4);
+
+        var runner = Assert.Single(problems, p => p.File.EndsWith("bad_runner.yaml", StringComparison.Ordinal));
+        Assert.Equal("runner_type", runner.Field);
+        Assert.Equal(2, runner.Position.Line);
+        Assert.Contains("unknown runner 'python-script'", runner.Message);
+
+        var missing = Assert.Single(problems, p => p.File.EndsWith("missing_action.yaml", StringComparison.Ordinal));
+        Assert.Equal("action.ref", missing.Field);
+        Assert.Equal(8, missing.Position.Line);
+        Assert.Contains("'broken.nope' does not exist", missing.Message);
+
+        var noUrl = problems.Where(p => p.File.EndsWith("no_url.yaml", StringComparison.Ordinal)).ToList();
+        Assert.Contains(noUrl, p => p.Field == "trigger.parameters.url");
+        var op = Assert.Single(noUrl, p => p.Field == "criteria.trigger.body.x.type");
+        Assert.Equal(7, op.Position.Line);
+        Assert.Contains("unknown operator 'looksLike'", op.Message);
+        Assert.Contains("equals", op.Message);
+        Assert.Contains("regex", op.Message);
+    }
+
+    [Fact]
+    public void RuleParameters_UnknownOrImmutable_AreReported()
+    {
+        using var packs = new TempPacks().WithPack("p");
+        packs.Write("p/actions/fixed.yaml", """
+            name: fixed
+            runner_type: echo
+            parameters:
+              message:
+                type: string
+                default: hi
+                immutable: true
+            """);
+        packs.Write("p/rules/r.yaml", """
+            name: r
+            trigger: {type: core.st2.webhook, parameters: {url: r}}
+            action:
+              ref: p.fixed
+              parameters:
+                message: changed
+                colour: blue
+            """);
+
+        var problems = Load(packs.Root).Problems;
+
+        Assert.Contains(problems, p => p.Field == "action.parameters.message" && p.Message.Contains("immutable", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.Field == "action.parameters.colour" && p.Message.Contains("not a parameter", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void TemplateSyntaxError_IsReportedWithTheParameter()
+    {
+        using var packs = new TempPacks().WithPack("p");
+        packs.Write("p/rules/r.yaml", """
+            name: r
+            trigger: {type: core.st2.webhook, parameters: {url: r}}
+            action:
+              ref: core.echo
+              parameters:
+                message: "Hello {{ trigger.body.name"
+            """);
+
+        var problem = Assert.Single(Load(packs.Root).Problems);
+
+        Assert.Equal("action.parameters.message", problem.Field);
+        Assert.Contains("never closed", problem.Message);
+    }
+
+    [Fact]
+    public void TimerRule_WithBadParameters_IsReported()
+    {
+        using var packs = new TempPacks().WithPack("p");
+        packs.Write("p/rules/r.yaml", """
+            name: r
+            trigger: {type: core.st2.IntervalTimer, parameters: {unit: fortnights, delta: 1}}
+            action: {ref: core.noop}
+            """);
+
+        var problem = Assert.Single(Load(packs.Root).Problems);
+
+        Assert.Equal("trigger.parameters", problem.Field);
+        Assert.Contains("fortnights", problem.Message);
+    }
+
+    [Fact]
+    public void UnknownField_IsReportedToCatchTypos()
+    {
+        using var packs = new TempPacks().WithPack("p");
+        packs.Write("p/rules/r.yaml", """
+            name: r
+            trigger: {type: core.st2.webhook, parameters: {url: r}}
+            critera: {}
+            action: {ref: core.noop}
+            """);
+
+        var problem = Assert.Single(Load(packs.Root).Problems);
+
+        Assert.Equal("critera", problem.Field);
+        Assert.Equal(3, problem.Position.Line);
+    }
+}

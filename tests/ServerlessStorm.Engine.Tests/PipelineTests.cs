@@ -1,0 +1,199 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Messaging;
+using ServerlessStorm.Engine.Rules;
+using ServerlessStorm.Engine.Triggers;
+using ServerlessStorm.Testing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace ServerlessStorm.Engine.Tests;
+
+/// <summary>The whole path — webhook, trigger instance, rule, execution, runner, audit — on the in-memory ports.</summary>
+public sealed class PipelineTests : IAsyncLifetime
+{
+    private readonly InMemoryAuditStore _audit = new();
+    private readonly InMemoryMessageBus _bus = new(new BusOptions { RetryDelay = TimeSpan.FromMilliseconds(50) });
+    private StormTestHost _host = null!;
+
+    public async Task InitializeAsync() => _host = await StormTestHost.StartAsync(_audit, _bus);
+
+    public async Task DisposeAsync() => await _host.DisposeAsync();
+
+    private Task<Api.ApiResponse> PostAsync(string hook, string body, params (string, string)[] headers) =>
+        _host.Api.PostWebhookAsync(hook, headers.Select(h => KeyValuePair.Create(h.Item1, h.Item2)), Encoding.UTF8.GetBytes(body), CancellationToken.None);
+
+    [Fact]
+    public async Task HelloWebhook_RunsTheShellAction_AndLinksEveryRecordByTrace()
+    {
+        var response = await PostAsync("hello", """{"name": "storm"}""");
+
+        Assert.Equal(202, response.StatusCode);
+        var traceTag = response.Body["trace_tag"]!.GetValue<string>();
+        var trace = await Eventually.ReturnsAsync(() => _audit.GetTraceAsync(traceTag, CancellationToken.None),
+            t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status));
+        var execution = trace.Executions[0];
+        Assert.Equal(ExecutionStatus.Succeeded, execution.Status);
+        Assert.Equal("Hello storm", execution.Result!["stdout"]!.GetValue<string>());
+        Assert.Equal([ExecutionStatus.Requested, ExecutionStatus.Scheduled, ExecutionStatus.Running, ExecutionStatus.Succeeded], execution.History.Select(h => h.Status));
+        Assert.Equal("examples.hello", Assert.Single(trace.RuleEnforcements).RuleRef);
+        await Eventually.ReturnsAsync(() => _audit.GetTraceAsync(traceTag, CancellationToken.None), t => t.TriggerInstances.Single().Status == TriggerInstanceStatus.Processed);
+    }
+
+    [Fact]
+    public async Task SameDeliveryIdTwice_RunsTheActionOnce()
+    {
+        var first = await PostAsync("hello", """{"name": "once"}""", ("X-GitHub-Delivery", "delivery-42"));
+        var second = await PostAsync("hello", """{"name": "once"}""", ("X-GitHub-Delivery", "delivery-42"));
+
+        Assert.Equal("delivery-42", first.Body["trigger_instance_id"]!.GetValue<string>());
+        Assert.Equal("delivery-42", second.Body["trigger_instance_id"]!.GetValue<string>());
+        var trace = await Eventually.ReturnsAsync(() => _audit.GetTraceAsync("delivery-42", CancellationToken.None),
+            t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status));
+        await Eventually.ReturnsAsync(() => _audit.GetTraceAsync("delivery-42", CancellationToken.None), t => t.TriggerInstances.Single().Status == TriggerInstanceStatus.Processed);
+        Assert.Single(trace.Executions);
+        Assert.Single(trace.Executions[0].History, h => h.Status == ExecutionStatus.Running);
+    }
+
+    [Fact]
+    public async Task MalformedJson_Is400WithTheReason_AndRecorded()
+    {
+        var response = await PostAsync("hello", """{"name": """);
+
+        Assert.Equal(400, response.StatusCode);
+        Assert.Contains("not valid JSON", response.Body["faultstring"]!.GetValue<string>());
+        var rejected = await _audit.QueryTriggerInstancesAsync(new AuditQuery(TriggerInstanceStatus.Rejected), CancellationToken.None);
+        var record = Assert.Single(rejected);
+        Assert.Equal(response.Body["rejection_id"]!.GetValue<string>(), record.Id);
+        Assert.Equal("""{"name": """, record.Payload!["body_text"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task UnknownHook_Is404()
+    {
+        var response = await PostAsync("nobody-listens", "{}");
+
+        Assert.Equal(404, response.StatusCode);
+        Assert.Contains("nobody-listens", response.Body["faultstring"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task CriteriaNotMet_NoExecution_ButTheTriggerInstanceIsProcessed()
+    {
+        var response = await PostAsync("hello", """{"nickname": "x"}""");
+        var id = response.Body["trigger_instance_id"]!.GetValue<string>();
+
+        var trace = await Eventually.ReturnsAsync(() => _audit.GetTraceAsync(id, CancellationToken.None), t => t.TriggerInstances.Single().Status == TriggerInstanceStatus.Processed);
+
+        Assert.Empty(trace.Executions);
+        Assert.Empty(trace.RuleEnforcements);
+    }
+
+    [Fact]
+    public async Task RunApi_ValidatesParametersBeforeAnythingRuns()
+    {
+        var response = await _host.Api.PostExecutionAsync(JsonNode.Parse("""{"action": "core.local", "parameters": {"timeout": "soon"}}"""), null, CancellationToken.None);
+
+        Assert.Equal(400, response.StatusCode);
+        Assert.Equal(2, response.Body["problems"]!.AsArray().Count);
+        Assert.Empty(await _audit.QueryExecutionsAsync(new AuditQuery(), CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task SecretParameter_IsMaskedInTheAuditAndInTheResult()
+    {
+        using var packs = new TempPacks().WithPack("s");
+        packs.Write("s/actions/login.yaml", """
+            name: login
+            runner_type: local-shell-cmd
+            parameters:
+              cmd: {type: string, default: 'echo "token=$TOKEN"', immutable: true}
+              env: {type: object}
+              token: {type: string, secret: true, required: true}
+            """);
+        await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), packs.Root);
+        var executor = host.Services.GetRequiredService<ExecutionService>();
+
+        var requested = await executor.RunAsync("s.login", new JsonObject { ["token"] = "hunter2-canary", ["env"] = new JsonObject { ["TOKEN"] = "hunter2-canary" } }, null, CancellationToken.None);
+        var finished = await host.WaitForExecutionAsync(requested.Id);
+
+        Assert.Equal("********", finished.Parameters["token"]!.GetValue<string>());
+        Assert.Equal("token=********", finished.Result!["stdout"]!.GetValue<string>());
+        Assert.DoesNotContain("hunter2-canary", finished.Parameters.ToJsonString());
+    }
+
+    [Fact]
+    public async Task BackstopRule_MatchesOnlyWhenNoStandardRuleDid()
+    {
+        using var packs = new TempPacks().WithPack("b");
+        packs.Write("b/rules/standard.yaml", """
+            name: standard
+            trigger: {type: core.st2.webhook, parameters: {url: alerts}}
+            criteria: {trigger.body.kind: {type: equals, pattern: known}}
+            action: {ref: core.echo, parameters: {message: standard}}
+            """);
+        packs.Write("b/rules/fallback.yaml", """
+            name: fallback
+            type: {ref: backstop}
+            trigger: {type: core.st2.webhook, parameters: {url: alerts}}
+            action: {ref: core.echo, parameters: {message: backstop}}
+            """);
+        var audit = new InMemoryAuditStore();
+        await using var host = await StormTestHost.StartAsync(audit, new InMemoryMessageBus(), packs.Root);
+
+        async Task<string> RuleFor(string kind)
+        {
+            var response = await host.Api.PostWebhookAsync("alerts", [], Encoding.UTF8.GetBytes($$"""{"kind": "{{kind}}"}"""), CancellationToken.None);
+            var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(response.Body["trace_tag"]!.GetValue<string>(), CancellationToken.None), t => t.RuleEnforcements.Count > 0);
+            return Assert.Single(trace.RuleEnforcements).RuleRef;
+        }
+
+        Assert.Equal("b.standard", await RuleFor("known"));
+        Assert.Equal("b.fallback", await RuleFor("other"));
+    }
+
+    [Fact]
+    public async Task IntervalTimerRule_FiresThroughTheWorker()
+    {
+        using var packs = new TempPacks().WithPack("timers");
+        packs.Write("timers/rules/every_second.yaml", """
+            name: every_second
+            trigger: {type: core.st2.IntervalTimer, parameters: {unit: seconds, delta: 1}}
+            action: {ref: core.noop}
+            """);
+        var audit = new InMemoryAuditStore();
+        await using var host = await StormTestHost.StartAsync(audit, new InMemoryMessageBus(), packs.Root);
+
+        var executions = await Eventually.ReturnsAsync(() => audit.QueryExecutionsAsync(new AuditQuery(ExecutionStatus.Succeeded), CancellationToken.None), e => e.Count >= 2);
+
+        Assert.All(executions, e => Assert.Equal("timers.every_second", e.RuleRef));
+        Assert.All(executions, e => Assert.StartsWith("timer-", e.TraceTag, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void StormEvents_CarryTriggerInstancesAsCloudEvents()
+    {
+        var instance = new TriggerInstance("ti-1", CoreTriggers.Webhook, new JsonObject { ["url"] = "hello" }, JsonNode.Parse("""{"body": {"a": 1}}"""), new DateTimeOffset(2026, 11, 24, 0, 0, 0, TimeSpan.Zero), "trace-1");
+
+        var message = StormEvents.Encode(instance);
+        var json = JsonNode.Parse(message.Body.Span)!;
+        var decoded = StormEvents.DecodeTriggerInstance(message);
+
+        Assert.Equal("1.0", json["specversion"]!.GetValue<string>());
+        Assert.Equal("core.st2.webhook", json["type"]!.GetValue<string>());
+        Assert.Equal("ti-1", json["id"]!.GetValue<string>());
+        Assert.Equal(instance.TraceTag, decoded.TraceTag);
+        Assert.True(JsonNode.DeepEquals(instance.Payload, decoded.Payload));
+        Assert.Equal(instance.OccurredAt, decoded.OccurredAt);
+        Assert.Throws<MalformedMessageException>(() => StormEvents.DecodeTriggerInstance(new BusMessage("x", Encoding.UTF8.GetBytes("{\"not\":\"an event\"}"))));
+    }
+}
+
+public sealed class InMemoryBusContractTests : BusContractTests
+{
+    protected override Task<IMessageBus> CreateBusAsync() => Task.FromResult<IMessageBus>(new InMemoryMessageBus(FastRetries));
+
+    protected override Task<int> DeadLetterCountAsync(IMessageBus bus, string queue) =>
+        Task.FromResult(((InMemoryMessageBus)bus).DeadLetters.Count(d => d.Queue == queue));
+}

@@ -1,0 +1,65 @@
+using System.Net;
+using System.Net.Sockets;
+using ServerlessStorm.Azure;
+using ServerlessStorm.Azure.Local;
+using Xunit;
+
+namespace ServerlessStorm.Testing;
+
+/// <summary>
+/// One Azurite per test assembly, on free ports with its data in a temporary folder, started from the repository's
+/// npm install, so test assemblies running side by side never share or stop each other's emulator. Each test takes
+/// its own name prefix (<see cref="NewStorageOptions"/>) for isolation.
+/// </summary>
+public sealed class AzuriteFixture : IAsyncLifetime
+{
+    private readonly string _dataDirectory = Path.Combine(Path.GetTempPath(), "storm-tests-azurite-" + Guid.NewGuid().ToString("N")[..8]);
+    private AzuriteLauncher? _launcher;
+    private int _prefixCounter;
+
+    public AzuriteEndpoints Endpoints => _launcher?.Endpoints ?? throw new InvalidOperationException("Azurite is not started");
+
+    public string ConnectionString => Endpoints.ConnectionString;
+
+    public async Task InitializeAsync()
+    {
+        var endpoints = new AzuriteEndpoints(FreePort(), FreePort(), FreePort());
+        _launcher = await AzuriteLauncher.EnsureRunningAsync(endpoints, _dataDirectory, TimeSpan.FromSeconds(60));
+    }
+
+    /// <summary>Storage settings with a prefix no other test uses.</summary>
+    public AzureStorageOptions NewStorageOptions() => new()
+    {
+        ConnectionString = ConnectionString,
+        Prefix = $"t{Environment.ProcessId % 10000}x{Interlocked.Increment(ref _prefixCounter)}{Random.Shared.Next(1000, 9999)}",
+    };
+
+    public async Task DisposeAsync()
+    {
+        if (_launcher is not null)
+        {
+            await _launcher.DisposeAsync();
+        }
+
+        try
+        {
+            Directory.Delete(_dataDirectory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class AzuriteCollection : ICollectionFixture<AzuriteFixture>
+{
+    public const string Name = "Azurite";
+}

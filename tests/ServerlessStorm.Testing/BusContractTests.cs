@@ -1,0 +1,120 @@
+using System.Collections.Concurrent;
+using System.Text;
+using ServerlessStorm.Engine.Messaging;
+using Xunit;
+
+namespace ServerlessStorm.Testing;
+
+/// <summary>
+/// The behaviour every bus transport must have, run against each one that can run here: delivery of every message,
+/// redelivery after a failed handler, dead-lettering after the limit, and nothing lost when a consumer stops
+/// mid-stream and another takes over.
+/// </summary>
+public abstract class BusContractTests
+{
+    protected static readonly BusOptions FastRetries = new() { MaxDeliveryCount = 3, RetryDelay = TimeSpan.FromMilliseconds(100), Concurrency = 4 };
+
+    /// <summary>A bus whose queues no other test uses.</summary>
+    protected abstract Task<IMessageBus> CreateBusAsync();
+
+    /// <summary>How many messages were dead-lettered on <paramref name="queue"/>.</summary>
+    protected abstract Task<int> DeadLetterCountAsync(IMessageBus bus, string queue);
+
+    protected static BusMessage Message(string id) => new(id, Encoding.UTF8.GetBytes($$"""{"id":"{{id}}"}"""));
+
+    [Fact]
+    public async Task Publish_ThenSubscribe_DeliversEveryMessageWithItsIdAndBody()
+    {
+        var bus = await CreateBusAsync();
+        var ids = Enumerable.Range(0, 50).Select(i => $"m{i}").ToList();
+        foreach (var id in ids)
+        {
+            await bus.PublishAsync("contract", Message(id), CancellationToken.None);
+        }
+
+        var received = new ConcurrentDictionary<string, string>();
+        await using (await bus.SubscribeAsync("contract", (m, _) =>
+        {
+            received[m.Id] = Encoding.UTF8.GetString(m.Body.Span);
+            return Task.CompletedTask;
+        }, CancellationToken.None))
+        {
+            await Eventually.TrueAsync(() => received.Count == ids.Count, what: "all 50 messages delivered");
+        }
+
+        Assert.Equal(ids.Order(), received.Keys.Order());
+        Assert.All(received, r => Assert.Equal($$"""{"id":"{{r.Key}}"}""", r.Value));
+    }
+
+    [Fact]
+    public async Task FailedHandler_MessageIsDeliveredAgain_WithAHigherDeliveryCount()
+    {
+        var bus = await CreateBusAsync();
+        var deliveries = new ConcurrentQueue<int>();
+        await using (await bus.SubscribeAsync("retry", (m, _) =>
+        {
+            deliveries.Enqueue(m.DeliveryCount);
+            return deliveries.Count < 2 ? throw new InvalidOperationException("first delivery fails") : Task.CompletedTask;
+        }, CancellationToken.None))
+        {
+            await bus.PublishAsync("retry", Message("again"), CancellationToken.None);
+            await Eventually.TrueAsync(() => deliveries.Count >= 2, what: "a second delivery");
+        }
+
+        Assert.Equal([1, 2], deliveries.Take(2));
+    }
+
+    [Fact]
+    public async Task HandlerThatAlwaysFails_IsDeadLettered_AfterMaxDeliveries()
+    {
+        var bus = await CreateBusAsync();
+        var attempts = 0;
+        await using (await bus.SubscribeAsync("poison", (_, _) =>
+        {
+            Interlocked.Increment(ref attempts);
+            throw new InvalidOperationException("always fails");
+        }, CancellationToken.None))
+        {
+            await bus.PublishAsync("poison", Message("bad"), CancellationToken.None);
+            await Eventually.ReturnsAsync(() => DeadLetterCountAsync(bus, "poison"), c => c == 1, what: "the message dead-lettered");
+        }
+
+        Assert.Equal(FastRetries.MaxDeliveryCount, attempts);
+    }
+
+    [Fact]
+    public async Task ConsumerStoppedMidStream_NextConsumerReceivesEveryRemainingMessage()
+    {
+        var bus = await CreateBusAsync();
+        const int total = 40;
+        for (var i = 0; i < total; i++)
+        {
+            await bus.PublishAsync("restart", Message($"r{i}"), CancellationToken.None);
+        }
+
+        var handled = new ConcurrentDictionary<string, int>();
+        var first = await bus.SubscribeAsync("restart", async (m, ct) =>
+        {
+            if (handled.Count >= 10)
+            {
+                // Stuck mid-message when the consumer stops: it must not be acknowledged.
+                await Task.Delay(Timeout.Infinite, ct);
+            }
+
+            handled.AddOrUpdate(m.Id, 1, (_, n) => n + 1);
+        }, CancellationToken.None);
+        await Eventually.TrueAsync(() => handled.Count >= 10, what: "the first consumer handling 10 messages");
+        await first.DisposeAsync();
+
+        await using (await bus.SubscribeAsync("restart", (m, _) =>
+        {
+            handled.AddOrUpdate(m.Id, 1, (_, n) => n + 1);
+            return Task.CompletedTask;
+        }, CancellationToken.None))
+        {
+            await Eventually.TrueAsync(() => handled.Count == total, what: "every message handled after the restart");
+        }
+
+        Assert.Equal(total, handled.Count);
+    }
+}
