@@ -58,8 +58,8 @@ public sealed class AzuriteFixture : IAsyncLifetime
     }
 }
 
-[CollectionDefinition(Name)]
-public sealed class AzuriteCollection : ICollectionFixture<AzuriteFixture>
+/// <summary>The name of the test collection that shares one <see cref="AzuriteFixture"/>; each test assembly declares it.</summary>
+public static class AzuriteCollection
 {
     public const string Name = "Azurite";
 }

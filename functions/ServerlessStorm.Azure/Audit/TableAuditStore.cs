@@ -206,7 +206,7 @@ public sealed class TableAuditStore : IAuditStore
         for (var hour = Hour(to); hour >= Hour(from) && ids.Count < query.Limit; hour = hour.AddHours(-1))
         {
             var partition = $"{kind}|{hour:yyyyMMddHH}";
-            var filter = TableClient.CreateQueryFilter($"PartitionKey eq {partition} and RowKey ge {toKey} and RowKey lt {fromKey}~");
+            var filter = TableClient.CreateQueryFilter($"PartitionKey eq {partition} and RowKey ge {toKey} and RowKey lt {fromKey + "~"}");
             if (query.Status is not null)
             {
                 filter += " and " + TableClient.CreateQueryFilter($"Status eq {query.Status}");

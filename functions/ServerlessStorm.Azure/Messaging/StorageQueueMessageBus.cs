@@ -81,12 +81,10 @@ public sealed partial class StorageQueueMessageBus : IMessageBus
             QueueMessage[] received;
             try
             {
+                // Not cancelled by the stop token: a receive abandoned in flight would hide its messages until their
+                // visibility timeout. Messages that arrive after the stop are released at once instead.
                 var batch = Math.Clamp(Math.Min(_options.BatchSize, slots.CurrentCount), 1, 32);
-                received = (await queue.ReceiveMessagesAsync(batch, _options.VisibilityTimeout, stop)).Value;
-            }
-            catch (OperationCanceledException) when (stop.IsCancellationRequested)
-            {
-                break;
+                received = (await queue.ReceiveMessagesAsync(batch, _options.VisibilityTimeout, CancellationToken.None)).Value;
             }
             catch (RequestFailedException ex)
             {
@@ -102,6 +100,12 @@ public sealed partial class StorageQueueMessageBus : IMessageBus
             }
 
             idle = TimeSpan.FromMilliseconds(10);
+            if (stop.IsCancellationRequested)
+            {
+                await Task.WhenAll(received.Select(m => TryReleaseAsync(queue, m, TimeSpan.Zero)));
+                break;
+            }
+
             foreach (var message in received)
             {
                 await slots.WaitAsync(CancellationToken.None);

@@ -1,0 +1,33 @@
+using System.Text;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using ServerlessStorm.Azure.Audit;
+using ServerlessStorm.Azure.Messaging;
+using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Messaging;
+using ServerlessStorm.Testing;
+
+namespace ServerlessStorm.Azure.Tests;
+
+/// <summary>The whole path on the Azure ports: Storage Queues between the stages, the audit in Table Storage.</summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class AzurePipelineTests(AzuriteFixture azurite)
+{
+    [Fact]
+    public async Task HelloWebhook_OverStorageQueues_IsAuditedInTables()
+    {
+        var storage = Options.Create(azurite.NewStorageOptions());
+        var audit = new TableAuditStore(storage, TimeProvider.System);
+        var bus = new StorageQueueMessageBus(storage, Options.Create(new BusOptions()), Options.Create(new StorageQueueOptions()), NullLogger<StorageQueueMessageBus>.Instance);
+        await using var host = await StormTestHost.StartAsync(audit, bus);
+
+        var response = await host.Api.PostWebhookAsync("hello", [], Encoding.UTF8.GetBytes("""{"name": "queues"}"""), CancellationToken.None);
+        var traceTag = response.Body["trace_tag"]!.GetValue<string>();
+
+        var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(traceTag, CancellationToken.None),
+            t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status) && t.TriggerInstances.Single().Status == "processed");
+        Assert.Equal("Hello queues", trace.Executions[0].Result!["stdout"]!.GetValue<string>());
+        Assert.Equal(ExecutionStatus.Succeeded, trace.Executions[0].Status);
+        Assert.Single(trace.RuleEnforcements);
+    }
+}

@@ -1,0 +1,76 @@
+using Azure.Storage.Queues;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using ServerlessStorm.Azure.Messaging;
+using ServerlessStorm.Engine.Messaging;
+using ServerlessStorm.Testing;
+
+namespace ServerlessStorm.Azure.Tests;
+
+/// <summary>The shared transport suite on Azure Storage Queues in Azurite.</summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class StorageQueueBusContractTests(AzuriteFixture azurite) : BusContractTests
+{
+    private string _connectionString = "";
+
+    protected override Task<IMessageBus> CreateBusAsync()
+    {
+        var storage = azurite.NewStorageOptions();
+        _connectionString = storage.ConnectionString;
+        var queues = new StorageQueueOptions { VisibilityTimeout = TimeSpan.FromSeconds(30), MaxPollingInterval = TimeSpan.FromMilliseconds(100) };
+        return Task.FromResult<IMessageBus>(new StorageQueueMessageBus(Options.Create(storage), Options.Create(FastRetries), Options.Create(queues), NullLogger<StorageQueueMessageBus>.Instance));
+    }
+
+    protected override async Task<int> DeadLetterCountAsync(IMessageBus bus, string queue)
+    {
+        var poison = new QueueClient(_connectionString, ((StorageQueueMessageBus)bus).QueueName(queue) + "-poison");
+        var properties = await poison.GetPropertiesAsync();
+        return properties.Value.ApproximateMessagesCount;
+    }
+
+    [Fact]
+    public async Task ConsumerKilledWithoutCleanup_MessageComesBackAfterItsVisibilityTimeout()
+    {
+        var storage = azurite.NewStorageOptions();
+        var shortVisibility = new StorageQueueOptions { VisibilityTimeout = TimeSpan.FromSeconds(2), MaxPollingInterval = TimeSpan.FromMilliseconds(100) };
+        var bus = new StorageQueueMessageBus(Options.Create(storage), Options.Create(FastRetries), Options.Create(shortVisibility), NullLogger<StorageQueueMessageBus>.Instance);
+        await bus.PublishAsync("crash", Message("survivor"), CancellationToken.None);
+
+        // Receive the message as a consumer would, then vanish without deleting or releasing it (a crash).
+        var raw = new QueueClient(storage.ConnectionString, bus.QueueName("crash"));
+        var taken = await raw.ReceiveMessagesAsync(1, TimeSpan.FromSeconds(2));
+        Assert.Single(taken.Value);
+
+        var received = new TaskCompletionSource<BusMessage>();
+        await using (await bus.SubscribeAsync("crash", (m, _) =>
+        {
+            received.TrySetResult(m);
+            return Task.CompletedTask;
+        }, CancellationToken.None))
+        {
+            var message = await received.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal("survivor", message.Id);
+            Assert.Equal(2, message.DeliveryCount);
+        }
+    }
+
+    [Fact]
+    public async Task BodyLargerThanAQueueMessage_TravelsThroughBlobStorage()
+    {
+        var bus = await CreateBusAsync();
+        var big = new string('x', 200_000);
+        var body = System.Text.Encoding.UTF8.GetBytes($$"""{"big":"{{big}}"}""");
+        await bus.PublishAsync("large", new BusMessage("large-1", body), CancellationToken.None);
+
+        var received = new TaskCompletionSource<BusMessage>();
+        await using (await bus.SubscribeAsync("large", (m, _) =>
+        {
+            received.TrySetResult(m);
+            return Task.CompletedTask;
+        }, CancellationToken.None))
+        {
+            var message = await received.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(body, message.Body.ToArray());
+        }
+    }
+}

@@ -1,0 +1,121 @@
+using System.Text.Json.Nodes;
+using Azure.Data.Tables;
+using Microsoft.Extensions.Options;
+using ServerlessStorm.Azure.Audit;
+using ServerlessStorm.Engine;
+using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Testing;
+
+namespace ServerlessStorm.Azure.Tests;
+
+[Collection(AzuriteCollection.Name)]
+public sealed class TableAuditStoreTests(AzuriteFixture azurite)
+{
+    private static readonly DateTimeOffset T0 = new(2026, 11, 24, 9, 15, 0, TimeSpan.Zero);
+
+    private TableAuditStore NewStore(out AzureStorageOptions options)
+    {
+        options = azurite.NewStorageOptions();
+        return new TableAuditStore(Options.Create(options), TimeProvider.System);
+    }
+
+    private static ExecutionRecord Execution(string id, DateTimeOffset at, string trace = "trace-1", string status = ExecutionStatus.Requested) => new()
+    {
+        Id = id,
+        ActionRef = "core.noop",
+        RunnerType = "noop",
+        TraceTag = trace,
+        Parameters = new JsonObject { ["a"] = 1 },
+        Status = status,
+        StartTimestamp = at,
+        History = [new StatusChange(status, at)],
+    };
+
+    [Fact]
+    public async Task Execution_RoundTrips_AndUpdatesAreGuardedByTheETag()
+    {
+        var store = NewStore(out _);
+        var record = Execution(StormIds.New(T0), T0);
+
+        Assert.True(await store.TryCreateExecutionAsync(record, CancellationToken.None));
+        Assert.False(await store.TryCreateExecutionAsync(Execution(record.Id, T0), CancellationToken.None));
+
+        var first = (await store.GetExecutionAsync(record.Id, CancellationToken.None))!;
+        var stale = (await store.GetExecutionAsync(record.Id, CancellationToken.None))!;
+        first.Transition(ExecutionStatus.Running, T0.AddSeconds(1));
+        first.Result = new JsonObject { ["stdout"] = "ok" };
+        Assert.True(await store.TryUpdateExecutionAsync(first, CancellationToken.None));
+        stale.Transition(ExecutionStatus.Failed, T0.AddSeconds(2));
+        Assert.False(await store.TryUpdateExecutionAsync(stale, CancellationToken.None));
+
+        var read = (await store.GetExecutionAsync(record.Id, CancellationToken.None))!;
+        Assert.Equal(ExecutionStatus.Running, read.Status);
+        Assert.Equal("ok", read.Result!["stdout"]!.GetValue<string>());
+        Assert.Equal([ExecutionStatus.Requested, ExecutionStatus.Running], read.History.Select(h => h.Status));
+        Assert.Equal(T0.AddSeconds(1), read.History[1].At);
+    }
+
+    [Fact]
+    public async Task Queries_ByTimeRangeAndStatus_ReturnNewestFirst()
+    {
+        var store = NewStore(out _);
+        var ids = new List<string>();
+        for (var i = 0; i < 6; i++)
+        {
+            var at = T0.AddMinutes(40 * i);
+            var record = Execution(StormIds.New(at), at, status: i % 2 == 0 ? ExecutionStatus.Succeeded : ExecutionStatus.Failed);
+            await store.TryCreateExecutionAsync(record, CancellationToken.None);
+            ids.Add(record.Id);
+        }
+
+        var all = await store.QueryExecutionsAsync(new AuditQuery(From: T0, To: T0.AddHours(5)), CancellationToken.None);
+        var failed = await store.QueryExecutionsAsync(new AuditQuery(ExecutionStatus.Failed, T0, T0.AddHours(5)), CancellationToken.None);
+        var window = await store.QueryExecutionsAsync(new AuditQuery(From: T0.AddMinutes(30), To: T0.AddMinutes(130)), CancellationToken.None);
+        var limited = await store.QueryExecutionsAsync(new AuditQuery(From: T0, To: T0.AddHours(5), Limit: 2), CancellationToken.None);
+
+        Assert.Equal(Enumerable.Reverse(ids), all.Select(e => e.Id));
+        Assert.Equal([ids[5], ids[3], ids[1]], failed.Select(e => e.Id));
+        Assert.Equal([ids[3], ids[2], ids[1]], window.Select(e => e.Id));
+        Assert.Equal([ids[5], ids[4]], limited.Select(e => e.Id));
+    }
+
+    [Fact]
+    public async Task Trace_LinksTriggerInstanceEnforcementAndExecution()
+    {
+        var store = NewStore(out _);
+        await store.RecordTriggerInstanceAsync(new TriggerInstanceRecord
+        {
+            Id = "ti-1", TriggerType = "core.st2.webhook", Payload = new JsonObject { ["body"] = "x" }, OccurredAt = T0, TraceTag = "trace-x", Status = "pending",
+        }, CancellationToken.None);
+        await store.UpdateTriggerInstanceStatusAsync("ti-1", "processed", null, CancellationToken.None);
+        await store.RecordRuleEnforcementAsync(new RuleEnforcementRecord("ti-1", "examples.hello", "exec-1", RuleEnforcementRecord.Succeeded, null, T0, "trace-x"), CancellationToken.None);
+        await store.TryCreateExecutionAsync(Execution("exec-1", T0, "trace-x"), CancellationToken.None);
+
+        var trace = await store.GetTraceAsync("trace-x", CancellationToken.None);
+        var processed = await store.QueryTriggerInstancesAsync(new AuditQuery("processed", T0.AddMinutes(-1), T0.AddMinutes(1)), CancellationToken.None);
+
+        Assert.Equal("processed", Assert.Single(trace.TriggerInstances).Status);
+        Assert.Equal("exec-1", Assert.Single(trace.RuleEnforcements).ExecutionId);
+        Assert.Equal("exec-1", Assert.Single(trace.Executions).Id);
+        Assert.Equal("ti-1", Assert.Single(processed).Id);
+    }
+
+    [Fact]
+    public async Task LargeResult_GoesToBlobStorage_AndReadsBackWhole()
+    {
+        var store = NewStore(out var options);
+        var record = Execution(StormIds.New(T0), T0);
+        await store.TryCreateExecutionAsync(record, CancellationToken.None);
+        var big = string.Concat(Enumerable.Repeat("0123456789", 50_000));
+        record.Result = new JsonObject { ["stdout"] = big };
+        record.Transition(ExecutionStatus.Succeeded, T0.AddSeconds(1));
+        Assert.True(await store.TryUpdateExecutionAsync(record, CancellationToken.None));
+
+        var read = (await store.GetExecutionAsync(record.Id, CancellationToken.None))!;
+        var row = await new TableServiceClient(options.ConnectionString).GetTableClient(options.Prefix + "Executions").GetEntityAsync<TableEntity>(record.Id, "");
+
+        Assert.Equal(big, read.Result!["stdout"]!.GetValue<string>());
+        Assert.StartsWith("blob:", row.Value.GetString("Result"), StringComparison.Ordinal);
+    }
+}
