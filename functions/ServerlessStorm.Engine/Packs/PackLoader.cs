@@ -70,8 +70,39 @@ public sealed class PackLoader(IReadOnlyCollection<string> runnerTypes, YamlLimi
         return session.Finish();
     }
 
+    /// <summary>
+    /// Reads one rule file on its own, as <c>storm rule test</c> does: the file and its criteria are checked, but not
+    /// whether its action and trigger type exist (there is no pack around it).
+    /// </summary>
+    public (RuleDefinition? Rule, IReadOnlyList<PackProblem> Problems) LoadRule(string path)
+    {
+        var session = new LoadSession(this);
+        var rule = session.LoadStandaloneRule(path);
+        return (rule, session.Problems);
+    }
+
     private sealed class LoadSession(PackLoader loader)
     {
+        public IReadOnlyList<PackProblem> Problems => _problems;
+
+        public RuleDefinition? LoadStandaloneRule(string path)
+        {
+            if (!File.Exists(path))
+            {
+                Add(new PackProblem(Display(path), SourcePosition.Unknown, null, "the file does not exist"));
+                return null;
+            }
+
+            if (ReadMapping(path) is not { } doc)
+            {
+                return null;
+            }
+
+            var declared = doc["pack"] is YamlScalar { Value.Length: > 0 } p ? p.Value : "default";
+            LoadRule(new PackDefinition(declared, "0.0.0", "", Path.GetDirectoryName(Path.GetFullPath(path))!), path, doc);
+            return _rules.Count == 1 ? _rules[0].Rule : null;
+        }
+
         private readonly List<PackProblem> _problems = [];
         private readonly List<PackDefinition> _packs = [];
         private readonly List<ActionDefinition> _actions = [];
@@ -290,9 +321,9 @@ public sealed class PackLoader(IReadOnlyCollection<string> runnerTypes, YamlLimi
                 map["enum"]?.ToJson() as JsonArray, position);
         }
 
-        private void LoadRule(PackDefinition pack, string path)
+        private void LoadRule(PackDefinition pack, string path, YamlMapping? parsed = null)
         {
-            if (ReadMapping(path) is not { } doc)
+            if ((parsed ?? ReadMapping(path)) is not { } doc)
             {
                 return;
             }

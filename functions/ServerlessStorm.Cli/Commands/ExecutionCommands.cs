@@ -1,0 +1,125 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+using Spectre.Console;
+
+namespace ServerlessStorm.Cli.Commands;
+
+internal static class ExecutionCommands
+{
+    public static Command Create()
+    {
+        var status = new Option<string?>("--status") { Description = "Only executions with this status (requested, scheduled, running, succeeded, failed, timeout)" };
+        var limit = new Option<int>("--limit", "-n") { Description = "How many, newest first", DefaultValueFactory = _ => 50 };
+        var since = new Option<string?>("--since") { Description = "Only executions started at or after this ISO 8601 time" };
+        var json = new Option<bool>("--json") { Description = "Print JSON" };
+        var api = CliOutput.ApiOption();
+        var list = new Command("list", "List executions, newest first") { status, limit, since, json, api };
+        list.SetAction((result, ct) => CliOutput.WithClientAsync(result.GetValue(api), async client =>
+        {
+            var query = new List<string> { $"limit={result.GetValue(limit)}" };
+            if (result.GetValue(status) is { } s)
+            {
+                query.Add($"status={Uri.EscapeDataString(s)}");
+            }
+
+            if (result.GetValue(since) is { } from)
+            {
+                query.Add($"since={Uri.EscapeDataString(from)}");
+            }
+
+            var reply = await client.GetAsync($"api/v1/executions?{string.Join('&', query)}", ct);
+            if (!reply.IsSuccess)
+            {
+                return CliOutput.Error(reply.Fault);
+            }
+
+            if (result.GetValue(json))
+            {
+                Console.WriteLine(CliOutput.Json(reply.Body));
+            }
+            else
+            {
+                PrintTable(reply.Body!.AsArray());
+            }
+
+            return CliOutput.Ok;
+        }));
+
+        var id = new Argument<string>("ID") { Description = "The execution id" };
+        var getJson = new Option<bool>("--json") { Description = "Print JSON" };
+        var getApi = CliOutput.ApiOption();
+        var get = new Command("get", "Show one execution: status history, parameters and result") { id, getJson, getApi };
+        get.SetAction((result, ct) => CliOutput.WithClientAsync(result.GetValue(getApi), async client =>
+        {
+            var reply = await client.GetAsync($"api/v1/executions/{Uri.EscapeDataString(result.GetValue(id)!)}", ct);
+            if (!reply.IsSuccess)
+            {
+                return CliOutput.Error(reply.Fault, CliOutput.Failed);
+            }
+
+            Console.WriteLine(result.GetValue(getJson) ? CliOutput.Json(reply.Body) : Describe(reply.Body!));
+            return CliOutput.Ok;
+        }));
+
+        return new Command("execution", "Inspect executions") { list, get };
+    }
+
+    /// <summary>An execution in st2's plain layout.</summary>
+    internal static string Describe(JsonNode execution)
+    {
+        var text = new StringBuilder();
+        text.AppendLine(CultureInfo.InvariantCulture, $"id: {execution["id"]}");
+        text.AppendLine(CultureInfo.InvariantCulture, $"action.ref: {execution["action"]?["ref"]}");
+        var elapsed = execution["elapsed_seconds"] is { } seconds ? $" ({seconds}s elapsed)" : "";
+        text.AppendLine(CultureInfo.InvariantCulture, $"status: {execution["status"]}{elapsed}");
+        if (execution["rule"]?["ref"] is { } rule)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"rule.ref: {rule}");
+        }
+
+        text.AppendLine(CultureInfo.InvariantCulture, $"trace_tag: {execution["trace_tag"]}");
+        text.AppendLine(CultureInfo.InvariantCulture, $"start_timestamp: {execution["start_timestamp"]}");
+        text.AppendLine(CultureInfo.InvariantCulture, $"end_timestamp: {execution["end_timestamp"]}");
+        text.AppendLine("log:");
+        foreach (var entry in execution["log"]?.AsArray() ?? [])
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"  - {entry?["timestamp"]} {entry?["status"]}");
+        }
+
+        text.AppendLine("parameters: " + Indent(CliOutput.Json(execution["parameters"])));
+        if (execution["error"] is { } error)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"error: {error}");
+        }
+
+        text.Append("result: " + Indent(CliOutput.Json(execution["result"])));
+        return text.ToString();
+    }
+
+    private static string Indent(string json) => json.Replace("\n", "\n  ", StringComparison.Ordinal);
+
+    private static void PrintTable(JsonArray executions)
+    {
+        var table = new Table().AddColumns("id", "action.ref", "status", "start_timestamp", "elapsed", "rule");
+        foreach (var e in executions)
+        {
+            table.AddRow(
+                Markup.Escape(e?["id"]?.ToString() ?? ""),
+                Markup.Escape(e?["action"]?["ref"]?.ToString() ?? ""),
+                Markup.Escape(e?["status"]?.ToString() ?? ""),
+                Markup.Escape(e?["start_timestamp"]?.ToString() ?? ""),
+                Markup.Escape(e?["elapsed_seconds"] is { } s ? $"{s}s" : ""),
+                Markup.Escape(e?["rule"]?["ref"]?.ToString() ?? ""));
+        }
+
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Out) });
+        if (Console.IsOutputRedirected)
+        {
+            console.Profile.Width = 200;
+        }
+
+        console.Write(table);
+    }
+}

@@ -1,0 +1,95 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using ServerlessStorm.Cli.Client;
+using ServerlessStorm.Engine.Executions;
+using Spectre.Console;
+
+namespace ServerlessStorm.Cli.Commands;
+
+internal static class RunCommand
+{
+    public static Command Create()
+    {
+        var action = new Argument<string>("ACTION") { Description = "The action ref, e.g. core.local" };
+        var parameters = new Argument<string[]>("PARAMETERS") { Description = "Parameters as key=value (values are cast to the parameter's type)", Arity = ArgumentArity.ZeroOrMore };
+        var json = new Option<bool>("--json") { Description = "Print the whole execution as JSON" };
+        var wait = new Option<int>("--timeout") { Description = "Seconds to wait for the execution to finish", DefaultValueFactory = _ => 600 };
+        var api = CliOutput.ApiOption();
+        var command = new Command("run", "Run an action through the local stack, wait for it, and print the result (st2 run)")
+        {
+            action, parameters, json, wait, api,
+        };
+        command.SetAction((result, cancellationToken) => CliOutput.WithClientAsync(result.GetValue(api), client =>
+            RunAsync(client, result.GetValue(action)!, result.GetValue(parameters) ?? [], result.GetValue(json), TimeSpan.FromSeconds(result.GetValue(wait)), cancellationToken)));
+        return command;
+    }
+
+    private static async Task<int> RunAsync(StormClient client, string action, string[] pairs, bool json, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var parameters = new JsonObject();
+        foreach (var pair in pairs)
+        {
+            var equals = pair.IndexOf('=', StringComparison.Ordinal);
+            if (equals <= 0)
+            {
+                return CliOutput.Error($"parameter '{pair}' is not key=value");
+            }
+
+            parameters[pair[..equals]] = pair[(equals + 1)..];
+        }
+
+        var body = new JsonObject { ["action"] = action, ["parameters"] = parameters };
+        var created = await client.PostJsonAsync("api/v1/executions", body.ToJsonString(), null, cancellationToken);
+        if (!created.IsSuccess)
+        {
+            Console.Error.WriteLine($"error: {created.Fault}");
+            foreach (var problem in created.Body?["problems"]?.AsArray() ?? [])
+            {
+                Console.Error.WriteLine($"  - {problem}");
+            }
+
+            return created.StatusCode == 404 ? CliOutput.Failed : CliOutput.InvalidInput;
+        }
+
+        var id = created.Body!["id"]!.GetValue<string>();
+        var execution = await WaitAsync(client, id, timeout, cancellationToken);
+        if (execution is null)
+        {
+            return CliOutput.Error($"execution {id} did not finish within {timeout.TotalSeconds} s; see 'storm execution get {id}'", CliOutput.Failed);
+        }
+
+        Console.WriteLine(json ? CliOutput.Json(execution) : ExecutionCommands.Describe(execution));
+        return execution["status"]?.GetValue<string>() == ExecutionStatus.Succeeded ? CliOutput.Ok : CliOutput.Failed;
+    }
+
+    /// <summary>Polls the execution until it finishes, with a spinner on an interactive terminal.</summary>
+    internal static async Task<JsonNode?> WaitAsync(StormClient client, string id, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        async Task<JsonNode?> Poll(Action<string>? status)
+        {
+            var deadline = DateTime.UtcNow + timeout;
+            while (DateTime.UtcNow < deadline)
+            {
+                var reply = await client.GetAsync($"api/v1/executions/{id}", cancellationToken);
+                var current = reply.Body?["status"]?.GetValue<string>();
+                if (current is not null && ExecutionStatus.IsTerminal(current))
+                {
+                    return reply.Body;
+                }
+
+                status?.Invoke($"execution {id}: {current ?? "waiting"}");
+                await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);
+            }
+
+            return null;
+        }
+
+        if (Console.IsErrorRedirected || Console.IsOutputRedirected)
+        {
+            return await Poll(null);
+        }
+
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+        return await console.Status().StartAsync($"execution {id}: requested", ctx => Poll(text => ctx.Status(text)));
+    }
+}

@@ -1,0 +1,87 @@
+using System.CommandLine;
+using ServerlessStorm.Azure.Local;
+using ServerlessStorm.Cli.Serve;
+using ServerlessStorm.Engine.Packs;
+
+namespace ServerlessStorm.Cli.Commands;
+
+internal static class ServeCommand
+{
+    public static Command Create()
+    {
+        var port = new Option<int>("--port") { Description = "Port to listen on (StackStorm's API port)", DefaultValueFactory = _ => ServeSettings.DefaultPort };
+        var host = new Option<string>("--host") { Description = "Address to listen on", DefaultValueFactory = _ => "127.0.0.1" };
+        var packs = new Option<string>("--packs") { Description = "Folder of packs to load", DefaultValueFactory = _ => "packs" };
+        var transport = new Option<string>("--transport") { Description = "Bus between the stages: in-process or storage-queue", DefaultValueFactory = _ => ServeSettings.Transports.InProcess };
+        transport.AcceptOnlyFromAmong(ServeSettings.Transports.All);
+        var storage = new Option<string?>("--storage")
+        {
+            Description = "Storage connection string (default $STORM_STORAGE or Azurite on its standard ports, started when not running)",
+        };
+        var dataDir = new Option<string>("--azurite-data") { Description = "Where a locally started Azurite keeps its data", DefaultValueFactory = _ => ".azurite" };
+
+        var command = new Command("serve", "Run the local stack: webhooks, rules, action runners and the audit, on 127.0.0.1:9101")
+        {
+            port, host, packs, transport, storage, dataDir,
+        };
+        command.SetAction(async (result, cancellationToken) =>
+        {
+            var settings = new ServeSettings
+            {
+                Port = result.GetValue(port),
+                Host = result.GetValue(host)!,
+                PacksPath = result.GetValue(packs)!,
+                Transport = result.GetValue(transport)!,
+                StorageConnectionString = result.GetValue(storage) ?? Environment.GetEnvironmentVariable("STORM_STORAGE") ?? ServerlessStorm.Azure.AzureStorageOptions.EmulatorConnectionString,
+                AzuriteDataDirectory = result.GetValue(dataDir)!,
+            };
+            return await RunAsync(settings, cancellationToken);
+        });
+        return command;
+    }
+
+    private static async Task<int> RunAsync(ServeSettings settings, CancellationToken cancellationToken)
+    {
+        StormServer server;
+        try
+        {
+            server = await StormServer.StartAsync(settings, cancellationToken: cancellationToken);
+        }
+        catch (PackLoadException ex)
+        {
+            Console.Error.WriteLine($"error: refusing to start: the packs in '{settings.PacksPath}' have {ex.Problems.Count} problem(s):");
+            foreach (var problem in ex.Problems)
+            {
+                Console.Error.WriteLine($"  {problem}");
+            }
+
+            return CliOutput.InvalidInput;
+        }
+        catch (DirectoryNotFoundException ex)
+        {
+            return CliOutput.Error($"refusing to start: {ex.Message}");
+        }
+        catch (AzuriteUnavailableException ex)
+        {
+            return CliOutput.Error($"storage is not available: {ex.Message}", CliOutput.Unreachable);
+        }
+        catch (IOException ex) when (ex.InnerException is System.Net.Sockets.SocketException || ex.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+        {
+            return CliOutput.Error($"cannot listen on {settings.Host}:{settings.Port}: {ex.Message}", CliOutput.Unreachable);
+        }
+
+        await using (server)
+        {
+            Console.WriteLine($"ServerlessStorm is listening on {server.Url} (packs: {settings.PacksPath}, transport: {settings.Transport}). Press Ctrl+C to stop.");
+            try
+            {
+                await server.WaitForShutdownAsync(cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+
+        return CliOutput.Ok;
+    }
+}

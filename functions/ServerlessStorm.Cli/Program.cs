@@ -1,0 +1,14 @@
+using System.CommandLine;
+using ServerlessStorm.Cli.Commands;
+
+var root = new RootCommand("ServerlessStorm: event-driven automation in the spirit of StackStorm.")
+{
+    ServeCommand.Create(),
+    PackCommands.Create(),
+    RuleCommands.Create(),
+    RunCommand.Create(),
+    ExecutionCommands.Create(),
+    WebhookCommands.Create(),
+};
+
+return await root.Parse(args).InvokeAsync();

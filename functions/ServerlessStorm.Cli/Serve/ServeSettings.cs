@@ -1,0 +1,30 @@
+namespace ServerlessStorm.Cli.Serve;
+
+/// <summary>How the local stack runs: where it listens, which packs, which transport, which storage.</summary>
+public sealed record ServeSettings
+{
+    public const int DefaultPort = 9101;
+
+    public string Host { get; init; } = "127.0.0.1";
+
+    public int Port { get; init; } = DefaultPort;
+
+    public string PacksPath { get; init; } = "packs";
+
+    /// <summary><c>in-process</c> (default) or <c>storage-queue</c>.</summary>
+    public string Transport { get; init; } = Transports.InProcess;
+
+    /// <summary>The storage connection string; the default is Azurite on its standard ports.</summary>
+    public string StorageConnectionString { get; init; } = ServerlessStorm.Azure.AzureStorageOptions.EmulatorConnectionString;
+
+    /// <summary>Where a locally started Azurite keeps its data.</summary>
+    public string AzuriteDataDirectory { get; init; } = ".azurite";
+
+    public static class Transports
+    {
+        public const string InProcess = "in-process";
+        public const string StorageQueue = "storage-queue";
+
+        public static readonly string[] All = [InProcess, StorageQueue];
+    }
+}

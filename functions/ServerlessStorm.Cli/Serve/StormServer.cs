@@ -1,0 +1,178 @@
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using ServerlessStorm.Azure;
+using ServerlessStorm.Azure.Audit;
+using ServerlessStorm.Azure.Local;
+using ServerlessStorm.Azure.Messaging;
+using ServerlessStorm.Engine.Api;
+using ServerlessStorm.Engine.Hosting;
+using ServerlessStorm.Engine.Messaging;
+using ServerlessStorm.Engine.Packs;
+
+namespace ServerlessStorm.Cli.Serve;
+
+/// <summary>
+/// The local stack in one process: the HTTP API on StackStorm's port, the rules engine and action runners on the
+/// chosen bus, the audit in Table Storage, and Azurite started from the repository when it is needed and not running.
+/// </summary>
+public sealed class StormServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly AzuriteLauncher? _azurite;
+
+    private StormServer(WebApplication app, AzuriteLauncher? azurite)
+    {
+        _app = app;
+        _azurite = azurite;
+    }
+
+    public IServiceProvider Services => _app.Services;
+
+    public string Url => _app.Urls.First();
+
+    /// <summary>Loads the packs (throwing <see cref="PackLoadException"/> when they have problems), prepares storage and starts listening.</summary>
+    public static async Task<StormServer> StartAsync(ServeSettings settings, Action<ILoggingBuilder>? logging = null, CancellationToken cancellationToken = default)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls($"http://{settings.Host}:{settings.Port}");
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = 8 * 1024 * 1024);
+        builder.Logging.ClearProviders();
+        if (logging is null)
+        {
+            builder.Logging.AddSimpleConsole(o => o.SingleLine = true).AddFilter("Microsoft", LogLevel.Warning).AddFilter("System", LogLevel.Warning);
+        }
+        else
+        {
+            logging(builder.Logging);
+        }
+
+        builder.Configuration[$"{StormOptions.Section}:{nameof(StormOptions.PacksPath)}"] = settings.PacksPath;
+        builder.Configuration[$"{AzureStorageOptions.Section}:{nameof(AzureStorageOptions.ConnectionString)}"] = settings.StorageConnectionString;
+        var services = builder.Services;
+        services.AddStormEngine();
+        services.Configure<StormOptions>(builder.Configuration.GetSection(StormOptions.Section));
+        services.AddTableStorageAudit(builder.Configuration);
+        if (settings.Transport == ServeSettings.Transports.StorageQueue)
+        {
+            services.AddStorageQueueBus(builder.Configuration);
+        }
+        else
+        {
+            services.AddSingleton<IMessageBus, InMemoryMessageBus>();
+        }
+
+        services.AddHostedService<StormWorker>();
+        var app = builder.Build();
+
+        // Load the packs before anything listens, so an invalid pack stops the start with every problem listed.
+        _ = app.Services.GetRequiredService<PackCatalog>();
+
+        AzuriteLauncher? azurite = null;
+        if (AzuriteEndpointsFor(settings.StorageConnectionString) is { } endpoints)
+        {
+            azurite = await AzuriteLauncher.EnsureRunningAsync(endpoints, settings.AzuriteDataDirectory, cancellationToken: cancellationToken);
+        }
+
+        try
+        {
+            await app.Services.GetRequiredService<TableAuditStore>().InitializeAsync();
+            MapApi(app);
+            await app.StartAsync(cancellationToken);
+            return new StormServer(app, azurite);
+        }
+        catch
+        {
+            if (azurite is not null)
+            {
+                await azurite.DisposeAsync();
+            }
+
+            throw;
+        }
+    }
+
+    public Task WaitForShutdownAsync(CancellationToken cancellationToken) => _app.WaitForShutdownAsync(cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        if (_azurite is not null)
+        {
+            await _azurite.DisposeAsync();
+        }
+    }
+
+    /// <summary>The Azurite to ensure for a connection string: the emulator's default, or an explicit local devstoreaccount1.</summary>
+    public static AzuriteEndpoints? AzuriteEndpointsFor(string connectionString)
+    {
+        if (connectionString.Contains("UseDevelopmentStorage=true", StringComparison.OrdinalIgnoreCase))
+        {
+            return AzuriteEndpoints.Default;
+        }
+
+        var parts = connectionString.Split(';', StringSplitOptions.RemoveEmptyEntries)
+            .Select(p => p.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1], StringComparer.OrdinalIgnoreCase);
+        if (parts.GetValueOrDefault("AccountName") != "devstoreaccount1")
+        {
+            return null;
+        }
+
+        Uri? Endpoint(string name) => parts.TryGetValue(name, out var url) && Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.IsLoopback ? uri : null;
+        return Endpoint("BlobEndpoint") is { } blob && Endpoint("QueueEndpoint") is { } queue && Endpoint("TableEndpoint") is { } table
+            ? new AzuriteEndpoints(blob.Port, queue.Port, table.Port, blob.Host)
+            : null;
+    }
+
+    private static void MapApi(WebApplication app)
+    {
+        var api = app.MapGroup("/api/v1");
+        api.MapGet("/", (PackCatalog catalog) => Results.Json(new JsonObject
+        {
+            ["name"] = "ServerlessStorm",
+            ["packs"] = catalog.Packs.Count,
+            ["actions"] = catalog.Actions.Count,
+            ["rules"] = catalog.Rules.Count,
+        }));
+        api.MapPost("/webhooks/{**hook}", async (string hook, HttpRequest request, StormApi storm, CancellationToken ct) =>
+        {
+            using var body = new MemoryStream();
+            await request.Body.CopyToAsync(body, ct);
+            var headers = request.Headers.Select(h => KeyValuePair.Create(h.Key, h.Value.ToString()));
+            return ToResult(await storm.PostWebhookAsync(hook, headers, body.ToArray(), ct));
+        });
+        api.MapPost("/executions", async (HttpRequest request, StormApi storm, CancellationToken ct) =>
+        {
+            JsonNode? body;
+            try
+            {
+                body = await JsonNode.ParseAsync(request.Body, cancellationToken: ct);
+            }
+            catch (System.Text.Json.JsonException ex)
+            {
+                return ToResult(ApiResponse.Fault(400, $"the body is not valid JSON: {ex.Message}"));
+            }
+
+            return ToResult(await storm.PostExecutionAsync(body, request.Headers["st2-trace-tag"].FirstOrDefault(), ct));
+        });
+        api.MapGet("/executions", async (HttpRequest request, StormApi storm, CancellationToken ct) =>
+            ToResult(await storm.ListExecutionsAsync(Query(request), ct)));
+        api.MapGet("/executions/{id}", async (string id, StormApi storm, CancellationToken ct) =>
+            ToResult(await storm.GetExecutionAsync(id, ct)));
+        api.MapGet("/triggerinstances", async (HttpRequest request, StormApi storm, CancellationToken ct) =>
+            ToResult(await storm.ListTriggerInstancesAsync(Query(request), ct)));
+        api.MapGet("/traces/{traceTag}", async (string traceTag, StormApi storm, CancellationToken ct) =>
+            ToResult(await storm.GetTraceAsync(traceTag, ct)));
+    }
+
+    private static Dictionary<string, string?> Query(HttpRequest request) =>
+        request.Query.ToDictionary(q => q.Key, q => (string?)q.Value.ToString(), StringComparer.Ordinal);
+
+    private static IResult ToResult(ApiResponse response) =>
+        Results.Content(response.Body.ToJsonString(), "application/json", System.Text.Encoding.UTF8, response.StatusCode);
+}
