@@ -1,0 +1,77 @@
+using ServerlessStorm.Testing;
+
+namespace ServerlessStorm.EndToEnd.Tests;
+
+/// <summary>The storm verbs that work on files: pack validate, rule test, and serve's refusal of invalid packs.</summary>
+public sealed class CliToolTests : IDisposable
+{
+    private readonly TempPacks _packs = new();
+
+    public CliToolTests()
+    {
+        _packs.WithPack("broken");
+        _packs.Write("broken/actions/greet.yaml", "name: greet\nrunner_type: echo\nparameters:\n  message: {type: string\n");
+        _packs.Write("broken/rules/greet.yaml", "name: greet\npack: broken\ntrigger:\n  type: core.st2.webhook\n  parameters: {url: greet}\naction:\n  ref: broken.missing\n");
+    }
+
+    [Fact]
+    public async Task PackValidate_ReportsTheYamlErrorAndTheMissingAction_WithFileAndLine()
+    {
+        var result = await StormProcess.RunAsync("pack", "validate", _packs.Root);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Matches(@"broken/actions/greet\.yaml:\d+:\d+: YAML error", result.StdOut);
+        Assert.Contains("broken/rules/greet.yaml:7:8: action.ref: action 'broken.missing' does not exist", result.StdOut);
+        Assert.Contains("2 problem(s) found", result.StdErr);
+    }
+
+    [Fact]
+    public async Task PackValidate_RepositoryPacks_AreValid()
+    {
+        var result = await StormProcess.RunAsync("pack", "validate", "packs");
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.StartsWith("OK: 2 pack(s)", result.StdOut);
+    }
+
+    [Fact]
+    public async Task Serve_WithAnInvalidPack_RefusesToStartAndSaysWhy()
+    {
+        var result = await StormProcess.RunAsync("serve", "--port", AzuriteFixture.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture), "--packs", _packs.Root);
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("refusing to start", result.StdErr);
+        Assert.Contains("action 'broken.missing' does not exist", result.StdErr);
+        Assert.Contains("YAML error", result.StdErr);
+    }
+
+    [Fact]
+    public async Task RuleTest_ExitCodesFollowSt2RuleTester()
+    {
+        var rule = Path.Combine(RepositoryPaths.Packs, "examples", "rules", "hello.yaml");
+        var matching = _packs.Write("ti-match.json", """{"trigger": "core.st2.webhook", "payload": {"headers": {}, "body": {"name": "storm"}}}""");
+        var missing = _packs.Write("ti-nomatch.json", """{"trigger": "core.st2.webhook", "payload": {"body": {}}}""");
+        var otherTrigger = _packs.Write("ti-other.json", """{"trigger": "core.st2.CronTimer", "payload": {}}""");
+        var invalid = _packs.Write("ti-invalid.json", """{"trigger": """);
+
+        var match = await StormProcess.RunAsync("rule", "test", "--rule", rule, "--trigger-instance", matching);
+        var noMatch = await StormProcess.RunAsync("rule", "test", "--rule", rule, "--trigger-instance", missing);
+        var wrongTrigger = await StormProcess.RunAsync("rule", "test", "--rule", rule, "--trigger-instance", otherTrigger);
+        var bad = await StormProcess.RunAsync("rule", "test", "--rule", rule, "--trigger-instance", invalid);
+        var badRule = await StormProcess.RunAsync("rule", "test", "--rule", Path.Combine(_packs.Root, "broken/actions/greet.yaml"), "--trigger-instance", matching);
+
+        Assert.Equal(0, match.ExitCode);
+        Assert.Contains("matches", match.StdOut);
+        Assert.Contains("core.local", match.StdOut);
+        Assert.Contains("Hello storm", match.StdOut);
+        Assert.Equal(1, noMatch.ExitCode);
+        Assert.Contains("criterion 'trigger.body.name' (exists) did not match", noMatch.StdOut);
+        Assert.Equal(1, wrongTrigger.ExitCode);
+        Assert.Contains("core.st2.CronTimer", wrongTrigger.StdOut);
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("not valid JSON", bad.StdErr);
+        Assert.Equal(2, badRule.ExitCode);
+    }
+
+    public void Dispose() => _packs.Dispose();
+}

@@ -1,0 +1,207 @@
+using System.Net;
+using System.Text;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Options;
+using ServerlessStorm.Azure;
+using ServerlessStorm.Azure.Audit;
+using ServerlessStorm.Azure.Local;
+using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Triggers;
+using ServerlessStorm.Testing;
+
+namespace ServerlessStorm.EndToEnd.Tests;
+
+/// <summary>The local stack as users run it: a real <c>storm serve</c> process, real HTTP, the audit in Azurite.</summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class ServeTests(AzuriteFixture azurite) : IAsyncLifetime
+{
+    private readonly HttpClient _http = new();
+    private StormProcess _storm = null!;
+
+    public async Task InitializeAsync() => _storm = await StormProcess.ServeAsync("--storage", azurite.ConnectionString);
+
+    public async Task DisposeAsync()
+    {
+        await _storm.DisposeAsync();
+        _http.Dispose();
+    }
+
+    private TableAuditStore Audit() => new(Options.Create(new AzureStorageOptions { ConnectionString = azurite.ConnectionString }), TimeProvider.System);
+
+    private async Task<(int Status, JsonNode? Body)> PostAsync(string path, string body)
+    {
+        using var response = await _http.PostAsync(_storm.Url + path, new StringContent(body, Encoding.UTF8, "application/json"));
+        var text = await response.Content.ReadAsStringAsync();
+        return ((int)response.StatusCode, text.Length == 0 ? null : JsonNode.Parse(text));
+    }
+
+    private Task<CliResult> CliAsync(params string[] arguments) => StormProcess.RunAsync([.. arguments, "--api", _storm.Url]);
+
+    [Fact]
+    public async Task HelloWebhook_SucceedsWithHelloStorm_AndTheAuditLinksItByOneTraceTag()
+    {
+        var (status, body) = await PostAsync("/api/v1/webhooks/hello", """{"name":"storm"}""");
+
+        Assert.Equal(202, status);
+        var traceTag = body!["trace_tag"]!.GetValue<string>();
+        var audit = Audit();
+        var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(traceTag, CancellationToken.None),
+            t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status) && t.TriggerInstances.Count == 1 && t.TriggerInstances[0].Status == TriggerInstanceStatus.Processed,
+            what: "the hello execution in Table Storage");
+        var execution = trace.Executions[0];
+        Assert.Equal(ExecutionStatus.Succeeded, execution.Status);
+        Assert.Equal("Hello storm", execution.Result!["stdout"]!.GetValue<string>());
+        Assert.Equal(body["trigger_instance_id"]!.GetValue<string>(), trace.TriggerInstances[0].Id);
+        var enforcement = Assert.Single(trace.RuleEnforcements);
+        Assert.Equal("examples.hello", enforcement.RuleRef);
+        Assert.Equal(execution.Id, enforcement.ExecutionId);
+        Assert.All(new[] { trace.TriggerInstances[0].TraceTag, enforcement.TraceTag, execution.TraceTag }, t => Assert.Equal(traceTag, t));
+
+        var list = await CliAsync("execution", "list");
+        Assert.Equal(0, list.ExitCode);
+        Assert.Contains(execution.Id, list.StdOut);
+        var get = await CliAsync("execution", "get", execution.Id);
+        Assert.Equal(0, get.ExitCode);
+        Assert.Contains("status: succeeded", get.StdOut);
+        Assert.Contains("Hello storm", get.StdOut);
+        var json = await CliAsync("execution", "get", execution.Id, "--json");
+        Assert.Equal("Hello storm", JsonNode.Parse(json.StdOut)!["result"]!["stdout"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task HelloWebhook_WithShellSyntaxInTheName_PrintsItAndRunsNothing()
+    {
+        var marker = Path.Combine(Path.GetTempPath(), "storm-e2e-" + Guid.NewGuid().ToString("N"));
+        var name = $"$(touch {marker}); `touch {marker}`";
+
+        var (_, body) = await PostAsync("/api/v1/webhooks/hello", new JsonObject { ["name"] = name }.ToJsonString());
+        var trace = await Eventually.ReturnsAsync(() => Audit().GetTraceAsync(body!["trace_tag"]!.GetValue<string>(), CancellationToken.None),
+            t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status));
+
+        Assert.Equal($"Hello {name}", trace.Executions[0].Result!["stdout"]!.GetValue<string>());
+        Assert.False(File.Exists(marker));
+    }
+
+    [Fact]
+    public async Task NotifyExample_SendsTheRenderedRequestToTheEndpoint()
+    {
+        using var listener = new HttpListener();
+        var port = AzuriteFixture.FreePort();
+        listener.Prefixes.Add($"http://127.0.0.1:{port}/");
+        listener.Start();
+        var served = listener.GetContextAsync();
+
+        var (status, _) = await PostAsync("/api/v1/webhooks/notify", new JsonObject
+        {
+            ["severity"] = "critical",
+            ["service"] = "checkout",
+            ["message"] = "p99 above 2 s",
+            ["notify_url"] = $"http://127.0.0.1:{port}/chat",
+        }.ToJsonString());
+        var context = await served.WaitAsync(TimeSpan.FromSeconds(30));
+        using var reader = new StreamReader(context.Request.InputStream);
+        var received = JsonNode.Parse(await reader.ReadToEndAsync())!;
+        context.Response.StatusCode = 200;
+        context.Response.Close();
+
+        Assert.Equal(202, status);
+        Assert.Equal("POST", context.Request.HttpMethod);
+        Assert.Equal("/chat", context.Request.Url!.AbsolutePath);
+        Assert.Equal("serverlessstorm", context.Request.Headers["X-Alert-Source"]);
+        Assert.Equal("[critical] checkout: p99 above 2 s", received["text"]!.GetValue<string>());
+        Assert.Equal("checkout", received["service"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task MalformedJson_Is400WithTheReason_AndTheRejectionIsRecorded()
+    {
+        var (status, body) = await PostAsync("/api/v1/webhooks/hello", """{"name": "storm" """);
+
+        Assert.Equal(400, status);
+        Assert.Contains("not valid JSON", body!["faultstring"]!.GetValue<string>());
+        var rejectionId = body["rejection_id"]!.GetValue<string>();
+        using var response = await _http.GetAsync(_storm.Url + "/api/v1/triggerinstances?status=rejected&limit=1000");
+        var rejected = JsonNode.Parse(await response.Content.ReadAsStringAsync())!.AsArray();
+        var record = Assert.Single(rejected, r => r!["id"]!.GetValue<string>() == rejectionId)!;
+        Assert.Contains("not valid JSON", record["reason"]!.GetValue<string>());
+        Assert.Equal("""{"name": "storm" """, record["payload"]!["body_text"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task UnknownHook_Is404()
+    {
+        var (status, body) = await PostAsync("/api/v1/webhooks/no-such-hook", "{}");
+
+        Assert.Equal(404, status);
+        Assert.Contains("no-such-hook", body!["faultstring"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Run_PrintsTheResult_AndFailsOnBadParameters()
+    {
+        var ok = await CliAsync("run", "core.echo", "message=hi there");
+        Assert.Equal(0, ok.ExitCode);
+        Assert.Contains("status: succeeded", ok.StdOut);
+        Assert.Contains("hi there", ok.StdOut);
+
+        var failed = await CliAsync("run", "core.local", "cmd=exit 4");
+        Assert.Equal(1, failed.ExitCode);
+        Assert.Contains("status: failed", failed.StdOut);
+
+        var invalid = await CliAsync("run", "core.local", "timeout=soon");
+        Assert.Equal(2, invalid.ExitCode);
+        Assert.Contains("'cmd' is required", invalid.StdErr);
+        Assert.Contains("'timeout' must be an integer", invalid.StdErr);
+    }
+
+    [Fact]
+    public async Task WebhookSend_PostsTheBody()
+    {
+        var sent = await CliAsync("webhook", "send", "hello", "--data", """{"name":"cli"}""");
+
+        Assert.Equal(0, sent.ExitCode);
+        var traceTag = JsonNode.Parse(sent.StdOut)!["trace_tag"]!.GetValue<string>();
+        var trace = await Eventually.ReturnsAsync(() => Audit().GetTraceAsync(traceTag, CancellationToken.None),
+            t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status));
+        Assert.Equal("Hello cli", trace.Executions[0].Result!["stdout"]!.GetValue<string>());
+    }
+}
+
+/// <summary>Ways of starting the local stack other than the default.</summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class ServeModesTests(AzuriteFixture azurite)
+{
+    [Fact]
+    public async Task StorageQueueTransport_RunsTheHelloExample()
+    {
+        await using var storm = await StormProcess.ServeAsync("--storage", azurite.ConnectionString, "--transport", "storage-queue");
+        using var http = new HttpClient();
+
+        var response = await http.PostAsync(storm.Url + "/api/v1/webhooks/hello", new StringContent("""{"name":"queue"}""", Encoding.UTF8, "application/json"));
+        var traceTag = JsonNode.Parse(await response.Content.ReadAsStringAsync())!["trace_tag"]!.GetValue<string>();
+        var audit = new TableAuditStore(Options.Create(new AzureStorageOptions { ConnectionString = azurite.ConnectionString }), TimeProvider.System);
+        var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(traceTag, CancellationToken.None),
+            t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status));
+
+        Assert.Equal("Hello queue", trace.Executions[0].Result!["stdout"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task EmulatorNotRunning_ServeStartsAzurite_AndStopsItOnExit()
+    {
+        var endpoints = new AzuriteEndpoints(AzuriteFixture.FreePort(), AzuriteFixture.FreePort(), AzuriteFixture.FreePort());
+        var data = Path.Combine(Path.GetTempPath(), "storm-e2e-azurite-" + Guid.NewGuid().ToString("N")[..8]);
+        Assert.False(await AzuriteLauncher.IsListeningAsync(endpoints.Host, endpoints.TablePort));
+
+        var storm = await StormProcess.ServeAsync("--storage", endpoints.ConnectionString, "--azurite-data", data);
+        Assert.True(await AzuriteLauncher.IsListeningAsync(endpoints.Host, endpoints.TablePort));
+        Assert.True(Directory.Exists(data));
+        await storm.StopAsync();
+
+        Assert.Equal(0, storm.ExitCode);
+        await Eventually.ReturnsAsync(() => AzuriteLauncher.IsListeningAsync(endpoints.Host, endpoints.TablePort), listening => !listening,
+            TimeSpan.FromSeconds(10), "Azurite to stop with storm");
+        await storm.DisposeAsync();
+        Directory.Delete(data, recursive: true);
+    }
+}
