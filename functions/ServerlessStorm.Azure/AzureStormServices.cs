@@ -24,7 +24,8 @@ public static class AzureStormServices
         services.AddOptions<AzureStorageOptions>().Bind(configuration.GetSection(AzureStorageOptions.Section));
         services.AddOptions<BusOptions>().Bind(configuration.GetSection("Bus"));
         services.AddOptions<StorageQueueOptions>().Bind(configuration.GetSection(StorageQueueOptions.Section));
-        services.AddSingleton<IMessageBus, StorageQueueMessageBus>();
+        services.AddSingleton<StorageQueueMessageBus>();
+        services.AddSingleton<IMessageBus>(sp => sp.GetRequiredService<StorageQueueMessageBus>());
         return services;
     }
 

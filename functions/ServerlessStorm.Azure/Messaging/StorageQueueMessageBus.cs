@@ -201,15 +201,22 @@ public sealed partial class StorageQueueMessageBus : IMessageBus
         return envelope.ToJsonString();
     }
 
-    private async Task<BusMessage> FromQueueTextAsync(QueueMessage received, CancellationToken cancellationToken)
+    private Task<BusMessage> FromQueueTextAsync(QueueMessage received, CancellationToken cancellationToken) =>
+        DecodeAsync(received.Body.ToString(), (int)received.DequeueCount, cancellationToken);
+
+    /// <summary>
+    /// Reads a message as this bus wrote it to the queue (for consumers that receive the raw text, such as the
+    /// Functions queue trigger); a body kept in a blob is fetched.
+    /// </summary>
+    public async Task<BusMessage> DecodeAsync(string queueText, int dequeueCount, CancellationToken cancellationToken)
     {
-        var envelope = JsonNode.Parse(received.Body.ToString()) as JsonObject
+        var envelope = JsonNode.Parse(queueText) as JsonObject
             ?? throw new InvalidOperationException("the queue message is not a JSON object");
-        var id = envelope["id"]?.GetValue<string>() ?? received.MessageId;
+        var id = envelope["id"]?.GetValue<string>() ?? throw new InvalidOperationException("the queue message has no id");
         var body = envelope["blob"] is JsonValue blob
             ? await _blobs.LoadAsync(blob.GetValue<string>(), cancellationToken) ?? ""
             : envelope["body"]?.ToJsonString() ?? throw new InvalidOperationException("the queue message has no body");
-        return new BusMessage(id, System.Text.Encoding.UTF8.GetBytes(body), (int)received.DequeueCount);
+        return new BusMessage(id, System.Text.Encoding.UTF8.GetBytes(body), dequeueCount);
     }
 
     private Task<QueueClient> QueueAsync(string name) =>

@@ -1,0 +1,63 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Azure.Functions.Worker;
+using ServerlessStorm.Engine.Api;
+
+namespace ServerlessStorm.Functions;
+
+/// <summary>The HTTP API, StackStorm's paths under /api/v1, each a thin call into <see cref="StormApi"/>.</summary>
+public sealed class ApiFunctions(StormApi api)
+{
+    [Function("Webhook")]
+    public async Task<IActionResult> WebhookAsync(
+        [HttpTrigger(AuthorizationLevel.Function, "post", Route = "v1/webhooks/{*hook}")] HttpRequest request,
+        string hook,
+        CancellationToken cancellationToken) =>
+        HttpResults.ToActionResult(await api.PostWebhookAsync(hook, HttpResults.Headers(request), await HttpResults.BodyAsync(request, cancellationToken), cancellationToken));
+
+    [Function("CreateExecution")]
+    public async Task<IActionResult> CreateExecutionAsync(
+        [HttpTrigger(AuthorizationLevel.Function, "post", Route = "v1/executions")] HttpRequest request,
+        CancellationToken cancellationToken)
+    {
+        JsonNode? body;
+        try
+        {
+            body = await JsonNode.ParseAsync(request.Body, cancellationToken: cancellationToken);
+        }
+        catch (JsonException ex)
+        {
+            return HttpResults.ToActionResult(ApiResponse.Fault(400, $"the body is not valid JSON: {ex.Message}"));
+        }
+
+        return HttpResults.ToActionResult(await api.PostExecutionAsync(body, request.Headers["st2-trace-tag"].FirstOrDefault(), cancellationToken));
+    }
+
+    [Function("ListExecutions")]
+    public async Task<IActionResult> ListExecutionsAsync(
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "v1/executions")] HttpRequest request,
+        CancellationToken cancellationToken) =>
+        HttpResults.ToActionResult(await api.ListExecutionsAsync(HttpResults.Query(request), cancellationToken));
+
+    [Function("GetExecution")]
+    public async Task<IActionResult> GetExecutionAsync(
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "v1/executions/{id}")] HttpRequest request,
+        string id,
+        CancellationToken cancellationToken) =>
+        HttpResults.ToActionResult(await api.GetExecutionAsync(id, cancellationToken));
+
+    [Function("ListTriggerInstances")]
+    public async Task<IActionResult> ListTriggerInstancesAsync(
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "v1/triggerinstances")] HttpRequest request,
+        CancellationToken cancellationToken) =>
+        HttpResults.ToActionResult(await api.ListTriggerInstancesAsync(HttpResults.Query(request), cancellationToken));
+
+    [Function("GetTrace")]
+    public async Task<IActionResult> GetTraceAsync(
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "v1/traces/{traceTag}")] HttpRequest request,
+        string traceTag,
+        CancellationToken cancellationToken) =>
+        HttpResults.ToActionResult(await api.GetTraceAsync(traceTag, cancellationToken));
+}

@@ -1,0 +1,28 @@
+using Microsoft.Azure.Functions.Worker;
+using ServerlessStorm.Azure.Messaging;
+using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Messaging;
+using ServerlessStorm.Engine.Rules;
+
+namespace ServerlessStorm.Functions;
+
+#if !SERVICE_BUS_TRIGGERS
+/// <summary>
+/// The rules engine and the action runner on Storage Queues. The queue names are those the Storage Queue bus
+/// publishes to with the default prefix; the Functions host retries a failed message and moves it to
+/// <c>{queue}-poison</c> after host.json's maxDequeueCount, the same convention the bus follows in <c>storm serve</c>.
+/// </summary>
+public sealed class QueueFunctions(RulesEngine rules, ActionExecutor executor, StorageQueueMessageBus bus)
+{
+    public const string TriggerInstancesQueue = "storm-" + StormQueues.TriggerInstances;
+    public const string ExecutionsQueue = "storm-" + StormQueues.Executions;
+
+    [Function("RulesEngine")]
+    public async Task RulesEngineAsync([QueueTrigger(TriggerInstancesQueue)] string message, long dequeueCount, CancellationToken cancellationToken) =>
+        await rules.HandleAsync(StormEvents.DecodeTriggerInstance(await bus.DecodeAsync(message, (int)dequeueCount, cancellationToken)), cancellationToken);
+
+    [Function("ActionRunner")]
+    public async Task ActionRunnerAsync([QueueTrigger(ExecutionsQueue)] string message, long dequeueCount, CancellationToken cancellationToken) =>
+        await executor.HandleAsync(StormEvents.DecodeExecutionRequest(await bus.DecodeAsync(message, (int)dequeueCount, cancellationToken)), cancellationToken);
+}
+#endif

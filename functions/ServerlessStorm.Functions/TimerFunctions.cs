@@ -1,0 +1,18 @@
+using Microsoft.Azure.Functions.Worker;
+using ServerlessStorm.Engine.Triggers;
+
+namespace ServerlessStorm.Functions;
+
+/// <summary>The timer sensor: every five seconds, fires the timer rules that fell due since the last run.</summary>
+public sealed class TimerFunctions(TimerSensor timers, TimeProvider time)
+{
+    public const string Schedule = "*/5 * * * * *";
+
+    [Function("TimerSensor")]
+    public async Task TimerSensorAsync([TimerTrigger(Schedule)] TimerInfo timer, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var last = timer.ScheduleStatus?.Last is { } l && l != default ? new DateTimeOffset(l.ToUniversalTime(), TimeSpan.Zero) : now.AddSeconds(-5);
+        await timers.FireAsync(last, now, cancellationToken);
+    }
+}

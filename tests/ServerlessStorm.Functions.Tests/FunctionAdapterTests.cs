@@ -1,0 +1,116 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using Azure.Storage.Queues;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Azure.Functions.Worker;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using ServerlessStorm.Azure.Messaging;
+using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Hosting;
+using ServerlessStorm.Engine.Messaging;
+using ServerlessStorm.Testing;
+
+namespace ServerlessStorm.Functions.Tests;
+
+/// <summary>
+/// The functions called as the host would call them, over the app's real service registrations and Azurite: the
+/// webhook over HTTP types, then the queue functions fed the raw queue text the host would hand them.
+/// </summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class FunctionAdapterTests(AzuriteFixture azurite) : IAsyncLifetime
+{
+    private ServiceProvider _services = null!;
+    private string _connectionString = "";
+
+    public Task InitializeAsync()
+    {
+        var storage = azurite.NewStorageOptions();
+        _connectionString = storage.ConnectionString;
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["AzureWebJobsStorage"] = storage.ConnectionString,
+            ["Storage:Prefix"] = "storm",
+        }).Build();
+        var services = new ServiceCollection().AddLogging();
+        services.AddStormFunctions(configuration);
+        services.Configure<StormOptions>(o => o.PacksPath = RepositoryPaths.Packs);
+        services.AddTransient<ApiFunctions>().AddTransient<QueueFunctions>().AddTransient<TimerFunctions>();
+        _services = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true });
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync() => await _services.DisposeAsync();
+
+    [Fact]
+    public async Task Webhook_ThenQueueFunctions_RunTheHelloExampleEndToEnd()
+    {
+        var api = _services.GetRequiredService<ApiFunctions>();
+        var context = new DefaultHttpContext();
+        context.Request.Body = new MemoryStream(Encoding.UTF8.GetBytes("""{"name":"functions"}"""));
+
+        var result = (ContentResult)await api.WebhookAsync(context.Request, "hello", CancellationToken.None);
+
+        Assert.Equal(202, result.StatusCode);
+        var traceTag = JsonNode.Parse(result.Content!)!["trace_tag"]!.GetValue<string>();
+        var queues = _services.GetRequiredService<QueueFunctions>();
+        await queues.RulesEngineAsync(await TakeAsync(QueueFunctions.TriggerInstancesQueue), 1, CancellationToken.None);
+        await queues.ActionRunnerAsync(await TakeAsync(QueueFunctions.ExecutionsQueue), 1, CancellationToken.None);
+
+        var trace = await _services.GetRequiredService<IAuditStore>().GetTraceAsync(traceTag, CancellationToken.None);
+        var execution = Assert.Single(trace.Executions);
+        Assert.Equal(ExecutionStatus.Succeeded, execution.Status);
+        Assert.Equal("Hello functions", execution.Result!["stdout"]!.GetValue<string>());
+        Assert.Equal("processed", Assert.Single(trace.TriggerInstances).Status);
+    }
+
+    [Fact]
+    public async Task Webhook_MalformedBody_Is400()
+    {
+        var context = new DefaultHttpContext();
+        context.Request.Body = new MemoryStream(Encoding.UTF8.GetBytes("{"));
+
+        var result = (ContentResult)await _services.GetRequiredService<ApiFunctions>().WebhookAsync(context.Request, "hello", CancellationToken.None);
+
+        Assert.Equal(400, result.StatusCode);
+        Assert.Contains("not valid JSON", result.Content);
+    }
+
+    [Fact]
+    public async Task GetExecution_Unknown_Is404()
+    {
+        var result = (ContentResult)await _services.GetRequiredService<ApiFunctions>().GetExecutionAsync(new DefaultHttpContext().Request, "nope", CancellationToken.None);
+
+        Assert.Equal(404, result.StatusCode);
+    }
+
+    [Fact]
+    public async Task TimerFunction_WithNoTimerRules_FiresNothing()
+    {
+        var timer = new TimerInfo { ScheduleStatus = new ScheduleStatus { Last = DateTime.UtcNow.AddSeconds(-5), Next = DateTime.UtcNow } };
+
+        await _services.GetRequiredService<TimerFunctions>().TimerSensorAsync(timer, CancellationToken.None);
+
+        var queue = new QueueClient(_connectionString, QueueFunctions.TriggerInstancesQueue);
+        Assert.False(await queue.ExistsAsync() && (await queue.PeekMessagesAsync(1)).Value.Length > 0);
+    }
+
+    [Fact]
+    public void TheAppPublishesToTheQueuesItsFunctionsListenOn()
+    {
+        var bus = (StorageQueueMessageBus)_services.GetRequiredService<IMessageBus>();
+
+        Assert.Equal(QueueFunctions.TriggerInstancesQueue, bus.QueueName(StormQueues.TriggerInstances));
+        Assert.Equal(QueueFunctions.ExecutionsQueue, bus.QueueName(StormQueues.Executions));
+    }
+
+    private async Task<string> TakeAsync(string queueName)
+    {
+        var queue = new QueueClient(_connectionString, queueName);
+        var message = await Eventually.ReturnsAsync(async () => (await queue.ReceiveMessagesAsync(1)).Value.FirstOrDefault(), m => m is not null, what: $"a message on {queueName}");
+        await queue.DeleteMessageAsync(message!.MessageId, message.PopReceipt);
+        return message.Body.ToString();
+    }
+}

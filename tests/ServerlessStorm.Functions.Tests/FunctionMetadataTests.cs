@@ -1,0 +1,87 @@
+using System.Text.Json.Nodes;
+using ServerlessStorm.Testing;
+
+namespace ServerlessStorm.Functions.Tests;
+
+/// <summary>
+/// The Functions host cannot run here, so the function metadata the Worker SDK generates at build time — what the
+/// host would index — is read and checked: every function's trigger, route, methods, schedule and queue.
+/// </summary>
+public class FunctionMetadataTests
+{
+    private static readonly Lazy<JsonArray> Metadata = new(Load);
+
+    private static JsonArray Load()
+    {
+        var configuration = new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name;
+        var candidates = new[]
+        {
+            Path.Combine(AppContext.BaseDirectory, "functions.metadata"),
+            Path.Combine(RepositoryPaths.Root, "functions", "ServerlessStorm.Functions", "bin", configuration, "net10.0", "functions.metadata"),
+        };
+        var path = candidates.FirstOrDefault(File.Exists)
+            ?? throw new FileNotFoundException($"functions.metadata was not generated; looked in: {string.Join(", ", candidates)}");
+        return JsonNode.Parse(File.ReadAllText(path))!.AsArray();
+    }
+
+    private static JsonObject Trigger(string function)
+    {
+        var entry = Metadata.Value.SingleOrDefault(f => f!["name"]!.GetValue<string>() == function)
+            ?? throw new Xunit.Sdk.XunitException($"function '{function}' is not in the metadata");
+        return entry["bindings"]!.AsArray().Single(b => b!["type"]!.GetValue<string>().EndsWith("Trigger", StringComparison.Ordinal))!.AsObject();
+    }
+
+    [Theory]
+    [InlineData("Webhook", "post", "v1/webhooks/{*hook}")]
+    [InlineData("CreateExecution", "post", "v1/executions")]
+    [InlineData("ListExecutions", "get", "v1/executions")]
+    [InlineData("GetExecution", "get", "v1/executions/{id}")]
+    [InlineData("ListTriggerInstances", "get", "v1/triggerinstances")]
+    [InlineData("GetTrace", "get", "v1/traces/{traceTag}")]
+    public void HttpFunctions_HaveStackStormRoutes(string function, string method, string route)
+    {
+        var trigger = Trigger(function);
+
+        Assert.Equal("httpTrigger", trigger["type"]!.GetValue<string>());
+        Assert.Equal(route, trigger["route"]!.GetValue<string>());
+        Assert.Equal([method], trigger["methods"]!.AsArray().Select(m => m!.GetValue<string>()));
+        Assert.Equal("Function", trigger["authLevel"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void HostJson_PutsTheRoutesUnderApi()
+    {
+        var host = JsonNode.Parse(File.ReadAllText(Path.Combine(RepositoryPaths.Root, "host.json")))!;
+
+        Assert.Equal("api", host["extensions"]!["http"]!["routePrefix"]!.GetValue<string>());
+        Assert.Equal("none", host["extensions"]!["queues"]!["messageEncoding"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void TimerSensor_RunsEveryFiveSeconds()
+    {
+        var trigger = Trigger("TimerSensor");
+
+        Assert.Equal("timerTrigger", trigger["type"]!.GetValue<string>());
+        Assert.Equal(TimerFunctions.Schedule, trigger["schedule"]!.GetValue<string>());
+    }
+
+    [Theory]
+    [InlineData("RulesEngine", "storm-trigger-instances")]
+    [InlineData("ActionRunner", "storm-action-executions")]
+    public void PipelineFunctions_ListenOnTheBusQueues(string function, string queue)
+    {
+        var trigger = Trigger(function);
+
+        Assert.Equal("queueTrigger", trigger["type"]!.GetValue<string>());
+        Assert.Equal(queue, trigger["queueName"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void EveryFunction_IsOneTheTestsKnow()
+    {
+        string[] known = ["Webhook", "CreateExecution", "ListExecutions", "GetExecution", "ListTriggerInstances", "GetTrace", "TimerSensor", "RulesEngine", "ActionRunner"];
+
+        Assert.Equal(known.Order(), Metadata.Value.Select(f => f!["name"]!.GetValue<string>()).Order());
+    }
+}
