@@ -47,6 +47,7 @@ return 0;
 
 static async Task RunAsync(HttpClient http, IAuditStore audit, int count, int parallelism, string transport, string mode, bool print)
 {
+    var progressInterval = TimeSpan.FromSeconds(2);
     var traceTags = new string[count];
     var next = -1;
     var clock = Stopwatch.StartNew();
@@ -54,7 +55,7 @@ static async Task RunAsync(HttpClient http, IAuditStore audit, int count, int pa
     {
         while (Volatile.Read(ref next) < count - 1)
         {
-            await Task.Delay(2000);
+            await Task.Delay(progressInterval);
             Console.Error.WriteLine($"  {transport} {mode}: {Math.Min(count, Volatile.Read(ref next) + 1)}/{count} sent");
         }
     });

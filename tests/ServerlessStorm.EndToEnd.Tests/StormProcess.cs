@@ -67,7 +67,7 @@ public sealed class StormProcess : IAsyncDisposable
             {
             }
 
-            await Task.Delay(100);
+            await Task.Delay(Eventually.PollInterval);
         }
 
         await storm.DisposeAsync();

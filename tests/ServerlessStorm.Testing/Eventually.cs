@@ -5,6 +5,8 @@ public static class Eventually
 {
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(30);
 
+    public static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(25);
+
     public static async Task<T> ReturnsAsync<T>(Func<Task<T>> probe, Func<T, bool> done, TimeSpan? timeout = null, string? what = null)
     {
         var deadline = DateTime.UtcNow + (timeout ?? DefaultTimeout);
@@ -17,7 +19,7 @@ public static class Eventually
                 return last;
             }
 
-            await Task.Delay(25);
+            await Task.Delay(PollInterval);
         }
 
         throw new TimeoutException($"{what ?? "condition"} not reached within {(timeout ?? DefaultTimeout).TotalSeconds} s; last value: {last}");
