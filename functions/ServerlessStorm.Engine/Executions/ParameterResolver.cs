@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using ServerlessStorm.Engine.Actions;
 using ServerlessStorm.Engine.Expressions;
+using ServerlessStorm.Engine.Expressions.Runtime;
 using ServerlessStorm.Engine.Packs;
 using ServerlessStorm.Engine.Json;
 
@@ -130,7 +131,7 @@ public static class ParameterResolver
         var text = kind == JsonValueKind.String ? value.GetValue<string>() : null;
         return type switch
         {
-            "string" when kind is not (JsonValueKind.Object or JsonValueKind.Array) => JsonValue.Create(Template.ToText(value)),
+            "string" when kind is not (JsonValueKind.Object or JsonValueKind.Array) => JsonValue.Create(Py.Str(Py.FromJson(value))),
             "integer" when text is not null && long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var l) => l,
             "number" when text is not null && double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) => d,
             "boolean" when text is not null && bool.TryParse(text, out var b) => b,

@@ -107,6 +107,28 @@ public sealed class PayloadPath
         return current;
     }
 
+    /// <summary>The value at this path below <paramref name="root"/> in the expression model; null when missing (as StackStorm's lookup).</summary>
+    public object? Resolve(object? root)
+    {
+        var current = root;
+        foreach (var step in Steps)
+        {
+            switch (step, current)
+            {
+                case (string key, OrderedDictionary<string, object?> dict) when dict.TryGetValue(key, out var child):
+                    current = child;
+                    break;
+                case (int index, List<object?> list) when index >= -list.Count && index < list.Count:
+                    current = list[index < 0 ? list.Count + index : index];
+                    break;
+                default:
+                    return null;
+            }
+        }
+
+        return current;
+    }
+
     public override string ToString() => Source;
 
     private static object ReadBracketKey(string text, ref int position)

@@ -1,154 +1,156 @@
-using System.Globalization;
+using System.Collections.Concurrent;
 using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
-using ServerlessStorm.Engine.Json;
+using ServerlessStorm.Engine.Expressions.Runtime;
+using ServerlessStorm.Engine.Expressions.Syntax;
 
 namespace ServerlessStorm.Engine.Expressions;
 
-/// <summary>The variables a template can read (<c>trigger</c>, later <c>st2kv</c>, parameters, workflow context).</summary>
-public sealed class TemplateScope
+/// <summary>Which delimiters a template understands.</summary>
+public enum TemplateDialect
 {
-    private readonly Dictionary<string, JsonNode?> _variables = new(StringComparer.Ordinal);
+    /// <summary>Jinja only, as in StackStorm rules and action parameters.</summary>
+    Jinja,
 
-    public TemplateScope Set(string name, JsonNode? value)
-    {
-        _variables[name] = value;
-        return this;
-    }
-
-    public bool TryGet(string name, out JsonNode? value) => _variables.TryGetValue(name, out value);
-
-    public static TemplateScope ForTrigger(JsonNode? payload) => new TemplateScope().Set("trigger", payload);
+    /// <summary>Jinja and Orquesta's <c>&lt;% … %&gt;</c>, as in workflows.</summary>
+    Orquesta,
 }
 
-public abstract record TemplateSegment;
-
-public sealed record TextSegment(string Text) : TemplateSegment;
-
-/// <summary>A <c>{{ … }}</c> expression; <see cref="Offset"/> is where it starts in the template source.</summary>
-public sealed record ExpressionSegment(PayloadPath Path, int Offset) : TemplateSegment;
-
 /// <summary>
-/// A parsed template in Jinja syntax. Only the template's own text is ever parsed: values substituted into it are
-/// data and are never parsed again, so a payload holding <c>{{ 7*7 }}</c> stays that string.
+/// A parsed template, compiled once and cached by its source. Only the template's own text is ever parsed: values
+/// substituted into it are data and are never parsed again, so a payload holding <c>{{ 7*7 }}</c> stays that string.
 /// </summary>
 public sealed class Template
 {
-    private Template(string source, IReadOnlyList<TemplateSegment> segments)
+    private const int CacheLimit = 20_000;
+    private static readonly ConcurrentDictionary<(string, TemplateDialect), Template> Cache = new();
+
+    private Template(string source, IReadOnlyList<Node> nodes)
     {
         Source = source;
-        Segments = segments;
+        Nodes = nodes;
+        DatastoreKeys = FindDatastoreKeys(nodes);
     }
 
     public string Source { get; }
 
-    public IReadOnlyList<TemplateSegment> Segments { get; }
+    internal IReadOnlyList<Node> Nodes { get; }
 
-    /// <summary>True when the whole template is one expression, whose value keeps its JSON type when rendered.</summary>
-    public bool IsSingleExpression => Segments is [ExpressionSegment];
+    /// <summary>True when the whole template is one expression, whose value keeps its type when evaluated.</summary>
+    public bool IsSingleExpression => Nodes is [OutputNode];
 
-    public static bool LooksLikeTemplate(string text) =>
-        text.Contains("{{", StringComparison.Ordinal) || text.Contains("{%", StringComparison.Ordinal);
+    /// <summary>The datastore keys the template names literally (<c>st2kv.system.NAME</c>), for a host to fetch first.</summary>
+    public IReadOnlyList<(string Scope, string Name)> DatastoreKeys { get; }
 
-    public static Template Parse(string source)
+    public static bool LooksLikeTemplate(string text, TemplateDialect dialect = TemplateDialect.Jinja) =>
+        text.Contains("{{", StringComparison.Ordinal) || text.Contains("{%", StringComparison.Ordinal) || text.Contains("{#", StringComparison.Ordinal)
+        || (dialect == TemplateDialect.Orquesta && text.Contains("<%", StringComparison.Ordinal));
+
+    /// <summary>Parses (or takes from the cache) a template; throws <see cref="TemplateSyntaxException"/> with the position.</summary>
+    public static Template Parse(string source, TemplateDialect dialect = TemplateDialect.Jinja)
     {
-        var segments = new List<TemplateSegment>();
-        var text = new StringBuilder();
-        var position = 0;
-        while (position < source.Length)
+        if (Cache.TryGetValue((source, dialect), out var cached))
         {
-            if (Starts(source, position, "{%"))
-            {
-                throw new TemplateSyntaxException("'{% … %}' statements are not supported here", position);
-            }
-
-            if (!Starts(source, position, "{{"))
-            {
-                text.Append(source[position++]);
-                continue;
-            }
-
-            if (text.Length > 0)
-            {
-                segments.Add(new TextSegment(text.ToString()));
-                text.Clear();
-            }
-
-            var start = position;
-            position += 2;
-            var path = PayloadPath.ParseAt(source, ref position);
-            PayloadPath.SkipSpaces(source, ref position);
-            if (!Starts(source, position, "}}"))
-            {
-                throw position >= source.Length
-                    ? new TemplateSyntaxException("'{{' is never closed with '}}'", start)
-                    : new TemplateSyntaxException($"unexpected '{source[position]}' in expression; expected '}}}}'", position);
-            }
-
-            position += 2;
-            segments.Add(new ExpressionSegment(path, start));
+            return cached;
         }
 
-        if (text.Length > 0)
+        var parsed = new Template(source, TemplateParser.ParseTemplate(source, dialect == TemplateDialect.Orquesta));
+        if (Cache.Count >= CacheLimit)
         {
-            segments.Add(new TextSegment(text.ToString()));
+            Cache.Clear();
         }
 
-        return new Template(source, segments);
+        Cache[(source, dialect)] = parsed;
+        return parsed;
     }
 
-    /// <summary>Renders to a value: a single expression keeps its type, anything else becomes a string.</summary>
-    public JsonNode? Evaluate(TemplateScope scope) =>
-        IsSingleExpression ? Resolve((ExpressionSegment)Segments[0], scope, out _)?.DeepClone() : JsonValue.Create(Render(scope));
-
+    /// <summary>Renders to text, as Jinja does.</summary>
     public string Render(TemplateScope scope)
     {
-        var builder = new StringBuilder();
-        foreach (var segment in Segments)
+        var sink = new TextSink(scope.Limits.MaxOutputLength);
+        new Evaluator(scope).Render(Nodes, sink);
+        return sink.ToString();
+    }
+
+    /// <summary>Renders to a value in the expression model: a single expression keeps its type, anything else is text.</summary>
+    public object? EvaluateValue(TemplateScope scope)
+    {
+        if (Nodes is [OutputNode output])
         {
-            builder.Append(segment switch
+            var value = new Evaluator(scope).Evaluate(output.Expression);
+            return value is Undefined undefined
+                ? throw new ExpressionEvaluationException($"'{undefined.Name}' is undefined (at character {output.Expression.Offset + 1})", output.Expression.Offset)
+                : value;
+        }
+
+        return Render(scope);
+    }
+
+    /// <summary>Renders to JSON: a single expression keeps its type, anything else is a string.</summary>
+    public JsonNode? Evaluate(TemplateScope scope) => Py.ToJson(EvaluateValue(scope));
+
+    internal void RenderTo(TemplateScope scope, IOutputSink sink) => new Evaluator(scope).Render(Nodes, sink);
+
+    private static List<(string, string)> FindDatastoreKeys(IReadOnlyList<Node> nodes)
+    {
+        var keys = new List<(string, string)>();
+        void VisitExpr(Expr? e)
+        {
+            switch (e)
             {
-                TextSegment t => t.Text,
-                ExpressionSegment e => ToText(Resolve(e, scope, out var found), found),
-                _ => "",
-            });
+                case AttributeExpr { Target: AttributeExpr { Target: NameExpr { Name: "st2kv" }, Name: var scope }, Name: var name }:
+                    keys.Add((scope, name));
+                    break;
+                case AttributeExpr a: VisitExpr(a.Target); break;
+                case IndexExpr i: VisitExpr(i.Target); VisitExpr(i.Index); break;
+                case SliceExpr s: VisitExpr(s.Target); VisitExpr(s.Start); VisitExpr(s.Stop); VisitExpr(s.Step); break;
+                case UnaryExpr u: VisitExpr(u.Operand); break;
+                case BinaryExpr b: VisitExpr(b.Left); VisitExpr(b.Right); break;
+                case ConditionalExpr c: VisitExpr(c.Then); VisitExpr(c.Condition); VisitExpr(c.Else); break;
+                case FilterExpr f: VisitExpr(f.Target); f.Args.ToList().ForEach(VisitExpr); f.Kwargs.Values.ToList().ForEach(VisitExpr); break;
+                case TestExpr t: VisitExpr(t.Target); t.Args.ToList().ForEach(VisitExpr); break;
+                case CallExpr c: VisitExpr(c.Target); c.Args.ToList().ForEach(VisitExpr); break;
+                case ListExpr l: l.Items.ToList().ForEach(VisitExpr); break;
+                case DictExpr d: d.Items.ToList().ForEach(p => { VisitExpr(p.Key); VisitExpr(p.Value); }); break;
+            }
         }
 
-        return builder.ToString();
+        void VisitNodes(IReadOnlyList<Node> body)
+        {
+            foreach (var node in body)
+            {
+                switch (node)
+                {
+                    case OutputNode o: VisitExpr(o.Expression); break;
+                    case IfNode i: i.Branches.ToList().ForEach(b => { VisitExpr(b.Condition); VisitNodes(b.Body); }); if (i.Else is not null) { VisitNodes(i.Else); } break;
+                    case ForNode f: VisitExpr(f.Iterable); VisitExpr(f.Filter); VisitNodes(f.Body); if (f.Else is not null) { VisitNodes(f.Else); } break;
+                    case SetNode s: VisitExpr(s.Value); break;
+                }
+            }
+        }
+
+        VisitNodes(nodes);
+        return [.. keys.Distinct()];
     }
 
-    public static JsonNode? Resolve(ExpressionSegment expression, TemplateScope scope, out bool found)
+    private sealed class TextSink(int limit) : IOutputSink
     {
-        if (!scope.TryGet(expression.Path.Root, out var root))
+        private readonly StringBuilder _text = new();
+
+        public void Text(string text) => Append(text);
+
+        public void Value(object? value) => Append(Py.Str(value));
+
+        public override string ToString() => _text.ToString();
+
+        private void Append(string text)
         {
-            found = false;
-            return null;
+            if (_text.Length + text.Length > limit)
+            {
+                throw new ExpressionLimitException($"the output is over the {limit} character limit");
+            }
+
+            _text.Append(text);
         }
-
-        return expression.Path.Resolve(root, out found);
     }
-
-    /// <summary>Text of a value as Jinja prints it: an undefined value is empty, null is None, booleans are True/False.</summary>
-    public static string ToText(JsonNode? value, bool found = true)
-    {
-        if (!found)
-        {
-            return "";
-        }
-
-        return value switch
-        {
-            null => "None",
-            JsonValue v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>(),
-            JsonValue v when v.GetValueKind() == JsonValueKind.True => "True",
-            JsonValue v when v.GetValueKind() == JsonValueKind.False => "False",
-            JsonValue v when JsonNumbers.TryGetDouble(v, out var d) && !JsonNumbers.TryGetInt64(v, out _) =>
-                d.ToString("R", CultureInfo.InvariantCulture),
-            _ => value.ToJsonString(),
-        };
-    }
-
-    private static bool Starts(string text, int position, string token) =>
-        string.CompareOrdinal(text, position, token, 0, token.Length) == 0;
 }

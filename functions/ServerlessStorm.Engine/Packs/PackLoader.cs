@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using ServerlessStorm.Engine.Expressions;
+using ServerlessStorm.Engine.Expressions.Runtime;
 using ServerlessStorm.Engine.Rules;
 using ServerlessStorm.Engine.Triggers;
 using ServerlessStorm.Engine.Yaml;
@@ -383,55 +384,138 @@ public sealed class PackLoader(IReadOnlyCollection<string> runnerTypes, YamlLimi
             var criteria = new List<Criterion>();
             foreach (var (key, value) in file.OptionalMapping("criteria")?.Entries ?? [])
             {
-                var field = $"criteria.{key.Value}";
-                PayloadPath keyPath;
-                try
+                if (LoadCriterion(file, key, value, "criteria.", RuleMatcher.TriggerRoot) is { } criterion)
                 {
-                    keyPath = PayloadPath.Parse(key.Value);
+                    criteria.Add(criterion);
                 }
-                catch (TemplateSyntaxException ex)
-                {
-                    file.Problem(key.Position, field, $"invalid key at character {ex.Offset + 1}: {ex.Message}");
-                    continue;
-                }
-
-                if (value is not YamlMapping map)
-                {
-                    file.Problem(value.Position, field, $"expected a mapping with 'type' and 'pattern', got a {value.KindName}");
-                    continue;
-                }
-
-                var scope = new FileScope(this, file.Path, map, field + ".");
-                scope.CheckFields(["type", "pattern", "condition"], "criterion");
-                var opName = scope.RequiredString("type");
-                if (opName is null)
-                {
-                    continue;
-                }
-
-                if (!CriteriaOperator.TryGet(opName, out var op))
-                {
-                    scope.Problem(map["type"]!.Position, "type",
-                        $"unknown operator '{opName}' (valid operators: {string.Join(", ", CriteriaOperator.Names.Order(StringComparer.Ordinal))})");
-                    continue;
-                }
-
-                var pattern = map["pattern"]?.ToJson();
-                object? compiled = null;
-                try
-                {
-                    compiled = op.Compile?.Invoke(pattern);
-                }
-                catch (ArgumentException ex)
-                {
-                    scope.Problem(map["pattern"]?.Position ?? map.Position, "pattern", $"invalid pattern for {op.Name}: {ex.Message}");
-                    continue;
-                }
-
-                criteria.Add(new Criterion(key.Value, keyPath, op, pattern, key.Position) { CompiledPattern = compiled });
             }
 
             return criteria;
+        }
+
+        private Criterion? LoadCriterion(FileScope file, YamlScalar key, YamlNode value, string prefix, string root)
+        {
+            var field = prefix + key.Value;
+            PayloadPath keyPath;
+            try
+            {
+                // "trigger.x#2": the #tag lets one field carry several criteria; it is not part of the path.
+                keyPath = PayloadPath.Parse(StripTag(key.Value));
+            }
+            catch (TemplateSyntaxException ex)
+            {
+                file.Problem(key.Position, field, $"invalid key at character {ex.Offset + 1}: {ex.Message}");
+                return null;
+            }
+
+            if (keyPath.Root != root)
+            {
+                file.Problem(key.Position, field, $"a criteria key starts with '{root}.' here (the {(root == RuleMatcher.TriggerRoot ? "trigger payload" : "search item")})");
+                return null;
+            }
+
+            if (value is not YamlMapping map)
+            {
+                file.Problem(value.Position, field, $"expected a mapping with 'type' and 'pattern', got a {value.KindName}");
+                return null;
+            }
+
+            var scope = new FileScope(this, file.Path, map, field + ".");
+            scope.CheckFields(["type", "pattern", "condition"], "criterion");
+            var opName = scope.RequiredString("type");
+            if (opName is null)
+            {
+                return null;
+            }
+
+            if (!CriteriaOperator.TryGet(opName, out var op))
+            {
+                scope.Problem(map["type"]!.Position, "type",
+                    $"unknown operator '{opName}' (valid operators: {string.Join(", ", CriteriaOperator.Names.Order(StringComparer.Ordinal))})");
+                return null;
+            }
+
+            if (op.IsSearch)
+            {
+                return LoadSearch(scope, file, key, map, keyPath, op, field);
+            }
+
+            var pattern = Py.FromJson(map["pattern"]?.ToJson());
+            if (pattern is string text && Template.LooksLikeTemplate(text))
+            {
+                try
+                {
+                    return new Criterion(key.Value, keyPath, op, pattern, key.Position) { PatternTemplate = CriteriaPatternTemplate.Parse(text) };
+                }
+                catch (TemplateSyntaxException ex)
+                {
+                    scope.Problem(map["pattern"]!.Position, "pattern", $"template error at character {ex.Offset + 1}: {ex.Message}");
+                    return null;
+                }
+            }
+
+            try
+            {
+                return new Criterion(key.Value, keyPath, op, pattern, key.Position) { CompiledPattern = pattern is null ? null : op.Compile?.Invoke(pattern) };
+            }
+            catch (Exception ex) when (ex is ArgumentException or PyTypeError)
+            {
+                scope.Problem(map["pattern"]?.Position ?? map.Position, "pattern", $"invalid pattern for {op.Name}: {ex.Message}");
+                return null;
+            }
+        }
+
+        private Criterion? LoadSearch(FileScope scope, FileScope file, YamlScalar key, YamlMapping map, PayloadPath keyPath, CriteriaOperator op, string field)
+        {
+            var condition = scope.RequiredString("condition");
+            if (condition is not null && condition is not ("any" or "all" or "any2any" or "all2any"))
+            {
+                scope.Problem(map["condition"]!.Position, "condition", $"unknown condition '{condition}' (valid: any, all, any2any, all2any)");
+                return null;
+            }
+
+            if (map["pattern"] is not YamlMapping children)
+            {
+                scope.Problem(map["pattern"]?.Position ?? map.Position, "pattern", "search needs a pattern: a mapping of criteria on item.… keys");
+                return null;
+            }
+
+            var loaded = new List<Criterion>();
+            var ok = condition is not null;
+            foreach (var (childKey, childValue) in children.Entries)
+            {
+                if (LoadCriterion(file, childKey, childValue, field + ".pattern.", RuleMatcher.ItemRoot) is { } child)
+                {
+                    loaded.Add(child);
+                }
+                else
+                {
+                    ok = false;
+                }
+            }
+
+            return ok ? new Criterion(key.Value, keyPath, op, null, key.Position) { Condition = condition, Children = loaded } : null;
+        }
+
+        private static string StripTag(string key)
+        {
+            var depth = 0;
+            for (var i = 0; i < key.Length; i++)
+            {
+                switch (key[i])
+                {
+                    case '[':
+                        depth++;
+                        break;
+                    case ']':
+                        depth--;
+                        break;
+                    case '#' when depth == 0:
+                        return key[..i];
+                }
+            }
+
+            return key;
         }
 
         private YamlMapping? ReadMapping(string path)

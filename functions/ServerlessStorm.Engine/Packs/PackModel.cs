@@ -50,11 +50,24 @@ public sealed record TriggerTypeDefinition(
     public string Ref => $"{Pack}.{Name}";
 }
 
-/// <summary>One criterion of a rule: a payload key, an operator and its pattern.</summary>
-public sealed record Criterion(string Key, PayloadPath Path, CriteriaOperator Operator, JsonNode? Pattern, SourcePosition Position)
+/// <summary>
+/// One criterion of a rule: a payload key (its <c>#tag</c> suffix already stripped from <see cref="Path"/>), an
+/// operator and its pattern, in the expression model. A search criterion has a condition and child criteria keyed
+/// <c>item.…</c>.
+/// </summary>
+public sealed record Criterion(string Key, PayloadPath Path, CriteriaOperator Operator, object? Pattern, SourcePosition Position)
 {
-    /// <summary>Compiled form of the pattern for operators that need one (a regex); built once at load.</summary>
+    /// <summary>The pattern compiled once at load (a regex), when it is not a template.</summary>
     internal object? CompiledPattern { get; init; }
+
+    /// <summary>Set when the pattern is a template, rendered against each trigger instance.</summary>
+    internal CriteriaPatternTemplate? PatternTemplate { get; init; }
+
+    /// <summary>search: any, all, any2any or all2any.</summary>
+    public string? Condition { get; init; }
+
+    /// <summary>search: the criteria each item of the list is checked against.</summary>
+    public IReadOnlyList<Criterion> Children { get; init; } = [];
 }
 
 public sealed record RuleDefinition(

@@ -1,0 +1,56 @@
+using System.Text.Json.Nodes;
+using ServerlessStorm.Engine.Expressions.Runtime;
+
+namespace ServerlessStorm.Engine.Expressions;
+
+/// <summary>
+/// What a template can read: named variables (<c>trigger</c>, <c>item</c>, action parameters, …), the datastore
+/// (<c>st2kv</c>) and, in workflows, Orquesta's functions. JSON values are converted to the expression model on
+/// first use, once per scope.
+/// </summary>
+public sealed class TemplateScope
+{
+    private readonly Dictionary<string, JsonNode?> _json = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, object?> _values = new(StringComparer.Ordinal);
+
+    public IKeyValueLookup? KeyValues { get; set; }
+
+    public IWorkflowFunctions? Workflow { get; set; }
+
+    public ExpressionLimits Limits { get; set; } = ExpressionLimits.Default;
+
+    public static TemplateScope ForTrigger(JsonNode? payload) => new TemplateScope().Set("trigger", payload);
+
+    public TemplateScope Set(string name, JsonNode? value)
+    {
+        _json[name] = value;
+        _values.Remove(name);
+        return this;
+    }
+
+    /// <summary>Sets a variable to a value already in the expression model.</summary>
+    public TemplateScope SetValue(string name, object? value)
+    {
+        _values[name] = value;
+        _json.Remove(name);
+        return this;
+    }
+
+    public bool TryGet(string name, out object? value)
+    {
+        if (_values.TryGetValue(name, out value))
+        {
+            return true;
+        }
+
+        if (_json.TryGetValue(name, out var json))
+        {
+            value = Py.FromJson(json);
+            _values[name] = value;
+            _json.Remove(name);
+            return true;
+        }
+
+        return false;
+    }
+}
