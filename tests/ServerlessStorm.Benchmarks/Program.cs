@@ -1,112 +1,16 @@
-using System.Diagnostics;
-using System.Globalization;
-using System.Net.Http.Json;
-using System.Text;
-using System.Text.Json.Nodes;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
-using ServerlessStorm.Azure.Local;
-using ServerlessStorm.Cli.Serve;
-using ServerlessStorm.Engine.Audit;
-using ServerlessStorm.Engine.Executions;
-using ServerlessStorm.Testing;
+using ServerlessStorm.Benchmarks;
 
-// Webhook-to-finished latency of core.noop (the examples.ping rule) through the local stack: real HTTP into
-// storm serve's API, the chosen bus between the stages, the audit in Azurite's Table Storage. Latency is measured
-// from the audit's own clock readings: the trigger instance's acceptance time to the execution's end time.
-var requests = IntArg("--requests", 1000);
-var concurrency = IntArg("--concurrency", 16);
-var transports = StringArg("--transport", "all") == "all" ? ServeSettings.Transports.All : [StringArg("--transport", "all")];
-
-var data = Path.Combine(Path.GetTempPath(), "storm-bench-azurite-" + Guid.NewGuid().ToString("N")[..8]);
-await using var azurite = await AzuriteLauncher.EnsureRunningAsync(new AzuriteEndpoints(AzuriteFixture.FreePort(), AzuriteFixture.FreePort(), AzuriteFixture.FreePort()), data);
-Console.WriteLine($"Azurite on ports {string.Join(", ", azurite.Endpoints.Ports)}; {requests} requests per run; machine: {Environment.ProcessorCount} cores");
-Console.WriteLine();
-Console.WriteLine("| transport | mode | requests | p50 ms | p90 ms | p99 ms | max ms | requests/s |");
-Console.WriteLine("|---|---|---|---|---|---|---|---|");
-
-foreach (var transport in transports)
+// storm benchmarks: "latency" (webhook to finished execution through the local stack) or "rules" (matching and
+// template rendering in the engine).
+return args.FirstOrDefault() switch
 {
-    await using var server = await StormServer.StartAsync(new ServeSettings
-    {
-        Port = AzuriteFixture.FreePort(),
-        PacksPath = RepositoryPaths.Packs,
-        Transport = transport,
-        StorageConnectionString = azurite.Endpoints.ConnectionString,
-    }, logging => logging.SetMinimumLevel(LogLevel.Warning).AddSimpleConsole());
-    var audit = server.Services.GetRequiredService<IAuditStore>();
-    using var http = new HttpClient { BaseAddress = new Uri(server.Url) };
+    "rules" => RulesBenchmark.Run(args),
+    "latency" or null => await LatencyBenchmark.RunAsync(args),
+    var other => Usage(other),
+};
 
-    await RunAsync(http, audit, 50, 4, transport, "warm-up", print: false);
-    await RunAsync(http, audit, requests, 1, transport, "sequential", print: true);
-    await RunAsync(http, audit, requests, concurrency, transport, $"concurrency {concurrency}", print: true);
-}
-
-Directory.Delete(data, recursive: true);
-return 0;
-
-static async Task RunAsync(HttpClient http, IAuditStore audit, int count, int parallelism, string transport, string mode, bool print)
+static int Usage(string mode)
 {
-    var progressInterval = TimeSpan.FromSeconds(2);
-    var traceTags = new string[count];
-    var next = -1;
-    var clock = Stopwatch.StartNew();
-    var progress = Task.Run(async () =>
-    {
-        while (Volatile.Read(ref next) < count - 1)
-        {
-            await Task.Delay(progressInterval);
-            Console.Error.WriteLine($"  {transport} {mode}: {Math.Min(count, Volatile.Read(ref next) + 1)}/{count} sent");
-        }
-    });
-    await Task.WhenAll(Enumerable.Range(0, parallelism).Select(async _ =>
-    {
-        int i;
-        while ((i = Interlocked.Increment(ref next)) < count)
-        {
-            using var response = await http.PostAsync("/api/v1/webhooks/ping", new StringContent("{\"n\":" + i + "}", Encoding.UTF8, "application/json"));
-            response.EnsureSuccessStatusCode();
-            traceTags[i] = (await response.Content.ReadFromJsonAsync<JsonObject>())!["trace_tag"]!.GetValue<string>();
-        }
-    }));
-    await progress;
-
-    var latencies = new double[count];
-    var lastEnd = DateTimeOffset.MinValue;
-    var firstStart = DateTimeOffset.MaxValue;
-    await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) =>
-    {
-        var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(traceTags[i], ct),
-            t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status) && t.TriggerInstances.Count == 1, TimeSpan.FromMinutes(5));
-        var execution = trace.Executions[0];
-        if (execution.Status != ExecutionStatus.Succeeded)
-        {
-            throw new InvalidOperationException($"execution {execution.Id} ended {execution.Status}: {execution.Error}");
-        }
-
-        var accepted = trace.TriggerInstances[0].OccurredAt;
-        latencies[i] = (execution.EndTimestamp!.Value - accepted).TotalMilliseconds;
-        lock (latencies)
-        {
-            lastEnd = execution.EndTimestamp.Value > lastEnd ? execution.EndTimestamp.Value : lastEnd;
-            firstStart = accepted < firstStart ? accepted : firstStart;
-        }
-    });
-
-    if (!print)
-    {
-        return;
-    }
-
-    Array.Sort(latencies);
-    double Percentile(double p) => latencies[Math.Min(count - 1, (int)Math.Ceiling(p / 100 * count) - 1)];
-    var throughput = count / (lastEnd - firstStart).TotalSeconds;
-    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"| {transport} | {mode} | {count} | {Percentile(50):0.0} | {Percentile(90):0.0} | {Percentile(99):0.0} | {latencies[^1]:0.0} | {throughput:0} |"));
+    Console.Error.WriteLine($"unknown benchmark '{mode}'; use 'latency' or 'rules'");
+    return 2;
 }
-
-int IntArg(string name, int fallback) =>
-    Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
-
-string StringArg(string name, string fallback) =>
-    Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;

@@ -42,7 +42,8 @@ public static class StormEngineServices
         services.AddSingleton<IActionRunner, HttpRequestRunner>();
         services.AddSingleton<RunnerRegistry>();
         services.AddSingleton(sp => LoadCatalog(sp.GetRequiredService<IOptions<StormOptions>>().Value.PacksPath, sp.GetRequiredService<RunnerRegistry>()));
-        services.AddSingleton<RuleMatcher>();
+        services.AddSingleton(sp => new RuleMatcher(sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<RuleMatcher>>(), sp.GetService<Expressions.Runtime.IKeyValueLookup>()));
+        services.AddSingleton<IRuleEvaluator, CompiledRuleEvaluator>();
         services.AddSingleton<TriggerDispatcher>();
         services.AddSingleton<WebhookSensor>();
         services.AddSingleton<TimerSensor>();

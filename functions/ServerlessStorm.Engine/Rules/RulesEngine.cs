@@ -3,19 +3,20 @@ using ServerlessStorm.Engine.Actions;
 using ServerlessStorm.Engine.Audit;
 using ServerlessStorm.Engine.Executions;
 using ServerlessStorm.Engine.Expressions;
+using ServerlessStorm.Engine.Expressions.Runtime;
 using ServerlessStorm.Engine.Packs;
 using ServerlessStorm.Engine.Triggers;
 
 namespace ServerlessStorm.Engine.Rules;
 
 /// <summary>
-/// Matches each trigger instance against the rules bound to its trigger and enforces the ones that match: renders
-/// the action parameters from the payload and requests the execution. Backstop rules run only when no standard rule
-/// matched. Every enforcement, and every failure to enforce, is recorded with its reason.
+/// Matches each trigger instance against the rules bound to its trigger (through the compiled
+/// <see cref="IRuleEvaluator"/>) and enforces the ones that match: renders the action parameters from the payload and
+/// requests the execution. Every enforcement, and every failure to enforce, is recorded with its reason.
 /// </summary>
 public sealed partial class RulesEngine(
     PackCatalog catalog,
-    RuleMatcher matcher,
+    IRuleEvaluator rules,
     RunnerRegistry runners,
     ExecutionService executions,
     IAuditStore audit,
@@ -27,19 +28,13 @@ public sealed partial class RulesEngine(
         await audit.UpdateTriggerInstanceStatusAsync(instance.Id, TriggerInstanceStatus.Processing, null, cancellationToken);
         try
         {
-            var rules = catalog.RulesFor(instance.TriggerType, instance.TriggerParameters).Where(r => r.Enabled).ToList();
-            var matched = rules.Where(r => !r.IsBackstop && matcher.Match(r, instance.Payload).IsMatch).ToList();
-            if (matched.Count == 0)
-            {
-                matched = [.. rules.Where(r => r.IsBackstop && matcher.Match(r, instance.Payload).IsMatch)];
-            }
-
+            var matched = rules.Evaluate(instance.TriggerType, instance.TriggerParameters, instance.Payload);
             foreach (var rule in matched)
             {
                 await EnforceAsync(rule, instance, cancellationToken);
             }
 
-            LogProcessed(logger, instance.Id, rules.Count, matched.Count);
+            LogProcessed(logger, instance.Id, matched.Count);
             await audit.UpdateTriggerInstanceStatusAsync(instance.Id, TriggerInstanceStatus.Processed, null, cancellationToken);
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
@@ -69,6 +64,11 @@ public sealed partial class RulesEngine(
             await RecordFailureAsync(rule, instance, ex.Message, now, cancellationToken);
             return;
         }
+        catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException)
+        {
+            await RecordFailureAsync(rule, instance, $"the action parameters could not be rendered: {ex.Message}", now, cancellationToken);
+            return;
+        }
 
         var executionId = StormIds.ForRuleEnforcement(instance.Id, rule.Ref, instance.OccurredAt);
         await executions.RequestAsync(action, parameters, executionId, instance.TraceTag, instance.Id, rule.Ref, cancellationToken);
@@ -83,8 +83,8 @@ public sealed partial class RulesEngine(
             RuleEnforcementRecord.Failed, reason, now, instance.TraceTag), cancellationToken);
     }
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Trigger instance {Id}: {Candidates} candidate rule(s), {Matched} matched")]
-    private static partial void LogProcessed(ILogger logger, string id, int candidates, int matched);
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Trigger instance {Id}: {Matched} rule(s) matched")]
+    private static partial void LogProcessed(ILogger logger, string id, int matched);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Rule {Rule} matched trigger instance {Id} but could not be enforced: {Reason}")]
     private static partial void LogEnforcementFailed(ILogger logger, string rule, string id, string reason);
