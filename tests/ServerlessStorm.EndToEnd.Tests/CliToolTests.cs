@@ -73,5 +73,28 @@ public sealed class CliToolTests : IDisposable
         Assert.Equal(2, badRule.ExitCode);
     }
 
+    [Fact]
+    public async Task RuleTest_WithJsonLines_PrintsOneResultPerTriggerInstance()
+    {
+        var rule = Path.Combine(RepositoryPaths.Packs, "examples", "rules", "notify.yaml");
+        var lines = _packs.Write("recorded.jsonl", string.Join('\n',
+            """{"trigger": "core.st2.webhook", "payload": {"body": {"severity": "critical", "notify_url": "http://chat/x"}}}""",
+            """{"trigger": "core.st2.webhook", "payload": {"body": {"severity": "info", "notify_url": "http://chat/x"}}}""",
+            "",
+            """{"trigger": "core.st2.webhook", "payload": {"body": {"severity": "warning"}}}"""));
+        var broken = _packs.Write("broken.jsonl", """{"trigger": "core.st2.webhook", "payload": {"body": {"severity": "critical", "notify_url": "u"}}}""" + "\n{oops\n");
+
+        var result = await StormProcess.RunAsync("rule", "test", "--rule", rule, "--trigger-instances", lines);
+        var withInvalid = await StormProcess.RunAsync("rule", "test", "--rule", rule, "--trigger-instances", broken);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Equal(
+            ["line 1: matches", "line 2: does not match: criterion 'trigger.body.severity' (regex) did not match", "line 4: does not match: criterion 'trigger.body.notify_url' (exists) did not match"],
+            result.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains("1 of 3 trigger instance(s) match examples.notify", result.StdErr);
+        Assert.Equal(2, withInvalid.ExitCode);
+        Assert.Contains("line 2: invalid: not valid JSON", withInvalid.StdOut);
+    }
+
     public void Dispose() => _packs.Dispose();
 }

@@ -67,6 +67,7 @@ public class ExpressionTests
     [InlineData("{{ trigger.body.tags | first }}{{ trigger.body.tags | last }}", "ac")]
     [InlineData("{{ [3, 1, 2] | sort }} {{ [1, 1, 2] | unique }} {{ [1, 2] | sum }}", "[1, 2, 3] [1, 2] 3")]
     [InlineData("{{ '/var/log/app.log' | basename }} {{ '/var/log/app.log' | dirname }}", "app.log /var/log")]
+    [InlineData("{{ 'abc' | replace('', '-') }} {{ 'a.b'.replace('.', '/') }}", "-a-b-c- a/b")]
     public void Filters_BehaveAsStackStormsDo(string template, string expected) => Assert.Equal(expected, Render(template));
 
     [Theory]

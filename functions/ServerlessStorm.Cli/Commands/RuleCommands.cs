@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging.Abstractions;
 using ServerlessStorm.Engine.Expressions;
+using ServerlessStorm.Engine.Expressions.Runtime;
 using ServerlessStorm.Engine.Packs;
 using ServerlessStorm.Engine.Rules;
 
@@ -13,66 +14,55 @@ internal static class RuleCommands
     public static Command Create()
     {
         var rule = new Option<string>("--rule") { Description = "The rule's YAML file", Required = true };
-        var instance = new Option<string>("--trigger-instance")
+        var instance = new Option<string?>("--trigger-instance")
         {
             Description = "A JSON file {\"trigger\": \"<type ref>\", \"payload\": {…}} (st2-rule-tester's format)",
-            Required = true,
         };
-        var test = new Command("test", "Test whether a rule matches a trigger instance: exit 0 when it matches, 1 when it does not, 2 on invalid input")
+        var instances = new Option<string?>("--trigger-instances")
         {
-            rule, instance,
+            Description = "A JSON Lines file of trigger instances in the same format, one per line; one result line each",
         };
-        test.SetAction(result => Test(result.GetValue(rule)!, result.GetValue(instance)!));
+        var test = new Command("test", "Test whether a rule matches trigger instances: exit 0 when it matches (all of them), 1 when it does not, 2 on invalid input")
+        {
+            rule, instance, instances,
+        };
+        test.SetAction(result =>
+        {
+            var (one, many) = (result.GetValue(instance), result.GetValue(instances));
+            if ((one is null) == (many is null))
+            {
+                return CliOutput.Error("give either --trigger-instance FILE or --trigger-instances FILE.jsonl");
+            }
+
+            if (LoadRule(result.GetValue(rule)!) is not { } loaded)
+            {
+                return CliOutput.InvalidInput;
+            }
+
+            return one is not null ? TestOne(loaded, one) : TestMany(loaded, many!);
+        });
         return new Command("rule", "Work with rules") { test };
     }
 
-    private static int Test(string rulePath, string instancePath)
+    private static RuleDefinition? LoadRule(string path)
     {
-        var (rule, problems) = new PackLoader(PackCommands.KnownRunnerTypes()).LoadRule(rulePath);
-        if (rule is null || problems.Count > 0)
+        var (rule, problems) = new PackLoader(PackCommands.KnownRunnerTypes()).LoadRule(path);
+        if (rule is not null && problems.Count == 0)
         {
-            Console.Error.WriteLine($"error: the rule file is invalid:");
-            foreach (var problem in problems)
-            {
-                Console.Error.WriteLine($"  {problem}");
-            }
-
-            return CliOutput.InvalidInput;
+            return rule;
         }
 
-        if (ReadTriggerInstance(instancePath, out var error) is not var (triggerType, payload))
+        Console.Error.WriteLine("error: the rule file is invalid:");
+        foreach (var problem in problems)
         {
-            return CliOutput.Error(error!);
+            Console.Error.WriteLine($"  {problem}");
         }
 
-        if (triggerType != rule.TriggerType)
-        {
-            Console.WriteLine($"Rule {rule.Ref} does NOT match: it listens to trigger '{rule.TriggerType}', the instance is of '{triggerType}'.");
-            return CliOutput.Failed;
-        }
-
-        var match = new RuleMatcher(NullLogger<RuleMatcher>.Instance).Match(rule, payload);
-        if (!match.IsMatch)
-        {
-            Console.WriteLine($"Rule {rule.Ref} does NOT match: {match.Reason}.");
-            return CliOutput.Failed;
-        }
-
-        var scope = TemplateScope.ForTrigger(payload);
-        var parameters = new JsonObject();
-        foreach (var (name, value) in rule.ActionParameters)
-        {
-            parameters[name] = value.AsTemplate is { } template ? template.Render(scope) : value.Render(scope);
-        }
-
-        Console.WriteLine($"Rule {rule.Ref} matches. It would run {rule.ActionRef} with:");
-        Console.WriteLine(CliOutput.Json(parameters));
-        return CliOutput.Ok;
+        return null;
     }
 
-    private static (string TriggerType, JsonNode? Payload)? ReadTriggerInstance(string path, out string? error)
+    private static int TestOne(RuleDefinition rule, string path)
     {
-        error = null;
         JsonNode? document;
         try
         {
@@ -80,15 +70,120 @@ internal static class RuleCommands
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            error = $"cannot read the trigger instance file '{path}': {ex.Message}";
-            return null;
+            return CliOutput.Error($"cannot read the trigger instance file '{path}': {ex.Message}");
         }
         catch (JsonException ex)
         {
-            error = $"the trigger instance file '{path}' is not valid JSON: {ex.Message}";
-            return null;
+            return CliOutput.Error($"the trigger instance file '{path}' is not valid JSON: {ex.Message}");
         }
 
+        if (ReadTriggerInstance(document, out var error) is not var (triggerType, payload))
+        {
+            return CliOutput.Error($"{path}: {error}");
+        }
+
+        var (matched, reason) = Evaluate(rule, triggerType, payload);
+        if (!matched)
+        {
+            Console.WriteLine($"Rule {rule.Ref} does NOT match: {reason}.");
+            return CliOutput.Failed;
+        }
+
+        Console.WriteLine($"Rule {rule.Ref} matches. It would run {rule.ActionRef} with:");
+        Console.WriteLine(CliOutput.Json(RenderParameters(rule, payload)));
+        return CliOutput.Ok;
+    }
+
+    private static int TestMany(RuleDefinition rule, string path)
+    {
+        IEnumerable<string> lines;
+        try
+        {
+            lines = File.ReadLines(path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return CliOutput.Error($"cannot read '{path}': {ex.Message}");
+        }
+
+        var (total, matched, invalid) = (0, 0, 0);
+        var number = 0;
+        foreach (var line in lines)
+        {
+            number++;
+            if (string.IsNullOrWhiteSpace(line))
+            {
+                continue;
+            }
+
+            total++;
+            JsonNode? document = null;
+            string? error = null;
+            try
+            {
+                document = JsonNode.Parse(line);
+            }
+            catch (JsonException ex)
+            {
+                error = $"not valid JSON: {ex.Message}";
+            }
+
+            if (error is not null || ReadTriggerInstance(document, out error) is not var (triggerType, payload))
+            {
+                invalid++;
+                Console.WriteLine($"line {number}: invalid: {error}");
+                continue;
+            }
+
+            var (isMatch, reason) = Evaluate(rule, triggerType, payload);
+            if (isMatch)
+            {
+                matched++;
+                Console.WriteLine($"line {number}: matches");
+            }
+            else
+            {
+                Console.WriteLine($"line {number}: does not match: {reason}");
+            }
+        }
+
+        Console.Error.WriteLine($"{matched} of {total} trigger instance(s) match {rule.Ref}{(invalid > 0 ? $"; {invalid} invalid" : "")}");
+        return invalid > 0 ? CliOutput.InvalidInput : matched == total ? CliOutput.Ok : CliOutput.Failed;
+    }
+
+    private static (bool Matched, string? Reason) Evaluate(RuleDefinition rule, string triggerType, JsonNode? payload)
+    {
+        if (triggerType != rule.TriggerType)
+        {
+            return (false, $"it listens to trigger '{rule.TriggerType}', the instance is of '{triggerType}'");
+        }
+
+        var match = new RuleMatcher(NullLogger<RuleMatcher>.Instance).Match(rule, payload);
+        return (match.IsMatch, match.Reason);
+    }
+
+    private static JsonObject RenderParameters(RuleDefinition rule, JsonNode? payload)
+    {
+        var scope = TemplateScope.ForTrigger(payload);
+        var parameters = new JsonObject();
+        foreach (var (name, value) in rule.ActionParameters)
+        {
+            try
+            {
+                parameters[name] = value.AsTemplate is { } template ? template.Render(scope) : value.Render(scope);
+            }
+            catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException)
+            {
+                parameters[name] = $"<cannot render: {ex.Message}>";
+            }
+        }
+
+        return parameters;
+    }
+
+    private static (string TriggerType, JsonNode? Payload)? ReadTriggerInstance(JsonNode? document, out string? error)
+    {
+        error = null;
         var trigger = document?["trigger"] switch
         {
             JsonValue v when v.TryGetValue<string>(out var s) => s,
@@ -97,7 +192,7 @@ internal static class RuleCommands
         };
         if (document is not JsonObject || trigger is null)
         {
-            error = $"the trigger instance file '{path}' must be a JSON object with \"trigger\" (the trigger type ref) and \"payload\"";
+            error = "a trigger instance is a JSON object with \"trigger\" (the trigger type ref) and \"payload\"";
             return null;
         }
 

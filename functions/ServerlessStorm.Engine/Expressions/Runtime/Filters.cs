@@ -57,7 +57,7 @@ internal sealed partial class Evaluator
             "capitalize" => Text(value) is { Length: > 0 } c ? char.ToUpperInvariant(c[0]) + c[1..].ToLowerInvariant() : "",
             "title" => CultureInfo.InvariantCulture.TextInfo.ToTitleCase(Text(value).ToLowerInvariant()),
             "trim" => A(0, "chars") is string chars ? Text(value).Trim(chars.ToCharArray()) : Text(value).Trim(),
-            "replace" => CheckLength(Text(value).Replace(Text(A(0, "old", "")), Text(A(1, "new", "")), StringComparison.Ordinal), filter.Offset),
+            "replace" => CheckLength(Replace(Text(value), Text(A(0, "old", "")), Text(A(1, "new", ""))), filter.Offset),
             "int" => ToInt(value, A(0, "default", 0L)),
             "float" => ToFloat(value, A(0, "default", 0.0)),
             "bool" => Py.Truthy(value),
@@ -138,7 +138,7 @@ internal sealed partial class Evaluator
             (string s, "split") => (args.Count > 0 && args[0] is string sep ? s.Split(sep) : s.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)).Select(p => (object?)p).ToList(),
             (string s, "startswith") => s.StartsWith(S(0), StringComparison.Ordinal),
             (string s, "endswith") => s.EndsWith(S(0), StringComparison.Ordinal),
-            (string s, "replace") => CheckLength(s.Replace(S(0), S(1), StringComparison.Ordinal), call.Offset),
+            (string s, "replace") => CheckLength(Replace(s, S(0), S(1)), call.Offset),
             (string s, "join") => CheckLength(string.Join(s, Iterate(args.FirstOrDefault(), call.Offset).Select(Py.Str)), call.Offset),
             (string s, "title") => CultureInfo.InvariantCulture.TextInfo.ToTitleCase(s.ToLowerInvariant()),
             (string s, "capitalize") => s.Length > 0 ? char.ToUpperInvariant(s[0]) + s[1..].ToLowerInvariant() : "",
@@ -147,6 +147,11 @@ internal sealed partial class Evaluator
             _ => throw Fail($"'{Py.TypeName(target)}' has no method '{call.Name}' available in templates", call.Offset),
         };
     }
+
+    // Python's str.replace: an empty "old" inserts "new" before every character and at the end.
+    private static string Replace(string text, string old, string replacement) => old.Length == 0
+        ? replacement + string.Concat(text.Select(c => c + replacement))
+        : text.Replace(old, replacement, StringComparison.Ordinal);
 
     private static Expr? Arg(FilterExpr filter, int index, string name) =>
         filter.Kwargs.TryGetValue(name, out var byName) ? byName : index < filter.Args.Count ? filter.Args[index] : null;
