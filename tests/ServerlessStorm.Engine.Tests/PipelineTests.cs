@@ -153,6 +153,34 @@ public sealed class PipelineTests : IAsyncLifetime
         Assert.Equal("b.fallback", await RuleFor("other"));
     }
 
+    public static TheoryData<string> InjectionCorpus() =>
+    [
+        "{{ 7*7 }}", "{% for i in range(9) %}x{% endfor %}", "{# #}", "<% ctx().password %>", "{{ st2kv.system.secret }}",
+        "{{ trigger.__class__ }}", "{{ ''.GetType().Assembly.Location }}", "System.Environment.Exit(1)", "$(id)", "`id`",
+        "{{ trigger.body.name }}", "}}{{", "{%- raw -%}", "\u007b\u007b 1 \u007d\u007d",
+    ];
+
+    [Theory]
+    [MemberData(nameof(InjectionCorpus))]
+    public async Task PayloadStrings_ThatLookLikeCode_ReachTheActionAsTheSameText(string hostile)
+    {
+        using var packs = new TempPacks().WithPack("inj");
+        packs.Write("inj/rules/echo.yaml", """
+            name: echo
+            trigger: {type: core.st2.webhook, parameters: {url: inj}}
+            criteria: {trigger.body.name: {type: exists}}
+            action: {ref: core.echo, parameters: {message: "[{{ trigger.body.name }}]"}}
+            """);
+        var audit = new InMemoryAuditStore();
+        await using var host = await StormTestHost.StartAsync(audit, new InMemoryMessageBus(), packs.Root);
+
+        var response = await host.Api.PostWebhookAsync("inj", [], Encoding.UTF8.GetBytes(new JsonObject { ["name"] = hostile }.ToJsonString()), CancellationToken.None);
+        var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(response.Body["trace_tag"]!.GetValue<string>(), CancellationToken.None),
+            t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status));
+
+        Assert.Equal($"[{hostile}]", trace.Executions[0].Result!["stdout"]!.GetValue<string>());
+    }
+
     [Fact]
     public async Task IntervalTimerRule_FiresThroughTheWorker()
     {

@@ -162,17 +162,17 @@ public sealed class CompiledRuleEvaluator : IRuleEvaluator
             }
 
             candidates.Sort();
-            var lazy = new LazyPayload(payload);
+            LazyPayload? lazy = null;
             foreach (var id in candidates)
             {
                 var rule = _rules[id];
-                if (rule.Impossible || (payloadIsEmpty && rule.Definition.Criteria.Count > 0))
+                if (rule.Impossible || (payloadIsEmpty && rule.Definition.Criteria.Count > 0) || !PassesChecks(rule, payload))
                 {
                     continue;
                 }
 
-                if (rule.Checks.All(check => check.Matches(payload))
-                    && rule.Residual.All(c => matcher.Check(c, RuleMatcher.TriggerRoot, lazy.Value, rule.Definition.Ref).Matched))
+                lazy ??= rule.Residual.Length > 0 ? new LazyPayload(payload) : null;
+                if (PassesResidual(rule, payload, lazy, matcher))
                 {
                     matched.Add(rule.Definition);
                 }
@@ -180,6 +180,36 @@ public sealed class CompiledRuleEvaluator : IRuleEvaluator
 
             return matched;
         }
+
+        private static bool PassesChecks(CompiledRule rule, JsonNode? payload)
+        {
+            foreach (var check in rule.Checks)
+            {
+                if (!check.Matches(payload))
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+
+        private static bool PassesResidual(CompiledRule rule, JsonNode? payload, LazyPayload? lazy, RuleMatcher matcher)
+        {
+            foreach (var criterion in rule.Residual)
+            {
+                if (!matcher.Check(criterion, RuleMatcher.TriggerRoot, lazy!.Get, ValueAt(criterion, payload), rule.Definition.Ref).Matched)
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+
+        // Only the value under the criterion's key is converted, not the whole payload.
+        private static object? ValueAt(Criterion criterion, JsonNode? payload) =>
+            criterion.Path.Root == RuleMatcher.TriggerRoot && criterion.Path.Resolve(payload, out var found) is var node && found ? Py.FromJson(node) : null;
 
         // Index entries a criterion occupies; rules sharing them would be collected together.
         private static IEnumerable<string> LoadKeys(Criterion c) => c.Operator.Name switch
@@ -361,8 +391,8 @@ public sealed class CompiledRuleEvaluator : IRuleEvaluator
             {
                 var lower = _iequals.Count > 0 || _iprefixes.Count > 0 ? text.ToLowerInvariant() : text;
                 candidates.AddRange(_iequals.GetValueOrDefault(lower) ?? []);
-                _prefixes.Walk(text, candidates.AddRange);
-                _iprefixes.Walk(lower, candidates.AddRange);
+                _prefixes.Walk(text, candidates);
+                _iprefixes.Walk(lower, candidates);
             }
         }
 
@@ -403,7 +433,8 @@ public sealed class CompiledRuleEvaluator : IRuleEvaluator
             Count++;
         }
 
-        public void Walk(string value, Action<List<int>> visit)
+        /// <summary>Adds the rules of every prefix of <paramref name="value"/> to <paramref name="found"/>.</summary>
+        public void Walk(string value, List<int> found)
         {
             if (Count == 0)
             {
@@ -413,7 +444,7 @@ public sealed class CompiledRuleEvaluator : IRuleEvaluator
             var node = _root;
             if (node.Rules is not null)
             {
-                visit(node.Rules);
+                found.AddRange(node.Rules);
             }
 
             foreach (var c in value)
@@ -425,7 +456,7 @@ public sealed class CompiledRuleEvaluator : IRuleEvaluator
 
                 if (node.Rules is not null)
                 {
-                    visit(node.Rules);
+                    found.AddRange(node.Rules);
                 }
             }
         }
@@ -469,24 +500,31 @@ public sealed class CompiledRuleEvaluator : IRuleEvaluator
         };
     }
 
-    /// <summary>The payload converted to the expression model only when a residual criterion needs it.</summary>
-    private sealed class LazyPayload(JsonNode? payload)
+    /// <summary>The payload converted to the expression model only when a templated pattern needs it.</summary>
+    private sealed class LazyPayload
     {
+        private readonly JsonNode? _payload;
         private object? _value;
         private bool _converted;
 
-        public object? Value
+        public LazyPayload(JsonNode? payload)
         {
-            get
-            {
-                if (!_converted)
-                {
-                    _value = Py.FromJson(payload);
-                    _converted = true;
-                }
+            _payload = payload;
+            Get = Value;
+        }
 
-                return _value;
+        /// <summary>One delegate per event, not one per criterion checked.</summary>
+        public Func<object?> Get { get; }
+
+        private object? Value()
+        {
+            if (!_converted)
+            {
+                _value = Py.FromJson(_payload);
+                _converted = true;
             }
+
+            return _value;
         }
     }
 }

@@ -53,40 +53,46 @@ public sealed partial class RuleMatcher(ILogger<RuleMatcher> logger, IKeyValueLo
     }
 
     /// <summary>Checks one criterion against the value under <paramref name="root"/> (<c>trigger</c>, or <c>item</c> inside a search).</summary>
-    internal (bool Matched, string? Reason) Check(Criterion criterion, string root, object? rootValue, string ruleRef)
+    internal (bool Matched, string? Reason) Check(Criterion criterion, string root, object? rootValue, string ruleRef) =>
+        Check(criterion, root, () => rootValue, criterion.Path.Root == root ? criterion.Path.Resolve(rootValue) : null, ruleRef);
+
+    /// <summary>
+    /// Checks one criterion given the value at its key, already resolved; the whole root value is asked for only
+    /// when a templated pattern needs it as its scope.
+    /// </summary>
+    internal (bool Matched, string? Reason) Check(Criterion criterion, string root, Func<object?> rootValue, object? value, string ruleRef)
     {
-        var label = $"criterion '{criterion.Key}' ({criterion.Operator.Name})";
+        string Label() => $"criterion '{criterion.Key}' ({criterion.Operator.Name})";
         object? pattern;
         try
         {
             pattern = criterion.PatternTemplate is { } template
-                ? template.Render(new TemplateScope { KeyValues = keyValues }.SetValue(root, rootValue))
+                ? template.Render(new TemplateScope { KeyValues = keyValues }.SetValue(root, rootValue()))
                 : criterion.Pattern;
         }
         catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException)
         {
             LogPatternFailed(logger, ruleRef, criterion.Key, ex.Message);
-            return (false, $"{label}: its pattern could not be rendered: {ex.Message}");
+            return (false, $"{Label()}: its pattern could not be rendered: {ex.Message}");
         }
 
-        var value = criterion.Path.Root == root ? criterion.Path.Resolve(rootValue) : null;
         try
         {
             var matched = criterion.Operator.IsSearch
                 ? Search(criterion, value, pattern, ruleRef)
                 : criterion.Operator.Evaluate(value, pattern, criterion.Operator.Compiled(pattern, criterion.CompiledPattern));
-            return matched ? (true, null) : (false, $"{label} did not match");
+            return matched ? (true, null) : (false, $"{Label()} did not match");
         }
         catch (RegexMatchTimeoutException)
         {
             LogRegexTimeout(logger, ruleRef, criterion.Key);
-            return (false, $"{label}: the regex timed out");
+            return (false, $"{Label()}: the regex timed out");
         }
         catch (Exception ex) when (ex is PyTypeError or ArgumentException)
         {
             // Python raises here (a TypeError, a bad regex); StackStorm counts the criterion as not matched.
             LogCriterionError(logger, ruleRef, criterion.Key, ex.Message);
-            return (false, $"{label}: {ex.Message}");
+            return (false, $"{Label()}: {ex.Message}");
         }
     }
 

@@ -458,11 +458,28 @@ public static class Py
         JsonValueKind.String => value.GetValue<string>(),
         JsonValueKind.True => true,
         JsonValueKind.False => false,
-        JsonValueKind.Number => long.TryParse(value.ToJsonString(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var l)
-            ? (object)l
-            : double.Parse(value.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture),
+        JsonValueKind.Number => Number(value),
         _ => null,
     };
+
+    // An integer in the JSON text is an int, anything else a float, whatever .NET type backs the node.
+    private static object Number(JsonValue value)
+    {
+        if (value.TryGetValue<long>(out var l))
+        {
+            return l;
+        }
+
+        if (value.TryGetValue<int>(out var i))
+        {
+            return (long)i;
+        }
+
+        var text = value.ToJsonString();
+        return long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var parsed)
+            ? parsed
+            : double.Parse(text, NumberStyles.Float, CultureInfo.InvariantCulture);
+    }
 
     private static object Arithmetic(object? a, object? b, Func<long, long, long> integer, Func<double, double, double> real)
     {
