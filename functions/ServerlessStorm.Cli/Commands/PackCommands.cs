@@ -21,7 +21,7 @@ internal static class PackCommands
         PackLoadResult result;
         try
         {
-            result = new PackLoader(KnownRunnerTypes()).LoadFrom(path);
+            result = new PackLoader(Runners()).LoadFrom(path);
         }
         catch (DirectoryNotFoundException ex)
         {
@@ -45,10 +45,10 @@ internal static class PackCommands
         return CliOutput.Failed;
     }
 
-    /// <summary>The runner types this build has, from the same registrations the engine uses.</summary>
-    internal static IReadOnlyCollection<string> KnownRunnerTypes()
+    /// <summary>The runners this build has, from the same registrations the engine uses.</summary>
+    internal static RunnerRegistry Runners()
     {
         using var services = new ServiceCollection().AddStormEngine().BuildServiceProvider();
-        return [.. services.GetRequiredService<RunnerRegistry>().RunnerTypes];
+        return services.GetRequiredService<RunnerRegistry>();
     }
 }

@@ -46,7 +46,7 @@ internal static class RuleCommands
 
     private static RuleDefinition? LoadRule(string path)
     {
-        var (rule, problems) = new PackLoader(PackCommands.KnownRunnerTypes()).LoadRule(path);
+        var (rule, problems) = new PackLoader(PackCommands.Runners()).LoadRule(path);
         if (rule is not null && problems.Count == 0)
         {
             return rule;

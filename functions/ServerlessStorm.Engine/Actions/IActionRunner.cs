@@ -24,6 +24,9 @@ public interface IActionRunner
     /// <summary>The parameter whose value is a shell command line, rendered with <see cref="ShellCommandTemplate"/>; null if none.</summary>
     string? ShellCommandParameter => null;
 
+    /// <summary>The runner's own parameters, which every action of this runner has (StackStorm's runner parameters).</summary>
+    IReadOnlyList<ParameterDefinition> RunnerParameters => [];
+
     Task<RunnerResult> RunAsync(RunnerContext context, CancellationToken cancellationToken);
 }
 
@@ -42,6 +45,9 @@ public sealed class RunnerRegistry
 
 internal static class ParameterReader
 {
+    public static ParameterDefinition Define(string name, string type, bool required = false, JsonNode? defaultValue = null, string? description = null, bool immutable = false, JsonArray? allowed = null) =>
+        new(name, type, required, defaultValue, false, immutable, description, allowed, null);
+
     public static string? String(JsonObject parameters, string name) =>
         parameters[name] is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
 

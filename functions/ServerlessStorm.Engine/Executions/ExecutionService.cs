@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using ServerlessStorm.Engine.Actions;
 using ServerlessStorm.Engine.Audit;
 using ServerlessStorm.Engine.Messaging;
 using ServerlessStorm.Engine.Packs;
@@ -12,13 +13,14 @@ public sealed class ActionNotFoundException(string actionRef) : Exception($"acti
 /// Requests executions: records each as <c>requested</c> in the audit (secret parameters masked), then puts it on
 /// the executions queue with its real parameters for a runner to pick up.
 /// </summary>
-public sealed class ExecutionService(PackCatalog catalog, IAuditStore audit, IMessageBus bus, TimeProvider time)
+public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners, IAuditStore audit, IMessageBus bus, TimeProvider time)
 {
     /// <summary>Runs an action with literal parameters, as <c>storm run</c> and the API do.</summary>
     public async Task<ExecutionRecord> RunAsync(string actionRef, JsonObject parameters, string? traceTag, CancellationToken cancellationToken)
     {
         var action = catalog.Actions.GetValueOrDefault(actionRef) ?? throw new ActionNotFoundException(actionRef);
-        var resolved = ParameterResolver.Resolve(action, parameters);
+        var shell = runners.TryGet(action.RunnerType, out var runner) ? runner.ShellCommandParameter : null;
+        var resolved = ParameterResolver.Resolve(action, parameters, renderSupplied: true, shellCommandParameter: shell);
         var id = StormIds.New(time.GetUtcNow());
         return await RequestAsync(action, resolved, id, traceTag ?? id, null, null, cancellationToken);
     }

@@ -23,12 +23,16 @@ public sealed class ParameterValidationException(string actionRef, IReadOnlyList
 /// </summary>
 public static class ParameterResolver
 {
-    /// <summary>Resolves a rule's templated parameters against the trigger payload.</summary>
+    /// <summary>
+    /// Resolves a rule's templated parameters against the trigger payload. The rendered values are data: they are
+    /// never rendered again, whatever they contain. The action's own defaults may still be templates.
+    /// </summary>
     public static JsonObject FromTemplates(
         ActionDefinition action,
         IReadOnlyDictionary<string, TemplatedValue> supplied,
         TemplateScope scope,
-        string? shellCommandParameter)
+        string? shellCommandParameter,
+        IKeyValueLookup? keyValues = null)
     {
         var values = new JsonObject();
         foreach (var (name, value) in supplied)
@@ -41,14 +45,23 @@ public static class ParameterResolver
             values[shellCommandParameter] = ShellCommandTemplate.RenderInto(template, scope, values);
         }
 
-        return Resolve(action, values);
+        return Resolve(action, values, renderSupplied: false, keyValues, shellCommandParameter);
     }
 
-    /// <summary>Resolves literal parameters (from the API or <c>storm run</c>); they are taken as given, not rendered.</summary>
-    public static JsonObject Resolve(ActionDefinition action, JsonObject supplied)
+    /// <summary>
+    /// Resolves parameters as StackStorm does: supplied values (rendered when <paramref name="renderSupplied"/>, as for
+    /// an operator's <c>storm run</c>) and defaults may be templates over each other's values and the datastore;
+    /// they are rendered in dependency order (a cycle is an error), then cast to their declared types and checked.
+    /// </summary>
+    /// <remarks>
+    /// A templated <paramref name="shellCommandParameter"/> (a shell action's <c>cmd</c>, say a default of
+    /// <c>echo {{ message }}</c>) is rendered last and through <see cref="ShellCommandTemplate"/>: the other
+    /// parameters reach the shell as quoted variables, never as shell text.
+    /// </remarks>
+    public static JsonObject Resolve(ActionDefinition action, JsonObject supplied, bool renderSupplied = true, IKeyValueLookup? keyValues = null, string? shellCommandParameter = null)
     {
         var problems = new List<string>();
-        var result = new JsonObject();
+        var raw = new Dictionary<string, (JsonNode? Value, bool Render)>(StringComparer.Ordinal);
         foreach (var (name, value) in supplied)
         {
             if (!action.Parameters.TryGetValue(name, out var definition))
@@ -63,23 +76,81 @@ public static class ParameterResolver
                 continue;
             }
 
-            result[name] = Cast(definition, value?.DeepClone(), problems);
+            raw[name] = (value?.DeepClone(), renderSupplied);
         }
 
-        foreach (var definition in action.Parameters.Values)
+        foreach (var definition in action.Parameters.Values.Where(d => !raw.ContainsKey(d.Name)))
         {
-            if (result.ContainsKey(definition.Name))
-            {
-                continue;
-            }
-
             if (definition.Default is not null)
             {
-                result[definition.Name] = definition.Default.DeepClone();
+                raw[definition.Name] = (definition.Default.DeepClone(), true);
             }
             else if (definition.Required)
             {
                 problems.Add($"'{definition.Name}' is required");
+            }
+        }
+
+        var templates = new Dictionary<string, Template>(StringComparer.Ordinal);
+        foreach (var (name, (value, render)) in raw)
+        {
+            if (render && value is JsonValue v && v.TryGetValue<string>(out var text) && Template.LooksLikeTemplate(text))
+            {
+                try
+                {
+                    templates[name] = Template.Parse(text);
+                }
+                catch (TemplateSyntaxException ex)
+                {
+                    problems.Add($"'{name}' is not a valid template at character {ex.Offset + 1}: {ex.Message}");
+                }
+            }
+        }
+
+        var result = new JsonObject();
+        var scope = new TemplateScope { KeyValues = keyValues };
+        Template? shellTemplate = null;
+        if (shellCommandParameter is not null && templates.Remove(shellCommandParameter, out var shell))
+        {
+            shellTemplate = shell;
+            raw.Remove(shellCommandParameter);
+        }
+
+        foreach (var name in DependencyOrder(templates, raw.Keys, problems))
+        {
+            var definition = action.Parameters[name];
+            JsonNode? value;
+            if (templates.TryGetValue(name, out var template))
+            {
+                try
+                {
+                    value = template.Evaluate(scope);
+                }
+                catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException)
+                {
+                    problems.Add($"'{name}' could not be rendered: {ex.Message}");
+                    continue;
+                }
+            }
+            else
+            {
+                value = raw[name].Value;
+            }
+
+            var cast = Cast(definition, value, problems);
+            result[name] = cast;
+            scope.Set(name, cast);
+        }
+
+        if (shellTemplate is not null)
+        {
+            try
+            {
+                result[shellCommandParameter!] = ShellCommandTemplate.RenderInto(shellTemplate, scope, result);
+            }
+            catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException)
+            {
+                problems.Add($"'{shellCommandParameter}' could not be rendered: {ex.Message}");
             }
         }
 
@@ -89,6 +160,58 @@ public static class ParameterResolver
         }
 
         return result;
+    }
+
+    /// <summary>The parameters in an order where each template comes after the parameters it names.</summary>
+    private static List<string> DependencyOrder(Dictionary<string, Template> templates, IEnumerable<string> names, List<string> problems)
+    {
+        var all = names.ToHashSet(StringComparer.Ordinal);
+        var order = new List<string>();
+        var state = new Dictionary<string, int>(StringComparer.Ordinal);
+        var path = new List<string>();
+
+        void Visit(string name)
+        {
+            if (state.GetValueOrDefault(name) == 2)
+            {
+                return;
+            }
+
+            if (state.GetValueOrDefault(name) == 1)
+            {
+                var cycle = path.SkipWhile(p => p != name).Append(name);
+                problems.Add($"parameters depend on each other in a cycle: {string.Join(" -> ", cycle)}");
+                throw new InvalidOperationException("cycle");
+            }
+
+            state[name] = 1;
+            path.Add(name);
+            if (templates.TryGetValue(name, out var template))
+            {
+                foreach (var dependency in template.ReferencedNames.Where(all.Contains).Where(d => d != name))
+                {
+                    Visit(dependency);
+                }
+            }
+
+            path.RemoveAt(path.Count - 1);
+            state[name] = 2;
+            order.Add(name);
+        }
+
+        try
+        {
+            foreach (var name in all.Order(StringComparer.Ordinal))
+            {
+                Visit(name);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            return [.. all.Where(n => !templates.ContainsKey(n))];
+        }
+
+        return order;
     }
 
     private static JsonNode? Cast(ParameterDefinition definition, JsonNode? value, List<string> problems)

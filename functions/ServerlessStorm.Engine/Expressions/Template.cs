@@ -30,7 +30,11 @@ public sealed class Template
         Source = source;
         Nodes = nodes;
         DatastoreKeys = FindDatastoreKeys(nodes);
+        ReferencedNames = FindNames(nodes);
     }
+
+    /// <summary>The variable names the template reads (<c>trigger</c>, parameter names, …).</summary>
+    public IReadOnlySet<string> ReferencedNames { get; }
 
     public string Source { get; }
 
@@ -91,16 +95,49 @@ public sealed class Template
 
     internal void RenderTo(TemplateScope scope, IOutputSink sink) => new Evaluator(scope).Render(Nodes, sink);
 
+    private static HashSet<string> FindNames(IReadOnlyList<Node> nodes)
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        Walk(nodes, e =>
+        {
+            if (e is NameExpr name)
+            {
+                names.Add(name.Name);
+            }
+
+            return true;
+        });
+        return names;
+    }
+
     private static List<(string, string)> FindDatastoreKeys(IReadOnlyList<Node> nodes)
     {
         var keys = new List<(string, string)>();
+        Walk(nodes, e =>
+        {
+            if (e is AttributeExpr { Target: AttributeExpr { Target: NameExpr { Name: "st2kv" }, Name: var scope }, Name: var name })
+            {
+                keys.Add((scope, name));
+                return false;
+            }
+
+            return true;
+        });
+        return [.. keys.Distinct()];
+    }
+
+    /// <summary>Visits every expression; <paramref name="visit"/> returns false to skip an expression's children.</summary>
+    private static void Walk(IReadOnlyList<Node> nodes, Func<Expr, bool> visit)
+    {
         void VisitExpr(Expr? e)
         {
+            if (e is null || !visit(e))
+            {
+                return;
+            }
+
             switch (e)
             {
-                case AttributeExpr { Target: AttributeExpr { Target: NameExpr { Name: "st2kv" }, Name: var scope }, Name: var name }:
-                    keys.Add((scope, name));
-                    break;
                 case AttributeExpr a: VisitExpr(a.Target); break;
                 case IndexExpr i: VisitExpr(i.Target); VisitExpr(i.Index); break;
                 case SliceExpr s: VisitExpr(s.Target); VisitExpr(s.Start); VisitExpr(s.Stop); VisitExpr(s.Step); break;
@@ -130,7 +167,6 @@ public sealed class Template
         }
 
         VisitNodes(nodes);
-        return [.. keys.Distinct()];
     }
 
     private sealed class TextSink(int limit) : IOutputSink

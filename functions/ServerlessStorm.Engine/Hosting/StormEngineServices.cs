@@ -57,7 +57,7 @@ public static class StormEngineServices
     /// <summary>Loads the packs under <paramref name="packsPath"/>; throws <see cref="PackLoadException"/> listing every problem.</summary>
     public static PackCatalog LoadCatalog(string packsPath, RunnerRegistry runners)
     {
-        var result = new PackLoader(runners.RunnerTypes).LoadFrom(packsPath);
+        var result = new PackLoader(runners).LoadFrom(packsPath);
         return result.IsValid ? result.Catalog : throw new PackLoadException(result.Problems);
     }
 }

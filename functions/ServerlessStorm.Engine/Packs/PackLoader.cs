@@ -25,8 +25,17 @@ public sealed class PackLoadException(IReadOnlyList<PackProblem> problems)
 /// Reads packs in StackStorm's layout (<c>pack.yaml</c>, <c>actions/</c>, <c>rules/</c>, <c>triggers/</c>) and
 /// reports every problem at once, each with its file, line and field, instead of stopping at the first.
 /// </summary>
-public sealed class PackLoader(IReadOnlyCollection<string> runnerTypes, YamlLimits? limits = null)
+public sealed class PackLoader(
+    IReadOnlyCollection<string> runnerTypes,
+    YamlLimits? limits = null,
+    IReadOnlyDictionary<string, IReadOnlyList<ParameterDefinition>>? runnerParameters = null)
 {
+    /// <summary>A loader that knows the runners of <paramref name="runners"/> and the parameters each defines.</summary>
+    public PackLoader(Actions.RunnerRegistry runners, YamlLimits? limits = null)
+        : this(runners.RunnerTypes, limits, runners.RunnerTypes.ToDictionary(t => t, t => runners.TryGet(t, out var r) ? r.RunnerParameters : [], StringComparer.Ordinal))
+    {
+    }
+
     private static readonly HashSet<string> ParameterTypes = ["string", "integer", "number", "boolean", "array", "object", "null"];
     private static readonly HashSet<string> PackFields = ["ref", "name", "description", "version", "author", "email", "keywords", "python_versions", "stackstorm_version", "dependencies", "system", "contributors"];
     private static readonly HashSet<string> ActionFields = ["name", "pack", "ref", "uid", "id", "runner_type", "entry_point", "description", "enabled", "parameters", "tags", "output_schema", "notify", "metadata_file"];
@@ -35,6 +44,8 @@ public sealed class PackLoader(IReadOnlyCollection<string> runnerTypes, YamlLimi
     private static readonly HashSet<string> TriggerTypeFields = ["name", "pack", "ref", "uid", "id", "description", "parameters_schema", "payload_schema", "tags", "metadata_file"];
 
     private readonly IReadOnlyCollection<string> _runnerTypes = runnerTypes;
+    private readonly IReadOnlyDictionary<string, IReadOnlyList<ParameterDefinition>> _runnerParameters =
+        runnerParameters ?? new Dictionary<string, IReadOnlyList<ParameterDefinition>>();
     private readonly YamlLimits _limits = limits ?? YamlLimits.Default;
 
     /// <summary>
@@ -278,10 +289,19 @@ public sealed class PackLoader(IReadOnlyCollection<string> runnerTypes, YamlLimi
                     $"unknown runner '{runnerType}' (known: {string.Join(", ", loader._runnerTypes.Order(StringComparer.Ordinal))})");
             }
 
-            var parameters = new Dictionary<string, ParameterDefinition>(StringComparer.Ordinal);
+            // StackStorm: an action has its runner's parameters, and may override their attributes unless immutable.
+            var parameters = (runnerType is null ? [] : loader._runnerParameters.GetValueOrDefault(runnerType) ?? [])
+                .ToDictionary(p => p.Name, StringComparer.Ordinal);
             foreach (var (key, value) in file.OptionalMapping("parameters")?.Entries ?? [])
             {
-                if (LoadParameter(file, key.Value, value) is { } parameter)
+                var inherited = parameters.GetValueOrDefault(key.Value);
+                if (inherited is { Immutable: true })
+                {
+                    file.Problem(key.Position, $"parameters.{key.Value}", $"'{key.Value}' is an immutable parameter of the {runnerType} runner and cannot be redefined");
+                    continue;
+                }
+
+                if (LoadParameter(file, key.Value, value, inherited) is { } parameter)
                 {
                     parameters[parameter.Name] = parameter;
                 }
@@ -294,7 +314,7 @@ public sealed class PackLoader(IReadOnlyCollection<string> runnerTypes, YamlLimi
             }
         }
 
-        private ParameterDefinition? LoadParameter(FileScope file, string name, YamlNode node)
+        private ParameterDefinition? LoadParameter(FileScope file, string name, YamlNode node, ParameterDefinition? inherited)
         {
             var field = $"parameters.{name}";
             if (node is not YamlMapping map)
@@ -308,18 +328,24 @@ public sealed class PackLoader(IReadOnlyCollection<string> runnerTypes, YamlLimi
             // JSON Schema allows a list of types; they are kept as "a|b" and tried in order.
             var types = map["type"] is YamlSequence list
                 ? [.. list.Items.OfType<YamlScalar>().Select(t => t.Value)]
-                : new[] { scope.OptionalString("type") ?? "string" };
-            foreach (var unknown in types.Where(t => !ParameterTypes.Contains(t)))
+                : new[] { scope.OptionalString("type") ?? inherited?.Type ?? "string" };
+            foreach (var unknown in types.SelectMany(t => t.Split('|')).Where(t => !ParameterTypes.Contains(t)))
             {
                 scope.Problem(map["type"]!.Position, "type", $"unknown type '{unknown}' (known: {string.Join(", ", ParameterTypes)})");
             }
 
             var type = string.Join('|', types);
+            if (inherited is not null && map["type"] is not null && type != inherited.Type)
+            {
+                scope.Problem(map["type"]!.Position, "type", $"the runner declares '{name}' as {inherited.Type}; an action cannot change its type");
+            }
 
-            var position = JsonNumbers.TryGetInt64(map["position"]?.ToJson(), out var pos) ? (int?)pos : null;
-            return new ParameterDefinition(name, type, scope.OptionalBool("required") ?? false, map["default"]?.ToJson(),
-                scope.OptionalBool("secret") ?? false, scope.OptionalBool("immutable") ?? false, scope.OptionalString("description"),
-                map["enum"]?.ToJson() as JsonArray, position);
+            var position = JsonNumbers.TryGetInt64(map["position"]?.ToJson(), out var pos) ? (int?)pos : inherited?.Position;
+            return new ParameterDefinition(name, type, scope.OptionalBool("required") ?? inherited?.Required ?? false,
+                map["default"] is { } d ? d.ToJson() : inherited?.Default?.DeepClone(),
+                scope.OptionalBool("secret") ?? inherited?.Secret ?? false, scope.OptionalBool("immutable") ?? false,
+                scope.OptionalString("description") ?? inherited?.Description,
+                map["enum"]?.ToJson() as JsonArray ?? inherited?.Enum?.DeepClone() as JsonArray, position);
         }
 
         private void LoadRule(PackDefinition pack, string path, YamlMapping? parsed = null)

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Packs;
 
 namespace ServerlessStorm.Engine.Actions.Runners;
 
@@ -33,6 +34,15 @@ public sealed class HttpRequestRunner : IActionRunner, IDisposable
     }
 
     public string RunnerType => "http-request";
+
+    public IReadOnlyList<ParameterDefinition> RunnerParameters { get; } =
+    [
+        ParameterReader.Define("url", "string", required: true, description: "Absolute http or https URL."),
+        ParameterReader.Define("method", "string", defaultValue: "GET", allowed: ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
+        ParameterReader.Define("headers", "object", description: "Request headers."),
+        ParameterReader.Define("body", "string|object|array", description: "A string is sent as text; an object or list as JSON."),
+        ParameterReader.Define("timeout", "number", defaultValue: DefaultTimeoutSeconds, description: "Seconds to wait for the response."),
+    ];
 
     public async Task<RunnerResult> RunAsync(RunnerContext context, CancellationToken cancellationToken)
     {

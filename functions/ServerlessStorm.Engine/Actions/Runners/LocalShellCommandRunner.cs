@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using System.Text.Json.Nodes;
 using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Packs;
 
 namespace ServerlessStorm.Engine.Actions.Runners;
 
@@ -21,6 +22,15 @@ public sealed class LocalShellCommandRunner : IActionRunner
 
     public string? ShellCommandParameter => "cmd";
 
+    public IReadOnlyList<ParameterDefinition> RunnerParameters { get; } =
+    [
+        ParameterReader.Define("cmd", "string", required: true, description: "The command line, run by /bin/sh -c."),
+        ParameterReader.Define("cwd", "string", description: "Working directory (the system temp folder when not given)."),
+        ParameterReader.Define("env", "object", description: "Environment variables; nothing else is inherited but PATH, HOME and LANG."),
+        ParameterReader.Define("timeout", "integer", defaultValue: DefaultTimeoutSeconds, description: "Seconds before the command and everything it started are killed."),
+        ParameterReader.Define("sudo", "boolean", defaultValue: false, description: "Not supported: actions never run as another user."),
+    ];
+
     public async Task<RunnerResult> RunAsync(RunnerContext context, CancellationToken cancellationToken)
     {
         var parameters = context.Parameters;
@@ -28,6 +38,11 @@ public sealed class LocalShellCommandRunner : IActionRunner
         if (string.IsNullOrWhiteSpace(cmd))
         {
             return RunnerResult.Failed([], "parameter 'cmd' is empty");
+        }
+
+        if (parameters["sudo"] is JsonValue sudo && sudo.TryGetValue<bool>(out var asRoot) && asRoot)
+        {
+            return RunnerResult.Failed([], "sudo is not supported: actions run as the host's service user");
         }
 
         var cwd = ParameterReader.String(parameters, "cwd") ?? Path.GetTempPath();

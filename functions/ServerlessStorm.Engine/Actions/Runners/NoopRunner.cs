@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using ServerlessStorm.Engine.Packs;
 
 namespace ServerlessStorm.Engine.Actions.Runners;
 
@@ -15,6 +16,9 @@ public sealed class NoopRunner : IActionRunner
 public sealed class EchoRunner : IActionRunner
 {
     public string RunnerType => "echo";
+
+    public IReadOnlyList<ParameterDefinition> RunnerParameters { get; } =
+        [ParameterReader.Define("message", "string", required: true, description: "The text to return.")];
 
     public Task<RunnerResult> RunAsync(RunnerContext context, CancellationToken cancellationToken)
     {

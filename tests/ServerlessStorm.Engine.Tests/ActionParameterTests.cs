@@ -1,0 +1,153 @@
+using System.Text.Json.Nodes;
+using ServerlessStorm.Engine.Actions;
+using ServerlessStorm.Engine.Actions.Runners;
+using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Expressions.Runtime;
+using ServerlessStorm.Engine.Packs;
+using ServerlessStorm.Testing;
+
+namespace ServerlessStorm.Engine.Tests;
+
+/// <summary>Action metadata as StackStorm defines it: runner parameters, templated defaults, dependency order.</summary>
+public sealed class ActionParameterTests : IDisposable
+{
+    private readonly TempPacks _packs = new();
+    private readonly RunnerRegistry _runners = new([new NoopRunner(), new EchoRunner(), new LocalShellCommandRunner(), new HttpRequestRunner(new EgressGuard())]);
+
+    private (PackCatalog Catalog, IReadOnlyList<PackProblem> Problems) Load(string actionYaml)
+    {
+        _packs.WithPack("t");
+        _packs.Write("t/actions/a.yaml", actionYaml);
+        var result = new PackLoader(_runners).LoadFrom(_packs.Root);
+        return (result.Catalog, result.Problems);
+    }
+
+    private ActionDefinition Action(string yaml)
+    {
+        var (catalog, problems) = Load(yaml);
+        Assert.True(problems.Count == 0, string.Join("\n", problems));
+        return catalog.Actions["t.a"];
+    }
+
+    [Fact]
+    public void Action_InheritsItsRunnersParameters_AndMayOverrideTheirDefaults()
+    {
+        var action = Action("name: a\nrunner_type: local-shell-cmd\nparameters:\n  timeout:\n    default: 5\n");
+
+        Assert.Equal(["cmd", "cwd", "env", "sudo", "timeout"], action.Parameters.Keys.Order());
+        Assert.True(action.Parameters["cmd"].Required);
+        Assert.Equal(5, action.Parameters["timeout"].Default!.GetValue<long>());
+        Assert.Equal("integer", action.Parameters["timeout"].Type);
+    }
+
+    [Fact]
+    public void Action_CannotChangeARunnerParametersType()
+    {
+        var (_, problems) = Load("name: a\nrunner_type: local-shell-cmd\nparameters:\n  timeout:\n    type: string\n");
+
+        Assert.Contains("cannot change its type", Assert.Single(problems).Message);
+    }
+
+    [Fact]
+    public void ImmutableParameter_CannotBeRedefinedOrSet()
+    {
+        var action = Action("name: a\nrunner_type: echo\nparameters:\n  message:\n    default: fixed\n    immutable: true\n");
+
+        var error = Assert.Throws<ParameterValidationException>(() => ParameterResolver.Resolve(action, new JsonObject { ["message"] = "x" }));
+        Assert.Contains("'message' is immutable", Assert.Single(error.Problems));
+    }
+
+    [Fact]
+    public void TemplatedDefaults_AreRenderedInDependencyOrder()
+    {
+        var action = Action("""
+            name: a
+            runner_type: noop
+            parameters:
+              greeting: {type: string, default: "{{ salutation }}, {{ name }}"}
+              salutation: {type: string, default: "Hello"}
+              name: {type: string, required: true}
+              count: {type: integer, default: "{{ name | length }}"}
+              endpoint: {type: string, default: "https://{{ st2kv.system.api_host }}/v1"}
+            """);
+
+        var resolved = ParameterResolver.Resolve(action, new JsonObject { ["name"] = "storm" }, keyValues: new KeyValueSnapshot(new Dictionary<string, string> { ["system.api_host"] = "api.local" }));
+
+        Assert.Equal("Hello, storm", resolved["greeting"]!.GetValue<string>());
+        Assert.Equal(5, resolved["count"]!.GetValue<long>());
+        Assert.Equal("https://api.local/v1", resolved["endpoint"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void CyclicDefaults_AreAnErrorNamingTheCycle()
+    {
+        var action = Action("""
+            name: a
+            runner_type: noop
+            parameters:
+              a: {type: string, default: "{{ b }}"}
+              b: {type: string, default: "{{ c }}"}
+              c: {type: string, default: "{{ a }}"}
+            """);
+
+        var error = Assert.Throws<ParameterValidationException>(() => ParameterResolver.Resolve(action, []));
+
+        Assert.Contains(error.Problems, p => p.Contains("cycle: a -> b -> c -> a", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void ValuesFromARule_AreNeverRenderedAgain()
+    {
+        var action = Action("name: a\nrunner_type: echo\n");
+
+        var resolved = ParameterResolver.FromTemplates(action,
+            new Dictionary<string, Expressions.TemplatedValue> { ["message"] = Expressions.TemplatedValue.Compile(JsonValue.Create("{{ trigger.body.m }}")) },
+            Expressions.TemplateScope.ForTrigger(JsonNode.Parse("""{"body": {"m": "{{ 7*7 }}"}}""")), null);
+
+        Assert.Equal("{{ 7*7 }}", resolved["message"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task ShellCommandDefault_ThatNamesAParameter_PassesItAsAVariable()
+    {
+        var marker = Path.Combine(Path.GetTempPath(), "storm-default-" + Guid.NewGuid().ToString("N"));
+        var action = Action("""
+            name: a
+            runner_type: local-shell-cmd
+            parameters:
+              message: {type: string, required: true}
+              cmd: {default: 'echo "{{ message }}"', immutable: true}
+            """);
+
+        var resolved = ParameterResolver.Resolve(action, new JsonObject { ["message"] = $"$(touch {marker})" }, shellCommandParameter: "cmd");
+        var result = await new LocalShellCommandRunner().RunAsync(new RunnerContext("t", action, resolved, null), CancellationToken.None);
+
+        Assert.Equal("echo \"${STORM_ARG_1}\"", resolved["cmd"]!.GetValue<string>());
+        Assert.Equal($"$(touch {marker})", result.Result["stdout"]!.GetValue<string>());
+        Assert.False(File.Exists(marker));
+    }
+
+    [Fact]
+    public async Task Sudo_IsRefused()
+    {
+        var action = Action("name: a\nrunner_type: local-shell-cmd\n");
+
+        var result = await new LocalShellCommandRunner().RunAsync(
+            new RunnerContext("t", action, ParameterResolver.Resolve(action, new JsonObject { ["cmd"] = "id", ["sudo"] = true }), null), CancellationToken.None);
+
+        Assert.Equal(ExecutionStatus.Failed, result.Status);
+        Assert.Contains("sudo is not supported", result.Error);
+    }
+
+    public void Dispose()
+    {
+        _packs.Dispose();
+        foreach (var type in _runners.RunnerTypes)
+        {
+            if (_runners.TryGet(type, out var runner) && runner is IDisposable disposable)
+            {
+                disposable.Dispose();
+            }
+        }
+    }
+}
