@@ -9,6 +9,7 @@ using ServerlessStorm.Azure.Local;
 using ServerlessStorm.Cli.Serve;
 using ServerlessStorm.Engine.Audit;
 using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Triggers;
 using ServerlessStorm.Testing;
 
 namespace ServerlessStorm.Benchmarks;
@@ -86,14 +87,14 @@ internal static class LatencyBenchmark
             await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) =>
             {
                 var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(traceTags[i], ct),
-                    t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status) && t.TriggerInstances.Count == 1, TimeSpan.FromMinutes(5));
+                    t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status) && t.TriggerInstances.Any(ti => ti.TriggerType == CoreTriggers.Webhook), TimeSpan.FromMinutes(5));
                 var execution = trace.Executions[0];
                 if (execution.Status != ExecutionStatus.Succeeded)
                 {
                     throw new InvalidOperationException($"execution {execution.Id} ended {execution.Status}: {execution.Error}");
                 }
 
-                var accepted = trace.TriggerInstances[0].OccurredAt;
+                var accepted = trace.Webhook().OccurredAt;
                 latencies[i] = (execution.EndTimestamp!.Value - accepted).TotalMilliseconds;
                 lock (latencies)
                 {

@@ -46,16 +46,16 @@ public sealed class ServeTests(AzuriteFixture azurite) : IAsyncLifetime
         var traceTag = body!["trace_tag"]!.GetValue<string>();
         var audit = Audit();
         var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(traceTag, CancellationToken.None),
-            t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status) && t.TriggerInstances.Count == 1 && t.TriggerInstances[0].Status == TriggerInstanceStatus.Processed,
+            t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status) && t.HasProcessedWebhook() && t.TriggerInstances.Any(ti => ti.TriggerType == CoreTriggers.ActionTrigger),
             what: "the hello execution in Table Storage");
         var execution = trace.Executions[0];
         Assert.Equal(ExecutionStatus.Succeeded, execution.Status);
         Assert.Equal("Hello storm", execution.Result!["stdout"]!.GetValue<string>());
-        Assert.Equal(body["trigger_instance_id"]!.GetValue<string>(), trace.TriggerInstances[0].Id);
+        Assert.Equal(body["trigger_instance_id"]!.GetValue<string>(), trace.Webhook().Id);
         var enforcement = Assert.Single(trace.RuleEnforcements);
         Assert.Equal("examples.hello", enforcement.RuleRef);
         Assert.Equal(execution.Id, enforcement.ExecutionId);
-        Assert.All(new[] { trace.TriggerInstances[0].TraceTag, enforcement.TraceTag, execution.TraceTag }, t => Assert.Equal(traceTag, t));
+        Assert.All(new[] { trace.Webhook().TraceTag, enforcement.TraceTag, execution.TraceTag }, t => Assert.Equal(traceTag, t));
 
         var list = await CliAsync("execution", "list");
         Assert.Equal(0, list.ExitCode);

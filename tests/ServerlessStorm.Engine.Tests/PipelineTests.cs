@@ -38,7 +38,7 @@ public sealed class PipelineTests : IAsyncLifetime
         Assert.Equal("Hello storm", execution.Result!["stdout"]!.GetValue<string>());
         Assert.Equal([ExecutionStatus.Requested, ExecutionStatus.Scheduled, ExecutionStatus.Running, ExecutionStatus.Succeeded], execution.History.Select(h => h.Status));
         Assert.Equal("examples.hello", Assert.Single(trace.RuleEnforcements).RuleRef);
-        await Eventually.ReturnsAsync(() => _audit.GetTraceAsync(traceTag, CancellationToken.None), t => t.TriggerInstances.Single().Status == TriggerInstanceStatus.Processed);
+        await Eventually.ReturnsAsync(() => _audit.GetTraceAsync(traceTag, CancellationToken.None), t => t.HasProcessedWebhook());
     }
 
     [Fact]
@@ -51,7 +51,7 @@ public sealed class PipelineTests : IAsyncLifetime
         Assert.Equal("delivery-42", second.Body["trigger_instance_id"]!.GetValue<string>());
         var trace = await Eventually.ReturnsAsync(() => _audit.GetTraceAsync("delivery-42", CancellationToken.None),
             t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status));
-        await Eventually.ReturnsAsync(() => _audit.GetTraceAsync("delivery-42", CancellationToken.None), t => t.TriggerInstances.Single().Status == TriggerInstanceStatus.Processed);
+        await Eventually.ReturnsAsync(() => _audit.GetTraceAsync("delivery-42", CancellationToken.None), t => t.HasProcessedWebhook());
         Assert.Single(trace.Executions);
         Assert.Single(trace.Executions[0].History, h => h.Status == ExecutionStatus.Running);
     }
@@ -84,7 +84,7 @@ public sealed class PipelineTests : IAsyncLifetime
         var response = await PostAsync("hello", """{"nickname": "x"}""");
         var id = response.Body["trigger_instance_id"]!.GetValue<string>();
 
-        var trace = await Eventually.ReturnsAsync(() => _audit.GetTraceAsync(id, CancellationToken.None), t => t.TriggerInstances.Single().Status == TriggerInstanceStatus.Processed);
+        var trace = await Eventually.ReturnsAsync(() => _audit.GetTraceAsync(id, CancellationToken.None), t => t.HasProcessedWebhook());
 
         Assert.Empty(trace.Executions);
         Assert.Empty(trace.RuleEnforcements);
@@ -179,6 +179,49 @@ public sealed class PipelineTests : IAsyncLifetime
             t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status));
 
         Assert.Equal($"[{hostile}]", trace.Executions[0].Result!["stdout"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task ActionTrigger_ChainsARuleOnAnotherActionsSuccess_AndNotifyAnnouncesIt()
+    {
+        using var packs = new TempPacks().WithPack("chain");
+        packs.Write("chain/actions/first.yaml", """
+            name: first
+            runner_type: echo
+            notify:
+              on-success:
+                message: "first said {{ action_results.stdout }}"
+                routes: [chat]
+              on-failure:
+                message: never
+            """);
+        packs.Write("chain/rules/start.yaml", """
+            name: start
+            trigger: {type: core.st2.webhook, parameters: {url: chain}}
+            action: {ref: chain.first, parameters: {message: "{{ trigger.body.word }}"}}
+            """);
+        packs.Write("chain/rules/then.yaml", """
+            name: then
+            trigger: {type: core.st2.generic.actiontrigger}
+            criteria:
+              trigger.action_ref: {type: equals, pattern: chain.first}
+              trigger.status: {type: equals, pattern: succeeded}
+            action: {ref: core.echo, parameters: {message: "after {{ trigger.result.stdout }} ({{ trigger.execution_id }})"}}
+            """);
+        var audit = new InMemoryAuditStore();
+        await using var host = await StormTestHost.StartAsync(audit, new InMemoryMessageBus(), packs.Root);
+
+        var response = await host.Api.PostWebhookAsync("chain", [], Encoding.UTF8.GetBytes("""{"word": "ping"}"""), CancellationToken.None);
+        var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(response.Body["trace_tag"]!.GetValue<string>(), CancellationToken.None),
+            t => t.Executions.Count == 2 && t.Executions.All(e => ExecutionStatus.IsTerminal(e.Status)) && t.TriggerInstances.Any(ti => ti.TriggerType == CoreTriggers.NotifyTrigger));
+
+        var first = Assert.Single(trace.Executions, e => e.ActionRef == "chain.first");
+        var second = Assert.Single(trace.Executions, e => e.ActionRef == "core.echo");
+        Assert.Equal("chain.then", second.RuleRef);
+        Assert.Equal($"after ping ({first.Id})", second.Result!["stdout"]!.GetValue<string>());
+        var notification = Assert.Single(trace.TriggerInstances, t => t.TriggerType == CoreTriggers.NotifyTrigger);
+        Assert.Equal("first said ping", notification.Payload!["message"]!.GetValue<string>());
+        Assert.Equal("chat", notification.Payload["route"]!.GetValue<string>());
     }
 
     [Fact]

@@ -63,7 +63,7 @@ public sealed class FunctionAdapterTests(AzuriteFixture azurite) : IAsyncLifetim
         var execution = Assert.Single(trace.Executions);
         Assert.Equal(ExecutionStatus.Succeeded, execution.Status);
         Assert.Equal("Hello functions", execution.Result!["stdout"]!.GetValue<string>());
-        Assert.Equal("processed", Assert.Single(trace.TriggerInstances).Status);
+        Assert.Equal("processed", trace.Webhook().Status);
     }
 
     [Fact]

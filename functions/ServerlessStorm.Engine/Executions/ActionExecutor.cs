@@ -16,6 +16,7 @@ public sealed partial class ActionExecutor(
     PackCatalog catalog,
     RunnerRegistry runners,
     IAuditStore audit,
+    CompletionAnnouncer announcer,
     TimeProvider time,
     ILogger<ActionExecutor> logger)
 {
@@ -26,7 +27,14 @@ public sealed partial class ActionExecutor(
 
     public async Task HandleAsync(ExecutionRequest request, CancellationToken cancellationToken)
     {
-        var record = await ClaimAsync(request, cancellationToken);
+        var (record, finished) = await ClaimAsync(request, cancellationToken);
+        if (finished is not null)
+        {
+            // Delivered again after it finished: announce again (idempotent) in case the first announcement was lost.
+            await announcer.AnnounceAsync(catalog.Actions.GetValueOrDefault(finished.ActionRef), finished, cancellationToken);
+            return;
+        }
+
         if (record is null)
         {
             return;
@@ -60,10 +68,14 @@ public sealed partial class ActionExecutor(
             }
         }
 
-        await FinishAsync(record, outcome, secrets, cancellationToken);
+        if (await FinishAsync(record, outcome, secrets, cancellationToken) is { } done)
+        {
+            await announcer.AnnounceAsync(action, done, cancellationToken);
+        }
     }
 
-    private async Task<ExecutionRecord?> ClaimAsync(ExecutionRequest request, CancellationToken cancellationToken)
+    /// <summary>Claims the execution to run it; or returns it as finished; or neither when another worker runs it.</summary>
+    private async Task<(ExecutionRecord? Claimed, ExecutionRecord? Finished)> ClaimAsync(ExecutionRequest request, CancellationToken cancellationToken)
     {
         for (var attempt = 0; attempt < 5; attempt++)
         {
@@ -72,7 +84,7 @@ public sealed partial class ActionExecutor(
             if (ExecutionStatus.IsTerminal(record.Status))
             {
                 LogAlreadyFinished(logger, record.Id, record.Status);
-                return null;
+                return (null, record);
             }
 
             var now = time.GetUtcNow();
@@ -80,7 +92,7 @@ public sealed partial class ActionExecutor(
             {
                 // A duplicate request while another worker runs it; that worker records the outcome.
                 LogAlreadyRunning(logger, record.Id);
-                return null;
+                return (null, null);
             }
 
             if (record.Status == ExecutionStatus.Requested)
@@ -91,7 +103,7 @@ public sealed partial class ActionExecutor(
             record.Transition(ExecutionStatus.Running, now);
             if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
             {
-                return record;
+                return (record, null);
             }
         }
 
@@ -109,7 +121,8 @@ public sealed partial class ActionExecutor(
         return now - runningSince > timeout + AbandonGrace;
     }
 
-    private async Task FinishAsync(ExecutionRecord record, RunnerResult outcome, IReadOnlyList<string> secrets, CancellationToken cancellationToken)
+    /// <summary>Records the outcome; returns the finished record, or null when someone else finished it first.</summary>
+    private async Task<ExecutionRecord?> FinishAsync(ExecutionRecord record, RunnerResult outcome, IReadOnlyList<string> secrets, CancellationToken cancellationToken)
     {
         for (var attempt = 0; attempt < 5; attempt++)
         {
@@ -119,17 +132,19 @@ public sealed partial class ActionExecutor(
             if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
             {
                 LogFinished(logger, record.Id, record.ActionRef, record.Status);
-                return;
+                return record;
             }
 
             var current = await audit.GetExecutionAsync(record.Id, cancellationToken);
             if (current is null || ExecutionStatus.IsTerminal(current.Status))
             {
-                return;
+                return null;
             }
 
             record = current;
         }
+
+        return null;
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Execution {Id} ({Action}) finished: {Status}")]

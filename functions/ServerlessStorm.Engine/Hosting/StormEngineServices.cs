@@ -49,6 +49,7 @@ public static class StormEngineServices
         services.AddSingleton<TimerSensor>();
         services.AddSingleton<ExecutionService>();
         services.AddSingleton<RulesEngine>();
+        services.AddSingleton<CompletionAnnouncer>();
         services.AddSingleton<ActionExecutor>();
         services.AddSingleton<StormApi>();
         return services;

@@ -307,11 +307,46 @@ public sealed class PackLoader(
                 }
             }
 
+            var notify = LoadNotify(file);
             if (name is not null && runnerType is not null)
             {
                 _actions.Add(new ActionDefinition(pack.Name, name, runnerType, file.OptionalString("entry_point"),
-                    file.OptionalString("description") ?? "", file.OptionalBool("enabled") ?? true, parameters, path));
+                    file.OptionalString("description") ?? "", file.OptionalBool("enabled") ?? true, parameters, path) { Notify = notify });
             }
+        }
+
+        private List<NotifySetting> LoadNotify(FileScope file)
+        {
+            var settings = new List<NotifySetting>();
+            foreach (var (key, value) in file.OptionalMapping("notify")?.Entries ?? [])
+            {
+                var field = $"notify.{key.Value}";
+                if (key.Value is not ("on-success" or "on-failure" or "on-complete"))
+                {
+                    file.Problem(key.Position, field, "expected on-success, on-failure or on-complete");
+                    continue;
+                }
+
+                if (value is not YamlMapping map)
+                {
+                    file.Problem(value.Position, field, "expected a mapping with message, data and routes");
+                    continue;
+                }
+
+                var scope = new FileScope(this, file.Path, map, field + ".");
+                scope.CheckFields(["message", "data", "routes", "channels"], "notify setting");
+                var routes = (map["routes"] ?? map["channels"]) switch
+                {
+                    YamlSequence list => list.Items.OfType<YamlScalar>().Select(r => r.Value).ToList(),
+                    YamlScalar single => [single.Value],
+                    _ => ["default"],
+                };
+                void TemplateError(string path, TemplateSyntaxException ex) => scope.Problem(map.Position, path, $"template error at character {ex.Offset + 1}: {ex.Message}");
+                settings.Add(new NotifySetting(key.Value, TemplatedValue.Compile(map["message"]?.ToJson(), TemplateError),
+                    TemplatedValue.Compile(map["data"]?.ToJson() ?? new JsonObject(), TemplateError), routes));
+            }
+
+            return settings;
         }
 
         private ParameterDefinition? LoadParameter(FileScope file, string name, YamlNode node, ParameterDefinition? inherited)

@@ -37,7 +37,13 @@ public sealed record ActionDefinition(
     string SourceFile)
 {
     public string Ref => $"{Pack}.{Name}";
+
+    /// <summary>StackStorm's <c>notify</c>: what to announce on success, on failure and on completion.</summary>
+    public IReadOnlyList<NotifySetting> Notify { get; init; } = [];
 }
+
+/// <summary>One <c>notify</c> entry: when (on-success, on-failure, on-complete), the message, data and routes.</summary>
+public sealed record NotifySetting(string When, TemplatedValue Message, TemplatedValue Data, IReadOnlyList<string> Routes);
 
 public sealed record TriggerTypeDefinition(
     string Pack,

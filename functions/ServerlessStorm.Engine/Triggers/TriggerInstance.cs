@@ -21,6 +21,8 @@ public static class CoreTriggers
     public const string IntervalTimer = "core.st2.IntervalTimer";
     public const string CronTimer = "core.st2.CronTimer";
     public const string DateTimer = "core.st2.DateTimer";
+    public const string ActionTrigger = "core.st2.generic.actiontrigger";
+    public const string NotifyTrigger = "core.st2.generic.notifytrigger";
 
     public static readonly IReadOnlyList<string> Timers = [IntervalTimer, CronTimer, DateTimer];
 }

@@ -1,0 +1,88 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using ServerlessStorm.Engine.Api;
+using ServerlessStorm.Engine.Expressions;
+using ServerlessStorm.Engine.Expressions.Runtime;
+using ServerlessStorm.Engine.Packs;
+using ServerlessStorm.Engine.Triggers;
+
+namespace ServerlessStorm.Engine.Executions;
+
+/// <summary>
+/// Lets results flow back into rules: every finished execution emits <c>core.st2.generic.actiontrigger</c> with
+/// StackStorm's payload, and an action's <c>notify</c> settings emit <c>core.st2.generic.notifytrigger</c> per route.
+/// Trigger-instance ids come from the execution, so announcing twice (after a redelivery) enforces rules once.
+/// Parameters and results are the audit's, so secrets are already masked.
+/// </summary>
+public sealed partial class CompletionAnnouncer(TriggerDispatcher dispatcher, ILogger<CompletionAnnouncer> logger)
+{
+    public async Task AnnounceAsync(ActionDefinition? action, ExecutionRecord execution, CancellationToken cancellationToken)
+    {
+        var end = execution.EndTimestamp ?? execution.StartTimestamp;
+        var payload = new JsonObject
+        {
+            ["execution_id"] = execution.Id,
+            ["status"] = execution.Status,
+            ["start_timestamp"] = ApiViews.Time(execution.StartTimestamp),
+            ["end_timestamp"] = ApiViews.Time(end),
+            ["action_name"] = action?.Name ?? execution.ActionRef[(execution.ActionRef.IndexOf('.', StringComparison.Ordinal) + 1)..],
+            ["action_ref"] = execution.ActionRef,
+            ["runner_ref"] = execution.RunnerType,
+            ["parameters"] = execution.Parameters.DeepClone(),
+            ["result"] = execution.Result?.DeepClone() ?? new JsonObject(),
+        };
+        await dispatcher.DispatchAsync(new TriggerInstance($"actiontrigger-{execution.Id}", CoreTriggers.ActionTrigger, null, payload, end, execution.TraceTag), cancellationToken);
+
+        foreach (var setting in action?.Notify ?? [])
+        {
+            var applies = setting.When switch
+            {
+                "on-success" => execution.Status == ExecutionStatus.Succeeded,
+                "on-failure" => execution.Status != ExecutionStatus.Succeeded,
+                _ => true,
+            };
+            if (!applies)
+            {
+                continue;
+            }
+
+            var scope = new TemplateScope()
+                .Set("action_parameters", execution.Parameters)
+                .Set("action_results", execution.Result)
+                .Set("execution", payload);
+            JsonNode? message, data;
+            try
+            {
+                message = setting.Message.Render(scope);
+                data = setting.Data.Render(scope);
+            }
+            catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException)
+            {
+                LogNotifyRenderFailed(logger, execution.Id, setting.When, ex.Message);
+                message = $"(the notify message could not be rendered: {ex.Message})";
+                data = new JsonObject();
+            }
+
+            foreach (var route in setting.Routes)
+            {
+                var notification = new JsonObject
+                {
+                    ["execution_id"] = execution.Id,
+                    ["status"] = execution.Status,
+                    ["start_timestamp"] = payload["start_timestamp"]!.DeepClone(),
+                    ["end_timestamp"] = payload["end_timestamp"]!.DeepClone(),
+                    ["action_ref"] = execution.ActionRef,
+                    ["runner_ref"] = execution.RunnerType,
+                    ["route"] = route,
+                    ["message"] = message?.DeepClone(),
+                    ["data"] = data?.DeepClone(),
+                };
+                await dispatcher.DispatchAsync(new TriggerInstance($"notify-{execution.Id}-{setting.When}-{route}", CoreTriggers.NotifyTrigger, null,
+                    notification, end, execution.TraceTag), cancellationToken);
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Execution {Id}: the {When} notify message could not be rendered: {Error}")]
+    private static partial void LogNotifyRenderFailed(ILogger logger, string id, string when, string error);
+}
