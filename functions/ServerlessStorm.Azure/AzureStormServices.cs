@@ -1,6 +1,8 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using ServerlessStorm.Azure.Audit;
+using ServerlessStorm.Azure.Datastore;
+using ServerlessStorm.Engine.Datastore;
 using ServerlessStorm.Azure.Messaging;
 using ServerlessStorm.Engine.Audit;
 using ServerlessStorm.Engine.Messaging;
@@ -9,12 +11,13 @@ namespace ServerlessStorm.Azure;
 
 public static class AzureStormServices
 {
-    /// <summary>The audit in Table Storage (with large values in Blob Storage).</summary>
+    /// <summary>The audit in Table Storage (with large values in Blob Storage), and the datastore beside it.</summary>
     public static IServiceCollection AddTableStorageAudit(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddOptions<AzureStorageOptions>().Bind(configuration.GetSection(AzureStorageOptions.Section));
         services.AddSingleton<TableAuditStore>();
         services.AddSingleton<IAuditStore>(sp => sp.GetRequiredService<TableAuditStore>());
+        services.AddSingleton<IKeyValueStore, TableKeyValueStore>();
         return services;
     }
 

@@ -9,6 +9,7 @@ var root = new RootCommand("ServerlessStorm: event-driven automation in the spir
     RunCommand.Create(),
     ExecutionCommands.Create(),
     WebhookCommands.Create(),
+    KeyCommands.Create(),
 };
 
 return await root.Parse(args).InvokeAsync();

@@ -54,6 +54,45 @@ public sealed class ApiFunctions(StormApi api)
         CancellationToken cancellationToken) =>
         HttpResults.ToActionResult(await api.ListTriggerInstancesAsync(HttpResults.Query(request), cancellationToken));
 
+    [Function("ListKeys")]
+    public async Task<IActionResult> ListKeysAsync(
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "v1/keys")] HttpRequest request,
+        CancellationToken cancellationToken) =>
+        HttpResults.ToActionResult(await api.ListKeysAsync(HttpResults.Query(request), cancellationToken));
+
+    [Function("GetKey")]
+    public async Task<IActionResult> GetKeyAsync(
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "v1/keys/{name}")] HttpRequest request,
+        string name,
+        CancellationToken cancellationToken) =>
+        HttpResults.ToActionResult(await api.GetKeyAsync(name, HttpResults.Query(request), cancellationToken));
+
+    [Function("PutKey")]
+    public async Task<IActionResult> PutKeyAsync(
+        [HttpTrigger(AuthorizationLevel.Function, "put", Route = "v1/keys/{name}")] HttpRequest request,
+        string name,
+        CancellationToken cancellationToken)
+    {
+        JsonNode? body;
+        try
+        {
+            body = await JsonNode.ParseAsync(request.Body, cancellationToken: cancellationToken);
+        }
+        catch (JsonException ex)
+        {
+            return HttpResults.ToActionResult(ApiResponse.Fault(400, $"the body is not valid JSON: {ex.Message}"));
+        }
+
+        return HttpResults.ToActionResult(await api.PutKeyAsync(name, body, cancellationToken));
+    }
+
+    [Function("DeleteKey")]
+    public async Task<IActionResult> DeleteKeyAsync(
+        [HttpTrigger(AuthorizationLevel.Function, "delete", Route = "v1/keys/{name}")] HttpRequest request,
+        string name,
+        CancellationToken cancellationToken) =>
+        HttpResults.ToActionResult(await api.DeleteKeyAsync(name, HttpResults.Query(request), cancellationToken));
+
     [Function("GetTrace")]
     public async Task<IActionResult> GetTraceAsync(
         [HttpTrigger(AuthorizationLevel.Function, "get", Route = "v1/traces/{traceTag}")] HttpRequest request,

@@ -24,6 +24,7 @@ public static class StormFunctionServices
         services.Configure<StormOptions>(o => o.PacksPath = Path.Combine(AppContext.BaseDirectory, "packs"));
         services.Configure<StormOptions>(configuration.GetSection(StormOptions.Section));
         services.AddTableStorageAudit(configuration);
+        services.Configure<ServerlessStorm.Engine.Datastore.DatastoreOptions>(configuration.GetSection(ServerlessStorm.Engine.Datastore.DatastoreOptions.Section));
 #if SERVICE_BUS_TRIGGERS
         services.AddServiceBusBus(configuration);
 #else

@@ -155,6 +155,31 @@ public sealed class ServeTests(AzuriteFixture azurite) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task KeyVerbs_StoreReadListAndDelete_AndRunsReadTheDatastore()
+    {
+        var name = "greeting" + Guid.NewGuid().ToString("N")[..6];
+        Assert.Equal(0, (await CliAsync("key", "set", name, "hello from kv")).ExitCode);
+        Assert.Equal(0, (await CliAsync("key", "set", name + "_secret", "canary-2718", "--secret")).ExitCode);
+
+        var get = await CliAsync("key", "get", name);
+        var masked = await CliAsync("key", "get", name + "_secret");
+        var decrypted = await CliAsync("key", "get", name + "_secret", "--decrypt");
+        var list = await CliAsync("key", "list", "--prefix", name, "--json");
+        var run = await CliAsync("run", "core.local", $"cmd=echo '{{{{ st2kv.system.{name} }}}}'");
+        var delete = await CliAsync("key", "delete", name);
+        var missing = await CliAsync("key", "get", name);
+
+        Assert.Contains("value: hello from kv", get.StdOut);
+        Assert.Contains("value: ********", masked.StdOut);
+        Assert.Contains("value: canary-2718", decrypted.StdOut);
+        Assert.Equal(2, JsonNode.Parse(list.StdOut)!.AsArray().Count);
+        Assert.Contains("hello from kv", run.StdOut);
+        Assert.Equal(0, delete.ExitCode);
+        Assert.Equal(1, missing.ExitCode);
+        Assert.Contains("does not exist", missing.StdErr);
+    }
+
+    [Fact]
     public async Task WebhookSend_PostsTheBody()
     {
         var sent = await CliAsync("webhook", "send", "hello", "--data", """{"name":"cli"}""");

@@ -31,16 +31,29 @@ public sealed class StormClient(Uri baseUrl) : IDisposable
     public Task<ApiReply> GetAsync(string path, CancellationToken cancellationToken) =>
         SendAsync(new HttpRequestMessage(HttpMethod.Get, path), cancellationToken);
 
+    public Task<ApiReply> SendJsonAsync(HttpMethod method, string path, string? json, CancellationToken cancellationToken) =>
+        SendAsync(WithJson(new HttpRequestMessage(method, path), json), cancellationToken);
+
     public Task<ApiReply> PostJsonAsync(string path, string json, IEnumerable<KeyValuePair<string, string>>? headers, CancellationToken cancellationToken)
     {
-        var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new StringContent(json, Encoding.UTF8) };
-        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        var request = WithJson(new HttpRequestMessage(HttpMethod.Post, path), json);
         foreach (var (name, value) in headers ?? [])
         {
             request.Headers.TryAddWithoutValidation(name, value);
         }
 
         return SendAsync(request, cancellationToken);
+    }
+
+    private static HttpRequestMessage WithJson(HttpRequestMessage request, string? json)
+    {
+        if (json is not null)
+        {
+            request.Content = new StringContent(json, Encoding.UTF8);
+            request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        }
+
+        return request;
     }
 
     private async Task<ApiReply> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)

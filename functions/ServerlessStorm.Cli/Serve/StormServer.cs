@@ -57,6 +57,7 @@ public sealed class StormServer : IAsyncDisposable
         services.AddStormEngine();
         services.Configure<StormOptions>(builder.Configuration.GetSection(StormOptions.Section));
         services.AddTableStorageAudit(builder.Configuration);
+        services.Configure<ServerlessStorm.Engine.Datastore.DatastoreOptions>(builder.Configuration.GetSection(ServerlessStorm.Engine.Datastore.DatastoreOptions.Section));
         if (settings.Transport == ServeSettings.Transports.StorageQueue)
         {
             services.AddStorageQueueBus(builder.Configuration);
@@ -166,8 +167,29 @@ public sealed class StormServer : IAsyncDisposable
             ToResult(await storm.GetExecutionAsync(id, ct)));
         api.MapGet("/triggerinstances", async (HttpRequest request, StormApi storm, CancellationToken ct) =>
             ToResult(await storm.ListTriggerInstancesAsync(Query(request), ct)));
+        api.MapGet("/keys", async (HttpRequest request, StormApi storm, CancellationToken ct) =>
+            ToResult(await storm.ListKeysAsync(Query(request), ct)));
+        api.MapGet("/keys/{name}", async (string name, HttpRequest request, StormApi storm, CancellationToken ct) =>
+            ToResult(await storm.GetKeyAsync(name, Query(request), ct)));
+        api.MapPut("/keys/{name}", async (string name, HttpRequest request, StormApi storm, CancellationToken ct) =>
+            ToResult(await ReadJsonAsync(request, ct) is { } body ? await storm.PutKeyAsync(name, body.Json, ct) : ApiResponse.Fault(400, "the body is not valid JSON")));
+        api.MapDelete("/keys/{name}", async (string name, HttpRequest request, StormApi storm, CancellationToken ct) =>
+            ToResult(await storm.DeleteKeyAsync(name, Query(request), ct)));
         api.MapGet("/traces/{traceTag}", async (string traceTag, StormApi storm, CancellationToken ct) =>
             ToResult(await storm.GetTraceAsync(traceTag, ct)));
+    }
+
+    // The parsed body, or null when it is not JSON (a JSON null body is (null)).
+    private static async Task<(JsonNode? Json, int _)?> ReadJsonAsync(HttpRequest request, CancellationToken ct)
+    {
+        try
+        {
+            return (await JsonNode.ParseAsync(request.Body, cancellationToken: ct), 0);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
     }
 
     private static Dictionary<string, string?> Query(HttpRequest request) =>

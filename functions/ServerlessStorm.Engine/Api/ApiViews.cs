@@ -56,5 +56,15 @@ public static class ApiViews
         ["executions"] = new JsonArray([.. trace.Executions.Select(e => (JsonNode)Execution(e))]),
     };
 
+    /// <summary>A datastore pair; a secret's value is masked unless it was decrypted on request.</summary>
+    public static JsonObject KeyValue(Datastore.KeyValueRecord record, bool decrypted) => new()
+    {
+        ["name"] = record.Name,
+        ["scope"] = record.Scope,
+        ["value"] = record.Secret && !decrypted ? SecretMasker.Mask : record.Value,
+        ["secret"] = record.Secret,
+        ["expire_timestamp"] = record.ExpiresAt is { } expires ? Time(expires) : null,
+    };
+
     public static string Time(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);
 }

@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Datastore;
+using ServerlessStorm.Engine.Json;
 using ServerlessStorm.Engine.Executions;
 using ServerlessStorm.Engine.Triggers;
 
@@ -16,7 +18,7 @@ public sealed record ApiResponse(int StatusCode, JsonNode Body)
 /// The HTTP API (StackStorm's paths under <c>/api/v1</c>) with no web framework in it, so <c>storm serve</c> and the
 /// Function app answer every request with the same code.
 /// </summary>
-public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions, IAuditStore audit)
+public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions, IAuditStore audit, KeyValueService datastore)
 {
     public const int MaxListLimit = 1000;
 
@@ -95,6 +97,75 @@ public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions
             ? ApiResponse.Fault(404, $"nothing is recorded under trace tag '{traceTag}'")
             : new ApiResponse(200, ApiViews.Trace(trace));
     }
+
+    /// <summary>GET /api/v1/keys?scope=system&amp;prefix=&amp;decrypt=false</summary>
+    public async Task<ApiResponse> ListKeysAsync(IReadOnlyDictionary<string, string?> query, CancellationToken cancellationToken) =>
+        await KeysAsync(async () =>
+        {
+            var records = await datastore.ListAsync(query.GetValueOrDefault("scope") ?? "system", query.GetValueOrDefault("prefix"), cancellationToken);
+            var decrypt = IsTrue(query.GetValueOrDefault("decrypt"));
+            var views = new JsonArray();
+            foreach (var record in records)
+            {
+                views.Add(ApiViews.KeyValue(decrypt && record.Secret
+                    ? (await datastore.GetAsync(record.Scope, record.Name, decrypt: true, cancellationToken)) ?? record
+                    : record, decrypt));
+            }
+
+            return new ApiResponse(200, views);
+        });
+
+    /// <summary>GET /api/v1/keys/{name}?scope=system&amp;decrypt=false</summary>
+    public Task<ApiResponse> GetKeyAsync(string name, IReadOnlyDictionary<string, string?> query, CancellationToken cancellationToken) =>
+        KeysAsync(async () =>
+        {
+            var decrypt = IsTrue(query.GetValueOrDefault("decrypt"));
+            var scope = query.GetValueOrDefault("scope") ?? "system";
+            return await datastore.GetAsync(scope, name, decrypt, cancellationToken) is { } record
+                ? new ApiResponse(200, ApiViews.KeyValue(record, decrypt))
+                : ApiResponse.Fault(404, $"key '{name}' does not exist in scope {scope}");
+        });
+
+    /// <summary>PUT /api/v1/keys/{name} with <c>{"value": "…", "secret": false, "ttl": seconds, "scope": "system"}</c></summary>
+    public Task<ApiResponse> PutKeyAsync(string name, JsonNode? body, CancellationToken cancellationToken) =>
+        KeysAsync(async () =>
+        {
+            if (body is not JsonObject request || request["value"] is not JsonValue v || !v.TryGetValue<string>(out var value))
+            {
+                return ApiResponse.Fault(400, "the body must be a JSON object with \"value\" (a string), and optional \"secret\", \"ttl\" (seconds) and \"scope\"");
+            }
+
+            var secret = request["secret"] is JsonValue s && s.TryGetValue<bool>(out var isSecret) && isSecret;
+            TimeSpan? ttl = JsonNumbers.TryGetDouble(request["ttl"], out var seconds) && seconds > 0 ? TimeSpan.FromSeconds(seconds) : null;
+            var scope = request["scope"]?.GetValue<string>() ?? "system";
+            await datastore.SetAsync(scope, name, value, secret, ttl, cancellationToken);
+            var stored = await datastore.GetAsync(scope, name, decrypt: false, cancellationToken);
+            return new ApiResponse(200, ApiViews.KeyValue(stored!, decrypted: false));
+        });
+
+    /// <summary>DELETE /api/v1/keys/{name}?scope=system</summary>
+    public Task<ApiResponse> DeleteKeyAsync(string name, IReadOnlyDictionary<string, string?> query, CancellationToken cancellationToken) =>
+        KeysAsync(async () =>
+        {
+            var scope = query.GetValueOrDefault("scope") ?? "system";
+            return await datastore.DeleteAsync(scope, name, cancellationToken)
+                ? new ApiResponse(200, new JsonObject { ["deleted"] = name, ["scope"] = scope })
+                : ApiResponse.Fault(404, $"key '{name}' does not exist in scope {scope}");
+        });
+
+    private static async Task<ApiResponse> KeysAsync(Func<Task<ApiResponse>> action)
+    {
+        try
+        {
+            return await action();
+        }
+        catch (KeyValueException ex)
+        {
+            return ApiResponse.Fault(400, ex.Message);
+        }
+    }
+
+    private static bool IsTrue(string? value) => value is "true" or "True" or "1" or "yes";
 
     private static AuditQuery? ParseQuery(IReadOnlyDictionary<string, string?> query, IReadOnlyCollection<string> statuses)
     {

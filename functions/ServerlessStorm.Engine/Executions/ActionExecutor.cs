@@ -17,6 +17,7 @@ public sealed partial class ActionExecutor(
     RunnerRegistry runners,
     IAuditStore audit,
     CompletionAnnouncer announcer,
+    Datastore.KeyValueService datastore,
     TimeProvider time,
     ILogger<ActionExecutor> logger)
 {
@@ -40,7 +41,8 @@ public sealed partial class ActionExecutor(
             return;
         }
 
-        var secrets = catalog.Actions.TryGetValue(request.ActionRef, out var action) ? SecretMasker.SecretValues(action, request.Parameters) : [];
+        var (parameters, unsealed) = await UnsealAsync(request.Parameters, cancellationToken);
+        var secrets = (catalog.Actions.TryGetValue(request.ActionRef, out var action) ? SecretMasker.SecretValues(action, parameters) : []).Concat(unsealed).ToList();
         RunnerResult outcome;
         if (action is null)
         {
@@ -54,7 +56,7 @@ public sealed partial class ActionExecutor(
         {
             try
             {
-                var context = new RunnerContext(record.Id, action, request.Parameters, catalog.Packs.GetValueOrDefault(action.Pack)?.Directory);
+                var context = new RunnerContext(record.Id, action, parameters, catalog.Packs.GetValueOrDefault(action.Pack)?.Directory);
                 outcome = await runner.RunAsync(context, cancellationToken);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -72,6 +74,42 @@ public sealed partial class ActionExecutor(
         {
             await announcer.AnnounceAsync(action, done, cancellationToken);
         }
+    }
+
+    /// <summary>Decrypts the datastore secrets the parameters refer to, only now, just before the runner needs them.</summary>
+    private async Task<(System.Text.Json.Nodes.JsonObject Parameters, List<string> Secrets)> UnsealAsync(System.Text.Json.Nodes.JsonObject parameters, CancellationToken cancellationToken)
+    {
+        var secrets = new List<string>();
+        async Task<System.Text.Json.Nodes.JsonNode?> Visit(System.Text.Json.Nodes.JsonNode? node)
+        {
+            switch (node)
+            {
+                case System.Text.Json.Nodes.JsonObject obj:
+                    var copy = new System.Text.Json.Nodes.JsonObject();
+                    foreach (var (key, child) in obj)
+                    {
+                        copy[key] = await Visit(child);
+                    }
+
+                    return copy;
+                case System.Text.Json.Nodes.JsonArray array:
+                    var items = new System.Text.Json.Nodes.JsonArray();
+                    foreach (var child in array)
+                    {
+                        items.Add(await Visit(child));
+                    }
+
+                    return items;
+                case System.Text.Json.Nodes.JsonValue value when value.TryGetValue<string>(out var text):
+                    var (plain, found) = await datastore.UnsealAsync(text, cancellationToken);
+                    secrets.AddRange(found);
+                    return plain;
+                default:
+                    return node?.DeepClone();
+            }
+        }
+
+        return ((System.Text.Json.Nodes.JsonObject)(await Visit(parameters))!, secrets);
     }
 
     /// <summary>Claims the execution to run it; or returns it as finished; or neither when another worker runs it.</summary>

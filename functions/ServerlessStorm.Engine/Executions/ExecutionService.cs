@@ -13,14 +13,15 @@ public sealed class ActionNotFoundException(string actionRef) : Exception($"acti
 /// Requests executions: records each as <c>requested</c> in the audit (secret parameters masked), then puts it on
 /// the executions queue with its real parameters for a runner to pick up.
 /// </summary>
-public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners, IAuditStore audit, IMessageBus bus, TimeProvider time)
+public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners, Datastore.KeyValueService datastore, IAuditStore audit, IMessageBus bus, TimeProvider time)
 {
     /// <summary>Runs an action with literal parameters, as <c>storm run</c> and the API do.</summary>
     public async Task<ExecutionRecord> RunAsync(string actionRef, JsonObject parameters, string? traceTag, CancellationToken cancellationToken)
     {
         var action = catalog.Actions.GetValueOrDefault(actionRef) ?? throw new ActionNotFoundException(actionRef);
         var shell = runners.TryGet(action.RunnerType, out var runner) ? runner.ShellCommandParameter : null;
-        var resolved = ParameterResolver.Resolve(action, parameters, renderSupplied: true, shellCommandParameter: shell);
+        var keyValues = await datastore.SnapshotAsync(ParameterResolver.DatastoreKeys(action, parameters), cancellationToken);
+        var resolved = ParameterResolver.Resolve(action, parameters, renderSupplied: true, keyValues, shell);
         var id = StormIds.New(time.GetUtcNow());
         return await RequestAsync(action, resolved, id, traceTag ?? id, null, null, cancellationToken);
     }

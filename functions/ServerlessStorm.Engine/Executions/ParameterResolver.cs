@@ -162,6 +162,36 @@ public static class ParameterResolver
         return result;
     }
 
+    /// <summary>The datastore keys that rendering an action's parameters may read: from the supplied values and the defaults.</summary>
+    public static IEnumerable<(string Scope, string Name)> DatastoreKeys(ActionDefinition action, IEnumerable<TemplatedValue> supplied) =>
+        supplied.SelectMany(v => v.Templates).Concat(action.Parameters.Values.Select(p => p.Default).SelectMany(TemplatesIn))
+            .SelectMany(t => t.DatastoreKeys);
+
+    /// <summary>The datastore keys named by the templates among literal values (an operator's <c>storm run</c>) and the defaults.</summary>
+    public static IEnumerable<(string Scope, string Name)> DatastoreKeys(ActionDefinition action, JsonObject supplied) =>
+        supplied.Select(p => p.Value).Concat(action.Parameters.Values.Select(p => p.Default)).SelectMany(TemplatesIn).SelectMany(t => t.DatastoreKeys);
+
+    private static IEnumerable<Template> TemplatesIn(JsonNode? value)
+    {
+        if (value is JsonValue v && v.TryGetValue<string>(out var text) && Template.LooksLikeTemplate(text))
+        {
+            Template? template = null;
+            try
+            {
+                template = Template.Parse(text);
+            }
+            catch (TemplateSyntaxException)
+            {
+                // Reported when the parameters are resolved.
+            }
+
+            if (template is not null)
+            {
+                yield return template;
+            }
+        }
+    }
+
     /// <summary>The parameters in an order where each template comes after the parameters it names.</summary>
     private static List<string> DependencyOrder(Dictionary<string, Template> templates, IEnumerable<string> names, List<string> problems)
     {

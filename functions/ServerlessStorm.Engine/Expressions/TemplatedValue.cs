@@ -19,6 +19,9 @@ public sealed class TemplatedValue
 
     public JsonNode? Raw => _value;
 
+    /// <summary>Every template inside the value.</summary>
+    public IEnumerable<Template> Templates => _templates.Values;
+
     /// <summary>The template when the value is one templated string, else null.</summary>
     public Template? AsTemplate => _value is JsonValue v && v.TryGetValue<string>(out var s) && _templates.TryGetValue(s, out var t) ? t : null;
 

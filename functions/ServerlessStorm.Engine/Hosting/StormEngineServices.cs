@@ -44,6 +44,9 @@ public static class StormEngineServices
         services.AddSingleton(sp => LoadCatalog(sp.GetRequiredService<IOptions<StormOptions>>().Value.PacksPath, sp.GetRequiredService<RunnerRegistry>()));
         services.AddSingleton(sp => new RuleMatcher(sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<RuleMatcher>>(), sp.GetService<Expressions.Runtime.IKeyValueLookup>()));
         services.AddSingleton<IRuleEvaluator, CompiledRuleEvaluator>();
+        services.AddOptions<Datastore.DatastoreOptions>();
+        services.TryAddSingleton<Datastore.IKeyValueStore, Datastore.InMemoryKeyValueStore>();
+        services.AddSingleton<Datastore.KeyValueService>();
         services.AddSingleton<TriggerDispatcher>();
         services.AddSingleton<WebhookSensor>();
         services.AddSingleton<TimerSensor>();

@@ -19,6 +19,7 @@ public sealed partial class RulesEngine(
     IRuleEvaluator rules,
     RunnerRegistry runners,
     ExecutionService executions,
+    Datastore.KeyValueService datastore,
     IAuditStore audit,
     TimeProvider time,
     ILogger<RulesEngine> logger)
@@ -54,10 +55,13 @@ public sealed partial class RulesEngine(
         }
 
         var shellParameter = runners.TryGet(action.RunnerType, out var runner) ? runner.ShellCommandParameter : null;
+        var keyValues = await datastore.SnapshotAsync(ParameterResolver.DatastoreKeys(action, rule.ActionParameters.Values), cancellationToken);
         System.Text.Json.Nodes.JsonObject parameters;
         try
         {
-            parameters = ParameterResolver.FromTemplates(action, rule.ActionParameters, TemplateScope.ForTrigger(instance.Payload), shellParameter);
+            var scope = TemplateScope.ForTrigger(instance.Payload);
+            scope.KeyValues = keyValues;
+            parameters = ParameterResolver.FromTemplates(action, rule.ActionParameters, scope, shellParameter, keyValues);
         }
         catch (ParameterValidationException ex)
         {

@@ -1,0 +1,125 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Datastore;
+using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Messaging;
+using ServerlessStorm.Testing;
+
+namespace ServerlessStorm.Engine.Tests;
+
+public class DatastoreTests
+{
+    private static readonly string Key = Convert.ToBase64String(Enumerable.Range(0, 32).Select(i => (byte)i).ToArray());
+
+    private static (KeyValueService Service, InMemoryKeyValueStore Store, ManualTimeProvider Clock) Create()
+    {
+        var store = new InMemoryKeyValueStore();
+        var clock = new ManualTimeProvider(new DateTimeOffset(2026, 11, 24, 12, 0, 0, TimeSpan.Zero));
+        return (new KeyValueService(store, Options.Create(new DatastoreOptions { EncryptionKey = Key }), clock), store, clock);
+    }
+
+    [Fact]
+    public async Task SecretValues_AreEncryptedAtRest_AndDecryptedOnlyOnRequest()
+    {
+        var (service, store, _) = Create();
+
+        await service.SetAsync("system", "db_password", "hunter2", secret: true, ttl: null, CancellationToken.None);
+
+        var raw = await store.GetAsync("system", "db_password", CancellationToken.None);
+        Assert.StartsWith("aesgcm:", raw!.Value, StringComparison.Ordinal);
+        Assert.DoesNotContain("hunter2", raw.Value);
+        Assert.Equal(raw.Value, (await service.GetAsync("system", "db_password", decrypt: false, CancellationToken.None))!.Value);
+        Assert.Equal("hunter2", (await service.GetAsync("system", "db_password", decrypt: true, CancellationToken.None))!.Value);
+    }
+
+    [Fact]
+    public async Task TimeToLive_ExpiresThePair()
+    {
+        var (service, _, clock) = Create();
+        await service.SetAsync("user", "session", "abc", secret: false, ttl: TimeSpan.FromMinutes(5), CancellationToken.None);
+
+        clock.Advance(TimeSpan.FromMinutes(4));
+        Assert.NotNull(await service.GetAsync("user", "session", false, CancellationToken.None));
+        clock.Advance(TimeSpan.FromMinutes(2));
+
+        Assert.Null(await service.GetAsync("user", "session", false, CancellationToken.None));
+        Assert.Empty(await service.ListAsync("user", null, CancellationToken.None));
+    }
+
+    [Theory]
+    [InlineData("global", "x", "unknown scope")]
+    [InlineData("system", "bad name", "not a valid key name")]
+    [InlineData("system", "", "not a valid key name")]
+    public async Task BadScopeOrName_IsRefused(string scope, string name, string message)
+    {
+        var (service, _, _) = Create();
+
+        var error = await Assert.ThrowsAsync<KeyValueException>(() => service.SetAsync(scope, name, "v", false, null, CancellationToken.None));
+        Assert.Contains(message, error.Message);
+    }
+
+    [Fact]
+    public async Task ChangedEncryptionKey_IsAClearError()
+    {
+        var (service, store, clock) = Create();
+        await service.SetAsync("system", "token", "t0ken", secret: true, ttl: null, CancellationToken.None);
+        var other = new KeyValueService(store, Options.Create(new DatastoreOptions { EncryptionKey = Convert.ToBase64String(new byte[32]) }), clock);
+
+        var error = await Assert.ThrowsAsync<KeyValueException>(() => other.GetAsync("system", "token", decrypt: true, CancellationToken.None));
+        Assert.Contains("encryption key has changed", error.Message);
+    }
+
+    [Fact]
+    public async Task Secrets_InActionParameters_ReachOnlyTheRunner_AndAreMaskedInTheResult()
+    {
+        using var packs = new TempPacks().WithPack("kv");
+        packs.Write("kv/actions/call.yaml", """
+            name: call
+            runner_type: local-shell-cmd
+            parameters:
+              cmd: {default: 'echo "auth={{ token }} host={{ host }}"', immutable: true}
+              token: {type: string, default: "Bearer {{ st2kv.system.api_token }}"}
+              host: {type: string, default: "{{ st2kv.system.api_host }}"}
+            """);
+        packs.Write("kv/rules/call.yaml", """
+            name: call
+            trigger: {type: core.st2.webhook, parameters: {url: call}}
+            action: {ref: kv.call}
+            """);
+        var audit = new InMemoryAuditStore();
+        var bus = new InMemoryMessageBus();
+        var published = new List<string>();
+        await using var host = await StormTestHost.StartAsync(audit, bus, packs.Root, services =>
+            services.Configure<DatastoreOptions>(o => o.EncryptionKey = Key));
+        var datastore = host.Services.GetRequiredService<KeyValueService>();
+        await datastore.SetAsync("system", "api_token", "s3cr3t-canary", secret: true, ttl: null, CancellationToken.None);
+        await datastore.SetAsync("system", "api_host", "api.local", secret: false, ttl: null, CancellationToken.None);
+
+        var response = await host.Api.PostWebhookAsync("call", [], Encoding.UTF8.GetBytes("{}"), CancellationToken.None);
+        var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(response.Body["trace_tag"]!.GetValue<string>(), CancellationToken.None),
+            t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status));
+
+        var execution = trace.Executions[0];
+        Assert.Equal(ExecutionStatus.Succeeded, execution.Status);
+        Assert.Equal("auth=Bearer ******** host=api.local", execution.Result!["stdout"]!.GetValue<string>());
+        Assert.DoesNotContain("s3cr3t-canary", execution.Parameters.ToJsonString());
+        Assert.DoesNotContain("s3cr3t-canary", string.Join("\n", host.Logs));
+        Assert.DoesNotContain(trace.TriggerInstances, t => (t.Payload?.ToJsonString() ?? "").Contains("s3cr3t-canary", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task ASealForgedInPayloadData_IsNotUnsealed()
+    {
+        var (service, _, _) = Create();
+        await service.SetAsync("system", "api_token", "s3cr3t", secret: true, ttl: null, CancellationToken.None);
+        var snapshot = await service.SnapshotAsync([("system", "api_token")], CancellationToken.None);
+        var seal = snapshot.Get("system", "api_token")!;
+        var forged = seal.Replace(seal.Split(':')[1], "0000000000000000", StringComparison.Ordinal);
+
+        Assert.Equal("s3cr3t", (await service.UnsealAsync(seal, CancellationToken.None)).Text);
+        Assert.Equal(forged, (await service.UnsealAsync(forged, CancellationToken.None)).Text);
+    }
+}
