@@ -195,7 +195,7 @@ public class FuzzTests
                 }
 
                 File.WriteAllText(path, text.ToString());
-                var (rule, problems) = new PackLoader(["noop", "echo", "local-shell-cmd", "http-request"]).LoadRule(path);
+                var (rule, problems) = new PackLoader(["noop", "echo", "local-shell-cmd", "local-shell-script", "http-request"]).LoadRule(path);
                 Assert.True(rule is not null || problems.Count > 0);
             }
         }

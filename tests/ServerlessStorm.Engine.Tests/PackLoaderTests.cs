@@ -5,7 +5,7 @@ namespace ServerlessStorm.Engine.Tests;
 
 public class PackLoaderTests
 {
-    private static readonly string[] Runners = ["noop", "echo", "local-shell-cmd", "http-request"];
+    private static readonly string[] Runners = ["noop", "echo", "local-shell-cmd", "local-shell-script", "http-request"];
 
     private static PackLoadResult Load(string root) => new PackLoader(Runners).LoadFrom(root);
 

@@ -8,7 +8,7 @@ namespace ServerlessStorm.Engine.Tests;
 /// <summary>Builds rules from YAML through the real loader, so tests see patterns exactly as a pack file gives them.</summary>
 internal static class RuleYaml
 {
-    private static readonly string[] Runners = ["noop", "echo", "local-shell-cmd", "http-request"];
+    private static readonly string[] Runners = ["noop", "echo", "local-shell-cmd", "local-shell-script", "http-request"];
 
     public static readonly RuleMatcher Matcher = new(NullLogger<RuleMatcher>.Instance);
 

@@ -39,6 +39,7 @@ public static class StormEngineServices
         services.AddSingleton<IActionRunner, NoopRunner>();
         services.AddSingleton<IActionRunner, EchoRunner>();
         services.AddSingleton<IActionRunner, LocalShellCommandRunner>();
+        services.AddSingleton<IActionRunner, LocalShellScriptRunner>();
         services.AddSingleton<IActionRunner, HttpRequestRunner>();
         services.AddSingleton<RunnerRegistry>();
         services.AddSingleton(sp => LoadCatalog(sp.GetRequiredService<IOptions<StormOptions>>().Value.PacksPath, sp.GetRequiredService<RunnerRegistry>()));

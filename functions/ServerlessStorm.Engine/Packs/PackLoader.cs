@@ -307,11 +307,37 @@ public sealed class PackLoader(
                 }
             }
 
+            if (runnerType == "local-shell-script")
+            {
+                CheckScript(file, doc, pack);
+            }
+
             var notify = LoadNotify(file);
             if (name is not null && runnerType is not null)
             {
                 _actions.Add(new ActionDefinition(pack.Name, name, runnerType, file.OptionalString("entry_point"),
                     file.OptionalString("description") ?? "", file.OptionalBool("enabled") ?? true, parameters, path) { Notify = notify });
+            }
+        }
+
+        private static void CheckScript(FileScope file, YamlMapping doc, PackDefinition pack)
+        {
+            var entryPoint = file.OptionalString("entry_point");
+            if (entryPoint is null)
+            {
+                file.Problem(doc.Position, "entry_point", "a local-shell-script action needs entry_point (its script, relative to actions/)");
+                return;
+            }
+
+            var actions = Path.GetFullPath(Path.Combine(pack.Directory, "actions"));
+            var script = Path.GetFullPath(Path.Combine(actions, entryPoint));
+            if (!script.StartsWith(actions + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            {
+                file.Problem(doc["entry_point"]!.Position, "entry_point", $"'{entryPoint}' is outside the pack's actions folder");
+            }
+            else if (!File.Exists(script))
+            {
+                file.Problem(doc["entry_point"]!.Position, "entry_point", $"script '{entryPoint}' does not exist in {Display(actions)}");
             }
         }
 

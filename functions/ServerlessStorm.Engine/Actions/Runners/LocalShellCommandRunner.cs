@@ -1,134 +1,29 @@
-using System.Diagnostics;
-using System.Text;
-using System.Text.Json.Nodes;
-using ServerlessStorm.Engine.Executions;
 using ServerlessStorm.Engine.Packs;
 
 namespace ServerlessStorm.Engine.Actions.Runners;
 
 /// <summary>
-/// runner_type local-shell-cmd: runs <c>cmd</c> with <c>/bin/sh -c</c> on this host. The environment is built from
-/// scratch (PATH, HOME, LANG and the action's <c>env</c>), so the host's secrets and connection strings never reach
-/// the command. A timeout kills the whole process tree.
+/// runner_type local-shell-cmd: runs <c>cmd</c> with <c>/bin/sh -c</c> on this host (see <see cref="LocalProcess"/>
+/// for the environment, timeout and output rules, and <see cref="ShellCommandTemplate"/> for how templates reach it).
 /// </summary>
 public sealed class LocalShellCommandRunner : IActionRunner
 {
-    public const int DefaultTimeoutSeconds = 60;
+    public const int DefaultTimeoutSeconds = LocalProcess.DefaultTimeoutSeconds;
 
-    /// <summary>Each of stdout and stderr keeps at most this many characters; the rest is cut with a marker.</summary>
-    public const int OutputLimit = 1024 * 1024;
+    public const int OutputLimit = LocalProcess.OutputLimit;
 
     public string RunnerType => "local-shell-cmd";
 
     public string? ShellCommandParameter => "cmd";
 
     public IReadOnlyList<ParameterDefinition> RunnerParameters { get; } =
-    [
-        ParameterReader.Define("cmd", "string", required: true, description: "The command line, run by /bin/sh -c."),
-        ParameterReader.Define("cwd", "string", description: "Working directory (the system temp folder when not given)."),
-        ParameterReader.Define("env", "object", description: "Environment variables; nothing else is inherited but PATH, HOME and LANG."),
-        ParameterReader.Define("timeout", "integer", defaultValue: DefaultTimeoutSeconds, description: "Seconds before the command and everything it started are killed."),
-        ParameterReader.Define("sudo", "boolean", defaultValue: false, description: "Not supported: actions never run as another user."),
-    ];
+        [ParameterReader.Define("cmd", "string", required: true, description: "The command line, run by /bin/sh -c."), .. LocalProcess.CommonParameters];
 
-    public async Task<RunnerResult> RunAsync(RunnerContext context, CancellationToken cancellationToken)
+    public Task<RunnerResult> RunAsync(RunnerContext context, CancellationToken cancellationToken)
     {
-        var parameters = context.Parameters;
-        var cmd = ParameterReader.String(parameters, "cmd");
-        if (string.IsNullOrWhiteSpace(cmd))
-        {
-            return RunnerResult.Failed([], "parameter 'cmd' is empty");
-        }
-
-        if (parameters["sudo"] is JsonValue sudo && sudo.TryGetValue<bool>(out var asRoot) && asRoot)
-        {
-            return RunnerResult.Failed([], "sudo is not supported: actions run as the host's service user");
-        }
-
-        var cwd = ParameterReader.String(parameters, "cwd") ?? Path.GetTempPath();
-        if (!Directory.Exists(cwd))
-        {
-            return RunnerResult.Failed([], $"working directory '{cwd}' does not exist");
-        }
-
-        var timeout = TimeSpan.FromSeconds(ParameterReader.Number(parameters, "timeout") ?? DefaultTimeoutSeconds);
-        var start = new ProcessStartInfo("/bin/sh")
-        {
-            ArgumentList = { "-c", cmd },
-            WorkingDirectory = cwd,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        start.Environment.Clear();
-        start.Environment["PATH"] = Environment.GetEnvironmentVariable("PATH") ?? "/usr/local/bin:/usr/bin:/bin";
-        start.Environment["HOME"] = Environment.GetEnvironmentVariable("HOME") ?? "/tmp";
-        start.Environment["LANG"] = "C.UTF-8";
-        start.Environment["ST2_ACTION_EXECUTION_ID"] = context.ExecutionId;
-        if (parameters["env"] is JsonObject env)
-        {
-            foreach (var (name, value) in env)
-            {
-                start.Environment[name] = value is JsonValue v && v.TryGetValue<string>(out var s) ? s : value?.ToJsonString() ?? "";
-            }
-        }
-
-        using var process = new Process { StartInfo = start };
-        process.Start();
-        process.StandardInput.Close();
-        var stdout = ReadBoundedAsync(process.StandardOutput);
-        var stderr = ReadBoundedAsync(process.StandardError);
-
-        using var timeoutSource = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeoutSource.CancelAfter(timeout);
-        var timedOut = false;
-        try
-        {
-            await process.WaitForExitAsync(timeoutSource.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync(CancellationToken.None);
-            cancellationToken.ThrowIfCancellationRequested();
-            timedOut = true;
-        }
-
-        var exitCode = timedOut ? -9 : process.ExitCode;
-        var result = new JsonObject
-        {
-            ["stdout"] = StripTrailingNewlines(await stdout),
-            ["stderr"] = StripTrailingNewlines(await stderr),
-            ["return_code"] = exitCode,
-            ["succeeded"] = exitCode == 0,
-            ["failed"] = exitCode != 0,
-        };
-
-        if (timedOut)
-        {
-            return new RunnerResult(ExecutionStatus.Timeout, result, $"the command did not finish within {timeout.TotalSeconds:0.###} s and was killed");
-        }
-
-        return exitCode == 0 ? RunnerResult.Succeeded(result) : RunnerResult.Failed(result, $"the command exited with code {exitCode}");
+        var cmd = ParameterReader.String(context.Parameters, "cmd");
+        return string.IsNullOrWhiteSpace(cmd)
+            ? Task.FromResult(RunnerResult.Failed([], "parameter 'cmd' is empty"))
+            : LocalProcess.RunAsync("/bin/sh", ["-c", cmd], context, cancellationToken);
     }
-
-    private static async Task<string> ReadBoundedAsync(StreamReader reader)
-    {
-        var kept = new StringBuilder();
-        var dropped = 0L;
-        var buffer = new char[8192];
-        int read;
-        while ((read = await reader.ReadAsync(buffer)) > 0)
-        {
-            var room = Math.Max(0, OutputLimit - kept.Length);
-            kept.Append(buffer, 0, Math.Min(room, read));
-            dropped += Math.Max(0, read - room);
-        }
-
-        return dropped > 0 ? kept.Append($"\n[… {dropped} more characters cut by ServerlessStorm]").ToString() : kept.ToString();
-    }
-
-    // StackStorm strips the trailing newline the shell leaves on output.
-    private static string StripTrailingNewlines(string text) => text.TrimEnd('\r', '\n');
 }

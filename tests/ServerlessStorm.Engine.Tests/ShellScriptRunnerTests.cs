@@ -1,0 +1,104 @@
+using System.Text.Json.Nodes;
+using ServerlessStorm.Engine.Actions;
+using ServerlessStorm.Engine.Actions.Runners;
+using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Packs;
+using ServerlessStorm.Testing;
+
+namespace ServerlessStorm.Engine.Tests;
+
+public sealed class ShellScriptRunnerTests : IDisposable
+{
+    private readonly TempPacks _packs = new();
+    private readonly RunnerRegistry _runners = new([new NoopRunner(), new EchoRunner(), new LocalShellCommandRunner(), new LocalShellScriptRunner(), new HttpRequestRunner(new EgressGuard())]);
+
+    private PackLoadResult Load() => new PackLoader(_runners).LoadFrom(_packs.Root);
+
+    private async Task<RunnerResult> RunAsync(string actionRef, JsonObject parameters)
+    {
+        var result = Load();
+        Assert.True(result.IsValid, string.Join("\n", result.Problems));
+        var action = result.Catalog.Actions[actionRef];
+        var resolved = ParameterResolver.Resolve(action, parameters);
+        return await new LocalShellScriptRunner().RunAsync(new RunnerContext("t", action, resolved, result.Catalog.Packs[action.Pack].Directory), CancellationToken.None);
+    }
+
+    public static TheoryData<string> Metacharacters() =>
+    [
+        "plain", "two words", "$(touch /tmp/storm-never)", "`id`", "; rm -rf ~", "a | b", "a && b", "'single'", "\"double\"",
+        "back\\slash", "$HOME", "${IFS}", "*", "?", "[a-z]", "~", "#comment", "new\nline", "tab\there", "--option=value", "-n", "é ✓",
+    ];
+
+    [Theory]
+    [MemberData(nameof(Metacharacters))]
+    public async Task Arguments_ReachTheScriptUnchanged(string value)
+    {
+        _packs.WithPack("s");
+        _packs.Write("s/actions/args.sh", "#!/bin/sh\nfor a in \"$@\"; do printf '[%s]' \"$a\"; done\n");
+        _packs.Write("s/actions/args.yaml", """
+            name: args
+            runner_type: local-shell-script
+            entry_point: args.sh
+            parameters:
+              first: {type: string, position: 0}
+              second: {type: string, position: 1}
+              named: {type: string}
+            """);
+
+        var result = await RunAsync("s.args", new JsonObject { ["first"] = value, ["second"] = "2", ["named"] = value });
+
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        Assert.Equal($"[--named={value}][{value}][2]", result.Result["stdout"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task ExampleDiskUsage_RunsAndFailsAboveItsThreshold()
+    {
+        foreach (var file in Directory.EnumerateFiles(Path.Combine(RepositoryPaths.Packs, "examples"), "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(_packs.Root, "examples", Path.GetRelativePath(Path.Combine(RepositoryPaths.Packs, "examples"), file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
+
+        var ok = await RunAsync("examples.disk_usage", new JsonObject { ["path"] = "/", ["threshold"] = 100 });
+        var full = await RunAsync("examples.disk_usage", new JsonObject { ["path"] = "/", ["threshold"] = -1 });
+
+        Assert.Equal(ExecutionStatus.Succeeded, ok.Status);
+        Assert.Matches(@"^/ is \d+% full \(threshold 100%\)$", ok.Result["stdout"]!.GetValue<string>());
+        Assert.Equal(ExecutionStatus.Failed, full.Status);
+    }
+
+    [Fact]
+    public async Task ScriptWithoutExecutableBit_StillRuns()
+    {
+        _packs.WithPack("s");
+        var script = _packs.Write("s/actions/plain.sh", "echo plain\n");
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+        _packs.Write("s/actions/plain.yaml", "name: plain\nrunner_type: local-shell-script\nentry_point: plain.sh\n");
+
+        var result = await RunAsync("s.plain", []);
+
+        Assert.Equal("plain", result.Result["stdout"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void MissingOrEscapingScript_IsALoadError()
+    {
+        _packs.WithPack("s");
+        _packs.Write("s/actions/missing.yaml", "name: missing\nrunner_type: local-shell-script\nentry_point: nope.sh\n");
+        _packs.Write("s/actions/escape.yaml", "name: escape\nrunner_type: local-shell-script\nentry_point: ../../../etc/passwd\n");
+        _packs.Write("s/actions/none.yaml", "name: none\nrunner_type: local-shell-script\n");
+
+        var problems = Load().Problems;
+
+        Assert.Contains(problems, p => p.File.EndsWith("missing.yaml", StringComparison.Ordinal) && p.Message.Contains("does not exist", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.File.EndsWith("escape.yaml", StringComparison.Ordinal) && p.Message.Contains("outside the pack", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.File.EndsWith("none.yaml", StringComparison.Ordinal) && p.Field == "entry_point");
+    }
+
+    public void Dispose() => _packs.Dispose();
+}
