@@ -18,7 +18,9 @@ public sealed class ServeTests(AzuriteFixture azurite) : IAsyncLifetime
     private readonly HttpClient _http = new();
     private StormProcess _storm = null!;
 
-    public async Task InitializeAsync() => _storm = await StormProcess.ServeAsync("--storage", azurite.ConnectionString);
+    // The notify example posts to a test server on loopback, which the egress guard refuses unless allowed.
+    public async Task InitializeAsync() => _storm = await StormProcess.ServeAsync(
+        new Dictionary<string, string> { ["Storm__AllowedNetworks__0"] = "127.0.0.0/8" }, "--storage", azurite.ConnectionString);
 
     public async Task DisposeAsync()
     {

@@ -46,11 +46,20 @@ public sealed class StormProcess : IAsyncDisposable
     public static string StormDll => Path.Combine(AppContext.BaseDirectory, "storm.dll");
 
     /// <summary>Starts <c>storm serve</c> on a free port and waits until its API answers.</summary>
-    public static async Task<StormProcess> ServeAsync(params string[] arguments)
+    public static Task<StormProcess> ServeAsync(params string[] arguments) => ServeAsync(new Dictionary<string, string>(), arguments);
+
+    /// <summary>Starts <c>storm serve</c> with extra environment variables (configuration such as <c>Storm__AllowedNetworks__0</c>).</summary>
+    public static async Task<StormProcess> ServeAsync(IReadOnlyDictionary<string, string> environment, params string[] arguments)
     {
         var port = AzuriteFixture.FreePort();
         var url = $"http://127.0.0.1:{port}";
-        var process = Process.Start(StartInfo(["serve", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), .. arguments]))!;
+        var start = StartInfo(["serve", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), .. arguments]);
+        foreach (var (name, value) in environment)
+        {
+            start.Environment[name] = value;
+        }
+
+        var process = Process.Start(start)!;
         var storm = new StormProcess(process, url);
         using var http = new HttpClient();
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);

@@ -11,18 +11,14 @@ namespace ServerlessStorm.Engine.Tests;
 
 public sealed class HttpRequestRunnerTests : IDisposable
 {
-    private static readonly ActionDefinition Http = new("core", "http", "http-request", null, "", true, new Dictionary<string, ParameterDefinition>
-    {
-        ["url"] = new("url", "string", true, null, false, false, null, null, null),
-        ["method"] = new("method", "string", false, JsonValue.Create("GET"), false, false, null, null, null),
-        ["headers"] = new("headers", "object", false, null, false, false, null, null, null),
-        ["body"] = new("body", "string|object|array", false, null, false, false, null, null, null),
-        ["timeout"] = new("timeout", "number", false, JsonValue.Create(60), false, false, null, null, null),
-    }, "http.yaml");
+    private static readonly ActionDefinition Http = new("core", "http", "http-request", null, "", true,
+        new HttpRequestRunner(new EgressGuard()).RunnerParameters.ToDictionary(p => p.Name), "http.yaml");
 
     private readonly HttpListener _listener = new();
     private readonly string _url;
-    private readonly HttpRequestRunner _runner = new(new EgressGuard());
+    private readonly HttpRequestRunner _runner = new(new EgressGuard([System.Net.IPNetwork.Parse("127.0.0.0/8")]));
+    private readonly HttpRequestRunner _guarded = new(new EgressGuard());
+    private int _connections;
 
     public HttpRequestRunnerTests()
     {
@@ -75,25 +71,86 @@ public sealed class HttpRequestRunnerTests : IDisposable
         Assert.Equal(ExecutionStatus.Timeout, result.Status);
     }
 
+    public static TheoryData<string> SsrfCorpus() =>
+    [
+        "http://169.254.169.254/latest/meta-data/", "http://2852039166/", "http://0xA9FEA9FE/", "http://0xa9.0xfe.0xa9.0xfe/",
+        "http://[::ffff:169.254.169.254]/", "http://[::ffff:a9fe:a9fe]/", "http://169.254.169.254.nip.io.invalid/",
+        "http://[fe80::1]/", "http://0.0.0.0:80/", "http://100.100.100.200/", "http://10.0.0.1/", "http://172.16.5.4/",
+        "http://192.168.1.1/", "http://[fd00::1]/", "http://[fd00:ec2::254]/",
+        "http://127.0.0.1:PORT/", "http://localhost:PORT/", "http://2130706433:PORT/", "http://0x7f000001:PORT/",
+        "http://017700000001:PORT/", "http://127.1:PORT/", "http://[::1]:PORT/", "http://[::ffff:127.0.0.1]:PORT/",
+    ];
+
     [Theory]
-    [InlineData("http://169.254.169.254/latest/meta-data/")]
-    [InlineData("http://[::ffff:169.254.169.254]/")]
-    [InlineData("http://[fe80::1]/")]
-    [InlineData("http://0.0.0.0:80/")]
-    public async Task MetadataAndLinkLocalAddresses_AreRefusedBeforeConnecting(string url)
+    [MemberData(nameof(SsrfCorpus))]
+    public async Task RefusedAddresses_InEverySpelling_AreRefusedAndNothingConnects(string url)
     {
-        var result = await RunAsync(new JsonObject { ["url"] = url, ["timeout"] = 5 });
+        var port = new Uri(_url).Port;
+        var result = await _guarded.RunAsync(new RunnerContext("test", Http,
+            ParameterResolver.Resolve(Http, new JsonObject { ["url"] = url.Replace("PORT", port.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal), ["timeout"] = 5 }), null),
+            CancellationToken.None);
 
         Assert.Equal(ExecutionStatus.Failed, result.Status);
+        Assert.True(result.Error!.Contains("refused", StringComparison.Ordinal) || result.Error.Contains("No such host", StringComparison.OrdinalIgnoreCase)
+            || result.Error.Contains("Name or service not known", StringComparison.OrdinalIgnoreCase), result.Error);
+        Assert.Equal(0, Volatile.Read(ref _connections));
+    }
+
+    [Fact]
+    public async Task PackConfiguration_CanAllowANetwork()
+    {
+        var served = ServeOnceAsync(200, "{}");
+        var pack = new PackDefinition("internal", "1", "", "/tmp") { AllowedNetworks = [System.Net.IPNetwork.Parse("127.0.0.0/8")] };
+
+        var allowed = await _guarded.RunAsync(new RunnerContext("t", Http, ParameterResolver.Resolve(Http, new JsonObject { ["url"] = _url }), null) { Pack = pack }, CancellationToken.None);
+        await served;
+        var refused = await _guarded.RunAsync(new RunnerContext("t", Http, ParameterResolver.Resolve(Http, new JsonObject { ["url"] = _url }), null), CancellationToken.None);
+
+        Assert.Equal(ExecutionStatus.Succeeded, allowed.Status);
+        Assert.Equal(ExecutionStatus.Failed, refused.Status);
+        Assert.Contains("refused", refused.Error);
+    }
+
+    [Fact]
+    public async Task Redirect_ToARefusedAddress_IsRefused()
+    {
+        var served = RedirectOnceAsync("http://169.254.169.254/latest/meta-data/");
+
+        var result = await RunAsync(new JsonObject { ["url"] = _url + "go", ["timeout"] = 5 });
+        await served;
+
+        Assert.Equal(ExecutionStatus.Failed, result.Status);
+        Assert.Contains("169.254.169.254", result.Error);
         Assert.Contains("refused", result.Error);
+    }
+
+    [Fact]
+    public async Task QueryAndBasicAuth_AreSent()
+    {
+        var served = ServeOnceAsync(200, "{}");
+
+        await RunAsync(new JsonObject { ["url"] = _url + "q?a=1", ["params"] = new JsonObject { ["b"] = "x y" }, ["username"] = "ops", ["password"] = "pw" });
+        var request = await served;
+
+        Assert.Equal("Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes("ops:pw")), request.Headers["Authorization"]);
+        Assert.Equal("?a=1&b=x%20y", request.Query);
     }
 
     private Task<RunnerResult> RunAsync(JsonObject parameters) =>
         _runner.RunAsync(new RunnerContext("test", Http, ParameterResolver.Resolve(Http, parameters), null), CancellationToken.None);
 
-    private async Task<(string Method, WebHeaderCollection Headers, string Body)> ServeOnceAsync(int status, string body)
+    private async Task RedirectOnceAsync(string location)
     {
         var context = await _listener.GetContextAsync();
+        context.Response.StatusCode = 302;
+        context.Response.RedirectLocation = location;
+        context.Response.Close();
+    }
+
+    private async Task<(string Method, WebHeaderCollection Headers, string Body, string Query)> ServeOnceAsync(int status, string body)
+    {
+        var context = await _listener.GetContextAsync();
+        Interlocked.Increment(ref _connections);
         using var reader = new StreamReader(context.Request.InputStream, Encoding.UTF8);
         var received = await reader.ReadToEndAsync();
         context.Response.StatusCode = status;
@@ -101,12 +158,13 @@ public sealed class HttpRequestRunnerTests : IDisposable
         var bytes = Encoding.UTF8.GetBytes(body);
         await context.Response.OutputStream.WriteAsync(bytes);
         context.Response.Close();
-        return (context.Request.HttpMethod, (WebHeaderCollection)context.Request.Headers, received);
+        return (context.Request.HttpMethod, (WebHeaderCollection)context.Request.Headers, received, context.Request.Url!.Query);
     }
 
     public void Dispose()
     {
         _listener.Close();
         _runner.Dispose();
+        _guarded.Dispose();
     }
 }

@@ -149,6 +149,22 @@ public class PackLoaderTests
     }
 
     [Fact]
+    public void PackConfig_AllowedNetworks_AreReadAndChecked()
+    {
+        using var packs = new TempPacks().WithPack("good").WithPack("bad");
+        packs.Write("good/config.yaml", "allowed_networks: [10.1.0.0/16, '::1/128']\nteam: ops\n");
+        packs.Write("bad/config.yaml", "allowed_networks: [not-a-network]\n");
+
+        var result = Load(packs.Root);
+
+        Assert.Equal(2, result.Catalog.Packs["good"].AllowedNetworks.Count);
+        Assert.Equal("ops", result.Catalog.Packs["good"].Config["team"]!.GetValue<string>());
+        var problem = Assert.Single(result.Problems);
+        Assert.Equal("allowed_networks", problem.Field);
+        Assert.Contains("not-a-network", problem.Message);
+    }
+
+    [Fact]
     public void UnknownField_IsReportedToCatchTypos()
     {
         using var packs = new TempPacks().WithPack("p");

@@ -6,7 +6,11 @@ using ServerlessStorm.Engine.Json;
 namespace ServerlessStorm.Engine.Actions;
 
 /// <summary>What a runner is given: the action, its resolved parameters and the execution it runs for.</summary>
-public sealed record RunnerContext(string ExecutionId, ActionDefinition Action, JsonObject Parameters, string? PackDirectory);
+public sealed record RunnerContext(string ExecutionId, ActionDefinition Action, JsonObject Parameters, string? PackDirectory)
+{
+    /// <summary>The action's pack, with its configuration.</summary>
+    public PackDefinition? Pack { get; init; }
+}
 
 /// <summary>What a runner reports: a terminal status, the result object, and an error message when it failed.</summary>
 public sealed record RunnerResult(string Status, JsonObject Result, string? Error = null)

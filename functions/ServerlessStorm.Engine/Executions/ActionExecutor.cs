@@ -56,7 +56,8 @@ public sealed partial class ActionExecutor(
         {
             try
             {
-                var context = new RunnerContext(record.Id, action, parameters, catalog.Packs.GetValueOrDefault(action.Pack)?.Directory);
+                var pack = catalog.Packs.GetValueOrDefault(action.Pack);
+                var context = new RunnerContext(record.Id, action, parameters, pack?.Directory) { Pack = pack };
                 outcome = await runner.RunAsync(context, cancellationToken);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)

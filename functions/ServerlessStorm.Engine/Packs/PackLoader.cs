@@ -139,6 +139,7 @@ public sealed class PackLoader(
             }
 
             var pack = new PackDefinition(name, file.OptionalString("version") ?? "0.0.0", file.OptionalString("description") ?? "", Path.GetFullPath(directory));
+            pack = LoadConfig(pack);
             if (_packs.Any(p => p.Name == pack.Name))
             {
                 file.Problem(doc.Position, "name", $"pack '{pack.Name}' is loaded twice");
@@ -250,6 +251,33 @@ public sealed class PackLoader(
             }
 
             return ok;
+        }
+
+        private PackDefinition LoadConfig(PackDefinition pack)
+        {
+            var path = Path.Combine(pack.Directory, "config.yaml");
+            if (!File.Exists(path) || ReadMapping(path) is not { } doc)
+            {
+                return pack;
+            }
+
+            var networks = new List<System.Net.IPNetwork>();
+            if (doc["allowed_networks"] is { } list)
+            {
+                foreach (var item in list is YamlSequence seq ? seq.Items : [list])
+                {
+                    if (item is YamlScalar scalar && System.Net.IPNetwork.TryParse(scalar.Value, out var network))
+                    {
+                        networks.Add(network);
+                    }
+                    else
+                    {
+                        Add(new PackProblem(Display(path), item.Position, "allowed_networks", $"'{(item as YamlScalar)?.Value}' is not a network in CIDR form (e.g. 10.0.0.0/8)"));
+                    }
+                }
+            }
+
+            return pack with { Config = doc.ToJson() as JsonObject ?? [], AllowedNetworks = networks };
         }
 
         private void LoadTriggerType(PackDefinition pack, string path)

@@ -12,7 +12,14 @@ public sealed record PackProblem(string File, SourcePosition Position, string? F
         $"{File}:{Position}: {(Field is null ? "" : Field + ": ")}{Message}";
 }
 
-public sealed record PackDefinition(string Name, string Version, string Description, string Directory);
+public sealed record PackDefinition(string Name, string Version, string Description, string Directory)
+{
+    /// <summary>The pack's configuration (its config.yaml), which its actions can read.</summary>
+    public JsonObject Config { get; init; } = [];
+
+    /// <summary>Networks the pack's HTTP actions may reach although the egress guard refuses them by default.</summary>
+    public IReadOnlyList<System.Net.IPNetwork> AllowedNetworks { get; init; } = [];
+}
 
 /// <summary>A parameter of an action, in StackStorm's metadata format.</summary>
 public sealed record ParameterDefinition(

@@ -8,8 +8,9 @@ using ServerlessStorm.Engine.Packs;
 namespace ServerlessStorm.Engine.Actions.Runners;
 
 /// <summary>
-/// runner_type http-request: sends one HTTP request (url, method, headers, body, timeout) and returns StackStorm's
-/// result shape: status_code, headers, body (parsed when the response is JSON) and parsed. 2xx and 3xx succeed.
+/// runner_type http-request: sends one HTTP request (url, method, params, headers, body, basic auth, timeout, TLS
+/// verification, redirects) through the <see cref="EgressGuard"/> and returns StackStorm's result shape:
+/// status_code, headers, body (parsed when the response is JSON) and parsed. 2xx and 3xx succeed.
 /// </summary>
 public sealed class HttpRequestRunner : IActionRunner, IDisposable
 {
@@ -17,21 +18,13 @@ public sealed class HttpRequestRunner : IActionRunner, IDisposable
 
     private const int MaxResponseChars = 1024 * 1024;
 
-    private readonly HttpClient _client;
+    private readonly EgressGuard _guard;
 
-    public HttpRequestRunner(EgressGuard guard)
-    {
-        _client = new HttpClient(new SocketsHttpHandler
-        {
-            ConnectCallback = guard.ConnectAsync,
-            AllowAutoRedirect = true,
-            MaxAutomaticRedirections = 5,
-            PooledConnectionLifetime = TimeSpan.FromMinutes(2),
-        })
-        {
-            Timeout = Timeout.InfiniteTimeSpan,
-        };
-    }
+    // One client per egress policy and TLS setting: a pooled connection must never serve a request its pack could
+    // not have opened.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, HttpClient> _clients = new(StringComparer.Ordinal);
+
+    public HttpRequestRunner(EgressGuard guard) => _guard = guard;
 
     public string RunnerType => "http-request";
 
@@ -41,6 +34,11 @@ public sealed class HttpRequestRunner : IActionRunner, IDisposable
         ParameterReader.Define("method", "string", defaultValue: "GET", allowed: ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
         ParameterReader.Define("headers", "object", description: "Request headers."),
         ParameterReader.Define("body", "string|object|array", description: "A string is sent as text; an object or list as JSON."),
+        ParameterReader.Define("params", "object", description: "Query string parameters, added to the URL."),
+        ParameterReader.Define("username", "string", description: "User for basic authentication."),
+        new ParameterDefinition("password", "string", false, null, true, false, "Password for basic authentication.", null, null),
+        ParameterReader.Define("verify_ssl_cert", "boolean", defaultValue: true, description: "Check the server's TLS certificate."),
+        ParameterReader.Define("allow_redirects", "boolean", defaultValue: true, description: "Follow redirects (each destination is checked like the first)."),
         ParameterReader.Define("timeout", "number", defaultValue: DefaultTimeoutSeconds, description: "Seconds to wait for the response."),
     ];
 
@@ -52,7 +50,18 @@ public sealed class HttpRequestRunner : IActionRunner, IDisposable
             return RunnerResult.Failed([], $"parameter 'url' must be an absolute http(s) URL, got '{ParameterReader.String(parameters, "url")}'");
         }
 
+        if (parameters["params"] is JsonObject query && query.Count > 0)
+        {
+            var pairs = query.Select(p => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(p.Value is JsonValue v && v.TryGetValue<string>(out var s) ? s : p.Value?.ToJsonString() ?? "")}");
+            url = new UriBuilder(url) { Query = string.Join('&', (url.Query.Length > 1 ? [url.Query[1..]] : Array.Empty<string>()).Concat(pairs)) }.Uri;
+        }
+
         using var request = new HttpRequestMessage(new HttpMethod((ParameterReader.String(parameters, "method") ?? "GET").ToUpperInvariant()), url);
+        if (ParameterReader.String(parameters, "username") is { } user)
+        {
+            var credentials = Convert.ToBase64String(Encoding.UTF8.GetBytes($"{user}:{ParameterReader.String(parameters, "password") ?? ""}"));
+            request.Headers.Authorization = new AuthenticationHeaderValue("Basic", credentials);
+        }
         request.Content = parameters["body"] switch
         {
             null => null,
@@ -77,7 +86,7 @@ public sealed class HttpRequestRunner : IActionRunner, IDisposable
         timeoutSource.CancelAfter(timeout);
         try
         {
-            using var response = await _client.SendAsync(request, timeoutSource.Token);
+            using var response = await Client(context, parameters).SendAsync(request, timeoutSource.Token);
             var text = await response.Content.ReadAsStringAsync(timeoutSource.Token);
             if (text.Length > MaxResponseChars)
             {
@@ -107,7 +116,38 @@ public sealed class HttpRequestRunner : IActionRunner, IDisposable
         }
     }
 
-    public void Dispose() => _client.Dispose();
+    public void Dispose()
+    {
+        foreach (var client in _clients.Values)
+        {
+            client.Dispose();
+        }
+    }
+
+    private HttpClient Client(RunnerContext context, JsonObject parameters)
+    {
+        var networks = context.Pack?.AllowedNetworks ?? [];
+        var verify = parameters["verify_ssl_cert"] is not JsonValue v || !v.TryGetValue<bool>(out var check) || check;
+        var redirects = parameters["allow_redirects"] is not JsonValue r || !r.TryGetValue<bool>(out var follow) || follow;
+        var key = $"{string.Join(",", networks)}|{verify}|{redirects}";
+        return _clients.GetOrAdd(key, _ =>
+        {
+            var guard = _guard.With(networks);
+            var handler = new SocketsHttpHandler
+            {
+                ConnectCallback = guard.ConnectAsync,
+                AllowAutoRedirect = redirects,
+                MaxAutomaticRedirections = 5,
+                PooledConnectionLifetime = TimeSpan.FromMinutes(2),
+            };
+            if (!verify)
+            {
+                handler.SslOptions.RemoteCertificateValidationCallback = (_, _, _, _) => true;
+            }
+
+            return new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
+        });
+    }
 
     private static (JsonNode? Body, bool Parsed) ParseBody(string text, MediaTypeHeaderValue? contentType)
     {
