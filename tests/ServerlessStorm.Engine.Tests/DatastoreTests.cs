@@ -111,6 +111,42 @@ public class DatastoreTests
     }
 
     [Fact]
+    public async Task SecretParameters_CrossTheBusSealed()
+    {
+        using var packs = new TempPacks().WithPack("s");
+        packs.Write("s/actions/login.yaml", """
+            name: login
+            runner_type: local-shell-cmd
+            parameters:
+              password: {type: string, secret: true, required: true}
+              cmd: {default: 'echo "{{ password }}"', immutable: true}
+            """);
+        var bus = new RecordingBus(new InMemoryMessageBus());
+        await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), bus, packs.Root);
+
+        var requested = await host.Services.GetRequiredService<ExecutionService>().RunAsync("s.login", new JsonObject { ["password"] = "pa55-canary" }, null, CancellationToken.None);
+        var finished = await host.WaitForExecutionAsync(requested.Id);
+
+        Assert.Equal("********", finished.Result!["stdout"]!.GetValue<string>());
+        Assert.NotEmpty(bus.Bodies);
+        Assert.DoesNotContain(bus.Bodies, b => b.Contains("pa55-canary", StringComparison.Ordinal));
+    }
+
+    private sealed class RecordingBus(IMessageBus inner) : IMessageBus
+    {
+        public System.Collections.Concurrent.ConcurrentBag<string> Bodies { get; } = [];
+
+        public Task PublishAsync(string queue, BusMessage message, CancellationToken cancellationToken)
+        {
+            Bodies.Add(Encoding.UTF8.GetString(message.Body.Span));
+            return inner.PublishAsync(queue, message, cancellationToken);
+        }
+
+        public Task<IAsyncDisposable> SubscribeAsync(string queue, BusHandler handler, CancellationToken cancellationToken) =>
+            inner.SubscribeAsync(queue, handler, cancellationToken);
+    }
+
+    [Fact]
     public async Task ASealForgedInPayloadData_IsNotUnsealed()
     {
         var (service, _, _) = Create();

@@ -35,6 +35,7 @@ public sealed partial class KeyValueService
     private readonly TimeProvider _time;
     private readonly byte[] _key;
     private readonly string _sealPrefix;
+    private readonly string _valueSealPrefix;
 
     public KeyValueService(IKeyValueStore store, IOptions<DatastoreOptions> options, TimeProvider time)
     {
@@ -44,7 +45,9 @@ public sealed partial class KeyValueService
             ? Convert.FromBase64String(configured) is { Length: 32 } bytes ? bytes : throw new KeyValueException("Storm:Datastore:EncryptionKey must be base64 of 32 bytes")
             : SHA256.HashData(Encoding.UTF8.GetBytes($"serverlessstorm-local-datastore|{Environment.MachineName}|{Environment.CurrentDirectory}"));
         // The seal carries a tag derived from the key, so data from outside (a payload) cannot forge one.
-        _sealPrefix = "\u27e6st2kv:" + Convert.ToHexStringLower(HMACSHA256.HashData(_key, "seal"u8.ToArray()).AsSpan(0, 8)) + ":";
+        var tag = Convert.ToHexStringLower(HMACSHA256.HashData(_key, "seal"u8.ToArray()).AsSpan(0, 8));
+        _sealPrefix = "\u27e6st2kv:" + tag + ":";
+        _valueSealPrefix = "\u27e6st2secret:" + tag + ":";
     }
 
     public async Task SetAsync(string scope, string name, string value, bool secret, TimeSpan? ttl, CancellationToken cancellationToken)
@@ -136,6 +139,24 @@ public sealed partial class KeyValueService
 
         result.Append(text, position, text.Length - position);
         return (result.ToString(), secrets);
+    }
+
+    /// <summary>
+    /// Seals a secret parameter's value for the trip over the bus: the message carries ciphertext, and only
+    /// <see cref="TryUnsealValue"/> on the executor's side opens it.
+    /// </summary>
+    public string SealValue(System.Text.Json.Nodes.JsonNode? value) => $"{_valueSealPrefix}{Encrypt(value?.ToJsonString() ?? "null")}\u27e7";
+
+    public bool TryUnsealValue(string text, out System.Text.Json.Nodes.JsonNode? value)
+    {
+        value = null;
+        if (!text.StartsWith(_valueSealPrefix, StringComparison.Ordinal) || !text.EndsWith('\u27e7'))
+        {
+            return false;
+        }
+
+        value = System.Text.Json.Nodes.JsonNode.Parse(Decrypt(text[_valueSealPrefix.Length..^1]));
+        return true;
     }
 
     private string Encrypt(string plain)

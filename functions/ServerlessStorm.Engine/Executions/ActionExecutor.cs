@@ -101,6 +101,8 @@ public sealed partial class ActionExecutor(
                     }
 
                     return items;
+                case System.Text.Json.Nodes.JsonValue value when value.TryGetValue<string>(out var text) && datastore.TryUnsealValue(text, out var opened):
+                    return opened;
                 case System.Text.Json.Nodes.JsonValue value when value.TryGetValue<string>(out var text):
                     var (plain, found) = await datastore.UnsealAsync(text, cancellationToken);
                     secrets.AddRange(found);

@@ -65,7 +65,29 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
             record = existing ?? record;
         }
 
-        await bus.PublishAsync(StormQueues.Executions, StormEvents.Encode(new ExecutionRequest(executionId, action.Ref, parameters, traceTag), now), cancellationToken);
+        // Secret parameters, and any other value that carries one (a shell command's variables), cross the bus
+        // sealed; the executor opens them just before the runner.
+        var onTheBus = (JsonObject)parameters.DeepClone();
+        foreach (var secret in action.Parameters.Values.Where(p => p.Secret && onTheBus[p.Name] is not null))
+        {
+            onTheBus[secret.Name] = datastore.SealValue(onTheBus[secret.Name]);
+        }
+
+        var secrets = SecretMasker.SecretValues(action, parameters);
+        if (secrets.Count > 0)
+        {
+            onTheBus = (JsonObject)SealCarriers(onTheBus, secrets)!;
+        }
+
+        await bus.PublishAsync(StormQueues.Executions, StormEvents.Encode(new ExecutionRequest(executionId, action.Ref, onTheBus, traceTag), now), cancellationToken);
         return record;
     }
+
+    private JsonNode? SealCarriers(JsonNode? node, IReadOnlyList<string> secrets) => node switch
+    {
+        JsonObject obj => new JsonObject(obj.Select(p => KeyValuePair.Create(p.Key, SealCarriers(p.Value, secrets)))),
+        JsonArray array => new JsonArray([.. array.Select(i => SealCarriers(i, secrets))]),
+        JsonValue v when v.TryGetValue<string>(out var text) && secrets.Any(s => text.Contains(s, StringComparison.Ordinal)) => datastore.SealValue(v),
+        _ => node?.DeepClone(),
+    };
 }
