@@ -48,6 +48,35 @@ public sealed class ApiFunctions(StormApi api)
         CancellationToken cancellationToken) =>
         HttpResults.ToActionResult(await api.GetExecutionAsync(id, cancellationToken));
 
+    [Function("ReRunExecution")]
+    public async Task<IActionResult> ReRunExecutionAsync(
+        [HttpTrigger(AuthorizationLevel.Function, "post", Route = "v1/executions/{id}/re_run")] HttpRequest request,
+        string id,
+        CancellationToken cancellationToken)
+    {
+        JsonNode? body = null;
+        if (request.ContentLength is > 0)
+        {
+            try
+            {
+                body = await JsonNode.ParseAsync(request.Body, cancellationToken: cancellationToken);
+            }
+            catch (JsonException ex)
+            {
+                return HttpResults.ToActionResult(ApiResponse.Fault(400, $"the body is not valid JSON: {ex.Message}"));
+            }
+        }
+
+        return HttpResults.ToActionResult(await api.ReRunExecutionAsync(id, body, cancellationToken));
+    }
+
+    [Function("CancelExecution")]
+    public async Task<IActionResult> CancelExecutionAsync(
+        [HttpTrigger(AuthorizationLevel.Function, "delete", Route = "v1/executions/{id}")] HttpRequest request,
+        string id,
+        CancellationToken cancellationToken) =>
+        HttpResults.ToActionResult(await api.CancelExecutionAsync(id, cancellationToken));
+
     [Function("ListTriggerInstances")]
     public async Task<IActionResult> ListTriggerInstancesAsync(
         [HttpTrigger(AuthorizationLevel.Function, "get", Route = "v1/triggerinstances")] HttpRequest request,

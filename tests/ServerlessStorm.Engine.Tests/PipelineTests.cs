@@ -225,6 +225,106 @@ public sealed class PipelineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ReRun_KeepsTheParametersAndSecrets_AppliesOverrides_AndLinksToTheOriginal()
+    {
+        using var packs = new TempPacks().WithPack("r");
+        packs.Write("r/actions/say.yaml", """
+            name: say
+            runner_type: local-shell-cmd
+            parameters:
+              token: {type: string, secret: true, required: true}
+              message: {type: string, default: first}
+              cmd: {default: 'echo "{{ token }}:{{ message }}:$STORM_ARG_1"', immutable: true}
+            """);
+        var audit = new InMemoryAuditStore();
+        await using var host = await StormTestHost.StartAsync(audit, new InMemoryMessageBus(), packs.Root);
+        var service = host.Services.GetRequiredService<ExecutionService>();
+
+        var original = await host.WaitForExecutionAsync((await service.RunAsync("r.say", new JsonObject { ["token"] = "t0k3n" }, null, CancellationToken.None)).Id);
+        var again = await host.WaitForExecutionAsync((await service.ReRunAsync(original.Id, new JsonObject { ["message"] = "second" }, CancellationToken.None)).Id);
+
+        Assert.Equal("********:first:********", original.Result!["stdout"]!.GetValue<string>());
+        Assert.Equal("********:second:********", again.Result!["stdout"]!.GetValue<string>());
+        Assert.Equal(original.Id, again.ReRunOf);
+        Assert.Equal(original.TraceTag, again.TraceTag);
+        Assert.NotEqual(original.Id, again.Id);
+        Assert.Equal("********", again.Parameters["token"]!.GetValue<string>());
+        Assert.DoesNotContain("t0k3n", again.SealedParameters!.ToJsonString());
+        await Assert.ThrowsAsync<ExecutionNotFoundException>(() => service.ReRunAsync("nope", [], CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Cancel_BeforeItRuns_CancelsAtOnce_AndTheRunnerNeverStarts()
+    {
+        var audit = new InMemoryAuditStore();
+        var held = new HoldingBus(new InMemoryMessageBus());
+        await using var host = await StormTestHost.StartAsync(audit, held);
+        var service = host.Services.GetRequiredService<ExecutionService>();
+
+        var requested = await service.RunAsync("core.local", new JsonObject { ["cmd"] = "echo ran" }, null, CancellationToken.None);
+        var canceled = await service.CancelAsync(requested.Id, CancellationToken.None);
+        await held.ReleaseAsync();
+        await Eventually.ReturnsAsync(() => audit.GetTraceAsync(requested.TraceTag, CancellationToken.None), t => t.TriggerInstances.Any(ti => ti.TriggerType == CoreTriggers.ActionTrigger));
+
+        Assert.Equal(ExecutionStatus.Canceled, canceled.Status);
+        var final = await audit.GetExecutionAsync(requested.Id, CancellationToken.None);
+        Assert.Equal(ExecutionStatus.Canceled, final!.Status);
+        Assert.DoesNotContain(final.History, h => h.Status == ExecutionStatus.Running);
+    }
+
+    [Fact]
+    public async Task Cancel_WhileRunning_StopsItsProcesses()
+    {
+        ActionExecutor.CancelPollInterval = TimeSpan.FromMilliseconds(50);
+        var pidFile = Path.Combine(Path.GetTempPath(), $"storm-cancel-{Guid.NewGuid():N}.pid");
+        var service = _host.Services.GetRequiredService<ExecutionService>();
+
+        var requested = await service.RunAsync("core.local", new JsonObject { ["cmd"] = $"sleep 30 & echo $! > {pidFile}; wait" }, null, CancellationToken.None);
+        await Eventually.ReturnsAsync(() => _audit.GetExecutionAsync(requested.Id, CancellationToken.None), e => e?.Status == ExecutionStatus.Running && File.Exists(pidFile));
+        await service.CancelAsync(requested.Id, CancellationToken.None);
+        var final = await _host.WaitForExecutionAsync(requested.Id);
+
+        Assert.Equal(ExecutionStatus.Canceled, final.Status);
+        Assert.Equal([ExecutionStatus.Requested, ExecutionStatus.Scheduled, ExecutionStatus.Running, ExecutionStatus.Canceling, ExecutionStatus.Canceled], final.History.Select(h => h.Status));
+        var child = int.Parse(File.ReadAllText(pidFile).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        await Eventually.TrueAsync(() => !Directory.Exists($"/proc/{child}") || File.ReadAllText($"/proc/{child}/stat").Contains(") Z ", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(10), "the sleep to be killed");
+        File.Delete(pidFile);
+    }
+
+    /// <summary>Holds execution requests back (a queue backlog) until released.</summary>
+    private sealed class HoldingBus(IMessageBus inner) : IMessageBus
+    {
+        private readonly List<(string Queue, BusMessage Message)> _held = [];
+
+        public Task PublishAsync(string queue, BusMessage message, CancellationToken cancellationToken)
+        {
+            if (queue == StormQueues.Executions)
+            {
+                lock (_held)
+                {
+                    _held.Add((queue, message));
+                }
+
+                return Task.CompletedTask;
+            }
+
+            return inner.PublishAsync(queue, message, cancellationToken);
+        }
+
+        public Task<IAsyncDisposable> SubscribeAsync(string queue, BusHandler handler, CancellationToken cancellationToken) =>
+            inner.SubscribeAsync(queue, handler, cancellationToken);
+
+        public async Task ReleaseAsync()
+        {
+            foreach (var (queue, message) in _held)
+            {
+                await inner.PublishAsync(queue, message, CancellationToken.None);
+            }
+        }
+    }
+
+    [Fact]
     public async Task IntervalTimerRule_FiresThroughTheWorker()
     {
         using var packs = new TempPacks().WithPack("timers");

@@ -38,6 +38,8 @@ public class FunctionMetadataTests
     [InlineData("GetExecution", "get", "v1/executions/{id}")]
     [InlineData("ListTriggerInstances", "get", "v1/triggerinstances")]
     [InlineData("GetTrace", "get", "v1/traces/{traceTag}")]
+    [InlineData("ReRunExecution", "post", "v1/executions/{id}/re_run")]
+    [InlineData("CancelExecution", "delete", "v1/executions/{id}")]
     [InlineData("ListKeys", "get", "v1/keys")]
     [InlineData("GetKey", "get", "v1/keys/{name}")]
     [InlineData("PutKey", "put", "v1/keys/{name}")]
@@ -84,7 +86,7 @@ public class FunctionMetadataTests
     [Fact]
     public void EveryFunction_IsOneTheTestsKnow()
     {
-        string[] known = ["Webhook", "CreateExecution", "ListExecutions", "GetExecution", "ListTriggerInstances", "GetTrace", "ListKeys", "GetKey", "PutKey", "DeleteKey", "TimerSensor", "RulesEngine", "ActionRunner"];
+        string[] known = ["Webhook", "CreateExecution", "ListExecutions", "GetExecution", "ListTriggerInstances", "GetTrace", "ReRunExecution", "CancelExecution", "ListKeys", "GetKey", "PutKey", "DeleteKey", "TimerSensor", "RulesEngine", "ActionRunner"];
 
         Assert.Equal(known.Order(), Metadata.Value.Select(f => f!["name"]!.GetValue<string>()).Order());
     }

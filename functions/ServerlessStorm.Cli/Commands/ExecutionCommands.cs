@@ -63,7 +63,42 @@ internal static class ExecutionCommands
             return CliOutput.Ok;
         }));
 
-        return new Command("execution", "Inspect executions") { list, get };
+        var reRunId = new Argument<string>("ID") { Description = "The execution to run again" };
+        var overrides = new Argument<string[]>("PARAMETERS") { Description = "Parameters to change, as key=value", Arity = ArgumentArity.ZeroOrMore };
+        var reRunJson = new Option<bool>("--json") { Description = "Print the whole execution as JSON" };
+        var reRunApi = CliOutput.ApiOption();
+        var reRun = new Command("re-run", "Run an execution again with the same parameters (secrets included), optionally overridden; waits and prints it")
+        {
+            reRunId, overrides, reRunJson, reRunApi,
+        };
+        reRun.SetAction((result, ct) => CliOutput.WithClientAsync(result.GetValue(reRunApi), async client =>
+        {
+            if (RunCommand.ParsePairs(result.GetValue(overrides) ?? [], out var error) is not { } parameters)
+            {
+                return CliOutput.Error(error!);
+            }
+
+            var created = await client.PostJsonAsync($"api/v1/executions/{Uri.EscapeDataString(result.GetValue(reRunId)!)}/re_run",
+                new JsonObject { ["parameters"] = parameters }.ToJsonString(), null, ct);
+            return await RunCommand.WaitAndPrintAsync(client, created, result.GetValue(reRunJson), TimeSpan.FromMinutes(10), ct);
+        }));
+
+        var cancelId = new Argument<string>("ID") { Description = "The execution to cancel" };
+        var cancelApi = CliOutput.ApiOption();
+        var cancel = new Command("cancel", "Cancel an execution: at once if it has not started, else its processes are stopped") { cancelId, cancelApi };
+        cancel.SetAction((result, ct) => CliOutput.WithClientAsync(result.GetValue(cancelApi), async client =>
+        {
+            var reply = await client.SendJsonAsync(HttpMethod.Delete, $"api/v1/executions/{Uri.EscapeDataString(result.GetValue(cancelId)!)}", null, ct);
+            if (!reply.IsSuccess)
+            {
+                return CliOutput.Error(reply.Fault, reply.StatusCode == 404 ? CliOutput.Failed : CliOutput.InvalidInput);
+            }
+
+            Console.WriteLine($"execution {reply.Body!["id"]} is {reply.Body["status"]}");
+            return CliOutput.Ok;
+        }));
+
+        return new Command("execution", "Inspect and manage executions") { list, get, reRun, cancel };
     }
 
     /// <summary>An execution in st2's plain layout.</summary>
@@ -77,6 +112,11 @@ internal static class ExecutionCommands
         if (execution["rule"]?["ref"] is { } rule)
         {
             text.AppendLine(CultureInfo.InvariantCulture, $"rule.ref: {rule}");
+        }
+
+        if (execution["re_run_of"] is { } original)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"re_run_of: {original}");
         }
 
         text.AppendLine(CultureInfo.InvariantCulture, $"trace_tag: {execution["trace_tag"]}");

@@ -26,20 +26,39 @@ internal static class RunCommand
 
     private static async Task<int> RunAsync(StormClient client, string action, string[] pairs, bool json, TimeSpan timeout, CancellationToken cancellationToken)
     {
+        if (ParsePairs(pairs, out var error) is not { } parameters)
+        {
+            return CliOutput.Error(error!);
+        }
+
+        var body = new JsonObject { ["action"] = action, ["parameters"] = parameters };
+        var created = await client.PostJsonAsync("api/v1/executions", body.ToJsonString(), null, cancellationToken);
+        return await WaitAndPrintAsync(client, created, json, timeout, cancellationToken);
+    }
+
+    /// <summary>key=value pairs as parameters (values are text; the server casts them to each parameter's type).</summary>
+    internal static JsonObject? ParsePairs(string[] pairs, out string? error)
+    {
+        error = null;
         var parameters = new JsonObject();
         foreach (var pair in pairs)
         {
             var equals = pair.IndexOf('=', StringComparison.Ordinal);
             if (equals <= 0)
             {
-                return CliOutput.Error($"parameter '{pair}' is not key=value");
+                error = $"parameter '{pair}' is not key=value";
+                return null;
             }
 
             parameters[pair[..equals]] = pair[(equals + 1)..];
         }
 
-        var body = new JsonObject { ["action"] = action, ["parameters"] = parameters };
-        var created = await client.PostJsonAsync("api/v1/executions", body.ToJsonString(), null, cancellationToken);
+        return parameters;
+    }
+
+    /// <summary>Waits for a just-created execution and prints it; exit 0 only when it succeeded.</summary>
+    internal static async Task<int> WaitAndPrintAsync(StormClient client, ApiReply created, bool json, TimeSpan timeout, CancellationToken cancellationToken)
+    {
         if (!created.IsSuccess)
         {
             Console.Error.WriteLine($"error: {created.Fault}");

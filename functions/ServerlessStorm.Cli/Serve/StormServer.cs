@@ -165,6 +165,12 @@ public sealed class StormServer : IAsyncDisposable
             ToResult(await storm.ListExecutionsAsync(Query(request), ct)));
         api.MapGet("/executions/{id}", async (string id, StormApi storm, CancellationToken ct) =>
             ToResult(await storm.GetExecutionAsync(id, ct)));
+        api.MapPost("/executions/{id}/re_run", async (string id, HttpRequest request, StormApi storm, CancellationToken ct) =>
+            ToResult(request.ContentLength is 0 or null && !request.Headers.ContainsKey("Transfer-Encoding")
+                ? await storm.ReRunExecutionAsync(id, null, ct)
+                : await ReadJsonAsync(request, ct) is { } body ? await storm.ReRunExecutionAsync(id, body.Json, ct) : ApiResponse.Fault(400, "the body is not valid JSON")));
+        api.MapDelete("/executions/{id}", async (string id, StormApi storm, CancellationToken ct) =>
+            ToResult(await storm.CancelExecutionAsync(id, ct)));
         api.MapGet("/triggerinstances", async (HttpRequest request, StormApi storm, CancellationToken ct) =>
             ToResult(await storm.ListTriggerInstancesAsync(Query(request), ct)));
         api.MapGet("/keys", async (HttpRequest request, StormApi storm, CancellationToken ct) =>

@@ -22,6 +22,7 @@ public static class ApiViews
         ["trace_tag"] = e.TraceTag,
         ["rule"] = e.RuleRef is null ? null : new JsonObject { ["ref"] = e.RuleRef },
         ["trigger_instance"] = e.TriggerInstanceId is null ? null : new JsonObject { ["id"] = e.TriggerInstanceId },
+        ["re_run_of"] = e.ReRunOf,
         ["log"] = new JsonArray([.. e.History.Select(h => (JsonNode)new JsonObject { ["status"] = h.Status, ["timestamp"] = Time(h.At) })]),
     };
 

@@ -58,6 +58,42 @@ public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions
         }
     }
 
+    /// <summary>POST /api/v1/executions/{id}/re_run with optional <c>{"parameters": {…}}</c> overrides</summary>
+    public async Task<ApiResponse> ReRunExecutionAsync(string id, JsonNode? body, CancellationToken cancellationToken)
+    {
+        if (body is not (null or JsonObject) || body?["parameters"] is not (null or JsonObject))
+        {
+            return ApiResponse.Fault(400, "the body, when given, must be a JSON object with optional \"parameters\" (an object of overrides)");
+        }
+
+        try
+        {
+            var record = await executions.ReRunAsync(id, (JsonObject?)body?["parameters"]?.DeepClone() ?? [], cancellationToken);
+            return new ApiResponse(201, ApiViews.Execution(record));
+        }
+        catch (Exception ex) when (ex is ExecutionNotFoundException or ActionNotFoundException)
+        {
+            return ApiResponse.Fault(404, ex.Message);
+        }
+        catch (ParameterValidationException ex)
+        {
+            return new ApiResponse(400, new JsonObject { ["faultstring"] = ex.Message, ["problems"] = new JsonArray([.. ex.Problems.Select(p => (JsonNode)p)]) });
+        }
+    }
+
+    /// <summary>DELETE /api/v1/executions/{id}: cancel</summary>
+    public async Task<ApiResponse> CancelExecutionAsync(string id, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return new ApiResponse(200, ApiViews.Execution(await executions.CancelAsync(id, cancellationToken)));
+        }
+        catch (ExecutionNotFoundException ex)
+        {
+            return ApiResponse.Fault(404, ex.Message);
+        }
+    }
+
     /// <summary>GET /api/v1/executions/{id}</summary>
     public async Task<ApiResponse> GetExecutionAsync(string id, CancellationToken cancellationToken) =>
         await audit.GetExecutionAsync(id, cancellationToken) is { } record

@@ -54,20 +54,32 @@ public sealed partial class ActionExecutor(
         }
         else
         {
+            using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            using var watching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var watcher = WatchForCancelAsync(record.Id, cancel, watching.Token);
             try
             {
                 var pack = catalog.Packs.GetValueOrDefault(action.Pack);
                 var context = new RunnerContext(record.Id, action, parameters, pack?.Directory) { Pack = pack };
-                outcome = await runner.RunAsync(context, cancellationToken);
+                outcome = await runner.RunAsync(context, cancel.Token);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
                 throw;
             }
+            catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+            {
+                outcome = new RunnerResult(ExecutionStatus.Canceled, [], "canceled on request; the action's processes were stopped");
+            }
             catch (Exception ex)
             {
                 LogRunnerCrashed(logger, record.Id, request.ActionRef, ex);
                 outcome = new RunnerResult(ExecutionStatus.Failed, [], $"{ex.GetType().Name}: {ex.Message}");
+            }
+            finally
+            {
+                await watching.CancelAsync();
+                await watcher;
             }
         }
 
@@ -129,7 +141,19 @@ public sealed partial class ActionExecutor(
             }
 
             var now = time.GetUtcNow();
-            if (record.Status == ExecutionStatus.Running && !IsAbandoned(record, request, now))
+            if (record.Status == ExecutionStatus.Canceling && IsAbandoned(record, request, now))
+            {
+                // Its worker died while it was being canceled: it will not run again.
+                record.Transition(ExecutionStatus.Canceled, now);
+                if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
+                {
+                    return (null, record);
+                }
+
+                continue;
+            }
+
+            if (record.Status is ExecutionStatus.Running or ExecutionStatus.Canceling && !IsAbandoned(record, request, now))
             {
                 // A duplicate request while another worker runs it; that worker records the outcome.
                 LogAlreadyRunning(logger, record.Id);
@@ -149,6 +173,31 @@ public sealed partial class ActionExecutor(
         }
 
         throw new InvalidOperationException($"execution {request.ExecutionId} kept changing while being claimed");
+    }
+
+    /// <summary>How often a running execution's record is checked for a cancel request.</summary>
+    public static TimeSpan CancelPollInterval { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    // Cancel requests arrive through the audit (any host can make one); the worker running the execution sees them here.
+    private async Task WatchForCancelAsync(string executionId, CancellationTokenSource cancel, CancellationToken stop)
+    {
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                await Task.Delay(CancelPollInterval, time, stop);
+                if ((await audit.GetExecutionAsync(executionId, stop))?.Status == ExecutionStatus.Canceling)
+                {
+                    LogCanceling(logger, executionId);
+                    await cancel.CancelAsync();
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The runner finished first.
+        }
     }
 
     /// <summary>
@@ -196,6 +245,9 @@ public sealed partial class ActionExecutor(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Execution {Id} is already running elsewhere; the duplicate request is ignored")]
     private static partial void LogAlreadyRunning(ILogger logger, string id);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Execution {Id} was asked to cancel; stopping its runner")]
+    private static partial void LogCanceling(ILogger logger, string id);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "The runner of execution {Id} ({Action}) threw")]
     private static partial void LogRunnerCrashed(ILogger logger, string id, string action, Exception error);

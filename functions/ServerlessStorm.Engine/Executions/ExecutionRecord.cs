@@ -21,6 +21,15 @@ public sealed class ExecutionRecord
 
     public required JsonObject Parameters { get; init; }
 
+    /// <summary>
+    /// The parameters as they crossed the bus, with secrets sealed (encrypted): what a re-run starts from. Never
+    /// shown by the API.
+    /// </summary>
+    public JsonObject? SealedParameters { get; init; }
+
+    /// <summary>The execution this one re-runs, if any.</summary>
+    public string? ReRunOf { get; init; }
+
     public required string Status { get; set; }
 
     public List<StatusChange> History { get; init; } = [];
@@ -55,6 +64,8 @@ public sealed class ExecutionRecord
         TriggerInstanceId = TriggerInstanceId,
         RuleRef = RuleRef,
         Parameters = (JsonObject)Parameters.DeepClone(),
+        SealedParameters = (JsonObject?)SealedParameters?.DeepClone(),
+        ReRunOf = ReRunOf,
         Status = Status,
         History = [.. History],
         StartTimestamp = StartTimestamp,

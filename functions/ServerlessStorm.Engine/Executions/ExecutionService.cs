@@ -6,6 +6,9 @@ using ServerlessStorm.Engine.Packs;
 
 namespace ServerlessStorm.Engine.Executions;
 
+/// <summary>No execution has that id.</summary>
+public sealed class ExecutionNotFoundException(string id) : Exception($"execution '{id}' does not exist");
+
 /// <summary>No action with that ref is loaded.</summary>
 public sealed class ActionNotFoundException(string actionRef) : Exception($"action '{actionRef}' does not exist");
 
@@ -37,9 +40,11 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
         string traceTag,
         string? triggerInstanceId,
         string? ruleRef,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        string? reRunOf = null)
     {
         var now = time.GetUtcNow();
+        var sealedParameters = Seal(action, parameters);
         var record = new ExecutionRecord
         {
             Id = executionId,
@@ -49,6 +54,8 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
             TriggerInstanceId = triggerInstanceId,
             RuleRef = ruleRef,
             Parameters = SecretMasker.MaskParameters(action, parameters),
+            SealedParameters = sealedParameters,
+            ReRunOf = reRunOf,
             Status = ExecutionStatus.Requested,
             StartTimestamp = now,
         };
@@ -65,22 +72,74 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
             record = existing ?? record;
         }
 
-        // Secret parameters, and any other value that carries one (a shell command's variables), cross the bus
-        // sealed; the executor opens them just before the runner.
-        var onTheBus = (JsonObject)parameters.DeepClone();
-        foreach (var secret in action.Parameters.Values.Where(p => p.Secret && onTheBus[p.Name] is not null))
+        await bus.PublishAsync(StormQueues.Executions, StormEvents.Encode(new ExecutionRequest(executionId, action.Ref, sealedParameters, traceTag), now), cancellationToken);
+        return record;
+    }
+
+    /// <summary>
+    /// Runs an execution again with the same parameters (secrets included, from their sealed copy), optionally
+    /// overridden, as <c>st2 execution re-run</c> does. The new execution shares the trace and names the original.
+    /// </summary>
+    public async Task<ExecutionRecord> ReRunAsync(string executionId, JsonObject overrides, CancellationToken cancellationToken)
+    {
+        var original = await audit.GetExecutionAsync(executionId, cancellationToken) ?? throw new ExecutionNotFoundException(executionId);
+        var action = catalog.Actions.GetValueOrDefault(original.ActionRef) ?? throw new ActionNotFoundException(original.ActionRef);
+        var parameters = new JsonObject();
+        foreach (var (name, value) in original.SealedParameters ?? original.Parameters)
         {
-            onTheBus[secret.Name] = datastore.SealValue(onTheBus[secret.Name]);
+            // Immutable parameters come back from their defaults; the rest as they ran, secrets opened.
+            if (action.Parameters.TryGetValue(name, out var definition) && !definition.Immutable)
+            {
+                parameters[name] = value is JsonValue v && v.TryGetValue<string>(out var text) && datastore.TryUnsealValue(text, out var opened) ? opened : value?.DeepClone();
+            }
+        }
+
+        foreach (var (name, value) in overrides)
+        {
+            parameters[name] = value?.DeepClone();
+        }
+
+        var shell = runners.TryGet(action.RunnerType, out var runner) ? runner.ShellCommandParameter : null;
+        parameters = ParameterResolver.Resolve(action, parameters, renderSupplied: false, shellCommandParameter: shell);
+        return await RequestAsync(action, parameters, StormIds.New(time.GetUtcNow()), original.TraceTag, original.TriggerInstanceId, original.RuleRef, cancellationToken, reRunOf: original.Id);
+    }
+
+    /// <summary>
+    /// Cancels an execution: one not yet running is canceled at once; a running one is marked canceling, and the
+    /// worker running it stops the runner (killing its processes) and records it canceled.
+    /// </summary>
+    public async Task<ExecutionRecord> CancelAsync(string executionId, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            var record = await audit.GetExecutionAsync(executionId, cancellationToken) ?? throw new ExecutionNotFoundException(executionId);
+            if (ExecutionStatus.IsTerminal(record.Status) || record.Status == ExecutionStatus.Canceling)
+            {
+                return record;
+            }
+
+            record.Transition(record.Status == ExecutionStatus.Running ? ExecutionStatus.Canceling : ExecutionStatus.Canceled, time.GetUtcNow());
+            if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
+            {
+                return record;
+            }
+        }
+
+        throw new InvalidOperationException($"execution {executionId} kept changing while being canceled");
+    }
+
+    // Secret parameters, and any other value that carries one (a shell command's variables), are sealed: they
+    // cross the bus and rest in the audit's re-run copy encrypted; the executor opens them just before the runner.
+    private JsonObject Seal(ActionDefinition action, JsonObject parameters)
+    {
+        var sealedParameters = (JsonObject)parameters.DeepClone();
+        foreach (var secret in action.Parameters.Values.Where(p => p.Secret && sealedParameters[p.Name] is not null))
+        {
+            sealedParameters[secret.Name] = datastore.SealValue(sealedParameters[secret.Name]);
         }
 
         var secrets = SecretMasker.SecretValues(action, parameters);
-        if (secrets.Count > 0)
-        {
-            onTheBus = (JsonObject)SealCarriers(onTheBus, secrets)!;
-        }
-
-        await bus.PublishAsync(StormQueues.Executions, StormEvents.Encode(new ExecutionRequest(executionId, action.Ref, onTheBus, traceTag), now), cancellationToken);
-        return record;
+        return secrets.Count > 0 ? (JsonObject)SealCarriers(sealedParameters, secrets)! : sealedParameters;
     }
 
     private JsonNode? SealCarriers(JsonNode? node, IReadOnlyList<string> secrets) => node switch

@@ -9,8 +9,10 @@ public static class ExecutionStatus
     public const string Succeeded = "succeeded";
     public const string Failed = "failed";
     public const string Timeout = "timeout";
+    public const string Canceling = "canceling";
+    public const string Canceled = "canceled";
 
-    public static readonly IReadOnlyList<string> All = [Requested, Scheduled, Running, Succeeded, Failed, Timeout];
+    public static readonly IReadOnlyList<string> All = [Requested, Scheduled, Running, Succeeded, Failed, Timeout, Canceling, Canceled];
 
-    public static bool IsTerminal(string status) => status is Succeeded or Failed or Timeout;
+    public static bool IsTerminal(string status) => status is Succeeded or Failed or Timeout or Canceled;
 }
