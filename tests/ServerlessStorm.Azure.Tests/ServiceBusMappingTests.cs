@@ -29,6 +29,14 @@ public sealed class ServiceBusMappingTests
     }
 
     [Fact]
+    public void Outgoing_Delay_IsAScheduledEnqueueTime()
+    {
+        var message = ServiceBusMessageBus.ToServiceBusMessage(StormEvents.Encode(Instance) with { Delay = TimeSpan.FromMinutes(2) });
+
+        Assert.InRange(message.ScheduledEnqueueTime - DateTimeOffset.UtcNow, TimeSpan.FromMinutes(1.9), TimeSpan.FromMinutes(2));
+    }
+
+    [Fact]
     public void Incoming_MapsBackToTheSameTriggerInstance()
     {
         var bus = StormEvents.Encode(Instance);

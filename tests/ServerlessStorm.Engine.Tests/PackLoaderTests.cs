@@ -165,6 +165,23 @@ public class PackLoaderTests
     }
 
     [Fact]
+    public void Policies_AreLoadedAndChecked()
+    {
+        using var packs = new TempPacks().WithPack("p");
+        packs.Write("p/actions/a.yaml", "name: a\nrunner_type: noop\n");
+        packs.Write("p/policies/ok.yaml", "name: ok\nresource_ref: p.a\npolicy_type: action.retry\nparameters: {retry_on: timeout, max_retry_count: 3, delay: 2}\n");
+        packs.Write("p/policies/concurrency.yaml", "name: c\nresource_ref: p.a\npolicy_type: action.concurrency\nparameters: {threshold: 1}\n");
+        packs.Write("p/policies/missing.yaml", "name: m\nresource_ref: p.nope\npolicy_type: action.retry\n");
+
+        var result = Load(packs.Root);
+
+        var policy = Assert.Single(result.Catalog.RetryPolicies["p.a"]);
+        Assert.Equal(("timeout", 3, TimeSpan.FromSeconds(2)), (policy.RetryOn, policy.MaxRetryCount, policy.Delay));
+        Assert.Contains(result.Problems, p => p.Field == "policy_type" && p.Message.Contains("not supported yet", StringComparison.Ordinal));
+        Assert.Contains(result.Problems, p => p.Field == "resource_ref" && p.Message.Contains("'p.nope' does not exist", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void UnknownField_IsReportedToCatchTypos()
     {
         using var packs = new TempPacks().WithPack("p");

@@ -292,6 +292,49 @@ public sealed class PipelineTests : IAsyncLifetime
         File.Delete(pidFile);
     }
 
+    [Fact]
+    public async Task RetryPolicy_RunsAFailingActionAgain_UntilItSucceedsOrAttemptsRunOut()
+    {
+        var counter = Path.Combine(Path.GetTempPath(), $"storm-retry-{Guid.NewGuid():N}");
+        using var packs = new TempPacks().WithPack("flaky");
+        packs.Write("flaky/actions/third_time.yaml", $$"""
+            name: third_time
+            runner_type: local-shell-cmd
+            parameters:
+              cmd: {default: 'n=$(cat {{counter}} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {{counter}}; echo "attempt $n"; [ $n -ge 3 ]', immutable: true}
+            """);
+        packs.Write("flaky/actions/never.yaml", "name: never\nrunner_type: local-shell-cmd\nparameters:\n  cmd: {default: 'exit 1', immutable: true}\n");
+        packs.Write("flaky/policies/retry_third.yaml", """
+            name: retry_third
+            resource_ref: flaky.third_time
+            policy_type: action.retry
+            parameters: {retry_on: failure, max_retry_count: 5, delay: 0.1}
+            """);
+        packs.Write("flaky/policies/retry_never.yaml", """
+            name: retry_never
+            resource_ref: flaky.never
+            policy_type: action.retry
+            parameters: {retry_on: failure, max_retry_count: 2, delay: 0}
+            """);
+        var audit = new InMemoryAuditStore();
+        await using var host = await StormTestHost.StartAsync(audit, new InMemoryMessageBus(), packs.Root);
+        var service = host.Services.GetRequiredService<ExecutionService>();
+
+        var flaky = await service.RunAsync("flaky.third_time", [], null, CancellationToken.None);
+        var never = await service.RunAsync("flaky.never", [], null, CancellationToken.None);
+        var flakyTrace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(flaky.TraceTag, CancellationToken.None),
+            t => t.Executions.Any(e => e.Status == ExecutionStatus.Succeeded));
+        var neverTrace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(never.TraceTag, CancellationToken.None),
+            t => t.Executions.Count == 3 && t.Executions.All(e => ExecutionStatus.IsTerminal(e.Status)));
+
+        Assert.Equal([0, 1, 2], flakyTrace.Executions.OrderBy(e => e.RetryCount).Select(e => e.RetryCount));
+        Assert.Equal([ExecutionStatus.Failed, ExecutionStatus.Failed, ExecutionStatus.Succeeded], flakyTrace.Executions.OrderBy(e => e.RetryCount).Select(e => e.Status));
+        Assert.Equal("attempt 3", flakyTrace.Executions.Single(e => e.RetryCount == 2).Result!["stdout"]!.GetValue<string>());
+        Assert.All(neverTrace.Executions, e => Assert.Equal(ExecutionStatus.Failed, e.Status));
+        Assert.Equal(2, neverTrace.Executions.Max(e => e.RetryCount));
+        File.Delete(counter);
+    }
+
     /// <summary>Holds execution requests back (a queue backlog) until released.</summary>
     private sealed class HoldingBus(IMessageBus inner) : IMessageBus
     {

@@ -83,6 +83,24 @@ public abstract class BusContractTests
     }
 
     [Fact]
+    public async Task DelayedMessage_IsNotDeliveredBeforeItsDelay()
+    {
+        var bus = await CreateBusAsync();
+        var published = DateTimeOffset.UtcNow;
+        var received = new TaskCompletionSource<DateTimeOffset>();
+        await using (await bus.SubscribeAsync("delayed", (_, _) =>
+        {
+            received.TrySetResult(DateTimeOffset.UtcNow);
+            return Task.CompletedTask;
+        }, CancellationToken.None))
+        {
+            await bus.PublishAsync("delayed", Message("later") with { Delay = TimeSpan.FromSeconds(1) }, CancellationToken.None);
+            var at = await received.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.True(at - published >= TimeSpan.FromMilliseconds(900), $"delivered after {(at - published).TotalMilliseconds} ms");
+        }
+    }
+
+    [Fact]
     public async Task ConsumerStoppedMidStream_NextConsumerReceivesEveryRemainingMessage()
     {
         var bus = await CreateBusAsync();

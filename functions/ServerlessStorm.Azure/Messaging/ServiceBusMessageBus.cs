@@ -70,6 +70,7 @@ public sealed partial class ServiceBusMessageBus : IMessageBus, IAsyncDisposable
     {
         MessageId = message.Id,
         ContentType = ContentType,
+        ScheduledEnqueueTime = message.Delay > TimeSpan.Zero ? DateTimeOffset.UtcNow + message.Delay : default,
     };
 
     public static BusMessage FromServiceBusMessage(ServiceBusReceivedMessage message) =>

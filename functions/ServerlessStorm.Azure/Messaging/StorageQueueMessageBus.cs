@@ -59,7 +59,8 @@ public sealed partial class StorageQueueMessageBus : IMessageBus
     public async Task PublishAsync(string queue, BusMessage message, CancellationToken cancellationToken)
     {
         var client = await QueueAsync(QueueName(queue));
-        await client.SendMessageAsync(await ToQueueTextAsync(message, cancellationToken), cancellationToken);
+        await client.SendMessageAsync(await ToQueueTextAsync(message, cancellationToken),
+            visibilityTimeout: message.Delay > TimeSpan.Zero ? message.Delay : null, timeToLive: null, cancellationToken);
     }
 
     public async Task<IAsyncDisposable> SubscribeAsync(string queue, BusHandler handler, CancellationToken cancellationToken)

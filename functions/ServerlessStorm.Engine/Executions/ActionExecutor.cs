@@ -18,6 +18,7 @@ public sealed partial class ActionExecutor(
     IAuditStore audit,
     CompletionAnnouncer announcer,
     Datastore.KeyValueService datastore,
+    ExecutionService executions,
     TimeProvider time,
     ILogger<ActionExecutor> logger)
 {
@@ -31,8 +32,9 @@ public sealed partial class ActionExecutor(
         var (record, finished) = await ClaimAsync(request, cancellationToken);
         if (finished is not null)
         {
-            // Delivered again after it finished: announce again (idempotent) in case the first announcement was lost.
+            // Delivered again after it finished: announce and retry again (both idempotent) in case they were lost.
             await announcer.AnnounceAsync(catalog.Actions.GetValueOrDefault(finished.ActionRef), finished, cancellationToken);
+            await executions.RetryIfDueAsync(finished, cancellationToken);
             return;
         }
 
@@ -86,6 +88,7 @@ public sealed partial class ActionExecutor(
         if (await FinishAsync(record, outcome, secrets, cancellationToken) is { } done)
         {
             await announcer.AnnounceAsync(action, done, cancellationToken);
+            await executions.RetryIfDueAsync(done, cancellationToken);
         }
     }
 

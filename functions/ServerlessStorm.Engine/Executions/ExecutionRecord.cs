@@ -30,6 +30,9 @@ public sealed class ExecutionRecord
     /// <summary>The execution this one re-runs, if any.</summary>
     public string? ReRunOf { get; init; }
 
+    /// <summary>How many times a retry policy has run this execution's action again (0 for the first run).</summary>
+    public int RetryCount { get; init; }
+
     public required string Status { get; set; }
 
     public List<StatusChange> History { get; init; } = [];
@@ -66,6 +69,7 @@ public sealed class ExecutionRecord
         Parameters = (JsonObject)Parameters.DeepClone(),
         SealedParameters = (JsonObject?)SealedParameters?.DeepClone(),
         ReRunOf = ReRunOf,
+        RetryCount = RetryCount,
         Status = Status,
         History = [.. History],
         StartTimestamp = StartTimestamp,

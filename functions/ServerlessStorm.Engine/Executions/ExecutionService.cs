@@ -41,7 +41,9 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
         string? triggerInstanceId,
         string? ruleRef,
         CancellationToken cancellationToken,
-        string? reRunOf = null)
+        string? reRunOf = null,
+        int retryCount = 0,
+        TimeSpan delay = default)
     {
         var now = time.GetUtcNow();
         var sealedParameters = Seal(action, parameters);
@@ -56,6 +58,7 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
             Parameters = SecretMasker.MaskParameters(action, parameters),
             SealedParameters = sealedParameters,
             ReRunOf = reRunOf,
+            RetryCount = retryCount,
             Status = ExecutionStatus.Requested,
             StartTimestamp = now,
         };
@@ -72,8 +75,40 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
             record = existing ?? record;
         }
 
-        await bus.PublishAsync(StormQueues.Executions, StormEvents.Encode(new ExecutionRequest(executionId, action.Ref, sealedParameters, traceTag), now), cancellationToken);
+        await bus.PublishAsync(StormQueues.Executions, StormEvents.Encode(new ExecutionRequest(executionId, action.Ref, sealedParameters, traceTag), now) with { Delay = delay }, cancellationToken);
         return record;
+    }
+
+    /// <summary>
+    /// Applies the action's retry policy to a finished execution: requests the next attempt (after the policy's
+    /// delay, through the bus) when the outcome is one it retries and attempts remain. The attempt's id is derived
+    /// from the execution, so applying it twice requests it once.
+    /// </summary>
+    public async Task<ExecutionRecord?> RetryIfDueAsync(ExecutionRecord finished, CancellationToken cancellationToken)
+    {
+        var policy = catalog.RetryPolicies.GetValueOrDefault(finished.ActionRef)?.FirstOrDefault(p =>
+            (p.RetryOn == "failure" && finished.Status == ExecutionStatus.Failed) || (p.RetryOn == "timeout" && finished.Status == ExecutionStatus.Timeout));
+        if (policy is null || finished.RetryCount >= policy.MaxRetryCount || !catalog.Actions.TryGetValue(finished.ActionRef, out var action))
+        {
+            return null;
+        }
+
+        var parameters = Unsealed(finished);
+        var id = StormIds.ForRuleEnforcement(finished.Id, "retry", finished.EndTimestamp ?? finished.StartTimestamp);
+        return await RequestAsync(action, parameters, id, finished.TraceTag, finished.TriggerInstanceId, finished.RuleRef, cancellationToken,
+            reRunOf: finished.Id, retryCount: finished.RetryCount + 1, delay: policy.Delay);
+    }
+
+    // The parameters an execution ran with, secrets opened from their sealed copy.
+    private JsonObject Unsealed(ExecutionRecord execution)
+    {
+        var parameters = new JsonObject();
+        foreach (var (name, value) in execution.SealedParameters ?? execution.Parameters)
+        {
+            parameters[name] = value is JsonValue v && v.TryGetValue<string>(out var text) && datastore.TryUnsealValue(text, out var opened) ? opened : value?.DeepClone();
+        }
+
+        return parameters;
     }
 
     /// <summary>
@@ -84,14 +119,11 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
     {
         var original = await audit.GetExecutionAsync(executionId, cancellationToken) ?? throw new ExecutionNotFoundException(executionId);
         var action = catalog.Actions.GetValueOrDefault(original.ActionRef) ?? throw new ActionNotFoundException(original.ActionRef);
-        var parameters = new JsonObject();
-        foreach (var (name, value) in original.SealedParameters ?? original.Parameters)
+        // Immutable parameters come back from their defaults; the rest as they ran, secrets opened.
+        var parameters = Unsealed(original);
+        foreach (var immutable in action.Parameters.Values.Where(p => p.Immutable))
         {
-            // Immutable parameters come back from their defaults; the rest as they ran, secrets opened.
-            if (action.Parameters.TryGetValue(name, out var definition) && !definition.Immutable)
-            {
-                parameters[name] = value is JsonValue v && v.TryGetValue<string>(out var text) && datastore.TryUnsealValue(text, out var opened) ? opened : value?.DeepClone();
-            }
+            parameters.Remove(immutable.Name);
         }
 
         foreach (var (name, value) in overrides)

@@ -1,7 +1,11 @@
 namespace ServerlessStorm.Engine.Messaging;
 
 /// <summary>A message on the bus: its id (for logs and de-duplication), its body and how often it was delivered.</summary>
-public sealed record BusMessage(string Id, ReadOnlyMemory<byte> Body, int DeliveryCount = 1);
+public sealed record BusMessage(string Id, ReadOnlyMemory<byte> Body, int DeliveryCount = 1)
+{
+    /// <summary>When publishing: deliver no sooner than this after now (a retry's delay).</summary>
+    public TimeSpan Delay { get; init; }
+}
 
 /// <summary>Handles one message. Returning acknowledges it; throwing makes the bus deliver it again later.</summary>
 public delegate Task BusHandler(BusMessage message, CancellationToken cancellationToken);

@@ -19,8 +19,18 @@ public sealed partial class InMemoryMessageBus(BusOptions? options = null, ILogg
     /// <summary>Messages that failed <see cref="BusOptions.MaxDeliveryCount"/> times.</summary>
     public IReadOnlyCollection<(string Queue, BusMessage Message)> DeadLetters => _deadLetters;
 
-    public Task PublishAsync(string queue, BusMessage message, CancellationToken cancellationToken) =>
-        Queue(queue).Writer.WriteAsync(message with { DeliveryCount = 0 }, cancellationToken).AsTask();
+    public Task PublishAsync(string queue, BusMessage message, CancellationToken cancellationToken)
+    {
+        var channel = Queue(queue);
+        if (message.Delay <= TimeSpan.Zero)
+        {
+            return channel.Writer.WriteAsync(message with { DeliveryCount = 0 }, cancellationToken).AsTask();
+        }
+
+        // In memory, a delayed message waits in a timer: like everything on this bus, it does not survive a restart.
+        _ = Task.Delay(message.Delay, CancellationToken.None).ContinueWith(_ => channel.Writer.TryWrite(message with { DeliveryCount = 0, Delay = TimeSpan.Zero }), TaskScheduler.Default);
+        return Task.CompletedTask;
+    }
 
     public Task<IAsyncDisposable> SubscribeAsync(string queue, BusHandler handler, CancellationToken cancellationToken)
     {

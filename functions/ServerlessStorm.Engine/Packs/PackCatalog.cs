@@ -12,8 +12,10 @@ public sealed class PackCatalog
         IEnumerable<PackDefinition> packs,
         IEnumerable<ActionDefinition> actions,
         IEnumerable<TriggerTypeDefinition> triggerTypes,
-        IEnumerable<RuleDefinition> rules)
+        IEnumerable<RuleDefinition> rules,
+        IEnumerable<RetryPolicy>? retryPolicies = null)
     {
+        RetryPolicies = (retryPolicies ?? []).GroupBy(p => p.ResourceRef, StringComparer.Ordinal).ToDictionary(g => g.Key, g => (IReadOnlyList<RetryPolicy>)[.. g], StringComparer.Ordinal);
         Packs = packs.ToDictionary(p => p.Name, StringComparer.Ordinal);
         Actions = actions.ToDictionary(a => a.Ref, StringComparer.Ordinal);
         TriggerTypes = triggerTypes.ToDictionary(t => t.Ref, StringComparer.Ordinal);
@@ -31,6 +33,9 @@ public sealed class PackCatalog
     public IReadOnlyDictionary<string, TriggerTypeDefinition> TriggerTypes { get; }
 
     public IReadOnlyList<RuleDefinition> Rules { get; }
+
+    /// <summary>The enabled retry policies, by the action they apply to.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<RetryPolicy>> RetryPolicies { get; }
 
     /// <summary>The rules bound to a trigger: same type, and the same trigger parameters when the trigger has them.</summary>
     public IEnumerable<RuleDefinition> RulesFor(string triggerType, JsonObject? triggerParameters)

@@ -120,6 +120,7 @@ public sealed class PackLoader(
         private readonly List<ActionDefinition> _actions = [];
         private readonly List<TriggerTypeDefinition> _triggerTypes = [];
         private readonly List<PendingRule> _rules = [];
+        private readonly List<(RetryPolicy Policy, SourcePosition Position)> _policies = [];
 
         public void LoadPack(string directory)
         {
@@ -161,6 +162,11 @@ public sealed class PackLoader(
             {
                 LoadRule(pack, path);
             }
+
+            foreach (var path in YamlFiles(directory, "policies"))
+            {
+                LoadPolicy(pack, path);
+            }
         }
 
         public PackLoadResult Finish()
@@ -177,7 +183,12 @@ public sealed class PackLoader(
             }
 
             Unique(rules, r => r.Ref, r => r.SourceFile, "rule");
-            var catalog = new PackCatalog(_packs, actions.Values, triggerTypes.Values, rules);
+            foreach (var (policy, position) in _policies.Where(p => !actions.ContainsKey(p.Policy.ResourceRef)))
+            {
+                Add(new PackProblem(Display(policy.SourceFile), position, "resource_ref", $"action '{policy.ResourceRef}' does not exist"));
+            }
+
+            var catalog = new PackCatalog(_packs, actions.Values, triggerTypes.Values, rules, _policies.Select(p => p.Policy).Where(p => actions.ContainsKey(p.ResourceRef)));
             return new PackLoadResult(catalog, [.. _problems.OrderBy(p => p.File, StringComparer.Ordinal).ThenBy(p => p.Position.Line)]);
         }
 
@@ -278,6 +289,51 @@ public sealed class PackLoader(
             }
 
             return pack with { Config = doc.ToJson() as JsonObject ?? [], AllowedNetworks = networks };
+        }
+
+        private void LoadPolicy(PackDefinition pack, string path)
+        {
+            if (ReadMapping(path) is not { } doc)
+            {
+                return;
+            }
+
+            var file = new FileScope(this, path, doc);
+            file.CheckFields(["name", "pack", "ref", "description", "enabled", "resource_ref", "policy_type", "parameters"], "policy");
+            file.CheckPack(pack);
+            var name = file.RequiredString("name");
+            var resource = file.RequiredString("resource_ref");
+            var type = file.RequiredString("policy_type");
+            if (type is not null && type != "action.retry")
+            {
+                file.Problem(doc["policy_type"]!.Position, "policy_type", type == "action.concurrency"
+                    ? "action.concurrency is not supported yet; only action.retry is"
+                    : $"unknown policy type '{type}' (supported: action.retry)");
+                return;
+            }
+
+            var parameters = file.OptionalMapping("parameters");
+            var scope = parameters is null ? null : new FileScope(this, path, parameters, "parameters.");
+            scope?.CheckFields(["retry_on", "max_retry_count", "delay"], "retry policy");
+            var retryOn = scope?.OptionalString("retry_on") ?? "failure";
+            if (retryOn is not ("failure" or "timeout"))
+            {
+                scope!.Problem(parameters!["retry_on"]!.Position, "retry_on", $"'{retryOn}' is not failure or timeout");
+                return;
+            }
+
+            var max = JsonNumbers.TryGetInt64(parameters?["max_retry_count"]?.ToJson(), out var m) ? m : 2;
+            var delay = JsonNumbers.TryGetDouble(parameters?["delay"]?.ToJson(), out var d) ? d : 0;
+            if (max is < 0 or > 100 || delay is < 0 or > 86_400)
+            {
+                file.Problem(parameters?.Position ?? doc.Position, "parameters", "max_retry_count must be 0-100 and delay 0-86400 seconds");
+                return;
+            }
+
+            if (name is not null && resource is not null && (file.OptionalBool("enabled") ?? true))
+            {
+                _policies.Add((new RetryPolicy(pack.Name, name, resource, retryOn, (int)max, TimeSpan.FromSeconds(delay), path), doc["resource_ref"]!.Position));
+            }
         }
 
         private void LoadTriggerType(PackDefinition pack, string path)

@@ -98,3 +98,13 @@ public sealed record RuleDefinition(
 {
     public string Ref => $"{Pack}.{Name}";
 }
+
+/// <summary>
+/// StackStorm's <c>action.retry</c> policy: when an execution of <see cref="ResourceRef"/> ends with
+/// <see cref="RetryOn"/> (failed or timeout), run it again, up to <see cref="MaxRetryCount"/> times, after
+/// <see cref="Delay"/>.
+/// </summary>
+public sealed record RetryPolicy(string Pack, string Name, string ResourceRef, string RetryOn, int MaxRetryCount, TimeSpan Delay, string SourceFile)
+{
+    public string Ref => $"{Pack}.{Name}";
+}
