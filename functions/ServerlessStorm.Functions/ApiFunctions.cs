@@ -70,6 +70,13 @@ public sealed class ApiFunctions(StormApi api)
         return HttpResults.ToActionResult(await api.ReRunExecutionAsync(id, body, cancellationToken));
     }
 
+    [Function("GetExecutionOutput")]
+    public async Task<IActionResult> GetExecutionOutputAsync(
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "v1/executions/{id}/output")] HttpRequest request,
+        string id,
+        CancellationToken cancellationToken) =>
+        HttpResults.ToActionResult(await api.GetExecutionOutputAsync(id, HttpResults.Query(request), cancellationToken));
+
     [Function("CancelExecution")]
     public async Task<IActionResult> CancelExecutionAsync(
         [HttpTrigger(AuthorizationLevel.Function, "delete", Route = "v1/executions/{id}")] HttpRequest request,

@@ -182,6 +182,30 @@ public sealed class ServeTests(AzuriteFixture azurite) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ExecutionTail_FollowsOutputLive_AndReRunAndCancelWork()
+    {
+        var (_, created) = await PostAsync("/api/v1/executions", """{"action": "core.local", "parameters": {"cmd": "for i in 1 2 3; do echo line $i; sleep 0.3; done; echo oops >&2"}}""");
+        var id = created!["id"]!.GetValue<string>();
+
+        var tail = await CliAsync("execution", "tail", id);
+        var reRun = await CliAsync("execution", "re-run", id, "--json");
+        var (_, slow) = await PostAsync("/api/v1/executions", """{"action": "core.local", "parameters": {"cmd": "sleep 30"}}""");
+        var slowId = slow!["id"]!.GetValue<string>();
+        await Eventually.ReturnsAsync(() => _http.GetStringAsync($"{_storm.Url}/api/v1/executions/{slowId}"), body => body.Contains("\"running\"", StringComparison.Ordinal));
+        var cancel = await CliAsync("execution", "cancel", slowId);
+        var canceled = await Eventually.ReturnsAsync(() => _http.GetStringAsync($"{_storm.Url}/api/v1/executions/{slowId}"), body => body.Contains("\"canceled\"", StringComparison.Ordinal));
+
+        Assert.Equal(0, tail.ExitCode);
+        Assert.Equal("line 1\nline 2\nline 3\n", tail.StdOut);
+        Assert.Contains("oops", tail.StdErr);
+        Assert.Equal(0, reRun.ExitCode);
+        Assert.Equal(id, JsonNode.Parse(reRun.StdOut)!["re_run_of"]!.GetValue<string>());
+        Assert.Equal(0, cancel.ExitCode);
+        Assert.Contains("canceling", cancel.StdOut);
+        Assert.Contains("canceled", canceled);
+    }
+
+    [Fact]
     public async Task WebhookSend_PostsTheBody()
     {
         var sent = await CliAsync("webhook", "send", "hello", "--data", """{"name":"cli"}""");

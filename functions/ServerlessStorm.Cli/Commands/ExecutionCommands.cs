@@ -98,7 +98,39 @@ internal static class ExecutionCommands
             return CliOutput.Ok;
         }));
 
-        return new Command("execution", "Inspect and manage executions") { list, get, reRun, cancel };
+        var tailId = new Argument<string>("ID") { Description = "The execution to follow" };
+        var tailApi = CliOutput.ApiOption();
+        var tail = new Command("tail", "Follow an execution's output live until it finishes; exit 0 when it succeeded") { tailId, tailApi };
+        tail.SetAction((result, ct) => CliOutput.WithClientAsync(result.GetValue(tailApi), async client =>
+        {
+            var id = Uri.EscapeDataString(result.GetValue(tailId)!);
+            var offset = 0L;
+            while (true)
+            {
+                var reply = await client.GetAsync($"api/v1/executions/{id}/output?offset={offset}", ct);
+                if (!reply.IsSuccess)
+                {
+                    return CliOutput.Error(reply.Fault, reply.StatusCode == 404 ? CliOutput.Failed : CliOutput.InvalidInput);
+                }
+
+                foreach (var chunk in reply.Body!["chunks"]!.AsArray())
+                {
+                    (chunk!["stream"]!.GetValue<string>() == "stderr" ? Console.Error : Console.Out).Write(chunk["text"]!.GetValue<string>());
+                }
+
+                offset = reply.Body["next_offset"]!.GetValue<long>();
+                var status = reply.Body["status"]!.GetValue<string>();
+                if (Engine.Executions.ExecutionStatus.IsTerminal(status) && reply.Body["chunks"]!.AsArray().Count == 0)
+                {
+                    Console.Error.WriteLine($"execution {result.GetValue(tailId)} {status}");
+                    return status == Engine.Executions.ExecutionStatus.Succeeded ? CliOutput.Ok : CliOutput.Failed;
+                }
+
+                await Task.Delay(TimeSpan.FromMilliseconds(250), ct);
+            }
+        }));
+
+        return new Command("execution", "Inspect and manage executions") { list, get, reRun, cancel, tail };
     }
 
     /// <summary>An execution in st2's plain layout.</summary>

@@ -169,6 +169,8 @@ public sealed class StormServer : IAsyncDisposable
             ToResult(request.ContentLength is 0 or null && !request.Headers.ContainsKey("Transfer-Encoding")
                 ? await storm.ReRunExecutionAsync(id, null, ct)
                 : await ReadJsonAsync(request, ct) is { } body ? await storm.ReRunExecutionAsync(id, body.Json, ct) : ApiResponse.Fault(400, "the body is not valid JSON")));
+        api.MapGet("/executions/{id}/output", async (string id, HttpRequest request, StormApi storm, CancellationToken ct) =>
+            ToResult(await storm.GetExecutionOutputAsync(id, Query(request), ct)));
         api.MapDelete("/executions/{id}", async (string id, StormApi storm, CancellationToken ct) =>
             ToResult(await storm.CancelExecutionAsync(id, ct)));
         api.MapGet("/triggerinstances", async (HttpRequest request, StormApi storm, CancellationToken ct) =>

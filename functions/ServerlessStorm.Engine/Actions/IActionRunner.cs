@@ -10,6 +10,9 @@ public sealed record RunnerContext(string ExecutionId, ActionDefinition Action, 
 {
     /// <summary>The action's pack, with its configuration.</summary>
     public PackDefinition? Pack { get; init; }
+
+    /// <summary>Receives output while the action runs (stream name, text), for live tailing; null when nobody listens.</summary>
+    public Action<string, string>? Output { get; init; }
 }
 
 /// <summary>What a runner reports: a terminal status, the result object, and an error message when it failed.</summary>

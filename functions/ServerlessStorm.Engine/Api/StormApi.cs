@@ -18,7 +18,7 @@ public sealed record ApiResponse(int StatusCode, JsonNode Body)
 /// The HTTP API (StackStorm's paths under <c>/api/v1</c>) with no web framework in it, so <c>storm serve</c> and the
 /// Function app answer every request with the same code.
 /// </summary>
-public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions, IAuditStore audit, KeyValueService datastore)
+public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions, IAuditStore audit, KeyValueService datastore, IExecutionOutputStore output)
 {
     public const int MaxListLimit = 1000;
 
@@ -92,6 +92,24 @@ public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions
         {
             return ApiResponse.Fault(404, ex.Message);
         }
+    }
+
+    /// <summary>GET /api/v1/executions/{id}/output?offset=N: live output from chunk N on, and the execution's status.</summary>
+    public async Task<ApiResponse> GetExecutionOutputAsync(string id, IReadOnlyDictionary<string, string?> query, CancellationToken cancellationToken)
+    {
+        if (await audit.GetExecutionAsync(id, cancellationToken) is not { } record)
+        {
+            return ApiResponse.Fault(404, $"execution '{id}' does not exist");
+        }
+
+        var offset = long.TryParse(query.GetValueOrDefault("offset"), CultureInfo.InvariantCulture, out var o) && o >= 0 ? o : 0;
+        var chunks = await output.ReadAsync(id, offset, cancellationToken);
+        return new ApiResponse(200, new JsonObject
+        {
+            ["status"] = record.Status,
+            ["chunks"] = new JsonArray([.. chunks.Select(c => (JsonNode)new JsonObject { ["sequence"] = c.Sequence, ["stream"] = c.Stream, ["text"] = c.Text })]),
+            ["next_offset"] = chunks.Count == 0 ? offset : chunks[^1].Sequence + 1,
+        });
     }
 
     /// <summary>GET /api/v1/executions/{id}</summary>

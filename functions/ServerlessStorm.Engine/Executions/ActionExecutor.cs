@@ -19,6 +19,7 @@ public sealed partial class ActionExecutor(
     CompletionAnnouncer announcer,
     Datastore.KeyValueService datastore,
     ExecutionService executions,
+    IExecutionOutputStore output,
     TimeProvider time,
     ILogger<ActionExecutor> logger)
 {
@@ -59,10 +60,11 @@ public sealed partial class ActionExecutor(
             using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             using var watching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var watcher = WatchForCancelAsync(record.Id, cancel, watching.Token);
+            await using var live = new LiveOutput(record.Id, output, secrets);
             try
             {
                 var pack = catalog.Packs.GetValueOrDefault(action.Pack);
-                var context = new RunnerContext(record.Id, action, parameters, pack?.Directory) { Pack = pack };
+                var context = new RunnerContext(record.Id, action, parameters, pack?.Directory) { Pack = pack, Output = live.Write };
                 outcome = await runner.RunAsync(context, cancel.Token);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)

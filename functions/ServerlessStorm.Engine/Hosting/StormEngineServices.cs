@@ -53,6 +53,7 @@ public static class StormEngineServices
         services.AddSingleton<TimerSensor>();
         services.AddSingleton<ExecutionService>();
         services.AddSingleton<RulesEngine>();
+        services.TryAddSingleton<IExecutionOutputStore, InMemoryExecutionOutputStore>();
         services.AddSingleton<CompletionAnnouncer>();
         services.AddSingleton<ActionExecutor>();
         services.AddSingleton<StormApi>();

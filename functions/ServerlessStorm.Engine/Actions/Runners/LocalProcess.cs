@@ -71,8 +71,8 @@ internal static class LocalProcess
         using var process = new Process { StartInfo = start };
         process.Start();
         process.StandardInput.Close();
-        var stdout = ReadBoundedAsync(process.StandardOutput);
-        var stderr = ReadBoundedAsync(process.StandardError);
+        var stdout = ReadBoundedAsync(process.StandardOutput, text => context.Output?.Invoke("stdout", text));
+        var stderr = ReadBoundedAsync(process.StandardError, text => context.Output?.Invoke("stderr", text));
 
         using var timeoutSource = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeoutSource.CancelAfter(timeout);
@@ -107,7 +107,7 @@ internal static class LocalProcess
         return exitCode == 0 ? RunnerResult.Succeeded(result) : RunnerResult.Failed(result, $"the command exited with code {exitCode}");
     }
 
-    private static async Task<string> ReadBoundedAsync(StreamReader reader)
+    private static async Task<string> ReadBoundedAsync(StreamReader reader, Action<string> live)
     {
         var kept = new StringBuilder();
         var dropped = 0L;
@@ -115,6 +115,7 @@ internal static class LocalProcess
         int read;
         while ((read = await reader.ReadAsync(buffer)) > 0)
         {
+            live(new string(buffer, 0, read));
             var room = Math.Max(0, OutputLimit - kept.Length);
             kept.Append(buffer, 0, Math.Min(room, read));
             dropped += Math.Max(0, read - room);
