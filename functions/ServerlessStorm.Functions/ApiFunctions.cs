@@ -1,5 +1,3 @@
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Azure.Functions.Worker;
@@ -22,17 +20,8 @@ public sealed class ApiFunctions(StormApi api)
         [HttpTrigger(AuthorizationLevel.Function, "post", Route = "v1/executions")] HttpRequest request,
         CancellationToken cancellationToken)
     {
-        JsonNode? body;
-        try
-        {
-            body = await JsonNode.ParseAsync(request.Body, cancellationToken: cancellationToken);
-        }
-        catch (JsonException ex)
-        {
-            return HttpResults.ToActionResult(ApiResponse.Fault(400, $"the body is not valid JSON: {ex.Message}"));
-        }
-
-        return HttpResults.ToActionResult(await api.PostExecutionAsync(body, request.Headers["st2-trace-tag"].FirstOrDefault(), cancellationToken));
+        var (body, error) = await HttpResults.JsonBodyAsync(request, cancellationToken);
+        return error ?? HttpResults.ToActionResult(await api.PostExecutionAsync(body, request.Headers["st2-trace-tag"].FirstOrDefault(), cancellationToken));
     }
 
     [Function("ListExecutions")]
@@ -54,20 +43,8 @@ public sealed class ApiFunctions(StormApi api)
         string id,
         CancellationToken cancellationToken)
     {
-        JsonNode? body = null;
-        if (request.ContentLength is > 0)
-        {
-            try
-            {
-                body = await JsonNode.ParseAsync(request.Body, cancellationToken: cancellationToken);
-            }
-            catch (JsonException ex)
-            {
-                return HttpResults.ToActionResult(ApiResponse.Fault(400, $"the body is not valid JSON: {ex.Message}"));
-            }
-        }
-
-        return HttpResults.ToActionResult(await api.ReRunExecutionAsync(id, body, cancellationToken));
+        var (body, error) = await HttpResults.JsonBodyAsync(request, cancellationToken);
+        return error ?? HttpResults.ToActionResult(await api.ReRunExecutionAsync(id, body, cancellationToken));
     }
 
     [Function("GetExecutionOutput")]
@@ -109,17 +86,8 @@ public sealed class ApiFunctions(StormApi api)
         string name,
         CancellationToken cancellationToken)
     {
-        JsonNode? body;
-        try
-        {
-            body = await JsonNode.ParseAsync(request.Body, cancellationToken: cancellationToken);
-        }
-        catch (JsonException ex)
-        {
-            return HttpResults.ToActionResult(ApiResponse.Fault(400, $"the body is not valid JSON: {ex.Message}"));
-        }
-
-        return HttpResults.ToActionResult(await api.PutKeyAsync(name, body, cancellationToken));
+        var (body, error) = await HttpResults.JsonBodyAsync(request, cancellationToken);
+        return error ?? HttpResults.ToActionResult(await api.PutKeyAsync(name, body, cancellationToken));
     }
 
     [Function("DeleteKey")]

@@ -1,3 +1,5 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using ServerlessStorm.Engine.Api;
@@ -19,6 +21,24 @@ internal static class HttpResults
 
     public static IEnumerable<KeyValuePair<string, string>> Headers(HttpRequest request) =>
         request.Headers.Select(h => KeyValuePair.Create(h.Key, h.Value.ToString()));
+
+    /// <summary>The body as JSON (null for an empty body), or the 400 answer that says why it is not JSON.</summary>
+    public static async Task<(JsonNode? Body, IActionResult? Error)> JsonBodyAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        if (request.ContentLength is 0)
+        {
+            return (null, null);
+        }
+
+        try
+        {
+            return (await JsonNode.ParseAsync(request.Body, cancellationToken: cancellationToken), null);
+        }
+        catch (JsonException ex)
+        {
+            return (null, ToActionResult(ApiResponse.Fault(400, $"the body is not valid JSON: {ex.Message}")));
+        }
+    }
 
     public static async Task<byte[]> BodyAsync(HttpRequest request, CancellationToken cancellationToken)
     {

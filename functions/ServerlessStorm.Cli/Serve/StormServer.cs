@@ -148,27 +148,15 @@ public sealed class StormServer : IAsyncDisposable
             return ToResult(await storm.PostWebhookAsync(hook, headers, body.ToArray(), ct));
         });
         api.MapPost("/executions", async (HttpRequest request, StormApi storm, CancellationToken ct) =>
-        {
-            JsonNode? body;
-            try
-            {
-                body = await JsonNode.ParseAsync(request.Body, cancellationToken: ct);
-            }
-            catch (System.Text.Json.JsonException ex)
-            {
-                return ToResult(ApiResponse.Fault(400, $"the body is not valid JSON: {ex.Message}"));
-            }
-
-            return ToResult(await storm.PostExecutionAsync(body, request.Headers["st2-trace-tag"].FirstOrDefault(), ct));
-        });
+            ToResult(await JsonBodyAsync(request, ct) is var (body, error) && error is null
+                ? await storm.PostExecutionAsync(body, request.Headers["st2-trace-tag"].FirstOrDefault(), ct)
+                : error!));
         api.MapGet("/executions", async (HttpRequest request, StormApi storm, CancellationToken ct) =>
             ToResult(await storm.ListExecutionsAsync(Query(request), ct)));
         api.MapGet("/executions/{id}", async (string id, StormApi storm, CancellationToken ct) =>
             ToResult(await storm.GetExecutionAsync(id, ct)));
         api.MapPost("/executions/{id}/re_run", async (string id, HttpRequest request, StormApi storm, CancellationToken ct) =>
-            ToResult(request.ContentLength is 0 or null && !request.Headers.ContainsKey("Transfer-Encoding")
-                ? await storm.ReRunExecutionAsync(id, null, ct)
-                : await ReadJsonAsync(request, ct) is { } body ? await storm.ReRunExecutionAsync(id, body.Json, ct) : ApiResponse.Fault(400, "the body is not valid JSON")));
+            ToResult(await JsonBodyAsync(request, ct) is var (body, error) && error is null ? await storm.ReRunExecutionAsync(id, body, ct) : error!));
         api.MapGet("/executions/{id}/output", async (string id, HttpRequest request, StormApi storm, CancellationToken ct) =>
             ToResult(await storm.GetExecutionOutputAsync(id, Query(request), ct)));
         api.MapDelete("/executions/{id}", async (string id, StormApi storm, CancellationToken ct) =>
@@ -180,23 +168,28 @@ public sealed class StormServer : IAsyncDisposable
         api.MapGet("/keys/{name}", async (string name, HttpRequest request, StormApi storm, CancellationToken ct) =>
             ToResult(await storm.GetKeyAsync(name, Query(request), ct)));
         api.MapPut("/keys/{name}", async (string name, HttpRequest request, StormApi storm, CancellationToken ct) =>
-            ToResult(await ReadJsonAsync(request, ct) is { } body ? await storm.PutKeyAsync(name, body.Json, ct) : ApiResponse.Fault(400, "the body is not valid JSON")));
+            ToResult(await JsonBodyAsync(request, ct) is var (body, error) && error is null ? await storm.PutKeyAsync(name, body, ct) : error!));
         api.MapDelete("/keys/{name}", async (string name, HttpRequest request, StormApi storm, CancellationToken ct) =>
             ToResult(await storm.DeleteKeyAsync(name, Query(request), ct)));
         api.MapGet("/traces/{traceTag}", async (string traceTag, StormApi storm, CancellationToken ct) =>
             ToResult(await storm.GetTraceAsync(traceTag, ct)));
     }
 
-    // The parsed body, or null when it is not JSON (a JSON null body is (null)).
-    private static async Task<(JsonNode? Json, int _)?> ReadJsonAsync(HttpRequest request, CancellationToken ct)
+    /// <summary>The body as JSON (null for an empty body), or the 400 answer that says why it is not JSON.</summary>
+    private static async Task<(JsonNode? Body, ApiResponse? Error)> JsonBodyAsync(HttpRequest request, CancellationToken ct)
     {
+        if (request.ContentLength is 0 || (request.ContentLength is null && !request.Headers.ContainsKey("Transfer-Encoding")))
+        {
+            return (null, null);
+        }
+
         try
         {
-            return (await JsonNode.ParseAsync(request.Body, cancellationToken: ct), 0);
+            return (await JsonNode.ParseAsync(request.Body, cancellationToken: ct), null);
         }
-        catch (System.Text.Json.JsonException)
+        catch (System.Text.Json.JsonException ex)
         {
-            return null;
+            return (null, ApiResponse.Fault(400, $"the body is not valid JSON: {ex.Message}"));
         }
     }
 
