@@ -88,7 +88,7 @@ public sealed class TableAuditStoreTests(AzuriteFixture azurite)
         {
             Id = "ti-1", TriggerType = "core.st2.webhook", Payload = new JsonObject { ["body"] = "x" }, OccurredAt = T0, TraceTag = "trace-x", Status = "pending",
         }, CancellationToken.None);
-        await store.UpdateTriggerInstanceStatusAsync("ti-1", "processed", null, CancellationToken.None);
+        await store.UpdateTriggerInstanceStatusAsync("ti-1", T0, "processed", null, CancellationToken.None);
         await store.RecordRuleEnforcementAsync(new RuleEnforcementRecord("ti-1", "examples.hello", "exec-1", RuleEnforcementRecord.Succeeded, null, T0, "trace-x"), CancellationToken.None);
         await store.TryCreateExecutionAsync(Execution("exec-1", T0, "trace-x"), CancellationToken.None);
 

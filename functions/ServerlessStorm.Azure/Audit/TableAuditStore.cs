@@ -72,18 +72,19 @@ public sealed class TableAuditStore : IAuditStore
             _index.UpsertEntityAsync(TimeIndexRow(TriggerInstancesKind, record.OccurredAt, record.Id, record.Status), TableUpdateMode.Replace, cancellationToken));
     }
 
-    public async Task UpdateTriggerInstanceStatusAsync(string id, string status, string? reason, CancellationToken cancellationToken)
+    public async Task UpdateTriggerInstanceStatusAsync(string id, DateTimeOffset occurredAt, string status, string? reason, CancellationToken cancellationToken)
     {
         await _tablesCreated.Value;
-        var existing = await _triggerInstances.GetEntityIfExistsAsync<TableEntity>(id, "", ["OccurredAt"], cancellationToken);
-        if (!existing.HasValue || existing.Value!.GetDateTimeOffset("OccurredAt") is not { } occurredAt)
+        try
+        {
+            await _triggerInstances.UpdateEntityAsync(new TableEntity(id, "") { ["Status"] = status, ["Reason"] = reason }, ETag.All, TableUpdateMode.Merge, cancellationToken);
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
         {
             return;
         }
 
-        await Task.WhenAll(
-            _triggerInstances.UpdateEntityAsync(new TableEntity(id, "") { ["Status"] = status, ["Reason"] = reason }, ETag.All, TableUpdateMode.Merge, cancellationToken),
-            _index.UpsertEntityAsync(TimeIndexRow(TriggerInstancesKind, occurredAt, id, status), TableUpdateMode.Replace, cancellationToken));
+        await _index.UpsertEntityAsync(TimeIndexRow(TriggerInstancesKind, occurredAt, id, status), TableUpdateMode.Replace, cancellationToken);
     }
 
     public async Task RecordRuleEnforcementAsync(RuleEnforcementRecord record, CancellationToken cancellationToken)

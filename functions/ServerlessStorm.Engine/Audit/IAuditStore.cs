@@ -10,7 +10,8 @@ public interface IAuditStore
 {
     Task RecordTriggerInstanceAsync(TriggerInstanceRecord record, CancellationToken cancellationToken);
 
-    Task UpdateTriggerInstanceStatusAsync(string id, string status, string? reason, CancellationToken cancellationToken);
+    /// <summary>Sets a recorded trigger instance's status (<paramref name="occurredAt"/> locates its time-index row); no-op when it was never recorded.</summary>
+    Task UpdateTriggerInstanceStatusAsync(string id, DateTimeOffset occurredAt, string status, string? reason, CancellationToken cancellationToken);
 
     Task RecordRuleEnforcementAsync(RuleEnforcementRecord record, CancellationToken cancellationToken);
 

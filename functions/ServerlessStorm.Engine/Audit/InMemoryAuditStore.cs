@@ -20,7 +20,7 @@ public sealed class InMemoryAuditStore(TimeProvider? time = null) : IAuditStore
         return Task.CompletedTask;
     }
 
-    public Task UpdateTriggerInstanceStatusAsync(string id, string status, string? reason, CancellationToken cancellationToken)
+    public Task UpdateTriggerInstanceStatusAsync(string id, DateTimeOffset occurredAt, string status, string? reason, CancellationToken cancellationToken)
     {
         if (_triggerInstances.TryGetValue(id, out var record))
         {

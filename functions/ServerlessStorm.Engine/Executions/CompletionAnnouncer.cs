@@ -9,13 +9,16 @@ using ServerlessStorm.Engine.Triggers;
 namespace ServerlessStorm.Engine.Executions;
 
 /// <summary>
-/// Lets results flow back into rules: every finished execution emits <c>core.st2.generic.actiontrigger</c> with
-/// StackStorm's payload, and an action's <c>notify</c> settings emit <c>core.st2.generic.notifytrigger</c> per route.
+/// Lets results flow back into rules: a finished execution emits <c>core.st2.generic.actiontrigger</c> with
+/// StackStorm's payload — when an enabled rule listens for it, so executions nobody chains on cost no extra audit
+/// writes — and an action's <c>notify</c> settings emit <c>core.st2.generic.notifytrigger</c> per route.
 /// Trigger-instance ids come from the execution, so announcing twice (after a redelivery) enforces rules once.
 /// Parameters and results are the audit's, so secrets are already masked.
 /// </summary>
-public sealed partial class CompletionAnnouncer(TriggerDispatcher dispatcher, ILogger<CompletionAnnouncer> logger)
+public sealed partial class CompletionAnnouncer(PackCatalog catalog, TriggerDispatcher dispatcher, ILogger<CompletionAnnouncer> logger)
 {
+    private readonly bool _actionTriggerHasListeners = catalog.RulesFor(CoreTriggers.ActionTrigger, null).Any(r => r.Enabled);
+
     public async Task AnnounceAsync(ActionDefinition? action, ExecutionRecord execution, CancellationToken cancellationToken)
     {
         var end = execution.EndTimestamp ?? execution.StartTimestamp;
@@ -31,7 +34,10 @@ public sealed partial class CompletionAnnouncer(TriggerDispatcher dispatcher, IL
             ["parameters"] = execution.Parameters.DeepClone(),
             ["result"] = execution.Result?.DeepClone() ?? new JsonObject(),
         };
-        await dispatcher.DispatchAsync(new TriggerInstance($"actiontrigger-{execution.Id}", CoreTriggers.ActionTrigger, null, payload, end, execution.TraceTag), cancellationToken);
+        if (_actionTriggerHasListeners)
+        {
+            await dispatcher.DispatchAsync(new TriggerInstance($"actiontrigger-{execution.Id}", CoreTriggers.ActionTrigger, null, payload, end, execution.TraceTag), cancellationToken);
+        }
 
         foreach (var setting in action?.Notify ?? [])
         {

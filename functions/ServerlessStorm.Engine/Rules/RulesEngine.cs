@@ -26,7 +26,7 @@ public sealed partial class RulesEngine(
 {
     public async Task HandleAsync(TriggerInstance instance, CancellationToken cancellationToken)
     {
-        await audit.UpdateTriggerInstanceStatusAsync(instance.Id, TriggerInstanceStatus.Processing, null, cancellationToken);
+        await audit.UpdateTriggerInstanceStatusAsync(instance.Id, instance.OccurredAt, TriggerInstanceStatus.Processing, null, cancellationToken);
         try
         {
             var matched = rules.Evaluate(instance.TriggerType, instance.TriggerParameters, instance.Payload);
@@ -36,11 +36,11 @@ public sealed partial class RulesEngine(
             }
 
             LogProcessed(logger, instance.Id, matched.Count);
-            await audit.UpdateTriggerInstanceStatusAsync(instance.Id, TriggerInstanceStatus.Processed, null, cancellationToken);
+            await audit.UpdateTriggerInstanceStatusAsync(instance.Id, instance.OccurredAt, TriggerInstanceStatus.Processed, null, cancellationToken);
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            await audit.UpdateTriggerInstanceStatusAsync(instance.Id, TriggerInstanceStatus.ProcessingFailed, ex.Message, cancellationToken);
+            await audit.UpdateTriggerInstanceStatusAsync(instance.Id, instance.OccurredAt, TriggerInstanceStatus.ProcessingFailed, ex.Message, cancellationToken);
             throw;
         }
     }
