@@ -25,6 +25,7 @@ public static class StormFunctionServices
         services.Configure<StormOptions>(configuration.GetSection(StormOptions.Section));
         services.AddTableStorageAudit(configuration);
         services.Configure<ServerlessStorm.Engine.Datastore.DatastoreOptions>(configuration.GetSection(ServerlessStorm.Engine.Datastore.DatastoreOptions.Section));
+        services.Configure<ServerlessStorm.Engine.Executions.ExecutorOptions>(configuration.GetSection("Storm:Executor"));
 #if SERVICE_BUS_TRIGGERS
         services.AddServiceBusBus(configuration);
 #else

@@ -17,7 +17,8 @@ public sealed class PipelineTests : IAsyncLifetime
     private readonly InMemoryMessageBus _bus = new(new BusOptions { RetryDelay = TimeSpan.FromMilliseconds(50) });
     private StormTestHost _host = null!;
 
-    public async Task InitializeAsync() => _host = await StormTestHost.StartAsync(_audit, _bus);
+    public async Task InitializeAsync() => _host = await StormTestHost.StartAsync(_audit, _bus, configure: services =>
+        services.Configure<ExecutorOptions>(o => o.CancelPollInterval = TimeSpan.FromMilliseconds(50)));
 
     public async Task DisposeAsync() => await _host.DisposeAsync();
 
@@ -275,7 +276,6 @@ public sealed class PipelineTests : IAsyncLifetime
     [Fact]
     public async Task Cancel_WhileRunning_StopsItsProcesses()
     {
-        ActionExecutor.CancelPollInterval = TimeSpan.FromMilliseconds(50);
         var pidFile = Path.Combine(Path.GetTempPath(), $"storm-cancel-{Guid.NewGuid():N}.pid");
         var service = _host.Services.GetRequiredService<ExecutionService>();
 

@@ -58,6 +58,7 @@ public sealed class StormServer : IAsyncDisposable
         services.Configure<StormOptions>(builder.Configuration.GetSection(StormOptions.Section));
         services.AddTableStorageAudit(builder.Configuration);
         services.Configure<ServerlessStorm.Engine.Datastore.DatastoreOptions>(builder.Configuration.GetSection(ServerlessStorm.Engine.Datastore.DatastoreOptions.Section));
+        services.Configure<ServerlessStorm.Engine.Executions.ExecutorOptions>(builder.Configuration.GetSection("Storm:Executor"));
         if (settings.Transport == ServeSettings.Transports.StorageQueue)
         {
             services.AddStorageQueueBus(builder.Configuration);

@@ -7,6 +7,13 @@ using ServerlessStorm.Engine.Packs;
 
 namespace ServerlessStorm.Engine.Executions;
 
+/// <summary>Action executor settings (configuration section <c>Storm:Executor</c>).</summary>
+public sealed class ExecutorOptions
+{
+    /// <summary>How often a running execution's record is checked for a cancel request.</summary>
+    public TimeSpan CancelPollInterval { get; set; } = TimeSpan.FromMilliseconds(500);
+}
+
 /// <summary>
 /// Runs requested executions: claims the execution (requested → scheduled → running, guarded by the audit's
 /// concurrency token so a duplicate delivery cannot run it twice at once), runs the runner, and records the result.
@@ -20,6 +27,7 @@ public sealed partial class ActionExecutor(
     Datastore.KeyValueService datastore,
     ExecutionService executions,
     IExecutionOutputStore output,
+    Microsoft.Extensions.Options.IOptions<ExecutorOptions> options,
     TimeProvider time,
     ILogger<ActionExecutor> logger)
 {
@@ -180,9 +188,6 @@ public sealed partial class ActionExecutor(
         throw new InvalidOperationException($"execution {request.ExecutionId} kept changing while being claimed");
     }
 
-    /// <summary>How often a running execution's record is checked for a cancel request.</summary>
-    public static TimeSpan CancelPollInterval { get; set; } = TimeSpan.FromMilliseconds(500);
-
     // Cancel requests arrive through the audit (any host can make one); the worker running the execution sees them here.
     private async Task WatchForCancelAsync(string executionId, CancellationTokenSource cancel, CancellationToken stop)
     {
@@ -190,7 +195,7 @@ public sealed partial class ActionExecutor(
         {
             while (!stop.IsCancellationRequested)
             {
-                await Task.Delay(CancelPollInterval, time, stop);
+                await Task.Delay(options.Value.CancelPollInterval, time, stop);
                 if ((await audit.GetExecutionAsync(executionId, stop))?.Status == ExecutionStatus.Canceling)
                 {
                     LogCanceling(logger, executionId);

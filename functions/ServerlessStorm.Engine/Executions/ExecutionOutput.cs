@@ -76,7 +76,8 @@ public sealed class LiveOutput : IAsyncDisposable
                     // Live output is a convenience: the full output is in the result when the execution finishes.
                 }
 
-                await Task.Delay(FlushInterval);
+                // Wait before the next batch, but not past the end of the run: finishing must not wait for the timer.
+                await Task.WhenAny(Task.Delay(FlushInterval), _pending.Reader.Completion);
             }
         });
     }

@@ -35,6 +35,7 @@ public static class StormEngineServices
         services.TryAddSingleton(TimeProvider.System);
         services.AddOptions<StormOptions>();
         services.AddOptions<WebhookOptions>();
+        services.AddOptions<ExecutorOptions>();
         services.AddSingleton(sp => new EgressGuard(sp.GetRequiredService<IOptions<StormOptions>>().Value.AllowedNetworks.Select(IPNetwork.Parse)));
         services.AddSingleton<IActionRunner, NoopRunner>();
         services.AddSingleton<IActionRunner, EchoRunner>();
