@@ -13,6 +13,9 @@ public sealed class AzureStorageOptions
     /// <summary>Prefix of every table, queue and container name, so several deployments can share an account.</summary>
     public string Prefix { get; set; } = "storm";
 
+    /// <summary>The prefix as table names allow it (letters and digits only).</summary>
+    public string TablePrefix => new([.. Prefix.Where(char.IsAsciiLetterOrDigit)]);
+
     /// <summary>Property values longer than this many characters go to Blob Storage (a Table property holds 32K).</summary>
     public int InlineLimit { get; set; } = 30_000;
 

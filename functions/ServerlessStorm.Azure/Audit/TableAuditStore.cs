@@ -40,7 +40,7 @@ public sealed class TableAuditStore : IAuditStore
     {
         var settings = options.Value;
         var service = new TableServiceClient(settings.ConnectionString);
-        var prefix = new string([.. settings.Prefix.Where(char.IsAsciiLetterOrDigit)]);
+        var prefix = settings.TablePrefix;
         _triggerInstances = service.GetTableClient(prefix + "TriggerInstances");
         _enforcements = service.GetTableClient(prefix + "RuleEnforcements");
         _executions = service.GetTableClient(prefix + "Executions");

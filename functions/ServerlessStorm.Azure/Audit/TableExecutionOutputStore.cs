@@ -15,7 +15,7 @@ public sealed class TableExecutionOutputStore : IExecutionOutputStore
 
     public TableExecutionOutputStore(IOptions<AzureStorageOptions> options)
     {
-        var prefix = new string([.. options.Value.Prefix.Where(char.IsAsciiLetterOrDigit)]);
+        var prefix = options.Value.TablePrefix;
         _table = new TableServiceClient(options.Value.ConnectionString).GetTableClient(prefix + "ExecutionOutput");
         _created = new(() => _table.CreateIfNotExistsAsync());
     }

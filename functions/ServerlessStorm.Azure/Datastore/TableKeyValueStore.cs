@@ -13,7 +13,7 @@ public sealed class TableKeyValueStore : IKeyValueStore
 
     public TableKeyValueStore(IOptions<AzureStorageOptions> options)
     {
-        var prefix = new string([.. options.Value.Prefix.Where(char.IsAsciiLetterOrDigit)]);
+        var prefix = options.Value.TablePrefix;
         _table = new TableServiceClient(options.Value.ConnectionString).GetTableClient(prefix + "KeyValues");
         _created = new(() => _table.CreateIfNotExistsAsync());
     }
