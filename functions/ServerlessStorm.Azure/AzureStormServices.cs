@@ -11,7 +11,7 @@ namespace ServerlessStorm.Azure;
 
 public static class AzureStormServices
 {
-    /// <summary>The audit in Table Storage (with large values in Blob Storage), and the datastore beside it.</summary>
+    /// <summary>The audit in Table Storage (with large values in Blob Storage), and the datastore and concurrency slots beside it.</summary>
     public static IServiceCollection AddTableStorageAudit(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddOptions<AzureStorageOptions>().Bind(configuration.GetSection(AzureStorageOptions.Section));
@@ -19,6 +19,7 @@ public static class AzureStormServices
         services.AddSingleton<IAuditStore>(sp => sp.GetRequiredService<TableAuditStore>());
         services.AddSingleton<IKeyValueStore, TableKeyValueStore>();
         services.AddSingleton<ServerlessStorm.Engine.Executions.IExecutionOutputStore, TableExecutionOutputStore>();
+        services.AddSingleton<ServerlessStorm.Engine.Executions.IConcurrencySlots, Executions.TableConcurrencySlots>();
         return services;
     }
 

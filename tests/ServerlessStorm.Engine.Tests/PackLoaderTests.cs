@@ -170,15 +170,29 @@ public class PackLoaderTests
         using var packs = new TempPacks().WithPack("p");
         packs.Write("p/actions/a.yaml", "name: a\nrunner_type: noop\n");
         packs.Write("p/policies/ok.yaml", "name: ok\nresource_ref: p.a\npolicy_type: action.retry\nparameters: {retry_on: timeout, max_retry_count: 3, delay: 2}\n");
-        packs.Write("p/policies/concurrency.yaml", "name: c\nresource_ref: p.a\npolicy_type: action.concurrency\nparameters: {threshold: 1}\n");
+        packs.Write("p/policies/concurrency.yaml", "name: c\nresource_ref: p.a\npolicy_type: action.concurrency\nparameters: {threshold: 2, action: cancel}\n");
+        packs.Write("p/policies/by_host.yaml", "name: by_host\nresource_ref: p.a\npolicy_type: action.concurrency.attr\nparameters: {threshold: 1, attributes: [host]}\n");
         packs.Write("p/policies/missing.yaml", "name: m\nresource_ref: p.nope\npolicy_type: action.retry\n");
+        packs.Write("p/policies/no_threshold.yaml", "name: n\nresource_ref: p.a\npolicy_type: action.concurrency\nparameters: {action: delay}\n");
+        packs.Write("p/policies/zero.yaml", "name: z\nresource_ref: p.a\npolicy_type: action.concurrency\nparameters: {threshold: 0}\n");
+        packs.Write("p/policies/bad_action.yaml", "name: b\nresource_ref: p.a\npolicy_type: action.concurrency\nparameters: {threshold: 1, action: drop}\n");
+        packs.Write("p/policies/no_attributes.yaml", "name: na\nresource_ref: p.a\npolicy_type: action.concurrency.attr\nparameters: {threshold: 1}\n");
+        packs.Write("p/policies/unknown.yaml", "name: u\nresource_ref: p.a\npolicy_type: action.throttle\n");
 
         var result = Load(packs.Root);
 
         var policy = Assert.Single(result.Catalog.RetryPolicies["p.a"]);
         Assert.Equal(("timeout", 3, TimeSpan.FromSeconds(2)), (policy.RetryOn, policy.MaxRetryCount, policy.Delay));
-        Assert.Contains(result.Problems, p => p.Field == "policy_type" && p.Message.Contains("not supported yet", StringComparison.Ordinal));
-        Assert.Contains(result.Problems, p => p.Field == "resource_ref" && p.Message.Contains("'p.nope' does not exist", StringComparison.Ordinal));
+        var concurrency = result.Catalog.ConcurrencyPolicies["p.a"].OrderBy(c => c.Name).ToList();
+        Assert.Equal(("by_host", 1, "delay", "host"), (concurrency[0].Name, concurrency[0].Threshold, concurrency[0].Action, Assert.Single(concurrency[0].Attributes)));
+        Assert.Equal(("c", 2, "cancel", 0), (concurrency[1].Name, concurrency[1].Threshold, concurrency[1].Action, concurrency[1].Attributes.Count));
+        Assert.Contains(result.Problems, p => p.File.EndsWith("missing.yaml", StringComparison.Ordinal) && p.Field == "resource_ref" && p.Message.Contains("'p.nope' does not exist", StringComparison.Ordinal));
+        Assert.Contains(result.Problems, p => p.File.EndsWith("no_threshold.yaml", StringComparison.Ordinal) && p.Field == "parameters.threshold" && p.Message.Contains("is required", StringComparison.Ordinal));
+        Assert.Contains(result.Problems, p => p.File.EndsWith("zero.yaml", StringComparison.Ordinal) && p.Field == "parameters.threshold" && p.Message.Contains("1 to 1000", StringComparison.Ordinal));
+        Assert.Contains(result.Problems, p => p.File.EndsWith("bad_action.yaml", StringComparison.Ordinal) && p.Field == "parameters.action" && p.Message.Contains("'drop' is not delay or cancel", StringComparison.Ordinal));
+        Assert.Contains(result.Problems, p => p.File.EndsWith("no_attributes.yaml", StringComparison.Ordinal) && p.Field == "parameters.attributes");
+        Assert.Contains(result.Problems, p => p.File.EndsWith("unknown.yaml", StringComparison.Ordinal) && p.Field == "policy_type" && p.Message.Contains("unknown policy type 'action.throttle'", StringComparison.Ordinal));
+        Assert.Equal(6, result.Problems.Count);
     }
 
     [Fact]

@@ -12,12 +12,16 @@ public sealed class ExecutorOptions
 {
     /// <summary>How often a running execution's record is checked for a cancel request.</summary>
     public TimeSpan CancelPollInterval { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>How long an execution delayed by a concurrency policy waits before it tries for a slot again.</summary>
+    public TimeSpan ConcurrencyRecheckInterval { get; set; } = TimeSpan.FromSeconds(1);
 }
 
 /// <summary>
-/// Runs requested executions: claims the execution (requested → scheduled → running, guarded by the audit's
-/// concurrency token so a duplicate delivery cannot run it twice at once), runs the runner, and records the result.
-/// A redelivered request for a finished execution is acknowledged without running anything.
+/// Runs requested executions: takes a slot under each of the action's concurrency policies (or delays or cancels
+/// the execution, as the policy says), claims the execution (requested → scheduled → running, guarded by the
+/// audit's concurrency token so a duplicate delivery cannot run it twice at once), runs the runner, records the
+/// result and gives the slots back. A redelivered request for a finished execution is acknowledged without running anything.
 /// </summary>
 public sealed partial class ActionExecutor(
     PackCatalog catalog,
@@ -26,6 +30,7 @@ public sealed partial class ActionExecutor(
     CompletionAnnouncer announcer,
     Datastore.KeyValueService datastore,
     ExecutionService executions,
+    ConcurrencyGate concurrency,
     IExecutionOutputStore output,
     Microsoft.Extensions.Options.IOptions<ExecutorOptions> options,
     TimeProvider time,
@@ -41,7 +46,8 @@ public sealed partial class ActionExecutor(
         var (record, finished) = await ClaimAsync(request, cancellationToken);
         if (finished is not null)
         {
-            // Delivered again after it finished: announce and retry again (both idempotent) in case they were lost.
+            // Delivered again after it finished: release, announce and retry again (all idempotent) in case they were lost.
+            await concurrency.LeaveAsync(finished, cancellationToken);
             await announcer.AnnounceAsync(catalog.Actions.GetValueOrDefault(finished.ActionRef), finished, cancellationToken);
             await executions.RetryIfDueAsync(finished, cancellationToken);
             return;
@@ -95,7 +101,9 @@ public sealed partial class ActionExecutor(
             }
         }
 
-        if (await FinishAsync(record, outcome, secrets, cancellationToken) is { } done)
+        var done = await FinishAsync(record, outcome, secrets, cancellationToken);
+        await concurrency.LeaveAsync(record, cancellationToken);
+        if (done is not null)
         {
             await announcer.AnnounceAsync(action, done, cancellationToken);
             await executions.RetryIfDueAsync(done, cancellationToken);
@@ -173,7 +181,19 @@ public sealed partial class ActionExecutor(
                 return (null, null);
             }
 
-            if (record.Status == ExecutionStatus.Requested)
+            var blockedBy = await concurrency.TryEnterAsync(record, now + RunTimeout(request) + AbandonGrace, cancellationToken);
+            if (blockedBy is not null)
+            {
+                var (stop, finished) = await HoldBackAsync(record, request, blockedBy, now, cancellationToken);
+                if (stop)
+                {
+                    return (null, finished);
+                }
+
+                continue;
+            }
+
+            if (record.Status is ExecutionStatus.Requested or ExecutionStatus.Delayed)
             {
                 record.Transition(ExecutionStatus.Scheduled, now);
             }
@@ -183,9 +203,45 @@ public sealed partial class ActionExecutor(
             {
                 return (record, null);
             }
+
+            await concurrency.LeaveAsync(record, cancellationToken);
         }
 
         throw new InvalidOperationException($"execution {request.ExecutionId} kept changing while being claimed");
+    }
+
+    /// <summary>
+    /// A concurrency policy is full: cancel the execution, or mark it delayed and put its request back on the bus to
+    /// try again later. Returns whether claiming is over (false: the record changed underneath, read it again).
+    /// </summary>
+    private async Task<(bool Stop, ExecutionRecord? Finished)> HoldBackAsync(ExecutionRecord record, ExecutionRequest request, ConcurrencyPolicy policy, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (policy.Action == ConcurrencyPolicy.Cancel)
+        {
+            record.Error = $"canceled by policy {policy.Ref}: {policy.Threshold} execution(s) of {record.ActionRef} were already running";
+            record.Transition(ExecutionStatus.Canceled, now);
+            if (!await audit.TryUpdateExecutionAsync(record, cancellationToken))
+            {
+                return (false, null);
+            }
+
+            LogPolicyCanceled(logger, record.Id, policy.Ref);
+            return (true, record);
+        }
+
+        if (record.Status != ExecutionStatus.Delayed)
+        {
+            record.Transition(ExecutionStatus.Delayed, now);
+            if (!await audit.TryUpdateExecutionAsync(record, cancellationToken))
+            {
+                return (false, null);
+            }
+
+            LogPolicyDelayed(logger, record.Id, policy.Ref);
+        }
+
+        await executions.RequeueAsync(request, options.Value.ConcurrencyRecheckInterval, cancellationToken);
+        return (true, null);
     }
 
     // Cancel requests arrive through the audit (any host can make one); the worker running the execution sees them here.
@@ -217,9 +273,11 @@ public sealed partial class ActionExecutor(
     private static bool IsAbandoned(ExecutionRecord record, ExecutionRequest request, DateTimeOffset now)
     {
         var runningSince = record.History.LastOrDefault(h => h.Status == ExecutionStatus.Running)?.At ?? record.StartTimestamp;
-        var timeout = JsonNumbers.TryGetDouble(request.Parameters["timeout"], out var seconds) ? TimeSpan.FromSeconds(seconds) : DefaultAbandonTimeout;
-        return now - runningSince > timeout + AbandonGrace;
+        return now - runningSince > RunTimeout(request) + AbandonGrace;
     }
+
+    private static TimeSpan RunTimeout(ExecutionRequest request) =>
+        JsonNumbers.TryGetDouble(request.Parameters["timeout"], out var seconds) ? TimeSpan.FromSeconds(seconds) : DefaultAbandonTimeout;
 
     /// <summary>Records the outcome; returns the finished record, or null when someone else finished it first.</summary>
     private async Task<ExecutionRecord?> FinishAsync(ExecutionRecord record, RunnerResult outcome, IReadOnlyList<string> secrets, CancellationToken cancellationToken)
@@ -258,6 +316,12 @@ public sealed partial class ActionExecutor(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Execution {Id} was asked to cancel; stopping its runner")]
     private static partial void LogCanceling(ILogger logger, string id);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Execution {Id} is delayed by concurrency policy {Policy} until a slot frees")]
+    private static partial void LogPolicyDelayed(ILogger logger, string id, string policy);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Execution {Id} is canceled by concurrency policy {Policy}")]
+    private static partial void LogPolicyCanceled(ILogger logger, string id, string policy);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "The runner of execution {Id} ({Action}) threw")]
     private static partial void LogRunnerCrashed(ILogger logger, string id, string action, Exception error);

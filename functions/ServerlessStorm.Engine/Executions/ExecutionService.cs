@@ -79,6 +79,10 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
         return record;
     }
 
+    /// <summary>Puts a request back on the bus to be handled again after <paramref name="delay"/>.</summary>
+    public Task RequeueAsync(ExecutionRequest request, TimeSpan delay, CancellationToken cancellationToken) =>
+        bus.PublishAsync(StormQueues.Executions, StormEvents.Encode(request, time.GetUtcNow()) with { Delay = delay }, cancellationToken);
+
     /// <summary>
     /// Applies the action's retry policy to a finished execution: requests the next attempt (after the policy's
     /// delay, through the bus) when the outcome is one it retries and attempts remain. The attempt's id is derived

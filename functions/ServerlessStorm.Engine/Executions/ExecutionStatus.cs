@@ -5,6 +5,9 @@ public static class ExecutionStatus
 {
     public const string Requested = "requested";
     public const string Scheduled = "scheduled";
+
+    /// <summary>Held back by a concurrency policy until a slot frees.</summary>
+    public const string Delayed = "delayed";
     public const string Running = "running";
     public const string Succeeded = "succeeded";
     public const string Failed = "failed";
@@ -12,7 +15,7 @@ public static class ExecutionStatus
     public const string Canceling = "canceling";
     public const string Canceled = "canceled";
 
-    public static readonly IReadOnlyList<string> All = [Requested, Scheduled, Running, Succeeded, Failed, Timeout, Canceling, Canceled];
+    public static readonly IReadOnlyList<string> All = [Requested, Delayed, Scheduled, Running, Succeeded, Failed, Timeout, Canceling, Canceled];
 
     public static bool IsTerminal(string status) => status is Succeeded or Failed or Timeout or Canceled;
 }

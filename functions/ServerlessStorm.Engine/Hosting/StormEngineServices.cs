@@ -56,6 +56,8 @@ public static class StormEngineServices
         services.AddSingleton<RulesEngine>();
         services.TryAddSingleton<IExecutionOutputStore, InMemoryExecutionOutputStore>();
         services.AddSingleton<CompletionAnnouncer>();
+        services.TryAddSingleton<IConcurrencySlots, InMemoryConcurrencySlots>();
+        services.AddSingleton<ConcurrencyGate>();
         services.AddSingleton<ActionExecutor>();
         services.AddSingleton<StormApi>();
         return services;

@@ -13,9 +13,11 @@ public sealed class PackCatalog
         IEnumerable<ActionDefinition> actions,
         IEnumerable<TriggerTypeDefinition> triggerTypes,
         IEnumerable<RuleDefinition> rules,
-        IEnumerable<RetryPolicy>? retryPolicies = null)
+        IEnumerable<ActionPolicy>? policies = null)
     {
-        RetryPolicies = (retryPolicies ?? []).GroupBy(p => p.ResourceRef, StringComparer.Ordinal).ToDictionary(g => g.Key, g => (IReadOnlyList<RetryPolicy>)[.. g], StringComparer.Ordinal);
+        var all = (policies ?? []).ToList();
+        RetryPolicies = ByAction(all.OfType<RetryPolicy>());
+        ConcurrencyPolicies = ByAction(all.OfType<ConcurrencyPolicy>());
         Packs = packs.ToDictionary(p => p.Name, StringComparer.Ordinal);
         Actions = actions.ToDictionary(a => a.Ref, StringComparer.Ordinal);
         TriggerTypes = triggerTypes.ToDictionary(t => t.Ref, StringComparer.Ordinal);
@@ -37,6 +39,9 @@ public sealed class PackCatalog
     /// <summary>The enabled retry policies, by the action they apply to.</summary>
     public IReadOnlyDictionary<string, IReadOnlyList<RetryPolicy>> RetryPolicies { get; }
 
+    /// <summary>The enabled concurrency policies, by the action they apply to.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<ConcurrencyPolicy>> ConcurrencyPolicies { get; }
+
     /// <summary>The rules bound to a trigger: same type, and the same trigger parameters when the trigger has them.</summary>
     public IEnumerable<RuleDefinition> RulesFor(string triggerType, JsonObject? triggerParameters)
     {
@@ -56,4 +61,7 @@ public sealed class PackCatalog
 
     public static string? WebhookUrl(RuleDefinition rule) =>
         rule.TriggerParameters["url"] is JsonValue v && v.TryGetValue<string>(out var url) ? url.Trim('/') : null;
+
+    private static Dictionary<string, IReadOnlyList<T>> ByAction<T>(IEnumerable<T> policies) where T : ActionPolicy =>
+        policies.GroupBy(p => p.ResourceRef, StringComparer.Ordinal).ToDictionary(g => g.Key, g => (IReadOnlyList<T>)[.. g], StringComparer.Ordinal);
 }

@@ -120,7 +120,7 @@ public sealed class PackLoader(
         private readonly List<ActionDefinition> _actions = [];
         private readonly List<TriggerTypeDefinition> _triggerTypes = [];
         private readonly List<PendingRule> _rules = [];
-        private readonly List<(RetryPolicy Policy, SourcePosition Position)> _policies = [];
+        private readonly List<(ActionPolicy Policy, SourcePosition Position)> _policies = [];
 
         public void LoadPack(string directory)
         {
@@ -304,22 +304,36 @@ public sealed class PackLoader(
             var name = file.RequiredString("name");
             var resource = file.RequiredString("resource_ref");
             var type = file.RequiredString("policy_type");
-            if (type is not null && type != "action.retry")
-            {
-                file.Problem(doc["policy_type"]!.Position, "policy_type", type == "action.concurrency"
-                    ? "action.concurrency is not supported yet; only action.retry is"
-                    : $"unknown policy type '{type}' (supported: action.retry)");
-                return;
-            }
-
             var parameters = file.OptionalMapping("parameters");
             var scope = parameters is null ? null : new FileScope(this, path, parameters, "parameters.");
+            ActionPolicy? policy = type switch
+            {
+                null => null,
+                "action.retry" => RetryPolicyFrom(pack, name, resource, path, file, doc, parameters, scope),
+                "action.concurrency" or "action.concurrency.attr" => ConcurrencyPolicyFrom(pack, name, resource, path, type, file, doc, parameters, scope),
+                _ => Unknown(),
+            };
+
+            ActionPolicy? Unknown()
+            {
+                file.Problem(doc["policy_type"]!.Position, "policy_type", $"unknown policy type '{type}' (supported: action.retry, action.concurrency, action.concurrency.attr)");
+                return null;
+            }
+
+            if (policy is not null && (file.OptionalBool("enabled") ?? true))
+            {
+                _policies.Add((policy, doc["resource_ref"]!.Position));
+            }
+        }
+
+        private static RetryPolicy? RetryPolicyFrom(PackDefinition pack, string? name, string? resource, string path, FileScope file, YamlMapping doc, YamlMapping? parameters, FileScope? scope)
+        {
             scope?.CheckFields(["retry_on", "max_retry_count", "delay"], "retry policy");
             var retryOn = scope?.OptionalString("retry_on") ?? "failure";
             if (retryOn is not ("failure" or "timeout"))
             {
                 scope!.Problem(parameters!["retry_on"]!.Position, "retry_on", $"'{retryOn}' is not failure or timeout");
-                return;
+                return null;
             }
 
             var max = JsonNumbers.TryGetInt64(parameters?["max_retry_count"]?.ToJson(), out var m) ? m : 2;
@@ -327,13 +341,48 @@ public sealed class PackLoader(
             if (max is < 0 or > 100 || delay is < 0 or > 86_400)
             {
                 file.Problem(parameters?.Position ?? doc.Position, "parameters", "max_retry_count must be 0-100 and delay 0-86400 seconds");
-                return;
+                return null;
             }
 
-            if (name is not null && resource is not null && (file.OptionalBool("enabled") ?? true))
+            return name is null || resource is null ? null : new RetryPolicy(pack.Name, name, resource, retryOn, (int)max, TimeSpan.FromSeconds(delay), path);
+        }
+
+        private static ConcurrencyPolicy? ConcurrencyPolicyFrom(PackDefinition pack, string? name, string? resource, string path, string type, FileScope file, YamlMapping doc, YamlMapping? parameters, FileScope? scope)
+        {
+            var byAttributes = type == "action.concurrency.attr";
+            scope?.CheckFields(byAttributes ? ["threshold", "action", "attributes"] : ["threshold", "action"], "concurrency policy");
+            if (parameters?["threshold"] is not { } thresholdNode)
             {
-                _policies.Add((new RetryPolicy(pack.Name, name, resource, retryOn, (int)max, TimeSpan.FromSeconds(delay), path), doc["resource_ref"]!.Position));
+                file.Problem(parameters?.Position ?? doc.Position, "parameters.threshold", "is required (the number of executions that may run at once)");
+                return null;
             }
+
+            if (!JsonNumbers.TryGetInt64(thresholdNode.ToJson(), out var threshold) || threshold is < 1 or > 1000)
+            {
+                scope!.Problem(thresholdNode.Position, "threshold", "must be a whole number from 1 to 1000");
+                return null;
+            }
+
+            var action = scope?.OptionalString("action") ?? ConcurrencyPolicy.Delay;
+            if (action is not (ConcurrencyPolicy.Delay or ConcurrencyPolicy.Cancel))
+            {
+                scope!.Problem(parameters["action"]!.Position, "action", $"'{action}' is not delay or cancel");
+                return null;
+            }
+
+            List<string> attributes = [];
+            if (byAttributes)
+            {
+                if (parameters["attributes"] is not YamlSequence { Items.Count: > 0 } list || list.Items.Any(i => i is not YamlScalar { Value.Length: > 0 }))
+                {
+                    scope!.Problem(parameters["attributes"]?.Position ?? parameters.Position, "attributes", "must list the action parameters that make executions count separately");
+                    return null;
+                }
+
+                attributes = [.. list.Items.Cast<YamlScalar>().Select(i => i.Value)];
+            }
+
+            return name is null || resource is null ? null : new ConcurrencyPolicy(pack.Name, name, resource, (int)threshold, action, attributes, path);
         }
 
         private void LoadTriggerType(PackDefinition pack, string path)

@@ -99,12 +99,28 @@ public sealed record RuleDefinition(
     public string Ref => $"{Pack}.{Name}";
 }
 
+/// <summary>A policy from a pack's <c>policies/</c> folder, applied to the executions of <see cref="ResourceRef"/>.</summary>
+public abstract record ActionPolicy(string Pack, string Name, string ResourceRef, string SourceFile)
+{
+    public string Ref => $"{Pack}.{Name}";
+}
+
 /// <summary>
-/// StackStorm's <c>action.retry</c> policy: when an execution of <see cref="ResourceRef"/> ends with
+/// StackStorm's <c>action.retry</c> policy: when an execution of <see cref="ActionPolicy.ResourceRef"/> ends with
 /// <see cref="RetryOn"/> (failed or timeout), run it again, up to <see cref="MaxRetryCount"/> times, after
 /// <see cref="Delay"/>.
 /// </summary>
 public sealed record RetryPolicy(string Pack, string Name, string ResourceRef, string RetryOn, int MaxRetryCount, TimeSpan Delay, string SourceFile)
+    : ActionPolicy(Pack, Name, ResourceRef, SourceFile);
+
+/// <summary>
+/// StackStorm's <c>action.concurrency</c> (and <c>action.concurrency.attr</c>) policy: at most <see cref="Threshold"/>
+/// executions of the action run at once across the deployment (per distinct value of <see cref="Attributes"/> when
+/// it names parameters); one beyond it is delayed until a slot frees, or canceled, as <see cref="Action"/> says.
+/// </summary>
+public sealed record ConcurrencyPolicy(string Pack, string Name, string ResourceRef, int Threshold, string Action, IReadOnlyList<string> Attributes, string SourceFile)
+    : ActionPolicy(Pack, Name, ResourceRef, SourceFile)
 {
-    public string Ref => $"{Pack}.{Name}";
+    public const string Delay = "delay";
+    public const string Cancel = "cancel";
 }
