@@ -19,6 +19,12 @@ public sealed class AzureStorageOptions
     /// <summary>Property values longer than this many characters go to Blob Storage (a Table property holds 32K).</summary>
     public int InlineLimit { get; set; } = 30_000;
 
+    /// <summary>Audit partitions per day and kind of record, so no single partition takes every write.</summary>
+    public int AuditShards { get; set; } = 8;
+
+    /// <summary>Audit writes leave as entity-group transactions (false: one request per entity, for comparison).</summary>
+    public bool AuditBatching { get; set; } = true;
+
     public bool IsEmulator => ConnectionString.Contains("UseDevelopmentStorage=true", StringComparison.OrdinalIgnoreCase)
         || ConnectionString.Contains("devstoreaccount1", StringComparison.Ordinal);
 }

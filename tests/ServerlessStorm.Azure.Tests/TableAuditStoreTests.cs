@@ -89,16 +89,32 @@ public sealed class TableAuditStoreTests(AzuriteFixture azurite)
             Id = "ti-1", TriggerType = "core.st2.webhook", Payload = new JsonObject { ["body"] = "x" }, OccurredAt = T0, TraceTag = "trace-x", Status = "pending",
         }, CancellationToken.None);
         await store.UpdateTriggerInstanceStatusAsync("ti-1", T0, "processed", null, CancellationToken.None);
-        await store.RecordRuleEnforcementAsync(new RuleEnforcementRecord("ti-1", "examples.hello", "exec-1", RuleEnforcementRecord.Succeeded, null, T0, "trace-x"), CancellationToken.None);
-        await store.TryCreateExecutionAsync(Execution("exec-1", T0, "trace-x"), CancellationToken.None);
+        var executionId = StormIds.ForRuleEnforcement("ti-1", "examples.hello", T0);
+        await store.RecordRuleEnforcementAsync(new RuleEnforcementRecord("ti-1", "examples.hello", executionId, RuleEnforcementRecord.Succeeded, null, T0, "trace-x"), CancellationToken.None);
+        await store.TryCreateExecutionAsync(Execution(executionId, T0, "trace-x"), CancellationToken.None);
 
         var trace = await store.GetTraceAsync("trace-x", CancellationToken.None);
         var processed = await store.QueryTriggerInstancesAsync(new AuditQuery("processed", T0.AddMinutes(-1), T0.AddMinutes(1)), CancellationToken.None);
 
         Assert.Equal("processed", Assert.Single(trace.TriggerInstances).Status);
-        Assert.Equal("exec-1", Assert.Single(trace.RuleEnforcements).ExecutionId);
-        Assert.Equal("exec-1", Assert.Single(trace.Executions).Id);
+        Assert.Equal(executionId, Assert.Single(trace.RuleEnforcements).ExecutionId);
+        Assert.Equal(executionId, Assert.Single(trace.Executions).Id);
         Assert.Equal("ti-1", Assert.Single(processed).Id);
+    }
+
+    [Fact]
+    public async Task Traces_WhoseTagsStartAlike_StaySeparate()
+    {
+        var store = NewStore(out _);
+        foreach (var (tag, i) in new[] { ("a", 0), ("a|b", 1), ("a%7Cb", 2) })
+        {
+            await store.TryCreateExecutionAsync(Execution(StormIds.New(T0.AddSeconds(i)), T0.AddSeconds(i), tag), CancellationToken.None);
+        }
+
+        foreach (var tag in new[] { "a", "a|b", "a%7Cb" })
+        {
+            Assert.Equal(tag, Assert.Single((await store.GetTraceAsync(tag, CancellationToken.None)).Executions).TraceTag);
+        }
     }
 
     [Fact]
@@ -113,9 +129,38 @@ public sealed class TableAuditStoreTests(AzuriteFixture azurite)
         Assert.True(await store.TryUpdateExecutionAsync(record, CancellationToken.None));
 
         var read = (await store.GetExecutionAsync(record.Id, CancellationToken.None))!;
-        var row = await new TableServiceClient(options.ConnectionString).GetTableClient(options.Prefix + "Executions").GetEntityAsync<TableEntity>(record.Id, "");
+        var rows = new List<TableEntity>();
+        await foreach (var entity in new TableServiceClient(options.ConnectionString).GetTableClient(options.TablePrefix + "Audit").QueryAsync<TableEntity>())
+        {
+            rows.Add(entity);
+        }
 
         Assert.Equal(big, read.Result!["stdout"]!.GetValue<string>());
-        Assert.StartsWith("blob:", row.Value.GetString("Result"), StringComparison.Ordinal);
+        Assert.StartsWith("blob:", rows.Single(r => r.GetString("Id") == record.Id && r.PartitionKey.StartsWith("x|", StringComparison.Ordinal)).GetString("Result"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Executions_SpreadOverShardPartitions_AndEachIsStillFoundById()
+    {
+        var store = NewStore(out var options);
+        var records = Enumerable.Range(0, 40).Select(i => Execution(StormIds.New(T0.AddSeconds(i)), T0.AddSeconds(i))).ToList();
+        await Task.WhenAll(records.Select(r => store.TryCreateExecutionAsync(r, CancellationToken.None)));
+
+        var partitions = new HashSet<string>();
+        await foreach (var entity in new TableServiceClient(options.ConnectionString).GetTableClient(options.TablePrefix + "Audit").QueryAsync<TableEntity>(select: ["PartitionKey"]))
+        {
+            partitions.Add(entity.PartitionKey);
+        }
+
+        // 40 executions of one day over the 8 shards of that day; their one trace in one trace shard.
+        Assert.Equal(8, partitions.Count(p => p.StartsWith("x|20261124|", StringComparison.Ordinal)));
+        Assert.Single(partitions, p => p.StartsWith("g|", StringComparison.Ordinal));
+        foreach (var record in records)
+        {
+            Assert.Equal(record.Id, (await store.GetExecutionAsync(record.Id, CancellationToken.None))!.Id);
+        }
+
+        var listed = await store.QueryExecutionsAsync(new AuditQuery(From: T0, To: T0.AddMinutes(1), Limit: 100), CancellationToken.None);
+        Assert.Equal(records.Select(r => r.Id).Reverse(), listed.Select(e => e.Id));
     }
 }

@@ -46,72 +46,72 @@ internal static class LatencyBenchmark
             var audit = server.Services.GetRequiredService<IAuditStore>();
             using var http = new HttpClient { BaseAddress = new Uri(server.Url) };
 
-            await RunAsync(http, audit, 50, 4, transport, "warm-up", print: false);
-            await RunAsync(http, audit, requests, 1, transport, "sequential", print: true);
-            await RunAsync(http, audit, requests, concurrency, transport, $"concurrency {concurrency}", print: true);
+            await MeasureAsync(http, audit, 50, 4, $"{transport} warm-up");
+            Print(transport, "sequential", requests, await MeasureAsync(http, audit, requests, 1, $"{transport} sequential"));
+            Print(transport, $"concurrency {concurrency}", requests, await MeasureAsync(http, audit, requests, concurrency, $"{transport} concurrency {concurrency}"));
         }
 
         Directory.Delete(data, recursive: true);
         return 0;
     }
 
-        private static async Task RunAsync(HttpClient http, IAuditStore audit, int count, int parallelism, string transport, string mode, bool print)
+    private static void Print(string transport, string mode, int count, RunStats stats) =>
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"| {transport} | {mode} | {count} | {stats.P50:0.0} | {stats.P90:0.0} | {stats.P99:0.0} | {stats.Max:0.0} | {stats.PerSecond:0} |"));
+
+    /// <summary>Webhook-to-finished latencies (ms, from the audit's own timestamps) and executions finished per second.</summary>
+    public sealed record RunStats(double P50, double P90, double P99, double Max, double PerSecond);
+
+    /// <summary>Sends <paramref name="count"/> ping webhooks, <paramref name="parallelism"/> at a time, and waits for every execution to finish.</summary>
+    public static async Task<RunStats> MeasureAsync(HttpClient http, IAuditStore audit, int count, int parallelism, string label)
+    {
+        var progressInterval = TimeSpan.FromSeconds(2);
+        var traceTags = new string[count];
+        var next = -1;
+        var progress = Task.Run(async () =>
         {
-            var progressInterval = TimeSpan.FromSeconds(2);
-            var traceTags = new string[count];
-            var next = -1;
-            var clock = Stopwatch.StartNew();
-            var progress = Task.Run(async () =>
+            while (Volatile.Read(ref next) < count - 1)
             {
-                while (Volatile.Read(ref next) < count - 1)
-                {
-                    await Task.Delay(progressInterval);
-                    Console.Error.WriteLine($"  {transport} {mode}: {Math.Min(count, Volatile.Read(ref next) + 1)}/{count} sent");
-                }
-            });
-            await Task.WhenAll(Enumerable.Range(0, parallelism).Select(async _ =>
+                await Task.Delay(progressInterval);
+                Console.Error.WriteLine($"  {label}: {Math.Min(count, Volatile.Read(ref next) + 1)}/{count} sent");
+            }
+        });
+        await Task.WhenAll(Enumerable.Range(0, parallelism).Select(async _ =>
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < count)
             {
-                int i;
-                while ((i = Interlocked.Increment(ref next)) < count)
-                {
-                    using var response = await http.PostAsync("/api/v1/webhooks/ping", new StringContent("{\"n\":" + i + "}", Encoding.UTF8, "application/json"));
-                    response.EnsureSuccessStatusCode();
-                    traceTags[i] = (await response.Content.ReadFromJsonAsync<JsonObject>())!["trace_tag"]!.GetValue<string>();
-                }
-            }));
-            await progress;
+                using var response = await http.PostAsync("/api/v1/webhooks/ping", new StringContent("{\"n\":" + i + "}", Encoding.UTF8, "application/json"));
+                response.EnsureSuccessStatusCode();
+                traceTags[i] = (await response.Content.ReadFromJsonAsync<JsonObject>())!["trace_tag"]!.GetValue<string>();
+            }
+        }));
+        await progress;
 
-            var latencies = new double[count];
-            var lastEnd = DateTimeOffset.MinValue;
-            var firstStart = DateTimeOffset.MaxValue;
-            await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) =>
+        var latencies = new double[count];
+        var lastEnd = DateTimeOffset.MinValue;
+        var firstStart = DateTimeOffset.MaxValue;
+        await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) =>
+        {
+            var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(traceTags[i], ct),
+                t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status) && t.TriggerInstances.Any(ti => ti.TriggerType == CoreTriggers.Webhook), TimeSpan.FromMinutes(5));
+            var execution = trace.Executions[0];
+            if (execution.Status != ExecutionStatus.Succeeded)
             {
-                var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(traceTags[i], ct),
-                    t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status) && t.TriggerInstances.Any(ti => ti.TriggerType == CoreTriggers.Webhook), TimeSpan.FromMinutes(5));
-                var execution = trace.Executions[0];
-                if (execution.Status != ExecutionStatus.Succeeded)
-                {
-                    throw new InvalidOperationException($"execution {execution.Id} ended {execution.Status}: {execution.Error}");
-                }
-
-                var accepted = trace.Webhook().OccurredAt;
-                latencies[i] = (execution.EndTimestamp!.Value - accepted).TotalMilliseconds;
-                lock (latencies)
-                {
-                    lastEnd = execution.EndTimestamp.Value > lastEnd ? execution.EndTimestamp.Value : lastEnd;
-                    firstStart = accepted < firstStart ? accepted : firstStart;
-                }
-            });
-
-            if (!print)
-            {
-                return;
+                throw new InvalidOperationException($"execution {execution.Id} ended {execution.Status}: {execution.Error}");
             }
 
-            Array.Sort(latencies);
-            double Percentile(double p) => latencies[Math.Min(count - 1, (int)Math.Ceiling(p / 100 * count) - 1)];
-            var throughput = count / (lastEnd - firstStart).TotalSeconds;
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {transport} | {mode} | {count} | {Percentile(50):0.0} | {Percentile(90):0.0} | {Percentile(99):0.0} | {latencies[^1]:0.0} | {throughput:0} |"));
-        }
+            var accepted = trace.Webhook().OccurredAt;
+            latencies[i] = (execution.EndTimestamp!.Value - accepted).TotalMilliseconds;
+            lock (latencies)
+            {
+                lastEnd = execution.EndTimestamp.Value > lastEnd ? execution.EndTimestamp.Value : lastEnd;
+                firstStart = accepted < firstStart ? accepted : firstStart;
+            }
+        });
+
+        Array.Sort(latencies);
+        double Percentile(double p) => latencies[Math.Min(count - 1, (int)Math.Ceiling(p / 100 * count) - 1)];
+        return new RunStats(Percentile(50), Percentile(90), Percentile(99), latencies[^1], count / (lastEnd - firstStart).TotalSeconds);
+    }
 }

@@ -6,58 +6,59 @@ using Azure.Data.Tables;
 using Azure.Storage.Blobs;
 using Microsoft.Extensions.Options;
 using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine;
 using ServerlessStorm.Engine.Executions;
 
 namespace ServerlessStorm.Azure.Audit;
 
 /// <summary>
-/// The audit trail in Azure Table Storage.
+/// The audit trail in one Azure Table, <c>{prefix}Audit</c>, laid out so that writes batch and no partition is hot:
 /// <list type="bullet">
-/// <item><c>{prefix}TriggerInstances</c>: PartitionKey = trigger-instance id.</item>
-/// <item><c>{prefix}RuleEnforcements</c>: PartitionKey = trigger-instance id, RowKey = rule ref.</item>
-/// <item><c>{prefix}Executions</c>: PartitionKey = execution id; updated under its ETag.</item>
-/// <item><c>{prefix}AuditIndex</c>: <c>trace|{tag}</c> partitions list every record of a trace;
-/// <c>executions|{yyyyMMddHH}</c> and <c>triggerinstances|{yyyyMMddHH}</c> partitions list records by hour, newest
-/// first (RowKey = inverted ticks), with their status for filtering.</item>
+/// <item>Executions: PartitionKey <c>x|{yyyyMMdd}|{shard}</c> (the day in the execution id, the id's hash modulo
+/// <see cref="AzureStorageOptions.AuditShards"/>), RowKey <c>{inverted seconds}|{id}</c>; the id alone locates the
+/// row, and a partition read in RowKey order lists executions newest first. Updated under the row's ETag.</item>
+/// <item>Trigger instances: PartitionKey <c>i|{yyyyMMdd}|{shard}</c>, RowKey <c>{inverted seconds}|{id}</c> of their
+/// occurrence time.</item>
+/// <item>Traces: PartitionKey <c>g|{shard}</c> (the trace tag's hash), RowKeys starting <c>{trace tag}|</c>: the
+/// rule enforcements themselves (<c>…|f|{trigger instance}|{rule}</c>) and a row pointing at each trigger instance
+/// (<c>…|i|{id}</c>) and execution (<c>…|e|{id}</c>) of the trace; a trace is one range read.</item>
 /// </list>
-/// JSON values longer than a Table property can hold go to Blob Storage (<see cref="PayloadBlobs"/>).
+/// Writes go through a <see cref="TableWriteBatcher"/>: concurrent writes to one partition leave as one
+/// entity-group transaction. JSON values longer than a Table property can hold go to Blob Storage (<see cref="PayloadBlobs"/>).
 /// </summary>
 public sealed class TableAuditStore : IAuditStore
 {
-    private const string TraceKind = "trace";
-    private const string ExecutionsKind = "executions";
-    private const string TriggerInstancesKind = "triggerinstances";
-
-    private readonly TableClient _triggerInstances;
-    private readonly TableClient _enforcements;
-    private readonly TableClient _executions;
-    private readonly TableClient _index;
+    private readonly TableClient _table;
+    private readonly TableWriteBatcher _writes;
     private readonly PayloadBlobs _blobs;
     private readonly TimeProvider _time;
-    private readonly Lazy<Task> _tablesCreated;
+    private readonly int _shards;
+    private readonly Lazy<Task> _tableCreated;
 
     public TableAuditStore(IOptions<AzureStorageOptions> options, TimeProvider time)
     {
         var settings = options.Value;
-        var service = new TableServiceClient(settings.ConnectionString);
-        var prefix = settings.TablePrefix;
-        _triggerInstances = service.GetTableClient(prefix + "TriggerInstances");
-        _enforcements = service.GetTableClient(prefix + "RuleEnforcements");
-        _executions = service.GetTableClient(prefix + "Executions");
-        _index = service.GetTableClient(prefix + "AuditIndex");
-        _blobs = new PayloadBlobs(new BlobServiceClient(settings.ConnectionString).GetBlobContainerClient($"{prefix.ToLowerInvariant()}-audit-payloads"), settings.InlineLimit);
+        _table = new TableServiceClient(settings.ConnectionString).GetTableClient(settings.TablePrefix + "Audit");
+        _writes = new TableWriteBatcher(_table, settings.AuditBatching);
+        _blobs = new PayloadBlobs(new BlobServiceClient(settings.ConnectionString).GetBlobContainerClient($"{settings.TablePrefix.ToLowerInvariant()}-audit-payloads"), settings.InlineLimit);
         _time = time;
-        _tablesCreated = new(() => Task.WhenAll(new[] { _triggerInstances, _enforcements, _executions, _index }.Select(t => t.CreateIfNotExistsAsync())));
+        _shards = Math.Clamp(settings.AuditShards, 1, 64);
+        _tableCreated = new(() => _table.CreateIfNotExistsAsync());
     }
 
-    /// <summary>Creates the tables now rather than on first use.</summary>
-    public Task InitializeAsync() => _tablesCreated.Value;
+    /// <summary>Requests sent and entities written by the audit so far.</summary>
+    public (long Requests, long Entities) WriteCounts => _writes.Counts;
+
+    /// <summary>Creates the table now rather than on first use.</summary>
+    public Task InitializeAsync() => _tableCreated.Value;
 
     public async Task RecordTriggerInstanceAsync(TriggerInstanceRecord record, CancellationToken cancellationToken)
     {
-        await _tablesCreated.Value;
-        var entity = new TableEntity(record.Id, "")
+        await _tableCreated.Value;
+        var (partition, row) = TriggerInstanceKey(record.Id, record.OccurredAt);
+        var entity = new TableEntity(partition, row)
         {
+            ["Id"] = record.Id,
             ["TriggerType"] = record.TriggerType,
             ["TriggerParameters"] = record.TriggerParameters?.ToJsonString(),
             ["Payload"] = await _blobs.StoreAsync(record.Payload?.ToJsonString() ?? "null", $"triggerinstances/{record.Id}/payload.json", cancellationToken),
@@ -66,126 +67,119 @@ public sealed class TableAuditStore : IAuditStore
             ["Status"] = record.Status,
             ["Reason"] = record.Reason,
         };
-        await _triggerInstances.UpsertEntityAsync(entity, TableUpdateMode.Replace, cancellationToken);
         await Task.WhenAll(
-            _index.UpsertEntityAsync(new TableEntity(TracePartition(record.TraceTag), $"ti|{record.Id}"), TableUpdateMode.Replace, cancellationToken),
-            _index.UpsertEntityAsync(TimeIndexRow(TriggerInstancesKind, record.OccurredAt, record.Id, record.Status), TableUpdateMode.Replace, cancellationToken));
+            Upsert(entity, cancellationToken),
+            Upsert(TraceRow(record.TraceTag, $"i|{record.Id}", new() { ["At"] = record.OccurredAt }), cancellationToken));
     }
 
     public async Task UpdateTriggerInstanceStatusAsync(string id, DateTimeOffset occurredAt, string status, string? reason, CancellationToken cancellationToken)
     {
-        await _tablesCreated.Value;
+        await _tableCreated.Value;
+        var (partition, row) = TriggerInstanceKey(id, occurredAt);
         try
         {
-            await _triggerInstances.UpdateEntityAsync(new TableEntity(id, "") { ["Status"] = status, ["Reason"] = reason }, ETag.All, TableUpdateMode.Merge, cancellationToken);
+            await _writes.WriteAsync(new TableTransactionAction(TableTransactionActionType.UpdateMerge,
+                new TableEntity(partition, row) { ["Status"] = status, ["Reason"] = reason }, ETag.All), cancellationToken);
         }
         catch (RequestFailedException ex) when (ex.Status == 404)
         {
-            return;
+            // Never recorded: nothing to update.
         }
-
-        await _index.UpsertEntityAsync(TimeIndexRow(TriggerInstancesKind, occurredAt, id, status), TableUpdateMode.Replace, cancellationToken);
     }
 
     public async Task RecordRuleEnforcementAsync(RuleEnforcementRecord record, CancellationToken cancellationToken)
     {
-        await _tablesCreated.Value;
-        var entity = new TableEntity(record.TriggerInstanceId, record.RuleRef)
+        await _tableCreated.Value;
+        await Upsert(TraceRow(record.TraceTag, $"f|{record.TriggerInstanceId}|{record.RuleRef}", new()
         {
+            ["TriggerInstanceId"] = record.TriggerInstanceId,
+            ["RuleRef"] = record.RuleRef,
             ["ExecutionId"] = record.ExecutionId,
             ["Status"] = record.Status,
             ["FailureReason"] = record.FailureReason,
             ["EnforcedAt"] = record.EnforcedAt,
-            ["TraceTag"] = record.TraceTag,
-        };
-        await Task.WhenAll(
-            _enforcements.UpsertEntityAsync(entity, TableUpdateMode.Replace, cancellationToken),
-            _index.UpsertEntityAsync(new TableEntity(TracePartition(record.TraceTag), $"enf|{record.TriggerInstanceId}|{record.RuleRef}"), TableUpdateMode.Replace, cancellationToken));
+        }), cancellationToken);
     }
 
     public async Task<bool> TryCreateExecutionAsync(ExecutionRecord record, CancellationToken cancellationToken)
     {
-        await _tablesCreated.Value;
+        await _tableCreated.Value;
+        var entity = await ToEntityAsync(record, cancellationToken);
+        // The trace row is harmless when the execution exists already, so both writes leave together.
+        var pointer = Upsert(TraceRow(record.TraceTag, $"e|{record.Id}", new()), cancellationToken);
         try
         {
-            var response = await _executions.AddEntityAsync(await ToEntityAsync(record, cancellationToken), cancellationToken);
+            var response = await _writes.WriteAsync(new TableTransactionAction(TableTransactionActionType.Add, entity), cancellationToken);
             record.Version = response.Headers.ETag?.ToString();
+            return true;
         }
         catch (RequestFailedException ex) when (ex.Status == 409)
         {
             return false;
         }
-
-        await Task.WhenAll(
-            _index.UpsertEntityAsync(new TableEntity(TracePartition(record.TraceTag), $"exec|{record.Id}"), TableUpdateMode.Replace, cancellationToken),
-            _index.UpsertEntityAsync(TimeIndexRow(ExecutionsKind, record.StartTimestamp, record.Id, record.Status), TableUpdateMode.Replace, cancellationToken));
-        return true;
+        finally
+        {
+            await pointer;
+        }
     }
 
     public async Task<ExecutionRecord?> GetExecutionAsync(string id, CancellationToken cancellationToken)
     {
-        if (!IsKeySafe(id))
+        if (ExecutionKey(id) is not var (partition, row))
         {
             return null;
         }
 
-        await _tablesCreated.Value;
-        var response = await _executions.GetEntityIfExistsAsync<TableEntity>(id, "", cancellationToken: cancellationToken);
+        await _tableCreated.Value;
+        var response = await _table.GetEntityIfExistsAsync<TableEntity>(partition, row, cancellationToken: cancellationToken);
         return response.HasValue ? await FromEntityAsync(response.Value!, cancellationToken) : null;
     }
 
     public async Task<bool> TryUpdateExecutionAsync(ExecutionRecord record, CancellationToken cancellationToken)
     {
-        await _tablesCreated.Value;
+        await _tableCreated.Value;
         try
         {
-            var response = await _executions.UpdateEntityAsync(await ToEntityAsync(record, cancellationToken),
-                record.Version is null ? ETag.All : new ETag(record.Version), TableUpdateMode.Replace, cancellationToken);
+            var response = await _writes.WriteAsync(new TableTransactionAction(TableTransactionActionType.UpdateReplace,
+                await ToEntityAsync(record, cancellationToken), record.Version is null ? ETag.All : new ETag(record.Version)), cancellationToken);
             record.Version = response.Headers.ETag?.ToString();
+            return true;
         }
         catch (RequestFailedException ex) when (ex.Status is 412 or 404)
         {
             return false;
         }
-
-        await _index.UpsertEntityAsync(TimeIndexRow(ExecutionsKind, record.StartTimestamp, record.Id, record.Status), TableUpdateMode.Replace, cancellationToken);
-        return true;
     }
 
-    public async Task<IReadOnlyList<ExecutionRecord>> QueryExecutionsAsync(AuditQuery query, CancellationToken cancellationToken)
-    {
-        var ids = await QueryIndexAsync(ExecutionsKind, query, cancellationToken);
-        var records = await Task.WhenAll(ids.Select(id => GetExecutionAsync(id, cancellationToken)));
-        return [.. records.OfType<ExecutionRecord>()];
-    }
+    public async Task<IReadOnlyList<ExecutionRecord>> QueryExecutionsAsync(AuditQuery query, CancellationToken cancellationToken) =>
+        await Task.WhenAll((await QueryRowsAsync(ExecutionsKind, query, cancellationToken)).Select(e => FromEntityAsync(e, cancellationToken)));
 
-    public async Task<IReadOnlyList<TriggerInstanceRecord>> QueryTriggerInstancesAsync(AuditQuery query, CancellationToken cancellationToken)
-    {
-        var ids = await QueryIndexAsync(TriggerInstancesKind, query, cancellationToken);
-        var records = await Task.WhenAll(ids.Select(id => GetTriggerInstanceAsync(id, cancellationToken)));
-        return [.. records.OfType<TriggerInstanceRecord>()];
-    }
+    public async Task<IReadOnlyList<TriggerInstanceRecord>> QueryTriggerInstancesAsync(AuditQuery query, CancellationToken cancellationToken) =>
+        await Task.WhenAll((await QueryRowsAsync(TriggerInstancesKind, query, cancellationToken)).Select(e => TriggerInstanceFromEntityAsync(e, cancellationToken)));
 
     public async Task<AuditTrace> GetTraceAsync(string traceTag, CancellationToken cancellationToken)
     {
-        await _tablesCreated.Value;
+        await _tableCreated.Value;
         var triggerInstances = new List<Task<TriggerInstanceRecord?>>();
-        var enforcements = new List<Task<RuleEnforcementRecord?>>();
+        var enforcements = new List<RuleEnforcementRecord>();
         var executions = new List<Task<ExecutionRecord?>>();
-        var partition = TracePartition(traceTag);
-        await foreach (var row in _index.QueryAsync<TableEntity>(e => e.PartitionKey == partition, select: ["RowKey"], cancellationToken: cancellationToken))
+        var prefix = TraceKeyPrefix(traceTag);
+        var filter = TableClient.CreateQueryFilter($"PartitionKey eq {TracePartition(traceTag)} and RowKey ge {prefix} and RowKey lt {prefix + "~"}");
+        await foreach (var row in _table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
         {
-            var parts = row.RowKey.Split('|');
-            switch (parts[0])
+            var key = row.RowKey[prefix.Length..];
+            var id = key[2..];
+            switch (key[0])
             {
-                case "ti":
-                    triggerInstances.Add(GetTriggerInstanceAsync(parts[1], cancellationToken));
+                case 'i':
+                    triggerInstances.Add(GetTriggerInstanceAsync(id, row.GetDateTimeOffset("At") ?? DateTimeOffset.MinValue, cancellationToken));
                     break;
-                case "enf":
-                    enforcements.Add(GetEnforcementAsync(parts[1], parts[2], cancellationToken));
+                case 'e':
+                    executions.Add(GetExecutionAsync(id, cancellationToken));
                     break;
-                case "exec":
-                    executions.Add(GetExecutionAsync(parts[1], cancellationToken));
+                case 'f':
+                    enforcements.Add(new RuleEnforcementRecord(row.GetString("TriggerInstanceId"), row.GetString("RuleRef"), row.GetString("ExecutionId"),
+                        row.GetString("Status"), row.GetString("FailureReason"), row.GetDateTimeOffset("EnforcedAt") ?? DateTimeOffset.MinValue, traceTag));
                     break;
             }
         }
@@ -193,76 +187,74 @@ public sealed class TableAuditStore : IAuditStore
         return new AuditTrace(
             traceTag,
             [.. (await Task.WhenAll(triggerInstances)).OfType<TriggerInstanceRecord>().OrderBy(t => t.OccurredAt)],
-            [.. (await Task.WhenAll(enforcements)).OfType<RuleEnforcementRecord>().OrderBy(e => e.EnforcedAt)],
+            [.. enforcements.OrderBy(e => e.EnforcedAt)],
             [.. (await Task.WhenAll(executions)).OfType<ExecutionRecord>().OrderBy(e => e.StartTimestamp)]);
     }
 
-    private async Task<List<string>> QueryIndexAsync(string kind, AuditQuery query, CancellationToken cancellationToken)
+    private const char ExecutionsKind = 'x';
+    private const char TriggerInstancesKind = 'i';
+
+    private Task Upsert(TableEntity entity, CancellationToken cancellationToken) =>
+        _writes.WriteAsync(new TableTransactionAction(TableTransactionActionType.UpsertReplace, entity), cancellationToken);
+
+    // Newest first across the shards: day by day from the window's end, each day's shards read in parallel and merged.
+    private async Task<List<TableEntity>> QueryRowsAsync(char kind, AuditQuery query, CancellationToken cancellationToken)
     {
-        await _tablesCreated.Value;
+        await _tableCreated.Value;
         var (from, to) = query.Window(_time.GetUtcNow());
-        var ids = new List<string>();
-        var fromKey = RowKey(from, "");
-        var toKey = RowKey(to, "");
-        for (var hour = Hour(to); hour >= Hour(from) && ids.Count < query.Limit; hour = hour.AddHours(-1))
+        var newest = TimeKey(to) + "|";
+        var oldest = TimeKey(from) + "|~";
+        var rows = new List<TableEntity>();
+        for (var day = to.UtcDateTime.Date; day >= from.UtcDateTime.Date && rows.Count < query.Limit; day = day.AddDays(-1))
         {
-            var partition = $"{kind}|{hour:yyyyMMddHH}";
-            var filter = TableClient.CreateQueryFilter($"PartitionKey eq {partition} and RowKey ge {toKey} and RowKey lt {fromKey + "~"}");
-            if (query.Status is not null)
+            var shards = await Task.WhenAll(Enumerable.Range(0, _shards).Select(async shard =>
             {
-                filter += " and " + TableClient.CreateQueryFilter($"Status eq {query.Status}");
-            }
-
-            await foreach (var row in _index.QueryAsync<TableEntity>(filter, maxPerPage: query.Limit, select: ["RowKey"], cancellationToken: cancellationToken))
-            {
-                ids.Add(row.RowKey[(row.RowKey.IndexOf('|', StringComparison.Ordinal) + 1)..]);
-                if (ids.Count >= query.Limit)
+                var filter = TableClient.CreateQueryFilter($"PartitionKey eq {Partition(kind, day, shard)} and RowKey ge {newest} and RowKey lt {oldest}");
+                if (query.Status is not null)
                 {
-                    break;
+                    filter += " and " + TableClient.CreateQueryFilter($"Status eq {query.Status}");
                 }
-            }
+
+                var found = new List<TableEntity>();
+                await foreach (var row in _table.QueryAsync<TableEntity>(filter, maxPerPage: query.Limit, cancellationToken: cancellationToken))
+                {
+                    found.Add(row);
+                    if (found.Count >= query.Limit)
+                    {
+                        break;
+                    }
+                }
+
+                return found;
+            }));
+            rows.AddRange(shards.SelectMany(s => s).OrderBy(r => r.RowKey, StringComparer.Ordinal).Take(query.Limit - rows.Count));
         }
 
-        return ids;
+        return rows;
     }
 
-    private async Task<TriggerInstanceRecord?> GetTriggerInstanceAsync(string id, CancellationToken cancellationToken)
+    private async Task<TriggerInstanceRecord?> GetTriggerInstanceAsync(string id, DateTimeOffset occurredAt, CancellationToken cancellationToken)
     {
-        var response = await _triggerInstances.GetEntityIfExistsAsync<TableEntity>(id, "", cancellationToken: cancellationToken);
-        if (!response.HasValue)
-        {
-            return null;
-        }
-
-        var e = response.Value!;
-        return new TriggerInstanceRecord
-        {
-            Id = id,
-            TriggerType = e.GetString("TriggerType"),
-            TriggerParameters = ParseJson(e.GetString("TriggerParameters")) as JsonObject,
-            Payload = ParseJson(await _blobs.LoadAsync(e.GetString("Payload"), cancellationToken)),
-            OccurredAt = e.GetDateTimeOffset("OccurredAt") ?? DateTimeOffset.MinValue,
-            TraceTag = e.GetString("TraceTag"),
-            Status = e.GetString("Status"),
-            Reason = e.GetString("Reason"),
-        };
+        var (partition, row) = TriggerInstanceKey(id, occurredAt);
+        var response = await _table.GetEntityIfExistsAsync<TableEntity>(partition, row, cancellationToken: cancellationToken);
+        return response.HasValue ? await TriggerInstanceFromEntityAsync(response.Value!, cancellationToken) : null;
     }
 
-    private async Task<RuleEnforcementRecord?> GetEnforcementAsync(string triggerInstanceId, string ruleRef, CancellationToken cancellationToken)
+    private async Task<TriggerInstanceRecord> TriggerInstanceFromEntityAsync(TableEntity e, CancellationToken cancellationToken) => new()
     {
-        var response = await _enforcements.GetEntityIfExistsAsync<TableEntity>(triggerInstanceId, ruleRef, cancellationToken: cancellationToken);
-        if (!response.HasValue)
-        {
-            return null;
-        }
+        Id = e.GetString("Id"),
+        TriggerType = e.GetString("TriggerType"),
+        TriggerParameters = ParseJson(e.GetString("TriggerParameters")) as JsonObject,
+        Payload = ParseJson(await _blobs.LoadAsync(e.GetString("Payload"), cancellationToken)),
+        OccurredAt = e.GetDateTimeOffset("OccurredAt") ?? DateTimeOffset.MinValue,
+        TraceTag = e.GetString("TraceTag"),
+        Status = e.GetString("Status"),
+        Reason = e.GetString("Reason"),
+    };
 
-        var e = response.Value!;
-        return new RuleEnforcementRecord(triggerInstanceId, ruleRef, e.GetString("ExecutionId"), e.GetString("Status"),
-            e.GetString("FailureReason"), e.GetDateTimeOffset("EnforcedAt") ?? DateTimeOffset.MinValue, e.GetString("TraceTag"));
-    }
-
-    private async Task<TableEntity> ToEntityAsync(ExecutionRecord record, CancellationToken cancellationToken) => new(record.Id, "")
+    private async Task<TableEntity> ToEntityAsync(ExecutionRecord record, CancellationToken cancellationToken) => new(ExecutionKey(record.Id)!.Value.Partition, ExecutionKey(record.Id)!.Value.Row)
     {
+        ["Id"] = record.Id,
         ["ActionRef"] = record.ActionRef,
         ["RunnerType"] = record.RunnerType,
         ["TraceTag"] = record.TraceTag,
@@ -285,7 +277,7 @@ public sealed class TableAuditStore : IAuditStore
         var history = JsonSerializer.Deserialize<string[][]>(e.GetString("History") ?? "[]") ?? [];
         return new ExecutionRecord
         {
-            Id = e.PartitionKey,
+            Id = e.GetString("Id"),
             ActionRef = e.GetString("ActionRef"),
             RunnerType = e.GetString("RunnerType"),
             TraceTag = e.GetString("TraceTag"),
@@ -305,16 +297,37 @@ public sealed class TableAuditStore : IAuditStore
         };
     }
 
-    private static TableEntity TimeIndexRow(string kind, DateTimeOffset at, string id, string status) =>
-        new($"{kind}|{Hour(at):yyyyMMddHH}", RowKey(at, id)) { ["Status"] = status };
+    private (string Partition, string Row)? ExecutionKey(string id) =>
+        IsKeySafe(id) && StormIds.TryGetTimestamp(id, out var at) ? (Partition(ExecutionsKind, at.UtcDateTime.Date, Shard(id)), $"{TimeKey(at)}|{id}") : null;
 
-    // Newest first: the row key counts down as time goes on.
-    private static string RowKey(DateTimeOffset at, string id) =>
-        $"{(DateTimeOffset.MaxValue.UtcTicks - at.UtcTicks).ToString("D19", CultureInfo.InvariantCulture)}|{id}";
+    private (string Partition, string Row) TriggerInstanceKey(string id, DateTimeOffset occurredAt) =>
+        (Partition(TriggerInstancesKind, occurredAt.UtcDateTime.Date, Shard(id)), $"{TimeKey(occurredAt)}|{id}");
 
-    private static DateTimeOffset Hour(DateTimeOffset at) => new(at.UtcDateTime.Year, at.UtcDateTime.Month, at.UtcDateTime.Day, at.UtcDateTime.Hour, 0, 0, TimeSpan.Zero);
+    private static string Partition(char kind, DateTime day, int shard) =>
+        string.Create(CultureInfo.InvariantCulture, $"{kind}|{day:yyyyMMdd}|{shard:D2}");
 
-    private static string TracePartition(string traceTag) => $"{TraceKind}|{traceTag}";
+    // Newest first: the key counts down as time goes on (whole seconds, as in the ids).
+    private static string TimeKey(DateTimeOffset at) =>
+        (uint.MaxValue - (uint)Math.Clamp(at.ToUnixTimeSeconds(), 0, uint.MaxValue)).ToString("x8", CultureInfo.InvariantCulture);
+
+    // A stable hash (string.GetHashCode differs per process): every host must find the same shard.
+    private int Shard(string id) => (int)(System.IO.Hashing.XxHash32.HashToUInt32(System.Text.Encoding.UTF8.GetBytes(id)) % (uint)_shards);
+
+    private string TracePartition(string traceTag) => string.Create(CultureInfo.InvariantCulture, $"g|{Shard(traceTag):D2}");
+
+    // The tag is escaped so that no tag's prefix is the start of another's ('|' ends it).
+    private static string TraceKeyPrefix(string traceTag) => traceTag.Replace("%", "%25", StringComparison.Ordinal).Replace("|", "%7C", StringComparison.Ordinal) + "|";
+
+    private TableEntity TraceRow(string traceTag, string key, TableEntity properties)
+    {
+        var row = new TableEntity(TracePartition(traceTag), TraceKeyPrefix(traceTag) + key);
+        foreach (var (name, value) in properties)
+        {
+            row[name] = value;
+        }
+
+        return row;
+    }
 
     private static bool IsKeySafe(string key) => key.Length is > 0 and <= 512 && !key.Any(c => char.IsControl(c) || c is '/' or '\\' or '#' or '?');
 

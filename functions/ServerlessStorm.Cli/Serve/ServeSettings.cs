@@ -20,6 +20,12 @@ public sealed record ServeSettings
     /// <summary>Where a locally started Azurite keeps its data.</summary>
     public string AzuriteDataDirectory { get; init; } = ".azurite";
 
+    /// <summary>Keep the audit in memory instead of Table Storage (nothing survives a restart; for comparisons).</summary>
+    public bool InMemoryAudit { get; init; }
+
+    /// <summary>Further configuration, as <c>Section:Key</c> pairs (e.g. <c>Storage:AuditBatching</c>).</summary>
+    public IReadOnlyDictionary<string, string?> Configuration { get; init; } = new Dictionary<string, string?>();
+
     public static class Transports
     {
         public const string InProcess = "in-process";

@@ -53,10 +53,20 @@ public sealed class StormServer : IAsyncDisposable
 
         builder.Configuration[$"{StormOptions.Section}:{nameof(StormOptions.PacksPath)}"] = settings.PacksPath;
         builder.Configuration[$"{AzureStorageOptions.Section}:{nameof(AzureStorageOptions.ConnectionString)}"] = settings.StorageConnectionString;
+        foreach (var (key, value) in settings.Configuration)
+        {
+            builder.Configuration[key] = value;
+        }
+
         var services = builder.Services;
         services.AddStormEngine();
         services.Configure<StormOptions>(builder.Configuration.GetSection(StormOptions.Section));
         services.AddTableStorageAudit(builder.Configuration);
+        if (settings.InMemoryAudit)
+        {
+            services.AddSingleton<ServerlessStorm.Engine.Audit.IAuditStore, ServerlessStorm.Engine.Audit.InMemoryAuditStore>();
+        }
+
         services.Configure<ServerlessStorm.Engine.Datastore.DatastoreOptions>(builder.Configuration.GetSection(ServerlessStorm.Engine.Datastore.DatastoreOptions.Section));
         services.Configure<ServerlessStorm.Engine.Executions.ExecutorOptions>(builder.Configuration.GetSection("Storm:Executor"));
         if (settings.Transport == ServeSettings.Transports.StorageQueue)
@@ -65,7 +75,9 @@ public sealed class StormServer : IAsyncDisposable
         }
         else
         {
-            services.AddSingleton<IMessageBus, InMemoryMessageBus>();
+            services.AddOptions<BusOptions>().Bind(builder.Configuration.GetSection("Bus"));
+            services.AddSingleton<IMessageBus>(sp => new InMemoryMessageBus(
+                sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<BusOptions>>().Value, sp.GetRequiredService<ILogger<InMemoryMessageBus>>()));
         }
 
         services.AddHostedService<StormWorker>();

@@ -26,7 +26,8 @@ public sealed partial class RulesEngine(
 {
     public async Task HandleAsync(TriggerInstance instance, CancellationToken cancellationToken)
     {
-        await audit.UpdateTriggerInstanceStatusAsync(instance.Id, instance.OccurredAt, TriggerInstanceStatus.Processing, null, cancellationToken);
+        // Matching does not wait for the "processing" mark to be stored; it is in before the outcome is written.
+        var processing = audit.UpdateTriggerInstanceStatusAsync(instance.Id, instance.OccurredAt, TriggerInstanceStatus.Processing, null, cancellationToken);
         try
         {
             var matched = rules.Evaluate(instance.TriggerType, instance.TriggerParameters, instance.Payload);
@@ -36,10 +37,12 @@ public sealed partial class RulesEngine(
             }
 
             LogProcessed(logger, instance.Id, matched.Count);
+            await processing;
             await audit.UpdateTriggerInstanceStatusAsync(instance.Id, instance.OccurredAt, TriggerInstanceStatus.Processed, null, cancellationToken);
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
+            await processing.ContinueWith(_ => { }, TaskScheduler.Default);
             await audit.UpdateTriggerInstanceStatusAsync(instance.Id, instance.OccurredAt, TriggerInstanceStatus.ProcessingFailed, ex.Message, cancellationToken);
             throw;
         }

@@ -1,0 +1,95 @@
+using Azure;
+using Azure.Data.Tables;
+using ServerlessStorm.Azure.Audit;
+using ServerlessStorm.Testing;
+
+namespace ServerlessStorm.Azure.Tests;
+
+/// <summary>Group commit on Azurite: concurrent writes leave as entity-group transactions, each keeps its own outcome.</summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class TableWriteBatcherTests(AzuriteFixture azurite)
+{
+    private async Task<TableClient> NewTableAsync()
+    {
+        var options = azurite.NewStorageOptions();
+        var table = new TableServiceClient(options.ConnectionString).GetTableClient(options.TablePrefix + "Batch");
+        await table.CreateIfNotExistsAsync();
+        return table;
+    }
+
+    private static TableTransactionAction Upsert(string partition, string row, object value) =>
+        new(TableTransactionActionType.UpsertReplace, new TableEntity(partition, row) { ["V"] = value });
+
+    [Fact]
+    public async Task ConcurrentWrites_LeaveInFewRequests_AndEachCallerGetsItsETag()
+    {
+        var table = await NewTableAsync();
+        var batcher = new TableWriteBatcher(table, batched: true, maxInFlight: 1);
+
+        var responses = await Task.WhenAll(Enumerable.Range(0, 250).Select(i => batcher.WriteAsync(Upsert($"p{i % 2}", $"r{i:D3}", i), CancellationToken.None)));
+
+        Assert.All(responses, r => Assert.NotNull(r.Headers.ETag));
+        var (requests, entities) = batcher.Counts;
+        Assert.Equal(250, entities);
+        Assert.InRange(requests, 3, 20); // 125 rows per partition: at least two transactions each, far fewer than 250 requests
+        var stored = table.Query<TableEntity>().ToList();
+        Assert.Equal(250, stored.Count);
+        var row = stored.Single(e => e.RowKey == "r007");
+        Assert.Equal(responses[7].Headers.ETag, row.ETag);
+    }
+
+    [Fact]
+    public async Task AFailedWriteInABatch_FailsOnlyItself_AndTheRestIsStored()
+    {
+        var table = await NewTableAsync();
+        await table.AddEntityAsync(new TableEntity("p", "taken"));
+        var batcher = new TableWriteBatcher(table, batched: true, maxInFlight: 1);
+        var blocker = batcher.WriteAsync(Upsert("other", "x", 0), CancellationToken.None); // holds the only flight, so the next writes queue up together
+
+        var writes = new List<Task<Response>>
+        {
+            batcher.WriteAsync(Upsert("p", "a", 1), CancellationToken.None),
+            batcher.WriteAsync(new TableTransactionAction(TableTransactionActionType.Add, new TableEntity("p", "taken")), CancellationToken.None),
+            batcher.WriteAsync(new TableTransactionAction(TableTransactionActionType.UpdateReplace, new TableEntity("p", "b"), new ETag("W/\"datetime'2020-01-01T00%3A00%3A00Z'\"")), CancellationToken.None),
+            batcher.WriteAsync(Upsert("p", "c", 3), CancellationToken.None),
+        };
+        await blocker;
+
+        var conflict = await Assert.ThrowsAnyAsync<RequestFailedException>(() => writes[1]);
+        Assert.Equal(409, conflict.Status);
+        var missing = await Assert.ThrowsAnyAsync<RequestFailedException>(() => writes[2]);
+        Assert.Equal(404, missing.Status);
+        await writes[0];
+        await writes[3];
+        Assert.Equal(["a", "c", "taken"], table.Query<TableEntity>(e => e.PartitionKey == "p").Select(e => e.RowKey).Order());
+    }
+
+    [Fact]
+    public async Task UpsertsOfOneRowWaitingTogether_BecomeOneWrite_WithTheLastValue()
+    {
+        var table = await NewTableAsync();
+        var batcher = new TableWriteBatcher(table, batched: true, maxInFlight: 1);
+        var blocker = batcher.WriteAsync(Upsert("other", "x", 0), CancellationToken.None);
+
+        var writes = Enumerable.Range(1, 5).Select(i => batcher.WriteAsync(Upsert("p", "row", i), CancellationToken.None)).ToList();
+        var merge = batcher.WriteAsync(new TableTransactionAction(TableTransactionActionType.UpsertMerge, new TableEntity("p", "row") { ["W"] = "merged" }), CancellationToken.None);
+        await blocker;
+        await Task.WhenAll([.. writes, merge]);
+
+        var row = (await table.GetEntityAsync<TableEntity>("p", "row")).Value;
+        Assert.Equal((5, "merged"), (row.GetInt32("V"), row.GetString("W")));
+        Assert.Equal((2, 2), batcher.Counts); // the blocker, then one write for the six
+    }
+
+    [Fact]
+    public async Task SingleEntityMode_SendsOneRequestPerWrite()
+    {
+        var table = await NewTableAsync();
+        var batcher = new TableWriteBatcher(table, batched: false);
+
+        await Task.WhenAll(Enumerable.Range(0, 30).Select(i => batcher.WriteAsync(Upsert("p", $"r{i}", i), CancellationToken.None)));
+
+        Assert.Equal((30, 30), batcher.Counts);
+        Assert.Equal(30, table.Query<TableEntity>().Count());
+    }
+}
