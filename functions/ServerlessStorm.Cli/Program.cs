@@ -10,6 +10,7 @@ var root = new RootCommand("ServerlessStorm: event-driven automation in the spir
     ExecutionCommands.Create(),
     WebhookCommands.Create(),
     KeyCommands.Create(),
+    InquiryCommands.Create(),
 };
 
 return await root.Parse(args).InvokeAsync();

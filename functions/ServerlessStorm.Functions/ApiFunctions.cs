@@ -103,4 +103,27 @@ public sealed class ApiFunctions(StormApi api)
         string traceTag,
         CancellationToken cancellationToken) =>
         HttpResults.ToActionResult(await api.GetTraceAsync(traceTag, cancellationToken));
+
+    [Function("ListInquiries")]
+    public async Task<IActionResult> ListInquiriesAsync(
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "v1/inquiries")] HttpRequest request,
+        CancellationToken cancellationToken) =>
+        HttpResults.ToActionResult(await api.ListInquiriesAsync(HttpResults.Query(request), cancellationToken));
+
+    [Function("GetInquiry")]
+    public async Task<IActionResult> GetInquiryAsync(
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "v1/inquiries/{id}")] HttpRequest request,
+        string id,
+        CancellationToken cancellationToken) =>
+        HttpResults.ToActionResult(await api.GetInquiryAsync(id, cancellationToken));
+
+    [Function("RespondToInquiry")]
+    public async Task<IActionResult> RespondToInquiryAsync(
+        [HttpTrigger(AuthorizationLevel.Function, "put", Route = "v1/inquiries/{id}")] HttpRequest request,
+        string id,
+        CancellationToken cancellationToken)
+    {
+        var (body, error) = await HttpResults.JsonBodyAsync(request, cancellationToken);
+        return error ?? HttpResults.ToActionResult(await api.RespondToInquiryAsync(id, body, cancellationToken));
+    }
 }

@@ -1,12 +1,22 @@
 using Microsoft.Azure.Functions.Worker;
+using ServerlessStorm.Engine.Executions;
 using ServerlessStorm.Engine.Triggers;
 
 namespace ServerlessStorm.Functions;
 
-/// <summary>The timer sensor: every five seconds, fires the timer rules that fell due since the last run.</summary>
-public sealed class TimerFunctions(TimerSensor timers, TimeProvider time)
+/// <summary>
+/// The timer sensor: every five seconds, fires the timer rules that fell due since the last run. And once a minute,
+/// inquiries past their time to live are timed out.
+/// </summary>
+public sealed class TimerFunctions(TimerSensor timers, InquiryService inquiries, TimeProvider time)
 {
     public const string Schedule = "*/5 * * * * *";
+
+    public const string InquirySweepSchedule = "0 * * * * *";
+
+    [Function("InquiryTimeouts")]
+    public Task InquiryTimeoutsAsync([TimerTrigger(InquirySweepSchedule)] TimerInfo timer, CancellationToken cancellationToken) =>
+        inquiries.ExpireDueAsync(cancellationToken);
 
     [Function("TimerSensor")]
     public async Task TimerSensorAsync([TimerTrigger(Schedule)] TimerInfo timer, CancellationToken cancellationToken)

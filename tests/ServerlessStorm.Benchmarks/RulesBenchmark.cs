@@ -129,7 +129,7 @@ internal static class RulesBenchmark
                     $"name: r{i}\npack: bench\ntrigger:\n  type: core.st2.webhook\n  parameters:\n    url: events\n{criteria(i)}\naction:\n  ref: core.noop\n");
             }
 
-            var result = new PackLoader(["noop", "echo", "local-shell-cmd", "local-shell-script", "http-request"]).LoadFrom(root);
+            var result = new PackLoader(ServerlessStorm.Engine.Actions.RunnerRegistry.Default).LoadFrom(root);
             return result.IsValid ? result.Catalog : throw new InvalidOperationException(string.Join("\n", result.Problems.Take(5)));
         }
         finally

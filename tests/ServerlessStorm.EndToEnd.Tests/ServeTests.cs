@@ -206,6 +206,34 @@ public sealed class ServeTests(AzuriteFixture azurite) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task InquiryVerbs_ListRejectAndAnswer_AndRunStopsAtPending()
+    {
+        var run = await CliAsync("run", "core.ask", "route=ops");
+        var id = run.StdOut.Split('\n').First(l => l.StartsWith("id: ", StringComparison.Ordinal))["id: ".Length..].Trim();
+
+        var list = await CliAsync("inquiry", "list", "--json");
+        var rejected = await CliAsync("inquiry", "respond", id, "--data", """{"continue": "yes"}""");
+        var notJson = await CliAsync("inquiry", "respond", id, "--data", "yes");
+        var answered = await CliAsync("inquiry", "respond", id, "--data", """{"continue": true}""", "--user", "alice");
+        var again = await CliAsync("inquiry", "respond", id, "--data", """{"continue": false}""");
+        var execution = await CliAsync("execution", "get", id, "--json");
+
+        Assert.Equal(0, run.ExitCode);
+        Assert.Contains("status: pending", run.StdOut);
+        Assert.Contains($"storm inquiry respond {id}", run.StdOut);
+        Assert.Contains(JsonNode.Parse(list.StdOut)!.AsArray(), i => i!["id"]!.GetValue<string>() == id && i["route"]!.GetValue<string>() == "ops");
+        Assert.Equal(2, rejected.ExitCode);
+        Assert.Contains("continue: expected boolean, got string", rejected.StdErr);
+        Assert.Equal(2, notJson.ExitCode);
+        Assert.Contains("--data is not JSON", notJson.StdErr);
+        Assert.Equal(0, answered.ExitCode);
+        Assert.Equal("succeeded", JsonNode.Parse(answered.StdOut)!["status"]!.GetValue<string>());
+        Assert.Equal(2, again.ExitCode);
+        Assert.Contains("not pending", again.StdErr);
+        Assert.True(JsonNode.Parse(execution.StdOut)!["result"]!["response"]!["continue"]!.GetValue<bool>());
+    }
+
+    [Fact]
     public async Task WebhookSend_PostsTheBody()
     {
         var sent = await CliAsync("webhook", "send", "hello", "--data", """{"name":"cli"}""");

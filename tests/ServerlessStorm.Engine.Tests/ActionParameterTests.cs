@@ -12,7 +12,7 @@ namespace ServerlessStorm.Engine.Tests;
 public sealed class ActionParameterTests : IDisposable
 {
     private readonly TempPacks _packs = new();
-    private readonly RunnerRegistry _runners = new([new NoopRunner(), new EchoRunner(), new LocalShellCommandRunner(), new HttpRequestRunner(new EgressGuard())]);
+    private readonly RunnerRegistry _runners = RunnerRegistry.Default;
 
     private (PackCatalog Catalog, IReadOnlyList<PackProblem> Problems) Load(string actionYaml)
     {

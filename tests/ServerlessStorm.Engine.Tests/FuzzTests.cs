@@ -1,3 +1,4 @@
+using ServerlessStorm.Engine.Actions;
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -195,7 +196,7 @@ public class FuzzTests
                 }
 
                 File.WriteAllText(path, text.ToString());
-                var (rule, problems) = new PackLoader(["noop", "echo", "local-shell-cmd", "local-shell-script", "http-request"]).LoadRule(path);
+                var (rule, problems) = new PackLoader(RunnerRegistry.Default).LoadRule(path);
                 Assert.True(rule is not null || problems.Count > 0);
             }
         }

@@ -1,3 +1,4 @@
+using ServerlessStorm.Engine.Actions;
 using ServerlessStorm.Engine.Packs;
 using ServerlessStorm.Testing;
 
@@ -5,7 +6,7 @@ namespace ServerlessStorm.Engine.Tests;
 
 public class PackLoaderTests
 {
-    private static readonly string[] Runners = ["noop", "echo", "local-shell-cmd", "local-shell-script", "http-request"];
+    private static readonly RunnerRegistry Runners = RunnerRegistry.Default;
 
     private static PackLoadResult Load(string root) => new PackLoader(Runners).LoadFrom(root);
 

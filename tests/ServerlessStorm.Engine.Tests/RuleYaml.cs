@@ -1,3 +1,4 @@
+using ServerlessStorm.Engine.Actions;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging.Abstractions;
 using ServerlessStorm.Engine.Packs;
@@ -8,7 +9,7 @@ namespace ServerlessStorm.Engine.Tests;
 /// <summary>Builds rules from YAML through the real loader, so tests see patterns exactly as a pack file gives them.</summary>
 internal static class RuleYaml
 {
-    private static readonly string[] Runners = ["noop", "echo", "local-shell-cmd", "local-shell-script", "http-request"];
+    private static readonly RunnerRegistry Runners = RunnerRegistry.Default;
 
     public static readonly RuleMatcher Matcher = new(NullLogger<RuleMatcher>.Instance);
 

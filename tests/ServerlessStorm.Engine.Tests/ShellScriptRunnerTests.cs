@@ -10,7 +10,7 @@ namespace ServerlessStorm.Engine.Tests;
 public sealed class ShellScriptRunnerTests : IDisposable
 {
     private readonly TempPacks _packs = new();
-    private readonly RunnerRegistry _runners = new([new NoopRunner(), new EchoRunner(), new LocalShellCommandRunner(), new LocalShellScriptRunner(), new HttpRequestRunner(new EgressGuard())]);
+    private readonly RunnerRegistry _runners = RunnerRegistry.Default;
 
     private PackLoadResult Load() => new PackLoader(_runners).LoadFrom(_packs.Root);
 

@@ -45,6 +45,9 @@ public class FunctionMetadataTests
     [InlineData("GetKey", "get", "v1/keys/{name}")]
     [InlineData("PutKey", "put", "v1/keys/{name}")]
     [InlineData("DeleteKey", "delete", "v1/keys/{name}")]
+    [InlineData("ListInquiries", "get", "v1/inquiries")]
+    [InlineData("GetInquiry", "get", "v1/inquiries/{id}")]
+    [InlineData("RespondToInquiry", "put", "v1/inquiries/{id}")]
     public void HttpFunctions_HaveStackStormRoutes(string function, string method, string route)
     {
         var trigger = Trigger(function);
@@ -71,6 +74,7 @@ public class FunctionMetadataTests
 
         Assert.Equal("timerTrigger", trigger["type"]!.GetValue<string>());
         Assert.Equal(TimerFunctions.Schedule, trigger["schedule"]!.GetValue<string>());
+        Assert.Equal(TimerFunctions.InquirySweepSchedule, Trigger("InquiryTimeouts")["schedule"]!.GetValue<string>());
     }
 
     [Theory]
@@ -87,7 +91,7 @@ public class FunctionMetadataTests
     [Fact]
     public void EveryFunction_IsOneTheTestsKnow()
     {
-        string[] known = ["Webhook", "CreateExecution", "ListExecutions", "GetExecution", "ListTriggerInstances", "GetTrace", "ReRunExecution", "CancelExecution", "GetExecutionOutput", "ListKeys", "GetKey", "PutKey", "DeleteKey", "TimerSensor", "RulesEngine", "ActionRunner"];
+        string[] known = ["Webhook", "CreateExecution", "ListExecutions", "GetExecution", "ListTriggerInstances", "GetTrace", "ReRunExecution", "CancelExecution", "GetExecutionOutput", "ListKeys", "GetKey", "PutKey", "DeleteKey", "ListInquiries", "GetInquiry", "RespondToInquiry", "TimerSensor", "InquiryTimeouts", "RulesEngine", "ActionRunner"];
 
         Assert.Equal(known.Order(), Metadata.Value.Select(f => f!["name"]!.GetValue<string>()).Order());
     }

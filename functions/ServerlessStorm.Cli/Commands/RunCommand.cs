@@ -78,10 +78,17 @@ internal static class RunCommand
         }
 
         Console.WriteLine(json ? CliOutput.Json(execution) : ExecutionCommands.Describe(execution));
-        return execution["status"]?.GetValue<string>() == ExecutionStatus.Succeeded ? CliOutput.Ok : CliOutput.Failed;
+        var status = execution["status"]?.GetValue<string>();
+        if (status == ExecutionStatus.Pending && !json)
+        {
+            Console.WriteLine($"waiting for a response: storm inquiry respond {id} --data '{{...}}'");
+        }
+
+        // An inquiry waiting for its answer is where a run ends, as in StackStorm.
+        return status is ExecutionStatus.Succeeded or ExecutionStatus.Pending ? CliOutput.Ok : CliOutput.Failed;
     }
 
-    /// <summary>Polls the execution until it finishes, with a spinner on an interactive terminal.</summary>
+    /// <summary>Polls the execution until it finishes (or, an inquiry, waits for a person), with a spinner on an interactive terminal.</summary>
     internal static async Task<JsonNode?> WaitAsync(StormClient client, string id, TimeSpan timeout, CancellationToken cancellationToken)
     {
         async Task<JsonNode?> Poll(Action<string>? status)
@@ -91,7 +98,7 @@ internal static class RunCommand
             {
                 var reply = await client.GetAsync($"api/v1/executions/{id}", cancellationToken);
                 var current = reply.Body?["status"]?.GetValue<string>();
-                if (current is not null && ExecutionStatus.IsTerminal(current))
+                if (current is not null && (ExecutionStatus.IsTerminal(current) || current == ExecutionStatus.Pending))
                 {
                     return reply.Body;
                 }

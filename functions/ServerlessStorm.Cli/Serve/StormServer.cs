@@ -184,6 +184,12 @@ public sealed class StormServer : IAsyncDisposable
             ToResult(await JsonBodyAsync(request, ct) is var (body, error) && error is null ? await storm.PutKeyAsync(name, body, ct) : error!));
         api.MapDelete("/keys/{name}", async (string name, HttpRequest request, StormApi storm, CancellationToken ct) =>
             ToResult(await storm.DeleteKeyAsync(name, Query(request), ct)));
+        api.MapGet("/inquiries", async (HttpRequest request, StormApi storm, CancellationToken ct) =>
+            ToResult(await storm.ListInquiriesAsync(Query(request), ct)));
+        api.MapGet("/inquiries/{id}", async (string id, StormApi storm, CancellationToken ct) =>
+            ToResult(await storm.GetInquiryAsync(id, ct)));
+        api.MapPut("/inquiries/{id}", async (string id, HttpRequest request, StormApi storm, CancellationToken ct) =>
+            ToResult(await JsonBodyAsync(request, ct) is var (body, error) && error is null ? await storm.RespondToInquiryAsync(id, body, ct) : error!));
         api.MapGet("/traces/{traceTag}", async (string traceTag, StormApi storm, CancellationToken ct) =>
             ToResult(await storm.GetTraceAsync(traceTag, ct)));
     }

@@ -31,6 +31,9 @@ public interface IActionRunner
     /// <summary>The parameter whose value is a shell command line, rendered with <see cref="ShellCommandTemplate"/>; null if none.</summary>
     string? ShellCommandParameter => null;
 
+    /// <summary>The part of the result an action's output_schema describes (StackStorm's output_key); null: the whole result.</summary>
+    string? OutputKey => null;
+
     /// <summary>The runner's own parameters, which every action of this runner has (StackStorm's runner parameters).</summary>
     IReadOnlyList<ParameterDefinition> RunnerParameters => [];
 
@@ -44,6 +47,14 @@ public sealed class RunnerRegistry
 
     public RunnerRegistry(IEnumerable<IActionRunner> runners) =>
         _runners = runners.ToDictionary(r => r.RunnerType, StringComparer.Ordinal);
+
+    /// <summary>The runners every host has.</summary>
+    public static IReadOnlyList<IActionRunner> BuiltIn(Runners.EgressGuard egress) =>
+        [new Runners.NoopRunner(), new Runners.EchoRunner(), new Runners.LocalShellCommandRunner(), new Runners.LocalShellScriptRunner(),
+         new Runners.HttpRequestRunner(egress), new Runners.InquirerRunner()];
+
+    /// <summary>The built-in runners with the default egress guard (for tools that only load packs).</summary>
+    public static RunnerRegistry Default => new(BuiltIn(new Runners.EgressGuard()));
 
     public IReadOnlyCollection<string> RunnerTypes => _runners.Keys;
 

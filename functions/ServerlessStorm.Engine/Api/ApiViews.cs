@@ -26,6 +26,23 @@ public static class ApiViews
         ["log"] = new JsonArray([.. e.History.Select(h => (JsonNode)new JsonObject { ["status"] = h.Status, ["timestamp"] = Time(h.At) })]),
     };
 
+    /// <summary>An inquiry as StackStorm's API shows one: the question's settings and the response so far.</summary>
+    public static JsonObject Inquiry(ExecutionRecord e) => new()
+    {
+        ["id"] = e.Id,
+        ["status"] = e.Status,
+        ["schema"] = e.Result?["schema"]?.DeepClone(),
+        ["users"] = e.Result?["users"]?.DeepClone() ?? new JsonArray(),
+        ["roles"] = e.Result?["roles"]?.DeepClone() ?? new JsonArray(),
+        ["route"] = e.Result?["route"]?.DeepClone() ?? "",
+        ["ttl"] = e.Result?["ttl"]?.DeepClone(),
+        ["response"] = e.Result?["response"]?.DeepClone() ?? new JsonObject(),
+        ["action"] = e.ActionRef,
+        ["trace_tag"] = e.TraceTag,
+        ["start_timestamp"] = Time(e.StartTimestamp),
+        ["error"] = e.Error,
+    };
+
     public static JsonObject TriggerInstance(TriggerInstanceRecord t) => new()
     {
         ["id"] = t.Id,

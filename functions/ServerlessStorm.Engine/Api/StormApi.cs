@@ -18,7 +18,7 @@ public sealed record ApiResponse(int StatusCode, JsonNode Body)
 /// The HTTP API (StackStorm's paths under <c>/api/v1</c>) with no web framework in it, so <c>storm serve</c> and the
 /// Function app answer every request with the same code.
 /// </summary>
-public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions, IAuditStore audit, KeyValueService datastore, IExecutionOutputStore output)
+public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions, InquiryService inquiries, IAuditStore audit, KeyValueService datastore, IExecutionOutputStore output)
 {
     public const int MaxListLimit = 1000;
 
@@ -110,6 +110,45 @@ public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions
             ["chunks"] = new JsonArray([.. chunks.Select(c => (JsonNode)new JsonObject { ["sequence"] = c.Sequence, ["stream"] = c.Stream, ["text"] = c.Text })]),
             ["next_offset"] = chunks.Count == 0 ? offset : chunks[^1].Sequence + 1,
         });
+    }
+
+    /// <summary>GET /api/v1/inquiries: the inquiries waiting for a response, newest first.</summary>
+    public async Task<ApiResponse> ListInquiriesAsync(IReadOnlyDictionary<string, string?> query, CancellationToken cancellationToken)
+    {
+        var limit = query.GetValueOrDefault("limit") is { } text && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n is > 0 and <= MaxListLimit ? n : 50;
+        var pending = await inquiries.ListPendingAsync(limit, cancellationToken);
+        return new ApiResponse(200, new JsonArray([.. pending.Select(i => (JsonNode)ApiViews.Inquiry(i))]));
+    }
+
+    /// <summary>GET /api/v1/inquiries/{id}</summary>
+    public async Task<ApiResponse> GetInquiryAsync(string id, CancellationToken cancellationToken) =>
+        await inquiries.GetAsync(id, cancellationToken) is { } inquiry
+            ? new ApiResponse(200, ApiViews.Inquiry(inquiry))
+            : ApiResponse.Fault(404, $"inquiry '{id}' does not exist");
+
+    /// <summary>PUT /api/v1/inquiries/{id} with <c>{"response": {…}, "user": "name"}</c> (StackStorm's body, plus who answers).</summary>
+    public async Task<ApiResponse> RespondToInquiryAsync(string id, JsonNode? body, CancellationToken cancellationToken)
+    {
+        if (body is not JsonObject request || request["response"] is not JsonObject response || request["user"] is not (null or JsonValue))
+        {
+            return ApiResponse.Fault(400, "the body must be a JSON object with \"response\" (a JSON object) and optional \"user\" (who responds)");
+        }
+
+        try
+        {
+            var user = request["user"] is JsonValue u && u.TryGetValue<string>(out var name) ? name : null;
+            return new ApiResponse(200, ApiViews.Inquiry(await inquiries.RespondAsync(id, response, user, cancellationToken)));
+        }
+        catch (InquiryRefusedException ex)
+        {
+            var fault = new JsonObject { ["faultstring"] = ex.Message };
+            if (ex.Problems.Count > 0)
+            {
+                fault["problems"] = new JsonArray([.. ex.Problems.Select(p => (JsonNode)p)]);
+            }
+
+            return new ApiResponse(ex.Status, fault);
+        }
     }
 
     /// <summary>GET /api/v1/executions/{id}</summary>

@@ -79,7 +79,7 @@ public sealed partial class ActionExecutor(
             {
                 var pack = catalog.Packs.GetValueOrDefault(action.Pack);
                 var context = new RunnerContext(record.Id, action, parameters, pack?.Directory) { Pack = pack, Output = live.Write };
-                outcome = await runner.RunAsync(context, cancel.Token);
+                outcome = CheckOutput(action, runner, await runner.RunAsync(context, cancel.Token));
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -103,10 +103,51 @@ public sealed partial class ActionExecutor(
 
         var done = await FinishAsync(record, outcome, secrets, cancellationToken);
         await concurrency.LeaveAsync(record, cancellationToken);
-        if (done is not null)
+        if (done?.Status == ExecutionStatus.Pending)
+        {
+            await announcer.AnnounceInquiryAsync(done, cancellationToken);
+        }
+        else if (done is not null)
         {
             await announcer.AnnounceAsync(action, done, cancellationToken);
             await executions.RetryIfDueAsync(done, cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// A succeeded run whose output does not match the action's output_schema fails, naming every mismatch (the
+    /// result is kept). Text output that is JSON is checked as the JSON it holds.
+    /// </summary>
+    private static RunnerResult CheckOutput(ActionDefinition action, IActionRunner runner, RunnerResult outcome)
+    {
+        if (action.OutputSchema is null || outcome.Status != ExecutionStatus.Succeeded)
+        {
+            return outcome;
+        }
+
+        var output = runner.OutputKey is { } key ? outcome.Result[key] : outcome.Result;
+        if (output is System.Text.Json.Nodes.JsonValue text && text.TryGetValue<string>(out var s) && TryParseJson(s) is { } parsed)
+        {
+            output = parsed;
+        }
+
+        var problems = Json.JsonSchema.Validate(output, action.OutputSchema);
+        return problems.Count == 0 ? outcome : outcome with
+        {
+            Status = ExecutionStatus.Failed,
+            Error = $"the output{(runner.OutputKey is { } k ? $" ({k})" : "")} does not match the action's output_schema: {string.Join("; ", problems)}",
+        };
+    }
+
+    private static System.Text.Json.Nodes.JsonNode? TryParseJson(string text)
+    {
+        try
+        {
+            return text.TrimStart() is ['{' or '[', ..] ? System.Text.Json.Nodes.JsonNode.Parse(text) : null;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
         }
     }
 
@@ -159,6 +200,13 @@ public sealed partial class ActionExecutor(
             {
                 LogAlreadyFinished(logger, record.Id, record.Status);
                 return (null, record);
+            }
+
+            if (record.Status == ExecutionStatus.Pending)
+            {
+                // An inquiry that already asked: it now waits for a person, not for a runner.
+                LogAlreadyFinished(logger, record.Id, record.Status);
+                return (null, null);
             }
 
             var now = time.GetUtcNow();

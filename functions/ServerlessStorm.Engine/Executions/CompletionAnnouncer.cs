@@ -18,6 +18,18 @@ namespace ServerlessStorm.Engine.Executions;
 public sealed partial class CompletionAnnouncer(PackCatalog catalog, TriggerDispatcher dispatcher, ILogger<CompletionAnnouncer> logger)
 {
     private readonly bool _actionTriggerHasListeners = catalog.RulesFor(CoreTriggers.ActionTrigger, null).Any(r => r.Enabled);
+    private readonly bool _inquiryTriggerHasListeners = catalog.RulesFor(CoreTriggers.Inquiry, null).Any(r => r.Enabled);
+
+    /// <summary>An inquiry started waiting: emits <c>core.st2.generic.inquiry</c> (id and route) when a rule listens.</summary>
+    public async Task AnnounceInquiryAsync(ExecutionRecord inquiry, CancellationToken cancellationToken)
+    {
+        if (_inquiryTriggerHasListeners)
+        {
+            var payload = new JsonObject { ["id"] = inquiry.Id, ["route"] = inquiry.Result?["route"]?.DeepClone() ?? "" };
+            var at = inquiry.History.LastOrDefault()?.At ?? inquiry.StartTimestamp;
+            await dispatcher.DispatchAsync(new TriggerInstance($"inquiry-{inquiry.Id}", CoreTriggers.Inquiry, null, payload, at, inquiry.TraceTag), cancellationToken);
+        }
+    }
 
     public async Task AnnounceAsync(ActionDefinition? action, ExecutionRecord execution, CancellationToken cancellationToken)
     {

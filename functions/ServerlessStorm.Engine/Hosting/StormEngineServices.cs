@@ -37,12 +37,8 @@ public static class StormEngineServices
         services.AddOptions<WebhookOptions>();
         services.AddOptions<ExecutorOptions>();
         services.AddSingleton(sp => new EgressGuard(sp.GetRequiredService<IOptions<StormOptions>>().Value.AllowedNetworks.Select(IPNetwork.Parse)));
-        services.AddSingleton<IActionRunner, NoopRunner>();
-        services.AddSingleton<IActionRunner, EchoRunner>();
-        services.AddSingleton<IActionRunner, LocalShellCommandRunner>();
-        services.AddSingleton<IActionRunner, LocalShellScriptRunner>();
-        services.AddSingleton<IActionRunner, HttpRequestRunner>();
-        services.AddSingleton<RunnerRegistry>();
+        // The built-in runners, and any more a host registers as IActionRunner.
+        services.AddSingleton(sp => new RunnerRegistry(RunnerRegistry.BuiltIn(sp.GetRequiredService<EgressGuard>()).Concat(sp.GetServices<IActionRunner>())));
         services.AddSingleton(sp => LoadCatalog(sp.GetRequiredService<IOptions<StormOptions>>().Value.PacksPath, sp.GetRequiredService<RunnerRegistry>()));
         services.AddSingleton(sp => new RuleMatcher(sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<RuleMatcher>>(), sp.GetService<Expressions.Runtime.IKeyValueLookup>()));
         services.AddSingleton<IRuleEvaluator, CompiledRuleEvaluator>();
@@ -58,6 +54,7 @@ public static class StormEngineServices
         services.AddSingleton<CompletionAnnouncer>();
         services.TryAddSingleton<IConcurrencySlots, InMemoryConcurrencySlots>();
         services.AddSingleton<ConcurrencyGate>();
+        services.AddSingleton<InquiryService>();
         services.AddSingleton<ActionExecutor>();
         services.AddSingleton<StormApi>();
         return services;

@@ -9,17 +9,21 @@ namespace ServerlessStorm.Engine.Hosting;
 
 /// <summary>
 /// Runs the engine's consumers in one process (the local stack): the rules engine on the trigger-instance queue,
-/// the action executor on the executions queue, and the timer sensor ticking once a second.
+/// the action executor on the executions queue, the timer sensor ticking once a second, and a sweep that times out
+/// inquiries past their time to live.
 /// </summary>
 public sealed partial class StormWorker(
     IMessageBus bus,
     RulesEngine rules,
     ActionExecutor executor,
     TimerSensor timers,
+    InquiryService inquiries,
     TimeProvider time,
     ILogger<StormWorker> logger) : BackgroundService
 {
     public static readonly TimeSpan TimerTick = TimeSpan.FromSeconds(1);
+
+    public static readonly TimeSpan InquirySweepInterval = TimeSpan.FromSeconds(30);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -28,7 +32,41 @@ public sealed partial class StormWorker(
         await using var executionSubscription = await bus.SubscribeAsync(StormQueues.Executions,
             (message, ct) => executor.HandleAsync(StormEvents.DecodeExecutionRequest(message), ct), stoppingToken);
         LogStarted(logger);
+        var sweep = SweepInquiriesAsync(stoppingToken);
+        try
+        {
+            await RunTimersAsync(stoppingToken);
+        }
+        finally
+        {
+            await sweep;
+        }
+    }
 
+    private async Task SweepInquiriesAsync(CancellationToken stoppingToken)
+    {
+        using var ticker = new PeriodicTimer(InquirySweepInterval, time);
+        try
+        {
+            while (await ticker.WaitForNextTickAsync(stoppingToken))
+            {
+                try
+                {
+                    await inquiries.ExpireDueAsync(stoppingToken);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    LogSweepFailed(logger, ex);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task RunTimersAsync(CancellationToken stoppingToken)
+    {
         if (!timers.HasTimers)
         {
             await Task.Delay(Timeout.Infinite, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
@@ -61,6 +99,9 @@ public sealed partial class StormWorker(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Rules engine, action runners and timers are running")]
     private static partial void LogStarted(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Timing out expired inquiries failed; the next sweep tries again")]
+    private static partial void LogSweepFailed(ILogger logger, Exception error);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Timer sensor tick failed; it will retry on the next tick")]
     private static partial void LogTimerFailed(ILogger logger, Exception error);

@@ -446,11 +446,32 @@ public sealed class PackLoader(
             }
 
             var notify = LoadNotify(file);
+            var outputSchema = LoadOutputSchema(file, doc);
             if (name is not null && runnerType is not null)
             {
                 _actions.Add(new ActionDefinition(pack.Name, name, runnerType, file.OptionalString("entry_point"),
-                    file.OptionalString("description") ?? "", file.OptionalBool("enabled") ?? true, parameters, path) { Notify = notify });
+                    file.OptionalString("description") ?? "", file.OptionalBool("enabled") ?? true, parameters, path) { Notify = notify, OutputSchema = outputSchema });
             }
+        }
+
+        // A full JSON schema has a "type" word or "properties"; anything else is StackStorm's short form, a mapping
+        // of property schemas, which means an object with those properties (and any others).
+        private static JsonObject? LoadOutputSchema(FileScope file, YamlMapping doc)
+        {
+            if (file.OptionalMapping("output_schema") is not { } node)
+            {
+                return null;
+            }
+
+            var given = (JsonObject)node.ToJson()!;
+            var full = given["properties"] is JsonObject || given["type"] is JsonValue or JsonArray;
+            var schema = full ? given : new JsonObject { ["type"] = "object", ["properties"] = given, ["additionalProperties"] = true };
+            foreach (var problem in Json.JsonSchema.CheckSchema(schema))
+            {
+                file.Problem(doc["output_schema"]!.Position, "output_schema", problem);
+            }
+
+            return schema;
         }
 
         private static void CheckScript(FileScope file, YamlMapping doc, PackDefinition pack)

@@ -47,6 +47,12 @@ public sealed record ActionDefinition(
 
     /// <summary>StackStorm's <c>notify</c>: what to announce on success, on failure and on completion.</summary>
     public IReadOnlyList<NotifySetting> Notify { get; init; } = [];
+
+    /// <summary>
+    /// The JSON schema the runner's output (its <see cref="Actions.IActionRunner.OutputKey"/> value) must match, or
+    /// null. StackStorm's short form — a mapping of property schemas — is stored as the object schema it means.
+    /// </summary>
+    public JsonObject? OutputSchema { get; init; }
 }
 
 /// <summary>One <c>notify</c> entry: when (on-success, on-failure, on-complete), the message, data and routes.</summary>

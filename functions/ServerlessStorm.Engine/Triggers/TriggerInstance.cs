@@ -23,6 +23,7 @@ public static class CoreTriggers
     public const string DateTimer = "core.st2.DateTimer";
     public const string ActionTrigger = "core.st2.generic.actiontrigger";
     public const string NotifyTrigger = "core.st2.generic.notifytrigger";
+    public const string Inquiry = "core.st2.generic.inquiry";
 
     public static readonly IReadOnlyList<string> Timers = [IntervalTimer, CronTimer, DateTimer];
 }

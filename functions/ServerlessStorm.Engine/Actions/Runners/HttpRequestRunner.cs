@@ -28,6 +28,8 @@ public sealed class HttpRequestRunner : IActionRunner, IDisposable
 
     public string RunnerType => "http-request";
 
+    public string? OutputKey => "body";
+
     public IReadOnlyList<ParameterDefinition> RunnerParameters { get; } =
     [
         ParameterReader.Define("url", "string", required: true, description: "Absolute http or https URL."),

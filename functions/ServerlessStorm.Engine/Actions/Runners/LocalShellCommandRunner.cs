@@ -14,6 +14,8 @@ public sealed class LocalShellCommandRunner : IActionRunner
 
     public string RunnerType => "local-shell-cmd";
 
+    public string? OutputKey => "stdout";
+
     public string? ShellCommandParameter => "cmd";
 
     public IReadOnlyList<ParameterDefinition> RunnerParameters { get; } =

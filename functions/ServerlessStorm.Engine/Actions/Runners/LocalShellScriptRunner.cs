@@ -14,6 +14,8 @@ public sealed class LocalShellScriptRunner : IActionRunner
 {
     public string RunnerType => "local-shell-script";
 
+    public string? OutputKey => "stdout";
+
     public IReadOnlyList<ParameterDefinition> RunnerParameters { get; } =
         [ParameterReader.Define("kwarg_op", "string", defaultValue: "--", description: "Prefix of named arguments."), .. LocalProcess.CommonParameters];
 

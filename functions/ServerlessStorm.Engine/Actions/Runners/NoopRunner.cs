@@ -17,6 +17,8 @@ public sealed class EchoRunner : IActionRunner
 {
     public string RunnerType => "echo";
 
+    public string? OutputKey => "stdout";
+
     public IReadOnlyList<ParameterDefinition> RunnerParameters { get; } =
         [ParameterReader.Define("message", "string", required: true, description: "The text to return.")];
 

@@ -1,0 +1,159 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using ServerlessStorm.Engine.Actions.Runners;
+using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Json;
+using ServerlessStorm.Engine.Packs;
+
+namespace ServerlessStorm.Engine.Executions;
+
+/// <summary>Why a response to an inquiry was refused, with the HTTP status that says so.</summary>
+public sealed class InquiryRefusedException(int status, string message, IReadOnlyList<string>? problems = null) : Exception(message)
+{
+    public int Status { get; } = status;
+
+    public IReadOnlyList<string> Problems { get; } = problems ?? [];
+}
+
+/// <summary>
+/// Inquiries (executions of the inquirer runner waiting in <c>pending</c>): lists them, takes a response — from an
+/// allowed user, matching the inquiry's schema, before its time to live runs out — and ends them: succeeded with
+/// the response in the result, or timeout when nobody answered in time.
+/// </summary>
+public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audit, CompletionAnnouncer announcer, TimeProvider time, ILogger<InquiryService> logger)
+{
+    /// <summary>The longest time to live the sweep looks back for (a pending inquiry older than this is not found by it).</summary>
+    public static readonly TimeSpan LongestTtl = TimeSpan.FromDays(30);
+
+    /// <summary>The inquiries still waiting, newest first.</summary>
+    public async Task<IReadOnlyList<ExecutionRecord>> ListPendingAsync(int limit, CancellationToken cancellationToken) =>
+        [.. (await audit.QueryExecutionsAsync(new AuditQuery(ExecutionStatus.Pending, time.GetUtcNow() - LongestTtl, null, limit), cancellationToken))
+            .Where(e => e.RunnerType == InquirerRunner.Type)];
+
+    /// <summary>The inquiry with that id (expired on the spot if its time ran out); null when there is none.</summary>
+    public async Task<ExecutionRecord?> GetAsync(string id, CancellationToken cancellationToken)
+    {
+        var record = await audit.GetExecutionAsync(id, cancellationToken);
+        if (record is null || record.RunnerType != InquirerRunner.Type)
+        {
+            return null;
+        }
+
+        return await ExpireIfDueAsync(record, cancellationToken) ?? record;
+    }
+
+    /// <summary>Answers the inquiry; throws <see cref="InquiryRefusedException"/> naming what was wrong.</summary>
+    public async Task<ExecutionRecord> RespondAsync(string id, JsonNode? response, string? user, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            var record = await audit.GetExecutionAsync(id, cancellationToken) ?? throw new InquiryRefusedException(404, $"inquiry '{id}' does not exist");
+            if (record.RunnerType != InquirerRunner.Type)
+            {
+                throw new InquiryRefusedException(400, $"execution '{id}' is not an inquiry (its runner is {record.RunnerType})");
+            }
+
+            if (await ExpireIfDueAsync(record, cancellationToken) is { } expired)
+            {
+                throw new InquiryRefusedException(409, $"inquiry '{id}' expired at {ApiTime(Deadline(expired)!.Value)} without a response");
+            }
+
+            if (record.Status != ExecutionStatus.Pending)
+            {
+                throw new InquiryRefusedException(409, $"inquiry '{id}' is {record.Status}, not pending: it takes no more responses");
+            }
+
+            CheckResponder(record, user);
+            if (response is not JsonObject answer)
+            {
+                throw new InquiryRefusedException(400, "the response must be a JSON object");
+            }
+
+            var schema = record.Result?["schema"] as JsonObject ?? InquirerRunner.DefaultSchema;
+            if (JsonSchema.Validate(answer, schema) is { Count: > 0 } problems)
+            {
+                throw new InquiryRefusedException(400, $"the response does not match the inquiry's schema: {string.Join("; ", problems)}", problems);
+            }
+
+            var result = (JsonObject)(record.Result?.DeepClone() ?? new JsonObject());
+            result["response"] = answer.DeepClone();
+            record.Result = result;
+            record.Transition(ExecutionStatus.Succeeded, time.GetUtcNow());
+            if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
+            {
+                LogAnswered(logger, id, user ?? "(anonymous)");
+                await announcer.AnnounceAsync(catalog.Actions.GetValueOrDefault(record.ActionRef), record, cancellationToken);
+                return record;
+            }
+        }
+
+        throw new InvalidOperationException($"inquiry {id} kept changing while being answered");
+    }
+
+    /// <summary>Times out every pending inquiry whose time to live has passed; returns how many.</summary>
+    public async Task<int> ExpireDueAsync(CancellationToken cancellationToken)
+    {
+        var expired = 0;
+        foreach (var inquiry in await ListPendingAsync(1000, cancellationToken))
+        {
+            if (await ExpireIfDueAsync(inquiry, cancellationToken) is not null)
+            {
+                expired++;
+            }
+        }
+
+        return expired;
+    }
+
+    // StackStorm has no identity here without RBAC; the responder is the name the caller gives, so a users list is
+    // a guard against mistakes, not an authentication. Roles cannot be checked at all, so they are refused plainly.
+    private static void CheckResponder(ExecutionRecord record, string? user)
+    {
+        var users = (record.Result?["users"] as JsonArray)?.Select(u => u?.ToString()).OfType<string>().ToList() ?? [];
+        var roles = (record.Result?["roles"] as JsonArray)?.Count ?? 0;
+        if (users.Count > 0 && (user is null || !users.Contains(user, StringComparer.Ordinal)))
+        {
+            throw new InquiryRefusedException(403, $"{(user is null ? "an anonymous user" : $"user '{user}'")} may not respond to inquiry '{record.Id}' (allowed: {string.Join(", ", users)})");
+        }
+
+        if (users.Count == 0 && roles > 0)
+        {
+            throw new InquiryRefusedException(403, $"inquiry '{record.Id}' allows responders by role, and roles need RBAC, which this platform does not have: list users instead");
+        }
+    }
+
+    private async Task<ExecutionRecord?> ExpireIfDueAsync(ExecutionRecord record, CancellationToken cancellationToken)
+    {
+        if (record.Status != ExecutionStatus.Pending || Deadline(record) is not { } deadline || time.GetUtcNow() < deadline)
+        {
+            return null;
+        }
+
+        record.Error = $"no response within the inquiry's time to live ({record.Result?["ttl"]} minutes)";
+        record.Transition(ExecutionStatus.Timeout, time.GetUtcNow());
+        if (!await audit.TryUpdateExecutionAsync(record, cancellationToken))
+        {
+            return null;
+        }
+
+        LogExpired(logger, record.Id);
+        await announcer.AnnounceAsync(catalog.Actions.GetValueOrDefault(record.ActionRef), record, cancellationToken);
+        return record;
+    }
+
+    private static DateTimeOffset? Deadline(ExecutionRecord record)
+    {
+        var since = record.History.LastOrDefault(h => h.Status == ExecutionStatus.Pending)?.At;
+        return since is not null && JsonNumbers.TryGetDouble(record.Result?["ttl"], out var minutes) && minutes > 0
+            ? since.Value + TimeSpan.FromMinutes(minutes)
+            : null;
+    }
+
+    private static string ApiTime(DateTimeOffset at) => Api.ApiViews.Time(at);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Inquiry {Id} answered by {User}")]
+    private static partial void LogAnswered(ILogger logger, string id, string user);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Inquiry {Id} timed out without a response")]
+    private static partial void LogExpired(ILogger logger, string id);
+}
