@@ -51,7 +51,7 @@ public sealed class RunnerRegistry
     /// <summary>The runners every host has.</summary>
     public static IReadOnlyList<IActionRunner> BuiltIn(Runners.EgressGuard egress) =>
         [new Runners.NoopRunner(), new Runners.EchoRunner(), new Runners.LocalShellCommandRunner(), new Runners.LocalShellScriptRunner(),
-         new Runners.HttpRequestRunner(egress), new Runners.InquirerRunner()];
+         new Runners.HttpRequestRunner(egress), new Runners.InquirerRunner(), new Runners.DotnetActionRunner()];
 
     /// <summary>The built-in runners with the default egress guard (for tools that only load packs).</summary>
     public static RunnerRegistry Default => new(BuiltIn(new Runners.EgressGuard()));

@@ -444,6 +444,10 @@ public sealed class PackLoader(
             {
                 CheckScript(file, doc, pack);
             }
+            else if (runnerType == Actions.Runners.DotnetActionRunner.Type)
+            {
+                CheckDotnetEntryPoint(file, doc, pack);
+            }
 
             var notify = LoadNotify(file);
             var outputSchema = LoadOutputSchema(file, doc);
@@ -472,6 +476,25 @@ public sealed class PackLoader(
             }
 
             return schema;
+        }
+
+        // Loading the assembly now turns a wrong path, class or shipped engine copy into a load error, not a failed run.
+        private static void CheckDotnetEntryPoint(FileScope file, YamlMapping doc, PackDefinition pack)
+        {
+            if (file.OptionalString("entry_point") is not { } entryPoint)
+            {
+                file.Problem(doc.Position, "entry_point", "a dotnet action needs entry_point: 'path/To.dll:Namespace.ClassName' (relative to actions/)");
+                return;
+            }
+
+            try
+            {
+                Actions.PackAssemblies.ResolveAction(pack.Directory, entryPoint);
+            }
+            catch (Actions.PackAssemblyException ex)
+            {
+                file.Problem(doc["entry_point"]!.Position, "entry_point", ex.Message);
+            }
         }
 
         private static void CheckScript(FileScope file, YamlMapping doc, PackDefinition pack)
