@@ -59,12 +59,46 @@ internal static class LatencyBenchmark
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"| {transport} | {mode} | {count} | {stats.P50:0.0} | {stats.P90:0.0} | {stats.P99:0.0} | {stats.Max:0.0} | {stats.PerSecond:0} |"));
 
+    private static readonly FinishedCounter finished = new();
+
+    /// <summary>Counts core.noop executions finishing in this process, from the engine's metrics.</summary>
+    private sealed class FinishedCounter
+    {
+        private long _count;
+
+        public FinishedCounter()
+        {
+            var listener = new System.Diagnostics.Metrics.MeterListener();
+            listener.InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == ServerlessStorm.Engine.Diagnostics.StormMetrics.MeterName && instrument.Name == ServerlessStorm.Engine.Diagnostics.StormMetrics.ExecutionsFinishedName)
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            };
+            listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+            {
+                foreach (var tag in tags)
+                {
+                    if (tag.Key == "action" && (string?)tag.Value == "core.noop")
+                    {
+                        Interlocked.Add(ref _count, value);
+                    }
+                }
+            });
+            listener.Start();
+        }
+
+        public long Count => Interlocked.Read(ref _count);
+    }
+
     /// <summary>Webhook-to-finished latencies (ms, from the audit's own timestamps) and executions finished per second.</summary>
     public sealed record RunStats(double P50, double P90, double P99, double Max, double PerSecond);
 
     /// <summary>Sends <paramref name="count"/> ping webhooks, <paramref name="parallelism"/> at a time, and waits for every execution to finish.</summary>
     public static async Task<RunStats> MeasureAsync(HttpClient http, IAuditStore audit, int count, int parallelism, string label)
     {
+        var noopBefore = finished.Count;
         var progressInterval = TimeSpan.FromSeconds(2);
         var traceTags = new string[count];
         var next = -1;
@@ -87,6 +121,10 @@ internal static class LatencyBenchmark
             }
         }));
         await progress;
+
+        // Wait for the stack to finish them all (counted in-process through its metrics), so that the checks below
+        // do not compete with the run for the audit's storage.
+        await Eventually.TrueAsync(() => finished.Count >= noopBefore + count, TimeSpan.FromMinutes(5), $"{label}: {count} executions to finish");
 
         var latencies = new double[count];
         var lastEnd = DateTimeOffset.MinValue;

@@ -194,8 +194,10 @@ public sealed partial class ActionExecutor(
     {
         for (var attempt = 0; attempt < 5; attempt++)
         {
-            var record = await audit.GetExecutionAsync(request.ExecutionId, cancellationToken)
-                ?? throw new InvalidOperationException($"execution {request.ExecutionId} is not in the audit yet");
+            // First try the record as the request carries it (no read); once that proves stale, read the audit.
+            var record = attempt == 0 && request.Requested is { Version: not null } carried ? carried.Clone()
+                : await audit.GetExecutionAsync(request.ExecutionId, cancellationToken)
+                    ?? throw new InvalidOperationException($"execution {request.ExecutionId} is not in the audit yet");
             if (ExecutionStatus.IsTerminal(record.Status))
             {
                 LogAlreadyFinished(logger, record.Id, record.Status);
@@ -338,6 +340,11 @@ public sealed partial class ActionExecutor(
             if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
             {
                 LogFinished(logger, record.Id, record.ActionRef, record.Status);
+                if (ExecutionStatus.IsTerminal(record.Status))
+                {
+                    Diagnostics.StormMetrics.ExecutionFinished(record.ActionRef, record.Status);
+                }
+
                 return record;
             }
 

@@ -75,7 +75,8 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
             record = existing ?? record;
         }
 
-        await bus.PublishAsync(StormQueues.Executions, StormEvents.Encode(new ExecutionRequest(executionId, action.Ref, sealedParameters, traceTag), now) with { Delay = delay }, cancellationToken);
+        var request = new ExecutionRequest(executionId, action.Ref, sealedParameters, traceTag) { Requested = record.Status == ExecutionStatus.Requested ? record : null };
+        await bus.PublishAsync(StormQueues.Executions, StormEvents.Encode(request, now) with { Delay = delay }, cancellationToken);
         return record;
     }
 

@@ -82,6 +82,7 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
             if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
             {
                 LogAnswered(logger, id, user ?? "(anonymous)");
+                Diagnostics.StormMetrics.ExecutionFinished(record.ActionRef, record.Status);
                 await announcer.AnnounceAsync(catalog.Actions.GetValueOrDefault(record.ActionRef), record, cancellationToken);
                 return record;
             }
@@ -137,6 +138,7 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
         }
 
         LogExpired(logger, record.Id);
+        Diagnostics.StormMetrics.ExecutionFinished(record.ActionRef, record.Status);
         await announcer.AnnounceAsync(catalog.Actions.GetValueOrDefault(record.ActionRef), record, cancellationToken);
         return record;
     }

@@ -7,8 +7,15 @@ using ServerlessStorm.Engine.Triggers;
 
 namespace ServerlessStorm.Engine.Messaging;
 
-/// <summary>Asks the action runners to run one execution; the audit already holds it as <c>requested</c>.</summary>
-public sealed record ExecutionRequest(string ExecutionId, string ActionRef, JsonObject Parameters, string TraceTag);
+/// <summary>
+/// Asks the action runners to run one execution; the audit already holds it as <c>requested</c>.
+/// <see cref="Requested"/> is that record as it was written (with its version), so the runner can claim it without
+/// reading it back; a runner that finds it stale reads the audit instead.
+/// </summary>
+public sealed record ExecutionRequest(string ExecutionId, string ActionRef, JsonObject Parameters, string TraceTag)
+{
+    public Executions.ExecutionRecord? Requested { get; init; }
+}
 
 /// <summary>A message on the bus that is not what its queue carries.</summary>
 public sealed class MalformedMessageException(string message, Exception? inner = null) : Exception(message, inner);
@@ -46,6 +53,21 @@ public static class StormEvents
             ["parameters"] = request.Parameters.DeepClone(),
             ["trace_tag"] = request.TraceTag,
         };
+        if (request.Requested is { } record)
+        {
+            data["record"] = new JsonObject
+            {
+                ["runner"] = record.RunnerType,
+                ["parameters"] = record.Parameters.DeepClone(),
+                ["trigger_instance_id"] = record.TriggerInstanceId,
+                ["rule_ref"] = record.RuleRef,
+                ["re_run_of"] = record.ReRunOf,
+                ["retry_count"] = record.RetryCount,
+                ["start_timestamp"] = record.StartTimestamp,
+                ["version"] = record.Version,
+            };
+        }
+
         return Encode(request.ExecutionId, ExecutionRequestedType, RulesSource, at, data);
     }
 
@@ -69,11 +91,36 @@ public static class StormEvents
             throw new MalformedMessageException($"expected a {ExecutionRequestedType} event, got '{cloudEvent.Type}'");
         }
 
-        return new ExecutionRequest(
+        var request = new ExecutionRequest(
             Text(data, "execution_id") ?? throw new MalformedMessageException("execution_id is missing"),
             Text(data, "action") ?? throw new MalformedMessageException("action is missing"),
             data["parameters"] as JsonObject ?? [],
             Text(data, "trace_tag") ?? cloudEvent.Id!);
+        return data["record"] is JsonObject r && Text(r, "runner") is { } runner && r["start_timestamp"] is JsonValue start && start.TryGetValue<DateTimeOffset>(out var started)
+            ? request with { Requested = RequestedRecord(request, r, runner, started) }
+            : request;
+    }
+
+    private static Executions.ExecutionRecord RequestedRecord(ExecutionRequest request, JsonObject r, string runner, DateTimeOffset started)
+    {
+        var record = new Executions.ExecutionRecord
+        {
+            Id = request.ExecutionId,
+            ActionRef = request.ActionRef,
+            RunnerType = runner,
+            TraceTag = request.TraceTag,
+            TriggerInstanceId = Text(r, "trigger_instance_id"),
+            RuleRef = Text(r, "rule_ref"),
+            Parameters = (JsonObject?)r["parameters"]?.DeepClone() ?? [],
+            SealedParameters = (JsonObject)request.Parameters.DeepClone(),
+            ReRunOf = Text(r, "re_run_of"),
+            RetryCount = Json.JsonNumbers.TryGetInt64(r["retry_count"], out var retries) ? (int)retries : 0,
+            Status = Executions.ExecutionStatus.Requested,
+            StartTimestamp = started,
+            Version = Text(r, "version"),
+        };
+        record.History.Add(new Executions.StatusChange(Executions.ExecutionStatus.Requested, started));
+        return record;
     }
 
     private static BusMessage Encode(string id, string type, Uri source, DateTimeOffset time, JsonObject data)
