@@ -25,6 +25,9 @@ public sealed class AzureStorageOptions
     /// <summary>Audit writes leave as entity-group transactions (false: one request per entity, for comparison).</summary>
     public bool AuditBatching { get; set; } = true;
 
+    /// <summary>Audit requests in flight at once; writes that arrive meanwhile wait and leave together.</summary>
+    public int AuditWritesInFlight { get; set; } = 8;
+
     public bool IsEmulator => ConnectionString.Contains("UseDevelopmentStorage=true", StringComparison.OrdinalIgnoreCase)
         || ConnectionString.Contains("devstoreaccount1", StringComparison.Ordinal);
 }

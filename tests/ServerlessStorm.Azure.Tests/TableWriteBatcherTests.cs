@@ -82,6 +82,30 @@ public sealed class TableWriteBatcherTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task MergesThatDoNotCheckTheVersion_FoldIntoTheWaitingWriteOfTheirRow_OthersWait()
+    {
+        var table = await NewTableAsync();
+        await table.AddEntityAsync(new TableEntity("p", "versioned") { ["V"] = 0 });
+        var stale = new ETag("W/\"datetime'2020-01-01T00%3A00%3A00Z'\"");
+        var batcher = new TableWriteBatcher(table, batched: true, maxInFlight: 1);
+        var blocker = batcher.WriteAsync(Upsert("other", "x", 0), CancellationToken.None);
+
+        var record = batcher.WriteAsync(Upsert("p", "ti", "pending"), CancellationToken.None);
+        var processing = batcher.WriteAsync(new TableTransactionAction(TableTransactionActionType.UpdateMerge, new TableEntity("p", "ti") { ["S"] = "processing" }, ETag.All), CancellationToken.None);
+        var processed = batcher.WriteAsync(new TableTransactionAction(TableTransactionActionType.UpdateMerge, new TableEntity("p", "ti") { ["S"] = "processed" }, ETag.All), CancellationToken.None);
+        var checkedUpdate = batcher.WriteAsync(new TableTransactionAction(TableTransactionActionType.UpdateMerge, new TableEntity("p", "versioned") { ["V"] = 1 }, stale), CancellationToken.None);
+        await blocker;
+        await Task.WhenAll(record, processing, processed);
+
+        var row = (await table.GetEntityAsync<TableEntity>("p", "ti")).Value;
+        Assert.Equal(("pending", "processed"), (row.GetString("V"), row.GetString("S")));
+        Assert.Equal(412, (await Assert.ThrowsAnyAsync<RequestFailedException>(() => checkedUpdate)).Status);
+        // The blocker; then "ti" (three writes folded into one entity) with the versioned update, which failed the
+        // transaction; then "ti" again on its own.
+        Assert.Equal((3, 4), batcher.Counts);
+    }
+
+    [Fact]
     public async Task SingleEntityMode_SendsOneRequestPerWrite()
     {
         var table = await NewTableAsync();

@@ -24,6 +24,7 @@ internal static class ExecutionsBenchmark
         var concurrency = Args.Int(args, "--concurrency", 64);
         var sequential = Args.Int(args, "--sequential", 300);
         var busConcurrency = Args.Int(args, "--bus-concurrency", 64);
+        var inFlight = Args.Int(args, "--in-flight", 8);
         Setup[] setups = [new("table, single-entity writes", false, false), new("table, batched transactions", false, true), new("in memory (no audit I/O)", true, true)];
 
         var data = Path.Combine(Path.GetTempPath(), "storm-bench-azurite-" + Guid.NewGuid().ToString("N")[..8]);
@@ -49,6 +50,7 @@ internal static class ExecutionsBenchmark
                     ["Storage:Prefix"] = $"bench{index++}",
                     ["Storage:AuditBatching"] = setup.Batched ? "true" : "false",
                     ["Bus:Concurrency"] = busConcurrency.ToString(CultureInfo.InvariantCulture),
+                    ["Storage:AuditWritesInFlight"] = inFlight.ToString(CultureInfo.InvariantCulture),
                 },
             }, logging => logging.SetMinimumLevel(LogLevel.Warning).AddSimpleConsole());
             var audit = server.Services.GetRequiredService<IAuditStore>();

@@ -20,8 +20,9 @@ namespace ServerlessStorm.Azure.Audit;
 /// <item>Trigger instances: PartitionKey <c>i|{yyyyMMdd}|{shard}</c>, RowKey <c>{inverted seconds}|{id}</c> of their
 /// occurrence time.</item>
 /// <item>Traces: PartitionKey <c>g|{shard}</c> (the trace tag's hash), RowKeys starting <c>{trace tag}|</c>: the
-/// rule enforcements themselves (<c>…|f|{trigger instance}|{rule}</c>) and a row pointing at each trigger instance
-/// (<c>…|i|{id}</c>) and execution (<c>…|e|{id}</c>) of the trace; a trace is one range read.</item>
+/// rule enforcements themselves (<c>…|f|{trigger instance}|{rule}</c>, naming the execution they caused) and a row
+/// pointing at each trigger instance (<c>…|i|{id}</c>) and at each execution no enforcement names (<c>…|e|{id}</c>:
+/// runs, re-runs, retries); a trace is one range read.</item>
 /// </list>
 /// Writes go through a <see cref="TableWriteBatcher"/>: concurrent writes to one partition leave as one
 /// entity-group transaction. JSON values longer than a Table property can hold go to Blob Storage (<see cref="PayloadBlobs"/>).
@@ -39,7 +40,7 @@ public sealed class TableAuditStore : IAuditStore
     {
         var settings = options.Value;
         _table = new TableServiceClient(settings.ConnectionString).GetTableClient(settings.TablePrefix + "Audit");
-        _writes = new TableWriteBatcher(_table, settings.AuditBatching);
+        _writes = new TableWriteBatcher(_table, settings.AuditBatching, Math.Max(1, settings.AuditWritesInFlight));
         _blobs = new PayloadBlobs(new BlobServiceClient(settings.ConnectionString).GetBlobContainerClient($"{settings.TablePrefix.ToLowerInvariant()}-audit-payloads"), settings.InlineLimit);
         _time = time;
         _shards = Math.Clamp(settings.AuditShards, 1, 64);
@@ -105,8 +106,11 @@ public sealed class TableAuditStore : IAuditStore
     {
         await _tableCreated.Value;
         var entity = await ToEntityAsync(record, cancellationToken);
-        // The trace row is harmless when the execution exists already, so both writes leave together.
-        var pointer = Upsert(TraceRow(record.TraceTag, $"e|{record.Id}", new()), cancellationToken);
+        // A rule's first execution is found through its enforcement row, which names it; any other needs a trace row
+        // of its own. That row is harmless when the execution exists already, so both writes leave together.
+        var pointer = record.RuleRef is not null && record.ReRunOf is null
+            ? Task.CompletedTask
+            : Upsert(TraceRow(record.TraceTag, $"e|{record.Id}", new()), cancellationToken);
         try
         {
             var response = await _writes.WriteAsync(new TableTransactionAction(TableTransactionActionType.Add, entity), cancellationToken);
@@ -162,7 +166,7 @@ public sealed class TableAuditStore : IAuditStore
         await _tableCreated.Value;
         var triggerInstances = new List<Task<TriggerInstanceRecord?>>();
         var enforcements = new List<RuleEnforcementRecord>();
-        var executions = new List<Task<ExecutionRecord?>>();
+        var executionIds = new HashSet<string>(StringComparer.Ordinal);
         var prefix = TraceKeyPrefix(traceTag);
         var filter = TableClient.CreateQueryFilter($"PartitionKey eq {TracePartition(traceTag)} and RowKey ge {prefix} and RowKey lt {prefix + "~"}");
         await foreach (var row in _table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
@@ -175,9 +179,14 @@ public sealed class TableAuditStore : IAuditStore
                     triggerInstances.Add(GetTriggerInstanceAsync(id, row.GetDateTimeOffset("At") ?? DateTimeOffset.MinValue, cancellationToken));
                     break;
                 case 'e':
-                    executions.Add(GetExecutionAsync(id, cancellationToken));
+                    executionIds.Add(id);
                     break;
                 case 'f':
+                    if (row.GetString("ExecutionId") is { } caused)
+                    {
+                        executionIds.Add(caused);
+                    }
+
                     enforcements.Add(new RuleEnforcementRecord(row.GetString("TriggerInstanceId"), row.GetString("RuleRef"), row.GetString("ExecutionId"),
                         row.GetString("Status"), row.GetString("FailureReason"), row.GetDateTimeOffset("EnforcedAt") ?? DateTimeOffset.MinValue, traceTag));
                     break;
@@ -188,7 +197,7 @@ public sealed class TableAuditStore : IAuditStore
             traceTag,
             [.. (await Task.WhenAll(triggerInstances)).OfType<TriggerInstanceRecord>().OrderBy(t => t.OccurredAt)],
             [.. enforcements.OrderBy(e => e.EnforcedAt)],
-            [.. (await Task.WhenAll(executions)).OfType<ExecutionRecord>().OrderBy(e => e.StartTimestamp)]);
+            [.. (await Task.WhenAll(executionIds.Select(id => GetExecutionAsync(id, cancellationToken)))).OfType<ExecutionRecord>().OrderBy(e => e.StartTimestamp)]);
     }
 
     private const char ExecutionsKind = 'x';

@@ -8,7 +8,8 @@ namespace ServerlessStorm.Azure.Audit;
 /// entity-group transaction per partition (up to 100 entities). Nothing waits for a batch to fill: an idle table
 /// writes at once, a busy one writes in bigger batches. Each caller still gets its own outcome (ETag, or the
 /// conflict or precondition failure of its own write); a failed write leaves the rest of its batch to be sent again.
-/// Unconditional upserts of a row that is already waiting are merged into one write.
+/// Writes of a row that is already waiting become one write where that means the same (upserts, and merges that
+/// do not check the row's version).
 /// </summary>
 public sealed class TableWriteBatcher(TableClient table, bool batched = true, int maxInFlight = 8)
 {
@@ -177,16 +178,23 @@ public sealed class TableWriteBatcher(TableClient table, bool batched = true, in
 
         public List<TaskCompletionSource<Response>> Waiters { get; } = [new(TaskCreationOptions.RunContinuationsAsynchronously)];
 
-        /// <summary>Folds a later unconditional upsert of the same row into this one; false when they cannot be one write.</summary>
+        /// <summary>
+        /// Folds a later write of the same row into this one when one write has the same effect as the two in order:
+        /// upserts, and merges into a row that exists whatever its version. False when they must stay two writes.
+        /// </summary>
         public bool TryFold(PendingWrite later)
         {
-            if (Action.ActionType is not (TableTransactionActionType.UpsertReplace or TableTransactionActionType.UpsertMerge)
-                || later.Action.ActionType is not (TableTransactionActionType.UpsertReplace or TableTransactionActionType.UpsertMerge))
+            var first = Action.ActionType;
+            var second = later.Action.ActionType;
+            var firstIsUpsert = first is TableTransactionActionType.UpsertReplace or TableTransactionActionType.UpsertMerge;
+            var firstIsBlindMerge = first == TableTransactionActionType.UpdateMerge && Action.ETag == ETag.All;
+            var secondIsBlindMerge = second == TableTransactionActionType.UpdateMerge && later.Action.ETag == ETag.All;
+            var secondIsUpsert = second is TableTransactionActionType.UpsertReplace or TableTransactionActionType.UpsertMerge;
+            if (firstIsUpsert && secondIsUpsert && second == TableTransactionActionType.UpsertReplace)
             {
-                return false;
+                Action = later.Action; // a replace wipes what came before
             }
-
-            if (later.Action.ActionType == TableTransactionActionType.UpsertMerge)
+            else if ((firstIsUpsert && (secondIsUpsert || secondIsBlindMerge)) || (firstIsBlindMerge && secondIsBlindMerge))
             {
                 var merged = new TableEntity(Action.Entity.PartitionKey, Action.Entity.RowKey);
                 foreach (var (key, value) in (TableEntity)Action.Entity)
@@ -199,11 +207,11 @@ public sealed class TableWriteBatcher(TableClient table, bool batched = true, in
                     merged[key] = value;
                 }
 
-                Action = new TableTransactionAction(Action.ActionType, merged);
+                Action = firstIsBlindMerge ? new TableTransactionAction(first, merged, ETag.All) : new TableTransactionAction(first, merged);
             }
             else
             {
-                Action = later.Action;
+                return false;
             }
 
             Waiters.AddRange(later.Waiters);
