@@ -10,13 +10,14 @@ using ServerlessStorm.Testing;
 namespace ServerlessStorm.Benchmarks;
 
 /// <summary>
-/// Executions per second of core.noop through the whole local stack (HTTP webhook, in-process bus, rules, runner),
-/// with the audit in Azurite written one entity per request, then in entity-group transactions, then (for the
-/// audit's share of the latency) kept in memory — all in one run against one Azurite.
+/// Executions per second of core.noop through the whole local stack (HTTP webhook, bus, rules, runner) with the
+/// audit in Azurite written one entity per request, then in entity-group transactions, then kept in memory (the
+/// audit's share of the latency) — on the in-process bus, and for latency also on Storage Queues — all in one run
+/// against one Azurite.
 /// </summary>
 internal static class ExecutionsBenchmark
 {
-    private sealed record Setup(string Name, bool InMemory, bool Batched);
+    private sealed record Setup(string Transport, string Audit, bool InMemory, bool Batched, bool Throughput);
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -25,58 +26,119 @@ internal static class ExecutionsBenchmark
         var sequential = Args.Int(args, "--sequential", 300);
         var busConcurrency = Args.Int(args, "--bus-concurrency", 64);
         var inFlight = Args.Int(args, "--in-flight", 8);
-        Setup[] setups = [new("table, single-entity writes", false, false), new("table, batched transactions", false, true), new("in memory (no audit I/O)", true, true)];
+        var only = Args.Text(args, "--only", "");
+        var shards = Args.Int(args, "--shards", 8);
+        var azuriteInMemory = args.Contains("--azurite-in-memory");
+        const string Single = "table, single-entity writes", Batched = "table, batched transactions", Memory = "in memory (no audit I/O)";
+        Setup[] setups =
+        [
+            new(ServeSettings.Transports.InProcess, Single, false, false, true),
+            new(ServeSettings.Transports.InProcess, Batched, false, true, true),
+            new(ServeSettings.Transports.InProcess, Memory, true, true, true),
+            new(ServeSettings.Transports.StorageQueue, Batched, false, true, false),
+            new(ServeSettings.Transports.StorageQueue, Memory, true, true, false),
+        ];
 
         var data = Path.Combine(Path.GetTempPath(), "storm-bench-azurite-" + Guid.NewGuid().ToString("N")[..8]);
-        await using var azurite = await AzuriteLauncher.EnsureRunningAsync(new AzuriteEndpoints(AzuriteFixture.FreePort(), AzuriteFixture.FreePort(), AzuriteFixture.FreePort()), data);
-        Console.WriteLine($"Azurite on ports {string.Join(", ", azurite.Endpoints.Ports)}; machine: {Environment.ProcessorCount} cores; " +
+        await using var azurite = await AzuriteLauncher.EnsureRunningAsync(new AzuriteEndpoints(AzuriteFixture.FreePort(), AzuriteFixture.FreePort(), AzuriteFixture.FreePort()), data, inMemory: azuriteInMemory);
+        Console.WriteLine($"Azurite ({(azuriteInMemory ? "in-memory persistence" : "persisting to disk")}) on ports {string.Join(", ", azurite.Endpoints.Ports)}; machine: {Environment.ProcessorCount} cores; " +
             $"{requests} webhooks at concurrency {concurrency} for throughput, {sequential} one at a time for latency");
         Console.WriteLine();
-        Console.WriteLine($"| audit | executions/s (c{concurrency}) | p50 ms (c{concurrency}) | sequential p50 ms | sequential p99 ms | audit requests / execution | audit entities / execution |");
-        Console.WriteLine("|---|---|---|---|---|---|---|");
+        await RawTableWritesAsync(azurite.Endpoints.ConnectionString);
+        Console.WriteLine($"| transport | audit | executions/s (c{concurrency}) | p50 ms (c{concurrency}) | sequential p50 ms | sequential p99 ms | audit requests / execution | audit entities / execution |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|");
 
-        var results = new Dictionary<string, (LatencyBenchmark.RunStats Load, LatencyBenchmark.RunStats Sequential)>();
+        var results = new Dictionary<(string, string), (LatencyBenchmark.RunStats? Load, LatencyBenchmark.RunStats Sequential)>();
         var index = 0;
-        foreach (var setup in setups)
+        foreach (var setup in setups.Where(s => $"{s.Transport}, {s.Audit}".Contains(only, StringComparison.Ordinal)))
         {
             await using var server = await StormServer.StartAsync(new ServeSettings
             {
                 Port = AzuriteFixture.FreePort(),
                 PacksPath = RepositoryPaths.Packs,
+                Transport = setup.Transport,
                 StorageConnectionString = azurite.Endpoints.ConnectionString,
                 InMemoryAudit = setup.InMemory,
                 Configuration = new Dictionary<string, string?>
                 {
                     ["Storage:Prefix"] = $"bench{index++}",
                     ["Storage:AuditBatching"] = setup.Batched ? "true" : "false",
-                    ["Bus:Concurrency"] = busConcurrency.ToString(CultureInfo.InvariantCulture),
                     ["Storage:AuditWritesInFlight"] = inFlight.ToString(CultureInfo.InvariantCulture),
+                    ["Storage:AuditShards"] = shards.ToString(CultureInfo.InvariantCulture),
+                    ["Bus:Concurrency"] = busConcurrency.ToString(CultureInfo.InvariantCulture),
                 },
             }, logging => logging.SetMinimumLevel(LogLevel.Warning).AddSimpleConsole());
             var audit = server.Services.GetRequiredService<IAuditStore>();
             var table = audit as TableAuditStore;
             using var http = new HttpClient { BaseAddress = new Uri(server.Url) };
+            var label = $"{setup.Transport}, {setup.Audit}";
 
-            await LatencyBenchmark.MeasureAsync(http, audit, 100, 8, $"{setup.Name} warm-up");
-            var seq = await LatencyBenchmark.MeasureAsync(http, audit, sequential, 1, $"{setup.Name} sequential");
-            var before = table?.WriteCounts ?? (0, 0);
-            var load = await LatencyBenchmark.MeasureAsync(http, audit, requests, concurrency, $"{setup.Name} concurrency {concurrency}");
-            var after = table?.WriteCounts ?? (0, 0);
-            results[setup.Name] = (load, seq);
-            var perExecution = table is null ? "-" : string.Create(CultureInfo.InvariantCulture, $"{(after.Requests - before.Requests) / (double)requests:0.00}");
-            var entities = table is null ? "-" : string.Create(CultureInfo.InvariantCulture, $"{(after.Entities - before.Entities) / (double)requests:0.00}");
+            await LatencyBenchmark.MeasureAsync(http, audit, 100, 8, $"{label} warm-up");
+            var seq = await LatencyBenchmark.MeasureAsync(http, audit, sequential, 1, $"{label} sequential");
+            LatencyBenchmark.RunStats? load = null;
+            string perExecution = "-", entities = "-";
+            if (setup.Throughput)
+            {
+                var before = table?.WriteCounts ?? (0, 0);
+                load = await LatencyBenchmark.MeasureAsync(http, audit, requests, concurrency, $"{label} concurrency {concurrency}");
+                var after = table?.WriteCounts ?? (0, 0);
+                if (table is not null)
+                {
+                    perExecution = string.Create(CultureInfo.InvariantCulture, $"{(after.Requests - before.Requests) / (double)requests:0.00}");
+                    entities = string.Create(CultureInfo.InvariantCulture, $"{(after.Entities - before.Entities) / (double)requests:0.00}");
+                }
+            }
+
+            results[(setup.Transport, setup.Audit)] = (load, seq);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {setup.Name} | {load.PerSecond:0} | {load.P50:0.0} | {seq.P50:0.00} | {seq.P99:0.00} | {perExecution} | {entities} |"));
+                $"| {setup.Transport} | {setup.Audit} | {(load is null ? "-" : load.PerSecond.ToString("0", CultureInfo.InvariantCulture))} | {(load is null ? "-" : load.P50.ToString("0.0", CultureInfo.InvariantCulture))} | {seq.P50:0.00} | {seq.P99:0.00} | {perExecution} | {entities} |"));
         }
 
-        var single = results[setups[0].Name];
-        var batched = results[setups[1].Name];
-        var memory = results[setups[2].Name];
+        if (only.Length > 0)
+        {
+            return 0;
+        }
+
+        var inProcess = ServeSettings.Transports.InProcess;
+        var queues = ServeSettings.Transports.StorageQueue;
         Console.WriteLine();
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"batched / single-entity executions/s: {batched.Load.PerSecond / single.Load.PerSecond:0.0}x"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"audit's share of the sequential p50: {batched.Sequential.P50:0.00} ms with the Table audit vs {memory.Sequential.P50:0.00} ms in memory (+{(batched.Sequential.P50 / memory.Sequential.P50 - 1) * 100:0}%)"));
+            $"batched / single-entity executions/s (in-process): {results[(inProcess, Batched)].Load!.PerSecond / results[(inProcess, Single)].Load!.PerSecond:0.0}x"));
+        foreach (var transport in new[] { inProcess, queues })
+        {
+            var withAudit = results[(transport, Batched)].Sequential.P50;
+            var without = results[(transport, Memory)].Sequential.P50;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"audit's share of the sequential p50 ({transport}): {withAudit:0.00} ms with the Table audit vs {without:0.00} ms in memory ({(withAudit / without - 1) * 100:+0;-0}%)"));
+        }
+
         Directory.Delete(data, recursive: true);
         return 0;
+    }
+
+    // What Azurite itself can take on this machine, for the ceiling the stack runs into: entities of an audit
+    // row's size written one per request (16 at a time) and in transactions of 100 (4 at a time).
+    private static async Task RawTableWritesAsync(string connectionString)
+    {
+        const int Entities = 4000;
+        var table = new global::Azure.Data.Tables.TableClient(connectionString, "rawwrites");
+        await table.CreateIfNotExistsAsync();
+        var payload = new string('x', 600);
+        global::Azure.Data.Tables.TableEntity Entity(string partition, int i) => new(partition, i.ToString("D6", CultureInfo.InvariantCulture)) { ["Payload"] = payload, ["Status"] = "succeeded" };
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await Parallel.ForEachAsync(Enumerable.Range(0, Entities), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) =>
+            await table.UpsertEntityAsync(Entity($"single{i % 8}", i), global::Azure.Data.Tables.TableUpdateMode.Replace, ct));
+        var single = Entities / clock.Elapsed.TotalSeconds;
+
+        clock.Restart();
+        await Parallel.ForEachAsync(Enumerable.Range(0, Entities / 100), new ParallelOptions { MaxDegreeOfParallelism = 4 }, async (b, ct) =>
+            await table.SubmitTransactionAsync(Enumerable.Range(0, 100).Select(i => new global::Azure.Data.Tables.TableTransactionAction(
+                global::Azure.Data.Tables.TableTransactionActionType.UpsertReplace, Entity($"batch{b}", i))), ct));
+        var batched = Entities / clock.Elapsed.TotalSeconds;
+        await table.DeleteAsync();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"Azurite alone: {single:0} entities/s one per request, {batched:0} entities/s in transactions of 100 ({batched / single:0.0}x)"));
+        Console.WriteLine();
     }
 }

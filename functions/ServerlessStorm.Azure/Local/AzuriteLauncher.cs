@@ -25,7 +25,7 @@ public sealed class AzuriteLauncher : IAsyncDisposable
     /// <summary>True when this launcher started Azurite (and so stops it).</summary>
     public bool StartedHere => _process is not null;
 
-    public static async Task<AzuriteLauncher> EnsureRunningAsync(AzuriteEndpoints endpoints, string dataDirectory, TimeSpan? startTimeout = null, CancellationToken cancellationToken = default)
+    public static async Task<AzuriteLauncher> EnsureRunningAsync(AzuriteEndpoints endpoints, string dataDirectory, TimeSpan? startTimeout = null, CancellationToken cancellationToken = default, bool inMemory = false)
     {
         var listening = await Task.WhenAll(endpoints.Ports.Select(p => IsListeningAsync(endpoints.Host, p, cancellationToken)));
         if (listening.All(l => l))
@@ -46,7 +46,7 @@ public sealed class AzuriteLauncher : IAsyncDisposable
         {
             ArgumentList =
             {
-                script, "--location", dataDirectory, "--silent", "--skipApiVersionCheck", "--disableTelemetry", "--loose",
+                script, "--silent", "--skipApiVersionCheck", "--disableTelemetry", "--loose",
                 "--blobHost", endpoints.Host, "--blobPort", endpoints.BlobPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 "--queueHost", endpoints.Host, "--queuePort", endpoints.QueuePort.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 "--tableHost", endpoints.Host, "--tablePort", endpoints.TablePort.ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -55,6 +55,13 @@ public sealed class AzuriteLauncher : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        // In memory, nothing is written to disk: its periodic save of the whole store, which grows with the data, is gone.
+        start.ArgumentList.Add(inMemory ? "--inMemoryPersistence" : "--location");
+        if (!inMemory)
+        {
+            start.ArgumentList.Add(dataDirectory);
+        }
+
         var process = Process.Start(start) ?? throw new AzuriteUnavailableException("could not start node");
         var stderr = new System.Text.StringBuilder();
         process.ErrorDataReceived += (_, e) => { lock (stderr) { stderr.AppendLine(e.Data); } };

@@ -43,6 +43,10 @@ public sealed partial class StorageQueueMessageBus : IMessageBus
     private readonly ILogger<StorageQueueMessageBus> _logger;
     private readonly ConcurrentDictionary<string, Lazy<Task<QueueClient>>> _queues = new(StringComparer.Ordinal);
 
+    // A receive loop in this process backs off while its queue is empty; a message sent from this process wakes it,
+    // so a local stack does not wait out the backoff between its own stages. Other hosts still poll.
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _wakeUps = new(StringComparer.Ordinal);
+
     public StorageQueueMessageBus(IOptions<AzureStorageOptions> storage, IOptions<BusOptions> bus, IOptions<StorageQueueOptions> options, ILogger<StorageQueueMessageBus> logger)
     {
         _service = new QueueServiceClient(storage.Value.ConnectionString, new QueueClientOptions { MessageEncoding = QueueMessageEncoding.None });
@@ -61,6 +65,17 @@ public sealed partial class StorageQueueMessageBus : IMessageBus
         var client = await QueueAsync(QueueName(queue));
         await client.SendMessageAsync(await ToQueueTextAsync(message, cancellationToken),
             visibilityTimeout: message.Delay > TimeSpan.Zero ? message.Delay : null, timeToLive: null, cancellationToken);
+        if (message.Delay <= TimeSpan.Zero && _wakeUps.TryGetValue(client.Name, out var wakeUp) && wakeUp.CurrentCount == 0)
+        {
+            try
+            {
+                wakeUp.Release();
+            }
+            catch (SemaphoreFullException)
+            {
+                // Another send woke it first.
+            }
+        }
     }
 
     public async Task<IAsyncDisposable> SubscribeAsync(string queue, BusHandler handler, CancellationToken cancellationToken)
@@ -75,6 +90,7 @@ public sealed partial class StorageQueueMessageBus : IMessageBus
     private async Task ReceiveLoopAsync(QueueClient queue, QueueClient poison, BusHandler handler, CancellationToken stop)
     {
         var idle = TimeSpan.FromMilliseconds(10);
+        var wakeUp = _wakeUps.GetOrAdd(queue.Name, _ => new SemaphoreSlim(0, 1));
         using var slots = new SemaphoreSlim(Math.Max(1, _bus.Concurrency));
         var inFlight = new ConcurrentDictionary<Task, byte>();
         while (!stop.IsCancellationRequested)
@@ -95,7 +111,12 @@ public sealed partial class StorageQueueMessageBus : IMessageBus
 
             if (received.Length == 0)
             {
-                await Delay(idle, stop);
+                if (await WaitAsync(wakeUp, idle, stop))
+                {
+                    idle = TimeSpan.FromMilliseconds(10);
+                    continue;
+                }
+
                 idle = TimeSpan.FromTicks(Math.Min(idle.Ticks * 2, _options.MaxPollingInterval.Ticks));
                 continue;
             }
@@ -228,14 +249,16 @@ public sealed partial class StorageQueueMessageBus : IMessageBus
             return client;
         })).Value;
 
-    private static async Task Delay(TimeSpan delay, CancellationToken stop)
+    // True when woken by a local send before the delay ran out.
+    private static async Task<bool> WaitAsync(SemaphoreSlim wakeUp, TimeSpan delay, CancellationToken stop)
     {
         try
         {
-            await Task.Delay(delay, stop);
+            return await wakeUp.WaitAsync(delay, stop);
         }
         catch (OperationCanceledException)
         {
+            return false;
         }
     }
 
