@@ -11,6 +11,7 @@ var root = new RootCommand("ServerlessStorm: event-driven automation in the spir
     WebhookCommands.Create(),
     KeyCommands.Create(),
     InquiryCommands.Create(),
+    WorkflowCommands.Create(),
 };
 
 return await root.Parse(args).InvokeAsync();

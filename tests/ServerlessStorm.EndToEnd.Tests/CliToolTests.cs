@@ -26,6 +26,23 @@ public sealed class CliToolTests : IDisposable
     }
 
     [Fact]
+    public async Task WorkflowInspect_ListsEveryProblem_AndPassesAGoodWorkflow()
+    {
+        var bad = _packs.Write("wf/bad.yaml", "version: 1.0\ntasks:\n  a:\n    action: core.nope\n    next: [{do: b}]\n");
+        var good = _packs.Write("wf/good.yaml", "version: 1.0\ntasks:\n  a:\n    action: core.noop\n    next: [{do: b}]\n  b: {action: core.echo, input: {message: hi}}\n");
+
+        var failed = await StormProcess.RunAsync("workflow", "inspect", bad, "--packs", "packs");
+        var passed = await StormProcess.RunAsync("workflow", "inspect", good, "--packs", "packs");
+
+        Assert.Equal(1, failed.ExitCode);
+        Assert.Contains("bad.yaml:4:13: tasks.a.action: action 'core.nope' does not exist", failed.StdOut);
+        Assert.Contains("tasks.a.next[0].do: 'b' is neither a task nor an engine command", failed.StdOut);
+        Assert.Contains("2 problem(s) found", failed.StdErr);
+        Assert.Equal(0, passed.ExitCode);
+        Assert.Equal("OK: 2 task(s), starting at a", passed.StdOut.Trim());
+    }
+
+    [Fact]
     public async Task PackValidate_RepositoryPacks_AreValid()
     {
         var result = await StormProcess.RunAsync("pack", "validate", "packs");

@@ -26,7 +26,7 @@ public sealed class TemplatedValue
     public Template? AsTemplate => _value is JsonValue v && v.TryGetValue<string>(out var s) && _templates.TryGetValue(s, out var t) ? t : null;
 
     /// <summary>Parses every templated string in <paramref name="value"/>; reports each syntax error with its JSON path.</summary>
-    public static TemplatedValue Compile(JsonNode? value, Action<string, TemplateSyntaxException>? onError = null)
+    public static TemplatedValue Compile(JsonNode? value, Action<string, TemplateSyntaxException>? onError = null, TemplateDialect dialect = TemplateDialect.Jinja)
     {
         var templates = new Dictionary<string, Template>(StringComparer.Ordinal);
         Visit(value, "");
@@ -50,10 +50,10 @@ public sealed class TemplatedValue
                     }
 
                     break;
-                case JsonValue v when v.TryGetValue<string>(out var s) && Template.LooksLikeTemplate(s) && !templates.ContainsKey(s):
+                case JsonValue v when v.TryGetValue<string>(out var s) && Template.LooksLikeTemplate(s, dialect) && !templates.ContainsKey(s):
                     try
                     {
-                        templates[s] = Template.Parse(s);
+                        templates[s] = Template.Parse(s, dialect);
                     }
                     catch (TemplateSyntaxException ex) when (onError is not null)
                     {

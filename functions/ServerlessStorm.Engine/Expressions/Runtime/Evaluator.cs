@@ -366,6 +366,8 @@ internal sealed partial class Evaluator
         {
             case "range":
                 return Range(args, call.Offset);
+            case "len" when args.Count == 1:
+                return (long)Length(args[0], call.Offset); // Python's len(), which Orquesta's YAQL also has
         }
 
         var workflow = _scope.Workflow ?? throw Fail($"{call.Name}() is only available in workflows", call.Offset);

@@ -1,0 +1,462 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Expressions;
+using ServerlessStorm.Engine.Expressions.Runtime;
+using ServerlessStorm.Engine.Json;
+
+namespace ServerlessStorm.Engine.Workflows;
+
+/// <summary>What the interpreter asks its host to do.</summary>
+public abstract record WorkflowCommand;
+
+/// <summary>
+/// Run <see cref="ActionRef"/> with <see cref="Input"/> after <see cref="Delay"/>, and report back with
+/// <see cref="WorkflowInterpreter.OnActionCompleted"/> under <see cref="Id"/> (deterministic: task, occurrence,
+/// attempt and item).
+/// </summary>
+public sealed record RunAction(string Id, string Task, string ActionRef, JsonObject Input, TimeSpan Delay, int? ItemIndex) : WorkflowCommand;
+
+/// <summary>The workflow is over: succeeded with its output, or failed with the reasons.</summary>
+public sealed record CompleteWorkflow(string Status, JsonObject? Output, IReadOnlyList<string> Errors) : WorkflowCommand;
+
+/// <summary>
+/// Orquesta's semantics as a deterministic state machine: the host feeds it the workflow's start and each action's
+/// outcome, and it answers with the actions to run next and, at the end, the outcome. It keeps no clock, draws no
+/// random numbers and does no I/O, so a Durable orchestrator replaying the same outcomes gets the same commands.
+/// </summary>
+public sealed class WorkflowInterpreter
+{
+    private readonly WorkflowDefinition _workflow;
+    private readonly Dictionary<string, TaskRun> _running = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _occurrences = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _lastStatus = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, JoinState> _joins = new(StringComparer.Ordinal);
+    private readonly List<string> _errors = [];
+    private readonly List<JsonObject> _endContexts = [];
+    private bool _failing;
+    private bool _completed;
+
+    public WorkflowInterpreter(WorkflowDefinition workflow) => _workflow = workflow;
+
+    /// <summary>Starts with the given input (defaults filled in, vars evaluated) and returns the first commands.</summary>
+    public IReadOnlyList<WorkflowCommand> Start(JsonObject input)
+    {
+        var commands = new List<WorkflowCommand>();
+        var context = new JsonObject();
+        foreach (var declared in _workflow.Input)
+        {
+            if (input.TryGetPropertyValue(declared.Name, out var given))
+            {
+                context[declared.Name] = given?.DeepClone();
+            }
+            else if (declared.HasDefault)
+            {
+                context[declared.Name] = declared.Default?.DeepClone();
+            }
+            else
+            {
+                _errors.Add($"input '{declared.Name}' is required");
+            }
+        }
+
+        foreach (var (name, value) in input.Where(i => !context.ContainsKey(i.Key)))
+        {
+            _errors.Add($"input '{name}' is not one the workflow declares ({string.Join(", ", _workflow.Input.Select(i => i.Name))})");
+        }
+
+        if (_errors.Count == 0 && !TryAssign(_workflow.Vars, context, Scope(context, null), "vars"))
+        {
+            _failing = true;
+        }
+
+        if (_errors.Count > 0)
+        {
+            _failing = true;
+        }
+        else
+        {
+            foreach (var task in _workflow.StartTasks)
+            {
+                Schedule(task, (JsonObject)context.DeepClone(), commands);
+            }
+        }
+
+        Finish(commands, context);
+        return commands;
+    }
+
+    /// <summary>Takes the outcome of a <see cref="RunAction"/> and returns what follows.</summary>
+    public IReadOnlyList<WorkflowCommand> OnActionCompleted(string id, string status, JsonNode? result, string? error = null)
+    {
+        var commands = new List<WorkflowCommand>();
+        var run = _running.Values.FirstOrDefault(r => r.Outstanding.ContainsKey(id))
+            ?? throw new InvalidOperationException($"no action '{id}' is outstanding in this workflow");
+        var index = run.Outstanding[id];
+        run.Outstanding.Remove(id);
+        run.ItemResults[index] = result?.DeepClone();
+        run.ItemStatuses[index] = status;
+        if (error is not null)
+        {
+            run.Errors.Add(error);
+        }
+
+        StartItems(run, TimeSpan.Zero, commands);
+        Finish(commands, null);
+        return commands;
+    }
+
+    private void Schedule(string taskName, JsonObject context, List<WorkflowCommand> commands)
+    {
+        if (_failing)
+        {
+            return;
+        }
+
+        var task = _workflow.Tasks[taskName];
+        if (task.Join is { } join)
+        {
+            if (!_joins.TryGetValue(taskName, out var state))
+            {
+                _joins[taskName] = state = new JoinState();
+            }
+
+            state.Arrived++;
+            foreach (var (key, value) in context)
+            {
+                state.Context[key] = value?.DeepClone();
+            }
+
+            var needed = join.Count ?? _workflow.InboundOf(taskName).Count;
+            if (state.Arrived < needed || state.Fired)
+            {
+                return;
+            }
+
+            state.Fired = true;
+            context = state.Context;
+        }
+
+        var occurrence = _occurrences[taskName] = _occurrences.GetValueOrDefault(taskName) + 1;
+        var run = new TaskRun(task, occurrence, context);
+        _running[run.Key] = run;
+        Launch(run, commands, initialDelay: true);
+    }
+
+    // Starts (or, for a retry, starts again) a task's action: every item up to the concurrency, or the one action.
+    private void Launch(TaskRun run, List<WorkflowCommand> commands, bool initialDelay)
+    {
+        var scope = Scope(run.Context, run);
+        TimeSpan delay;
+        try
+        {
+            delay = initialDelay ? Seconds(run.Task.Delay, scope) : Seconds(run.Task.Retry?.Delay, scope);
+            run.Items = run.Task.With is { } with ? ItemsOf(with, scope) : [null];
+            run.Concurrency = run.Task.With?.Concurrency is { } c && JsonNumbers.TryGetInt64(c.Render(scope), out var n) && n > 0 ? (int)n : int.MaxValue;
+        }
+        catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException or InvalidOperationException)
+        {
+            run.Errors.Add($"task {run.Task.Name}: {ex.Message}");
+            run.Items = [];
+            run.ForcedStatus = ExecutionStatus.Failed;
+            Complete(run, commands);
+            return;
+        }
+
+        run.ItemResults = new JsonNode?[run.Items.Count];
+        run.ItemStatuses = new string?[run.Items.Count];
+        run.NextItem = 0;
+        if (run.Task.Action is null || run.Items.Count == 0)
+        {
+            // No action (a join or a branching point), or no items: done at once.
+            Complete(run, commands);
+            return;
+        }
+
+        StartItems(run, delay, commands);
+    }
+
+    // Keeps up to the concurrency of items running; completes the task when none runs and none is left to start.
+    private void StartItems(TaskRun run, TimeSpan delay, List<WorkflowCommand> commands)
+    {
+        while (run.NextItem < run.Items.Count && run.Outstanding.Count < run.Concurrency && !_failing)
+        {
+            if (RunItem(run, run.NextItem++, delay) is { } command)
+            {
+                commands.Add(command);
+            }
+        }
+
+        if (run.Outstanding.Count == 0 && (run.NextItem >= run.Items.Count || _failing))
+        {
+            Complete(run, commands);
+        }
+    }
+
+    // Null when the item failed before it could run (its input or action did not render).
+    private RunAction? RunItem(TaskRun run, int index, TimeSpan delay)
+    {
+        var id = string.Create(CultureInfo.InvariantCulture, $"{run.Key}.{run.Attempt}{(run.Task.With is null ? "" : $".{index}")}");
+        var scope = Scope(run.Context, run, run.Items[index]);
+        JsonObject input;
+        string actionRef;
+        try
+        {
+            input = run.Task.Input.Render(scope) as JsonObject ?? [];
+            actionRef = Template.LooksLikeTemplate(run.Task.Action!, TemplateDialect.Orquesta)
+                ? Template.Parse(run.Task.Action!, TemplateDialect.Orquesta).Render(scope)
+                : run.Task.Action!;
+        }
+        catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException)
+        {
+            run.ItemStatuses[index] = ExecutionStatus.Failed;
+            run.Errors.Add($"task {run.Task.Name}: its input could not be rendered: {ex.Message}");
+            return null;
+        }
+
+        run.Outstanding[id] = index;
+        return new RunAction(id, run.Task.Name, actionRef, input, delay, run.Task.With is null ? null : index);
+    }
+
+    private void Complete(TaskRun run, List<WorkflowCommand> commands)
+    {
+        var status = run.ForcedStatus ?? (run.ItemStatuses.All(s => s == ExecutionStatus.Succeeded) ? ExecutionStatus.Succeeded : ExecutionStatus.Failed);
+        run.Status = status;
+        run.Result = run.Task.With is null ? run.ItemResults.FirstOrDefault() : new JsonArray([.. run.ItemResults.Select(r => r?.DeepClone())]);
+        var scope = Scope(run.Context, run);
+
+        if (run.Task.Retry is { } retry && run.ForcedStatus is null && run.Attempt <= Count(retry, scope) && Holds(retry.When, scope, status == ExecutionStatus.Failed))
+        {
+            run.Attempt++;
+            run.Errors.Clear();
+            Launch(run, commands, initialDelay: false);
+            return;
+        }
+
+        _running.Remove(run.Key);
+        _lastStatus[run.Task.Name] = status;
+        var handled = false;
+        foreach (var transition in run.Task.Next)
+        {
+            bool applies;
+            try
+            {
+                applies = Holds(transition.When, scope, true);
+            }
+            catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException)
+            {
+                _errors.Add($"task {run.Task.Name}: the transition's when failed: {ex.Message}");
+                _failing = true;
+                continue;
+            }
+
+            if (!applies)
+            {
+                continue;
+            }
+
+            handled = true;
+            var context = (JsonObject)run.Context.DeepClone();
+            if (!TryAssign(transition.Publish, context, Scope(context, run), $"task {run.Task.Name} publish"))
+            {
+                _failing = true;
+                continue;
+            }
+
+            foreach (var target in transition.Do)
+            {
+                switch (target)
+                {
+                    case "fail":
+                        _errors.Add($"task {run.Task.Name} ({status}): the workflow was failed by its transition");
+                        _failing = true;
+                        break;
+                    case "retry":
+                        run.Attempt++;
+                        _running[run.Key] = run;
+                        Launch(run, commands, initialDelay: false);
+                        break;
+                    case "noop" or "continue":
+                        break;
+                    default:
+                        Schedule(target, (JsonObject)context.DeepClone(), commands);
+                        break;
+                }
+            }
+
+            if (transition.Do.Count == 0 || !transition.Do.Any(_workflow.Tasks.ContainsKey))
+            {
+                _endContexts.Add(context);
+            }
+        }
+
+        if (!handled)
+        {
+            _endContexts.Add(run.Context);
+        }
+
+        if (status != ExecutionStatus.Succeeded && !handled)
+        {
+            _errors.Add($"task {run.Task.Name} {status}{(run.Errors.Count > 0 ? ": " + string.Join("; ", run.Errors) : "")}");
+            _failing = true;
+        }
+
+    }
+
+    // When nothing runs any more, the workflow is over.
+    private void Finish(List<WorkflowCommand> commands, JsonObject? startContext)
+    {
+        if (_completed || _running.Count > 0)
+        {
+            return;
+        }
+
+        _completed = true;
+        foreach (var (name, join) in _joins.Where(j => !j.Value.Fired))
+        {
+            _errors.Add($"join '{name}' was not satisfied: {join.Arrived} of {_workflow.Tasks[name].Join!.Count?.ToString(CultureInfo.InvariantCulture) ?? _workflow.InboundOf(name).Count.ToString(CultureInfo.InvariantCulture)} inbound task(s) arrived");
+            _failing = true;
+        }
+
+        var final = new JsonObject();
+        foreach (var context in _endContexts.Count > 0 ? _endContexts : startContext is null ? [] : [startContext])
+        {
+            foreach (var (key, value) in context)
+            {
+                final[key] = value?.DeepClone();
+            }
+        }
+
+        if (_failing)
+        {
+            commands.Add(new CompleteWorkflow(ExecutionStatus.Failed, null, [.. _errors]));
+            return;
+        }
+
+        var output = new JsonObject();
+        if (!TryAssign(_workflow.Output, output, Scope(final, null), "output", intoContext: final))
+        {
+            commands.Add(new CompleteWorkflow(ExecutionStatus.Failed, null, [.. _errors]));
+            return;
+        }
+
+        commands.Add(new CompleteWorkflow(ExecutionStatus.Succeeded, output, []));
+    }
+
+    // Evaluates name: value pairs in order into target; each may use the ones before it (through ctx).
+    private bool TryAssign(IReadOnlyList<NamedExpression> entries, JsonObject target, TemplateScope scope, string what, JsonObject? intoContext = null)
+    {
+        var context = intoContext ?? target;
+        foreach (var entry in entries)
+        {
+            try
+            {
+                var value = entry.Value.Render(scope);
+                target[entry.Name] = value;
+                if (!ReferenceEquals(context, target))
+                {
+                    context[entry.Name] = value?.DeepClone();
+                }
+            }
+            catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException)
+            {
+                _errors.Add($"{what} '{entry.Name}': {ex.Message}");
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private TemplateScope Scope(JsonObject context, TaskRun? run, JsonNode? item = null) =>
+        new() { Workflow = new Functions(this, context, run, item) };
+
+    private static bool Holds(Template? condition, TemplateScope scope, bool otherwise) =>
+        condition is null ? otherwise : Py.Truthy(condition.EvaluateValue(scope));
+
+    private static long Count(RetrySpec retry, TemplateScope scope) =>
+        JsonNumbers.TryGetInt64(retry.Count.Render(scope), out var n) ? n : 0;
+
+    private static TimeSpan Seconds(TemplatedValue? value, TemplateScope scope) =>
+        value is not null && JsonNumbers.TryGetDouble(value.Render(scope), out var s) && s > 0 ? TimeSpan.FromSeconds(s) : TimeSpan.Zero;
+
+    private static List<JsonNode?> ItemsOf(WithItems with, TemplateScope scope)
+    {
+        var value = with.Items.Evaluate(scope);
+        if (value is not JsonArray list)
+        {
+            throw new InvalidOperationException($"with items must be a list, got {value?.ToJsonString() ?? "null"}");
+        }
+
+        if (with.Variables.Count <= 1)
+        {
+            return [.. list.Select(i => with.Variables.Count == 1 ? new JsonObject { [with.Variables[0]] = i?.DeepClone() } : i?.DeepClone())];
+        }
+
+        // "x, y in <% zip(xs, ys) %>": each item is a list bound to the names in order.
+        return [.. list.Select(i => (JsonNode?)new JsonObject(with.Variables.Select((v, k) => KeyValuePair.Create(v, (i as JsonArray)?.ElementAtOrDefault(k)?.DeepClone()))))];
+    }
+
+    private sealed class TaskRun(WorkflowTask task, int occurrence, JsonObject context)
+    {
+        public WorkflowTask Task { get; } = task;
+
+        public string Key { get; } = string.Create(CultureInfo.InvariantCulture, $"{task.Name}.{occurrence}");
+
+        public JsonObject Context { get; } = context;
+
+        public int Attempt { get; set; } = 1;
+
+        public List<JsonNode?> Items { get; set; } = [];
+
+        public int Concurrency { get; set; } = int.MaxValue;
+
+        public int NextItem { get; set; }
+
+        public Dictionary<string, int> Outstanding { get; } = new(StringComparer.Ordinal);
+
+        public JsonNode?[] ItemResults { get; set; } = [];
+
+        public string?[] ItemStatuses { get; set; } = [];
+
+        public List<string> Errors { get; } = [];
+
+        public string? ForcedStatus { get; set; }
+
+        public string? Status { get; set; }
+
+        public JsonNode? Result { get; set; }
+    }
+
+    private sealed class JoinState
+    {
+        public int Arrived { get; set; }
+
+        public bool Fired { get; set; }
+
+        public JsonObject Context { get; } = [];
+    }
+
+    // ctx(), result(), item(), succeeded(), … for one evaluation.
+    private sealed class Functions(WorkflowInterpreter interpreter, JsonObject context, TaskRun? run, JsonNode? item) : IWorkflowFunctions
+    {
+        public object? Context(string? name) =>
+            name is null ? Py.FromJson(context) : context.TryGetPropertyValue(name, out var value) ? Py.FromJson(value)
+                : throw new ExpressionEvaluationException($"ctx has no '{name}' (it has: {string.Join(", ", context.Select(c => c.Key))})", 0);
+
+        public object? Result() => Py.FromJson(run?.Result);
+
+        public object? Item(string? name) => name is null
+            ? Py.FromJson(item is JsonObject named && run?.Task.With?.Variables.Count > 0 ? named : item)
+            : item is JsonObject bound && bound.TryGetPropertyValue(name, out var value) ? Py.FromJson(value)
+                : throw new ExpressionEvaluationException($"item has no '{name}'", 0);
+
+        public bool Succeeded() => run?.Status == ExecutionStatus.Succeeded;
+
+        public bool Failed() => run?.Status is not null and not ExecutionStatus.Succeeded;
+
+        public bool Completed() => run?.Status is not null;
+
+        public string? TaskStatus(string taskName) => interpreter._lastStatus.GetValueOrDefault(taskName);
+    }
+}

@@ -1,0 +1,327 @@
+using System.Text.Json.Nodes;
+using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Workflows;
+
+namespace ServerlessStorm.Engine.Tests;
+
+/// <summary>Orquesta's language features, each against its meaning, on the interpreter driven by scripted action outcomes.</summary>
+public sealed class WorkflowInterpreterTests : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("storm-wf-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    private WorkflowDefinition Load(string yaml)
+    {
+        var path = Path.Combine(_folder, $"wf{Guid.NewGuid():N}.yaml");
+        File.WriteAllText(path, yaml);
+        var (definition, problems) = WorkflowLoader.Load(path, "wf.yaml");
+        Assert.Empty(problems);
+        return definition!;
+    }
+
+    private sealed record Run(CompleteWorkflow Done, List<RunAction> Actions, Dictionary<string, int> MaxInFlight, List<string> Trace);
+
+    /// <summary>Runs the workflow, answering each action (oldest first) with <paramref name="act"/>.</summary>
+    private static Run Drive(WorkflowDefinition workflow, JsonObject input, Func<RunAction, (string Status, JsonNode? Result)> act)
+    {
+        var interpreter = new WorkflowInterpreter(workflow);
+        var pending = new List<RunAction>();
+        var all = new List<RunAction>();
+        var maxInFlight = new Dictionary<string, int>();
+        var trace = new List<string>();
+        CompleteWorkflow? done = null;
+        void Take(IReadOnlyList<WorkflowCommand> commands)
+        {
+            foreach (var command in commands)
+            {
+                trace.Add(command is RunAction r ? $"run {r.Id} {r.ActionRef} {r.Input.ToJsonString()} delay={r.Delay.TotalSeconds}" : $"done {((CompleteWorkflow)command).Status} {((CompleteWorkflow)command).Output?.ToJsonString()}");
+                switch (command)
+                {
+                    case RunAction run:
+                        pending.Add(run);
+                        all.Add(run);
+                        maxInFlight[run.Task] = Math.Max(maxInFlight.GetValueOrDefault(run.Task), pending.Count(p => p.Task == run.Task));
+                        break;
+                    case CompleteWorkflow complete:
+                        Assert.Null(done);
+                        done = complete;
+                        break;
+                }
+            }
+        }
+
+        Take(interpreter.Start(input));
+        while (pending.Count > 0)
+        {
+            var next = pending[0];
+            pending.RemoveAt(0);
+            var (status, result) = act(next);
+            Take(interpreter.OnActionCompleted(next.Id, status, result, status == ExecutionStatus.Succeeded ? null : $"{next.Task} said no"));
+        }
+
+        Assert.NotNull(done);
+        trace.AddRange(done!.Errors.Select(e => "error: " + e));
+        return new Run(done!, all, maxInFlight, trace);
+    }
+
+    private static (string, JsonNode?) Echo(RunAction a) => (ExecutionStatus.Succeeded, new JsonObject { ["stdout"] = a.Input["message"]?.DeepClone() });
+
+    [Fact]
+    public void Sequence_PublishesIntoTheContext_AndTheOutputReadsIt()
+    {
+        var workflow = Load("""
+            version: 1.0
+            input: [name, {greeting: Hello}]
+            vars: [{who: "<% ctx(name) %>"}]
+            tasks:
+              greet:
+                action: core.echo
+                input: {message: "<% ctx(greeting) %> <% ctx(who) %>"}
+                next:
+                  - when: <% succeeded() %>
+                    publish: [{said: "<% result().stdout %>"}]
+                    do: shout
+              shout:
+                action: core.echo
+                input: {message: "{{ ctx('said') | upper }}!"}
+                next:
+                  - publish: {loud: "<% result().stdout %>"}
+            output: [{message: "<% ctx(loud) %>"}, {length: "<% len(ctx(loud)) %>"}]
+            """);
+
+        var run = Drive(workflow, new JsonObject { ["name"] = "storm" }, Echo);
+
+        Assert.Equal(["greet", "shout"], run.Actions.Select(a => a.Task));
+        Assert.Equal("HELLO STORM!", run.Actions[1].Input["message"]!.GetValue<string>());
+        Assert.Empty(run.Done.Errors);
+        Assert.Equal("""{"message":"HELLO STORM!","length":12}""", run.Done.Output!.ToJsonString());
+    }
+
+    [Fact]
+    public void MissingInput_AndUnknownInput_FailTheWorkflowBeforeAnyTask()
+    {
+        var workflow = Load("version: 1.0\ninput: [name]\ntasks:\n  t: {action: core.noop}\n");
+
+        var run = Drive(workflow, new JsonObject { ["nmae"] = "typo" }, Echo);
+
+        Assert.Empty(run.Actions);
+        Assert.Equal(["input 'name' is required", "input 'nmae' is not one the workflow declares (name)"], run.Done.Errors);
+    }
+
+    [Theory]
+    [InlineData(ExecutionStatus.Succeeded, "on_success")]
+    [InlineData(ExecutionStatus.Failed, "on_failure")]
+    public void Branches_FollowTheTransitionsWhoseWhenHolds(string outcome, string expected)
+    {
+        var workflow = Load("""
+            version: 1.0
+            tasks:
+              check:
+                action: core.local
+                next:
+                  - when: <% succeeded() %>
+                    do: on_success
+                  - when: <% failed() %>
+                    do: [on_failure]
+                  - when: <% completed() %>
+                    do: always
+              on_success: {action: core.noop}
+              on_failure: {action: core.noop}
+              always: {action: core.noop}
+            """);
+
+        var run = Drive(workflow, [], a => a.Task == "check" ? (outcome, null) : (ExecutionStatus.Succeeded, null));
+
+        Assert.Equal(["check", expected, "always"], run.Actions.Select(a => a.Task));
+        Assert.Equal(ExecutionStatus.Succeeded, run.Done.Status); // a handled failure does not fail the workflow
+    }
+
+    [Fact]
+    public void JoinAll_WaitsForEveryBranch_AndSeesWhatEachPublished_ParallelBranchesDoNot()
+    {
+        var workflow = Load("""
+            version: 1.0
+            tasks:
+              start:
+                action: core.noop
+                next: [{do: [left, right]}]
+              left:
+                action: core.noop
+                next: [{publish: [{l: 1}], do: peek_left}]
+              peek_left:
+                action: core.echo
+                input: {message: "<% ctx().get('r', 'no r here') %>"}
+                next: [{do: joined}]
+              right:
+                action: core.noop
+                next: [{publish: [{r: 2}], do: joined}]
+              joined:
+                join: all
+                action: core.echo
+                input: {message: "<% ctx(l) + ctx(r) %>"}
+            output: [{sum: "<% ctx(l) + ctx(r) %>"}]
+            """);
+
+        var run = Drive(workflow, [], Echo);
+
+        Assert.Equal("no r here", run.Actions.Single(a => a.Task == "peek_left").Input["message"]!.GetValue<string>());
+        Assert.Single(run.Actions, a => a.Task == "joined");
+        Assert.Equal(3L, run.Actions.Single(a => a.Task == "joined").Input["message"]!.GetValue<long>());
+        Assert.Equal(3L, run.Done.Output!["sum"]!.GetValue<long>());
+    }
+
+    [Fact]
+    public void JoinCount_FiresOnceWhenThatManyHaveArrived()
+    {
+        var workflow = Load("""
+            version: 1.0
+            tasks:
+              fan: {action: core.noop, next: [{do: [a, b, c]}]}
+              a: {action: core.noop, next: [{do: first_two}]}
+              b: {action: core.noop, next: [{do: first_two}]}
+              c: {action: core.noop, next: [{do: first_two}]}
+              first_two: {join: 2, action: core.noop}
+            """);
+
+        var run = Drive(workflow, [], Echo);
+
+        Assert.Single(run.Actions, a => a.Task == "first_two");
+        Assert.Equal(ExecutionStatus.Succeeded, run.Done.Status);
+    }
+
+    [Fact]
+    public void WithItems_RespectsConcurrency_KeepsResultsInItemOrder_AndBindsNamedItems()
+    {
+        var workflow = Load("""
+            version: 1.0
+            input: [hosts]
+            tasks:
+              ping:
+                with: {items: "host in <% ctx(hosts) %>", concurrency: 2}
+                action: core.echo
+                input: {message: "<% item(host) %>"}
+                next: [{publish: [{seen: "<% result() %>"}], do: all_at_once}]
+              all_at_once:
+                with: <% ctx(hosts) %>
+                action: core.echo
+                input: {message: "{{ item() }}"}
+            output: [{seen: "<% ctx(seen) %>"}]
+            """);
+
+        var run = Drive(workflow, new JsonObject { ["hosts"] = new JsonArray("a", "b", "c", "d", "e") }, Echo);
+
+        Assert.Empty(run.Done.Errors);
+        Assert.Equal(2, run.MaxInFlight["ping"]);
+        Assert.Equal(5, run.MaxInFlight["all_at_once"]);
+        Assert.Equal(["ping.1.1.0", "ping.1.1.1", "ping.1.1.2", "ping.1.1.3", "ping.1.1.4"], run.Actions.Where(a => a.Task == "ping").Select(a => a.Id));
+        Assert.Equal(["a", "b", "c", "d", "e"], run.Done.Output!["seen"]!.AsArray().Select(r => r!["stdout"]!.GetValue<string>()));
+    }
+
+    [Fact]
+    public void WithItems_OneFailedItem_FailsTheTask_AndAnEmptyListSucceedsAtOnce()
+    {
+        var workflow = Load("""
+            version: 1.0
+            input: [xs]
+            tasks:
+              each:
+                with: <% ctx(xs) %>
+                action: core.echo
+                input: {message: "<% item() %>"}
+            """);
+
+        var failed = Drive(workflow, new JsonObject { ["xs"] = new JsonArray(1, 2, 3) }, a => a.ItemIndex == 1 ? (ExecutionStatus.Failed, null) : Echo(a));
+        var empty = Drive(workflow, new JsonObject { ["xs"] = new JsonArray() }, Echo);
+
+        Assert.Equal(ExecutionStatus.Failed, failed.Done.Status);
+        Assert.StartsWith("task each failed", Assert.Single(failed.Done.Errors), StringComparison.Ordinal);
+        Assert.Empty(empty.Actions);
+        Assert.Equal(ExecutionStatus.Succeeded, empty.Done.Status);
+    }
+
+    [Fact]
+    public void Retry_RunsAgainWithItsDelay_UpToItsCount()
+    {
+        var workflow = Load("""
+            version: 1.0
+            input: [succeed_on]
+            tasks:
+              flaky:
+                action: core.local
+                retry: {when: <% failed() %>, count: 3, delay: 2}
+            """);
+        var attempts = 0;
+
+        var third = Drive(workflow, new JsonObject { ["succeed_on"] = 3 }, _ => ++attempts >= 3 ? (ExecutionStatus.Succeeded, null) : (ExecutionStatus.Failed, null));
+        var never = Drive(workflow, new JsonObject { ["succeed_on"] = 99 }, _ => (ExecutionStatus.Failed, null));
+
+        Assert.Equal(["flaky.1.1", "flaky.1.2", "flaky.1.3"], third.Actions.Select(a => a.Id));
+        Assert.Equal([0.0, 2.0, 2.0], third.Actions.Select(a => a.Delay.TotalSeconds));
+        Assert.Equal(ExecutionStatus.Succeeded, third.Done.Status);
+        Assert.Equal(4, never.Actions.Count); // the first run and 3 retries
+        Assert.Equal(ExecutionStatus.Failed, never.Done.Status);
+    }
+
+    [Fact]
+    public void EngineCommands_FailNoopAndRetry_AndAnUnhandledFailureFailsTheWorkflow()
+    {
+        var workflow = Load("""
+            version: 1.0
+            input: [mode]
+            tasks:
+              step:
+                action: core.local
+                delay: 5
+                next:
+                  - when: <% failed() and ctx(mode) == 'fail' %>
+                    do: fail
+                  - when: <% failed() and ctx(mode) == 'noop' %>
+                    do: noop
+                  - when: <% failed() and ctx(mode) == 'retry' and task_status(step) == 'failed' %>
+                    do: retry
+            """);
+        var tries = 0;
+
+        var fail = Drive(workflow, new JsonObject { ["mode"] = "fail" }, _ => (ExecutionStatus.Failed, null));
+        var noop = Drive(workflow, new JsonObject { ["mode"] = "noop" }, _ => (ExecutionStatus.Failed, null));
+        var retry = Drive(workflow, new JsonObject { ["mode"] = "retry" }, _ => ++tries < 2 ? (ExecutionStatus.Failed, null) : (ExecutionStatus.Succeeded, null));
+        var unhandled = Drive(workflow, new JsonObject { ["mode"] = "other" }, _ => (ExecutionStatus.Failed, null));
+
+        Assert.Equal(5, fail.Actions[0].Delay.TotalSeconds);
+        Assert.Equal(ExecutionStatus.Failed, fail.Done.Status);
+        Assert.Contains("the workflow was failed by its transition", fail.Done.Errors[0], StringComparison.Ordinal);
+        Assert.Equal(ExecutionStatus.Succeeded, noop.Done.Status);
+        Assert.Equal(2, retry.Actions.Count);
+        Assert.Equal(ExecutionStatus.Succeeded, retry.Done.Status);
+        Assert.Equal("task step failed: step said no", Assert.Single(unhandled.Done.Errors));
+    }
+
+    [Fact]
+    public void SameOutcomes_GiveTheSameCommands_EveryTime()
+    {
+        var workflow = Load("""
+            version: 1.0
+            input: [xs]
+            tasks:
+              fan:
+                with: {items: "x in <% ctx(xs) %>", concurrency: 3}
+                action: core.echo
+                input: {message: "<% item(x) * 2 %>"}
+                retry: {count: 1}
+                next: [{publish: [{doubled: "<% result() %>"}], do: [a, b]}]
+              a: {action: core.noop, next: [{do: z}]}
+              b: {action: core.noop, next: [{do: z}]}
+              z: {join: all, action: core.echo, input: {message: "<% len(ctx(doubled)) %>"}}
+            """);
+        var input = new JsonObject { ["xs"] = new JsonArray(1, 2, 3, 4, 5, 6, 7) };
+        (string, JsonNode?) Outcome(RunAction a) => a.Id == "fan.1.1.4" ? (ExecutionStatus.Failed, null) : Echo(a);
+
+        var first = Drive(workflow, input, Outcome);
+        var second = Drive(workflow, input, Outcome);
+
+        Assert.Equal(first.Trace, second.Trace);
+        Assert.Empty(first.Done.Errors);
+        Assert.Contains("run fan.1.2.4", string.Join("\n", first.Trace), StringComparison.Ordinal);
+    }
+}
