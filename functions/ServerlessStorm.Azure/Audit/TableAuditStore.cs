@@ -261,7 +261,13 @@ public sealed class TableAuditStore : IAuditStore
         Reason = e.GetString("Reason"),
     };
 
-    private async Task<TableEntity> ToEntityAsync(ExecutionRecord record, CancellationToken cancellationToken) => new(ExecutionKey(record.Id)!.Value.Partition, ExecutionKey(record.Id)!.Value.Row)
+    private async Task<TableEntity> ToEntityAsync(ExecutionRecord record, CancellationToken cancellationToken)
+    {
+        var (partition, row) = ExecutionKey(record.Id) ?? throw new ArgumentException($"'{record.Id}' is not an execution id (24 hex digits, the first 8 its creation time)", nameof(record));
+        return await ToEntityAsync(record, partition, row, cancellationToken);
+    }
+
+    private async Task<TableEntity> ToEntityAsync(ExecutionRecord record, string partition, string row, CancellationToken cancellationToken) => new(partition, row)
     {
         ["Id"] = record.Id,
         ["ActionRef"] = record.ActionRef,

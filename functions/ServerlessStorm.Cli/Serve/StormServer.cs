@@ -94,7 +94,10 @@ public sealed class StormServer : IAsyncDisposable
 
         try
         {
-            await app.Services.GetRequiredService<TableAuditStore>().InitializeAsync();
+            if (!settings.InMemoryAudit)
+            {
+                await app.Services.GetRequiredService<TableAuditStore>().InitializeAsync();
+            }
             MapApi(app);
             await app.StartAsync(cancellationToken);
             return new StormServer(app, azurite);

@@ -55,7 +55,7 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
 
             if (await ExpireIfDueAsync(record, cancellationToken) is { } expired)
             {
-                throw new InquiryRefusedException(409, $"inquiry '{id}' expired at {ApiTime(Deadline(expired)!.Value)} without a response");
+                throw new InquiryRefusedException(409, $"inquiry '{id}' expired at {Api.ApiViews.Time(Deadline(expired)!.Value)} without a response");
             }
 
             if (record.Status != ExecutionStatus.Pending)
@@ -150,8 +150,6 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
             ? since.Value + TimeSpan.FromMinutes(minutes)
             : null;
     }
-
-    private static string ApiTime(DateTimeOffset at) => Api.ApiViews.Time(at);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Inquiry {Id} answered by {User}")]
     private static partial void LogAnswered(ILogger logger, string id, string user);

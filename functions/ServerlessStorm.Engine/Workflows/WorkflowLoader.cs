@@ -1,7 +1,5 @@
-using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using ServerlessStorm.Engine.Expressions;
-using ServerlessStorm.Engine.Json;
 using ServerlessStorm.Engine.Packs;
 using ServerlessStorm.Engine.Yaml;
 
