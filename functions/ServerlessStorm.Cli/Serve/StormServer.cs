@@ -9,6 +9,7 @@ using ServerlessStorm.Azure;
 using ServerlessStorm.Azure.Audit;
 using ServerlessStorm.Azure.Local;
 using ServerlessStorm.Azure.Messaging;
+using ServerlessStorm.Durable;
 using ServerlessStorm.Engine.Api;
 using ServerlessStorm.Engine.Hosting;
 using ServerlessStorm.Engine.Messaging;
@@ -80,6 +81,7 @@ public sealed class StormServer : IAsyncDisposable
                 sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<BusOptions>>().Value, sp.GetRequiredService<ILogger<InMemoryMessageBus>>()));
         }
 
+        services.AddStormWorkflows(builder.Configuration);
         services.AddHostedService<StormWorker>();
         var app = builder.Build();
 

@@ -11,6 +11,9 @@ public sealed record RunnerContext(string ExecutionId, ActionDefinition Action, 
     /// <summary>The action's pack, with its configuration.</summary>
     public PackDefinition? Pack { get; init; }
 
+    /// <summary>The execution's trace tag (a workflow's tasks share it).</summary>
+    public string? TraceTag { get; init; }
+
     /// <summary>Receives output while the action runs (stream name, text), for live tailing; null when nobody listens.</summary>
     public Action<string, string>? Output { get; init; }
 }

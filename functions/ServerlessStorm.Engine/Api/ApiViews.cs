@@ -23,6 +23,8 @@ public static class ApiViews
         ["rule"] = e.RuleRef is null ? null : new JsonObject { ["ref"] = e.RuleRef },
         ["trigger_instance"] = e.TriggerInstanceId is null ? null : new JsonObject { ["id"] = e.TriggerInstanceId },
         ["re_run_of"] = e.ReRunOf,
+        ["parent"] = e.ParentId,
+        ["workflow_task"] = e.WorkflowTask,
         ["log"] = new JsonArray([.. e.History.Select(h => (JsonNode)new JsonObject { ["status"] = h.Status, ["timestamp"] = Time(h.At) })]),
     };
 

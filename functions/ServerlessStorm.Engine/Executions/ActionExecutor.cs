@@ -78,7 +78,7 @@ public sealed partial class ActionExecutor(
             try
             {
                 var pack = catalog.Packs.GetValueOrDefault(action.Pack);
-                var context = new RunnerContext(record.Id, action, parameters, pack?.Directory) { Pack = pack, Output = live.Write };
+                var context = new RunnerContext(record.Id, action, parameters, pack?.Directory) { Pack = pack, Output = live.Write, TraceTag = record.TraceTag };
                 outcome = CheckOutput(action, runner, await runner.RunAsync(context, cancel.Token));
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)

@@ -33,6 +33,12 @@ public sealed class ExecutionRecord
     /// <summary>How many times a retry policy has run this execution's action again (0 for the first run).</summary>
     public int RetryCount { get; init; }
 
+    /// <summary>The workflow execution this one runs a task of, if any.</summary>
+    public string? ParentId { get; init; }
+
+    /// <summary>The workflow task this execution runs (with <see cref="ParentId"/>).</summary>
+    public string? WorkflowTask { get; init; }
+
     public required string Status { get; set; }
 
     public List<StatusChange> History { get; init; } = [];
@@ -70,6 +76,8 @@ public sealed class ExecutionRecord
         SealedParameters = (JsonObject?)SealedParameters?.DeepClone(),
         ReRunOf = ReRunOf,
         RetryCount = RetryCount,
+        ParentId = ParentId,
+        WorkflowTask = WorkflowTask,
         Status = Status,
         History = [.. History],
         StartTimestamp = StartTimestamp,

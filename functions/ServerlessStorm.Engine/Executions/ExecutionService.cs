@@ -6,6 +6,9 @@ using ServerlessStorm.Engine.Packs;
 
 namespace ServerlessStorm.Engine.Executions;
 
+/// <summary>The workflow execution a task's execution belongs to, and the task.</summary>
+public sealed record WorkflowLink(string ParentId, string Task);
+
 /// <summary>No execution has that id.</summary>
 public sealed class ExecutionNotFoundException(string id) : Exception($"execution '{id}' does not exist");
 
@@ -43,7 +46,8 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
         CancellationToken cancellationToken,
         string? reRunOf = null,
         int retryCount = 0,
-        TimeSpan delay = default)
+        TimeSpan delay = default,
+        WorkflowLink? workflow = null)
     {
         var now = time.GetUtcNow();
         var sealedParameters = Seal(action, parameters);
@@ -59,6 +63,8 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
             SealedParameters = sealedParameters,
             ReRunOf = reRunOf,
             RetryCount = retryCount,
+            ParentId = workflow?.ParentId,
+            WorkflowTask = workflow?.Task,
             Status = ExecutionStatus.Requested,
             StartTimestamp = now,
         };
@@ -75,10 +81,18 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
             record = existing ?? record;
         }
 
-        var request = new ExecutionRequest(executionId, action.Ref, sealedParameters, traceTag) { Requested = record.Status == ExecutionStatus.Requested ? record : null };
-        await bus.PublishAsync(StormQueues.Executions, StormEvents.Encode(request, now) with { Delay = delay }, cancellationToken);
+        // A workflow's task runs where its workflow runs (in an activity), not through the bus.
+        if (workflow is null)
+        {
+            await bus.PublishAsync(StormQueues.Executions, StormEvents.Encode(RequestFor(record), now) with { Delay = delay }, cancellationToken);
+        }
+
         return record;
     }
+
+    /// <summary>The request that asks a runner to run <paramref name="record"/> (carrying it while it is still as written).</summary>
+    public static ExecutionRequest RequestFor(ExecutionRecord record) =>
+        new(record.Id, record.ActionRef, record.SealedParameters ?? record.Parameters, record.TraceTag) { Requested = record.Status == ExecutionStatus.Requested ? record : null };
 
     /// <summary>Puts a request back on the bus to be handled again after <paramref name="delay"/>.</summary>
     public Task RequeueAsync(ExecutionRequest request, TimeSpan delay, CancellationToken cancellationToken) =>

@@ -55,6 +55,7 @@ public static class StormEngineServices
         services.TryAddSingleton<IConcurrencySlots, InMemoryConcurrencySlots>();
         services.AddSingleton<ConcurrencyGate>();
         services.AddSingleton<InquiryService>();
+        services.AddSingleton<Workflows.WorkflowTaskRunner>();
         services.AddSingleton<ActionExecutor>();
         services.AddSingleton<StormApi>();
         return services;

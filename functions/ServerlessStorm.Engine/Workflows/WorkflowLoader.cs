@@ -20,13 +20,27 @@ public static partial class WorkflowLoader
     /// <param name="actionExists">Whether an action ref is known; null skips that check.</param>
     public static (WorkflowDefinition? Definition, IReadOnlyList<PackProblem> Problems) Load(string path, string displayPath, Func<string, bool>? actionExists = null)
     {
+        try
+        {
+            return LoadText(File.ReadAllText(path), displayPath, actionExists);
+        }
+        catch (IOException ex)
+        {
+            return (null, [new PackProblem(displayPath, SourcePosition.Unknown, null, $"cannot read the file: {ex.Message}")]);
+        }
+    }
+
+    /// <summary>Reads a workflow from its text (an orchestrator does this on every replay: it is pure).</summary>
+    public static (WorkflowDefinition? Definition, IReadOnlyList<PackProblem> Problems) LoadText(string text, string displayPath, Func<string, bool>? actionExists = null)
+    {
         var problems = new List<PackProblem>();
         void Problem(SourcePosition at, string? field, string message) => problems.Add(new PackProblem(displayPath, at, field, message));
+        var path = displayPath;
 
         YamlMapping doc;
         try
         {
-            if (BoundedYamlReader.Read(File.ReadAllText(path)) is not YamlMapping mapping)
+            if (BoundedYamlReader.Read(text) is not YamlMapping mapping)
             {
                 Problem(new SourcePosition(1, 1), null, "a workflow file is a YAML mapping with version and tasks");
                 return (null, problems);
@@ -37,11 +51,6 @@ public static partial class WorkflowLoader
         catch (YamlReadException ex)
         {
             Problem(ex.Position, null, $"YAML error: {ex.Message}");
-            return (null, problems);
-        }
-        catch (IOException ex)
-        {
-            Problem(SourcePosition.Unknown, null, $"cannot read the file: {ex.Message}");
             return (null, problems);
         }
 

@@ -1,0 +1,19 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using ServerlessStorm.Engine.Actions;
+
+namespace ServerlessStorm.Durable;
+
+public static class DurableStormServices
+{
+    /// <summary>The orquesta runner and the local task hub that runs its workflows (started with the host).</summary>
+    public static IServiceCollection AddStormWorkflows(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<WorkflowOptions>().Bind(configuration.GetSection("Storm:Workflows"));
+        services.AddSingleton<WorkflowTaskHub>();
+        services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<WorkflowTaskHub>());
+        services.AddSingleton<IActionRunner, OrquestaRunner>();
+        return services;
+    }
+}

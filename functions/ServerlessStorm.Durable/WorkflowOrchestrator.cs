@@ -1,0 +1,95 @@
+using System.Text.Json.Nodes;
+using Microsoft.DurableTask;
+using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Workflows;
+
+namespace ServerlessStorm.Durable;
+
+/// <summary>What starts a workflow: its execution, the workflow file's text, and the input (JSON text).</summary>
+public sealed record WorkflowStart(string ExecutionId, string TraceTag, string WorkflowFile, string WorkflowText, string Input);
+
+/// <summary>How a workflow ended: its status, output (JSON text) and errors.</summary>
+public sealed record WorkflowEnd(string Status, string? Output, IReadOnlyList<string> Errors);
+
+/// <summary>One task's action for the activity to run.</summary>
+public sealed record TaskActionRequest(string WorkflowExecutionId, string TraceTag, string ActionId, string Task, string ActionRef, string Input);
+
+/// <summary>How a task's action ended (result as JSON text).</summary>
+public sealed record TaskActionOutcome(string Status, string? Result, string? Error, string? ExecutionId);
+
+/// <summary>
+/// The one orchestrator every workflow runs in: it drives the <see cref="WorkflowInterpreter"/>, turning its
+/// commands into activities (each task's action) and durable timers (delays), and its outcomes back into the
+/// interpreter. Everything it decides comes from its input and the recorded activity results, so a replay decides
+/// the same; it reads no clock and does no I/O.
+/// </summary>
+public sealed class WorkflowOrchestrator : TaskOrchestrator<WorkflowStart, WorkflowEnd>
+{
+    public const string Name = "StormWorkflow";
+
+    public override async Task<WorkflowEnd> RunAsync(TaskOrchestrationContext context, WorkflowStart start)
+    {
+        var (workflow, problems) = WorkflowLoader.LoadText(start.WorkflowText, start.WorkflowFile);
+        if (workflow is null || problems.Count > 0)
+        {
+            return new WorkflowEnd(ExecutionStatus.Failed, null, [.. problems.Select(p => p.ToString())]);
+        }
+
+        var interpreter = new WorkflowInterpreter(workflow);
+        var running = new Dictionary<Task<TaskActionOutcome>, string>();
+        CompleteWorkflow? end = null;
+        void Take(IReadOnlyList<WorkflowCommand> commands)
+        {
+            foreach (var command in commands)
+            {
+                switch (command)
+                {
+                    case RunAction action:
+                        running[RunAsync(context, start, action)] = action.Id;
+                        break;
+                    case CompleteWorkflow complete:
+                        end = complete;
+                        break;
+                }
+            }
+        }
+
+        Take(interpreter.Start(JsonNode.Parse(start.Input) as JsonObject ?? []));
+        while (running.Count > 0)
+        {
+            var finished = await Task.WhenAny(running.Keys);
+            var id = running[finished];
+            running.Remove(finished);
+            var outcome = await finished;
+            Take(interpreter.OnActionCompleted(id, outcome.Status, outcome.Result is null ? null : JsonNode.Parse(outcome.Result), outcome.Error));
+        }
+
+        return end is null
+            ? new WorkflowEnd(ExecutionStatus.Failed, null, ["the workflow stopped without an outcome"])
+            : new WorkflowEnd(end.Status, end.Output?.ToJsonString(), end.Errors);
+    }
+
+    private static async Task<TaskActionOutcome> RunAsync(TaskOrchestrationContext context, WorkflowStart start, RunAction action)
+    {
+        if (action.Delay > TimeSpan.Zero)
+        {
+            await context.CreateTimer(action.Delay, CancellationToken.None);
+        }
+
+        return await context.CallActivityAsync<TaskActionOutcome>(RunTaskActionActivity.Name,
+            new TaskActionRequest(start.ExecutionId, start.TraceTag, action.Id, action.Task, action.ActionRef, action.Input.ToJsonString()));
+    }
+}
+
+/// <summary>Runs one task's action as a child execution (see <see cref="WorkflowTaskRunner"/>).</summary>
+public sealed class RunTaskActionActivity(WorkflowTaskRunner tasks) : TaskActivity<TaskActionRequest, TaskActionOutcome>
+{
+    public const string Name = "StormWorkflowTask";
+
+    public override async Task<TaskActionOutcome> RunAsync(TaskActivityContext context, TaskActionRequest request)
+    {
+        var outcome = await tasks.RunAsync(request.WorkflowExecutionId, request.TraceTag, request.ActionId, request.Task, request.ActionRef,
+            JsonNode.Parse(request.Input) as JsonObject ?? [], CancellationToken.None);
+        return new TaskActionOutcome(outcome.Status, outcome.Result?.ToJsonString(), outcome.Error, outcome.ExecutionId);
+    }
+}

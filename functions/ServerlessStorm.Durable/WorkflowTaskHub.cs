@@ -1,0 +1,129 @@
+using System.Text.Json;
+using DurableTask.AzureStorage;
+using DurableTask.Core;
+using DurableTask.Core.Exceptions;
+using Microsoft.DurableTask.Worker.Shims;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using ServerlessStorm.Azure;
+using ServerlessStorm.Engine.Workflows;
+
+namespace ServerlessStorm.Durable;
+
+/// <summary>Workflow engine settings (configuration section <c>Storm:Workflows</c>).</summary>
+public sealed class WorkflowOptions
+{
+    /// <summary>The longest a task hub queue waits between polls when idle (Durable's default is 30 s).</summary>
+    public TimeSpan MaxQueuePollingInterval { get; set; } = TimeSpan.FromMilliseconds(200);
+}
+
+/// <summary>
+/// The local workflow engine: DurableTask.Core's task hub on its Azure Storage backend (the backend Durable Functions
+/// uses), here over Azurite, running <see cref="WorkflowOrchestrator"/> through Microsoft.DurableTask's shims — so the
+/// same orchestrator class runs here and in the Function app, and a workflow in flight survives a restart.
+/// </summary>
+public sealed class WorkflowTaskHub : IHostedService, IAsyncDisposable
+{
+    private readonly AzureStorageOrchestrationService _service;
+    private readonly TaskHubWorker _worker;
+    private readonly TaskHubClient _client;
+    private readonly Lazy<Task> _started;
+    private readonly IServiceProvider _services;
+
+    public WorkflowTaskHub(IOptions<AzureStorageOptions> storage, IOptions<WorkflowOptions> options, IServiceProvider services)
+    {
+        _services = services;
+        _service = new AzureStorageOrchestrationService(new AzureStorageOrchestrationServiceSettings
+        {
+            StorageAccountClientProvider = new StorageAccountClientProvider(storage.Value.ConnectionString),
+            TaskHubName = TaskHubName(storage.Value.TablePrefix),
+            MaxQueuePollingInterval = options.Value.MaxQueuePollingInterval,
+        });
+        _worker = new TaskHubWorker(_service);
+        _worker.AddTaskOrchestrations(new Creator<TaskOrchestration>(WorkflowOrchestrator.Name,
+            () => DurableTaskShimFactory.Default.CreateOrchestration(WorkflowOrchestrator.Name, new WorkflowOrchestrator())));
+        _worker.AddTaskActivities(new Creator<TaskActivity>(RunTaskActionActivity.Name,
+            () => DurableTaskShimFactory.Default.CreateActivity(RunTaskActionActivity.Name, new RunTaskActionActivity(services.GetRequiredService<WorkflowTaskRunner>()))));
+        _client = new TaskHubClient(_service);
+        _started = new(async () =>
+        {
+            await _service.CreateIfNotExistsAsync();
+            await _worker.StartAsync();
+        });
+    }
+
+    /// <summary>Task hub names are 3–45 letters and digits, starting with a letter.</summary>
+    public static string TaskHubName(string tablePrefix)
+    {
+        var name = new string([.. (tablePrefix + "workflows").Where(char.IsAsciiLetterOrDigit)]);
+        return char.IsAsciiLetter(name[0]) ? name[..Math.Min(45, name.Length)] : ("w" + name)[..Math.Min(45, name.Length + 1)];
+    }
+
+    /// <summary>
+    /// Starts the task hub with the host when the packs have workflows (so workflows in flight resume at once);
+    /// otherwise it starts with the first workflow, and a host without workflows polls no task hub queues.
+    /// </summary>
+    public Task StartAsync(CancellationToken cancellationToken) =>
+        _services.GetRequiredService<ServerlessStorm.Engine.Packs.PackCatalog>().Actions.Values.Any(a => a.RunnerType == OrquestaRunner.Type)
+            ? _started.Value
+            : Task.CompletedTask;
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_started.IsValueCreated)
+        {
+            await _worker.StopAsync(isForced: true);
+        }
+    }
+
+    /// <summary>Starts the workflow as orchestration <paramref name="instanceId"/>; one already started under that id is left as it is.</summary>
+    public async Task StartWorkflowAsync(string instanceId, WorkflowStart start)
+    {
+        await _started.Value;
+        try
+        {
+            await _client.CreateOrchestrationInstanceAsync(WorkflowOrchestrator.Name, "", instanceId, start);
+        }
+        catch (OrchestrationAlreadyExistsException)
+        {
+            // Started before (the request was delivered again): wait for that one.
+        }
+    }
+
+    /// <summary>Waits for the workflow to end; null when <paramref name="cancellationToken"/> fires first.</summary>
+    public async Task<WorkflowEnd?> WaitAsync(string instanceId, CancellationToken cancellationToken)
+    {
+        await _started.Value;
+        var instance = new OrchestrationInstance { InstanceId = instanceId };
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            var state = await _client.WaitForOrchestrationAsync(instance, TimeSpan.FromSeconds(30), cancellationToken);
+            switch (state?.OrchestrationStatus)
+            {
+                case OrchestrationStatus.Completed:
+                    return JsonSerializer.Deserialize<WorkflowEnd>(state.Output);
+                case OrchestrationStatus.Failed or OrchestrationStatus.Terminated or OrchestrationStatus.Canceled:
+                    return new WorkflowEnd("failed", null, [$"the workflow's orchestration {state.OrchestrationStatus}: {state.Output}"]);
+            }
+        }
+
+        return null;
+    }
+
+    public async ValueTask DisposeAsync() => await StopAsync(CancellationToken.None);
+
+    private sealed class Creator<T> : ObjectCreator<T>
+    {
+        private readonly Func<T> _create;
+
+        public Creator(string name, Func<T> create)
+        {
+            Name = name;
+            Version = "";
+            _create = create;
+        }
+
+        public override T Create() => _create();
+    }
+}

@@ -1,0 +1,60 @@
+using System.Text.Json.Nodes;
+using ServerlessStorm.Engine.Actions;
+using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Packs;
+
+namespace ServerlessStorm.Engine.Workflows;
+
+/// <summary>How one task's action ended, as the interpreter is told.</summary>
+public sealed record WorkflowTaskOutcome(string Status, JsonNode? Result, string? Error, string? ExecutionId);
+
+/// <summary>
+/// Runs one workflow task's action as an execution of its own — a child of the workflow's execution, audited like
+/// any other, through the same parameter checks, policies and runners — here, in the caller (a Durable activity),
+/// and returns how it ended. The child's id comes from the workflow execution and the interpreter's action id, so
+/// running the same task again (an activity retried after a crash) finds the execution it already started.
+/// </summary>
+public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runners, ExecutionService executions, ActionExecutor executor, IAuditStore audit, TimeProvider time)
+{
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(200);
+
+    public async Task<WorkflowTaskOutcome> RunAsync(string workflowExecutionId, string traceTag, string actionId, string task, string actionRef, JsonObject input, CancellationToken cancellationToken)
+    {
+        if (!catalog.Actions.TryGetValue(actionRef, out var action))
+        {
+            return new WorkflowTaskOutcome(ExecutionStatus.Failed, null, $"action '{actionRef}' does not exist", null);
+        }
+
+        JsonObject parameters;
+        try
+        {
+            var shell = runners.TryGet(action.RunnerType, out var runner) ? runner.ShellCommandParameter : null;
+            parameters = ParameterResolver.Resolve(action, input, renderSupplied: false, shellCommandParameter: shell);
+        }
+        catch (ParameterValidationException ex)
+        {
+            return new WorkflowTaskOutcome(ExecutionStatus.Failed, null, ex.Message, null);
+        }
+
+        var started = StormIds.TryGetTimestamp(workflowExecutionId, out var at) ? at : time.GetUtcNow();
+        var id = StormIds.ForRuleEnforcement(workflowExecutionId, actionId, started);
+        var record = await executions.RequestAsync(action, parameters, id, traceTag, null, null, cancellationToken, workflow: new WorkflowLink(workflowExecutionId, task));
+        if (!ExecutionStatus.IsTerminal(record.Status))
+        {
+            await executor.HandleAsync(ExecutionService.RequestFor(record), cancellationToken);
+        }
+
+        // Delayed by a concurrency policy, or run by another worker: wait for it to end.
+        var done = await audit.GetExecutionAsync(id, cancellationToken) ?? record;
+        while (!ExecutionStatus.IsTerminal(done.Status) && done.Status != ExecutionStatus.Pending)
+        {
+            await Task.Delay(PollInterval, time, cancellationToken);
+            done = await audit.GetExecutionAsync(id, cancellationToken) ?? done;
+        }
+
+        return done.Status == ExecutionStatus.Pending
+            ? new WorkflowTaskOutcome(ExecutionStatus.Failed, null, "an inquiry inside a workflow needs approvals, which workflows do not support yet", done.Id)
+            : new WorkflowTaskOutcome(done.Status, done.Result?.DeepClone(), done.Error, done.Id);
+    }
+}
