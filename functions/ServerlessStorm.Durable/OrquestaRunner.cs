@@ -13,7 +13,7 @@ namespace ServerlessStorm.Durable;
 /// </summary>
 public sealed class OrquestaRunner(IServiceProvider services) : IActionRunner
 {
-    public const string Type = "orquesta";
+    public const string Type = ServerlessStorm.Engine.Workflows.WorkflowDefinition.RunnerType;
 
     public string RunnerType => Type;
 

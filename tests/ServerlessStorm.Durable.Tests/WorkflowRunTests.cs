@@ -15,11 +15,13 @@ namespace ServerlessStorm.Durable.Tests;
 [Collection(AzuriteCollection.Name)]
 public sealed class WorkflowRunTests(AzuriteFixture azurite)
 {
-    private async Task<(StormTestHost Host, WorkflowTaskHub Hub)> StartAsync(TempPacks packs)
+    private Task<(StormTestHost Host, WorkflowTaskHub Hub)> StartAsync(TempPacks packs) => StartAsync(packs.Root);
+
+    private async Task<(StormTestHost Host, WorkflowTaskHub Hub)> StartAsync(string packsRoot)
     {
         var storage = azurite.NewStorageOptions();
         var audit = new TableAuditStore(Options.Create(storage), TimeProvider.System);
-        var host = await StormTestHost.StartAsync(audit, new InMemoryMessageBus(), packs.Root, services =>
+        var host = await StormTestHost.StartAsync(audit, new InMemoryMessageBus(), packsRoot, services =>
         {
             services.AddSingleton(Options.Create(storage));
             services.AddStormWorkflows(new ConfigurationBuilder().Build());
@@ -97,5 +99,29 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
 
         Assert.Equal(ExecutionStatus.Failed, workflow.Status);
         Assert.StartsWith("task boom failed", workflow.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task DeployExample_DeploysAHealthyVersion_AndRollsBackAnUnhealthyOneAfterItsRetries()
+    {
+        var appDir = Directory.CreateTempSubdirectory("storm-deploy-").FullName;
+        var (host, hub) = await StartAsync(RepositoryPaths.Packs);
+        await using var _ = host;
+        await using var __ = hub;
+        var service = host.Services.GetRequiredService<ExecutionService>();
+
+        var good = await host.WaitForExecutionAsync((await service.RunAsync("examples.deploy",
+            new JsonObject { ["version"] = "2.0", ["app_dir"] = appDir }, null, CancellationToken.None)).Id, TimeSpan.FromSeconds(90));
+        var bad = await host.WaitForExecutionAsync((await service.RunAsync("examples.deploy",
+            new JsonObject { ["version"] = "2.1-bad", ["app_dir"] = appDir, ["retries"] = 1 }, null, CancellationToken.None)).Id, TimeSpan.FromSeconds(90));
+        var badTasks = (await host.Audit.GetTraceAsync(bad.TraceTag, CancellationToken.None)).Executions.Where(e => e.ParentId == bad.Id).ToList();
+
+        Assert.True(good.Status == ExecutionStatus.Succeeded, good.Error);
+        Assert.Equal("""{"status":"deployed","version":"2.0","previous":"none"}""", good.Result!["output"]!.ToJsonString());
+        Assert.Equal(ExecutionStatus.Failed, bad.Status);
+        Assert.Equal(2, badTasks.Count(t => t.WorkflowTask == "health_check")); // the first check and one retry
+        Assert.Equal("rolled back to 2.0", badTasks.Single(t => t.WorkflowTask == "rollback").Result!["stdout"]!.GetValue<string>());
+        Assert.Equal("2.0", (await File.ReadAllTextAsync(Path.Combine(appDir, "VERSION"))).Trim());
+        Directory.Delete(appDir, recursive: true);
     }
 }

@@ -45,10 +45,10 @@ internal static class PackCommands
         return CliOutput.Failed;
     }
 
-    /// <summary>The runners this build has, from the same registrations the engine uses, and the workflow runner.</summary>
+    /// <summary>The runners this build has, from the same registrations the engine uses.</summary>
     internal static RunnerRegistry Runners()
     {
-        using var services = new ServiceCollection().AddStormEngine().AddSingleton<IActionRunner, ServerlessStorm.Durable.OrquestaRunner>().BuildServiceProvider();
+        using var services = new ServiceCollection().AddStormEngine().BuildServiceProvider();
         return services.GetRequiredService<RunnerRegistry>();
     }
 }

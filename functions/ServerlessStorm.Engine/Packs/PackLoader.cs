@@ -121,6 +121,7 @@ public sealed class PackLoader(
         private readonly List<TriggerTypeDefinition> _triggerTypes = [];
         private readonly List<PendingRule> _rules = [];
         private readonly List<(ActionPolicy Policy, SourcePosition Position)> _policies = [];
+        private readonly List<(FileScope File, SourcePosition Position, string Workflow)> _workflows = [];
 
         public void LoadPack(string directory)
         {
@@ -183,6 +184,18 @@ public sealed class PackLoader(
             }
 
             Unique(rules, r => r.Ref, r => r.SourceFile, "rule");
+
+            // Workflow files are checked once every action is known, since their tasks name actions.
+            foreach (var (file, position, workflow) in _workflows)
+            {
+                var (_, workflowProblems) = Workflows.WorkflowLoader.Load(workflow, Display(workflow), actions.ContainsKey);
+                if (workflowProblems.Count > 0)
+                {
+                    file.Problem(position, "entry_point", $"the workflow has {workflowProblems.Count} problem(s), listed under its file");
+                    _problems.AddRange(workflowProblems);
+                }
+            }
+
             foreach (var (policy, position) in _policies.Where(p => !actions.ContainsKey(p.Policy.ResourceRef)))
             {
                 Add(new PackProblem(Display(policy.SourceFile), position, "resource_ref", $"action '{policy.ResourceRef}' does not exist"));
@@ -416,10 +429,12 @@ public sealed class PackLoader(
             file.CheckPack(pack);
             var name = file.RequiredString("name");
             var runnerType = file.RequiredString("runner_type");
-            if (runnerType is not null && !loader._runnerTypes.Contains(runnerType))
+            // A workflow action is known to every loader: its file is the engine's to check; a host without the
+            // workflow engine says so when one runs.
+            var knownRunners = loader._runnerTypes.Append(Workflows.WorkflowDefinition.RunnerType).Distinct().Order(StringComparer.Ordinal).ToList();
+            if (runnerType is not null && !knownRunners.Contains(runnerType))
             {
-                file.Problem(doc["runner_type"]!.Position, "runner_type",
-                    $"unknown runner '{runnerType}' (known: {string.Join(", ", loader._runnerTypes.Order(StringComparer.Ordinal))})");
+                file.Problem(doc["runner_type"]!.Position, "runner_type", $"unknown runner '{runnerType}' (known: {string.Join(", ", knownRunners)})");
             }
 
             // StackStorm: an action has its runner's parameters, and may override their attributes unless immutable.
@@ -447,6 +462,10 @@ public sealed class PackLoader(
             else if (runnerType == Actions.Runners.DotnetActionRunner.Type)
             {
                 CheckDotnetEntryPoint(file, doc, pack);
+            }
+            else if (runnerType == Workflows.WorkflowDefinition.RunnerType && WorkflowFile(file, doc, pack) is { } workflow)
+            {
+                _workflows.Add((file, doc["entry_point"]!.Position, workflow));
             }
 
             var notify = LoadNotify(file);
@@ -495,6 +514,31 @@ public sealed class PackLoader(
             {
                 file.Problem(doc["entry_point"]!.Position, "entry_point", ex.Message);
             }
+        }
+
+        private static string? WorkflowFile(FileScope file, YamlMapping doc, PackDefinition pack)
+        {
+            if (file.OptionalString("entry_point") is not { } entryPoint)
+            {
+                file.Problem(doc.Position, "entry_point", "an orquesta action needs entry_point: its workflow file, relative to actions/");
+                return null;
+            }
+
+            var actions = Path.GetFullPath(Path.Combine(pack.Directory, "actions"));
+            var workflow = Path.GetFullPath(Path.Combine(actions, entryPoint));
+            if (!workflow.StartsWith(actions + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            {
+                file.Problem(doc["entry_point"]!.Position, "entry_point", $"'{entryPoint}' is outside the pack's actions folder");
+                return null;
+            }
+
+            if (!File.Exists(workflow))
+            {
+                file.Problem(doc["entry_point"]!.Position, "entry_point", $"workflow '{entryPoint}' does not exist in {Display(actions)}");
+                return null;
+            }
+
+            return workflow;
         }
 
         private static void CheckScript(FileScope file, YamlMapping doc, PackDefinition pack)

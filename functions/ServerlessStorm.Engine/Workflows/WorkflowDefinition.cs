@@ -13,6 +13,9 @@ public sealed record WorkflowDefinition(
     IReadOnlyDictionary<string, WorkflowTask> Tasks,
     IReadOnlyList<string> TaskOrder)
 {
+    /// <summary>The runner type of a workflow action (its entry_point is the workflow file).</summary>
+    public const string RunnerType = "orquesta";
+
     /// <summary>The engine commands a transition's <c>do</c> may name instead of a task.</summary>
     public static readonly IReadOnlySet<string> EngineCommands = new HashSet<string>(StringComparer.Ordinal) { "continue", "fail", "noop", "retry" };
 
