@@ -11,6 +11,9 @@ public sealed record WorkflowStart(string ExecutionId, string TraceTag, string W
 /// <summary>How a workflow ended: its status, output (JSON text) and errors.</summary>
 public sealed record WorkflowEnd(string Status, string? Output, IReadOnlyList<string> Errors);
 
+/// <summary>The workflow execution to record as ended, and how.</summary>
+public sealed record WorkflowFinish(string ExecutionId, WorkflowEnd End);
+
 /// <summary>One task's action for the activity to run.</summary>
 public sealed record TaskActionRequest(string WorkflowExecutionId, string TraceTag, string ActionId, string Task, string ActionRef, string Input);
 
@@ -64,9 +67,11 @@ public sealed class WorkflowOrchestrator : TaskOrchestrator<WorkflowStart, Workf
             Take(interpreter.OnActionCompleted(id, outcome.Status, outcome.Result is null ? null : JsonNode.Parse(outcome.Result), outcome.Error));
         }
 
-        return end is null
+        var result = end is null
             ? new WorkflowEnd(ExecutionStatus.Failed, null, ["the workflow stopped without an outcome"])
             : new WorkflowEnd(end.Status, end.Output?.ToJsonString(), end.Errors);
+        await context.CallActivityAsync(FinishWorkflowActivity.Name, new WorkflowFinish(start.ExecutionId, result));
+        return result;
     }
 
     private static async Task<TaskActionOutcome> RunAsync(TaskOrchestrationContext context, WorkflowStart start, RunAction action)
@@ -91,5 +96,18 @@ public sealed class RunTaskActionActivity(WorkflowTaskRunner tasks) : TaskActivi
         var outcome = await tasks.RunAsync(request.WorkflowExecutionId, request.TraceTag, request.ActionId, request.Task, request.ActionRef,
             JsonNode.Parse(request.Input) as JsonObject ?? [], CancellationToken.None);
         return new TaskActionOutcome(outcome.Status, outcome.Result?.ToJsonString(), outcome.Error, outcome.ExecutionId);
+    }
+}
+
+/// <summary>Records the workflow execution's end (see <see cref="WorkflowTaskRunner.FinishWorkflowAsync"/>).</summary>
+public sealed class FinishWorkflowActivity(WorkflowTaskRunner tasks) : TaskActivity<WorkflowFinish, bool>
+{
+    public const string Name = "StormWorkflowFinish";
+
+    public override async Task<bool> RunAsync(TaskActivityContext context, WorkflowFinish finish)
+    {
+        await tasks.FinishWorkflowAsync(finish.ExecutionId, finish.End.Status, finish.End.Output is null ? null : JsonNode.Parse(finish.End.Output) as JsonObject,
+            finish.End.Errors, CancellationToken.None);
+        return true;
     }
 }

@@ -16,6 +16,12 @@ public sealed class WorkflowOptions
 {
     /// <summary>The longest a task hub queue waits between polls when idle (Durable's default is 30 s).</summary>
     public TimeSpan MaxQueuePollingInterval { get; set; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>How long a message a dead host was working on stays hidden before another host takes it.</summary>
+    public TimeSpan VisibilityTimeout { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>How long a host's claim on a task hub partition lasts unless renewed (a dead host's expires).</summary>
+    public TimeSpan LeaseInterval { get; set; } = TimeSpan.FromSeconds(15);
 }
 
 /// <summary>
@@ -39,12 +45,20 @@ public sealed class WorkflowTaskHub : IHostedService, IAsyncDisposable
             StorageAccountClientProvider = new StorageAccountClientProvider(storage.Value.ConnectionString),
             TaskHubName = TaskHubName(storage.Value.TablePrefix),
             MaxQueuePollingInterval = options.Value.MaxQueuePollingInterval,
+            WorkItemQueueVisibilityTimeout = options.Value.VisibilityTimeout,
+            ControlQueueVisibilityTimeout = options.Value.VisibilityTimeout,
+            LeaseInterval = options.Value.LeaseInterval,
+            LeaseRenewInterval = options.Value.LeaseInterval / 3,
+            LeaseAcquireInterval = options.Value.LeaseInterval / 3,
         });
         _worker = new TaskHubWorker(_service);
         _worker.AddTaskOrchestrations(new Creator<TaskOrchestration>(WorkflowOrchestrator.Name,
             () => DurableTaskShimFactory.Default.CreateOrchestration(WorkflowOrchestrator.Name, new WorkflowOrchestrator())));
-        _worker.AddTaskActivities(new Creator<TaskActivity>(RunTaskActionActivity.Name,
-            () => DurableTaskShimFactory.Default.CreateActivity(RunTaskActionActivity.Name, new RunTaskActionActivity(services.GetRequiredService<WorkflowTaskRunner>()))));
+        _worker.AddTaskActivities(
+            new Creator<TaskActivity>(RunTaskActionActivity.Name,
+                () => DurableTaskShimFactory.Default.CreateActivity(RunTaskActionActivity.Name, new RunTaskActionActivity(services.GetRequiredService<WorkflowTaskRunner>()))),
+            new Creator<TaskActivity>(FinishWorkflowActivity.Name,
+                () => DurableTaskShimFactory.Default.CreateActivity(FinishWorkflowActivity.Name, new FinishWorkflowActivity(services.GetRequiredService<WorkflowTaskRunner>()))));
         _client = new TaskHubClient(_service);
         _started = new(async () =>
         {

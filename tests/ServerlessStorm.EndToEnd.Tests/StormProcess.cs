@@ -94,6 +94,16 @@ public sealed class StormProcess : IAsyncDisposable
         return new CliResult(process.ExitCode, await stdout, await stderr);
     }
 
+    /// <summary>Kills the process and the actions it runs as a crash of its machine would (SIGKILL): nothing gets to clean up.</summary>
+    public async Task KillAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+    }
+
     /// <summary>Stops the process the way an operator does (SIGTERM) and waits for it.</summary>
     public async Task StopAsync()
     {

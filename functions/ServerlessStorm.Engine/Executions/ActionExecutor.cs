@@ -41,9 +41,15 @@ public sealed partial class ActionExecutor(
 
     public static readonly TimeSpan AbandonGrace = TimeSpan.FromSeconds(30);
 
-    public async Task HandleAsync(ExecutionRequest request, CancellationToken cancellationToken)
+    /// <param name="request">The execution to run.</param>
+    /// <param name="takeOver">
+    /// Run it even if it is recorded as running: the caller knows the worker that ran it is gone (a Durable activity
+    /// runs again only when its previous run was lost).
+    /// </param>
+    /// <param name="cancellationToken">Stops the run.</param>
+    public async Task HandleAsync(ExecutionRequest request, CancellationToken cancellationToken, bool takeOver = false)
     {
-        var (record, finished) = await ClaimAsync(request, cancellationToken);
+        var (record, finished) = await ClaimAsync(request, takeOver, cancellationToken);
         if (finished is not null)
         {
             // Delivered again after it finished: release, announce and retry again (all idempotent) in case they were lost.
@@ -190,7 +196,7 @@ public sealed partial class ActionExecutor(
     }
 
     /// <summary>Claims the execution to run it; or returns it as finished; or neither when another worker runs it.</summary>
-    private async Task<(ExecutionRecord? Claimed, ExecutionRecord? Finished)> ClaimAsync(ExecutionRequest request, CancellationToken cancellationToken)
+    private async Task<(ExecutionRecord? Claimed, ExecutionRecord? Finished)> ClaimAsync(ExecutionRequest request, bool takeOver, CancellationToken cancellationToken)
     {
         for (var attempt = 0; attempt < 5; attempt++)
         {
@@ -212,7 +218,8 @@ public sealed partial class ActionExecutor(
             }
 
             var now = time.GetUtcNow();
-            if (record.Status == ExecutionStatus.Canceling && IsAbandoned(record, request, now))
+            var abandoned = takeOver || IsAbandoned(record, request, now);
+            if (record.Status == ExecutionStatus.Canceling && abandoned)
             {
                 // Its worker died while it was being canceled: it will not run again.
                 record.Transition(ExecutionStatus.Canceled, now);
@@ -224,7 +231,7 @@ public sealed partial class ActionExecutor(
                 continue;
             }
 
-            if (record.Status is ExecutionStatus.Running or ExecutionStatus.Canceling && !IsAbandoned(record, request, now))
+            if (record.Status is ExecutionStatus.Running or ExecutionStatus.Canceling && !abandoned)
             {
                 // A duplicate request while another worker runs it; that worker records the outcome.
                 LogAlreadyRunning(logger, record.Id);

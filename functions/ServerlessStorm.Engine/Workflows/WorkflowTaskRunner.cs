@@ -15,7 +15,7 @@ public sealed record WorkflowTaskOutcome(string Status, JsonNode? Result, string
 /// and returns how it ended. The child's id comes from the workflow execution and the interpreter's action id, so
 /// running the same task again (an activity retried after a crash) finds the execution it already started.
 /// </summary>
-public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runners, ExecutionService executions, ActionExecutor executor, IAuditStore audit, TimeProvider time)
+public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runners, ExecutionService executions, ActionExecutor executor, CompletionAnnouncer announcer, IAuditStore audit, TimeProvider time)
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(200);
 
@@ -42,7 +42,8 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
         var record = await executions.RequestAsync(action, parameters, id, traceTag, null, null, cancellationToken, workflow: new WorkflowLink(workflowExecutionId, task));
         if (!ExecutionStatus.IsTerminal(record.Status))
         {
-            await executor.HandleAsync(ExecutionService.RequestFor(record), cancellationToken);
+            // Found running: the activity that ran it before was lost with its worker, so this one takes it over.
+            await executor.HandleAsync(ExecutionService.RequestFor(record), cancellationToken, takeOver: record.Status is ExecutionStatus.Running or ExecutionStatus.Scheduled);
         }
 
         // Delayed by a concurrency policy, or run by another worker: wait for it to end.
@@ -56,5 +57,31 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
         return done.Status == ExecutionStatus.Pending
             ? new WorkflowTaskOutcome(ExecutionStatus.Failed, null, "an inquiry inside a workflow needs approvals, which workflows do not support yet", done.Id)
             : new WorkflowTaskOutcome(done.Status, done.Result?.DeepClone(), done.Error, done.Id);
+    }
+
+    /// <summary>
+    /// Records the workflow execution's end (the orchestrator's last step), so it ends even when the runner that
+    /// started it is gone (its host restarted meanwhile). Nothing happens when it has ended already.
+    /// </summary>
+    public async Task FinishWorkflowAsync(string workflowExecutionId, string status, JsonObject? output, IReadOnlyList<string> errors, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            var record = await audit.GetExecutionAsync(workflowExecutionId, cancellationToken);
+            if (record is null || ExecutionStatus.IsTerminal(record.Status))
+            {
+                return;
+            }
+
+            record.Result = new JsonObject { ["output"] = output?.DeepClone(), ["errors"] = new JsonArray([.. errors.Select(e => (JsonNode)e)]) };
+            record.Error = status == ExecutionStatus.Succeeded ? null : string.Join("; ", errors);
+            record.Transition(status, time.GetUtcNow());
+            if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
+            {
+                Diagnostics.StormMetrics.ExecutionFinished(record.ActionRef, record.Status);
+                await announcer.AnnounceAsync(catalog.Actions.GetValueOrDefault(record.ActionRef), record, cancellationToken);
+                return;
+            }
+        }
     }
 }
