@@ -13,6 +13,7 @@ public static class DurableStormServices
         services.AddOptions<WorkflowOptions>().Bind(configuration.GetSection("Storm:Workflows"));
         services.AddSingleton<WorkflowTaskHub>();
         services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<WorkflowTaskHub>());
+        services.AddSingleton<ServerlessStorm.Engine.Workflows.IWorkflowControl>(sp => sp.GetRequiredService<WorkflowTaskHub>());
         services.AddSingleton<IActionRunner, OrquestaRunner>();
         return services;
     }

@@ -29,7 +29,7 @@ public sealed class WorkflowOptions
 /// uses), here over Azurite, running <see cref="WorkflowOrchestrator"/> through Microsoft.DurableTask's shims — so the
 /// same orchestrator class runs here and in the Function app, and a workflow in flight survives a restart.
 /// </summary>
-public sealed class WorkflowTaskHub : IHostedService, IAsyncDisposable
+public sealed class WorkflowTaskHub : IHostedService, IWorkflowControl, IAsyncDisposable
 {
     private readonly AzureStorageOrchestrationService _service;
     private readonly TaskHubWorker _worker;
@@ -123,6 +123,24 @@ public sealed class WorkflowTaskHub : IHostedService, IAsyncDisposable
         }
 
         return null;
+    }
+
+    public async Task TerminateAsync(string executionId, string reason, CancellationToken cancellationToken)
+    {
+        await _started.Value;
+        await _client.TerminateInstanceAsync(new OrchestrationInstance { InstanceId = executionId }, reason);
+    }
+
+    public async Task SuspendAsync(string executionId, string reason, CancellationToken cancellationToken)
+    {
+        await _started.Value;
+        await _client.SuspendInstanceAsync(new OrchestrationInstance { InstanceId = executionId }, reason);
+    }
+
+    public async Task ResumeAsync(string executionId, string reason, CancellationToken cancellationToken)
+    {
+        await _started.Value;
+        await _client.ResumeInstanceAsync(new OrchestrationInstance { InstanceId = executionId }, reason);
     }
 
     public async ValueTask DisposeAsync() => await StopAsync(CancellationToken.None);

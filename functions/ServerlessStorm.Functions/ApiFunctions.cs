@@ -104,6 +104,16 @@ public sealed class ApiFunctions(StormApi api)
         CancellationToken cancellationToken) =>
         HttpResults.ToActionResult(await api.GetTraceAsync(traceTag, cancellationToken));
 
+    [Function("UpdateExecution")]
+    public async Task<IActionResult> UpdateExecutionAsync(
+        [HttpTrigger(AuthorizationLevel.Function, "put", Route = "v1/executions/{id}")] HttpRequest request,
+        string id,
+        CancellationToken cancellationToken)
+    {
+        var (body, error) = await HttpResults.JsonBodyAsync(request, cancellationToken);
+        return error ?? HttpResults.ToActionResult(await api.UpdateExecutionAsync(id, body, cancellationToken));
+    }
+
     [Function("ListInquiries")]
     public async Task<IActionResult> ListInquiriesAsync(
         [HttpTrigger(AuthorizationLevel.Function, "get", Route = "v1/inquiries")] HttpRequest request,

@@ -124,4 +124,70 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         Assert.Equal("2.0", (await File.ReadAllTextAsync(Path.Combine(appDir, "VERSION"))).Trim());
         Directory.Delete(appDir, recursive: true);
     }
+
+    [Fact]
+    public async Task PauseHoldsTheNextTask_ResumeGoesOn_AndCancelStopsTheWorkflowAndItsRunningTask()
+    {
+        var marks = Path.Combine(Path.GetTempPath(), $"storm-pause-{Guid.NewGuid():N}.log");
+        using var packs = new TempPacks().WithPack("wf");
+        packs.Write("wf/actions/slow.yaml", "name: slow\nrunner_type: orquesta\nentry_point: workflows/slow.yaml\nparameters:\n  marks: {type: string, required: true}\n");
+        packs.Write("wf/actions/workflows/slow.yaml", """
+            version: 1.0
+            input: [marks]
+            tasks:
+              first:
+                action: core.local
+                input: {cmd: 'sleep 1; echo first >> "$MARKS"', env: {MARKS: "<% ctx(marks) %>"}}
+                next: [{do: second}]
+              second:
+                action: core.local
+                input: {cmd: 'echo second >> "$MARKS"; sleep 30; echo late >> "$MARKS"', env: {MARKS: "<% ctx(marks) %>"}}
+            """);
+        var (host, hub) = await StartAsync(packs);
+        await using var _ = host;
+        await using var __ = hub;
+        var service = host.Services.GetRequiredService<ExecutionService>();
+        string Marks() => File.Exists(marks) ? File.ReadAllText(marks) : "";
+
+        var started = await service.RunAsync("wf.slow", new JsonObject { ["marks"] = marks }, null, CancellationToken.None);
+        await Eventually.ReturnsAsync(() => host.Audit.GetTraceAsync(started.TraceTag, CancellationToken.None),
+            t => t.Executions.Any(e => e.WorkflowTask == "first" && e.Status == ExecutionStatus.Running), TimeSpan.FromSeconds(30));
+        var paused = await service.PauseAsync(started.Id, CancellationToken.None);
+        await Eventually.TrueAsync(() => Marks().Contains("first", StringComparison.Ordinal), TimeSpan.FromSeconds(30), "the running task to finish");
+        // Unpaused, the next task starts within a second of the first ending; paused, it must not for 3 seconds.
+        var heldBack = !await StartsWithinAsync(() => Marks().Contains("second", StringComparison.Ordinal), TimeSpan.FromSeconds(3));
+        var resumed = await service.ResumeAsync(started.Id, CancellationToken.None);
+        await Eventually.TrueAsync(() => Marks().Contains("second", StringComparison.Ordinal), TimeSpan.FromSeconds(30), "the next task to start after resume");
+        var canceled = await service.CancelAsync(started.Id, CancellationToken.None);
+        var second = await Eventually.ReturnsAsync(async () => (await host.Audit.GetTraceAsync(started.TraceTag, CancellationToken.None)).Executions.Single(e => e.WorkflowTask == "second"),
+            e => ExecutionStatus.IsTerminal(e.Status), TimeSpan.FromSeconds(30));
+
+        Assert.Equal(ExecutionStatus.Paused, paused.Status);
+        Assert.True(heldBack, "the next task started while the workflow was paused");
+        Assert.Equal(ExecutionStatus.Running, resumed.Status);
+        Assert.Equal(ExecutionStatus.Canceled, canceled.Status);
+        Assert.Equal(ExecutionStatus.Canceled, second.Status);
+        Assert.DoesNotContain("late", Marks(), StringComparison.Ordinal);
+        Assert.Equal(ExecutionStatus.Canceled, (await host.Audit.GetExecutionAsync(started.Id, CancellationToken.None))!.Status);
+        var notAWorkflow = await service.RunAsync("core.noop", [], null, CancellationToken.None);
+        await host.WaitForExecutionAsync(notAWorkflow.Id);
+        Assert.Contains("only workflows pause", (await Assert.ThrowsAsync<InvalidOperationException>(() => service.PauseAsync(notAWorkflow.Id, CancellationToken.None))).Message, StringComparison.Ordinal);
+        File.Delete(marks);
+    }
+
+    private static async Task<bool> StartsWithinAsync(Func<bool> condition, TimeSpan within)
+    {
+        var deadline = DateTime.UtcNow + within;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (condition())
+            {
+                return true;
+            }
+
+            await Task.Delay(Eventually.PollInterval);
+        }
+
+        return condition();
+    }
 }

@@ -40,6 +40,7 @@ public class FunctionMetadataTests
     [InlineData("GetTrace", "get", "v1/traces/{traceTag}")]
     [InlineData("ReRunExecution", "post", "v1/executions/{id}/re_run")]
     [InlineData("CancelExecution", "delete", "v1/executions/{id}")]
+    [InlineData("UpdateExecution", "put", "v1/executions/{id}")]
     [InlineData("GetExecutionOutput", "get", "v1/executions/{id}/output")]
     [InlineData("ListKeys", "get", "v1/keys")]
     [InlineData("GetKey", "get", "v1/keys/{name}")]
@@ -91,7 +92,7 @@ public class FunctionMetadataTests
     [Fact]
     public void EveryFunction_IsOneTheTestsKnow()
     {
-        string[] known = ["Webhook", "CreateExecution", "ListExecutions", "GetExecution", "ListTriggerInstances", "GetTrace", "ReRunExecution", "CancelExecution", "GetExecutionOutput", "ListKeys", "GetKey", "PutKey", "DeleteKey", "ListInquiries", "GetInquiry", "RespondToInquiry", "TimerSensor", "InquiryTimeouts", "RulesEngine", "ActionRunner"];
+        string[] known = ["Webhook", "CreateExecution", "ListExecutions", "GetExecution", "ListTriggerInstances", "GetTrace", "ReRunExecution", "CancelExecution", "UpdateExecution", "GetExecutionOutput", "ListKeys", "GetKey", "PutKey", "DeleteKey", "ListInquiries", "GetInquiry", "RespondToInquiry", "TimerSensor", "InquiryTimeouts", "RulesEngine", "ActionRunner"];
 
         Assert.Equal(known.Order(), Metadata.Value.Select(f => f!["name"]!.GetValue<string>()).Order());
     }

@@ -83,20 +83,29 @@ internal static class ExecutionCommands
             return await RunCommand.WaitAndPrintAsync(client, created, result.GetValue(reRunJson), TimeSpan.FromMinutes(10), ct);
         }));
 
-        var cancelId = new Argument<string>("ID") { Description = "The execution to cancel" };
-        var cancelApi = CliOutput.ApiOption();
-        var cancel = new Command("cancel", "Cancel an execution: at once if it has not started, else its processes are stopped") { cancelId, cancelApi };
-        cancel.SetAction((result, ct) => CliOutput.WithClientAsync(result.GetValue(cancelApi), async client =>
+        // cancel, pause and resume: one request each, then the execution's new status.
+        Command StatusChange(string name, string description, HttpMethod method, string? body)
         {
-            var reply = await client.SendJsonAsync(HttpMethod.Delete, $"api/v1/executions/{Uri.EscapeDataString(result.GetValue(cancelId)!)}", null, ct);
-            if (!reply.IsSuccess)
+            var id = new Argument<string>("ID") { Description = $"The execution to {name}" };
+            var api = CliOutput.ApiOption();
+            var command = new Command(name, description) { id, api };
+            command.SetAction((result, ct) => CliOutput.WithClientAsync(result.GetValue(api), async client =>
             {
-                return CliOutput.Error(reply.Fault, reply.StatusCode == 404 ? CliOutput.Failed : CliOutput.InvalidInput);
-            }
+                var reply = await client.SendJsonAsync(method, $"api/v1/executions/{Uri.EscapeDataString(result.GetValue(id)!)}", body, ct);
+                if (!reply.IsSuccess)
+                {
+                    return CliOutput.Error(reply.Fault, reply.StatusCode == 404 ? CliOutput.Failed : CliOutput.InvalidInput);
+                }
 
-            Console.WriteLine($"execution {reply.Body!["id"]} is {reply.Body["status"]}");
-            return CliOutput.Ok;
-        }));
+                Console.WriteLine($"execution {reply.Body!["id"]} is {reply.Body["status"]}");
+                return CliOutput.Ok;
+            }));
+            return command;
+        }
+
+        var cancel = StatusChange("cancel", "Cancel an execution: at once if it has not started, else its processes are stopped (a workflow: and its tasks')", HttpMethod.Delete, null);
+        var pause = StatusChange("pause", "Pause a workflow: its running tasks finish, no new one starts", HttpMethod.Put, """{"status": "pausing"}""");
+        var resume = StatusChange("resume", "Resume a paused workflow", HttpMethod.Put, """{"status": "resuming"}""");
 
         var tailId = new Argument<string>("ID") { Description = "The execution to follow" };
         var tailApi = CliOutput.ApiOption();
@@ -130,7 +139,7 @@ internal static class ExecutionCommands
             }
         }));
 
-        return new Command("execution", "Inspect and manage executions") { list, get, reRun, cancel, tail };
+        return new Command("execution", "Inspect and manage executions") { list, get, reRun, cancel, pause, resume, tail };
     }
 
     /// <summary>An execution in st2's plain layout.</summary>

@@ -179,6 +179,8 @@ public sealed class StormServer : IAsyncDisposable
             ToResult(await storm.GetExecutionOutputAsync(id, Query(request), ct)));
         api.MapDelete("/executions/{id}", async (string id, StormApi storm, CancellationToken ct) =>
             ToResult(await storm.CancelExecutionAsync(id, ct)));
+        api.MapPut("/executions/{id}", async (string id, HttpRequest request, StormApi storm, CancellationToken ct) =>
+            ToResult(await JsonBodyAsync(request, ct) is var (body, error) && error is null ? await storm.UpdateExecutionAsync(id, body, ct) : error!));
         api.MapGet("/triggerinstances", async (HttpRequest request, StormApi storm, CancellationToken ct) =>
             ToResult(await storm.ListTriggerInstancesAsync(Query(request), ct)));
         api.MapGet("/keys", async (HttpRequest request, StormApi storm, CancellationToken ct) =>

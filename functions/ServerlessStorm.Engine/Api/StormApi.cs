@@ -94,6 +94,29 @@ public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions
         }
     }
 
+    /// <summary>PUT /api/v1/executions/{id} with <c>{"status": "pausing"}</c> or <c>{"status": "resuming"}</c>, as StackStorm pauses and resumes workflows.</summary>
+    public async Task<ApiResponse> UpdateExecutionAsync(string id, JsonNode? body, CancellationToken cancellationToken)
+    {
+        var status = body is JsonObject o && o["status"] is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
+        try
+        {
+            return status switch
+            {
+                "pausing" or ExecutionStatus.Paused => new ApiResponse(200, ApiViews.Execution(await executions.PauseAsync(id, cancellationToken))),
+                "resuming" or ExecutionStatus.Running => new ApiResponse(200, ApiViews.Execution(await executions.ResumeAsync(id, cancellationToken))),
+                _ => ApiResponse.Fault(400, "the body must be {\"status\": \"pausing\"} or {\"status\": \"resuming\"}"),
+            };
+        }
+        catch (ExecutionNotFoundException ex)
+        {
+            return ApiResponse.Fault(404, ex.Message);
+        }
+        catch (InvalidOperationException ex)
+        {
+            return ApiResponse.Fault(409, ex.Message);
+        }
+    }
+
     /// <summary>GET /api/v1/executions/{id}/output?offset=N: live output from chunk N on, and the execution's status.</summary>
     public async Task<ApiResponse> GetExecutionOutputAsync(string id, IReadOnlyDictionary<string, string?> query, CancellationToken cancellationToken)
     {

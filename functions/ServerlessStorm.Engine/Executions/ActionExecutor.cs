@@ -231,7 +231,7 @@ public sealed partial class ActionExecutor(
                 continue;
             }
 
-            if (record.Status is ExecutionStatus.Running or ExecutionStatus.Canceling && !abandoned)
+            if (record.Status is ExecutionStatus.Running or ExecutionStatus.Canceling or ExecutionStatus.Paused && !abandoned)
             {
                 // A duplicate request while another worker runs it; that worker records the outcome.
                 LogAlreadyRunning(logger, record.Id);

@@ -19,7 +19,8 @@ public sealed class ActionNotFoundException(string actionRef) : Exception($"acti
 /// Requests executions: records each as <c>requested</c> in the audit (secret parameters masked), then puts it on
 /// the executions queue with its real parameters for a runner to pick up.
 /// </summary>
-public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners, Datastore.KeyValueService datastore, IAuditStore audit, IMessageBus bus, TimeProvider time)
+public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners, Datastore.KeyValueService datastore, IAuditStore audit, IMessageBus bus, TimeProvider time,
+    Workflows.IWorkflowControl? workflows = null)
 {
     /// <summary>Runs an action with literal parameters, as <c>storm run</c> and the API do.</summary>
     public async Task<ExecutionRecord> RunAsync(string actionRef, JsonObject parameters, string? traceTag, CancellationToken cancellationToken)
@@ -169,6 +170,11 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
                 return record;
             }
 
+            if (record.RunnerType == Workflows.WorkflowDefinition.RunnerType && workflows is not null)
+            {
+                return await CancelWorkflowAsync(record, cancellationToken);
+            }
+
             record.Transition(record.Status == ExecutionStatus.Running ? ExecutionStatus.Canceling : ExecutionStatus.Canceled, time.GetUtcNow());
             if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
             {
@@ -177,6 +183,75 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
         }
 
         throw new InvalidOperationException($"execution {executionId} kept changing while being canceled");
+    }
+
+    // A workflow is stopped in its engine (from any host), then every task execution still going is canceled, and
+    // the workflow recorded canceled: its orchestration will not record an end of its own.
+    private async Task<ExecutionRecord> CancelWorkflowAsync(ExecutionRecord workflow, CancellationToken cancellationToken)
+    {
+        await workflows!.TerminateAsync(workflow.Id, "canceled on request", cancellationToken);
+        var trace = await audit.GetTraceAsync(workflow.TraceTag, cancellationToken);
+        foreach (var task in trace.Executions.Where(e => e.ParentId == workflow.Id && !ExecutionStatus.IsTerminal(e.Status)))
+        {
+            await CancelAsync(task.Id, cancellationToken);
+        }
+
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            var record = await audit.GetExecutionAsync(workflow.Id, cancellationToken) ?? throw new ExecutionNotFoundException(workflow.Id);
+            if (ExecutionStatus.IsTerminal(record.Status))
+            {
+                return record;
+            }
+
+            record.Error = "canceled on request";
+            record.Transition(ExecutionStatus.Canceled, time.GetUtcNow());
+            if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
+            {
+                return record;
+            }
+        }
+
+        throw new InvalidOperationException($"execution {workflow.Id} kept changing while being canceled");
+    }
+
+    /// <summary>Pauses a running workflow (its running tasks finish; none starts until it is resumed).</summary>
+    public Task<ExecutionRecord> PauseAsync(string executionId, CancellationToken cancellationToken) =>
+        HoldAsync(executionId, ExecutionStatus.Running, ExecutionStatus.Paused, (id, ct) => workflows!.SuspendAsync(id, "paused on request", ct), cancellationToken);
+
+    /// <summary>Resumes a paused workflow.</summary>
+    public Task<ExecutionRecord> ResumeAsync(string executionId, CancellationToken cancellationToken) =>
+        HoldAsync(executionId, ExecutionStatus.Paused, ExecutionStatus.Running, (id, ct) => workflows!.ResumeAsync(id, "resumed on request", ct), cancellationToken);
+
+    private async Task<ExecutionRecord> HoldAsync(string executionId, string from, string to, Func<string, CancellationToken, Task> apply, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            var record = await audit.GetExecutionAsync(executionId, cancellationToken) ?? throw new ExecutionNotFoundException(executionId);
+            if (record.RunnerType != Workflows.WorkflowDefinition.RunnerType || workflows is null)
+            {
+                throw new InvalidOperationException($"execution '{executionId}' is not a workflow ({record.ActionRef} runs on {record.RunnerType}); only workflows pause and resume");
+            }
+
+            if (record.Status == to)
+            {
+                return record;
+            }
+
+            if (record.Status != from)
+            {
+                throw new InvalidOperationException($"execution '{executionId}' is {record.Status}; only a {from} workflow can become {to}");
+            }
+
+            await apply(executionId, cancellationToken);
+            record.Transition(to, time.GetUtcNow());
+            if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
+            {
+                return record;
+            }
+        }
+
+        throw new InvalidOperationException($"execution {executionId} kept changing");
     }
 
     // Secret parameters, and any other value that carries one (a shell command's variables), are sealed: they
