@@ -35,7 +35,11 @@ public sealed class OrquestaRunner(IServiceProvider services) : IActionRunner
 
         var hub = services.GetRequiredService<WorkflowTaskHub>();
         var start = new WorkflowStart(context.ExecutionId, context.TraceTag ?? context.ExecutionId, context.Action.EntryPoint,
-            await File.ReadAllTextAsync(file, cancellationToken), context.Parameters.ToJsonString());
+            await File.ReadAllTextAsync(file, cancellationToken), context.Parameters.ToJsonString())
+        {
+            ReuseFrom = context.ReRunTasks is null ? null : context.ReRunOf,
+            ReRunTasks = context.ReRunTasks ?? [],
+        };
         await hub.StartWorkflowAsync(context.ExecutionId, start);
         var end = await hub.WaitAsync(context.ExecutionId, cancellationToken);
         cancellationToken.ThrowIfCancellationRequested();

@@ -6,7 +6,13 @@ using ServerlessStorm.Engine.Workflows;
 namespace ServerlessStorm.Durable;
 
 /// <summary>What starts a workflow: its execution, the workflow file's text, and the input (JSON text).</summary>
-public sealed record WorkflowStart(string ExecutionId, string TraceTag, string WorkflowFile, string WorkflowText, string Input);
+public sealed record WorkflowStart(string ExecutionId, string TraceTag, string WorkflowFile, string WorkflowText, string Input)
+{
+    /// <summary>A re-run: the workflow execution whose succeeded tasks keep their results, except <see cref="ReRunTasks"/>.</summary>
+    public string? ReuseFrom { get; init; }
+
+    public IReadOnlyList<string> ReRunTasks { get; init; } = [];
+}
 
 /// <summary>How a workflow ended: its status, output (JSON text) and errors.</summary>
 public sealed record WorkflowEnd(string Status, string? Output, IReadOnlyList<string> Errors);
@@ -15,7 +21,11 @@ public sealed record WorkflowEnd(string Status, string? Output, IReadOnlyList<st
 public sealed record WorkflowFinish(string ExecutionId, WorkflowEnd End);
 
 /// <summary>One task's action for the activity to run.</summary>
-public sealed record TaskActionRequest(string WorkflowExecutionId, string TraceTag, string ActionId, string Task, string ActionRef, string Input);
+public sealed record TaskActionRequest(string WorkflowExecutionId, string TraceTag, string ActionId, string Task, string ActionRef, string Input)
+{
+    /// <summary>Take this task's result from that workflow execution when it succeeded there.</summary>
+    public string? ReuseFrom { get; init; }
+}
 
 /// <summary>How a task's action ended (result as JSON text).</summary>
 public sealed record TaskActionOutcome(string Status, string? Result, string? Error, string? ExecutionId);
@@ -82,7 +92,10 @@ public sealed class WorkflowOrchestrator : TaskOrchestrator<WorkflowStart, Workf
         }
 
         return await context.CallActivityAsync<TaskActionOutcome>(RunTaskActionActivity.Name,
-            new TaskActionRequest(start.ExecutionId, start.TraceTag, action.Id, action.Task, action.ActionRef, action.Input.ToJsonString()));
+            new TaskActionRequest(start.ExecutionId, start.TraceTag, action.Id, action.Task, action.ActionRef, action.Input.ToJsonString())
+            {
+                ReuseFrom = start.ReRunTasks.Contains(action.Task) ? null : start.ReuseFrom,
+            });
     }
 }
 
@@ -94,7 +107,7 @@ public sealed class RunTaskActionActivity(WorkflowTaskRunner tasks) : TaskActivi
     public override async Task<TaskActionOutcome> RunAsync(TaskActivityContext context, TaskActionRequest request)
     {
         var outcome = await tasks.RunAsync(request.WorkflowExecutionId, request.TraceTag, request.ActionId, request.Task, request.ActionRef,
-            JsonNode.Parse(request.Input) as JsonObject ?? [], CancellationToken.None);
+            JsonNode.Parse(request.Input) as JsonObject ?? [], CancellationToken.None, request.ReuseFrom);
         return new TaskActionOutcome(outcome.Status, outcome.Result?.ToJsonString(), outcome.Error, outcome.ExecutionId);
     }
 }

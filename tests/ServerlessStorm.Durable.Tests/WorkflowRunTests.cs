@@ -175,6 +175,50 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         File.Delete(marks);
     }
 
+    [Fact]
+    public async Task ReRunFromTheFailedTask_KeepsWhatSucceeded_AndRunsTheRest()
+    {
+        var marks = Path.Combine(Path.GetTempPath(), $"storm-rerun-{Guid.NewGuid():N}.log");
+        using var packs = new TempPacks().WithPack("wf");
+        packs.Write("wf/actions/flaky.yaml", "name: flaky\nrunner_type: orquesta\nentry_point: workflows/flaky.yaml\nparameters:\n  marks: {type: string, required: true}\n");
+        packs.Write("wf/actions/workflows/flaky.yaml", """
+            version: 1.0
+            input: [marks]
+            tasks:
+              prepare:
+                action: core.local
+                input: {cmd: 'echo prepare >> "$MARKS"; echo prepared', env: {MARKS: "<% ctx(marks) %>"}}
+                next: [{publish: [{prepared: "<% result().stdout %>"}], do: flaky}]
+              flaky:
+                action: core.local
+                input: {cmd: 'echo flaky >> "$MARKS"; test -f "$MARKS.fixed"', env: {MARKS: "<% ctx(marks) %>"}}
+                next: [{when: "<% succeeded() %>", do: finish}]
+              finish:
+                action: core.local
+                input: {cmd: 'echo finish >> "$MARKS"', env: {MARKS: "<% ctx(marks) %>"}}
+            output: [{prepared: "<% ctx(prepared) %>"}]
+            """);
+        var (host, hub) = await StartAsync(packs);
+        await using var _ = host;
+        await using var __ = hub;
+        var service = host.Services.GetRequiredService<ExecutionService>();
+
+        var original = await host.WaitForExecutionAsync((await service.RunAsync("wf.flaky", new JsonObject { ["marks"] = marks }, null, CancellationToken.None)).Id, TimeSpan.FromSeconds(60));
+        await File.WriteAllTextAsync(marks + ".fixed", "");
+        var fromFailed = await host.WaitForExecutionAsync((await service.ReRunAsync(original.Id, [], CancellationToken.None, ["flaky"])).Id, TimeSpan.FromSeconds(60));
+        var whole = await host.WaitForExecutionAsync((await service.ReRunAsync(original.Id, [], CancellationToken.None)).Id, TimeSpan.FromSeconds(60));
+
+        Assert.Equal(ExecutionStatus.Failed, original.Status);
+        Assert.True(fromFailed.Status == ExecutionStatus.Succeeded, fromFailed.Error);
+        Assert.Equal(original.Id, fromFailed.ReRunOf);
+        Assert.Equal("prepared", fromFailed.Result!["output"]!["prepared"]!.GetValue<string>()); // the kept result flows on
+        Assert.Equal(ExecutionStatus.Succeeded, whole.Status);
+        // prepare: the original and the whole re-run (the re-run from flaky kept it); flaky: all three; finish: both re-runs.
+        Assert.Equal(["prepare", "flaky", "flaky", "finish", "prepare", "flaky", "finish"], File.ReadAllLines(marks));
+        File.Delete(marks);
+        File.Delete(marks + ".fixed");
+    }
+
     private static async Task<bool> StartsWithinAsync(Func<bool> condition, TimeSpan within)
     {
         var deadline = DateTime.UtcNow + within;

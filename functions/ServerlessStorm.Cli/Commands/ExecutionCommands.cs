@@ -66,10 +66,11 @@ internal static class ExecutionCommands
         var reRunId = new Argument<string>("ID") { Description = "The execution to run again" };
         var overrides = new Argument<string[]>("PARAMETERS") { Description = "Parameters to change, as key=value", Arity = ArgumentArity.ZeroOrMore };
         var reRunJson = new Option<bool>("--json") { Description = "Print the whole execution as JSON" };
+        var reRunTasks = new Option<string?>("--tasks") { Description = "A workflow: run it again from these tasks (comma-separated); every other task that succeeded keeps its result" };
         var reRunApi = CliOutput.ApiOption();
-        var reRun = new Command("re-run", "Run an execution again with the same parameters (secrets included), optionally overridden; waits and prints it")
+        var reRun = new Command("re-run", "Run an execution again with the same parameters (secrets included), optionally overridden; a workflow from its failed tasks; waits and prints it")
         {
-            reRunId, overrides, reRunJson, reRunApi,
+            reRunId, overrides, reRunTasks, reRunJson, reRunApi,
         };
         reRun.SetAction((result, ct) => CliOutput.WithClientAsync(result.GetValue(reRunApi), async client =>
         {
@@ -79,7 +80,11 @@ internal static class ExecutionCommands
             }
 
             var created = await client.PostJsonAsync($"api/v1/executions/{Uri.EscapeDataString(result.GetValue(reRunId)!)}/re_run",
-                new JsonObject { ["parameters"] = parameters }.ToJsonString(), null, ct);
+                new JsonObject
+                {
+                    ["parameters"] = parameters,
+                    ["tasks"] = result.GetValue(reRunTasks) is { } names ? new JsonArray([.. names.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(n => (JsonNode)n)]) : null,
+                }.ToJsonString(), null, ct);
             return await RunCommand.WaitAndPrintAsync(client, created, result.GetValue(reRunJson), TimeSpan.FromMinutes(10), ct);
         }));
 

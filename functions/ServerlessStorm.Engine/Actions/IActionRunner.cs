@@ -14,6 +14,11 @@ public sealed record RunnerContext(string ExecutionId, ActionDefinition Action, 
     /// <summary>The execution's trace tag (a workflow's tasks share it).</summary>
     public string? TraceTag { get; init; }
 
+    /// <summary>The execution this one re-runs, and (a workflow) the tasks to run again although they succeeded.</summary>
+    public string? ReRunOf { get; init; }
+
+    public IReadOnlyList<string>? ReRunTasks { get; init; }
+
     /// <summary>Receives output while the action runs (stream name, text), for live tailing; null when nobody listens.</summary>
     public Action<string, string>? Output { get; init; }
 }

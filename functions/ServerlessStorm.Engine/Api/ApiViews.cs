@@ -23,6 +23,7 @@ public static class ApiViews
         ["rule"] = e.RuleRef is null ? null : new JsonObject { ["ref"] = e.RuleRef },
         ["trigger_instance"] = e.TriggerInstanceId is null ? null : new JsonObject { ["id"] = e.TriggerInstanceId },
         ["re_run_of"] = e.ReRunOf,
+        ["re_run_tasks"] = e.ReRunTasks is null ? null : new JsonArray([.. e.ReRunTasks.Select(t => (JsonNode)t)]),
         ["parent"] = e.ParentId,
         ["workflow_task"] = e.WorkflowTask,
         ["log"] = new JsonArray([.. e.History.Select(h => (JsonNode)new JsonObject { ["status"] = h.Status, ["timestamp"] = Time(h.At) })]),

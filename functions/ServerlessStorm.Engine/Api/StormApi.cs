@@ -61,14 +61,16 @@ public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions
     /// <summary>POST /api/v1/executions/{id}/re_run with optional <c>{"parameters": {…}}</c> overrides</summary>
     public async Task<ApiResponse> ReRunExecutionAsync(string id, JsonNode? body, CancellationToken cancellationToken)
     {
-        if (body is not (null or JsonObject) || body?["parameters"] is not (null or JsonObject))
+        if (body is not (null or JsonObject) || body?["parameters"] is not (null or JsonObject)
+            || body?["tasks"] is not (null or JsonArray) || (body?["tasks"] as JsonArray)?.Any(t => t is not JsonValue v || !v.TryGetValue<string>(out _)) == true)
         {
-            return ApiResponse.Fault(400, "the body, when given, must be a JSON object with optional \"parameters\" (an object of overrides)");
+            return ApiResponse.Fault(400, "the body, when given, must be a JSON object with optional \"parameters\" (an object of overrides) and \"tasks\" (workflow task names to run again)");
         }
 
         try
         {
-            var record = await executions.ReRunAsync(id, (JsonObject?)body?["parameters"]?.DeepClone() ?? [], cancellationToken);
+            var tasks = (body?["tasks"] as JsonArray)?.Select(t => t!.GetValue<string>()).ToList();
+            var record = await executions.ReRunAsync(id, (JsonObject?)body?["parameters"]?.DeepClone() ?? [], cancellationToken, tasks);
             return new ApiResponse(201, ApiViews.Execution(record));
         }
         catch (Exception ex) when (ex is ExecutionNotFoundException or ActionNotFoundException)

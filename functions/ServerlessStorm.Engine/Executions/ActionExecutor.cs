@@ -84,7 +84,7 @@ public sealed partial class ActionExecutor(
             try
             {
                 var pack = catalog.Packs.GetValueOrDefault(action.Pack);
-                var context = new RunnerContext(record.Id, action, parameters, pack?.Directory) { Pack = pack, Output = live.Write, TraceTag = record.TraceTag };
+                var context = new RunnerContext(record.Id, action, parameters, pack?.Directory) { Pack = pack, Output = live.Write, TraceTag = record.TraceTag, ReRunOf = record.ReRunOf, ReRunTasks = record.ReRunTasks };
                 outcome = CheckOutput(action, runner, await runner.RunAsync(context, cancel.Token));
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)

@@ -30,6 +30,12 @@ public sealed class ExecutionRecord
     /// <summary>The execution this one re-runs, if any.</summary>
     public string? ReRunOf { get; init; }
 
+    /// <summary>
+    /// A workflow re-run: the tasks to run again even though they succeeded. Every other task that succeeded in
+    /// <see cref="ReRunOf"/> keeps its result and is not run again.
+    /// </summary>
+    public IReadOnlyList<string>? ReRunTasks { get; init; }
+
     /// <summary>How many times a retry policy has run this execution's action again (0 for the first run).</summary>
     public int RetryCount { get; init; }
 
@@ -75,6 +81,7 @@ public sealed class ExecutionRecord
         Parameters = (JsonObject)Parameters.DeepClone(),
         SealedParameters = (JsonObject?)SealedParameters?.DeepClone(),
         ReRunOf = ReRunOf,
+        ReRunTasks = ReRunTasks,
         RetryCount = RetryCount,
         ParentId = ParentId,
         WorkflowTask = WorkflowTask,

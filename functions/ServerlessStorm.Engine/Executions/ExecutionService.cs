@@ -48,7 +48,8 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
         string? reRunOf = null,
         int retryCount = 0,
         TimeSpan delay = default,
-        WorkflowLink? workflow = null)
+        WorkflowLink? workflow = null,
+        IReadOnlyList<string>? reRunTasks = null)
     {
         var now = time.GetUtcNow();
         var sealedParameters = Seal(action, parameters);
@@ -63,6 +64,7 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
             Parameters = SecretMasker.MaskParameters(action, parameters),
             SealedParameters = sealedParameters,
             ReRunOf = reRunOf,
+            ReRunTasks = reRunTasks,
             RetryCount = retryCount,
             ParentId = workflow?.ParentId,
             WorkflowTask = workflow?.Task,
@@ -135,10 +137,14 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
     /// Runs an execution again with the same parameters (secrets included, from their sealed copy), optionally
     /// overridden, as <c>st2 execution re-run</c> does. The new execution shares the trace and names the original.
     /// </summary>
-    public async Task<ExecutionRecord> ReRunAsync(string executionId, JsonObject overrides, CancellationToken cancellationToken)
+    public async Task<ExecutionRecord> ReRunAsync(string executionId, JsonObject overrides, CancellationToken cancellationToken, IReadOnlyList<string>? tasks = null)
     {
         var original = await audit.GetExecutionAsync(executionId, cancellationToken) ?? throw new ExecutionNotFoundException(executionId);
         var action = catalog.Actions.GetValueOrDefault(original.ActionRef) ?? throw new ActionNotFoundException(original.ActionRef);
+        if (tasks is { Count: > 0 } && action.RunnerType != Workflows.WorkflowDefinition.RunnerType)
+        {
+            throw new ParameterValidationException(action.Ref, [$"tasks can be named only when re-running a workflow; {action.Ref} runs on {action.RunnerType}"]);
+        }
         // Immutable parameters come back from their defaults; the rest as they ran, secrets opened.
         var parameters = Unsealed(original);
         foreach (var immutable in action.Parameters.Values.Where(p => p.Immutable))
@@ -153,7 +159,10 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
 
         var shell = runners.TryGet(action.RunnerType, out var runner) ? runner.ShellCommandParameter : null;
         parameters = ParameterResolver.Resolve(action, parameters, renderSupplied: false, shellCommandParameter: shell);
-        return await RequestAsync(action, parameters, StormIds.New(time.GetUtcNow()), original.TraceTag, original.TriggerInstanceId, original.RuleRef, cancellationToken, reRunOf: original.Id);
+        // As st2 execution re-run --tasks: the workflow runs again from the tasks named; every other task that
+        // succeeded keeps its result. Without tasks, the whole workflow runs again.
+        return await RequestAsync(action, parameters, StormIds.New(time.GetUtcNow()), original.TraceTag, original.TriggerInstanceId, original.RuleRef, cancellationToken,
+            reRunOf: original.Id, reRunTasks: tasks is { Count: > 0 } ? tasks : null);
     }
 
     /// <summary>

@@ -13,14 +13,23 @@ public sealed record WorkflowTaskOutcome(string Status, JsonNode? Result, string
 /// Runs one workflow task's action as an execution of its own — a child of the workflow's execution, audited like
 /// any other, through the same parameter checks, policies and runners — here, in the caller (a Durable activity),
 /// and returns how it ended. The child's id comes from the workflow execution and the interpreter's action id, so
-/// running the same task again (an activity retried after a crash) finds the execution it already started.
+/// running the same task again (an activity retried after a crash) finds the execution it already started — and a
+/// re-run of the workflow finds what the same task did in the original.
 /// </summary>
 public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runners, ExecutionService executions, ActionExecutor executor, CompletionAnnouncer announcer, IAuditStore audit, TimeProvider time)
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(200);
 
-    public async Task<WorkflowTaskOutcome> RunAsync(string workflowExecutionId, string traceTag, string actionId, string task, string actionRef, JsonObject input, CancellationToken cancellationToken)
+    /// <param name="reuseFrom">A re-run: the earlier workflow execution whose result for this action is taken when it succeeded there.</param>
+    public async Task<WorkflowTaskOutcome> RunAsync(string workflowExecutionId, string traceTag, string actionId, string task, string actionRef, JsonObject input,
+        CancellationToken cancellationToken, string? reuseFrom = null)
     {
+        if (reuseFrom is not null && StormIds.TryGetTimestamp(reuseFrom, out var originalStart)
+            && await audit.GetExecutionAsync(StormIds.ForRuleEnforcement(reuseFrom, actionId, originalStart), cancellationToken) is { Status: ExecutionStatus.Succeeded } earlier)
+        {
+            return new WorkflowTaskOutcome(earlier.Status, earlier.Result?.DeepClone(), null, earlier.Id);
+        }
+
         if (!catalog.Actions.TryGetValue(actionRef, out var action))
         {
             return new WorkflowTaskOutcome(ExecutionStatus.Failed, null, $"action '{actionRef}' does not exist", null);
