@@ -91,12 +91,20 @@ public sealed class WorkflowOrchestrator : TaskOrchestrator<WorkflowStart, Workf
             await context.CreateTimer(action.Delay, CancellationToken.None);
         }
 
-        return await context.CallActivityAsync<TaskActionOutcome>(RunTaskActionActivity.Name,
+        var outcome = await context.CallActivityAsync<TaskActionOutcome>(RunTaskActionActivity.Name,
             new TaskActionRequest(start.ExecutionId, start.TraceTag, action.Id, action.Task, action.ActionRef, action.Input.ToJsonString())
             {
                 ReuseFrom = start.ReRunTasks.Contains(action.Task) ? null : start.ReuseFrom,
             });
+
+        // An approval: the task's inquiry waits for a person; its answer (or expiry) arrives as an event.
+        return outcome.Status == ExecutionStatus.Pending && outcome.ExecutionId is { } inquiry
+            ? await context.WaitForExternalEvent<TaskActionOutcome>(InquiryEvent(inquiry))
+            : outcome;
     }
+
+    /// <summary>The event that ends a workflow task's inquiry.</summary>
+    public static string InquiryEvent(string inquiryExecutionId) => $"inquiry-{inquiryExecutionId}";
 }
 
 /// <summary>Runs one task's action as a child execution (see <see cref="WorkflowTaskRunner"/>).</summary>

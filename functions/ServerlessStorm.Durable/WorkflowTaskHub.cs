@@ -143,6 +143,13 @@ public sealed class WorkflowTaskHub : IHostedService, IWorkflowControl, IAsyncDi
         await _client.ResumeInstanceAsync(new OrchestrationInstance { InstanceId = executionId }, reason);
     }
 
+    public async Task CompleteWaitingTaskAsync(string workflowExecutionId, string taskExecutionId, WorkflowTaskOutcome outcome, CancellationToken cancellationToken)
+    {
+        await _started.Value;
+        await _client.RaiseEventAsync(new OrchestrationInstance { InstanceId = workflowExecutionId }, WorkflowOrchestrator.InquiryEvent(taskExecutionId),
+            new TaskActionOutcome(outcome.Status, outcome.Result?.ToJsonString(), outcome.Error, outcome.ExecutionId));
+    }
+
     public async ValueTask DisposeAsync() => await StopAsync(CancellationToken.None);
 
     private sealed class Creator<T> : ObjectCreator<T>

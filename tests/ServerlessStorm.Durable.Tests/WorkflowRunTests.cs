@@ -219,6 +219,64 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         File.Delete(marks + ".fixed");
     }
 
+    [Fact]
+    public async Task Approval_PausesTheWorkflowUntilAnswered_AndAnExpiredOneFailsTheTask()
+    {
+        using var packs = new TempPacks().WithPack("wf");
+        packs.Write("wf/actions/guarded.yaml", "name: guarded\nrunner_type: orquesta\nentry_point: workflows/guarded.yaml\n");
+        packs.Write("wf/actions/workflows/guarded.yaml", """
+            version: 1.0
+            tasks:
+              approve:
+                action: core.ask
+                input: {route: ops, ttl: 5}
+                next:
+                  - when: <% succeeded() and result().response.continue %>
+                    do: act
+                  - when: <% failed() %>
+                    publish: [{outcome: "<% 'not approved: ' + task_status(approve) %>"}]
+              act:
+                action: core.echo
+                input: {message: acted}
+                next: [{publish: [{outcome: "<% result().stdout %>"}]}]
+            output: [{outcome: "<% ctx(outcome) %>"}]
+            """);
+        var clock = new ManualTimeProvider(DateTimeOffset.UtcNow);
+        var storage = azurite.NewStorageOptions();
+        var audit = new TableAuditStore(Options.Create(storage), clock);
+        await using var host = await StormTestHost.StartAsync(audit, new InMemoryMessageBus(), packs.Root, services =>
+        {
+            services.AddSingleton<TimeProvider>(clock);
+            services.AddSingleton(Options.Create(storage));
+            services.AddStormWorkflows(new ConfigurationBuilder().Build());
+        });
+        await using var hub = host.Services.GetRequiredService<WorkflowTaskHub>();
+        await hub.StartAsync(CancellationToken.None);
+        var service = host.Services.GetRequiredService<ExecutionService>();
+        var inquiries = host.Services.GetRequiredService<InquiryService>();
+        async Task<ExecutionRecord> InquiryOf(ExecutionRecord workflow) =>
+            (await Eventually.ReturnsAsync(async () => (await host.Audit.GetTraceAsync(workflow.TraceTag, CancellationToken.None)).Executions,
+                e => e.Any(x => x.WorkflowTask == "approve" && x.Status == ExecutionStatus.Pending), TimeSpan.FromSeconds(30))).Single(x => x.WorkflowTask == "approve");
+
+        var answered = await service.RunAsync("wf.guarded", [], null, CancellationToken.None);
+        var question = await InquiryOf(answered);
+        var stillRunning = (await host.Audit.GetExecutionAsync(answered.Id, CancellationToken.None))!.Status;
+        await inquiries.RespondAsync(question.Id, new JsonObject { ["continue"] = true }, "alice", CancellationToken.None);
+        var approved = await host.WaitForExecutionAsync(answered.Id, TimeSpan.FromSeconds(60));
+
+        var ignored = await service.RunAsync("wf.guarded", [], null, CancellationToken.None);
+        await InquiryOf(ignored);
+        clock.Advance(TimeSpan.FromMinutes(6));
+        Assert.Equal(1, await inquiries.ExpireDueAsync(CancellationToken.None));
+        var expired = await host.WaitForExecutionAsync(ignored.Id, TimeSpan.FromSeconds(60));
+
+        Assert.Equal(ExecutionStatus.Running, stillRunning);
+        Assert.True(approved.Status == ExecutionStatus.Succeeded, approved.Error);
+        Assert.Equal("acted", approved.Result!["output"]!["outcome"]!.GetValue<string>());
+        Assert.True(expired.Status == ExecutionStatus.Succeeded, expired.Error); // the failure was handled by a transition
+        Assert.Equal("not approved: timeout", expired.Result!["output"]!["outcome"]!.GetValue<string>());
+    }
+
     private static async Task<bool> StartsWithinAsync(Func<bool> condition, TimeSpan within)
     {
         var deadline = DateTime.UtcNow + within;

@@ -20,7 +20,8 @@ public sealed class InquiryRefusedException(int status, string message, IReadOnl
 /// allowed user, matching the inquiry's schema, before its time to live runs out — and ends them: succeeded with
 /// the response in the result, or timeout when nobody answered in time.
 /// </summary>
-public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audit, CompletionAnnouncer announcer, TimeProvider time, ILogger<InquiryService> logger)
+public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audit, CompletionAnnouncer announcer, TimeProvider time, ILogger<InquiryService> logger,
+    Workflows.IWorkflowControl? workflows = null)
 {
     /// <summary>The longest time to live the sweep looks back for (a pending inquiry older than this is not found by it).</summary>
     public static readonly TimeSpan LongestTtl = TimeSpan.FromDays(30);
@@ -82,8 +83,7 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
             if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
             {
                 LogAnswered(logger, id, user ?? "(anonymous)");
-                Diagnostics.StormMetrics.ExecutionFinished(record.ActionRef, record.Status);
-                await announcer.AnnounceAsync(catalog.Actions.GetValueOrDefault(record.ActionRef), record, cancellationToken);
+                await EndedAsync(record, cancellationToken);
                 return record;
             }
         }
@@ -138,9 +138,20 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
         }
 
         LogExpired(logger, record.Id);
+        await EndedAsync(record, cancellationToken);
+        return record;
+    }
+
+    // An inquiry that ended: counted, announced, and — when a workflow's task asked it — handed to that workflow.
+    private async Task EndedAsync(ExecutionRecord record, CancellationToken cancellationToken)
+    {
         Diagnostics.StormMetrics.ExecutionFinished(record.ActionRef, record.Status);
         await announcer.AnnounceAsync(catalog.Actions.GetValueOrDefault(record.ActionRef), record, cancellationToken);
-        return record;
+        if (record.ParentId is { } workflow && workflows is not null)
+        {
+            await workflows.CompleteWaitingTaskAsync(workflow, record.Id,
+                new Workflows.WorkflowTaskOutcome(record.Status, record.Result?.DeepClone(), record.Error, record.Id), cancellationToken);
+        }
     }
 
     private static DateTimeOffset? Deadline(ExecutionRecord record)

@@ -13,4 +13,7 @@ public interface IWorkflowControl
     Task SuspendAsync(string executionId, string reason, CancellationToken cancellationToken);
 
     Task ResumeAsync(string executionId, string reason, CancellationToken cancellationToken);
+
+    /// <summary>Tells a workflow that one of its tasks waiting for a person (an inquiry) has ended, and how.</summary>
+    Task CompleteWaitingTaskAsync(string workflowExecutionId, string taskExecutionId, WorkflowTaskOutcome outcome, CancellationToken cancellationToken);
 }

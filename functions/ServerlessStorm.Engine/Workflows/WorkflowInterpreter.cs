@@ -220,7 +220,9 @@ public sealed class WorkflowInterpreter
 
     private void Complete(TaskRun run, List<WorkflowCommand> commands)
     {
-        var status = run.ForcedStatus ?? (run.ItemStatuses.All(s => s == ExecutionStatus.Succeeded) ? ExecutionStatus.Succeeded : ExecutionStatus.Failed);
+        // A task's status is its action's (timeout, canceled, …); with items, failed when any item did not succeed.
+        var status = run.ForcedStatus ?? (run.ItemStatuses.All(s => s == ExecutionStatus.Succeeded) ? ExecutionStatus.Succeeded
+            : run.Task.With is null && run.ItemStatuses is [{ } only] ? only : ExecutionStatus.Failed);
         run.Status = status;
         run.Result = run.Task.With is null ? run.ItemResults.FirstOrDefault() : new JsonArray([.. run.ItemResults.Select(r => r?.DeepClone())]);
         var scope = Scope(run.Context, run);

@@ -63,9 +63,8 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
             done = await audit.GetExecutionAsync(id, cancellationToken) ?? done;
         }
 
-        return done.Status == ExecutionStatus.Pending
-            ? new WorkflowTaskOutcome(ExecutionStatus.Failed, null, "an inquiry inside a workflow needs approvals, which workflows do not support yet", done.Id)
-            : new WorkflowTaskOutcome(done.Status, done.Result?.DeepClone(), done.Error, done.Id);
+        // Pending: an inquiry waits for a person; the workflow waits for the answer as an event (see InquiryService).
+        return new WorkflowTaskOutcome(done.Status, done.Result?.DeepClone(), done.Error, done.Id);
     }
 
     /// <summary>
