@@ -15,14 +15,19 @@ namespace ServerlessStorm.Durable.Tests;
 [Collection(AzuriteCollection.Name)]
 public sealed class WorkflowRunTests(AzuriteFixture azurite)
 {
-    private Task<(StormTestHost Host, WorkflowTaskHub Hub)> StartAsync(TempPacks packs) => StartAsync(packs.Root);
+    private Task<(StormTestHost Host, WorkflowTaskHub Hub)> StartAsync(TempPacks packs, TimeProvider? clock = null) => StartAsync(packs.Root, clock);
 
-    private async Task<(StormTestHost Host, WorkflowTaskHub Hub)> StartAsync(string packsRoot)
+    private async Task<(StormTestHost Host, WorkflowTaskHub Hub)> StartAsync(string packsRoot, TimeProvider? clock = null)
     {
         var storage = azurite.NewStorageOptions();
-        var audit = new TableAuditStore(Options.Create(storage), TimeProvider.System);
+        var audit = new TableAuditStore(Options.Create(storage), clock ?? TimeProvider.System);
         var host = await StormTestHost.StartAsync(audit, new InMemoryMessageBus(), packsRoot, services =>
         {
+            if (clock is not null)
+            {
+                services.AddSingleton(clock);
+            }
+
             services.AddSingleton(Options.Create(storage));
             services.AddStormWorkflows(new ConfigurationBuilder().Build());
         });
@@ -242,16 +247,9 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
             output: [{outcome: "<% ctx(outcome) %>"}]
             """);
         var clock = new ManualTimeProvider(DateTimeOffset.UtcNow);
-        var storage = azurite.NewStorageOptions();
-        var audit = new TableAuditStore(Options.Create(storage), clock);
-        await using var host = await StormTestHost.StartAsync(audit, new InMemoryMessageBus(), packs.Root, services =>
-        {
-            services.AddSingleton<TimeProvider>(clock);
-            services.AddSingleton(Options.Create(storage));
-            services.AddStormWorkflows(new ConfigurationBuilder().Build());
-        });
-        await using var hub = host.Services.GetRequiredService<WorkflowTaskHub>();
-        await hub.StartAsync(CancellationToken.None);
+        var (host, hub) = await StartAsync(packs, clock);
+        await using var _ = host;
+        await using var __ = hub;
         var service = host.Services.GetRequiredService<ExecutionService>();
         var inquiries = host.Services.GetRequiredService<InquiryService>();
         async Task<ExecutionRecord> InquiryOf(ExecutionRecord workflow) =>
