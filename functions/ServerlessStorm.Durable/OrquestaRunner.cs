@@ -26,9 +26,7 @@ public sealed class OrquestaRunner(IServiceProvider services) : IActionRunner
             return RunnerResult.Failed([], "an orquesta action needs its pack folder and an entry_point (the workflow file)");
         }
 
-        var actions = Path.GetFullPath(Path.Combine(context.PackDirectory, "actions"));
-        var file = Path.GetFullPath(Path.Combine(actions, context.Action.EntryPoint));
-        if (!file.StartsWith(actions + Path.DirectorySeparatorChar, StringComparison.Ordinal) || !File.Exists(file))
+        if (!ServerlessStorm.Engine.Packs.PackFiles.TryResolve(context.PackDirectory, context.Action.EntryPoint, out var file) || !File.Exists(file))
         {
             return RunnerResult.Failed([], $"workflow file '{context.Action.EntryPoint}' does not exist in the pack's actions folder");
         }

@@ -15,6 +15,13 @@ namespace ServerlessStorm.Durable.Tests;
 [Collection(AzuriteCollection.Name)]
 public sealed class WorkflowRunTests(AzuriteFixture azurite)
 {
+    /// <summary>Writes workflow action wf.NAME (its parameters as YAML lines, if any) and its workflow file.</summary>
+    private static void WriteWorkflow(TempPacks packs, string name, string workflow, string parameters = "")
+    {
+        packs.Write($"wf/actions/{name}.yaml", $"name: {name}\nrunner_type: orquesta\nentry_point: workflows/{name}.yaml\n{(parameters.Length > 0 ? "parameters:\n" + parameters : "")}");
+        packs.Write($"wf/actions/workflows/{name}.yaml", workflow);
+    }
+
     private Task<(StormTestHost Host, WorkflowTaskHub Hub)> StartAsync(TempPacks packs, TimeProvider? clock = null) => StartAsync(packs.Root, clock);
 
     private async Task<(StormTestHost Host, WorkflowTaskHub Hub)> StartAsync(string packsRoot, TimeProvider? clock = null)
@@ -40,14 +47,7 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
     public async Task Workflow_RunsEachTaskAsAChildExecution_AndEndsWithItsOutput()
     {
         using var packs = new TempPacks().WithPack("wf");
-        packs.Write("wf/actions/greet_all.yaml", """
-            name: greet_all
-            runner_type: orquesta
-            entry_point: workflows/greet_all.yaml
-            parameters:
-              names: {type: array, required: true}
-            """);
-        packs.Write("wf/actions/workflows/greet_all.yaml", """
+        WriteWorkflow(packs, "greet_all", """
             version: 1.0
             input: [names]
             tasks:
@@ -64,7 +64,7 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
                 input: {cmd: "echo <% len(ctx(greetings)) %> greeted"}
                 next: [{publish: [{summary: "<% result().stdout %>"}]}]
             output: [{summary: "<% ctx(summary) %>"}, {first: "<% ctx(greetings)[0].stdout %>"}]
-            """);
+            """, "  names: {type: array, required: true}\n");
         var (host, hub) = await StartAsync(packs);
         await using var _ = host;
         await using var __ = hub;
@@ -87,8 +87,7 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
     public async Task Workflow_WhoseTaskFailsUnhandled_FailsNamingTheTask()
     {
         using var packs = new TempPacks().WithPack("wf");
-        packs.Write("wf/actions/breaks.yaml", "name: breaks\nrunner_type: orquesta\nentry_point: workflows/breaks.yaml\n");
-        packs.Write("wf/actions/workflows/breaks.yaml", """
+        WriteWorkflow(packs, "breaks", """
             version: 1.0
             tasks:
               boom:
@@ -135,8 +134,7 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
     {
         var marks = Path.Combine(Path.GetTempPath(), $"storm-pause-{Guid.NewGuid():N}.log");
         using var packs = new TempPacks().WithPack("wf");
-        packs.Write("wf/actions/slow.yaml", "name: slow\nrunner_type: orquesta\nentry_point: workflows/slow.yaml\nparameters:\n  marks: {type: string, required: true}\n");
-        packs.Write("wf/actions/workflows/slow.yaml", """
+        WriteWorkflow(packs, "slow", """
             version: 1.0
             input: [marks]
             tasks:
@@ -147,7 +145,7 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
               second:
                 action: core.local
                 input: {cmd: 'echo second >> "$MARKS"; sleep 30; echo late >> "$MARKS"', env: {MARKS: "<% ctx(marks) %>"}}
-            """);
+            """, "  marks: {type: string, required: true}\n");
         var (host, hub) = await StartAsync(packs);
         await using var _ = host;
         await using var __ = hub;
@@ -185,8 +183,7 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
     {
         var marks = Path.Combine(Path.GetTempPath(), $"storm-rerun-{Guid.NewGuid():N}.log");
         using var packs = new TempPacks().WithPack("wf");
-        packs.Write("wf/actions/flaky.yaml", "name: flaky\nrunner_type: orquesta\nentry_point: workflows/flaky.yaml\nparameters:\n  marks: {type: string, required: true}\n");
-        packs.Write("wf/actions/workflows/flaky.yaml", """
+        WriteWorkflow(packs, "flaky", """
             version: 1.0
             input: [marks]
             tasks:
@@ -202,7 +199,7 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
                 action: core.local
                 input: {cmd: 'echo finish >> "$MARKS"', env: {MARKS: "<% ctx(marks) %>"}}
             output: [{prepared: "<% ctx(prepared) %>"}]
-            """);
+            """, "  marks: {type: string, required: true}\n");
         var (host, hub) = await StartAsync(packs);
         await using var _ = host;
         await using var __ = hub;
@@ -228,8 +225,7 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
     public async Task Approval_PausesTheWorkflowUntilAnswered_AndAnExpiredOneFailsTheTask()
     {
         using var packs = new TempPacks().WithPack("wf");
-        packs.Write("wf/actions/guarded.yaml", "name: guarded\nrunner_type: orquesta\nentry_point: workflows/guarded.yaml\n");
-        packs.Write("wf/actions/workflows/guarded.yaml", """
+        WriteWorkflow(packs, "guarded", """
             version: 1.0
             tasks:
               approve:

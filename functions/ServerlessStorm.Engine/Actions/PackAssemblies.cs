@@ -32,16 +32,14 @@ public static class PackAssemblies
     {
         var (relative, typeName) = ParseEntryPoint(entryPoint)
             ?? throw new PackAssemblyException($"entry_point '{entryPoint}' is not 'path/To.dll:Namespace.ClassName'");
-        var actions = Path.GetFullPath(Path.Combine(packDirectory, "actions"));
-        var path = Path.GetFullPath(Path.Combine(actions, relative));
-        if (!path.StartsWith(actions + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        if (!Packs.PackFiles.TryResolve(packDirectory, relative, out var path))
         {
             throw new PackAssemblyException($"'{relative}' is outside the pack's actions folder");
         }
 
         if (!File.Exists(path))
         {
-            throw new PackAssemblyException($"assembly '{relative}' does not exist in {actions} (build the pack's project first)");
+            throw new PackAssemblyException($"assembly '{relative}' does not exist in {Packs.PackFiles.ActionsFolder(packDirectory)} (build the pack's project first)");
         }
 
         var folder = Path.GetDirectoryName(path)!;

@@ -524,9 +524,7 @@ public sealed class PackLoader(
                 return null;
             }
 
-            var actions = Path.GetFullPath(Path.Combine(pack.Directory, "actions"));
-            var workflow = Path.GetFullPath(Path.Combine(actions, entryPoint));
-            if (!workflow.StartsWith(actions + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            if (!PackFiles.TryResolve(pack.Directory, entryPoint, out var workflow))
             {
                 file.Problem(doc["entry_point"]!.Position, "entry_point", $"'{entryPoint}' is outside the pack's actions folder");
                 return null;
@@ -534,7 +532,7 @@ public sealed class PackLoader(
 
             if (!File.Exists(workflow))
             {
-                file.Problem(doc["entry_point"]!.Position, "entry_point", $"workflow '{entryPoint}' does not exist in {Display(actions)}");
+                file.Problem(doc["entry_point"]!.Position, "entry_point", $"workflow '{entryPoint}' does not exist in {Display(PackFiles.ActionsFolder(pack.Directory))}");
                 return null;
             }
 
@@ -550,15 +548,13 @@ public sealed class PackLoader(
                 return;
             }
 
-            var actions = Path.GetFullPath(Path.Combine(pack.Directory, "actions"));
-            var script = Path.GetFullPath(Path.Combine(actions, entryPoint));
-            if (!script.StartsWith(actions + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            if (!PackFiles.TryResolve(pack.Directory, entryPoint, out var script))
             {
                 file.Problem(doc["entry_point"]!.Position, "entry_point", $"'{entryPoint}' is outside the pack's actions folder");
             }
             else if (!File.Exists(script))
             {
-                file.Problem(doc["entry_point"]!.Position, "entry_point", $"script '{entryPoint}' does not exist in {Display(actions)}");
+                file.Problem(doc["entry_point"]!.Position, "entry_point", $"script '{entryPoint}' does not exist in {Display(PackFiles.ActionsFolder(pack.Directory))}");
             }
         }
 

@@ -49,9 +49,7 @@ public sealed class LocalShellScriptRunner : IActionRunner
             return null;
         }
 
-        var actions = Path.GetFullPath(Path.Combine(context.PackDirectory, "actions"));
-        var script = Path.GetFullPath(Path.Combine(actions, context.Action.EntryPoint));
-        if (!script.StartsWith(actions + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        if (!Packs.PackFiles.TryResolve(context.PackDirectory, context.Action.EntryPoint, out var script))
         {
             error = $"entry_point '{context.Action.EntryPoint}' is outside the pack's actions folder";
             return null;
@@ -59,7 +57,7 @@ public sealed class LocalShellScriptRunner : IActionRunner
 
         if (!File.Exists(script))
         {
-            error = $"entry_point script '{context.Action.EntryPoint}' does not exist in {actions}";
+            error = $"entry_point script '{context.Action.EntryPoint}' does not exist in {Packs.PackFiles.ActionsFolder(context.PackDirectory)}";
             return null;
         }
 
