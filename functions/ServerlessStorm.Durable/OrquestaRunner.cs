@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using ServerlessStorm.Engine.Actions;
 using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Workflows;
 
 namespace ServerlessStorm.Durable;
 
@@ -13,7 +14,7 @@ namespace ServerlessStorm.Durable;
 /// </summary>
 public sealed class OrquestaRunner(IServiceProvider services) : IActionRunner
 {
-    public const string Type = ServerlessStorm.Engine.Workflows.WorkflowDefinition.RunnerType;
+    public const string Type = WorkflowDefinition.RunnerType;
 
     public string RunnerType => Type;
 
@@ -21,19 +22,15 @@ public sealed class OrquestaRunner(IServiceProvider services) : IActionRunner
 
     public async Task<RunnerResult> RunAsync(RunnerContext context, CancellationToken cancellationToken)
     {
-        if (context.PackDirectory is null || context.Action.EntryPoint is null)
+        var (text, error) = await WorkflowFiles.ReadAsync(context.PackDirectory, context.Action.EntryPoint, cancellationToken);
+        if (text is null)
         {
-            return RunnerResult.Failed([], "an orquesta action needs its pack folder and an entry_point (the workflow file)");
-        }
-
-        if (!ServerlessStorm.Engine.Packs.PackFiles.TryResolve(context.PackDirectory, context.Action.EntryPoint, out var file) || !File.Exists(file))
-        {
-            return RunnerResult.Failed([], $"workflow file '{context.Action.EntryPoint}' does not exist in the pack's actions folder");
+            return RunnerResult.Failed([], error!);
         }
 
         var hub = services.GetRequiredService<WorkflowTaskHub>();
-        var start = new WorkflowStart(context.ExecutionId, context.TraceTag ?? context.ExecutionId, context.Action.EntryPoint,
-            await File.ReadAllTextAsync(file, cancellationToken), context.Parameters.ToJsonString())
+        var start = new WorkflowStart(context.ExecutionId, context.TraceTag ?? context.ExecutionId, context.Action.EntryPoint!,
+            text, context.Parameters.ToJsonString())
         {
             ReuseFrom = context.ReRunTasks is null ? null : context.ReRunOf,
             ReRunTasks = context.ReRunTasks ?? [],
@@ -41,11 +38,7 @@ public sealed class OrquestaRunner(IServiceProvider services) : IActionRunner
         await hub.StartWorkflowAsync(context.ExecutionId, start);
         var end = await hub.WaitAsync(context.ExecutionId, cancellationToken);
         cancellationToken.ThrowIfCancellationRequested();
-        var result = new JsonObject
-        {
-            ["output"] = end?.Output is null ? null : JsonNode.Parse(end.Output),
-            ["errors"] = new JsonArray([.. (end?.Errors ?? []).Select(e => (JsonNode)e)]),
-        };
+        var result = WorkflowTaskRunner.WorkflowResult(end?.Output is null ? null : JsonNode.Parse(end.Output), end?.Errors ?? []);
         return end?.Status == ExecutionStatus.Succeeded
             ? RunnerResult.Succeeded(result)
             : RunnerResult.Failed(result, string.Join("; ", end?.Errors ?? ["the workflow did not end"]));

@@ -25,10 +25,17 @@ public sealed record TaskActionRequest(string WorkflowExecutionId, string TraceT
 {
     /// <summary>Take this task's result from that workflow execution when it succeeded there.</summary>
     public string? ReuseFrom { get; init; }
+
+    /// <summary>The re-run's tasks inside this task's sub-workflow.</summary>
+    public IReadOnlyList<string> SubReRunTasks { get; init; } = [];
 }
 
 /// <summary>How a task's action ended (result as JSON text).</summary>
-public sealed record TaskActionOutcome(string Status, string? Result, string? Error, string? ExecutionId);
+public sealed record TaskActionOutcome(string Status, string? Result, string? Error, string? ExecutionId)
+{
+    /// <summary>The task's action is a workflow: run this as a sub-orchestration, and its end is the task's.</summary>
+    public WorkflowStart? SubWorkflow { get; init; }
+}
 
 /// <summary>
 /// The one orchestrator every workflow runs in: it drives the <see cref="WorkflowInterpreter"/>, turning its
@@ -95,12 +102,35 @@ public sealed class WorkflowOrchestrator : TaskOrchestrator<WorkflowStart, Workf
             new TaskActionRequest(start.ExecutionId, start.TraceTag, action.Id, action.Task, action.ActionRef, action.Input.ToJsonString())
             {
                 ReuseFrom = start.ReRunTasks.Contains(action.Task) ? null : start.ReuseFrom,
+                SubReRunTasks = [.. start.ReRunTasks.Where(t => t.StartsWith(action.Task + ".", StringComparison.Ordinal)).Select(t => t[(action.Task.Length + 1)..])],
             });
+
+        if (outcome.SubWorkflow is { } sub)
+        {
+            return await RunSubWorkflowAsync(context, sub);
+        }
 
         // An approval: the task's inquiry waits for a person; its answer (or expiry) arrives as an event.
         return outcome.Status == ExecutionStatus.Pending && outcome.ExecutionId is { } inquiry
             ? await context.WaitForExternalEvent<TaskActionOutcome>(InquiryEvent(inquiry))
             : outcome;
+    }
+
+    // Its instance id is its execution's, so pause, resume, cancel and approvals find it as they find any workflow.
+    private static async Task<TaskActionOutcome> RunSubWorkflowAsync(TaskOrchestrationContext context, WorkflowStart sub)
+    {
+        WorkflowEnd end;
+        try
+        {
+            end = await context.CallSubOrchestratorAsync<WorkflowEnd>(Name, sub, new SubOrchestrationOptions(new TaskOptions(), sub.ExecutionId));
+        }
+        catch (TaskFailedException ex)
+        {
+            end = new WorkflowEnd(ExecutionStatus.Failed, null, [$"the sub-workflow's orchestration failed: {ex.FailureDetails.ErrorMessage}"]);
+        }
+
+        var result = WorkflowTaskRunner.WorkflowResult(end.Output is null ? null : JsonNode.Parse(end.Output), end.Errors);
+        return new TaskActionOutcome(end.Status, result.ToJsonString(), end.Status == ExecutionStatus.Succeeded ? null : string.Join("; ", end.Errors), sub.ExecutionId);
     }
 
     /// <summary>The event that ends a workflow task's inquiry.</summary>
@@ -115,8 +145,13 @@ public sealed class RunTaskActionActivity(WorkflowTaskRunner tasks) : TaskActivi
     public override async Task<TaskActionOutcome> RunAsync(TaskActivityContext context, TaskActionRequest request)
     {
         var outcome = await tasks.RunAsync(request.WorkflowExecutionId, request.TraceTag, request.ActionId, request.Task, request.ActionRef,
-            JsonNode.Parse(request.Input) as JsonObject ?? [], CancellationToken.None, request.ReuseFrom);
-        return new TaskActionOutcome(outcome.Status, outcome.Result?.ToJsonString(), outcome.Error, outcome.ExecutionId);
+            JsonNode.Parse(request.Input) as JsonObject ?? [], CancellationToken.None, request.ReuseFrom, request.SubReRunTasks);
+        return new TaskActionOutcome(outcome.Status, outcome.Result?.ToJsonString(), outcome.Error, outcome.ExecutionId)
+        {
+            SubWorkflow = outcome.SubWorkflow is { } sub
+                ? new WorkflowStart(sub.ExecutionId, request.TraceTag, sub.WorkflowFile, sub.WorkflowText, sub.Input.ToJsonString()) { ReuseFrom = sub.ReuseFrom, ReRunTasks = sub.ReRunTasks }
+                : null,
+        };
     }
 }
 

@@ -125,6 +125,13 @@ public sealed class WorkflowTaskHub : IHostedService, IWorkflowControl, IAsyncDi
         return null;
     }
 
+    /// <summary>The orchestration's state as the task hub keeps it (null when there is none by that id).</summary>
+    public async Task<OrchestrationState?> GetStateAsync(string instanceId)
+    {
+        await _started.Value;
+        return await _client.GetOrchestrationStateAsync(instanceId);
+    }
+
     public async Task TerminateAsync(string executionId, string reason, CancellationToken cancellationToken)
     {
         await _started.Value;

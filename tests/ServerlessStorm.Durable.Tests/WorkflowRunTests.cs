@@ -271,6 +271,98 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         Assert.Equal("not approved: timeout", expired.Result!["output"]!["outcome"]!.GetValue<string>());
     }
 
+    [Fact]
+    public async Task SubWorkflow_RunsAsASubOrchestration_AndItsFailureIsTheCallingTasks()
+    {
+        using var packs = new TempPacks().WithPack("wf");
+        WriteWorkflow(packs, "inner", """
+            version: 1.0
+            input: [name, healthy]
+            tasks:
+              check:
+                action: core.local
+                input: {cmd: "echo checked <% ctx(name) %>; test <% ctx(healthy) %> = yes"}
+                next: [{when: "<% succeeded() %>", publish: [{line: "<% result().stdout %>"}]}]
+            output: [{line: "<% ctx(line) %>"}]
+            """, "  name: {type: string, required: true}\n  healthy: {type: string, default: 'yes'}\n");
+        WriteWorkflow(packs, "outer", """
+            version: 1.0
+            tasks:
+              good:
+                action: wf.inner
+                input: {name: web1}
+                next: [{publish: [{good_line: "<% result().output.line %>"}], do: bad}]
+              bad:
+                action: wf.inner
+                input: {name: web2, healthy: "no"}
+                next: [{when: "<% failed() %>", publish: [{bad_status: "<% task_status(bad) %>"}]}]
+            output: [{good: "<% ctx(good_line) %>"}, {bad: "<% ctx(bad_status) %>"}]
+            """);
+        var (host, hub) = await StartAsync(packs);
+        await using var _ = host;
+        await using var __ = hub;
+
+        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.outer", [], null, CancellationToken.None);
+        var outer = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(90));
+        var trace = await host.Audit.GetTraceAsync(outer.TraceTag, CancellationToken.None);
+
+        Assert.True(outer.Status == ExecutionStatus.Succeeded, outer.Error);
+        Assert.Equal("checked web1", outer.Result!["output"]!["good"]!.GetValue<string>());
+        Assert.Equal("failed", outer.Result["output"]!["bad"]!.GetValue<string>());
+        var subs = trace.Executions.Where(e => e.ParentId == outer.Id).OrderBy(e => e.WorkflowTask).ToList();
+        Assert.Equal(["bad", "good"], subs.Select(s => s.WorkflowTask));
+        Assert.Equal([ExecutionStatus.Failed, ExecutionStatus.Succeeded], subs.Select(s => s.Status));
+        Assert.StartsWith("task check failed", subs[0].Error, StringComparison.Ordinal);
+        foreach (var sub in subs)
+        {
+            // Each sub-workflow is an orchestration of its own, started by the outer one, with its own task tree.
+            var state = await hub.GetStateAsync(sub.Id);
+            Assert.Equal(outer.Id, state?.ParentInstance?.OrchestrationInstance.InstanceId);
+            Assert.Equal("check", Assert.Single(trace.Executions, e => e.ParentId == sub.Id).WorkflowTask);
+        }
+    }
+
+    [Fact]
+    public async Task ReRun_NamingATaskInsideASubWorkflow_ReRunsTheSubWorkflowFromThatTask()
+    {
+        var marks = Path.Combine(Path.GetTempPath(), $"storm-subrerun-{Guid.NewGuid():N}.log");
+        using var packs = new TempPacks().WithPack("wf");
+        WriteWorkflow(packs, "steps", """
+            version: 1.0
+            input: [marks]
+            tasks:
+              prepare:
+                action: core.local
+                input: {cmd: 'echo prepare >> "$MARKS"', env: {MARKS: "<% ctx(marks) %>"}}
+                next: [{do: flaky}]
+              flaky:
+                action: core.local
+                input: {cmd: 'echo flaky >> "$MARKS"; test -f "$MARKS.fixed"', env: {MARKS: "<% ctx(marks) %>"}}
+            """, "  marks: {type: string, required: true}\n");
+        WriteWorkflow(packs, "caller", """
+            version: 1.0
+            input: [marks]
+            tasks:
+              sub:
+                action: wf.steps
+                input: {marks: "<% ctx(marks) %>"}
+            """, "  marks: {type: string, required: true}\n");
+        var (host, hub) = await StartAsync(packs);
+        await using var _ = host;
+        await using var __ = hub;
+        var service = host.Services.GetRequiredService<ExecutionService>();
+
+        var original = await host.WaitForExecutionAsync((await service.RunAsync("wf.caller", new JsonObject { ["marks"] = marks }, null, CancellationToken.None)).Id, TimeSpan.FromSeconds(60));
+        await File.WriteAllTextAsync(marks + ".fixed", "");
+        var reRun = await host.WaitForExecutionAsync((await service.ReRunAsync(original.Id, [], CancellationToken.None, ["sub.flaky"])).Id, TimeSpan.FromSeconds(60));
+
+        Assert.Equal(ExecutionStatus.Failed, original.Status);
+        Assert.True(reRun.Status == ExecutionStatus.Succeeded, reRun.Error);
+        Assert.Equal(["prepare", "flaky", "flaky"], File.ReadAllLines(marks)); // prepare kept its result inside the sub-workflow
+        File.Delete(marks);
+        File.Delete(marks + ".fixed");
+    }
+
     private static async Task<bool> StartsWithinAsync(Func<bool> condition, TimeSpan within)
     {
         var deadline = DateTime.UtcNow + within;

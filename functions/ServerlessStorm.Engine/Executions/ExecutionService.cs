@@ -256,6 +256,13 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
             record.Transition(to, time.GetUtcNow());
             if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
             {
+                // As in StackStorm, a workflow's running sub-workflows pause and resume with it.
+                var trace = await audit.GetTraceAsync(record.TraceTag, cancellationToken);
+                foreach (var sub in trace.Executions.Where(e => e.ParentId == executionId && e.RunnerType == record.RunnerType && e.Status == from))
+                {
+                    await HoldAsync(sub.Id, from, to, apply, cancellationToken);
+                }
+
                 return record;
             }
         }

@@ -7,7 +7,21 @@ using ServerlessStorm.Engine.Packs;
 namespace ServerlessStorm.Engine.Workflows;
 
 /// <summary>How one task's action ended, as the interpreter is told.</summary>
-public sealed record WorkflowTaskOutcome(string Status, JsonNode? Result, string? Error, string? ExecutionId);
+public sealed record WorkflowTaskOutcome(string Status, JsonNode? Result, string? Error, string? ExecutionId)
+{
+    /// <summary>The task's action is itself a workflow, not run here: the caller runs it as a sub-workflow.</summary>
+    public SubWorkflowStart? SubWorkflow { get; init; }
+}
+
+/// <summary>
+/// A workflow task's sub-workflow, to run under its child execution's id (<paramref name="ExecutionId"/>);
+/// <paramref name="ReuseFrom"/>: on a re-run, the original sub-workflow whose succeeded tasks keep their results.
+/// </summary>
+public sealed record SubWorkflowStart(string ExecutionId, string WorkflowFile, string WorkflowText, JsonObject Input, string? ReuseFrom)
+{
+    /// <summary>The re-run's tasks inside the sub-workflow (named <c>task.subtask</c> in the re-run).</summary>
+    public IReadOnlyList<string> ReRunTasks { get; init; } = [];
+}
 
 /// <summary>
 /// Runs one workflow task's action as an execution of its own — a child of the workflow's execution, audited like
@@ -21,11 +35,14 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(200);
 
     /// <param name="reuseFrom">A re-run: the earlier workflow execution whose result for this action is taken when it succeeded there.</param>
+    /// <param name="subReRunTasks">A re-run of tasks inside this task's sub-workflow: it runs again from those, even if it succeeded.</param>
     public async Task<WorkflowTaskOutcome> RunAsync(string workflowExecutionId, string traceTag, string actionId, string task, string actionRef, JsonObject input,
-        CancellationToken cancellationToken, string? reuseFrom = null)
+        CancellationToken cancellationToken, string? reuseFrom = null, IReadOnlyList<string>? subReRunTasks = null)
     {
-        if (reuseFrom is not null && StormIds.TryGetTimestamp(reuseFrom, out var originalStart)
-            && await audit.GetExecutionAsync(StormIds.ForRuleEnforcement(reuseFrom, actionId, originalStart), cancellationToken) is { Status: ExecutionStatus.Succeeded } earlier)
+        var earlier = reuseFrom is not null && StormIds.TryGetTimestamp(reuseFrom, out var originalStart)
+            ? await audit.GetExecutionAsync(StormIds.ForRuleEnforcement(reuseFrom, actionId, originalStart), cancellationToken)
+            : null;
+        if (earlier is { Status: ExecutionStatus.Succeeded } && subReRunTasks is not { Count: > 0 })
         {
             return new WorkflowTaskOutcome(earlier.Status, earlier.Result?.DeepClone(), null, earlier.Id);
         }
@@ -49,6 +66,13 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
         var started = StormIds.TryGetTimestamp(workflowExecutionId, out var at) ? at : time.GetUtcNow();
         var id = StormIds.ForRuleEnforcement(workflowExecutionId, actionId, started);
         var record = await executions.RequestAsync(action, parameters, id, traceTag, null, null, cancellationToken, workflow: new WorkflowLink(workflowExecutionId, task));
+        if (action.RunnerType == WorkflowDefinition.RunnerType && !ExecutionStatus.IsTerminal(record.Status))
+        {
+            // A re-run's sub-workflow is itself re-run from what failed in the original one.
+            var reuse = earlier?.RunnerType == WorkflowDefinition.RunnerType ? earlier.Id : null;
+            return await StartSubWorkflowAsync(action, record, parameters, reuse, reuse is null ? [] : subReRunTasks ?? [], cancellationToken);
+        }
+
         if (!ExecutionStatus.IsTerminal(record.Status))
         {
             // Found running: the activity that ran it before was lost with its worker, so this one takes it over.
@@ -67,6 +91,42 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
         return new WorkflowTaskOutcome(done.Status, done.Result?.DeepClone(), done.Error, done.Id);
     }
 
+    // The sub-workflow's execution is marked running here; its own orchestration records its end.
+    private async Task<WorkflowTaskOutcome> StartSubWorkflowAsync(ActionDefinition action, ExecutionRecord record, JsonObject parameters, string? reuseFrom,
+        IReadOnlyList<string> reRunTasks, CancellationToken cancellationToken)
+    {
+        var (text, error) = await WorkflowFiles.ReadAsync(catalog.Packs.GetValueOrDefault(action.Pack)?.Directory, action.EntryPoint, cancellationToken);
+        if (text is null)
+        {
+            await FinishWorkflowAsync(record.Id, ExecutionStatus.Failed, null, [error!], cancellationToken);
+            return new WorkflowTaskOutcome(ExecutionStatus.Failed, WorkflowResult(null, [error!]), error, record.Id);
+        }
+
+        for (var attempt = 0; attempt < 5 && record.Status is ExecutionStatus.Requested or ExecutionStatus.Scheduled; attempt++)
+        {
+            var now = time.GetUtcNow();
+            if (record.Status == ExecutionStatus.Requested)
+            {
+                record.Transition(ExecutionStatus.Scheduled, now);
+            }
+
+            record.Transition(ExecutionStatus.Running, now);
+            if (!await audit.TryUpdateExecutionAsync(record, cancellationToken))
+            {
+                record = await audit.GetExecutionAsync(record.Id, cancellationToken) ?? record;
+            }
+        }
+
+        return new WorkflowTaskOutcome(ExecutionStatus.Running, null, null, record.Id)
+        {
+            SubWorkflow = new SubWorkflowStart(record.Id, action.EntryPoint!, text, parameters, reuseFrom) { ReRunTasks = reRunTasks },
+        };
+    }
+
+    /// <summary>A workflow execution's result: its output and its errors.</summary>
+    public static JsonObject WorkflowResult(JsonNode? output, IEnumerable<string> errors) =>
+        new() { ["output"] = output?.DeepClone(), ["errors"] = new JsonArray([.. errors.Select(e => (JsonNode)e)]) };
+
     /// <summary>
     /// Records the workflow execution's end (the orchestrator's last step), so it ends even when the runner that
     /// started it is gone (its host restarted meanwhile). Nothing happens when it has ended already.
@@ -81,7 +141,7 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
                 return;
             }
 
-            record.Result = new JsonObject { ["output"] = output?.DeepClone(), ["errors"] = new JsonArray([.. errors.Select(e => (JsonNode)e)]) };
+            record.Result = WorkflowResult(output, errors);
             record.Error = status == ExecutionStatus.Succeeded ? null : string.Join("; ", errors);
             record.Transition(status, time.GetUtcNow());
             if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
