@@ -8,9 +8,10 @@ namespace ServerlessStorm.Durable;
 
 /// <summary>
 /// runner_type orquesta: the action's entry_point is an Orquesta workflow file (relative to the pack's
-/// <c>actions/</c>); its parameters are the workflow's input. The workflow runs as an orchestration on the task hub
-/// under the execution's id (so a redelivered request finds it instead of starting another); the execution ends
-/// with the workflow's output, or failed with its errors.
+/// <c>actions/</c>); its parameters are the workflow's input. The runner starts the workflow as an orchestration
+/// under the execution's id (so a redelivered request finds it instead of starting another) and hands it off: the
+/// orchestration's last step records the execution's end, with the workflow's output or failed with its errors. No
+/// worker waits on a workflow, which may wait days for an approval.
 /// </summary>
 public sealed class OrquestaRunner(IServiceProvider services) : IActionRunner
 {
@@ -28,19 +29,12 @@ public sealed class OrquestaRunner(IServiceProvider services) : IActionRunner
             return RunnerResult.Failed([], error!);
         }
 
-        var hub = services.GetRequiredService<WorkflowTaskHub>();
-        var start = new WorkflowStart(context.ExecutionId, context.TraceTag ?? context.ExecutionId, context.Action.EntryPoint!,
-            text, context.Parameters.ToJsonString())
+        var start = new WorkflowStart(context.ExecutionId, context.TraceTag ?? context.ExecutionId, context.Action.EntryPoint!, text, context.Parameters.ToJsonString())
         {
             ReuseFrom = context.ReRunTasks is null ? null : context.ReRunOf,
             ReRunTasks = context.ReRunTasks ?? [],
         };
-        await hub.StartWorkflowAsync(context.ExecutionId, start);
-        var end = await hub.WaitAsync(context.ExecutionId, cancellationToken);
-        cancellationToken.ThrowIfCancellationRequested();
-        var result = WorkflowTaskRunner.WorkflowResult(end?.Output is null ? null : JsonNode.Parse(end.Output), end?.Errors ?? []);
-        return end?.Status == ExecutionStatus.Succeeded
-            ? RunnerResult.Succeeded(result)
-            : RunnerResult.Failed(result, string.Join("; ", end?.Errors ?? ["the workflow did not end"]));
+        await services.GetRequiredService<IWorkflowEngine>().StartAsync(start, cancellationToken);
+        return RunnerResult.HandedOff();
     }
 }

@@ -35,6 +35,8 @@ public sealed record TaskActionOutcome(string Status, string? Result, string? Er
 {
     /// <summary>The task's action is a workflow: run this as a sub-orchestration, and its end is the task's.</summary>
     public WorkflowStart? SubWorkflow { get; init; }
+
+    public static TaskActionOutcome Of(WorkflowTaskOutcome outcome) => new(outcome.Status, outcome.Result?.ToJsonString(), outcome.Error, outcome.ExecutionId);
 }
 
 /// <summary>
@@ -49,12 +51,17 @@ public sealed class WorkflowOrchestrator : TaskOrchestrator<WorkflowStart, Workf
 
     public override async Task<WorkflowEnd> RunAsync(TaskOrchestrationContext context, WorkflowStart start)
     {
+        // Whatever happens, the last step records the end: the runner that started the workflow does not wait for it.
         var (workflow, problems) = WorkflowLoader.LoadText(start.WorkflowText, start.WorkflowFile);
-        if (workflow is null || problems.Count > 0)
-        {
-            return new WorkflowEnd(ExecutionStatus.Failed, null, [.. problems.Select(p => p.ToString())]);
-        }
+        var result = workflow is null || problems.Count > 0
+            ? new WorkflowEnd(ExecutionStatus.Failed, null, [.. problems.Select(p => p.ToString())])
+            : await InterpretAsync(context, start, workflow);
+        await context.CallActivityAsync(FinishWorkflowActivity.Name, new WorkflowFinish(start.ExecutionId, result));
+        return result;
+    }
 
+    private static async Task<WorkflowEnd> InterpretAsync(TaskOrchestrationContext context, WorkflowStart start, WorkflowDefinition workflow)
+    {
         var interpreter = new WorkflowInterpreter(workflow);
         var running = new Dictionary<Task<TaskActionOutcome>, string>();
         CompleteWorkflow? end = null;
@@ -84,11 +91,9 @@ public sealed class WorkflowOrchestrator : TaskOrchestrator<WorkflowStart, Workf
             Take(interpreter.OnActionCompleted(id, outcome.Status, outcome.Result is null ? null : JsonNode.Parse(outcome.Result), outcome.Error));
         }
 
-        var result = end is null
+        return end is null
             ? new WorkflowEnd(ExecutionStatus.Failed, null, ["the workflow stopped without an outcome"])
             : new WorkflowEnd(end.Status, end.Output?.ToJsonString(), end.Errors);
-        await context.CallActivityAsync(FinishWorkflowActivity.Name, new WorkflowFinish(start.ExecutionId, result));
-        return result;
     }
 
     private static async Task<TaskActionOutcome> RunAsync(TaskOrchestrationContext context, WorkflowStart start, RunAction action)
@@ -98,12 +103,21 @@ public sealed class WorkflowOrchestrator : TaskOrchestrator<WorkflowStart, Workf
             await context.CreateTimer(action.Delay, CancellationToken.None);
         }
 
-        var outcome = await context.CallActivityAsync<TaskActionOutcome>(RunTaskActionActivity.Name,
-            new TaskActionRequest(start.ExecutionId, start.TraceTag, action.Id, action.Task, action.ActionRef, action.Input.ToJsonString())
-            {
-                ReuseFrom = start.ReRunTasks.Contains(action.Task) ? null : start.ReuseFrom,
-                SubReRunTasks = [.. start.ReRunTasks.Where(t => t.StartsWith(action.Task + ".", StringComparison.Ordinal)).Select(t => t[(action.Task.Length + 1)..])],
-            });
+        TaskActionOutcome outcome;
+        try
+        {
+            outcome = await context.CallActivityAsync<TaskActionOutcome>(RunTaskActionActivity.Name,
+                new TaskActionRequest(start.ExecutionId, start.TraceTag, action.Id, action.Task, action.ActionRef, action.Input.ToJsonString())
+                {
+                    ReuseFrom = start.ReRunTasks.Contains(action.Task) ? null : start.ReuseFrom,
+                    SubReRunTasks = [.. start.ReRunTasks.Where(t => t.StartsWith(action.Task + ".", StringComparison.Ordinal)).Select(t => t[(action.Task.Length + 1)..])],
+                });
+        }
+        catch (TaskFailedException ex)
+        {
+            // The activity itself broke (not the action: that fails with a result): the task fails, transitions decide.
+            return new TaskActionOutcome(ExecutionStatus.Failed, null, $"the task's activity failed: {ex.FailureDetails.ErrorMessage}", null);
+        }
 
         if (outcome.SubWorkflow is { } sub)
         {
@@ -137,33 +151,44 @@ public sealed class WorkflowOrchestrator : TaskOrchestrator<WorkflowStart, Workf
     public static string InquiryEvent(string inquiryExecutionId) => $"inquiry-{inquiryExecutionId}";
 }
 
-/// <summary>Runs one task's action as a child execution (see <see cref="WorkflowTaskRunner"/>).</summary>
-public sealed class RunTaskActionActivity(WorkflowTaskRunner tasks) : TaskActivity<TaskActionRequest, TaskActionOutcome>
+/// <summary>
+/// The work the orchestrator hands to activities, whichever host runs them: the local task hub wraps these in
+/// DurableTask activities, the Function app in activity-triggered functions.
+/// </summary>
+public sealed class WorkflowActivities(WorkflowTaskRunner tasks)
 {
-    public const string Name = "StormWorkflowTask";
-
-    public override async Task<TaskActionOutcome> RunAsync(TaskActivityContext context, TaskActionRequest request)
+    /// <summary>Runs one task's action as a child execution (see <see cref="WorkflowTaskRunner"/>).</summary>
+    public async Task<TaskActionOutcome> RunTaskAsync(TaskActionRequest request)
     {
         var outcome = await tasks.RunAsync(request.WorkflowExecutionId, request.TraceTag, request.ActionId, request.Task, request.ActionRef,
             JsonNode.Parse(request.Input) as JsonObject ?? [], CancellationToken.None, request.ReuseFrom, request.SubReRunTasks);
-        return new TaskActionOutcome(outcome.Status, outcome.Result?.ToJsonString(), outcome.Error, outcome.ExecutionId)
+        return TaskActionOutcome.Of(outcome) with
         {
             SubWorkflow = outcome.SubWorkflow is { } sub
                 ? new WorkflowStart(sub.ExecutionId, request.TraceTag, sub.WorkflowFile, sub.WorkflowText, sub.Input.ToJsonString()) { ReuseFrom = sub.ReuseFrom, ReRunTasks = sub.ReRunTasks }
                 : null,
         };
     }
-}
 
-/// <summary>Records the workflow execution's end (see <see cref="WorkflowTaskRunner.FinishWorkflowAsync"/>).</summary>
-public sealed class FinishWorkflowActivity(WorkflowTaskRunner tasks) : TaskActivity<WorkflowFinish, bool>
-{
-    public const string Name = "StormWorkflowFinish";
-
-    public override async Task<bool> RunAsync(TaskActivityContext context, WorkflowFinish finish)
+    /// <summary>Records the workflow execution's end (see <see cref="WorkflowTaskRunner.FinishWorkflowAsync"/>).</summary>
+    public async Task<bool> FinishAsync(WorkflowFinish finish)
     {
         await tasks.FinishWorkflowAsync(finish.ExecutionId, finish.End.Status, finish.End.Output is null ? null : JsonNode.Parse(finish.End.Output) as JsonObject,
             finish.End.Errors, CancellationToken.None);
         return true;
     }
+}
+
+public sealed class RunTaskActionActivity(WorkflowActivities activities) : TaskActivity<TaskActionRequest, TaskActionOutcome>
+{
+    public const string Name = "StormWorkflowTask";
+
+    public override Task<TaskActionOutcome> RunAsync(TaskActivityContext context, TaskActionRequest request) => activities.RunTaskAsync(request);
+}
+
+public sealed class FinishWorkflowActivity(WorkflowActivities activities) : TaskActivity<WorkflowFinish, bool>
+{
+    public const string Name = "StormWorkflowFinish";
+
+    public override Task<bool> RunAsync(TaskActivityContext context, WorkflowFinish finish) => activities.FinishAsync(finish);
 }

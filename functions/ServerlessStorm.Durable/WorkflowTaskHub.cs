@@ -29,7 +29,7 @@ public sealed class WorkflowOptions
 /// uses), here over Azurite, running <see cref="WorkflowOrchestrator"/> through Microsoft.DurableTask's shims — so the
 /// same orchestrator class runs here and in the Function app, and a workflow in flight survives a restart.
 /// </summary>
-public sealed class WorkflowTaskHub : IHostedService, IWorkflowControl, IAsyncDisposable
+public sealed class WorkflowTaskHub : IHostedService, IWorkflowEngine, IAsyncDisposable
 {
     private readonly AzureStorageOrchestrationService _service;
     private readonly TaskHubWorker _worker;
@@ -56,9 +56,9 @@ public sealed class WorkflowTaskHub : IHostedService, IWorkflowControl, IAsyncDi
             () => DurableTaskShimFactory.Default.CreateOrchestration(WorkflowOrchestrator.Name, new WorkflowOrchestrator())));
         _worker.AddTaskActivities(
             new Creator<TaskActivity>(RunTaskActionActivity.Name,
-                () => DurableTaskShimFactory.Default.CreateActivity(RunTaskActionActivity.Name, new RunTaskActionActivity(services.GetRequiredService<WorkflowTaskRunner>()))),
+                () => DurableTaskShimFactory.Default.CreateActivity(RunTaskActionActivity.Name, new RunTaskActionActivity(services.GetRequiredService<WorkflowActivities>()))),
             new Creator<TaskActivity>(FinishWorkflowActivity.Name,
-                () => DurableTaskShimFactory.Default.CreateActivity(FinishWorkflowActivity.Name, new FinishWorkflowActivity(services.GetRequiredService<WorkflowTaskRunner>()))));
+                () => DurableTaskShimFactory.Default.CreateActivity(FinishWorkflowActivity.Name, new FinishWorkflowActivity(services.GetRequiredService<WorkflowActivities>()))));
         _client = new TaskHubClient(_service);
         _started = new(async () =>
         {
@@ -91,38 +91,17 @@ public sealed class WorkflowTaskHub : IHostedService, IWorkflowControl, IAsyncDi
         }
     }
 
-    /// <summary>Starts the workflow as orchestration <paramref name="instanceId"/>; one already started under that id is left as it is.</summary>
-    public async Task StartWorkflowAsync(string instanceId, WorkflowStart start)
+    public async Task StartAsync(WorkflowStart start, CancellationToken cancellationToken)
     {
         await _started.Value;
         try
         {
-            await _client.CreateOrchestrationInstanceAsync(WorkflowOrchestrator.Name, "", instanceId, start);
+            await _client.CreateOrchestrationInstanceAsync(WorkflowOrchestrator.Name, "", start.ExecutionId, start);
         }
         catch (OrchestrationAlreadyExistsException)
         {
             // Started before (the request was delivered again): wait for that one.
         }
-    }
-
-    /// <summary>Waits for the workflow to end; null when <paramref name="cancellationToken"/> fires first.</summary>
-    public async Task<WorkflowEnd?> WaitAsync(string instanceId, CancellationToken cancellationToken)
-    {
-        await _started.Value;
-        var instance = new OrchestrationInstance { InstanceId = instanceId };
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            var state = await _client.WaitForOrchestrationAsync(instance, TimeSpan.FromSeconds(30), cancellationToken);
-            switch (state?.OrchestrationStatus)
-            {
-                case OrchestrationStatus.Completed:
-                    return JsonSerializer.Deserialize<WorkflowEnd>(state.Output);
-                case OrchestrationStatus.Failed or OrchestrationStatus.Terminated or OrchestrationStatus.Canceled:
-                    return new WorkflowEnd("failed", null, [$"the workflow's orchestration {state.OrchestrationStatus}: {state.Output}"]);
-            }
-        }
-
-        return null;
     }
 
     /// <summary>The orchestration's state as the task hub keeps it (null when there is none by that id).</summary>
@@ -154,7 +133,7 @@ public sealed class WorkflowTaskHub : IHostedService, IWorkflowControl, IAsyncDi
     {
         await _started.Value;
         await _client.RaiseEventAsync(new OrchestrationInstance { InstanceId = workflowExecutionId }, WorkflowOrchestrator.InquiryEvent(taskExecutionId),
-            new TaskActionOutcome(outcome.Status, outcome.Result?.ToJsonString(), outcome.Error, outcome.ExecutionId));
+            TaskActionOutcome.Of(outcome));
     }
 
     public async ValueTask DisposeAsync() => await StopAsync(CancellationToken.None);

@@ -1,12 +1,16 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Azure.Functions.Worker;
+using Microsoft.DurableTask.Client;
 using ServerlessStorm.Engine.Api;
 
 namespace ServerlessStorm.Functions;
 
-/// <summary>The HTTP API, StackStorm's paths under /api/v1, each a thin call into <see cref="StormApi"/>.</summary>
-public sealed class ApiFunctions(StormApi api)
+/// <summary>
+/// The HTTP API, StackStorm's paths under /api/v1, each a thin call into <see cref="StormApi"/>. Those that may steer
+/// a workflow (cancel, pause/resume, answering an approval) bind the Durable client and hand it to the engine.
+/// </summary>
+public sealed class ApiFunctions(StormApi api, DurableFunctionsWorkflowEngine workflows)
 {
     [Function("Webhook")]
     public async Task<IActionResult> WebhookAsync(
@@ -58,8 +62,12 @@ public sealed class ApiFunctions(StormApi api)
     public async Task<IActionResult> CancelExecutionAsync(
         [HttpTrigger(AuthorizationLevel.Function, "delete", Route = "v1/executions/{id}")] HttpRequest request,
         string id,
-        CancellationToken cancellationToken) =>
-        HttpResults.ToActionResult(await api.CancelExecutionAsync(id, cancellationToken));
+        [DurableClient] DurableTaskClient durable,
+        CancellationToken cancellationToken)
+    {
+        workflows.Use(durable);
+        return HttpResults.ToActionResult(await api.CancelExecutionAsync(id, cancellationToken));
+    }
 
     [Function("ListTriggerInstances")]
     public async Task<IActionResult> ListTriggerInstancesAsync(
@@ -108,8 +116,10 @@ public sealed class ApiFunctions(StormApi api)
     public async Task<IActionResult> UpdateExecutionAsync(
         [HttpTrigger(AuthorizationLevel.Function, "put", Route = "v1/executions/{id}")] HttpRequest request,
         string id,
+        [DurableClient] DurableTaskClient durable,
         CancellationToken cancellationToken)
     {
+        workflows.Use(durable);
         var (body, error) = await HttpResults.JsonBodyAsync(request, cancellationToken);
         return error ?? HttpResults.ToActionResult(await api.UpdateExecutionAsync(id, body, cancellationToken));
     }
@@ -131,8 +141,10 @@ public sealed class ApiFunctions(StormApi api)
     public async Task<IActionResult> RespondToInquiryAsync(
         [HttpTrigger(AuthorizationLevel.Function, "put", Route = "v1/inquiries/{id}")] HttpRequest request,
         string id,
+        [DurableClient] DurableTaskClient durable,
         CancellationToken cancellationToken)
     {
+        workflows.Use(durable);
         var (body, error) = await HttpResults.JsonBodyAsync(request, cancellationToken);
         return error ?? HttpResults.ToActionResult(await api.RespondToInquiryAsync(id, body, cancellationToken));
     }

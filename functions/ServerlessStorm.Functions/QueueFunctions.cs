@@ -1,4 +1,5 @@
 using Microsoft.Azure.Functions.Worker;
+using Microsoft.DurableTask.Client;
 using ServerlessStorm.Azure.Messaging;
 using ServerlessStorm.Engine.Executions;
 using ServerlessStorm.Engine.Messaging;
@@ -12,7 +13,7 @@ namespace ServerlessStorm.Functions;
 /// publishes to with the default prefix; the Functions host retries a failed message and moves it to
 /// <c>{queue}-poison</c> after host.json's maxDequeueCount, the same convention the bus follows in <c>storm serve</c>.
 /// </summary>
-public sealed class QueueFunctions(RulesEngine rules, ActionExecutor executor, StorageQueueMessageBus bus)
+public sealed class QueueFunctions(RulesEngine rules, ActionExecutor executor, StorageQueueMessageBus bus, DurableFunctionsWorkflowEngine workflows)
 {
     public const string TriggerInstancesQueue = "storm-" + StormQueues.TriggerInstances;
     public const string ExecutionsQueue = "storm-" + StormQueues.Executions;
@@ -22,7 +23,10 @@ public sealed class QueueFunctions(RulesEngine rules, ActionExecutor executor, S
         await rules.HandleAsync(StormEvents.DecodeTriggerInstance(await bus.DecodeAsync(message, (int)dequeueCount, cancellationToken)), cancellationToken);
 
     [Function("ActionRunner")]
-    public async Task ActionRunnerAsync([QueueTrigger(ExecutionsQueue)] string message, long dequeueCount, CancellationToken cancellationToken) =>
+    public async Task ActionRunnerAsync([QueueTrigger(ExecutionsQueue)] string message, long dequeueCount, [DurableClient] DurableTaskClient durable, CancellationToken cancellationToken)
+    {
+        workflows.Use(durable); // an orquesta action starts its workflow
         await executor.HandleAsync(StormEvents.DecodeExecutionRequest(await bus.DecodeAsync(message, (int)dequeueCount, cancellationToken)), cancellationToken);
+    }
 }
 #endif

@@ -26,6 +26,11 @@ public static class StormFunctionServices
         services.AddTableStorageAudit(configuration);
         services.Configure<ServerlessStorm.Engine.Datastore.DatastoreOptions>(configuration.GetSection(ServerlessStorm.Engine.Datastore.DatastoreOptions.Section));
         services.Configure<ServerlessStorm.Engine.Executions.ExecutorOptions>(configuration.GetSection("Storm:Executor"));
+        // Workflows run in Durable Functions (the task hub is host.json's extensions.durableTask).
+        services.AddSingleton<DurableFunctionsWorkflowEngine>();
+        services.AddSingleton<ServerlessStorm.Durable.IWorkflowEngine>(sp => sp.GetRequiredService<DurableFunctionsWorkflowEngine>());
+        services.AddSingleton<ServerlessStorm.Engine.Workflows.IWorkflowControl>(sp => sp.GetRequiredService<DurableFunctionsWorkflowEngine>());
+        ServerlessStorm.Durable.DurableStormServices.AddStormWorkflowRunner(services);
 #if SERVICE_BUS_TRIGGERS
         services.AddServiceBusBus(configuration);
 #else

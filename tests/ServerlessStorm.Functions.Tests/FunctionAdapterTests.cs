@@ -57,7 +57,7 @@ public sealed class FunctionAdapterTests(AzuriteFixture azurite) : IAsyncLifetim
         var traceTag = JsonNode.Parse(result.Content!)!["trace_tag"]!.GetValue<string>();
         var queues = _services.GetRequiredService<QueueFunctions>();
         await queues.RulesEngineAsync(await TakeAsync(QueueFunctions.TriggerInstancesQueue), 1, CancellationToken.None);
-        await queues.ActionRunnerAsync(await TakeAsync(QueueFunctions.ExecutionsQueue), 1, CancellationToken.None);
+        await queues.ActionRunnerAsync(await TakeAsync(QueueFunctions.ExecutionsQueue), 1, null!, CancellationToken.None); // no workflow here: no Durable client needed
 
         var trace = await _services.GetRequiredService<IAuditStore>().GetTraceAsync(traceTag, CancellationToken.None);
         var execution = Assert.Single(trace.Executions);

@@ -89,10 +89,29 @@ public class FunctionMetadataTests
         Assert.Equal(queue, trigger["queueName"]!.GetValue<string>());
     }
 
+    [Theory]
+    [InlineData("StormWorkflow", "orchestrationTrigger")]
+    [InlineData("StormWorkflowTask", "activityTrigger")]
+    [InlineData("StormWorkflowFinish", "activityTrigger")]
+    public void Workflows_RunAsDurableFunctions_UnderTheNamesTheLocalTaskHubUses(string function, string trigger) =>
+        Assert.Equal(trigger, Trigger(function)["type"]!.GetValue<string>());
+
+    [Theory]
+    [InlineData("ActionRunner")]
+    [InlineData("CancelExecution")]
+    [InlineData("UpdateExecution")]
+    [InlineData("RespondToInquiry")]
+    [InlineData("InquiryTimeouts")]
+    public void FunctionsThatStartOrSteerWorkflows_BindTheDurableClient(string function)
+    {
+        var entry = Metadata.Value.Single(f => f!["name"]!.GetValue<string>() == function)!;
+        Assert.Contains(entry["bindings"]!.AsArray(), b => b!["type"]!.GetValue<string>() == "durableClient");
+    }
+
     [Fact]
     public void EveryFunction_IsOneTheTestsKnow()
     {
-        string[] known = ["Webhook", "CreateExecution", "ListExecutions", "GetExecution", "ListTriggerInstances", "GetTrace", "ReRunExecution", "CancelExecution", "UpdateExecution", "GetExecutionOutput", "ListKeys", "GetKey", "PutKey", "DeleteKey", "ListInquiries", "GetInquiry", "RespondToInquiry", "TimerSensor", "InquiryTimeouts", "RulesEngine", "ActionRunner"];
+        string[] known = ["Webhook", "CreateExecution", "ListExecutions", "GetExecution", "ListTriggerInstances", "GetTrace", "ReRunExecution", "CancelExecution", "UpdateExecution", "GetExecutionOutput", "ListKeys", "GetKey", "PutKey", "DeleteKey", "ListInquiries", "GetInquiry", "RespondToInquiry", "TimerSensor", "InquiryTimeouts", "RulesEngine", "ActionRunner", "StormWorkflow", "StormWorkflowTask", "StormWorkflowFinish"];
 
         Assert.Equal(known.Order(), Metadata.Value.Select(f => f!["name"]!.GetValue<string>()).Order());
     }

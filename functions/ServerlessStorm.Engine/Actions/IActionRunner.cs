@@ -23,9 +23,15 @@ public sealed record RunnerContext(string ExecutionId, ActionDefinition Action, 
     public Action<string, string>? Output { get; init; }
 }
 
-/// <summary>What a runner reports: a terminal status, the result object, and an error message when it failed.</summary>
+/// <summary>
+/// What a runner reports: a terminal status, the result object, and an error message when it failed. Two statuses
+/// are not terminal: pending (an inquiry waits for a person) and running (handed off: it goes on elsewhere, a
+/// workflow on its engine, and whoever runs it records its end).
+/// </summary>
 public sealed record RunnerResult(string Status, JsonObject Result, string? Error = null)
 {
+    public static RunnerResult HandedOff() => new(ExecutionStatus.Running, []);
+
     public static RunnerResult Succeeded(JsonObject result) => new(ExecutionStatus.Succeeded, result);
 
     public static RunnerResult Failed(JsonObject result, string error) => new(ExecutionStatus.Failed, result, error);

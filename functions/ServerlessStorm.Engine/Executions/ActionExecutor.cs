@@ -107,6 +107,13 @@ public sealed partial class ActionExecutor(
             }
         }
 
+        if (outcome.Status == ExecutionStatus.Running)
+        {
+            // Handed off (a workflow started on its engine): it stays running here; its end is recorded where it runs.
+            await concurrency.LeaveAsync(record, cancellationToken);
+            return;
+        }
+
         var done = await FinishAsync(record, outcome, secrets, cancellationToken);
         await concurrency.LeaveAsync(record, cancellationToken);
         if (done?.Status == ExecutionStatus.Pending)

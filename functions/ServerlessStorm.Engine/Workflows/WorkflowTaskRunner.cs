@@ -128,8 +128,8 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
         new() { ["output"] = output?.DeepClone(), ["errors"] = new JsonArray([.. errors.Select(e => (JsonNode)e)]) };
 
     /// <summary>
-    /// Records the workflow execution's end (the orchestrator's last step), so it ends even when the runner that
-    /// started it is gone (its host restarted meanwhile). Nothing happens when it has ended already.
+    /// Records the workflow execution's end (the orchestrator's last step; the runner that started the workflow
+    /// handed it off), announces it and applies its retry policy. Nothing happens when it has ended already.
     /// </summary>
     public async Task FinishWorkflowAsync(string workflowExecutionId, string status, JsonObject? output, IReadOnlyList<string> errors, CancellationToken cancellationToken)
     {
@@ -148,6 +148,7 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
             {
                 Diagnostics.StormMetrics.ExecutionFinished(record.ActionRef, record.Status);
                 await announcer.AnnounceAsync(catalog.Actions.GetValueOrDefault(record.ActionRef), record, cancellationToken);
+                await executions.RetryIfDueAsync(record, cancellationToken);
                 return;
             }
         }
