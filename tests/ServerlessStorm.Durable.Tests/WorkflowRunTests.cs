@@ -24,7 +24,7 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
 
     private Task<(StormTestHost Host, WorkflowTaskHub Hub)> StartAsync(TempPacks packs, TimeProvider? clock = null) => StartAsync(packs.Root, clock);
 
-    private async Task<(StormTestHost Host, WorkflowTaskHub Hub)> StartAsync(string packsRoot, TimeProvider? clock = null)
+    private async Task<(StormTestHost Host, WorkflowTaskHub Hub)> StartAsync(string packsRoot, TimeProvider? clock = null, Action<IServiceCollection>? configure = null)
     {
         var storage = azurite.NewStorageOptions();
         var audit = new TableAuditStore(Options.Create(storage), clock ?? TimeProvider.System);
@@ -37,6 +37,7 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
 
             services.AddSingleton(Options.Create(storage));
             services.AddStormWorkflows(new ConfigurationBuilder().Build());
+            configure?.Invoke(services);
         });
         var hub = host.Services.GetRequiredService<WorkflowTaskHub>();
         await hub.StartAsync(CancellationToken.None); // the packs have workflows, so this starts the task hub
@@ -127,6 +128,68 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         Assert.Equal("rolled back to 2.0", badTasks.Single(t => t.WorkflowTask == "rollback").Result!["stdout"]!.GetValue<string>());
         Assert.Equal("2.0", (await File.ReadAllTextAsync(Path.Combine(appDir, "VERSION"))).Trim());
         Directory.Delete(appDir, recursive: true);
+    }
+
+    [Fact]
+    public async Task DiagnoseExample_ChecksEveryUrlAndTheDisk_AndPostsOneSummary()
+    {
+        // Stand-ins for the services checked and for the report's receiver, on loopback (allowed for this test only).
+        using var server = new LoopbackHttpServer();
+        var (host, hub) = await StartAsync(RepositoryPaths.Packs, configure: s => s.Configure<ServerlessStorm.Engine.Hosting.StormOptions>(o => o.AllowedNetworks.Add("127.0.0.0/8")));
+        await using var _ = host;
+        await using var __ = hub;
+        string[] urls = [server.Url("up/1"), server.Url("up/2"), server.Url("down")];
+
+        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("examples.diagnose",
+            new JsonObject { ["urls"] = new JsonArray([.. urls.Select(u => (JsonNode)u)]), ["report_url"] = server.Url("report") }, null, CancellationToken.None);
+        var workflow = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(90));
+        var tasks = (await host.Audit.GetTraceAsync(workflow.TraceTag, CancellationToken.None)).Executions.Where(e => e.ParentId == workflow.Id).ToList();
+
+        Assert.True(workflow.Status == ExecutionStatus.Succeeded, workflow.Error);
+        Assert.Equal(3, tasks.Count(t => t.WorkflowTask == "check_urls")); // one execution per URL
+        Assert.Equal(1, tasks.Count(t => t.WorkflowTask == "summarize"));  // the join ran once, after both branches
+        var report = Assert.Single(server.Received, r => r.Path == "/report");
+        var summary = JsonNode.Parse(report.Body)!;
+        Assert.Equal(3, summary["checked"]!.GetValue<int>());
+        Assert.False(summary["all_answered"]!.GetValue<bool>());
+        Assert.Equal([200, 200, 503], summary["responses"]!.AsArray().Select(r => r!["status_code"]!.GetValue<int>()));
+        Assert.Contains("%", summary["disk"]!.GetValue<string>());
+        Assert.Equal(200, workflow.Result!["output"]!["report_status"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public async Task RemediateExample_CleansOnlyAfterApproval()
+    {
+        var cache = Directory.CreateTempSubdirectory("storm-cache-").FullName;
+        await File.WriteAllBytesAsync(Path.Combine(cache, "big.bin"), new byte[64 * 1024]);
+        var (host, hub) = await StartAsync(RepositoryPaths.Packs);
+        await using var _ = host;
+        await using var __ = hub;
+        var service = host.Services.GetRequiredService<ExecutionService>();
+        var inquiries = host.Services.GetRequiredService<InquiryService>();
+        async Task<ExecutionRecord> RunAnswering(bool answer)
+        {
+            var workflow = await service.RunAsync("examples.remediate", new JsonObject { ["cache_dir"] = cache, ["limit_kb"] = 16 }, null, CancellationToken.None);
+            var executions = await Eventually.ReturnsAsync(async () => (await host.Audit.GetTraceAsync(workflow.TraceTag, CancellationToken.None)).Executions,
+                e => e.Any(x => x.WorkflowTask == "approve" && x.Status == ExecutionStatus.Pending || x.Id == workflow.Id && ExecutionStatus.IsTerminal(x.Status)), TimeSpan.FromSeconds(30));
+            var question = executions.SingleOrDefault(x => x.WorkflowTask == "approve")
+                ?? throw new Xunit.Sdk.XunitException($"no approval asked: {string.Join("; ", executions.Select(x => $"{x.WorkflowTask ?? x.ActionRef} {x.Status} {x.Error} {x.Result?.ToJsonString()}"))}");
+            Assert.True(File.Exists(Path.Combine(cache, "big.bin"))); // nothing risky happens before the answer
+            await inquiries.RespondAsync(question.Id, new JsonObject { ["continue"] = answer }, "oncall", CancellationToken.None);
+            return await host.WaitForExecutionAsync(workflow.Id, TimeSpan.FromSeconds(60));
+        }
+
+        var declined = await RunAnswering(false);
+        var keptAfterDecline = File.Exists(Path.Combine(cache, "big.bin"));
+        var approved = await RunAnswering(true);
+
+        Assert.True(declined.Status == ExecutionStatus.Succeeded, declined.Error);
+        Assert.Equal("declined", declined.Result!["output"]!["outcome"]!.GetValue<string>());
+        Assert.True(keptAfterDecline);
+        Assert.True(approved.Status == ExecutionStatus.Succeeded, approved.Error);
+        Assert.Equal("cleaned", approved.Result!["output"]!["outcome"]!.GetValue<string>());
+        Assert.Empty(Directory.EnumerateFileSystemEntries(cache));
+        Directory.Delete(cache);
     }
 
     [Fact]
