@@ -22,6 +22,12 @@ public sealed class WorkflowOptions
 
     /// <summary>How long a host's claim on a task hub partition lasts unless renewed (a dead host's expires).</summary>
     public TimeSpan LeaseInterval { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// Keep a running workflow's orchestrator in memory between its steps instead of replaying its whole history at
+    /// each one, as Durable's extended sessions do; without it a with-items of n items costs O(n²).
+    /// </summary>
+    public bool ExtendedSessions { get; set; } = true;
 }
 
 /// <summary>
@@ -40,25 +46,9 @@ public sealed class WorkflowTaskHub : IHostedService, IWorkflowEngine, IAsyncDis
     public WorkflowTaskHub(IOptions<AzureStorageOptions> storage, IOptions<WorkflowOptions> options, IServiceProvider services)
     {
         _services = services;
-        _service = new AzureStorageOrchestrationService(new AzureStorageOrchestrationServiceSettings
-        {
-            StorageAccountClientProvider = new StorageAccountClientProvider(storage.Value.ConnectionString),
-            TaskHubName = TaskHubName(storage.Value.TablePrefix),
-            MaxQueuePollingInterval = options.Value.MaxQueuePollingInterval,
-            WorkItemQueueVisibilityTimeout = options.Value.VisibilityTimeout,
-            ControlQueueVisibilityTimeout = options.Value.VisibilityTimeout,
-            LeaseInterval = options.Value.LeaseInterval,
-            LeaseRenewInterval = options.Value.LeaseInterval / 3,
-            LeaseAcquireInterval = options.Value.LeaseInterval / 3,
-        });
+        _service = new AzureStorageOrchestrationService(Settings(storage.Value.ConnectionString, TaskHubName(storage.Value.TablePrefix), options.Value));
         _worker = new TaskHubWorker(_service);
-        _worker.AddTaskOrchestrations(new Creator<TaskOrchestration>(WorkflowOrchestrator.Name,
-            () => DurableTaskShimFactory.Default.CreateOrchestration(WorkflowOrchestrator.Name, new WorkflowOrchestrator())));
-        _worker.AddTaskActivities(
-            new Creator<TaskActivity>(RunTaskActionActivity.Name,
-                () => DurableTaskShimFactory.Default.CreateActivity(RunTaskActionActivity.Name, new RunTaskActionActivity(services.GetRequiredService<WorkflowActivities>()))),
-            new Creator<TaskActivity>(FinishWorkflowActivity.Name,
-                () => DurableTaskShimFactory.Default.CreateActivity(FinishWorkflowActivity.Name, new FinishWorkflowActivity(services.GetRequiredService<WorkflowActivities>()))));
+        AddWorkflows(_worker, () => services.GetRequiredService<WorkflowActivities>());
         _client = new TaskHubClient(_service);
         _started = new(async () =>
         {
@@ -66,6 +56,36 @@ public sealed class WorkflowTaskHub : IHostedService, IWorkflowEngine, IAsyncDis
             await _worker.StartAsync();
         });
     }
+
+    /// <summary>The task hub's storage settings: Durable's Azure Storage backend, polled and leased as <paramref name="options"/> say.</summary>
+    public static AzureStorageOrchestrationServiceSettings Settings(string connectionString, string taskHubName, WorkflowOptions options) => new()
+    {
+        StorageAccountClientProvider = new StorageAccountClientProvider(connectionString),
+        TaskHubName = taskHubName,
+        MaxQueuePollingInterval = options.MaxQueuePollingInterval,
+        WorkItemQueueVisibilityTimeout = options.VisibilityTimeout,
+        ControlQueueVisibilityTimeout = options.VisibilityTimeout,
+        LeaseInterval = options.LeaseInterval,
+        LeaseRenewInterval = options.LeaseInterval / 3,
+        LeaseAcquireInterval = options.LeaseInterval / 3,
+        ExtendedSessionsEnabled = options.ExtendedSessions,
+        ExtendedSessionIdleTimeout = TimeSpan.FromSeconds(30),
+    };
+
+    /// <summary>Registers the workflow orchestrator and its activities with <paramref name="worker"/>.</summary>
+    public static void AddWorkflows(TaskHubWorker worker, Func<WorkflowActivities> activities)
+    {
+        worker.AddTaskOrchestrations(Orchestration(WorkflowOrchestrator.Name, () => new WorkflowOrchestrator()));
+        worker.AddTaskActivities(
+            new Creator<TaskActivity>(RunTaskActionActivity.Name,
+                () => DurableTaskShimFactory.Default.CreateActivity(RunTaskActionActivity.Name, new RunTaskActionActivity(activities()))),
+            new Creator<TaskActivity>(FinishWorkflowActivity.Name,
+                () => DurableTaskShimFactory.Default.CreateActivity(FinishWorkflowActivity.Name, new FinishWorkflowActivity(activities()))));
+    }
+
+    /// <summary>An orchestrator written against Microsoft.DurableTask, as DurableTask.Core runs it (through the shim).</summary>
+    public static ObjectCreator<TaskOrchestration> Orchestration(string name, Func<Microsoft.DurableTask.ITaskOrchestrator> create) =>
+        new Creator<TaskOrchestration>(name, () => DurableTaskShimFactory.Default.CreateOrchestration(name, create()));
 
     /// <summary>Task hub names are 3–45 letters and digits, starting with a letter.</summary>
     public static string TaskHubName(string tablePrefix)
@@ -109,6 +129,15 @@ public sealed class WorkflowTaskHub : IHostedService, IWorkflowEngine, IAsyncDis
     {
         await _started.Value;
         return await _client.GetOrchestrationStateAsync(instanceId);
+    }
+
+    /// <summary>The orchestration's recorded history (JSON, as the task hub keeps it), for diagnosis and replay checks.</summary>
+    public async Task<string?> GetHistoryAsync(string instanceId)
+    {
+        await _started.Value;
+        return await _client.GetOrchestrationStateAsync(instanceId) is { } state
+            ? await _service.GetOrchestrationHistoryAsync(instanceId, state.OrchestrationInstance.ExecutionId)
+            : null;
     }
 
     public async Task TerminateAsync(string executionId, string reason, CancellationToken cancellationToken)
