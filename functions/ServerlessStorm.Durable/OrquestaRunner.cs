@@ -29,7 +29,10 @@ public sealed class OrquestaRunner(IServiceProvider services) : IActionRunner
             return RunnerResult.Failed([], error!);
         }
 
-        var start = new WorkflowStart(context.ExecutionId, context.TraceTag ?? context.ExecutionId, context.Action.EntryPoint!, text, context.Parameters.ToJsonString())
+        // Secret inputs stay sealed in the task hub (its history, queues and instance table): the workflow passes
+        // them on as opaque text, and only the task's runner opens them.
+        var input = services.GetRequiredService<ExecutionService>().SealSecrets(context.Action, context.Parameters);
+        var start = new WorkflowStart(context.ExecutionId, context.TraceTag ?? context.ExecutionId, context.Action.EntryPoint!, text, input.ToJsonString())
         {
             ReuseFrom = context.ReRunTasks is null ? null : context.ReRunOf,
             ReRunTasks = context.ReRunTasks ?? [],

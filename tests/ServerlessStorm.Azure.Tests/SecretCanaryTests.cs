@@ -1,8 +1,5 @@
 using System.Text;
 using System.Text.Json.Nodes;
-using Azure.Data.Tables;
-using Azure.Storage.Blobs;
-using Azure.Storage.Queues;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -82,46 +79,7 @@ public sealed class SecretCanaryTests(AzuriteFixture azurite)
         Assert.Equal(ExecutionStatus.Failed, finished[2].Status);
         Assert.Equal("Bearer ********", finished[2].Result!["stderr"]!.GetValue<string>());
 
-        var hits = new List<string>();
-        var tables = new TableServiceClient(storage.ConnectionString);
-        await foreach (var table in tables.QueryAsync())
-        {
-            await foreach (var entity in tables.GetTableClient(table.Name).QueryAsync<TableEntity>())
-            {
-                if (string.Join("|", entity.Select(p => p.Value?.ToString())).Contains(Canary, StringComparison.Ordinal))
-                {
-                    hits.Add($"table {table.Name} {entity.PartitionKey}/{entity.RowKey}");
-                }
-            }
-        }
-
-        var blobs = new BlobServiceClient(storage.ConnectionString);
-        var blobCount = 0;
-        await foreach (var container in blobs.GetBlobContainersAsync())
-        {
-            await foreach (var blob in blobs.GetBlobContainerClient(container.Name).GetBlobsAsync())
-            {
-                blobCount++;
-                var content = await blobs.GetBlobContainerClient(container.Name).GetBlobClient(blob.Name).DownloadContentAsync();
-                if (content.Value.Content.ToString().Contains(Canary, StringComparison.Ordinal))
-                {
-                    hits.Add($"blob {container.Name}/{blob.Name}");
-                }
-            }
-        }
-
-        var queues = new QueueServiceClient(storage.ConnectionString);
-        await foreach (var queue in queues.GetQueuesAsync())
-        {
-            foreach (var message in (await queues.GetQueueClient(queue.Name).PeekMessagesAsync(32)).Value)
-            {
-                if (message.Body.ToString().Contains(Canary, StringComparison.Ordinal))
-                {
-                    hits.Add($"queue {queue.Name}");
-                }
-            }
-        }
-
+        var (hits, blobCount) = await StorageScan.FindAsync(storage.ConnectionString, Canary);
         hits.AddRange(host.Logs.Where(l => l.Contains(Canary, StringComparison.Ordinal)).Select(l => "log: " + l));
         Assert.True(blobCount > 0, "the big result should have been claim-checked into Blob Storage");
         Assert.Empty(hits);

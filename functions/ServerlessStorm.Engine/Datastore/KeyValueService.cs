@@ -1,3 +1,4 @@
+using ServerlessStorm.Engine.Audit;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
@@ -115,12 +116,28 @@ public sealed partial class KeyValueService
     /// </summary>
     public async Task<(string Text, IReadOnlyList<string> Secrets)> UnsealAsync(string text, CancellationToken cancellationToken)
     {
-        if (!text.Contains(_sealPrefix, StringComparison.Ordinal))
+        var secrets = new List<string>();
+        if (text.Contains(_valueSealPrefix, StringComparison.Ordinal))
         {
-            return (text, []);
+            // Sealed values inside a longer text (a workflow rendered a secret input into a string): open each.
+            text = Regex.Replace(text, Regex.Escape(_valueSealPrefix) + @"[^\u27e7]+\u27e7", match =>
+            {
+                TryUnsealValue(match.Value, out var value);
+                var plain = value is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<string>(out var s) ? s : value?.ToJsonString() ?? "";
+                if (plain.Length > 0)
+                {
+                    secrets.Add(plain);
+                }
+
+                return plain;
+            });
         }
 
-        var secrets = new List<string>();
+        if (!text.Contains(_sealPrefix, StringComparison.Ordinal))
+        {
+            return (text, secrets);
+        }
+
         var result = new StringBuilder();
         var position = 0;
         foreach (Match match in Regex.Matches(text, Regex.Escape(_sealPrefix) + @"(system|user):([^\u27e7]+)\u27e7"))
@@ -146,6 +163,16 @@ public sealed partial class KeyValueService
     /// <see cref="TryUnsealValue"/> on the executor's side opens it.
     /// </summary>
     public string SealValue(System.Text.Json.Nodes.JsonNode? value) => $"{_valueSealPrefix}{Encrypt(value?.ToJsonString() ?? "null")}\u27e7";
+
+    /// <summary>Every sealed value in <paramref name="node"/>, whole or inside a text, shown as <c>********</c>.</summary>
+    public System.Text.Json.Nodes.JsonNode? MaskSealed(System.Text.Json.Nodes.JsonNode? node) => node switch
+    {
+        System.Text.Json.Nodes.JsonObject obj => new System.Text.Json.Nodes.JsonObject(obj.Select(p => KeyValuePair.Create(p.Key, MaskSealed(p.Value)))),
+        System.Text.Json.Nodes.JsonArray array => new System.Text.Json.Nodes.JsonArray([.. array.Select(MaskSealed)]),
+        System.Text.Json.Nodes.JsonValue v when v.TryGetValue<string>(out var text) && text.Contains(_valueSealPrefix, StringComparison.Ordinal) =>
+            System.Text.Json.Nodes.JsonValue.Create(Regex.Replace(text, Regex.Escape(_valueSealPrefix) + @"[^\u27e7]+\u27e7", SecretMasker.Mask)),
+        _ => node?.DeepClone(),
+    };
 
     public bool TryUnsealValue(string text, out System.Text.Json.Nodes.JsonNode? value)
     {

@@ -189,6 +189,8 @@ public sealed partial class ActionExecutor(
 
                     return items;
                 case System.Text.Json.Nodes.JsonValue value when value.TryGetValue<string>(out var text) && datastore.TryUnsealValue(text, out var opened):
+                    // Masked in what the action prints, whichever parameter carried it (a workflow passes secrets on).
+                    secrets.Add(opened is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<string>(out var openedText) ? openedText : opened?.ToJsonString() ?? "");
                     return opened;
                 case System.Text.Json.Nodes.JsonValue value when value.TryGetValue<string>(out var text):
                     var (plain, found) = await datastore.UnsealAsync(text, cancellationToken);

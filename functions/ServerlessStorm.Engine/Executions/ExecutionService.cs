@@ -52,7 +52,7 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
         IReadOnlyList<string>? reRunTasks = null)
     {
         var now = time.GetUtcNow();
-        var sealedParameters = Seal(action, parameters);
+        var sealedParameters = SealSecrets(action, parameters);
         var record = new ExecutionRecord
         {
             Id = executionId,
@@ -61,7 +61,7 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
             TraceTag = traceTag,
             TriggerInstanceId = triggerInstanceId,
             RuleRef = ruleRef,
-            Parameters = SecretMasker.MaskParameters(action, parameters),
+            Parameters = (JsonObject)datastore.MaskSealed(SecretMasker.MaskParameters(action, parameters))!,
             SealedParameters = sealedParameters,
             ReRunOf = reRunOf,
             ReRunTasks = reRunTasks,
@@ -272,7 +272,7 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
 
     // Secret parameters, and any other value that carries one (a shell command's variables), are sealed: they
     // cross the bus and rest in the audit's re-run copy encrypted; the executor opens them just before the runner.
-    private JsonObject Seal(ActionDefinition action, JsonObject parameters)
+    public JsonObject SealSecrets(ActionDefinition action, JsonObject parameters)
     {
         var sealedParameters = (JsonObject)parameters.DeepClone();
         foreach (var secret in action.Parameters.Values.Where(p => p.Secret && sealedParameters[p.Name] is not null))

@@ -30,7 +30,8 @@ public sealed record SubWorkflowStart(string ExecutionId, string WorkflowFile, s
 /// running the same task again (an activity retried after a crash) finds the execution it already started — and a
 /// re-run of the workflow finds what the same task did in the original.
 /// </summary>
-public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runners, ExecutionService executions, ActionExecutor executor, CompletionAnnouncer announcer, IAuditStore audit, TimeProvider time)
+public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runners, ExecutionService executions, ActionExecutor executor, CompletionAnnouncer announcer, IAuditStore audit,
+    Datastore.KeyValueService datastore, TimeProvider time)
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(200);
 
@@ -141,7 +142,7 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
                 return;
             }
 
-            record.Result = WorkflowResult(output, errors);
+            record.Result = (JsonObject)datastore.MaskSealed(WorkflowResult(output, errors))!;
             record.Error = status == ExecutionStatus.Succeeded ? null : string.Join("; ", errors);
             record.Transition(status, time.GetUtcNow());
             if (await audit.TryUpdateExecutionAsync(record, cancellationToken))

@@ -1,0 +1,57 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using ServerlessStorm.Azure.Audit;
+using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Messaging;
+using ServerlessStorm.Testing;
+
+namespace ServerlessStorm.Durable.Tests;
+
+/// <summary>
+/// A workflow's secret input travels through the task hub (its history, its queues, its instance table) sealed: the
+/// task that uses it sees the value, and nothing in storage or the logs holds it in the clear.
+/// </summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class WorkflowSecretTests(AzuriteFixture azurite)
+{
+    private const string Canary = "CANARY-wf-5c1d02";
+
+    [Fact]
+    public async Task SecretWorkflowInput_ReachesItsTask_AndIsNowhereInStorageOrLogs()
+    {
+        using var packs = new TempPacks().WithPack("wf");
+        packs.Write("wf/actions/login.yaml", "name: login\nrunner_type: orquesta\nentry_point: workflows/login.yaml\nparameters:\n  token: {type: string, secret: true, required: true}\n");
+        packs.Write("wf/actions/workflows/login.yaml", """
+            version: 1.0
+            input: [token]
+            tasks:
+              use:
+                action: core.local
+                input:
+                  cmd: 'test "$AUTH" = "Bearer $EXPECTED" && echo "authorized with $AUTH"'
+                  env: {AUTH: "Bearer <% ctx(token) %>", EXPECTED: "<% ctx(token) %>"}
+                next: [{when: "<% succeeded() %>", publish: [{said: "<% result().stdout %>"}, {header: "Bearer <% ctx(token) %>"}]}]
+            output: [{said: "<% ctx(said) %>"}, {header: "<% ctx(header) %>"}]
+            """);
+        var storage = azurite.NewStorageOptions();
+        await using var host = await StormTestHost.StartAsync(new TableAuditStore(Options.Create(storage), TimeProvider.System), new InMemoryMessageBus(), packs.Root, services =>
+        {
+            services.AddSingleton(Options.Create(storage));
+            services.AddStormWorkflows(new ConfigurationBuilder().Build());
+        });
+        await using var hub = host.Services.GetRequiredService<WorkflowTaskHub>();
+        await hub.StartAsync(CancellationToken.None);
+
+        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.login", new JsonObject { ["token"] = Canary }, null, CancellationToken.None);
+        var workflow = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(90));
+
+        Assert.True(workflow.Status == ExecutionStatus.Succeeded, workflow.Error); // the task compared the value it was given
+        Assert.Equal("authorized with Bearer ********", workflow.Result!["output"]!["said"]!.GetValue<string>());
+        Assert.Equal("Bearer ********", workflow.Result["output"]!["header"]!.GetValue<string>());
+        var (hits, _) = await StorageScan.FindAsync(storage.ConnectionString, Canary);
+        hits.AddRange(host.Logs.Where(l => l.Contains(Canary, StringComparison.Ordinal)).Select(l => "log: " + l));
+        Assert.Empty(hits);
+    }
+}
