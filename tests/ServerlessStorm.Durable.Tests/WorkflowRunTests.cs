@@ -299,6 +299,7 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
                     do: act
                   - when: <% failed() %>
                     publish: [{outcome: "<% 'not approved: ' + task_status(approve) %>"}]
+                    do: noop
               act:
                 action: core.echo
                 input: {message: acted}
@@ -358,7 +359,7 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
               bad:
                 action: wf.inner
                 input: {name: web2, healthy: "no"}
-                next: [{when: "<% failed() %>", publish: [{bad_status: "<% task_status(bad) %>"}]}]
+                next: [{when: "<% failed() %>", publish: [{bad_status: "<% task_status(bad) %>"}], do: noop}]
             output: [{good: "<% ctx(good_line) %>"}, {bad: "<% ctx(bad_status) %>"}]
             """);
         var (host, hub) = await StartAsync(packs);

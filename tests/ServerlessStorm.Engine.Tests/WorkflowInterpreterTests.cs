@@ -297,6 +297,50 @@ public sealed class WorkflowInterpreterTests : IDisposable
         Assert.Equal("task step failed: step said no", Assert.Single(unhandled.Done.Errors));
     }
 
+    [Theory]
+    [InlineData("publish: [{why: <% result().stderr %>}]", ExecutionStatus.Failed)]             // no do: continue, the default
+    [InlineData("{publish: [{why: <% result().stderr %>}], do: continue}", ExecutionStatus.Failed)]
+    [InlineData("{publish: [{why: <% result().stderr %>}], do: noop}", ExecutionStatus.Succeeded)] // remediated
+    [InlineData("{publish: [{why: <% result().stderr %>}], do: cleanup}", ExecutionStatus.Succeeded)] // a remediation task
+    public void AFailureIsRemediatedOnlyByNoopOrATask_ContinueCarriesItToTheWorkflow(string transition, string expected)
+    {
+        var next = transition.StartsWith('{') ? $"[{{when: <% failed() %>, {transition[1..^1]}}}]" : $"[{{when: <% failed() %>, {transition}}}]";
+        var workflow = Load($$"""
+            version: 1.0
+            tasks:
+              step:
+                action: core.local
+                next: {{next}}
+              cleanup: {action: core.noop}
+            output: [{why: <% ctx(why) %>}]
+            """);
+
+        var run = Drive(workflow, [], a => a.Task == "step" ? (ExecutionStatus.Failed, new JsonObject { ["stderr"] = "disk full" }) : (ExecutionStatus.Succeeded, null));
+
+        Assert.Equal(expected, run.Done.Status);
+        if (expected == ExecutionStatus.Failed)
+        {
+            Assert.StartsWith("task step failed", Assert.Single(run.Done.Errors), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void RetryCommand_RunsTheTaskAgainAtMostThreeTimes()
+    {
+        var workflow = Load("""
+            version: 1.0
+            tasks:
+              step:
+                action: core.local
+                next: [{when: <% failed() %>, do: retry}]
+            """);
+
+        var run = Drive(workflow, [], _ => (ExecutionStatus.Failed, null));
+
+        Assert.Equal(4, run.Actions.Count); // the first run and three retries
+        Assert.Equal(ExecutionStatus.Failed, run.Done.Status);
+    }
+
     [Fact]
     public void SameOutcomes_GiveTheSameCommands_EveryTime()
     {

@@ -237,6 +237,9 @@ public sealed class WorkflowInterpreter
 
         _running.Remove(run.Key);
         _lastStatus[run.Task.Name] = status;
+        // As Orquesta: a failure is remediated by a transition that goes on to a task, or says noop (or retries);
+        // publishing alone, or `continue`, carries the failure on to the workflow.
+        var remediated = false;
         var handled = false;
         foreach (var transition in run.Task.Next)
         {
@@ -273,15 +276,22 @@ public sealed class WorkflowInterpreter
                         _errors.Add($"task {run.Task.Name} ({status}): the workflow was failed by its transition");
                         _failing = true;
                         break;
-                    case "retry":
+                    case "retry" when run.CommandRetries < RetryCommandLimit:
+                        run.CommandRetries++;
                         run.Attempt++;
+                        run.Errors.Clear();
                         _running[run.Key] = run;
                         Launch(run, commands, initialDelay: false);
+                        remediated = true;
                         break;
-                    case "noop" or "continue":
+                    case "retry" or "continue":
+                        break;
+                    case "noop":
+                        remediated = true;
                         break;
                     default:
                         Schedule(target, (JsonObject)context.DeepClone(), commands);
+                        remediated = true;
                         break;
                 }
             }
@@ -297,7 +307,7 @@ public sealed class WorkflowInterpreter
             _endContexts.Add(run.Context);
         }
 
-        if (status != ExecutionStatus.Succeeded && !handled)
+        if (status != ExecutionStatus.Succeeded && !remediated)
         {
             _errors.Add($"task {run.Task.Name} {status}{(run.Errors.Count > 0 ? ": " + string.Join("; ", run.Errors) : "")}");
             _failing = true;
@@ -399,6 +409,8 @@ public sealed class WorkflowInterpreter
         return [.. list.Select(i => (JsonNode?)new JsonObject(with.Variables.Select((v, k) => KeyValuePair.Create(v, (i as JsonArray)?.ElementAtOrDefault(k)?.DeepClone()))))];
     }
 
+    private const int RetryCommandLimit = 3;
+
     private sealed class TaskRun(WorkflowTask task, int occurrence, JsonObject context)
     {
         public WorkflowTask Task { get; } = task;
@@ -408,6 +420,9 @@ public sealed class WorkflowInterpreter
         public JsonObject Context { get; } = context;
 
         public int Attempt { get; set; } = 1;
+
+        /// <summary>Times the <c>retry</c> engine command ran it again (Orquesta allows 3).</summary>
+        public int CommandRetries { get; set; }
 
         public List<JsonNode?> Items { get; set; } = [];
 
