@@ -56,14 +56,9 @@ public sealed class WorkflowReplayTests(AzuriteFixture azurite)
         using var packs = new TempPacks().WithPack("wf");
         packs.Write("wf/actions/fanout.yaml", "name: fanout\nrunner_type: orquesta\nentry_point: workflows/fanout.yaml\nparameters:\n  hosts: {type: array}\n");
         packs.Write("wf/actions/workflows/fanout.yaml", Workflow);
-        var storage = azurite.NewStorageOptions();
-        await using var host = await StormTestHost.StartAsync(new TableAuditStore(Options.Create(storage), TimeProvider.System), new InMemoryMessageBus(), packs.Root, services =>
-        {
-            services.AddSingleton(Options.Create(storage));
-            services.AddStormWorkflows(new ConfigurationBuilder().Build());
-        });
-        await using var hub = host.Services.GetRequiredService<WorkflowTaskHub>();
-        await hub.StartAsync(CancellationToken.None);
+        var (host, hub) = await WorkflowHosts.StartAsync(azurite, packs.Root);
+        await using var _ = host;
+        await using var __ = hub;
 
         var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.fanout",
             new JsonObject { ["hosts"] = new JsonArray("a", "b", "c", "d", "e") }, null, CancellationToken.None);

@@ -24,25 +24,8 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
 
     private Task<(StormTestHost Host, WorkflowTaskHub Hub)> StartAsync(TempPacks packs, TimeProvider? clock = null) => StartAsync(packs.Root, clock);
 
-    private async Task<(StormTestHost Host, WorkflowTaskHub Hub)> StartAsync(string packsRoot, TimeProvider? clock = null, Action<IServiceCollection>? configure = null)
-    {
-        var storage = azurite.NewStorageOptions();
-        var audit = new TableAuditStore(Options.Create(storage), clock ?? TimeProvider.System);
-        var host = await StormTestHost.StartAsync(audit, new InMemoryMessageBus(), packsRoot, services =>
-        {
-            if (clock is not null)
-            {
-                services.AddSingleton(clock);
-            }
-
-            services.AddSingleton(Options.Create(storage));
-            services.AddStormWorkflows(new ConfigurationBuilder().Build());
-            configure?.Invoke(services);
-        });
-        var hub = host.Services.GetRequiredService<WorkflowTaskHub>();
-        await hub.StartAsync(CancellationToken.None); // the packs have workflows, so this starts the task hub
-        return (host, hub);
-    }
+    private Task<(StormTestHost Host, WorkflowTaskHub Hub)> StartAsync(string packsRoot, TimeProvider? clock = null, Action<IServiceCollection>? configure = null) =>
+        WorkflowHosts.StartAsync(azurite, packsRoot, clock, configure);
 
     [Fact]
     public async Task Workflow_RunsEachTaskAsAChildExecution_AndEndsWithItsOutput()

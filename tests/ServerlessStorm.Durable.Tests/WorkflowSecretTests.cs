@@ -35,14 +35,9 @@ public sealed class WorkflowSecretTests(AzuriteFixture azurite)
                 next: [{when: "<% succeeded() %>", publish: [{said: "<% result().stdout %>"}, {header: "Bearer <% ctx(token) %>"}]}]
             output: [{said: "<% ctx(said) %>"}, {header: "<% ctx(header) %>"}]
             """);
-        var storage = azurite.NewStorageOptions();
-        await using var host = await StormTestHost.StartAsync(new TableAuditStore(Options.Create(storage), TimeProvider.System), new InMemoryMessageBus(), packs.Root, services =>
-        {
-            services.AddSingleton(Options.Create(storage));
-            services.AddStormWorkflows(new ConfigurationBuilder().Build());
-        });
-        await using var hub = host.Services.GetRequiredService<WorkflowTaskHub>();
-        await hub.StartAsync(CancellationToken.None);
+        var (host, hub) = await WorkflowHosts.StartAsync(azurite, packs.Root);
+        await using var _ = host;
+        await using var __ = hub;
 
         var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.login", new JsonObject { ["token"] = Canary }, null, CancellationToken.None);
         var workflow = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(90));
@@ -50,7 +45,7 @@ public sealed class WorkflowSecretTests(AzuriteFixture azurite)
         Assert.True(workflow.Status == ExecutionStatus.Succeeded, workflow.Error); // the task compared the value it was given
         Assert.Equal("authorized with Bearer ********", workflow.Result!["output"]!["said"]!.GetValue<string>());
         Assert.Equal("Bearer ********", workflow.Result["output"]!["header"]!.GetValue<string>());
-        var (hits, _) = await StorageScan.FindAsync(storage.ConnectionString, Canary);
+        var (hits, _) = await StorageScan.FindAsync(azurite.ConnectionString, Canary);
         hits.AddRange(host.Logs.Where(l => l.Contains(Canary, StringComparison.Ordinal)).Select(l => "log: " + l));
         Assert.Empty(hits);
     }
