@@ -153,10 +153,7 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         async Task<ExecutionRecord> RunAnswering(bool answer)
         {
             var workflow = await service.RunAsync("examples.remediate", new JsonObject { ["cache_dir"] = cache, ["limit_kb"] = 16 }, null, CancellationToken.None);
-            var executions = await Eventually.ReturnsAsync(async () => (await host.Audit.GetTraceAsync(workflow.TraceTag, CancellationToken.None)).Executions,
-                e => e.Any(x => x.WorkflowTask == "approve" && x.Status == ExecutionStatus.Pending || x.Id == workflow.Id && ExecutionStatus.IsTerminal(x.Status)), TimeSpan.FromSeconds(30));
-            var question = executions.SingleOrDefault(x => x.WorkflowTask == "approve")
-                ?? throw new Xunit.Sdk.XunitException($"no approval asked: {string.Join("; ", executions.Select(x => $"{x.WorkflowTask ?? x.ActionRef} {x.Status} {x.Error} {x.Result?.ToJsonString()}"))}");
+            var question = await PendingApprovalAsync(host, workflow);
             Assert.True(File.Exists(Path.Combine(cache, "big.bin"))); // nothing risky happens before the answer
             await inquiries.RespondAsync(question.Id, new JsonObject { ["continue"] = answer }, "oncall", CancellationToken.None);
             return await host.WaitForExecutionAsync(workflow.Id, TimeSpan.FromSeconds(60));
@@ -295,18 +292,14 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         await using var __ = hub;
         var service = host.Services.GetRequiredService<ExecutionService>();
         var inquiries = host.Services.GetRequiredService<InquiryService>();
-        async Task<ExecutionRecord> InquiryOf(ExecutionRecord workflow) =>
-            (await Eventually.ReturnsAsync(async () => (await host.Audit.GetTraceAsync(workflow.TraceTag, CancellationToken.None)).Executions,
-                e => e.Any(x => x.WorkflowTask == "approve" && x.Status == ExecutionStatus.Pending), TimeSpan.FromSeconds(30))).Single(x => x.WorkflowTask == "approve");
-
         var answered = await service.RunAsync("wf.guarded", [], null, CancellationToken.None);
-        var question = await InquiryOf(answered);
+        var question = await PendingApprovalAsync(host, answered);
         var stillRunning = (await host.Audit.GetExecutionAsync(answered.Id, CancellationToken.None))!.Status;
         await inquiries.RespondAsync(question.Id, new JsonObject { ["continue"] = true }, "alice", CancellationToken.None);
         var approved = await host.WaitForExecutionAsync(answered.Id, TimeSpan.FromSeconds(60));
 
         var ignored = await service.RunAsync("wf.guarded", [], null, CancellationToken.None);
-        await InquiryOf(ignored);
+        await PendingApprovalAsync(host, ignored);
         clock.Advance(TimeSpan.FromMinutes(6));
         Assert.Equal(1, await inquiries.ExpireDueAsync(CancellationToken.None));
         var expired = await host.WaitForExecutionAsync(ignored.Id, TimeSpan.FromSeconds(60));
@@ -408,6 +401,15 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         Assert.Equal(["prepare", "flaky", "flaky"], File.ReadAllLines(marks)); // prepare kept its result inside the sub-workflow
         File.Delete(marks);
         File.Delete(marks + ".fixed");
+    }
+
+    /// <summary>The workflow's <c>approve</c> task once it waits for its answer; fails naming every task if the workflow ended first.</summary>
+    private static async Task<ExecutionRecord> PendingApprovalAsync(StormTestHost host, ExecutionRecord workflow)
+    {
+        var executions = await Eventually.ReturnsAsync(async () => (await host.Audit.GetTraceAsync(workflow.TraceTag, CancellationToken.None)).Executions,
+            e => e.Any(x => x.WorkflowTask == "approve" && x.Status == ExecutionStatus.Pending || x.Id == workflow.Id && ExecutionStatus.IsTerminal(x.Status)), TimeSpan.FromSeconds(30));
+        return executions.SingleOrDefault(x => x.WorkflowTask == "approve" && x.Status == ExecutionStatus.Pending)
+            ?? throw new Xunit.Sdk.XunitException($"no approval asked: {string.Join("; ", executions.Select(x => $"{x.WorkflowTask ?? x.ActionRef} {x.Status} {x.Error} {x.Result?.ToJsonString()}"))}");
     }
 
     private static async Task<bool> StartsWithinAsync(Func<bool> condition, TimeSpan within)
