@@ -57,6 +57,18 @@ public sealed class TableAuditStoreTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task FirstAccepted_IsTheFirstCallersTime_ForEveryLaterDeliveryAndAnotherStoreInstance()
+    {
+        var store = NewStore(out var options);
+        var other = new TableAuditStore(Options.Create(options), TimeProvider.System);
+
+        Assert.Equal(T0, await store.FirstAcceptedAsync("delivery-1", T0, CancellationToken.None));
+        Assert.Equal(T0, await store.FirstAcceptedAsync("delivery-1", T0.AddHours(3), CancellationToken.None));
+        Assert.Equal(T0, await other.FirstAcceptedAsync("delivery-1", T0.AddDays(2), CancellationToken.None));
+        Assert.Equal(T0.AddMinutes(1), await other.FirstAcceptedAsync("delivery-2", T0.AddMinutes(1), CancellationToken.None));
+    }
+
+    [Fact]
     public async Task Queries_ByTimeRangeAndStatus_ReturnNewestFirst()
     {
         var store = NewStore(out _);

@@ -58,6 +58,32 @@ public sealed class PipelineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task SameDeliveryIdAnHourLater_FindsTheFirstDeliverysExecution()
+    {
+        // A sender's redelivery (GitHub's "Redeliver") can come much later. Execution ids are derived from the trigger
+        // instance's time, so the redelivery must keep the first acceptance's time to find the execution it caused.
+        var clock = new ManualTimeProvider(new DateTimeOffset(2026, 11, 24, 9, 0, 0, TimeSpan.Zero));
+        var audit = new InMemoryAuditStore(clock);
+        await using var host = await StormTestHost.StartAsync(audit, new InMemoryMessageBus(), configure: services => services.AddSingleton<TimeProvider>(clock));
+        var body = Encoding.UTF8.GetBytes("""{"name": "later"}""");
+        KeyValuePair<string, string>[] headers = [KeyValuePair.Create("X-GitHub-Delivery", "delivery-77")];
+
+        Assert.Equal(202, (await host.Api.PostWebhookAsync("hello", headers, body, CancellationToken.None)).StatusCode);
+        var first = await Eventually.ReturnsAsync(() => audit.GetTraceAsync("delivery-77", CancellationToken.None),
+            t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status) && t.HasProcessedWebhook());
+        clock.Advance(TimeSpan.FromHours(1));
+        Assert.Equal(202, (await host.Api.PostWebhookAsync("hello", headers, body, CancellationToken.None)).StatusCode);
+
+        // The second delivery's rule enforcement replaces the first one's row once the rule has matched again.
+        var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync("delivery-77", CancellationToken.None),
+            t => t.RuleEnforcements.Count == 1 && t.RuleEnforcements[0].EnforcedAt > first.RuleEnforcements[0].EnforcedAt && t.HasProcessedWebhook());
+        Assert.Equal(first.Webhook().OccurredAt, trace.Webhook().OccurredAt);
+        var execution = Assert.Single(trace.Executions);
+        Assert.Equal(first.Executions[0].Id, execution.Id);
+        Assert.Single(execution.History, h => h.Status == ExecutionStatus.Running);
+    }
+
+    [Fact]
     public async Task MalformedJson_Is400WithTheReason_AndRecorded()
     {
         var response = await PostAsync("hello", """{"name": """);

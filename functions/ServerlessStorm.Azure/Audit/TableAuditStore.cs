@@ -23,6 +23,8 @@ namespace ServerlessStorm.Azure.Audit;
 /// rule enforcements themselves (<c>…|f|{trigger instance}|{rule}</c>, naming the execution they caused) and a row
 /// pointing at each trigger instance (<c>…|i|{id}</c>) and at each execution no enforcement names (<c>…|e|{id}</c>:
 /// runs, re-runs, retries); a trace is one range read.</item>
+/// <item>Sender-chosen trigger-instance ids (delivery ids): PartitionKey <c>d|{shard}</c>, RowKey the id, with the
+/// time it was first accepted.</item>
 /// </list>
 /// Writes go through a <see cref="TableWriteBatcher"/>: concurrent writes to one partition leave as one
 /// entity-group transaction. JSON values longer than a Table property can hold go to Blob Storage (<see cref="PayloadBlobs"/>).
@@ -71,6 +73,22 @@ public sealed class TableAuditStore : IAuditStore
         await Task.WhenAll(
             Upsert(entity, cancellationToken),
             Upsert(TraceRow(record.TraceTag, $"i|{record.Id}", new() { ["At"] = record.OccurredAt }), cancellationToken));
+    }
+
+    public async Task<DateTimeOffset> FirstAcceptedAsync(string triggerInstanceId, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await _tableCreated.Value;
+        var (partition, row) = DeliveryKey(triggerInstanceId);
+        try
+        {
+            await _writes.WriteAsync(new TableTransactionAction(TableTransactionActionType.Add, new TableEntity(partition, row) { ["At"] = now }), cancellationToken);
+            return now;
+        }
+        catch (RequestFailedException ex) when (ex.Status == 409)
+        {
+            var first = await _table.GetEntityAsync<TableEntity>(partition, row, ["At"], cancellationToken);
+            return first.Value.GetDateTimeOffset("At") ?? now;
+        }
     }
 
     public async Task UpdateTriggerInstanceStatusAsync(string id, DateTimeOffset occurredAt, string status, string? reason, CancellationToken cancellationToken)
@@ -323,6 +341,9 @@ public sealed class TableAuditStore : IAuditStore
 
     private (string Partition, string Row) TriggerInstanceKey(string id, DateTimeOffset occurredAt) =>
         (Partition(TriggerInstancesKind, occurredAt.UtcDateTime.Date, Shard(id)), $"{TimeKey(occurredAt)}|{id}");
+
+    private (string Partition, string Row) DeliveryKey(string triggerInstanceId) =>
+        (string.Create(CultureInfo.InvariantCulture, $"d|{Shard(triggerInstanceId):D2}"), triggerInstanceId);
 
     private static string Partition(char kind, DateTime day, int shard) =>
         string.Create(CultureInfo.InvariantCulture, $"{kind}|{day:yyyyMMdd}|{shard:D2}");

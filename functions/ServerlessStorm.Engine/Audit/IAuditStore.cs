@@ -10,6 +10,13 @@ public interface IAuditStore
 {
     Task RecordTriggerInstanceAsync(TriggerInstanceRecord record, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// For a trigger instance whose id the sender chose (a webhook's delivery id): the time it was first accepted,
+    /// <paramref name="now"/> the first time. A redelivery keeps that time, so it finds the same rows and the same
+    /// executions as the first delivery, however much later it comes.
+    /// </summary>
+    Task<DateTimeOffset> FirstAcceptedAsync(string triggerInstanceId, DateTimeOffset now, CancellationToken cancellationToken);
+
     /// <summary>Sets a recorded trigger instance's status (<paramref name="occurredAt"/> locates its time-index row); no-op when it was never recorded.</summary>
     Task UpdateTriggerInstanceStatusAsync(string id, DateTimeOffset occurredAt, string status, string? reason, CancellationToken cancellationToken);
 

@@ -10,6 +10,7 @@ public sealed class InMemoryAuditStore(TimeProvider? time = null) : IAuditStore
     private readonly TimeProvider _time = time ?? TimeProvider.System;
     private readonly ConcurrentDictionary<string, TriggerInstanceRecord> _triggerInstances = new();
     private readonly ConcurrentDictionary<(string, string), RuleEnforcementRecord> _enforcements = new();
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _firstAccepted = new();
     private readonly ConcurrentDictionary<string, ExecutionRecord> _executions = new();
     private readonly Lock _executionLock = new();
     private long _version;
@@ -19,6 +20,9 @@ public sealed class InMemoryAuditStore(TimeProvider? time = null) : IAuditStore
         _triggerInstances[record.Id] = record;
         return Task.CompletedTask;
     }
+
+    public Task<DateTimeOffset> FirstAcceptedAsync(string triggerInstanceId, DateTimeOffset now, CancellationToken cancellationToken) =>
+        Task.FromResult(_firstAccepted.GetOrAdd(triggerInstanceId, now));
 
     public Task UpdateTriggerInstanceStatusAsync(string id, DateTimeOffset occurredAt, string status, string? reason, CancellationToken cancellationToken)
     {

@@ -77,9 +77,12 @@ public sealed partial class WebhookSensor(
         }
 
         var id = deliveryId ?? StormIds.New(now);
+        // A redelivery is the same trigger instance: it keeps the first acceptance's time, from which its rows and its
+        // executions' ids are derived.
+        var occurredAt = deliveryId is null ? now : await audit.FirstAcceptedAsync(deliveryId, now, cancellationToken);
         var traceTag = Header(headerObject, TraceTagHeader) is { Length: > 0 and <= 200 } tag && IsUsableId(tag) ? tag : id;
         var instance = new TriggerInstance(id, CoreTriggers.Webhook, new JsonObject { ["url"] = hook },
-            new JsonObject { ["headers"] = headerObject, ["body"] = parsed }, now, traceTag);
+            new JsonObject { ["headers"] = headerObject, ["body"] = parsed }, occurredAt, traceTag);
         await dispatcher.DispatchAsync(instance, cancellationToken);
         LogAccepted(logger, hook, id, traceTag);
         return new WebhookOutcome(202, new JsonObject { ["trigger_instance_id"] = id, ["trace_tag"] = traceTag });
