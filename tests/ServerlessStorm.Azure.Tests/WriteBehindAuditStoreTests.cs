@@ -1,0 +1,218 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using ServerlessStorm.Azure.Audit;
+using ServerlessStorm.Engine;
+using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Triggers;
+using ServerlessStorm.Testing;
+
+namespace ServerlessStorm.Azure.Tests;
+
+/// <summary>The audit written behind the pipeline, over the Table audit in Azurite and a journal on disk.</summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class WriteBehindAuditStoreTests(AzuriteFixture azurite) : IDisposable
+{
+    private static readonly WriteBehindOptions Never = new() { FlushDelay = TimeSpan.FromHours(1) };
+
+    private readonly string _journal = Path.Combine(Path.GetTempPath(), $"storm-journal-{Guid.NewGuid():N}");
+    private readonly List<WriteBehindAuditStore> _abandoned = [];
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_journal, recursive: true);
+        }
+        catch (DirectoryNotFoundException)
+        {
+        }
+    }
+
+    private TableAuditStore NewTable() => new(Options.Create(azurite.NewStorageOptions()), TimeProvider.System);
+
+    private WriteBehindAuditStore Open(IAuditStore stored, WriteBehindOptions options) =>
+        new(stored, _journal, options, TimeProvider.System, NullLogger<WriteBehindAuditStore>.Instance);
+
+    private static ExecutionRecord Execution(string id, DateTimeOffset at, string trace) => new()
+    {
+        Id = id,
+        ActionRef = "core.noop",
+        RunnerType = "noop",
+        TraceTag = trace,
+        TriggerInstanceId = "ti-" + trace,
+        RuleRef = "examples.ping",
+        Parameters = new JsonObject { ["n"] = 1 },
+        Status = ExecutionStatus.Requested,
+        StartTimestamp = at,
+        History = [new StatusChange(ExecutionStatus.Requested, at)],
+    };
+
+    // What the pipeline writes for one webhook that runs one action to success.
+    private static async Task<string> RunOneAsync(IAuditStore audit, string trace)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var instance = new TriggerInstanceRecord
+        {
+            Id = "ti-" + trace,
+            TriggerType = CoreTriggers.Webhook,
+            Payload = new JsonObject { ["body"] = new JsonObject { ["n"] = 1 } },
+            OccurredAt = now,
+            TraceTag = trace,
+            Status = TriggerInstanceStatus.Pending,
+        };
+        await audit.RecordTriggerInstanceAsync(instance, CancellationToken.None);
+        var record = Execution(StormIds.New(now), now, trace);
+        Assert.True(await audit.TryCreateExecutionAsync(record, CancellationToken.None));
+        await audit.RecordRuleEnforcementAsync(new RuleEnforcementRecord(instance.Id, "examples.ping", record.Id, RuleEnforcementRecord.Succeeded, null, now, trace), CancellationToken.None);
+        await audit.UpdateTriggerInstanceStatusAsync(instance.Id, now, TriggerInstanceStatus.Processed, null, CancellationToken.None);
+        record.Transition(ExecutionStatus.Running, now.AddMilliseconds(1));
+        Assert.True(await audit.TryUpdateExecutionAsync(record, CancellationToken.None));
+        record.Transition(ExecutionStatus.Succeeded, now.AddMilliseconds(2));
+        record.Result = new JsonObject { ["ok"] = true };
+        Assert.True(await audit.TryUpdateExecutionAsync(record, CancellationToken.None));
+        return record.Id;
+    }
+
+    private static async Task AssertStoredWholeAsync(IAuditStore stored, string trace, string executionId)
+    {
+        var execution = await stored.GetExecutionAsync(executionId, CancellationToken.None);
+        Assert.NotNull(execution);
+        Assert.Equal(ExecutionStatus.Succeeded, execution.Status);
+        Assert.Equal([ExecutionStatus.Requested, ExecutionStatus.Running, ExecutionStatus.Succeeded], execution.History.Select(h => h.Status));
+        Assert.True(execution.Result!["ok"]!.GetValue<bool>());
+        var recorded = await stored.GetTraceAsync(trace, CancellationToken.None);
+        Assert.Equal(TriggerInstanceStatus.Processed, Assert.Single(recorded.TriggerInstances).Status);
+        Assert.Equal(executionId, Assert.Single(recorded.RuleEnforcements).ExecutionId);
+        Assert.Equal(executionId, Assert.Single(recorded.Executions).Id);
+    }
+
+    private string[] JournalLines() => [.. Directory.EnumerateFiles(_journal, "*.jsonl").SelectMany(File.ReadAllLines)];
+
+    [Fact]
+    public async Task Writes_AreReadFromMemoryAtOnce_StoredBehind_InTheirLatestState_AndTheJournalEmpties()
+    {
+        var stored = NewTable();
+        await using var audit = Open(stored, Never);
+
+        var id = await RunOneAsync(audit, "wb-trace-1");
+
+        Assert.Equal(ExecutionStatus.Succeeded, (await audit.GetExecutionAsync(id, CancellationToken.None))!.Status);
+        Assert.Null(await stored.GetExecutionAsync(id, CancellationToken.None)); // not yet stored
+        Assert.Contains(JournalLines(), line => line.Contains(id, StringComparison.Ordinal));
+        Assert.True(audit.Pending > 0);
+
+        // A trace read waits for what was written before it, however long the gathering delay.
+        var trace = await audit.GetTraceAsync("wb-trace-1", CancellationToken.None);
+        Assert.Equal(ExecutionStatus.Succeeded, Assert.Single(trace.Executions).Status);
+        await AssertStoredWholeAsync(stored, "wb-trace-1", id);
+        Assert.Equal(0, audit.Pending);
+        Assert.Empty(JournalLines());
+    }
+
+    [Fact]
+    public async Task AStaleVersion_IsRefused_AsTheStoredAuditRefusesIt()
+    {
+        await using var audit = Open(NewTable(), Never);
+        var record = Execution(StormIds.New(DateTimeOffset.UtcNow), DateTimeOffset.UtcNow, "wb-trace-2");
+        Assert.True(await audit.TryCreateExecutionAsync(record, CancellationToken.None));
+        Assert.False(await audit.TryCreateExecutionAsync(Execution(record.Id, record.StartTimestamp, "wb-trace-2"), CancellationToken.None));
+
+        var first = (await audit.GetExecutionAsync(record.Id, CancellationToken.None))!;
+        var stale = (await audit.GetExecutionAsync(record.Id, CancellationToken.None))!;
+        first.Transition(ExecutionStatus.Running, DateTimeOffset.UtcNow);
+        Assert.True(await audit.TryUpdateExecutionAsync(first, CancellationToken.None));
+        stale.Transition(ExecutionStatus.Canceled, DateTimeOffset.UtcNow);
+        Assert.False(await audit.TryUpdateExecutionAsync(stale, CancellationToken.None));
+        Assert.Equal(ExecutionStatus.Running, (await audit.GetExecutionAsync(record.Id, CancellationToken.None))!.Status);
+    }
+
+    [Fact]
+    public async Task AProcessThatDies_LeavesItsWritesInTheJournal_AndTheNextStartStoresThem()
+    {
+        var stored = NewTable();
+        var dying = Open(stored, Never);
+        _abandoned.Add(dying); // never disposed: it dies with nothing stored
+        var id = await RunOneAsync(dying, "wb-trace-3");
+        Assert.Null(await stored.GetExecutionAsync(id, CancellationToken.None));
+
+        await using var next = Open(stored, new WriteBehindOptions());
+        await next.FlushAsync(CancellationToken.None);
+
+        await AssertStoredWholeAsync(stored, "wb-trace-3", id);
+        Assert.Equal(ExecutionStatus.Succeeded, (await next.GetExecutionAsync(id, CancellationToken.None))!.Status);
+        Assert.Empty(JournalLines());
+    }
+
+    [Fact]
+    public async Task AnExecutionIdOlderThanTheProcess_IsLookedUpInStorage_BeforeItIsCreated()
+    {
+        var stored = NewTable();
+        var hourAgo = DateTimeOffset.UtcNow.AddHours(-1);
+        var earlier = Execution(StormIds.New(hourAgo), hourAgo, "wb-trace-4");
+        Assert.True(await stored.TryCreateExecutionAsync(earlier, CancellationToken.None));
+
+        await using var audit = Open(stored, Never);
+        Assert.False(await audit.TryCreateExecutionAsync(Execution(earlier.Id, hourAgo, "wb-trace-4"), CancellationToken.None));
+        Assert.True(await audit.TryCreateExecutionAsync(Execution(StormIds.New(hourAgo), hourAgo, "wb-trace-4"), CancellationToken.None));
+
+        // A record this process did not write is updated in storage, under its ETag.
+        var read = (await audit.GetExecutionAsync(earlier.Id, CancellationToken.None))!;
+        read.Transition(ExecutionStatus.Running, DateTimeOffset.UtcNow);
+        Assert.True(await audit.TryUpdateExecutionAsync(read, CancellationToken.None));
+        Assert.Equal(ExecutionStatus.Running, (await stored.GetExecutionAsync(earlier.Id, CancellationToken.None))!.Status);
+    }
+
+    [Fact]
+    public async Task AFinishedExecutionLeavesMemoryOnceStored_AndIsStillFoundThere()
+    {
+        var stored = NewTable();
+        await using var audit = Open(stored, new WriteBehindOptions { RetainFinished = TimeSpan.Zero });
+        var id = await RunOneAsync(audit, "wb-trace-5");
+        var heldVersion = (await audit.GetExecutionAsync(id, CancellationToken.None))!;
+        await audit.FlushAsync(CancellationToken.None);
+
+        // Out of memory now: reads come from storage, a create of the same id is refused, and a version handed out
+        // from memory is refused as stale rather than overwriting the stored record.
+        var read = (await audit.GetExecutionAsync(id, CancellationToken.None))!;
+        Assert.DoesNotContain("wb:", read.Version, StringComparison.Ordinal);
+        Assert.False(await audit.TryCreateExecutionAsync(Execution(id, read.StartTimestamp, "wb-trace-5"), CancellationToken.None));
+        heldVersion.Transition(ExecutionStatus.Failed, DateTimeOffset.UtcNow);
+        Assert.False(await audit.TryUpdateExecutionAsync(heldVersion, CancellationToken.None));
+        Assert.Equal(ExecutionStatus.Succeeded, (await stored.GetExecutionAsync(id, CancellationToken.None))!.Status);
+    }
+
+    [Fact]
+    public async Task WithoutTheJournal_NothingTouchesTheDisk_AndWritesAreStillStored()
+    {
+        var stored = NewTable();
+        await using (var audit = Open(stored, new WriteBehindOptions { Journal = false, FlushDelay = TimeSpan.FromHours(1) }))
+        {
+            var id = await RunOneAsync(audit, "wb-trace-6");
+            Assert.False(Directory.Exists(_journal));
+            Assert.Null(await stored.GetExecutionAsync(id, CancellationToken.None));
+        }
+
+        // Disposing stored what was pending.
+        var trace = await stored.GetTraceAsync("wb-trace-6", CancellationToken.None);
+        await AssertStoredWholeAsync(stored, "wb-trace-6", Assert.Single(trace.Executions).Id);
+    }
+
+    [Fact]
+    public void TheJournal_SkipsALastLineCutShort_AndNamesTheFileAndLineOfOneCorruptBeforeIt()
+    {
+        Directory.CreateDirectory(_journal);
+        var good = """{"RuleEnforcement":{"TriggerInstanceId":"ti","RuleRef":"p.r","ExecutionId":null,"Status":"failed","FailureReason":"x","EnforcedAt":"2026-11-24T09:00:00+00:00","TraceTag":"t"}}""";
+        File.WriteAllText(Path.Combine(_journal, "0000000001.jsonl"), good + "\n" + good[..40]);
+        using (var journal = AuditJournal.Open(_journal, out var left))
+        {
+            Assert.Equal("p.r", Assert.Single(left).RuleEnforcement!.RuleRef);
+            Assert.Equal(2, journal.CurrentSegment);
+        }
+
+        File.WriteAllText(Path.Combine(_journal, "0000000001.jsonl"), good[..40] + "\n" + good + "\n");
+        var error = Assert.Throws<InvalidDataException>(() => AuditJournal.Open(_journal, out _));
+        Assert.Contains("0000000001.jsonl, line 1", error.Message, StringComparison.Ordinal);
+    }
+}
