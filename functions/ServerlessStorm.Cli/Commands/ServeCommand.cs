@@ -19,10 +19,15 @@ internal static class ServeCommand
             Description = "Storage connection string (default $STORM_STORAGE or Azurite on its standard ports, started when not running)",
         };
         var dataDir = new Option<string>("--azurite-data") { Description = "Where a locally started Azurite keeps its data", DefaultValueFactory = _ => ".azurite" };
+        var writeBehind = new Option<bool>("--audit-write-behind")
+        {
+            Description = "Write the audit to a local journal and to Table Storage a few milliseconds later, not before each stage hands on (in-process transport only)",
+        };
+        var journal = new Option<string>("--audit-journal") { Description = "Where the write-behind audit keeps its journal", DefaultValueFactory = _ => Path.Combine(".storm", "audit-journal") };
 
         var command = new Command("serve", "Run the local stack: webhooks, rules, action runners and the audit, on 127.0.0.1:9101")
         {
-            port, host, packs, transport, storage, dataDir,
+            port, host, packs, transport, storage, dataDir, writeBehind, journal,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -34,6 +39,8 @@ internal static class ServeCommand
                 Transport = result.GetValue(transport)!,
                 StorageConnectionString = result.GetValue(storage) ?? Environment.GetEnvironmentVariable("STORM_STORAGE") ?? ServerlessStorm.Azure.AzureStorageOptions.EmulatorConnectionString,
                 AzuriteDataDirectory = result.GetValue(dataDir)!,
+                AuditWriteBehind = result.GetValue(writeBehind),
+                AuditJournalDirectory = result.GetValue(journal)!,
             };
             return await RunAsync(settings, cancellationToken);
         });
@@ -60,6 +67,10 @@ internal static class ServeCommand
         catch (DirectoryNotFoundException ex)
         {
             return CliOutput.Error($"refusing to start: {ex.Message}");
+        }
+        catch (ArgumentException ex)
+        {
+            return CliOutput.Error($"refusing to start: {ex.Message}", CliOutput.InvalidInput);
         }
         catch (AzuriteUnavailableException ex)
         {

@@ -23,6 +23,15 @@ public sealed record ServeSettings
     /// <summary>Keep the audit in memory instead of Table Storage (nothing survives a restart; for comparisons).</summary>
     public bool InMemoryAudit { get; init; }
 
+    /// <summary>
+    /// Write the audit behind the pipeline (journal first, Table Storage a few milliseconds later) instead of before each
+    /// stage hands on; only with the in-process transport, whose one process owns the audit. Also <c>Storage:AuditWriteBehind</c>.
+    /// </summary>
+    public bool AuditWriteBehind { get; init; }
+
+    /// <summary>Where the write-behind audit keeps its journal (one folder per storage prefix inside).</summary>
+    public string AuditJournalDirectory { get; init; } = Path.Combine(".storm", "audit-journal");
+
     /// <summary>Further configuration, as <c>Section:Key</c> pairs (e.g. <c>Storage:AuditBatching</c>).</summary>
     public IReadOnlyDictionary<string, string?> Configuration { get; init; } = new Dictionary<string, string?>();
 

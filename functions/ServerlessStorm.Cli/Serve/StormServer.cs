@@ -10,7 +10,9 @@ using ServerlessStorm.Azure.Audit;
 using ServerlessStorm.Azure.Local;
 using ServerlessStorm.Azure.Messaging;
 using ServerlessStorm.Durable;
+using Microsoft.Extensions.Configuration;
 using ServerlessStorm.Engine.Api;
+using ServerlessStorm.Engine.Audit;
 using ServerlessStorm.Engine.Hosting;
 using ServerlessStorm.Engine.Messaging;
 using ServerlessStorm.Engine.Packs;
@@ -65,7 +67,21 @@ public sealed class StormServer : IAsyncDisposable
         services.AddTableStorageAudit(builder.Configuration);
         if (settings.InMemoryAudit)
         {
-            services.AddSingleton<ServerlessStorm.Engine.Audit.IAuditStore, ServerlessStorm.Engine.Audit.InMemoryAuditStore>();
+            services.AddSingleton<IAuditStore, InMemoryAuditStore>();
+        }
+
+        var writeBehind = !settings.InMemoryAudit && (settings.AuditWriteBehind || builder.Configuration.GetValue<bool>($"{AzureStorageOptions.Section}:AuditWriteBehind"));
+        if (writeBehind)
+        {
+            if (settings.Transport != ServeSettings.Transports.InProcess)
+            {
+                throw new ArgumentException($"the write-behind audit needs the in-process transport (got '{settings.Transport}'): with a shared bus, other processes read and claim executions in the stored audit");
+            }
+
+            var options = builder.Configuration.GetSection($"{AzureStorageOptions.Section}:WriteBehind").Get<WriteBehindOptions>() ?? new WriteBehindOptions();
+            var prefix = builder.Configuration.GetSection(AzureStorageOptions.Section).Get<AzureStorageOptions>()?.TablePrefix ?? "storm";
+            services.AddSingleton<IAuditStore>(sp => new WriteBehindAuditStore(sp.GetRequiredService<TableAuditStore>(), Path.Combine(settings.AuditJournalDirectory, prefix),
+                options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<WriteBehindAuditStore>>()));
         }
 
         services.Configure<ServerlessStorm.Engine.Datastore.DatastoreOptions>(builder.Configuration.GetSection(ServerlessStorm.Engine.Datastore.DatastoreOptions.Section));
@@ -99,7 +115,14 @@ public sealed class StormServer : IAsyncDisposable
             if (!settings.InMemoryAudit)
             {
                 await app.Services.GetRequiredService<TableAuditStore>().InitializeAsync();
+
+                // The write-behind audit stores what a killed process left in its journal before anything is served.
+                if (app.Services.GetRequiredService<IAuditStore>() is WriteBehindAuditStore writeBehindAudit)
+                {
+                    await writeBehindAudit.FlushAsync(cancellationToken);
+                }
             }
+
             MapApi(app);
             await app.StartAsync(cancellationToken);
             return new StormServer(app, azurite);
