@@ -17,7 +17,7 @@ namespace ServerlessStorm.Benchmarks;
 /// </summary>
 internal static class ExecutionsBenchmark
 {
-    private sealed record Setup(string Transport, string Audit, bool InMemory, bool Batched, bool Throughput);
+    private sealed record Setup(string Transport, string Audit, bool InMemory, bool Batched, bool Throughput, bool WriteBehind = false, bool Journal = true);
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -28,12 +28,16 @@ internal static class ExecutionsBenchmark
         var inFlight = Args.Int(args, "--in-flight", 8);
         var only = Args.Text(args, "--only", "");
         var shards = Args.Int(args, "--shards", 8);
+        var rounds = Args.Int(args, "--rounds", 8);
         var azuriteInMemory = args.Contains("--azurite-in-memory");
-        const string Single = "table, single-entity writes", Batched = "table, batched transactions", Memory = "in memory (no audit I/O)";
+        const string Single = "table, single-entity writes", Batched = "table, batched transactions", Memory = "in memory (no audit I/O)",
+            Behind = "table, written behind (journal)", BehindNoJournal = "table, written behind (no journal)";
         Setup[] setups =
         [
             new(ServeSettings.Transports.InProcess, Single, false, false, true),
             new(ServeSettings.Transports.InProcess, Batched, false, true, true),
+            new(ServeSettings.Transports.InProcess, Behind, false, true, true, WriteBehind: true),
+            new(ServeSettings.Transports.InProcess, BehindNoJournal, false, true, true, WriteBehind: true, Journal: false),
             new(ServeSettings.Transports.InProcess, Memory, true, true, true),
             new(ServeSettings.Transports.StorageQueue, Batched, false, true, false),
             new(ServeSettings.Transports.StorageQueue, Memory, true, true, false),
@@ -48,28 +52,43 @@ internal static class ExecutionsBenchmark
         Console.WriteLine($"| transport | audit | executions/s (c{concurrency}) | p50 ms (c{concurrency}) | sequential p50 ms | sequential p99 ms | audit requests / execution | audit entities / execution |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|");
 
+        Task<StormServer> StartAsync(Setup setup, int index) => StormServer.StartAsync(new ServeSettings
+        {
+            Port = AzuriteFixture.FreePort(),
+            PacksPath = RepositoryPaths.Packs,
+            Transport = setup.Transport,
+            StorageConnectionString = azurite.Endpoints.ConnectionString,
+            InMemoryAudit = setup.InMemory,
+            AuditWriteBehind = setup.WriteBehind,
+            AuditJournalDirectory = Path.Combine(data, "journal"),
+            Configuration = new Dictionary<string, string?>
+            {
+                ["Storage:Prefix"] = $"bench{index}",
+                ["Storage:AuditBatching"] = setup.Batched ? "true" : "false",
+                ["Storage:AuditWritesInFlight"] = inFlight.ToString(CultureInfo.InvariantCulture),
+                ["Storage:AuditShards"] = shards.ToString(CultureInfo.InvariantCulture),
+                ["Bus:Concurrency"] = busConcurrency.ToString(CultureInfo.InvariantCulture),
+                ["Storage:WriteBehind:Journal"] = setup.Journal ? "true" : "false",
+            },
+        }, logging => logging.SetMinimumLevel(LogLevel.Warning).AddSimpleConsole());
+
+        if (only == "abba")
+        {
+            foreach (var behindSetup in setups.Where(s => s.WriteBehind))
+            {
+                await AuditShareAbbaAsync(StartAsync, behindSetup, setups.Single(s => s.InMemory && s.Transport == ServeSettings.Transports.InProcess), rounds, sequential / 2);
+            }
+
+            return 0;
+        }
+
         var results = new Dictionary<(string, string), (LatencyBenchmark.RunStats? Load, LatencyBenchmark.RunStats Sequential)>();
         var index = 0;
         foreach (var setup in setups.Where(s => $"{s.Transport}, {s.Audit}".Contains(only, StringComparison.Ordinal)))
         {
-            await using var server = await StormServer.StartAsync(new ServeSettings
-            {
-                Port = AzuriteFixture.FreePort(),
-                PacksPath = RepositoryPaths.Packs,
-                Transport = setup.Transport,
-                StorageConnectionString = azurite.Endpoints.ConnectionString,
-                InMemoryAudit = setup.InMemory,
-                Configuration = new Dictionary<string, string?>
-                {
-                    ["Storage:Prefix"] = $"bench{index++}",
-                    ["Storage:AuditBatching"] = setup.Batched ? "true" : "false",
-                    ["Storage:AuditWritesInFlight"] = inFlight.ToString(CultureInfo.InvariantCulture),
-                    ["Storage:AuditShards"] = shards.ToString(CultureInfo.InvariantCulture),
-                    ["Bus:Concurrency"] = busConcurrency.ToString(CultureInfo.InvariantCulture),
-                },
-            }, logging => logging.SetMinimumLevel(LogLevel.Warning).AddSimpleConsole());
+            await using var server = await StartAsync(setup, index++);
             var audit = server.Services.GetRequiredService<IAuditStore>();
-            var table = audit as TableAuditStore;
+            var table = setup.InMemory ? null : server.Services.GetRequiredService<TableAuditStore>();
             using var http = new HttpClient { BaseAddress = new Uri(server.Url) };
             var label = $"{setup.Transport}, {setup.Audit}";
 
@@ -112,8 +131,56 @@ internal static class ExecutionsBenchmark
                 $"audit's share of the sequential p50 ({transport}): {withAudit:0.00} ms with the Table audit vs {without:0.00} ms in memory ({(withAudit / without - 1) * 100:+0;-0}%)"));
         }
 
+        foreach (var audit in new[] { Behind, BehindNoJournal })
+        {
+            var behind = results[(inProcess, audit)].Sequential.P50;
+            var memory = results[(inProcess, Memory)].Sequential.P50;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"audit's share of the sequential p50 ({inProcess}, {audit}): {behind:0.00} ms vs {memory:0.00} ms in memory ({(behind / memory - 1) * 100:+0;-0}%)"));
+        }
+        Console.WriteLine();
+        foreach (var behindSetup in setups.Where(s => s.WriteBehind))
+        {
+            await AuditShareAbbaAsync(StartAsync, behindSetup, setups.Single(s => s.InMemory && s.Transport == ServeSettings.Transports.InProcess), rounds, sequential / 2);
+        }
+
         Directory.Delete(data, recursive: true);
         return 0;
+    }
+
+    // The written-behind audit's share of the one-at-a-time latency, compared fairly: it and the in-memory audit run
+    // side by side in this process (same JIT state, same Azurite), in rounds alternating ABBA; every round's writes
+    // are stored before the next round starts (the measurement's trace reads wait for them), so no round pays for
+    // another's storing.
+    private static async Task AuditShareAbbaAsync(Func<Setup, int, Task<StormServer>> start, Setup behindSetup, Setup memorySetup, int rounds, int perRound)
+    {
+        await using var behind = await start(behindSetup, behindSetup.Journal ? 100 : 102);
+        await using var memory = await start(memorySetup, 101);
+        var sides = new[] { (Name: behindSetup.Audit, Server: behind), (Name: "in memory", Server: memory) }
+            .Select(side => (side.Name, Audit: side.Server.Services.GetRequiredService<IAuditStore>(), Http: new HttpClient { BaseAddress = new Uri(side.Server.Url) }, Latencies: new List<double>()))
+            .ToArray();
+        foreach (var side in sides)
+        {
+            await LatencyBenchmark.MeasureAsync(side.Http, side.Audit, 500, 1, $"{side.Name} warm-up");
+        }
+
+        for (var round = 0; round < rounds; round++)
+        {
+            var order = round % 4 is 0 or 3 ? sides : [sides[1], sides[0]];
+            foreach (var side in order)
+            {
+                side.Latencies.AddRange((await LatencyBenchmark.MeasureAsync(side.Http, side.Audit, perRound, 1, $"{side.Name} round {round + 1}")).Latencies);
+            }
+        }
+
+        var p50 = sides.Select(side => LatencyBenchmark.Percentile([.. side.Latencies.Order()], 50)).ToArray();
+        var p99 = sides.Select(side => LatencyBenchmark.Percentile([.. side.Latencies.Order()], 99)).ToArray();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"audit's share of the sequential p50 (in-process, ABBA, {rounds} rounds of {perRound}): {behindSetup.Audit} {p50[0]:0.000} ms (p99 {p99[0]:0.00}) vs in memory {p50[1]:0.000} ms (p99 {p99[1]:0.00}) ({(p50[0] / p50[1] - 1) * 100:+0;-0}%)"));
+        foreach (var side in sides)
+        {
+            side.Http.Dispose();
+        }
     }
 
     // What Azurite itself can take on this machine, for the ceiling the stack runs into: entities of an audit

@@ -93,7 +93,10 @@ internal static class LatencyBenchmark
     }
 
     /// <summary>Webhook-to-finished latencies (ms, from the audit's own timestamps) and executions finished per second.</summary>
-    public sealed record RunStats(double P50, double P90, double P99, double Max, double PerSecond);
+    public sealed record RunStats(double P50, double P90, double P99, double Max, double PerSecond, double[] Latencies);
+
+    /// <summary>The value below which <paramref name="p"/> percent of the sorted <paramref name="latencies"/> lie.</summary>
+    public static double Percentile(double[] latencies, double p) => latencies[Math.Min(latencies.Length - 1, (int)Math.Ceiling(p / 100 * latencies.Length) - 1)];
 
     /// <summary>Sends <paramref name="count"/> ping webhooks, <paramref name="parallelism"/> at a time, and waits for every execution to finish.</summary>
     public static async Task<RunStats> MeasureAsync(HttpClient http, IAuditStore audit, int count, int parallelism, string label)
@@ -149,7 +152,6 @@ internal static class LatencyBenchmark
         });
 
         Array.Sort(latencies);
-        double Percentile(double p) => latencies[Math.Min(count - 1, (int)Math.Ceiling(p / 100 * count) - 1)];
-        return new RunStats(Percentile(50), Percentile(90), Percentile(99), latencies[^1], count / (lastEnd - firstStart).TotalSeconds);
+        return new RunStats(Percentile(latencies, 50), Percentile(latencies, 90), Percentile(latencies, 99), latencies[^1], count / (lastEnd - firstStart).TotalSeconds, latencies);
     }
 }
