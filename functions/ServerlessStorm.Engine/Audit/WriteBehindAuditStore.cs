@@ -355,9 +355,9 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
                 }
 
                 pass = _nextPass.Task;
-                Signal();
             }
 
+            Hurry(); // full: store now rather than after the gathering delay
             await pass.WaitAsync(cancellationToken);
         }
     }
