@@ -457,70 +457,52 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
         }
 
         var failed = 0;
-        await Task.WhenAll(
-            Task.WhenAll(executions.Select(async e =>
+
+        // Stores one record; then, under the gate, what follows its success or its failure (kept to be tried again).
+        async Task StoreOneAsync(string kind, string id, Func<Task> store, Action stored, Action keep)
+        {
+            try
             {
-                var record = e.Record;
-                try
+                await store();
+                lock (_gate)
                 {
-                    await StoreAsync(record, e.Stored);
-                    lock (_gate)
-                    {
-                        if (_executions.TryGetValue(record.Id, out var entry))
-                        {
-                            entry.Stored = true;
-                        }
-                    }
+                    stored();
                 }
-                catch (Exception ex)
-                {
-                    Interlocked.Increment(ref failed);
-                    LogStoreFailed(_logger, ex, "execution", record.Id);
-                    lock (_gate)
-                    {
-                        _dirtyExecutions.Add(record.Id);
-                    }
-                }
-            })),
-            Task.WhenAll(triggerInstances.Select(async t =>
+            }
+            catch (Exception ex)
             {
-                try
+                Interlocked.Increment(ref failed);
+                LogStoreFailed(_logger, ex, kind, id);
+                lock (_gate)
                 {
-                    await StoreAsync(t.Entry);
-                    lock (_gate)
+                    keep();
+                }
+            }
+        }
+
+        await Task.WhenAll([
+            .. executions.Select(e => StoreOneAsync("execution", e.Record.Id, () => StoreAsync(e.Record, e.Stored),
+                () =>
+                {
+                    if (_executions.TryGetValue(e.Record.Id, out var entry))
                     {
-                        if (!_dirtyTriggerInstances.Contains(t.Id))
-                        {
-                            _triggerInstances.Remove(t.Id);
-                        }
+                        entry.Stored = true;
                     }
-                }
-                catch (Exception ex)
+                },
+                () => _dirtyExecutions.Add(e.Record.Id))),
+            .. triggerInstances.Select(t => StoreOneAsync("trigger instance", t.Id, () => StoreAsync(t.Entry),
+                () =>
                 {
-                    Interlocked.Increment(ref failed);
-                    LogStoreFailed(_logger, ex, "trigger instance", t.Id);
-                    lock (_gate)
+                    if (!_dirtyTriggerInstances.Contains(t.Id))
                     {
-                        _dirtyTriggerInstances.Add(t.Id);
+                        _triggerInstances.Remove(t.Id);
                     }
-                }
-            })),
-            Task.WhenAll(enforcements.Select(async e =>
-            {
-                try
-                {
-                    await _stored.RecordRuleEnforcementAsync(e, CancellationToken.None);
-                }
-                catch (Exception ex)
-                {
-                    Interlocked.Increment(ref failed);
-                    LogStoreFailed(_logger, ex, "rule enforcement", $"{e.TriggerInstanceId}/{e.RuleRef}");
-                    lock (_gate)
-                    {
-                        _enforcements.TryAdd((e.TriggerInstanceId, e.RuleRef), e); // a newer one wins
-                    }
-                }
-            })));
+                },
+                () => _dirtyTriggerInstances.Add(t.Id))),
+            .. enforcements.Select(e => StoreOneAsync("rule enforcement", $"{e.TriggerInstanceId}/{e.RuleRef}", () => _stored.RecordRuleEnforcementAsync(e, CancellationToken.None),
+                () => { },
+                () => _enforcements.TryAdd((e.TriggerInstanceId, e.RuleRef), e))), // a newer one wins
+        ]);
 
         lock (_gate)
         {
