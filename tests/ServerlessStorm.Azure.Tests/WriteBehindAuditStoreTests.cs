@@ -88,7 +88,12 @@ public sealed class WriteBehindAuditStoreTests(AzuriteFixture azurite) : IDispos
         Assert.Equal(executionId, Assert.Single(recorded.Executions).Id);
     }
 
-    private string[] JournalLines() => [.. Directory.EnumerateFiles(_journal, "*.jsonl").SelectMany(File.ReadAllLines)];
+    // As the journal reads its segments: a segment still being written is zeros after its last line.
+    private string[] JournalLines() => [.. Directory.EnumerateFiles(_journal, "*.jsonl").SelectMany(path =>
+    {
+        using var reader = new StreamReader(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete));
+        return reader.ReadToEnd().Split('\0')[0].Split('\n', StringSplitOptions.RemoveEmptyEntries);
+    })];
 
     [Fact]
     public async Task Writes_AreReadFromMemoryAtOnce_StoredBehind_InTheirLatestState_AndTheJournalEmpties()
@@ -214,5 +219,52 @@ public sealed class WriteBehindAuditStoreTests(AzuriteFixture azurite) : IDispos
         File.WriteAllText(Path.Combine(_journal, "0000000001.jsonl"), good[..40] + "\n" + good + "\n");
         var error = Assert.Throws<InvalidDataException>(() => AuditJournal.Open(_journal, out _));
         Assert.Contains("0000000001.jsonl, line 1", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TheJournal_ReadsASegmentAKilledProcessLeft_UpToItsZeros()
+    {
+        Directory.CreateDirectory(_journal);
+        var good = """{"RuleEnforcement":{"TriggerInstanceId":"ti","RuleRef":"p.r","ExecutionId":null,"Status":"failed","FailureReason":"x","EnforcedAt":"2026-11-24T09:00:00+00:00","TraceTag":"t"}}""";
+        // A kill mid-copy can leave the end of a line written and its middle still zero.
+        var bytes = System.Text.Encoding.UTF8.GetBytes(good + "\n" + good + "\n" + good + "\n");
+        Array.Clear(bytes, 2 * (good.Length + 1) + 30, 20);
+        File.WriteAllBytes(Path.Combine(_journal, "0000000001.jsonl"), [.. bytes, .. new byte[4096]]);
+
+        using var journal = AuditJournal.Open(_journal, out var left);
+
+        Assert.Equal(2, left.Count);
+    }
+
+    [Fact]
+    public void TheJournal_MovesToANewSegmentWhenOneIsFull_TakesAWriteLargerThanASegment_SwapsInASpare_AndCutsSegmentsToTheirContent()
+    {
+        RuleEnforcementRecord Enforcement(int i, int reasonLength) =>
+            new("ti-" + i, "p.r", null, RuleEnforcementRecord.Failed, new string('x', reasonLength), DateTimeOffset.UnixEpoch, "t");
+        using (var journal = AuditJournal.Open(_journal, out _, segmentBytes: 1024))
+        {
+            for (var i = 0; i < 20; i++)
+            {
+                journal.Append(new AuditJournalEntry { RuleEnforcement = Enforcement(i, i == 10 ? 5000 : 10) });
+            }
+
+            Assert.True(journal.CurrentSegment > 3);
+
+            // Off the path: the full segments are closed and a spare made ready, which the next segment then is.
+            journal.Tidy();
+            var spare = journal.CurrentSegment + 1;
+            Assert.Equal(spare - 1, journal.Rotate());
+            Assert.Equal(spare, journal.CurrentSegment);
+            journal.Append(new AuditJournalEntry { RuleEnforcement = Enforcement(20, 10) });
+            journal.Tidy();
+        }
+
+        var segments = Directory.GetFiles(_journal, "*.jsonl");
+        Assert.All(segments, path => Assert.DoesNotContain((byte)0, File.ReadAllBytes(path)));
+        using (AuditJournal.Open(_journal, out var left))
+        {
+            Assert.Equal(Enumerable.Range(0, 21).Select(i => "ti-" + i), left.Select(e => e.RuleEnforcement!.TriggerInstanceId));
+            Assert.Equal(5000, left[10].RuleEnforcement!.FailureReason!.Length);
+        }
     }
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Globalization;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -5,6 +6,7 @@ using ServerlessStorm.Azure.Audit;
 using ServerlessStorm.Azure.Local;
 using ServerlessStorm.Cli.Serve;
 using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Testing;
 
 namespace ServerlessStorm.Benchmarks;
@@ -160,6 +162,7 @@ internal static class ExecutionsBenchmark
     // another's storing.
     private static async Task AuditShareAbbaAsync(Func<Setup, int, Task<StormServer>> start, Setup behindSetup, Setup memorySetup, int rounds, int perRound)
     {
+        const int Warmup = 500;
         await using var behind = await start(behindSetup, behindSetup.Journal ? 100 : 102);
         await using var memory = await start(memorySetup, 101);
         var sides = new[] { (Name: behindSetup.Audit, Server: behind), (Name: "in memory", Server: memory) }
@@ -167,9 +170,10 @@ internal static class ExecutionsBenchmark
             .ToArray();
         foreach (var side in sides)
         {
-            await LatencyBenchmark.MeasureAsync(side.Http, side.Audit, 500, 1, $"{side.Name} warm-up");
+            await LatencyBenchmark.MeasureAsync(side.Http, side.Audit, Warmup, 1, $"{side.Name} warm-up");
         }
 
+        using var appends = new JournalAppends();
         for (var round = 0; round < rounds; round++)
         {
             var order = round % 4 is 0 or 3 ? sides : [sides[1], sides[0]];
@@ -183,10 +187,85 @@ internal static class ExecutionsBenchmark
         var p99 = sides.Select(side => LatencyBenchmark.Percentile([.. side.Latencies.Order()], 99)).ToArray();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"audit's share of the sequential p50 (in-process, ABBA, {rounds} rounds of {perRound}): {behindSetup.Audit} {p50[0]:0.000} ms (p99 {p99[0]:0.00}) vs in memory {p50[1]:0.000} ms (p99 {p99[1]:0.00}) ({(p50[0] / p50[1] - 1) * 100:+0;-0}%)"));
+        if (appends.Count > 0)
+        {
+            // Timed inside the journal: its cost without the noise of comparing two p50s. A webhook's last append
+            // (its execution finished) comes after the measured end, so the sum is an upper bound of its share.
+            var webhooks = rounds * perRound;
+            var all = appends.Durations();
+            var perWebhook = all.Sum() / webhooks;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  journal, timed inside ({all.Length / (double)webhooks:0.0} appends per webhook): one append p50 {Median(all):0.0} µs, p90 {LatencyBenchmark.Percentile(all, 90):0.0}, p99 {LatencyBenchmark.Percentile(all, 99):0.0}; " +
+                $"per webhook {perWebhook:0.0} µs mean = {perWebhook / 1000 / p50[1] * 100:0.0}% of the in-memory p50"));
+            Console.WriteLine("  median µs by kind: " + string.Join(", ", appends.Kinds.Select(kind => string.Create(CultureInfo.InvariantCulture, $"{kind} {Median(appends.Durations(kind)):0.0}"))));
+        }
+
         foreach (var side in sides)
         {
             side.Http.Dispose();
         }
+    }
+
+    private static double Median(double[] sorted) => LatencyBenchmark.Percentile(sorted, 50);
+
+    /// <summary>The journal's append durations while it lives, from the engine's metrics.</summary>
+    private sealed class JournalAppends : IDisposable
+    {
+        private readonly MeterListener _listener = new();
+        private readonly List<(string Kind, double Micros)> _appends = [];
+
+        public JournalAppends()
+        {
+            _listener.InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument.Meter.Name == StormMetrics.MeterName && instrument.Name == StormMetrics.JournalAppendName)
+                {
+                    listener.EnableMeasurementEvents(instrument);
+                }
+            };
+            _listener.SetMeasurementEventCallback<double>((_, micros, tags, _) =>
+            {
+                var kind = tags.Length > 0 ? tags[0].Value as string ?? "" : "";
+                lock (_appends)
+                {
+                    _appends.Add((kind, micros));
+                }
+            });
+            _listener.Start();
+        }
+
+        public int Count
+        {
+            get
+            {
+                lock (_appends)
+                {
+                    return _appends.Count;
+                }
+            }
+        }
+
+        public IEnumerable<string> Kinds
+        {
+            get
+            {
+                lock (_appends)
+                {
+                    return [.. _appends.Select(a => a.Kind).Distinct().Order(StringComparer.Ordinal)];
+                }
+            }
+        }
+
+        /// <summary>Durations (µs), sorted; of one kind when given.</summary>
+        public double[] Durations(string? kind = null)
+        {
+            lock (_appends)
+            {
+                return [.. _appends.Where(a => kind is null || a.Kind == kind).Select(a => a.Micros).Order()];
+            }
+        }
+
+        public void Dispose() => _listener.Dispose();
     }
 
     // What Azurite itself can take on this machine, for the ceiling the stack runs into: entities of an audit

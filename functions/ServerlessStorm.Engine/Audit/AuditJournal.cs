@@ -1,7 +1,10 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Globalization;
+using System.IO.MemoryMappedFiles;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Executions;
 
 namespace ServerlessStorm.Engine.Audit;
@@ -28,22 +31,37 @@ public sealed record TriggerInstanceStatusChange(string Id, DateTimeOffset Occur
 /// write reaches the operating system, not the disk (no fsync): it survives a crash or kill of the process, not a
 /// power cut. The log is kept in numbered segments; a segment is deleted once everything in it is stored.
 /// </summary>
+/// <remarks>
+/// A segment is a file mapped into memory (shared with the operating system's page cache), so an append is a copy
+/// into memory, not a system call, and is the kernel's as soon as it is copied: a killed process cannot take it
+/// along. A segment is created at its full size and is cut to what it holds when it is closed; after a kill, the
+/// unwritten rest reads as zero bytes, where reading stops.
+/// </remarks>
 public sealed class AuditJournal : IDisposable
 {
-    private readonly string _directory;
-    private readonly ArrayBufferWriter<byte> _line = new(4096);
-    private FileStream _segment;
-    private long _segmentNumber;
+    /// <summary>The size a segment is created at; a write larger than that gets a segment of its own size.</summary>
+    public const int DefaultSegmentBytes = 1 << 20;
 
-    private AuditJournal(string directory, long firstSegment)
+    private readonly string _directory;
+    private readonly int _segmentBytes;
+    private readonly ArrayBufferWriter<byte> _line = new(4096);
+    private readonly Utf8JsonWriter _writer;
+    private readonly Lock _spareGate = new();
+    private readonly List<Segment> _retired = [];
+    private Segment _segment;
+    private Segment? _spare;
+
+    private AuditJournal(string directory, long firstSegment, int segmentBytes)
     {
         _directory = directory;
-        _segmentNumber = firstSegment;
-        _segment = OpenSegment(firstSegment);
+        _segmentBytes = segmentBytes;
+        _writer = new Utf8JsonWriter(_line);
+        _segment = Segment.Create(directory, firstSegment, segmentBytes);
+        _segment.Prefault();
     }
 
     /// <summary>Opens the journal in <paramref name="directory"/>; <paramref name="left"/> is what earlier processes left unstored, oldest first.</summary>
-    public static AuditJournal Open(string directory, out IReadOnlyList<AuditJournalEntry> left)
+    public static AuditJournal Open(string directory, out IReadOnlyList<AuditJournalEntry> left, int segmentBytes = DefaultSegmentBytes)
     {
         Directory.CreateDirectory(directory);
         var segments = Segments(directory);
@@ -54,43 +72,117 @@ public sealed class AuditJournal : IDisposable
         }
 
         left = entries;
-        return new AuditJournal(directory, segments.Count == 0 ? 1 : segments[^1].Number + 1);
+        return new AuditJournal(directory, segments.Count == 0 ? 1 : segments[^1].Number + 1, segmentBytes);
     }
 
     /// <summary>The number of the segment being written.</summary>
-    public long CurrentSegment => _segmentNumber;
+    public long CurrentSegment => _segment.Number;
 
     /// <summary>Appends one write; it is in the operating system's hands when this returns. Callers serialize calls.</summary>
     public void Append(AuditJournalEntry entry)
     {
+        var started = Stopwatch.GetTimestamp();
         _line.ResetWrittenCount();
-        using (var writer = new Utf8JsonWriter(_line))
+        _writer.Reset(_line);
+        JsonSerializer.Serialize(_writer, entry, AuditJournalJson.Default.AuditJournalEntry);
+        _line.Write("\n"u8);
+        if (!_segment.TryWrite(_line.WrittenSpan))
         {
-            JsonSerializer.Serialize(writer, entry, AuditJournalJson.Default.AuditJournalEntry);
+            // Full: the next segment, at least as large as this write.
+            Retire(Math.Max(_segmentBytes, _line.WrittenCount));
+            _segment.TryWrite(_line.WrittenSpan);
         }
 
-        _line.Write("\n"u8);
-        _segment.Write(_line.WrittenSpan);
+        StormMetrics.JournalAppend.Record(Stopwatch.GetElapsedTime(started).TotalMicroseconds, new KeyValuePair<string, object?>("kind", entry switch
+        {
+            { Execution: not null } => "execution",
+            { TriggerInstance: not null } => "trigger_instance",
+            { TriggerInstanceStatus: not null } => "trigger_instance_status",
+            _ => "rule_enforcement",
+        }));
     }
 
     /// <summary>Starts a new segment when the current one holds anything; returns the number of the last closed segment.</summary>
     public long Rotate()
     {
-        if (_segment.Length > 0)
+        if (_segment.Written == 0)
         {
-            _segment.Dispose();
-            _segment = OpenSegment(++_segmentNumber);
+            return _segment.Number - 1;
         }
 
-        return _segmentNumber - 1;
+        var last = _segment.Number;
+        Retire(_segmentBytes);
+        return last;
     }
 
-    /// <summary>Deletes the segments up to <paramref name="last"/>: everything in them is stored.</summary>
+    /// <summary>
+    /// Closes the segments written to the end and makes the next one ready, so that starting a segment on the
+    /// pipeline's path is a swap. Call it off the path, between <see cref="Rotate"/>s; it needs no lock of the caller's.
+    /// </summary>
+    public void Tidy()
+    {
+        Segment[] retired;
+        long next;
+        lock (_spareGate)
+        {
+            retired = [.. _retired];
+            _retired.Clear();
+            next = _spare is null ? _segment.Number + 1 : 0;
+        }
+
+        foreach (var segment in retired)
+        {
+            segment.Close();
+        }
+
+        if (next == 0)
+        {
+            return;
+        }
+
+        // The first write to each page of a new file costs the writer a page fault (tens of µs); taking them all
+        // here keeps them off the path.
+        var spare = Segment.Create(_directory, next, _segmentBytes);
+        spare.Prefault();
+        lock (_spareGate)
+        {
+            if (_spare is null && spare.Number > _segment.Number)
+            {
+                _spare = spare;
+                return;
+            }
+        }
+
+        spare.Close();
+    }
+
+    // Under the caller's lock: the current segment is done; the spare (or a new one) takes its place.
+    private void Retire(long capacity)
+    {
+        lock (_spareGate)
+        {
+            Segment next;
+            if (_spare is { } spare && spare.Capacity >= capacity)
+            {
+                next = spare;
+                _spare = null;
+            }
+            else
+            {
+                next = Segment.Create(_directory, Math.Max(_segment.Number, _spare?.Number ?? 0) + 1, capacity);
+            }
+
+            _retired.Add(_segment);
+            _segment = next;
+        }
+    }
+
+    /// <summary>Deletes the segments up to <paramref name="last"/>: everything in them is stored. Closed segments only, so no lock is needed.</summary>
     public void DeleteThrough(long last)
     {
         foreach (var (number, path) in Segments(_directory))
         {
-            if (number <= last && number != _segmentNumber)
+            if (number <= last)
             {
                 File.Delete(path);
             }
@@ -99,17 +191,15 @@ public sealed class AuditJournal : IDisposable
 
     public void Dispose()
     {
-        var empty = _segment.Length == 0;
-        _segment.Dispose();
-        if (empty)
+        foreach (var segment in _retired)
         {
-            File.Delete(_segment.Name);
+            segment.Close();
         }
-    }
 
-    private FileStream OpenSegment(long number) =>
-        // No buffer: each Write is a write to the file, so a killed process loses nothing it appended.
-        new(Path.Combine(_directory, number.ToString("D10", CultureInfo.InvariantCulture) + ".jsonl"), FileMode.Append, FileAccess.Write, FileShare.Read, bufferSize: 0);
+        _segment.Close();
+        _spare?.Close();
+        _writer.Dispose();
+    }
 
     private static List<(long Number, string Path)> Segments(string directory) =>
         [.. Directory.EnumerateFiles(directory, "*.jsonl")
@@ -120,25 +210,125 @@ public sealed class AuditJournal : IDisposable
 
     private static void ReadSegment(string path, List<AuditJournalEntry> entries)
     {
-        var lines = File.ReadAllLines(path);
-        for (var i = 0; i < lines.Length; i++)
+        byte[] bytes;
+        using (var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
         {
-            if (lines[i].Length == 0)
+            bytes = new byte[file.Length];
+            file.ReadExactly(bytes);
+        }
+
+        // A segment left by a killed process is zeros after its last write.
+        var content = bytes.AsSpan();
+        var end = content.IndexOf((byte)0);
+        if (end >= 0)
+        {
+            content = content[..end];
+        }
+
+        var lineNumber = 0;
+        while (!content.IsEmpty)
+        {
+            lineNumber++;
+            var newline = content.IndexOf((byte)'\n');
+            var line = newline < 0 ? content : content[..newline];
+            content = newline < 0 ? [] : content[(newline + 1)..];
+            if (line.IsEmpty)
             {
                 continue;
             }
 
             try
             {
-                entries.Add(JsonSerializer.Deserialize(lines[i], AuditJournalJson.Default.AuditJournalEntry) ?? throw new JsonException("null entry"));
+                entries.Add(JsonSerializer.Deserialize(line, AuditJournalJson.Default.AuditJournalEntry) ?? throw new JsonException("null entry"));
             }
-            catch (JsonException) when (i == lines.Length - 1)
+            catch (JsonException) when (content.IsEmpty)
             {
                 // The last line of a segment can be cut short by the process dying mid-write; that write never returned.
             }
             catch (JsonException ex)
             {
-                throw new InvalidDataException($"audit journal {path}, line {i + 1}: {ex.Message}", ex);
+                throw new InvalidDataException($"audit journal {path}, line {lineNumber}: {ex.Message}", ex);
+            }
+        }
+    }
+
+    /// <summary>One segment file, mapped for writing.</summary>
+    private sealed class Segment
+    {
+        private readonly FileStream _file;
+        private readonly MemoryMappedFile _map;
+        private readonly MemoryMappedViewStream _view;
+        private readonly long _capacity;
+
+        private Segment(long number, FileStream file, long capacity)
+        {
+            Number = number;
+            _file = file;
+            _capacity = capacity;
+            _file.SetLength(capacity);
+            _map = MemoryMappedFile.CreateFromFile(file, null, capacity, MemoryMappedFileAccess.ReadWrite, HandleInheritability.None, leaveOpen: true);
+            _view = _map.CreateViewStream(0, capacity, MemoryMappedFileAccess.ReadWrite);
+        }
+
+        public long Number { get; }
+
+        public long Written => _view.Position;
+
+        public long Capacity => _capacity;
+
+        // A number some other journal already took (one that was not closed) is skipped, not shared.
+        public static Segment Create(string directory, long number, long capacity)
+        {
+            while (true)
+            {
+                var path = Path.Combine(directory, number.ToString("D10", CultureInfo.InvariantCulture) + ".jsonl");
+                try
+                {
+                    return new Segment(number, new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read), capacity);
+                }
+                catch (IOException) when (File.Exists(path))
+                {
+                    number++;
+                }
+            }
+        }
+
+        /// <summary>Touches every page (writing a zero where there is one), so writes to it do not fault.</summary>
+        public void Prefault()
+        {
+            var position = _view.Position;
+            for (var page = position; page < _capacity; page += Environment.SystemPageSize)
+            {
+                _view.Position = page;
+                _view.WriteByte(0);
+            }
+
+            _view.Position = position;
+        }
+
+        public bool TryWrite(ReadOnlySpan<byte> line)
+        {
+            if (_view.Position + line.Length > _capacity)
+            {
+                return false;
+            }
+
+            _view.Write(line);
+            return true;
+        }
+
+        /// <summary>Unmaps the segment and cuts it to what it holds; an empty one is deleted.</summary>
+        public void Close()
+        {
+            var written = _view.Position;
+            _view.Dispose();
+            _map.Dispose();
+            _file.SetLength(written);
+            var path = _file.Name;
+            _file.Dispose();
+            if (written == 0)
+            {
+                File.Delete(path);
             }
         }
     }

@@ -456,6 +456,16 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
             _enforcements.Clear();
         }
 
+        try
+        {
+            _journal?.Tidy();
+        }
+        catch (IOException ex)
+        {
+            // Without a spare segment the next one is made on the path; nothing written is at stake.
+            LogStoreFailed(_logger, ex, "journal segment", "next");
+        }
+
         var failed = 0;
 
         // Stores one record; then, under the gate, what follows its success or its failure (kept to be tried again).
@@ -504,21 +514,21 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
                 () => _enforcements.TryAdd((e.TriggerInstanceId, e.RuleRef), e))), // a newer one wins
         ]);
 
+        if (failed == 0)
+        {
+            try
+            {
+                _journal?.DeleteThrough(lastSegment);
+            }
+            catch (IOException ex)
+            {
+                // Left segments are stored again at the next start, which is harmless: every write is idempotent.
+                LogStoreFailed(_logger, ex, "journal segment", lastSegment.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+        }
+
         lock (_gate)
         {
-            if (failed == 0)
-            {
-                try
-                {
-                    _journal?.DeleteThrough(lastSegment);
-                }
-                catch (IOException ex)
-                {
-                    // Left segments are stored again at the next start, which is harmless: every write is idempotent.
-                    LogStoreFailed(_logger, ex, "journal segment", lastSegment.ToString(System.Globalization.CultureInfo.InvariantCulture));
-                }
-            }
-
             ForgetFinished();
             _passInFlight = false;
         }
