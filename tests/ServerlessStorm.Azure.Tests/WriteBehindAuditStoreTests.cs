@@ -205,6 +205,58 @@ public sealed class WriteBehindAuditStoreTests(AzuriteFixture azurite) : IDispos
     }
 
     [Fact]
+    public async Task AnUpdate_IsJournaledAsItsChange_WhileItsSegmentHasTheExecutionWhole_AndIsTakenUpAsTheWholeRecord()
+    {
+        var stored = NewTable();
+        var now = DateTimeOffset.UtcNow;
+        var dying = Open(stored, Never);
+        _abandoned.Add(dying);
+        var record = Execution(StormIds.New(now), now, "wb-trace-8");
+        record.Parameters["message"] = new string('p', 2000);
+        Assert.True(await dying.TryCreateExecutionAsync(record, CancellationToken.None));
+        record.Transition(ExecutionStatus.Scheduled, now.AddMilliseconds(1));
+        Assert.True(await dying.TryUpdateExecutionAsync(record, CancellationToken.None));
+        string[] Lines() => [.. JournalLines().Where(line => line.Contains(record.Id, StringComparison.Ordinal))];
+        Assert.Equal(2, Lines().Length);
+        Assert.StartsWith("""{"ExecutionChange":""", Lines()[1], StringComparison.Ordinal);
+        Assert.DoesNotContain("ppppp", Lines()[1], StringComparison.Ordinal); // the parameters are not written again
+
+        // More than an update's fields changed: written whole, and later changes build on that.
+        var moved = Execution(record.Id, now, "wb-trace-8-moved");
+        moved.Parameters["message"] = "short";
+        moved.History.Add(record.History[1]);
+        moved.Status = ExecutionStatus.Scheduled;
+        moved.Version = record.Version;
+        Assert.True(await dying.TryUpdateExecutionAsync(moved, CancellationToken.None));
+        moved.Transition(ExecutionStatus.Running, now.AddMilliseconds(2));
+        Assert.True(await dying.TryUpdateExecutionAsync(moved, CancellationToken.None));
+        Assert.Equal(["ExecutionChange", "Execution", "ExecutionChange"], Lines()[1..].Select(line => line[2..line.IndexOf('"', 2)]));
+
+        // Once that segment is stored a new one starts, and the next update is written whole in it.
+        await dying.FlushAsync(CancellationToken.None);
+        moved.Transition(ExecutionStatus.Succeeded, now.AddMilliseconds(3));
+        moved.Result = new JsonObject { ["ok"] = true };
+        Assert.True(await dying.TryUpdateExecutionAsync(moved, CancellationToken.None));
+        Assert.StartsWith("""{"Execution":""", Assert.Single(Lines()), StringComparison.Ordinal);
+        moved.Error = "noted later";
+        Assert.True(await dying.TryUpdateExecutionAsync(moved, CancellationToken.None));
+        Assert.StartsWith("""{"ExecutionChange":""", Lines()[1], StringComparison.Ordinal);
+
+        // The process dies; the next one takes the change up onto the whole record before it.
+        await using var next = Open(stored, Never);
+        await next.FlushAsync(CancellationToken.None);
+        var taken = await stored.GetExecutionAsync(record.Id, CancellationToken.None);
+        Assert.NotNull(taken);
+        Assert.Equal("wb-trace-8-moved", taken.TraceTag);
+        Assert.Equal("short", taken.Parameters["message"]!.GetValue<string>());
+        Assert.Equal([ExecutionStatus.Requested, ExecutionStatus.Scheduled, ExecutionStatus.Running, ExecutionStatus.Succeeded], taken.History.Select(h => h.Status));
+        Assert.Equal(ExecutionStatus.Succeeded, taken.Status);
+        Assert.True(taken.Result!["ok"]!.GetValue<bool>());
+        Assert.Equal("noted later", taken.Error);
+        Assert.Equal(now.AddMilliseconds(3), taken.EndTimestamp);
+    }
+
+    [Fact]
     public void TheJournal_SkipsALastLineCutShort_AndNamesTheFileAndLineOfOneCorruptBeforeIt()
     {
         Directory.CreateDirectory(_journal);

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.IO.MemoryMappedFiles;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Executions;
@@ -20,6 +21,51 @@ public sealed record AuditJournalEntry
 
     /// <summary>The execution as it is after the write (created or updated).</summary>
     public ExecutionRecord? Execution { get; init; }
+
+    /// <summary>An update of an execution written whole earlier in the same segment: only what an update changes.</summary>
+    public ExecutionChange? ExecutionChange { get; init; }
+}
+
+/// <summary>
+/// An execution's update as the journal keeps it when the execution is written whole earlier in the same segment
+/// (so replaying a segment always has it): its status, the history added, and the outcome. Most updates of an
+/// execution are status changes, and writing them whole would serialize the parameters again each time.
+/// </summary>
+public sealed record ExecutionChange(string Id, string Status, IReadOnlyList<StatusChange> Added, DateTimeOffset? EndTimestamp, JsonNode? Result, string? Error)
+{
+    /// <summary>The change from <paramref name="before"/> to <paramref name="after"/>, or null when more than an update's fields differ.</summary>
+    public static ExecutionChange? Between(ExecutionRecord before, ExecutionRecord after)
+    {
+        if (after.History.Count < before.History.Count
+            || !after.History.Take(before.History.Count).SequenceEqual(before.History)
+            || !SameUnchangingFields(before, after))
+        {
+            return null;
+        }
+
+        return new ExecutionChange(after.Id, after.Status, [.. after.History.Skip(before.History.Count)], after.EndTimestamp, after.Result, after.Error);
+    }
+
+    /// <summary>The execution after this change, from the execution before it.</summary>
+    public ExecutionRecord ApplyTo(ExecutionRecord before)
+    {
+        var after = before.Clone();
+        after.Status = Status;
+        after.History.AddRange(Added);
+        after.EndTimestamp = EndTimestamp;
+        after.Result = Result?.DeepClone();
+        after.Error = Error;
+        return after;
+    }
+
+    private static bool SameUnchangingFields(ExecutionRecord a, ExecutionRecord b) =>
+        a.Id == b.Id && a.ActionRef == b.ActionRef && a.RunnerType == b.RunnerType && a.TraceTag == b.TraceTag
+        && a.TriggerInstanceId == b.TriggerInstanceId && a.RuleRef == b.RuleRef && a.ReRunOf == b.ReRunOf
+        && a.ParentId == b.ParentId && a.WorkflowTask == b.WorkflowTask && a.RetryCount == b.RetryCount
+        && a.StartTimestamp == b.StartTimestamp
+        && (a.ReRunTasks ?? []).SequenceEqual(b.ReRunTasks ?? [])
+        && JsonNode.DeepEquals(a.Parameters, b.Parameters)
+        && JsonNode.DeepEquals(a.SealedParameters, b.SealedParameters);
 }
 
 /// <summary>A trigger instance's status set after it was recorded.</summary>
@@ -82,10 +128,7 @@ public sealed class AuditJournal : IDisposable
     public void Append(AuditJournalEntry entry)
     {
         var started = Stopwatch.GetTimestamp();
-        _line.ResetWrittenCount();
-        _writer.Reset(_line);
-        JsonSerializer.Serialize(_writer, entry, AuditJournalJson.Default.AuditJournalEntry);
-        _line.Write("\n"u8);
+        Serialize(entry);
         if (!_segment.TryWrite(_line.WrittenSpan))
         {
             // Full: the next segment, at least as large as this write.
@@ -93,14 +136,48 @@ public sealed class AuditJournal : IDisposable
             _segment.TryWrite(_line.WrittenSpan);
         }
 
+        Timed(started, entry);
+    }
+
+    /// <summary>
+    /// Appends one write if it goes into segment <paramref name="segment"/> (the current one, with room for it);
+    /// false, and nothing appended, otherwise. Callers serialize calls.
+    /// </summary>
+    public bool TryAppendTo(long segment, AuditJournalEntry entry)
+    {
+        if (segment != _segment.Number)
+        {
+            return false;
+        }
+
+        var started = Stopwatch.GetTimestamp();
+        Serialize(entry);
+        if (!_segment.TryWrite(_line.WrittenSpan))
+        {
+            return false;
+        }
+
+        Timed(started, entry);
+        return true;
+    }
+
+    private void Serialize(AuditJournalEntry entry)
+    {
+        _line.ResetWrittenCount();
+        _writer.Reset(_line);
+        JsonSerializer.Serialize(_writer, entry, AuditJournalJson.Default.AuditJournalEntry);
+        _line.Write("\n"u8);
+    }
+
+    private static void Timed(long started, AuditJournalEntry entry) =>
         StormMetrics.JournalAppend.Record(Stopwatch.GetElapsedTime(started).TotalMicroseconds, new KeyValuePair<string, object?>("kind", entry switch
         {
             { Execution: not null } => "execution",
+            { ExecutionChange: not null } => "execution_change",
             { TriggerInstance: not null } => "trigger_instance",
             { TriggerInstanceStatus: not null } => "trigger_instance_status",
             _ => "rule_enforcement",
         }));
-    }
 
     /// <summary>Starts a new segment when the current one holds anything; returns the number of the last closed segment.</summary>
     public long Rotate()

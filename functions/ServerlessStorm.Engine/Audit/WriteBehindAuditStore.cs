@@ -75,8 +75,17 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
         _journal = options.Journal ? AuditJournal.Open(journalDirectory, out left) : null;
         var now = time.GetUtcNow();
         _completeSince = DateTimeOffset.FromUnixTimeSeconds(now.ToUnixTimeSeconds() + 1);
-        foreach (var entry in left)
+        foreach (var written in left)
         {
+            var entry = written;
+            if (entry.ExecutionChange is { } change)
+            {
+                // The execution is written whole earlier in the same segment.
+                entry = _executions.TryGetValue(change.Id, out var before)
+                    ? new AuditJournalEntry { Execution = change.ApplyTo(before.Current) }
+                    : throw new InvalidDataException($"audit journal {journalDirectory}: an update of execution {change.Id}, which is not written before it");
+            }
+
             if (entry.Execution is { } execution)
             {
                 execution.Version = NextVersion(); // versions are this process's own
@@ -281,11 +290,31 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
     {
         var copy = record.Clone();
         copy.Version = NextVersion();
-        var entry = new AuditJournalEntry { Execution = copy };
-        _journal?.Append(entry);
-        Apply(entry, _time.GetUtcNow());
+        var journaledIn = Journal(copy);
+        Apply(new AuditJournalEntry { Execution = copy }, _time.GetUtcNow());
+        _executions[copy.Id].JournaledIn = journaledIn;
         Signal();
         return copy.Version;
+    }
+
+    // Under _gate: appends the execution to the journal, as only its change when it is written whole earlier in the
+    // segment being written; returns the segment that has it whole.
+    private long Journal(ExecutionRecord record)
+    {
+        if (_journal is null)
+        {
+            return 0;
+        }
+
+        if (_executions.TryGetValue(record.Id, out var before) && before.JournaledIn == _journal.CurrentSegment
+            && ExecutionChange.Between(before.Current, record) is { } change
+            && _journal.TryAppendTo(before.JournaledIn, new AuditJournalEntry { ExecutionChange = change }))
+        {
+            return before.JournaledIn;
+        }
+
+        _journal.Append(new AuditJournalEntry { Execution = record });
+        return _journal.CurrentSegment;
     }
 
     // Under _gate (or while constructing): applies one write to the records in memory and marks it to be stored.
@@ -605,6 +634,9 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
 
         /// <summary>The store holds the record (in some state), so later states replace it.</summary>
         public bool Stored { get; set; }
+
+        /// <summary>The journal segment that has this execution whole (0: none this process writes).</summary>
+        public long JournaledIn { get; set; }
 
         public (ExecutionRecord Record, bool Stored) Snapshot() => (Current.Clone(), Stored);
     }
