@@ -308,15 +308,23 @@ public sealed class WriteBehindAuditStoreTests(AzuriteFixture azurite) : IDispos
             Assert.Equal(spare - 1, journal.Rotate());
             Assert.Equal(spare, journal.CurrentSegment);
             journal.Append(new AuditJournalEntry { RuleEnforcement = Enforcement(20, 10) });
+
+            // A spare too small for a write is passed over (and goes), and what follows stays in order.
             journal.Tidy();
+            journal.Append(new AuditJournalEntry { RuleEnforcement = Enforcement(21, 5000) });
+            journal.Append(new AuditJournalEntry { RuleEnforcement = Enforcement(22, 10) });
+            journal.Tidy();
+            journal.Rotate();
+            journal.Append(new AuditJournalEntry { RuleEnforcement = Enforcement(23, 10) });
         }
 
         var segments = Directory.GetFiles(_journal, "*.jsonl");
         Assert.All(segments, path => Assert.DoesNotContain((byte)0, File.ReadAllBytes(path)));
         using (AuditJournal.Open(_journal, out var left))
         {
-            Assert.Equal(Enumerable.Range(0, 21).Select(i => "ti-" + i), left.Select(e => e.RuleEnforcement!.TriggerInstanceId));
+            Assert.Equal(Enumerable.Range(0, 24).Select(i => "ti-" + i), left.Select(e => e.RuleEnforcement!.TriggerInstanceId));
             Assert.Equal(5000, left[10].RuleEnforcement!.FailureReason!.Length);
+            Assert.Equal(5000, left[21].RuleEnforcement!.FailureReason!.Length);
         }
     }
 }

@@ -247,6 +247,12 @@ public sealed class AuditJournal : IDisposable
             else
             {
                 next = Segment.Create(_directory, Math.Max(_segment.Number, _spare?.Number ?? 0) + 1, capacity);
+                if (_spare is { } tooSmall)
+                {
+                    // Numbered below the new one, it must never be written: it goes, empty.
+                    _retired.Add(tooSmall);
+                    _spare = null;
+                }
             }
 
             _retired.Add(_segment);
