@@ -492,7 +492,7 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
         catch (IOException ex)
         {
             // Without a spare segment the next one is made on the path; nothing written is at stake.
-            LogStoreFailed(_logger, ex, "journal segment", "next");
+            LogSpareSegmentFailed(_logger, ex);
         }
 
         var failed = 0;
@@ -657,6 +657,9 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Storing the audit's {Kind} {Id} failed; it stays in the journal and is tried again")]
     private static partial void LogStoreFailed(ILogger logger, Exception exception, string kind, string id);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Preparing the audit journal's next segment failed; it is made when it is needed")]
+    private static partial void LogSpareSegmentFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Stopping with {Count} audit writes not stored; they stay in the journal and are stored at the next start")]
     private static partial void LogLeftInJournal(ILogger logger, int count);
