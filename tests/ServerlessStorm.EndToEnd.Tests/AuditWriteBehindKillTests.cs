@@ -44,8 +44,10 @@ public sealed class AuditWriteBehindKillTests(AzuriteFixture azurite) : IDisposa
         var accepted = await (await http.PostAsync($"{first.Url}/api/v1/webhooks/ping", new StringContent("""{"n": 1}""", Encoding.UTF8, "application/json")))
             .Content.ReadFromJsonAsync<JsonObject>();
         var trace = accepted!["trace_tag"]!.GetValue<string>();
-        // The execution's end is in the journal (reading the trace through the API would store it first).
-        await Eventually.TrueAsync(() => JournalText().Contains("\"Status\":\"succeeded\"", StringComparison.Ordinal) && JournalText().Contains(trace, StringComparison.Ordinal),
+        // The execution's end is in the journal (reading the trace through the API would store it first). Only an
+        // execution's line counts: the rule enforcement's line says "succeeded" too, before the action has run.
+        await Eventually.TrueAsync(() => JournalText().Contains(trace, StringComparison.Ordinal) && JournalText().Split('\n').Any(line =>
+                line.StartsWith("{\"Execution", StringComparison.Ordinal) && line.Contains("\"Status\":\"succeeded\"", StringComparison.Ordinal)),
             TimeSpan.FromSeconds(60), "the execution's end in the journal");
         await first.KillAsync();
         Assert.Empty((await stored.GetTraceAsync(trace, CancellationToken.None)).Executions);
