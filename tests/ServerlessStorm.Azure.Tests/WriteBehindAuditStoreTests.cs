@@ -17,7 +17,6 @@ public sealed class WriteBehindAuditStoreTests(AzuriteFixture azurite) : IDispos
     private static readonly WriteBehindOptions Never = new() { FlushDelay = TimeSpan.FromHours(1) };
 
     private readonly string _journal = Path.Combine(Path.GetTempPath(), $"storm-journal-{Guid.NewGuid():N}");
-    private readonly List<WriteBehindAuditStore> _abandoned = [];
 
     public void Dispose()
     {
@@ -138,8 +137,8 @@ public sealed class WriteBehindAuditStoreTests(AzuriteFixture azurite) : IDispos
     {
         var stored = NewTable();
         var dying = Open(stored, Never);
-        _abandoned.Add(dying); // never disposed: it dies with nothing stored
         var id = await RunOneAsync(dying, "wb-trace-3");
+        await dying.StopAsIfKilledAsync(); // it dies with nothing stored
         Assert.Null(await stored.GetExecutionAsync(id, CancellationToken.None));
 
         await using var next = Open(stored, new WriteBehindOptions());
@@ -148,6 +147,29 @@ public sealed class WriteBehindAuditStoreTests(AzuriteFixture azurite) : IDispos
         await AssertStoredWholeAsync(stored, "wb-trace-3", id);
         Assert.Equal(ExecutionStatus.Succeeded, (await next.GetExecutionAsync(id, CancellationToken.None))!.Status);
         Assert.Empty(JournalLines());
+    }
+
+    [Fact]
+    public async Task ASecondAuditOnAJournalInUse_IsRefused_NamingTheFolder_AndTheFirstLosesNothing()
+    {
+        var stored = NewTable();
+        var first = Open(stored, Never);
+        var id = await RunOneAsync(first, "wb-trace-9");
+
+        var refused = Assert.Throws<AuditJournalInUseException>(() => Open(stored, Never));
+        Assert.Contains(Path.GetFullPath(_journal), refused.Message, StringComparison.Ordinal);
+        Assert.Single(Directory.EnumerateFiles(_journal, "*.jsonl")); // the refused one made no segment of its own
+
+        // The first one still owns its journal: closing it stores everything and empties the journal.
+        await first.DisposeAsync();
+        await AssertStoredWholeAsync(stored, "wb-trace-9", id);
+        Assert.Empty(JournalLines());
+
+        // A journal closed, or left by a process that died, can be opened again.
+        var dying = Open(stored, Never);
+        await dying.StopAsIfKilledAsync();
+        await using var next = Open(stored, Never);
+        Assert.Equal(0, next.Pending);
     }
 
     [Fact]
@@ -210,7 +232,6 @@ public sealed class WriteBehindAuditStoreTests(AzuriteFixture azurite) : IDispos
         var stored = NewTable();
         var now = DateTimeOffset.UtcNow;
         var dying = Open(stored, Never);
-        _abandoned.Add(dying);
         var record = Execution(StormIds.New(now), now, "wb-trace-8");
         record.Parameters["message"] = new string('p', 2000);
         Assert.True(await dying.TryCreateExecutionAsync(record, CancellationToken.None));
@@ -243,6 +264,7 @@ public sealed class WriteBehindAuditStoreTests(AzuriteFixture azurite) : IDispos
         Assert.StartsWith("""{"ExecutionChange":""", Lines()[1], StringComparison.Ordinal);
 
         // The process dies; the next one takes the change up onto the whole record before it.
+        await dying.StopAsIfKilledAsync();
         await using var next = Open(stored, Never);
         await next.FlushAsync(CancellationToken.None);
         var taken = await stored.GetExecutionAsync(record.Id, CancellationToken.None);

@@ -9,7 +9,8 @@ namespace ServerlessStorm.EndToEnd.Tests;
 
 /// <summary>
 /// The write-behind audit loses nothing when its process is killed: storm serve runs a webhook's action with the
-/// audit's storing held back, is SIGKILLed, and the next start stores the whole trace from the journal.
+/// audit's storing held back, is SIGKILLed, and the next start stores the whole trace from the journal. The journal's
+/// lock dies with the process, and while it lives no second server can take its journal.
 /// </summary>
 [Collection(AzuriteCollection.Name)]
 public sealed class AuditWriteBehindKillTests(AzuriteFixture azurite) : IDisposable
@@ -49,6 +50,11 @@ public sealed class AuditWriteBehindKillTests(AzuriteFixture azurite) : IDisposa
         await Eventually.TrueAsync(() => JournalText().Contains(trace, StringComparison.Ordinal) && JournalText().Split('\n').Any(line =>
                 line.StartsWith("{\"Execution", StringComparison.Ordinal) && line.Contains("\"Status\":\"succeeded\"", StringComparison.Ordinal)),
             TimeSpan.FromSeconds(60), "the execution's end in the journal");
+
+        // While it runs, its journal is its own: a second server on the same folder is refused.
+        var refused = await StormProcess.RunAsync(environment, ["serve", "--port", AzuriteFixture.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture), .. serve]);
+        Assert.True(refused.ExitCode != 0 && refused.StdErr.Contains("is in use by another running server", StringComparison.Ordinal), refused.ToString());
+
         await first.KillAsync();
         Assert.Empty((await stored.GetTraceAsync(trace, CancellationToken.None)).Executions);
 

@@ -72,6 +72,10 @@ internal static class ServeCommand
         {
             return CliOutput.Error($"refusing to start: {ex.Message}", CliOutput.InvalidInput);
         }
+        catch (ServerlessStorm.Engine.Audit.AuditJournalInUseException ex)
+        {
+            return CliOutput.Error($"refusing to start: {ex.Message} (--audit-journal)");
+        }
         catch (AzuriteUnavailableException ex)
         {
             return CliOutput.Error($"storage is not available: {ex.Message}", CliOutput.Unreachable);

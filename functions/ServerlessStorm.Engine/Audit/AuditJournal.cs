@@ -71,6 +71,13 @@ public sealed record ExecutionChange(string Id, string Status, IReadOnlyList<Sta
 /// <summary>A trigger instance's status set after it was recorded.</summary>
 public sealed record TriggerInstanceStatusChange(string Id, DateTimeOffset OccurredAt, string Status, string? Reason);
 
+/// <summary>Another journal holds the folder: one process (and one store in it) writes a journal folder at a time.</summary>
+public sealed class AuditJournalInUseException(string directory, IOException inner)
+    : IOException($"the audit journal '{Path.GetFullPath(directory)}' is in use by another running server (or another write-behind audit in this process); give each server its own journal folder", inner)
+{
+    public string JournalDirectory { get; } = directory;
+}
+
 /// <summary>
 /// The write-ahead log of the audit written behind the pipeline: every write is appended (one line of JSON) before
 /// the write returns, so what a process accepted survives the process dying before the audit's storage has it. A
@@ -82,13 +89,18 @@ public sealed record TriggerInstanceStatusChange(string Id, DateTimeOffset Occur
 /// into memory, not a system call, and is the kernel's as soon as it is copied: a killed process cannot take it
 /// along. A segment is created at its full size and is cut to what it holds when it is closed; after a kill, the
 /// unwritten rest reads as zero bytes, where reading stops.
+/// One journal at a time holds a folder's lock file: a second writer's clean-up would delete segments the first has
+/// not stored. The operating system drops the lock when its holder dies, so a killed process never leaves it behind.
 /// </remarks>
 public sealed class AuditJournal : IDisposable
 {
     /// <summary>The size a segment is created at; a write larger than that gets a segment of its own size.</summary>
     public const int DefaultSegmentBytes = 1 << 20;
 
+    private const string LockFileName = "journal.lock";
+
     private readonly string _directory;
+    private readonly FileStream _lock;
     private readonly int _segmentBytes;
     private readonly ArrayBufferWriter<byte> _line = new(4096);
     private readonly Utf8JsonWriter _writer;
@@ -97,9 +109,10 @@ public sealed class AuditJournal : IDisposable
     private Segment _segment;
     private Segment? _spare;
 
-    private AuditJournal(string directory, long firstSegment, int segmentBytes)
+    private AuditJournal(string directory, FileStream held, long firstSegment, int segmentBytes)
     {
         _directory = directory;
+        _lock = held;
         _segmentBytes = segmentBytes;
         _writer = new Utf8JsonWriter(_line);
         _segment = Segment.Create(directory, firstSegment, segmentBytes);
@@ -110,15 +123,39 @@ public sealed class AuditJournal : IDisposable
     public static AuditJournal Open(string directory, out IReadOnlyList<AuditJournalEntry> left, int segmentBytes = DefaultSegmentBytes)
     {
         Directory.CreateDirectory(directory);
-        var segments = Segments(directory);
-        var entries = new List<AuditJournalEntry>();
-        foreach (var (_, path) in segments)
+        var held = Lock(directory);
+        try
         {
-            ReadSegment(path, entries);
-        }
+            var segments = Segments(directory);
+            var entries = new List<AuditJournalEntry>();
+            foreach (var (_, path) in segments)
+            {
+                ReadSegment(path, entries);
+            }
 
-        left = entries;
-        return new AuditJournal(directory, segments.Count == 0 ? 1 : segments[^1].Number + 1, segmentBytes);
+            left = entries;
+            return new AuditJournal(directory, held, segments.Count == 0 ? 1 : segments[^1].Number + 1, segmentBytes);
+        }
+        catch
+        {
+            held.Dispose();
+            throw;
+        }
+    }
+
+    // An exclusive open is an flock on Unix and a sharing lock on Windows: held until closed or the process ends.
+    // The file is never deleted; deleting it would let two writers each lock a file of that name.
+    private static FileStream Lock(string directory)
+    {
+        var path = Path.Combine(directory, LockFileName);
+        try
+        {
+            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException ex) when (File.Exists(path))
+        {
+            throw new AuditJournalInUseException(directory, ex);
+        }
     }
 
     /// <summary>The number of the segment being written.</summary>
@@ -282,6 +319,23 @@ public sealed class AuditJournal : IDisposable
         _segment.Close();
         _spare?.Close();
         _writer.Dispose();
+        _lock.Dispose();
+    }
+
+    /// <summary>
+    /// Lets go of everything as a killed process does: segments stay at their full size with zeros after the last
+    /// write, nothing is cut or deleted, and the lock is released. For tests that simulate a process dying.
+    /// </summary>
+    internal void AbandonAsIfKilled()
+    {
+        foreach (var segment in _retired)
+        {
+            segment.Unmap();
+        }
+
+        _segment.Unmap();
+        _spare?.Unmap();
+        _lock.Dispose();
     }
 
     private static List<(long Number, string Path)> Segments(string directory) =>
@@ -398,6 +452,13 @@ public sealed class AuditJournal : IDisposable
 
             _view.Write(line);
             return true;
+        }
+
+        public void Unmap()
+        {
+            _view.Dispose();
+            _map.Dispose();
+            _file.Dispose();
         }
 
         /// <summary>Unmaps the segment and cuts it to what it holds; an empty one is deleted.</summary>

@@ -57,6 +57,7 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
     private bool _signaled;
     private bool _hurry;
     private bool _passInFlight;
+    private volatile bool _killed;
     private long _version;
 
     // Every execution whose id is this recent or newer is in memory if it exists at all: ids carry their creation
@@ -273,6 +274,18 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
         _stopping.Dispose();
     }
 
+    /// <summary>
+    /// Stops as a killed process stops: nothing more is stored, and the journal is left as it is, with its lock
+    /// released. For tests that simulate a process dying; the store is unusable afterwards.
+    /// </summary>
+    internal async Task StopAsIfKilledAsync()
+    {
+        _killed = true;
+        Hurry();
+        await _flusher;
+        _journal?.AbandonAsIfKilled();
+    }
+
     private int PendingUnderGate => _dirtyExecutions.Count + _dirtyTriggerInstances.Count + _enforcements.Count;
 
     private void Write(AuditJournalEntry entry)
@@ -397,6 +410,11 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
         while (true)
         {
             await _wake.WaitAsync();
+            if (_killed)
+            {
+                return;
+            }
+
             var stopping = _stopping.IsCancellationRequested;
             CancellationTokenSource? gathering = null;
             lock (_gate)
@@ -427,6 +445,10 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
                 }
 
                 gathering.Dispose();
+                if (_killed)
+                {
+                    return;
+                }
             }
 
             var stored = await PassAsync();
