@@ -165,11 +165,45 @@ public sealed class WriteBehindAuditStoreTests(AzuriteFixture azurite) : IDispos
         await AssertStoredWholeAsync(stored, "wb-trace-9", id);
         Assert.Empty(JournalLines());
 
-        // A journal closed, or left by a process that died, can be opened again.
+        // A journal left by a process that died can be opened again, and what it holds is taken up.
         var dying = Open(stored, Never);
+        await RunOneAsync(dying, "wb-trace-10");
         await dying.StopAsIfKilledAsync();
         await using var next = Open(stored, Never);
-        Assert.Equal(0, next.Pending);
+        Assert.True(next.Pending > 0);
+    }
+
+    [Fact]
+    public void WithDotNetsFileLocksSwitchedOff_TheJournalRefusesToOpen_RatherThanGoUnlocked()
+    {
+        // Only this collection opens journals, and .NET read its own setting long before: only the check sees it.
+        AppContext.SetSwitch("System.IO.DisableFileLocking", true);
+        try
+        {
+            var error = Assert.Throws<AuditJournalException>(() => AuditJournal.Open(_journal, out _));
+            Assert.Contains("DOTNET_SYSTEM_IO_DISABLEFILELOCKING", error.Message, StringComparison.Ordinal);
+            Assert.Empty(Directory.EnumerateFiles(_journal, "*.jsonl"));
+        }
+        finally
+        {
+            AppContext.SetSwitch("System.IO.DisableFileLocking", false);
+        }
+    }
+
+    [Fact]
+    public void AJournalThatCannotBeTakenUp_LetsGoOfItsLock_SoTheRealProblemIsWhatTheNextStartReports()
+    {
+        Directory.CreateDirectory(_journal);
+        var change = new ExecutionChange("000000000000000000000001", ExecutionStatus.Running, [], null, null, null);
+        File.WriteAllText(Path.Combine(_journal, "0000000001.jsonl"), System.Text.Json.JsonSerializer.Serialize(new AuditJournalEntry { ExecutionChange = change }) + "\n");
+
+        for (var attempt = 0; attempt < 2; attempt++)
+        {
+            var error = Assert.Throws<InvalidDataException>(() => Open(NewTable(), Never));
+            Assert.Contains("an update of execution 000000000000000000000001, which is not written before it", error.Message, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(["0000000001.jsonl"], Directory.EnumerateFiles(_journal, "*.jsonl").Select(Path.GetFileName)); // kept for an operator to look at
     }
 
     [Fact]

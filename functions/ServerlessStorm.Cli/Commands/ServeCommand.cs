@@ -72,9 +72,14 @@ internal static class ServeCommand
         {
             return CliOutput.Error($"refusing to start: {ex.Message}", CliOutput.InvalidInput);
         }
-        catch (ServerlessStorm.Engine.Audit.AuditJournalInUseException ex)
+        catch (ServerlessStorm.Engine.Audit.AuditJournalException ex)
         {
             return CliOutput.Error($"refusing to start: {ex.Message} (--audit-journal)");
+        }
+        catch (InvalidDataException ex)
+        {
+            // A journal left unreadable: it is kept as it is, for an operator to look at.
+            return CliOutput.Error($"refusing to start: {ex.Message}");
         }
         catch (AzuriteUnavailableException ex)
         {

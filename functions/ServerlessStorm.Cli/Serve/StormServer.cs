@@ -129,6 +129,8 @@ public sealed class StormServer : IAsyncDisposable
         }
         catch
         {
+            // Let go of what the services hold (the audit journal's lock among them), for a host that goes on.
+            await app.DisposeAsync();
             if (azurite is not null)
             {
                 await azurite.DisposeAsync();

@@ -71,9 +71,12 @@ public sealed record ExecutionChange(string Id, string Status, IReadOnlyList<Sta
 /// <summary>A trigger instance's status set after it was recorded.</summary>
 public sealed record TriggerInstanceStatusChange(string Id, DateTimeOffset OccurredAt, string Status, string? Reason);
 
+/// <summary>The audit journal cannot be opened: its lock cannot be taken. (A journal whose content cannot be read throws <see cref="InvalidDataException"/>.)</summary>
+public class AuditJournalException(string message, Exception? inner = null) : IOException(message, inner);
+
 /// <summary>Another journal holds the folder: one process (and one store in it) writes a journal folder at a time.</summary>
 public sealed class AuditJournalInUseException(string directory, IOException inner)
-    : IOException($"the audit journal '{Path.GetFullPath(directory)}' is in use by another running server (or another write-behind audit in this process); give each server its own journal folder", inner)
+    : AuditJournalException($"the audit journal '{Path.GetFullPath(directory)}' is in use by another running server's write-behind audit; give each server its own journal folder", inner)
 {
     public string JournalDirectory { get; } = directory;
 }
@@ -108,6 +111,7 @@ public sealed class AuditJournal : IDisposable
     private readonly List<Segment> _retired = [];
     private Segment _segment;
     private Segment? _spare;
+    private bool _abandoned;
 
     private AuditJournal(string directory, FileStream held, long firstSegment, int segmentBytes)
     {
@@ -147,16 +151,36 @@ public sealed class AuditJournal : IDisposable
     // The file is never deleted; deleting it would let two writers each lock a file of that name.
     private static FileStream Lock(string directory)
     {
+        if (FileLockingDisabled())
+        {
+            throw new AuditJournalException($"the audit journal '{Path.GetFullPath(directory)}' needs file locks, and .NET's are switched off "
+                + "(DOTNET_SYSTEM_IO_DISABLEFILELOCKING or System.IO.DisableFileLocking): without them two servers could share it and delete each other's unstored writes");
+        }
+
         var path = Path.Combine(directory, LockFileName);
         try
         {
             return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
         }
-        catch (IOException ex) when (File.Exists(path))
+        catch (IOException ex) when (IsHeldElsewhere(ex))
         {
             throw new AuditJournalInUseException(directory, ex);
         }
+        catch (IOException ex)
+        {
+            throw new AuditJournalException($"the audit journal's lock file '{Path.GetFullPath(path)}' cannot be opened: {ex.Message}", ex);
+        }
     }
+
+    // Unix: flock's EWOULDBLOCK (11 on Linux, 35 on macOS); Windows: a sharing or lock violation.
+    private static bool IsHeldElsewhere(IOException ex) =>
+        OperatingSystem.IsWindows() ? (ex.HResult & 0xFFFF) is 32 or 33 : ex.HResult == (OperatingSystem.IsLinux() ? 11 : 35);
+
+    // The same setting .NET reads to skip its locks.
+    private static bool FileLockingDisabled() =>
+        (AppContext.TryGetSwitch("System.IO.DisableFileLocking", out var disabled) && disabled)
+        || Environment.GetEnvironmentVariable("DOTNET_SYSTEM_IO_DISABLEFILELOCKING") is { } value
+            && (value == "1" || value.Equals("true", StringComparison.OrdinalIgnoreCase));
 
     /// <summary>The number of the segment being written.</summary>
     public long CurrentSegment => _segment.Number;
@@ -311,6 +335,11 @@ public sealed class AuditJournal : IDisposable
 
     public void Dispose()
     {
+        if (_abandoned)
+        {
+            return;
+        }
+
         foreach (var segment in _retired)
         {
             segment.Close();
@@ -328,6 +357,7 @@ public sealed class AuditJournal : IDisposable
     /// </summary>
     internal void AbandonAsIfKilled()
     {
+        _abandoned = true;
         foreach (var segment in _retired)
         {
             segment.Unmap();

@@ -57,7 +57,7 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
     private bool _signaled;
     private bool _hurry;
     private bool _passInFlight;
-    private volatile bool _killed;
+    private bool _killed;
     private long _version;
 
     // Every execution whose id is this recent or newer is in memory if it exists at all: ids carry their creation
@@ -76,23 +76,31 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
         _journal = options.Journal ? AuditJournal.Open(journalDirectory, out left) : null;
         var now = time.GetUtcNow();
         _completeSince = DateTimeOffset.FromUnixTimeSeconds(now.ToUnixTimeSeconds() + 1);
-        foreach (var written in left)
+        try
         {
-            var entry = written;
-            if (entry.ExecutionChange is { } change)
+            foreach (var written in left)
             {
-                // The execution is written whole earlier in the same segment.
-                entry = _executions.TryGetValue(change.Id, out var before)
-                    ? new AuditJournalEntry { Execution = change.ApplyTo(before.Current) }
-                    : throw new InvalidDataException($"audit journal {journalDirectory}: an update of execution {change.Id}, which is not written before it");
-            }
+                var entry = written;
+                if (entry.ExecutionChange is { } change)
+                {
+                    // The execution is written whole earlier in the same segment.
+                    entry = _executions.TryGetValue(change.Id, out var before)
+                        ? new AuditJournalEntry { Execution = change.ApplyTo(before.Current) }
+                        : throw new InvalidDataException($"audit journal {journalDirectory}: an update of execution {change.Id}, which is not written before it");
+                }
 
-            if (entry.Execution is { } execution)
-            {
-                execution.Version = NextVersion(); // versions are this process's own
-            }
+                if (entry.Execution is { } execution)
+                {
+                    execution.Version = NextVersion(); // versions are this process's own
+                }
 
-            Apply(entry, now);
+                Apply(entry, now);
+            }
+        }
+        catch
+        {
+            _journal?.Dispose(); // its lock and its new, empty segment go with it
+            throw;
         }
 
         if (left.Count > 0)
@@ -280,10 +288,17 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
     /// </summary>
     internal async Task StopAsIfKilledAsync()
     {
-        _killed = true;
+        lock (_gate)
+        {
+            _killed = true;
+        }
+
         Hurry();
         await _flusher;
-        _journal?.AbandonAsIfKilled();
+        lock (_gate)
+        {
+            _journal?.AbandonAsIfKilled();
+        }
     }
 
     private int PendingUnderGate => _dirtyExecutions.Count + _dirtyTriggerInstances.Count + _enforcements.Count;
@@ -410,17 +425,15 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
         while (true)
         {
             await _wake.WaitAsync();
-            if (_killed)
-            {
-                return;
-            }
-
-            var stopping = _stopping.IsCancellationRequested;
+            bool stopping, killed;
             CancellationTokenSource? gathering = null;
             lock (_gate)
             {
+                // Read with _signaled cleared, under the gate: a stop or kill that comes after this signals again.
                 _signaled = false;
-                if (!stopping && !_hurry)
+                killed = _killed;
+                stopping = _stopping.IsCancellationRequested;
+                if (!killed && !stopping && !_hurry)
                 {
                     _gathering = gathering = new CancellationTokenSource();
                 }
@@ -442,13 +455,15 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
                 lock (_gate)
                 {
                     _gathering = null;
+                    killed = _killed;
                 }
 
                 gathering.Dispose();
-                if (_killed)
-                {
-                    return;
-                }
+            }
+
+            if (killed)
+            {
+                return;
             }
 
             var stored = await PassAsync();
