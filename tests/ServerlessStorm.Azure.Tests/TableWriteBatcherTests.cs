@@ -9,12 +9,42 @@ namespace ServerlessStorm.Azure.Tests;
 [Collection(AzuriteCollection.Name)]
 public sealed class TableWriteBatcherTests(AzuriteFixture azurite)
 {
-    private async Task<TableClient> NewTableAsync()
+    private async Task<TableClient> NewTableAsync(Held? held = null)
     {
         var options = azurite.NewStorageOptions();
-        var table = new TableServiceClient(options.ConnectionString).GetTableClient(options.TablePrefix + "Batch");
+        var clientOptions = new TableClientOptions();
+        if (held is not null)
+        {
+            clientOptions.AddPolicy(held, global::Azure.Core.HttpPipelinePosition.PerCall);
+        }
+
+        var table = new TableServiceClient(options.ConnectionString, clientOptions).GetTableClient(options.TablePrefix + "Batch");
         await table.CreateIfNotExistsAsync();
         return table;
+    }
+
+    // Holds the requests that write partition "other" until released: a write there takes the batcher's only flight
+    // for as long as the test needs to queue the writes that must wait together, however slow the machine is.
+    private sealed class Held : global::Azure.Core.Pipeline.HttpPipelinePolicy
+    {
+        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Release() => _released.TrySetResult();
+
+        public override async ValueTask ProcessAsync(global::Azure.Core.HttpMessage message, ReadOnlyMemory<global::Azure.Core.Pipeline.HttpPipelinePolicy> pipeline)
+        {
+            if (message.Request.Uri.ToString().Contains("PartitionKey='other'", StringComparison.Ordinal))
+            {
+                await _released.Task;
+            }
+
+            await ProcessNextAsync(message, pipeline);
+        }
+
+        public override void Process(global::Azure.Core.HttpMessage message, ReadOnlyMemory<global::Azure.Core.Pipeline.HttpPipelinePolicy> pipeline)
+        {
+            ProcessAsync(message, pipeline).AsTask().GetAwaiter().GetResult();
+        }
     }
 
     private static TableTransactionAction Upsert(string partition, string row, object value) =>
@@ -41,10 +71,11 @@ public sealed class TableWriteBatcherTests(AzuriteFixture azurite)
     [Fact]
     public async Task AFailedWriteInABatch_FailsOnlyItself_AndTheRestIsStored()
     {
-        var table = await NewTableAsync();
+        var held = new Held();
+        var table = await NewTableAsync(held);
         await table.AddEntityAsync(new TableEntity("p", "taken"));
         var batcher = new TableWriteBatcher(table, batched: true, maxInFlight: 1);
-        var blocker = batcher.WriteAsync(Upsert("other", "x", 0), CancellationToken.None); // holds the only flight, so the next writes queue up together
+        var blocker = batcher.WriteAsync(Upsert("other", "x", 0), CancellationToken.None); // holds the only flight until released, so the next writes queue up together
 
         var writes = new List<Task<Response>>
         {
@@ -53,6 +84,8 @@ public sealed class TableWriteBatcherTests(AzuriteFixture azurite)
             batcher.WriteAsync(new TableTransactionAction(TableTransactionActionType.UpdateReplace, new TableEntity("p", "b"), new ETag("W/\"datetime'2020-01-01T00%3A00%3A00Z'\"")), CancellationToken.None),
             batcher.WriteAsync(Upsert("p", "c", 3), CancellationToken.None),
         };
+        Assert.False(blocker.IsCompleted);
+        held.Release();
         await blocker;
 
         var conflict = await Assert.ThrowsAnyAsync<RequestFailedException>(() => writes[1]);
@@ -67,12 +100,15 @@ public sealed class TableWriteBatcherTests(AzuriteFixture azurite)
     [Fact]
     public async Task UpsertsOfOneRowWaitingTogether_BecomeOneWrite_WithTheLastValue()
     {
-        var table = await NewTableAsync();
+        var held = new Held();
+        var table = await NewTableAsync(held);
         var batcher = new TableWriteBatcher(table, batched: true, maxInFlight: 1);
         var blocker = batcher.WriteAsync(Upsert("other", "x", 0), CancellationToken.None);
 
         var writes = Enumerable.Range(1, 5).Select(i => batcher.WriteAsync(Upsert("p", "row", i), CancellationToken.None)).ToList();
         var merge = batcher.WriteAsync(new TableTransactionAction(TableTransactionActionType.UpsertMerge, new TableEntity("p", "row") { ["W"] = "merged" }), CancellationToken.None);
+        Assert.False(blocker.IsCompleted);
+        held.Release();
         await blocker;
         await Task.WhenAll([.. writes, merge]);
 
@@ -84,7 +120,8 @@ public sealed class TableWriteBatcherTests(AzuriteFixture azurite)
     [Fact]
     public async Task MergesThatDoNotCheckTheVersion_FoldIntoTheWaitingWriteOfTheirRow_OthersWait()
     {
-        var table = await NewTableAsync();
+        var held = new Held();
+        var table = await NewTableAsync(held);
         await table.AddEntityAsync(new TableEntity("p", "versioned") { ["V"] = 0 });
         var stale = new ETag("W/\"datetime'2020-01-01T00%3A00%3A00Z'\"");
         var batcher = new TableWriteBatcher(table, batched: true, maxInFlight: 1);
@@ -94,6 +131,8 @@ public sealed class TableWriteBatcherTests(AzuriteFixture azurite)
         var processing = batcher.WriteAsync(new TableTransactionAction(TableTransactionActionType.UpdateMerge, new TableEntity("p", "ti") { ["S"] = "processing" }, ETag.All), CancellationToken.None);
         var processed = batcher.WriteAsync(new TableTransactionAction(TableTransactionActionType.UpdateMerge, new TableEntity("p", "ti") { ["S"] = "processed" }, ETag.All), CancellationToken.None);
         var checkedUpdate = batcher.WriteAsync(new TableTransactionAction(TableTransactionActionType.UpdateMerge, new TableEntity("p", "versioned") { ["V"] = 1 }, stale), CancellationToken.None);
+        Assert.False(blocker.IsCompleted);
+        held.Release();
         await blocker;
         await Task.WhenAll(record, processing, processed);
 
