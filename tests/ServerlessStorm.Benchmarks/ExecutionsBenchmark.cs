@@ -47,12 +47,21 @@ internal static class ExecutionsBenchmark
             new(ServeSettings.Transports.StorageQueue, Memory, true, true, false),
         ];
 
-        var data = Path.Combine(Path.GetTempPath(), "storm-bench-azurite-" + Guid.NewGuid().ToString("N")[..8]);
-        await using var azurite = await AzuriteLauncher.EnsureRunningAsync(new AzuriteEndpoints(AzuriteFixture.FreePort(), AzuriteFixture.FreePort(), AzuriteFixture.FreePort()), data, inMemory: azuriteInMemory);
-        Console.WriteLine($"Azurite ({(azuriteInMemory ? "in-memory persistence" : "persisting to disk")}) on ports {string.Join(", ", azurite.Endpoints.Ports)}; machine: {Environment.ProcessorCount} cores; " +
-            $"{requests} webhooks at concurrency {concurrency} for throughput, {sequential} one at a time for latency");
+        // Everything this run creates in storage is named with this, so that a real account can be cleaned up after it.
+        var run = "b" + Guid.NewGuid().ToString("N")[..6];
+        var givenStorage = Args.Text(args, "--storage", "");
+        var data = Path.Combine(Path.GetTempPath(), "storm-bench-" + run);
+        Directory.CreateDirectory(data);
+        await using var azurite = givenStorage.Length > 0 ? null
+            : await AzuriteLauncher.EnsureRunningAsync(new AzuriteEndpoints(AzuriteFixture.FreePort(), AzuriteFixture.FreePort(), AzuriteFixture.FreePort()), data, inMemory: azuriteInMemory);
+        var connectionString = azurite?.Endpoints.ConnectionString ?? givenStorage;
+        await using var created = new RunResources(connectionString, run, delete: azurite is null);
+        Console.WriteLine((azurite is null
+                ? $"Storage: the account given by --storage (what this run creates is named {run}* and deleted at the end)"
+                : $"Azurite ({(azuriteInMemory ? "in-memory persistence" : "persisting to disk")}) on ports {string.Join(", ", azurite.Endpoints.Ports)}")
+            + $"; machine: {Environment.ProcessorCount} cores; {requests} webhooks at concurrency {concurrency} for throughput, {sequential} one at a time for latency");
         Console.WriteLine();
-        await RawTableWritesAsync(azurite.Endpoints.ConnectionString);
+        await RawTableWritesAsync(connectionString, run, azurite is null ? "Storage" : "Azurite");
         Console.WriteLine($"| transport | audit | executions/s (c{concurrency}) | p50 ms (c{concurrency}) | sequential p50 ms | sequential p99 ms | audit requests / execution | audit entities / execution |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|");
 
@@ -61,13 +70,13 @@ internal static class ExecutionsBenchmark
             Port = AzuriteFixture.FreePort(),
             PacksPath = RepositoryPaths.Packs,
             Transport = setup.Transport,
-            StorageConnectionString = azurite.Endpoints.ConnectionString,
+            StorageConnectionString = connectionString,
             InMemoryAudit = setup.InMemory,
             AuditWriteBehind = setup.WriteBehind,
             AuditJournalDirectory = Path.Combine(data, "journal"),
             Configuration = new Dictionary<string, string?>
             {
-                ["Storage:Prefix"] = $"bench{index}",
+                ["Storage:Prefix"] = $"{run}x{index}",
                 ["Storage:AuditBatching"] = setup.Batched ? "true" : "false",
                 ["Storage:AuditWritesInFlight"] = inFlight.ToString(CultureInfo.InvariantCulture),
                 ["Storage:AuditShards"] = shards.ToString(CultureInfo.InvariantCulture),
@@ -273,11 +282,11 @@ internal static class ExecutionsBenchmark
         public void Dispose() => _listener.Dispose();
     }
 
-    // What Azurite itself can take on this machine, for the ceiling the stack runs into: entities written one per
+    // What Azurite (or the given account) itself can take from this machine, for the ceiling the stack runs into: entities written one per
     // request (16 at a time) and in transactions of 100 (4 at a time), into the same 8 partitions either way (the
     // emulator finds a row by scanning its partition, so partition sizes must match). Two shapes: two properties
     // (a 600-byte string), and an execution row's 19 properties as the audit writes them.
-    private static async Task RawTableWritesAsync(string connectionString)
+    private static async Task RawTableWritesAsync(string connectionString, string run, string storeName)
     {
         const int Entities = 4000, Partitions = 8;
         var payload = new string('x', 600);
@@ -294,7 +303,7 @@ internal static class ExecutionsBenchmark
         };
 
         foreach (var (name, shape, entity) in new (string, string, Func<string, int, global::Azure.Data.Tables.TableEntity>)[]
-            { ("rawsmall", "2 properties, 600 bytes", Small), ("rawexecutions", "an execution row (19 properties)", ExecutionShaped) })
+            { (run + "rawsmall", "2 properties, 600 bytes", Small), (run + "rawexecutions", "an execution row (19 properties)", ExecutionShaped) })
         {
             var table = new global::Azure.Data.Tables.TableClient(connectionString, name);
             await table.CreateIfNotExistsAsync();
@@ -310,9 +319,64 @@ internal static class ExecutionsBenchmark
             var batched = Entities / clock.Elapsed.TotalSeconds;
             await table.DeleteAsync();
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"Azurite alone, {shape}: {single:0} entities/s one per request, {batched:0} entities/s in transactions of 100 ({batched / single:0.0}x)"));
+                $"{storeName} alone, {shape}: {single:0} entities/s one per request, {batched:0} entities/s in transactions of 100 ({batched / single:0.0}x)"));
         }
 
         Console.WriteLine();
+    }
+
+    /// <summary>Deletes the tables, queues and blob containers a run created in a given account (their names start with the run's).</summary>
+    private sealed class RunResources(string connectionString, string run, bool delete) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            if (!delete)
+            {
+                return;
+            }
+
+            var (tables, queues, containers) = (0, 0, 0);
+            var tableService = new global::Azure.Data.Tables.TableServiceClient(connectionString);
+            await foreach (var table in tableService.QueryAsync(filter: (string?)null))
+            {
+                if (table.Name.StartsWith(run, StringComparison.OrdinalIgnoreCase))
+                {
+                    await tableService.DeleteTableAsync(table.Name);
+                    tables++;
+                }
+            }
+
+            var queueService = new global::Azure.Storage.Queues.QueueServiceClient(connectionString);
+            await foreach (var queue in queueService.GetQueuesAsync(prefix: run))
+            {
+                await queueService.DeleteQueueAsync(queue.Name);
+                queues++;
+            }
+
+            var blobService = new global::Azure.Storage.Blobs.BlobServiceClient(connectionString);
+            var left = new List<string>();
+            await foreach (var container in blobService.GetBlobContainersAsync(prefix: run))
+            {
+                var client = blobService.GetBlobContainerClient(container.Name);
+                try
+                {
+                    if (container.Properties.LeaseState == global::Azure.Storage.Blobs.Models.LeaseState.Leased)
+                    {
+                        // The workflow task hub leases its container while a host runs, and the lease outlives the host a while.
+                        await global::Azure.Storage.Blobs.Specialized.SpecializedBlobExtensions.GetBlobLeaseClient(client).BreakAsync(TimeSpan.Zero);
+                    }
+
+                    await client.DeleteAsync();
+                    containers++;
+                }
+                catch (global::Azure.RequestFailedException ex)
+                {
+                    left.Add($"{container.Name} ({ex.ErrorCode})");
+                }
+            }
+
+            Console.WriteLine($"Deleted what this run created: {tables} tables, {queues} queues, {containers} blob containers named {run}*"
+                + (left.Count > 0 ? $"; could not delete: {string.Join(", ", left)}" : ""));
+        }
     }
 }
