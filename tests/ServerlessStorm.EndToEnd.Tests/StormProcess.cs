@@ -53,11 +53,7 @@ public sealed class StormProcess : IAsyncDisposable
     {
         var port = AzuriteFixture.FreePort();
         var url = $"http://127.0.0.1:{port}";
-        var start = StartInfo(["serve", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), .. arguments]);
-        foreach (var (name, value) in environment)
-        {
-            start.Environment[name] = value;
-        }
+        var start = StartInfo(["serve", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), .. arguments], environment);
 
         var process = Process.Start(start)!;
         var storm = new StormProcess(process, url);
@@ -89,11 +85,7 @@ public sealed class StormProcess : IAsyncDisposable
     /// <summary>Runs one storm command to completion with extra environment variables.</summary>
     public static async Task<CliResult> RunAsync(IReadOnlyDictionary<string, string> environment, params string[] arguments)
     {
-        var start = StartInfo(arguments);
-        foreach (var (name, value) in environment)
-        {
-            start.Environment[name] = value;
-        }
+        var start = StartInfo(arguments, environment);
 
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
@@ -149,7 +141,7 @@ public sealed class StormProcess : IAsyncDisposable
         _process.Dispose();
     }
 
-    private static ProcessStartInfo StartInfo(IEnumerable<string> arguments)
+    private static ProcessStartInfo StartInfo(IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -166,6 +158,11 @@ public sealed class StormProcess : IAsyncDisposable
 
         start.Environment.Remove("STORM_API_URL");
         start.Environment.Remove("STORM_STORAGE");
+        foreach (var (name, value) in environment)
+        {
+            start.Environment[name] = value;
+        }
+
         return start;
     }
 
