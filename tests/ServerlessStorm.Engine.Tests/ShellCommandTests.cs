@@ -104,10 +104,91 @@ public sealed class ShellCommandTests : IDisposable
         var result = await RunAsync(new JsonObject { ["cmd"] = $"sleep 30 & echo $! > {pidFile}; wait", ["timeout"] = 1 });
 
         Assert.Equal(ExecutionStatus.Timeout, result.Status);
-        var child = int.Parse(File.ReadAllText(pidFile).Trim(), System.Globalization.CultureInfo.InvariantCulture);
-        await ServerlessStorm.Testing.Eventually.TrueAsync(() => !Directory.Exists($"/proc/{child}") || File.ReadAllText($"/proc/{child}/stat").Contains(") Z ", StringComparison.Ordinal),
-            TimeSpan.FromSeconds(5), "the background child to be killed");
+        await AssertKilledAsync(pidFile);
+    }
+
+    [Fact]
+    public async Task Timeout_CoversABackgroundProcessThatKeepsTheOutputOpen()
+    {
+        // The shell exits at once; its background child holds stdout, so the action is not over until the timeout.
+        var pidFile = _marker + ".pid";
+        var result = await RunAsync(new JsonObject { ["cmd"] = $"sleep 30 & echo $! > {pidFile}; echo started", ["timeout"] = 1 });
+
+        Assert.Equal(ExecutionStatus.Timeout, result.Status);
+        Assert.Equal("started", result.Result["stdout"]!.GetValue<string>());
+        Assert.Equal(-9, result.Result["return_code"]!.GetValue<int>());
+        await AssertKilledAsync(pidFile);
+    }
+
+    [Fact]
+    public async Task Timeout_KillsAProcessThatLeftTheTree()
+    {
+        // The subshell exits, so its child is reparented away from the shell: only the session still holds it.
+        var pidFile = _marker + ".pid";
+        var result = await RunAsync(new JsonObject { ["cmd"] = $"(sleep 30 > /dev/null 2>&1 & echo $! > {pidFile}); sleep 30", ["timeout"] = 1 });
+
+        Assert.Equal(ExecutionStatus.Timeout, result.Status);
+        await AssertKilledAsync(pidFile);
+    }
+
+    [Fact]
+    public async Task Cancellation_KillsEverythingTheCommandStarted()
+    {
+        var pidFile = _marker + ".pid";
+        using var cancel = new CancellationTokenSource();
+        var run = RunAsync(new JsonObject { ["cmd"] = $"sleep 30 & echo $! > {pidFile}; wait", ["timeout"] = 60 }, cancel.Token);
+        await ServerlessStorm.Testing.Eventually.TrueAsync(() => File.Exists(pidFile) && File.ReadAllText(pidFile).Trim().Length > 0, TimeSpan.FromSeconds(10), "the command to start");
+
+        await cancel.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
+        await AssertKilledAsync(pidFile);
+    }
+
+    [Fact]
+    public async Task ADaemonWithItsOutputElsewhere_DoesNotHoldTheAction()
+    {
+        var pidFile = _marker + ".pid";
+        var result = await RunAsync(new JsonObject { ["cmd"] = $"sleep 30 > /dev/null 2>&1 & echo $! > {pidFile}; echo done", ["timeout"] = 20 });
+        var daemon = ReadPid(pidFile);
+        try
+        {
+            Assert.Equal(ExecutionStatus.Succeeded, result.Status); // not a timeout after 20 s
+            Assert.Equal("done", result.Result["stdout"]!.GetValue<string>());
+            Assert.False(IsGone(daemon), "a daemon the action left running is not the action's to kill");
+        }
+        finally
+        {
+            System.Diagnostics.Process.GetProcessById(daemon).Kill();
+        }
+    }
+
+    [Fact]
+    public async Task Output_BeyondTheLimit_IsCutWithAVisibleMarker()
+    {
+        var result = await RunAsync(new JsonObject { ["cmd"] = $"head -c {LocalShellCommandRunner.OutputLimit + 5000} /dev/zero | tr '\\0' a; echo tail >&2" });
+
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        var stdout = result.Result["stdout"]!.GetValue<string>();
+        Assert.Equal(new string('a', LocalShellCommandRunner.OutputLimit), stdout[..LocalShellCommandRunner.OutputLimit]);
+        Assert.EndsWith("\n[… 5000 more characters cut by ServerlessStorm]", stdout);
+        Assert.Equal("tail", result.Result["stderr"]!.GetValue<string>());
+    }
+
+    private static int ReadPid(string pidFile)
+    {
+        var pid = int.Parse(File.ReadAllText(pidFile).Trim(), System.Globalization.CultureInfo.InvariantCulture);
         File.Delete(pidFile);
+        return pid;
+    }
+
+    private static bool IsGone(int pid) =>
+        !Directory.Exists($"/proc/{pid}") || File.ReadAllText($"/proc/{pid}/stat").Contains(") Z ", StringComparison.Ordinal);
+
+    private static Task AssertKilledAsync(string pidFile)
+    {
+        var child = ReadPid(pidFile);
+        return ServerlessStorm.Testing.Eventually.TrueAsync(() => IsGone(child), TimeSpan.FromSeconds(5), $"process {child}, started by the command, to be killed");
     }
 
     private static async Task<RunnerResult> RunTemplateAsync(string template, string name)
@@ -118,8 +199,8 @@ public sealed class ShellCommandTests : IDisposable
         return await new LocalShellCommandRunner().RunAsync(new RunnerContext("test", Local, parameters, null), CancellationToken.None);
     }
 
-    private static Task<RunnerResult> RunAsync(JsonObject parameters) =>
-        new LocalShellCommandRunner().RunAsync(new RunnerContext("test", Local, ParameterResolver.Resolve(Local, parameters), null), CancellationToken.None);
+    private static Task<RunnerResult> RunAsync(JsonObject parameters, CancellationToken cancellationToken = default) =>
+        new LocalShellCommandRunner().RunAsync(new RunnerContext("test", Local, ParameterResolver.Resolve(Local, parameters), null), cancellationToken);
 
     public void Dispose() => File.Delete(_marker);
 }

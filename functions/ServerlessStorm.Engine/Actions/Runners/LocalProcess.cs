@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json.Nodes;
 using ServerlessStorm.Engine.Executions;
@@ -11,6 +12,13 @@ namespace ServerlessStorm.Engine.Actions.Runners;
 /// never the host's secrets or connection strings), a timeout that kills the whole process tree, and stdout and
 /// stderr captured up to a limit with a visible marker. The result has StackStorm's shape.
 /// </summary>
+/// <remarks>
+/// The program runs in a session of its own (as StackStorm's local runner does with setsid), so that a timeout or a
+/// cancellation kills everything it started, including what it put in the background or detached from its parent.
+/// The timeout covers the program's output too: a background process that keeps stdout open keeps the action
+/// running, as it holds output the action may still write, until the timeout kills it. What an action leaves running
+/// with its output redirected elsewhere (a daemon) is not waited for, nor killed when the action ends.
+/// </remarks>
 internal static class LocalProcess
 {
     public const int DefaultTimeoutSeconds = 60;
@@ -69,22 +77,27 @@ internal static class LocalProcess
         }
 
         using var process = new Process { StartInfo = start };
+        var ownSession = InOwnSession(start);
         process.Start();
         process.StandardInput.Close();
-        var stdout = ReadBoundedAsync(process.StandardOutput, text => context.Output?.Invoke("stdout", text));
-        var stderr = ReadBoundedAsync(process.StandardError, text => context.Output?.Invoke("stderr", text));
+        var stdout = new BoundedOutput(text => context.Output?.Invoke("stdout", text));
+        var stderr = new BoundedOutput(text => context.Output?.Invoke("stderr", text));
+        var reading = Task.WhenAll(stdout.ReadAsync(process.StandardOutput), stderr.ReadAsync(process.StandardError));
 
         using var timeoutSource = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeoutSource.CancelAfter(timeout);
         var timedOut = false;
         try
         {
-            await process.WaitForExitAsync(timeoutSource.Token);
+            await Task.WhenAll(process.WaitForExitAsync(timeoutSource.Token), reading).WaitAsync(timeoutSource.Token);
         }
         catch (OperationCanceledException)
         {
-            process.Kill(entireProcessTree: true);
+            KillAll(process, ownSession);
             await process.WaitForExitAsync(CancellationToken.None);
+
+            // Killing the session closes the output; a process that left it (a setsid of its own) may still hold it.
+            await reading.WaitAsync(OutputGrace, CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default);
             cancellationToken.ThrowIfCancellationRequested();
             timedOut = true;
         }
@@ -92,8 +105,8 @@ internal static class LocalProcess
         var exitCode = timedOut ? -9 : process.ExitCode;
         var result = new JsonObject
         {
-            ["stdout"] = StripTrailingNewlines(await stdout),
-            ["stderr"] = StripTrailingNewlines(await stderr),
+            ["stdout"] = StripTrailingNewlines(stdout.Text()),
+            ["stderr"] = StripTrailingNewlines(stderr.Text()),
             ["return_code"] = exitCode,
             ["succeeded"] = exitCode == 0,
             ["failed"] = exitCode != 0,
@@ -107,21 +120,79 @@ internal static class LocalProcess
         return exitCode == 0 ? RunnerResult.Succeeded(result) : RunnerResult.Failed(result, $"the command exited with code {exitCode}");
     }
 
-    private static async Task<string> ReadBoundedAsync(StreamReader reader, Action<string> live)
+    // How long output may stay open after a timeout's kill before what was read so far is the result.
+    private static readonly TimeSpan OutputGrace = TimeSpan.FromSeconds(2);
+
+    private const string SetsidPath = "/usr/bin/setsid";
+
+    // setsid makes the program the leader of a new session and process group (whose id is its pid) and then
+    // becomes it (exec, same pid): .NET starts children outside its own group's lead, so setsid need not fork.
+    private static bool InOwnSession(ProcessStartInfo start)
     {
-        var kept = new StringBuilder();
-        var dropped = 0L;
-        var buffer = new char[8192];
-        int read;
-        while ((read = await reader.ReadAsync(buffer)) > 0)
+        if (!OperatingSystem.IsLinux() || !File.Exists(SetsidPath))
         {
-            live(new string(buffer, 0, read));
-            var room = Math.Max(0, OutputLimit - kept.Length);
-            kept.Append(buffer, 0, Math.Min(room, read));
-            dropped += Math.Max(0, read - room);
+            return false;
         }
 
-        return dropped > 0 ? kept.Append($"\n[… {dropped} more characters cut by ServerlessStorm]").ToString() : kept.ToString();
+        start.ArgumentList.Insert(0, start.FileName);
+        start.FileName = SetsidPath;
+        return true;
+    }
+
+    // The group outlives its leader while a member lives, and its id is not given to a new process meanwhile, so
+    // it is killed by id even after the program itself has exited (its background children holding the output).
+    private static void KillAll(Process process, bool ownSession)
+    {
+        const int SigKill = 9;
+        if (ownSession)
+        {
+            Kill(-process.Id, SigKill);
+        }
+
+        try
+        {
+            process.Kill(entireProcessTree: true);
+        }
+        catch (InvalidOperationException)
+        {
+            // already gone
+        }
+    }
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
+
+
+    /// <summary>One output stream, kept up to <see cref="OutputLimit"/> and passed on live as it is read.</summary>
+    private sealed class BoundedOutput(Action<string> live)
+    {
+        private readonly StringBuilder _kept = new();
+        private long _dropped;
+
+        public async Task ReadAsync(StreamReader reader)
+        {
+            var buffer = new char[8192];
+            int read;
+            while ((read = await reader.ReadAsync(buffer)) > 0)
+            {
+                live(new string(buffer, 0, read));
+                lock (_kept)
+                {
+                    var room = Math.Max(0, OutputLimit - _kept.Length);
+                    _kept.Append(buffer, 0, Math.Min(room, read));
+                    _dropped += Math.Max(0, read - room);
+                }
+            }
+        }
+
+        /// <summary>What was read so far, with the marker when some was cut.</summary>
+        public string Text()
+        {
+            lock (_kept)
+            {
+                return _dropped > 0 ? $"{_kept}\n[… {_dropped} more characters cut by ServerlessStorm]" : _kept.ToString();
+            }
+        }
     }
 
     // StackStorm strips the trailing newline the shell leaves on output.
