@@ -151,11 +151,79 @@ public class DatastoreTests
     {
         var (service, _, _) = Create();
         await service.SetAsync("system", "api_token", "s3cr3t", secret: true, ttl: null, CancellationToken.None);
-        var snapshot = await service.SnapshotAsync([("system", "api_token")], CancellationToken.None);
+        var snapshot = await service.SnapshotAsync([("system", "api_token")], "e1", CancellationToken.None);
         var seal = snapshot.Get("system", "api_token")!;
-        var forged = seal.Replace(seal.Split(':')[1], "0000000000000000", StringComparison.Ordinal);
+        var forged = seal.Replace(seal.Split(':')[1], new string('0', 32), StringComparison.Ordinal);
 
-        Assert.Equal("s3cr3t", (await service.UnsealAsync(seal, CancellationToken.None)).Text);
-        Assert.Equal(forged, (await service.UnsealAsync(forged, CancellationToken.None)).Text);
+        Assert.Equal("s3cr3t", (await service.UnsealAsync(seal, "e1", CancellationToken.None)).Text);
+        Assert.Equal(forged, (await service.UnsealAsync(forged, "e1", CancellationToken.None)).Text);
+    }
+
+    [Fact]
+    public async Task AReference_OpensOnlyInTheExecutionItWasRenderedFor_OrWhereItIsCarriedOn()
+    {
+        var (service, _, _) = Create();
+        await service.SetAsync("system", "api_token", "s3cr3t", secret: true, ttl: null, CancellationToken.None);
+        var reference = (await service.SnapshotAsync([("system", "api_token")], "e1", CancellationToken.None)).Get("system", "api_token")!;
+
+        var elsewhere = await service.UnsealAsync($"x {reference} y", "e2", CancellationToken.None);
+        Assert.Equal($"x {reference} y", elsewhere.Text);
+        Assert.Empty(elsewhere.Secrets);
+
+        // A re-run, a retry or a workflow task carries it on; a reference of another execution is not carried.
+        var other = (await service.SnapshotAsync([("system", "api_token")], "e9", CancellationToken.None)).Get("system", "api_token")!;
+        var carried = service.Rebind(new JsonObject { ["a"] = $"Bearer {reference}", ["b"] = new JsonArray(other) }, "e1", "e2")!;
+        Assert.Equal("Bearer s3cr3t", (await service.UnsealAsync(carried["a"]!.GetValue<string>(), "e2", CancellationToken.None)).Text);
+        Assert.Equal(other, (await service.UnsealAsync(carried["b"]![0]!.GetValue<string>(), "e2", CancellationToken.None)).Text);
+        Assert.Equal(reference, (await service.UnsealAsync(reference, "e2", CancellationToken.None)).Text);
+    }
+
+    [Fact]
+    public async Task AReferenceCopiedIntoAnotherExecutionsPayload_OpensNothing()
+    {
+        using var packs = new TempPacks().WithPack("kv");
+        packs.Write("kv/actions/call.yaml", """
+            name: call
+            runner_type: local-shell-cmd
+            parameters:
+              cmd: {default: 'echo "auth={{ token }}"', immutable: true}
+              token: {type: string, default: "{{ st2kv.system.api_token }}"}
+            """);
+        packs.Write("kv/actions/show.yaml", """
+            name: show
+            runner_type: local-shell-cmd
+            parameters:
+              cmd: {default: 'echo "{{ x }}" | rev', immutable: true}
+              x: {type: string}
+            """);
+        packs.Write("kv/rules/show.yaml", """
+            name: show
+            trigger: {type: core.st2.webhook, parameters: {url: show}}
+            action: {ref: kv.show, parameters: {x: "{{ trigger.body.x }}"}}
+            """);
+        var audit = new InMemoryAuditStore();
+        await using var host = await StormTestHost.StartAsync(audit, new InMemoryMessageBus(), packs.Root, services =>
+            services.Configure<DatastoreOptions>(o => o.EncryptionKey = Key));
+        await host.Services.GetRequiredService<KeyValueService>().SetAsync("system", "api_token", "s3cr3t-canary", secret: true, ttl: null, CancellationToken.None);
+        var call = await host.WaitForExecutionAsync((await host.Services.GetRequiredService<ExecutionService>().RunAsync("kv.call", [], null, CancellationToken.None)).Id);
+        Assert.Equal("auth=********", call.Result!["stdout"]!.GetValue<string>());
+
+        // What the API shows names the key, without anything that would open it.
+        Assert.Equal("\u27e6st2kv.system.api_token\u27e7", call.Parameters["token"]!.GetValue<string>());
+        // Even the full reference (as kept for re-runs, in the audit's storage) opens nothing in another execution.
+        var stolen = call.SealedParameters!["token"]!.GetValue<string>();
+        Assert.StartsWith("\u27e6st2kv:", stolen, StringComparison.Ordinal);
+        var response = await host.Api.PostWebhookAsync("show", [], Encoding.UTF8.GetBytes(new JsonObject { ["x"] = stolen }.ToJsonString()), CancellationToken.None);
+        var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(response.Body["trace_tag"]!.GetValue<string>(), CancellationToken.None),
+            t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status));
+
+        var shown = trace.Executions[0];
+        Assert.Equal(ExecutionStatus.Succeeded, shown.Status);
+        Assert.DoesNotContain("yranac-t3rc3s", shown.Result!.ToJsonString());
+        Assert.Equal(new string(stolen.Reverse().ToArray()), shown.Result!["stdout"]!.GetValue<string>());
+
+        // A re-run carries the reference on, and it opens there.
+        var again = await host.WaitForExecutionAsync((await host.Services.GetRequiredService<ExecutionService>().ReRunAsync(call.Id, [], CancellationToken.None)).Id);
+        Assert.Equal("auth=********", again.Result!["stdout"]!.GetValue<string>());
     }
 }

@@ -1,6 +1,7 @@
 using ServerlessStorm.Engine.Audit;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Options;
 using ServerlessStorm.Engine.Expressions.Runtime;
@@ -28,14 +29,21 @@ public sealed class KeyValueException(string message) : Exception(message);
 /// <see cref="UnsealAsync"/> — called by the action executor just before the runner — turns back into the value, so
 /// secrets never reach the audit, the bus or the logs.
 /// </summary>
+/// <remarks>
+/// A reference is bound to the execution it was rendered for: its tag is a MAC of the execution id, scope and name
+/// under the datastore key. Data from outside (a payload, a result) cannot forge one, and a reference copied out of
+/// one execution opens nothing in another. The audit and API show references without their tag
+/// (<see cref="MaskSealed"/>); re-runs, retries and workflow tasks carry them on with <see cref="Rebind"/>.
+/// </remarks>
 public sealed partial class KeyValueService
 {
     public static readonly IReadOnlyList<string> Scopes = ["system", "user"];
 
     private readonly IKeyValueStore _store;
     private readonly TimeProvider _time;
+    private const string ReferencePrefix = "\u27e6st2kv:";
+
     private readonly byte[] _key;
-    private readonly string _sealPrefix;
     private readonly string _valueSealPrefix;
 
     public KeyValueService(IKeyValueStore store, IOptions<DatastoreOptions> options, TimeProvider time)
@@ -45,9 +53,8 @@ public sealed partial class KeyValueService
         _key = options.Value.EncryptionKey is { Length: > 0 } configured
             ? Convert.FromBase64String(configured) is { Length: 32 } bytes ? bytes : throw new KeyValueException("Storm:Datastore:EncryptionKey must be base64 of 32 bytes")
             : SHA256.HashData(Encoding.UTF8.GetBytes($"serverlessstorm-local-datastore|{Environment.MachineName}|{Environment.CurrentDirectory}"));
-        // The seal carries a tag derived from the key, so data from outside (a payload) cannot forge one.
+        // A sealed value is found by this prefix; AES-GCM's tag is what stops a forged one.
         var tag = Convert.ToHexStringLower(HMACSHA256.HashData(_key, "seal"u8.ToArray()).AsSpan(0, 8));
-        _sealPrefix = "\u27e6st2kv:" + tag + ":";
         _valueSealPrefix = "\u27e6st2secret:" + tag + ":";
     }
 
@@ -91,10 +98,11 @@ public sealed partial class KeyValueService
     }
 
     /// <summary>
-    /// The values of <paramref name="keys"/> for a render: plain values as they are, secrets as sealed references.
-    /// Missing keys are absent (templates print them empty, as StackStorm does).
+    /// The values of <paramref name="keys"/> for rendering the parameters of execution <paramref name="executionId"/>:
+    /// plain values as they are, secrets as references that open only in that execution. Missing keys are absent
+    /// (templates print them empty, as StackStorm does).
     /// </summary>
-    public async Task<IKeyValueLookup> SnapshotAsync(IEnumerable<(string Scope, string Name)> keys, CancellationToken cancellationToken)
+    public async Task<IKeyValueLookup> SnapshotAsync(IEnumerable<(string Scope, string Name)> keys, string executionId, CancellationToken cancellationToken)
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (scope, name) in keys.Distinct())
@@ -104,17 +112,18 @@ public sealed partial class KeyValueService
                 continue;
             }
 
-            values[$"{scope}.{name}"] = record.Secret ? $"{_sealPrefix}{scope}:{name}\u27e7" : record.Value;
+            values[$"{scope}.{name}"] = record.Secret ? Reference(executionId, scope, name) : record.Value;
         }
 
         return new KeyValueSnapshot(values);
     }
 
     /// <summary>
-    /// Replaces the sealed secret references in <paramref name="text"/> with the decrypted values and returns them
-    /// too, so the caller can mask them in whatever the action prints.
+    /// Replaces the references in <paramref name="text"/> that were rendered for execution <paramref name="executionId"/>
+    /// with the decrypted values and returns those too, so the caller can mask them in whatever the action prints.
+    /// Any other reference stays text.
     /// </summary>
-    public async Task<(string Text, IReadOnlyList<string> Secrets)> UnsealAsync(string text, CancellationToken cancellationToken)
+    public async Task<(string Text, IReadOnlyList<string> Secrets)> UnsealAsync(string text, string executionId, CancellationToken cancellationToken)
     {
         var secrets = new List<string>();
         if (text.Contains(_valueSealPrefix, StringComparison.Ordinal))
@@ -123,7 +132,7 @@ public sealed partial class KeyValueService
             text = Regex.Replace(text, Regex.Escape(_valueSealPrefix) + @"[^\u27e7]+\u27e7", match =>
             {
                 TryUnsealValue(match.Value, out var value);
-                var plain = value is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<string>(out var s) ? s : value?.ToJsonString() ?? "";
+                var plain = value is JsonValue v && v.TryGetValue<string>(out var s) ? s : value?.ToJsonString() ?? "";
                 if (plain.Length > 0)
                 {
                     secrets.Add(plain);
@@ -133,17 +142,23 @@ public sealed partial class KeyValueService
             });
         }
 
-        if (!text.Contains(_sealPrefix, StringComparison.Ordinal))
+        if (!text.Contains(ReferencePrefix, StringComparison.Ordinal))
         {
             return (text, secrets);
         }
 
         var result = new StringBuilder();
         var position = 0;
-        foreach (Match match in Regex.Matches(text, Regex.Escape(_sealPrefix) + @"(system|user):([^\u27e7]+)\u27e7"))
+        foreach (Match match in ReferencePattern().Matches(text))
         {
+            var (scope, name) = (match.Groups["scope"].Value, match.Groups["name"].Value);
+            if (!IsReferenceFor(match, executionId))
+            {
+                continue;
+            }
+
             result.Append(text, position, match.Index - position);
-            var record = await GetAsync(match.Groups[1].Value, match.Groups[2].Value, decrypt: true, cancellationToken);
+            var record = await GetAsync(scope, name, decrypt: true, cancellationToken);
             var value = record?.Value ?? "";
             if (value.Length > 0)
             {
@@ -159,22 +174,56 @@ public sealed partial class KeyValueService
     }
 
     /// <summary>
-    /// Seals a secret parameter's value for the trip over the bus: the message carries ciphertext, and only
-    /// <see cref="TryUnsealValue"/> on the executor's side opens it.
+    /// <paramref name="node"/> with the references rendered for execution <paramref name="fromExecutionId"/> made
+    /// references for <paramref name="toExecutionId"/>: a re-run, a retry or a workflow's task carries them on.
     /// </summary>
-    public string SealValue(System.Text.Json.Nodes.JsonNode? value) => $"{_valueSealPrefix}{Encrypt(value?.ToJsonString() ?? "null")}\u27e7";
-
-    /// <summary>Every sealed value in <paramref name="node"/>, whole or inside a text, shown as <c>********</c>.</summary>
-    public System.Text.Json.Nodes.JsonNode? MaskSealed(System.Text.Json.Nodes.JsonNode? node) => node switch
+    public JsonNode? Rebind(JsonNode? node, string fromExecutionId, string toExecutionId) => node switch
     {
-        System.Text.Json.Nodes.JsonObject obj => new System.Text.Json.Nodes.JsonObject(obj.Select(p => KeyValuePair.Create(p.Key, MaskSealed(p.Value)))),
-        System.Text.Json.Nodes.JsonArray array => new System.Text.Json.Nodes.JsonArray([.. array.Select(MaskSealed)]),
-        System.Text.Json.Nodes.JsonValue v when v.TryGetValue<string>(out var text) && text.Contains(_valueSealPrefix, StringComparison.Ordinal) =>
-            System.Text.Json.Nodes.JsonValue.Create(Regex.Replace(text, Regex.Escape(_valueSealPrefix) + @"[^\u27e7]+\u27e7", SecretMasker.Mask)),
+        JsonObject obj => new JsonObject(obj.Select(p => KeyValuePair.Create(p.Key, Rebind(p.Value, fromExecutionId, toExecutionId)))),
+        JsonArray array => new JsonArray([.. array.Select(i => Rebind(i, fromExecutionId, toExecutionId))]),
+        JsonValue v when v.TryGetValue<string>(out var text) && text.Contains(ReferencePrefix, StringComparison.Ordinal) =>
+            JsonValue.Create(ReferencePattern().Replace(text, match => IsReferenceFor(match, fromExecutionId)
+                ? Reference(toExecutionId, match.Groups["scope"].Value, match.Groups["name"].Value)
+                : match.Value)),
         _ => node?.DeepClone(),
     };
 
-    public bool TryUnsealValue(string text, out System.Text.Json.Nodes.JsonNode? value)
+    private string Reference(string executionId, string scope, string name) => $"{ReferencePrefix}{ReferenceTag(executionId, scope, name)}:{scope}:{name}\u27e7";
+
+    private string ReferenceTag(string executionId, string scope, string name) =>
+        Convert.ToHexStringLower(HMACSHA256.HashData(_key, Encoding.UTF8.GetBytes($"st2kv|{executionId}|{scope}|{name}")).AsSpan(0, 16));
+
+    private bool IsReferenceFor(Match match, string executionId) =>
+        CryptographicOperations.FixedTimeEquals(
+            Encoding.ASCII.GetBytes(match.Groups["tag"].Value),
+            Encoding.ASCII.GetBytes(ReferenceTag(executionId, match.Groups["scope"].Value, match.Groups["name"].Value)));
+
+    [GeneratedRegex(@"\u27e6st2kv:(?<tag>[0-9a-f]{32}):(?<scope>system|user):(?<name>[^\u27e7]+)\u27e7")]
+    private static partial Regex ReferencePattern();
+
+    /// <summary>
+    /// Seals a secret parameter's value for the trip over the bus: the message carries ciphertext, and only
+    /// <see cref="TryUnsealValue"/> on the executor's side opens it.
+    /// </summary>
+    public string SealValue(JsonNode? value) => $"{_valueSealPrefix}{Encrypt(value?.ToJsonString() ?? "null")}\u27e7";
+
+    /// <summary>
+    /// <paramref name="node"/> as the audit and API show it: every sealed value, whole or inside a text, as
+    /// <c>********</c>, and every datastore reference as the key it names (<c>⟦st2kv.system.NAME⟧</c>), without the tag.
+    /// </summary>
+    public JsonNode? MaskSealed(JsonNode? node) => node switch
+    {
+        JsonObject obj => new JsonObject(obj.Select(p => KeyValuePair.Create(p.Key, MaskSealed(p.Value)))),
+        JsonArray array => new JsonArray([.. array.Select(MaskSealed)]),
+        JsonValue v when v.TryGetValue<string>(out var text)
+            && (text.Contains(_valueSealPrefix, StringComparison.Ordinal) || text.Contains(ReferencePrefix, StringComparison.Ordinal)) =>
+            JsonValue.Create(ReferencePattern().Replace(
+                Regex.Replace(text, Regex.Escape(_valueSealPrefix) + @"[^\u27e7]+\u27e7", SecretMasker.Mask),
+                match => $"\u27e6st2kv.{match.Groups["scope"].Value}.{match.Groups["name"].Value}\u27e7")),
+        _ => node?.DeepClone(),
+    };
+
+    public bool TryUnsealValue(string text, out JsonNode? value)
     {
         value = null;
         if (!text.StartsWith(_valueSealPrefix, StringComparison.Ordinal) || !text.EndsWith('\u27e7'))
@@ -182,7 +231,7 @@ public sealed partial class KeyValueService
             return false;
         }
 
-        value = System.Text.Json.Nodes.JsonNode.Parse(Decrypt(text[_valueSealPrefix.Length..^1]));
+        value = JsonNode.Parse(Decrypt(text[_valueSealPrefix.Length..^1]));
         return true;
     }
 

@@ -64,7 +64,7 @@ public sealed partial class ActionExecutor(
             return;
         }
 
-        var (parameters, unsealed) = await UnsealAsync(request.Parameters, cancellationToken);
+        var (parameters, unsealed) = await UnsealAsync(request.Parameters, request.ExecutionId, cancellationToken);
         var secrets = (catalog.Actions.TryGetValue(request.ActionRef, out var action) ? SecretMasker.SecretValues(action, parameters) : []).Concat(unsealed).ToList();
         RunnerResult outcome;
         if (action is null)
@@ -165,7 +165,7 @@ public sealed partial class ActionExecutor(
     }
 
     /// <summary>Decrypts the datastore secrets the parameters refer to, only now, just before the runner needs them.</summary>
-    private async Task<(System.Text.Json.Nodes.JsonObject Parameters, List<string> Secrets)> UnsealAsync(System.Text.Json.Nodes.JsonObject parameters, CancellationToken cancellationToken)
+    private async Task<(System.Text.Json.Nodes.JsonObject Parameters, List<string> Secrets)> UnsealAsync(System.Text.Json.Nodes.JsonObject parameters, string executionId, CancellationToken cancellationToken)
     {
         var secrets = new List<string>();
         async Task<System.Text.Json.Nodes.JsonNode?> Visit(System.Text.Json.Nodes.JsonNode? node)
@@ -193,7 +193,7 @@ public sealed partial class ActionExecutor(
                     secrets.Add(opened is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<string>(out var openedText) ? openedText : opened?.ToJsonString() ?? "");
                     return opened;
                 case System.Text.Json.Nodes.JsonValue value when value.TryGetValue<string>(out var text):
-                    var (plain, found) = await datastore.UnsealAsync(text, cancellationToken);
+                    var (plain, found) = await datastore.UnsealAsync(text, executionId, cancellationToken);
                     secrets.AddRange(found);
                     return plain;
                 default:

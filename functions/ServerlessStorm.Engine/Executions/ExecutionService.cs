@@ -27,9 +27,9 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
     {
         var action = catalog.Actions.GetValueOrDefault(actionRef) ?? throw new ActionNotFoundException(actionRef);
         var shell = runners.TryGet(action.RunnerType, out var runner) ? runner.ShellCommandParameter : null;
-        var keyValues = await datastore.SnapshotAsync(ParameterResolver.DatastoreKeys(action, parameters), cancellationToken);
-        var resolved = ParameterResolver.Resolve(action, parameters, renderSupplied: true, keyValues, shell);
         var id = StormIds.New(time.GetUtcNow());
+        var keyValues = await datastore.SnapshotAsync(ParameterResolver.DatastoreKeys(action, parameters), id, cancellationToken);
+        var resolved = ParameterResolver.Resolve(action, parameters, renderSupplied: true, keyValues, shell);
         return await RequestAsync(action, resolved, id, traceTag ?? id, null, null, cancellationToken);
     }
 
@@ -115,19 +115,21 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
             return null;
         }
 
-        var parameters = Unsealed(finished);
         var id = StormIds.ForRuleEnforcement(finished.Id, "retry", finished.EndTimestamp ?? finished.StartTimestamp);
+        var parameters = Unsealed(finished, id);
         return await RequestAsync(action, parameters, id, finished.TraceTag, finished.TriggerInstanceId, finished.RuleRef, cancellationToken,
             reRunOf: finished.Id, retryCount: finished.RetryCount + 1, delay: policy.Delay);
     }
 
-    // The parameters an execution ran with, secrets opened from their sealed copy.
-    private JsonObject Unsealed(ExecutionRecord execution)
+    // The parameters an execution ran with, secrets opened from their sealed copy, for execution newId to run with.
+    private JsonObject Unsealed(ExecutionRecord execution, string newId)
     {
         var parameters = new JsonObject();
         foreach (var (name, value) in execution.SealedParameters ?? execution.Parameters)
         {
-            parameters[name] = value is JsonValue v && v.TryGetValue<string>(out var text) && datastore.TryUnsealValue(text, out var opened) ? opened : value?.DeepClone();
+            parameters[name] = value is JsonValue v && v.TryGetValue<string>(out var text) && datastore.TryUnsealValue(text, out var opened)
+                ? opened
+                : datastore.Rebind(value, execution.Id, newId);
         }
 
         return parameters;
@@ -146,7 +148,8 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
             throw new ParameterValidationException(action.Ref, [$"tasks can be named only when re-running a workflow; {action.Ref} runs on {action.RunnerType}"]);
         }
         // Immutable parameters come back from their defaults; the rest as they ran, secrets opened.
-        var parameters = Unsealed(original);
+        var id = StormIds.New(time.GetUtcNow());
+        var parameters = Unsealed(original, id);
         foreach (var immutable in action.Parameters.Values.Where(p => p.Immutable))
         {
             parameters.Remove(immutable.Name);
@@ -161,7 +164,7 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
         parameters = ParameterResolver.Resolve(action, parameters, renderSupplied: false, shellCommandParameter: shell);
         // As st2 execution re-run --tasks: the workflow runs again from the tasks named; every other task that
         // succeeded keeps its result. Without tasks, the whole workflow runs again.
-        return await RequestAsync(action, parameters, StormIds.New(time.GetUtcNow()), original.TraceTag, original.TriggerInstanceId, original.RuleRef, cancellationToken,
+        return await RequestAsync(action, parameters, id, original.TraceTag, original.TriggerInstanceId, original.RuleRef, cancellationToken,
             reRunOf: original.Id, reRunTasks: tasks is { Count: > 0 } ? tasks : null);
     }
 

@@ -58,7 +58,8 @@ public sealed partial class RulesEngine(
         }
 
         var shellParameter = runners.TryGet(action.RunnerType, out var runner) ? runner.ShellCommandParameter : null;
-        var keyValues = await datastore.SnapshotAsync(ParameterResolver.DatastoreKeys(action, rule.ActionParameters.Values), cancellationToken);
+        var executionId = StormIds.ForRuleEnforcement(instance.Id, rule.Ref, instance.OccurredAt);
+        var keyValues = await datastore.SnapshotAsync(ParameterResolver.DatastoreKeys(action, rule.ActionParameters.Values), executionId, cancellationToken);
         System.Text.Json.Nodes.JsonObject parameters;
         try
         {
@@ -77,7 +78,6 @@ public sealed partial class RulesEngine(
             return;
         }
 
-        var executionId = StormIds.ForRuleEnforcement(instance.Id, rule.Ref, instance.OccurredAt);
         await executions.RequestAsync(action, parameters, executionId, instance.TraceTag, instance.Id, rule.Ref, cancellationToken);
         await audit.RecordRuleEnforcementAsync(new RuleEnforcementRecord(instance.Id, rule.Ref, executionId,
             RuleEnforcementRecord.Succeeded, null, now, instance.TraceTag), cancellationToken);

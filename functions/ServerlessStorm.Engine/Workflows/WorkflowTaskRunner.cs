@@ -66,6 +66,9 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
 
         var started = StormIds.TryGetTimestamp(workflowExecutionId, out var at) ? at : time.GetUtcNow();
         var id = StormIds.ForRuleEnforcement(workflowExecutionId, actionId, started);
+
+        // The task's parameters come from its workflow's: the datastore references in them were the workflow's.
+        parameters = (JsonObject)datastore.Rebind(parameters, workflowExecutionId, id)!;
         var record = await executions.RequestAsync(action, parameters, id, traceTag, null, null, cancellationToken, workflow: new WorkflowLink(workflowExecutionId, task));
         if (action.RunnerType == WorkflowDefinition.RunnerType && !ExecutionStatus.IsTerminal(record.Status))
         {
