@@ -41,6 +41,83 @@ public sealed class ActionParameterTests : IDisposable
     }
 
     [Fact]
+    public void ParameterSchemaKeywords_AreChecked_WithEveryProblemNamed()
+    {
+        var action = Action("""
+            name: a
+            runner_type: noop
+            parameters:
+              count: {type: integer, minimum: 1, maximum: 3}
+              code: {type: string, pattern: '^a+$', maxLength: 2}
+              ports: {type: array, items: {type: integer}, minItems: 1}
+              target: {type: object, properties: {host: {type: string, required: true}}, additionalProperties: false}
+            """);
+
+        var error = Assert.Throws<ParameterValidationException>(() => ParameterResolver.Resolve(action, new JsonObject
+        {
+            ["count"] = 99, ["code"] = "zzzzz", ["ports"] = new JsonArray("x", true), ["target"] = new JsonObject { ["port"] = 1 },
+        }));
+
+        Assert.Equal(
+            [
+                "'code': does not match the pattern ^a+$",
+                "'code': is longer than 2 character(s)",
+                "'count': 99 is more than the maximum 3",
+                "'ports': [0]: expected integer, got string",
+                "'ports': [1]: expected integer, got boolean",
+                "'target': host: is required",
+                "'target': port: is not an allowed property (allowed: host)",
+            ],
+            error.Problems.Order(StringComparer.Ordinal));
+        var fine = ParameterResolver.Resolve(action, new JsonObject { ["count"] = 2, ["code"] = "aa", ["ports"] = new JsonArray(80), ["target"] = new JsonObject { ["host"] = "h" } });
+        Assert.Equal("2", fine["count"]!.ToJsonString());
+    }
+
+    [Fact]
+    public void ABadSchemaKeyword_IsALoadProblem()
+    {
+        var (_, problems) = Load("name: a\nrunner_type: noop\nparameters:\n  code: {type: string, pattern: '(unclosed'}\n");
+
+        var problem = Assert.Single(problems);
+        Assert.Equal("parameters.code", problem.Field);
+        Assert.Contains("pattern '(unclosed' is not a valid regular expression", problem.Message);
+    }
+
+    [Fact]
+    public void ExplicitNull_IsNoValue_SoARequiredParameterIsMissing_AndADefaultApplies()
+    {
+        var action = Action("name: a\nrunner_type: noop\nparameters:\n  name: {type: string, required: true}\n  level: {type: string, default: low}\n");
+
+        var error = Assert.Throws<ParameterValidationException>(() => ParameterResolver.Resolve(action, new JsonObject { ["name"] = null }));
+        Assert.Equal(["'name' is required"], error.Problems);
+        Assert.Equal("low", ParameterResolver.Resolve(action, new JsonObject { ["name"] = "n", ["level"] = null })["level"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void ASecretsValue_IsNeverRepeatedInAProblem()
+    {
+        var action = Action("""
+            name: a
+            runner_type: noop
+            parameters:
+              pin: {type: integer, secret: true}
+              color: {type: string, secret: true, enum: [red]}
+              token: {type: string, secret: true, pattern: '^tok-'}
+            """);
+
+        var error = Assert.Throws<ParameterValidationException>(() => ParameterResolver.Resolve(action, new JsonObject
+        {
+            ["pin"] = "CANARY-1", ["color"] = "CANARY-2", ["token"] = "CANARY-3",
+        }));
+
+        Assert.Equal(3, error.Problems.Count);
+        Assert.DoesNotContain("CANARY", error.Message);
+        Assert.Contains("'pin' must be an integer, got a string", error.Problems);
+        Assert.Contains("'color' must be one of [\"red\"], got another value", error.Problems);
+        Assert.Contains("'token' does not meet its schema (pattern)", error.Problems);
+    }
+
+    [Fact]
     public void Action_CannotChangeARunnerParametersType()
     {
         var (_, problems) = Load("name: a\nrunner_type: local-shell-cmd\nparameters:\n  timeout:\n    type: string\n");

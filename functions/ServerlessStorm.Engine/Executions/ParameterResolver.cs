@@ -76,7 +76,12 @@ public static class ParameterResolver
                 continue;
             }
 
-            raw[name] = (value?.DeepClone(), renderSupplied);
+            if (value is null)
+            {
+                continue; // null is no value: the default applies, and a required parameter is missing
+            }
+
+            raw[name] = (value.DeepClone(), renderSupplied);
         }
 
         foreach (var definition in action.Parameters.Values.Where(d => !raw.ContainsKey(d.Name)))
@@ -138,6 +143,11 @@ public static class ParameterResolver
             }
 
             var cast = Cast(definition, value, problems);
+            if (cast is null && definition.Required && value is null)
+            {
+                problems.Add($"'{name}' is required, and its value rendered to null");
+            }
+
             result[name] = cast;
             scope.Set(name, cast);
         }
@@ -255,17 +265,35 @@ public static class ParameterResolver
         var cast = types.Contains(TypeOf(value)) ? value : types.Select(t => CastTo(t, value)).FirstOrDefault(v => v is not null);
         if (cast is null)
         {
-            problems.Add($"'{definition.Name}' must be {string.Join(" or ", types.Select(Article))}, got {Describe(value)}");
+            problems.Add($"'{definition.Name}' must be {string.Join(" or ", types.Select(Article))}, got {(definition.Secret ? Kind(value) : Describe(value))}");
             return null;
         }
 
         if (definition.Enum is { Count: > 0 } allowed && !allowed.Any(a => JsonNode.DeepEquals(a, cast)))
         {
-            problems.Add($"'{definition.Name}' must be one of {allowed.ToJsonString()}, got {cast.ToJsonString()}");
+            problems.Add($"'{definition.Name}' must be one of {allowed.ToJsonString()}, got {(definition.Secret ? "another value" : cast.ToJsonString())}");
+        }
+
+        if (definition.Schema is { } schema)
+        {
+            // A secret's value is not repeated in the problem (it would reach the audit and the logs).
+            problems.AddRange(JsonSchema.Validate(cast, schema).Select(problem => definition.Secret
+                ? $"'{definition.Name}' does not meet its schema ({string.Join(", ", schema.Select(k => k.Key))})"
+                : $"'{definition.Name}': {problem}").Distinct());
         }
 
         return cast;
     }
+
+    private static string Kind(JsonNode value) => value.GetValueKind() switch
+    {
+        JsonValueKind.String => "a string",
+        JsonValueKind.Number => "a number",
+        JsonValueKind.True or JsonValueKind.False => "a boolean",
+        JsonValueKind.Array => "a list",
+        JsonValueKind.Object => "an object",
+        _ => "null",
+    };
 
     private static string TypeOf(JsonNode value) => value.GetValueKind() switch
     {

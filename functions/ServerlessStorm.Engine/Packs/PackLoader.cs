@@ -39,7 +39,13 @@ public sealed class PackLoader(
     private static readonly HashSet<string> ParameterTypes = ["string", "integer", "number", "boolean", "array", "object", "null"];
     private static readonly HashSet<string> PackFields = ["ref", "name", "description", "version", "author", "email", "keywords", "python_versions", "stackstorm_version", "dependencies", "system", "contributors"];
     private static readonly HashSet<string> ActionFields = ["name", "pack", "ref", "uid", "id", "runner_type", "entry_point", "description", "enabled", "parameters", "tags", "output_schema", "notify", "metadata_file"];
-    private static readonly HashSet<string> ParameterFields = ["type", "required", "default", "secret", "immutable", "description", "enum", "position", "items", "properties", "additionalProperties", "minimum", "maximum", "minLength", "maxLength", "pattern"];
+
+    // The JSON Schema keywords a parameter may carry besides its type and enum; its value is checked against them.
+    private static readonly string[] SchemaFields = ["items", "properties", "additionalProperties", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+        "minLength", "maxLength", "pattern", "minItems", "maxItems", "uniqueItems"];
+
+    private static readonly HashSet<string> ParameterFields = ["type", "required", "default", "secret", "immutable", "description", "enum", "position", .. SchemaFields];
+
     private static readonly HashSet<string> RuleFields = ["name", "pack", "ref", "uid", "id", "description", "enabled", "trigger", "criteria", "action", "tags", "type", "context", "metadata_file"];
     private static readonly HashSet<string> TriggerTypeFields = ["name", "pack", "ref", "uid", "id", "description", "parameters_schema", "payload_schema", "tags", "metadata_file"];
 
@@ -619,11 +625,25 @@ public sealed class PackLoader(
             }
 
             var position = JsonNumbers.TryGetInt64(map["position"]?.ToJson(), out var pos) ? (int?)pos : inherited?.Position;
+            var schema = new JsonObject();
+            foreach (var keyword in SchemaFields.Where(k => map[k] is not null))
+            {
+                schema[keyword] = map[keyword]!.ToJson();
+            }
+
+            foreach (var problem in JsonSchema.CheckSchema(schema))
+            {
+                file.Problem(map.Position, field, problem);
+            }
+
             return new ParameterDefinition(name, type, scope.OptionalBool("required") ?? inherited?.Required ?? false,
                 map["default"] is { } d ? d.ToJson() : inherited?.Default?.DeepClone(),
                 scope.OptionalBool("secret") ?? inherited?.Secret ?? false, scope.OptionalBool("immutable") ?? false,
                 scope.OptionalString("description") ?? inherited?.Description,
-                map["enum"]?.ToJson() as JsonArray ?? inherited?.Enum?.DeepClone() as JsonArray, position);
+                map["enum"]?.ToJson() as JsonArray ?? inherited?.Enum?.DeepClone() as JsonArray, position)
+            {
+                Schema = schema.Count > 0 ? schema : inherited?.Schema?.DeepClone() as JsonObject,
+            };
         }
 
         private void LoadRule(PackDefinition pack, string path, YamlMapping? parsed = null)

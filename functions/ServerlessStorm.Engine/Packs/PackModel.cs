@@ -31,7 +31,11 @@ public sealed record ParameterDefinition(
     bool Immutable,
     string? Description,
     JsonArray? Enum,
-    int? Position);
+    int? Position)
+{
+    /// <summary>The parameter's other JSON Schema keywords (minimum, pattern, items, …) that its value must meet, or null.</summary>
+    public JsonObject? Schema { get; init; }
+}
 
 public sealed record ActionDefinition(
     string Pack,
