@@ -8,6 +8,7 @@ using ServerlessStorm.Azure.Datastore;
 using ServerlessStorm.Azure.Messaging;
 using ServerlessStorm.Engine.Datastore;
 using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Hosting;
 using ServerlessStorm.Engine.Messaging;
 using ServerlessStorm.Testing;
 
@@ -15,8 +16,10 @@ namespace ServerlessStorm.Azure.Tests;
 
 /// <summary>
 /// Runs scenarios that handle a canary secret — a secret parameter echoed by the action, a datastore secret used in a
-/// default, a failure whose error carries it, a result large enough for Blob Storage — through the stack on Azurite
-/// (Table audit, Storage Queue bus, Table datastore), then scans every table, blob and queue message and the logs.
+/// default, a failure whose error carries it, a result large enough for Blob Storage, live output that prints it in
+/// pieces, an HTTP service that echoes it back, a parameter that fails validation — through the stack on Azurite
+/// (Table audit, Storage Queue bus, Table datastore, Table live output), then scans every table, blob and queue
+/// message and the logs.
 /// </summary>
 [Collection(AzuriteCollection.Name)]
 public sealed class SecretCanaryTests(AzuriteFixture azurite)
@@ -48,6 +51,25 @@ public sealed class SecretCanaryTests(AzuriteFixture azurite)
               token: {type: string, secret: true, required: true}
               cmd: {default: 'for i in $(seq 1 3000); do echo "line $i {{ token }}"; done', immutable: true}
             """);
+        packs.Write("canary/actions/split.yaml", """
+            name: split
+            runner_type: local-shell-cmd
+            parameters:
+              token: {type: string, secret: true, required: true}
+              cmd: {default: 't="{{ token }}"; printf %s "$t" | head -c 8; sleep 0.5; printf %s "$t" | tail -c +9; echo', immutable: true}
+            """);
+        packs.Write("canary/actions/call.yaml", """
+            name: call
+            runner_type: http-request
+            parameters:
+              username: {default: canary}
+            """);
+        packs.Write("canary/actions/pin.yaml", """
+            name: pin
+            runner_type: noop
+            parameters:
+              pin: {type: integer, secret: true}
+            """);
         packs.Write("canary/rules/on_webhook.yaml", """
             name: on_webhook
             trigger: {type: core.st2.webhook, parameters: {url: canary}}
@@ -57,13 +79,20 @@ public sealed class SecretCanaryTests(AzuriteFixture azurite)
         var options = Options.Create(storage);
         var audit = new TableAuditStore(options, TimeProvider.System);
         var bus = new StorageQueueMessageBus(options, Options.Create(new BusOptions()), Options.Create(new StorageQueueOptions()), NullLogger<StorageQueueMessageBus>.Instance);
-        await using var host = await StormTestHost.StartAsync(audit, bus, packs.Root, services =>
-            services.AddSingleton<IKeyValueStore>(new TableKeyValueStore(options)));
+        var output = new TableExecutionOutputStore(options);
+        await using var host = await StormTestHost.StartAsync(audit, bus, packs.Root, services => services
+            .AddSingleton<IKeyValueStore>(new TableKeyValueStore(options))
+            .AddSingleton<IExecutionOutputStore>(output)
+            .Configure<StormOptions>(o => o.AllowedNetworks.Add("127.0.0.0/8")));
+        using var echo = new EchoService();
         var executions = host.Services.GetRequiredService<ExecutionService>();
         await host.Services.GetRequiredService<KeyValueService>().SetAsync("system", "canary_token", Canary, secret: true, ttl: null, CancellationToken.None);
 
         var echoed = await executions.RunAsync("canary.echo_secret", new JsonObject { ["token"] = Canary }, null, CancellationToken.None);
         var big = await executions.RunAsync("canary.big", new JsonObject { ["token"] = Canary }, null, CancellationToken.None);
+        var split = await executions.RunAsync("canary.split", new JsonObject { ["token"] = Canary }, null, CancellationToken.None);
+        var call = await executions.RunAsync("canary.call", new JsonObject { ["url"] = echo.Url, ["password"] = Canary }, null, CancellationToken.None);
+        var invalid = await Assert.ThrowsAsync<ParameterValidationException>(() => executions.RunAsync("canary.pin", new JsonObject { ["pin"] = Canary }, null, CancellationToken.None));
         var webhook = await host.Api.PostWebhookAsync("canary", [], Encoding.UTF8.GetBytes("{}"), CancellationToken.None);
         var finished = new[]
         {
@@ -78,10 +107,51 @@ public sealed class SecretCanaryTests(AzuriteFixture azurite)
         Assert.Contains("line 3000 ********", finished[1].Result!["stdout"]!.GetValue<string>());
         Assert.Equal(ExecutionStatus.Failed, finished[2].Status);
         Assert.Equal("Bearer ********", finished[2].Result!["stderr"]!.GetValue<string>());
+        Assert.Equal("********", (await host.WaitForExecutionAsync(split.Id)).Result!["stdout"]!.GetValue<string>());
+        // The action printed the secret in two pieces, half a second apart: live output masks it whole.
+        var live = await output.ReadAsync(split.Id, 0, CancellationToken.None);
+        Assert.Equal("********", string.Concat(live.Select(c => c.Text)).TrimEnd('\n'));
+        var called = await host.WaitForExecutionAsync(call.Id);
+        Assert.Equal(ExecutionStatus.Succeeded, called.Status);
+        Assert.Equal("you sent canary:********", called.Result!["body"]!.GetValue<string>());
+        Assert.Contains("'pin' must be an integer", invalid.Message);
+        Assert.DoesNotContain(Canary, invalid.Message);
 
         var (hits, blobCount) = await StorageScan.FindAsync(storage.ConnectionString, Canary);
+        hits.AddRange((await StorageScan.FindAsync(storage.ConnectionString, Canary[..8])).Hits.Select(h => "first half: " + h));
         hits.AddRange(host.Logs.Where(l => l.Contains(Canary, StringComparison.Ordinal)).Select(l => "log: " + l));
         Assert.True(blobCount > 0, "the big result should have been claim-checked into Blob Storage");
         Assert.Empty(hits);
+    }
+
+    /// <summary>An HTTP service on loopback that answers every request with the basic-auth credentials it was sent.</summary>
+    private sealed class EchoService : IDisposable
+    {
+        private readonly System.Net.HttpListener _listener = new();
+
+        public EchoService()
+        {
+            Url = $"http://127.0.0.1:{AzuriteFixture.FreePort()}/";
+            _listener.Prefixes.Add(Url);
+            _listener.Start();
+            _ = Task.Run(async () =>
+            {
+                while (_listener.IsListening)
+                {
+                    var context = await _listener.GetContextAsync();
+                    var credentials = context.Request.Headers["Authorization"] is { } header && header.StartsWith("Basic ", StringComparison.Ordinal)
+                        ? Encoding.UTF8.GetString(Convert.FromBase64String(header["Basic ".Length..]))
+                        : "";
+                    var body = Encoding.UTF8.GetBytes("you sent " + credentials);
+                    context.Response.ContentType = "text/plain";
+                    await context.Response.OutputStream.WriteAsync(body);
+                    context.Response.Close();
+                }
+            });
+        }
+
+        public string Url { get; }
+
+        public void Dispose() => _listener.Close();
     }
 }

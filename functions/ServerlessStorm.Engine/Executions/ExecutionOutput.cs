@@ -59,14 +59,9 @@ public sealed class LiveOutput : IAsyncDisposable
         _writer = Task.Run(async () =>
         {
             var sequence = 0L;
-            while (await _pending.Reader.WaitToReadAsync())
+            var maskers = new Dictionary<string, StreamMasker>(StringComparer.Ordinal);
+            async Task AppendAsync(List<OutputChunk> batch)
             {
-                var batch = new List<OutputChunk>();
-                while (_pending.Reader.TryRead(out var item))
-                {
-                    batch.Add(new OutputChunk(sequence++, item.Stream, Audit.SecretMasker.MaskText(item.Text, secrets)));
-                }
-
                 try
                 {
                     await store.AppendAsync(executionId, batch, CancellationToken.None);
@@ -75,9 +70,30 @@ public sealed class LiveOutput : IAsyncDisposable
                 {
                     // Live output is a convenience: the full output is in the result when the execution finishes.
                 }
+            }
+
+            while (await _pending.Reader.WaitToReadAsync())
+            {
+                var batch = new List<OutputChunk>();
+                while (_pending.Reader.TryRead(out var item))
+                {
+                    var masker = maskers.TryGetValue(item.Stream, out var known) ? known : maskers[item.Stream] = new StreamMasker(secrets);
+                    if (masker.Next(item.Text) is { Length: > 0 } text)
+                    {
+                        batch.Add(new OutputChunk(sequence++, item.Stream, text));
+                    }
+                }
+
+                await AppendAsync(batch);
 
                 // Wait before the next batch, but not past the end of the run: finishing must not wait for the timer.
                 await Task.WhenAny(Task.Delay(FlushInterval), _pending.Reader.Completion);
+            }
+
+            var rest = maskers.Select(m => (Stream: m.Key, Text: m.Value.Rest())).Where(r => r.Text.Length > 0).Select(r => new OutputChunk(sequence++, r.Stream, r.Text)).ToList();
+            if (rest.Count > 0)
+            {
+                await AppendAsync(rest);
             }
         });
     }
@@ -88,5 +104,73 @@ public sealed class LiveOutput : IAsyncDisposable
     {
         _pending.Writer.TryComplete();
         await _writer;
+    }
+}
+
+/// <summary>
+/// Masks secrets in text that arrives in pieces. The end of a piece that could be the start of a secret waits for the
+/// next piece (or the end of the stream), and a whole secret is never cut in two, so a secret split between two
+/// reads is still masked. Text that cannot begin a secret passes at once.
+/// </summary>
+public sealed class StreamMasker(IReadOnlyList<string> secrets)
+{
+    private readonly string[] _secrets = [.. secrets.Where(s => s.Length > 0)];
+    private string _held = "";
+
+    /// <summary>The masked text that can be passed on now, of what came before and <paramref name="text"/>.</summary>
+    public string Next(string text)
+    {
+        if (_secrets.Length == 0)
+        {
+            return text;
+        }
+
+        var all = _held + text;
+        var cut = SafeEnd(all);
+        _held = all[cut..];
+        return Audit.SecretMasker.MaskText(all[..cut], _secrets);
+    }
+
+    /// <summary>What was held back, masked: the stream has ended.</summary>
+    public string Rest()
+    {
+        var rest = Audit.SecretMasker.MaskText(_held, _secrets);
+        _held = "";
+        return rest;
+    }
+
+    private int SafeEnd(string text)
+    {
+        var cut = text.Length;
+        foreach (var secret in _secrets)
+        {
+            // The longest end of the text that this secret begins with.
+            for (var k = Math.Min(secret.Length - 1, text.Length); k > 0; k--)
+            {
+                if (text.AsSpan(text.Length - k).SequenceEqual(secret.AsSpan(0, k)))
+                {
+                    cut = Math.Min(cut, text.Length - k);
+                    break;
+                }
+            }
+        }
+
+        // Moving the cut back to the start of a secret it would split may split another: repeat until none is split.
+        for (var moved = true; moved;)
+        {
+            moved = false;
+            foreach (var secret in _secrets)
+            {
+                var from = Math.Max(0, cut - secret.Length + 1);
+                var at = from < cut ? text.IndexOf(secret, from, StringComparison.Ordinal) : -1;
+                if (at >= 0 && at < cut && at + secret.Length > cut)
+                {
+                    cut = at;
+                    moved = true;
+                }
+            }
+        }
+
+        return cut;
     }
 }
