@@ -79,6 +79,14 @@ public sealed class HttpRequestRunnerTests : IDisposable
         "http://192.168.1.1/", "http://[fd00::1]/", "http://[fd00:ec2::254]/",
         "http://127.0.0.1:PORT/", "http://localhost:PORT/", "http://2130706433:PORT/", "http://0x7f000001:PORT/",
         "http://017700000001:PORT/", "http://127.1:PORT/", "http://[::1]:PORT/", "http://[::ffff:127.0.0.1]:PORT/",
+
+        // IPv4 inside IPv6, reached through a translator or tunnel: NAT64, IPv4-compatible, 6to4, Teredo (client inverted).
+        "http://[64:ff9b::a9fe:a9fe]/", "http://[64:ff9b::169.254.169.254]/", "http://[::a9fe:a9fe]/", "http://[::7f00:1]:PORT/",
+        "http://[2002:a9fe:a9fe::1]/", "http://[2001:0:4136:e378:8000:63bf:5601:5601]/", "http://[64:ff9b:1::a9fe:a9fe]/",
+
+        // Multicast, broadcast, reserved, benchmarking, site-local, Oracle Cloud's metadata.
+        "http://224.0.0.1/", "http://255.255.255.255/", "http://240.0.0.1/", "http://198.18.0.1/", "http://[fec0::1]/", "http://[ff02::1]/",
+        "http://192.0.0.192/",
     ];
 
     [Theory]
@@ -94,6 +102,28 @@ public sealed class HttpRequestRunnerTests : IDisposable
         Assert.True(result.Error!.Contains("refused", StringComparison.Ordinal) || result.Error.Contains("No such host", StringComparison.OrdinalIgnoreCase)
             || result.Error.Contains("Name or service not known", StringComparison.OrdinalIgnoreCase), result.Error);
         Assert.Equal(0, Volatile.Read(ref _connections));
+    }
+
+    [Fact]
+    public async Task AProxyFromTheEnvironment_IsNotUsed_SoItCannotCarryARequestPastTheGuard()
+    {
+        // Through a proxy the guard would see the proxy's (allowed) address, not the metadata service's.
+        var proxy = HttpClient.DefaultProxy;
+        HttpClient.DefaultProxy = new WebProxy(_url) { BypassProxyOnLocal = true };
+        try
+        {
+            var pack = new PackDefinition("internal", "1", "", "/tmp") { AllowedNetworks = [System.Net.IPNetwork.Parse("127.0.0.0/8")] };
+            var result = await _guarded.RunAsync(new RunnerContext("t", Http,
+                ParameterResolver.Resolve(Http, new JsonObject { ["url"] = "http://169.254.169.254/latest/meta-data/", ["timeout"] = 5 }), null) { Pack = pack }, CancellationToken.None);
+
+            Assert.Equal(ExecutionStatus.Failed, result.Status);
+            Assert.Contains("169.254.169.254", result.Error);
+            Assert.Contains("refused", result.Error);
+        }
+        finally
+        {
+            HttpClient.DefaultProxy = proxy;
+        }
     }
 
     [Fact]
@@ -134,6 +164,42 @@ public sealed class HttpRequestRunnerTests : IDisposable
 
         Assert.Equal("Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes("ops:pw")), request.Headers["Authorization"]);
         Assert.Equal("?a=1&b=x%20y", request.Query);
+    }
+
+    [Fact]
+    public async Task BearerToken_IsSent_AndIsASecret()
+    {
+        var served = ServeOnceAsync(200, "{}");
+
+        var result = await RunAsync(new JsonObject { ["url"] = _url, ["bearer_token"] = "tok-123" });
+        var request = await served;
+
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        Assert.Equal("Bearer tok-123", request.Headers["Authorization"]);
+        Assert.True(Http.Parameters["bearer_token"].Secret);
+    }
+
+    [Fact]
+    public async Task BasicAndBearerTogether_AreRefusedBeforeAnythingIsSent()
+    {
+        var result = await RunAsync(new JsonObject { ["url"] = _url, ["username"] = "ops", ["password"] = "pw", ["bearer_token"] = "tok" });
+
+        Assert.Equal(ExecutionStatus.Failed, result.Status);
+        Assert.Contains("not both", result.Error);
+        Assert.Equal(0, Volatile.Read(ref _connections));
+    }
+
+    [Fact]
+    public async Task AResponseBeyondTheLimit_IsCutWithAMarker_WithoutReadingTheRest()
+    {
+        _ = ServeOnceAsync(200, new string('a', 3 * 1024 * 1024));
+
+        var result = await RunAsync(new JsonObject { ["url"] = _url, ["timeout"] = 30 });
+
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        var body = result.Result["body"]!.GetValue<string>();
+        Assert.Equal(new string('a', 1024 * 1024), body[..(1024 * 1024)]);
+        Assert.EndsWith("[… the rest cut by ServerlessStorm: a response is kept up to 1048576 characters]", body);
     }
 
     private Task<RunnerResult> RunAsync(JsonObject parameters) =>

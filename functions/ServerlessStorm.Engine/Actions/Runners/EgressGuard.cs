@@ -7,11 +7,12 @@ namespace ServerlessStorm.Engine.Actions.Runners;
 public sealed class EgressRefusedException(string message) : HttpRequestException(message);
 
 /// <summary>
-/// Decides which addresses actions may connect to: by default none of loopback, private, link-local, shared and
-/// metadata ranges (169.254.169.254 in every spelling, IPv4-mapped IPv6 included), unless a network is allowed by the
-/// deployment (<c>Storm:AllowedNetworks</c>) or by the pack's configuration (<c>allowed_networks</c> in its
-/// config.yaml). It runs after DNS resolution, on every connection (redirects included), so a name that resolves to a
-/// refused address is refused like the address itself.
+/// Decides which addresses actions may connect to: by default none of loopback, private, link-local, shared,
+/// multicast, reserved and metadata ranges (169.254.169.254 in every spelling, and an IPv4 address carried inside an
+/// IPv6 one: mapped, compatible, NAT64, 6to4, Teredo), unless a network is allowed by the deployment
+/// (<c>Storm:AllowedNetworks</c>) or by the pack's configuration (<c>allowed_networks</c> in its config.yaml). It
+/// runs after DNS resolution, on every connection (redirects included), and the connection goes to the very
+/// addresses it checked, so a name that resolves to a refused address is refused like the address itself.
 /// </summary>
 public sealed class EgressGuard(IEnumerable<IPNetwork>? allowed = null)
 {
@@ -27,23 +28,68 @@ public sealed class EgressGuard(IEnumerable<IPNetwork>? allowed = null)
         IPNetwork.Parse("fe80::/10"),
         IPNetwork.Parse("100.64.0.0/10"),     // shared address space, including Alibaba Cloud's metadata 100.100.100.200
         IPNetwork.Parse("fd00:ec2::254/128"), // AWS IPv6 metadata
-        IPNetwork.Parse("0.0.0.0/8"),
+        IPNetwork.Parse("0.0.0.0/8"),         // "this network"
         IPNetwork.Parse("::/128"),
+        IPNetwork.Parse("192.0.0.0/24"),      // IETF protocol assignments (Oracle Cloud's metadata 192.0.0.192)
+        IPNetwork.Parse("198.18.0.0/15"),     // benchmarking
+        IPNetwork.Parse("224.0.0.0/4"),       // multicast
+        IPNetwork.Parse("ff00::/8"),
+        IPNetwork.Parse("240.0.0.0/4"),       // reserved, including broadcast 255.255.255.255
+        IPNetwork.Parse("fec0::/10"),         // site-local (deprecated, still routed inside some networks)
+        IPNetwork.Parse("64:ff9b:1::/48"),    // local-use NAT64: its embedding is the network's own choice
+        IPNetwork.Parse("100::/64"),          // discard
     ];
+
+    private static readonly IPNetwork Nat64 = IPNetwork.Parse("64:ff9b::/96");
+    private static readonly IPNetwork SixToFour = IPNetwork.Parse("2002::/16");
+    private static readonly IPNetwork Teredo = IPNetwork.Parse("2001::/32");
+    private static readonly IPNetwork Compatible = IPNetwork.Parse("::/96");
 
     private readonly IPNetwork[] _allowed = [.. allowed ?? []];
 
     /// <summary>A guard that also allows <paramref name="more"/>.</summary>
     public EgressGuard With(IEnumerable<IPNetwork> more) => new([.. _allowed, .. more]);
 
-    public bool IsAllowed(IPAddress address)
+    public bool IsAllowed(IPAddress address) =>
+        Reaches(address).All(a => _allowed.Any(n => n.Contains(a)) || !Refused.Any(n => n.Contains(a)));
+
+    // The address and every IPv4 address an IPv6 one carries to be reached through (a translator or tunnel that
+    // delivers 64:ff9b::a9fe:a9fe reaches 169.254.169.254).
+    private static IEnumerable<IPAddress> Reaches(IPAddress address)
     {
-        if (address.IsIPv4MappedToIPv6)
+        if (address.AddressFamily != AddressFamily.InterNetworkV6)
         {
-            address = address.MapToIPv4();
+            yield return address;
+            yield break;
         }
 
-        return _allowed.Any(n => n.Contains(address)) || !Refused.Any(n => n.Contains(address));
+        if (address.IsIPv4MappedToIPv6)
+        {
+            yield return address.MapToIPv4();
+            yield break;
+        }
+
+        yield return address;
+        var bytes = address.GetAddressBytes();
+        if (Nat64.Contains(address) || (Compatible.Contains(address) && !address.Equals(IPAddress.IPv6Any) && !address.Equals(IPAddress.IPv6Loopback)))
+        {
+            yield return new IPAddress(bytes.AsSpan(12, 4));
+        }
+        else if (SixToFour.Contains(address))
+        {
+            yield return new IPAddress(bytes.AsSpan(2, 4));
+        }
+        else if (Teredo.Contains(address))
+        {
+            yield return new IPAddress(bytes.AsSpan(4, 4)); // the Teredo server
+            var client = bytes[12..16];
+            for (var i = 0; i < client.Length; i++)
+            {
+                client[i] ^= 0xff; // the client's address is stored inverted
+            }
+
+            yield return new IPAddress(client);
+        }
     }
 
     /// <summary>A <see cref="SocketsHttpHandler.ConnectCallback"/> that resolves, checks every address, then connects.</summary>

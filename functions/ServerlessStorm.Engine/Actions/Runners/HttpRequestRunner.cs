@@ -8,7 +8,7 @@ using ServerlessStorm.Engine.Packs;
 namespace ServerlessStorm.Engine.Actions.Runners;
 
 /// <summary>
-/// runner_type http-request: sends one HTTP request (url, method, params, headers, body, basic auth, timeout, TLS
+/// runner_type http-request: sends one HTTP request (url, method, params, headers, body, basic or bearer auth, timeout, TLS
 /// verification, redirects) through the <see cref="EgressGuard"/> and returns StackStorm's result shape:
 /// status_code, headers, body (parsed when the response is JSON) and parsed. 2xx and 3xx succeed.
 /// </summary>
@@ -39,6 +39,7 @@ public sealed class HttpRequestRunner : IActionRunner, IDisposable
         ParameterReader.Define("params", "object", description: "Query string parameters, added to the URL."),
         ParameterReader.Define("username", "string", description: "User for basic authentication."),
         new ParameterDefinition("password", "string", false, null, true, false, "Password for basic authentication.", null, null),
+        new ParameterDefinition("bearer_token", "string", false, null, true, false, "Token sent as 'Authorization: Bearer …' (a secret, unlike a header).", null, null),
         ParameterReader.Define("verify_ssl_cert", "boolean", defaultValue: true, description: "Check the server's TLS certificate."),
         ParameterReader.Define("allow_redirects", "boolean", defaultValue: true, description: "Follow redirects (each destination is checked like the first)."),
         ParameterReader.Define("timeout", "number", defaultValue: DefaultTimeoutSeconds, description: "Seconds to wait for the response."),
@@ -59,10 +60,20 @@ public sealed class HttpRequestRunner : IActionRunner, IDisposable
         }
 
         using var request = new HttpRequestMessage(new HttpMethod((ParameterReader.String(parameters, "method") ?? "GET").ToUpperInvariant()), url);
+        var bearer = ParameterReader.String(parameters, "bearer_token");
         if (ParameterReader.String(parameters, "username") is { } user)
         {
+            if (bearer is not null)
+            {
+                return RunnerResult.Failed([], "give either 'username' and 'password' (basic authentication) or 'bearer_token', not both");
+            }
+
             var credentials = Convert.ToBase64String(Encoding.UTF8.GetBytes($"{user}:{ParameterReader.String(parameters, "password") ?? ""}"));
             request.Headers.Authorization = new AuthenticationHeaderValue("Basic", credentials);
+        }
+        else if (bearer is not null)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
         }
         request.Content = parameters["body"] switch
         {
@@ -88,12 +99,8 @@ public sealed class HttpRequestRunner : IActionRunner, IDisposable
         timeoutSource.CancelAfter(timeout);
         try
         {
-            using var response = await Client(context, parameters).SendAsync(request, timeoutSource.Token);
-            var text = await response.Content.ReadAsStringAsync(timeoutSource.Token);
-            if (text.Length > MaxResponseChars)
-            {
-                text = text[..MaxResponseChars] + $"\n[… {text.Length - MaxResponseChars} more characters cut by ServerlessStorm]";
-            }
+            using var response = await Client(context, parameters).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeoutSource.Token);
+            var text = await ReadBoundedAsync(response.Content, timeoutSource.Token);
 
             var (body, parsed) = ParseBody(text, response.Content.Headers.ContentType);
             var result = new JsonObject
@@ -138,6 +145,10 @@ public sealed class HttpRequestRunner : IActionRunner, IDisposable
             var handler = new SocketsHttpHandler
             {
                 ConnectCallback = guard.ConnectAsync,
+
+                // Straight to the destination: through a proxy (HTTP_PROXY and the like), the guard would check the
+                // proxy's address and the proxy would reach whatever the action asked for.
+                UseProxy = false,
                 AllowAutoRedirect = redirects,
                 MaxAutomaticRedirections = 5,
                 PooledConnectionLifetime = TimeSpan.FromMinutes(2),
@@ -149,6 +160,36 @@ public sealed class HttpRequestRunner : IActionRunner, IDisposable
 
             return new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
         });
+    }
+
+    // The body up to the limit; the rest is not read at all, so a huge or endless response costs no memory.
+    private static async Task<string> ReadBoundedAsync(HttpContent content, CancellationToken cancellationToken)
+    {
+        var encoding = content.Headers.ContentType?.CharSet is { Length: > 0 } charset ? TryEncoding(charset.Trim('"')) : null;
+        using var reader = new StreamReader(await content.ReadAsStreamAsync(cancellationToken), encoding ?? Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+        var buffer = new char[MaxResponseChars + 1];
+        var read = 0;
+        int last;
+        while (read < buffer.Length && (last = await reader.ReadAsync(buffer.AsMemory(read), cancellationToken)) > 0)
+        {
+            read += last;
+        }
+
+        return read > MaxResponseChars
+            ? new string(buffer, 0, MaxResponseChars) + $"\n[… the rest cut by ServerlessStorm: a response is kept up to {MaxResponseChars} characters]"
+            : new string(buffer, 0, read);
+    }
+
+    private static Encoding? TryEncoding(string name)
+    {
+        try
+        {
+            return Encoding.GetEncoding(name);
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
     }
 
     private static (JsonNode? Body, bool Parsed) ParseBody(string text, MediaTypeHeaderValue? contentType)
