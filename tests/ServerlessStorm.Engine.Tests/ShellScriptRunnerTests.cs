@@ -86,6 +86,56 @@ public sealed class ShellScriptRunnerTests : IDisposable
     }
 
     [Fact]
+    public async Task Arguments_AreSerializedAsStackStormDoes()
+    {
+        _packs.WithPack("s");
+        _packs.Write("s/actions/args.sh", "#!/bin/sh\nfor a in \"$@\"; do printf '[%s]' \"$a\"; done\n");
+        _packs.Write("s/actions/args.yaml", """
+            name: args
+            runner_type: local-shell-script
+            entry_point: args.sh
+            parameters:
+              first: {type: string, position: 0}
+              second: {type: string, position: 1}
+              flag: {type: boolean, position: 2}
+              list: {type: array, position: 3}
+              off: {type: boolean, position: 4}
+              count: {type: integer}
+              verbose: {type: boolean}
+              quiet: {type: boolean}
+              empty: {type: string}
+              tags: {type: array}
+            """);
+
+        var result = await RunAsync("s.args", new JsonObject
+        {
+            ["second"] = "B", ["flag"] = true, ["list"] = new JsonArray("x", "y"), ["off"] = false,
+            ["count"] = 5, ["verbose"] = true, ["quiet"] = false, ["empty"] = "", ["tags"] = new JsonArray("a"),
+        });
+
+        // Named first (false, null and empty left out; true a bare flag), then every position in its slot.
+        Assert.Equal("[--count=5][--tags=[\"a\"]][--verbose][][B][1][x,y][0]", result.Result["stdout"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Script_TimesOut_AndIsCanceled_WithEverythingItStarted()
+    {
+        _packs.WithPack("s");
+        _packs.Write("s/actions/slow.sh", "#!/bin/sh\nsleep 30 &\nwait\n");
+        _packs.Write("s/actions/slow.yaml", "name: slow\nrunner_type: local-shell-script\nentry_point: slow.sh\nparameters:\n  timeout: {default: 1}\n");
+
+        var timedOut = await RunAsync("s.slow", []);
+        Assert.Equal(ExecutionStatus.Timeout, timedOut.Status);
+        Assert.Equal(-9, timedOut.Result["return_code"]!.GetValue<int>());
+
+        var result = Load();
+        var action = result.Catalog.Actions["s.slow"];
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => new LocalShellScriptRunner().RunAsync(
+            new RunnerContext("t", action, ParameterResolver.Resolve(action, new JsonObject { ["timeout"] = 60 }), result.Catalog.Packs["s"].Directory), cancel.Token));
+    }
+
+    [Fact]
     public void MissingOrEscapingScript_IsALoadError()
     {
         _packs.WithPack("s");
