@@ -12,6 +12,10 @@ public static class StormFunctionServices
     /// the triggers listen to (Storage Queues, or Service Bus when built with ServiceBusTriggers=true). The storage
     /// account is <c>Storage:ConnectionString</c>, else the app's own <c>AzureWebJobsStorage</c>.
     /// </summary>
+    public const string MissingDatastoreKey = "Storm__Datastore__EncryptionKey is not set: the Function app needs the datastore's key "
+        + "(base64 of 32 bytes; in Azure an app setting referencing Key Vault, @Microsoft.KeyVault(SecretUri=…)). Without it, "
+        + "each instance would derive a key of its own and could not open secrets another instance sealed";
+
     public static IServiceCollection AddStormFunctions(this IServiceCollection services, IConfiguration configuration)
     {
         var storageKey = $"{AzureStorageOptions.Section}:{nameof(AzureStorageOptions.ConnectionString)}";
@@ -24,7 +28,12 @@ public static class StormFunctionServices
         services.Configure<StormOptions>(o => o.PacksPath = Path.Combine(AppContext.BaseDirectory, "packs"));
         services.Configure<StormOptions>(configuration.GetSection(StormOptions.Section));
         services.AddTableStorageAudit(configuration);
-        services.Configure<ServerlessStorm.Engine.Datastore.DatastoreOptions>(configuration.GetSection(ServerlessStorm.Engine.Datastore.DatastoreOptions.Section));
+        // Every instance must seal and open datastore secrets with one key, so the app does not start without it
+        // (the key derived from the machine that storm serve falls back to differs from instance to instance).
+        services.AddOptions<ServerlessStorm.Engine.Datastore.DatastoreOptions>()
+            .Bind(configuration.GetSection(ServerlessStorm.Engine.Datastore.DatastoreOptions.Section))
+            .Validate(o => !string.IsNullOrEmpty(o.EncryptionKey), MissingDatastoreKey)
+            .ValidateOnStart();
         services.Configure<ServerlessStorm.Engine.Executions.ExecutorOptions>(configuration.GetSection("Storm:Executor"));
         // Workflows run in Durable Functions (the task hub is host.json's extensions.durableTask).
         services.AddSingleton<DurableFunctionsWorkflowEngine>();

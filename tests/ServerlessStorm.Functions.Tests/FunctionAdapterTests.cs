@@ -33,6 +33,7 @@ public sealed class FunctionAdapterTests(AzuriteFixture azurite) : IAsyncLifetim
         {
             ["AzureWebJobsStorage"] = storage.ConnectionString,
             ["Storage:Prefix"] = "storm",
+            ["Storm:Datastore:EncryptionKey"] = Convert.ToBase64String(new byte[32]),
         }).Build();
         var services = new ServiceCollection().AddLogging();
         services.AddStormFunctions(configuration);
@@ -43,6 +44,19 @@ public sealed class FunctionAdapterTests(AzuriteFixture azurite) : IAsyncLifetim
     }
 
     public async Task DisposeAsync() => await _services.DisposeAsync();
+
+    [Fact]
+    public async Task WithoutADatastoreKey_TheAppRefusesToStart_SayingWhatToSet()
+    {
+        var builder = Microsoft.Extensions.Hosting.Host.CreateEmptyApplicationBuilder(new Microsoft.Extensions.Hosting.HostApplicationBuilderSettings());
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["AzureWebJobsStorage"] = _connectionString });
+        builder.Services.AddLogging().AddStormFunctions(builder.Configuration);
+        using var host = builder.Build();
+
+        var error = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => host.StartAsync());
+
+        Assert.Contains("Storm__Datastore__EncryptionKey is not set", error.Message);
+    }
 
     [Fact]
     public async Task Webhook_ThenQueueFunctions_RunTheHelloExampleEndToEnd()
