@@ -7,6 +7,7 @@ using ServerlessStorm.Azure;
 using ServerlessStorm.Azure.Audit;
 using ServerlessStorm.Engine.Executions;
 using ServerlessStorm.Engine.Messaging;
+using ServerlessStorm.Engine.Triggers;
 using ServerlessStorm.Testing;
 
 namespace ServerlessStorm.Durable.Tests;
@@ -189,6 +190,12 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
                 action: core.local
                 input: {cmd: 'echo second >> "$MARKS"; sleep 30; echo late >> "$MARKS"', env: {MARKS: "<% ctx(marks) %>"}}
             """, "  marks: {type: string, required: true}\n");
+        packs.Write("wf/rules/ended.yaml", """
+            name: ended
+            trigger: {type: core.st2.generic.actiontrigger}
+            criteria: {trigger.action_ref: {type: equals, pattern: wf.slow}}
+            action: {ref: core.noop}
+            """);
         var (host, hub) = await StartAsync(packs);
         await using var _ = host;
         await using var __ = hub;
@@ -215,10 +222,44 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         Assert.Equal(ExecutionStatus.Canceled, second.Status);
         Assert.DoesNotContain("late", Marks(), StringComparison.Ordinal);
         Assert.Equal(ExecutionStatus.Canceled, (await host.Audit.GetExecutionAsync(started.Id, CancellationToken.None))!.Status);
+        // Its orchestration was stopped, so the cancel itself announces the end, for rules to chain on.
+        var announced = (await Eventually.ReturnsAsync(() => host.Audit.GetTraceAsync(started.TraceTag, CancellationToken.None),
+            t => t.TriggerInstances.Any(ti => ti.TriggerType == CoreTriggers.ActionTrigger && ti.Payload!["execution_id"]!.GetValue<string>() == started.Id),
+            TimeSpan.FromSeconds(30))).TriggerInstances.Single(ti => ti.TriggerType == CoreTriggers.ActionTrigger && ti.Payload!["execution_id"]!.GetValue<string>() == started.Id);
+        Assert.Equal(ExecutionStatus.Canceled, announced.Payload!["status"]!.GetValue<string>());
         var notAWorkflow = await service.RunAsync("core.noop", [], null, CancellationToken.None);
         await host.WaitForExecutionAsync(notAWorkflow.Id);
         Assert.Contains("only workflows pause", (await Assert.ThrowsAsync<InvalidOperationException>(() => service.PauseAsync(notAWorkflow.Id, CancellationToken.None))).Message, StringComparison.Ordinal);
         File.Delete(marks);
+    }
+
+    [Fact]
+    public async Task ARetryPolicy_DoesNotRetryAWorkflowsTask_AsInStackStorm()
+    {
+        // The attempt would run outside the workflow, which has already taken the failure: a task's own retry does it.
+        using var packs = new TempPacks().WithPack("wf");
+        packs.Write("wf/actions/flaky.yaml", "name: flaky\nrunner_type: local-shell-cmd\nparameters:\n  cmd: {default: 'exit 1', immutable: true}\n");
+        packs.Write("wf/policies/retry.yaml", "name: retry\nresource_ref: wf.flaky\npolicy_type: action.retry\nparameters: {retry_on: failure, max_retry_count: 2, delay: 0}\n");
+        WriteWorkflow(packs, "calls_flaky", """
+            version: 1.0
+            tasks:
+              t:
+                action: wf.flaky
+            """);
+        var (host, hub) = await StartAsync(packs);
+        await using var _ = host;
+        await using var __ = hub;
+        var service = host.Services.GetRequiredService<ExecutionService>();
+
+        var workflow = await host.WaitForExecutionAsync((await service.RunAsync("wf.calls_flaky", [], null, CancellationToken.None)).Id, TimeSpan.FromSeconds(90));
+        var alone = await host.WaitForExecutionAsync((await service.RunAsync("wf.flaky", [], null, CancellationToken.None)).Id);
+        var retriedAlone = await Eventually.ReturnsAsync(() => host.Audit.GetTraceAsync(alone.TraceTag, CancellationToken.None),
+            t => t.Executions.Count == 3 && t.Executions.All(e => ExecutionStatus.IsTerminal(e.Status)), TimeSpan.FromSeconds(60));
+
+        Assert.Equal(ExecutionStatus.Failed, workflow.Status);
+        var task = Assert.Single((await host.Audit.GetTraceAsync(workflow.TraceTag, CancellationToken.None)).Executions, e => e.ActionRef == "wf.flaky");
+        Assert.Equal(workflow.Id, task.ParentId);
+        Assert.Equal([0, 1, 2], retriedAlone.Executions.Select(e => e.RetryCount).Order()); // the policy itself works
     }
 
     [Fact]

@@ -252,6 +252,43 @@ public sealed class PipelineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Notify_OnFailureMeansFailedOrTimedOut_AsInStackStorm_AndOnCompleteMeansAnyEnd()
+    {
+        using var packs = new TempPacks().WithPack("n");
+        packs.Write("n/actions/run.yaml", """
+            name: run
+            runner_type: local-shell-cmd
+            notify:
+              on-success: {message: "success {{ execution.status }}"}
+              on-failure: {message: "failure {{ execution.status }}"}
+              on-complete: {message: "complete {{ execution.status }}"}
+            """);
+        var audit = new InMemoryAuditStore();
+        await using var host = await StormTestHost.StartAsync(audit, new InMemoryMessageBus(), packs.Root);
+        var executions = host.Services.GetRequiredService<ExecutionService>();
+
+        async Task<string[]> NotifiedAsync(string executionId, int count)
+        {
+            var execution = await host.WaitForExecutionAsync(executionId);
+            var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(execution.TraceTag, CancellationToken.None),
+                t => t.TriggerInstances.Count(ti => ti.TriggerType == CoreTriggers.NotifyTrigger) >= count);
+            return [.. trace.TriggerInstances.Where(ti => ti.TriggerType == CoreTriggers.NotifyTrigger).Select(ti => ti.Payload!["message"]!.GetValue<string>()).Order()];
+        }
+
+        var succeeded = await executions.RunAsync("n.run", new JsonObject { ["cmd"] = "true" }, null, CancellationToken.None);
+        var failed = await executions.RunAsync("n.run", new JsonObject { ["cmd"] = "exit 1" }, null, CancellationToken.None);
+        var timedOut = await executions.RunAsync("n.run", new JsonObject { ["cmd"] = "sleep 30", ["timeout"] = 1 }, null, CancellationToken.None);
+        var canceled = await executions.RunAsync("n.run", new JsonObject { ["cmd"] = "sleep 30" }, null, CancellationToken.None);
+        await Eventually.ReturnsAsync(() => audit.GetExecutionAsync(canceled.Id, CancellationToken.None), e => e!.Status == ExecutionStatus.Running);
+        await executions.CancelAsync(canceled.Id, CancellationToken.None);
+
+        Assert.Equal(["complete succeeded", "success succeeded"], await NotifiedAsync(succeeded.Id, 2));
+        Assert.Equal(["complete failed", "failure failed"], await NotifiedAsync(failed.Id, 2));
+        Assert.Equal(["complete timeout", "failure timeout"], await NotifiedAsync(timedOut.Id, 2));
+        Assert.Equal(["complete canceled"], await NotifiedAsync(canceled.Id, 1));
+    }
+
+    [Fact]
     public async Task ReRun_KeepsTheParametersAndSecrets_AppliesOverrides_AndLinksToTheOriginal()
     {
         using var packs = new TempPacks().WithPack("r");

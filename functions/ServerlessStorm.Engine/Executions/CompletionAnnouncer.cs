@@ -56,7 +56,8 @@ public sealed partial class CompletionAnnouncer(PackCatalog catalog, TriggerDisp
             var applies = setting.When switch
             {
                 "on-success" => execution.Status == ExecutionStatus.Succeeded,
-                "on-failure" => execution.Status != ExecutionStatus.Succeeded,
+                // As StackStorm's failed states: a canceled execution did not fail, so only on-complete tells of it.
+                "on-failure" => execution.Status is ExecutionStatus.Failed or ExecutionStatus.Timeout,
                 _ => true,
             };
             if (!applies)

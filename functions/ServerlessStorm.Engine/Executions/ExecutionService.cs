@@ -20,7 +20,7 @@ public sealed class ActionNotFoundException(string actionRef) : Exception($"acti
 /// the executions queue with its real parameters for a runner to pick up.
 /// </summary>
 public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners, Datastore.KeyValueService datastore, IAuditStore audit, IMessageBus bus, TimeProvider time,
-    Workflows.IWorkflowControl? workflows = null)
+    Workflows.IWorkflowControl? workflows = null, CompletionAnnouncer? announcer = null)
 {
     /// <summary>Runs an action with literal parameters, as <c>storm run</c> and the API do.</summary>
     public async Task<ExecutionRecord> RunAsync(string actionRef, JsonObject parameters, string? traceTag, CancellationToken cancellationToken)
@@ -104,10 +104,16 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
     /// <summary>
     /// Applies the action's retry policy to a finished execution: requests the next attempt (after the policy's
     /// delay, through the bus) when the outcome is one it retries and attempts remain. The attempt's id is derived
-    /// from the execution, so applying it twice requests it once.
+    /// from the execution, so applying it twice requests it once. As in StackStorm, a workflow's task is not retried
+    /// by policy (the attempt would run outside its workflow): a task's own <c>retry</c> does that.
     /// </summary>
     public async Task<ExecutionRecord?> RetryIfDueAsync(ExecutionRecord finished, CancellationToken cancellationToken)
     {
+        if (finished.ParentId is not null)
+        {
+            return null;
+        }
+
         var policy = catalog.RetryPolicies.GetValueOrDefault(finished.ActionRef)?.FirstOrDefault(p =>
             (p.RetryOn == "failure" && finished.Status == ExecutionStatus.Failed) || (p.RetryOn == "timeout" && finished.Status == ExecutionStatus.Timeout));
         if (policy is null || finished.RetryCount >= policy.MaxRetryCount || !catalog.Actions.TryGetValue(finished.ActionRef, out var action))
@@ -220,6 +226,13 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
             record.Transition(ExecutionStatus.Canceled, time.GetUtcNow());
             if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
             {
+                // Its orchestration will not record its end, so its end is announced here (actiontrigger, notify).
+                Diagnostics.StormMetrics.ExecutionFinished(record.ActionRef, record.Status);
+                if (announcer is not null)
+                {
+                    await announcer.AnnounceAsync(catalog.Actions.GetValueOrDefault(record.ActionRef), record, cancellationToken);
+                }
+
                 return record;
             }
         }
