@@ -234,6 +234,49 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task AConcurrencyPolicy_HoldsForAWorkflowsWholeRun_AndItsEndOrCancelFreesTheSlot()
+    {
+        using var packs = new TempPacks().WithPack("wf");
+        WriteWorkflow(packs, "nap", """
+            version: 1.0
+            input: [seconds]
+            tasks:
+              first:
+                action: core.local
+                input: {cmd: "sleep <% ctx(seconds) %>"}
+                next: [{do: second}]
+              second:
+                action: core.local
+                input: {cmd: "sleep <% ctx(seconds) %>"}
+            """, "  seconds: {type: integer, default: 1}\n");
+        packs.Write("wf/policies/one.yaml", "name: one\nresource_ref: wf.nap\npolicy_type: action.concurrency\nparameters: {threshold: 1, action: cancel}\n");
+        var (host, hub) = await StartAsync(packs);
+        await using var _ = host;
+        await using var __ = hub;
+        var service = host.Services.GetRequiredService<ExecutionService>();
+
+        // While the first runs its tasks (it was handed off to its engine long before), a second is over the threshold.
+        var first = await service.RunAsync("wf.nap", new JsonObject { ["seconds"] = 2 }, null, CancellationToken.None);
+        await Eventually.ReturnsAsync(() => host.Audit.GetTraceAsync(first.TraceTag, CancellationToken.None),
+            t => t.Executions.Any(e => e.ParentId == first.Id && e.Status == ExecutionStatus.Running), TimeSpan.FromSeconds(30));
+        var second = await host.WaitForExecutionAsync((await service.RunAsync("wf.nap", [], null, CancellationToken.None)).Id, TimeSpan.FromSeconds(60));
+        var firstDone = await host.WaitForExecutionAsync(first.Id, TimeSpan.FromSeconds(90));
+
+        // Its end gave the slot back: the next one runs, and canceling it gives the slot back too.
+        var third = await service.RunAsync("wf.nap", new JsonObject { ["seconds"] = 30 }, null, CancellationToken.None);
+        await Eventually.ReturnsAsync(() => host.Audit.GetTraceAsync(third.TraceTag, CancellationToken.None),
+            t => t.Executions.Any(e => e.ParentId == third.Id && e.Status == ExecutionStatus.Running), TimeSpan.FromSeconds(30));
+        await service.CancelAsync(third.Id, CancellationToken.None);
+        var fourth = await host.WaitForExecutionAsync((await service.RunAsync("wf.nap", [], null, CancellationToken.None)).Id, TimeSpan.FromSeconds(90));
+
+        Assert.Equal(ExecutionStatus.Canceled, second.Status);
+        Assert.StartsWith("canceled by policy wf.one", second.Error, StringComparison.Ordinal);
+        Assert.Equal(ExecutionStatus.Succeeded, firstDone.Status);
+        Assert.Equal(ExecutionStatus.Canceled, (await host.Audit.GetExecutionAsync(third.Id, CancellationToken.None))!.Status);
+        Assert.Equal(ExecutionStatus.Succeeded, fourth.Status);
+    }
+
+    [Fact]
     public async Task ARetryPolicy_DoesNotRetryAWorkflowsTask_AsInStackStorm()
     {
         // The attempt would run outside the workflow, which has already taken the failure: a task's own retry does it.

@@ -109,8 +109,9 @@ public sealed partial class ActionExecutor(
 
         if (outcome.Status == ExecutionStatus.Running)
         {
-            // Handed off (a workflow started on its engine): it stays running here; its end is recorded where it runs.
-            await concurrency.LeaveAsync(record, cancellationToken);
+            // Handed off (a workflow started on its engine): it stays running, and keeps its slots until its end is
+            // recorded where it runs (the slots it holds now get the workflow's lease).
+            await concurrency.TryEnterAsync(record, time.GetUtcNow() + ConcurrencyGate.WorkflowLease, cancellationToken);
             return;
         }
 

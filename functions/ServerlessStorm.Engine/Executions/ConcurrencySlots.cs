@@ -71,6 +71,15 @@ public sealed class InMemoryConcurrencySlots(TimeProvider time) : IConcurrencySl
 /// </summary>
 public sealed class ConcurrencyGate(PackCatalog catalog, IConcurrencySlots slots)
 {
+    /// <summary>
+    /// How long a running workflow holds its slots past its start and each task's start. A workflow keeps them until
+    /// its end is recorded (or it is canceled); the lease only frees them from one whose end never is.
+    /// </summary>
+    public static readonly TimeSpan WorkflowLease = TimeSpan.FromHours(1);
+
+    /// <summary>True when some concurrency policy names the action.</summary>
+    public bool Governs(string actionRef) => catalog.ConcurrencyPolicies.ContainsKey(actionRef);
+
     /// <summary>Null when the execution may run (it now holds a slot of every policy); else the policy that is full.</summary>
     public async Task<ConcurrencyPolicy?> TryEnterAsync(ExecutionRecord execution, DateTimeOffset leaseUntil, CancellationToken cancellationToken)
     {

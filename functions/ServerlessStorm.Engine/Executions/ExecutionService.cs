@@ -20,7 +20,7 @@ public sealed class ActionNotFoundException(string actionRef) : Exception($"acti
 /// the executions queue with its real parameters for a runner to pick up.
 /// </summary>
 public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners, Datastore.KeyValueService datastore, IAuditStore audit, IMessageBus bus, TimeProvider time,
-    Workflows.IWorkflowControl? workflows = null, CompletionAnnouncer? announcer = null)
+    Workflows.IWorkflowControl? workflows = null, CompletionAnnouncer? announcer = null, ConcurrencyGate? concurrency = null)
 {
     /// <summary>Runs an action with literal parameters, as <c>storm run</c> and the API do.</summary>
     public async Task<ExecutionRecord> RunAsync(string actionRef, JsonObject parameters, string? traceTag, CancellationToken cancellationToken)
@@ -226,8 +226,14 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
             record.Transition(ExecutionStatus.Canceled, time.GetUtcNow());
             if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
             {
-                // Its orchestration will not record its end, so its end is announced here (actiontrigger, notify).
+                // Its orchestration will not record its end, so its end is announced here (actiontrigger, notify)
+                // and its concurrency slots are given back.
                 Diagnostics.StormMetrics.ExecutionFinished(record.ActionRef, record.Status);
+                if (concurrency is not null)
+                {
+                    await concurrency.LeaveAsync(record, cancellationToken);
+                }
+
                 if (announcer is not null)
                 {
                     await announcer.AnnounceAsync(catalog.Actions.GetValueOrDefault(record.ActionRef), record, cancellationToken);

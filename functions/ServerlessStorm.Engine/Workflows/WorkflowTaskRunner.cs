@@ -31,7 +31,7 @@ public sealed record SubWorkflowStart(string ExecutionId, string WorkflowFile, s
 /// re-run of the workflow finds what the same task did in the original.
 /// </summary>
 public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runners, ExecutionService executions, ActionExecutor executor, CompletionAnnouncer announcer, IAuditStore audit,
-    Datastore.KeyValueService datastore, TimeProvider time)
+    Datastore.KeyValueService datastore, ConcurrencyGate concurrency, TimeProvider time)
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(200);
 
@@ -52,6 +52,8 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
         {
             return new WorkflowTaskOutcome(ExecutionStatus.Failed, null, $"action '{actionRef}' does not exist", null);
         }
+
+        await RenewWorkflowSlotsAsync(workflowExecutionId, cancellationToken);
 
         JsonObject parameters;
         try
@@ -127,6 +129,17 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
         };
     }
 
+    // A workflow under a concurrency policy holds its slots while it runs: each task it starts renews their lease.
+    private async Task RenewWorkflowSlotsAsync(string workflowExecutionId, CancellationToken cancellationToken)
+    {
+        if (catalog.ConcurrencyPolicies.Count > 0
+            && await audit.GetExecutionAsync(workflowExecutionId, cancellationToken) is { } workflow
+            && concurrency.Governs(workflow.ActionRef) && !ExecutionStatus.IsTerminal(workflow.Status))
+        {
+            await concurrency.TryEnterAsync(workflow, time.GetUtcNow() + ConcurrencyGate.WorkflowLease, cancellationToken);
+        }
+    }
+
     /// <summary>A workflow execution's result: its output and its errors.</summary>
     public static JsonObject WorkflowResult(JsonNode? output, IEnumerable<string> errors) =>
         new() { ["output"] = output?.DeepClone(), ["errors"] = new JsonArray([.. errors.Select(e => (JsonNode)e)]) };
@@ -142,6 +155,11 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
             var record = await audit.GetExecutionAsync(workflowExecutionId, cancellationToken);
             if (record is null || ExecutionStatus.IsTerminal(record.Status))
             {
+                if (record is not null)
+                {
+                    await concurrency.LeaveAsync(record, cancellationToken); // ended by a cancel: give back its slots again, in case
+                }
+
                 return;
             }
 
@@ -151,6 +169,7 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
             if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
             {
                 Diagnostics.StormMetrics.ExecutionFinished(record.ActionRef, record.Status);
+                await concurrency.LeaveAsync(record, cancellationToken);
                 await announcer.AnnounceAsync(catalog.Actions.GetValueOrDefault(record.ActionRef), record, cancellationToken);
                 await executions.RetryIfDueAsync(record, cancellationToken);
                 return;
