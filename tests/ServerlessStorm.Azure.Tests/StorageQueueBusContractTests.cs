@@ -55,6 +55,38 @@ public sealed class StorageQueueBusContractTests(AzuriteFixture azurite) : BusCo
     }
 
     [Fact]
+    public async Task AHandlerLongerThanTheVisibilityTimeout_KeepsItsMessage_FromOtherConsumers()
+    {
+        var storage = azurite.NewStorageOptions();
+        var shortVisibility = new StorageQueueOptions { VisibilityTimeout = TimeSpan.FromSeconds(2), MaxPollingInterval = TimeSpan.FromMilliseconds(100) };
+        StorageQueueMessageBus Consumer() => new(Options.Create(storage), Options.Create(FastRetries), Options.Create(shortVisibility), NullLogger<StorageQueueMessageBus>.Instance);
+        var bus = Consumer();
+        await bus.PublishAsync("long", Message("long-1"), CancellationToken.None);
+
+        var deliveries = 0;
+        var done = new TaskCompletionSource();
+        async Task HandleAsync(BusMessage message, CancellationToken cancellationToken)
+        {
+            if (Interlocked.Increment(ref deliveries) == 1)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(6), cancellationToken); // three visibility timeouts
+                done.TrySetResult();
+            }
+        }
+
+        await using (await bus.SubscribeAsync("long", HandleAsync, CancellationToken.None))
+        await using (await Consumer().SubscribeAsync("long", HandleAsync, CancellationToken.None))
+        {
+            await done.Task.WaitAsync(TimeSpan.FromSeconds(60));
+            await Task.Delay(TimeSpan.FromSeconds(3)); // a redelivery would come within one more timeout
+        }
+
+        Assert.Equal(1, deliveries);
+        var properties = await new QueueClient(storage.ConnectionString, bus.QueueName("long")).GetPropertiesAsync();
+        Assert.Equal(0, properties.Value.ApproximateMessagesCount);
+    }
+
+    [Fact]
     public async Task BodyLargerThanAQueueMessage_TravelsThroughBlobStorage()
     {
         var bus = await CreateBusAsync();

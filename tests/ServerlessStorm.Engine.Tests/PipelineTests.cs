@@ -289,6 +289,51 @@ public sealed class PipelineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ARequestForAnExecutionStillRunning_ComesBackWhenItsWorkerWouldHaveGivenUp()
+    {
+        // Its worker may have died: acknowledging the request and forgetting it would leave it running forever.
+        var audit = new InMemoryAuditStore();
+        var bus = new DelayRecordingBus(new InMemoryMessageBus());
+        await using var host = await StormTestHost.StartAsync(audit, bus);
+        var started = DateTimeOffset.UtcNow - TimeSpan.FromSeconds(10);
+        var record = new ExecutionRecord
+        {
+            Id = StormIds.New(started), ActionRef = "core.local", RunnerType = "local-shell-cmd", TraceTag = "t-running",
+            Parameters = new JsonObject { ["cmd"] = "sleep 1", ["timeout"] = 600 }, Status = ExecutionStatus.Running, StartTimestamp = started,
+        };
+        record.History.Add(new StatusChange(ExecutionStatus.Requested, started));
+        record.History.Add(new StatusChange(ExecutionStatus.Running, started));
+        Assert.True(await audit.TryCreateExecutionAsync(record, CancellationToken.None));
+
+        await host.Services.GetRequiredService<ActionExecutor>().HandleAsync(ExecutionService.RequestFor(record), CancellationToken.None);
+
+        var (queue, delay) = Assert.Single(bus.Delayed);
+        Assert.Equal(StormQueues.Executions, queue);
+        // 600 s timeout + 30 s grace, less the 10 s it has run (and a second's margin).
+        Assert.InRange(delay.TotalSeconds, 615, 625);
+        Assert.Equal(ExecutionStatus.Running, (await audit.GetExecutionAsync(record.Id, CancellationToken.None))!.Status);
+    }
+
+    private sealed class DelayRecordingBus(IMessageBus inner) : IMessageBus
+    {
+        public System.Collections.Concurrent.ConcurrentBag<(string Queue, TimeSpan Delay)> Delayed { get; } = [];
+
+        public Task PublishAsync(string queue, BusMessage message, CancellationToken cancellationToken)
+        {
+            if (message.Delay > TimeSpan.Zero)
+            {
+                Delayed.Add((queue, message.Delay));
+                return Task.CompletedTask; // not delivered: this test only looks at when it would come back
+            }
+
+            return inner.PublishAsync(queue, message, cancellationToken);
+        }
+
+        public Task<IAsyncDisposable> SubscribeAsync(string queue, BusHandler handler, CancellationToken cancellationToken) =>
+            inner.SubscribeAsync(queue, handler, cancellationToken);
+    }
+
+    [Fact]
     public async Task ReRun_KeepsTheParametersAndSecrets_AppliesOverrides_AndLinksToTheOriginal()
     {
         using var packs = new TempPacks().WithPack("r");

@@ -53,6 +53,11 @@ public sealed partial class ServiceBusMessageBus : IMessageBus, IAsyncDisposable
         var processor = _client.CreateProcessor(queue, new ServiceBusProcessorOptions
         {
             AutoCompleteMessages = false,
+
+            // The lock is renewed for as long as the handler runs (the default stops at 5 minutes, after which a
+            // long action's message would go to another consumer while it still runs); an action's own timeout
+            // bounds the handler.
+            MaxAutoLockRenewalDuration = Timeout.InfiniteTimeSpan,
             MaxConcurrentCalls = Math.Max(1, _bus.Concurrency),
             PrefetchCount = _options.PrefetchCount,
         });

@@ -17,7 +17,10 @@ public sealed class StorageQueueOptions
 {
     public const string Section = "StorageQueues";
 
-    /// <summary>How long a received message stays hidden; if the consumer dies, it reappears after this.</summary>
+    /// <summary>
+    /// How long a received message stays hidden; if the consumer dies, it reappears after this. A live consumer keeps
+    /// it hidden while its handler runs (renewing at half this), however long the action takes.
+    /// </summary>
     public TimeSpan VisibilityTimeout { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>Longest wait between polls of an empty queue (the wait doubles from 10 ms up to this).</summary>
@@ -163,42 +166,103 @@ public sealed partial class StorageQueueMessageBus : IMessageBus
             return;
         }
 
+        var hidden = new KeptHidden(queue, received, _options.VisibilityTimeout, _logger);
         try
         {
-            await handler(message, stop);
-            await queue.DeleteMessageAsync(received.MessageId, received.PopReceipt, CancellationToken.None);
+            try
+            {
+                await handler(message, stop);
+            }
+            finally
+            {
+                await hidden.StopAsync();
+            }
+
+            await queue.DeleteMessageAsync(received.MessageId, hidden.PopReceipt, CancellationToken.None);
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
             // The consumer is stopping: make the message visible again at once, so nothing accepted waits.
-            await TryReleaseAsync(queue, received, TimeSpan.Zero);
+            await TryReleaseAsync(queue, received, hidden.PopReceipt, TimeSpan.Zero);
         }
         catch (Exception ex)
         {
             if (received.DequeueCount >= _bus.MaxDeliveryCount)
             {
-                await MoveToPoisonAsync(queue, poison, received, ex);
+                await MoveToPoisonAsync(queue, poison, received, hidden.PopReceipt, ex);
             }
             else
             {
                 LogRetrying(_logger, message.Id, queue.Name, (int)received.DequeueCount, ex);
-                await TryReleaseAsync(queue, received, _bus.RetryDelay);
+                await TryReleaseAsync(queue, received, hidden.PopReceipt, _bus.RetryDelay);
             }
         }
     }
 
-    private async Task MoveToPoisonAsync(QueueClient queue, QueueClient poison, QueueMessage received, Exception error)
+    /// <summary>
+    /// Keeps a message hidden while its handler runs: without it, a handler longer than the visibility timeout would
+    /// see its message delivered to another consumer while it still works on it. Each renewal gives a new pop receipt.
+    /// </summary>
+    private sealed class KeptHidden
+    {
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Task _renewing;
+        private string _popReceipt;
+
+        public KeptHidden(QueueClient queue, QueueMessage received, TimeSpan visibility, ILogger logger)
+        {
+            _popReceipt = received.PopReceipt;
+            _renewing = Task.Run(async () =>
+            {
+                var every = TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(1).Ticks, visibility.Ticks / 2));
+                try
+                {
+                    while (true)
+                    {
+                        await Task.Delay(every, _stop.Token);
+                        var renewed = await queue.UpdateMessageAsync(received.MessageId, PopReceipt, visibilityTimeout: visibility, cancellationToken: _stop.Token);
+                        Volatile.Write(ref _popReceipt, renewed.Value.PopReceipt);
+                    }
+                }
+                catch (OperationCanceledException)
+                {
+                    // The handler is done.
+                }
+                catch (RequestFailedException ex)
+                {
+                    // It will reappear when its timeout ends, as if this consumer had died: late, not lost.
+                    LogRenewFailed(logger, received.MessageId, queue.Name, ex);
+                }
+            });
+        }
+
+        public string PopReceipt => Volatile.Read(ref _popReceipt);
+
+        public async Task StopAsync()
+        {
+            await _stop.CancelAsync();
+            await _renewing;
+            _stop.Dispose();
+        }
+    }
+
+    private Task MoveToPoisonAsync(QueueClient queue, QueueClient poison, QueueMessage received, Exception error) =>
+        MoveToPoisonAsync(queue, poison, received, received.PopReceipt, error);
+
+    private async Task MoveToPoisonAsync(QueueClient queue, QueueClient poison, QueueMessage received, string popReceipt, Exception error)
     {
         LogPoisoned(_logger, received.MessageId, queue.Name, (int)received.DequeueCount, error);
         await poison.SendMessageAsync(received.Body.ToString(), CancellationToken.None);
-        await queue.DeleteMessageAsync(received.MessageId, received.PopReceipt, CancellationToken.None);
+        await queue.DeleteMessageAsync(received.MessageId, popReceipt, CancellationToken.None);
     }
 
-    private async Task TryReleaseAsync(QueueClient queue, QueueMessage received, TimeSpan delay)
+    private Task TryReleaseAsync(QueueClient queue, QueueMessage received, TimeSpan delay) => TryReleaseAsync(queue, received, received.PopReceipt, delay);
+
+    private async Task TryReleaseAsync(QueueClient queue, QueueMessage received, string popReceipt, TimeSpan delay)
     {
         try
         {
-            await queue.UpdateMessageAsync(received.MessageId, received.PopReceipt, visibilityTimeout: delay, cancellationToken: CancellationToken.None);
+            await queue.UpdateMessageAsync(received.MessageId, popReceipt, visibilityTimeout: delay, cancellationToken: CancellationToken.None);
         }
         catch (RequestFailedException ex)
         {
@@ -273,6 +337,9 @@ public sealed partial class StorageQueueMessageBus : IMessageBus
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not release message {Id} on {Queue}; it reappears after its visibility timeout")]
     private static partial void LogReleaseFailed(ILogger logger, string id, string queue, Exception error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not keep message {Id} on {Queue} hidden while it is handled; it may be delivered again meanwhile")]
+    private static partial void LogRenewFailed(ILogger logger, string id, string queue, Exception error);
 
     private sealed class Subscription(CancellationTokenSource stop, Task loop) : IAsyncDisposable
     {

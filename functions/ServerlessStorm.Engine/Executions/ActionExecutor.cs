@@ -243,8 +243,17 @@ public sealed partial class ActionExecutor(
 
             if (record.Status is ExecutionStatus.Running or ExecutionStatus.Canceling or ExecutionStatus.Paused && !abandoned)
             {
-                // A duplicate request while another worker runs it; that worker records the outcome.
+                // A duplicate request while another worker runs it; that worker records the outcome. Unless that
+                // worker died: so the request comes back when a live worker would have finished or killed it, and
+                // then finds it finished, or abandoned and takes it over. (A workflow ends on its own engine.)
                 LogAlreadyRunning(logger, record.Id);
+                if (record.RunnerType != Workflows.WorkflowDefinition.RunnerType && !takeOver)
+                {
+                    var runningSince = record.History.LastOrDefault(h => h.Status == ExecutionStatus.Running)?.At ?? record.StartTimestamp;
+                    var givesUpAt = runningSince + RunTimeout(request) + AbandonGrace + TimeSpan.FromSeconds(1);
+                    await executions.RequeueAsync(request with { Requested = null }, givesUpAt - now, cancellationToken);
+                }
+
                 return (null, null);
             }
 
