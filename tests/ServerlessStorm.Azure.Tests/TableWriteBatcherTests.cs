@@ -9,13 +9,18 @@ namespace ServerlessStorm.Azure.Tests;
 [Collection(AzuriteCollection.Name)]
 public sealed class TableWriteBatcherTests(AzuriteFixture azurite)
 {
-    private async Task<TableClient> NewTableAsync(Held? held = null)
+    private async Task<TableClient> NewTableAsync(Held? held = null, RequestSizes? sizes = null)
     {
         var options = azurite.NewStorageOptions();
         var clientOptions = new TableClientOptions();
         if (held is not null)
         {
             clientOptions.AddPolicy(held, global::Azure.Core.HttpPipelinePosition.PerCall);
+        }
+
+        if (sizes is not null)
+        {
+            clientOptions.AddPolicy(sizes, global::Azure.Core.HttpPipelinePosition.BeforeTransport);
         }
 
         var table = new TableServiceClient(options.ConnectionString, clientOptions).GetTableClient(options.TablePrefix + "Batch");
@@ -44,6 +49,34 @@ public sealed class TableWriteBatcherTests(AzuriteFixture azurite)
         public override void Process(global::Azure.Core.HttpMessage message, ReadOnlyMemory<global::Azure.Core.Pipeline.HttpPipelinePolicy> pipeline)
         {
             ProcessAsync(message, pipeline).AsTask().GetAwaiter().GetResult();
+        }
+    }
+
+    // Records the size of every transaction request as it goes on the wire.
+    private sealed class RequestSizes : global::Azure.Core.Pipeline.HttpPipelinePolicy
+    {
+        public System.Collections.Concurrent.ConcurrentBag<long> Transactions { get; } = [];
+
+        public override ValueTask ProcessAsync(global::Azure.Core.HttpMessage message, ReadOnlyMemory<global::Azure.Core.Pipeline.HttpPipelinePolicy> pipeline)
+        {
+            Record(message);
+            return ProcessNextAsync(message, pipeline);
+        }
+
+        public override void Process(global::Azure.Core.HttpMessage message, ReadOnlyMemory<global::Azure.Core.Pipeline.HttpPipelinePolicy> pipeline)
+        {
+            Record(message);
+            ProcessNext(message, pipeline);
+        }
+
+        private void Record(global::Azure.Core.HttpMessage message)
+        {
+            if (message.Request.Uri.Path.EndsWith("$batch", StringComparison.Ordinal) && message.Request.Content is { } content)
+            {
+                using var body = new MemoryStream();
+                content.WriteTo(body, CancellationToken.None);
+                Transactions.Add(body.Length);
+            }
         }
     }
 
@@ -95,6 +128,29 @@ public sealed class TableWriteBatcherTests(AzuriteFixture azurite)
         await writes[0];
         await writes[3];
         Assert.Equal(["a", "c", "taken"], table.Query<TableEntity>(e => e.PartitionKey == "p").Select(e => e.RowKey).Order());
+    }
+
+    [Fact]
+    public async Task LargeRowsWaitingTogether_LeaveInTransactionsUnderTheServiceLimit()
+    {
+        // 100 rows whose text is escaped six bytes a character: about 18 MB together, over four times the 4 MiB the
+        // service takes in one transaction.
+        var held = new Held();
+        var sizes = new RequestSizes();
+        var table = await NewTableAsync(held, sizes);
+        var batcher = new TableWriteBatcher(table, batched: true, maxInFlight: 1);
+        var blocker = batcher.WriteAsync(Upsert("other", "x", 0), CancellationToken.None);
+
+        var writes = Enumerable.Range(0, 100).Select(i => batcher.WriteAsync(Upsert("p", $"r{i:D3}", new string('é', 30_000)), CancellationToken.None)).ToList();
+        Assert.False(blocker.IsCompleted);
+        held.Release();
+        await blocker;
+        await Task.WhenAll(writes);
+
+        Assert.Equal(100, table.Query<TableEntity>(e => e.PartitionKey == "p").Count());
+        Assert.True(sizes.Transactions.Count >= 5, $"{sizes.Transactions.Count} transaction(s)");
+        Assert.All(sizes.Transactions, bytes => Assert.True(bytes <= 4L * 1024 * 1024, $"a transaction of {bytes} bytes"));
+        Assert.All(sizes.Transactions, bytes => Assert.True(bytes <= TableWriteBatcher.MaxBatchBytes, $"the estimate was under the real {bytes} bytes"));
     }
 
     [Fact]

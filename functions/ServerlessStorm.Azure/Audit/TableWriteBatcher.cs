@@ -5,7 +5,7 @@ namespace ServerlessStorm.Azure.Audit;
 
 /// <summary>
 /// Group commit for one table: writes that arrive while earlier ones are in flight wait, and leave together as one
-/// entity-group transaction per partition (up to 100 entities). Nothing waits for a batch to fill: an idle table
+/// entity-group transaction per partition (up to 100 entities, and under the service's 4 MiB per transaction). Nothing waits for a batch to fill: an idle table
 /// writes at once, a busy one writes in bigger batches. Each caller still gets its own outcome (ETag, or the
 /// conflict or precondition failure of its own write); a failed write leaves the rest of its batch to be sent again.
 /// Writes of a row that is already waiting become one write where that means the same (upserts, and merges that
@@ -14,6 +14,12 @@ namespace ServerlessStorm.Azure.Audit;
 public sealed class TableWriteBatcher(TableClient table, bool batched = true, int maxInFlight = 8)
 {
     public const int MaxBatchSize = 100;
+
+    /// <summary>
+    /// What a transaction's entities may add up to, by <see cref="EstimatedBytes"/>: the service refuses a request
+    /// over 4 MiB as a whole, and the estimate, generous as it is, leaves room for the request's own framing.
+    /// </summary>
+    public const long MaxBatchBytes = 3 * 1024 * 1024;
 
     private readonly object _gate = new();
     private readonly Dictionary<string, LinkedList<PendingWrite>> _pending = new(StringComparer.Ordinal);
@@ -78,9 +84,17 @@ public sealed class TableWriteBatcher(TableClient table, bool batched = true, in
         var batch = new List<PendingWrite>();
         var byRow = new Dictionary<string, PendingWrite>(StringComparer.Ordinal);
         var limit = batched ? MaxBatchSize : 1;
+        var bytes = 0L;
         while (queue.First is { } node && batch.Count < limit)
         {
             var write = node.Value;
+            var size = EstimatedBytes(write.Action.Entity);
+            if (batch.Count > 0 && bytes + size > MaxBatchBytes)
+            {
+                break; // the next transaction takes it (alone, when it is that large by itself)
+            }
+
+            bytes += size;
             if (byRow.TryGetValue(write.Action.Entity.RowKey, out var earlier))
             {
                 if (!earlier.TryFold(write))
@@ -98,6 +112,50 @@ public sealed class TableWriteBatcher(TableClient table, bool batched = true, in
         }
 
         return batch;
+    }
+
+    /// <summary>An upper bound of an entity's size in a transaction's JSON (a string's characters may each be escaped).</summary>
+    public static long EstimatedBytes(ITableEntity entity)
+    {
+        const int PerProperty = 64; // its name's quotes, the type annotation, separators
+        var bytes = 512L + (2L * (entity.PartitionKey.Length + entity.RowKey.Length)); // the part's headers and keys
+        if (entity is TableEntity properties)
+        {
+            foreach (var (name, value) in properties)
+            {
+                bytes += PerProperty + name.Length + value switch
+                {
+                    string text => JsonTextBytes(text),
+                    byte[] binary => (binary.Length + 2) / 3 * 4,
+                    BinaryData data => (data.ToMemory().Length + 2) / 3 * 4,
+                    _ => 40,
+                };
+            }
+        }
+        else
+        {
+            bytes += 1024 * 1024; // an entity of unknown shape is assumed as large as an entity may be
+        }
+
+        return bytes;
+    }
+
+    // A string's size in the transaction's JSON: plain ASCII as itself; quotes and backslashes escaped with one
+    // more byte; anything else (control, non-ASCII and HTML-sensitive characters) as a six-byte \uXXXX escape.
+    private static long JsonTextBytes(string text)
+    {
+        var bytes = 2L;
+        foreach (var c in text)
+        {
+            bytes += c switch
+            {
+                '"' or '\\' => 2,
+                < ' ' or > '~' or '<' or '>' or '&' or '\'' or '+' or '`' => 6,
+                _ => 1,
+            };
+        }
+
+        return bytes;
     }
 
     private async Task FlushAsync(string partition, List<PendingWrite> batch)
