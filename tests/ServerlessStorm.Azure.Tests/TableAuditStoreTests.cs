@@ -152,6 +152,29 @@ public sealed class TableAuditStoreTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task TwoWritersOfALargeResult_TheStoredRowKeepsItsOwnResult()
+    {
+        // The loser of the ETag check writes its blob too (before the check): it must not replace the winner's.
+        var store = NewStore(out _);
+        var record = Execution(StormIds.New(T0), T0);
+        await store.TryCreateExecutionAsync(record, CancellationToken.None);
+        var winner = (await store.GetExecutionAsync(record.Id, CancellationToken.None))!;
+        var loser = (await store.GetExecutionAsync(record.Id, CancellationToken.None))!;
+        var won = string.Concat(Enumerable.Repeat("winner ", 10_000));
+        winner.Result = new JsonObject { ["stdout"] = won };
+        winner.Transition(ExecutionStatus.Succeeded, T0.AddSeconds(1));
+        loser.Result = new JsonObject { ["stdout"] = string.Concat(Enumerable.Repeat("loser ", 10_000)) };
+        loser.Transition(ExecutionStatus.Failed, T0.AddSeconds(2));
+
+        Assert.True(await store.TryUpdateExecutionAsync(winner, CancellationToken.None));
+        Assert.False(await store.TryUpdateExecutionAsync(loser, CancellationToken.None));
+
+        var read = (await store.GetExecutionAsync(record.Id, CancellationToken.None))!;
+        Assert.Equal(ExecutionStatus.Succeeded, read.Status);
+        Assert.Equal(won, read.Result!["stdout"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task Executions_SpreadOverShardPartitions_AndEachIsStillFoundById()
     {
         var store = NewStore(out var options);

@@ -5,7 +5,9 @@ namespace ServerlessStorm.Azure.Audit;
 
 /// <summary>
 /// The claim check: text too long for a Table property is kept in a blob and the row keeps the blob's name.
-/// Reads resolve the reference, so callers always get the whole value.
+/// Reads resolve the reference, so callers always get the whole value. A blob's name carries a hash of its content:
+/// two writers of one row (one of which loses the row's ETag check) never write the same blob with different text,
+/// so the row that is stored always points at its own content.
 /// </summary>
 public sealed class PayloadBlobs(BlobContainerClient container, int inlineLimit)
 {
@@ -21,8 +23,11 @@ public sealed class PayloadBlobs(BlobContainerClient container, int inlineLimit)
         }
 
         await _created.Value;
-        await container.GetBlobClient(blobName).UploadAsync(BinaryData.FromString(text), overwrite: true, cancellationToken);
-        return ReferencePrefix + blobName;
+        var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)).AsSpan(0, 8));
+        var extension = Path.GetExtension(blobName);
+        var name = $"{blobName[..^extension.Length]}.{hash}{extension}";
+        await container.GetBlobClient(name).UploadAsync(BinaryData.FromString(text), overwrite: true, cancellationToken); // same name, same text
+        return ReferencePrefix + name;
     }
 
     public async Task<string?> LoadAsync(string? stored, CancellationToken cancellationToken)
