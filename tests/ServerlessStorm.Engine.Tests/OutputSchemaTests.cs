@@ -47,6 +47,26 @@ public sealed class OutputSchemaTests
     }
 
     [Fact]
+    public async Task OutputFieldsMarkedSecret_AreMaskedInTheResultAndTheLiveOutput()
+    {
+        using var packs = new TempPacks().WithPack("reports");
+        WriteReport(packs, "login", """{"token": "tok-7f3a9e51", "user": "ann", "session": {"key": "k-5150"}}""",
+            "  token: {type: string, secret: true}\n  user: {type: string}\n  session: {type: object, properties: {key: {type: string, secret: true}}}");
+        var output = new InMemoryExecutionOutputStore();
+        await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), packs.Root,
+            services => services.AddSingleton<IExecutionOutputStore>(output));
+
+        var login = await host.WaitForExecutionAsync((await host.Services.GetRequiredService<ExecutionService>().RunAsync("reports.login", [], null, CancellationToken.None)).Id);
+
+        Assert.Equal(ExecutionStatus.Succeeded, login.Status);
+        Assert.Equal("""{"token": "********", "user": "ann", "session": {"key": "********"}}""", login.Result!["stdout"]!.GetValue<string>());
+        var live = string.Concat((await output.ReadAsync(login.Id, 0, CancellationToken.None)).Select(c => c.Text));
+        Assert.Contains("\"user\": \"ann\"", live, StringComparison.Ordinal);
+        Assert.DoesNotContain("tok-7f3a9e51", live, StringComparison.Ordinal);
+        Assert.DoesNotContain("k-5150", live, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void InvalidOutputSchema_IsALoadError()
     {
         using var packs = new TempPacks().WithPack("reports");

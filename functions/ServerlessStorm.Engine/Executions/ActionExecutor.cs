@@ -80,12 +80,15 @@ public sealed partial class ActionExecutor(
             using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             using var watching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var watcher = WatchForCancelAsync(record.Id, cancel, watching.Token);
-            await using var live = new LiveOutput(record.Id, output, secrets);
+            // An output_schema that marks result fields secret names secrets only the finished output shows: its
+            // live output is held until then, to be masked with them.
+            await using var live = new LiveOutput(record.Id, output, secrets, holdUntilEnd: action.OutputSchema is { } schema && HasSecretFields(schema));
             try
             {
                 var pack = catalog.Packs.GetValueOrDefault(action.Pack);
                 var context = new RunnerContext(record.Id, action, parameters, pack?.Directory) { Pack = pack, Output = live.Write, TraceTag = record.TraceTag, ReRunOf = record.ReRunOf, ReRunTasks = record.ReRunTasks };
                 outcome = CheckOutput(action, runner, await runner.RunAsync(context, cancel.Token));
+                secrets.AddRange(OutputSecrets(action, runner, outcome));
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -139,18 +142,65 @@ public sealed partial class ActionExecutor(
             return outcome;
         }
 
-        var output = runner.OutputKey is { } key ? outcome.Result[key] : outcome.Result;
-        if (output is System.Text.Json.Nodes.JsonValue text && text.TryGetValue<string>(out var s) && TryParseJson(s) is { } parsed)
-        {
-            output = parsed;
-        }
-
-        var problems = Json.JsonSchema.Validate(output, action.OutputSchema);
+        var problems = Json.JsonSchema.Validate(Output(runner, outcome), action.OutputSchema);
         return problems.Count == 0 ? outcome : outcome with
         {
             Status = ExecutionStatus.Failed,
             Error = $"the output{(runner.OutputKey is { } k ? $" ({k})" : "")} does not match the action's output_schema: {string.Join("; ", problems)}",
         };
+    }
+
+    // What output_schema describes: the runner's output key (stdout parsed when it is JSON), else the whole result.
+    private static System.Text.Json.Nodes.JsonNode? Output(IActionRunner runner, RunnerResult outcome)
+    {
+        var output = runner.OutputKey is { } key ? outcome.Result[key] : outcome.Result;
+        return output is System.Text.Json.Nodes.JsonValue text && text.TryGetValue<string>(out var s) && TryParseJson(s) is { } parsed ? parsed : output;
+    }
+
+    private static bool HasSecretFields(System.Text.Json.Nodes.JsonObject schema) =>
+        schema["properties"] is System.Text.Json.Nodes.JsonObject properties && properties.Any(p => p.Value is System.Text.Json.Nodes.JsonObject field
+            && (field["secret"] is System.Text.Json.Nodes.JsonValue secret && secret.TryGetValue<bool>(out var isSecret) && isSecret || HasSecretFields(field)));
+
+    // StackStorm's secret: true on an output_schema property: that field's value is masked wherever the result shows it.
+    private static IEnumerable<string> OutputSecrets(ActionDefinition action, IActionRunner runner, RunnerResult outcome)
+    {
+        if (action.OutputSchema is not { } schema || !HasSecretFields(schema))
+        {
+            return [];
+        }
+
+        var found = new List<string>();
+        void Visit(System.Text.Json.Nodes.JsonNode? value, System.Text.Json.Nodes.JsonObject fieldSchema)
+        {
+            if (value is not System.Text.Json.Nodes.JsonObject obj || fieldSchema["properties"] is not System.Text.Json.Nodes.JsonObject properties)
+            {
+                return;
+            }
+
+            foreach (var (name, child) in properties)
+            {
+                if (child is not System.Text.Json.Nodes.JsonObject childSchema || obj[name] is not { } field)
+                {
+                    continue;
+                }
+
+                if (childSchema["secret"] is System.Text.Json.Nodes.JsonValue secret && secret.TryGetValue<bool>(out var isSecret) && isSecret)
+                {
+                    var text = field is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<string>(out var s) ? s : field.ToJsonString();
+                    if (text.Length > 0)
+                    {
+                        found.Add(text);
+                    }
+                }
+                else
+                {
+                    Visit(field, childSchema);
+                }
+            }
+        }
+
+        Visit(Output(runner, outcome), schema);
+        return found;
     }
 
     private static System.Text.Json.Nodes.JsonNode? TryParseJson(string text)

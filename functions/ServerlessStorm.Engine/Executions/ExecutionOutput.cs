@@ -47,19 +47,24 @@ public sealed class InMemoryExecutionOutputStore : IExecutionOutputStore
 /// <summary>
 /// Collects a runner's output as it comes and writes it to the <see cref="IExecutionOutputStore"/> in small batches
 /// (at most every 200 ms), masking secrets on the way. Writing never slows the runner: the runner only enqueues.
+/// Held until the end, it writes everything then, masked with the secrets as they are by then (the caller may add
+/// to its list of secrets meanwhile).
 /// </summary>
 public sealed class LiveOutput : IAsyncDisposable
 {
     private static readonly TimeSpan FlushInterval = TimeSpan.FromMilliseconds(200);
+    private const long MaxHeldChars = 2 * 1024 * 1024;
     private readonly Channel<(string Stream, string Text)> _pending = Channel.CreateUnbounded<(string, string)>();
     private readonly Task _writer;
 
-    public LiveOutput(string executionId, IExecutionOutputStore store, IReadOnlyList<string> secrets)
+    public LiveOutput(string executionId, IExecutionOutputStore store, IReadOnlyList<string> secrets, bool holdUntilEnd = false)
     {
         _writer = Task.Run(async () =>
         {
             var sequence = 0L;
             var maskers = new Dictionary<string, StreamMasker>(StringComparer.Ordinal);
+            var held = new List<(string Stream, string Text)>();
+            var heldChars = 0L;
             async Task AppendAsync(List<OutputChunk> batch)
             {
                 try
@@ -77,6 +82,19 @@ public sealed class LiveOutput : IAsyncDisposable
                 var batch = new List<OutputChunk>();
                 while (_pending.Reader.TryRead(out var item))
                 {
+                    if (holdUntilEnd)
+                    {
+                        // Held in memory, so bounded: past the limit, only the result keeps the output.
+                        if (heldChars < MaxHeldChars)
+                        {
+                            held.Add(heldChars + item.Text.Length <= MaxHeldChars ? item
+                                : (item.Stream, item.Text[..(int)(MaxHeldChars - heldChars)] + "\n[… live output cut by ServerlessStorm; the result keeps the output]"));
+                        }
+
+                        heldChars += item.Text.Length;
+                        continue;
+                    }
+
                     var masker = maskers.TryGetValue(item.Stream, out var known) ? known : maskers[item.Stream] = new StreamMasker(secrets);
                     if (masker.Next(item.Text) is { Length: > 0 } text)
                     {
@@ -84,10 +102,28 @@ public sealed class LiveOutput : IAsyncDisposable
                     }
                 }
 
-                await AppendAsync(batch);
+                if (batch.Count > 0)
+                {
+                    await AppendAsync(batch);
+                }
 
                 // Wait before the next batch, but not past the end of the run: finishing must not wait for the timer.
                 await Task.WhenAny(Task.Delay(FlushInterval), _pending.Reader.Completion);
+            }
+
+            if (held.Count > 0)
+            {
+                var all = new List<OutputChunk>();
+                foreach (var (stream, text) in held)
+                {
+                    var masker = maskers.TryGetValue(stream, out var known) ? known : maskers[stream] = new StreamMasker([.. secrets]);
+                    if (masker.Next(text) is { Length: > 0 } masked)
+                    {
+                        all.Add(new OutputChunk(sequence++, stream, masked));
+                    }
+                }
+
+                await AppendAsync(all);
             }
 
             var rest = maskers.Select(m => (Stream: m.Key, Text: m.Value.Rest())).Where(r => r.Text.Length > 0).Select(r => new OutputChunk(sequence++, r.Stream, r.Text)).ToList();
