@@ -182,6 +182,25 @@ public sealed class ServeTests(AzuriteFixture azurite) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ExecutionTail_OfAWorkflow_FollowsEachTasksOutput()
+    {
+        var appDir = Path.Combine(Path.GetTempPath(), $"storm-tail-{Guid.NewGuid():N}");
+        var (_, created) = await PostAsync("/api/v1/executions", new JsonObject
+        {
+            ["action"] = "examples.deploy",
+            ["parameters"] = new JsonObject { ["version"] = "3.1", ["app_dir"] = appDir },
+        }.ToJsonString());
+
+        var tail = await CliAsync("execution", "tail", created!["id"]!.GetValue<string>());
+
+        Assert.Equal(0, tail.ExitCode);
+        Assert.Equal("none\nhealthy\n", tail.StdOut); // remember_current printed "none", install nothing, health_check "healthy"
+        var tasks = tail.StdErr.Split('\n').Where(l => l.StartsWith("task ", StringComparison.Ordinal)).Select(l => $"{l.Split(' ')[1]} {l.Split(' ')[^1]}").ToList();
+        Assert.Equal(["remember_current started", "remember_current succeeded", "install started", "install succeeded", "health_check started", "health_check succeeded"], tasks);
+        Directory.Delete(appDir, recursive: true);
+    }
+
+    [Fact]
     public async Task ExecutionTail_FollowsOutputLive_AndReRunAndCancelWork()
     {
         var (_, created) = await PostAsync("/api/v1/executions", """{"action": "core.local", "parameters": {"cmd": "for i in 1 2 3; do echo line $i; sleep 0.3; done; echo oops >&2"}}""");

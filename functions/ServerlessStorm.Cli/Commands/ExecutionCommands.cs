@@ -114,34 +114,62 @@ internal static class ExecutionCommands
 
         var tailId = new Argument<string>("ID") { Description = "The execution to follow" };
         var tailApi = CliOutput.ApiOption();
-        var tail = new Command("tail", "Follow an execution's output live until it finishes; exit 0 when it succeeded") { tailId, tailApi };
+        var tail = new Command("tail", "Follow an execution's output live until it finishes (a workflow's: its tasks', each in turn); exit 0 when it succeeded") { tailId, tailApi };
         tail.SetAction((result, ct) => CliOutput.WithClientAsync(result.GetValue(tailApi), async client =>
         {
-            var id = Uri.EscapeDataString(result.GetValue(tailId)!);
-            var offset = 0L;
-            while (true)
+            // An execution's output until it finishes; a workflow's tasks (and theirs) are followed as they start.
+            async Task<(string? Status, Client.ApiReply? Failure)> FollowAsync(string executionId)
             {
-                var reply = await client.GetAsync($"api/v1/executions/{id}/output?offset={offset}", ct);
-                if (!reply.IsSuccess)
+                var offset = 0L;
+                var followed = new HashSet<string>(StringComparer.Ordinal);
+                while (true)
                 {
-                    return CliOutput.Error(reply.Fault, reply.StatusCode == 404 ? CliOutput.Failed : CliOutput.InvalidInput);
-                }
+                    var reply = await client.GetAsync($"api/v1/executions/{Uri.EscapeDataString(executionId)}/output?offset={offset}", ct);
+                    if (!reply.IsSuccess)
+                    {
+                        return (null, reply);
+                    }
 
-                foreach (var chunk in reply.Body!["chunks"]!.AsArray())
-                {
-                    (chunk!["stream"]!.GetValue<string>() == "stderr" ? Console.Error : Console.Out).Write(chunk["text"]!.GetValue<string>());
-                }
+                    foreach (var chunk in reply.Body!["chunks"]!.AsArray())
+                    {
+                        (chunk!["stream"]!.GetValue<string>() == "stderr" ? Console.Error : Console.Out).Write(chunk["text"]!.GetValue<string>());
+                    }
 
-                offset = reply.Body["next_offset"]!.GetValue<long>();
-                var status = reply.Body["status"]!.GetValue<string>();
-                if (Engine.Executions.ExecutionStatus.IsTerminal(status) && reply.Body["chunks"]!.AsArray().Count == 0)
-                {
-                    Console.Error.WriteLine($"execution {result.GetValue(tailId)} {status}");
-                    return status == Engine.Executions.ExecutionStatus.Succeeded ? CliOutput.Ok : CliOutput.Failed;
-                }
+                    offset = reply.Body["next_offset"]!.GetValue<long>();
+                    var status = reply.Body["status"]!.GetValue<string>();
+                    var children = reply.Body["children"]?.AsArray() ?? [];
+                    foreach (var child in children.Where(c => !followed.Contains(c!["id"]!.GetValue<string>())))
+                    {
+                        var childId = child!["id"]!.GetValue<string>();
+                        var task = child["task"]?.GetValue<string>() ?? "?";
+                        Console.Error.WriteLine($"task {task} ({childId}) started");
+                        var (childStatus, failure) = await FollowAsync(childId);
+                        if (failure is not null)
+                        {
+                            return (null, failure);
+                        }
 
-                await Task.Delay(TimeSpan.FromMilliseconds(250), ct);
+                        Console.Error.WriteLine($"task {task} ({childId}) {childStatus}");
+                        followed.Add(childId);
+                    }
+
+                    if (Engine.Executions.ExecutionStatus.IsTerminal(status) && reply.Body["chunks"]!.AsArray().Count == 0 && children.Count == followed.Count)
+                    {
+                        return (status, null);
+                    }
+
+                    await Task.Delay(TimeSpan.FromMilliseconds(250), ct);
+                }
             }
+
+            var (finalStatus, error) = await FollowAsync(result.GetValue(tailId)!);
+            if (error is not null)
+            {
+                return CliOutput.Error(error.Fault, error.StatusCode == 404 ? CliOutput.Failed : CliOutput.InvalidInput);
+            }
+
+            Console.Error.WriteLine($"execution {result.GetValue(tailId)} {finalStatus}");
+            return finalStatus == Engine.Executions.ExecutionStatus.Succeeded ? CliOutput.Ok : CliOutput.Failed;
         }));
 
         return new Command("execution", "Inspect and manage executions") { list, get, reRun, cancel, pause, resume, tail };

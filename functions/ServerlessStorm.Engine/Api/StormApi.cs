@@ -119,7 +119,11 @@ public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions
         }
     }
 
-    /// <summary>GET /api/v1/executions/{id}/output?offset=N: live output from chunk N on, and the execution's status.</summary>
+    /// <summary>
+    /// GET /api/v1/executions/{id}/output?offset=N: live output from chunk N on, and the execution's status; for a
+    /// workflow, also its task executions so far (<c>children</c>: id, task, status, in the order they started),
+    /// whose output a follower reads the same way.
+    /// </summary>
     public async Task<ApiResponse> GetExecutionOutputAsync(string id, IReadOnlyDictionary<string, string?> query, CancellationToken cancellationToken)
     {
         if (await audit.GetExecutionAsync(id, cancellationToken) is not { } record)
@@ -129,12 +133,20 @@ public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions
 
         var offset = long.TryParse(query.GetValueOrDefault("offset"), CultureInfo.InvariantCulture, out var o) && o >= 0 ? o : 0;
         var chunks = await output.ReadAsync(id, offset, cancellationToken);
-        return new ApiResponse(200, new JsonObject
+        var reply = new JsonObject
         {
             ["status"] = record.Status,
             ["chunks"] = new JsonArray([.. chunks.Select(c => (JsonNode)new JsonObject { ["sequence"] = c.Sequence, ["stream"] = c.Stream, ["text"] = c.Text })]),
             ["next_offset"] = chunks.Count == 0 ? offset : chunks[^1].Sequence + 1,
-        });
+        };
+        if (record.RunnerType == Workflows.WorkflowDefinition.RunnerType)
+        {
+            var trace = await audit.GetTraceAsync(record.TraceTag, cancellationToken);
+            reply["children"] = new JsonArray([.. trace.Executions.Where(e => e.ParentId == id).OrderBy(e => e.StartTimestamp).ThenBy(e => e.Id, StringComparer.Ordinal)
+                .Select(e => (JsonNode)new JsonObject { ["id"] = e.Id, ["task"] = e.WorkflowTask, ["status"] = e.Status })]);
+        }
+
+        return new ApiResponse(200, reply);
     }
 
     /// <summary>GET /api/v1/inquiries: the inquiries waiting for a response, newest first.</summary>
