@@ -249,6 +249,8 @@ public sealed class PipelineTests : IAsyncLifetime
         var notification = Assert.Single(trace.TriggerInstances, t => t.TriggerType == CoreTriggers.NotifyTrigger);
         Assert.Equal("first said ping", notification.Payload!["message"]!.GetValue<string>());
         Assert.Equal("chat", notification.Payload["route"]!.GetValue<string>());
+        Assert.Equal("chat", notification.Payload["channel"]!.GetValue<string>());
+        Assert.Equal("ping", JsonNode.Parse(notification.Payload["data"]!["result"]!.GetValue<string>())!["stdout"]!.GetValue<string>());
     }
 
     [Fact]
@@ -259,7 +261,7 @@ public sealed class PipelineTests : IAsyncLifetime
             name: run
             runner_type: local-shell-cmd
             notify:
-              on-success: {message: "success {{ execution.status }}"}
+              on-success: {routes: [chat]}
               on-failure: {message: "failure {{ execution.status }}"}
               on-complete: {message: "complete {{ execution.status }}"}
             """);
@@ -282,7 +284,7 @@ public sealed class PipelineTests : IAsyncLifetime
         await Eventually.ReturnsAsync(() => audit.GetExecutionAsync(canceled.Id, CancellationToken.None), e => e!.Status == ExecutionStatus.Running);
         await executions.CancelAsync(canceled.Id, CancellationToken.None);
 
-        Assert.Equal(["complete succeeded", "success succeeded"], await NotifiedAsync(succeeded.Id, 2));
+        Assert.Equal(["Action n.run succeeded.", "complete succeeded"], await NotifiedAsync(succeeded.Id, 2));
         Assert.Equal(["complete failed", "failure failed"], await NotifiedAsync(failed.Id, 2));
         Assert.Equal(["complete timeout", "failure timeout"], await NotifiedAsync(timedOut.Id, 2));
         Assert.Equal(["complete canceled"], await NotifiedAsync(canceled.Id, 1));

@@ -82,6 +82,13 @@ public sealed partial class CompletionAnnouncer(PackCatalog catalog, TriggerDisp
                 data = new JsonObject();
             }
 
+            // As StackStorm: a default message, and the result (as JSON text) in the data.
+            message ??= $"Action {execution.ActionRef} {setting.When switch { "on-success" => "succeeded", "on-failure" => "failed", _ => "completed" }}.";
+            if (data is JsonObject fields)
+            {
+                fields["result"] = execution.Result?.ToJsonString() ?? "null";
+            }
+
             foreach (var route in setting.Routes)
             {
                 var notification = new JsonObject
@@ -93,6 +100,7 @@ public sealed partial class CompletionAnnouncer(PackCatalog catalog, TriggerDisp
                     ["action_ref"] = execution.ActionRef,
                     ["runner_ref"] = execution.RunnerType,
                     ["route"] = route,
+                    ["channel"] = route, // StackStorm's older name of the route, still sent
                     ["message"] = message?.DeepClone(),
                     ["data"] = data?.DeepClone(),
                 };
