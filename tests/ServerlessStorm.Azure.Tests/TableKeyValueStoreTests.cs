@@ -31,4 +31,21 @@ public sealed class TableKeyValueStoreTests(AzuriteFixture azurite)
         Assert.True(await service.DeleteAsync("system", "app.url", CancellationToken.None));
         Assert.False(await service.DeleteAsync("system", "app.url", CancellationToken.None));
     }
+
+    [Fact]
+    public async Task ClearingAnExpiredPair_LeavesAValueSetAgainMeanwhile()
+    {
+        // A reader saw the pair expired; before it cleared it, someone set it again: the new value must stay.
+        var store = new TableKeyValueStore(Options.Create(azurite.NewStorageOptions()));
+        var now = DateTimeOffset.UtcNow;
+        await store.SetAsync(new KeyValueRecord("user", "session", "old", false, now.AddMinutes(-1)), CancellationToken.None);
+        await store.SetAsync(new KeyValueRecord("user", "session", "new", false, now.AddHours(1)), CancellationToken.None);
+
+        await store.DeleteIfExpiredAsync("user", "session", now, CancellationToken.None);
+        Assert.Equal("new", (await store.GetAsync("user", "session", CancellationToken.None))!.Value);
+
+        await store.SetAsync(new KeyValueRecord("user", "gone", "old", false, now.AddMinutes(-1)), CancellationToken.None);
+        await store.DeleteIfExpiredAsync("user", "gone", now, CancellationToken.None);
+        Assert.Null(await store.GetAsync("user", "gone", CancellationToken.None));
+    }
 }

@@ -50,6 +50,23 @@ public sealed class TableKeyValueStore : IKeyValueStore
         return true;
     }
 
+    public async Task DeleteIfExpiredAsync(string scope, string name, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await _created.Value;
+        var existing = await _table.GetEntityIfExistsAsync<TableEntity>(scope, name, cancellationToken: cancellationToken);
+        if (existing.HasValue && existing.Value!.GetDateTimeOffset("ExpiresAt") is { } expires && expires <= now)
+        {
+            try
+            {
+                await _table.DeleteEntityAsync(scope, name, existing.Value.ETag, cancellationToken);
+            }
+            catch (RequestFailedException ex) when (ex.Status is 404 or 412)
+            {
+                // Deleted, or set again, since it was read: either way it is not the expired pair any more.
+            }
+        }
+    }
+
     public async Task<IReadOnlyList<KeyValueRecord>> ListAsync(string scope, string? prefix, CancellationToken cancellationToken)
     {
         await _created.Value;

@@ -13,6 +13,12 @@ public interface IKeyValueStore
     /// <summary>Deletes the pair; false when there was none.</summary>
     Task<bool> DeleteAsync(string scope, string name, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Deletes the pair only if it is expired at <paramref name="now"/> as stored when deleted: a value set again
+    /// meanwhile (with a new time to live, or none) stays.
+    /// </summary>
+    Task DeleteIfExpiredAsync(string scope, string name, DateTimeOffset now, CancellationToken cancellationToken);
+
     Task<IReadOnlyList<KeyValueRecord>> ListAsync(string scope, string? prefix, CancellationToken cancellationToken);
 }
 
@@ -32,6 +38,16 @@ public sealed class InMemoryKeyValueStore : IKeyValueStore
 
     public Task<bool> DeleteAsync(string scope, string name, CancellationToken cancellationToken) =>
         Task.FromResult(_pairs.TryRemove((scope, name), out _));
+
+    public Task DeleteIfExpiredAsync(string scope, string name, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (_pairs.TryGetValue((scope, name), out var record) && record.ExpiresAt is { } expires && expires <= now)
+        {
+            _pairs.TryRemove(KeyValuePair.Create((scope, name), record)); // only that very record
+        }
+
+        return Task.CompletedTask;
+    }
 
     public Task<IReadOnlyList<KeyValueRecord>> ListAsync(string scope, string? prefix, CancellationToken cancellationToken) =>
         Task.FromResult<IReadOnlyList<KeyValueRecord>>([.. _pairs.Values

@@ -75,9 +75,10 @@ public sealed partial class KeyValueService
             return null;
         }
 
-        if (record.ExpiresAt is { } expires && expires <= _time.GetUtcNow())
+        var now = _time.GetUtcNow();
+        if (record.ExpiresAt is { } expires && expires <= now)
         {
-            await _store.DeleteAsync(scope, name, cancellationToken);
+            await _store.DeleteIfExpiredAsync(scope, name, now, cancellationToken);
             return null;
         }
 
