@@ -23,6 +23,15 @@ public sealed class ShellScriptRunnerTests : IDisposable
         return await new LocalShellScriptRunner().RunAsync(new RunnerContext("t", action, resolved, result.Catalog.Packs[action.Pack].Directory), CancellationToken.None);
     }
 
+    // s.args: a script that prints each argument it got in brackets; parameters is the YAML under "parameters:".
+    private void WriteArgsAction(string parameters)
+    {
+        _packs.WithPack("s");
+        _packs.Write("s/actions/args.sh", "#!/bin/sh\nfor a in \"$@\"; do printf '[%s]' \"$a\"; done\n");
+        _packs.Write("s/actions/args.yaml", "name: args\nrunner_type: local-shell-script\nentry_point: args.sh\nparameters:\n"
+            + string.Join("\n", parameters.Split('\n').Select(line => "  " + line.Trim())) + "\n");
+    }
+
     public static TheoryData<string> Metacharacters() =>
     [
         "plain", "two words", "$(touch /tmp/storm-never)", "`id`", "; rm -rf ~", "a | b", "a && b", "'single'", "\"double\"",
@@ -33,13 +42,7 @@ public sealed class ShellScriptRunnerTests : IDisposable
     [MemberData(nameof(Metacharacters))]
     public async Task Arguments_ReachTheScriptUnchanged(string value)
     {
-        _packs.WithPack("s");
-        _packs.Write("s/actions/args.sh", "#!/bin/sh\nfor a in \"$@\"; do printf '[%s]' \"$a\"; done\n");
-        _packs.Write("s/actions/args.yaml", """
-            name: args
-            runner_type: local-shell-script
-            entry_point: args.sh
-            parameters:
+        WriteArgsAction("""
               first: {type: string, position: 0}
               second: {type: string, position: 1}
               named: {type: string}
@@ -88,13 +91,7 @@ public sealed class ShellScriptRunnerTests : IDisposable
     [Fact]
     public async Task Arguments_AreSerializedAsStackStormDoes()
     {
-        _packs.WithPack("s");
-        _packs.Write("s/actions/args.sh", "#!/bin/sh\nfor a in \"$@\"; do printf '[%s]' \"$a\"; done\n");
-        _packs.Write("s/actions/args.yaml", """
-            name: args
-            runner_type: local-shell-script
-            entry_point: args.sh
-            parameters:
+        WriteArgsAction("""
               first: {type: string, position: 0}
               second: {type: string, position: 1}
               flag: {type: boolean, position: 2}
