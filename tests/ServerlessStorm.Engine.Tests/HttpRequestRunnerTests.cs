@@ -167,6 +167,33 @@ public sealed class HttpRequestRunnerTests : IDisposable
     }
 
     [Fact]
+    public async Task Redirect_ToAnAllowedAddress_IsFollowed()
+    {
+        var served = Task.Run(async () =>
+        {
+            await RedirectOnceAsync(_url + "final");
+            return await ServeOnceAsync(200, """{"arrived": true}""");
+        });
+
+        var result = await RunAsync(new JsonObject { ["url"] = _url + "go", ["timeout"] = 5 });
+        var final = await served;
+
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        Assert.True(result.Result["body"]!["arrived"]!.GetValue<bool>());
+        Assert.Equal("GET", final.Method);
+    }
+
+    [Fact]
+    public async Task Cancellation_StopsARequestWaitingForItsAnswer()
+    {
+        // Nothing answers: only the cancel can end it, long before its 60 s timeout.
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+            _runner.RunAsync(new RunnerContext("test", Http, ParameterResolver.Resolve(Http, new JsonObject { ["url"] = _url + "never" }), null), cancel.Token));
+    }
+
+    [Fact]
     public async Task BearerToken_IsSent_AndIsASecret()
     {
         var served = ServeOnceAsync(200, "{}");
