@@ -49,4 +49,40 @@ public sealed class WorkflowSecretTests(AzuriteFixture azurite)
         hits.AddRange(host.Logs.Where(l => l.Contains(Canary, StringComparison.Ordinal)).Select(l => "log: " + l));
         Assert.Empty(hits);
     }
+
+    [Fact]
+    public async Task ADatastoreSecretInAWorkflowsInput_IsOpenedOnlyByItsTask_AndIsNowhereInStorageOrLogs()
+    {
+        // The input parameter is not secret; the datastore value it reads is. The workflow carries the reference.
+        const string KeyCanary = "CANARY-kv-wf-77e0a4";
+        using var packs = new TempPacks().WithPack("wf");
+        packs.Write("wf/actions/call.yaml", "name: call\nrunner_type: orquesta\nentry_point: workflows/call.yaml\nparameters:\n  auth: {type: string, default: 'Bearer {{ st2kv.system.wf_token }}'}\n");
+        // The task checks the value by its hash, so the canary itself is written nowhere but the datastore.
+        var expected = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes("Bearer " + KeyCanary)));
+        packs.Write("wf/actions/workflows/call.yaml", $$"""
+            version: 1.0
+            input: [auth]
+            tasks:
+              use:
+                action: core.local
+                input:
+                  cmd: 'test "$(printf %s "$AUTH" | sha256sum | cut -d" " -f1)" = "{{expected}}" && echo "sent $AUTH"'
+                  env: {AUTH: "<% ctx(auth) %>"}
+                next: [{when: "<% succeeded() %>", publish: [{said: "<% result().stdout %>"}]}]
+            output: [{said: "<% ctx(said) %>"}]
+            """);
+        var (host, hub) = await WorkflowHosts.StartAsync(azurite, packs.Root);
+        await using var _ = host;
+        await using var __ = hub;
+        await host.Services.GetRequiredService<ServerlessStorm.Engine.Datastore.KeyValueService>().SetAsync("system", "wf_token", KeyCanary, secret: true, ttl: null, CancellationToken.None);
+
+        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.call", [], null, CancellationToken.None);
+        var workflow = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(90));
+
+        Assert.True(workflow.Status == ExecutionStatus.Succeeded, workflow.Error); // the task got the real value
+        Assert.Equal("sent Bearer ********", workflow.Result!["output"]!["said"]!.GetValue<string>());
+        var (hits, _) = await StorageScan.FindAsync(azurite.ConnectionString, KeyCanary);
+        hits.AddRange(host.Logs.Where(l => l.Contains(KeyCanary, StringComparison.Ordinal)).Select(l => "log: " + l));
+        Assert.Empty(hits);
+    }
 }

@@ -64,7 +64,10 @@ public sealed partial class ActionExecutor(
             return;
         }
 
-        var (parameters, unsealed) = await UnsealAsync(request.Parameters, request.ExecutionId, cancellationToken);
+        // A workflow keeps its datastore references as they are: its input rests in its engine's storage, and each
+        // task opens what it is given (the references are carried on to it).
+        var (parameters, unsealed) = await UnsealAsync(request.Parameters, request.ExecutionId,
+            openReferences: !(catalog.Actions.TryGetValue(request.ActionRef, out var known) && known.RunnerType == Workflows.WorkflowDefinition.RunnerType), cancellationToken);
         var secrets = (catalog.Actions.TryGetValue(request.ActionRef, out var action) ? SecretMasker.SecretValues(action, parameters) : []).Concat(unsealed).ToList();
         RunnerResult outcome;
         if (action is null)
@@ -216,7 +219,7 @@ public sealed partial class ActionExecutor(
     }
 
     /// <summary>Decrypts the datastore secrets the parameters refer to, only now, just before the runner needs them.</summary>
-    private async Task<(System.Text.Json.Nodes.JsonObject Parameters, List<string> Secrets)> UnsealAsync(System.Text.Json.Nodes.JsonObject parameters, string executionId, CancellationToken cancellationToken)
+    private async Task<(System.Text.Json.Nodes.JsonObject Parameters, List<string> Secrets)> UnsealAsync(System.Text.Json.Nodes.JsonObject parameters, string executionId, bool openReferences, CancellationToken cancellationToken)
     {
         var secrets = new List<string>();
         async Task<System.Text.Json.Nodes.JsonNode?> Visit(System.Text.Json.Nodes.JsonNode? node)
@@ -243,7 +246,7 @@ public sealed partial class ActionExecutor(
                     // Masked in what the action prints, whichever parameter carried it (a workflow passes secrets on).
                     secrets.Add(opened is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<string>(out var openedText) ? openedText : opened?.ToJsonString() ?? "");
                     return opened;
-                case System.Text.Json.Nodes.JsonValue value when value.TryGetValue<string>(out var text):
+                case System.Text.Json.Nodes.JsonValue value when openReferences && value.TryGetValue<string>(out var text):
                     var (plain, found) = await datastore.UnsealAsync(text, executionId, cancellationToken);
                     secrets.AddRange(found);
                     return plain;
