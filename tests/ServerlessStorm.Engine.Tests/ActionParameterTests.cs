@@ -74,6 +74,25 @@ public sealed class ActionParameterTests : IDisposable
     }
 
     [Fact]
+    public void ADatastoreSecretsReference_IsNotCheckedAgainstTheSchema_ItsValueIsUnknownUntilTheRunner()
+    {
+        var action = Action("name: a\nrunner_type: noop\nparameters:\n  token: {type: string, pattern: '^ghp_', maxLength: 40, enum: [x]}\n");
+        var reference = "\u27e6st2kv:" + new string('a', 32) + ":system:token\u27e7";
+
+        Assert.Equal(reference, ParameterResolver.Resolve(action, new JsonObject { ["token"] = reference })["token"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void APatternThatBacktracksWithoutEnd_RefusesTheValue_AndDoesNotThrow()
+    {
+        var action = Action("name: a\nrunner_type: noop\nparameters:\n  s: {type: string, pattern: '^(a+)+$'}\n");
+
+        var error = Assert.Throws<ParameterValidationException>(() => ParameterResolver.Resolve(action, new JsonObject { ["s"] = new string('a', 40) + "!" }));
+
+        Assert.Contains("within 100 ms", Assert.Single(error.Problems));
+    }
+
+    [Fact]
     public void ABadSchemaKeyword_IsALoadProblem()
     {
         var (_, problems) = Load("name: a\nrunner_type: noop\nparameters:\n  code: {type: string, pattern: '(unclosed'}\n");

@@ -269,6 +269,12 @@ public static class ParameterResolver
             return null;
         }
 
+        // A datastore secret is still its reference here (opened only by the runner): its value cannot be checked.
+        if (cast is JsonValue rendered && rendered.TryGetValue<string>(out var renderedText) && renderedText.Contains(DatastoreReferenceStart, StringComparison.Ordinal))
+        {
+            return cast;
+        }
+
         if (definition.Enum is { Count: > 0 } allowed && !allowed.Any(a => JsonNode.DeepEquals(a, cast)))
         {
             problems.Add($"'{definition.Name}' must be one of {allowed.ToJsonString()}, got {(definition.Secret ? "another value" : cast.ToJsonString())}");
@@ -284,6 +290,8 @@ public static class ParameterResolver
 
         return cast;
     }
+
+    private const string DatastoreReferenceStart = "\u27e6st2kv:";
 
     private static string Kind(JsonNode value) => value.GetValueKind() switch
     {

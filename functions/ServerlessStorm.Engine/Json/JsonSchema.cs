@@ -208,10 +208,20 @@ public static class JsonSchema
             problems.Add($"{Where(path)}is longer than {max} character(s)");
         }
 
-        if (schema["pattern"] is JsonValue p && p.TryGetValue<string>(out var pattern) && IsRegex(pattern) &&
-            !Regex.IsMatch(text, pattern, RegexOptions.None, TimeSpan.FromMilliseconds(100)))
+        if (schema["pattern"] is JsonValue p && p.TryGetValue<string>(out var pattern) && IsRegex(pattern))
         {
-            problems.Add($"{Where(path)}does not match the pattern {pattern}");
+            try
+            {
+                if (!Regex.IsMatch(text, pattern, RegexOptions.None, TimeSpan.FromMilliseconds(100)))
+                {
+                    problems.Add($"{Where(path)}does not match the pattern {pattern}");
+                }
+            }
+            catch (RegexMatchTimeoutException)
+            {
+                // A pattern that backtracks without end on this value: the value is refused, and nothing crashes.
+                problems.Add($"{Where(path)}could not be matched against the pattern {pattern} within 100 ms");
+            }
         }
     }
 
