@@ -29,6 +29,31 @@ public sealed class ConcurrencyPolicyTests
             services.Configure<ExecutorOptions>(o => o.ConcurrencyRecheckInterval = TimeSpan.FromMilliseconds(50)));
 
     [Fact]
+    public async Task HoldingForAWorkflow_GivesTheSlotBack_WhenTheWorkflowEndedMeanwhile_AndKeepsItWhileItRuns()
+    {
+        using var packs = PacksWithPolicy("action.concurrency", "{threshold: 1, action: cancel}");
+        await using var host = await StartAsync(packs, new InMemoryAuditStore());
+        var gate = host.Services.GetRequiredService<ConcurrencyGate>();
+        var slots = host.Services.GetRequiredService<IConcurrencySlots>();
+        var now = DateTimeOffset.UtcNow;
+        ExecutionRecord Workflow(string id, string status) => new()
+        {
+            Id = id, ActionRef = "limited.slow", RunnerType = "orquesta", TraceTag = id, Parameters = [], Status = status, StartTimestamp = now,
+        };
+
+        // Its end was recorded (and its slot given back) just before the hold: the hold must not take the slot again.
+        var ended = Workflow("wf-ended", ExecutionStatus.Running);
+        await gate.HoldForWorkflowAsync(ended, now.AddHours(24), () => Task.FromResult<ExecutionRecord?>(Workflow("wf-ended", ExecutionStatus.Succeeded)), CancellationToken.None);
+        Assert.True(await slots.TryAcquireAsync("limited.limit", 1, "another", now.AddMinutes(1), CancellationToken.None));
+        await slots.ReleaseAsync("limited.limit", "another", CancellationToken.None);
+
+        // Still running: it keeps the slot.
+        var running = Workflow("wf-running", ExecutionStatus.Running);
+        await gate.HoldForWorkflowAsync(running, now.AddHours(24), () => Task.FromResult<ExecutionRecord?>(running), CancellationToken.None);
+        Assert.False(await slots.TryAcquireAsync("limited.limit", 1, "another", now.AddMinutes(1), CancellationToken.None));
+    }
+
+    [Fact]
     public async Task DelayPolicy_NeverRunsMoreThanTheThreshold_AndRunsEveryExecutionInTheEnd()
     {
         using var packs = PacksWithPolicy("action.concurrency", "{threshold: 2, action: delay}");

@@ -116,8 +116,9 @@ public sealed partial class ActionExecutor(
         if (outcome.Status == ExecutionStatus.Running)
         {
             // Handed off (a workflow started on its engine): it stays running, and keeps its slots until its end is
-            // recorded where it runs (the slots it holds now get the workflow's lease).
-            await concurrency.TryEnterAsync(record, time.GetUtcNow() + ConcurrencyGate.WorkflowLease, cancellationToken);
+            // recorded where it runs (the slots it holds now get the workflow's lease; if it has ended already, they go).
+            await concurrency.HoldForWorkflowAsync(record, time.GetUtcNow() + ConcurrencyGate.WorkflowLease,
+                () => audit.GetExecutionAsync(record.Id, cancellationToken), cancellationToken);
             return;
         }
 

@@ -73,9 +73,10 @@ public sealed class ConcurrencyGate(PackCatalog catalog, IConcurrencySlots slots
 {
     /// <summary>
     /// How long a running workflow holds its slots past its start and each task's start. A workflow keeps them until
-    /// its end is recorded (or it is canceled); the lease only frees them from one whose end never is.
+    /// its end is recorded (or it is canceled); the lease only frees them from one whose end never is, so it is long:
+    /// a task or an inquiry may take hours.
     /// </summary>
-    public static readonly TimeSpan WorkflowLease = TimeSpan.FromHours(1);
+    public static readonly TimeSpan WorkflowLease = TimeSpan.FromHours(24);
 
     /// <summary>True when some concurrency policy names the action.</summary>
     public bool Governs(string actionRef) => catalog.ConcurrencyPolicies.ContainsKey(actionRef);
@@ -102,6 +103,30 @@ public sealed class ConcurrencyGate(PackCatalog catalog, IConcurrencySlots slots
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// Extends the leases of the slots a running workflow holds, then makes sure it is still running: when its end was
+    /// recorded meanwhile (and its slots given back), the slots just renewed are given back again.
+    /// </summary>
+    public async Task HoldForWorkflowAsync(ExecutionRecord workflow, DateTimeOffset leaseUntil, Func<Task<ExecutionRecord?>> reread, CancellationToken cancellationToken)
+    {
+        var policies = catalog.ConcurrencyPolicies.GetValueOrDefault(workflow.ActionRef) ?? [];
+        if (policies.Count == 0)
+        {
+            return;
+        }
+
+        foreach (var policy in policies)
+        {
+            // Each on its own: a slot that lapsed and was taken must not cost the workflow its other slots.
+            await slots.TryAcquireAsync(Scope(policy, workflow.Parameters), policy.Threshold, workflow.Id, leaseUntil, cancellationToken);
+        }
+
+        if (await reread() is not { } now || ExecutionStatus.IsTerminal(now.Status))
+        {
+            await LeaveAsync(workflow, cancellationToken);
+        }
     }
 
     /// <summary>Gives back the execution's slots (idempotent: a finished execution may be handled twice).</summary>

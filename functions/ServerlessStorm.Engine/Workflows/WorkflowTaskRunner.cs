@@ -136,7 +136,8 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
             && await audit.GetExecutionAsync(workflowExecutionId, cancellationToken) is { } workflow
             && concurrency.Governs(workflow.ActionRef) && !ExecutionStatus.IsTerminal(workflow.Status))
         {
-            await concurrency.TryEnterAsync(workflow, time.GetUtcNow() + ConcurrencyGate.WorkflowLease, cancellationToken);
+            await concurrency.HoldForWorkflowAsync(workflow, time.GetUtcNow() + ConcurrencyGate.WorkflowLease,
+                () => audit.GetExecutionAsync(workflowExecutionId, cancellationToken), cancellationToken);
         }
     }
 
