@@ -220,7 +220,10 @@ public sealed partial class StorageQueueMessageBus : IMessageBus
                     while (true)
                     {
                         await Task.Delay(every, _stop.Token);
-                        var renewed = await queue.UpdateMessageAsync(received.MessageId, PopReceipt, visibilityTimeout: visibility, cancellationToken: _stop.Token);
+
+                        // Not canceled once sent: the service may have taken it, and then only its answer has the
+                        // pop receipt the message can still be deleted with.
+                        var renewed = await queue.UpdateMessageAsync(received.MessageId, PopReceipt, visibilityTimeout: visibility, cancellationToken: CancellationToken.None);
                         Volatile.Write(ref _popReceipt, renewed.Value.PopReceipt);
                     }
                 }
