@@ -50,8 +50,8 @@ public sealed class OutputSchemaTests
     public async Task OutputFieldsMarkedSecret_AreMaskedInTheResultAndTheLiveOutput()
     {
         using var packs = new TempPacks().WithPack("reports");
-        WriteReport(packs, "login", """{"token": "tok-7f3a9e51", "user": "ann", "session": {"key": "k-5150"}}""",
-            "  token: {type: string, secret: true}\n  user: {type: string}\n  session: {type: object, properties: {key: {type: string, secret: true}}}");
+        WriteReport(packs, "login", """{"token": "tok-7f3a9e51", "user": "ann", "session": {"key": "k-5150"}, "creds": { "id": "c-2718", "pin": 90210 }}""",
+            "  token: {type: string, secret: true}\n  user: {type: string}\n  session: {type: object, properties: {key: {type: string, secret: true}}}\n  creds: {type: object, secret: true}");
         var output = new InMemoryExecutionOutputStore();
         await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), packs.Root,
             services => services.AddSingleton<IExecutionOutputStore>(output));
@@ -59,7 +59,8 @@ public sealed class OutputSchemaTests
         var login = await host.WaitForExecutionAsync((await host.Services.GetRequiredService<ExecutionService>().RunAsync("reports.login", [], null, CancellationToken.None)).Id);
 
         Assert.Equal(ExecutionStatus.Succeeded, login.Status);
-        Assert.Equal("""{"token": "********", "user": "ann", "session": {"key": "********"}}""", login.Result!["stdout"]!.GetValue<string>());
+        // A secret object printed with its own spacing is masked by what is inside it.
+        Assert.Equal("""{"token": "********", "user": "ann", "session": {"key": "********"}, "creds": { "id": "********", "pin": ******** }}""", login.Result!["stdout"]!.GetValue<string>());
         var live = string.Concat((await output.ReadAsync(login.Id, 0, CancellationToken.None)).Select(c => c.Text));
         Assert.Contains("\"user\": \"ann\"", live, StringComparison.Ordinal);
         Assert.DoesNotContain("tok-7f3a9e51", live, StringComparison.Ordinal);

@@ -314,6 +314,17 @@ public sealed class PipelineTests : IAsyncLifetime
         // 600 s timeout + 30 s grace, less the 10 s it has run (and a second's margin).
         Assert.InRange(delay.TotalSeconds, 615, 625);
         Assert.Equal(ExecutionStatus.Running, (await audit.GetExecutionAsync(record.Id, CancellationToken.None))!.Status);
+
+        // A month-long timeout comes back after a day at most (queues hold a message back for 7 days at most).
+        var longRun = new ExecutionRecord
+        {
+            Id = StormIds.New(started) + "l", ActionRef = "core.local", RunnerType = "local-shell-cmd", TraceTag = "t-long",
+            Parameters = new JsonObject { ["cmd"] = "sleep 1", ["timeout"] = 30 * 24 * 3600 }, Status = ExecutionStatus.Running, StartTimestamp = started,
+            History = [new StatusChange(ExecutionStatus.Running, started)],
+        };
+        Assert.True(await audit.TryCreateExecutionAsync(longRun, CancellationToken.None));
+        await host.Services.GetRequiredService<ActionExecutor>().HandleAsync(ExecutionService.RequestFor(longRun), CancellationToken.None);
+        Assert.Contains((StormQueues.Executions, TimeSpan.FromDays(1)), bus.Delayed);
     }
 
     private sealed class DelayRecordingBus(IMessageBus inner) : IMessageBus

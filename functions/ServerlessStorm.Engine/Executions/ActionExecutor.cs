@@ -39,6 +39,8 @@ public sealed partial class ActionExecutor(
     /// <summary>How long a running execution without a timeout parameter may run before it counts as abandoned.</summary>
     public static readonly TimeSpan DefaultAbandonTimeout = TimeSpan.FromMinutes(10);
 
+    private static readonly TimeSpan MaxRequeueDelay = TimeSpan.FromDays(1);
+
     public static readonly TimeSpan AbandonGrace = TimeSpan.FromSeconds(30);
 
     /// <param name="request">The execution to run.</param>
@@ -190,11 +192,10 @@ public sealed partial class ActionExecutor(
 
                 if (childSchema["secret"] is System.Text.Json.Nodes.JsonValue secret && secret.TryGetValue<bool>(out var isSecret) && isSecret)
                 {
-                    var text = field is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<string>(out var s) ? s : field.ToJsonString();
-                    if (text.Length > 0)
-                    {
-                        found.Add(text);
-                    }
+                    // The value as a whole, and the strings and numbers inside it (printed with other spacing, those
+                    // still match; short ones would mask unrelated text everywhere).
+                    found.Add(field is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<string>(out var s) ? s : field.ToJsonString());
+                    found.AddRange(Leaves(field).Where(leaf => leaf.Length >= 4));
                 }
                 else
                 {
@@ -204,8 +205,17 @@ public sealed partial class ActionExecutor(
         }
 
         Visit(Output(runner, outcome), schema);
-        return found;
+        return found.Where(text => text.Length > 0).Distinct();
     }
+
+    private static IEnumerable<string> Leaves(System.Text.Json.Nodes.JsonNode? node) => node switch
+    {
+        System.Text.Json.Nodes.JsonObject obj => obj.SelectMany(p => Leaves(p.Value)),
+        System.Text.Json.Nodes.JsonArray array => array.SelectMany(Leaves),
+        System.Text.Json.Nodes.JsonValue v when v.TryGetValue<string>(out var s) => [s],
+        System.Text.Json.Nodes.JsonValue v when v.GetValueKind() == System.Text.Json.JsonValueKind.Number => [v.ToJsonString()],
+        _ => [],
+    };
 
     private static System.Text.Json.Nodes.JsonNode? TryParseJson(string text)
     {
@@ -305,7 +315,10 @@ public sealed partial class ActionExecutor(
                 {
                     var runningSince = record.History.LastOrDefault(h => h.Status == ExecutionStatus.Running)?.At ?? record.StartTimestamp;
                     var givesUpAt = runningSince + RunTimeout(request) + AbandonGrace + TimeSpan.FromSeconds(1);
-                    await executions.RequeueAsync(request with { Requested = null }, givesUpAt - now, cancellationToken);
+                    // At most a day at a time (a queue holds a message back for 7 days at most): still running then,
+                    // it comes back again.
+                    var wait = givesUpAt - now < MaxRequeueDelay ? givesUpAt - now : MaxRequeueDelay;
+                    await executions.RequeueAsync(request with { Requested = null }, wait, cancellationToken);
                 }
 
                 return (null, null);

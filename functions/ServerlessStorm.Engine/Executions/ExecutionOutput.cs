@@ -84,11 +84,11 @@ public sealed class LiveOutput : IAsyncDisposable
                 {
                     if (holdUntilEnd)
                     {
-                        // Held in memory, so bounded: past the limit, only the result keeps the output.
-                        if (heldChars < MaxHeldChars)
+                        // Held in memory, so bounded: past the limit, only the result keeps the output. Pieces are
+                        // kept whole, and what might begin a secret at the end of the last is dropped (below).
+                        if (heldChars + item.Text.Length <= MaxHeldChars)
                         {
-                            held.Add(heldChars + item.Text.Length <= MaxHeldChars ? item
-                                : (item.Stream, item.Text[..(int)(MaxHeldChars - heldChars)] + "\n[… live output cut by ServerlessStorm; the result keeps the output]"));
+                            held.Add(item);
                         }
 
                         heldChars += item.Text.Length;
@@ -121,6 +121,12 @@ public sealed class LiveOutput : IAsyncDisposable
                     {
                         all.Add(new OutputChunk(sequence++, stream, masked));
                     }
+                }
+
+                if (heldChars > MaxHeldChars)
+                {
+                    maskers.Clear(); // their held ends may be the start of a secret the cut left out
+                    all.Add(new OutputChunk(sequence++, "stderr", "\n[… live output cut by ServerlessStorm; the result keeps the output]\n"));
                 }
 
                 await AppendAsync(all);
