@@ -201,6 +201,35 @@ public sealed class ServeTests(AzuriteFixture azurite) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ExecutionTail_OfAWorkflowCanceledWhileATaskWaitsForAPerson_Ends()
+    {
+        // The approval task stays pending when its workflow is canceled: the tail must still end with the workflow.
+        var cache = Path.Combine(Path.GetTempPath(), $"storm-tail-cache-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(cache);
+        await File.WriteAllBytesAsync(Path.Combine(cache, "blob"), new byte[8 * 1024]);
+        var (_, created) = await PostAsync("/api/v1/executions", new JsonObject
+        {
+            ["action"] = "examples.remediate",
+            ["parameters"] = new JsonObject { ["cache_dir"] = cache, ["limit_kb"] = 1 },
+        }.ToJsonString());
+        var id = created!["id"]!.GetValue<string>();
+        await Eventually.ReturnsAsync(() => _http.GetStringAsync($"{_storm.Url}/api/v1/executions/{id}/output"),
+            body => JsonNode.Parse(body)!["children"]!.AsArray().Any(c => c!["task"]!.GetValue<string>() == "approve" && c["status"]!.GetValue<string>() == "pending"),
+            TimeSpan.FromSeconds(60));
+
+        var tail = CliAsync("execution", "tail", id);
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        var cancel = await CliAsync("execution", "cancel", id);
+        var tailed = await tail;
+
+        Assert.Equal(0, cancel.ExitCode);
+        Assert.Equal(1, tailed.ExitCode);
+        Assert.Contains("task approve (", tailed.StdErr);
+        Assert.Contains($"execution {id} canceled", tailed.StdErr);
+        Directory.Delete(cache, recursive: true);
+    }
+
+    [Fact]
     public async Task ExecutionTail_FollowsOutputLive_AndReRunAndCancelWork()
     {
         var (_, created) = await PostAsync("/api/v1/executions", """{"action": "core.local", "parameters": {"cmd": "for i in 1 2 3; do echo line $i; sleep 0.3; done; echo oops >&2"}}""");

@@ -117,8 +117,10 @@ internal static class ExecutionCommands
         var tail = new Command("tail", "Follow an execution's output live until it finishes (a workflow's: its tasks', each in turn); exit 0 when it succeeded") { tailId, tailApi };
         tail.SetAction((result, ct) => CliOutput.WithClientAsync(result.GetValue(tailApi), async client =>
         {
-            // An execution's output until it finishes; a workflow's tasks (and theirs) are followed as they start.
-            async Task<(string? Status, Client.ApiReply? Failure)> FollowAsync(string executionId)
+            // An execution's output until it finishes; a workflow's tasks (and theirs) are followed as they start. A
+            // task is followed until it finishes, or until its workflow has (a task left pending or canceling by a
+            // canceled workflow would never finish).
+            async Task<(string? Status, Client.ApiReply? Failure)> FollowAsync(string executionId, string? workflowId = null)
             {
                 var offset = 0L;
                 var followed = new HashSet<string>(StringComparer.Ordinal);
@@ -143,7 +145,7 @@ internal static class ExecutionCommands
                         var childId = child!["id"]!.GetValue<string>();
                         var task = child["task"]?.GetValue<string>() ?? "?";
                         Console.Error.WriteLine($"task {task} ({childId}) started");
-                        var (childStatus, failure) = await FollowAsync(childId);
+                        var (childStatus, failure) = await FollowAsync(childId, executionId);
                         if (failure is not null)
                         {
                             return (null, failure);
@@ -154,6 +156,13 @@ internal static class ExecutionCommands
                     }
 
                     if (Engine.Executions.ExecutionStatus.IsTerminal(status) && reply.Body["chunks"]!.AsArray().Count == 0 && children.Count == followed.Count)
+                    {
+                        return (status, null);
+                    }
+
+                    if (workflowId is not null && status is Engine.Executions.ExecutionStatus.Pending or Engine.Executions.ExecutionStatus.Canceling
+                        && await client.GetAsync($"api/v1/executions/{Uri.EscapeDataString(workflowId)}", ct) is { IsSuccess: true } workflow
+                        && Engine.Executions.ExecutionStatus.IsTerminal(workflow.Body!["status"]!.GetValue<string>()))
                     {
                         return (status, null);
                     }
