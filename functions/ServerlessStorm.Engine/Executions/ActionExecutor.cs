@@ -66,11 +66,13 @@ public sealed partial class ActionExecutor(
             return;
         }
 
+        var action = catalog.Actions.GetValueOrDefault(request.ActionRef);
+
         // A workflow keeps its datastore references as they are: its input rests in its engine's storage, and each
         // task opens what it is given (the references are carried on to it).
         var (parameters, unsealed) = await UnsealAsync(request.Parameters, request.ExecutionId,
-            openReferences: !(catalog.Actions.TryGetValue(request.ActionRef, out var known) && known.RunnerType == Workflows.WorkflowDefinition.RunnerType), cancellationToken);
-        var secrets = (catalog.Actions.TryGetValue(request.ActionRef, out var action) ? SecretMasker.SecretValues(action, parameters) : []).Concat(unsealed).ToList();
+            openReferences: action?.RunnerType != Workflows.WorkflowDefinition.RunnerType, cancellationToken);
+        var secrets = (action is null ? [] : SecretMasker.SecretValues(action, parameters)).Concat(unsealed).ToList();
         RunnerResult outcome;
         if (action is null)
         {
