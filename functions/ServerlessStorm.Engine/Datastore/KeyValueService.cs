@@ -41,7 +41,8 @@ public sealed partial class KeyValueService
 
     private readonly IKeyValueStore _store;
     private readonly TimeProvider _time;
-    private const string ReferencePrefix = "\u27e6st2kv:";
+    /// <summary>How every datastore reference in a rendered value begins.</summary>
+    public const string ReferencePrefix = "\u27e6st2kv:";
 
     private readonly byte[] _key;
     private readonly string _valueSealPrefix;

@@ -270,7 +270,7 @@ public static class ParameterResolver
         }
 
         // A datastore secret is still its reference here (opened only by the runner): its value cannot be checked.
-        if (cast is JsonValue rendered && rendered.TryGetValue<string>(out var renderedText) && renderedText.Contains(DatastoreReferenceStart, StringComparison.Ordinal))
+        if (cast is JsonValue rendered && rendered.TryGetValue<string>(out var renderedText) && renderedText.Contains(Datastore.KeyValueService.ReferencePrefix, StringComparison.Ordinal))
         {
             return cast;
         }
@@ -290,8 +290,6 @@ public static class ParameterResolver
 
         return cast;
     }
-
-    private const string DatastoreReferenceStart = "\u27e6st2kv:";
 
     private static string Kind(JsonNode value) => value.GetValueKind() switch
     {
