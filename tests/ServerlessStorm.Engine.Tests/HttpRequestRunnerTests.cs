@@ -1,4 +1,7 @@
 using System.Net;
+using System.Net.Security;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json.Nodes;
 using ServerlessStorm.Engine.Actions;
@@ -229,6 +232,31 @@ public sealed class HttpRequestRunnerTests : IDisposable
         Assert.EndsWith("[… the rest cut by ServerlessStorm: a response is kept up to 1048576 characters]", body);
     }
 
+    [Fact]
+    public async Task AnUntrustedCertificate_IsRefusedBeforeTheRequestIsSent_WithTheReasonNamed()
+    {
+        using var server = new SelfSignedHttpsServer();
+
+        var result = await RunAsync(new JsonObject { ["url"] = server.Url, ["timeout"] = 10 });
+
+        Assert.Equal(ExecutionStatus.Failed, result.Status);
+        Assert.Contains("TLS certificate", result.Error);
+        Assert.Contains("verify_ssl_cert", result.Error);
+        Assert.Equal(0, server.RequestsRead);
+    }
+
+    [Fact]
+    public async Task VerifySslCertFalse_AcceptsTheSameServer()
+    {
+        using var server = new SelfSignedHttpsServer();
+
+        var result = await RunAsync(new JsonObject { ["url"] = server.Url, ["verify_ssl_cert"] = false, ["timeout"] = 10 });
+
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        Assert.True(result.Result["body"]!["tls"]!.GetValue<bool>());
+        Assert.Equal(1, server.RequestsRead);
+    }
+
     private Task<RunnerResult> RunAsync(JsonObject parameters) =>
         _runner.RunAsync(new RunnerContext("test", Http, ParameterResolver.Resolve(Http, parameters), null), CancellationToken.None);
 
@@ -259,5 +287,87 @@ public sealed class HttpRequestRunnerTests : IDisposable
         _listener.Close();
         _runner.Dispose();
         _guarded.Dispose();
+    }
+}
+
+// HTTPS with a certificate nobody trusts, on a plain socket: HttpListener cannot serve TLS on Linux.
+internal sealed class SelfSignedHttpsServer : IDisposable
+{
+    private readonly System.Net.Sockets.TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly X509Certificate2 _certificate;
+    private readonly CancellationTokenSource _stop = new();
+    private int _requestsRead;
+
+    public SelfSignedHttpsServer()
+    {
+        using var key = RSA.Create(2048);
+        var request = new CertificateRequest("CN=localhost", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddIpAddress(IPAddress.Loopback);
+        names.AddDnsName("localhost");
+        request.CertificateExtensions.Add(names.Build());
+        using var created = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddHours(1));
+        _certificate = X509CertificateLoader.LoadPkcs12(created.Export(X509ContentType.Pkcs12), null);
+        _listener.Start();
+        Url = $"https://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}/";
+        _ = ServeAsync();
+    }
+
+    public string Url { get; }
+
+    public int RequestsRead => Volatile.Read(ref _requestsRead);
+
+    private async Task ServeAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            System.Net.Sockets.TcpClient client;
+            try
+            {
+                client = await _listener.AcceptTcpClientAsync(_stop.Token);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or System.Net.Sockets.SocketException)
+            {
+                return;
+            }
+
+            _ = Task.Run(async () =>
+            {
+                using (client)
+                await using (var tls = new SslStream(client.GetStream()))
+                {
+                    try
+                    {
+                        await tls.AuthenticateAsServerAsync(_certificate);
+                        using var reader = new StreamReader(tls, Encoding.ASCII, leaveOpen: true);
+                        if (await reader.ReadLineAsync() is not { Length: > 0 })
+                        {
+                            return;
+                        }
+
+                        while (await reader.ReadLineAsync() is { Length: > 0 })
+                        {
+                        }
+
+                        Interlocked.Increment(ref _requestsRead);
+                        var body = """{"tls": true}""";
+                        await tls.WriteAsync(Encoding.ASCII.GetBytes(
+                            $"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n{body}"));
+                    }
+                    catch (Exception ex) when (ex is IOException or System.Security.Authentication.AuthenticationException)
+                    {
+                        // The client refused the certificate: nothing was read.
+                    }
+                }
+            });
+        }
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _listener.Stop();
+        _certificate.Dispose();
+        _stop.Dispose();
     }
 }

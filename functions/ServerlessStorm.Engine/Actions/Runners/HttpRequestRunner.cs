@@ -119,6 +119,10 @@ public sealed class HttpRequestRunner : IActionRunner, IDisposable
         {
             return new RunnerResult(ExecutionStatus.Timeout, [], $"no response from {url.Host} within {timeout.TotalSeconds:0.###} s");
         }
+        catch (HttpRequestException ex) when (ex.InnerException is System.Security.Authentication.AuthenticationException tls)
+        {
+            return RunnerResult.Failed([], $"the TLS certificate of {url.Host} was refused: {tls.Message} (verify_ssl_cert: false skips the check)");
+        }
         catch (HttpRequestException ex)
         {
             return RunnerResult.Failed([], (ex.InnerException as EgressRefusedException ?? ex).Message);
