@@ -85,4 +85,49 @@ public sealed class WorkflowSecretTests(AzuriteFixture azurite)
         hits.AddRange(host.Logs.Where(l => l.Contains(KeyCanary, StringComparison.Ordinal)).Select(l => "log: " + l));
         Assert.Empty(hits);
     }
+
+    [Fact]
+    public async Task ASecretInquiryAnswer_ReachesTheNextTask_AndIsNowhereInStorageOrLogs()
+    {
+        // A second factor asked of a person: the schema marks it secret, as StackStorm's inquiries do.
+        const string Code = "CANARY-2fa-9d41b7";
+        var expected = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Code)));
+        using var packs = new TempPacks().WithPack("wf");
+        packs.Write("wf/actions/second_factor.yaml", "name: second_factor\nrunner_type: orquesta\nentry_point: workflows/second_factor.yaml\n");
+        packs.Write("wf/actions/workflows/second_factor.yaml", $$"""
+            version: 1.0
+            tasks:
+              approve:
+                action: core.ask
+                input:
+                  schema: {type: object, properties: {code: {type: string, secret: true, required: true}, who: {type: string} } }
+                next: [{when: "<% succeeded() %>", publish: [{code: "<% result().response.code %>"}, {who: "<% result().response.who %>"}], do: use}]
+              use:
+                action: core.local
+                input:
+                  cmd: 'test "$(printf %s "$CODE" | sha256sum | cut -d" " -f1)" = "{{expected}}" && echo "logged in with $CODE"'
+                  env: {CODE: "<% ctx(code) %>"}
+                next: [{when: "<% succeeded() %>", publish: [{said: "<% result().stdout %>"}]}]
+            output: [{said: "<% ctx(said) %>"}, {code: "<% ctx(code) %>"}, {who: "<% ctx(who) %>"}]
+            """);
+        var (host, hub) = await WorkflowHosts.StartAsync(azurite, packs.Root);
+        await using var _ = host;
+        await using var __ = hub;
+
+        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.second_factor", [], null, CancellationToken.None);
+        var question = await Eventually.ReturnsAsync(async () => (await host.Audit.GetTraceAsync(started.TraceTag, CancellationToken.None)).Executions
+            .SingleOrDefault(e => e.WorkflowTask == "approve" && e.Status == ExecutionStatus.Pending), e => e is not null, TimeSpan.FromSeconds(60));
+        var answered = await host.Services.GetRequiredService<InquiryService>().RespondAsync(question!.Id,
+            new JsonObject { ["code"] = Code, ["who"] = "alice" }, null, CancellationToken.None);
+        var workflow = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(90));
+
+        Assert.True(workflow.Status == ExecutionStatus.Succeeded, workflow.Error); // the task compared the value it was given
+        Assert.Equal("logged in with ********", workflow.Result!["output"]!["said"]!.GetValue<string>());
+        Assert.Equal("********", workflow.Result["output"]!["code"]!.GetValue<string>());
+        Assert.Equal("alice", workflow.Result["output"]!["who"]!.GetValue<string>()); // only the secret field is hidden
+        Assert.Equal("********", answered.Result!["response"]!["code"]!.GetValue<string>());
+        var (hits, _) = await StorageScan.FindAsync(azurite.ConnectionString, Code);
+        hits.AddRange(host.Logs.Where(l => l.Contains(Code, StringComparison.Ordinal)).Select(l => "log: " + l));
+        Assert.Empty(hits);
+    }
 }

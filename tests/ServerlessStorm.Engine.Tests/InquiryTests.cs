@@ -145,6 +145,35 @@ public sealed class InquiryTests
     }
 
     [Fact]
+    public async Task SecretFieldsOfAnAnswer_AreMaskedInTheRecordTheTriggerAndTheRefusals()
+    {
+        using var packs = new TempPacks().WithPack("ops");
+        packs.Write("ops/rules/on_answer.yaml", """
+            name: on_answer
+            trigger: {type: core.st2.generic.actiontrigger}
+            criteria: {trigger.action_ref: {type: equals, pattern: core.ask}}
+            action: {ref: core.echo, parameters: {message: "pin={{ trigger.result.response.pin }} by={{ trigger.result.response.by }}"}}
+            """);
+        var (host, audit) = await StartAsync(packs);
+        await using var _ = host;
+        var inquiries = host.Services.GetRequiredService<InquiryService>();
+        var schema = JsonNode.Parse("""{"type": "object", "properties": {"pin": {"type": "integer", "secret": true, "maximum": 9999}, "by": {"type": "string"}}}""");
+        var pending = await AskAsync(host, new JsonObject { ["schema"] = schema });
+
+        var refused = await Assert.ThrowsAsync<InquiryRefusedException>(() => inquiries.RespondAsync(pending.Id, new JsonObject { ["pin"] = 271828 }, null, CancellationToken.None));
+        var answered = await inquiries.RespondAsync(pending.Id, new JsonObject { ["pin"] = 3141, ["by"] = "bob" }, null, CancellationToken.None);
+        var stored = await audit.GetExecutionAsync(pending.Id, CancellationToken.None);
+        var chained = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(pending.TraceTag, CancellationToken.None),
+            t => t.Executions.Any(e => e.ActionRef == "core.echo" && e.Status == ExecutionStatus.Succeeded));
+
+        Assert.Equal(["pin: ******** is more than the maximum 9999"], refused.Problems);
+        Assert.DoesNotContain("271828", refused.Message);
+        Assert.Equal("""{"pin":"********","by":"bob"}""", answered.Result!["response"]!.ToJsonString());
+        Assert.Equal("""{"pin":"********","by":"bob"}""", stored!.Result!["response"]!.ToJsonString());
+        Assert.Equal("pin=******** by=bob", chained.Executions.Single(e => e.ActionRef == "core.echo").Result!["stdout"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task Inquiry_WithAnInvalidSchema_FailsAtOnce()
     {
         using var packs = new TempPacks();

@@ -20,8 +20,13 @@ public sealed class InquiryRefusedException(int status, string message, IReadOnl
 /// allowed user, matching the inquiry's schema, before its time to live runs out — and ends them: succeeded with
 /// the response in the result, or timeout when nobody answered in time.
 /// </summary>
+/// <remarks>
+/// A schema property marked <c>secret: true</c> (a second factor, a password) is masked in the stored result, the
+/// API and the action trigger, as StackStorm masks it. The workflow that asked gets it sealed, so its next task can
+/// use it and the workflow's own history holds only ciphertext.
+/// </remarks>
 public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audit, CompletionAnnouncer announcer, TimeProvider time, ILogger<InquiryService> logger,
-    Workflows.IWorkflowControl? workflows = null)
+    Datastore.KeyValueService datastore, Workflows.IWorkflowControl? workflows = null)
 {
     /// <summary>The longest time to live the sweep looks back for (a pending inquiry older than this is not found by it).</summary>
     public static readonly TimeSpan LongestTtl = TimeSpan.FromDays(30);
@@ -71,19 +76,24 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
             }
 
             var schema = record.Result?["schema"] as JsonObject ?? InquirerRunner.DefaultSchema;
+            var secretFields = SecretFields(schema);
             if (JsonSchema.Validate(answer, schema) is { Count: > 0 } problems)
             {
-                throw new InquiryRefusedException(400, $"the response does not match the inquiry's schema: {string.Join("; ", problems)}", problems);
+                var secretValues = SecretMasker.SecretValues(answer, secretFields);
+                var shown = problems.Select(p => SecretMasker.MaskText(p, secretValues)).ToList();
+                throw new InquiryRefusedException(400, $"the response does not match the inquiry's schema: {string.Join("; ", shown)}", shown);
             }
 
             var result = (JsonObject)(record.Result?.DeepClone() ?? new JsonObject());
-            result["response"] = answer.DeepClone();
+            result["response"] = WithSecretFields(answer, secretFields, _ => SecretMasker.Mask);
             record.Result = result;
             record.Transition(ExecutionStatus.Succeeded, time.GetUtcNow());
             if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
             {
                 LogAnswered(logger, id, user ?? "(anonymous)");
-                await EndedAsync(record, cancellationToken);
+                var forWorkflow = (JsonObject)result.DeepClone();
+                forWorkflow["response"] = WithSecretFields(answer, secretFields, datastore.SealValue);
+                await EndedAsync(record, cancellationToken, forWorkflow);
                 return record;
             }
         }
@@ -142,15 +152,24 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
         return record;
     }
 
-    // An inquiry that ended: counted, announced, and — when a workflow's task asked it — handed to that workflow.
-    private async Task EndedAsync(ExecutionRecord record, CancellationToken cancellationToken)
+    // The top-level properties the schema marks secret, as StackStorm reads them.
+    private static HashSet<string> SecretFields(JsonObject schema) =>
+        [.. (schema["properties"] as JsonObject ?? []).Where(p => p.Value is JsonObject property
+            && property["secret"] is JsonValue secret && secret.TryGetValue<bool>(out var isSecret) && isSecret).Select(p => p.Key)];
+
+    private static JsonObject WithSecretFields(JsonObject answer, HashSet<string> secretFields, Func<JsonNode?, string> replace) =>
+        new(answer.Select(p => KeyValuePair.Create(p.Key, secretFields.Contains(p.Key) && p.Value is not null ? JsonValue.Create(replace(p.Value)) : p.Value?.DeepClone())));
+
+    // An inquiry that ended: counted, announced, and — when a workflow's task asked it — handed to that workflow,
+    // with the secret fields of the response sealed rather than masked.
+    private async Task EndedAsync(ExecutionRecord record, CancellationToken cancellationToken, JsonObject? resultForWorkflow = null)
     {
         Diagnostics.StormMetrics.ExecutionFinished(record.ActionRef, record.Status);
         await announcer.AnnounceAsync(catalog.Actions.GetValueOrDefault(record.ActionRef), record, cancellationToken);
         if (record.ParentId is { } workflow && workflows is not null)
         {
             await workflows.CompleteWaitingTaskAsync(workflow, record.Id,
-                new Workflows.WorkflowTaskOutcome(record.Status, record.Result?.DeepClone(), record.Error, record.Id), cancellationToken);
+                new Workflows.WorkflowTaskOutcome(record.Status, resultForWorkflow ?? record.Result?.DeepClone(), record.Error, record.Id), cancellationToken);
         }
     }
 
