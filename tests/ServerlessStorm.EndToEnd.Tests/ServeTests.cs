@@ -282,6 +282,108 @@ public sealed class ServeTests(AzuriteFixture azurite) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task CanarySecret_IsMaskedInEveryCliOutput_AndNowhereInTheServersLogsOrStorage()
+    {
+        // Every way an operator looks at executions that handled a secret: from the datastore, as a secret
+        // parameter echoed by a service, and as an inquiry's secret answer.
+        var canary = "cnry" + Guid.NewGuid().ToString("N")[..8]; // short enough for the inquiry's maxLength
+        var key = "cli_canary_" + Guid.NewGuid().ToString("N")[..6];
+        using var echo = new BasicAuthEchoServer();
+        var outputs = new List<(string Command, CliResult Result)>();
+        async Task<CliResult> Cli(params string[] arguments)
+        {
+            var result = await CliAsync(arguments);
+            outputs.Add((string.Join(' ', arguments), result));
+            return result;
+        }
+
+        static string IdOf(CliResult run) => run.StdOut.Split('\n').First(l => l.StartsWith("id: ", StringComparison.Ordinal))["id: ".Length..].Trim();
+
+        Assert.Equal(0, (await CliAsync("key", "set", key, canary, "--secret")).ExitCode);
+        var fromDatastore = await Cli("run", "core.local", $"cmd=echo 'token {{{{ st2kv.system.{key} }}}}'; echo 'token {{{{ st2kv.system.{key} }}}}' >&2");
+        var called = await Cli("run", "core.http", $"url={echo.Url}", "username=ops", $"password={canary}");
+        var calledId = IdOf(called);
+        await Cli("execution", "get", calledId);
+        await Cli("execution", "get", calledId, "--json");
+        await Cli("execution", "tail", IdOf(fromDatastore));
+        await Cli("execution", "list");
+        await Cli("execution", "list", "--json");
+        var reRun = await Cli("execution", "re-run", calledId, "--json");
+        await Cli("key", "get", key);
+        await Cli("key", "list", "--json");
+        var (_, asked) = await PostAsync("/api/v1/executions", new JsonObject
+        {
+            ["action"] = "core.ask",
+            ["parameters"] = new JsonObject { ["schema"] = JsonNode.Parse("""{"type": "object", "properties": {"code": {"type": "string", "secret": true, "maxLength": 12}}}""") },
+        }.ToJsonString());
+        var inquiry = asked!["id"]!.GetValue<string>();
+        await Eventually.ReturnsAsync(() => CliAsync("inquiry", "get", inquiry), r => r.StdOut.Contains("pending", StringComparison.Ordinal));
+        var tooLong = await Cli("inquiry", "respond", inquiry, "--data", new JsonObject { ["code"] = canary + "-more" }.ToJsonString());
+        var answered = await Cli("inquiry", "respond", inquiry, "--data", new JsonObject { ["code"] = canary }.ToJsonString());
+        await Cli("inquiry", "get", inquiry);
+        await Cli("execution", "get", inquiry, "--json");
+
+        // The scenarios really handled the secret: each action saw the value and the CLI shows it masked.
+        Assert.Equal(0, fromDatastore.ExitCode);
+        Assert.Contains("token ********", fromDatastore.StdOut);
+        Assert.Equal(0, called.ExitCode);
+        Assert.Contains("you sent ops:********", called.StdOut);
+        Assert.Equal(0, reRun.ExitCode);
+        var reRan = await Eventually.ReturnsAsync(() => CliAsync("execution", "get", JsonNode.Parse(reRun.StdOut)!["id"]!.GetValue<string>(), "--json"),
+            r => r.StdOut.Contains("\"succeeded\"", StringComparison.Ordinal));
+        outputs.Add(("execution get (the re-run)", reRan));
+        Assert.Equal("you sent ops:********", JsonNode.Parse(reRan.StdOut)!["result"]!["body"]!.GetValue<string>());
+        Assert.Equal(2, tooLong.ExitCode);
+        Assert.Contains("code: is longer than 12", tooLong.StdErr);
+        Assert.Equal(0, answered.ExitCode);
+        Assert.Equal("********", JsonNode.Parse(answered.StdOut)!["response"]!["code"]!.GetValue<string>());
+        Assert.Equal(2, echo.Requests); // the run and its re-run
+
+        var hits = outputs.Where(o => (o.Result.StdOut + o.Result.StdErr).Contains(canary, StringComparison.Ordinal)).Select(o => $"storm {o.Command}: {o.Result}").ToList();
+        if (_storm.Output.Contains(canary, StringComparison.Ordinal))
+        {
+            hits.Add("storm serve's log");
+        }
+
+        hits.AddRange((await StorageScan.FindAsync(azurite.ConnectionString, canary)).Hits);
+        Assert.Empty(hits);
+    }
+
+    /// <summary>An HTTP service on loopback that answers with the basic-auth credentials it was sent.</summary>
+    private sealed class BasicAuthEchoServer : IDisposable
+    {
+        private readonly HttpListener _listener = new();
+        private int _requests;
+
+        public BasicAuthEchoServer()
+        {
+            Url = $"http://127.0.0.1:{AzuriteFixture.FreePort()}/";
+            _listener.Prefixes.Add(Url);
+            _listener.Start();
+            _ = Task.Run(async () =>
+            {
+                while (_listener.IsListening)
+                {
+                    var context = await _listener.GetContextAsync();
+                    Interlocked.Increment(ref _requests);
+                    var header = context.Request.Headers["Authorization"] ?? "";
+                    var credentials = header.StartsWith("Basic ", StringComparison.Ordinal) ? Encoding.UTF8.GetString(Convert.FromBase64String(header["Basic ".Length..])) : "";
+                    var answer = Encoding.UTF8.GetBytes("you sent " + credentials);
+                    context.Response.ContentType = "text/plain";
+                    await context.Response.OutputStream.WriteAsync(answer);
+                    context.Response.Close();
+                }
+            });
+        }
+
+        public string Url { get; }
+
+        public int Requests => Volatile.Read(ref _requests);
+
+        public void Dispose() => _listener.Close();
+    }
+
+    [Fact]
     public async Task WebhookSend_PostsTheBody()
     {
         var sent = await CliAsync("webhook", "send", "hello", "--data", """{"name":"cli"}""");
