@@ -201,6 +201,46 @@ public sealed class ServeTests(AzuriteFixture azurite) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ExecutionTail_OfParallelTasks_ShowsTheirOutputAsItComes_NotOneTaskAfterTheOther()
+    {
+        // Two branches that take turns, each step waiting for the other's: only a tail that follows both at once
+        // prints the steps in the order they happened.
+        using var packs = new TempPacks().WithPack("par");
+        packs.Write("par/actions/turns.yaml", "name: turns\nrunner_type: orquesta\nentry_point: workflows/turns.yaml\nparameters:\n  dir: {type: string, required: true}\n");
+        packs.Write("par/actions/workflows/turns.yaml", """
+            version: 1.0
+            input: [dir]
+            tasks:
+              start:
+                action: core.noop
+                next: [{do: [left, right]}]
+              left:
+                action: core.local
+                input:
+                  cmd: 'd="<% ctx(dir) %>"; echo left-1; sleep 1; touch "$d/l1"; until [ -e "$d/r1" ]; do sleep 0.1; done; echo left-2; sleep 1; touch "$d/l2"'
+                  timeout: 60
+              right:
+                action: core.local
+                input:
+                  cmd: 'd="<% ctx(dir) %>"; until [ -e "$d/l1" ]; do sleep 0.1; done; echo right-1; sleep 1; touch "$d/r1"; until [ -e "$d/l2" ]; do sleep 0.1; done; echo right-2'
+                  timeout: 60
+            """);
+        var dir = Directory.CreateTempSubdirectory("storm-turns-").FullName;
+        await using var storm = await StormProcess.ServeAsync("--packs", packs.Root, "--storage", azurite.ConnectionString);
+        using var created = await _http.PostAsync(storm.Url + "/api/v1/executions",
+            new StringContent(new JsonObject { ["action"] = "par.turns", ["parameters"] = new JsonObject { ["dir"] = dir } }.ToJsonString(), Encoding.UTF8, "application/json"));
+        var id = JsonNode.Parse(await created.Content.ReadAsStringAsync())!["id"]!.GetValue<string>();
+
+        var tail = await StormProcess.RunAsync("execution", "tail", id, "--api", storm.Url);
+
+        Assert.True(tail.ExitCode == 0, tail.ToString());
+        Assert.Equal("left-1\nright-1\nleft-2\nright-2\n", tail.StdOut);
+        Assert.Contains("--- task right (", tail.StdErr);
+        Assert.Contains("--- task left (", tail.StdErr);
+        Directory.Delete(dir, recursive: true);
+    }
+
+    [Fact]
     public async Task ExecutionTail_OfAWorkflowCanceledWhileATaskWaitsForAPerson_Ends()
     {
         // The approval task stays pending when its workflow is canceled: the tail must still end with the workflow.

@@ -114,64 +114,10 @@ internal static class ExecutionCommands
 
         var tailId = new Argument<string>("ID") { Description = "The execution to follow" };
         var tailApi = CliOutput.ApiOption();
-        var tail = new Command("tail", "Follow an execution's output live until it finishes (a workflow's: its tasks', each in turn); exit 0 when it succeeded") { tailId, tailApi };
+        var tail = new Command("tail", "Follow an execution's output live until it finishes (a workflow's: its tasks', side by side as they run); exit 0 when it succeeded") { tailId, tailApi };
         tail.SetAction((result, ct) => CliOutput.WithClientAsync(result.GetValue(tailApi), async client =>
         {
-            // An execution's output until it finishes; a workflow's tasks (and theirs) are followed as they start. A
-            // task is followed until it finishes, or until its workflow has (a task left pending or canceling by a
-            // canceled workflow would never finish).
-            async Task<(string? Status, Client.ApiReply? Failure)> FollowAsync(string executionId, string? workflowId = null)
-            {
-                var offset = 0L;
-                var followed = new HashSet<string>(StringComparer.Ordinal);
-                while (true)
-                {
-                    var reply = await client.GetAsync($"api/v1/executions/{Uri.EscapeDataString(executionId)}/output?offset={offset}", ct);
-                    if (!reply.IsSuccess)
-                    {
-                        return (null, reply);
-                    }
-
-                    foreach (var chunk in reply.Body!["chunks"]!.AsArray())
-                    {
-                        (chunk!["stream"]!.GetValue<string>() == "stderr" ? Console.Error : Console.Out).Write(chunk["text"]!.GetValue<string>());
-                    }
-
-                    offset = reply.Body["next_offset"]!.GetValue<long>();
-                    var status = reply.Body["status"]!.GetValue<string>();
-                    var children = reply.Body["children"]?.AsArray() ?? [];
-                    foreach (var child in children.Where(c => !followed.Contains(c!["id"]!.GetValue<string>())))
-                    {
-                        var childId = child!["id"]!.GetValue<string>();
-                        var task = child["task"]?.GetValue<string>() ?? "?";
-                        Console.Error.WriteLine($"task {task} ({childId}) started");
-                        var (childStatus, failure) = await FollowAsync(childId, executionId);
-                        if (failure is not null)
-                        {
-                            return (null, failure);
-                        }
-
-                        Console.Error.WriteLine($"task {task} ({childId}) {childStatus}");
-                        followed.Add(childId);
-                    }
-
-                    if (Engine.Executions.ExecutionStatus.IsTerminal(status) && reply.Body["chunks"]!.AsArray().Count == 0 && children.Count == followed.Count)
-                    {
-                        return (status, null);
-                    }
-
-                    if (workflowId is not null && status is Engine.Executions.ExecutionStatus.Pending or Engine.Executions.ExecutionStatus.Canceling
-                        && await client.GetAsync($"api/v1/executions/{Uri.EscapeDataString(workflowId)}", ct) is { IsSuccess: true } workflow
-                        && Engine.Executions.ExecutionStatus.IsTerminal(workflow.Body!["status"]!.GetValue<string>()))
-                    {
-                        return (status, null);
-                    }
-
-                    await Task.Delay(TimeSpan.FromMilliseconds(250), ct);
-                }
-            }
-
-            var (finalStatus, error) = await FollowAsync(result.GetValue(tailId)!);
+            var (finalStatus, error) = await new ExecutionTail(client, Console.Out, Console.Error).FollowAsync(result.GetValue(tailId)!, ct);
             if (error is not null)
             {
                 return CliOutput.Error(error.Fault, error.StatusCode == 404 ? CliOutput.Failed : CliOutput.InvalidInput);
