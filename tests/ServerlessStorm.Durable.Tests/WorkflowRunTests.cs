@@ -276,6 +276,57 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         Assert.Equal(ExecutionStatus.Succeeded, fourth.Status);
     }
 
+    [Theory]
+    [InlineData("delay")]
+    [InlineData("cancel")]
+    public async Task AConcurrencyPolicy_OnASubWorkflow_HoldsWhenAWorkflowStartsIt(string action)
+    {
+        // Two branches start the same sub-workflow at once; its policy allows one at a time, as in StackStorm, where
+        // every execution of the action goes through the policy, whoever started it.
+        using var packs = new TempPacks().WithPack("wf");
+        WriteWorkflow(packs, "nap", """
+            version: 1.0
+            tasks:
+              sleep:
+                action: core.local
+                input: {cmd: "sleep 2"}
+            """);
+        WriteWorkflow(packs, "both", """
+            version: 1.0
+            tasks:
+              start:
+                action: core.noop
+                next: [{do: [left, right]}]
+              left:
+                action: wf.nap
+              right:
+                action: wf.nap
+            """);
+        packs.Write("wf/policies/one.yaml", $"name: one\nresource_ref: wf.nap\npolicy_type: action.concurrency\nparameters: {{threshold: 1, action: {action}}}\n");
+        var (host, hub) = await StartAsync(packs);
+        await using var _ = host;
+        await using var __ = hub;
+
+        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.both", [], null, CancellationToken.None);
+        var workflow = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(90));
+        var naps = (await host.Audit.GetTraceAsync(started.TraceTag, CancellationToken.None)).Executions.Where(e => e.ActionRef == "wf.nap").ToList();
+
+        Assert.Equal(2, naps.Count);
+        Assert.Equal(1, ExecutionOverlap.MaxRunningAtOnce(naps));
+        if (action == "delay")
+        {
+            Assert.True(workflow.Status == ExecutionStatus.Succeeded, workflow.Error);
+            Assert.All(naps, n => Assert.Equal(ExecutionStatus.Succeeded, n.Status));
+            Assert.Contains(naps, n => n.History.Any(h => h.Status == ExecutionStatus.Delayed));
+        }
+        else
+        {
+            Assert.Equal(ExecutionStatus.Canceled, workflow.Status); // a task canceled on its own cancels its workflow, as in Orquesta
+            Assert.Equal([ExecutionStatus.Canceled, ExecutionStatus.Succeeded], naps.Select(n => n.Status).Order(StringComparer.Ordinal));
+            Assert.StartsWith("canceled by policy wf.one", naps.Single(n => n.Status == ExecutionStatus.Canceled).Error, StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public async Task ARetryPolicy_DoesNotRetryAWorkflowsTask_AsInStackStorm()
     {

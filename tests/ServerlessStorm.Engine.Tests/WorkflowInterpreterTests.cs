@@ -68,6 +68,52 @@ public sealed class WorkflowInterpreterTests : IDisposable
     private static (string, JsonNode?) Echo(RunAction a) => (ExecutionStatus.Succeeded, new JsonObject { ["stdout"] = a.Input["message"]?.DeepClone() });
 
     [Fact]
+    public void ATaskCanceledOnItsOwn_CancelsTheWorkflow_TheOthersFinish_AndNothingNewStarts()
+    {
+        // Orquesta: a canceled task puts its workflow in canceling; its transitions (even when: failed) do not run.
+        var workflow = Load("""
+            version: 1.0
+            tasks:
+              start:
+                action: core.noop
+                next: [{do: [quick, slow]}]
+              quick:
+                action: core.noop
+                next: [{when: "<% succeeded() %>", do: after_quick}, {when: "<% failed() %>", do: cleanup}]
+              slow:
+                action: core.noop
+                next: [{do: after_slow}]
+              after_quick: {action: core.noop}
+              after_slow: {action: core.noop}
+              cleanup: {action: core.noop}
+            """);
+
+        var run = Drive(workflow, [], a => (a.Task == "quick" ? ExecutionStatus.Canceled : ExecutionStatus.Succeeded, null));
+
+        Assert.Equal(ExecutionStatus.Canceled, run.Done.Status);
+        Assert.Equal(["start", "quick", "slow"], run.Actions.Select(a => a.Task));
+        Assert.Equal(["task quick canceled: quick said no"], run.Done.Errors);
+    }
+
+    [Fact]
+    public void AFailureBeforeACancel_FailsTheWorkflow_AsOrquestasFailedStateKeeps()
+    {
+        var workflow = Load("""
+            version: 1.0
+            tasks:
+              start:
+                action: core.noop
+                next: [{do: [first, second]}]
+              first: {action: core.noop}
+              second: {action: core.noop}
+            """);
+
+        var run = Drive(workflow, [], a => (a.Task switch { "first" => ExecutionStatus.Failed, "second" => ExecutionStatus.Canceled, _ => ExecutionStatus.Succeeded }, null));
+
+        Assert.Equal(ExecutionStatus.Failed, run.Done.Status);
+    }
+
+    [Fact]
     public void Sequence_PublishesIntoTheContext_AndTheOutputReadsIt()
     {
         var workflow = Load("""

@@ -35,6 +35,7 @@ public sealed class WorkflowInterpreter
     private readonly List<string> _errors = [];
     private readonly List<JsonObject> _endContexts = [];
     private bool _failing;
+    private bool _canceling;
     private bool _completed;
 
     public WorkflowInterpreter(WorkflowDefinition workflow) => _workflow = workflow;
@@ -108,7 +109,7 @@ public sealed class WorkflowInterpreter
 
     private void Schedule(string taskName, JsonObject context, List<WorkflowCommand> commands)
     {
-        if (_failing)
+        if (_failing || _canceling)
         {
             return;
         }
@@ -179,7 +180,7 @@ public sealed class WorkflowInterpreter
     // Keeps up to the concurrency of items running; completes the task when none runs and none is left to start.
     private void StartItems(TaskRun run, TimeSpan delay, List<WorkflowCommand> commands)
     {
-        while (run.NextItem < run.Items.Count && run.Outstanding.Count < run.Concurrency && !_failing)
+        while (run.NextItem < run.Items.Count && run.Outstanding.Count < run.Concurrency && !_failing && !_canceling)
         {
             if (RunItem(run, run.NextItem++, delay) is { } command)
             {
@@ -187,7 +188,7 @@ public sealed class WorkflowInterpreter
             }
         }
 
-        if (run.Outstanding.Count == 0 && (run.NextItem >= run.Items.Count || _failing))
+        if (run.Outstanding.Count == 0 && (run.NextItem >= run.Items.Count || _failing || _canceling))
         {
             Complete(run, commands);
         }
@@ -237,6 +238,15 @@ public sealed class WorkflowInterpreter
 
         _running.Remove(run.Key);
         _lastStatus[run.Task.Name] = status;
+        if (status == ExecutionStatus.Canceled && !_failing)
+        {
+            // As Orquesta: a task canceled on its own (by a policy, or by hand) cancels its workflow. The tasks still
+            // running finish, nothing new starts, and the workflow ends canceled — whatever fails meanwhile.
+            _errors.Add($"task {run.Task.Name} canceled{(run.Errors.Count > 0 ? ": " + string.Join("; ", run.Errors) : "")}");
+            _canceling = true;
+            return;
+        }
+
         // As Orquesta: a failure is remediated by a transition that goes on to a task, or says noop (or retries);
         // publishing alone, or `continue`, carries the failure on to the workflow.
         var remediated = false;
@@ -339,9 +349,9 @@ public sealed class WorkflowInterpreter
             }
         }
 
-        if (_failing)
+        if (_canceling || _failing)
         {
-            commands.Add(new CompleteWorkflow(ExecutionStatus.Failed, null, [.. _errors]));
+            commands.Add(new CompleteWorkflow(_canceling ? ExecutionStatus.Canceled : ExecutionStatus.Failed, null, [.. _errors]));
             return;
         }
 

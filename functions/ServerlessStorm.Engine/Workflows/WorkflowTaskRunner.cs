@@ -108,10 +108,54 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
             return new WorkflowTaskOutcome(ExecutionStatus.Failed, WorkflowResult(null, [error!]), error, record.Id);
         }
 
-        for (var attempt = 0; attempt < 5 && record.Status is ExecutionStatus.Requested or ExecutionStatus.Scheduled; attempt++)
+        for (var attempt = 0; attempt < 5 && record.Status is ExecutionStatus.Requested or ExecutionStatus.Scheduled or ExecutionStatus.Delayed; attempt++)
         {
             var now = time.GetUtcNow();
-            if (record.Status == ExecutionStatus.Requested)
+
+            // A sub-workflow under a concurrency policy takes its slot like any execution of its action: it waits
+            // (delayed) or is canceled when the policy is full, and holds the slot until its orchestration ends.
+            if (concurrency.Governs(record.ActionRef) && await concurrency.TryEnterAsync(record, now + ConcurrencyGate.WorkflowLease, cancellationToken) is { } full)
+            {
+                if (full.Action == ConcurrencyPolicy.Cancel)
+                {
+                    record.Error = $"canceled by policy {full.Ref}: {full.Threshold} execution(s) of {record.ActionRef} were already running";
+                    record.Transition(ExecutionStatus.Canceled, now);
+                    if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
+                    {
+                        Diagnostics.StormMetrics.ExecutionFinished(record.ActionRef, record.Status);
+                        await announcer.AnnounceAsync(action, record, cancellationToken);
+                        return new WorkflowTaskOutcome(record.Status, null, record.Error, record.Id);
+                    }
+                }
+                else
+                {
+                    if (record.Status != ExecutionStatus.Delayed)
+                    {
+                        record.Transition(ExecutionStatus.Delayed, now);
+                        await audit.TryUpdateExecutionAsync(record, cancellationToken);
+                    }
+
+                    await Task.Delay(PollInterval, time, cancellationToken);
+                    attempt = -1; // waiting for a slot is not a failed attempt
+                }
+
+                record = await audit.GetExecutionAsync(record.Id, cancellationToken) ?? record;
+                if (record.Status == ExecutionStatus.Canceling)
+                {
+                    // Its workflow was canceled while it waited: it never started.
+                    record.Transition(ExecutionStatus.Canceled, time.GetUtcNow());
+                    if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
+                    {
+                        await announcer.AnnounceAsync(action, record, cancellationToken);
+                    }
+
+                    return new WorkflowTaskOutcome(ExecutionStatus.Canceled, null, "canceled while waiting for a concurrency slot", record.Id);
+                }
+
+                continue;
+            }
+
+            if (record.Status is ExecutionStatus.Requested or ExecutionStatus.Delayed)
             {
                 record.Transition(ExecutionStatus.Scheduled, now);
             }
@@ -119,8 +163,15 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
             record.Transition(ExecutionStatus.Running, now);
             if (!await audit.TryUpdateExecutionAsync(record, cancellationToken))
             {
+                await concurrency.LeaveAsync(record, cancellationToken);
                 record = await audit.GetExecutionAsync(record.Id, cancellationToken) ?? record;
             }
+        }
+
+        if (ExecutionStatus.IsTerminal(record.Status))
+        {
+            // Ended before it started (its workflow was canceled meanwhile): nothing to run.
+            return new WorkflowTaskOutcome(record.Status, record.Result?.DeepClone(), record.Error, record.Id);
         }
 
         return new WorkflowTaskOutcome(ExecutionStatus.Running, null, null, record.Id)
