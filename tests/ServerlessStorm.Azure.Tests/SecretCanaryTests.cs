@@ -84,7 +84,7 @@ public sealed class SecretCanaryTests(AzuriteFixture azurite)
             .AddSingleton<IKeyValueStore>(new TableKeyValueStore(options))
             .AddSingleton<IExecutionOutputStore>(output)
             .Configure<StormOptions>(o => o.AllowedNetworks.Add("127.0.0.0/8")));
-        using var echo = new EchoService();
+        using var echo = new BasicAuthEchoServer();
         var executions = host.Services.GetRequiredService<ExecutionService>();
         await host.Services.GetRequiredService<KeyValueService>().SetAsync("system", "canary_token", Canary, secret: true, ttl: null, CancellationToken.None);
 
@@ -122,36 +122,5 @@ public sealed class SecretCanaryTests(AzuriteFixture azurite)
         hits.AddRange(host.Logs.Where(l => l.Contains(Canary, StringComparison.Ordinal)).Select(l => "log: " + l));
         Assert.True(blobCount > 0, "the big result should have been claim-checked into Blob Storage");
         Assert.Empty(hits);
-    }
-
-    /// <summary>An HTTP service on loopback that answers every request with the basic-auth credentials it was sent.</summary>
-    private sealed class EchoService : IDisposable
-    {
-        private readonly System.Net.HttpListener _listener = new();
-
-        public EchoService()
-        {
-            Url = $"http://127.0.0.1:{AzuriteFixture.FreePort()}/";
-            _listener.Prefixes.Add(Url);
-            _listener.Start();
-            _ = Task.Run(async () =>
-            {
-                while (_listener.IsListening)
-                {
-                    var context = await _listener.GetContextAsync();
-                    var credentials = context.Request.Headers["Authorization"] is { } header && header.StartsWith("Basic ", StringComparison.Ordinal)
-                        ? Encoding.UTF8.GetString(Convert.FromBase64String(header["Basic ".Length..]))
-                        : "";
-                    var body = Encoding.UTF8.GetBytes("you sent " + credentials);
-                    context.Response.ContentType = "text/plain";
-                    await context.Response.OutputStream.WriteAsync(body);
-                    context.Response.Close();
-                }
-            });
-        }
-
-        public string Url { get; }
-
-        public void Dispose() => _listener.Close();
     }
 }
