@@ -104,19 +104,31 @@ public sealed class WorkflowOrchestrator : TaskOrchestrator<WorkflowStart, Workf
         }
 
         TaskActionOutcome outcome;
-        try
+        var request = new TaskActionRequest(start.ExecutionId, start.TraceTag, action.Id, action.Task, action.ActionRef, action.Input.ToJsonString())
         {
-            outcome = await context.CallActivityAsync<TaskActionOutcome>(RunTaskActionActivity.Name,
-                new TaskActionRequest(start.ExecutionId, start.TraceTag, action.Id, action.Task, action.ActionRef, action.Input.ToJsonString())
-                {
-                    ReuseFrom = start.ReRunTasks.Contains(action.Task) ? null : start.ReuseFrom,
-                    SubReRunTasks = [.. start.ReRunTasks.Where(t => t.StartsWith(action.Task + ".", StringComparison.Ordinal)).Select(t => t[(action.Task.Length + 1)..])],
-                });
-        }
-        catch (TaskFailedException ex)
+            ReuseFrom = start.ReRunTasks.Contains(action.Task) ? null : start.ReuseFrom,
+            SubReRunTasks = [.. start.ReRunTasks.Where(t => t.StartsWith(action.Task + ".", StringComparison.Ordinal)).Select(t => t[(action.Task.Length + 1)..])],
+        };
+        for (var waits = 0; ; waits++)
         {
-            // The activity itself broke (not the action: that fails with a result): the task fails, transitions decide.
-            return new TaskActionOutcome(ExecutionStatus.Failed, null, $"the task's activity failed: {ex.FailureDetails.ErrorMessage}", null);
+            try
+            {
+                outcome = await context.CallActivityAsync<TaskActionOutcome>(RunTaskActionActivity.Name, request);
+            }
+            catch (TaskFailedException ex)
+            {
+                // The activity itself broke (not the action: that fails with a result): the task fails, transitions decide.
+                return new TaskActionOutcome(ExecutionStatus.Failed, null, $"the task's activity failed: {ex.FailureDetails.ErrorMessage}", null);
+            }
+
+            if (outcome.Status != ExecutionStatus.Delayed)
+            {
+                break;
+            }
+
+            // A sub-workflow waiting for a concurrency slot: asked again after a durable timer (1 s, doubling to 5 s),
+            // so no worker is held while it waits and a long wait adds few events to the history.
+            await context.CreateTimer(SlotRecheck(waits), CancellationToken.None);
         }
 
         if (outcome.SubWorkflow is { } sub)
@@ -146,6 +158,8 @@ public sealed class WorkflowOrchestrator : TaskOrchestrator<WorkflowStart, Workf
         var result = WorkflowTaskRunner.WorkflowResult(end.Output is null ? null : JsonNode.Parse(end.Output), end.Errors);
         return new TaskActionOutcome(end.Status, result.ToJsonString(), end.Status == ExecutionStatus.Succeeded ? null : string.Join("; ", end.Errors), sub.ExecutionId);
     }
+
+    private static TimeSpan SlotRecheck(int waits) => TimeSpan.FromSeconds(Math.Min(5, 1 << Math.Min(waits, 3)));
 
     /// <summary>The event that ends a workflow task's inquiry.</summary>
     public static string InquiryEvent(string inquiryExecutionId) => $"inquiry-{inquiryExecutionId}";

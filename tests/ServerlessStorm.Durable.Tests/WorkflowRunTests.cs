@@ -328,6 +328,40 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task ManySubWorkflowsWaitingForOneSlot_HoldNoWorker_SoTheHolderFinishesAndAllRun()
+    {
+        // More waiters than the task hub runs activities at once (10): waiting inside an activity would starve the
+        // holder's own tasks, and nothing would ever run again.
+        using var packs = new TempPacks().WithPack("wf");
+        WriteWorkflow(packs, "nap", """
+            version: 1.0
+            tasks:
+              sleep:
+                action: core.local
+                input: {cmd: "sleep 0.1"}
+            """);
+        WriteWorkflow(packs, "many", """
+            version: 1.0
+            tasks:
+              each:
+                with: <% [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11] %>
+                action: wf.nap
+            """);
+        packs.Write("wf/policies/one.yaml", "name: one\nresource_ref: wf.nap\npolicy_type: action.concurrency\nparameters: {threshold: 1, action: delay}\n");
+        var (host, hub) = await StartAsync(packs);
+        await using var _ = host;
+        await using var __ = hub;
+
+        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.many", [], null, CancellationToken.None);
+        var workflow = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(240));
+        var naps = (await host.Audit.GetTraceAsync(started.TraceTag, CancellationToken.None)).Executions.Where(e => e.ActionRef == "wf.nap").ToList();
+
+        Assert.True(workflow.Status == ExecutionStatus.Succeeded, workflow.Error);
+        Assert.Equal(11, naps.Count(n => n.Status == ExecutionStatus.Succeeded));
+        Assert.Equal(1, ExecutionOverlap.MaxRunningAtOnce(naps));
+    }
+
+    [Fact]
     public async Task ARetryPolicy_DoesNotRetryAWorkflowsTask_AsInStackStorm()
     {
         // The attempt would run outside the workflow, which has already taken the failure: a task's own retry does it.

@@ -108,6 +108,18 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
             return new WorkflowTaskOutcome(ExecutionStatus.Failed, WorkflowResult(null, [error!]), error, record.Id);
         }
 
+        if (record.Status == ExecutionStatus.Canceling)
+        {
+            // Its workflow was canceled while it waited for a slot: it never started.
+            record.Transition(ExecutionStatus.Canceled, time.GetUtcNow());
+            if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
+            {
+                await announcer.AnnounceAsync(action, record, cancellationToken);
+            }
+
+            return new WorkflowTaskOutcome(ExecutionStatus.Canceled, null, "canceled while waiting for a concurrency slot", record.Id);
+        }
+
         for (var attempt = 0; attempt < 5 && record.Status is ExecutionStatus.Requested or ExecutionStatus.Scheduled or ExecutionStatus.Delayed; attempt++)
         {
             var now = time.GetUtcNow();
@@ -127,31 +139,15 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
                         return new WorkflowTaskOutcome(record.Status, null, record.Error, record.Id);
                     }
                 }
-                else
+                else if (record.Status == ExecutionStatus.Delayed
+                    || await audit.TryUpdateExecutionAsync(WithStatus(record, ExecutionStatus.Delayed, now), cancellationToken))
                 {
-                    if (record.Status != ExecutionStatus.Delayed)
-                    {
-                        record.Transition(ExecutionStatus.Delayed, now);
-                        await audit.TryUpdateExecutionAsync(record, cancellationToken);
-                    }
-
-                    await Task.Delay(PollInterval, time, cancellationToken);
-                    attempt = -1; // waiting for a slot is not a failed attempt
+                    // Not waited for here: the slot's holder may need this activity's worker for its own tasks. The
+                    // orchestration waits on a durable timer and asks again.
+                    return new WorkflowTaskOutcome(ExecutionStatus.Delayed, null, $"waiting for a slot of policy {full.Ref}", record.Id);
                 }
 
                 record = await audit.GetExecutionAsync(record.Id, cancellationToken) ?? record;
-                if (record.Status == ExecutionStatus.Canceling)
-                {
-                    // Its workflow was canceled while it waited: it never started.
-                    record.Transition(ExecutionStatus.Canceled, time.GetUtcNow());
-                    if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
-                    {
-                        await announcer.AnnounceAsync(action, record, cancellationToken);
-                    }
-
-                    return new WorkflowTaskOutcome(ExecutionStatus.Canceled, null, "canceled while waiting for a concurrency slot", record.Id);
-                }
-
                 continue;
             }
 
@@ -178,6 +174,12 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
         {
             SubWorkflow = new SubWorkflowStart(record.Id, action.EntryPoint!, text, parameters, reuseFrom) { ReRunTasks = reRunTasks },
         };
+    }
+
+    private static ExecutionRecord WithStatus(ExecutionRecord record, string status, DateTimeOffset at)
+    {
+        record.Transition(status, at);
+        return record;
     }
 
     // A workflow under a concurrency policy holds its slots while it runs: each task it starts renews their lease.
