@@ -96,6 +96,44 @@ public sealed class WorkflowInterpreterTests : IDisposable
     }
 
     [Fact]
+    public void ACanceledTask_IsNotRetried()
+    {
+        // Orquesta never retries a canceled task, whatever its retry's when says.
+        var workflow = Load("""
+            version: 1.0
+            tasks:
+              once:
+                action: core.noop
+                retry: {count: 2, when: "<% not succeeded() %>"}
+            """);
+
+        var run = Drive(workflow, [], _ => (ExecutionStatus.Canceled, null));
+
+        Assert.Equal(ExecutionStatus.Canceled, run.Done.Status);
+        Assert.Single(run.Actions);
+    }
+
+    [Fact]
+    public void AWithItemsTask_WithACanceledItem_IsCanceled()
+    {
+        var workflow = Load("""
+            version: 1.0
+            tasks:
+              each:
+                with: <% [1, 2, 3] %>
+                action: core.noop
+                next: [{when: "<% failed() %>", do: cleanup}]
+              cleanup: {action: core.noop}
+            """);
+        var items = 0;
+
+        var run = Drive(workflow, [], a => (a.Task == "each" && ++items == 2 ? ExecutionStatus.Canceled : ExecutionStatus.Succeeded, null));
+
+        Assert.Equal(ExecutionStatus.Canceled, run.Done.Status);
+        Assert.DoesNotContain(run.Actions, a => a.Task == "cleanup");
+    }
+
+    [Fact]
     public void AFailureBeforeACancel_FailsTheWorkflow_AsOrquestasFailedStateKeeps()
     {
         var workflow = Load("""

@@ -221,14 +221,16 @@ public sealed class WorkflowInterpreter
 
     private void Complete(TaskRun run, List<WorkflowCommand> commands)
     {
-        // A task's status is its action's (timeout, canceled, …); with items, failed when any item did not succeed.
+        // A task's status is its action's (timeout, canceled, …); with items, canceled when an item was (as Orquesta),
+        // else failed when any item did not succeed.
         var status = run.ForcedStatus ?? (run.ItemStatuses.All(s => s == ExecutionStatus.Succeeded) ? ExecutionStatus.Succeeded
-            : run.Task.With is null && run.ItemStatuses is [{ } only] ? only : ExecutionStatus.Failed);
+            : run.Task.With is null && run.ItemStatuses is [{ } only] ? only
+            : run.ItemStatuses.Contains(ExecutionStatus.Canceled) ? ExecutionStatus.Canceled : ExecutionStatus.Failed);
         run.Status = status;
         run.Result = run.Task.With is null ? run.ItemResults.FirstOrDefault() : new JsonArray([.. run.ItemResults.Select(r => r?.DeepClone())]);
         var scope = Scope(run.Context, run);
 
-        if (run.Task.Retry is { } retry && run.ForcedStatus is null && run.Attempt <= Count(retry, scope) && Holds(retry.When, scope, status == ExecutionStatus.Failed))
+        if (run.Task.Retry is { } retry && run.ForcedStatus is null && status != ExecutionStatus.Canceled && run.Attempt <= Count(retry, scope) && Holds(retry.When, scope, status == ExecutionStatus.Failed))
         {
             run.Attempt++;
             run.Errors.Clear();
