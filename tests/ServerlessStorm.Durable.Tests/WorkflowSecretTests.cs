@@ -130,4 +130,49 @@ public sealed class WorkflowSecretTests(AzuriteFixture azurite)
         hits.AddRange(host.Logs.Where(l => l.Contains(Code, StringComparison.Ordinal)).Select(l => "log: " + l));
         Assert.Empty(hits);
     }
+
+    [Fact]
+    public async Task ARerunFromTheTaskAfterASecretInquiry_GivesThatTaskTheAnswer_NotItsMask()
+    {
+        const string Code = "CANARY-2fa-rerun-31c8";
+        var expected = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Code)));
+        var ready = Path.Combine(Path.GetTempPath(), $"storm-ready-{Guid.NewGuid():N}");
+        using var packs = new TempPacks().WithPack("wf");
+        packs.Write("wf/actions/second_factor.yaml", "name: second_factor\nrunner_type: orquesta\nentry_point: workflows/second_factor.yaml\n");
+        packs.Write("wf/actions/workflows/second_factor.yaml", $$"""
+            version: 1.0
+            tasks:
+              approve:
+                action: core.ask
+                input:
+                  schema: {type: object, properties: {code: {type: string, secret: true, required: true} } }
+                next: [{when: "<% succeeded() %>", publish: [{code: "<% result().response.code %>"}], do: use}]
+              use:
+                action: core.local
+                input:
+                  cmd: 'test -e "{{ready}}" && test "$(printf %s "$CODE" | sha256sum | cut -d" " -f1)" = "{{expected}}" && echo "logged in with $CODE"'
+                  env: {CODE: "<% ctx(code) %>"}
+            """);
+        var (host, hub) = await WorkflowHosts.StartAsync(azurite, packs.Root);
+        await using var _ = host;
+        await using var __ = hub;
+        var service = host.Services.GetRequiredService<ExecutionService>();
+
+        var started = await service.RunAsync("wf.second_factor", [], null, CancellationToken.None);
+        var question = await Eventually.ReturnsAsync(async () => (await host.Audit.GetTraceAsync(started.TraceTag, CancellationToken.None)).Executions
+            .SingleOrDefault(e => e.WorkflowTask == "approve" && e.Status == ExecutionStatus.Pending), e => e is not null, TimeSpan.FromSeconds(60));
+        await host.Services.GetRequiredService<InquiryService>().RespondAsync(question!.Id, new JsonObject { ["code"] = Code }, null, CancellationToken.None);
+        var first = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(90));
+        await File.WriteAllTextAsync(ready, "");
+        var reRun = await host.WaitForExecutionAsync((await service.ReRunAsync(first.Id, [], CancellationToken.None, ["use"])).Id, TimeSpan.FromSeconds(90));
+        File.Delete(ready);
+
+        Assert.Equal(ExecutionStatus.Failed, first.Status); // not ready yet
+        Assert.True(reRun.Status == ExecutionStatus.Succeeded, reRun.Error); // the reused answer is the real one
+        var used = (await host.Audit.GetTraceAsync(reRun.TraceTag, CancellationToken.None)).Executions.Single(e => e.ParentId == reRun.Id && e.WorkflowTask == "use");
+        Assert.Equal("logged in with ********", used.Result!["stdout"]!.GetValue<string>());
+        var (hits, _) = await StorageScan.FindAsync(azurite.ConnectionString, Code);
+        hits.AddRange(host.Logs.Where(l => l.Contains(Code, StringComparison.Ordinal)).Select(l => "log: " + l));
+        Assert.Empty(hits);
+    }
 }

@@ -305,6 +305,7 @@ public sealed class TableAuditStore : IAuditStore
         ["StartTimestamp"] = record.StartTimestamp,
         ["EndTimestamp"] = record.EndTimestamp,
         ["Result"] = await _blobs.StoreAsync(record.Result?.ToJsonString(), $"executions/{record.Id}/result.json", cancellationToken),
+        ["SealedResult"] = await _blobs.StoreAsync(record.SealedResult?.ToJsonString(), $"executions/{record.Id}/sealed-result.json", cancellationToken),
         ["Error"] = await _blobs.StoreAsync(record.Error, $"executions/{record.Id}/error.txt", cancellationToken),
     };
 
@@ -331,6 +332,7 @@ public sealed class TableAuditStore : IAuditStore
             StartTimestamp = e.GetDateTimeOffset("StartTimestamp") ?? DateTimeOffset.MinValue,
             EndTimestamp = e.GetDateTimeOffset("EndTimestamp"),
             Result = ParseJson(await _blobs.LoadAsync(e.GetString("Result"), cancellationToken)),
+            SealedResult = ParseJson(await _blobs.LoadAsync(e.GetString("SealedResult"), cancellationToken)),
             Error = await _blobs.LoadAsync(e.GetString("Error"), cancellationToken),
             Version = e.ETag.ToString(),
         };

@@ -33,6 +33,8 @@ public sealed record AuditJournalEntry
 /// </summary>
 public sealed record ExecutionChange(string Id, string Status, IReadOnlyList<StatusChange> Added, DateTimeOffset? EndTimestamp, JsonNode? Result, string? Error)
 {
+    public JsonNode? SealedResult { get; init; }
+
     /// <summary>The change from <paramref name="before"/> to <paramref name="after"/>, or null when more than an update's fields differ.</summary>
     public static ExecutionChange? Between(ExecutionRecord before, ExecutionRecord after)
     {
@@ -43,7 +45,10 @@ public sealed record ExecutionChange(string Id, string Status, IReadOnlyList<Sta
             return null;
         }
 
-        return new ExecutionChange(after.Id, after.Status, [.. after.History.Skip(before.History.Count)], after.EndTimestamp, after.Result, after.Error);
+        return new ExecutionChange(after.Id, after.Status, [.. after.History.Skip(before.History.Count)], after.EndTimestamp, after.Result, after.Error)
+        {
+            SealedResult = after.SealedResult,
+        };
     }
 
     /// <summary>The execution after this change, from the execution before it.</summary>
@@ -54,6 +59,7 @@ public sealed record ExecutionChange(string Id, string Status, IReadOnlyList<Sta
         after.History.AddRange(Added);
         after.EndTimestamp = EndTimestamp;
         after.Result = Result?.DeepClone();
+        after.SealedResult = SealedResult?.DeepClone();
         after.Error = Error;
         return after;
     }

@@ -55,6 +55,12 @@ public sealed class ExecutionRecord
 
     public JsonNode? Result { get; set; }
 
+    /// <summary>
+    /// The result with the values <see cref="Result"/> masks sealed (encrypted) instead: what a workflow that uses
+    /// the result is given (an inquiry's secret answer). Null when nothing is masked. Never shown by the API.
+    /// </summary>
+    public JsonNode? SealedResult { get; set; }
+
     public string? Error { get; set; }
 
     /// <summary>The store's concurrency token (a Table Storage ETag); updates fail when it is stale.</summary>
@@ -90,6 +96,7 @@ public sealed class ExecutionRecord
         StartTimestamp = StartTimestamp,
         EndTimestamp = EndTimestamp,
         Result = Result?.DeepClone(),
+        SealedResult = SealedResult?.DeepClone(),
         Error = Error,
         Version = Version,
     };

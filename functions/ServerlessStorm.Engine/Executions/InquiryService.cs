@@ -87,13 +87,20 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
             var result = (JsonObject)(record.Result?.DeepClone() ?? new JsonObject());
             result["response"] = WithSecretFields(answer, secretFields, _ => SecretMasker.Mask);
             record.Result = result;
+            if (secretFields.Count > 0)
+            {
+                // Kept sealed beside the masked result: the asking workflow, a re-run that reuses this answer, or a
+                // task activity that finds it answered already, all get the value.
+                var sealedResult = (JsonObject)result.DeepClone();
+                sealedResult["response"] = WithSecretFields(answer, secretFields, datastore.SealValue);
+                record.SealedResult = sealedResult;
+            }
+
             record.Transition(ExecutionStatus.Succeeded, time.GetUtcNow());
             if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
             {
                 LogAnswered(logger, id, user ?? "(anonymous)");
-                var forWorkflow = (JsonObject)result.DeepClone();
-                forWorkflow["response"] = WithSecretFields(answer, secretFields, datastore.SealValue);
-                await EndedAsync(record, cancellationToken, forWorkflow);
+                await EndedAsync(record, cancellationToken);
                 return record;
             }
         }
@@ -162,14 +169,14 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
 
     // An inquiry that ended: counted, announced, and — when a workflow's task asked it — handed to that workflow,
     // with the secret fields of the response sealed rather than masked.
-    private async Task EndedAsync(ExecutionRecord record, CancellationToken cancellationToken, JsonObject? resultForWorkflow = null)
+    private async Task EndedAsync(ExecutionRecord record, CancellationToken cancellationToken)
     {
         Diagnostics.StormMetrics.ExecutionFinished(record.ActionRef, record.Status);
         await announcer.AnnounceAsync(catalog.Actions.GetValueOrDefault(record.ActionRef), record, cancellationToken);
         if (record.ParentId is { } workflow && workflows is not null)
         {
             await workflows.CompleteWaitingTaskAsync(workflow, record.Id,
-                new Workflows.WorkflowTaskOutcome(record.Status, resultForWorkflow ?? record.Result?.DeepClone(), record.Error, record.Id), cancellationToken);
+                new Workflows.WorkflowTaskOutcome(record.Status, (record.SealedResult ?? record.Result)?.DeepClone(), record.Error, record.Id), cancellationToken);
         }
     }
 

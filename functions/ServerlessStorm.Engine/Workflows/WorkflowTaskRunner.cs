@@ -45,7 +45,7 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
             : null;
         if (earlier is { Status: ExecutionStatus.Succeeded } && subReRunTasks is not { Count: > 0 })
         {
-            return new WorkflowTaskOutcome(earlier.Status, earlier.Result?.DeepClone(), null, earlier.Id);
+            return new WorkflowTaskOutcome(earlier.Status, (earlier.SealedResult ?? earlier.Result)?.DeepClone(), null, earlier.Id);
         }
 
         if (!catalog.Actions.TryGetValue(actionRef, out var action))
@@ -94,7 +94,7 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
         }
 
         // Pending: an inquiry waits for a person; the workflow waits for the answer as an event (see InquiryService).
-        return new WorkflowTaskOutcome(done.Status, done.Result?.DeepClone(), done.Error, done.Id);
+        return new WorkflowTaskOutcome(done.Status, (done.SealedResult ?? done.Result)?.DeepClone(), done.Error, done.Id);
     }
 
     // The sub-workflow's execution is marked running here; its own orchestration records its end.
