@@ -166,11 +166,46 @@ public sealed class InquiryTests
         var chained = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(pending.TraceTag, CancellationToken.None),
             t => t.Executions.Any(e => e.ActionRef == "core.echo" && e.Status == ExecutionStatus.Succeeded));
 
-        Assert.Equal(["pin: ******** is more than the maximum 9999"], refused.Problems);
+        Assert.Equal(["pin: does not match the schema (the value is secret, so it is not shown)"], refused.Problems);
         Assert.DoesNotContain("271828", refused.Message);
         Assert.Equal("""{"pin":"********","by":"bob"}""", answered.Result!["response"]!.ToJsonString());
         Assert.Equal("""{"pin":"********","by":"bob"}""", stored!.Result!["response"]!.ToJsonString());
         Assert.Equal("pin=******** by=bob", chained.Executions.Single(e => e.ActionRef == "core.echo").Result!["stdout"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task NestedSecretFields_AndSecretsAProblemWouldReformat_AreNeverShown()
+    {
+        using var packs = new TempPacks().WithPack("ops");
+        var (host, audit) = await StartAsync(packs);
+        await using var _ = host;
+        var inquiries = host.Services.GetRequiredService<InquiryService>();
+        var schema = JsonNode.Parse("""
+            {"type": "object", "properties": {
+              "pin": {"type": "number", "secret": true, "maximum": 9999},
+              "word": {"type": "string", "secret": true, "enum": ["a", "b"]},
+              "creds": {"type": "object", "properties": {"user": {"type": "string"}, "password": {"type": "string", "secret": true, "minLength": 20}}},
+              "keys": {"type": "array", "items": {"type": "string", "secret": true}}}}
+            """);
+        var pending = await AskAsync(host, new JsonObject { ["schema"] = schema });
+
+        // 271828.0 would print as 271828, and p@ss+w'rd as p@ss\u002Bw\u0027rd: neither is the text that was sent.
+        var refused = await Assert.ThrowsAsync<InquiryRefusedException>(() => inquiries.RespondAsync(pending.Id,
+            JsonNode.Parse("""{"pin": 271828.0, "word": "p@ss+w'rd", "creds": {"user": "ops", "password": "short-nested"}}""")!, null, CancellationToken.None));
+        var answered = await inquiries.RespondAsync(pending.Id,
+            JsonNode.Parse("""{"pin": 1234, "word": "a", "creds": {"user": "ops", "password": "a-long-enough-nested-secret"}, "keys": ["k-one", "k-two"]}""")!, null, CancellationToken.None);
+
+        foreach (var leaked in new[] { "271828", "p@ss", "short-nested" })
+        {
+            Assert.DoesNotContain(leaked, refused.Message);
+        }
+
+        Assert.Equal(3, refused.Problems.Count);
+        var stored = (await audit.GetExecutionAsync(pending.Id, CancellationToken.None))!;
+        Assert.Equal("""{"pin":"********","word":"********","creds":{"user":"ops","password":"********"},"keys":["********","********"]}""",
+            stored.Result!["response"]!.ToJsonString());
+        Assert.Equal(stored.Result["response"]!.ToJsonString(), answered.Result!["response"]!.ToJsonString());
+        Assert.DoesNotContain("a-long-enough-nested-secret", stored.SealedResult!.ToJsonString()); // sealed, not in the clear
     }
 
     [Fact]

@@ -76,23 +76,23 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
             }
 
             var schema = record.Result?["schema"] as JsonObject ?? InquirerRunner.DefaultSchema;
-            var secretFields = SecretFields(schema);
+            var secretPaths = new List<string>();
+            var masked = (JsonObject)WithSecrets(answer, schema, _ => SecretMasker.Mask, secretPaths, "")!;
             if (JsonSchema.Validate(answer, schema) is { Count: > 0 } problems)
             {
-                var secretValues = SecretMasker.SecretValues(answer, secretFields);
-                var shown = problems.Select(p => SecretMasker.MaskText(p, secretValues)).ToList();
+                var shown = problems.Select(p => Shown(p, answer, secretPaths)).ToList();
                 throw new InquiryRefusedException(400, $"the response does not match the inquiry's schema: {string.Join("; ", shown)}", shown);
             }
 
             var result = (JsonObject)(record.Result?.DeepClone() ?? new JsonObject());
-            result["response"] = WithSecretFields(answer, secretFields, _ => SecretMasker.Mask);
+            result["response"] = masked;
             record.Result = result;
-            if (secretFields.Count > 0)
+            if (secretPaths.Count > 0)
             {
                 // Kept sealed beside the masked result: the asking workflow, a re-run that reuses this answer, or a
                 // task activity that finds it answered already, all get the value.
                 var sealedResult = (JsonObject)result.DeepClone();
-                sealedResult["response"] = WithSecretFields(answer, secretFields, datastore.SealValue);
+                sealedResult["response"] = WithSecrets(answer, schema, datastore.SealValue, [], "");
                 record.SealedResult = sealedResult;
             }
 
@@ -159,13 +159,84 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
         return record;
     }
 
-    // The top-level properties the schema marks secret, as StackStorm reads them.
-    private static HashSet<string> SecretFields(JsonObject schema) =>
-        [.. (schema["properties"] as JsonObject ?? []).Where(p => p.Value is JsonObject property
-            && property["secret"] is JsonValue secret && secret.TryGetValue<bool>(out var isSecret) && isSecret).Select(p => p.Key)];
+    // The answer with every value the schema marks secret: true replaced — in nested objects and list items too, as
+    // StackStorm finds secrets — and the paths of those values, named as schema problems name them.
+    private static JsonNode? WithSecrets(JsonNode? value, JsonObject? schema, Func<JsonNode?, string> replace, List<string> secretPaths, string path)
+    {
+        if (value is JsonObject obj && schema?["properties"] is JsonObject properties)
+        {
+            var copy = new JsonObject();
+            foreach (var (name, child) in obj)
+            {
+                copy[name] = Child(child, properties[name] as JsonObject, path.Length == 0 ? name : $"{path}.{name}");
+            }
 
-    private static JsonObject WithSecretFields(JsonObject answer, HashSet<string> secretFields, Func<JsonNode?, string> replace) =>
-        new(answer.Select(p => KeyValuePair.Create(p.Key, secretFields.Contains(p.Key) && p.Value is not null ? JsonValue.Create(replace(p.Value)) : p.Value?.DeepClone())));
+            return copy;
+        }
+
+        if (value is JsonArray array && schema?["items"] is JsonObject items)
+        {
+            return new JsonArray([.. array.Select((child, i) => Child(child, items, $"{path}[{i}]"))]);
+        }
+
+        return value?.DeepClone();
+
+        JsonNode? Child(JsonNode? child, JsonObject? childSchema, string childPath)
+        {
+            if (child is null || childSchema?["secret"] is not JsonValue secret || !secret.TryGetValue<bool>(out var isSecret) || !isSecret)
+            {
+                return WithSecrets(child, childSchema, replace, secretPaths, childPath);
+            }
+
+            secretPaths.Add(childPath);
+            return JsonValue.Create(replace(child));
+        }
+    }
+
+    // A problem about a secret value (or one that quotes another problem about it) is named, not shown: a problem may
+    // print the value in forms no text search would catch (a number reformatted, a string escaped).
+    private static string Shown(string problem, JsonObject answer, List<string> secretPaths)
+    {
+        foreach (var path in secretPaths)
+        {
+            if (problem.StartsWith(path + ":", StringComparison.Ordinal) || problem.StartsWith(path + ".", StringComparison.Ordinal) || problem.StartsWith(path + "[", StringComparison.Ordinal))
+            {
+                return $"{path}: does not match the schema (the value is secret, so it is not shown)";
+            }
+
+            if (problem.Contains(path, StringComparison.Ordinal))
+            {
+                var at = problem.IndexOf(": ", StringComparison.Ordinal);
+                return $"{(at > 0 ? problem[..at] : "the response")}: does not match the schema (it holds a secret, so it is not shown)";
+            }
+        }
+
+        return secretPaths.Count == 0 ? problem : SecretMasker.MaskText(problem, SecretTexts(answer, secretPaths));
+    }
+
+    private static List<string> SecretTexts(JsonObject answer, List<string> secretPaths)
+    {
+        var texts = new List<string>();
+        foreach (var path in secretPaths)
+        {
+            JsonNode? node = answer;
+            foreach (var step in System.Text.RegularExpressions.Regex.Split(path, @"\.|(?=\[)"))
+            {
+                node = step.StartsWith('[') ? node is JsonArray a && int.TryParse(step[1..^1], System.Globalization.CultureInfo.InvariantCulture, out var i) && i < a.Count ? a[i] : null : node?[step];
+            }
+
+            if (node is JsonValue v && v.TryGetValue<string>(out var text))
+            {
+                texts.AddRange([text, System.Text.Json.JsonSerializer.Serialize(text)[1..^1]]);
+            }
+            else if (node is not null)
+            {
+                texts.Add(node.ToJsonString());
+            }
+        }
+
+        return [.. texts.Where(t => t.Length > 0).Distinct()];
+    }
 
     // An inquiry that ended: counted, announced, and — when a workflow's task asked it — handed to that workflow,
     // with the secret fields of the response sealed rather than masked.
