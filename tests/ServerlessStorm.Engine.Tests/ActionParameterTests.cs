@@ -83,6 +83,20 @@ public sealed class ActionParameterTests : IDisposable
     }
 
     [Fact]
+    public void ASealedSecretFromAWorkflow_FeedsATypedParameter_ItsValueIsUnknownUntilTheRunner()
+    {
+        // An inquiry's secret integer answer, passed on by the workflow: still ciphertext when its task is resolved.
+        var action = Action("name: a\nrunner_type: noop\nparameters:\n  pin: {type: integer, maximum: 9999}\n");
+        var datastore = new ServerlessStorm.Engine.Datastore.KeyValueService(new ServerlessStorm.Engine.Datastore.InMemoryKeyValueStore(),
+            Microsoft.Extensions.Options.Options.Create(new ServerlessStorm.Engine.Datastore.DatastoreOptions()), TimeProvider.System);
+        var sealedPin = datastore.SealValue(JsonValue.Create(1234));
+
+        Assert.Equal(sealedPin, ParameterResolver.Resolve(action, new JsonObject { ["pin"] = sealedPin })["pin"]!.GetValue<string>());
+        Assert.True(datastore.TryUnsealValue(sealedPin, out var opened));
+        Assert.Equal(1234, opened!.GetValue<int>());
+    }
+
+    [Fact]
     public void APatternThatBacktracksWithoutEnd_RefusesTheValue_AndDoesNotThrow()
     {
         var action = Action("name: a\nrunner_type: noop\nparameters:\n  s: {type: string, pattern: '^(a+)+$'}\n");

@@ -44,6 +44,9 @@ public sealed partial class KeyValueService
     /// <summary>How every datastore reference in a rendered value begins.</summary>
     public const string ReferencePrefix = "\u27e6st2kv:";
 
+    /// <summary>How every sealed value begins (its tag, a MAC of the key, follows).</summary>
+    public const string SealedValuePrefix = "\u27e6st2secret:";
+
     private readonly byte[] _key;
     private readonly string _valueSealPrefix;
 
@@ -56,7 +59,7 @@ public sealed partial class KeyValueService
             : SHA256.HashData(Encoding.UTF8.GetBytes($"serverlessstorm-local-datastore|{Environment.MachineName}|{Environment.CurrentDirectory}"));
         // A sealed value is found by this prefix; AES-GCM's tag is what stops a forged one.
         var tag = Convert.ToHexStringLower(HMACSHA256.HashData(_key, "seal"u8.ToArray()).AsSpan(0, 8));
-        _valueSealPrefix = "\u27e6st2secret:" + tag + ":";
+        _valueSealPrefix = SealedValuePrefix + tag + ":";
     }
 
     public async Task SetAsync(string scope, string name, string value, bool secret, TimeSpan? ttl, CancellationToken cancellationToken)

@@ -261,18 +261,21 @@ public static class ParameterResolver
             return null;
         }
 
+        // A datastore secret is still its reference here, and a secret a workflow passes on (an inquiry's secret
+        // answer) still sealed: both are opened only by the runner, so their type and value cannot be checked here.
+        if (value is JsonValue rendered && rendered.TryGetValue<string>(out var renderedText)
+            && (renderedText.Contains(Datastore.KeyValueService.ReferencePrefix, StringComparison.Ordinal)
+                || renderedText.StartsWith(Datastore.KeyValueService.SealedValuePrefix, StringComparison.Ordinal) && renderedText.EndsWith('\u27e7')))
+        {
+            return value;
+        }
+
         var types = definition.Type.Split('|');
         var cast = types.Contains(TypeOf(value)) ? value : types.Select(t => CastTo(t, value)).FirstOrDefault(v => v is not null);
         if (cast is null)
         {
             problems.Add($"'{definition.Name}' must be {string.Join(" or ", types.Select(Article))}, got {(definition.Secret ? Kind(value) : Describe(value))}");
             return null;
-        }
-
-        // A datastore secret is still its reference here (opened only by the runner): its value cannot be checked.
-        if (cast is JsonValue rendered && rendered.TryGetValue<string>(out var renderedText) && renderedText.Contains(Datastore.KeyValueService.ReferencePrefix, StringComparison.Ordinal))
-        {
-            return cast;
         }
 
         if (definition.Enum is { Count: > 0 } allowed && !allowed.Any(a => JsonNode.DeepEquals(a, cast)))
