@@ -193,12 +193,22 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
         }
     }
 
+    // The schema problems that never quote the value (JsonSchema's wording).
+    private static readonly string[] ValueFreeProblems =
+        ["is longer than", "is shorter than", "expected ", "does not match the pattern", "has ", "is required", "could not be matched"];
+
     // A problem about a secret value (or one that quotes another problem about it) is named, not shown: a problem may
     // print the value in forms no text search would catch (a number reformatted, a string escaped).
     private static string Shown(string problem, JsonObject answer, List<string> secretPaths)
     {
         foreach (var path in secretPaths)
         {
+            if (problem.StartsWith(path + ": ", StringComparison.Ordinal)
+                && ValueFreeProblems.Any(kind => problem.AsSpan(path.Length + 2).StartsWith(kind, StringComparison.Ordinal)))
+            {
+                return problem; // says what is wrong without the value (too long, wrong type, …)
+            }
+
             if (problem.StartsWith(path + ":", StringComparison.Ordinal) || problem.StartsWith(path + ".", StringComparison.Ordinal) || problem.StartsWith(path + "[", StringComparison.Ordinal))
             {
                 return $"{path}: does not match the schema (the value is secret, so it is not shown)";
