@@ -10,13 +10,9 @@ public static class SecretMasker
 
     /// <summary>The secret parameter values of <paramref name="parameters"/>, as text (what would leak into output).</summary>
     public static IReadOnlyList<string> SecretValues(ActionDefinition action, JsonObject parameters) =>
-        SecretValues(parameters, action.Parameters.Values.Where(p => p.Secret).Select(p => p.Name));
-
-    /// <summary>The values of the fields <paramref name="secretNames"/> of <paramref name="values"/>, as text.</summary>
-    public static IReadOnlyList<string> SecretValues(JsonObject values, IEnumerable<string> secretNames) =>
-        [.. secretNames
-            .Where(name => values[name] is not null)
-            .Select(name => values[name] is JsonValue v && v.TryGetValue<string>(out var s) ? s : values[name]!.ToJsonString())
+        [.. action.Parameters.Values
+            .Where(p => p.Secret && parameters[p.Name] is not null)
+            .Select(p => parameters[p.Name] is JsonValue v && v.TryGetValue<string>(out var s) ? s : parameters[p.Name]!.ToJsonString())
             .Where(s => s.Length > 0)];
 
     public static JsonObject MaskParameters(ActionDefinition action, JsonObject parameters)

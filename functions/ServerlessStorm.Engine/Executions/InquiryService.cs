@@ -76,18 +76,18 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
             }
 
             var schema = record.Result?["schema"] as JsonObject ?? InquirerRunner.DefaultSchema;
-            var secretPaths = new List<string>();
-            var masked = (JsonObject)WithSecrets(answer, schema, _ => SecretMasker.Mask, secretPaths, "")!;
+            var secrets = new List<(string Path, JsonNode Value)>();
+            var masked = (JsonObject)WithSecrets(answer, schema, _ => SecretMasker.Mask, secrets, "")!;
             if (JsonSchema.Validate(answer, schema) is { Count: > 0 } problems)
             {
-                var shown = problems.Select(p => Shown(p, answer, secretPaths)).ToList();
+                var shown = problems.Select(p => Shown(p, secrets)).ToList();
                 throw new InquiryRefusedException(400, $"the response does not match the inquiry's schema: {string.Join("; ", shown)}", shown);
             }
 
             var result = (JsonObject)(record.Result?.DeepClone() ?? new JsonObject());
             result["response"] = masked;
             record.Result = result;
-            if (secretPaths.Count > 0)
+            if (secrets.Count > 0)
             {
                 // Kept sealed beside the masked result: the asking workflow, a re-run that reuses this answer, or a
                 // task activity that finds it answered already, all get the value.
@@ -160,8 +160,8 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
     }
 
     // The answer with every value the schema marks secret: true replaced — in nested objects and list items too, as
-    // StackStorm finds secrets — and the paths of those values, named as schema problems name them.
-    private static JsonNode? WithSecrets(JsonNode? value, JsonObject? schema, Func<JsonNode?, string> replace, List<string> secretPaths, string path)
+    // StackStorm finds secrets — and those values with their paths, named as schema problems name them.
+    private static JsonNode? WithSecrets(JsonNode? value, JsonObject? schema, Func<JsonNode?, string> replace, List<(string Path, JsonNode Value)> secrets, string path)
     {
         if (value is JsonObject obj && schema?["properties"] is JsonObject properties)
         {
@@ -185,10 +185,10 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
         {
             if (child is null || childSchema?["secret"] is not JsonValue secret || !secret.TryGetValue<bool>(out var isSecret) || !isSecret)
             {
-                return WithSecrets(child, childSchema, replace, secretPaths, childPath);
+                return WithSecrets(child, childSchema, replace, secrets, childPath);
             }
 
-            secretPaths.Add(childPath);
+            secrets.Add((childPath, child));
             return JsonValue.Create(replace(child));
         }
     }
@@ -199,9 +199,9 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
 
     // A problem about a secret value (or one that quotes another problem about it) is named, not shown: a problem may
     // print the value in forms no text search would catch (a number reformatted, a string escaped).
-    private static string Shown(string problem, JsonObject answer, List<string> secretPaths)
+    private static string Shown(string problem, List<(string Path, JsonNode Value)> secrets)
     {
-        foreach (var path in secretPaths)
+        foreach (var (path, _) in secrets)
         {
             if (problem.StartsWith(path + ": ", StringComparison.Ordinal)
                 && ValueFreeProblems.Any(kind => problem.AsSpan(path.Length + 2).StartsWith(kind, StringComparison.Ordinal)))
@@ -221,31 +221,11 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
             }
         }
 
-        return secretPaths.Count == 0 ? problem : SecretMasker.MaskText(problem, SecretTexts(answer, secretPaths));
-    }
-
-    private static List<string> SecretTexts(JsonObject answer, List<string> secretPaths)
-    {
-        var texts = new List<string>();
-        foreach (var path in secretPaths)
-        {
-            JsonNode? node = answer;
-            foreach (var step in System.Text.RegularExpressions.Regex.Split(path, @"\.|(?=\[)"))
-            {
-                node = step.StartsWith('[') ? node is JsonArray a && int.TryParse(step[1..^1], System.Globalization.CultureInfo.InvariantCulture, out var i) && i < a.Count ? a[i] : null : node?[step];
-            }
-
-            if (node is JsonValue v && v.TryGetValue<string>(out var text))
-            {
-                texts.AddRange([text, System.Text.Json.JsonSerializer.Serialize(text)[1..^1]]);
-            }
-            else if (node is not null)
-            {
-                texts.Add(node.ToJsonString());
-            }
-        }
-
-        return [.. texts.Where(t => t.Length > 0).Distinct()];
+        // Else the value itself, as sent and as JSON escapes it, wherever a problem quotes it.
+        var texts = secrets.SelectMany(secret => secret.Value is JsonValue v && v.TryGetValue<string>(out var text)
+            ? [text, System.Text.Json.JsonSerializer.Serialize(text)[1..^1]]
+            : new[] { secret.Value.ToJsonString() });
+        return SecretMasker.MaskText(problem, [.. texts.Where(t => t.Length > 0).Distinct()]);
     }
 
     // An inquiry that ended: counted, announced, and — when a workflow's task asked it — handed to that workflow,

@@ -139,9 +139,18 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
                         return new WorkflowTaskOutcome(record.Status, null, record.Error, record.Id);
                     }
                 }
-                else if (record.Status == ExecutionStatus.Delayed
-                    || await audit.TryUpdateExecutionAsync(WithStatus(record, ExecutionStatus.Delayed, now), cancellationToken))
+                else
                 {
+                    if (record.Status != ExecutionStatus.Delayed)
+                    {
+                        record.Transition(ExecutionStatus.Delayed, now);
+                        if (!await audit.TryUpdateExecutionAsync(record, cancellationToken))
+                        {
+                            record = await audit.GetExecutionAsync(record.Id, cancellationToken) ?? record;
+                            continue;
+                        }
+                    }
+
                     // Not waited for here: the slot's holder may need this activity's worker for its own tasks. The
                     // orchestration waits on a durable timer and asks again.
                     return new WorkflowTaskOutcome(ExecutionStatus.Delayed, null, $"waiting for a slot of policy {full.Ref}", record.Id);
@@ -174,12 +183,6 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
         {
             SubWorkflow = new SubWorkflowStart(record.Id, action.EntryPoint!, text, parameters, reuseFrom) { ReRunTasks = reRunTasks },
         };
-    }
-
-    private static ExecutionRecord WithStatus(ExecutionRecord record, string status, DateTimeOffset at)
-    {
-        record.Transition(status, at);
-        return record;
     }
 
     // A workflow under a concurrency policy holds its slots while it runs: each task it starts renews their lease.
