@@ -45,9 +45,7 @@ public sealed class WorkflowSecretTests(AzuriteFixture azurite)
         Assert.True(workflow.Status == ExecutionStatus.Succeeded, workflow.Error); // the task compared the value it was given
         Assert.Equal("authorized with Bearer ********", workflow.Result!["output"]!["said"]!.GetValue<string>());
         Assert.Equal("Bearer ********", workflow.Result["output"]!["header"]!.GetValue<string>());
-        var (hits, _) = await StorageScan.FindAsync(azurite.ConnectionString, Canary);
-        hits.AddRange(host.Logs.Where(l => l.Contains(Canary, StringComparison.Ordinal)).Select(l => "log: " + l));
-        Assert.Empty(hits);
+        Assert.Empty(await LeaksAsync(host, Canary));
     }
 
     [Fact]
@@ -58,7 +56,7 @@ public sealed class WorkflowSecretTests(AzuriteFixture azurite)
         using var packs = new TempPacks().WithPack("wf");
         packs.Write("wf/actions/call.yaml", "name: call\nrunner_type: orquesta\nentry_point: workflows/call.yaml\nparameters:\n  auth: {type: string, default: 'Bearer {{ st2kv.system.wf_token }}'}\n");
         // The task checks the value by its hash, so the canary itself is written nowhere but the datastore.
-        var expected = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes("Bearer " + KeyCanary)));
+        var expected = Sha256Hex("Bearer " + KeyCanary);
         packs.Write("wf/actions/workflows/call.yaml", $$"""
             version: 1.0
             input: [auth]
@@ -81,9 +79,7 @@ public sealed class WorkflowSecretTests(AzuriteFixture azurite)
 
         Assert.True(workflow.Status == ExecutionStatus.Succeeded, workflow.Error); // the task got the real value
         Assert.Equal("sent Bearer ********", workflow.Result!["output"]!["said"]!.GetValue<string>());
-        var (hits, _) = await StorageScan.FindAsync(azurite.ConnectionString, KeyCanary);
-        hits.AddRange(host.Logs.Where(l => l.Contains(KeyCanary, StringComparison.Ordinal)).Select(l => "log: " + l));
-        Assert.Empty(hits);
+        Assert.Empty(await LeaksAsync(host, KeyCanary));
     }
 
     [Fact]
@@ -91,7 +87,7 @@ public sealed class WorkflowSecretTests(AzuriteFixture azurite)
     {
         // A second factor asked of a person: the schema marks it secret, as StackStorm's inquiries do.
         const string Code = "CANARY-2fa-9d41b7";
-        var expected = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Code)));
+        var expected = Sha256Hex(Code);
         using var packs = new TempPacks().WithPack("wf");
         packs.Write("wf/actions/second_factor.yaml", "name: second_factor\nrunner_type: orquesta\nentry_point: workflows/second_factor.yaml\n");
         packs.Write("wf/actions/workflows/second_factor.yaml", $$"""
@@ -115,9 +111,8 @@ public sealed class WorkflowSecretTests(AzuriteFixture azurite)
         await using var __ = hub;
 
         var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.second_factor", [], null, CancellationToken.None);
-        var question = await Eventually.ReturnsAsync(async () => (await host.Audit.GetTraceAsync(started.TraceTag, CancellationToken.None)).Executions
-            .SingleOrDefault(e => e.WorkflowTask == "approve" && e.Status == ExecutionStatus.Pending), e => e is not null, TimeSpan.FromSeconds(60));
-        var answered = await host.Services.GetRequiredService<InquiryService>().RespondAsync(question!.Id,
+        var question = await PendingApprovalAsync(host, started);
+        var answered = await host.Services.GetRequiredService<InquiryService>().RespondAsync(question.Id,
             new JsonObject { ["code"] = Code, ["who"] = "alice" }, null, CancellationToken.None);
         var workflow = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(90));
 
@@ -126,16 +121,14 @@ public sealed class WorkflowSecretTests(AzuriteFixture azurite)
         Assert.Equal("********", workflow.Result["output"]!["code"]!.GetValue<string>());
         Assert.Equal("alice", workflow.Result["output"]!["who"]!.GetValue<string>()); // only the secret field is hidden
         Assert.Equal("********", answered.Result!["response"]!["code"]!.GetValue<string>());
-        var (hits, _) = await StorageScan.FindAsync(azurite.ConnectionString, Code);
-        hits.AddRange(host.Logs.Where(l => l.Contains(Code, StringComparison.Ordinal)).Select(l => "log: " + l));
-        Assert.Empty(hits);
+        Assert.Empty(await LeaksAsync(host, Code));
     }
 
     [Fact]
     public async Task ARerunFromTheTaskAfterASecretInquiry_GivesThatTaskTheAnswer_NotItsMask()
     {
         const string Code = "CANARY-2fa-rerun-31c8";
-        var expected = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Code)));
+        var expected = Sha256Hex(Code);
         var ready = Path.Combine(Path.GetTempPath(), $"storm-ready-{Guid.NewGuid():N}");
         using var packs = new TempPacks().WithPack("wf");
         packs.Write("wf/actions/second_factor.yaml", "name: second_factor\nrunner_type: orquesta\nentry_point: workflows/second_factor.yaml\n");
@@ -159,9 +152,8 @@ public sealed class WorkflowSecretTests(AzuriteFixture azurite)
         var service = host.Services.GetRequiredService<ExecutionService>();
 
         var started = await service.RunAsync("wf.second_factor", [], null, CancellationToken.None);
-        var question = await Eventually.ReturnsAsync(async () => (await host.Audit.GetTraceAsync(started.TraceTag, CancellationToken.None)).Executions
-            .SingleOrDefault(e => e.WorkflowTask == "approve" && e.Status == ExecutionStatus.Pending), e => e is not null, TimeSpan.FromSeconds(60));
-        await host.Services.GetRequiredService<InquiryService>().RespondAsync(question!.Id, new JsonObject { ["code"] = Code }, null, CancellationToken.None);
+        var question = await PendingApprovalAsync(host, started);
+        await host.Services.GetRequiredService<InquiryService>().RespondAsync(question.Id, new JsonObject { ["code"] = Code }, null, CancellationToken.None);
         var first = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(90));
         await File.WriteAllTextAsync(ready, "");
         var reRun = await host.WaitForExecutionAsync((await service.ReRunAsync(first.Id, [], CancellationToken.None, ["use"])).Id, TimeSpan.FromSeconds(90));
@@ -171,8 +163,20 @@ public sealed class WorkflowSecretTests(AzuriteFixture azurite)
         Assert.True(reRun.Status == ExecutionStatus.Succeeded, reRun.Error); // the reused answer is the real one
         var used = (await host.Audit.GetTraceAsync(reRun.TraceTag, CancellationToken.None)).Executions.Single(e => e.ParentId == reRun.Id && e.WorkflowTask == "use");
         Assert.Equal("logged in with ********", used.Result!["stdout"]!.GetValue<string>());
-        var (hits, _) = await StorageScan.FindAsync(azurite.ConnectionString, Code);
-        hits.AddRange(host.Logs.Where(l => l.Contains(Code, StringComparison.Ordinal)).Select(l => "log: " + l));
-        Assert.Empty(hits);
+        Assert.Empty(await LeaksAsync(host, Code));
+    }
+
+    private static string Sha256Hex(string text) => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)));
+
+    private static async Task<ExecutionRecord> PendingApprovalAsync(StormTestHost host, ExecutionRecord workflow) =>
+        (await Eventually.ReturnsAsync(async () => (await host.Audit.GetTraceAsync(workflow.TraceTag, CancellationToken.None)).Executions
+            .SingleOrDefault(e => e.WorkflowTask == "approve" && e.Status == ExecutionStatus.Pending), e => e is not null, TimeSpan.FromSeconds(60)))!;
+
+    // Where the text is in the clear: every table, blob and queue message of the account, and the host's logs.
+    private async Task<List<string>> LeaksAsync(StormTestHost host, string text)
+    {
+        var (hits, _) = await StorageScan.FindAsync(azurite.ConnectionString, text);
+        hits.AddRange(host.Logs.Where(l => l.Contains(text, StringComparison.Ordinal)).Select(l => "log: " + l));
+        return hits;
     }
 }
