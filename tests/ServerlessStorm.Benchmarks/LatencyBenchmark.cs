@@ -44,11 +44,12 @@ internal static class LatencyBenchmark
                 StorageConnectionString = azurite.Endpoints.ConnectionString,
             }, logging => logging.SetMinimumLevel(LogLevel.Warning).AddSimpleConsole());
             var audit = server.Services.GetRequiredService<IAuditStore>();
+            var label = $"{transport}, audit {(audit is WriteBehindAuditStore ? "written behind" : "written through")}";
             using var http = new HttpClient { BaseAddress = new Uri(server.Url) };
 
-            await MeasureAsync(http, audit, 50, 4, $"{transport} warm-up");
-            Print(transport, "sequential", requests, await MeasureAsync(http, audit, requests, 1, $"{transport} sequential"));
-            Print(transport, $"concurrency {concurrency}", requests, await MeasureAsync(http, audit, requests, concurrency, $"{transport} concurrency {concurrency}"));
+            await MeasureAsync(http, audit, 50, 4, $"{label} warm-up");
+            Print(label, "sequential", requests, await MeasureAsync(http, audit, requests, 1, $"{label} sequential"));
+            Print(label, $"concurrency {concurrency}", requests, await MeasureAsync(http, audit, requests, concurrency, $"{label} concurrency {concurrency}"));
         }
 
         Directory.Delete(data, recursive: true);

@@ -16,16 +16,21 @@ namespace ServerlessStorm.EndToEnd.Tests;
 public sealed class ServeTests(AzuriteFixture azurite) : IAsyncLifetime
 {
     private readonly HttpClient _http = new();
+    private readonly string _journal = Path.Combine(Path.GetTempPath(), "storm-e2e-journal-" + Guid.NewGuid().ToString("N")[..8]);
     private StormProcess _storm = null!;
 
     // The notify example posts to a test server on loopback, which the egress guard refuses unless allowed.
     public async Task InitializeAsync() => _storm = await StormProcess.ServeAsync(
-        new Dictionary<string, string> { ["Storm__AllowedNetworks__0"] = "127.0.0.0/8" }, "--storage", azurite.ConnectionString);
+        new Dictionary<string, string> { ["Storm__AllowedNetworks__0"] = "127.0.0.0/8" }, "--storage", azurite.ConnectionString, "--audit-journal", _journal);
 
     public async Task DisposeAsync()
     {
         await _storm.DisposeAsync();
         _http.Dispose();
+        if (Directory.Exists(_journal))
+        {
+            Directory.Delete(_journal, recursive: true);
+        }
     }
 
     private TableAuditStore Audit() => new(Options.Create(new AzureStorageOptions { ConnectionString = azurite.ConnectionString }), TimeProvider.System);
@@ -226,7 +231,9 @@ public sealed class ServeTests(AzuriteFixture azurite) : IAsyncLifetime
                   timeout: 60
             """);
         var dir = Directory.CreateTempSubdirectory("storm-turns-").FullName;
-        await using var storm = await StormProcess.ServeAsync("--packs", packs.Root, "--storage", azurite.ConnectionString);
+        // Its own prefix: its own audit journal and task hub, beside the class's server.
+        await using var storm = await StormProcess.ServeAsync(new Dictionary<string, string> { ["Storage__Prefix"] = azurite.NewStorageOptions().Prefix },
+            "--packs", packs.Root, "--storage", azurite.ConnectionString);
         using var created = await _http.PostAsync(storm.Url + "/api/v1/executions",
             new StringContent(new JsonObject { ["action"] = "par.turns", ["parameters"] = new JsonObject { ["dir"] = dir } }.ToJsonString(), Encoding.UTF8, "application/json"));
         var id = JsonNode.Parse(await created.Content.ReadAsStringAsync())!["id"]!.GetValue<string>();
@@ -385,6 +392,13 @@ public sealed class ServeTests(AzuriteFixture azurite) : IAsyncLifetime
             hits.Add("storm serve's log");
         }
 
+        // The audit's journal holds what is not stored yet; then storage, with everything stored once the server stops.
+        if (AuditJournalFiles.ReadAll(_journal).Contains(canary, StringComparison.Ordinal))
+        {
+            hits.Add("the audit journal");
+        }
+
+        await _storm.StopAsync();
         hits.AddRange((await StorageScan.FindAsync(azurite.ConnectionString, canary)).Hits);
         Assert.Empty(hits);
     }
@@ -419,6 +433,46 @@ public sealed class ServeModesTests(AzuriteFixture azurite)
             t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status));
 
         Assert.Equal("Hello queue", trace.Executions[0].Result!["stdout"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task TheAudit_IsWrittenBehindByDefault_ThroughWhenAskedOrOnStorageQueues()
+    {
+        var journal = Path.Combine(Path.GetTempPath(), "storm-e2e-journal-" + Guid.NewGuid().ToString("N")[..8]);
+        var environment = new Dictionary<string, string> { ["Storage__Prefix"] = azurite.NewStorageOptions().Prefix };
+        string[] serve = ["--storage", azurite.ConnectionString, "--audit-journal", journal];
+        try
+        {
+            await using (var byDefault = await StormProcess.ServeAsync(environment, serve))
+            {
+                await Eventually.TrueAsync(() => byDefault.Output.Contains("audit: written behind, journal " + Path.Combine(journal, environment["Storage__Prefix"]), StringComparison.Ordinal),
+                    TimeSpan.FromSeconds(10), "the start line naming the journal");
+                Assert.True(File.Exists(Path.Combine(journal, environment["Storage__Prefix"], "journal.lock")));
+            }
+
+            Directory.Delete(journal, recursive: true);
+            await using (var through = await StormProcess.ServeAsync(environment, [.. serve, "--audit-write-through"]))
+            {
+                await Eventually.TrueAsync(() => through.Output.Contains("audit: written through", StringComparison.Ordinal), TimeSpan.FromSeconds(10), "the start line");
+            }
+
+            await using (var queues = await StormProcess.ServeAsync(environment, [.. serve, "--transport", "storage-queue"]))
+            {
+                await Eventually.TrueAsync(() => queues.Output.Contains("audit: written through", StringComparison.Ordinal), TimeSpan.FromSeconds(10), "the start line");
+            }
+
+            Assert.False(Directory.Exists(journal));
+            var refused = await StormProcess.RunAsync(new Dictionary<string, string>(environment) { ["Storage__AuditWriteBehind"] = "true" },
+                ["serve", "--port", AzuriteFixture.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture), .. serve, "--transport", "storage-queue"]);
+            Assert.True(refused.ExitCode != 0 && refused.StdErr.Contains("the write-behind audit needs the in-process transport (got 'storage-queue')", StringComparison.Ordinal), refused.ToString());
+        }
+        finally
+        {
+            if (Directory.Exists(journal))
+            {
+                Directory.Delete(journal, recursive: true);
+            }
+        }
     }
 
     [Fact]

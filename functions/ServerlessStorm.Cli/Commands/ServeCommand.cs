@@ -19,15 +19,15 @@ internal static class ServeCommand
             Description = "Storage connection string (default $STORM_STORAGE or Azurite on its standard ports, started when not running)",
         };
         var dataDir = new Option<string>("--azurite-data") { Description = "Where a locally started Azurite keeps its data", DefaultValueFactory = _ => ".azurite" };
-        var writeBehind = new Option<bool>("--audit-write-behind")
+        var writeThrough = new Option<bool>("--audit-write-through")
         {
-            Description = "Write the audit to a local journal and to Table Storage a few milliseconds later, not before each stage hands on (in-process transport only)",
+            Description = "Write the audit to Table Storage before each stage hands on, instead of to a local journal and to Table Storage a few milliseconds later (the default on the in-process transport)",
         };
         var journal = new Option<string>("--audit-journal") { Description = "Where the write-behind audit keeps its journal", DefaultValueFactory = _ => Path.Combine(".storm", "audit-journal") };
 
         var command = new Command("serve", "Run the local stack: webhooks, rules, action runners and the audit, on 127.0.0.1:9101")
         {
-            port, host, packs, transport, storage, dataDir, writeBehind, journal,
+            port, host, packs, transport, storage, dataDir, writeThrough, journal,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -39,7 +39,7 @@ internal static class ServeCommand
                 Transport = result.GetValue(transport)!,
                 StorageConnectionString = result.GetValue(storage) ?? Environment.GetEnvironmentVariable("STORM_STORAGE") ?? ServerlessStorm.Azure.AzureStorageOptions.EmulatorConnectionString,
                 AzuriteDataDirectory = result.GetValue(dataDir)!,
-                AuditWriteBehind = result.GetValue(writeBehind),
+                AuditWriteBehind = result.GetValue(writeThrough) ? false : null,
                 AuditJournalDirectory = result.GetValue(journal)!,
             };
             return await RunAsync(settings, cancellationToken);
@@ -92,7 +92,10 @@ internal static class ServeCommand
 
         await using (server)
         {
-            Console.WriteLine($"ServerlessStorm is listening on {server.Url} (packs: {settings.PacksPath}, transport: {settings.Transport}). Press Ctrl+C to stop.");
+            var audit = server.Services.GetService(typeof(ServerlessStorm.Engine.Audit.IAuditStore)) is ServerlessStorm.Engine.Audit.WriteBehindAuditStore behind
+                ? behind.JournalDirectory is { } journalDirectory ? $"written behind, journal {journalDirectory}" : "written behind, no journal"
+                : "written through";
+            Console.WriteLine($"ServerlessStorm is listening on {server.Url} (packs: {settings.PacksPath}, transport: {settings.Transport}, audit: {audit}). Press Ctrl+C to stop.");
             try
             {
                 await server.WaitForShutdownAsync(cancellationToken);

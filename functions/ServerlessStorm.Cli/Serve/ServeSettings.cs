@@ -25,9 +25,10 @@ public sealed record ServeSettings
 
     /// <summary>
     /// Write the audit behind the pipeline (journal first, Table Storage a few milliseconds later) instead of before each
-    /// stage hands on; only with the in-process transport, whose one process owns the audit. Also <c>Storage:AuditWriteBehind</c>.
+    /// stage hands on. Null (the default) takes <c>Storage:AuditWriteBehind</c>, and without it writes behind on the
+    /// in-process transport, whose one process owns the audit, and through on the storage-queue one, where it must.
     /// </summary>
-    public bool AuditWriteBehind { get; init; }
+    public bool? AuditWriteBehind { get; init; }
 
     /// <summary>Where the write-behind audit keeps its journal (one folder per storage prefix inside).</summary>
     public string AuditJournalDirectory { get; init; } = Path.Combine(".storm", "audit-journal");

@@ -70,7 +70,10 @@ public sealed class StormServer : IAsyncDisposable
             services.AddSingleton<IAuditStore, InMemoryAuditStore>();
         }
 
-        var writeBehind = !settings.InMemoryAudit && (settings.AuditWriteBehind || builder.Configuration.GetValue<bool>($"{AzureStorageOptions.Section}:AuditWriteBehind"));
+        // Written behind unless asked otherwise, where one process owns the audit: a storage round trip per stage is
+        // most of an event's way to its action, and the journal keeps what a killed process accepted.
+        var asked = settings.AuditWriteBehind ?? builder.Configuration.GetValue<bool?>($"{AzureStorageOptions.Section}:AuditWriteBehind");
+        var writeBehind = !settings.InMemoryAudit && (asked ?? settings.Transport == ServeSettings.Transports.InProcess);
         if (writeBehind)
         {
             if (settings.Transport != ServeSettings.Transports.InProcess)

@@ -112,6 +112,9 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
         _flusher = Task.Run(FlushLoopAsync);
     }
 
+    /// <summary>The folder of the journal; null when writes are not journaled.</summary>
+    public string? JournalDirectory => _journal?.FullPath;
+
     /// <summary>Writes accepted but not yet stored.</summary>
     public int Pending
     {
