@@ -240,9 +240,34 @@ public sealed class HttpRequestRunnerTests : IDisposable
         var result = await RunAsync(new JsonObject { ["url"] = server.Url, ["timeout"] = 10 });
 
         Assert.Equal(ExecutionStatus.Failed, result.Status);
-        Assert.Contains("TLS certificate", result.Error);
-        Assert.Contains("verify_ssl_cert", result.Error);
+        Assert.Equal("the TLS certificate of 127.0.0.1 was refused: it is signed by a root nobody here trusts (self-signed?) (verify_ssl_cert: false skips the check)", result.Error);
         Assert.Equal(0, server.RequestsRead);
+    }
+
+    [Fact]
+    public async Task AfterARedirect_TheRefusedCertificateIsNamedByItsOwnHost()
+    {
+        using var server = new SelfSignedHttpsServer(IPAddress.Parse("127.0.0.2"));
+        _ = RedirectOnceAsync(server.Url);
+
+        var result = await RunAsync(new JsonObject { ["url"] = _url, ["timeout"] = 10 });
+
+        Assert.Equal(ExecutionStatus.Failed, result.Status);
+        Assert.StartsWith("the TLS certificate of 127.0.0.2 was refused: ", result.Error);
+        Assert.Equal(0, server.RequestsRead);
+    }
+
+    [Fact]
+    public async Task HttpsToAPlainHttpServer_IsNotCalledACertificateProblem()
+    {
+        _ = ServeOnceAsync(200, "plain");
+
+        var result = await RunAsync(new JsonObject { ["url"] = _url.Replace("http://", "https://", StringComparison.Ordinal), ["timeout"] = 10 });
+
+        Assert.Equal(ExecutionStatus.Failed, result.Status);
+        Assert.StartsWith("no TLS connection to 127.0.0.1 (or a host it redirected to): ", result.Error);
+        Assert.EndsWith("(is it an HTTPS server on that port?)", result.Error);
+        Assert.DoesNotContain("certificate", result.Error, StringComparison.OrdinalIgnoreCase);
     }
 
     [Fact]
@@ -293,13 +318,14 @@ public sealed class HttpRequestRunnerTests : IDisposable
 // HTTPS with a certificate nobody trusts, on a plain socket: HttpListener cannot serve TLS on Linux.
 internal sealed class SelfSignedHttpsServer : IDisposable
 {
-    private readonly System.Net.Sockets.TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly System.Net.Sockets.TcpListener _listener;
     private readonly X509Certificate2 _certificate;
     private readonly CancellationTokenSource _stop = new();
     private int _requestsRead;
 
-    public SelfSignedHttpsServer()
+    public SelfSignedHttpsServer(IPAddress? address = null)
     {
+        _listener = new(address ?? IPAddress.Loopback, 0);
         using var key = RSA.Create(2048);
         var request = new CertificateRequest("CN=localhost", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
         var names = new SubjectAlternativeNameBuilder();
@@ -309,7 +335,7 @@ internal sealed class SelfSignedHttpsServer : IDisposable
         using var created = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddHours(1));
         _certificate = X509CertificateLoader.LoadPkcs12(created.Export(X509ContentType.Pkcs12), null);
         _listener.Start();
-        Url = $"https://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}/";
+        Url = $"https://{address ?? IPAddress.Loopback}:{((IPEndPoint)_listener.LocalEndpoint).Port}/";
         _ = ServeAsync();
     }
 

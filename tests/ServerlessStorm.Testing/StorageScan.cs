@@ -1,12 +1,19 @@
+using System.IO.Compression;
+using System.Text;
 using Azure.Data.Tables;
 using Azure.Storage.Blobs;
 using Azure.Storage.Queues;
 
 namespace ServerlessStorm.Testing;
 
-/// <summary>Searches everything a storage account holds — every table entity, blob and visible queue message — for a text.</summary>
+/// <summary>
+/// Searches everything a storage account holds — every table entity (binary properties too), every blob and every
+/// queue message — for a text, also inside gzip (Durable's large payloads) and base64 (queue messages).
+/// </summary>
 public static class StorageScan
 {
+    private const int PeekLimit = 32;
+
     /// <returns>Where the text was found, and how many blobs were read.</returns>
     public static async Task<(List<string> Hits, int Blobs)> FindAsync(string connectionString, string text)
     {
@@ -16,7 +23,12 @@ public static class StorageScan
         {
             await foreach (var entity in tables.GetTableClient(table.Name).QueryAsync<TableEntity>())
             {
-                if (string.Join("|", entity.Select(p => p.Value?.ToString())).Contains(text, StringComparison.Ordinal))
+                if (entity.Any(p => Holds(p.Value switch
+                    {
+                        byte[] bytes => bytes,
+                        BinaryData data => data.ToArray(),
+                        var value => Encoding.UTF8.GetBytes(value?.ToString() ?? ""),
+                    }, text)))
                 {
                     hits.Add($"table {table.Name} {entity.PartitionKey}/{entity.RowKey}");
                 }
@@ -31,7 +43,7 @@ public static class StorageScan
             {
                 blobCount++;
                 var content = await blobs.GetBlobContainerClient(container.Name).GetBlobClient(blob.Name).DownloadContentAsync();
-                if (content.Value.Content.ToString().Contains(text, StringComparison.Ordinal))
+                if (Holds(content.Value.Content.ToArray(), text))
                 {
                     hits.Add($"blob {container.Name}/{blob.Name}");
                 }
@@ -41,9 +53,9 @@ public static class StorageScan
         var queues = new QueueServiceClient(connectionString);
         await foreach (var queue in queues.GetQueuesAsync())
         {
-            foreach (var message in (await queues.GetQueueClient(queue.Name).PeekMessagesAsync(32)).Value)
+            foreach (var message in await MessagesAsync(queues.GetQueueClient(queue.Name)))
             {
-                if (message.Body.ToString().Contains(text, StringComparison.Ordinal))
+                if (Holds(message, text))
                 {
                     hits.Add($"queue {queue.Name}");
                 }
@@ -51,5 +63,65 @@ public static class StorageScan
         }
 
         return (hits, blobCount);
+    }
+
+    /// <summary>Whether the bytes hold the text as they are, gunzipped, or base64-decoded (and then gunzipped).</summary>
+    public static bool Holds(byte[] bytes, string text)
+    {
+        if (Encoding.UTF8.GetString(bytes).Contains(text, StringComparison.Ordinal))
+        {
+            return true;
+        }
+
+        if (bytes is [0x1f, 0x8b, ..])
+        {
+            using var unzipped = new MemoryStream();
+            using (var gzip = new GZipStream(new MemoryStream(bytes), CompressionMode.Decompress))
+            {
+                gzip.CopyTo(unzipped);
+            }
+
+            return Holds(unzipped.ToArray(), text);
+        }
+
+        var trimmed = Encoding.ASCII.GetString(bytes).Trim();
+        var decoded = new byte[trimmed.Length];
+        return trimmed.Length >= 4 && Convert.TryFromBase64String(trimmed, decoded, out var length) && Holds(decoded[..length], text);
+    }
+
+    // Peeking shows only the first 32 messages; a longer queue is read by receiving its messages, hidden until all
+    // are read, each once, and then made visible again as they were.
+    private static async Task<List<byte[]>> MessagesAsync(QueueClient queue)
+    {
+        var peeked = (await queue.PeekMessagesAsync(PeekLimit)).Value;
+        if (peeked.Length < PeekLimit)
+        {
+            return [.. peeked.Select(m => m.Body.ToArray())];
+        }
+
+        var seen = new Dictionary<string, (byte[] Body, string PopReceipt)>(StringComparer.Ordinal);
+        try
+        {
+            while ((await queue.ReceiveMessagesAsync(PeekLimit, TimeSpan.FromSeconds(30))).Value is { Length: > 0 } received
+                && received.Count(m => seen.TryAdd(m.MessageId, (m.Body.ToArray(), m.PopReceipt))) > 0)
+            {
+            }
+        }
+        finally
+        {
+            foreach (var (id, message) in seen)
+            {
+                try
+                {
+                    await queue.UpdateMessageAsync(id, message.PopReceipt, visibilityTimeout: TimeSpan.Zero);
+                }
+                catch (global::Azure.RequestFailedException)
+                {
+                    // Visible again already (a scan longer than the hiding) or taken by a consumer.
+                }
+            }
+        }
+
+        return [.. seen.Values.Select(m => m.Body)];
     }
 }

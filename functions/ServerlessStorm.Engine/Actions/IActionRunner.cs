@@ -85,4 +85,7 @@ internal static class ParameterReader
 
     public static double? Number(JsonObject parameters, string name) =>
         JsonNumbers.TryGetDouble(parameters[name], out var d) ? d : null;
+
+    public static bool? Boolean(JsonObject parameters, string name) =>
+        parameters[name] is JsonValue v && v.TryGetValue<bool>(out var b) ? b : null;
 }

@@ -1,4 +1,6 @@
 using System.Net.Http.Headers;
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -119,9 +121,15 @@ public sealed class HttpRequestRunner : IActionRunner, IDisposable
         {
             return new RunnerResult(ExecutionStatus.Timeout, [], $"no response from {url.Host} within {timeout.TotalSeconds:0.###} s");
         }
-        catch (HttpRequestException ex) when (ex.InnerException is System.Security.Authentication.AuthenticationException tls)
+        catch (HttpRequestException ex) when (ex.InnerException is CertificateRefusedException refused)
         {
-            return RunnerResult.Failed([], $"the TLS certificate of {url.Host} was refused: {tls.Message} (verify_ssl_cert: false skips the check)");
+            return RunnerResult.Failed([], $"the TLS certificate of {refused.Host} was refused: {refused.Reason} (verify_ssl_cert: false skips the check)");
+        }
+        catch (HttpRequestException ex) when (ex.HttpRequestError == HttpRequestError.SecureConnectionError)
+        {
+            // Not the certificate (that is refused above): the server did not speak TLS, or not a version both know.
+            var where = ParameterReader.Boolean(parameters, "allow_redirects") == false ? url.Host : $"{url.Host} (or a host it redirected to)";
+            return RunnerResult.Failed([], $"no TLS connection to {where}: {Innermost(ex).Message} (is it an HTTPS server on that port?)");
         }
         catch (HttpRequestException ex)
         {
@@ -140,8 +148,8 @@ public sealed class HttpRequestRunner : IActionRunner, IDisposable
     private HttpClient Client(RunnerContext context, JsonObject parameters)
     {
         var networks = context.Pack?.AllowedNetworks ?? [];
-        var verify = parameters["verify_ssl_cert"] is not JsonValue v || !v.TryGetValue<bool>(out var check) || check;
-        var redirects = parameters["allow_redirects"] is not JsonValue r || !r.TryGetValue<bool>(out var follow) || follow;
+        var verify = ParameterReader.Boolean(parameters, "verify_ssl_cert") != false;
+        var redirects = ParameterReader.Boolean(parameters, "allow_redirects") != false;
         var key = $"{string.Join(",", networks)}|{verify}|{redirects}";
         return _clients.GetOrAdd(key, _ =>
         {
@@ -157,13 +165,63 @@ public sealed class HttpRequestRunner : IActionRunner, IDisposable
                 MaxAutomaticRedirections = 5,
                 PooledConnectionLifetime = TimeSpan.FromMinutes(2),
             };
-            if (!verify)
-            {
-                handler.SslOptions.RemoteCertificateValidationCallback = (_, _, _, _) => true;
-            }
+            // Checked here rather than left to .NET's check, so the error names the host whose certificate failed
+            // (after a redirect, not the first one) and says why.
+            handler.SslOptions.RemoteCertificateValidationCallback = verify ? RefuseInvalid : (_, _, _, _) => true;
 
             return new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
         });
+    }
+
+    private static bool RefuseInvalid(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
+    {
+        if (errors == SslPolicyErrors.None)
+        {
+            return true;
+        }
+
+        var reasons = new List<string>();
+        if (errors.HasFlag(SslPolicyErrors.RemoteCertificateNotAvailable))
+        {
+            reasons.Add("the server sent none");
+        }
+
+        if (errors.HasFlag(SslPolicyErrors.RemoteCertificateNameMismatch))
+        {
+            reasons.Add("it is not issued for that host name");
+        }
+
+        if (errors.HasFlag(SslPolicyErrors.RemoteCertificateChainErrors))
+        {
+            reasons.AddRange((chain?.ChainStatus ?? []).Select(s => s.Status).Where(s => s != X509ChainStatusFlags.NoError).Distinct().Select(status => status switch
+            {
+                X509ChainStatusFlags.UntrustedRoot => "it is signed by a root nobody here trusts (self-signed?)",
+                X509ChainStatusFlags.PartialChain => "its issuer is not known here (an intermediate certificate missing?)",
+                X509ChainStatusFlags.NotTimeValid => "it has expired or is not valid yet",
+                X509ChainStatusFlags.Revoked => "it is revoked",
+                _ => $"its chain does not verify ({status})",
+            }));
+        }
+
+        // Thrown, not returned false, so that the request's error can name the host and the reasons.
+        throw new CertificateRefusedException(((SslStream)sender).TargetHostName, reasons.Count == 0 ? errors.ToString() : string.Join("; ", reasons));
+    }
+
+    private static Exception Innermost(Exception ex)
+    {
+        while (ex.InnerException is { } inner)
+        {
+            ex = inner;
+        }
+
+        return ex;
+    }
+
+    private sealed class CertificateRefusedException(string host, string reason) : Exception($"the TLS certificate of {host} was refused: {reason}")
+    {
+        public string Host { get; } = host;
+
+        public string Reason { get; } = reason;
     }
 
     // The body up to the limit; the rest is not read at all, so a huge or endless response costs no memory.
