@@ -42,6 +42,7 @@ internal static class LatencyBenchmark
                 PacksPath = RepositoryPaths.Packs,
                 Transport = transport,
                 StorageConnectionString = azurite.Endpoints.ConnectionString,
+                AuditJournalDirectory = Path.Combine(data, "journal"),
             }, logging => logging.SetMinimumLevel(LogLevel.Warning).AddSimpleConsole());
             var audit = server.Services.GetRequiredService<IAuditStore>();
             var label = $"{transport}, audit {(audit is WriteBehindAuditStore ? "written behind" : "written through")}";

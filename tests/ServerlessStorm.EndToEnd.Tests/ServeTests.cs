@@ -233,7 +233,7 @@ public sealed class ServeTests(AzuriteFixture azurite) : IAsyncLifetime
         var dir = Directory.CreateTempSubdirectory("storm-turns-").FullName;
         // Its own prefix: its own audit journal and task hub, beside the class's server.
         await using var storm = await StormProcess.ServeAsync(new Dictionary<string, string> { ["Storage__Prefix"] = azurite.NewStorageOptions().Prefix },
-            "--packs", packs.Root, "--storage", azurite.ConnectionString);
+            "--packs", packs.Root, "--storage", azurite.ConnectionString, "--audit-journal", Path.Combine(dir, "journal"));
         using var created = await _http.PostAsync(storm.Url + "/api/v1/executions",
             new StringContent(new JsonObject { ["action"] = "par.turns", ["parameters"] = new JsonObject { ["dir"] = dir } }.ToJsonString(), Encoding.UTF8, "application/json"));
         var id = JsonNode.Parse(await created.Content.ReadAsStringAsync())!["id"]!.GetValue<string>();
@@ -244,6 +244,7 @@ public sealed class ServeTests(AzuriteFixture azurite) : IAsyncLifetime
         Assert.Equal("left-1\nright-1\nleft-2\nright-2\n", tail.StdOut);
         Assert.Contains("--- task right (", tail.StdErr);
         Assert.Contains("--- task left (", tail.StdErr);
+        await storm.StopAsync(); // it writes its journal in there until it stops
         Directory.Delete(dir, recursive: true);
     }
 
@@ -445,9 +446,13 @@ public sealed class ServeModesTests(AzuriteFixture azurite)
         {
             await using (var byDefault = await StormProcess.ServeAsync(environment, serve))
             {
-                await Eventually.TrueAsync(() => byDefault.Output.Contains("audit: written behind, journal " + Path.Combine(journal, environment["Storage__Prefix"]), StringComparison.Ordinal),
+                // One folder per prefix and account: a journal left unstored is never replayed into another account.
+                var folder = Path.Combine(journal, ServerlessStorm.Cli.Serve.StormServer.JournalFolderName(azurite.ConnectionString, environment["Storage__Prefix"]));
+                await Eventually.TrueAsync(() => byDefault.Output.Contains("audit: written behind, journal " + folder, StringComparison.Ordinal),
                     TimeSpan.FromSeconds(10), "the start line naming the journal");
-                Assert.True(File.Exists(Path.Combine(journal, environment["Storage__Prefix"], "journal.lock")));
+                Assert.True(File.Exists(Path.Combine(folder, "journal.lock")));
+                Assert.NotEqual(folder, Path.Combine(journal, ServerlessStorm.Cli.Serve.StormServer.JournalFolderName(
+                    azurite.ConnectionString.Replace(azurite.Endpoints.TablePort.ToString(System.Globalization.CultureInfo.InvariantCulture), "1", StringComparison.Ordinal), environment["Storage__Prefix"])));
             }
 
             Directory.Delete(journal, recursive: true);
@@ -465,6 +470,12 @@ public sealed class ServeModesTests(AzuriteFixture azurite)
             var refused = await StormProcess.RunAsync(new Dictionary<string, string>(environment) { ["Storage__AuditWriteBehind"] = "true" },
                 ["serve", "--port", AzuriteFixture.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture), .. serve, "--transport", "storage-queue"]);
             Assert.True(refused.ExitCode != 0 && refused.StdErr.Contains("the write-behind audit needs the in-process transport (got 'storage-queue')", StringComparison.Ordinal), refused.ToString());
+
+            // A journal folder that cannot be made is named, with the ways out, instead of a crash.
+            var unwritable = await StormProcess.RunAsync(environment,
+                ["serve", "--port", AzuriteFixture.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture), "--storage", azurite.ConnectionString, "--audit-journal", "/proc/storm-journal"]);
+            Assert.True(unwritable.ExitCode != 0 && unwritable.StdErr.Contains("error: refusing to start: the audit journal's folder '/proc/storm-journal/", StringComparison.Ordinal)
+                && unwritable.StdErr.Contains("(choose another folder with --audit-journal DIR, or --audit-write-through)", StringComparison.Ordinal), unwritable.ToString());
         }
         finally
         {
@@ -482,7 +493,7 @@ public sealed class ServeModesTests(AzuriteFixture azurite)
         var data = Path.Combine(Path.GetTempPath(), "storm-e2e-azurite-" + Guid.NewGuid().ToString("N")[..8]);
         Assert.False(await AzuriteLauncher.IsListeningAsync(endpoints.Host, endpoints.TablePort));
 
-        var storm = await StormProcess.ServeAsync("--storage", endpoints.ConnectionString, "--azurite-data", data);
+        var storm = await StormProcess.ServeAsync("--storage", endpoints.ConnectionString, "--azurite-data", data, "--audit-journal", Path.Combine(data, "journal"));
         Assert.True(await AzuriteLauncher.IsListeningAsync(endpoints.Host, endpoints.TablePort));
         Assert.True(Directory.Exists(data));
         await storm.StopAsync();

@@ -10,11 +10,16 @@ public sealed class WorkflowKillTests(AzuriteFixture azurite) : IDisposable
 {
     private readonly TempPacks _packs = new TempPacks().WithPack("wf");
     private readonly string _marks = Path.Combine(Path.GetTempPath(), $"storm-kill-{Guid.NewGuid():N}.log");
+    private readonly string _journal = Path.Combine(Path.GetTempPath(), $"storm-kill-journal-{Guid.NewGuid():N}");
 
     public void Dispose()
     {
         _packs.Dispose();
         File.Delete(_marks);
+        if (Directory.Exists(_journal))
+        {
+            Directory.Delete(_journal, recursive: true);
+        }
     }
 
     [Fact]
@@ -44,7 +49,7 @@ public sealed class WorkflowKillTests(AzuriteFixture azurite) : IDisposable
             ["Storm__Workflows__VisibilityTimeout"] = "00:00:10",
             ["Storm__Workflows__LeaseInterval"] = "00:00:06",
         };
-        string[] serve = ["--storage", azurite.ConnectionString, "--packs", _packs.Root];
+        string[] serve = ["--storage", azurite.ConnectionString, "--packs", _packs.Root, "--audit-journal", _journal];
         using var http = new HttpClient();
 
         var first = await StormProcess.ServeAsync(environment, serve);

@@ -8,7 +8,9 @@ namespace ServerlessStorm.Testing;
 
 /// <summary>
 /// Searches everything a storage account holds — every table entity (binary properties too), every blob and every
-/// queue message — for a text, also inside gzip (Durable's large payloads) and base64 (queue messages).
+/// visible queue message — for a text, also inside gzip (Durable's large payloads) and base64 (queue messages).
+/// A message hidden at the time (being handled, or held back) is not seen; reading a queue of more than 32 messages
+/// receives them, which counts as a delivery: scan queues no consumer is reading.
 /// </summary>
 public static class StorageScan
 {
@@ -76,9 +78,14 @@ public static class StorageScan
         if (bytes is [0x1f, 0x8b, ..])
         {
             using var unzipped = new MemoryStream();
-            using (var gzip = new GZipStream(new MemoryStream(bytes), CompressionMode.Decompress))
+            try
             {
+                using var gzip = new GZipStream(new MemoryStream(bytes), CompressionMode.Decompress);
                 gzip.CopyTo(unzipped);
+            }
+            catch (InvalidDataException)
+            {
+                return false; // began like gzip, was not: searched as it is above
             }
 
             return Holds(unzipped.ToArray(), text);

@@ -23,14 +23,21 @@ internal static class ServeCommand
         {
             Description = "Write the audit to Table Storage before each stage hands on, instead of to a local journal and to Table Storage a few milliseconds later (the default on the in-process transport)",
         };
+        // Written behind is the default now; the option stays for scripts that name it (with storage queues it is refused).
+        var writeBehind = new Option<bool>("--audit-write-behind") { Hidden = true };
         var journal = new Option<string>("--audit-journal") { Description = "Where the write-behind audit keeps its journal", DefaultValueFactory = _ => Path.Combine(".storm", "audit-journal") };
 
         var command = new Command("serve", "Run the local stack: webhooks, rules, action runners and the audit, on 127.0.0.1:9101")
         {
-            port, host, packs, transport, storage, dataDir, writeThrough, journal,
+            port, host, packs, transport, storage, dataDir, writeThrough, writeBehind, journal,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
+            if (result.GetValue(writeThrough) && result.GetValue(writeBehind))
+            {
+                return CliOutput.Error("give --audit-write-through or --audit-write-behind, not both", CliOutput.InvalidInput);
+            }
+
             var settings = new ServeSettings
             {
                 Port = result.GetValue(port),
@@ -39,7 +46,7 @@ internal static class ServeCommand
                 Transport = result.GetValue(transport)!,
                 StorageConnectionString = result.GetValue(storage) ?? Environment.GetEnvironmentVariable("STORM_STORAGE") ?? ServerlessStorm.Azure.AzureStorageOptions.EmulatorConnectionString,
                 AzuriteDataDirectory = result.GetValue(dataDir)!,
-                AuditWriteBehind = result.GetValue(writeThrough) ? false : null,
+                AuditWriteBehind = result.GetValue(writeThrough) ? false : result.GetValue(writeBehind) ? true : null,
                 AuditJournalDirectory = result.GetValue(journal)!,
             };
             return await RunAsync(settings, cancellationToken);
@@ -74,7 +81,7 @@ internal static class ServeCommand
         }
         catch (ServerlessStorm.Engine.Audit.AuditJournalException ex)
         {
-            return CliOutput.Error($"refusing to start: {ex.Message} (--audit-journal)");
+            return CliOutput.Error($"refusing to start: {ex.Message}" + (ex is ServerlessStorm.Engine.Audit.AuditJournalInUseException ? "" : " (choose another folder with --audit-journal DIR, or --audit-write-through)"));
         }
         catch (InvalidDataException ex)
         {

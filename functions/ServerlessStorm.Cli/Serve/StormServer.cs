@@ -83,7 +83,8 @@ public sealed class StormServer : IAsyncDisposable
 
             var options = builder.Configuration.GetSection($"{AzureStorageOptions.Section}:WriteBehind").Get<WriteBehindOptions>() ?? new WriteBehindOptions();
             var prefix = builder.Configuration.GetSection(AzureStorageOptions.Section).Get<AzureStorageOptions>()?.TablePrefix ?? "storm";
-            services.AddSingleton<IAuditStore>(sp => new WriteBehindAuditStore(sp.GetRequiredService<TableAuditStore>(), Path.Combine(settings.AuditJournalDirectory, prefix),
+            var journal = Path.Combine(settings.AuditJournalDirectory, JournalFolderName(settings.StorageConnectionString, prefix));
+            services.AddSingleton<IAuditStore>(sp => new WriteBehindAuditStore(sp.GetRequiredService<TableAuditStore>(), journal,
                 options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<WriteBehindAuditStore>>()));
         }
 
@@ -147,12 +148,31 @@ public sealed class StormServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await _app.StopAsync();
-        await _app.DisposeAsync();
-        if (_azurite is not null)
+        try
         {
-            await _azurite.DisposeAsync();
+            await _app.StopAsync();
+            await _app.DisposeAsync();
         }
+        finally
+        {
+            // The Azurite this server started stops with it, whatever stopping the services threw.
+            if (_azurite is not null)
+            {
+                await _azurite.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary>
+    /// The journal's folder for one audit: the storage prefix and a hash of the account's table endpoint, so that what
+    /// a killed server left unstored is taken up only by a server writing to the same tables, never replayed into
+    /// another account.
+    /// </summary>
+    public static string JournalFolderName(string connectionString, string tablePrefix)
+    {
+        var account = new global::Azure.Data.Tables.TableServiceClient(connectionString);
+        var hash = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"{account.AccountName}|{account.Uri.AbsoluteUri}"));
+        return $"{tablePrefix}-{Convert.ToHexStringLower(hash)[..8]}";
     }
 
     /// <summary>The Azurite to ensure for a connection string: the emulator's default, or an explicit local devstoreaccount1.</summary>

@@ -97,8 +97,8 @@ public sealed class AuditJournalInUseException(string directory, IOException inn
 /// into memory, not a system call, and is the kernel's as soon as it is copied: a killed process cannot take it
 /// along. A segment is created at its full size and is cut to what it holds when it is closed; after a kill, the
 /// unwritten rest reads as zero bytes, where reading stops. A closed segment is synced to the disk (closing is off the
-/// pipeline's path, once per pass of the store), so a power cut can lose only the segment being written: about one
-/// gathering delay of writes, as StackStorm's MongoDB with its default 100 ms journal commit interval can.
+/// pipeline's path, once per pass of the store), so a power cut can lose only the segment being written: the writes
+/// since the last pass began, about one gathering delay while storage keeps up.
 /// One journal at a time holds a folder's lock file: a second writer's clean-up would delete segments the first has
 /// not stored. The operating system drops the lock when its holder dies, so a killed process never leaves it behind.
 /// </remarks>
@@ -133,7 +133,15 @@ public sealed class AuditJournal : IDisposable
     /// <summary>Opens the journal in <paramref name="directory"/>; <paramref name="left"/> is what earlier processes left unstored, oldest first.</summary>
     public static AuditJournal Open(string directory, out IReadOnlyList<AuditJournalEntry> left, int segmentBytes = DefaultSegmentBytes)
     {
-        Directory.CreateDirectory(directory);
+        try
+        {
+            Directory.CreateDirectory(directory);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new AuditJournalException($"the audit journal's folder '{Path.GetFullPath(directory)}' cannot be created: {ex.Message}", ex);
+        }
+
         var held = Lock(directory);
         try
         {
@@ -278,9 +286,23 @@ public sealed class AuditJournal : IDisposable
             next = _spare is null ? _segment.Number + 1 : 0;
         }
 
+        // Each one closed even when another fails; what they hold is in the files either way.
+        List<Exception>? failures = null;
         foreach (var segment in retired)
         {
-            segment.Close();
+            try
+            {
+                segment.Close();
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                (failures ??= []).Add(ex);
+            }
+        }
+
+        if (failures is not null)
+        {
+            throw new AuditJournalException($"closing a journal segment (syncing it to the disk) failed: {failures[0].Message}", failures[0]);
         }
 
         if (next == 0)
@@ -350,15 +372,25 @@ public sealed class AuditJournal : IDisposable
             return;
         }
 
-        foreach (var segment in _retired)
+        try
         {
-            segment.Close();
+            foreach (var segment in (Segment?[])[.. _retired, _segment, _spare])
+            {
+                try
+                {
+                    segment?.Close();
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    // Left at its full size: the next start reads it up to its zeros, as after a kill.
+                }
+            }
         }
-
-        _segment.Close();
-        _spare?.Close();
-        _writer.Dispose();
-        _lock.Dispose();
+        finally
+        {
+            _writer.Dispose();
+            _lock.Dispose();
+        }
     }
 
     /// <summary>
@@ -505,13 +537,33 @@ public sealed class AuditJournal : IDisposable
         public void Close()
         {
             var written = _view.Position;
-            _view.Flush();
-            _view.Dispose();
-            _map.Dispose();
-            _file.SetLength(written);
-            _file.Flush(flushToDisk: true);
+            try
+            {
+                if (written > 0)
+                {
+                    _view.Flush();
+                }
+            }
+            finally
+            {
+                _view.Dispose();
+                _map.Dispose();
+            }
+
             var path = _file.Name;
-            _file.Dispose();
+            try
+            {
+                _file.SetLength(written);
+                if (written > 0)
+                {
+                    _file.Flush(flushToDisk: true);
+                }
+            }
+            finally
+            {
+                _file.Dispose();
+            }
+
             if (written == 0)
             {
                 File.Delete(path);

@@ -529,9 +529,9 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
         {
             _journal?.Tidy();
         }
-        catch (IOException ex)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            // Without a spare segment the next one is made on the path; nothing written is at stake.
+            // What the segments hold is in their files, synced or not; without a spare the next one is made on the path.
             LogSpareSegmentFailed(_logger, ex);
         }
 
@@ -698,7 +698,7 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
     [LoggerMessage(Level = LogLevel.Warning, Message = "Storing the audit's {Kind} {Id} failed; it stays in the journal and is tried again")]
     private static partial void LogStoreFailed(ILogger logger, Exception exception, string kind, string id);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Preparing the audit journal's next segment failed; it is made when it is needed")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Closing the audit journal's written segments or preparing its next one failed; the store goes on")]
     private static partial void LogSpareSegmentFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Stopping with {Count} audit writes not stored; they stay in the journal and are stored at the next start")]

@@ -121,9 +121,10 @@ public sealed class HttpRequestRunner : IActionRunner, IDisposable
         {
             return new RunnerResult(ExecutionStatus.Timeout, [], $"no response from {url.Host} within {timeout.TotalSeconds:0.###} s");
         }
-        catch (HttpRequestException ex) when (ex.InnerException is CertificateRefusedException refused)
+        catch (HttpRequestException ex) when (Causes(ex).OfType<CertificateRefusedException>().FirstOrDefault() is { } refused)
         {
-            return RunnerResult.Failed([], $"the TLS certificate of {refused.Host} was refused: {refused.Reason} (verify_ssl_cert: false skips the check)");
+            var host = refused.Host.Length > 0 ? refused.Host : url.Host;
+            return RunnerResult.Failed([], $"the TLS certificate of {host} was refused: {refused.Reason} (verify_ssl_cert: false skips the check)");
         }
         catch (HttpRequestException ex) when (ex.HttpRequestError == HttpRequestError.SecureConnectionError)
         {
@@ -204,18 +205,18 @@ public sealed class HttpRequestRunner : IActionRunner, IDisposable
         }
 
         // Thrown, not returned false, so that the request's error can name the host and the reasons.
-        throw new CertificateRefusedException(((SslStream)sender).TargetHostName, reasons.Count == 0 ? errors.ToString() : string.Join("; ", reasons));
+        throw new CertificateRefusedException((sender as SslStream)?.TargetHostName ?? "", reasons.Count == 0 ? errors.ToString() : string.Join("; ", reasons));
     }
 
-    private static Exception Innermost(Exception ex)
+    private static IEnumerable<Exception> Causes(Exception ex)
     {
-        while (ex.InnerException is { } inner)
+        for (Exception? cause = ex; cause is not null; cause = cause.InnerException)
         {
-            ex = inner;
+            yield return cause;
         }
-
-        return ex;
     }
+
+    private static Exception Innermost(Exception ex) => Causes(ex).Last();
 
     private sealed class CertificateRefusedException(string host, string reason) : Exception($"the TLS certificate of {host} was refused: {reason}")
     {
