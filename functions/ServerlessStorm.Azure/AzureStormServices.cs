@@ -18,6 +18,7 @@ public static class AzureStormServices
         services.AddSingleton<TableAuditStore>();
         services.AddSingleton<IAuditStore>(sp => sp.GetRequiredService<TableAuditStore>());
         services.AddSingleton<IKeyValueStore, TableKeyValueStore>();
+        services.AddSingleton<ServerlessStorm.Engine.Security.ICredentialStore, Security.TableCredentialStore>();
         services.AddSingleton<ServerlessStorm.Engine.Executions.IExecutionOutputStore, TableExecutionOutputStore>();
         services.AddSingleton<ServerlessStorm.Engine.Executions.IConcurrencySlots, Executions.TableConcurrencySlots>();
         return services;

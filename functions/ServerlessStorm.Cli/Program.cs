@@ -12,6 +12,8 @@ var root = new RootCommand("ServerlessStorm: event-driven automation in the spir
     KeyCommands.Create(),
     InquiryCommands.Create(),
     WorkflowCommands.Create(),
+    ApiKeyCommands.Create(),
+    AuthCommand.Create(),
 };
 
 return await root.Parse(args).InvokeAsync();

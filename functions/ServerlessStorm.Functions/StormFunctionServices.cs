@@ -35,6 +35,10 @@ public static class StormFunctionServices
             .Validate(o => !string.IsNullOrEmpty(o.EncryptionKey), MissingDatastoreKey)
             .ValidateOnStart();
         services.Configure<ServerlessStorm.Engine.Executions.ExecutorOptions>(configuration.GetSection("Storm:Executor"));
+        // The same authentication as storm serve; it cannot be switched off here (the app is reachable from anywhere).
+        services.Configure<ServerlessStorm.Engine.Security.AuthOptions>(configuration.GetSection(ServerlessStorm.Engine.Security.AuthOptions.Section));
+        services.PostConfigure<ServerlessStorm.Engine.Security.AuthOptions>(o => o.Enabled = true);
+        services.Configure<ServerlessStorm.Engine.Api.ApiOptions>(configuration.GetSection(ServerlessStorm.Engine.Api.ApiOptions.Section));
         // Workflows run in Durable Functions (the task hub is host.json's extensions.durableTask).
         services.AddSingleton<DurableFunctionsWorkflowEngine>();
         services.AddSingleton<ServerlessStorm.Durable.IWorkflowEngine>(sp => sp.GetRequiredService<DurableFunctionsWorkflowEngine>());

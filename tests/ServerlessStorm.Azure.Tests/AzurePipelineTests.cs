@@ -22,7 +22,7 @@ public sealed class AzurePipelineTests(AzuriteFixture azurite)
         await using var host = await StormTestHost.StartAsync(audit, bus);
 
         var response = await host.Api.PostWebhookAsync("hello", [], Encoding.UTF8.GetBytes("""{"name": "queues"}"""), CancellationToken.None);
-        var traceTag = response.Body["trace_tag"]!.GetValue<string>();
+        var traceTag = response.Body!["trace_tag"]!.GetValue<string>();
 
         var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(traceTag, CancellationToken.None),
             t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status) && t.HasProcessedWebhook());

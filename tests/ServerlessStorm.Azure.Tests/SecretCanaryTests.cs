@@ -98,7 +98,7 @@ public sealed class SecretCanaryTests(AzuriteFixture azurite)
         {
             await host.WaitForExecutionAsync(echoed.Id),
             await host.WaitForExecutionAsync(big.Id),
-            (await Eventually.ReturnsAsync(() => audit.GetTraceAsync(webhook.Body["trace_tag"]!.GetValue<string>(), CancellationToken.None),
+            (await Eventually.ReturnsAsync(() => audit.GetTraceAsync(webhook.Body!["trace_tag"]!.GetValue<string>(), CancellationToken.None),
                 t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status))).Executions[0],
         };
 

@@ -74,6 +74,7 @@ internal static class ExecutionsBenchmark
             InMemoryAudit = setup.InMemory,
             AuditWriteBehind = setup.WriteBehind,
             AuditJournalDirectory = Path.Combine(data, "journal"),
+            CredentialsFile = ServerClients.CredentialsFile,
             Configuration = new Dictionary<string, string?>
             {
                 ["Storage:Prefix"] = $"{run}x{index}",
@@ -104,7 +105,7 @@ internal static class ExecutionsBenchmark
             await using var server = await StartAsync(setup, index++);
             var audit = server.Services.GetRequiredService<IAuditStore>();
             var table = setup.InMemory ? null : server.Services.GetRequiredService<TableAuditStore>();
-            using var http = new HttpClient { BaseAddress = new Uri(server.Url) };
+            using var http = ServerClients.For(server);
             var label = $"{setup.Transport}, {setup.Audit}";
 
             await LatencyBenchmark.MeasureAsync(http, audit, 100, 8, $"{label} warm-up");
@@ -180,7 +181,7 @@ internal static class ExecutionsBenchmark
         await using var behind = await start(behindSetup, behindSetup.Journal ? 100 : 102);
         await using var memory = await start(memorySetup, 101);
         var sides = new[] { (Name: behindSetup.Audit, Server: behind), (Name: "in memory", Server: memory) }
-            .Select(side => (side.Name, Audit: side.Server.Services.GetRequiredService<IAuditStore>(), Http: new HttpClient { BaseAddress = new Uri(side.Server.Url) }, Latencies: new List<double>()))
+            .Select(side => (side.Name, Audit: side.Server.Services.GetRequiredService<IAuditStore>(), Http: ServerClients.For(side.Server), Latencies: new List<double>()))
             .ToArray();
         foreach (var side in sides)
         {

@@ -43,10 +43,11 @@ internal static class LatencyBenchmark
                 Transport = transport,
                 StorageConnectionString = azurite.Endpoints.ConnectionString,
                 AuditJournalDirectory = Path.Combine(data, "journal"),
+                CredentialsFile = ServerClients.CredentialsFile,
             }, logging => logging.SetMinimumLevel(LogLevel.Warning).AddSimpleConsole());
             var audit = server.Services.GetRequiredService<IAuditStore>();
             var label = $"{transport}, audit {(audit is WriteBehindAuditStore ? "written behind" : "written through")}";
-            using var http = new HttpClient { BaseAddress = new Uri(server.Url) };
+            using var http = ServerClients.For(server);
 
             await MeasureAsync(http, audit, 50, 4, $"{label} warm-up");
             Print(label, "sequential", requests, await MeasureAsync(http, audit, requests, 1, $"{label} sequential"));

@@ -39,7 +39,7 @@ public sealed class AuditWriteBehindKillTests(AzuriteFixture azurite) : IDisposa
         };
         string[] serve = ["--storage", azurite.ConnectionString, "--audit-journal", _journal]; // written behind: the default
         var stored = new TableAuditStore(Options.Create(storage), TimeProvider.System);
-        using var http = new HttpClient();
+        using var http = StormProcess.NewHttpClient();
 
         var first = await StormProcess.ServeAsync(environment, serve);
         var accepted = await (await http.PostAsync($"{first.Url}/api/v1/webhooks/ping", new StringContent("""{"n": 1}""", Encoding.UTF8, "application/json")))

@@ -15,7 +15,7 @@ namespace ServerlessStorm.EndToEnd.Tests;
 [Collection(AzuriteCollection.Name)]
 public sealed class ServeTests(AzuriteFixture azurite) : IAsyncLifetime
 {
-    private readonly HttpClient _http = new();
+    private readonly HttpClient _http = StormProcess.NewHttpClient();
     private readonly string _journal = Path.Combine(Path.GetTempPath(), "storm-e2e-journal-" + Guid.NewGuid().ToString("N")[..8]);
     private StormProcess _storm = null!;
 
@@ -310,7 +310,7 @@ public sealed class ServeTests(AzuriteFixture azurite) : IAsyncLifetime
         var list = await CliAsync("inquiry", "list", "--json");
         var rejected = await CliAsync("inquiry", "respond", id, "--data", """{"continue": "yes"}""");
         var notJson = await CliAsync("inquiry", "respond", id, "--data", "yes");
-        var answered = await CliAsync("inquiry", "respond", id, "--data", """{"continue": true}""", "--user", "alice");
+        var answered = await CliAsync("inquiry", "respond", id, "--data", """{"continue": true}""");
         var again = await CliAsync("inquiry", "respond", id, "--data", """{"continue": false}""");
         var execution = await CliAsync("execution", "get", id, "--json");
 
@@ -425,7 +425,7 @@ public sealed class ServeModesTests(AzuriteFixture azurite)
     public async Task StorageQueueTransport_RunsTheHelloExample()
     {
         await using var storm = await StormProcess.ServeAsync("--storage", azurite.ConnectionString, "--transport", "storage-queue");
-        using var http = new HttpClient();
+        using var http = StormProcess.NewHttpClient();
 
         var response = await http.PostAsync(storm.Url + "/api/v1/webhooks/hello", new StringContent("""{"name":"queue"}""", Encoding.UTF8, "application/json"));
         var traceTag = JsonNode.Parse(await response.Content.ReadAsStringAsync())!["trace_tag"]!.GetValue<string>();

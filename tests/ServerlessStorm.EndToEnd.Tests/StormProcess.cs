@@ -45,15 +45,29 @@ public sealed class StormProcess : IAsyncDisposable
 
     public static string StormDll => Path.Combine(AppContext.BaseDirectory, "storm.dll");
 
+    /// <summary>
+    /// The credentials file every storm process of this test run shares (never the user's own): each server files its
+    /// administrator key there under its address, and CLI commands and <see cref="NewHttpClient"/> find it.
+    /// </summary>
+    public static string CredentialsPath { get; } = Path.Combine(Path.GetTempPath(), $"storm-e2e-{Environment.ProcessId}", "credentials.json");
+
+    /// <summary>An HTTP client that sends the administrator key filed for whichever local server it calls.</summary>
+    public static HttpClient NewHttpClient() => new(new FiledKeyHandler { InnerHandler = new HttpClientHandler() });
+
+    /// <summary>The administrator key this server filed.</summary>
+    public string ApiKey => Cli.Client.CredentialsFile.Read(new Uri(Url), CredentialsPath) ?? throw new InvalidOperationException($"no key is filed for {Url} in {CredentialsPath}");
+
     /// <summary>Starts <c>storm serve</c> on a free port and waits until its API answers.</summary>
     public static Task<StormProcess> ServeAsync(params string[] arguments) => ServeAsync(new Dictionary<string, string>(), arguments);
 
     /// <summary>Starts <c>storm serve</c> with extra environment variables (configuration such as <c>Storm__AllowedNetworks__0</c>).</summary>
     public static async Task<StormProcess> ServeAsync(IReadOnlyDictionary<string, string> environment, params string[] arguments)
     {
-        var port = AzuriteFixture.FreePort();
+        // A test that restarts a server on the same address names the port; otherwise a free one is taken.
+        var named = Array.IndexOf(arguments, "--port");
+        var port = named >= 0 ? arguments[named + 1] : AzuriteFixture.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
         var url = $"http://127.0.0.1:{port}";
-        var start = StartInfo(["serve", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), .. arguments], environment);
+        var start = StartInfo(named >= 0 ? ["serve", .. arguments] : ["serve", "--port", port, .. arguments], environment);
 
         var process = Process.Start(start)!;
         var storm = new StormProcess(process, url);
@@ -63,10 +77,9 @@ public sealed class StormProcess : IAsyncDisposable
         {
             try
             {
-                if ((await http.GetAsync(url + "/api/v1/")).IsSuccessStatusCode)
-                {
-                    return storm;
-                }
+                // Any answer will do (without a key it is 401): the key is filed before the server listens.
+                using var answer = await http.GetAsync(url + "/api/v1/");
+                return storm;
             }
             catch (HttpRequestException)
             {
@@ -158,6 +171,12 @@ public sealed class StormProcess : IAsyncDisposable
 
         start.Environment.Remove("STORM_API_URL");
         start.Environment.Remove("STORM_STORAGE");
+        foreach (var variable in new[] { "STORM_API_KEY", "ST2_API_KEY", "STORM_AUTH_TOKEN", "ST2_AUTH_TOKEN" })
+        {
+            start.Environment.Remove(variable);
+        }
+
+        start.Environment[Cli.Client.CredentialsFile.PathVariable] = CredentialsPath;
         foreach (var (name, value) in environment)
         {
             start.Environment[name] = value;
@@ -176,6 +195,20 @@ public sealed class StormProcess : IAsyncDisposable
         lock (_output)
         {
             _output.AppendLine(line);
+        }
+    }
+
+    private sealed class FiledKeyHandler : DelegatingHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (!request.Headers.Contains("St2-Api-Key") && !request.Headers.Contains("X-Auth-Token")
+                && Cli.Client.CredentialsFile.Read(request.RequestUri!, CredentialsPath) is { } key)
+            {
+                request.Headers.Add("St2-Api-Key", key);
+            }
+
+            return base.SendAsync(request, cancellationToken);
         }
     }
 }

@@ -50,7 +50,7 @@ public sealed class WorkflowKillTests(AzuriteFixture azurite) : IDisposable
             ["Storm__Workflows__LeaseInterval"] = "00:00:06",
         };
         string[] serve = ["--storage", azurite.ConnectionString, "--packs", _packs.Root, "--audit-journal", _journal];
-        using var http = new HttpClient();
+        using var http = StormProcess.NewHttpClient();
 
         var first = await StormProcess.ServeAsync(environment, serve);
         var started = await (await http.PostAsJsonAsync($"{first.Url}/api/v1/executions", new JsonObject

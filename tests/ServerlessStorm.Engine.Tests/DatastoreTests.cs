@@ -99,7 +99,7 @@ public class DatastoreTests
         await datastore.SetAsync("system", "api_host", "api.local", secret: false, ttl: null, CancellationToken.None);
 
         var response = await host.Api.PostWebhookAsync("call", [], Encoding.UTF8.GetBytes("{}"), CancellationToken.None);
-        var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(response.Body["trace_tag"]!.GetValue<string>(), CancellationToken.None),
+        var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(response.Body!["trace_tag"]!.GetValue<string>(), CancellationToken.None),
             t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status));
 
         var execution = trace.Executions[0];
@@ -214,7 +214,7 @@ public class DatastoreTests
         var stolen = call.SealedParameters!["token"]!.GetValue<string>();
         Assert.StartsWith("\u27e6st2kv:", stolen, StringComparison.Ordinal);
         var response = await host.Api.PostWebhookAsync("show", [], Encoding.UTF8.GetBytes(new JsonObject { ["x"] = stolen }.ToJsonString()), CancellationToken.None);
-        var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(response.Body["trace_tag"]!.GetValue<string>(), CancellationToken.None),
+        var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(response.Body!["trace_tag"]!.GetValue<string>(), CancellationToken.None),
             t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status));
 
         var shown = trace.Executions[0];

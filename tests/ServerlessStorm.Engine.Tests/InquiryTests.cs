@@ -127,21 +127,21 @@ public sealed class InquiryTests
         var pending = await AskAsync(host, []);
 
         var list = await host.Api.ListInquiriesAsync(new Dictionary<string, string?>(), CancellationToken.None);
-        var wrong = await host.Api.RespondToInquiryAsync(pending.Id, JsonNode.Parse("""{"response": {"continue": "sure"}}"""), CancellationToken.None);
-        var notAnObject = await host.Api.RespondToInquiryAsync(pending.Id, JsonNode.Parse("""{"response": [true]}"""), CancellationToken.None);
-        var unknown = await host.Api.RespondToInquiryAsync("5f0000000000000000000000", JsonNode.Parse("""{"response": {"continue": true}}"""), CancellationToken.None);
-        var ok = await host.Api.RespondToInquiryAsync(pending.Id, JsonNode.Parse("""{"id": "x", "response": {"continue": true}, "user": "bob"}"""), CancellationToken.None);
+        var wrong = await host.Api.RespondToInquiryAsync(pending.Id, JsonNode.Parse("""{"response": {"continue": "sure"}}"""), TestCallers.Admin, CancellationToken.None);
+        var notAnObject = await host.Api.RespondToInquiryAsync(pending.Id, JsonNode.Parse("""{"response": [true]}"""), TestCallers.Admin, CancellationToken.None);
+        var unknown = await host.Api.RespondToInquiryAsync("5f0000000000000000000000", JsonNode.Parse("""{"response": {"continue": true}}"""), TestCallers.Admin, CancellationToken.None);
+        var ok = await host.Api.RespondToInquiryAsync(pending.Id, JsonNode.Parse("""{"id": "x", "response": {"continue": true}, "user": "bob"}"""), TestCallers.Admin, CancellationToken.None);
         var got = await host.Api.GetInquiryAsync(pending.Id, CancellationToken.None);
 
-        Assert.Equal(pending.Id, list.Body.AsArray().Single()!["id"]!.GetValue<string>());
-        Assert.Equal("boolean", list.Body[0]!["schema"]!["properties"]!["continue"]!["type"]!.GetValue<string>());
+        Assert.Equal(pending.Id, list.Body!.AsArray().Single()!["id"]!.GetValue<string>());
+        Assert.Equal("boolean", list.Body![0]!["schema"]!["properties"]!["continue"]!["type"]!.GetValue<string>());
         Assert.Equal(400, wrong.StatusCode);
-        Assert.Equal("continue: expected boolean, got string", wrong.Body["problems"]![0]!.GetValue<string>());
+        Assert.Equal("continue: expected boolean, got string", wrong.Body!["problems"]![0]!.GetValue<string>());
         Assert.Equal(400, notAnObject.StatusCode);
         Assert.Equal(404, unknown.StatusCode);
         Assert.Equal(200, ok.StatusCode);
-        Assert.Equal("succeeded", got.Body["status"]!.GetValue<string>());
-        Assert.True(got.Body["response"]!["continue"]!.GetValue<bool>());
+        Assert.Equal("succeeded", got.Body!["status"]!.GetValue<string>());
+        Assert.True(got.Body!["response"]!["continue"]!.GetValue<bool>());
     }
 
     [Fact]

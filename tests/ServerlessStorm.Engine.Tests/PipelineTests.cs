@@ -31,7 +31,7 @@ public sealed class PipelineTests : IAsyncLifetime
         var response = await PostAsync("hello", """{"name": "storm"}""");
 
         Assert.Equal(202, response.StatusCode);
-        var traceTag = response.Body["trace_tag"]!.GetValue<string>();
+        var traceTag = response.Body!["trace_tag"]!.GetValue<string>();
         var trace = await Eventually.ReturnsAsync(() => _audit.GetTraceAsync(traceTag, CancellationToken.None),
             t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status));
         var execution = trace.Executions[0];
@@ -48,8 +48,8 @@ public sealed class PipelineTests : IAsyncLifetime
         var first = await PostAsync("hello", """{"name": "once"}""", ("X-GitHub-Delivery", "delivery-42"));
         var second = await PostAsync("hello", """{"name": "once"}""", ("X-GitHub-Delivery", "delivery-42"));
 
-        Assert.Equal("delivery-42", first.Body["trigger_instance_id"]!.GetValue<string>());
-        Assert.Equal("delivery-42", second.Body["trigger_instance_id"]!.GetValue<string>());
+        Assert.Equal("delivery-42", first.Body!["trigger_instance_id"]!.GetValue<string>());
+        Assert.Equal("delivery-42", second.Body!["trigger_instance_id"]!.GetValue<string>());
         var trace = await Eventually.ReturnsAsync(() => _audit.GetTraceAsync("delivery-42", CancellationToken.None),
             t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status));
         await Eventually.ReturnsAsync(() => _audit.GetTraceAsync("delivery-42", CancellationToken.None), t => t.HasProcessedWebhook());
@@ -89,10 +89,10 @@ public sealed class PipelineTests : IAsyncLifetime
         var response = await PostAsync("hello", """{"name": """);
 
         Assert.Equal(400, response.StatusCode);
-        Assert.Contains("not valid JSON", response.Body["faultstring"]!.GetValue<string>());
+        Assert.Contains("not valid JSON", response.Body!["faultstring"]!.GetValue<string>());
         var rejected = await _audit.QueryTriggerInstancesAsync(new AuditQuery(TriggerInstanceStatus.Rejected), CancellationToken.None);
         var record = Assert.Single(rejected);
-        Assert.Equal(response.Body["rejection_id"]!.GetValue<string>(), record.Id);
+        Assert.Equal(response.Body!["rejection_id"]!.GetValue<string>(), record.Id);
         Assert.Equal("""{"name": """, record.Payload!["body_text"]!.GetValue<string>());
     }
 
@@ -102,14 +102,14 @@ public sealed class PipelineTests : IAsyncLifetime
         var response = await PostAsync("nobody-listens", "{}");
 
         Assert.Equal(404, response.StatusCode);
-        Assert.Contains("nobody-listens", response.Body["faultstring"]!.GetValue<string>());
+        Assert.Contains("nobody-listens", response.Body!["faultstring"]!.GetValue<string>());
     }
 
     [Fact]
     public async Task CriteriaNotMet_NoExecution_ButTheTriggerInstanceIsProcessed()
     {
         var response = await PostAsync("hello", """{"nickname": "x"}""");
-        var id = response.Body["trigger_instance_id"]!.GetValue<string>();
+        var id = response.Body!["trigger_instance_id"]!.GetValue<string>();
 
         var trace = await Eventually.ReturnsAsync(() => _audit.GetTraceAsync(id, CancellationToken.None), t => t.HasProcessedWebhook());
 
@@ -120,10 +120,10 @@ public sealed class PipelineTests : IAsyncLifetime
     [Fact]
     public async Task RunApi_ValidatesParametersBeforeAnythingRuns()
     {
-        var response = await _host.Api.PostExecutionAsync(JsonNode.Parse("""{"action": "core.local", "parameters": {"timeout": "soon"}}"""), null, CancellationToken.None);
+        var response = await _host.Api.PostExecutionAsync(JsonNode.Parse("""{"action": "core.local", "parameters": {"timeout": "soon"}}"""), null, TestCallers.Admin, CancellationToken.None);
 
         Assert.Equal(400, response.StatusCode);
-        Assert.Equal(2, response.Body["problems"]!.AsArray().Count);
+        Assert.Equal(2, response.Body!["problems"]!.AsArray().Count);
         Assert.Empty(await _audit.QueryExecutionsAsync(new AuditQuery(), CancellationToken.None));
     }
 
@@ -172,7 +172,7 @@ public sealed class PipelineTests : IAsyncLifetime
         async Task<string> RuleFor(string kind)
         {
             var response = await host.Api.PostWebhookAsync("alerts", [], Encoding.UTF8.GetBytes($$"""{"kind": "{{kind}}"}"""), CancellationToken.None);
-            var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(response.Body["trace_tag"]!.GetValue<string>(), CancellationToken.None), t => t.RuleEnforcements.Count > 0);
+            var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(response.Body!["trace_tag"]!.GetValue<string>(), CancellationToken.None), t => t.RuleEnforcements.Count > 0);
             return Assert.Single(trace.RuleEnforcements).RuleRef;
         }
 
@@ -202,7 +202,7 @@ public sealed class PipelineTests : IAsyncLifetime
         await using var host = await StormTestHost.StartAsync(audit, new InMemoryMessageBus(), packs.Root);
 
         var response = await host.Api.PostWebhookAsync("inj", [], Encoding.UTF8.GetBytes(new JsonObject { ["name"] = hostile }.ToJsonString()), CancellationToken.None);
-        var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(response.Body["trace_tag"]!.GetValue<string>(), CancellationToken.None),
+        var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(response.Body!["trace_tag"]!.GetValue<string>(), CancellationToken.None),
             t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status));
 
         Assert.Equal($"[{hostile}]", trace.Executions[0].Result!["stdout"]!.GetValue<string>());
@@ -239,7 +239,7 @@ public sealed class PipelineTests : IAsyncLifetime
         await using var host = await StormTestHost.StartAsync(audit, new InMemoryMessageBus(), packs.Root);
 
         var response = await host.Api.PostWebhookAsync("chain", [], Encoding.UTF8.GetBytes("""{"word": "ping"}"""), CancellationToken.None);
-        var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(response.Body["trace_tag"]!.GetValue<string>(), CancellationToken.None),
+        var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(response.Body!["trace_tag"]!.GetValue<string>(), CancellationToken.None),
             t => t.Executions.Count == 2 && t.Executions.All(e => ExecutionStatus.IsTerminal(e.Status)) && t.TriggerInstances.Any(ti => ti.TriggerType == CoreTriggers.NotifyTrigger));
 
         var first = Assert.Single(trace.Executions, e => e.ActionRef == "chain.first");

@@ -10,6 +10,7 @@ using ServerlessStorm.Azure.Messaging;
 using ServerlessStorm.Engine.Audit;
 using ServerlessStorm.Engine.Executions;
 using ServerlessStorm.Engine.Hosting;
+using ServerlessStorm.Engine.Security;
 using ServerlessStorm.Engine.Messaging;
 using ServerlessStorm.Testing;
 
@@ -58,14 +59,31 @@ public sealed class FunctionAdapterTests(AzuriteFixture azurite) : IAsyncLifetim
         Assert.Contains("Storm__Datastore__EncryptionKey is not set", error.Message);
     }
 
+    /// <summary>A request as the Functions host hands it over, with an API key unless <paramref name="apiKey"/> is empty.</summary>
+    private async Task<HttpRequest> RequestAsync(string method, string path, string? body = null, string? apiKey = null)
+    {
+        apiKey ??= (await _services.GetRequiredService<CredentialService>().CreateApiKeyAsync("st2admin", null, CancellationToken.None)).Key;
+        var context = new DefaultHttpContext();
+        context.Request.Method = method;
+        context.Request.Path = path;
+        context.Request.Headers.Host = "storm.example.net";
+        if (apiKey.Length > 0)
+        {
+            context.Request.Headers["St2-Api-Key"] = apiKey;
+        }
+
+        context.Request.Body = new MemoryStream(Encoding.UTF8.GetBytes(body ?? ""));
+        context.Request.ContentType = body is null ? null : "application/json";
+        return context.Request;
+    }
+
     [Fact]
     public async Task Webhook_ThenQueueFunctions_RunTheHelloExampleEndToEnd()
     {
         var api = _services.GetRequiredService<ApiFunctions>();
-        var context = new DefaultHttpContext();
-        context.Request.Body = new MemoryStream(Encoding.UTF8.GetBytes("""{"name":"functions"}"""));
+        var request = await RequestAsync("POST", "/api/v1/webhooks/hello", """{"name":"functions"}""");
 
-        var result = (ContentResult)await api.WebhookAsync(context.Request, "hello", CancellationToken.None);
+        var result = (ContentResult)await api.ApiAsync(request, null!, CancellationToken.None);
 
         Assert.Equal(202, result.StatusCode);
         var traceTag = JsonNode.Parse(result.Content!)!["trace_tag"]!.GetValue<string>();
@@ -83,10 +101,9 @@ public sealed class FunctionAdapterTests(AzuriteFixture azurite) : IAsyncLifetim
     [Fact]
     public async Task Webhook_MalformedBody_Is400()
     {
-        var context = new DefaultHttpContext();
-        context.Request.Body = new MemoryStream(Encoding.UTF8.GetBytes("{"));
+        var request = await RequestAsync("POST", "/api/v1/webhooks/hello", "{");
 
-        var result = (ContentResult)await _services.GetRequiredService<ApiFunctions>().WebhookAsync(context.Request, "hello", CancellationToken.None);
+        var result = (ContentResult)await _services.GetRequiredService<ApiFunctions>().ApiAsync(request, null!, CancellationToken.None);
 
         Assert.Equal(400, result.StatusCode);
         Assert.Contains("not valid JSON", result.Content);
@@ -95,9 +112,44 @@ public sealed class FunctionAdapterTests(AzuriteFixture azurite) : IAsyncLifetim
     [Fact]
     public async Task GetExecution_Unknown_Is404()
     {
-        var result = (ContentResult)await _services.GetRequiredService<ApiFunctions>().GetExecutionAsync(new DefaultHttpContext().Request, "nope", CancellationToken.None);
+        var result = (ContentResult)await _services.GetRequiredService<ApiFunctions>().ApiAsync(await RequestAsync("GET", "/api/v1/executions/nope"), null!, CancellationToken.None);
 
         Assert.Equal(404, result.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("not-a-key")]
+    public async Task Api_WithoutAValidKey_Is401_AndRunsNothing(string apiKey)
+    {
+        var request = await RequestAsync("POST", "/api/v1/executions", """{"action": "core.local", "parameters": {"cmd": "touch /tmp/storm-functions-unauthenticated"}}""", apiKey);
+
+        var result = (ContentResult)await _services.GetRequiredService<ApiFunctions>().ApiAsync(request, null!, CancellationToken.None);
+
+        Assert.Equal(401, result.StatusCode);
+        Assert.Contains("Unauthorized", result.Content);
+        Assert.Empty(await _services.GetRequiredService<IAuditStore>().QueryExecutionsAsync(new AuditQuery(null, null, null, 10), CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task AuthFunction_IssuesATokenForAnHtpasswdUser_ThatTheApiFunctionTakes()
+    {
+        var htpasswd = Path.GetTempFileName();
+        await File.WriteAllTextAsync(htpasswd, $"alice:{BCrypt.Net.BCrypt.HashPassword("s3cret", 4)}\n");
+        _services.GetRequiredService<Microsoft.Extensions.Options.IOptions<AuthOptions>>().Value.HtpasswdFile = htpasswd;
+        var request = await RequestAsync("POST", "/auth/v1/tokens", """{"ttl": 60}""", apiKey: "");
+        request.Headers.Authorization = "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes("alice:s3cret"));
+
+        var issued = (ContentResult)await _services.GetRequiredService<ApiFunctions>().AuthAsync(request, null!, CancellationToken.None);
+        var token = JsonNode.Parse(issued.Content!)!["token"]!.GetValue<string>();
+        var get = await RequestAsync("GET", "/api/v1/executions", apiKey: "");
+        get.Headers["X-Auth-Token"] = token;
+        var listed = (ContentResult)await _services.GetRequiredService<ApiFunctions>().ApiAsync(get, null!, CancellationToken.None);
+
+        File.Delete(htpasswd);
+        Assert.Equal(201, issued.StatusCode);
+        Assert.Equal("alice", JsonNode.Parse(issued.Content!)!["user"]!.GetValue<string>());
+        Assert.Equal(200, listed.StatusCode);
     }
 
     [Fact]

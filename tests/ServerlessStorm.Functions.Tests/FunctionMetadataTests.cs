@@ -32,39 +32,37 @@ public class FunctionMetadataTests
     }
 
     [Theory]
-    [InlineData("Webhook", "post", "v1/webhooks/{*hook}")]
-    [InlineData("CreateExecution", "post", "v1/executions")]
-    [InlineData("ListExecutions", "get", "v1/executions")]
-    [InlineData("GetExecution", "get", "v1/executions/{id}")]
-    [InlineData("ListTriggerInstances", "get", "v1/triggerinstances")]
-    [InlineData("GetTrace", "get", "v1/traces/{traceTag}")]
-    [InlineData("ReRunExecution", "post", "v1/executions/{id}/re_run")]
-    [InlineData("CancelExecution", "delete", "v1/executions/{id}")]
-    [InlineData("UpdateExecution", "put", "v1/executions/{id}")]
-    [InlineData("GetExecutionOutput", "get", "v1/executions/{id}/output")]
-    [InlineData("ListKeys", "get", "v1/keys")]
-    [InlineData("GetKey", "get", "v1/keys/{name}")]
-    [InlineData("PutKey", "put", "v1/keys/{name}")]
-    [InlineData("DeleteKey", "delete", "v1/keys/{name}")]
-    [InlineData("ListInquiries", "get", "v1/inquiries")]
-    [InlineData("GetInquiry", "get", "v1/inquiries/{id}")]
-    [InlineData("RespondToInquiry", "put", "v1/inquiries/{id}")]
-    public void HttpFunctions_HaveStackStormRoutes(string function, string method, string route)
+    [InlineData("Api", "api/{*path}")]
+    [InlineData("Auth", "auth/{*path}")]
+    public void HttpFunctions_AreAnonymousToTheHost_TheGatewayAuthenticates(string function, string route)
     {
         var trigger = Trigger(function);
 
         Assert.Equal("httpTrigger", trigger["type"]!.GetValue<string>());
         Assert.Equal(route, trigger["route"]!.GetValue<string>());
-        Assert.Equal([method], trigger["methods"]!.AsArray().Select(m => m!.GetValue<string>()));
-        Assert.Equal("Function", trigger["authLevel"]!.GetValue<string>());
+        Assert.Equal("Anonymous", trigger["authLevel"]!.GetValue<string>());
     }
 
     [Fact]
-    public void HostJson_PutsTheRoutesUnderApi()
+    public void EveryApiRoute_IsReachableThroughAnHttpFunction_WithItsMethod()
+    {
+        var routes = ServerlessStorm.Engine.Api.ApiRoutes.For(null!);
+
+        Assert.NotEmpty(routes);
+        Assert.All(routes, route =>
+        {
+            var function = route.Template.StartsWith("/api/", StringComparison.Ordinal) ? "Api" : route.Template.StartsWith("/auth/", StringComparison.Ordinal) ? "Auth" : null;
+            Assert.True(function is not null, $"{route.Method} {route.Template} is under neither /api nor /auth");
+            Assert.Contains(route.Method.ToLowerInvariant(), Trigger(function!)["methods"]!.AsArray().Select(m => m!.GetValue<string>()));
+        });
+    }
+
+    [Fact]
+    public void HostJson_LeavesThePathsAsStackStormHasThem()
     {
         var host = JsonNode.Parse(File.ReadAllText(Path.Combine(RepositoryPaths.Root, "host.json")))!;
 
-        Assert.Equal("api", host["extensions"]!["http"]!["routePrefix"]!.GetValue<string>());
+        Assert.Equal("", host["extensions"]!["http"]!["routePrefix"]!.GetValue<string>());
         Assert.Equal("none", host["extensions"]!["queues"]!["messageEncoding"]!.GetValue<string>());
     }
 
@@ -98,9 +96,7 @@ public class FunctionMetadataTests
 
     [Theory]
     [InlineData("ActionRunner")]
-    [InlineData("CancelExecution")]
-    [InlineData("UpdateExecution")]
-    [InlineData("RespondToInquiry")]
+    [InlineData("Api")]
     [InlineData("InquiryTimeouts")]
     public void FunctionsThatStartOrSteerWorkflows_BindTheDurableClient(string function)
     {
@@ -111,7 +107,7 @@ public class FunctionMetadataTests
     [Fact]
     public void EveryFunction_IsOneTheTestsKnow()
     {
-        string[] known = ["Webhook", "CreateExecution", "ListExecutions", "GetExecution", "ListTriggerInstances", "GetTrace", "ReRunExecution", "CancelExecution", "UpdateExecution", "GetExecutionOutput", "ListKeys", "GetKey", "PutKey", "DeleteKey", "ListInquiries", "GetInquiry", "RespondToInquiry", "TimerSensor", "InquiryTimeouts", "RulesEngine", "ActionRunner", "StormWorkflow", "StormWorkflowTask", "StormWorkflowFinish"];
+        string[] known = ["Api", "Auth", "TimerSensor", "InquiryTimeouts", "RulesEngine", "ActionRunner", "StormWorkflow", "StormWorkflowTask", "StormWorkflowFinish"];
 
         Assert.Equal(known.Order(), Metadata.Value.Select(f => f!["name"]!.GetValue<string>()).Order());
     }

@@ -15,18 +15,70 @@ public sealed record ApiReply(int StatusCode, JsonNode? Body)
 /// <summary>The API could not be reached.</summary>
 public sealed class StormUnreachableException(string message, Exception inner) : Exception(message, inner);
 
-/// <summary>A small client of the local stack's HTTP API (StackStorm's paths).</summary>
-public sealed class StormClient(Uri baseUrl) : IDisposable
+/// <summary>How the client proves who it is: an API key or a token, and where it came from (for error messages).</summary>
+public sealed record ClientCredential(string Header, string Value, string Source);
+
+/// <summary>A small client of the local stack's HTTP API (StackStorm's paths), sending the caller's credential.</summary>
+public sealed class StormClient : IDisposable
 {
     public const string DefaultUrl = "http://127.0.0.1:9101";
     public const string UrlVariable = "STORM_API_URL";
 
-    private readonly HttpClient _http = new() { BaseAddress = new Uri(baseUrl.ToString().TrimEnd('/') + "/"), Timeout = TimeSpan.FromSeconds(30) };
+    private readonly HttpClient _http;
 
-    public Uri BaseUrl { get; } = baseUrl;
+    public StormClient(Uri baseUrl, ClientCredential? credential = null)
+    {
+        BaseUrl = baseUrl;
+        Credential = credential;
+        _http = new() { BaseAddress = new Uri(baseUrl.ToString().TrimEnd('/') + "/"), Timeout = TimeSpan.FromSeconds(30) };
+        if (credential is not null)
+        {
+            _http.DefaultRequestHeaders.TryAddWithoutValidation(credential.Header, credential.Value);
+        }
+    }
+
+    public Uri BaseUrl { get; }
+
+    public ClientCredential? Credential { get; }
 
     public static Uri ResolveUrl(string? option) =>
         new(option ?? Environment.GetEnvironmentVariable(UrlVariable) ?? DefaultUrl, UriKind.Absolute);
+
+    /// <summary>
+    /// The credential to send, as st2's client finds one: an explicit key or token, then <c>STORM_AUTH_TOKEN</c> /
+    /// <c>ST2_AUTH_TOKEN</c>, <c>STORM_API_KEY</c> / <c>ST2_API_KEY</c>, then the key <c>storm serve</c> filed for this
+    /// very address. Null when there is none (the server will say so).
+    /// </summary>
+    public static ClientCredential? ResolveCredential(Uri api, string? apiKey = null, string? token = null)
+    {
+        if (token is { Length: > 0 })
+        {
+            return new ClientCredential("X-Auth-Token", token, "--token");
+        }
+
+        if (apiKey is { Length: > 0 })
+        {
+            return new ClientCredential("St2-Api-Key", apiKey, "--api-key");
+        }
+
+        foreach (var name in new[] { "STORM_AUTH_TOKEN", "ST2_AUTH_TOKEN" })
+        {
+            if (Environment.GetEnvironmentVariable(name) is { Length: > 0 } value)
+            {
+                return new ClientCredential("X-Auth-Token", value, "$" + name);
+            }
+        }
+
+        foreach (var name in new[] { "STORM_API_KEY", "ST2_API_KEY" })
+        {
+            if (Environment.GetEnvironmentVariable(name) is { Length: > 0 } value)
+            {
+                return new ClientCredential("St2-Api-Key", value, "$" + name);
+            }
+        }
+
+        return CredentialsFile.Read(api) is { } filed ? new ClientCredential("St2-Api-Key", filed, CredentialsFile.DefaultPath) : null;
+    }
 
     public Task<ApiReply> GetAsync(string path, CancellationToken cancellationToken) =>
         SendAsync(new HttpRequestMessage(HttpMethod.Get, path), cancellationToken);
@@ -74,7 +126,8 @@ public sealed class StormClient(Uri baseUrl) : IDisposable
                     body = JsonValue.Create(text);
                 }
 
-                return new ApiReply((int)response.StatusCode, body);
+                var reply = new ApiReply((int)response.StatusCode, body);
+                return reply.StatusCode == 401 ? reply with { Body = Explain401(reply) } : reply;
             }
             catch (HttpRequestException ex)
             {
@@ -82,6 +135,14 @@ public sealed class StormClient(Uri baseUrl) : IDisposable
             }
         }
     }
+
+    // The server says what was wrong with the credential; the client adds where it came from and how to get one.
+    private JsonNode Explain401(ApiReply reply) => new JsonObject
+    {
+        ["faultstring"] = Credential is null
+            ? $"{reply.Fault} No API key was found for {BaseUrl}: set STORM_API_KEY (or ST2_API_KEY), or run 'storm serve' here, which files one in {CredentialsFile.DefaultPath}."
+            : $"{reply.Fault} (the key or token came from {Credential.Source})",
+    };
 
     public void Dispose() => _http.Dispose();
 }

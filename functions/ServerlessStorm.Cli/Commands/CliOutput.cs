@@ -26,7 +26,8 @@ internal static class CliOutput
     /// <summary>Runs a client command, turning an unreachable API into a clear message and exit code 3.</summary>
     public static async Task<int> WithClientAsync(string? api, Func<StormClient, Task<int>> action)
     {
-        using var client = new StormClient(StormClient.ResolveUrl(api));
+        var url = StormClient.ResolveUrl(api);
+        using var client = new StormClient(url, StormClient.ResolveCredential(url));
         try
         {
             return await action(client);

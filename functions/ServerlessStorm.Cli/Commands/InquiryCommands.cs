@@ -41,9 +41,8 @@ internal static class InquiryCommands
 
         var respondId = new Argument<string>("ID");
         var data = new Option<string>("--data", "-r") { Description = "The response, a JSON object (e.g. '{\"continue\": true}')", Required = true };
-        var user = new Option<string?>("--user") { Description = "Who responds (default: $USER)", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("USER") };
         var respondApi = CliOutput.ApiOption();
-        var respond = new Command("respond", "Answer an inquiry; the answer is checked against its schema") { respondId, data, user, respondApi };
+        var respond = new Command("respond", "Answer an inquiry as the user of your API key or token; the answer is checked against its schema") { respondId, data, respondApi };
         respond.SetAction((r, ct) =>
         {
             JsonNode? response;
@@ -63,7 +62,7 @@ internal static class InquiryCommands
 
             return CliOutput.WithClientAsync(r.GetValue(respondApi), async client =>
             {
-                var body = new JsonObject { ["id"] = r.GetValue(respondId), ["response"] = response, ["user"] = r.GetValue(user) };
+                var body = new JsonObject { ["id"] = r.GetValue(respondId), ["response"] = response };
                 return Print(await client.SendJsonAsync(HttpMethod.Put, $"api/v1/inquiries/{Uri.EscapeDataString(r.GetValue(respondId)!)}", body.ToJsonString(), ct));
             });
         });

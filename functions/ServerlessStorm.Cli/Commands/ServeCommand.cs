@@ -27,9 +27,18 @@ internal static class ServeCommand
         var writeBehind = new Option<bool>("--audit-write-behind") { Hidden = true };
         var journal = new Option<string>("--audit-journal") { Description = "Where the write-behind audit keeps its journal", DefaultValueFactory = _ => Path.Combine(".storm", "audit-journal") };
 
+        var noAuth = new Option<bool>("--no-auth")
+        {
+            Description = "Serve without authentication, every request acting as the administrator (only on a loopback address)",
+        };
+        var credentialsFile = new Option<string?>("--credentials-file")
+        {
+            Description = $"Where to file the administrator key for the CLI (default ${Client.CredentialsFile.PathVariable} or ~/.storm/credentials.json)",
+        };
+
         var command = new Command("serve", "Run the local stack: webhooks, rules, action runners and the audit, on 127.0.0.1:9101")
         {
-            port, host, packs, transport, storage, dataDir, writeThrough, writeBehind, journal,
+            port, host, packs, transport, storage, dataDir, writeThrough, writeBehind, journal, noAuth, credentialsFile,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -48,6 +57,8 @@ internal static class ServeCommand
                 AzuriteDataDirectory = result.GetValue(dataDir)!,
                 AuditWriteBehind = result.GetValue(writeThrough) ? false : result.GetValue(writeBehind) ? true : null,
                 AuditJournalDirectory = result.GetValue(journal)!,
+                NoAuth = result.GetValue(noAuth),
+                CredentialsFile = result.GetValue(credentialsFile),
             };
             return await RunAsync(settings, cancellationToken);
         });
@@ -102,7 +113,10 @@ internal static class ServeCommand
             var audit = server.Services.GetService(typeof(ServerlessStorm.Engine.Audit.IAuditStore)) is ServerlessStorm.Engine.Audit.WriteBehindAuditStore behind
                 ? behind.JournalDirectory is { } journalDirectory ? $"written behind, journal {journalDirectory}" : "written behind, no journal"
                 : "written through";
-            Console.WriteLine($"ServerlessStorm is listening on {server.Url} (packs: {settings.PacksPath}, transport: {settings.Transport}, audit: {audit}). Press Ctrl+C to stop.");
+            var auth = server.CredentialsFilePath is { } file
+                ? $"auth: API keys and tokens; the administrator's key is {(server.AdminKeyCreated ? "new, " : "")}in {file}"
+                : "auth: OFF (--no-auth), every request acts as the administrator";
+            Console.WriteLine($"ServerlessStorm is listening on {server.Url} (packs: {settings.PacksPath}, transport: {settings.Transport}, audit: {audit}, {auth}). Press Ctrl+C to stop.");
             try
             {
                 await server.WaitForShutdownAsync(cancellationToken);

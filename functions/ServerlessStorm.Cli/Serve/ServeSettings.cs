@@ -33,6 +33,15 @@ public sealed record ServeSettings
     /// <summary>Where the write-behind audit keeps its journal (one folder per storage prefix inside).</summary>
     public string AuditJournalDirectory { get; init; } = Path.Combine(".storm", "audit-journal");
 
+    /// <summary>
+    /// Serve without authentication: every request acts as the administrator. Refused unless <see cref="Host"/> is a
+    /// loopback address.
+    /// </summary>
+    public bool NoAuth { get; init; }
+
+    /// <summary>Where the administrator key made on first start is filed for the CLI (null: the user's default file).</summary>
+    public string? CredentialsFile { get; init; }
+
     /// <summary>Further configuration, as <c>Section:Key</c> pairs (e.g. <c>Storage:AuditBatching</c>).</summary>
     public IReadOnlyDictionary<string, string?> Configuration { get; init; } = new Dictionary<string, string?>();
 

@@ -16,6 +16,7 @@ using ServerlessStorm.Engine.Audit;
 using ServerlessStorm.Engine.Hosting;
 using ServerlessStorm.Engine.Messaging;
 using ServerlessStorm.Engine.Packs;
+using ServerlessStorm.Engine.Security;
 
 namespace ServerlessStorm.Cli.Serve;
 
@@ -28,11 +29,21 @@ public sealed class StormServer : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly AzuriteLauncher? _azurite;
 
-    private StormServer(WebApplication app, AzuriteLauncher? azurite)
+    private StormServer(WebApplication app, AzuriteLauncher? azurite, string? credentialsFile, bool adminKeyCreated)
     {
         _app = app;
         _azurite = azurite;
+        CredentialsFilePath = credentialsFile;
+        AdminKeyCreated = adminKeyCreated;
     }
+
+    /// <summary>Where the administrator key is filed for the CLI (null with authentication off).</summary>
+    public string? CredentialsFilePath { get; }
+
+    /// <summary>Whether this start made a new administrator key (none was filed, or the filed one no longer works).</summary>
+    public bool AdminKeyCreated { get; }
+
+    private const long MaxRequestBodyBytes = 8 * 1024 * 1024;
 
     public IServiceProvider Services => _app.Services;
 
@@ -41,9 +52,14 @@ public sealed class StormServer : IAsyncDisposable
     /// <summary>Loads the packs (throwing <see cref="PackLoadException"/> when they have problems), prepares storage and starts listening.</summary>
     public static async Task<StormServer> StartAsync(ServeSettings settings, Action<ILoggingBuilder>? logging = null, CancellationToken cancellationToken = default)
     {
+        if (settings.NoAuth && !IsLoopback(settings.Host))
+        {
+            throw new ArgumentException($"authentication can be switched off only on a loopback address, and --host {settings.Host} is not one: anyone who reaches it could run commands on this machine. Drop --no-auth (clients then need an API key), or listen on 127.0.0.1");
+        }
+
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls($"http://{settings.Host}:{settings.Port}");
-        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = 8 * 1024 * 1024);
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = MaxRequestBodyBytes);
         builder.Logging.ClearProviders();
         if (logging is null)
         {
@@ -61,8 +77,24 @@ public sealed class StormServer : IAsyncDisposable
             builder.Configuration[key] = value;
         }
 
+        builder.Configuration[$"{AuthOptions.Section}:{nameof(AuthOptions.Enabled)}"] = (!settings.NoAuth).ToString();
         var services = builder.Services;
         services.AddStormEngine();
+        services.Configure<AuthOptions>(builder.Configuration.GetSection(AuthOptions.Section));
+        services.Configure<ApiOptions>(builder.Configuration.GetSection(ApiOptions.Section));
+        services.PostConfigure<ApiOptions>(o =>
+        {
+            // A server on a loopback or named address answers only to its own names, so a DNS name rebound to it
+            // reaches nothing; one on every address (0.0.0.0) leaves the names to configuration.
+            if (o.AllowedHosts.Count == 0 && settings.Host is not ("0.0.0.0" or "::" or "[::]" or "*" or "+"))
+            {
+                var names = IsLoopback(settings.Host) ? ["127.0.0.1", "localhost", "[::1]", settings.Host] : new[] { settings.Host };
+                foreach (var name in names.Distinct(StringComparer.OrdinalIgnoreCase))
+                {
+                    o.AllowedHosts.Add($"{name}:{settings.Port}");
+                }
+            }
+        });
         services.Configure<StormOptions>(builder.Configuration.GetSection(StormOptions.Section));
         services.AddTableStorageAudit(builder.Configuration);
         if (settings.InMemoryAudit)
@@ -127,9 +159,10 @@ public sealed class StormServer : IAsyncDisposable
                 }
             }
 
-            MapApi(app);
+            var (credentialsFile, created) = settings.NoAuth ? (null, false) : await EnsureAdminKeyAsync(app.Services, settings, cancellationToken);
+            MapApi(app, MaxRequestBodyBytes);
             await app.StartAsync(cancellationToken);
-            return new StormServer(app, azurite);
+            return new StormServer(app, azurite, credentialsFile, created);
         }
         catch
         {
@@ -196,80 +229,69 @@ public sealed class StormServer : IAsyncDisposable
             : null;
     }
 
-    private static void MapApi(WebApplication app)
+    public static bool IsLoopback(string host) =>
+        host.Equals("localhost", StringComparison.OrdinalIgnoreCase) || (System.Net.IPAddress.TryParse(host.Trim('[', ']'), out var address) && System.Net.IPAddress.IsLoopback(address));
+
+    /// <summary>
+    /// The administrator's key for the CLI: the one filed for this server if it still works here, else a new one,
+    /// filed (0600) for the CLI to find by itself. Its value is never printed or logged.
+    /// </summary>
+    private static async Task<(string Path, bool Created)> EnsureAdminKeyAsync(IServiceProvider services, ServeSettings settings, CancellationToken cancellationToken)
     {
-        var api = app.MapGroup("/api/v1");
-        api.MapGet("/", (PackCatalog catalog) => Results.Json(new JsonObject
+        var path = settings.CredentialsFile ?? Client.CredentialsFile.DefaultPath;
+        var api = new Uri($"http://{(IsLoopback(settings.Host) || settings.Host is "0.0.0.0" or "::" ? "127.0.0.1" : settings.Host)}:{settings.Port}");
+        var admin = services.GetRequiredService<Microsoft.Extensions.Options.IOptions<AuthOptions>>().Value.AdminUser;
+        var credentials = services.GetRequiredService<CredentialService>();
+        if (Client.CredentialsFile.Read(api, path) is { } filed
+            && await credentials.FindAsync(CredentialKind.ApiKey, filed, cancellationToken) is { } existing && credentials.IsUsable(existing) && existing.User == admin)
         {
-            ["name"] = "ServerlessStorm",
-            ["packs"] = catalog.Packs.Count,
-            ["actions"] = catalog.Actions.Count,
-            ["rules"] = catalog.Rules.Count,
-        }));
-        api.MapPost("/webhooks/{**hook}", async (string hook, HttpRequest request, StormApi storm, CancellationToken ct) =>
+            return (path, false);
+        }
+
+        var (_, key) = await credentials.CreateApiKeyAsync(admin, new System.Text.Json.Nodes.JsonObject { ["created_by"] = "storm serve", ["purpose"] = "the local administrator's key, filed for the CLI" }, cancellationToken);
+        Client.CredentialsFile.Write(api, admin, key, path);
+        return (path, true);
+    }
+
+    /// <summary>Every request goes to the engine's gateway, which routes, authenticates and answers it.</summary>
+    private static void MapApi(WebApplication app, long maxBodyBytes)
+    {
+        var gateway = app.Services.GetRequiredService<ApiGateway>();
+        app.Run(async context =>
         {
+            var request = context.Request;
+            if (request.ContentLength > maxBodyBytes)
+            {
+                await WriteAsync(context.Response, ApiResponse.Fault(413, $"the body is {request.ContentLength} bytes; the limit is {maxBodyBytes}"), context.RequestAborted);
+                return;
+            }
+
             using var body = new MemoryStream();
-            await request.Body.CopyToAsync(body, ct);
-            var headers = request.Headers.Select(h => KeyValuePair.Create(h.Key, h.Value.ToString()));
-            return ToResult(await storm.PostWebhookAsync(hook, headers, body.ToArray(), ct));
+            await request.Body.CopyToAsync(body, context.RequestAborted);
+            var response = await gateway.HandleAsync(new ApiRequest
+            {
+                Method = request.Method,
+                Path = request.Path.Value ?? "/",
+                Query = request.Query.ToDictionary(q => q.Key, q => (string?)q.Value.ToString(), StringComparer.Ordinal),
+                Headers = [.. request.Headers.Select(h => KeyValuePair.Create(h.Key, h.Value.ToString()))],
+                Body = body.GetBuffer().AsMemory(0, (int)body.Length),
+            }, context.RequestAborted);
+            await WriteAsync(context.Response, response, context.RequestAborted);
         });
-        api.MapPost("/executions", async (HttpRequest request, StormApi storm, CancellationToken ct) =>
-            ToResult(await JsonBodyAsync(request, ct) is var (body, error) && error is null
-                ? await storm.PostExecutionAsync(body, request.Headers["st2-trace-tag"].FirstOrDefault(), ct)
-                : error!));
-        api.MapGet("/executions", async (HttpRequest request, StormApi storm, CancellationToken ct) =>
-            ToResult(await storm.ListExecutionsAsync(Query(request), ct)));
-        api.MapGet("/executions/{id}", async (string id, StormApi storm, CancellationToken ct) =>
-            ToResult(await storm.GetExecutionAsync(id, ct)));
-        api.MapPost("/executions/{id}/re_run", async (string id, HttpRequest request, StormApi storm, CancellationToken ct) =>
-            ToResult(await JsonBodyAsync(request, ct) is var (body, error) && error is null ? await storm.ReRunExecutionAsync(id, body, ct) : error!));
-        api.MapGet("/executions/{id}/output", async (string id, HttpRequest request, StormApi storm, CancellationToken ct) =>
-            ToResult(await storm.GetExecutionOutputAsync(id, Query(request), ct)));
-        api.MapDelete("/executions/{id}", async (string id, StormApi storm, CancellationToken ct) =>
-            ToResult(await storm.CancelExecutionAsync(id, ct)));
-        api.MapPut("/executions/{id}", async (string id, HttpRequest request, StormApi storm, CancellationToken ct) =>
-            ToResult(await JsonBodyAsync(request, ct) is var (body, error) && error is null ? await storm.UpdateExecutionAsync(id, body, ct) : error!));
-        api.MapGet("/triggerinstances", async (HttpRequest request, StormApi storm, CancellationToken ct) =>
-            ToResult(await storm.ListTriggerInstancesAsync(Query(request), ct)));
-        api.MapGet("/keys", async (HttpRequest request, StormApi storm, CancellationToken ct) =>
-            ToResult(await storm.ListKeysAsync(Query(request), ct)));
-        api.MapGet("/keys/{name}", async (string name, HttpRequest request, StormApi storm, CancellationToken ct) =>
-            ToResult(await storm.GetKeyAsync(name, Query(request), ct)));
-        api.MapPut("/keys/{name}", async (string name, HttpRequest request, StormApi storm, CancellationToken ct) =>
-            ToResult(await JsonBodyAsync(request, ct) is var (body, error) && error is null ? await storm.PutKeyAsync(name, body, ct) : error!));
-        api.MapDelete("/keys/{name}", async (string name, HttpRequest request, StormApi storm, CancellationToken ct) =>
-            ToResult(await storm.DeleteKeyAsync(name, Query(request), ct)));
-        api.MapGet("/inquiries", async (HttpRequest request, StormApi storm, CancellationToken ct) =>
-            ToResult(await storm.ListInquiriesAsync(Query(request), ct)));
-        api.MapGet("/inquiries/{id}", async (string id, StormApi storm, CancellationToken ct) =>
-            ToResult(await storm.GetInquiryAsync(id, ct)));
-        api.MapPut("/inquiries/{id}", async (string id, HttpRequest request, StormApi storm, CancellationToken ct) =>
-            ToResult(await JsonBodyAsync(request, ct) is var (body, error) && error is null ? await storm.RespondToInquiryAsync(id, body, ct) : error!));
-        api.MapGet("/traces/{traceTag}", async (string traceTag, StormApi storm, CancellationToken ct) =>
-            ToResult(await storm.GetTraceAsync(traceTag, ct)));
     }
 
-    /// <summary>The body as JSON (null for an empty body), or the 400 answer that says why it is not JSON.</summary>
-    private static async Task<(JsonNode? Body, ApiResponse? Error)> JsonBodyAsync(HttpRequest request, CancellationToken ct)
+    private static async Task WriteAsync(HttpResponse http, ApiResponse response, CancellationToken cancellationToken)
     {
-        if (request.ContentLength is 0 || (request.ContentLength is null && !request.Headers.ContainsKey("Transfer-Encoding")))
+        http.StatusCode = response.StatusCode;
+        foreach (var (name, value) in response.Headers)
         {
-            return (null, null);
+            http.Headers[name] = value;
         }
 
-        try
+        if (response.Body is not null)
         {
-            return (await JsonNode.ParseAsync(request.Body, cancellationToken: ct), null);
-        }
-        catch (System.Text.Json.JsonException ex)
-        {
-            return (null, ApiResponse.Fault(400, $"the body is not valid JSON: {ex.Message}"));
+            http.ContentType = "application/json; charset=utf-8";
+            await http.WriteAsync(response.Body.ToJsonString(), cancellationToken);
         }
     }
-
-    private static Dictionary<string, string?> Query(HttpRequest request) =>
-        request.Query.ToDictionary(q => q.Key, q => (string?)q.Value.ToString(), StringComparer.Ordinal);
-
-    private static IResult ToResult(ApiResponse response) =>
-        Results.Content(response.Body.ToJsonString(), "application/json", System.Text.Encoding.UTF8, response.StatusCode);
 }

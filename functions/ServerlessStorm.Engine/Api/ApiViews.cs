@@ -87,5 +87,20 @@ public static class ApiViews
         ["expire_timestamp"] = record.ExpiresAt is { } expires ? Time(expires) : null,
     };
 
+    /// <summary>What a value the API may not show is shown as.</summary>
+    public const string Masked = "********";
+
+    /// <summary>An API key as StackStorm shows one; the key itself is never here, its hash only when asked for.</summary>
+    public static JsonObject ApiKey(Security.CredentialRecord key, bool showHash) => new()
+    {
+        ["id"] = key.Id,
+        ["uid"] = showHash ? $"api_key:{key.Hash}" : Masked,
+        ["user"] = key.User,
+        ["key_hash"] = showHash ? key.Hash : Masked,
+        ["metadata"] = key.Metadata.DeepClone(),
+        ["created_at"] = Time(key.CreatedAt),
+        ["enabled"] = key.Enabled,
+    };
+
     public static string Time(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);
 }

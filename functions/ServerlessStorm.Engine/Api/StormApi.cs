@@ -4,23 +4,41 @@ using ServerlessStorm.Engine.Audit;
 using ServerlessStorm.Engine.Datastore;
 using ServerlessStorm.Engine.Json;
 using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Packs;
+using ServerlessStorm.Engine.Security;
 using ServerlessStorm.Engine.Triggers;
 
 namespace ServerlessStorm.Engine.Api;
 
-/// <summary>An API answer: the HTTP status and the JSON body. Hosts only translate it to their HTTP types.</summary>
-public sealed record ApiResponse(int StatusCode, JsonNode Body)
+/// <summary>
+/// An API answer: the HTTP status, the JSON body (null for none) and any headers beyond the content type. Hosts only
+/// translate it to their HTTP types.
+/// </summary>
+public sealed record ApiResponse(int StatusCode, JsonNode? Body)
 {
+    public IReadOnlyDictionary<string, string> Headers { get; init; } = new Dictionary<string, string>();
+
     public static ApiResponse Fault(int status, string message) => new(status, new JsonObject { ["faultstring"] = message });
 }
 
 /// <summary>
-/// The HTTP API (StackStorm's paths under <c>/api/v1</c>) with no web framework in it, so <c>storm serve</c> and the
-/// Function app answer every request with the same code.
+/// The HTTP API's operations (StackStorm's paths under <c>/api/v1</c> and <c>/auth/v1</c>) with no web framework in
+/// them, called for an authenticated <see cref="Caller"/> through <see cref="ApiGateway"/>, so <c>storm serve</c> and
+/// the Function app answer every request with the same code.
 /// </summary>
-public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions, InquiryService inquiries, IAuditStore audit, KeyValueService datastore, IExecutionOutputStore output)
+public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions, InquiryService inquiries, IAuditStore audit, KeyValueService datastore,
+    IExecutionOutputStore output, PackCatalog catalog, CredentialService credentials)
 {
     public const int MaxListLimit = 1000;
+
+    /// <summary>GET /api/v1: what is loaded.</summary>
+    public Task<ApiResponse> GetRootAsync(CancellationToken cancellationToken) => Task.FromResult(new ApiResponse(200, new JsonObject
+    {
+        ["name"] = "ServerlessStorm",
+        ["packs"] = catalog.Packs.Count,
+        ["actions"] = catalog.Actions.Count,
+        ["rules"] = catalog.Rules.Count,
+    }));
 
     /// <summary>POST /api/v1/webhooks/{hook}</summary>
     public async Task<ApiResponse> PostWebhookAsync(string hook, IEnumerable<KeyValuePair<string, string>> headers, ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
@@ -30,7 +48,7 @@ public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions
     }
 
     /// <summary>POST /api/v1/executions with <c>{"action": "pack.name", "parameters": {…}}</c></summary>
-    public async Task<ApiResponse> PostExecutionAsync(JsonNode? body, string? traceTag, CancellationToken cancellationToken)
+    public async Task<ApiResponse> PostExecutionAsync(JsonNode? body, string? traceTag, Caller caller, CancellationToken cancellationToken)
     {
         if (body is not JsonObject request || request["action"] is not JsonValue a || !a.TryGetValue<string>(out var actionRef))
         {
@@ -59,7 +77,7 @@ public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions
     }
 
     /// <summary>POST /api/v1/executions/{id}/re_run with optional <c>{"parameters": {…}}</c> overrides</summary>
-    public async Task<ApiResponse> ReRunExecutionAsync(string id, JsonNode? body, CancellationToken cancellationToken)
+    public async Task<ApiResponse> ReRunExecutionAsync(string id, JsonNode? body, Caller caller, CancellationToken cancellationToken)
     {
         if (body is not (null or JsonObject) || body?["parameters"] is not (null or JsonObject)
             || body?["tasks"] is not (null or JsonArray) || (body?["tasks"] as JsonArray)?.Any(t => t is not JsonValue v || !v.TryGetValue<string>(out _)) == true)
@@ -84,7 +102,7 @@ public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions
     }
 
     /// <summary>DELETE /api/v1/executions/{id}: cancel</summary>
-    public async Task<ApiResponse> CancelExecutionAsync(string id, CancellationToken cancellationToken)
+    public async Task<ApiResponse> CancelExecutionAsync(string id, Caller caller, CancellationToken cancellationToken)
     {
         try
         {
@@ -97,7 +115,7 @@ public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions
     }
 
     /// <summary>PUT /api/v1/executions/{id} with <c>{"status": "pausing"}</c> or <c>{"status": "resuming"}</c>, as StackStorm pauses and resumes workflows.</summary>
-    public async Task<ApiResponse> UpdateExecutionAsync(string id, JsonNode? body, CancellationToken cancellationToken)
+    public async Task<ApiResponse> UpdateExecutionAsync(string id, JsonNode? body, Caller caller, CancellationToken cancellationToken)
     {
         var status = body is JsonObject o && o["status"] is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
         try
@@ -163,18 +181,20 @@ public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions
             ? new ApiResponse(200, ApiViews.Inquiry(inquiry))
             : ApiResponse.Fault(404, $"inquiry '{id}' does not exist");
 
-    /// <summary>PUT /api/v1/inquiries/{id} with <c>{"response": {…}, "user": "name"}</c> (StackStorm's body, plus who answers).</summary>
-    public async Task<ApiResponse> RespondToInquiryAsync(string id, JsonNode? body, CancellationToken cancellationToken)
+    /// <summary>
+    /// PUT /api/v1/inquiries/{id} with <c>{"response": {…}}</c> (StackStorm's body). The responder is the caller; a
+    /// <c>"user"</c> in the body, which older clients send, is ignored: nobody answers in another's name.
+    /// </summary>
+    public async Task<ApiResponse> RespondToInquiryAsync(string id, JsonNode? body, Caller caller, CancellationToken cancellationToken)
     {
-        if (body is not JsonObject request || request["response"] is not JsonObject response || request["user"] is not (null or JsonValue))
+        if (body is not JsonObject request || request["response"] is not JsonObject response)
         {
-            return ApiResponse.Fault(400, "the body must be a JSON object with \"response\" (a JSON object) and optional \"user\" (who responds)");
+            return ApiResponse.Fault(400, "the body must be a JSON object with \"response\" (a JSON object)");
         }
 
         try
         {
-            var user = request["user"] is JsonValue u && u.TryGetValue<string>(out var name) ? name : null;
-            return new ApiResponse(200, ApiViews.Inquiry(await inquiries.RespondAsync(id, response, user, cancellationToken)));
+            return new ApiResponse(200, ApiViews.Inquiry(await inquiries.RespondAsync(id, response, caller.User, cancellationToken)));
         }
         catch (InquiryRefusedException ex)
         {
@@ -229,7 +249,7 @@ public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions
     }
 
     /// <summary>GET /api/v1/keys?scope=system&amp;prefix=&amp;decrypt=false</summary>
-    public async Task<ApiResponse> ListKeysAsync(IReadOnlyDictionary<string, string?> query, CancellationToken cancellationToken) =>
+    public async Task<ApiResponse> ListKeysAsync(IReadOnlyDictionary<string, string?> query, Caller caller, CancellationToken cancellationToken) =>
         await KeysAsync(async () =>
         {
             var records = await datastore.ListAsync(query.GetValueOrDefault("scope") ?? "system", query.GetValueOrDefault("prefix"), cancellationToken);
@@ -246,7 +266,7 @@ public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions
         });
 
     /// <summary>GET /api/v1/keys/{name}?scope=system&amp;decrypt=false</summary>
-    public Task<ApiResponse> GetKeyAsync(string name, IReadOnlyDictionary<string, string?> query, CancellationToken cancellationToken) =>
+    public Task<ApiResponse> GetKeyAsync(string name, IReadOnlyDictionary<string, string?> query, Caller caller, CancellationToken cancellationToken) =>
         KeysAsync(async () =>
         {
             var decrypt = IsTrue(query.GetValueOrDefault("decrypt"));
@@ -257,7 +277,7 @@ public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions
         });
 
     /// <summary>PUT /api/v1/keys/{name} with <c>{"value": "…", "secret": false, "ttl": seconds, "scope": "system"}</c></summary>
-    public Task<ApiResponse> PutKeyAsync(string name, JsonNode? body, CancellationToken cancellationToken) =>
+    public Task<ApiResponse> PutKeyAsync(string name, JsonNode? body, Caller caller, CancellationToken cancellationToken) =>
         KeysAsync(async () =>
         {
             if (body is not JsonObject request || request["value"] is not JsonValue v || !v.TryGetValue<string>(out var value))
@@ -274,7 +294,7 @@ public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions
         });
 
     /// <summary>DELETE /api/v1/keys/{name}?scope=system</summary>
-    public Task<ApiResponse> DeleteKeyAsync(string name, IReadOnlyDictionary<string, string?> query, CancellationToken cancellationToken) =>
+    public Task<ApiResponse> DeleteKeyAsync(string name, IReadOnlyDictionary<string, string?> query, Caller caller, CancellationToken cancellationToken) =>
         KeysAsync(async () =>
         {
             var scope = query.GetValueOrDefault("scope") ?? "system";
@@ -282,6 +302,105 @@ public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions
                 ? new ApiResponse(200, new JsonObject { ["deleted"] = name, ["scope"] = scope })
                 : ApiResponse.Fault(404, $"key '{name}' does not exist in scope {scope}");
         });
+
+    /// <summary>GET /api/v1/apikeys: every API key, without its secret (which was shown once, at creation).</summary>
+    public async Task<ApiResponse> ListApiKeysAsync(IReadOnlyDictionary<string, string?> query, CancellationToken cancellationToken)
+    {
+        var keys = await credentials.ListApiKeysAsync(cancellationToken);
+        return new ApiResponse(200, new JsonArray([.. keys.Select(k => (JsonNode)ApiViews.ApiKey(k, IsTrue(query.GetValueOrDefault("show_secrets"))))]));
+    }
+
+    /// <summary>GET /api/v1/apikeys/{id}: one API key by its id (or key hash).</summary>
+    public async Task<ApiResponse> GetApiKeyAsync(string id, IReadOnlyDictionary<string, string?> query, CancellationToken cancellationToken) =>
+        await credentials.GetApiKeyAsync(id, cancellationToken) is { } key
+            ? new ApiResponse(200, ApiViews.ApiKey(key, IsTrue(query.GetValueOrDefault("show_secrets"))))
+            : ApiResponse.Fault(404, $"API key '{id}' does not exist");
+
+    /// <summary>
+    /// POST /api/v1/apikeys with optional <c>{"user": "…", "metadata": {…}}</c>: a new key for the user (the caller
+    /// when none is named). The answer holds the key itself, which is stored only as its hash and never shown again.
+    /// With <c>"key_hash"</c> (as <c>st2 apikey load</c> sends keys exported from StackStorm), the key is stored by
+    /// that hash and no key is made.
+    /// </summary>
+    public async Task<ApiResponse> CreateApiKeyAsync(JsonNode? body, Caller caller, CancellationToken cancellationToken)
+    {
+        if (body is not (null or JsonObject) || body?["user"] is not (null or JsonValue) || body?["metadata"] is not (null or JsonObject)
+            || body?["key_hash"] is not (null or JsonValue) || (body?["enabled"] is not null && !IsBool(body["enabled"])))
+        {
+            return ApiResponse.Fault(400, "the body, when given, must be a JSON object with optional \"user\" (a name), \"metadata\" (an object), \"key_hash\" and \"enabled\"");
+        }
+
+        var user = Text(body?["user"]) is { Length: > 0 } name ? name : caller.User;
+        var metadata = (JsonObject?)body?["metadata"]?.DeepClone() ?? [];
+        metadata["created_by"] ??= caller.User;
+        if (Text(body?["key_hash"]) is { Length: > 0 } hash && hash != ApiViews.Masked)
+        {
+            var loaded = await credentials.LoadApiKeyAsync(user, hash, metadata, body?["enabled"]?.GetValue<bool>() ?? true, cancellationToken);
+            var shown = ApiViews.ApiKey(loaded, showHash: false);
+            shown["key"] = null;
+            return new ApiResponse(201, shown);
+        }
+
+        var (record, key) = await credentials.CreateApiKeyAsync(user, metadata, cancellationToken);
+        var view = ApiViews.ApiKey(record, showHash: false);
+        view["key"] = key;
+        return new ApiResponse(201, view);
+    }
+
+    /// <summary>
+    /// PUT /api/v1/apikeys/{id} with the key as GET shows it (st2's enable and disable send it back with
+    /// <c>enabled</c> changed): only <c>enabled</c> may change; a different <c>key_hash</c> is refused.
+    /// </summary>
+    public async Task<ApiResponse> UpdateApiKeyAsync(string id, JsonNode? body, Caller caller, CancellationToken cancellationToken)
+    {
+        if (body is not JsonObject request || !IsBool(request["enabled"]))
+        {
+            return ApiResponse.Fault(400, "the body must be a JSON object with \"enabled\" (true or false)");
+        }
+
+        if (await credentials.GetApiKeyAsync(id, cancellationToken) is not { } existing)
+        {
+            return ApiResponse.Fault(404, $"API key '{id}' does not exist");
+        }
+
+        if (Text(request["key_hash"]) is { Length: > 0 } hash && hash != ApiViews.Masked && hash != existing.Hash)
+        {
+            return ApiResponse.Fault(400, "Update of key_hash is not allowed.");
+        }
+
+        return await credentials.SetApiKeyEnabledAsync(existing.Id, request["enabled"]!.GetValue<bool>(), cancellationToken) is { } key
+            ? new ApiResponse(200, ApiViews.ApiKey(key, showHash: false))
+            : ApiResponse.Fault(404, $"API key '{id}' does not exist");
+    }
+
+    /// <summary>DELETE /api/v1/apikeys/{id}</summary>
+    public async Task<ApiResponse> DeleteApiKeyAsync(string id, Caller caller, CancellationToken cancellationToken) =>
+        await credentials.DeleteApiKeyAsync(id, cancellationToken) is not null
+            ? new ApiResponse(204, null)
+            : ApiResponse.Fault(404, $"API key '{id}' does not exist");
+
+    /// <summary>
+    /// POST /auth/v1/tokens with optional <c>{"ttl": seconds}</c>, for a caller who gave a user name and password:
+    /// StackStorm's token, sent back as <c>X-Auth-Token</c> until it expires.
+    /// </summary>
+    public async Task<ApiResponse> CreateTokenAsync(JsonNode? body, Caller caller, CancellationToken cancellationToken)
+    {
+        if (body is not (null or JsonObject) || (body?["ttl"] is { } t && (!JsonNumbers.TryGetDouble(t, out var s) || s < 1 || s != Math.Floor(s))))
+        {
+            return ApiResponse.Fault(400, "the body, when given, must be a JSON object with optional \"ttl\" (whole seconds, at least 1)");
+        }
+
+        TimeSpan? ttl = JsonNumbers.TryGetDouble(body?["ttl"], out var seconds) ? TimeSpan.FromSeconds(seconds) : null;
+        var (record, token) = await credentials.IssueTokenAsync(caller.User, ttl, cancellationToken);
+        return new ApiResponse(201, new JsonObject
+        {
+            ["id"] = record.Id,
+            ["user"] = record.User,
+            ["token"] = token,
+            ["expiry"] = ApiViews.Time(record.ExpiresAt!.Value),
+            ["metadata"] = new JsonObject(),
+        });
+    }
 
     private static async Task<ApiResponse> KeysAsync(Func<Task<ApiResponse>> action)
     {
@@ -294,6 +413,10 @@ public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions
             return ApiResponse.Fault(400, ex.Message);
         }
     }
+
+    private static string? Text(JsonNode? node) => node is JsonValue v && v.TryGetValue<string>(out var text) ? text : null;
+
+    private static bool IsBool(JsonNode? node) => node is JsonValue v && v.TryGetValue<bool>(out _);
 
     private static bool IsTrue(string? value) => value is "true" or "True" or "1" or "yes";
 

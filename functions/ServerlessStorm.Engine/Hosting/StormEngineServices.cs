@@ -58,6 +58,13 @@ public static class StormEngineServices
         services.AddSingleton<Workflows.WorkflowTaskRunner>();
         services.AddSingleton<ActionExecutor>();
         services.AddSingleton<StormApi>();
+        services.AddOptions<Security.AuthOptions>();
+        services.AddOptions<ApiOptions>();
+        services.TryAddSingleton<Security.ICredentialStore, Security.InMemoryCredentialStore>();
+        services.AddSingleton<Security.CredentialService>();
+        services.TryAddSingleton<Security.IUserBackend, Security.HtpasswdUserBackend>();
+        services.AddSingleton<Security.ApiAuthenticator>();
+        services.AddSingleton<ApiGateway>();
         return services;
     }
 

@@ -34,6 +34,12 @@ public sealed partial class WebhookSensor(
 {
     public const string TraceTagHeader = "st2-trace-tag";
 
+    /// <summary>
+    /// Headers that carry the sender's credentials: never part of the payload (rules, the audit and actions see
+    /// everything else the sender sent).
+    /// </summary>
+    public static readonly IReadOnlySet<string> CredentialHeaders = new HashSet<string>(["St2-Api-Key", "X-Auth-Token", "Authorization", "Cookie"], StringComparer.OrdinalIgnoreCase);
+
     private readonly WebhookOptions _options = options.Value;
 
     public async Task<WebhookOutcome> AcceptAsync(
@@ -49,7 +55,7 @@ public sealed partial class WebhookSensor(
         }
 
         var headerObject = new JsonObject();
-        foreach (var (name, value) in headers)
+        foreach (var (name, value) in headers.Where(h => !CredentialHeaders.Contains(h.Key)))
         {
             headerObject[name] = headerObject[name] is JsonValue existing ? $"{existing.GetValue<string>()}, {value}" : value;
         }
