@@ -24,6 +24,26 @@ public static class AzureStormServices
         return services;
     }
 
+    /// <summary>
+    /// Entra ID bearer tokens for the API, when <c>Storm:Auth:EntraId:TenantId</c> is set (both hosts call this, so a
+    /// user signs in the same way to the Function app and to <c>storm serve</c>).
+    /// </summary>
+    public static IServiceCollection AddEntraIdAuthentication(this IServiceCollection services, IConfiguration configuration)
+    {
+        var section = configuration.GetSection(Security.EntraIdOptions.Section);
+        if (string.IsNullOrEmpty(section["TenantId"]))
+        {
+            return services;
+        }
+
+        services.AddOptions<Security.EntraIdOptions>().Bind(section)
+            .Validate(o => !string.IsNullOrEmpty(o.Audience), "Storm:Auth:EntraId:Audience is not set: the API's app registration (client id or application id URI) that tokens must be for")
+            .ValidateOnStart();
+        services.AddSingleton<ServerlessStorm.Engine.Security.IBearerTokenValidator>(sp => new Security.EntraIdTokenValidator(
+            sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<Security.EntraIdOptions>>(), sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<Security.EntraIdTokenValidator>>()));
+        return services;
+    }
+
     /// <summary>The bus on Storage Queues.</summary>
     public static IServiceCollection AddStorageQueueBus(this IServiceCollection services, IConfiguration configuration)
     {

@@ -38,7 +38,9 @@ public static class StormFunctionServices
         // The same authentication as storm serve; it cannot be switched off here (the app is reachable from anywhere).
         services.Configure<ServerlessStorm.Engine.Security.AuthOptions>(configuration.GetSection(ServerlessStorm.Engine.Security.AuthOptions.Section));
         services.PostConfigure<ServerlessStorm.Engine.Security.AuthOptions>(o => o.Enabled = true);
+        services.AddEntraIdAuthentication(configuration);
         services.Configure<ServerlessStorm.Engine.Api.ApiOptions>(configuration.GetSection(ServerlessStorm.Engine.Api.ApiOptions.Section));
+        services.Configure<ServerlessStorm.Engine.Security.Rbac.RbacOptions>(configuration.GetSection(ServerlessStorm.Engine.Security.Rbac.RbacOptions.Section));
         // Workflows run in Durable Functions (the task hub is host.json's extensions.durableTask).
         services.AddSingleton<DurableFunctionsWorkflowEngine>();
         services.AddSingleton<ServerlessStorm.Durable.IWorkflowEngine>(sp => sp.GetRequiredService<DurableFunctionsWorkflowEngine>());

@@ -21,7 +21,7 @@ public sealed class AzurePipelineTests(AzuriteFixture azurite)
         var bus = new StorageQueueMessageBus(storage, Options.Create(new BusOptions()), Options.Create(new StorageQueueOptions()), NullLogger<StorageQueueMessageBus>.Instance);
         await using var host = await StormTestHost.StartAsync(audit, bus);
 
-        var response = await host.Api.PostWebhookAsync("hello", [], Encoding.UTF8.GetBytes("""{"name": "queues"}"""), CancellationToken.None);
+        var response = await host.Api.PostWebhookAsync("hello", [], Encoding.UTF8.GetBytes("""{"name": "queues"}"""), TestCallers.Admin, CancellationToken.None);
         var traceTag = response.Body!["trace_tag"]!.GetValue<string>();
 
         var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(traceTag, CancellationToken.None),

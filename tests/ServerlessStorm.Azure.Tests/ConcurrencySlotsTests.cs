@@ -72,7 +72,7 @@ public sealed class ConcurrencySlotsTests(AzuriteFixture azurite)
         await using var first = await StartHostAsync();
         await using var second = await StartHostAsync();
         var requested = await Task.WhenAll(Enumerable.Range(0, 10).Select(i =>
-            (i % 2 == 0 ? first : second).Services.GetRequiredService<ExecutionService>().RunAsync("limited.slow", [], null, CancellationToken.None)));
+            (i % 2 == 0 ? first : second).Services.GetRequiredService<ExecutionService>().RunAsync("limited.slow", [], null, TestCallers.Admin.User, CancellationToken.None)));
         var finished = await Task.WhenAll(requested.Select(e => first.WaitForExecutionAsync(e.Id, TimeSpan.FromSeconds(60))));
 
         Assert.All(finished, e => Assert.Equal(ExecutionStatus.Succeeded, e.Status));

@@ -88,12 +88,12 @@ public sealed class SecretCanaryTests(AzuriteFixture azurite)
         var executions = host.Services.GetRequiredService<ExecutionService>();
         await host.Services.GetRequiredService<KeyValueService>().SetAsync("system", "canary_token", Canary, secret: true, ttl: null, CancellationToken.None);
 
-        var echoed = await executions.RunAsync("canary.echo_secret", new JsonObject { ["token"] = Canary }, null, CancellationToken.None);
-        var big = await executions.RunAsync("canary.big", new JsonObject { ["token"] = Canary }, null, CancellationToken.None);
-        var split = await executions.RunAsync("canary.split", new JsonObject { ["token"] = Canary }, null, CancellationToken.None);
-        var call = await executions.RunAsync("canary.call", new JsonObject { ["url"] = echo.Url, ["password"] = Canary }, null, CancellationToken.None);
-        var invalid = await Assert.ThrowsAsync<ParameterValidationException>(() => executions.RunAsync("canary.pin", new JsonObject { ["pin"] = Canary }, null, CancellationToken.None));
-        var webhook = await host.Api.PostWebhookAsync("canary", [], Encoding.UTF8.GetBytes("{}"), CancellationToken.None);
+        var echoed = await executions.RunAsync("canary.echo_secret", new JsonObject { ["token"] = Canary }, null, TestCallers.Admin.User, CancellationToken.None);
+        var big = await executions.RunAsync("canary.big", new JsonObject { ["token"] = Canary }, null, TestCallers.Admin.User, CancellationToken.None);
+        var split = await executions.RunAsync("canary.split", new JsonObject { ["token"] = Canary }, null, TestCallers.Admin.User, CancellationToken.None);
+        var call = await executions.RunAsync("canary.call", new JsonObject { ["url"] = echo.Url, ["password"] = Canary }, null, TestCallers.Admin.User, CancellationToken.None);
+        var invalid = await Assert.ThrowsAsync<ParameterValidationException>(() => executions.RunAsync("canary.pin", new JsonObject { ["pin"] = Canary }, null, TestCallers.Admin.User, CancellationToken.None));
+        var webhook = await host.Api.PostWebhookAsync("canary", [], Encoding.UTF8.GetBytes("{}"), TestCallers.Admin, CancellationToken.None);
         var finished = new[]
         {
             await host.WaitForExecutionAsync(echoed.Id),

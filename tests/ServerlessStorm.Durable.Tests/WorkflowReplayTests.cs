@@ -61,7 +61,7 @@ public sealed class WorkflowReplayTests(AzuriteFixture azurite)
         await using var __ = hub;
 
         var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.fanout",
-            new JsonObject { ["hosts"] = new JsonArray("a", "b", "c", "d", "e") }, null, CancellationToken.None);
+            new JsonObject { ["hosts"] = new JsonArray("a", "b", "c", "d", "e") }, null, TestCallers.Admin.User, CancellationToken.None);
         var workflow = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(90));
         Assert.True(workflow.Status == ExecutionStatus.Succeeded, workflow.Error);
         Assert.Equal("5 probed, noted", workflow.Result!["output"]!["summary"]!.GetValue<string>());

@@ -55,7 +55,7 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         await using var __ = hub;
 
         var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.greet_all",
-            new JsonObject { ["names"] = new JsonArray("ann", "bob", "cy") }, null, CancellationToken.None);
+            new JsonObject { ["names"] = new JsonArray("ann", "bob", "cy") }, null, TestCallers.Admin.User, CancellationToken.None);
         var workflow = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(90));
         var trace = await host.Audit.GetTraceAsync(workflow.TraceTag, CancellationToken.None);
 
@@ -83,7 +83,7 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         await using var _ = host;
         await using var __ = hub;
 
-        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.breaks", [], null, CancellationToken.None);
+        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.breaks", [], null, TestCallers.Admin.User, CancellationToken.None);
         var workflow = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(90));
 
         Assert.Equal(ExecutionStatus.Failed, workflow.Status);
@@ -100,9 +100,9 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         var service = host.Services.GetRequiredService<ExecutionService>();
 
         var good = await host.WaitForExecutionAsync((await service.RunAsync("examples.deploy",
-            new JsonObject { ["version"] = "2.0", ["app_dir"] = appDir }, null, CancellationToken.None)).Id, TimeSpan.FromSeconds(90));
+            new JsonObject { ["version"] = "2.0", ["app_dir"] = appDir }, null, TestCallers.Admin.User, CancellationToken.None)).Id, TimeSpan.FromSeconds(90));
         var bad = await host.WaitForExecutionAsync((await service.RunAsync("examples.deploy",
-            new JsonObject { ["version"] = "2.1-bad", ["app_dir"] = appDir, ["retries"] = 1 }, null, CancellationToken.None)).Id, TimeSpan.FromSeconds(90));
+            new JsonObject { ["version"] = "2.1-bad", ["app_dir"] = appDir, ["retries"] = 1 }, null, "alice", CancellationToken.None)).Id, TimeSpan.FromSeconds(90));
         var badTasks = (await host.Audit.GetTraceAsync(bad.TraceTag, CancellationToken.None)).Executions.Where(e => e.ParentId == bad.Id).ToList();
 
         Assert.True(good.Status == ExecutionStatus.Succeeded, good.Error);
@@ -110,6 +110,8 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         Assert.Equal(ExecutionStatus.Failed, bad.Status);
         Assert.Equal(2, badTasks.Count(t => t.WorkflowTask == "health_check")); // the first check and one retry
         Assert.Equal("rolled back to 2.0", badTasks.Single(t => t.WorkflowTask == "rollback").Result!["stdout"]!.GetValue<string>());
+        Assert.Equal("alice", bad.User); // every task runs for its workflow's user (context.user)
+        Assert.All(badTasks, t => Assert.Equal("alice", t.User));
         Assert.Equal("2.0", (await File.ReadAllTextAsync(Path.Combine(appDir, "VERSION"))).Trim());
         Directory.Delete(appDir, recursive: true);
     }
@@ -125,7 +127,7 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         string[] urls = [server.Url("up/1"), server.Url("up/2"), server.Url("down")];
 
         var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("examples.diagnose",
-            new JsonObject { ["urls"] = new JsonArray([.. urls.Select(u => (JsonNode)u)]), ["report_url"] = server.Url("report") }, null, CancellationToken.None);
+            new JsonObject { ["urls"] = new JsonArray([.. urls.Select(u => (JsonNode)u)]), ["report_url"] = server.Url("report") }, null, TestCallers.Admin.User, CancellationToken.None);
         var workflow = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(90));
         var tasks = (await host.Audit.GetTraceAsync(workflow.TraceTag, CancellationToken.None)).Executions.Where(e => e.ParentId == workflow.Id).ToList();
 
@@ -153,7 +155,7 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         var inquiries = host.Services.GetRequiredService<InquiryService>();
         async Task<ExecutionRecord> RunAnswering(bool answer)
         {
-            var workflow = await service.RunAsync("examples.remediate", new JsonObject { ["cache_dir"] = cache, ["limit_kb"] = 16 }, null, CancellationToken.None);
+            var workflow = await service.RunAsync("examples.remediate", new JsonObject { ["cache_dir"] = cache, ["limit_kb"] = 16 }, null, TestCallers.Admin.User, CancellationToken.None);
             var question = await PendingApprovalAsync(host, workflow);
             Assert.True(File.Exists(Path.Combine(cache, "big.bin"))); // nothing risky happens before the answer
             await inquiries.RespondAsync(question.Id, new JsonObject { ["continue"] = answer }, "oncall", CancellationToken.None);
@@ -202,7 +204,7 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         var service = host.Services.GetRequiredService<ExecutionService>();
         string Marks() => File.Exists(marks) ? File.ReadAllText(marks) : "";
 
-        var started = await service.RunAsync("wf.slow", new JsonObject { ["marks"] = marks }, null, CancellationToken.None);
+        var started = await service.RunAsync("wf.slow", new JsonObject { ["marks"] = marks }, null, TestCallers.Admin.User, CancellationToken.None);
         await Eventually.ReturnsAsync(() => host.Audit.GetTraceAsync(started.TraceTag, CancellationToken.None),
             t => t.Executions.Any(e => e.WorkflowTask == "first" && e.Status == ExecutionStatus.Running), TimeSpan.FromSeconds(30));
         var paused = await service.PauseAsync(started.Id, CancellationToken.None);
@@ -227,7 +229,7 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
             t => t.TriggerInstances.Any(ti => ti.TriggerType == CoreTriggers.ActionTrigger && ti.Payload!["execution_id"]!.GetValue<string>() == started.Id),
             TimeSpan.FromSeconds(30))).TriggerInstances.Single(ti => ti.TriggerType == CoreTriggers.ActionTrigger && ti.Payload!["execution_id"]!.GetValue<string>() == started.Id);
         Assert.Equal(ExecutionStatus.Canceled, announced.Payload!["status"]!.GetValue<string>());
-        var notAWorkflow = await service.RunAsync("core.noop", [], null, CancellationToken.None);
+        var notAWorkflow = await service.RunAsync("core.noop", [], null, TestCallers.Admin.User, CancellationToken.None);
         await host.WaitForExecutionAsync(notAWorkflow.Id);
         Assert.Contains("only workflows pause", (await Assert.ThrowsAsync<InvalidOperationException>(() => service.PauseAsync(notAWorkflow.Id, CancellationToken.None))).Message, StringComparison.Ordinal);
         File.Delete(marks);
@@ -256,18 +258,18 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         var service = host.Services.GetRequiredService<ExecutionService>();
 
         // While the first runs its tasks (it was handed off to its engine long before), a second is over the threshold.
-        var first = await service.RunAsync("wf.nap", new JsonObject { ["seconds"] = 2 }, null, CancellationToken.None);
+        var first = await service.RunAsync("wf.nap", new JsonObject { ["seconds"] = 2 }, null, TestCallers.Admin.User, CancellationToken.None);
         await Eventually.ReturnsAsync(() => host.Audit.GetTraceAsync(first.TraceTag, CancellationToken.None),
             t => t.Executions.Any(e => e.ParentId == first.Id && e.Status == ExecutionStatus.Running), TimeSpan.FromSeconds(30));
-        var second = await host.WaitForExecutionAsync((await service.RunAsync("wf.nap", [], null, CancellationToken.None)).Id, TimeSpan.FromSeconds(60));
+        var second = await host.WaitForExecutionAsync((await service.RunAsync("wf.nap", [], null, TestCallers.Admin.User, CancellationToken.None)).Id, TimeSpan.FromSeconds(60));
         var firstDone = await host.WaitForExecutionAsync(first.Id, TimeSpan.FromSeconds(90));
 
         // Its end gave the slot back: the next one runs, and canceling it gives the slot back too.
-        var third = await service.RunAsync("wf.nap", new JsonObject { ["seconds"] = 30 }, null, CancellationToken.None);
+        var third = await service.RunAsync("wf.nap", new JsonObject { ["seconds"] = 30 }, null, TestCallers.Admin.User, CancellationToken.None);
         await Eventually.ReturnsAsync(() => host.Audit.GetTraceAsync(third.TraceTag, CancellationToken.None),
             t => t.Executions.Any(e => e.ParentId == third.Id && e.Status == ExecutionStatus.Running), TimeSpan.FromSeconds(30));
         await service.CancelAsync(third.Id, CancellationToken.None);
-        var fourth = await host.WaitForExecutionAsync((await service.RunAsync("wf.nap", [], null, CancellationToken.None)).Id, TimeSpan.FromSeconds(90));
+        var fourth = await host.WaitForExecutionAsync((await service.RunAsync("wf.nap", [], null, TestCallers.Admin.User, CancellationToken.None)).Id, TimeSpan.FromSeconds(90));
 
         Assert.Equal(ExecutionStatus.Canceled, second.Status);
         Assert.StartsWith("canceled by policy wf.one", second.Error, StringComparison.Ordinal);
@@ -307,7 +309,7 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         await using var _ = host;
         await using var __ = hub;
 
-        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.both", [], null, CancellationToken.None);
+        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.both", [], null, TestCallers.Admin.User, CancellationToken.None);
         var workflow = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(90));
         var naps = (await host.Audit.GetTraceAsync(started.TraceTag, CancellationToken.None)).Executions.Where(e => e.ActionRef == "wf.nap").ToList();
 
@@ -352,7 +354,7 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         await using var _ = host;
         await using var __ = hub;
 
-        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.many", [], null, CancellationToken.None);
+        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.many", [], null, TestCallers.Admin.User, CancellationToken.None);
         var workflow = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(240));
         var naps = (await host.Audit.GetTraceAsync(started.TraceTag, CancellationToken.None)).Executions.Where(e => e.ActionRef == "wf.nap").ToList();
 
@@ -379,8 +381,8 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         await using var __ = hub;
         var service = host.Services.GetRequiredService<ExecutionService>();
 
-        var workflow = await host.WaitForExecutionAsync((await service.RunAsync("wf.calls_flaky", [], null, CancellationToken.None)).Id, TimeSpan.FromSeconds(90));
-        var alone = await host.WaitForExecutionAsync((await service.RunAsync("wf.flaky", [], null, CancellationToken.None)).Id);
+        var workflow = await host.WaitForExecutionAsync((await service.RunAsync("wf.calls_flaky", [], null, TestCallers.Admin.User, CancellationToken.None)).Id, TimeSpan.FromSeconds(90));
+        var alone = await host.WaitForExecutionAsync((await service.RunAsync("wf.flaky", [], null, TestCallers.Admin.User, CancellationToken.None)).Id);
         var retriedAlone = await Eventually.ReturnsAsync(() => host.Audit.GetTraceAsync(alone.TraceTag, CancellationToken.None),
             t => t.Executions.Count == 3 && t.Executions.All(e => ExecutionStatus.IsTerminal(e.Status)), TimeSpan.FromSeconds(60));
 
@@ -417,10 +419,10 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         await using var __ = hub;
         var service = host.Services.GetRequiredService<ExecutionService>();
 
-        var original = await host.WaitForExecutionAsync((await service.RunAsync("wf.flaky", new JsonObject { ["marks"] = marks }, null, CancellationToken.None)).Id, TimeSpan.FromSeconds(60));
+        var original = await host.WaitForExecutionAsync((await service.RunAsync("wf.flaky", new JsonObject { ["marks"] = marks }, null, TestCallers.Admin.User, CancellationToken.None)).Id, TimeSpan.FromSeconds(60));
         await File.WriteAllTextAsync(marks + ".fixed", "");
-        var fromFailed = await host.WaitForExecutionAsync((await service.ReRunAsync(original.Id, [], CancellationToken.None, ["flaky"])).Id, TimeSpan.FromSeconds(60));
-        var whole = await host.WaitForExecutionAsync((await service.ReRunAsync(original.Id, [], CancellationToken.None)).Id, TimeSpan.FromSeconds(60));
+        var fromFailed = await host.WaitForExecutionAsync((await service.ReRunAsync(original.Id, [], TestCallers.Admin.User, CancellationToken.None, ["flaky"])).Id, TimeSpan.FromSeconds(60));
+        var whole = await host.WaitForExecutionAsync((await service.ReRunAsync(original.Id, [], TestCallers.Admin.User, CancellationToken.None)).Id, TimeSpan.FromSeconds(60));
 
         Assert.Equal(ExecutionStatus.Failed, original.Status);
         Assert.True(fromFailed.Status == ExecutionStatus.Succeeded, fromFailed.Error);
@@ -461,13 +463,13 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         await using var __ = hub;
         var service = host.Services.GetRequiredService<ExecutionService>();
         var inquiries = host.Services.GetRequiredService<InquiryService>();
-        var answered = await service.RunAsync("wf.guarded", [], null, CancellationToken.None);
+        var answered = await service.RunAsync("wf.guarded", [], null, TestCallers.Admin.User, CancellationToken.None);
         var question = await PendingApprovalAsync(host, answered);
         var stillRunning = (await host.Audit.GetExecutionAsync(answered.Id, CancellationToken.None))!.Status;
         await inquiries.RespondAsync(question.Id, new JsonObject { ["continue"] = true }, "alice", CancellationToken.None);
         var approved = await host.WaitForExecutionAsync(answered.Id, TimeSpan.FromSeconds(60));
 
-        var ignored = await service.RunAsync("wf.guarded", [], null, CancellationToken.None);
+        var ignored = await service.RunAsync("wf.guarded", [], null, TestCallers.Admin.User, CancellationToken.None);
         await PendingApprovalAsync(host, ignored);
         clock.Advance(TimeSpan.FromMinutes(6));
         Assert.Equal(1, await inquiries.ExpireDueAsync(CancellationToken.None));
@@ -511,7 +513,7 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         await using var _ = host;
         await using var __ = hub;
 
-        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.outer", [], null, CancellationToken.None);
+        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.outer", [], null, TestCallers.Admin.User, CancellationToken.None);
         var outer = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(90));
         var trace = await host.Audit.GetTraceAsync(outer.TraceTag, CancellationToken.None);
 
@@ -561,9 +563,9 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         await using var __ = hub;
         var service = host.Services.GetRequiredService<ExecutionService>();
 
-        var original = await host.WaitForExecutionAsync((await service.RunAsync("wf.caller", new JsonObject { ["marks"] = marks }, null, CancellationToken.None)).Id, TimeSpan.FromSeconds(60));
+        var original = await host.WaitForExecutionAsync((await service.RunAsync("wf.caller", new JsonObject { ["marks"] = marks }, null, TestCallers.Admin.User, CancellationToken.None)).Id, TimeSpan.FromSeconds(60));
         await File.WriteAllTextAsync(marks + ".fixed", "");
-        var reRun = await host.WaitForExecutionAsync((await service.ReRunAsync(original.Id, [], CancellationToken.None, ["sub.flaky"])).Id, TimeSpan.FromSeconds(60));
+        var reRun = await host.WaitForExecutionAsync((await service.ReRunAsync(original.Id, [], TestCallers.Admin.User, CancellationToken.None, ["sub.flaky"])).Id, TimeSpan.FromSeconds(60));
 
         Assert.Equal(ExecutionStatus.Failed, original.Status);
         Assert.True(reRun.Status == ExecutionStatus.Succeeded, reRun.Error);

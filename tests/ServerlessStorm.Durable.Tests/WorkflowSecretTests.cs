@@ -39,7 +39,7 @@ public sealed class WorkflowSecretTests(AzuriteFixture azurite)
         await using var _ = host;
         await using var __ = hub;
 
-        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.login", new JsonObject { ["token"] = Canary }, null, CancellationToken.None);
+        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.login", new JsonObject { ["token"] = Canary }, null, TestCallers.Admin.User, CancellationToken.None);
         var workflow = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(90));
 
         Assert.True(workflow.Status == ExecutionStatus.Succeeded, workflow.Error); // the task compared the value it was given
@@ -74,7 +74,7 @@ public sealed class WorkflowSecretTests(AzuriteFixture azurite)
         await using var __ = hub;
         await host.Services.GetRequiredService<ServerlessStorm.Engine.Datastore.KeyValueService>().SetAsync("system", "wf_token", KeyCanary, secret: true, ttl: null, CancellationToken.None);
 
-        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.call", [], null, CancellationToken.None);
+        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.call", [], null, TestCallers.Admin.User, CancellationToken.None);
         var workflow = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(90));
 
         Assert.True(workflow.Status == ExecutionStatus.Succeeded, workflow.Error); // the task got the real value
@@ -110,10 +110,10 @@ public sealed class WorkflowSecretTests(AzuriteFixture azurite)
         await using var _ = host;
         await using var __ = hub;
 
-        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.second_factor", [], null, CancellationToken.None);
+        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.second_factor", [], null, TestCallers.Admin.User, CancellationToken.None);
         var question = await PendingApprovalAsync(host, started);
         var answered = await host.Services.GetRequiredService<InquiryService>().RespondAsync(question.Id,
-            new JsonObject { ["code"] = Code, ["who"] = "alice" }, null, CancellationToken.None);
+            new JsonObject { ["code"] = Code, ["who"] = "alice" }, "st2admin", CancellationToken.None);
         var workflow = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(90));
 
         Assert.True(workflow.Status == ExecutionStatus.Succeeded, workflow.Error); // the task compared the value it was given
@@ -151,12 +151,12 @@ public sealed class WorkflowSecretTests(AzuriteFixture azurite)
         await using var __ = hub;
         var service = host.Services.GetRequiredService<ExecutionService>();
 
-        var started = await service.RunAsync("wf.second_factor", [], null, CancellationToken.None);
+        var started = await service.RunAsync("wf.second_factor", [], null, TestCallers.Admin.User, CancellationToken.None);
         var question = await PendingApprovalAsync(host, started);
-        await host.Services.GetRequiredService<InquiryService>().RespondAsync(question.Id, new JsonObject { ["code"] = Code }, null, CancellationToken.None);
+        await host.Services.GetRequiredService<InquiryService>().RespondAsync(question.Id, new JsonObject { ["code"] = Code }, "st2admin", CancellationToken.None);
         var first = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(90));
         await File.WriteAllTextAsync(ready, "");
-        var reRun = await host.WaitForExecutionAsync((await service.ReRunAsync(first.Id, [], CancellationToken.None, ["use"])).Id, TimeSpan.FromSeconds(90));
+        var reRun = await host.WaitForExecutionAsync((await service.ReRunAsync(first.Id, [], TestCallers.Admin.User, CancellationToken.None, ["use"])).Id, TimeSpan.FromSeconds(90));
         File.Delete(ready);
 
         Assert.Equal(ExecutionStatus.Failed, first.Status); // not ready yet

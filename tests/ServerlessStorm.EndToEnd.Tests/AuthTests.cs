@@ -23,11 +23,20 @@ public sealed class AuthTests(AzuriteFixture azurite) : IAsyncLifetime
         return Task.CompletedTask;
     }
 
-    private Dictionary<string, string> Environment(string? credentials = null) => new()
+    // RBAC files of the test's own: ci and alice are observers (they may view and list, not run).
+    private Dictionary<string, string> Environment(string? credentials = null)
     {
-        ["Storage__Prefix"] = azurite.NewStorageOptions().Prefix,
-        [Cli.Client.CredentialsFile.PathVariable] = credentials ?? Path.Combine(_dir, "home", ".storm", "credentials.json"),
-    };
+        var rbac = Path.Combine(_dir, "rbac");
+        Directory.CreateDirectory(Path.Combine(rbac, "assignments"));
+        File.WriteAllText(Path.Combine(rbac, "assignments", "ci.yaml"), "username: ci\nroles: [observer]\n");
+        File.WriteAllText(Path.Combine(rbac, "assignments", "alice.yaml"), "username: alice\nroles: [observer]\n");
+        return new()
+        {
+            ["Storage__Prefix"] = azurite.NewStorageOptions().Prefix,
+            ["Storm__Rbac__Path"] = rbac,
+            [Cli.Client.CredentialsFile.PathVariable] = credentials ?? Path.Combine(_dir, "home", ".storm", "credentials.json"),
+        };
+    }
 
     private string[] Serve(params string[] more) => ["--storage", azurite.ConnectionString, "--audit-journal", Path.Combine(_dir, "journal"), .. more];
 
@@ -75,6 +84,7 @@ public sealed class AuthTests(AzuriteFixture azurite) : IAsyncLifetime
         var id = body["id"]!.GetValue<string>();
         var asCi = new Dictionary<string, string>(environment) { ["ST2_API_KEY"] = key, [Cli.Client.CredentialsFile.PathVariable] = Path.Combine(_dir, "none.json") };
         var withKey = await StormProcess.RunAsync(asCi, "execution", "list", "--api", storm.Url);
+        var notAllowed = await StormProcess.RunAsync(asCi, "run", "core.noop", "--api", storm.Url);
         var listed = await StormProcess.RunAsync(environment, "apikey", "list", "--json", "--api", storm.Url);
         var disabled = await StormProcess.RunAsync(environment, "apikey", "disable", id, "--api", storm.Url);
         var refused = await StormProcess.RunAsync(asCi, "execution", "list", "--api", storm.Url);
@@ -83,6 +93,8 @@ public sealed class AuthTests(AzuriteFixture azurite) : IAsyncLifetime
         Assert.True(created.ExitCode == 0, created.ToString());
         Assert.Equal("ci", body["user"]!.GetValue<string>());
         Assert.True(withKey.ExitCode == 0, withKey.ToString());
+        Assert.NotEqual(0, notAllowed.ExitCode);
+        Assert.Contains("User \"ci\" doesn't have required permission \"action_execute\" on resource \"action:core:noop\"", notAllowed.StdErr);
         Assert.Contains(JsonNode.Parse(listed.StdOut)!.AsArray(), k => k!["id"]!.GetValue<string>() == id && k["key_hash"]!.GetValue<string>() == "********");
         Assert.DoesNotContain(key, listed.StdOut);
         Assert.True(disabled.ExitCode == 0, disabled.ToString());

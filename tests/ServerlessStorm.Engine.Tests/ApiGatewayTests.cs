@@ -25,11 +25,16 @@ public sealed class ApiGatewayTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _host = await StormTestHost.StartAsync(_audit, _bus, configure: services => services.Configure<ApiOptions>(o =>
+        // Authentication alone: RBAC is off here (every authenticated user may do everything), as in StackStorm without it.
+        _host = await StormTestHost.StartAsync(_audit, _bus, configure: services =>
         {
-            o.AllowedHosts.Add(Host);
-            o.AllowedOrigins.Add("https://console.example.net");
-        }));
+            services.Configure<ApiOptions>(o =>
+            {
+                o.AllowedHosts.Add(Host);
+                o.AllowedOrigins.Add("https://console.example.net");
+            });
+            services.Configure<Security.Rbac.RbacOptions>(o => o.Enabled = false);
+        });
         _key = (await Credentials.CreateApiKeyAsync("st2admin", null, CancellationToken.None)).Key;
     }
 
@@ -268,5 +273,57 @@ public sealed class ApiGatewayTests : IAsyncLifetime
         Assert.Equal(200, use.StatusCode);
         Assert.Equal(400, bad.StatusCode);
         Assert.Contains("128 lower-case hex digits", bad.Body!["faultstring"]!.GetValue<string>());
+    }
+}
+
+/// <summary>Who did what: every execution, trigger instance and rule enforcement records its user, as st2's context.user.</summary>
+public sealed class AuditUserTests : IAsyncLifetime
+{
+    private readonly InMemoryAuditStore _audit = new();
+    private readonly InMemoryMessageBus _bus = new(new BusOptions { RetryDelay = TimeSpan.FromMilliseconds(50) });
+    private StormTestHost _host = null!;
+
+    public async Task InitializeAsync() => _host = await StormTestHost.StartAsync(_audit, _bus, configure: services =>
+        services.Configure<Security.Rbac.RbacOptions>(o => o.Enabled = false));
+
+    public async Task DisposeAsync() => await _host.DisposeAsync();
+
+    private async Task<ApiResponse> AsAsync(string user, string method, string path, string? body = null)
+    {
+        var key = (await _host.Services.GetRequiredService<CredentialService>().CreateApiKeyAsync(user, null, CancellationToken.None)).Key;
+        return await _host.Services.GetRequiredService<ApiGateway>().HandleAsync(new ApiRequest
+        {
+            Method = method,
+            Path = path,
+            Headers = [KeyValuePair.Create("St2-Api-Key", key), KeyValuePair.Create("Content-Type", "application/json")],
+            Body = Encoding.UTF8.GetBytes(body ?? ""),
+        }, CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task AnExecutionRunThroughTheApi_RecordsItsCaller_AndARerunRecordsTheRerunner()
+    {
+        var run = await AsAsync("alice", "POST", "/api/v1/executions", """{"action": "core.noop"}""");
+        var id = run.Body!["id"]!.GetValue<string>();
+        await _host.WaitForExecutionAsync(id);
+        var reRun = await AsAsync("bob", "POST", $"/api/v1/executions/{id}/re_run", "{}");
+        var shown = await AsAsync("carol", "GET", $"/api/v1/executions/{id}");
+
+        Assert.Equal("alice", run.Body["context"]!["user"]!.GetValue<string>());
+        Assert.Equal("alice", (await _audit.GetExecutionAsync(id, CancellationToken.None))!.User);
+        Assert.Equal("bob", reRun.Body!["context"]!["user"]!.GetValue<string>());
+        Assert.Equal("alice", shown.Body!["context"]!["user"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task AWebhook_RecordsItsSender_AndTheRulesActionRunsAsTheSystemUser()
+    {
+        var sent = await AsAsync("github-bot", "POST", "/api/v1/webhooks/hello", """{"name": "who"}""");
+
+        var trace = await Eventually.ReturnsAsync(() => _audit.GetTraceAsync(sent.Body!["trace_tag"]!.GetValue<string>(), CancellationToken.None),
+            t => t.Executions.Count == 1 && t.RuleEnforcements.Count == 1);
+        Assert.Equal("github-bot", trace.TriggerInstances[0].User);
+        Assert.Equal("stanley", trace.RuleEnforcements[0].User);
+        Assert.Equal("stanley", trace.Executions[0].User);
     }
 }

@@ -61,7 +61,7 @@ public sealed class ConcurrencyPolicyTests
         await using var host = await StartAsync(packs, audit);
         var service = host.Services.GetRequiredService<ExecutionService>();
 
-        var requested = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => service.RunAsync("limited.slow", [], null, CancellationToken.None)));
+        var requested = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => service.RunAsync("limited.slow", [], null, TestCallers.Admin.User, CancellationToken.None)));
         var finished = await Task.WhenAll(requested.Select(e => host.WaitForExecutionAsync(e.Id, TimeSpan.FromSeconds(30))));
 
         Assert.All(finished, e => Assert.Equal(ExecutionStatus.Succeeded, e.Status));
@@ -80,7 +80,7 @@ public sealed class ConcurrencyPolicyTests
         await using var host = await StartAsync(packs, audit);
         var service = host.Services.GetRequiredService<ExecutionService>();
 
-        var requested = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => service.RunAsync("limited.slow", [], null, CancellationToken.None)));
+        var requested = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => service.RunAsync("limited.slow", [], null, TestCallers.Admin.User, CancellationToken.None)));
         var finished = await Task.WhenAll(requested.Select(e => host.WaitForExecutionAsync(e.Id, TimeSpan.FromSeconds(30))));
 
         Assert.Equal(1, ExecutionOverlap.MaxRunningAtOnce(finished));
@@ -91,7 +91,7 @@ public sealed class ConcurrencyPolicyTests
         Assert.All(canceled, e => Assert.DoesNotContain(e.History, h => h.Status == ExecutionStatus.Running));
 
         // The slot was given back: a later execution runs.
-        var later = await service.RunAsync("limited.slow", [], null, CancellationToken.None);
+        var later = await service.RunAsync("limited.slow", [], null, TestCallers.Admin.User, CancellationToken.None);
         Assert.Equal(ExecutionStatus.Succeeded, (await host.WaitForExecutionAsync(later.Id)).Status);
     }
 
@@ -103,7 +103,7 @@ public sealed class ConcurrencyPolicyTests
         await using var host = await StartAsync(packs, audit);
         var service = host.Services.GetRequiredService<ExecutionService>();
 
-        var requested = await Task.WhenAll(Enumerable.Range(0, 6).Select(i => service.RunAsync("limited.slow", new JsonObject { ["host"] = i % 2 == 0 ? "a" : "b" }, null, CancellationToken.None)));
+        var requested = await Task.WhenAll(Enumerable.Range(0, 6).Select(i => service.RunAsync("limited.slow", new JsonObject { ["host"] = i % 2 == 0 ? "a" : "b" }, null, TestCallers.Admin.User, CancellationToken.None)));
         var finished = await Task.WhenAll(requested.Select(e => host.WaitForExecutionAsync(e.Id, TimeSpan.FromSeconds(30))));
 
         Assert.All(finished, e => Assert.Equal(ExecutionStatus.Succeeded, e.Status));

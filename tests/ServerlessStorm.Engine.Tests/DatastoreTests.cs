@@ -98,7 +98,7 @@ public class DatastoreTests
         await datastore.SetAsync("system", "api_token", "s3cr3t-canary", secret: true, ttl: null, CancellationToken.None);
         await datastore.SetAsync("system", "api_host", "api.local", secret: false, ttl: null, CancellationToken.None);
 
-        var response = await host.Api.PostWebhookAsync("call", [], Encoding.UTF8.GetBytes("{}"), CancellationToken.None);
+        var response = await host.Api.PostWebhookAsync("call", [], Encoding.UTF8.GetBytes("{}"), TestCallers.Admin, CancellationToken.None);
         var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(response.Body!["trace_tag"]!.GetValue<string>(), CancellationToken.None),
             t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status));
 
@@ -124,7 +124,7 @@ public class DatastoreTests
         var bus = new RecordingBus(new InMemoryMessageBus());
         await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), bus, packs.Root);
 
-        var requested = await host.Services.GetRequiredService<ExecutionService>().RunAsync("s.login", new JsonObject { ["password"] = "pa55-canary" }, null, CancellationToken.None);
+        var requested = await host.Services.GetRequiredService<ExecutionService>().RunAsync("s.login", new JsonObject { ["password"] = "pa55-canary" }, null, TestCallers.Admin.User, CancellationToken.None);
         var finished = await host.WaitForExecutionAsync(requested.Id);
 
         Assert.Equal("********", finished.Result!["stdout"]!.GetValue<string>());
@@ -151,7 +151,7 @@ public class DatastoreTests
     {
         var (service, _, _) = Create();
         await service.SetAsync("system", "api_token", "s3cr3t", secret: true, ttl: null, CancellationToken.None);
-        var snapshot = await service.SnapshotAsync([("system", "api_token")], "e1", CancellationToken.None);
+        var snapshot = await service.SnapshotAsync([("system", "api_token")], "e1", null, CancellationToken.None);
         var seal = snapshot.Get("system", "api_token")!;
         var forged = seal.Replace(seal.Split(':')[1], new string('0', 32), StringComparison.Ordinal);
 
@@ -164,14 +164,14 @@ public class DatastoreTests
     {
         var (service, _, _) = Create();
         await service.SetAsync("system", "api_token", "s3cr3t", secret: true, ttl: null, CancellationToken.None);
-        var reference = (await service.SnapshotAsync([("system", "api_token")], "e1", CancellationToken.None)).Get("system", "api_token")!;
+        var reference = (await service.SnapshotAsync([("system", "api_token")], "e1", null, CancellationToken.None)).Get("system", "api_token")!;
 
         var elsewhere = await service.UnsealAsync($"x {reference} y", "e2", CancellationToken.None);
         Assert.Equal($"x {reference} y", elsewhere.Text);
         Assert.Empty(elsewhere.Secrets);
 
         // A re-run, a retry or a workflow task carries it on; a reference of another execution is not carried.
-        var other = (await service.SnapshotAsync([("system", "api_token")], "e9", CancellationToken.None)).Get("system", "api_token")!;
+        var other = (await service.SnapshotAsync([("system", "api_token")], "e9", null, CancellationToken.None)).Get("system", "api_token")!;
         var carried = service.Rebind(new JsonObject { ["a"] = $"Bearer {reference}", ["b"] = new JsonArray(other) }, "e1", "e2")!;
         Assert.Equal("Bearer s3cr3t", (await service.UnsealAsync(carried["a"]!.GetValue<string>(), "e2", CancellationToken.None)).Text);
         Assert.Equal(other, (await service.UnsealAsync(carried["b"]![0]!.GetValue<string>(), "e2", CancellationToken.None)).Text);
@@ -205,7 +205,7 @@ public class DatastoreTests
         await using var host = await StormTestHost.StartAsync(audit, new InMemoryMessageBus(), packs.Root, services =>
             services.Configure<DatastoreOptions>(o => o.EncryptionKey = Key));
         await host.Services.GetRequiredService<KeyValueService>().SetAsync("system", "api_token", "s3cr3t-canary", secret: true, ttl: null, CancellationToken.None);
-        var call = await host.WaitForExecutionAsync((await host.Services.GetRequiredService<ExecutionService>().RunAsync("kv.call", [], null, CancellationToken.None)).Id);
+        var call = await host.WaitForExecutionAsync((await host.Services.GetRequiredService<ExecutionService>().RunAsync("kv.call", [], null, TestCallers.Admin.User, CancellationToken.None)).Id);
         Assert.Equal("auth=********", call.Result!["stdout"]!.GetValue<string>());
 
         // What the API shows names the key, without anything that would open it.
@@ -213,7 +213,7 @@ public class DatastoreTests
         // Even the full reference (as kept for re-runs, in the audit's storage) opens nothing in another execution.
         var stolen = call.SealedParameters!["token"]!.GetValue<string>();
         Assert.StartsWith("\u27e6st2kv:", stolen, StringComparison.Ordinal);
-        var response = await host.Api.PostWebhookAsync("show", [], Encoding.UTF8.GetBytes(new JsonObject { ["x"] = stolen }.ToJsonString()), CancellationToken.None);
+        var response = await host.Api.PostWebhookAsync("show", [], Encoding.UTF8.GetBytes(new JsonObject { ["x"] = stolen }.ToJsonString()), TestCallers.Admin, CancellationToken.None);
         var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(response.Body!["trace_tag"]!.GetValue<string>(), CancellationToken.None),
             t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status));
 
@@ -223,7 +223,7 @@ public class DatastoreTests
         Assert.Equal(new string(stolen.Reverse().ToArray()), shown.Result!["stdout"]!.GetValue<string>());
 
         // A re-run carries the reference on, and it opens there.
-        var again = await host.WaitForExecutionAsync((await host.Services.GetRequiredService<ExecutionService>().ReRunAsync(call.Id, [], CancellationToken.None)).Id);
+        var again = await host.WaitForExecutionAsync((await host.Services.GetRequiredService<ExecutionService>().ReRunAsync(call.Id, [], TestCallers.Admin.User, CancellationToken.None)).Id);
         Assert.Equal("auth=********", again.Result!["stdout"]!.GetValue<string>());
     }
 }

@@ -23,7 +23,7 @@ public sealed class DotnetActionTests : IAsyncLifetime
     public async Task DisposeAsync() => await _host.DisposeAsync();
 
     private Task<ExecutionRecord> RunAsync(string action, JsonObject parameters) =>
-        _host.Services.GetRequiredService<ExecutionService>().RunAsync(action, parameters, null, CancellationToken.None);
+        _host.Services.GetRequiredService<ExecutionService>().RunAsync(action, parameters, null, TestCallers.Admin.User, CancellationToken.None);
 
     [Fact]
     public async Task DiskFree_Succeeds_WithItsResult_AndFailsBelowTheThreshold_KeepingTheResult()

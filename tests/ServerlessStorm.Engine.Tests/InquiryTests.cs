@@ -50,7 +50,7 @@ public sealed class InquiryTests
 
     private static async Task<ExecutionRecord> AskAsync(StormTestHost host, JsonObject parameters)
     {
-        var asked = await host.Services.GetRequiredService<ExecutionService>().RunAsync("core.ask", parameters, null, CancellationToken.None);
+        var asked = await host.Services.GetRequiredService<ExecutionService>().RunAsync("core.ask", parameters, null, TestCallers.Admin.User, CancellationToken.None);
         return (await Eventually.ReturnsAsync(() => host.Audit.GetExecutionAsync(asked.Id, CancellationToken.None), e => e?.Status == ExecutionStatus.Pending))!;
     }
 
@@ -71,7 +71,7 @@ public sealed class InquiryTests
         Assert.Equal($"inquiry {pending.Id} on ops-chat", told.Executions.Single(e => e.ActionRef == "core.echo").Result!["stdout"]!.GetValue<string>());
 
         var wrongUser = await Assert.ThrowsAsync<InquiryRefusedException>(() => inquiries.RespondAsync(pending.Id, new JsonObject { ["approve"] = true }, "mallory", CancellationToken.None));
-        Assert.Equal((403, "user 'mallory' may not respond to inquiry '" + pending.Id + "' (allowed: alice)"), (wrongUser.Status, wrongUser.Message));
+        Assert.Equal((403, $"User \"mallory\" does not have permission to respond to inquiry \"{pending.Id}\" (it allows users: alice)"), (wrongUser.Status, wrongUser.Message));
 
         var badAnswer = await Assert.ThrowsAsync<InquiryRefusedException>(() => inquiries.RespondAsync(pending.Id,
             new JsonObject { ["approve"] = "yes", ["reason"] = new string('x', 30), ["extra"] = 1 }, "alice", CancellationToken.None));
@@ -114,7 +114,7 @@ public sealed class InquiryTests
         var expired = (await audit.GetExecutionAsync(pending.Id, CancellationToken.None))!;
         Assert.Equal(ExecutionStatus.Timeout, expired.Status);
         Assert.Equal("no response within the inquiry's time to live (5 minutes)", expired.Error);
-        var late = await Assert.ThrowsAsync<InquiryRefusedException>(() => inquiries.RespondAsync(pending.Id, new JsonObject { ["continue"] = true }, null, CancellationToken.None));
+        var late = await Assert.ThrowsAsync<InquiryRefusedException>(() => inquiries.RespondAsync(pending.Id, new JsonObject { ["continue"] = true }, "st2admin", CancellationToken.None));
         Assert.Equal((409, $"inquiry '{pending.Id}' is timeout, not pending: it takes no more responses"), (late.Status, late.Message));
     }
 
@@ -160,8 +160,8 @@ public sealed class InquiryTests
         var schema = JsonNode.Parse("""{"type": "object", "properties": {"pin": {"type": "integer", "secret": true, "maximum": 9999}, "by": {"type": "string"}}}""");
         var pending = await AskAsync(host, new JsonObject { ["schema"] = schema });
 
-        var refused = await Assert.ThrowsAsync<InquiryRefusedException>(() => inquiries.RespondAsync(pending.Id, new JsonObject { ["pin"] = 271828 }, null, CancellationToken.None));
-        var answered = await inquiries.RespondAsync(pending.Id, new JsonObject { ["pin"] = 3141, ["by"] = "bob" }, null, CancellationToken.None);
+        var refused = await Assert.ThrowsAsync<InquiryRefusedException>(() => inquiries.RespondAsync(pending.Id, new JsonObject { ["pin"] = 271828 }, "st2admin", CancellationToken.None));
+        var answered = await inquiries.RespondAsync(pending.Id, new JsonObject { ["pin"] = 3141, ["by"] = "bob" }, "st2admin", CancellationToken.None);
         var stored = await audit.GetExecutionAsync(pending.Id, CancellationToken.None);
         var chained = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(pending.TraceTag, CancellationToken.None),
             t => t.Executions.Any(e => e.ActionRef == "core.echo" && e.Status == ExecutionStatus.Succeeded));
@@ -191,9 +191,9 @@ public sealed class InquiryTests
 
         // 271828.0 would print as 271828, and p@ss+w'rd as p@ss\u002Bw\u0027rd: neither is the text that was sent.
         var refused = await Assert.ThrowsAsync<InquiryRefusedException>(() => inquiries.RespondAsync(pending.Id,
-            JsonNode.Parse("""{"pin": 271828.0, "word": "p@ss+w'rd", "creds": {"user": "ops", "password": "short-nested"}}""")!, null, CancellationToken.None));
+            JsonNode.Parse("""{"pin": 271828.0, "word": "p@ss+w'rd", "creds": {"user": "ops", "password": "short-nested"}}""")!, "st2admin", CancellationToken.None));
         var answered = await inquiries.RespondAsync(pending.Id,
-            JsonNode.Parse("""{"pin": 1234, "word": "a", "creds": {"user": "ops", "password": "a-long-enough-nested-secret"}, "keys": ["k-one", "k-two"]}""")!, null, CancellationToken.None);
+            JsonNode.Parse("""{"pin": 1234, "word": "a", "creds": {"user": "ops", "password": "a-long-enough-nested-secret"}, "keys": ["k-one", "k-two"]}""")!, "st2admin", CancellationToken.None);
 
         foreach (var leaked in new[] { "271828", "p@ss", "short-nested" })
         {
@@ -216,7 +216,7 @@ public sealed class InquiryTests
         await using var __ = host;
 
         var asked = await host.Services.GetRequiredService<ExecutionService>().RunAsync("core.ask",
-            new JsonObject { ["schema"] = JsonNode.Parse("""{"type": "object", "properties": {"ok": {"type": "bool"}}}""") }, null, CancellationToken.None);
+            new JsonObject { ["schema"] = JsonNode.Parse("""{"type": "object", "properties": {"ok": {"type": "bool"}}}""") }, null, TestCallers.Admin.User, CancellationToken.None);
         var failed = await host.WaitForExecutionAsync(asked.Id);
 
         Assert.Equal(ExecutionStatus.Failed, failed.Status);

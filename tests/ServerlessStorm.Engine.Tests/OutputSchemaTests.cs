@@ -34,9 +34,9 @@ public sealed class OutputSchemaTests
         await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), packs.Root);
         var service = host.Services.GetRequiredService<ExecutionService>();
 
-        var good = await host.WaitForExecutionAsync((await service.RunAsync("reports.good", [], null, CancellationToken.None)).Id);
-        var bad = await host.WaitForExecutionAsync((await service.RunAsync("reports.bad", [], null, CancellationToken.None)).Id);
-        var full = await host.WaitForExecutionAsync((await service.RunAsync("reports.full", [], null, CancellationToken.None)).Id);
+        var good = await host.WaitForExecutionAsync((await service.RunAsync("reports.good", [], null, TestCallers.Admin.User, CancellationToken.None)).Id);
+        var bad = await host.WaitForExecutionAsync((await service.RunAsync("reports.bad", [], null, TestCallers.Admin.User, CancellationToken.None)).Id);
+        var full = await host.WaitForExecutionAsync((await service.RunAsync("reports.full", [], null, TestCallers.Admin.User, CancellationToken.None)).Id);
 
         Assert.Equal(ExecutionStatus.Succeeded, good.Status);
         Assert.Equal(ExecutionStatus.Failed, bad.Status);
@@ -56,7 +56,7 @@ public sealed class OutputSchemaTests
         await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), packs.Root,
             services => services.AddSingleton<IExecutionOutputStore>(output));
 
-        var login = await host.WaitForExecutionAsync((await host.Services.GetRequiredService<ExecutionService>().RunAsync("reports.login", [], null, CancellationToken.None)).Id);
+        var login = await host.WaitForExecutionAsync((await host.Services.GetRequiredService<ExecutionService>().RunAsync("reports.login", [], null, TestCallers.Admin.User, CancellationToken.None)).Id);
 
         Assert.Equal(ExecutionStatus.Succeeded, login.Status);
         // A secret object printed with its own spacing is masked by what is inside it.

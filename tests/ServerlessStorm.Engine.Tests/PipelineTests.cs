@@ -23,7 +23,7 @@ public sealed class PipelineTests : IAsyncLifetime
     public async Task DisposeAsync() => await _host.DisposeAsync();
 
     private Task<Api.ApiResponse> PostAsync(string hook, string body, params (string, string)[] headers) =>
-        _host.Api.PostWebhookAsync(hook, headers.Select(h => KeyValuePair.Create(h.Item1, h.Item2)), Encoding.UTF8.GetBytes(body), CancellationToken.None);
+        _host.Api.PostWebhookAsync(hook, headers.Select(h => KeyValuePair.Create(h.Item1, h.Item2)), Encoding.UTF8.GetBytes(body), TestCallers.Admin, CancellationToken.None);
 
     [Fact]
     public async Task HelloWebhook_RunsTheShellAction_AndLinksEveryRecordByTrace()
@@ -68,11 +68,11 @@ public sealed class PipelineTests : IAsyncLifetime
         var body = Encoding.UTF8.GetBytes("""{"name": "later"}""");
         KeyValuePair<string, string>[] headers = [KeyValuePair.Create("X-GitHub-Delivery", "delivery-77")];
 
-        Assert.Equal(202, (await host.Api.PostWebhookAsync("hello", headers, body, CancellationToken.None)).StatusCode);
+        Assert.Equal(202, (await host.Api.PostWebhookAsync("hello", headers, body, TestCallers.Admin, CancellationToken.None)).StatusCode);
         var first = await Eventually.ReturnsAsync(() => audit.GetTraceAsync("delivery-77", CancellationToken.None),
             t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status) && t.HasProcessedWebhook());
         clock.Advance(TimeSpan.FromHours(1));
-        Assert.Equal(202, (await host.Api.PostWebhookAsync("hello", headers, body, CancellationToken.None)).StatusCode);
+        Assert.Equal(202, (await host.Api.PostWebhookAsync("hello", headers, body, TestCallers.Admin, CancellationToken.None)).StatusCode);
 
         // The second delivery's rule enforcement replaces the first one's row once the rule has matched again.
         var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync("delivery-77", CancellationToken.None),
@@ -142,7 +142,7 @@ public sealed class PipelineTests : IAsyncLifetime
         await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), packs.Root);
         var executor = host.Services.GetRequiredService<ExecutionService>();
 
-        var requested = await executor.RunAsync("s.login", new JsonObject { ["token"] = "hunter2-canary", ["env"] = new JsonObject { ["TOKEN"] = "hunter2-canary" } }, null, CancellationToken.None);
+        var requested = await executor.RunAsync("s.login", new JsonObject { ["token"] = "hunter2-canary", ["env"] = new JsonObject { ["TOKEN"] = "hunter2-canary" } }, null, TestCallers.Admin.User, CancellationToken.None);
         var finished = await host.WaitForExecutionAsync(requested.Id);
 
         Assert.Equal("********", finished.Parameters["token"]!.GetValue<string>());
@@ -171,7 +171,7 @@ public sealed class PipelineTests : IAsyncLifetime
 
         async Task<string> RuleFor(string kind)
         {
-            var response = await host.Api.PostWebhookAsync("alerts", [], Encoding.UTF8.GetBytes($$"""{"kind": "{{kind}}"}"""), CancellationToken.None);
+            var response = await host.Api.PostWebhookAsync("alerts", [], Encoding.UTF8.GetBytes($$"""{"kind": "{{kind}}"}"""), TestCallers.Admin, CancellationToken.None);
             var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(response.Body!["trace_tag"]!.GetValue<string>(), CancellationToken.None), t => t.RuleEnforcements.Count > 0);
             return Assert.Single(trace.RuleEnforcements).RuleRef;
         }
@@ -201,7 +201,7 @@ public sealed class PipelineTests : IAsyncLifetime
         var audit = new InMemoryAuditStore();
         await using var host = await StormTestHost.StartAsync(audit, new InMemoryMessageBus(), packs.Root);
 
-        var response = await host.Api.PostWebhookAsync("inj", [], Encoding.UTF8.GetBytes(new JsonObject { ["name"] = hostile }.ToJsonString()), CancellationToken.None);
+        var response = await host.Api.PostWebhookAsync("inj", [], Encoding.UTF8.GetBytes(new JsonObject { ["name"] = hostile }.ToJsonString()), TestCallers.Admin, CancellationToken.None);
         var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(response.Body!["trace_tag"]!.GetValue<string>(), CancellationToken.None),
             t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status));
 
@@ -238,7 +238,7 @@ public sealed class PipelineTests : IAsyncLifetime
         var audit = new InMemoryAuditStore();
         await using var host = await StormTestHost.StartAsync(audit, new InMemoryMessageBus(), packs.Root);
 
-        var response = await host.Api.PostWebhookAsync("chain", [], Encoding.UTF8.GetBytes("""{"word": "ping"}"""), CancellationToken.None);
+        var response = await host.Api.PostWebhookAsync("chain", [], Encoding.UTF8.GetBytes("""{"word": "ping"}"""), TestCallers.Admin, CancellationToken.None);
         var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(response.Body!["trace_tag"]!.GetValue<string>(), CancellationToken.None),
             t => t.Executions.Count == 2 && t.Executions.All(e => ExecutionStatus.IsTerminal(e.Status)) && t.TriggerInstances.Any(ti => ti.TriggerType == CoreTriggers.NotifyTrigger));
 
@@ -277,10 +277,10 @@ public sealed class PipelineTests : IAsyncLifetime
             return [.. trace.TriggerInstances.Where(ti => ti.TriggerType == CoreTriggers.NotifyTrigger).Select(ti => ti.Payload!["message"]!.GetValue<string>()).Order()];
         }
 
-        var succeeded = await executions.RunAsync("n.run", new JsonObject { ["cmd"] = "true" }, null, CancellationToken.None);
-        var failed = await executions.RunAsync("n.run", new JsonObject { ["cmd"] = "exit 1" }, null, CancellationToken.None);
-        var timedOut = await executions.RunAsync("n.run", new JsonObject { ["cmd"] = "sleep 30", ["timeout"] = 1 }, null, CancellationToken.None);
-        var canceled = await executions.RunAsync("n.run", new JsonObject { ["cmd"] = "sleep 30" }, null, CancellationToken.None);
+        var succeeded = await executions.RunAsync("n.run", new JsonObject { ["cmd"] = "true" }, null, TestCallers.Admin.User, CancellationToken.None);
+        var failed = await executions.RunAsync("n.run", new JsonObject { ["cmd"] = "exit 1" }, null, TestCallers.Admin.User, CancellationToken.None);
+        var timedOut = await executions.RunAsync("n.run", new JsonObject { ["cmd"] = "sleep 30", ["timeout"] = 1 }, null, TestCallers.Admin.User, CancellationToken.None);
+        var canceled = await executions.RunAsync("n.run", new JsonObject { ["cmd"] = "sleep 30" }, null, TestCallers.Admin.User, CancellationToken.None);
         await Eventually.ReturnsAsync(() => audit.GetExecutionAsync(canceled.Id, CancellationToken.None), e => e!.Status == ExecutionStatus.Running);
         await executions.CancelAsync(canceled.Id, CancellationToken.None);
 
@@ -362,8 +362,8 @@ public sealed class PipelineTests : IAsyncLifetime
         await using var host = await StormTestHost.StartAsync(audit, new InMemoryMessageBus(), packs.Root);
         var service = host.Services.GetRequiredService<ExecutionService>();
 
-        var original = await host.WaitForExecutionAsync((await service.RunAsync("r.say", new JsonObject { ["token"] = "t0k3n" }, null, CancellationToken.None)).Id);
-        var again = await host.WaitForExecutionAsync((await service.ReRunAsync(original.Id, new JsonObject { ["message"] = "second" }, CancellationToken.None)).Id);
+        var original = await host.WaitForExecutionAsync((await service.RunAsync("r.say", new JsonObject { ["token"] = "t0k3n" }, null, TestCallers.Admin.User, CancellationToken.None)).Id);
+        var again = await host.WaitForExecutionAsync((await service.ReRunAsync(original.Id, new JsonObject { ["message"] = "second" }, TestCallers.Admin.User, CancellationToken.None)).Id);
 
         Assert.Equal("********:first:********", original.Result!["stdout"]!.GetValue<string>());
         Assert.Equal("********:second:********", again.Result!["stdout"]!.GetValue<string>());
@@ -372,7 +372,7 @@ public sealed class PipelineTests : IAsyncLifetime
         Assert.NotEqual(original.Id, again.Id);
         Assert.Equal("********", again.Parameters["token"]!.GetValue<string>());
         Assert.DoesNotContain("t0k3n", again.SealedParameters!.ToJsonString());
-        await Assert.ThrowsAsync<ExecutionNotFoundException>(() => service.ReRunAsync("nope", [], CancellationToken.None));
+        await Assert.ThrowsAsync<ExecutionNotFoundException>(() => service.ReRunAsync("nope", [], TestCallers.Admin.User, CancellationToken.None));
     }
 
     [Fact]
@@ -383,7 +383,7 @@ public sealed class PipelineTests : IAsyncLifetime
         await using var host = await StormTestHost.StartAsync(audit, held);
         var service = host.Services.GetRequiredService<ExecutionService>();
 
-        var requested = await service.RunAsync("core.local", new JsonObject { ["cmd"] = "echo ran" }, null, CancellationToken.None);
+        var requested = await service.RunAsync("core.local", new JsonObject { ["cmd"] = "echo ran" }, null, TestCallers.Admin.User, CancellationToken.None);
         var canceled = await service.CancelAsync(requested.Id, CancellationToken.None);
         await held.ReleaseAsync();
         await Eventually.TrueAsync(() => host.Logs.Any(l => l.Contains($"Execution {requested.Id} is already canceled", StringComparison.Ordinal)), what: "the executor to skip the canceled execution");
@@ -400,7 +400,7 @@ public sealed class PipelineTests : IAsyncLifetime
         var pidFile = Path.Combine(Path.GetTempPath(), $"storm-cancel-{Guid.NewGuid():N}.pid");
         var service = _host.Services.GetRequiredService<ExecutionService>();
 
-        var requested = await service.RunAsync("core.local", new JsonObject { ["cmd"] = $"sleep 30 & echo $! > {pidFile}; wait" }, null, CancellationToken.None);
+        var requested = await service.RunAsync("core.local", new JsonObject { ["cmd"] = $"sleep 30 & echo $! > {pidFile}; wait" }, null, TestCallers.Admin.User, CancellationToken.None);
         await Eventually.ReturnsAsync(() => _audit.GetExecutionAsync(requested.Id, CancellationToken.None), e => e?.Status == ExecutionStatus.Running && File.Exists(pidFile));
         await service.CancelAsync(requested.Id, CancellationToken.None);
         var final = await _host.WaitForExecutionAsync(requested.Id);
@@ -441,8 +441,8 @@ public sealed class PipelineTests : IAsyncLifetime
         await using var host = await StormTestHost.StartAsync(audit, new InMemoryMessageBus(), packs.Root);
         var service = host.Services.GetRequiredService<ExecutionService>();
 
-        var flaky = await service.RunAsync("flaky.third_time", [], null, CancellationToken.None);
-        var never = await service.RunAsync("flaky.never", [], null, CancellationToken.None);
+        var flaky = await service.RunAsync("flaky.third_time", [], null, TestCallers.Admin.User, CancellationToken.None);
+        var never = await service.RunAsync("flaky.never", [], null, TestCallers.Admin.User, CancellationToken.None);
         var flakyTrace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(flaky.TraceTag, CancellationToken.None),
             t => t.Executions.Any(e => e.Status == ExecutionStatus.Succeeded));
         var neverTrace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync(never.TraceTag, CancellationToken.None),

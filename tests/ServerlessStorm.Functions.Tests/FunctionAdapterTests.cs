@@ -142,14 +142,23 @@ public sealed class FunctionAdapterTests(AzuriteFixture azurite) : IAsyncLifetim
 
         var issued = (ContentResult)await _services.GetRequiredService<ApiFunctions>().AuthAsync(request, null!, CancellationToken.None);
         var token = JsonNode.Parse(issued.Content!)!["token"]!.GetValue<string>();
-        var get = await RequestAsync("GET", "/api/v1/executions", apiKey: "");
-        get.Headers["X-Auth-Token"] = token;
-        var listed = (ContentResult)await _services.GetRequiredService<ApiFunctions>().ApiAsync(get, null!, CancellationToken.None);
+        async Task<ContentResult> AsAliceAsync(string path)
+        {
+            var get = await RequestAsync("GET", path, apiKey: "");
+            get.Headers["X-Auth-Token"] = token;
+            return (ContentResult)await _services.GetRequiredService<ApiFunctions>().ApiAsync(get, null!, CancellationToken.None);
+        }
+
+        var root = await AsAliceAsync("/api/v1");
+        var listed = await AsAliceAsync("/api/v1/executions");
 
         File.Delete(htpasswd);
         Assert.Equal(201, issued.StatusCode);
         Assert.Equal("alice", JsonNode.Parse(issued.Content!)!["user"]!.GetValue<string>());
-        Assert.Equal(200, listed.StatusCode);
+        Assert.Equal(200, root.StatusCode);
+        // The same RBAC as storm serve: alice holds no role here.
+        Assert.Equal(403, listed.StatusCode);
+        Assert.Equal("User \"alice\" doesn't have required permission \"execution_list\"", JsonNode.Parse(listed.Content!)!["faultstring"]!.GetValue<string>());
     }
 
     [Fact]

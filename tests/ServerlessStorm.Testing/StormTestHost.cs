@@ -38,6 +38,8 @@ public sealed class StormTestHost : IAsyncDisposable
         services.AddLogging(b => b.AddProvider(new CapturingLoggerProvider(logs)).SetMinimumLevel(LogLevel.Debug));
         services.AddStormEngine();
         services.Configure<StormOptions>(o => o.PacksPath = packsPath ?? RepositoryPaths.Packs);
+        // No RBAC files unless a test brings its own (the default, beside the packs folder, could be anything in /tmp).
+        services.Configure<Engine.Security.Rbac.RbacOptions>(o => o.Path = Path.Combine(RepositoryPaths.Root, "tests", "no-rbac-files"));
         services.AddSingleton(audit);
         services.AddSingleton(bus);
         services.AddSingleton<StormWorker>();

@@ -69,6 +69,7 @@ public sealed class TableAuditStore : IAuditStore
             ["TraceTag"] = record.TraceTag,
             ["Status"] = record.Status,
             ["Reason"] = record.Reason,
+            ["User"] = record.User,
         };
         await Task.WhenAll(
             Upsert(entity, cancellationToken),
@@ -116,6 +117,7 @@ public sealed class TableAuditStore : IAuditStore
             ["ExecutionId"] = record.ExecutionId,
             ["Status"] = record.Status,
             ["FailureReason"] = record.FailureReason,
+            ["User"] = record.User,
             ["EnforcedAt"] = record.EnforcedAt,
         }), cancellationToken);
     }
@@ -206,7 +208,7 @@ public sealed class TableAuditStore : IAuditStore
                     }
 
                     enforcements.Add(new RuleEnforcementRecord(row.GetString("TriggerInstanceId"), row.GetString("RuleRef"), row.GetString("ExecutionId"),
-                        row.GetString("Status"), row.GetString("FailureReason"), row.GetDateTimeOffset("EnforcedAt") ?? DateTimeOffset.MinValue, traceTag));
+                        row.GetString("Status"), row.GetString("FailureReason"), row.GetDateTimeOffset("EnforcedAt") ?? DateTimeOffset.MinValue, traceTag, row.GetString("User")));
                     break;
             }
         }
@@ -277,6 +279,7 @@ public sealed class TableAuditStore : IAuditStore
         TraceTag = e.GetString("TraceTag"),
         Status = e.GetString("Status"),
         Reason = e.GetString("Reason"),
+        User = e.GetString("User"),
     };
 
     private async Task<TableEntity> ToEntityAsync(ExecutionRecord record, CancellationToken cancellationToken)
@@ -289,6 +292,7 @@ public sealed class TableAuditStore : IAuditStore
     {
         ["Id"] = record.Id,
         ["ActionRef"] = record.ActionRef,
+        ["User"] = record.User,
         ["RunnerType"] = record.RunnerType,
         ["TraceTag"] = record.TraceTag,
         ["TriggerInstanceId"] = record.TriggerInstanceId,
@@ -320,6 +324,7 @@ public sealed class TableAuditStore : IAuditStore
             TraceTag = e.GetString("TraceTag"),
             TriggerInstanceId = e.GetString("TriggerInstanceId"),
             RuleRef = e.GetString("RuleRef"),
+            User = e.GetString("User"),
             Parameters = ParseJson(await _blobs.LoadAsync(e.GetString("Parameters"), cancellationToken)) as JsonObject ?? [],
             SealedParameters = ParseJson(await _blobs.LoadAsync(e.GetString("SealedParameters"), cancellationToken)) as JsonObject,
             ReRunOf = e.GetString("ReRunOf"),

@@ -82,6 +82,16 @@ internal static class ServeCommand
 
             return CliOutput.InvalidInput;
         }
+        catch (ServerlessStorm.Engine.Security.Rbac.RbacLoadException ex)
+        {
+            Console.Error.WriteLine($"error: refusing to start: the RBAC files have {ex.Problems.Count} problem(s):");
+            foreach (var problem in ex.Problems)
+            {
+                Console.Error.WriteLine($"  {problem}");
+            }
+
+            return CliOutput.InvalidInput;
+        }
         catch (DirectoryNotFoundException ex)
         {
             return CliOutput.Error($"refusing to start: {ex.Message}");

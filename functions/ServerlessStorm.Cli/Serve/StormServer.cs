@@ -81,7 +81,9 @@ public sealed class StormServer : IAsyncDisposable
         var services = builder.Services;
         services.AddStormEngine();
         services.Configure<AuthOptions>(builder.Configuration.GetSection(AuthOptions.Section));
+        services.AddEntraIdAuthentication(builder.Configuration);
         services.Configure<ApiOptions>(builder.Configuration.GetSection(ApiOptions.Section));
+        services.Configure<ServerlessStorm.Engine.Security.Rbac.RbacOptions>(builder.Configuration.GetSection(ServerlessStorm.Engine.Security.Rbac.RbacOptions.Section));
         services.PostConfigure<ApiOptions>(o =>
         {
             // A server on a loopback or named address answers only to its own names, so a DNS name rebound to it
@@ -137,8 +139,9 @@ public sealed class StormServer : IAsyncDisposable
         services.AddHostedService<StormWorker>();
         var app = builder.Build();
 
-        // Load the packs before anything listens, so an invalid pack stops the start with every problem listed.
+        // Load the packs and the RBAC files before anything listens, so an invalid one stops the start with every problem listed.
         _ = app.Services.GetRequiredService<PackCatalog>();
+        _ = app.Services.GetRequiredService<ServerlessStorm.Engine.Security.Rbac.RbacDefinitions>();
 
         AzuriteLauncher? azurite = null;
         if (AzuriteEndpointsFor(settings.StorageConnectionString) is { } endpoints)

@@ -34,13 +34,17 @@ public sealed partial class ApiGateway
 {
     private readonly IReadOnlyList<ApiRoute> _routes;
     private readonly ApiAuthenticator _authenticator;
+    private readonly StormApi _api;
+    private readonly Security.Rbac.AccessPolicy _access;
     private readonly ApiOptions _options;
     private readonly ILogger<ApiGateway> _logger;
 
-    public ApiGateway(StormApi api, ApiAuthenticator authenticator, IOptions<ApiOptions> options, ILogger<ApiGateway> logger)
+    public ApiGateway(StormApi api, ApiAuthenticator authenticator, Security.Rbac.AccessPolicy access, IOptions<ApiOptions> options, ILogger<ApiGateway> logger)
     {
         _routes = ApiRoutes.For(api);
+        _api = api;
         _authenticator = authenticator;
+        _access = access;
         _options = options.Value;
         _logger = logger;
     }
@@ -82,10 +86,16 @@ public sealed partial class ApiGateway
 
         var match = candidates.FirstOrDefault(c => c.Route.Method == request.Method);
         // Nothing is told to a caller who has not proven who they are, not even which paths exist.
-        var outcome = await _authenticator.AuthenticateAsync(request, match.Route?.Auth ?? RouteAuth.Credentials, cancellationToken);
+        var hook = match.Route?.Auth == RouteAuth.Webhook ? match.Values["hook"] : null;
+        var outcome = await _authenticator.AuthenticateAsync(request, match.Route?.Auth ?? RouteAuth.Credentials, cancellationToken, hook);
         if (outcome.Caller is not { } caller)
         {
             LogUnauthenticated(_logger, request.Method, request.Path, outcome.Failure!);
+            if (outcome.RecordRefusal)
+            {
+                return await _api.RefuseWebhookAsync(hook!, request.Headers, request.Body, outcome.Failure!, cancellationToken);
+            }
+
             var fault = ApiResponse.Fault(401, outcome.Failure!);
             return match.Route?.Auth == RouteAuth.Password
                 ? fault with { Headers = new Dictionary<string, string> { ["WWW-Authenticate"] = "Basic realm=\"ServerlessStorm\"" } }
@@ -117,9 +127,23 @@ public sealed partial class ApiGateway
             }
         }
 
+        var call = new ApiCall(request, match.Values, caller, json) { DeliveryId = outcome.DeliveryId };
+        // A verified signature is the hook's own declaration of who may send to it: no role is asked for.
+        if (route.Permission.Length > 0 && caller.Method != Caller.BySignature)
+        {
+            // A route on a resource is checked against it; one whose resource is not there (yet) leaves the answer to
+            // its handler, which says 400 or 404 — and one with no way to find its resource is for system roles only.
+            var resource = route.Resource is null ? null : await route.Resource(call, cancellationToken);
+            if ((Permissions.Global.Contains(route.Permission) || route.Resource is null || resource is not null)
+                && _access.Denial(caller.User, route.Permission, resource) is { } denial)
+            {
+                return ApiResponse.Fault(403, denial);
+            }
+        }
+
         try
         {
-            return await route.Handle(new ApiCall(request, match.Values, caller, json), cancellationToken);
+            return await route.Handle(call, cancellationToken);
         }
         catch (CredentialException ex)
         {

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using ServerlessStorm.Engine.Security;
+using ServerlessStorm.Engine.Security.Rbac;
 
 namespace ServerlessStorm.Engine.Api;
 
@@ -19,14 +20,20 @@ public enum RouteAuth
 /// <summary>One request to a matched route: the request, the route's values, the caller and the body as JSON.</summary>
 public sealed record ApiCall(ApiRequest Request, IReadOnlyDictionary<string, string> Values, Caller Caller, JsonNode? Json)
 {
+    /// <summary>The delivery id a verified webhook signature vouches for, which makes the delivery idempotent.</summary>
+    public string? DeliveryId { get; init; }
+
     public string this[string name] => Values[name];
 }
 
 /// <summary>
 /// One route of the API: method, path template (<c>{name}</c> matches one segment, <c>{**name}</c> the rest), how the
-/// caller authenticates, StackStorm's permission type the route needs, and the handler.
+/// caller authenticates, StackStorm's permission type the route needs, the handler, and for a permission on a
+/// resource, how to find the resource (null from it: nothing to check, the handler answers 400 or 404, or the
+/// resource is the caller's own).
 /// </summary>
-public sealed class ApiRoute(string method, string template, RouteAuth auth, string permission, Func<ApiCall, CancellationToken, Task<ApiResponse>> handle)
+public sealed class ApiRoute(string method, string template, RouteAuth auth, string permission, Func<ApiCall, CancellationToken, Task<ApiResponse>> handle,
+    Func<ApiCall, CancellationToken, Task<ResourceRef?>>? resource = null)
 {
     private readonly string[] _segments = template.Trim('/').Split('/');
 
@@ -42,6 +49,8 @@ public sealed class ApiRoute(string method, string template, RouteAuth auth, str
     public bool TakesJson => Auth != RouteAuth.Webhook && Method is "POST" or "PUT" or "PATCH";
 
     public Func<ApiCall, CancellationToken, Task<ApiResponse>> Handle { get; } = handle;
+
+    public Func<ApiCall, CancellationToken, Task<ResourceRef?>>? Resource { get; } = resource;
 
     public bool TryMatch(string[] path, out Dictionary<string, string> values)
     {
@@ -89,28 +98,47 @@ public static class ApiRoutes
     public static IReadOnlyList<ApiRoute> For(StormApi api) =>
     [
         new("GET", "/api/v1", RouteAuth.Credentials, Permissions.None, (c, ct) => api.GetRootAsync(ct)),
-        new("POST", "/api/v1/webhooks/{**hook}", RouteAuth.Webhook, Permissions.WebhookSend, (c, ct) => api.PostWebhookAsync(c["hook"], c.Request.Headers, c.Request.Body, ct)),
-        new("POST", "/api/v1/executions", RouteAuth.Credentials, Permissions.ActionExecute, (c, ct) => api.PostExecutionAsync(c.Json, c.Request.Header(Triggers.WebhookSensor.TraceTagHeader), c.Caller, ct)),
+        new("POST", "/api/v1/webhooks/{**hook}", RouteAuth.Webhook, Permissions.WebhookSend, (c, ct) => api.PostWebhookAsync(c["hook"], c.Request.Headers, c.Request.Body, c.Caller, ct, c.DeliveryId),
+            (c, _) => Resource(new ResourceRef($"webhook:{c["hook"].Trim('/')}"))),
+        new("POST", "/api/v1/executions", RouteAuth.Credentials, Permissions.ActionExecute, (c, ct) => api.PostExecutionAsync(c.Json, c.Request.Header(Triggers.WebhookSensor.TraceTagHeader), c.Caller, ct),
+            (c, _) => Resource(c.Json?["action"] is JsonValue a && a.TryGetValue<string>(out var action) ? ResourceRef.Action(action) : null)),
         new("GET", "/api/v1/executions", RouteAuth.Credentials, Permissions.ExecutionList, (c, ct) => api.ListExecutionsAsync(c.Request.Query, ct)),
-        new("GET", "/api/v1/executions/{id}", RouteAuth.Credentials, Permissions.ExecutionView, (c, ct) => api.GetExecutionAsync(c["id"], ct)),
-        new("POST", "/api/v1/executions/{id}/re_run", RouteAuth.Credentials, Permissions.ExecutionReRun, (c, ct) => api.ReRunExecutionAsync(c["id"], c.Json, c.Caller, ct)),
-        new("GET", "/api/v1/executions/{id}/output", RouteAuth.Credentials, Permissions.ExecutionView, (c, ct) => api.GetExecutionOutputAsync(c["id"], c.Request.Query, ct)),
-        new("DELETE", "/api/v1/executions/{id}", RouteAuth.Credentials, Permissions.ExecutionStop, (c, ct) => api.CancelExecutionAsync(c["id"], c.Caller, ct)),
-        new("PUT", "/api/v1/executions/{id}", RouteAuth.Credentials, Permissions.ExecutionStop, (c, ct) => api.UpdateExecutionAsync(c["id"], c.Json, c.Caller, ct)),
-        new("GET", "/api/v1/triggerinstances", RouteAuth.Credentials, Permissions.TriggerInstanceList, (c, ct) => api.ListTriggerInstancesAsync(c.Request.Query, ct)),
-        new("GET", "/api/v1/traces/{traceTag}", RouteAuth.Credentials, Permissions.TraceView, (c, ct) => api.GetTraceAsync(c["traceTag"], ct)),
+        new("GET", "/api/v1/executions/{id}", RouteAuth.Credentials, Permissions.ExecutionView, (c, ct) => api.GetExecutionAsync(c["id"], ct),
+            (c, ct) => api.ExecutionResourceAsync(c["id"], ct)),
+        new("POST", "/api/v1/executions/{id}/re_run", RouteAuth.Credentials, Permissions.ExecutionReRun, (c, ct) => api.ReRunExecutionAsync(c["id"], c.Json, c.Caller, ct),
+            (c, ct) => api.ExecutionResourceAsync(c["id"], ct)),
+        new("GET", "/api/v1/executions/{id}/output", RouteAuth.Credentials, Permissions.ExecutionView, (c, ct) => api.GetExecutionOutputAsync(c["id"], c.Request.Query, ct),
+            (c, ct) => api.ExecutionResourceAsync(c["id"], ct)),
+        new("DELETE", "/api/v1/executions/{id}", RouteAuth.Credentials, Permissions.ExecutionStop, (c, ct) => api.CancelExecutionAsync(c["id"], c.Caller, ct),
+            (c, ct) => api.ExecutionResourceAsync(c["id"], ct)),
+        new("PUT", "/api/v1/executions/{id}", RouteAuth.Credentials, Permissions.ExecutionStop, (c, ct) => api.UpdateExecutionAsync(c["id"], c.Json, c.Caller, ct),
+            (c, ct) => api.ExecutionResourceAsync(c["id"], ct)),
+        new("GET", "/api/v1/triggerinstances", RouteAuth.Credentials, Permissions.TriggerList, (c, ct) => api.ListTriggerInstancesAsync(c.Request.Query, ct)),
+        new("GET", "/api/v1/traces/{traceTag}", RouteAuth.Credentials, Permissions.TraceView, (c, ct) => api.GetTraceAsync(c["traceTag"], ct),
+            (c, _) => Resource(new ResourceRef($"trace:{c["traceTag"]}"))),
         new("GET", "/api/v1/keys", RouteAuth.Credentials, Permissions.KeyValuePairList, (c, ct) => api.ListKeysAsync(c.Request.Query, c.Caller, ct)),
-        new("GET", "/api/v1/keys/{name}", RouteAuth.Credentials, Permissions.KeyValuePairView, (c, ct) => api.GetKeyAsync(c["name"], c.Request.Query, c.Caller, ct)),
-        new("PUT", "/api/v1/keys/{name}", RouteAuth.Credentials, Permissions.KeyValuePairSet, (c, ct) => api.PutKeyAsync(c["name"], c.Json, c.Caller, ct)),
-        new("DELETE", "/api/v1/keys/{name}", RouteAuth.Credentials, Permissions.KeyValuePairDelete, (c, ct) => api.DeleteKeyAsync(c["name"], c.Request.Query, c.Caller, ct)),
+        new("GET", "/api/v1/keys/{name}", RouteAuth.Credentials, Permissions.KeyValuePairView, (c, ct) => api.GetKeyAsync(c["name"], c.Request.Query, c.Caller, ct),
+            (c, _) => Resource(api.KeyResource(c["name"], c.Request.Query.GetValueOrDefault("scope"), c.Request.Query.GetValueOrDefault("user"), c.Caller))),
+        new("PUT", "/api/v1/keys/{name}", RouteAuth.Credentials, Permissions.KeyValuePairSet, (c, ct) => api.PutKeyAsync(c["name"], c.Json, c.Caller, ct),
+            (c, _) => Resource(api.KeyResource(c["name"], Text(c.Json?["scope"]), Text(c.Json?["user"]), c.Caller))),
+        new("DELETE", "/api/v1/keys/{name}", RouteAuth.Credentials, Permissions.KeyValuePairDelete, (c, ct) => api.DeleteKeyAsync(c["name"], c.Request.Query, c.Caller, ct),
+            (c, _) => Resource(api.KeyResource(c["name"], c.Request.Query.GetValueOrDefault("scope"), c.Request.Query.GetValueOrDefault("user"), c.Caller))),
         new("GET", "/api/v1/inquiries", RouteAuth.Credentials, Permissions.InquiryList, (c, ct) => api.ListInquiriesAsync(c.Request.Query, ct)),
         new("GET", "/api/v1/inquiries/{id}", RouteAuth.Credentials, Permissions.InquiryView, (c, ct) => api.GetInquiryAsync(c["id"], ct)),
-        new("PUT", "/api/v1/inquiries/{id}", RouteAuth.Credentials, Permissions.InquiryRespond, (c, ct) => api.RespondToInquiryAsync(c["id"], c.Json, c.Caller, ct)),
-        new("GET", "/api/v1/apikeys", RouteAuth.Credentials, Permissions.ApiKeyList, (c, ct) => api.ListApiKeysAsync(c.Request.Query, ct)),
-        new("GET", "/api/v1/apikeys/{id}", RouteAuth.Credentials, Permissions.ApiKeyView, (c, ct) => api.GetApiKeyAsync(c["id"], c.Request.Query, ct)),
+        new("PUT", "/api/v1/inquiries/{id}", RouteAuth.Credentials, Permissions.InquiryRespond, (c, ct) => api.RespondToInquiryAsync(c["id"], c.Json, c.Caller, ct),
+            (c, ct) => api.InquiryResourceAsync(c["id"], ct)),
+        new("GET", "/api/v1/apikeys", RouteAuth.Credentials, Permissions.ApiKeyList, (c, ct) => api.ListApiKeysAsync(c.Request.Query, c.Caller, ct)),
+        new("GET", "/api/v1/apikeys/{id}", RouteAuth.Credentials, Permissions.ApiKeyView, (c, ct) => api.GetApiKeyAsync(c["id"], c.Request.Query, c.Caller, ct),
+            (c, ct) => api.ApiKeyResourceAsync(c["id"], ct)),
         new("POST", "/api/v1/apikeys", RouteAuth.Credentials, Permissions.ApiKeyCreate, (c, ct) => api.CreateApiKeyAsync(c.Json, c.Caller, ct)),
-        new("PUT", "/api/v1/apikeys/{id}", RouteAuth.Credentials, Permissions.ApiKeyModify, (c, ct) => api.UpdateApiKeyAsync(c["id"], c.Json, c.Caller, ct)),
-        new("DELETE", "/api/v1/apikeys/{id}", RouteAuth.Credentials, Permissions.ApiKeyDelete, (c, ct) => api.DeleteApiKeyAsync(c["id"], c.Caller, ct)),
+        new("PUT", "/api/v1/apikeys/{id}", RouteAuth.Credentials, Permissions.ApiKeyModify, (c, ct) => api.UpdateApiKeyAsync(c["id"], c.Json, c.Caller, ct),
+            (c, ct) => api.ApiKeyResourceAsync(c["id"], ct)),
+        new("DELETE", "/api/v1/apikeys/{id}", RouteAuth.Credentials, Permissions.ApiKeyDelete, (c, ct) => api.DeleteApiKeyAsync(c["id"], c.Caller, ct),
+            (c, ct) => api.ApiKeyResourceAsync(c["id"], ct)),
         new("POST", "/auth/v1/tokens", RouteAuth.Password, Permissions.None, (c, ct) => api.CreateTokenAsync(c.Json, c.Caller, ct)),
     ];
+
+    private static Task<ResourceRef?> Resource(ResourceRef? resource) => Task.FromResult(resource);
+
+    private static string? Text(JsonNode? node) => node is JsonValue v && v.TryGetValue<string>(out var text) ? text : null;
 }

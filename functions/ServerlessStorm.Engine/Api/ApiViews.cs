@@ -20,6 +20,7 @@ public static class ApiViews
         ["result"] = e.Result?.DeepClone(),
         ["error"] = e.Error,
         ["trace_tag"] = e.TraceTag,
+        ["context"] = new JsonObject { ["user"] = e.User },
         ["rule"] = e.RuleRef is null ? null : new JsonObject { ["ref"] = e.RuleRef },
         ["trigger_instance"] = e.TriggerInstanceId is null ? null : new JsonObject { ["id"] = e.TriggerInstanceId },
         ["re_run_of"] = e.ReRunOf,
@@ -56,6 +57,7 @@ public static class ApiViews
         ["status"] = t.Status,
         ["reason"] = t.Reason,
         ["trace_tag"] = t.TraceTag,
+        ["context"] = new JsonObject { ["user"] = t.User },
     };
 
     public static JsonObject RuleEnforcement(RuleEnforcementRecord r) => new()
@@ -67,6 +69,7 @@ public static class ApiViews
         ["failure_reason"] = r.FailureReason,
         ["enforced_at"] = Time(r.EnforcedAt),
         ["trace_tag"] = r.TraceTag,
+        ["context"] = new JsonObject { ["user"] = r.User },
     };
 
     public static JsonObject Trace(AuditTrace trace) => new()

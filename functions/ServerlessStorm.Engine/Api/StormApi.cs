@@ -5,7 +5,9 @@ using ServerlessStorm.Engine.Datastore;
 using ServerlessStorm.Engine.Json;
 using ServerlessStorm.Engine.Executions;
 using ServerlessStorm.Engine.Packs;
+using Microsoft.Extensions.Logging;
 using ServerlessStorm.Engine.Security;
+using ServerlessStorm.Engine.Security.Rbac;
 using ServerlessStorm.Engine.Triggers;
 
 namespace ServerlessStorm.Engine.Api;
@@ -26,8 +28,8 @@ public sealed record ApiResponse(int StatusCode, JsonNode? Body)
 /// them, called for an authenticated <see cref="Caller"/> through <see cref="ApiGateway"/>, so <c>storm serve</c> and
 /// the Function app answer every request with the same code.
 /// </summary>
-public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions, InquiryService inquiries, IAuditStore audit, KeyValueService datastore,
-    IExecutionOutputStore output, PackCatalog catalog, CredentialService credentials)
+public sealed partial class StormApi(WebhookSensor webhooks, ExecutionService executions, InquiryService inquiries, IAuditStore audit, KeyValueService datastore,
+    IExecutionOutputStore output, PackCatalog catalog, CredentialService credentials, AccessPolicy access, ILogger<StormApi> logger)
 {
     public const int MaxListLimit = 1000;
 
@@ -41,9 +43,17 @@ public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions
     }));
 
     /// <summary>POST /api/v1/webhooks/{hook}</summary>
-    public async Task<ApiResponse> PostWebhookAsync(string hook, IEnumerable<KeyValuePair<string, string>> headers, ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
+    public async Task<ApiResponse> PostWebhookAsync(string hook, IEnumerable<KeyValuePair<string, string>> headers, ReadOnlyMemory<byte> body, Caller caller, CancellationToken cancellationToken,
+        string? deliveryId = null)
     {
-        var outcome = await webhooks.AcceptAsync(hook, headers, body, cancellationToken);
+        var outcome = await webhooks.AcceptAsync(hook, headers, body, cancellationToken, caller.User, deliveryId);
+        return new ApiResponse(outcome.StatusCode, outcome.Body);
+    }
+
+    /// <summary>A delivery to a signed hook that failed verification: recorded as rejected (the secret is never in it), then 401.</summary>
+    public async Task<ApiResponse> RefuseWebhookAsync(string hook, IEnumerable<KeyValuePair<string, string>> headers, ReadOnlyMemory<byte> body, string reason, CancellationToken cancellationToken)
+    {
+        var outcome = await webhooks.RefuseAsync(hook, headers, body, 401, reason, cancellationToken);
         return new ApiResponse(outcome.StatusCode, outcome.Body);
     }
 
@@ -62,7 +72,7 @@ public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions
 
         try
         {
-            var record = await executions.RunAsync(actionRef, (JsonObject?)request["parameters"]?.DeepClone() ?? [], traceTag, cancellationToken);
+            var record = await executions.RunAsync(actionRef, (JsonObject?)request["parameters"]?.DeepClone() ?? [], traceTag, caller.User, cancellationToken);
             return new ApiResponse(201, ApiViews.Execution(record));
         }
         catch (ActionNotFoundException ex)
@@ -88,7 +98,7 @@ public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions
         try
         {
             var tasks = (body?["tasks"] as JsonArray)?.Select(t => t!.GetValue<string>()).ToList();
-            var record = await executions.ReRunAsync(id, (JsonObject?)body?["parameters"]?.DeepClone() ?? [], cancellationToken, tasks);
+            var record = await executions.ReRunAsync(id, (JsonObject?)body?["parameters"]?.DeepClone() ?? [], caller.User, cancellationToken, tasks);
             return new ApiResponse(201, ApiViews.Execution(record));
         }
         catch (Exception ex) when (ex is ExecutionNotFoundException or ActionNotFoundException)
@@ -248,73 +258,179 @@ public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions
             : new ApiResponse(200, ApiViews.Trace(trace));
     }
 
-    /// <summary>GET /api/v1/keys?scope=system&amp;prefix=&amp;decrypt=false</summary>
+    /// <summary>
+    /// GET /api/v1/keys?scope=system&amp;prefix=&amp;decrypt=false&amp;user=: in the user scope, the caller's own keys
+    /// (another user's only for an administrator, with <c>user</c>).
+    /// </summary>
     public async Task<ApiResponse> ListKeysAsync(IReadOnlyDictionary<string, string?> query, Caller caller, CancellationToken cancellationToken) =>
         await KeysAsync(async () =>
         {
-            var records = await datastore.ListAsync(query.GetValueOrDefault("scope") ?? "system", query.GetValueOrDefault("prefix"), cancellationToken);
+            var scope = query.GetValueOrDefault("scope") ?? "system";
             var decrypt = IsTrue(query.GetValueOrDefault("decrypt"));
+            var (owner, refusal) = KeyOwner(scope, query.GetValueOrDefault("user"), decrypt, caller);
+            if (refusal is not null)
+            {
+                return refusal;
+            }
+
+            var prefix = owner is null ? query.GetValueOrDefault("prefix") : $"{owner}:{query.GetValueOrDefault("prefix")}";
+            var records = await datastore.ListAsync(scope, prefix, cancellationToken);
             var views = new JsonArray();
             foreach (var record in records)
             {
-                views.Add(ApiViews.KeyValue(decrypt && record.Secret
+                views.Add(KeyView(decrypt && record.Secret
                     ? (await datastore.GetAsync(record.Scope, record.Name, decrypt: true, cancellationToken)) ?? record
-                    : record, decrypt));
+                    : record, decrypt, owner));
             }
 
             return new ApiResponse(200, views);
         });
 
-    /// <summary>GET /api/v1/keys/{name}?scope=system&amp;decrypt=false</summary>
+    /// <summary>GET /api/v1/keys/{name}?scope=system&amp;decrypt=false&amp;user=</summary>
     public Task<ApiResponse> GetKeyAsync(string name, IReadOnlyDictionary<string, string?> query, Caller caller, CancellationToken cancellationToken) =>
         KeysAsync(async () =>
         {
             var decrypt = IsTrue(query.GetValueOrDefault("decrypt"));
             var scope = query.GetValueOrDefault("scope") ?? "system";
-            return await datastore.GetAsync(scope, name, decrypt, cancellationToken) is { } record
-                ? new ApiResponse(200, ApiViews.KeyValue(record, decrypt))
-                : ApiResponse.Fault(404, $"key '{name}' does not exist in scope {scope}");
+            var (owner, refusal) = KeyOwner(scope, query.GetValueOrDefault("user"), decrypt, caller);
+            return refusal ?? (await datastore.GetAsync(scope, StoredName(name, owner), decrypt, cancellationToken) is { } record
+                ? new ApiResponse(200, KeyView(record, decrypt, owner))
+                : ApiResponse.Fault(404, $"key '{name}' does not exist in scope {scope}"));
         });
 
-    /// <summary>PUT /api/v1/keys/{name} with <c>{"value": "…", "secret": false, "ttl": seconds, "scope": "system"}</c></summary>
+    /// <summary>PUT /api/v1/keys/{name} with <c>{"value": "…", "secret": false, "ttl": seconds, "scope": "system", "user": "…"}</c></summary>
     public Task<ApiResponse> PutKeyAsync(string name, JsonNode? body, Caller caller, CancellationToken cancellationToken) =>
         KeysAsync(async () =>
         {
             if (body is not JsonObject request || request["value"] is not JsonValue v || !v.TryGetValue<string>(out var value))
             {
-                return ApiResponse.Fault(400, "the body must be a JSON object with \"value\" (a string), and optional \"secret\", \"ttl\" (seconds) and \"scope\"");
+                return ApiResponse.Fault(400, "the body must be a JSON object with \"value\" (a string), and optional \"secret\", \"ttl\" (seconds), \"scope\" and \"user\"");
             }
 
             var secret = request["secret"] is JsonValue s && s.TryGetValue<bool>(out var isSecret) && isSecret;
             TimeSpan? ttl = JsonNumbers.TryGetDouble(request["ttl"], out var seconds) && seconds > 0 ? TimeSpan.FromSeconds(seconds) : null;
-            var scope = request["scope"]?.GetValue<string>() ?? "system";
-            await datastore.SetAsync(scope, name, value, secret, ttl, cancellationToken);
-            var stored = await datastore.GetAsync(scope, name, decrypt: false, cancellationToken);
-            return new ApiResponse(200, ApiViews.KeyValue(stored!, decrypted: false));
+            var scope = Text(request["scope"]) ?? "system";
+            var (owner, refusal) = KeyOwner(scope, Text(request["user"]), decrypt: false, caller);
+            if (refusal is not null)
+            {
+                return refusal;
+            }
+
+            await datastore.SetAsync(scope, StoredName(name, owner), value, secret, ttl, cancellationToken);
+            LogKeyChanged(logger, "set", scope, name, owner ?? "", caller.User);
+            var stored = await datastore.GetAsync(scope, StoredName(name, owner), decrypt: false, cancellationToken);
+            return new ApiResponse(200, KeyView(stored!, decrypted: false, owner));
         });
 
-    /// <summary>DELETE /api/v1/keys/{name}?scope=system</summary>
+    /// <summary>DELETE /api/v1/keys/{name}?scope=system&amp;user=</summary>
     public Task<ApiResponse> DeleteKeyAsync(string name, IReadOnlyDictionary<string, string?> query, Caller caller, CancellationToken cancellationToken) =>
         KeysAsync(async () =>
         {
             var scope = query.GetValueOrDefault("scope") ?? "system";
-            return await datastore.DeleteAsync(scope, name, cancellationToken)
-                ? new ApiResponse(200, new JsonObject { ["deleted"] = name, ["scope"] = scope })
-                : ApiResponse.Fault(404, $"key '{name}' does not exist in scope {scope}");
+            var (owner, refusal) = KeyOwner(scope, query.GetValueOrDefault("user"), decrypt: false, caller);
+            if (refusal is not null)
+            {
+                return refusal;
+            }
+
+            if (!await datastore.DeleteAsync(scope, StoredName(name, owner), cancellationToken))
+            {
+                return ApiResponse.Fault(404, $"key '{name}' does not exist in scope {scope}");
+            }
+
+            LogKeyChanged(logger, "deleted", scope, name, owner ?? "", caller.User);
+            return new ApiResponse(200, new JsonObject { ["deleted"] = name, ["scope"] = scope });
         });
 
-    /// <summary>GET /api/v1/apikeys: every API key, without its secret (which was shown once, at creation).</summary>
-    public async Task<ApiResponse> ListApiKeysAsync(IReadOnlyDictionary<string, string?> query, CancellationToken cancellationToken)
+    /// <summary>
+    /// The RBAC resource of a datastore key (<c>key_value_pair:st2kv.system:NAME</c>), or null for a key of the
+    /// caller's own user scope, which is always theirs.
+    /// </summary>
+    public ResourceRef? KeyResource(string name, string? scope, string? user, Caller caller) => (scope ?? "system") switch
     {
+        "user" when user is null || user == caller.User => null,
+        "user" => new ResourceRef($"key_value_pair:st2kv.user:{user}:{name}"),
+        var other => new ResourceRef($"key_value_pair:st2kv.{other}:{name}"),
+    };
+
+    /// <summary>
+    /// Whose user-scope keys a request reaches (null in the system scope), or the refusal: another user's keys and
+    /// system secrets in the clear are for administrators only, as in StackStorm.
+    /// </summary>
+    private (string? Owner, ApiResponse? Refusal) KeyOwner(string scope, string? user, bool decrypt, Caller caller)
+    {
+        if (scope != "user")
+        {
+            return decrypt && !access.IsAdmin(caller.User)
+                ? (null, Denied(caller, "Decrypt option requires administrator access"))
+                : (null, null);
+        }
+
+        return user is { Length: > 0 } && user != caller.User && !access.IsAdmin(caller.User)
+            ? (null, Denied(caller, "\"user\" attribute can only be provided by admins"))
+            : (user is { Length: > 0 } ? user : caller.User, null);
+    }
+
+    private static string StoredName(string name, string? owner) => owner is null ? name : $"{owner}:{name}";
+
+    private static JsonObject KeyView(Datastore.KeyValueRecord record, bool decrypted, string? owner)
+    {
+        var view = ApiViews.KeyValue(owner is null ? record : record with { Name = record.Name[(owner.Length + 1)..] }, decrypted);
+        if (owner is not null)
+        {
+            view["user"] = owner;
+        }
+
+        return view;
+    }
+
+    private ApiResponse Denied(Caller caller, string message)
+    {
+        LogAdminOnly(logger, caller.User, message);
+        return ApiResponse.Fault(403, message);
+    }
+
+    /// <summary>The RBAC resource of an execution: covered by its action's grants.</summary>
+    public async Task<ResourceRef?> ExecutionResourceAsync(string id, CancellationToken cancellationToken) =>
+        await audit.GetExecutionAsync(id, cancellationToken) is { } record ? ResourceRef.Execution(record.Id, record.ActionRef) : null;
+
+    /// <summary>The RBAC resource of an inquiry: answering it is also open to whoever may run the workflow that asks.</summary>
+    public async Task<ResourceRef?> InquiryResourceAsync(string id, CancellationToken cancellationToken)
+    {
+        if (await audit.GetExecutionAsync(id, cancellationToken) is not { } inquiry)
+        {
+            return null;
+        }
+
+        var workflow = inquiry.ParentId is { } parent ? await audit.GetExecutionAsync(parent, cancellationToken) : null;
+        return workflow is null ? new ResourceRef("inquiry:") : new ResourceRef("inquiry:", workflow.ActionRef.Split('.')[0], ResourceRef.Action(workflow.ActionRef).Uid);
+    }
+
+    /// <summary>The RBAC resource of an API key (<c>api_key:HASH</c>).</summary>
+    public async Task<ResourceRef?> ApiKeyResourceAsync(string id, CancellationToken cancellationToken) =>
+        await credentials.GetApiKeyAsync(id, cancellationToken) is { } key ? new ResourceRef($"api_key:{key.Hash}") : null;
+
+    /// <summary>GET /api/v1/apikeys: every API key, without its secret (which was shown once, at creation).</summary>
+    public async Task<ApiResponse> ListApiKeysAsync(IReadOnlyDictionary<string, string?> query, Caller caller, CancellationToken cancellationToken)
+    {
+        if (ShowSecretsRefusal(query, caller) is { } refusal)
+        {
+            return refusal;
+        }
+
         var keys = await credentials.ListApiKeysAsync(cancellationToken);
         return new ApiResponse(200, new JsonArray([.. keys.Select(k => (JsonNode)ApiViews.ApiKey(k, IsTrue(query.GetValueOrDefault("show_secrets"))))]));
     }
 
+    // Key hashes are what 'apikey load' takes: an administrator's to see, as in StackStorm.
+    private ApiResponse? ShowSecretsRefusal(IReadOnlyDictionary<string, string?> query, Caller caller) =>
+        IsTrue(query.GetValueOrDefault("show_secrets")) && !access.IsAdmin(caller.User) ? Denied(caller, "show_secrets requires administrator access") : null;
+
     /// <summary>GET /api/v1/apikeys/{id}: one API key by its id (or key hash).</summary>
-    public async Task<ApiResponse> GetApiKeyAsync(string id, IReadOnlyDictionary<string, string?> query, CancellationToken cancellationToken) =>
-        await credentials.GetApiKeyAsync(id, cancellationToken) is { } key
+    public async Task<ApiResponse> GetApiKeyAsync(string id, IReadOnlyDictionary<string, string?> query, Caller caller, CancellationToken cancellationToken) =>
+        ShowSecretsRefusal(query, caller) ?? (await credentials.GetApiKeyAsync(id, cancellationToken) is { } key
             ? new ApiResponse(200, ApiViews.ApiKey(key, IsTrue(query.GetValueOrDefault("show_secrets"))))
-            : ApiResponse.Fault(404, $"API key '{id}' does not exist");
+            : ApiResponse.Fault(404, $"API key '{id}' does not exist"));
 
     /// <summary>
     /// POST /api/v1/apikeys with optional <c>{"user": "…", "metadata": {…}}</c>: a new key for the user (the caller
@@ -447,4 +563,10 @@ public sealed class StormApi(WebhookSensor webhooks, ExecutionService executions
     private static ApiResponse QueryFault(IReadOnlyDictionary<string, string?> query, IReadOnlyCollection<string> statuses) =>
         ApiResponse.Fault(400, $"invalid query {string.Join("&", query.Select(q => $"{q.Key}={q.Value}"))}: status is one of {string.Join(", ", statuses)}; " +
             $"limit is 1-{MaxListLimit}; since and until are ISO 8601 times");
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Datastore key {Scope}:{Owner}:{Name} {Change} by {User}")]
+    private static partial void LogKeyChanged(ILogger logger, string change, string scope, string name, string owner, string user);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Denied: user {User}: {Reason}")]
+    private static partial void LogAdminOnly(ILogger logger, string user, string reason);
 }

@@ -66,7 +66,7 @@ public sealed record ExecutionChange(string Id, string Status, IReadOnlyList<Sta
 
     private static bool SameUnchangingFields(ExecutionRecord a, ExecutionRecord b) =>
         a.Id == b.Id && a.ActionRef == b.ActionRef && a.RunnerType == b.RunnerType && a.TraceTag == b.TraceTag
-        && a.TriggerInstanceId == b.TriggerInstanceId && a.RuleRef == b.RuleRef && a.ReRunOf == b.ReRunOf
+        && a.TriggerInstanceId == b.TriggerInstanceId && a.RuleRef == b.RuleRef && a.User == b.User && a.ReRunOf == b.ReRunOf
         && a.ParentId == b.ParentId && a.WorkflowTask == b.WorkflowTask && a.RetryCount == b.RetryCount
         && a.StartTimestamp == b.StartTimestamp
         && (a.ReRunTasks ?? []).SequenceEqual(b.ReRunTasks ?? [])

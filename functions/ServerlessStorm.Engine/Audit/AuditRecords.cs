@@ -21,9 +21,15 @@ public sealed class TriggerInstanceRecord
     public required string Status { get; set; }
 
     public string? Reason { get; set; }
+
+    /// <summary>Who sent it: the webhook caller's user, the system user for timers. Null in older records.</summary>
+    public string? User { get; init; }
 }
 
-/// <summary>Which rule matched which trigger instance, the execution it caused, or why enforcing it failed.</summary>
+/// <summary>
+/// Which rule matched which trigger instance, the execution it caused (run as <see cref="User"/>, StackStorm's system
+/// user), or why enforcing it failed.
+/// </summary>
 public sealed record RuleEnforcementRecord(
     string TriggerInstanceId,
     string RuleRef,
@@ -31,7 +37,8 @@ public sealed record RuleEnforcementRecord(
     string Status,
     string? FailureReason,
     DateTimeOffset EnforcedAt,
-    string TraceTag)
+    string TraceTag,
+    string? User = null)
 {
     public const string Succeeded = "succeeded";
     public const string Failed = "failed";

@@ -105,19 +105,21 @@ public sealed partial class KeyValueService
     /// <summary>
     /// The values of <paramref name="keys"/> for rendering the parameters of execution <paramref name="executionId"/>:
     /// plain values as they are, secrets as references that open only in that execution. Missing keys are absent
-    /// (templates print them empty, as StackStorm does).
+    /// (templates print them empty, as StackStorm does). <c>st2kv.user.NAME</c> is <paramref name="user"/>'s own key
+    /// (stored as <c>USER:NAME</c> in the user scope, as StackStorm stores it).
     /// </summary>
-    public async Task<IKeyValueLookup> SnapshotAsync(IEnumerable<(string Scope, string Name)> keys, string executionId, CancellationToken cancellationToken)
+    public async Task<IKeyValueLookup> SnapshotAsync(IEnumerable<(string Scope, string Name)> keys, string executionId, string? user, CancellationToken cancellationToken)
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (scope, name) in keys.Distinct())
         {
-            if (!Scopes.Contains(scope) || await GetAsync(scope, name, decrypt: false, cancellationToken) is not { } record)
+            var stored = scope == "user" ? $"{user}:{name}" : name;
+            if (!Scopes.Contains(scope) || (scope == "user" && user is null) || await GetAsync(scope, stored, decrypt: false, cancellationToken) is not { } record)
             {
                 continue;
             }
 
-            values[$"{scope}.{name}"] = record.Secret ? Reference(executionId, scope, name) : record.Value;
+            values[$"{scope}.{name}"] = record.Secret ? Reference(executionId, scope, stored) : record.Value;
         }
 
         return new KeyValueSnapshot(values);

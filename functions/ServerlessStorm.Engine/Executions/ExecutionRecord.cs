@@ -19,6 +19,12 @@ public sealed class ExecutionRecord
 
     public string? RuleRef { get; init; }
 
+    /// <summary>
+    /// Who the execution runs for (StackStorm's <c>context.user</c>): the API caller, the system user for a rule's
+    /// action, a workflow's user for its tasks. Null only in records written before users were recorded.
+    /// </summary>
+    public string? User { get; init; }
+
     public required JsonObject Parameters { get; init; }
 
     /// <summary>
@@ -84,6 +90,7 @@ public sealed class ExecutionRecord
         TraceTag = TraceTag,
         TriggerInstanceId = TriggerInstanceId,
         RuleRef = RuleRef,
+        User = User,
         Parameters = (JsonObject)Parameters.DeepClone(),
         SealedParameters = (JsonObject?)SealedParameters?.DeepClone(),
         ReRunOf = ReRunOf,

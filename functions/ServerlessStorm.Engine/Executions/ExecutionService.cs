@@ -22,15 +22,15 @@ public sealed class ActionNotFoundException(string actionRef) : Exception($"acti
 public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners, Datastore.KeyValueService datastore, IAuditStore audit, IMessageBus bus, TimeProvider time,
     Workflows.IWorkflowControl? workflows = null, CompletionAnnouncer? announcer = null, ConcurrencyGate? concurrency = null)
 {
-    /// <summary>Runs an action with literal parameters, as <c>storm run</c> and the API do.</summary>
-    public async Task<ExecutionRecord> RunAsync(string actionRef, JsonObject parameters, string? traceTag, CancellationToken cancellationToken)
+    /// <summary>Runs an action with literal parameters for <paramref name="user"/>, as <c>storm run</c> and the API do.</summary>
+    public async Task<ExecutionRecord> RunAsync(string actionRef, JsonObject parameters, string? traceTag, string user, CancellationToken cancellationToken)
     {
         var action = catalog.Actions.GetValueOrDefault(actionRef) ?? throw new ActionNotFoundException(actionRef);
         var shell = runners.TryGet(action.RunnerType, out var runner) ? runner.ShellCommandParameter : null;
         var id = StormIds.New(time.GetUtcNow());
-        var keyValues = await datastore.SnapshotAsync(ParameterResolver.DatastoreKeys(action, parameters), id, cancellationToken);
+        var keyValues = await datastore.SnapshotAsync(ParameterResolver.DatastoreKeys(action, parameters), id, user, cancellationToken);
         var resolved = ParameterResolver.Resolve(action, parameters, renderSupplied: true, keyValues, shell);
-        return await RequestAsync(action, resolved, id, traceTag ?? id, null, null, cancellationToken);
+        return await RequestAsync(action, resolved, id, traceTag ?? id, null, null, cancellationToken, user: user);
     }
 
     /// <summary>
@@ -49,7 +49,8 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
         int retryCount = 0,
         TimeSpan delay = default,
         WorkflowLink? workflow = null,
-        IReadOnlyList<string>? reRunTasks = null)
+        IReadOnlyList<string>? reRunTasks = null,
+        string? user = null)
     {
         var now = time.GetUtcNow();
         var sealedParameters = SealSecrets(action, parameters);
@@ -61,6 +62,7 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
             TraceTag = traceTag,
             TriggerInstanceId = triggerInstanceId,
             RuleRef = ruleRef,
+            User = user,
             Parameters = (JsonObject)datastore.MaskSealed(SecretMasker.MaskParameters(action, parameters))!,
             SealedParameters = sealedParameters,
             ReRunOf = reRunOf,
@@ -124,7 +126,7 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
         var id = StormIds.ForRuleEnforcement(finished.Id, "retry", finished.EndTimestamp ?? finished.StartTimestamp);
         var parameters = Unsealed(finished, id);
         return await RequestAsync(action, parameters, id, finished.TraceTag, finished.TriggerInstanceId, finished.RuleRef, cancellationToken,
-            reRunOf: finished.Id, retryCount: finished.RetryCount + 1, delay: policy.Delay);
+            reRunOf: finished.Id, retryCount: finished.RetryCount + 1, delay: policy.Delay, user: finished.User);
     }
 
     // The parameters an execution ran with, secrets opened from their sealed copy, for execution newId to run with.
@@ -145,7 +147,7 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
     /// Runs an execution again with the same parameters (secrets included, from their sealed copy), optionally
     /// overridden, as <c>st2 execution re-run</c> does. The new execution shares the trace and names the original.
     /// </summary>
-    public async Task<ExecutionRecord> ReRunAsync(string executionId, JsonObject overrides, CancellationToken cancellationToken, IReadOnlyList<string>? tasks = null)
+    public async Task<ExecutionRecord> ReRunAsync(string executionId, JsonObject overrides, string user, CancellationToken cancellationToken, IReadOnlyList<string>? tasks = null)
     {
         var original = await audit.GetExecutionAsync(executionId, cancellationToken) ?? throw new ExecutionNotFoundException(executionId);
         var action = catalog.Actions.GetValueOrDefault(original.ActionRef) ?? throw new ActionNotFoundException(original.ActionRef);
@@ -171,7 +173,7 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
         // As st2 execution re-run --tasks: the workflow runs again from the tasks named; every other task that
         // succeeded keeps its result. Without tasks, the whole workflow runs again.
         return await RequestAsync(action, parameters, id, original.TraceTag, original.TriggerInstanceId, original.RuleRef, cancellationToken,
-            reRunOf: original.Id, reRunTasks: tasks is { Count: > 0 } ? tasks : null);
+            reRunOf: original.Id, reRunTasks: tasks is { Count: > 0 } ? tasks : null, user: user);
     }
 
     /// <summary>

@@ -26,7 +26,7 @@ public sealed class InquiryRefusedException(int status, string message, IReadOnl
 /// use it and the workflow's own history holds only ciphertext.
 /// </remarks>
 public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audit, CompletionAnnouncer announcer, TimeProvider time, ILogger<InquiryService> logger,
-    Datastore.KeyValueService datastore, Workflows.IWorkflowControl? workflows = null)
+    Datastore.KeyValueService datastore, Workflows.IWorkflowControl? workflows = null, Security.Rbac.AccessPolicy? access = null)
 {
     /// <summary>The longest time to live the sweep looks back for (a pending inquiry older than this is not found by it).</summary>
     public static readonly TimeSpan LongestTtl = TimeSpan.FromDays(30);
@@ -49,7 +49,7 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
     }
 
     /// <summary>Answers the inquiry; throws <see cref="InquiryRefusedException"/> naming what was wrong.</summary>
-    public async Task<ExecutionRecord> RespondAsync(string id, JsonNode? response, string? user, CancellationToken cancellationToken)
+    public async Task<ExecutionRecord> RespondAsync(string id, JsonNode? response, string user, CancellationToken cancellationToken)
     {
         for (var attempt = 0; attempt < 5; attempt++)
         {
@@ -86,6 +86,7 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
 
             var result = (JsonObject)(record.Result?.DeepClone() ?? new JsonObject());
             result["response"] = masked;
+            result["responded_by"] = user;
             record.Result = result;
             if (secrets.Count > 0)
             {
@@ -99,7 +100,7 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
             record.Transition(ExecutionStatus.Succeeded, time.GetUtcNow());
             if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
             {
-                LogAnswered(logger, id, user ?? "(anonymous)");
+                LogAnswered(logger, id, user);
                 await EndedAsync(record, cancellationToken);
                 return record;
             }
@@ -123,20 +124,20 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
         return expired;
     }
 
-    // StackStorm has no identity here without RBAC; the responder is the name the caller gives, so a users list is
-    // a guard against mistakes, not an authentication. Roles cannot be checked at all, so they are refused plainly.
-    private static void CheckResponder(ExecutionRecord record, string? user)
+    // As StackStorm: the responder (the authenticated caller) must be among the users when users are listed, and hold
+    // one of the roles when roles are listed. Without RBAC, roles are not checked (st2 does the same).
+    private void CheckResponder(ExecutionRecord record, string user)
     {
         var users = (record.Result?["users"] as JsonArray)?.Select(u => u?.ToString()).OfType<string>().ToList() ?? [];
-        var roles = (record.Result?["roles"] as JsonArray)?.Count ?? 0;
-        if (users.Count > 0 && (user is null || !users.Contains(user, StringComparer.Ordinal)))
+        var roles = (record.Result?["roles"] as JsonArray)?.Select(r => r?.ToString()).OfType<string>().ToList() ?? [];
+        if (users.Count > 0 && !users.Contains(user, StringComparer.Ordinal))
         {
-            throw new InquiryRefusedException(403, $"{(user is null ? "an anonymous user" : $"user '{user}'")} may not respond to inquiry '{record.Id}' (allowed: {string.Join(", ", users)})");
+            throw new InquiryRefusedException(403, $"User \"{user}\" does not have permission to respond to inquiry \"{record.Id}\" (it allows users: {string.Join(", ", users)})");
         }
 
-        if (users.Count == 0 && roles > 0)
+        if (roles.Count > 0 && access is { Enabled: true } && !roles.Any(role => access.HasRole(user, role)))
         {
-            throw new InquiryRefusedException(403, $"inquiry '{record.Id}' allows responders by role, and roles need RBAC, which this platform does not have: list users instead");
+            throw new InquiryRefusedException(403, $"User \"{user}\" does not have permission to respond to inquiry \"{record.Id}\" (it allows roles: {string.Join(", ", roles)}; the user holds: {string.Join(", ", access.RolesOf(user).DefaultIfEmpty("none"))})");
         }
     }
 

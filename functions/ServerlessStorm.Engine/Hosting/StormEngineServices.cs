@@ -63,10 +63,19 @@ public static class StormEngineServices
         services.TryAddSingleton<Security.ICredentialStore, Security.InMemoryCredentialStore>();
         services.AddSingleton<Security.CredentialService>();
         services.TryAddSingleton<Security.IUserBackend, Security.HtpasswdUserBackend>();
+        services.AddSingleton<Security.WebhookSignatures>();
         services.AddSingleton<Security.ApiAuthenticator>();
+        services.AddOptions<Security.Rbac.RbacOptions>();
+        services.AddSingleton(sp => Security.Rbac.RbacDefinitions.Load(RbacPath(
+            sp.GetRequiredService<IOptions<Security.Rbac.RbacOptions>>().Value, sp.GetRequiredService<IOptions<StormOptions>>().Value.PacksPath)));
+        services.AddSingleton<Security.Rbac.AccessPolicy>();
         services.AddSingleton<ApiGateway>();
         return services;
     }
+
+    /// <summary>The RBAC folder: as configured, else <c>rbac</c> beside the packs folder (StackStorm's layout).</summary>
+    public static string RbacPath(Security.Rbac.RbacOptions options, string packsPath) =>
+        options.Path ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(packsPath)) ?? ".", "rbac");
 
     /// <summary>Loads the packs under <paramref name="packsPath"/>; throws <see cref="PackLoadException"/> listing every problem.</summary>
     public static PackCatalog LoadCatalog(string packsPath, RunnerRegistry runners)

@@ -13,8 +13,10 @@ public sealed class PackCatalog
         IEnumerable<ActionDefinition> actions,
         IEnumerable<TriggerTypeDefinition> triggerTypes,
         IEnumerable<RuleDefinition> rules,
-        IEnumerable<ActionPolicy>? policies = null)
+        IEnumerable<ActionPolicy>? policies = null,
+        IEnumerable<WebhookDefinition>? webhooks = null)
     {
+        Webhooks = (webhooks ?? []).ToDictionary(w => w.Url, StringComparer.Ordinal);
         var all = (policies ?? []).ToList();
         RetryPolicies = ByAction(all.OfType<RetryPolicy>());
         ConcurrencyPolicies = ByAction(all.OfType<ConcurrencyPolicy>());
@@ -35,6 +37,9 @@ public sealed class PackCatalog
     public IReadOnlyDictionary<string, TriggerTypeDefinition> TriggerTypes { get; }
 
     public IReadOnlyList<RuleDefinition> Rules { get; }
+
+    /// <summary>The webhooks packs declare, by url; a hook not here takes an API key or token.</summary>
+    public IReadOnlyDictionary<string, WebhookDefinition> Webhooks { get; }
 
     /// <summary>The enabled retry policies, by the action they apply to.</summary>
     public IReadOnlyDictionary<string, IReadOnlyList<RetryPolicy>> RetryPolicies { get; }

@@ -47,6 +47,7 @@ public sealed class PackLoader(
     private static readonly HashSet<string> ParameterFields = ["type", "required", "default", "secret", "immutable", "description", "enum", "position", .. SchemaFields];
 
     private static readonly HashSet<string> RuleFields = ["name", "pack", "ref", "uid", "id", "description", "enabled", "trigger", "criteria", "action", "tags", "type", "context", "metadata_file"];
+    private static readonly HashSet<string> WebhookFields = ["url", "pack", "description", "verify", "require_api_key", "user"];
     private static readonly HashSet<string> TriggerTypeFields = ["name", "pack", "ref", "uid", "id", "description", "parameters_schema", "payload_schema", "tags", "metadata_file"];
 
     private readonly IReadOnlyCollection<string> _runnerTypes = runnerTypes;
@@ -125,6 +126,7 @@ public sealed class PackLoader(
         private readonly List<PackDefinition> _packs = [];
         private readonly List<ActionDefinition> _actions = [];
         private readonly List<TriggerTypeDefinition> _triggerTypes = [];
+        private readonly List<WebhookDefinition> _webhooks = [];
         private readonly List<PendingRule> _rules = [];
         private readonly List<(ActionPolicy Policy, SourcePosition Position)> _policies = [];
         private readonly List<(FileScope File, SourcePosition Position, string Workflow)> _workflows = [];
@@ -174,6 +176,11 @@ public sealed class PackLoader(
             {
                 LoadPolicy(pack, path);
             }
+
+            foreach (var path in YamlFiles(directory, "webhooks"))
+            {
+                LoadWebhook(pack, path);
+            }
         }
 
         public PackLoadResult Finish()
@@ -207,7 +214,8 @@ public sealed class PackLoader(
                 Add(new PackProblem(Display(policy.SourceFile), position, "resource_ref", $"action '{policy.ResourceRef}' does not exist"));
             }
 
-            var catalog = new PackCatalog(_packs, actions.Values, triggerTypes.Values, rules, _policies.Select(p => p.Policy).Where(p => actions.ContainsKey(p.ResourceRef)));
+            var webhooks = Unique(_webhooks, w => w.Url, w => w.SourceFile, "webhook");
+            var catalog = new PackCatalog(_packs, actions.Values, triggerTypes.Values, rules, _policies.Select(p => p.Policy).Where(p => actions.ContainsKey(p.ResourceRef)), webhooks.Values);
             return new PackLoadResult(catalog, [.. _problems.OrderBy(p => p.File, StringComparer.Ordinal).ThenBy(p => p.Position.Line)]);
         }
 
@@ -402,6 +410,74 @@ public sealed class PackLoader(
             }
 
             return name is null || resource is null ? null : new ConcurrencyPolicy(pack.Name, name, resource, (int)threshold, action, attributes, path);
+        }
+
+        private void LoadWebhook(PackDefinition pack, string path)
+        {
+            if (ReadMapping(path) is not { } doc)
+            {
+                return;
+            }
+
+            var file = new FileScope(this, path, doc);
+            file.CheckFields(WebhookFields, "webhook");
+            file.CheckPack(pack);
+            var url = file.RequiredString("url")?.Trim('/');
+            WebhookVerification? verification = null;
+            if (file.OptionalMapping("verify") is { } verify)
+            {
+                var scope = new FileScope(this, path, verify, "verify.");
+                scope.CheckFields(["scheme", "secret", "tolerance"], "webhook verification");
+                var scheme = scope.RequiredString("scheme");
+                if (scheme is not null && !Security.WebhookSignatures.Schemes.Contains(scheme))
+                {
+                    scope.Problem(verify["scheme"]!.Position, "scheme", $"unknown scheme '{scheme}' (known: {string.Join(", ", Security.WebhookSignatures.Schemes)})");
+                    scheme = null;
+                }
+
+                // The secret is a datastore key (a list while rotating): the pack names it, never holds it.
+                var secrets = verify["secret"] switch
+                {
+                    YamlScalar { Value.Length: > 0 } one => [one.Value],
+                    YamlSequence many when many.Items.All(i => i is YamlScalar { Value.Length: > 0 }) && many.Items.Count > 0 => many.Items.Cast<YamlScalar>().Select(i => i.Value).ToList(),
+                    _ => (List<string>?)null,
+                };
+                if (secrets is null)
+                {
+                    scope.Problem(verify["secret"]?.Position ?? verify.Position, "secret", "is required: the name of the datastore key (system scope, secret) holding the signing secret, or a list of them while rotating");
+                }
+                else if (secrets.FirstOrDefault(s => s.StartsWith("{{", StringComparison.Ordinal) || s.Contains(' ', StringComparison.Ordinal)) is { } template)
+                {
+                    scope.Problem(verify["secret"]!.Position, "secret", $"'{template}' is not a datastore key name: name the key (e.g. github_webhook_secret), not a template or the secret itself");
+                    secrets = null;
+                }
+
+                var tolerance = TimeSpan.FromMinutes(5);
+                if (verify["tolerance"] is { } toleranceNode)
+                {
+                    if (JsonNumbers.TryGetInt64(toleranceNode.ToJson(), out var seconds) && seconds is >= 1 and <= 86_400)
+                    {
+                        tolerance = TimeSpan.FromSeconds(seconds);
+                    }
+                    else
+                    {
+                        scope.Problem(toleranceNode.Position, "tolerance", "must be whole seconds from 1 to 86400");
+                    }
+                }
+
+                verification = scheme is not null && secrets is not null ? new WebhookVerification(scheme, secrets, tolerance) : null;
+            }
+
+            var requireKey = file.OptionalBool("require_api_key") ?? false;
+            if (doc["verify"] is null && doc["require_api_key"] is not null && !requireKey)
+            {
+                file.Problem(doc["require_api_key"]!.Position, "require_api_key", "a webhook without verify always needs an API key or token");
+            }
+
+            if (url is not null)
+            {
+                _webhooks.Add(new WebhookDefinition(pack.Name, url, file.OptionalString("description") ?? "", verification, requireKey || doc["verify"] is null, file.OptionalString("user"), path));
+            }
         }
 
         private void LoadTriggerType(PackDefinition pack, string path)

@@ -62,6 +62,22 @@ public sealed record ActionDefinition(
 /// <summary>One <c>notify</c> entry: when (on-success, on-failure, on-complete), the message, data and routes.</summary>
 public sealed record NotifySetting(string When, TemplatedValue Message, TemplatedValue Data, IReadOnlyList<string> Routes);
 
+/// <summary>
+/// How a webhook's deliveries are verified: the signing scheme, the datastore keys holding its secrets (several
+/// while a secret is rotated), and how old a timestamped delivery may be.
+/// </summary>
+public sealed record WebhookVerification(string Scheme, IReadOnlyList<string> SecretKeys, TimeSpan Tolerance);
+
+/// <summary>
+/// A webhook a pack declares (<c>webhooks/*.yaml</c>): its url (the hook name rules listen on) and how its senders
+/// prove themselves — a signature instead of an API key, or both. Hooks without one take an API key or token.
+/// </summary>
+public sealed record WebhookDefinition(string Pack, string Url, string Description, WebhookVerification? Verify, bool RequireApiKey, string? User, string SourceFile)
+{
+    /// <summary>Who the audit records for a verified delivery.</summary>
+    public string Sender => User ?? $"webhook:{Url}";
+}
+
 public sealed record TriggerTypeDefinition(
     string Pack,
     string Name,

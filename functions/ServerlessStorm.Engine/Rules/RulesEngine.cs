@@ -22,6 +22,7 @@ public sealed partial class RulesEngine(
     Datastore.KeyValueService datastore,
     IAuditStore audit,
     TimeProvider time,
+    Microsoft.Extensions.Options.IOptions<Security.AuthOptions> auth,
     ILogger<RulesEngine> logger)
 {
     public async Task HandleAsync(TriggerInstance instance, CancellationToken cancellationToken)
@@ -59,7 +60,7 @@ public sealed partial class RulesEngine(
 
         var shellParameter = runners.TryGet(action.RunnerType, out var runner) ? runner.ShellCommandParameter : null;
         var executionId = StormIds.ForRuleEnforcement(instance.Id, rule.Ref, instance.OccurredAt);
-        var keyValues = await datastore.SnapshotAsync(ParameterResolver.DatastoreKeys(action, rule.ActionParameters.Values), executionId, cancellationToken);
+        var keyValues = await datastore.SnapshotAsync(ParameterResolver.DatastoreKeys(action, rule.ActionParameters.Values), executionId, auth.Value.SystemUser, cancellationToken);
         System.Text.Json.Nodes.JsonObject parameters;
         try
         {
@@ -78,16 +79,17 @@ public sealed partial class RulesEngine(
             return;
         }
 
-        await executions.RequestAsync(action, parameters, executionId, instance.TraceTag, instance.Id, rule.Ref, cancellationToken);
+        // As in StackStorm, a rule's action runs as the system user; who sent the trigger instance is on its record.
+        await executions.RequestAsync(action, parameters, executionId, instance.TraceTag, instance.Id, rule.Ref, cancellationToken, user: auth.Value.SystemUser);
         await audit.RecordRuleEnforcementAsync(new RuleEnforcementRecord(instance.Id, rule.Ref, executionId,
-            RuleEnforcementRecord.Succeeded, null, now, instance.TraceTag), cancellationToken);
+            RuleEnforcementRecord.Succeeded, null, now, instance.TraceTag, auth.Value.SystemUser), cancellationToken);
     }
 
     private async Task RecordFailureAsync(RuleDefinition rule, TriggerInstance instance, string reason, DateTimeOffset now, CancellationToken cancellationToken)
     {
         LogEnforcementFailed(logger, rule.Ref, instance.Id, reason);
         await audit.RecordRuleEnforcementAsync(new RuleEnforcementRecord(instance.Id, rule.Ref, null,
-            RuleEnforcementRecord.Failed, reason, now, instance.TraceTag), cancellationToken);
+            RuleEnforcementRecord.Failed, reason, now, instance.TraceTag, auth.Value.SystemUser), cancellationToken);
     }
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Trigger instance {Id}: {Matched} rule(s) matched")]

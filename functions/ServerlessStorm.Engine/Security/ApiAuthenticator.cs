@@ -11,9 +11,17 @@ public interface IBearerTokenValidator
     Task<string?> ValidateAsync(string token, CancellationToken cancellationToken);
 }
 
-/// <summary>The outcome of authenticating one request: the caller, or why there is none.</summary>
+/// <summary>
+/// The outcome of authenticating one request: the caller, or why there is none. A signed webhook delivery also brings
+/// the id that its signature vouches for, and a refused one is recorded.
+/// </summary>
 public sealed record AuthOutcome(Caller? Caller, string? Failure)
 {
+    public string? DeliveryId { get; init; }
+
+    /// <summary>A refused delivery to a hook that declares its signature: recorded as a rejected trigger instance.</summary>
+    public bool RecordRefusal { get; init; }
+
     public static AuthOutcome Refused(string why) => new(null, why);
 }
 
@@ -23,7 +31,8 @@ public sealed record AuthOutcome(Caller? Caller, string? Failure)
 /// <c>?st2-api-key=</c>), since many senders can set no header — or an identity provider's
 /// <c>Authorization: Bearer</c> token where one is configured. Password routes take HTTP Basic instead.
 /// </summary>
-public sealed class ApiAuthenticator(CredentialService credentials, IUserBackend users, IOptions<AuthOptions> options, IEnumerable<IBearerTokenValidator> bearers)
+public sealed class ApiAuthenticator(CredentialService credentials, IUserBackend users, IOptions<AuthOptions> options, IEnumerable<IBearerTokenValidator> bearers,
+    Packs.PackCatalog catalog, WebhookSignatures signatures)
 {
     public const string TokenHeader = "X-Auth-Token";
     public const string ApiKeyHeader = "St2-Api-Key";
@@ -34,19 +43,39 @@ public sealed class ApiAuthenticator(CredentialService credentials, IUserBackend
 
     private readonly IBearerTokenValidator[] _bearers = [.. bearers];
 
-    public async Task<AuthOutcome> AuthenticateAsync(ApiRequest request, RouteAuth mode, CancellationToken cancellationToken)
+    /// <param name="hook">For a webhook: its name, whose declaration may ask for a signature instead of (or beside) a key.</param>
+    public async Task<AuthOutcome> AuthenticateAsync(ApiRequest request, RouteAuth mode, CancellationToken cancellationToken, string? hook = null)
     {
+        // A hook that declares a signature is checked even with authentication off: the declaration is the hook's.
+        if (mode == RouteAuth.Webhook && hook is not null && catalog.Webhooks.TryGetValue(hook.Trim('/'), out var declared) && declared.Verify is not null)
+        {
+            var check = await signatures.VerifyAsync(declared, request, cancellationToken);
+            if (!check.Verified)
+            {
+                return AuthOutcome.Refused($"Unauthorized - the delivery's signature was refused: {check.Refusal}") with { RecordRefusal = true };
+            }
+
+            if (!declared.RequireApiKey || !options.Value.Enabled)
+            {
+                return new AuthOutcome(new Caller(declared.Sender, Caller.BySignature), null) { DeliveryId = check.DeliveryId };
+            }
+
+            var keyed = await CredentialsAsync(request, query: true, cancellationToken);
+            return keyed.Caller is null ? keyed : keyed with { DeliveryId = check.DeliveryId };
+        }
+
         if (!options.Value.Enabled)
         {
             return new AuthOutcome(new Caller(options.Value.AdminUser, Caller.ByAuthDisabled), null);
         }
 
-        if (mode == RouteAuth.Password)
-        {
-            return await PasswordAsync(request, cancellationToken);
-        }
+        return mode == RouteAuth.Password
+            ? await PasswordAsync(request, cancellationToken)
+            : await CredentialsAsync(request, query: mode == RouteAuth.Webhook, cancellationToken);
+    }
 
-        var query = mode == RouteAuth.Webhook;
+    private async Task<AuthOutcome> CredentialsAsync(ApiRequest request, bool query, CancellationToken cancellationToken)
+    {
         if ((request.Header(TokenHeader) ?? (query ? request.Query.GetValueOrDefault(TokenQuery) : null)) is { } token)
         {
             return await credentials.FindAsync(CredentialKind.Token, token, cancellationToken) switch

@@ -11,6 +11,9 @@ public sealed record Caller(string User, string Method)
     public const string ByPassword = "password";
     public const string ByEntraId = "entra_id";
 
+    /// <summary>A webhook delivery whose signature its hook's declaration verified.</summary>
+    public const string BySignature = "signature";
+
     /// <summary>A request to a server started with authentication off (loopback only).</summary>
     public const string ByAuthDisabled = "auth_disabled";
 

@@ -20,6 +20,12 @@ public sealed class AuthOptions
     /// <summary>The administrator: the user of the key <c>storm serve</c> creates on first start (StackStorm's st2admin).</summary>
     public string AdminUser { get; set; } = "st2admin";
 
+    /// <summary>
+    /// Who the actions that rules and timers start run as (StackStorm's <c>system_user</c>), so the audit tells them
+    /// from a person's.
+    /// </summary>
+    public string SystemUser { get; set; } = "stanley";
+
     /// <summary>A token's time to live when the request names none (StackStorm's <c>auth.token_ttl</c>, one day).</summary>
     public TimeSpan TokenTtl { get; set; } = TimeSpan.FromDays(1);
 

@@ -17,6 +17,7 @@ public sealed class TriggerDispatcher(IAuditStore audit, IMessageBus bus)
             OccurredAt = instance.OccurredAt,
             TraceTag = instance.TraceTag,
             Status = TriggerInstanceStatus.Pending,
+            User = instance.User,
         }, cancellationToken);
         await bus.PublishAsync(StormQueues.TriggerInstances, StormEvents.Encode(instance), cancellationToken);
     }

@@ -4,7 +4,8 @@ namespace ServerlessStorm.Engine.Triggers;
 
 /// <summary>
 /// One occurrence of a trigger. <see cref="Id"/> is stable for the occurrence (the webhook delivery id where the
-/// sender gives one), so every hop can be delivered twice without doing the work twice.
+/// sender gives one), so every hop can be delivered twice without doing the work twice. <see cref="User"/> is who
+/// sent it (the webhook caller), for the audit.
 /// </summary>
 public sealed record TriggerInstance(
     string Id,
@@ -12,7 +13,8 @@ public sealed record TriggerInstance(
     JsonObject? TriggerParameters,
     JsonNode? Payload,
     DateTimeOffset OccurredAt,
-    string TraceTag);
+    string TraceTag,
+    string? User = null);
 
 /// <summary>The trigger types of the core pack.</summary>
 public static class CoreTriggers

@@ -46,7 +46,9 @@ public sealed partial class WebhookSensor(
         string hook,
         IEnumerable<KeyValuePair<string, string>> headers,
         ReadOnlyMemory<byte> body,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        string? user = null,
+        string? verifiedDeliveryId = null)
     {
         hook = hook.Trim('/');
         if (!catalog.HasWebhook(hook))
@@ -61,25 +63,26 @@ public sealed partial class WebhookSensor(
         }
 
         var now = time.GetUtcNow();
-        var deliveryId = _options.DeliveryIdHeaders.Select(h => Header(headerObject, h)).FirstOrDefault(v => !string.IsNullOrWhiteSpace(v));
+        var deliveryId = verifiedDeliveryId ?? _options.DeliveryIdHeaders.Select(h => Header(headerObject, h)).FirstOrDefault(v => !string.IsNullOrWhiteSpace(v));
         if (deliveryId is not null && !IsUsableId(deliveryId))
         {
-            return await RejectAsync(hook, headerObject, body, 400, "the delivery id header must be 1-200 printable characters without / \\ # ?", now, cancellationToken);
+            return await RejectAsync(hook, headerObject, body, 400, "the delivery id header must be 1-200 printable characters without / \\ # ?", now, user, cancellationToken);
         }
 
         if (body.Length > _options.MaxBodyBytes)
         {
-            return await RejectAsync(hook, headerObject, body, 413, $"the body is {body.Length} bytes; the limit is {_options.MaxBodyBytes}", now, cancellationToken);
+            return await RejectAsync(hook, headerObject, body, 413, $"the body is {body.Length} bytes; the limit is {_options.MaxBodyBytes}", now, user, cancellationToken);
         }
 
         JsonNode? parsed;
         try
         {
-            parsed = body.Length == 0 ? throw new JsonException("the body is empty; send a JSON document") : JsonNode.Parse(body.Span);
+            parsed = IsForm(Header(headerObject, "Content-Type")) ? ParseForm(body.Span)
+                : body.Length == 0 ? throw new JsonException("the body is empty; send a JSON document") : JsonNode.Parse(body.Span);
         }
         catch (JsonException ex)
         {
-            return await RejectAsync(hook, headerObject, body, 400, $"the body is not valid JSON: {ex.Message}", now, cancellationToken);
+            return await RejectAsync(hook, headerObject, body, 400, $"the body is not valid JSON: {ex.Message}", now, user, cancellationToken);
         }
 
         var id = deliveryId ?? StormIds.New(now);
@@ -88,13 +91,25 @@ public sealed partial class WebhookSensor(
         var occurredAt = deliveryId is null ? now : await audit.FirstAcceptedAsync(deliveryId, now, cancellationToken);
         var traceTag = Header(headerObject, TraceTagHeader) is { Length: > 0 and <= 200 } tag && IsUsableId(tag) ? tag : id;
         var instance = new TriggerInstance(id, CoreTriggers.Webhook, new JsonObject { ["url"] = hook },
-            new JsonObject { ["headers"] = headerObject, ["body"] = parsed }, occurredAt, traceTag);
+            new JsonObject { ["headers"] = headerObject, ["body"] = parsed }, occurredAt, traceTag, user);
         await dispatcher.DispatchAsync(instance, cancellationToken);
         LogAccepted(logger, hook, id, traceTag);
         return new WebhookOutcome(202, new JsonObject { ["trigger_instance_id"] = id, ["trace_tag"] = traceTag });
     }
 
-    private async Task<WebhookOutcome> RejectAsync(string hook, JsonObject headers, ReadOnlyMemory<byte> body, int status, string reason, DateTimeOffset now, CancellationToken cancellationToken)
+    /// <summary>Refuses a delivery before it is looked at (its signature failed): recorded as rejected, with the reason.</summary>
+    public Task<WebhookOutcome> RefuseAsync(string hook, IEnumerable<KeyValuePair<string, string>> headers, ReadOnlyMemory<byte> body, int status, string reason, CancellationToken cancellationToken)
+    {
+        var headerObject = new JsonObject();
+        foreach (var (name, value) in headers.Where(h => !CredentialHeaders.Contains(h.Key)))
+        {
+            headerObject[name] = headerObject[name] is JsonValue existing ? $"{existing.GetValue<string>()}, {value}" : value;
+        }
+
+        return RejectAsync(hook.Trim('/'), headerObject, body, status, reason, time.GetUtcNow(), null, cancellationToken);
+    }
+
+    private async Task<WebhookOutcome> RejectAsync(string hook, JsonObject headers, ReadOnlyMemory<byte> body, int status, string reason, DateTimeOffset now, string? user, CancellationToken cancellationToken)
     {
         var id = StormIds.New(now);
         const int keep = 4096;
@@ -109,11 +124,43 @@ public sealed partial class WebhookSensor(
             TraceTag = id,
             Status = TriggerInstanceStatus.Rejected,
             Reason = reason,
+            User = user,
         }, cancellationToken);
         LogRejected(logger, hook, status, reason, id);
         var outcome = Error(status, reason);
         outcome.Body["rejection_id"] = id;
         return outcome;
+    }
+
+    private static bool IsForm(string? contentType) =>
+        contentType?.Split(';')[0].Trim().Equals("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase) == true;
+
+    /// <summary>
+    /// A form body as StackStorm reads one (Python's <c>parse_qs</c>): each field a list of its values, fields
+    /// without a value left out — Slack's slash commands and interactive messages arrive this way.
+    /// </summary>
+    private static JsonObject ParseForm(ReadOnlySpan<byte> body)
+    {
+        var form = new JsonObject();
+        foreach (var pair in Encoding.UTF8.GetString(body).Split('&'))
+        {
+            var parts = pair.Split('=', 2);
+            if (parts.Length != 2 || parts[1].Length == 0)
+            {
+                continue;
+            }
+
+            static string Decode(string text) => Uri.UnescapeDataString(text.Replace('+', ' '));
+            var name = Decode(parts[0]);
+            if (form[name] is not JsonArray values)
+            {
+                form[name] = values = [];
+            }
+
+            values.Add(Decode(parts[1]));
+        }
+
+        return form;
     }
 
     private static WebhookOutcome Error(int status, string reason) => new(status, new JsonObject { ["faultstring"] = reason });

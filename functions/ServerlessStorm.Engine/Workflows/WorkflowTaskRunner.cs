@@ -53,7 +53,9 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
             return new WorkflowTaskOutcome(ExecutionStatus.Failed, null, $"action '{actionRef}' does not exist", null);
         }
 
-        await RenewWorkflowSlotsAsync(workflowExecutionId, cancellationToken);
+        // A task runs for its workflow's user; the workflow's record also says whether it holds concurrency slots.
+        var workflow = await audit.GetExecutionAsync(workflowExecutionId, cancellationToken);
+        await RenewWorkflowSlotsAsync(workflow, cancellationToken);
 
         JsonObject parameters;
         try
@@ -71,7 +73,7 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
 
         // The task's parameters come from its workflow's: the datastore references in them were the workflow's.
         parameters = (JsonObject)datastore.Rebind(parameters, workflowExecutionId, id)!;
-        var record = await executions.RequestAsync(action, parameters, id, traceTag, null, null, cancellationToken, workflow: new WorkflowLink(workflowExecutionId, task));
+        var record = await executions.RequestAsync(action, parameters, id, traceTag, null, null, cancellationToken, workflow: new WorkflowLink(workflowExecutionId, task), user: workflow?.User);
         if (action.RunnerType == WorkflowDefinition.RunnerType && !ExecutionStatus.IsTerminal(record.Status))
         {
             // A re-run's sub-workflow is itself re-run from what failed in the original one.
@@ -186,14 +188,13 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
     }
 
     // A workflow under a concurrency policy holds its slots while it runs: each task it starts renews their lease.
-    private async Task RenewWorkflowSlotsAsync(string workflowExecutionId, CancellationToken cancellationToken)
+    private async Task RenewWorkflowSlotsAsync(ExecutionRecord? workflow, CancellationToken cancellationToken)
     {
-        if (catalog.ConcurrencyPolicies.Count > 0
-            && await audit.GetExecutionAsync(workflowExecutionId, cancellationToken) is { } workflow
+        if (catalog.ConcurrencyPolicies.Count > 0 && workflow is not null
             && concurrency.Governs(workflow.ActionRef) && !ExecutionStatus.IsTerminal(workflow.Status))
         {
             await concurrency.HoldForWorkflowAsync(workflow, time.GetUtcNow() + ConcurrencyGate.WorkflowLease,
-                () => audit.GetExecutionAsync(workflowExecutionId, cancellationToken), cancellationToken);
+                () => audit.GetExecutionAsync(workflow.Id, cancellationToken), cancellationToken);
         }
     }
 
