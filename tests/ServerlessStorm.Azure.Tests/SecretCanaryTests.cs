@@ -123,4 +123,101 @@ public sealed class SecretCanaryTests(AzuriteFixture azurite)
         Assert.True(blobCount > 0, "the big result should have been claim-checked into Blob Storage");
         Assert.Empty(hits);
     }
+
+    /// <summary>
+    /// The leaks found by trying it as a user would: the strings inside a secret object, a secret printed JSON-escaped
+    /// or URL-encoded (and a later step that parses it), a datastore secret another execution prints from a file,
+    /// and a secret too short to search for.
+    /// </summary>
+    [Fact]
+    public async Task SecretsInObjects_EscapedForms_OtherExecutions_AndShortSecrets_AreHandled()
+    {
+        const string Tricky = "CANARY\\q✓-4b1d";    // a backslash and a non-ASCII letter: JSON escapes both
+        const string Nested = "CANARY-pass-9c2e";
+        const string Stored = "CANARY-file-5a7b";
+        var file = Path.Combine(Path.GetTempPath(), $"storm-canary-{Guid.NewGuid():N}");
+        using var packs = new TempPacks().WithPack("canary");
+        packs.Write("canary/actions/creds.yaml", """
+            name: creds
+            runner_type: local-shell-cmd
+            parameters:
+              creds: {type: object, secret: true, required: true}
+              cmd: {default: 'echo "user={{ creds.user }} pass={{ creds.pass }} keys={{ creds.keys[1] }}"', immutable: true}
+            """);
+        packs.Write("canary/actions/escaped.yaml", """
+            name: escaped
+            runner_type: local-shell-cmd
+            parameters:
+              token: {type: string, secret: true, required: true}
+              cmd:
+                immutable: true
+                default: >-
+                  python3 -c 'import json,sys,urllib.parse; print(json.dumps(dict(t=sys.argv[1]))); print(urllib.parse.quote(sys.argv[1]))' "{{ token }}"
+            """);
+        packs.Write("canary/actions/to_file.yaml", $$$"""
+            name: to_file
+            runner_type: local-shell-cmd
+            parameters:
+              cmd: {default: 'echo "{{ st2kv.system.stored_secret }}" > {{{file}}}', immutable: true}
+            """);
+        packs.Write("canary/actions/from_file.yaml", $$"""
+            name: from_file
+            runner_type: local-shell-cmd
+            parameters:
+              cmd: {default: 'cat {{file}}', immutable: true}
+            """);
+        packs.Write("canary/actions/short.yaml", """
+            name: short
+            runner_type: local-shell-cmd
+            parameters:
+              code: {type: string, secret: true}
+              cmd: {default: 'echo "a tattoo, and the code {{ code }}"', immutable: true}
+            """);
+        packs.Write("canary/rules/on_escaped.yaml", """
+            name: on_escaped
+            trigger: {type: core.st2.generic.actiontrigger}
+            criteria: {trigger.action_ref: {type: equals, pattern: canary.escaped}}
+            action: {ref: core.echo, parameters: {message: "saw {{ trigger.result.stdout }}"}}
+            """);
+        var storage = azurite.NewStorageOptions();
+        var options = Options.Create(storage);
+        var audit = new TableAuditStore(options, TimeProvider.System);
+        var output = new TableExecutionOutputStore(options);
+        await using var host = await StormTestHost.StartAsync(audit, new InMemoryMessageBus(), packs.Root, services => services
+            .AddSingleton<IKeyValueStore>(new TableKeyValueStore(options))
+            .AddSingleton<IExecutionOutputStore>(output));
+        var executions = host.Services.GetRequiredService<ExecutionService>();
+        var datastore = host.Services.GetRequiredService<KeyValueService>();
+        await datastore.SetAsync("system", "stored_secret", Stored, secret: true, ttl: null, CancellationToken.None);
+        var tooShort = await Assert.ThrowsAsync<KeyValueException>(() => datastore.SetAsync("system", "pin", "t", secret: true, ttl: null, CancellationToken.None));
+
+        var creds = await host.WaitForExecutionAsync((await executions.RunAsync("canary.creds",
+            new JsonObject { ["creds"] = new JsonObject { ["user"] = "ops", ["pass"] = Nested, ["keys"] = new JsonArray("k-one-1111", Nested + "-k2") } }, null, TestCallers.Admin.User, CancellationToken.None)).Id);
+        var escaped = await host.WaitForExecutionAsync((await executions.RunAsync("canary.escaped", new JsonObject { ["token"] = Tricky }, null, TestCallers.Admin.User, CancellationToken.None)).Id);
+        await host.WaitForExecutionAsync((await executions.RunAsync("canary.to_file", [], null, TestCallers.Admin.User, CancellationToken.None)).Id);
+        var fromFile = await host.WaitForExecutionAsync((await executions.RunAsync("canary.from_file", [], null, TestCallers.Admin.User, CancellationToken.None)).Id);
+        var shortRun = await host.WaitForExecutionAsync((await executions.RunAsync("canary.short", new JsonObject { ["code"] = "t" }, null, TestCallers.Admin.User, CancellationToken.None)).Id);
+        var sawIt = await Eventually.ReturnsAsync(async () => (await audit.QueryExecutionsAsync(new Engine.Audit.AuditQuery(null, null, null, 50), CancellationToken.None))
+            .FirstOrDefault(e => e.ActionRef == "core.echo" && ExecutionStatus.IsTerminal(e.Status)), e => e is not null, what: "the rule on the escaped output");
+        File.Delete(file);
+
+        Assert.Contains("at least 4 characters", tooShort.Message);
+        Assert.Equal("user=ops pass=******** keys=********", creds.Result!["stdout"]!.GetValue<string>());
+        Assert.Equal("{\"t\": \"********\"}\n********", escaped.Result!["stdout"]!.GetValue<string>());
+        Assert.Equal("saw {\"t\": \"********\"}\n********", sawIt!.Result!["stdout"]!.GetValue<string>());
+        Assert.Equal("********", fromFile.Result!["stdout"]!.GetValue<string>());
+        Assert.Equal("a tattoo, and the code t", shortRun.Result!["stdout"]!.GetValue<string>()); // not corrupted: too short to search for
+        Assert.Equal("********", shortRun.Parameters["code"]!.GetValue<string>());
+        Assert.Contains(host.Logs, l => l.Contains("secret parameter(s) code have a value shorter than 4 characters", StringComparison.Ordinal));
+
+        var forms = Engine.Audit.SecretMasker.Expand([Tricky, Nested, Stored]);
+        var hits = new List<string>();
+        foreach (var form in forms)
+        {
+            hits.AddRange((await StorageScan.FindAsync(storage.ConnectionString, form)).Hits.Select(h => $"{form}: {h}"));
+            hits.AddRange(host.Logs.Where(l => l.Contains(form, StringComparison.Ordinal)).Select(l => $"{form} in log: {l}"));
+        }
+
+        Assert.Empty(hits);
+    }
 }

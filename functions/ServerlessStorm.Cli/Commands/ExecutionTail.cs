@@ -41,6 +41,9 @@ internal sealed class ExecutionTail(StormClient client, TextWriter stdout, TextW
         var active = new List<Followed> { root };
         while (true)
         {
+            // A workflow's tasks are taken before the workflow, so a task that ended is shown ending before the next
+            // task its workflow started meanwhile is shown starting.
+            active = [.. active.OrderByDescending(Depth)];
             var replies = await Task.WhenAll(active.Select(f =>
                 client.GetAsync($"api/v1/executions/{Uri.EscapeDataString(f.Id)}/output?offset={f.Offset}", cancellationToken)));
             var started = new List<Followed>();
@@ -114,6 +117,8 @@ internal sealed class ExecutionTail(StormClient client, TextWriter stdout, TextW
             }
         }
     }
+
+    private static int Depth(Followed followed) => followed.Workflow is { } workflow ? 1 + Depth(workflow) : 0;
 
     private static int RunningTasks(List<Followed> active) => active.Count(f => f.Task is not null && !f.Done);
 }

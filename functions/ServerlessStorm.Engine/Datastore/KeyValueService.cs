@@ -65,6 +65,12 @@ public sealed partial class KeyValueService
     public async Task SetAsync(string scope, string name, string value, bool secret, TimeSpan? ttl, CancellationToken cancellationToken)
     {
         Validate(scope, name);
+        if (secret && value.Length < Audit.SecretMasker.MinimumLength)
+        {
+            throw new KeyValueException($"a secret must be at least {Audit.SecretMasker.MinimumLength} characters: a shorter one could not be masked in outputs without masking ordinary text (and is easily guessed)");
+        }
+
+        _knownSecrets = null;
         var stored = secret ? Encrypt(value) : value;
         await _store.SetAsync(new KeyValueRecord(scope, name, stored, secret, ttl is { } t ? _time.GetUtcNow() + t : null), cancellationToken);
     }
@@ -92,7 +98,48 @@ public sealed partial class KeyValueService
     public Task<bool> DeleteAsync(string scope, string name, CancellationToken cancellationToken)
     {
         Validate(scope, name);
+        _knownSecrets = null;
         return _store.DeleteAsync(scope, name, cancellationToken);
+    }
+
+    private static readonly TimeSpan KnownSecretsCacheTime = TimeSpan.FromSeconds(30);
+    private volatile Tuple<IReadOnlyList<string>, DateTimeOffset>? _knownSecrets;
+
+    /// <summary>
+    /// Every secret value the datastore holds, in every scope: masked in every execution's output, not only in the
+    /// one that read it (an action can leave a secret in a file another prints). Read again every 30 seconds, and at
+    /// once after a change made here.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> AllSecretValuesAsync(CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow();
+        if (_knownSecrets is { } known && known.Item2 > now)
+        {
+            return known.Item1;
+        }
+
+        var values = new List<string>();
+        foreach (var scope in Scopes)
+        {
+            foreach (var record in await _store.ListAsync(scope, null, cancellationToken))
+            {
+                if (record.Secret)
+                {
+                    try
+                    {
+                        values.Add(Decrypt(record.Value));
+                    }
+                    catch (KeyValueException)
+                    {
+                        // Sealed under another key: nothing here can print it either.
+                    }
+                }
+            }
+        }
+
+        IReadOnlyList<string> secrets = [.. values.Where(v => v.Length >= Audit.SecretMasker.MinimumLength).Distinct(StringComparer.Ordinal)];
+        _knownSecrets = Tuple.Create(secrets, now + KnownSecretsCacheTime);
+        return secrets;
     }
 
     public async Task<IReadOnlyList<KeyValueRecord>> ListAsync(string scope, string? prefix, CancellationToken cancellationToken)

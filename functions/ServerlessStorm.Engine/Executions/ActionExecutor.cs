@@ -72,7 +72,14 @@ public sealed partial class ActionExecutor(
         // task opens what it is given (the references are carried on to it).
         var (parameters, unsealed) = await UnsealAsync(request.Parameters, request.ExecutionId,
             openReferences: action?.RunnerType != Workflows.WorkflowDefinition.RunnerType, cancellationToken);
-        var secrets = (action is null ? [] : SecretMasker.SecretValues(action, parameters)).Concat(unsealed).ToList();
+        // Masked in its output: its own secrets in every form a program may print them, and every secret the datastore holds.
+        var secrets = SecretMasker.Expand((action is null ? [] : SecretMasker.SecretValues(action, parameters)).Concat(unsealed)
+            .Concat(await datastore.AllSecretValuesAsync(cancellationToken)));
+        if (action is not null && SecretMasker.TooShortToMask(action, parameters) is { Count: > 0 } tooShort)
+        {
+            LogSecretTooShort(logger, record.Id, string.Join(", ", tooShort), SecretMasker.MinimumLength);
+        }
+
         RunnerResult outcome;
         if (action is null)
         {
@@ -95,7 +102,7 @@ public sealed partial class ActionExecutor(
                 var pack = catalog.Packs.GetValueOrDefault(action.Pack);
                 var context = new RunnerContext(record.Id, action, parameters, pack?.Directory) { Pack = pack, Output = live.Write, TraceTag = record.TraceTag, ReRunOf = record.ReRunOf, ReRunTasks = record.ReRunTasks };
                 outcome = CheckOutput(action, runner, await runner.RunAsync(context, cancel.Token));
-                secrets.AddRange(OutputSecrets(action, runner, outcome));
+                secrets.AddRange(SecretMasker.Expand(OutputSecrets(action, runner, outcome)));
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -454,6 +461,9 @@ public sealed partial class ActionExecutor(
 
         return null;
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Execution {Id}: secret parameter(s) {Names} have a value shorter than {Minimum} characters; it is masked where it is kept, but not searched for in the output")]
+    private static partial void LogSecretTooShort(ILogger logger, string id, string names, int minimum);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Execution {Id} ({Action}) finished: {Status}")]
     private static partial void LogFinished(ILogger logger, string id, string action, string status);
