@@ -52,21 +52,25 @@ public sealed class EntraIdTokenValidatorTests
     {
         var validator = Validator();
 
-        Assert.Equal("alice@contoso.com", await validator.ValidateAsync(Token(new() { ["preferred_username"] = "alice@contoso.com", ["oid"] = "1" }), CancellationToken.None));
-        Assert.Equal("4d8c7a1e-0000-4000-8000-000000000001", await validator.ValidateAsync(Token(new() { ["oid"] = "4d8c7a1e-0000-4000-8000-000000000001" }), CancellationToken.None));
+        Assert.Equal("alice@contoso.com", await validator.ValidateAsync(Token(new() { ["preferred_username"] = "alice@contoso.com", ["oid"] = "1", ["scp"] = "user_impersonation" }), CancellationToken.None));
+        Assert.Equal("4d8c7a1e-0000-4000-8000-000000000001", await validator.ValidateAsync(Token(new() { ["oid"] = "4d8c7a1e-0000-4000-8000-000000000001", ["roles"] = new[] { "Storm.Run" } }), CancellationToken.None));
+        // A v1.0 token (the default of an app registration) has the STS issuer.
+        Assert.Equal("bob@contoso.com", await validator.ValidateAsync(Token(new() { ["upn"] = "bob@contoso.com", ["scp"] = "user_impersonation" }, issuer: $"https://sts.windows.net/{Tenant}/"), CancellationToken.None));
     }
 
     [Fact]
     public async Task TokensForAnotherAudience_FromAnotherIssuer_SignedByAnotherKey_OrExpired_NameNobody()
     {
         var validator = Validator();
-        var claims = new Dictionary<string, object> { ["preferred_username"] = "mallory@contoso.com" };
+        var claims = new Dictionary<string, object> { ["preferred_username"] = "mallory@contoso.com", ["scp"] = "user_impersonation" };
 
         Assert.Null(await validator.ValidateAsync(Token(claims, audience: "api://something-else"), CancellationToken.None));
         Assert.Null(await validator.ValidateAsync(Token(claims, issuer: "https://login.microsoftonline.com/other-tenant/v2.0"), CancellationToken.None));
         Assert.Null(await validator.ValidateAsync(Token(claims, key: new RsaSecurityKey(RSA.Create(2048)) { KeyId = "test-key" }), CancellationToken.None));
         Assert.Null(await validator.ValidateAsync(Token(claims, expires: DateTime.UtcNow.AddMinutes(-10)), CancellationToken.None));
         Assert.Null(await validator.ValidateAsync("not.a.token", CancellationToken.None));
+        // An ID token (no scp, no roles) for the same app is not an access token.
+        Assert.Null(await validator.ValidateAsync(Token(new() { ["preferred_username"] = "mallory@contoso.com" }), CancellationToken.None));
     }
 
     [Fact]
@@ -87,8 +91,8 @@ public sealed class EntraIdTokenValidatorTests
             Body = Encoding.UTF8.GetBytes("""{"action": "core.noop"}"""),
         };
 
-        var signedIn = await gateway.HandleAsync(Run("Bearer " + Token(new() { ["preferred_username"] = "alice@contoso.com" })), CancellationToken.None);
-        var forged = await gateway.HandleAsync(Run("Bearer " + Token(new() { ["preferred_username"] = "alice@contoso.com" }, key: new RsaSecurityKey(RSA.Create(2048)))), CancellationToken.None);
+        var signedIn = await gateway.HandleAsync(Run("Bearer " + Token(new() { ["preferred_username"] = "alice@contoso.com", ["scp"] = "user_impersonation" })), CancellationToken.None);
+        var forged = await gateway.HandleAsync(Run("Bearer " + Token(new() { ["preferred_username"] = "alice@contoso.com", ["scp"] = "user_impersonation" }, key: new RsaSecurityKey(RSA.Create(2048)))), CancellationToken.None);
 
         Assert.Equal(201, signedIn.StatusCode);
         Assert.Equal("alice@contoso.com", signedIn.Body!["context"]!["user"]!.GetValue<string>());

@@ -157,10 +157,15 @@ public sealed class AuthTests(AzuriteFixture azurite) : IAsyncLifetime
         await using var open = await StormProcess.ServeAsync(environment, Serve("--no-auth"));
         using var anonymous = new HttpClient();
         using var listed = await anonymous.GetAsync(open.Url + "/api/v1/executions");
+        // Nothing made while authentication is off could outlive it.
+        using var key = await anonymous.PostAsync(open.Url + "/api/v1/apikeys", new StringContent("{}", Encoding.UTF8, "application/json"));
+        using var token = await anonymous.PostAsync(open.Url + "/auth/v1/tokens", new StringContent("{}", Encoding.UTF8, "application/json"));
 
         Assert.Equal(2, refused.ExitCode);
         Assert.Contains("authentication can be switched off only on a loopback address", refused.StdErr);
         Assert.Equal(HttpStatusCode.OK, listed.StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, key.StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, token.StatusCode);
         await Eventually.TrueAsync(() => open.Output.Contains("auth: OFF (--no-auth)", StringComparison.Ordinal), TimeSpan.FromSeconds(10), "the start line");
         Assert.False(File.Exists(Path.Combine(_dir, "unused.json")));
     }

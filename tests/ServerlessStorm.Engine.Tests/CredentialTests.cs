@@ -153,6 +153,14 @@ public sealed class HtpasswdUserBackendTests : IDisposable
         Assert.True(await backend.AuthenticateAsync("frank", "new-pw", CancellationToken.None));
     }
 
+    [Theory]
+    [InlineData("$2")]
+    [InlineData("$2y$05$short")]
+    [InlineData("$2y$99$AynAZ69TZCvwomG47rwdJuJJr16.2itUPRFMV1dx6Z58tVLTx5u2S")]
+    [InlineData("$apr1$")]
+    public void AMalformedHash_LetsNobodyIn_AndThrowsNothing(string hash) =>
+        Assert.False(HtpasswdUserBackend.Verify("anything", hash));
+
     [Fact]
     public void Apr1_MatchesOpenssl() =>
         Assert.Equal("$apr1$abcdefgh$mXVkaaWb3NagtB1oyQ05z/", HtpasswdUserBackend.Apr1("Md5-pw2", "abcdefgh")); // openssl passwd -apr1 -salt abcdefgh Md5-pw2

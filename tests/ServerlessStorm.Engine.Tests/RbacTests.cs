@@ -177,6 +177,55 @@ public sealed class RbacTests
     }
 
     [Fact]
+    public async Task ApiKeyCreate_MakesKeysForTheCallerOnly_NeverAnotherUsersOrAChosenOne()
+    {
+        await using var rbac = await RbacHost.StartAsync(new Dictionary<string, string>
+        {
+            ["roles/keys.yaml"] = "name: keys\npermission_grants:\n  - permission_types: [api_key_create]\n",
+            ["assignments/bob.yaml"] = "username: bob\nroles: [keys]\n",
+        });
+        const string chosenHash = "024168ee465c1964e528c4f796f68c59ba2babb4890a56bf0b2ccd1d8b528ac7f93e8eaff8d00de7b82222a10317b7972f5756254a06f96c463ebbd80a8299bc";
+
+        var forAdmin = await rbac.AsAsync("bob", "POST", "/api/v1/apikeys", """{"user": "st2admin"}""");
+        var chosen = await rbac.AsAsync("bob", "POST", "/api/v1/apikeys", $$"""{"key_hash": "{{chosenHash}}"}""");
+        var own = await rbac.AsAsync("bob", "POST", "/api/v1/apikeys", """{"metadata": {"created_by": "st2admin"}}""");
+        var adminForBob = await rbac.AsAsync("st2admin", "POST", "/api/v1/apikeys", """{"user": "bob"}""");
+        var colon = await rbac.AsAsync("st2admin", "POST", "/api/v1/apikeys", """{"user": "bob:evil"}""");
+
+        Assert.Equal(403, forAdmin.StatusCode);
+        Assert.Equal("only administrators may create API keys for other users", forAdmin.Body!["faultstring"]!.GetValue<string>());
+        Assert.Equal(403, chosen.StatusCode);
+        Assert.Equal(201, own.StatusCode);
+        Assert.Equal("bob", own.Body!["user"]!.GetValue<string>());
+        Assert.Equal("bob", own.Body["metadata"]!["created_by"]!.GetValue<string>());
+        Assert.Equal(201, adminForBob.StatusCode);
+        Assert.Equal(400, colon.StatusCode);
+    }
+
+    [Fact]
+    public async Task ReRunningAnotherUsersExecution_NeedsAnAdministrator_ItWouldReuseTheirSecrets()
+    {
+        await using var rbac = await RbacHost.StartAsync(new Dictionary<string, string>
+        {
+            ["roles/runner.yaml"] = "name: runner\npermission_grants:\n  - resource_uid: action:core:noop\n    permission_types: [action_execute]\n",
+            ["assignments/bob.yaml"] = "username: bob\nroles: [runner]\n",
+        });
+        var admins = await rbac.AsAsync("st2admin", "POST", "/api/v1/executions", """{"action": "core.noop"}""");
+        var bobs = await rbac.AsAsync("bob", "POST", "/api/v1/executions", """{"action": "core.noop"}""");
+        await rbac.Host.WaitForExecutionAsync(admins.Body!["id"]!.GetValue<string>());
+        await rbac.Host.WaitForExecutionAsync(bobs.Body!["id"]!.GetValue<string>());
+
+        var otherUsers = await rbac.AsAsync("bob", "POST", $"/api/v1/executions/{admins.Body["id"]}/re_run", "{}");
+        var own = await rbac.AsAsync("bob", "POST", $"/api/v1/executions/{bobs.Body["id"]}/re_run", "{}");
+        var byAdmin = await rbac.AsAsync("st2admin", "POST", $"/api/v1/executions/{bobs.Body["id"]}/re_run", "{}");
+
+        Assert.Equal(403, otherUsers.StatusCode);
+        Assert.Contains("re-running another user's execution (with its secrets) needs administrator access", otherUsers.Body!["faultstring"]!.GetValue<string>());
+        Assert.Equal(201, own.StatusCode);
+        Assert.Equal(201, byAdmin.StatusCode);
+    }
+
+    [Fact]
     public async Task AnInquiryLimitedToRoles_AcceptsExactlyTheUsersHoldingOne()
     {
         await using var rbac = await RbacHost.StartAsync(new Dictionary<string, string>

@@ -101,8 +101,29 @@ public sealed class WebhookSignatureTests : IAsyncLifetime
         Assert.Equal(400, response.StatusCode);
         Assert.Contains("not valid JSON", response.Body!["faultstring"]!.GetValue<string>());
         Assert.Equal(202, json.StatusCode);
-        Assert.Equal("72d3162e-cc78-11e3-81ab-4c9367dc0958", json.Body!["trigger_instance_id"]!.GetValue<string>());
+        Assert.StartsWith("github-", json.Body!["trigger_instance_id"]!.GetValue<string>());
         Assert.Equal("webhook:github", (await InstanceAsync(json)).User);
+    }
+
+    [Fact]
+    public async Task AGitHubDeliveryReplayed_WithOtherDeliveryHeaders_IsTheSameTriggerInstance()
+    {
+        // GitHub signs only the body: headers such as X-GitHub-Delivery are the replayer's to change.
+        const string body = """{"action": "opened"}""";
+        var signature = "sha256=" + Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(GitHubSecret), Encoding.UTF8.GetBytes(body)));
+
+        var first = await PostAsync("github", body, ("X-Hub-Signature-256", signature), ("X-GitHub-Delivery", "d-1"));
+        var replays = new[]
+        {
+            await PostAsync("github", body, ("X-Hub-Signature-256", signature), ("X-GitHub-Delivery", "d-2")),
+            await PostAsync("github", body, ("X-Hub-Signature-256", signature), ("X-Delivery-Id", "replayed")),
+            await PostAsync("github", body, ("X-Hub-Signature-256", signature), ("Idempotency-Key", "again")),
+        };
+
+        var id = first.Body!["trigger_instance_id"]!.GetValue<string>();
+        Assert.All(replays, r => Assert.Equal(id, r.Body!["trigger_instance_id"]!.GetValue<string>()));
+        var trace = await Eventually.ReturnsAsync(() => _audit.GetTraceAsync(first.Body["trace_tag"]!.GetValue<string>(), CancellationToken.None), t => t.Executions.Count == 1);
+        Assert.Single(trace.TriggerInstances);
     }
 
     [Fact]
@@ -202,6 +223,10 @@ public sealed class WebhookSignatureTests : IAsyncLifetime
         var instances = await _audit.QueryTriggerInstancesAsync(new AuditQuery(null, DateTimeOffset.UnixEpoch, null, 1000), CancellationToken.None);
         Assert.All(instances, t => Assert.Equal(TriggerInstanceStatus.Rejected, t.Status));
         Assert.Contains("signature was refused", instances[0].Reason);
+        // Recorded, but not without bound (anybody can send these): at most 60 a minute per hook, the body as its hash.
+        Assert.Equal(3 * WebhookSensor.RecordedRefusalsPerMinute, instances.Count);
+        Assert.All(instances, t => Assert.Null(t.Payload!["body_text"]));
+        Assert.Contains(_host.Logs, l => l.Contains("more than 60 refused deliveries this minute", StringComparison.Ordinal));
         Assert.Empty(await _audit.QueryExecutionsAsync(new AuditQuery(null, DateTimeOffset.UnixEpoch, null, 10), CancellationToken.None));
         var stored = string.Join("\n", instances.Select(t => t.Payload?.ToJsonString() + t.Reason));
         Assert.DoesNotContain(GitHubSecret, stored);

@@ -63,7 +63,8 @@ public sealed partial class EntraIdTokenValidator : IBearerTokenValidator
 
         var result = await _handler.ValidateTokenAsync(token, new TokenValidationParameters
         {
-            ValidIssuer = configuration.Issuer,
+            // v2.0 tokens carry the metadata's issuer; v1.0 tokens (the default of an app registration) the STS one.
+            ValidIssuers = [configuration.Issuer, $"https://sts.windows.net/{_options.TenantId}/"],
             ValidAudience = _options.Audience,
             IssuerSigningKeys = configuration.SigningKeys,
             ValidateLifetime = true,
@@ -71,7 +72,14 @@ public sealed partial class EntraIdTokenValidator : IBearerTokenValidator
         });
         if (!result.IsValid)
         {
-            LogRefused(_logger, result.Exception?.GetType().Name ?? "invalid");
+            LogRefused(_logger, result.Exception?.Message ?? "invalid");
+            return null;
+        }
+
+        // An access token for this API names delegated scopes or app roles; an ID token, which has neither, is not one.
+        if (!result.Claims.ContainsKey("scp") && !result.Claims.ContainsKey("roles"))
+        {
+            LogRefused(_logger, "not an access token (no scp or roles claim)");
             return null;
         }
 

@@ -73,8 +73,9 @@ public static class CredentialsFile
         }
 
         servers[ServerKey(api)] = new JsonObject { ["user"] = user, ["api_key"] = key };
-        var temporary = path + ".tmp";
-        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        // A new file of a name nobody could have prepared, private from its creation, then moved over the old one.
+        var temporary = $"{path}.{Guid.NewGuid():N}.tmp";
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
         if (!OperatingSystem.IsWindows())
         {
             options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;

@@ -30,7 +30,8 @@ public sealed class StormClient : IDisposable
     {
         BaseUrl = baseUrl;
         Credential = credential;
-        _http = new() { BaseAddress = new Uri(baseUrl.ToString().TrimEnd('/') + "/"), Timeout = TimeSpan.FromSeconds(30) };
+        // No redirects: a redirect to another host would carry the key there.
+        _http = new(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = new Uri(baseUrl.ToString().TrimEnd('/') + "/"), Timeout = TimeSpan.FromSeconds(30) };
         if (credential is not null)
         {
             _http.DefaultRequestHeaders.TryAddWithoutValidation(credential.Header, credential.Value);

@@ -95,6 +95,13 @@ public sealed partial class StormApi(WebhookSensor webhooks, ExecutionService ex
             return ApiResponse.Fault(400, "the body, when given, must be a JSON object with optional \"parameters\" (an object of overrides) and \"tasks\" (workflow task names to run again)");
         }
 
+        // A re-run opens the original's sealed secrets and datastore values: another user's, or a rule's, are for an
+        // administrator to run again, not for whoever may run the action.
+        if (await audit.GetExecutionAsync(id, cancellationToken) is { } original && original.User != caller.User && !access.IsAdmin(caller.User))
+        {
+            return Denied(caller, $"execution '{id}' ran for {original.User ?? "nobody recorded"}: re-running another user's execution (with its secrets) needs administrator access");
+        }
+
         try
         {
             var tasks = (body?["tasks"] as JsonArray)?.Select(t => t!.GetValue<string>()).ToList();
@@ -308,6 +315,11 @@ public sealed partial class StormApi(WebhookSensor webhooks, ExecutionService ex
             }
 
             var secret = request["secret"] is JsonValue s && s.TryGetValue<bool>(out var isSecret) && isSecret;
+            if (request["ttl"] is { } ttlNode && (!JsonNumbers.TryGetDouble(ttlNode, out var ttlSeconds) || ttlSeconds is < 0 or > 100.0 * 365 * 86_400))
+            {
+                return ApiResponse.Fault(400, "\"ttl\" must be seconds, at most 100 years");
+            }
+
             TimeSpan? ttl = JsonNumbers.TryGetDouble(request["ttl"], out var seconds) && seconds > 0 ? TimeSpan.FromSeconds(seconds) : null;
             var scope = Text(request["scope"]) ?? "system";
             var (owner, refusal) = KeyOwner(scope, Text(request["user"]), decrypt: false, caller);
@@ -422,6 +434,11 @@ public sealed partial class StormApi(WebhookSensor webhooks, ExecutionService ex
         return new ApiResponse(200, new JsonArray([.. keys.Select(k => (JsonNode)ApiViews.ApiKey(k, IsTrue(query.GetValueOrDefault("show_secrets"))))]));
     }
 
+    // With authentication off every caller is the administrator: a credential made then would outlive it.
+    private static ApiResponse? CredentialsRefusal(Caller caller) => caller.Method == Caller.ByAuthDisabled
+        ? ApiResponse.Fault(409, "authentication is off (--no-auth): no API key or token is issued, since it would still work once authentication is back on")
+        : null;
+
     // Key hashes are what 'apikey load' takes: an administrator's to see, as in StackStorm.
     private ApiResponse? ShowSecretsRefusal(IReadOnlyDictionary<string, string?> query, Caller caller) =>
         IsTrue(query.GetValueOrDefault("show_secrets")) && !access.IsAdmin(caller.User) ? Denied(caller, "show_secrets requires administrator access") : null;
@@ -446,10 +463,22 @@ public sealed partial class StormApi(WebhookSensor webhooks, ExecutionService ex
             return ApiResponse.Fault(400, "the body, when given, must be a JSON object with optional \"user\" (a name), \"metadata\" (an object), \"key_hash\" and \"enabled\"");
         }
 
+        if (CredentialsRefusal(caller) is { } off)
+        {
+            return off;
+        }
+
         var user = Text(body?["user"]) is { Length: > 0 } name ? name : caller.User;
+        var hash = Text(body?["key_hash"]) is { Length: > 0 } given && given != ApiViews.Masked ? given : null;
+        // A key for someone else, or one whose secret the caller chose (a hash), would let them act as that user.
+        if ((user != caller.User || hash is not null) && !access.IsAdmin(caller.User))
+        {
+            return Denied(caller, hash is null ? "only administrators may create API keys for other users" : "only administrators may load API keys by their hash");
+        }
+
         var metadata = (JsonObject?)body?["metadata"]?.DeepClone() ?? [];
-        metadata["created_by"] ??= caller.User;
-        if (Text(body?["key_hash"]) is { Length: > 0 } hash && hash != ApiViews.Masked)
+        metadata["created_by"] = caller.User;
+        if (hash is not null)
         {
             var loaded = await credentials.LoadApiKeyAsync(user, hash, metadata, body?["enabled"]?.GetValue<bool>() ?? true, cancellationToken);
             var shown = ApiViews.ApiKey(loaded, showHash: false);
@@ -501,7 +530,12 @@ public sealed partial class StormApi(WebhookSensor webhooks, ExecutionService ex
     /// </summary>
     public async Task<ApiResponse> CreateTokenAsync(JsonNode? body, Caller caller, CancellationToken cancellationToken)
     {
-        if (body is not (null or JsonObject) || (body?["ttl"] is { } t && (!JsonNumbers.TryGetDouble(t, out var s) || s < 1 || s != Math.Floor(s))))
+        if (CredentialsRefusal(caller) is { } off)
+        {
+            return off;
+        }
+
+        if (body is not (null or JsonObject) || (body?["ttl"] is { } t && (!JsonNumbers.TryGetDouble(t, out var s) || s < 1 || s > 10 * 365 * 86_400 || s != Math.Floor(s))))
         {
             return ApiResponse.Fault(400, "the body, when given, must be a JSON object with optional \"ttl\" (whole seconds, at least 1)");
         }

@@ -231,9 +231,10 @@ public sealed class CredentialService(ICredentialStore store, IOptions<AuthOptio
 
     private static void CheckUser(string user)
     {
-        if (string.IsNullOrWhiteSpace(user) || user.Length > 256 || user.Any(char.IsControl))
+        // ':' separates a user from a key name in the datastore's user scope, so no user name may hold one.
+        if (string.IsNullOrWhiteSpace(user) || user.Length > 256 || user.Any(c => char.IsControl(c) || c == ':'))
         {
-            throw new CredentialException(400, "the user name must be 1-256 characters without control characters");
+            throw new CredentialException(400, "the user name must be 1-256 characters without ':' or control characters");
         }
     }
 }

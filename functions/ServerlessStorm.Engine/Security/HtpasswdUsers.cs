@@ -31,7 +31,14 @@ public sealed partial class HtpasswdUserBackend(IOptions<AuthOptions> options, I
         }
 
         var hashes = Load(path);
-        return Task.FromResult(hashes.TryGetValue(user, out var hash) && Verify(password, hash));
+        if (!hashes.TryGetValue(user, out var hash))
+        {
+            // As long as for a known user, so the time taken does not tell which user names exist.
+            Verify(password, UnknownUserHash);
+            return Task.FromResult(false);
+        }
+
+        return Task.FromResult(Verify(password, hash));
     }
 
     /// <summary>True when <paramref name="password"/> matches an htpasswd <paramref name="hash"/> of a kind accepted here.</summary>
@@ -43,9 +50,9 @@ public sealed partial class HtpasswdUserBackend(IOptions<AuthOptions> options, I
             {
                 return BCrypt.Net.BCrypt.Verify(password, hash);
             }
-            catch (BCrypt.Net.SaltParseException)
+            catch (Exception ex) when (ex is BCrypt.Net.SaltParseException or ArgumentException or IndexOutOfRangeException)
             {
-                return false;
+                return false; // a malformed line lets nobody in
             }
         }
 
@@ -64,6 +71,7 @@ public sealed partial class HtpasswdUserBackend(IOptions<AuthOptions> options, I
     }
 
     private const string Apr1Magic = "$apr1$";
+    private static readonly string UnknownUserHash = BCrypt.Net.BCrypt.HashPassword("no such user", 10);
     private const string Itoa64 = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
     /// <summary>

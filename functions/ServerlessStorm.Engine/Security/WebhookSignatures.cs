@@ -76,8 +76,10 @@ public sealed class WebhookSignatures(KeyValueService datastore, TimeProvider ti
             return SignatureCheck.Refused("X-Hub-Signature-256 is not sha256= and 64 hex digits");
         }
 
+        // GitHub signs the body only: its delivery headers are anybody's to change, so the signature stands for the
+        // delivery id, and the same delivery replayed (or redelivered by GitHub) is the same trigger instance.
         return secrets.Any(s => CryptographicOperations.FixedTimeEquals(HMACSHA256.HashData(s, request.Body.Span), signature))
-            ? new SignatureCheck(null, null) // X-GitHub-Delivery stays the delivery id, as for any webhook
+            ? new SignatureCheck("github-" + Convert.ToHexStringLower(signature)[..32], null)
             : SignatureCheck.Refused("X-Hub-Signature-256 does not match the body");
     }
 

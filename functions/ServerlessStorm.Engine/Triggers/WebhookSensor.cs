@@ -34,11 +34,21 @@ public sealed partial class WebhookSensor(
 {
     public const string TraceTagHeader = "st2-trace-tag";
 
+    private static readonly HashSet<string> CredentialHeaderNames = new(
+        ["St2-Api-Key", "X-Auth-Token", "Authorization", "Proxy-Authorization", "Cookie", "X-Gitlab-Token", "X-Functions-Key", "Ocp-Apim-Subscription-Key"],
+        StringComparer.OrdinalIgnoreCase);
+
     /// <summary>
-    /// Headers that carry the sender's credentials: never part of the payload (rules, the audit and actions see
-    /// everything else the sender sent).
+    /// Whether a header carries the sender's (or a platform's) credentials: never part of the payload (rules, the
+    /// audit and actions see everything else the sender sent).
     /// </summary>
-    public static readonly IReadOnlySet<string> CredentialHeaders = new HashSet<string>(["St2-Api-Key", "X-Auth-Token", "Authorization", "Cookie"], StringComparer.OrdinalIgnoreCase);
+    public static bool IsCredentialHeader(string name) => CredentialHeaderNames.Contains(name)
+        || name.StartsWith("X-MS-TOKEN-", StringComparison.OrdinalIgnoreCase) || name.StartsWith("X-MS-CLIENT-PRINCIPAL", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Refused signed deliveries recorded per hook and minute; past it they are counted in the log only.</summary>
+    public const int RecordedRefusalsPerMinute = 60;
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (long Minute, int Count)> _refusals = new(StringComparer.Ordinal);
 
     private readonly WebhookOptions _options = options.Value;
 
@@ -57,7 +67,7 @@ public sealed partial class WebhookSensor(
         }
 
         var headerObject = new JsonObject();
-        foreach (var (name, value) in headers.Where(h => !CredentialHeaders.Contains(h.Key)))
+        foreach (var (name, value) in headers.Where(h => !IsCredentialHeader(h.Key)))
         {
             headerObject[name] = headerObject[name] is JsonValue existing ? $"{existing.GetValue<string>()}, {value}" : value;
         }
@@ -97,16 +107,53 @@ public sealed partial class WebhookSensor(
         return new WebhookOutcome(202, new JsonObject { ["trigger_instance_id"] = id, ["trace_tag"] = traceTag });
     }
 
-    /// <summary>Refuses a delivery before it is looked at (its signature failed): recorded as rejected, with the reason.</summary>
-    public Task<WebhookOutcome> RefuseAsync(string hook, IEnumerable<KeyValuePair<string, string>> headers, ReadOnlyMemory<byte> body, int status, string reason, CancellationToken cancellationToken)
+    /// <summary>
+    /// Refuses a delivery whose signature failed: recorded as rejected with the reason and the body's size and hash
+    /// (not the body: anybody can send these), at most <see cref="RecordedRefusalsPerMinute"/> a minute per hook.
+    /// </summary>
+    public async Task<WebhookOutcome> RefuseAsync(string hook, IEnumerable<KeyValuePair<string, string>> headers, ReadOnlyMemory<byte> body, int status, string reason, CancellationToken cancellationToken)
     {
+        hook = hook.Trim('/');
+        var now = time.GetUtcNow();
+        var minute = now.ToUnixTimeSeconds() / 60;
+        var (_, count) = _refusals.AddOrUpdate(hook, _ => (minute, 1), (_, seen) => seen.Minute == minute ? (minute, seen.Count + 1) : (minute, 1));
+        if (count > RecordedRefusalsPerMinute)
+        {
+            if (count == RecordedRefusalsPerMinute + 1)
+            {
+                LogRefusalsNotRecorded(logger, hook, RecordedRefusalsPerMinute);
+            }
+
+            return Error(status, reason);
+        }
+
         var headerObject = new JsonObject();
-        foreach (var (name, value) in headers.Where(h => !CredentialHeaders.Contains(h.Key)))
+        foreach (var (name, value) in headers.Where(h => !IsCredentialHeader(h.Key)))
         {
             headerObject[name] = headerObject[name] is JsonValue existing ? $"{existing.GetValue<string>()}, {value}" : value;
         }
 
-        return RejectAsync(hook.Trim('/'), headerObject, body, status, reason, time.GetUtcNow(), null, cancellationToken);
+        var id = StormIds.New(now);
+        await audit.RecordTriggerInstanceAsync(new TriggerInstanceRecord
+        {
+            Id = id,
+            TriggerType = CoreTriggers.Webhook,
+            TriggerParameters = new JsonObject { ["url"] = hook },
+            Payload = new JsonObject
+            {
+                ["headers"] = headerObject,
+                ["body_bytes"] = body.Length,
+                ["body_sha256"] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(body.Span)),
+            },
+            OccurredAt = now,
+            TraceTag = id,
+            Status = TriggerInstanceStatus.Rejected,
+            Reason = reason,
+        }, cancellationToken);
+        LogRejected(logger, hook, status, reason, id);
+        var outcome = Error(status, reason);
+        outcome.Body["rejection_id"] = id;
+        return outcome;
     }
 
     private async Task<WebhookOutcome> RejectAsync(string hook, JsonObject headers, ReadOnlyMemory<byte> body, int status, string reason, DateTimeOffset now, string? user, CancellationToken cancellationToken)
@@ -174,6 +221,9 @@ public sealed partial class WebhookSensor(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Webhook {Hook} accepted as trigger instance {Id} (trace {TraceTag})")]
     private static partial void LogAccepted(ILogger logger, string hook, string id, string traceTag);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Webhook {Hook}: more than {Limit} refused deliveries this minute; the rest are refused without a record")]
+    private static partial void LogRefusalsNotRecorded(ILogger logger, string hook, int limit);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Webhook {Hook} rejected with {Status}: {Reason} (recorded as {Id})")]
     private static partial void LogRejected(ILogger logger, string hook, int status, string reason, string id);
