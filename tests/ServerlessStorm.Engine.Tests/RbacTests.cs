@@ -264,6 +264,8 @@ public sealed class RbacTests
         var bobSets = await rbac.AsAsync("bob", "PUT", "/api/v1/keys/token", """{"value": "bob-value", "scope": "user"}""");
         var aliceReads = await rbac.AsAsync("alice", "GET", "/api/v1/keys/token?scope=user");
         var aliceLists = await rbac.AsAsync("alice", "GET", "/api/v1/keys?scope=user");
+        await rbac.AsAsync("st2admin", "PUT", "/api/v1/keys/shared_url", """{"value": "https://example.net"}""");
+        var aliceListsAll = await rbac.AsAsync("alice", "GET", "/api/v1/keys?scope=all"); // st2 key list's default
         var aliceReadsBobs = await rbac.AsAsync("alice", "GET", "/api/v1/keys/token?scope=user&user=bob");
         var adminReadsBobs = await rbac.AsAsync("st2admin", "GET", "/api/v1/keys/token?scope=user&user=bob");
         var aliceDecryptsSystem = await rbac.AsAsync("alice", "GET", "/api/v1/keys?decrypt=true");
@@ -275,6 +277,7 @@ public sealed class RbacTests
         Assert.Equal("token", aliceReads.Body["name"]!.GetValue<string>());
         Assert.Equal("alice", aliceReads.Body["user"]!.GetValue<string>());
         Assert.Equal(["alice-value"], aliceLists.Body!.AsArray().Select(k => k!["value"]!.GetValue<string>()));
+        Assert.Equal(["https://example.net", "alice-value"], aliceListsAll.Body!.AsArray().Select(k => k!["value"]!.GetValue<string>()));
         Assert.Equal(403, aliceReadsBobs.StatusCode);
         Assert.Equal("\"user\" attribute can only be provided by admins", aliceReadsBobs.Body!["faultstring"]!.GetValue<string>());
         Assert.Equal("bob-value", adminReadsBobs.Body!["value"]!.GetValue<string>());

@@ -267,27 +267,30 @@ public sealed partial class StormApi(WebhookSensor webhooks, ExecutionService ex
 
     /// <summary>
     /// GET /api/v1/keys?scope=system&amp;prefix=&amp;decrypt=false&amp;user=: in the user scope, the caller's own keys
-    /// (another user's only for an administrator, with <c>user</c>).
+    /// (another user's only for an administrator, with <c>user</c>); <c>scope=all</c> (st2 key list's default) lists
+    /// the system keys and then the user's.
     /// </summary>
     public async Task<ApiResponse> ListKeysAsync(IReadOnlyDictionary<string, string?> query, Caller caller, CancellationToken cancellationToken) =>
         await KeysAsync(async () =>
         {
-            var scope = query.GetValueOrDefault("scope") ?? "system";
+            var requested = query.GetValueOrDefault("scope") ?? "system";
             var decrypt = IsTrue(query.GetValueOrDefault("decrypt"));
-            var (owner, refusal) = KeyOwner(scope, query.GetValueOrDefault("user"), decrypt, caller);
-            if (refusal is not null)
-            {
-                return refusal;
-            }
-
-            var prefix = owner is null ? query.GetValueOrDefault("prefix") : $"{owner}:{query.GetValueOrDefault("prefix")}";
-            var records = await datastore.ListAsync(scope, prefix, cancellationToken);
             var views = new JsonArray();
-            foreach (var record in records)
+            foreach (var scope in requested == "all" ? KeyValueService.Scopes : [requested])
             {
-                views.Add(KeyView(decrypt && record.Secret
-                    ? (await datastore.GetAsync(record.Scope, record.Name, decrypt: true, cancellationToken)) ?? record
-                    : record, decrypt, owner));
+                var (owner, refusal) = KeyOwner(scope, query.GetValueOrDefault("user"), decrypt, caller);
+                if (refusal is not null)
+                {
+                    return refusal;
+                }
+
+                var prefix = owner is null ? query.GetValueOrDefault("prefix") : $"{owner}:{query.GetValueOrDefault("prefix")}";
+                foreach (var record in await datastore.ListAsync(scope, prefix, cancellationToken))
+                {
+                    views.Add(KeyView(decrypt && record.Secret
+                        ? (await datastore.GetAsync(record.Scope, record.Name, decrypt: true, cancellationToken)) ?? record
+                        : record, decrypt, owner));
+                }
             }
 
             return new ApiResponse(200, views);

@@ -66,11 +66,7 @@ public sealed partial class WebhookSensor(
             return Error(404, $"no enabled rule listens on webhook '{hook}'");
         }
 
-        var headerObject = new JsonObject();
-        foreach (var (name, value) in headers.Where(h => !IsCredentialHeader(h.Key)))
-        {
-            headerObject[name] = headerObject[name] is JsonValue existing ? $"{existing.GetValue<string>()}, {value}" : value;
-        }
+        var headerObject = PayloadHeaders(headers);
 
         var now = time.GetUtcNow();
         var deliveryId = verifiedDeliveryId ?? _options.DeliveryIdHeaders.Select(h => Header(headerObject, h)).FirstOrDefault(v => !string.IsNullOrWhiteSpace(v));
@@ -127,11 +123,7 @@ public sealed partial class WebhookSensor(
             return Error(status, reason);
         }
 
-        var headerObject = new JsonObject();
-        foreach (var (name, value) in headers.Where(h => !IsCredentialHeader(h.Key)))
-        {
-            headerObject[name] = headerObject[name] is JsonValue existing ? $"{existing.GetValue<string>()}, {value}" : value;
-        }
+        var headerObject = PayloadHeaders(headers);
 
         var id = StormIds.New(now);
         await audit.RecordTriggerInstanceAsync(new TriggerInstanceRecord
@@ -177,6 +169,18 @@ public sealed partial class WebhookSensor(
         var outcome = Error(status, reason);
         outcome.Body["rejection_id"] = id;
         return outcome;
+    }
+
+    // The sender's headers as the payload shows them: repeated ones joined, credentials left out.
+    private static JsonObject PayloadHeaders(IEnumerable<KeyValuePair<string, string>> headers)
+    {
+        var headerObject = new JsonObject();
+        foreach (var (name, value) in headers.Where(h => !IsCredentialHeader(h.Key)))
+        {
+            headerObject[name] = headerObject[name] is JsonValue existing ? $"{existing.GetValue<string>()}, {value}" : value;
+        }
+
+        return headerObject;
     }
 
     private static bool IsForm(string? contentType) =>
