@@ -62,6 +62,12 @@ public sealed class StormClient : IDisposable
             return new ClientCredential("St2-Api-Key", apiKey, "--api-key");
         }
 
+        // An Entra ID access token, e.g. from: az account get-access-token --resource api://serverlessstorm --query accessToken -o tsv
+        if (Environment.GetEnvironmentVariable("STORM_BEARER_TOKEN") is { Length: > 0 } bearer)
+        {
+            return new ClientCredential("Authorization", "Bearer " + bearer, "$STORM_BEARER_TOKEN");
+        }
+
         foreach (var name in new[] { "STORM_AUTH_TOKEN", "ST2_AUTH_TOKEN" })
         {
             if (Environment.GetEnvironmentVariable(name) is { Length: > 0 } value)
