@@ -16,4 +16,7 @@ var root = new RootCommand("ServerlessStorm: event-driven automation in the spir
     AuthCommand.Create(),
 };
 
-return await root.Parse(args).InvokeAsync();
+// storm serve stops itself on Ctrl+C and SIGTERM (the web host's lifetime): it stores the journal, stops its
+// Azurite and exits. Left to the command line's own handler as well, the two stops raced and the process hung.
+var invocation = new InvocationConfiguration { ProcessTerminationTimeout = args.FirstOrDefault() == "serve" ? null : TimeSpan.FromSeconds(2) };
+return await root.Parse(args).InvokeAsync(invocation);

@@ -103,13 +103,26 @@ public sealed class WorkflowTaskHub : IHostedService, IWorkflowEngine, IAsyncDis
             ? _started.Value
             : Task.CompletedTask;
 
+    /// <summary>
+    /// Stops the worker, waiting no longer than <paramref name="cancellationToken"/> allows: with its storage gone the
+    /// worker's own stop can wait on it for minutes, and what it leaves is taken up from the task hub at the next start.
+    /// </summary>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        if (_started.IsValueCreated)
+        if (_started.IsValueCreated && Interlocked.Exchange(ref _stopping, 1) == 0)
         {
-            await _worker.StopAsync(isForced: true);
+            try
+            {
+                await _worker.StopAsync(isForced: true).WaitAsync(cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                // Given up on: the orchestrations and their leases are in storage, and resume at the next start.
+            }
         }
     }
+
+    private int _stopping;
 
     public async Task StartAsync(WorkflowStart start, CancellationToken cancellationToken)
     {
@@ -165,7 +178,11 @@ public sealed class WorkflowTaskHub : IHostedService, IWorkflowEngine, IAsyncDis
             TaskActionOutcome.Of(outcome));
     }
 
-    public async ValueTask DisposeAsync() => await StopAsync(CancellationToken.None);
+    public async ValueTask DisposeAsync()
+    {
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        await StopAsync(deadline.Token);
+    }
 
     private sealed class Creator<T> : ObjectCreator<T>
     {

@@ -486,6 +486,44 @@ public sealed class ServeModesTests(AzuriteFixture azurite)
         }
     }
 
+    /// <summary>
+    /// Ctrl+C in the terminal that runs storm serve signals its whole process group. The Azurite it started is in a
+    /// session of its own, so it is still there to store the journal; storm serve then stops it and exits.
+    /// </summary>
+    [Fact]
+    public async Task CtrlC_ToTheWholeProcessGroup_StoresTheJournal_StopsAzurite_AndExitsWithinSeconds()
+    {
+        var endpoints = new AzuriteEndpoints(AzuriteFixture.FreePort(), AzuriteFixture.FreePort(), AzuriteFixture.FreePort());
+        var data = Path.Combine(Path.GetTempPath(), "storm-e2e-ctrlc-" + Guid.NewGuid().ToString("N")[..8]);
+        var environment = new Dictionary<string, string> { ["Storage__WriteBehind__FlushDelay"] = "01:00:00" }; // stored only when it stops
+        string[] serve = ["--storage", endpoints.ConnectionString, "--azurite-data", data, "--audit-journal", Path.Combine(data, "journal")];
+        var storm = await StormProcess.ServeInOwnProcessGroupAsync(environment, serve);
+        using var http = StormProcess.NewHttpClient();
+        var accepted = JsonNode.Parse(await (await http.PostAsync(storm.Url + "/api/v1/webhooks/hello", new StringContent("""{"name": "ctrl-c"}""", Encoding.UTF8, "application/json"))).Content.ReadAsStringAsync())!;
+        var trace = accepted["trace_tag"]!.GetValue<string>();
+        await Eventually.TrueAsync(() => storm.Output.Contains("finished: succeeded", StringComparison.Ordinal), TimeSpan.FromSeconds(30), "the hello execution to finish");
+
+        var exited = await storm.InterruptGroupAsync(TimeSpan.FromSeconds(10));
+
+        Assert.True(exited, "storm serve was still running 10 s after Ctrl+C:\n" + storm.Output);
+        Assert.Equal(0, storm.ExitCode);
+        Assert.DoesNotContain("   at ", storm.Output); // no stack traces
+        await Eventually.ReturnsAsync(() => AzuriteLauncher.IsListeningAsync(endpoints.Host, endpoints.TablePort), listening => !listening,
+            TimeSpan.FromSeconds(10), "Azurite to stop with storm");
+        await storm.DisposeAsync();
+
+        // The next start finds everything stored: the journal was stored before Azurite stopped.
+        await using (var next = await StormProcess.ServeAsync(serve))
+        {
+            var stored = new TableAuditStore(Options.Create(new AzureStorageOptions { ConnectionString = endpoints.ConnectionString }), TimeProvider.System);
+            var recorded = await stored.GetTraceAsync(trace, CancellationToken.None);
+            Assert.Equal(ExecutionStatus.Succeeded, Assert.Single(recorded.Executions).Status);
+            Assert.DoesNotContain("Taking up", next.Output);
+        }
+
+        Directory.Delete(data, recursive: true);
+    }
+
     [Fact]
     public async Task EmulatorNotRunning_ServeStartsAzurite_AndStopsItOnExit()
     {

@@ -61,13 +61,32 @@ public sealed class StormProcess : IAsyncDisposable
     public static Task<StormProcess> ServeAsync(params string[] arguments) => ServeAsync(new Dictionary<string, string>(), arguments);
 
     /// <summary>Starts <c>storm serve</c> with extra environment variables (configuration such as <c>Storm__AllowedNetworks__0</c>).</summary>
-    public static async Task<StormProcess> ServeAsync(IReadOnlyDictionary<string, string> environment, params string[] arguments)
+    public static Task<StormProcess> ServeAsync(IReadOnlyDictionary<string, string> environment, params string[] arguments) =>
+        ServeAsync(environment, ownProcessGroup: false, arguments);
+
+    /// <summary>
+    /// Starts <c>storm serve</c> as a terminal starts a foreground program: leading a process group of its own
+    /// (through setsid), so <see cref="InterruptGroupAsync"/> can send what Ctrl+C sends.
+    /// </summary>
+    public static Task<StormProcess> ServeInOwnProcessGroupAsync(IReadOnlyDictionary<string, string> environment, params string[] arguments) =>
+        ServeAsync(environment, ownProcessGroup: true, arguments);
+
+    private static async Task<StormProcess> ServeAsync(IReadOnlyDictionary<string, string> environment, bool ownProcessGroup, string[] arguments)
     {
         // A test that restarts a server on the same address names the port; otherwise a free one is taken.
         var named = Array.IndexOf(arguments, "--port");
         var port = named >= 0 ? arguments[named + 1] : AzuriteFixture.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
         var url = $"http://127.0.0.1:{port}";
         var start = StartInfo(named >= 0 ? ["serve", .. arguments] : ["serve", "--port", port, .. arguments], environment);
+        if (ownProcessGroup)
+        {
+            // setsid forks the program into a session (and process group) of its own and waits for it.
+            start.ArgumentList.Insert(0, start.FileName);
+            start.ArgumentList.Insert(0, "--wait");
+            start.ArgumentList.Insert(0, "--fork");
+            start.FileName = "setsid";
+        }
+
 
         var process = Process.Start(start)!;
         var storm = new StormProcess(process, url);
@@ -126,6 +145,34 @@ public sealed class StormProcess : IAsyncDisposable
         {
             _process.Kill(entireProcessTree: true);
             await _process.WaitForExitAsync();
+        }
+    }
+
+    /// <summary>
+    /// Sends SIGINT to the process's whole group, as a terminal's Ctrl+C does, and waits up to <paramref name="limit"/>
+    /// for it to exit; true when it did.
+    /// </summary>
+    public async Task<bool> InterruptGroupAsync(TimeSpan limit)
+    {
+        // The group is led by setsid's child (storm serve): signal that group and no other.
+        var children = Process.Start(new ProcessStartInfo("pgrep", ["-P", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]) { RedirectStandardOutput = true })!;
+        var leader = (await children.StandardOutput.ReadToEndAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries).Single();
+        var stat = (await File.ReadAllTextAsync($"/proc/{leader}/stat")).Split(')')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (stat[2] != leader)
+        {
+            throw new InvalidOperationException($"storm serve ({leader}) does not lead its process group ({stat[2]})");
+        }
+
+        Process.Start("kill", ["-INT", "--", "-" + leader])!.WaitForExit();
+        using var timeout = new CancellationTokenSource(limit);
+        try
+        {
+            await _process.WaitForExitAsync(timeout.Token);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
         }
     }
 

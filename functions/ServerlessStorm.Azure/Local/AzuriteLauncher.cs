@@ -42,7 +42,10 @@ public sealed class AzuriteLauncher : IAsyncDisposable
         var script = FindAzuriteScript()
             ?? throw new AzuriteUnavailableException("Azurite is not installed: run 'npm ci' in the repository root (it installs Azurite from package.json)");
         Directory.CreateDirectory(dataDirectory);
-        var start = new ProcessStartInfo("node")
+        // In a session of its own (setsid, where there is one), so a terminal's Ctrl+C, which signals the whole
+        // foreground process group, stops storm serve and not the storage it still has to write to: it is stopped last.
+        var setsid = OperatingSystem.IsWindows() ? null : new[] { "/usr/bin/setsid", "/bin/setsid" }.FirstOrDefault(File.Exists);
+        var start = new ProcessStartInfo(setsid ?? "node")
         {
             ArgumentList =
             {
@@ -55,6 +58,11 @@ public sealed class AzuriteLauncher : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (setsid is not null)
+        {
+            start.ArgumentList.Insert(0, "node");
+        }
+
         // In memory, nothing is written to disk: its periodic save of the whole store, which grows with the data, is gone.
         start.ArgumentList.Add(inMemory ? "--inMemoryPersistence" : "--location");
         if (!inMemory)
@@ -125,12 +133,37 @@ public sealed class AzuriteLauncher : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Stops the Azurite this launcher started as Ctrl+C would (SIGTERM: it finishes what it was writing), killing
+    /// it only if it has not gone within 5 seconds.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         if (_process is { HasExited: false })
         {
-            _process.Kill(entireProcessTree: true);
-            await _process.WaitForExitAsync();
+            if (!OperatingSystem.IsWindows())
+            {
+                try
+                {
+                    using var term = Process.Start(new ProcessStartInfo("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]) { UseShellExecute = false });
+                    term?.WaitForExit(2000);
+                }
+                catch (System.ComponentModel.Win32Exception)
+                {
+                    // No kill command: it is killed below.
+                }
+            }
+
+            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            try
+            {
+                await _process.WaitForExitAsync(grace.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                _process.Kill(entireProcessTree: true);
+                await _process.WaitForExitAsync();
+            }
         }
 
         _process?.Dispose();

@@ -58,6 +58,8 @@ public sealed class StormServer : IAsyncDisposable
         }
 
         var builder = WebApplication.CreateSlimBuilder();
+        // A stop takes seconds, whatever does not answer: what is unfinished resumes at the next start.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
         builder.WebHost.UseUrls($"http://{settings.Host}:{settings.Port}");
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = MaxRequestBodyBytes);
         builder.Logging.ClearProviders();

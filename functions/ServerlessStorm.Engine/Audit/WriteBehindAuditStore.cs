@@ -51,6 +51,11 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
     private readonly Dictionary<(string, string), RuleEnforcementRecord> _enforcements = [];
     private readonly SemaphoreSlim _wake = new(0);
     private readonly CancellationTokenSource _stopping = new();
+    private readonly CancellationTokenSource _giveUp = new();
+    private int _outage;
+
+    /// <summary>How long a stop waits for storage to take what the journal holds.</summary>
+    public static readonly TimeSpan StopDeadline = TimeSpan.FromSeconds(5);
     private readonly Task _flusher;
     private TaskCompletionSource _nextPass = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private CancellationTokenSource? _gathering;
@@ -276,10 +281,13 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
     /// <summary>Stores everything still pending, then closes the journal (its segments are deleted when all is stored).</summary>
     public async ValueTask DisposeAsync()
     {
+        // Storage that does not answer in time does not hold the stop: what is left stays in the journal.
+        _giveUp.CancelAfter(StopDeadline);
         await _stopping.CancelAsync();
         Hurry();
 
         await _flusher;
+        _giveUp.Dispose();
         _journal?.Dispose();
         _wake.Dispose();
         _stopping.Dispose();
@@ -551,7 +559,12 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
             catch (Exception ex)
             {
                 Interlocked.Increment(ref failed);
-                LogStoreFailed(_logger, ex, kind, id);
+                // Once per outage, with its cause: a stack trace per record would bury everything else.
+                if (Interlocked.Exchange(ref _outage, 1) == 0)
+                {
+                    LogStorageUnavailable(_logger, kind, id, Diagnostics.ExceptionCause.Of(ex));
+                }
+
                 lock (_gate)
                 {
                     keep();
@@ -578,13 +591,18 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
                     }
                 },
                 () => _dirtyTriggerInstances.Add(t.Id))),
-            .. enforcements.Select(e => StoreOneAsync("rule enforcement", $"{e.TriggerInstanceId}/{e.RuleRef}", () => _stored.RecordRuleEnforcementAsync(e, CancellationToken.None),
+            .. enforcements.Select(e => StoreOneAsync("rule enforcement", $"{e.TriggerInstanceId}/{e.RuleRef}", () => _stored.RecordRuleEnforcementAsync(e, _giveUp.Token),
                 () => { },
                 () => _enforcements.TryAdd((e.TriggerInstanceId, e.RuleRef), e))), // a newer one wins
         ]);
 
         if (failed == 0)
         {
+            if (Interlocked.Exchange(ref _outage, 0) == 1)
+            {
+                LogStorageBack(_logger);
+            }
+
             try
             {
                 _journal?.DeleteThrough(lastSegment);
@@ -609,7 +627,7 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
     private async Task StoreAsync(ExecutionRecord record, bool stored)
     {
         record.Version = null;
-        if (!stored && await _stored.TryCreateExecutionAsync(record, CancellationToken.None))
+        if (!stored && await _stored.TryCreateExecutionAsync(record, _giveUp.Token))
         {
             return;
         }
@@ -617,15 +635,15 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
         // Stored before (or by an earlier process that died before its journal segment was deleted): this process
         // owns the record, so its latest state replaces what is stored.
         record.Version = null;
-        if (!await _stored.TryUpdateExecutionAsync(record, CancellationToken.None))
+        if (!await _stored.TryUpdateExecutionAsync(record, _giveUp.Token))
         {
             throw new InvalidOperationException($"execution {record.Id} could be neither created nor replaced");
         }
     }
 
     private Task StoreAsync(TriggerInstanceEntry entry) => entry.Record is { } record
-        ? _stored.RecordTriggerInstanceAsync(record, CancellationToken.None)
-        : _stored.UpdateTriggerInstanceStatusAsync(entry.StatusChange!.Id, entry.StatusChange.OccurredAt, entry.StatusChange.Status, entry.StatusChange.Reason, CancellationToken.None);
+        ? _stored.RecordTriggerInstanceAsync(record, _giveUp.Token)
+        : _stored.UpdateTriggerInstanceStatusAsync(entry.StatusChange!.Id, entry.StatusChange.OccurredAt, entry.StatusChange.Status, entry.StatusChange.Reason, _giveUp.Token);
 
     // Under _gate: finished executions that are stored and have been left alone for a while leave memory.
     private void ForgetFinished()
@@ -694,6 +712,12 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Taking up {Count} audit writes an earlier process left in the journal {Directory}")]
     private static partial void LogTakingUp(ILogger logger, int count, string directory);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Storage is not taking the audit ({Kind} {Id}: {Cause}); writes stay in the journal and are tried again until it does")]
+    private static partial void LogStorageUnavailable(ILogger logger, string kind, string id, string cause);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Storage takes the audit again; what the journal held is stored")]
+    private static partial void LogStorageBack(ILogger logger);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Storing the audit's {Kind} {Id} failed; it stays in the journal and is tried again")]
     private static partial void LogStoreFailed(ILogger logger, Exception exception, string kind, string id);

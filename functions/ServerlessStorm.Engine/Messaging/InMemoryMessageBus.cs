@@ -82,12 +82,13 @@ public sealed partial class InMemoryMessageBus(BusOptions? options = null, ILogg
             return;
         }
 
-        LogRetrying(_logger, message.Id, queue, message.DeliveryCount, error);
+        LogRetrying(_logger, message.Id, queue, message.DeliveryCount, Diagnostics.ExceptionCause.Of(error));
         _ = Task.Delay(_options.RetryDelay).ContinueWith(_ => channel.Writer.TryWrite(message), TaskScheduler.Default);
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Message {Id} on {Queue} failed on delivery {Count}; it will be delivered again")]
-    private static partial void LogRetrying(ILogger logger, string id, string queue, int count, Exception error);
+    // The cause without a stack trace: while storage is down every message fails the same way, again and again.
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Message {Id} on {Queue} failed on delivery {Count} ({Cause}); it will be delivered again")]
+    private static partial void LogRetrying(ILogger logger, string id, string queue, int count, string cause);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Message {Id} on {Queue} failed {Count} times and was dead-lettered")]
     private static partial void LogDeadLettered(ILogger logger, string id, string queue, int count, Exception error);
