@@ -116,31 +116,29 @@ internal static class AuthBenchmark
 
     private static async Task RoundAsync(HttpClient client, string name, Func<int, HttpRequestMessage> build, int offset, int count, int concurrency, List<double>? into)
     {
+        var requests = Enumerable.Range(offset, count).Select(build).ToArray(); // built (and signed) before the clock runs
+        var next = -1;
+        var measured = new double[count];
+        await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
         {
-            var requests = Enumerable.Range(offset, count).Select(build).ToArray(); // built (and signed) before the clock runs
-            var next = -1;
-            var measured = new double[count];
-            await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < count)
             {
-                int i;
-                while ((i = Interlocked.Increment(ref next)) < count)
+                var started = Stopwatch.GetTimestamp();
+                using var response = await client.SendAsync(requests[i]);
+                measured[i] = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                if ((int)response.StatusCode != 202)
                 {
-                    var started = Stopwatch.GetTimestamp();
-                    using var response = await client.SendAsync(requests[i]);
-                    measured[i] = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-                    if ((int)response.StatusCode != 202)
-                    {
-                        throw new InvalidOperationException($"{name}: HTTP {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
-                    }
+                    throw new InvalidOperationException($"{name}: HTTP {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
                 }
-            }));
-            foreach (var request in requests)
-            {
-                request.Dispose();
             }
-
-            into?.AddRange(measured);
+        }));
+        foreach (var request in requests)
+        {
+            request.Dispose();
         }
+
+        into?.AddRange(measured);
     }
 
     private static double[] Sorted(List<double> values)

@@ -245,16 +245,13 @@ public sealed class StormServer : IAsyncDisposable
     {
         var path = settings.CredentialsFile ?? Client.CredentialsFile.DefaultPath;
         var api = new Uri($"http://{(IsLoopback(settings.Host) || settings.Host is "0.0.0.0" or "::" ? "127.0.0.1" : settings.Host)}:{settings.Port}");
-        var admin = services.GetRequiredService<Microsoft.Extensions.Options.IOptions<AuthOptions>>().Value.AdminUser;
-        var credentials = services.GetRequiredService<CredentialService>();
-        if (Client.CredentialsFile.Read(api, path) is { } filed
-            && await credentials.FindAsync(CredentialKind.ApiKey, filed, cancellationToken) is { } existing && credentials.IsUsable(existing) && existing.User == admin)
+        var (user, key) = await services.GetRequiredService<CredentialService>().AdminKeyAsync(Client.CredentialsFile.Read(api, path), "storm serve", cancellationToken);
+        if (key is null)
         {
             return (path, false);
         }
 
-        var (_, key) = await credentials.CreateApiKeyAsync(admin, new System.Text.Json.Nodes.JsonObject { ["created_by"] = "storm serve", ["purpose"] = "the local administrator's key, filed for the CLI" }, cancellationToken);
-        Client.CredentialsFile.Write(api, admin, key, path);
+        Client.CredentialsFile.Write(api, user, key, path);
         return (path, true);
     }
 

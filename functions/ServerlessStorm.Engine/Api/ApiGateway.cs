@@ -49,8 +49,6 @@ public sealed partial class ApiGateway
         _logger = logger;
     }
 
-    public IReadOnlyList<ApiRoute> Routes => _routes;
-
     public async Task<ApiResponse> HandleAsync(ApiRequest request, CancellationToken cancellationToken)
     {
         var origin = request.Header("Origin");

@@ -82,6 +82,22 @@ public sealed class CredentialService(ICredentialStore store, IOptions<AuthOptio
     }
 
     /// <summary>
+    /// The administrator's key for a host that keeps one (<c>storm serve</c> files it for the CLI): null when
+    /// <paramref name="kept"/> still opens the API as the administrator, else a new key that replaces it.
+    /// </summary>
+    public async Task<(string User, string? NewKey)> AdminKeyAsync(string? kept, string createdBy, CancellationToken cancellationToken)
+    {
+        var admin = _options.AdminUser;
+        if (kept is not null && await FindAsync(CredentialKind.ApiKey, kept, cancellationToken) is { } existing && IsUsable(existing) && existing.User == admin)
+        {
+            return (admin, null);
+        }
+
+        var (_, key) = await CreateApiKeyAsync(admin, new JsonObject { ["created_by"] = createdBy, ["purpose"] = "the administrator's key, kept by the host for its CLI" }, cancellationToken);
+        return (admin, key);
+    }
+
+    /// <summary>
     /// Stores an API key known only by its hash, as <c>st2 apikey load</c> brings keys from another StackStorm: the
     /// key itself stays with whoever has it.
     /// </summary>

@@ -99,10 +99,7 @@ public sealed class WebhookSignatures(KeyValueService datastore, TimeProvider ti
         }
 
         // Signed content: "{id}.{timestamp}.{body}", HMAC-SHA256, each "v1,<base64>" in the header checked.
-        var prefix = Encoding.UTF8.GetBytes($"{id}.{timestamp}.");
-        var content = new byte[prefix.Length + request.Body.Length];
-        prefix.CopyTo(content, 0);
-        request.Body.Span.CopyTo(content.AsSpan(prefix.Length));
+        var content = Prefixed($"{id}.{timestamp}.", request.Body);
         var expected = secrets.Select(s => HMACSHA256.HashData(s, content)).ToList();
         foreach (var entry in header.Split(' ', StringSplitOptions.RemoveEmptyEntries))
         {
@@ -136,14 +133,20 @@ public sealed class WebhookSignatures(KeyValueService datastore, TimeProvider ti
             return SignatureCheck.Refused("X-Slack-Signature is not v0= and 64 hex digits");
         }
 
-        var prefix = Encoding.UTF8.GetBytes($"v0:{timestamp}:");
-        var content = new byte[prefix.Length + request.Body.Length];
-        prefix.CopyTo(content, 0);
-        request.Body.Span.CopyTo(content.AsSpan(prefix.Length));
+        var content = Prefixed($"v0:{timestamp}:", request.Body);
         // Slack sends no delivery id: the signature stands for one, so the same delivery replayed is the same trigger instance.
         return secrets.Any(s => CryptographicOperations.FixedTimeEquals(HMACSHA256.HashData(s, content), signature))
             ? new SignatureCheck("slack-" + Convert.ToHexStringLower(signature)[..32], null)
             : SignatureCheck.Refused("X-Slack-Signature does not match the body");
+    }
+
+    private static byte[] Prefixed(string prefix, ReadOnlyMemory<byte> body)
+    {
+        var head = Encoding.UTF8.GetBytes(prefix);
+        var content = new byte[head.Length + body.Length];
+        head.CopyTo(content, 0);
+        body.Span.CopyTo(content.AsSpan(head.Length));
+        return content;
     }
 
     private string? TimestampRefusal(string timestamp, TimeSpan tolerance)

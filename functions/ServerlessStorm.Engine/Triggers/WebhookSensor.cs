@@ -123,42 +123,32 @@ public sealed partial class WebhookSensor(
             return Error(status, reason);
         }
 
-        var headerObject = PayloadHeaders(headers);
-
-        var id = StormIds.New(now);
-        await audit.RecordTriggerInstanceAsync(new TriggerInstanceRecord
+        var payload = new JsonObject
         {
-            Id = id,
-            TriggerType = CoreTriggers.Webhook,
-            TriggerParameters = new JsonObject { ["url"] = hook },
-            Payload = new JsonObject
-            {
-                ["headers"] = headerObject,
-                ["body_bytes"] = body.Length,
-                ["body_sha256"] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(body.Span)),
-            },
-            OccurredAt = now,
-            TraceTag = id,
-            Status = TriggerInstanceStatus.Rejected,
-            Reason = reason,
-        }, cancellationToken);
-        LogRejected(logger, hook, status, reason, id);
-        var outcome = Error(status, reason);
-        outcome.Body["rejection_id"] = id;
-        return outcome;
+            ["headers"] = PayloadHeaders(headers),
+            ["body_bytes"] = body.Length,
+            ["body_sha256"] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(body.Span)),
+        };
+        return await RecordRejectionAsync(hook, payload, status, reason, now, null, cancellationToken);
     }
 
-    private async Task<WebhookOutcome> RejectAsync(string hook, JsonObject headers, ReadOnlyMemory<byte> body, int status, string reason, DateTimeOffset now, string? user, CancellationToken cancellationToken)
+    private Task<WebhookOutcome> RejectAsync(string hook, JsonObject headers, ReadOnlyMemory<byte> body, int status, string reason, DateTimeOffset now, string? user, CancellationToken cancellationToken)
     {
-        var id = StormIds.New(now);
         const int keep = 4096;
         var text = Encoding.UTF8.GetString(body.Span[..Math.Min(body.Length, keep)]);
+        var payload = new JsonObject { ["headers"] = headers.DeepClone(), ["body_text"] = text, ["body_bytes"] = body.Length };
+        return RecordRejectionAsync(hook, payload, status, reason, now, user, cancellationToken);
+    }
+
+    private async Task<WebhookOutcome> RecordRejectionAsync(string hook, JsonObject payload, int status, string reason, DateTimeOffset now, string? user, CancellationToken cancellationToken)
+    {
+        var id = StormIds.New(now);
         await audit.RecordTriggerInstanceAsync(new TriggerInstanceRecord
         {
             Id = id,
             TriggerType = CoreTriggers.Webhook,
             TriggerParameters = new JsonObject { ["url"] = hook },
-            Payload = new JsonObject { ["headers"] = headers.DeepClone(), ["body_text"] = text, ["body_bytes"] = body.Length },
+            Payload = payload,
             OccurredAt = now,
             TraceTag = id,
             Status = TriggerInstanceStatus.Rejected,
