@@ -52,7 +52,7 @@ public static class AzureStormServices
         services.AddOptions<StorageQueueOptions>().Bind(configuration.GetSection(StorageQueueOptions.Section));
         services.AddSingleton<StorageQueueMessageBus>();
         services.AddSingleton<IMessageBus>(sp => sp.GetRequiredService<StorageQueueMessageBus>());
-        return services;
+        return services.AddSharedBusWorkers();
     }
 
     /// <summary>The bus on Service Bus queues.</summary>
@@ -61,6 +61,16 @@ public static class AzureStormServices
         services.AddOptions<BusOptions>().Bind(configuration.GetSection("Bus"));
         services.AddOptions<ServiceBusOptions>().Bind(configuration.GetSection(ServiceBusOptions.Section));
         services.AddSingleton<IMessageBus, ServiceBusMessageBus>();
+        return services.AddSharedBusWorkers();
+    }
+
+    // Workers sharing a bus learn of each other's death through a table of leases.
+    private static IServiceCollection AddSharedBusWorkers(this IServiceCollection services)
+    {
+        services.AddOptions<AzureStorageOptions>();
+        services.AddSingleton<Executions.TableWorkerRegistry>();
+        services.AddSingleton<ServerlessStorm.Engine.Executions.IWorkerRegistry>(sp => sp.GetRequiredService<Executions.TableWorkerRegistry>());
+        services.AddHostedService(sp => sp.GetRequiredService<Executions.TableWorkerRegistry>());
         return services;
     }
 }

@@ -13,6 +13,7 @@ var root = new RootCommand("ServerlessStorm: event-driven automation in the spir
     InquiryCommands.Create(),
     WorkflowCommands.Create(),
     ApiKeyCommands.Create(),
+    DeadLetterCommands.Create(),
     AuthCommand.Create(),
 };
 

@@ -1,9 +1,8 @@
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask.Client;
 using ServerlessStorm.Azure.Messaging;
-using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Hosting;
 using ServerlessStorm.Engine.Messaging;
-using ServerlessStorm.Engine.Rules;
 
 namespace ServerlessStorm.Functions;
 
@@ -13,20 +12,20 @@ namespace ServerlessStorm.Functions;
 /// publishes to with the default prefix; the Functions host retries a failed message and moves it to
 /// <c>{queue}-poison</c> after host.json's maxDequeueCount, the same convention the bus follows in <c>storm serve</c>.
 /// </summary>
-public sealed class QueueFunctions(RulesEngine rules, ActionExecutor executor, StorageQueueMessageBus bus, DurableFunctionsWorkflowEngine workflows)
+public sealed class QueueFunctions(StormConsumers consumers, StorageQueueMessageBus bus, DurableFunctionsWorkflowEngine workflows)
 {
     public const string TriggerInstancesQueue = "storm-" + StormQueues.TriggerInstances;
     public const string ExecutionsQueue = "storm-" + StormQueues.Executions;
 
     [Function("RulesEngine")]
     public async Task RulesEngineAsync([QueueTrigger(TriggerInstancesQueue)] string message, long dequeueCount, CancellationToken cancellationToken) =>
-        await rules.HandleAsync(StormEvents.DecodeTriggerInstance(await bus.DecodeAsync(message, (int)dequeueCount, cancellationToken)), cancellationToken);
+        await consumers.HandleTriggerInstanceAsync(await bus.DecodeAsync(message, (int)dequeueCount, cancellationToken), cancellationToken);
 
     [Function("ActionRunner")]
     public async Task ActionRunnerAsync([QueueTrigger(ExecutionsQueue)] string message, long dequeueCount, [DurableClient] DurableTaskClient durable, CancellationToken cancellationToken)
     {
         workflows.Use(durable); // an orquesta action starts its workflow
-        await executor.HandleAsync(StormEvents.DecodeExecutionRequest(await bus.DecodeAsync(message, (int)dequeueCount, cancellationToken)), cancellationToken);
+        await consumers.HandleExecutionRequestAsync(await bus.DecodeAsync(message, (int)dequeueCount, cancellationToken), cancellationToken);
     }
 }
 #endif

@@ -65,7 +65,7 @@ public sealed class ServiceBusMappingTests
         Assert.Equal(expected, Assert.Single(receiver.Settlements));
         if (expected == "deadletter")
         {
-            Assert.Equal("boom", receiver.DeadLetterDescription);
+            Assert.Equal("failed 5 deliveries; last error InvalidOperationException: boom", receiver.DeadLetterDescription);
         }
     }
 

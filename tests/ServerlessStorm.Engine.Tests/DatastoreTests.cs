@@ -132,18 +132,16 @@ public class DatastoreTests
         Assert.DoesNotContain(bus.Bodies, b => b.Contains("pa55-canary", StringComparison.Ordinal));
     }
 
-    private sealed class RecordingBus(IMessageBus inner) : IMessageBus
+    private sealed class RecordingBus(IMessageBus inner) : ServerlessStorm.Testing.DelegatingMessageBus(inner)
     {
         public System.Collections.Concurrent.ConcurrentBag<string> Bodies { get; } = [];
 
-        public Task PublishAsync(string queue, BusMessage message, CancellationToken cancellationToken)
+        public override Task PublishAsync(string queue, BusMessage message, CancellationToken cancellationToken)
         {
             Bodies.Add(Encoding.UTF8.GetString(message.Body.Span));
-            return inner.PublishAsync(queue, message, cancellationToken);
+            return Inner.PublishAsync(queue, message, cancellationToken);
         }
 
-        public Task<IAsyncDisposable> SubscribeAsync(string queue, BusHandler handler, CancellationToken cancellationToken) =>
-            inner.SubscribeAsync(queue, handler, cancellationToken);
     }
 
     [Fact]

@@ -327,11 +327,11 @@ public sealed class PipelineTests : IAsyncLifetime
         Assert.Contains((StormQueues.Executions, TimeSpan.FromDays(1)), bus.Delayed);
     }
 
-    private sealed class DelayRecordingBus(IMessageBus inner) : IMessageBus
+    private sealed class DelayRecordingBus(IMessageBus inner) : ServerlessStorm.Testing.DelegatingMessageBus(inner)
     {
         public System.Collections.Concurrent.ConcurrentBag<(string Queue, TimeSpan Delay)> Delayed { get; } = [];
 
-        public Task PublishAsync(string queue, BusMessage message, CancellationToken cancellationToken)
+        public override Task PublishAsync(string queue, BusMessage message, CancellationToken cancellationToken)
         {
             if (message.Delay > TimeSpan.Zero)
             {
@@ -339,11 +339,9 @@ public sealed class PipelineTests : IAsyncLifetime
                 return Task.CompletedTask; // not delivered: this test only looks at when it would come back
             }
 
-            return inner.PublishAsync(queue, message, cancellationToken);
+            return Inner.PublishAsync(queue, message, cancellationToken);
         }
 
-        public Task<IAsyncDisposable> SubscribeAsync(string queue, BusHandler handler, CancellationToken cancellationToken) =>
-            inner.SubscribeAsync(queue, handler, cancellationToken);
     }
 
     [Fact]
@@ -457,11 +455,11 @@ public sealed class PipelineTests : IAsyncLifetime
     }
 
     /// <summary>Holds execution requests back (a queue backlog) until released.</summary>
-    private sealed class HoldingBus(IMessageBus inner) : IMessageBus
+    private sealed class HoldingBus(IMessageBus inner) : ServerlessStorm.Testing.DelegatingMessageBus(inner)
     {
         private readonly List<(string Queue, BusMessage Message)> _held = [];
 
-        public Task PublishAsync(string queue, BusMessage message, CancellationToken cancellationToken)
+        public override Task PublishAsync(string queue, BusMessage message, CancellationToken cancellationToken)
         {
             if (queue == StormQueues.Executions)
             {
@@ -473,17 +471,15 @@ public sealed class PipelineTests : IAsyncLifetime
                 return Task.CompletedTask;
             }
 
-            return inner.PublishAsync(queue, message, cancellationToken);
+            return Inner.PublishAsync(queue, message, cancellationToken);
         }
 
-        public Task<IAsyncDisposable> SubscribeAsync(string queue, BusHandler handler, CancellationToken cancellationToken) =>
-            inner.SubscribeAsync(queue, handler, cancellationToken);
 
         public async Task ReleaseAsync()
         {
             foreach (var (queue, message) in _held)
             {
-                await inner.PublishAsync(queue, message, CancellationToken.None);
+                await Inner.PublishAsync(queue, message, CancellationToken.None);
             }
         }
     }
@@ -529,6 +525,81 @@ public sealed class InMemoryBusContractTests : BusContractTests
 {
     protected override Task<IMessageBus> CreateBusAsync() => Task.FromResult<IMessageBus>(new InMemoryMessageBus(FastRetries));
 
-    protected override Task<int> DeadLetterCountAsync(IMessageBus bus, string queue) =>
-        Task.FromResult(((InMemoryMessageBus)bus).DeadLetters.Count(d => d.Queue == queue));
+}
+
+public sealed class SqliteBusContractTests : BusContractTests, IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("storm-bus-").FullName;
+    private readonly List<SqliteMessageBus> _buses = [];
+
+    protected override async Task<IMessageBus> CreateBusAsync()
+    {
+        var bus = await SqliteMessageBus.OpenAsync(Path.Combine(_directory, Guid.NewGuid().ToString("N")), FastRetries);
+        _buses.Add(bus);
+        return bus;
+    }
+
+    [Fact]
+    public async Task Reopened_DeliversWhatWasNotAcknowledged_BeforeAnythingNew_AndKeepsDeadLetters()
+    {
+        var folder = Path.Combine(_directory, "reopen");
+        var handled = new System.Collections.Concurrent.ConcurrentDictionary<string, int>();
+        var first = await SqliteMessageBus.OpenAsync(folder, FastRetries);
+        for (var i = 0; i < 20; i++)
+        {
+            await first.PublishAsync("work", Message($"m{i}"), CancellationToken.None);
+        }
+
+        await first.PublishAsync("work", Message("later") with { Delay = TimeSpan.FromHours(1) }, CancellationToken.None);
+        await using (await first.SubscribeAsync("poison", (_, _) => throw new MalformedMessageException("cannot read it"), CancellationToken.None))
+        {
+            await first.PublishAsync("poison", Message("bad"), CancellationToken.None);
+            await Eventually.ReturnsAsync(() => DeadLetterCountAsync(first, "poison"), c => c == 1, what: "the bad message dead-lettered");
+        }
+
+        var gate = new TaskCompletionSource();
+        var subscription = await first.SubscribeAsync("work", async (m, ct) =>
+        {
+            if (handled.Count >= 5)
+            {
+                await gate.Task.WaitAsync(ct); // stuck when the process goes away
+            }
+
+            handled.AddOrUpdate(m.Id, 1, (_, n) => n + 1);
+        }, CancellationToken.None);
+        await Eventually.TrueAsync(() => handled.Count >= 5, what: "five messages handled");
+        await subscription.DisposeAsync();
+        await first.DisposeAsync();
+
+        var second = await SqliteMessageBus.OpenAsync(folder, FastRetries);
+        _buses.Add(second);
+        Assert.Equal(20 - handled.Count + 1, second.Recovered); // and the delayed one, still waiting for its hour
+        await second.PublishAsync("work", Message("new"), CancellationToken.None);
+        var order = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        await using (await second.SubscribeAsync("work", (m, _) =>
+        {
+            order.Enqueue(m.Id);
+            handled.AddOrUpdate(m.Id, 1, (_, n) => n + 1);
+            return Task.CompletedTask;
+        }, CancellationToken.None))
+        {
+            await Eventually.TrueAsync(() => handled.Count == 21, what: "every message handled once across the restart");
+        }
+
+        Assert.All(handled, h => Assert.Equal(1, h.Value));
+        Assert.False(handled.ContainsKey("later"));
+        Assert.Contains("new", order.TakeLast(4)); // after the recovered ones (handled in parallel, so near the end)
+        var letter = Assert.Single(await second.ListDeadLettersAsync("poison", 10, CancellationToken.None));
+        Assert.Contains("cannot read it", letter.Reason, StringComparison.Ordinal);
+    }
+
+    public void Dispose()
+    {
+        foreach (var bus in _buses)
+        {
+            bus.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
+
+        Directory.Delete(_directory, recursive: true);
+    }
 }

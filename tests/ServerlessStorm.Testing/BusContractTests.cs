@@ -18,7 +18,8 @@ public abstract class BusContractTests
     protected abstract Task<IMessageBus> CreateBusAsync();
 
     /// <summary>How many messages were dead-lettered on <paramref name="queue"/>.</summary>
-    protected abstract Task<int> DeadLetterCountAsync(IMessageBus bus, string queue);
+    protected virtual async Task<int> DeadLetterCountAsync(IMessageBus bus, string queue) =>
+        (await bus.ListDeadLettersAsync(queue, 1000, CancellationToken.None)).Count;
 
     protected static BusMessage Message(string id) => new(id, Encoding.UTF8.GetBytes($$"""{"id":"{{id}}"}"""));
 
@@ -134,5 +135,70 @@ public abstract class BusContractTests
         }
 
         Assert.Equal(total, handled.Count);
+    }
+
+    [Fact]
+    public async Task UnreadableMessage_IsDeadLetteredAtOnce_WithTheReason()
+    {
+        var bus = await CreateBusAsync();
+        var attempts = 0;
+        await using (await bus.SubscribeAsync("unreadable", (_, _) =>
+        {
+            Interlocked.Increment(ref attempts);
+            throw new MalformedMessageException("not a CloudEvent");
+        }, CancellationToken.None))
+        {
+            await bus.PublishAsync("unreadable", Message("garbled"), CancellationToken.None);
+            await Eventually.ReturnsAsync(() => DeadLetterCountAsync(bus, "unreadable"), c => c == 1, what: "the message dead-lettered");
+        }
+
+        Assert.Equal(1, attempts);
+        var letter = Assert.Single(await bus.ListDeadLettersAsync("unreadable", 10, CancellationToken.None));
+        Assert.Equal("garbled", letter.MessageId);
+        Assert.Contains("not a CloudEvent", letter.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task DeadLetters_ShowTheLastError_AndReplayPutsThemBackOnTheQueue()
+    {
+        var bus = await CreateBusAsync();
+        var failing = true;
+        var handled = new ConcurrentDictionary<string, int>();
+        await using (await bus.SubscribeAsync("replay", (m, _) =>
+        {
+            if (Volatile.Read(ref failing))
+            {
+                throw new InvalidOperationException($"handler broken for {m.Id}");
+            }
+
+            handled.AddOrUpdate(m.Id, 1, (_, n) => n + 1);
+            return Task.CompletedTask;
+        }, CancellationToken.None))
+        {
+            foreach (var id in new[] { "a", "b", "c" })
+            {
+                await bus.PublishAsync("replay", Message(id), CancellationToken.None);
+            }
+
+            await Eventually.ReturnsAsync(() => DeadLetterCountAsync(bus, "replay"), c => c == 3, what: "three messages dead-lettered");
+            var letters = await bus.ListDeadLettersAsync("replay", 10, CancellationToken.None);
+            Assert.All(letters, l =>
+            {
+                Assert.Equal(FastRetries.MaxDeliveryCount, l.Deliveries);
+                Assert.Contains($"handler broken for {l.MessageId}", l.Reason, StringComparison.Ordinal);
+            });
+
+            Volatile.Write(ref failing, false);
+            Assert.Equal(1, await bus.ReplayDeadLettersAsync("replay", "b", CancellationToken.None));
+            await Eventually.TrueAsync(() => handled.ContainsKey("b"), what: "the replayed message handled");
+            Assert.Equal(["a", "c"], (await bus.ListDeadLettersAsync("replay", 10, CancellationToken.None)).Select(l => l.MessageId).Order());
+
+            Assert.Equal(2, await bus.ReplayDeadLettersAsync("replay", null, CancellationToken.None));
+            await Eventually.TrueAsync(() => handled.Count == 3, what: "every replayed message handled");
+            Assert.Equal(0, await DeadLetterCountAsync(bus, "replay"));
+            Assert.Equal(0, await bus.ReplayDeadLettersAsync("replay", null, CancellationToken.None));
+        }
+
+        Assert.All(handled.Values, n => Assert.Equal(1, n));
     }
 }

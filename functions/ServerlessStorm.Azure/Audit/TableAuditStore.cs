@@ -311,6 +311,7 @@ public sealed class TableAuditStore : IAuditStore
         ["Result"] = await _blobs.StoreAsync(record.Result?.ToJsonString(), $"executions/{record.Id}/result.json", cancellationToken),
         ["SealedResult"] = await _blobs.StoreAsync(record.SealedResult?.ToJsonString(), $"executions/{record.Id}/sealed-result.json", cancellationToken),
         ["Error"] = await _blobs.StoreAsync(record.Error, $"executions/{record.Id}/error.txt", cancellationToken),
+        ["Worker"] = record.Worker,
     };
 
     private async Task<ExecutionRecord> FromEntityAsync(TableEntity e, CancellationToken cancellationToken)
@@ -339,6 +340,7 @@ public sealed class TableAuditStore : IAuditStore
             Result = ParseJson(await _blobs.LoadAsync(e.GetString("Result"), cancellationToken)),
             SealedResult = ParseJson(await _blobs.LoadAsync(e.GetString("SealedResult"), cancellationToken)),
             Error = await _blobs.LoadAsync(e.GetString("Error"), cancellationToken),
+            Worker = e.GetString("Worker"),
             Version = e.ETag.ToString(),
         };
     }

@@ -96,10 +96,11 @@ public sealed partial class ServiceBusMessageBus : IMessageBus, IAsyncDisposable
         }
         catch (Exception ex)
         {
-            if (message.DeliveryCount >= maxDeliveryCount)
+            if (message.DeliveryCount >= maxDeliveryCount || ex is PoisonMessageException)
             {
                 LogDeadLettered(logger, message.Id, args.EntityPath, message.DeliveryCount, ex);
-                await args.DeadLetterMessageAsync(args.Message, "HandlerFailed", Truncate(ex.Message), CancellationToken.None);
+                await args.DeadLetterMessageAsync(args.Message, ex is PoisonMessageException ? "Unreadable" : "HandlerFailed",
+                    DeadLetterReason.Of(ex, message.DeliveryCount), CancellationToken.None);
             }
             else
             {
@@ -113,6 +114,72 @@ public sealed partial class ServiceBusMessageBus : IMessageBus, IAsyncDisposable
         await args.CompleteMessageAsync(args.Message, CancellationToken.None);
     }
 
+    public async Task<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(string queue, int limit, CancellationToken cancellationToken)
+    {
+        await using var receiver = _client.CreateReceiver(queue, new ServiceBusReceiverOptions { SubQueue = SubQueue.DeadLetter });
+        var found = new List<DeadLetter>();
+        long? from = null;
+        while (found.Count < limit)
+        {
+            var page = await receiver.PeekMessagesAsync(Math.Min(250, limit - found.Count), from, cancellationToken);
+            if (page.Count == 0)
+            {
+                break;
+            }
+
+            found.AddRange(page.Select(ToDeadLetter(queue)));
+            from = page[^1].SequenceNumber + 1;
+        }
+
+        return found;
+    }
+
+    /// <summary>A dead-lettered message as the list shows it: the description we gave it, else the broker's reason.</summary>
+    public static Func<ServiceBusReceivedMessage, DeadLetter> ToDeadLetter(string queue) => m => new DeadLetter(queue, m.MessageId,
+        m.DeadLetterErrorDescription ?? m.DeadLetterReason ?? "dead-lettered (no reason recorded)", m.DeliveryCount, m.EnqueuedTime);
+
+    public async Task<int> ReplayDeadLettersAsync(string queue, string? messageId, CancellationToken cancellationToken)
+    {
+        await using var receiver = _client.CreateReceiver(queue, new ServiceBusReceiverOptions { SubQueue = SubQueue.DeadLetter });
+        var sender = _senders.GetOrAdd(queue, _client.CreateSender);
+        var kept = new List<ServiceBusReceivedMessage>();
+        var replayed = 0;
+        try
+        {
+            while (true)
+            {
+                // Locked while this pass lasts, so none is seen twice; the ones not replayed are abandoned at the end.
+                var batch = await receiver.ReceiveMessagesAsync(100, TimeSpan.FromSeconds(1), cancellationToken);
+                if (batch.Count == 0)
+                {
+                    break;
+                }
+
+                foreach (var message in batch)
+                {
+                    if (messageId is not null && message.MessageId != messageId)
+                    {
+                        kept.Add(message);
+                        continue;
+                    }
+
+                    await sender.SendMessageAsync(new ServiceBusMessage(message.Body) { MessageId = message.MessageId, ContentType = message.ContentType }, cancellationToken);
+                    await receiver.CompleteMessageAsync(message, cancellationToken);
+                    replayed++;
+                }
+            }
+        }
+        finally
+        {
+            foreach (var message in kept)
+            {
+                await receiver.AbandonMessageAsync(message, cancellationToken: CancellationToken.None);
+            }
+        }
+
+        return replayed;
+    }
+
     public async ValueTask DisposeAsync()
     {
         foreach (var sender in _senders.Values)
@@ -122,8 +189,6 @@ public sealed partial class ServiceBusMessageBus : IMessageBus, IAsyncDisposable
 
         await _client.DisposeAsync();
     }
-
-    private static string Truncate(string text) => text.Length <= 1000 ? text : text[..1000];
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Message {Id} on {Queue} failed on delivery {Count}; abandoned for redelivery")]
     private static partial void LogRetrying(ILogger logger, string id, string queue, int count, Exception error);

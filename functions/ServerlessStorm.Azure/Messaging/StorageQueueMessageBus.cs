@@ -163,7 +163,7 @@ public sealed partial class StorageQueueMessageBus : IMessageBus
         }
         catch (Exception ex) when (ex is JsonException or InvalidOperationException)
         {
-            await MoveToPoisonAsync(queue, poison, received, ex);
+            await MoveToPoisonAsync(queue, poison, received, received.PopReceipt, new PoisonMessageException($"the queue message is not this bus's envelope: {ex.Message}", ex));
             return;
         }
 
@@ -188,7 +188,7 @@ public sealed partial class StorageQueueMessageBus : IMessageBus
         }
         catch (Exception ex)
         {
-            if (received.DequeueCount >= _bus.MaxDeliveryCount)
+            if (received.DequeueCount >= _bus.MaxDeliveryCount || ex is PoisonMessageException)
             {
                 await MoveToPoisonAsync(queue, poison, received, hidden.PopReceipt, ex);
             }
@@ -250,14 +250,114 @@ public sealed partial class StorageQueueMessageBus : IMessageBus
         }
     }
 
-    private Task MoveToPoisonAsync(QueueClient queue, QueueClient poison, QueueMessage received, Exception error) =>
-        MoveToPoisonAsync(queue, poison, received, received.PopReceipt, error);
-
+    // The poison queue keeps the message as it was, with why and when it got there (an unreadable one as its raw text).
     private async Task MoveToPoisonAsync(QueueClient queue, QueueClient poison, QueueMessage received, string popReceipt, Exception error)
     {
-        LogPoisoned(_logger, received.MessageId, queue.Name, (int)received.DequeueCount, error);
-        await poison.SendMessageAsync(received.Body.ToString(), CancellationToken.None);
+        var deliveries = (int)received.DequeueCount;
+        var reason = DeadLetterReason.Of(error, deliveries);
+        LogPoisoned(_logger, received.MessageId, queue.Name, deliveries, reason);
+        var text = received.Body.ToString();
+        JsonObject envelope;
+        try
+        {
+            envelope = JsonNode.Parse(text) as JsonObject ?? throw new JsonException("not an object");
+        }
+        catch (JsonException)
+        {
+            envelope = new JsonObject { ["id"] = received.MessageId, ["raw"] = text };
+        }
+
+        envelope[PoisonReason] = reason;
+        envelope[PoisonDeliveries] = deliveries;
+        envelope[PoisonAt] = DateTimeOffset.UtcNow;
+        await poison.SendMessageAsync(envelope.ToJsonString(), CancellationToken.None);
         await queue.DeleteMessageAsync(received.MessageId, popReceipt, CancellationToken.None);
+    }
+
+    private const string PoisonReason = "dead_letter_reason";
+    private const string PoisonDeliveries = "dead_letter_deliveries";
+    private const string PoisonAt = "dead_lettered_at";
+
+    public async Task<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(string queue, int limit, CancellationToken cancellationToken)
+    {
+        var found = new List<DeadLetter>();
+        await ScanPoisonAsync(queue, (message, envelope) =>
+        {
+            found.Add(new DeadLetter(queue, envelope?["id"]?.GetValue<string>() ?? message.MessageId,
+                envelope?[PoisonReason]?.GetValue<string>() ?? "moved to the poison queue (no reason recorded)",
+                envelope?[PoisonDeliveries] is JsonValue d && d.TryGetValue<int>(out var n) ? n : (int)message.DequeueCount,
+                envelope?[PoisonAt] is JsonValue at && at.TryGetValue<DateTimeOffset>(out var when) ? when : message.InsertedOn ?? DateTimeOffset.MinValue));
+            return Task.FromResult(false);
+        }, limit, cancellationToken);
+        return found;
+    }
+
+    public async Task<int> ReplayDeadLettersAsync(string queue, string? messageId, CancellationToken cancellationToken)
+    {
+        var target = await QueueAsync(QueueName(queue));
+        var replayed = 0;
+        await ScanPoisonAsync(queue, async (_, envelope) =>
+        {
+            if (envelope is null || envelope.ContainsKey("raw") || (messageId is not null && envelope["id"]?.GetValue<string>() != messageId))
+            {
+                return false;
+            }
+
+            envelope.Remove(PoisonReason);
+            envelope.Remove(PoisonDeliveries);
+            envelope.Remove(PoisonAt);
+            await target.SendMessageAsync(envelope.ToJsonString(), cancellationToken);
+            replayed++;
+            return true;
+        }, int.MaxValue, cancellationToken);
+        return replayed;
+    }
+
+    // Reads the poison queue once through: each message is hidden while the pass lasts, so none is seen twice; the
+    // visitor says which to delete, and the rest are made visible again at the end.
+    private async Task ScanPoisonAsync(string queue, Func<QueueMessage, JsonObject?, Task<bool>> visit, int limit, CancellationToken cancellationToken)
+    {
+        var poison = await QueueAsync(QueueName(queue) + "-poison");
+        var kept = new List<QueueMessage>();
+        try
+        {
+            var seen = 0;
+            while (seen < limit)
+            {
+                var batch = (await poison.ReceiveMessagesAsync(Math.Min(32, limit - seen), TimeSpan.FromMinutes(1), cancellationToken)).Value;
+                if (batch.Length == 0)
+                {
+                    break;
+                }
+
+                foreach (var message in batch)
+                {
+                    seen++;
+                    JsonObject? envelope;
+                    try
+                    {
+                        envelope = JsonNode.Parse(message.Body.ToString()) as JsonObject;
+                    }
+                    catch (JsonException)
+                    {
+                        envelope = null;
+                    }
+
+                    if (await visit(message, envelope))
+                    {
+                        await poison.DeleteMessageAsync(message.MessageId, message.PopReceipt, cancellationToken);
+                    }
+                    else
+                    {
+                        kept.Add(message);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            await Task.WhenAll(kept.Select(m => TryReleaseAsync(poison, m, m.PopReceipt, TimeSpan.Zero)));
+        }
     }
 
     private Task TryReleaseAsync(QueueClient queue, QueueMessage received, TimeSpan delay) => TryReleaseAsync(queue, received, received.PopReceipt, delay);
@@ -333,8 +433,8 @@ public sealed partial class StorageQueueMessageBus : IMessageBus
     [LoggerMessage(Level = LogLevel.Warning, Message = "Message {Id} on {Queue} failed on delivery {Count}; it will be delivered again")]
     private static partial void LogRetrying(ILogger logger, string id, string queue, int count, Exception error);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Message {Id} on {Queue} failed {Count} times and was moved to the poison queue")]
-    private static partial void LogPoisoned(ILogger logger, string id, string queue, int count, Exception error);
+    [LoggerMessage(Level = LogLevel.Error, Message = "Message {Id} on {Queue} was moved to the poison queue after {Count} deliveries: {Reason}")]
+    private static partial void LogPoisoned(ILogger logger, string id, string queue, int count, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Receiving from {Queue} failed; retrying")]
     private static partial void LogReceiveFailed(ILogger logger, string queue, Exception error);

@@ -110,6 +110,10 @@ public sealed class StormServer : IAsyncDisposable
         // most of an event's way to its action, and the journal keeps what a killed process accepted.
         var asked = settings.AuditWriteBehind ?? builder.Configuration.GetValue<bool?>($"{AzureStorageOptions.Section}:AuditWriteBehind");
         var writeBehind = !settings.InMemoryAudit && (asked ?? settings.Transport == ServeSettings.Transports.InProcess);
+
+        // What this server keeps on its own disk for the audit's storage account: the journal, the in-process bus, the delivery ids.
+        var prefix = builder.Configuration.GetSection(AzureStorageOptions.Section).Get<AzureStorageOptions>()?.TablePrefix ?? "storm";
+        var localState = Path.Combine(settings.AuditJournalDirectory, JournalFolderName(settings.StorageConnectionString, prefix));
         if (writeBehind)
         {
             if (settings.Transport != ServeSettings.Transports.InProcess)
@@ -118,9 +122,7 @@ public sealed class StormServer : IAsyncDisposable
             }
 
             var options = builder.Configuration.GetSection($"{AzureStorageOptions.Section}:WriteBehind").Get<WriteBehindOptions>() ?? new WriteBehindOptions();
-            var prefix = builder.Configuration.GetSection(AzureStorageOptions.Section).Get<AzureStorageOptions>()?.TablePrefix ?? "storm";
-            var journal = Path.Combine(settings.AuditJournalDirectory, JournalFolderName(settings.StorageConnectionString, prefix));
-            services.AddSingleton<IAuditStore>(sp => new WriteBehindAuditStore(sp.GetRequiredService<TableAuditStore>(), journal,
+            services.AddSingleton<IAuditStore>(sp => new WriteBehindAuditStore(sp.GetRequiredService<TableAuditStore>(), localState,
                 options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<WriteBehindAuditStore>>()));
         }
 
@@ -130,11 +132,20 @@ public sealed class StormServer : IAsyncDisposable
         {
             services.AddStorageQueueBus(builder.Configuration);
         }
-        else
+        else if (settings.InMemoryAudit)
         {
+            // Nothing outlives this process anyway: its audit goes with it.
             services.AddOptions<BusOptions>().Bind(builder.Configuration.GetSection("Bus"));
             services.AddSingleton<IMessageBus>(sp => new InMemoryMessageBus(
                 sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<BusOptions>>().Value, sp.GetRequiredService<ILogger<InMemoryMessageBus>>()));
+        }
+        else
+        {
+            // The in-process bus keeps its messages on disk, so a killed server's accepted work runs at the next start.
+            services.AddOptions<BusOptions>().Bind(builder.Configuration.GetSection("Bus"));
+            services.AddSingleton<IMessageBus>(sp => SqliteMessageBus.OpenAsync(localState,
+                sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<BusOptions>>().Value, sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<ILogger<SqliteMessageBus>>()).GetAwaiter().GetResult());
         }
 
         services.AddStormWorkflows(builder.Configuration);
@@ -162,6 +173,9 @@ public sealed class StormServer : IAsyncDisposable
                 {
                     await writeBehindAudit.FlushAsync(cancellationToken);
                 }
+
+                // And the bus queues again what it had accepted, ahead of anything new.
+                _ = app.Services.GetRequiredService<IMessageBus>();
             }
 
             var (credentialsFile, created) = settings.NoAuth ? (null, false) : await EnsureAdminKeyAsync(app.Services, settings, cancellationToken);

@@ -35,6 +35,8 @@ public sealed record ExecutionChange(string Id, string Status, IReadOnlyList<Sta
 {
     public JsonNode? SealedResult { get; init; }
 
+    public string? Worker { get; init; }
+
     /// <summary>The change from <paramref name="before"/> to <paramref name="after"/>, or null when more than an update's fields differ.</summary>
     public static ExecutionChange? Between(ExecutionRecord before, ExecutionRecord after)
     {
@@ -48,6 +50,7 @@ public sealed record ExecutionChange(string Id, string Status, IReadOnlyList<Sta
         return new ExecutionChange(after.Id, after.Status, [.. after.History.Skip(before.History.Count)], after.EndTimestamp, after.Result, after.Error)
         {
             SealedResult = after.SealedResult,
+            Worker = after.Worker,
         };
     }
 
@@ -61,6 +64,7 @@ public sealed record ExecutionChange(string Id, string Status, IReadOnlyList<Sta
         after.Result = Result?.DeepClone();
         after.SealedResult = SealedResult?.DeepClone();
         after.Error = Error;
+        after.Worker = Worker;
         return after;
     }
 

@@ -23,6 +23,12 @@ public sealed class WriteBehindOptions
 
     /// <summary>How long to wait before storing again after the store failed.</summary>
     public TimeSpan RetryDelay { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// How long a webhook's delivery id is remembered: a redelivery within it is the same trigger instance. Senders
+    /// retry for hours to a few days (GitHub lets a person redeliver for 3 days); a week covers them.
+    /// </summary>
+    public TimeSpan DeliveryIdRetention { get; set; } = TimeSpan.FromDays(7);
 }
 
 /// <summary>
@@ -39,6 +45,7 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
 
     private readonly IAuditStore _stored;
     private readonly AuditJournal? _journal;
+    private readonly LocalDeliveryIds? _deliveries;
     private readonly WriteBehindOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -79,6 +86,7 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
         _logger = logger;
         IReadOnlyList<AuditJournalEntry> left = [];
         _journal = options.Journal ? AuditJournal.Open(journalDirectory, out left) : null;
+        _deliveries = options.Journal ? new LocalDeliveryIds(journalDirectory, options.DeliveryIdRetention) : null;
         var now = time.GetUtcNow();
         _completeSince = DateTimeOffset.FromUnixTimeSeconds(now.ToUnixTimeSeconds() + 1);
         try
@@ -105,6 +113,7 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
         catch
         {
             _journal?.Dispose(); // its lock and its new, empty segment go with it
+            _deliveries?.DisposeAsync().AsTask().GetAwaiter().GetResult();
             throw;
         }
 
@@ -138,8 +147,12 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
         Write(new AuditJournalEntry { TriggerInstance = Copy(record, record.Status, record.Reason) });
     }
 
+    /// <summary>
+    /// Answered from this server's own disk (<see cref="LocalDeliveryIds"/>) beside the journal, so accepting a webhook
+    /// never waits on storage; without a journal (nothing on disk), from storage.
+    /// </summary>
     public Task<DateTimeOffset> FirstAcceptedAsync(string triggerInstanceId, DateTimeOffset now, CancellationToken cancellationToken) =>
-        _stored.FirstAcceptedAsync(triggerInstanceId, now, cancellationToken);
+        _deliveries?.FirstAcceptedAsync(triggerInstanceId, now, cancellationToken) ?? _stored.FirstAcceptedAsync(triggerInstanceId, now, cancellationToken);
 
     public async Task UpdateTriggerInstanceStatusAsync(string id, DateTimeOffset occurredAt, string status, string? reason, CancellationToken cancellationToken)
     {
@@ -289,6 +302,10 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
         await _flusher;
         _giveUp.Dispose();
         _journal?.Dispose();
+        if (_deliveries is not null)
+        {
+            await _deliveries.DisposeAsync();
+        }
         _wake.Dispose();
         _stopping.Dispose();
     }
@@ -309,6 +326,11 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
         lock (_gate)
         {
             _journal?.AbandonAsIfKilled();
+        }
+
+        if (_deliveries is not null)
+        {
+            await _deliveries.DisposeAsync();
         }
     }
 

@@ -32,6 +32,7 @@ public sealed partial class ActionExecutor(
     ExecutionService executions,
     ConcurrencyGate concurrency,
     IExecutionOutputStore output,
+    IWorkerRegistry workers,
     Microsoft.Extensions.Options.IOptions<ExecutorOptions> options,
     TimeProvider time,
     ILogger<ActionExecutor> logger)
@@ -301,7 +302,14 @@ public sealed partial class ActionExecutor(
             }
 
             var now = time.GetUtcNow();
-            var abandoned = takeOver || IsAbandoned(record, request, now);
+            var abandoned = takeOver || IsAbandoned(record, request, now)
+                || (record.Status is ExecutionStatus.Running or ExecutionStatus.Canceling && record.RunnerType != Workflows.WorkflowDefinition.RunnerType
+                    && record.Worker is { } worker && await workers.IsGoneAsync(worker, cancellationToken));
+            if (abandoned && record.Status is ExecutionStatus.Running && record.Worker is { } lost && lost != workers.Self)
+            {
+                LogTakingOver(logger, record.Id, lost);
+            }
+
             if (record.Status == ExecutionStatus.Canceling && abandoned)
             {
                 // Its worker died while it was being canceled: it will not run again.
@@ -325,8 +333,13 @@ public sealed partial class ActionExecutor(
                     var runningSince = record.History.LastOrDefault(h => h.Status == ExecutionStatus.Running)?.At ?? record.StartTimestamp;
                     var givesUpAt = runningSince + RunTimeout(request) + AbandonGrace + TimeSpan.FromSeconds(1);
                     // At most a day at a time (a queue holds a message back for 7 days at most): still running then,
-                    // it comes back again.
+                    // it comes back again. A worker that holds a lease is asked again when the lease would have run out.
                     var wait = givesUpAt - now < MaxRequeueDelay ? givesUpAt - now : MaxRequeueDelay;
+                    if (record.Worker is not null && workers.Lease > TimeSpan.Zero && workers.Lease < wait)
+                    {
+                        wait = workers.Lease + TimeSpan.FromSeconds(1);
+                    }
+
                     await executions.RequeueAsync(request with { Requested = null }, wait, cancellationToken);
                 }
 
@@ -351,6 +364,7 @@ public sealed partial class ActionExecutor(
             }
 
             record.Transition(ExecutionStatus.Running, now);
+            record.Worker = workers.Self;
             if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
             {
                 return (record, null);
@@ -473,6 +487,9 @@ public sealed partial class ActionExecutor(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Execution {Id} is already running elsewhere; the duplicate request is ignored")]
     private static partial void LogAlreadyRunning(ILogger logger, string id);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Execution {Id} was running on worker {Worker}, which is gone; running it again here")]
+    private static partial void LogTakingOver(ILogger logger, string id, string worker);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Execution {Id} was asked to cancel; stopping its runner")]
     private static partial void LogCanceling(ILogger logger, string id);

@@ -69,6 +69,12 @@ public sealed class ExecutionRecord
 
     public string? Error { get; set; }
 
+    /// <summary>
+    /// The worker process that claimed it to run (see <see cref="IWorkerRegistry"/>): while that worker lives, nobody
+    /// else runs it; once it is gone, a redelivered request takes it over.
+    /// </summary>
+    public string? Worker { get; set; }
+
     /// <summary>The store's concurrency token (a Table Storage ETag); updates fail when it is stale.</summary>
     public string? Version { get; set; }
 
@@ -105,6 +111,7 @@ public sealed class ExecutionRecord
         Result = Result?.DeepClone(),
         SealedResult = SealedResult?.DeepClone(),
         Error = Error,
+        Worker = Worker,
         Version = Version,
     };
 }

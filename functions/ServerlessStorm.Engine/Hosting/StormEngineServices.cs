@@ -53,10 +53,12 @@ public static class StormEngineServices
         services.TryAddSingleton<IExecutionOutputStore, InMemoryExecutionOutputStore>();
         services.AddSingleton<CompletionAnnouncer>();
         services.TryAddSingleton<IConcurrencySlots, InMemoryConcurrencySlots>();
+        services.TryAddSingleton<IWorkerRegistry, SingleProcessWorkerRegistry>();
         services.AddSingleton<ConcurrencyGate>();
         services.AddSingleton<InquiryService>();
         services.AddSingleton<Workflows.WorkflowTaskRunner>();
         services.AddSingleton<ActionExecutor>();
+        services.AddSingleton<StormConsumers>();
         services.AddSingleton<StormApi>();
         services.AddOptions<Security.AuthOptions>();
         services.AddOptions<ApiOptions>();

@@ -14,8 +14,7 @@ namespace ServerlessStorm.Engine.Hosting;
 /// </summary>
 public sealed partial class StormWorker(
     IMessageBus bus,
-    RulesEngine rules,
-    ActionExecutor executor,
+    StormConsumers consumers,
     TimerSensor timers,
     InquiryService inquiries,
     TimeProvider time,
@@ -28,9 +27,9 @@ public sealed partial class StormWorker(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await using var ruleSubscription = await bus.SubscribeAsync(StormQueues.TriggerInstances,
-            (message, ct) => rules.HandleAsync(StormEvents.DecodeTriggerInstance(message), ct), stoppingToken);
+            (message, ct) => consumers.HandleTriggerInstanceAsync(message, ct), stoppingToken);
         await using var executionSubscription = await bus.SubscribeAsync(StormQueues.Executions,
-            (message, ct) => executor.HandleAsync(StormEvents.DecodeExecutionRequest(message), ct), stoppingToken);
+            (message, ct) => consumers.HandleExecutionRequestAsync(message, ct), stoppingToken);
         LogStarted(logger);
         var sweep = SweepInquiriesAsync(stoppingToken);
         try

@@ -7,7 +7,10 @@ public sealed record BusMessage(string Id, ReadOnlyMemory<byte> Body, int Delive
     public TimeSpan Delay { get; init; }
 }
 
-/// <summary>Handles one message. Returning acknowledges it; throwing makes the bus deliver it again later.</summary>
+/// <summary>
+/// Handles one message. Returning acknowledges it; throwing makes the bus deliver it again later (a
+/// <see cref="PoisonMessageException"/> dead-letters it at once).
+/// </summary>
 public delegate Task BusHandler(BusMessage message, CancellationToken cancellationToken);
 
 /// <summary>
@@ -20,6 +23,34 @@ public interface IMessageBus
 
     /// <summary>Starts delivering <paramref name="queue"/>'s messages to <paramref name="handler"/> until the result is disposed.</summary>
     Task<IAsyncDisposable> SubscribeAsync(string queue, BusHandler handler, CancellationToken cancellationToken);
+
+    /// <summary>The messages of <paramref name="queue"/> the bus gave up on, oldest first, with the reason.</summary>
+    Task<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(string queue, int limit, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Puts dead-lettered messages of <paramref name="queue"/> back on it with a fresh delivery count: those with
+    /// <paramref name="messageId"/>, or all when it is null. Returns how many.
+    /// </summary>
+    Task<int> ReplayDeadLettersAsync(string queue, string? messageId, CancellationToken cancellationToken);
+}
+
+/// <summary>A message the bus gave up on: its queue, its id, why, after how many deliveries, and when.</summary>
+public sealed record DeadLetter(string Queue, string MessageId, string Reason, int Deliveries, DateTimeOffset DeadLetteredAt);
+
+/// <summary>Thrown by a handler for a message that no redelivery can help (it cannot be read): the bus dead-letters it at once.</summary>
+public class PoisonMessageException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>Why a message is dead-lettered, as the dead-letter list shows it.</summary>
+public static class DeadLetterReason
+{
+    public const int MaxLength = 1000;
+
+    public static string Of(Exception error, int deliveries)
+    {
+        var cause = $"{error.GetType().Name}: {error.Message}";
+        var reason = error is PoisonMessageException ? $"unreadable on delivery {deliveries}: {error.Message}" : $"failed {deliveries} deliveries; last error {cause}";
+        return reason.Length <= MaxLength ? reason : reason[..MaxLength];
+    }
 }
 
 /// <summary>The queues the engine uses.</summary>

@@ -14,10 +14,46 @@ public sealed partial class InMemoryMessageBus(BusOptions? options = null, ILogg
     private readonly BusOptions _options = options ?? new BusOptions();
     private readonly ILogger _logger = logger ?? NullLogger<InMemoryMessageBus>.Instance;
     private readonly ConcurrentDictionary<string, Channel<BusMessage>> _queues = new(StringComparer.Ordinal);
-    private readonly ConcurrentQueue<(string Queue, BusMessage Message)> _deadLetters = new();
+    private readonly Lock _deadLetterGate = new();
+    private readonly List<(DeadLetter Letter, BusMessage Message)> _deadLetters = [];
 
-    /// <summary>Messages that failed <see cref="BusOptions.MaxDeliveryCount"/> times.</summary>
-    public IReadOnlyCollection<(string Queue, BusMessage Message)> DeadLetters => _deadLetters;
+    /// <summary>Messages that failed <see cref="BusOptions.MaxDeliveryCount"/> times, or could not be read.</summary>
+    public IReadOnlyCollection<(string Queue, BusMessage Message)> DeadLetters
+    {
+        get
+        {
+            lock (_deadLetterGate)
+            {
+                return [.. _deadLetters.Select(d => (d.Letter.Queue, d.Message))];
+            }
+        }
+    }
+
+    public Task<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(string queue, int limit, CancellationToken cancellationToken)
+    {
+        lock (_deadLetterGate)
+        {
+            return Task.FromResult<IReadOnlyList<DeadLetter>>([.. _deadLetters.Where(d => d.Letter.Queue == queue).Take(limit).Select(d => d.Letter)]);
+        }
+    }
+
+    public async Task<int> ReplayDeadLettersAsync(string queue, string? messageId, CancellationToken cancellationToken)
+    {
+        List<BusMessage> replayed;
+        lock (_deadLetterGate)
+        {
+            bool Matches((DeadLetter Letter, BusMessage Message) d) => d.Letter.Queue == queue && (messageId is null || d.Letter.MessageId == messageId);
+            replayed = [.. _deadLetters.Where(Matches).Select(d => d.Message)];
+            _deadLetters.RemoveAll(Matches);
+        }
+
+        foreach (var message in replayed)
+        {
+            await PublishAsync(queue, message, cancellationToken);
+        }
+
+        return replayed.Count;
+    }
 
     public Task PublishAsync(string queue, BusMessage message, CancellationToken cancellationToken)
     {
@@ -75,10 +111,14 @@ public sealed partial class InMemoryMessageBus(BusOptions? options = null, ILogg
 
     private void Redeliver(string queue, Channel<BusMessage> channel, BusMessage message, Exception error)
     {
-        if (message.DeliveryCount >= _options.MaxDeliveryCount)
+        if (message.DeliveryCount >= _options.MaxDeliveryCount || error is PoisonMessageException)
         {
             LogDeadLettered(_logger, message.Id, queue, message.DeliveryCount, error);
-            _deadLetters.Enqueue((queue, message));
+            lock (_deadLetterGate)
+            {
+                _deadLetters.Add((new DeadLetter(queue, message.Id, DeadLetterReason.Of(error, message.DeliveryCount), message.DeliveryCount, DateTimeOffset.UtcNow), message));
+            }
+
             return;
         }
 

@@ -18,7 +18,7 @@ public sealed record ExecutionRequest(string ExecutionId, string ActionRef, Json
 }
 
 /// <summary>A message on the bus that is not what its queue carries.</summary>
-public sealed class MalformedMessageException(string message, Exception? inner = null) : Exception(message, inner);
+public sealed class MalformedMessageException(string message, Exception? inner = null) : PoisonMessageException(message, inner);
 
 /// <summary>
 /// The bus's message format: CloudEvents 1.0 in structured JSON mode. A trigger instance's event has

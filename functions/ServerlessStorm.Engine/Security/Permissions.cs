@@ -40,6 +40,10 @@ public static class Permissions
     public const string ApiKeyModify = "api_key_modify";
     public const string ApiKeyDelete = "api_key_delete";
 
+    /// <summary>Ours, not StackStorm's (it has no dead letters): seeing what the bus gave up on, and putting it back.</summary>
+    public const string DeadLetterList = "dead_letter_list";
+    public const string DeadLetterReplay = "dead_letter_replay";
+
     /// <summary>Every permission type StackStorm knows, with its resource type (the prefix of the uids it applies to).</summary>
     public static readonly IReadOnlyDictionary<string, string> ResourceTypes = BuildResourceTypes();
 
@@ -49,6 +53,7 @@ public static class Permissions
         [
             "pack_install", "pack_uninstall", "pack_create", "pack_register", "pack_config", "pack_search", "pack_views_index_health",
             "action_alias_match", "action_alias_help", ApiKeyCreate, "policy_create", "stream_view", InquiryList, InquiryRespond, InquiryView,
+            DeadLetterReplay,
         ]), StringComparer.Ordinal);
 
     /// <summary>Content that lives in a pack, where a grant on <c>pack:NAME</c> covers it.</summary>
@@ -78,6 +83,7 @@ public static class Permissions
         Add("timer", "list", "view", "all");
         Add("api_key", "list", "view", "create", "modify", "delete", "all");
         Add("trace", "list", "view", "all");
+        Add("dead_letter", "list", "replay");
         Add("trigger", "list", "view", "all");
         Add("policy_type", "list", "view", "all");
         Add("policy", "list", "view", "create", "modify", "delete", "all");

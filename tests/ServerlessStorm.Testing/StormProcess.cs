@@ -1,8 +1,7 @@
 using System.Diagnostics;
 using System.Text;
-using ServerlessStorm.Testing;
 
-namespace ServerlessStorm.EndToEnd.Tests;
+namespace ServerlessStorm.Testing;
 
 /// <summary>The output of one finished storm command.</summary>
 public sealed record CliResult(int ExitCode, string StdOut, string StdErr)

@@ -1,0 +1,79 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Messaging;
+using ServerlessStorm.Engine.Rules;
+using ServerlessStorm.Engine.Triggers;
+
+namespace ServerlessStorm.Engine.Hosting;
+
+/// <summary>
+/// What every host runs for a message on the engine's two queues: decode it, hand it to the rules engine or the action
+/// executor, and, when this delivery is the last the bus makes before dead-lettering it, mark its trigger instance or
+/// execution in the audit with the reason, so the audit shows why the work stopped and how to resume it.
+/// </summary>
+public sealed partial class StormConsumers(RulesEngine rules, ActionExecutor executor, IAuditStore audit, IOptions<BusOptions> bus, TimeProvider time, ILogger<StormConsumers> logger)
+{
+    public async Task HandleTriggerInstanceAsync(BusMessage message, CancellationToken cancellationToken)
+    {
+        var instance = StormEvents.DecodeTriggerInstance(message);
+        try
+        {
+            await rules.HandleAsync(instance, cancellationToken);
+        }
+        catch (Exception ex) when (IsLastDelivery(message, ex))
+        {
+            await MarkAsync(() => audit.UpdateTriggerInstanceStatusAsync(instance.Id, instance.OccurredAt, TriggerInstanceStatus.ProcessingFailed,
+                DeadLettered(message, ex, instance.Id, StormQueues.TriggerInstances), CancellationToken.None), instance.Id);
+            throw;
+        }
+    }
+
+    /// <param name="message">The execution request.</param>
+    /// <param name="cancellationToken">Stops the run.</param>
+    /// <param name="takeOver">See <see cref="ActionExecutor.HandleAsync"/>.</param>
+    public async Task HandleExecutionRequestAsync(BusMessage message, CancellationToken cancellationToken, bool takeOver = false)
+    {
+        var request = StormEvents.DecodeExecutionRequest(message);
+        try
+        {
+            await executor.HandleAsync(request, cancellationToken, takeOver);
+        }
+        catch (Exception ex) when (IsLastDelivery(message, ex))
+        {
+            await MarkAsync(async () =>
+            {
+                // It keeps its status: a replay runs it from where it stopped.
+                if (await audit.GetExecutionAsync(request.ExecutionId, CancellationToken.None) is { } record && !ExecutionStatus.IsTerminal(record.Status))
+                {
+                    record.Error = DeadLettered(message, ex, request.ExecutionId, StormQueues.Executions);
+                    await audit.TryUpdateExecutionAsync(record, CancellationToken.None);
+                }
+            }, request.ExecutionId);
+            throw;
+        }
+    }
+
+    private bool IsLastDelivery(BusMessage message, Exception error) =>
+        error is not OperationCanceledException && (error is PoisonMessageException || message.DeliveryCount >= bus.Value.MaxDeliveryCount);
+
+    private string DeadLettered(BusMessage message, Exception error, string id, string queue) =>
+        $"dead-lettered on {queue} at {time.GetUtcNow():u}: {DeadLetterReason.Of(error, message.DeliveryCount)} (storm dead-letter replay {id} runs it again)";
+
+    // The audit may be what failed: the dead letter keeps the reason either way.
+    private async Task MarkAsync(Func<Task> mark, string id)
+    {
+        try
+        {
+            await mark();
+        }
+        catch (Exception ex)
+        {
+            LogMarkFailed(logger, id, Diagnostics.ExceptionCause.Of(ex));
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Id} is dead-lettered, but the audit could not be marked ({Cause}); the dead-letter list has the reason")]
+    private static partial void LogMarkFailed(ILogger logger, string id, string cause);
+}

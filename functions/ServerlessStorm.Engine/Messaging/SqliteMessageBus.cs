@@ -1,0 +1,275 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using ServerlessStorm.Engine.Local;
+
+namespace ServerlessStorm.Engine.Messaging;
+
+/// <summary>
+/// The in-process bus of <c>storm serve</c>, kept in a local SQLite file: a message is written there before
+/// <see cref="PublishAsync"/> returns and deleted only when its handler succeeded, so what a killed process had
+/// accepted is delivered again when the next one opens the file — before anything published after it. Delivery
+/// within the process goes through memory (no polling). A message whose handler keeps failing, or that cannot be read,
+/// moves to the dead letters with the reason, where <see cref="ReplayDeadLettersAsync"/> finds it.
+/// </summary>
+public sealed partial class SqliteMessageBus : IMessageBus, IAsyncDisposable
+{
+    public const string FileName = "bus.db";
+
+    private const string Schema = """
+        CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, id TEXT NOT NULL, body BLOB NOT NULL,
+            deliveries INTEGER NOT NULL DEFAULT 0, visible_at INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE IF NOT EXISTS dead_letters (seq INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, id TEXT NOT NULL, body BLOB NOT NULL,
+            deliveries INTEGER NOT NULL, reason TEXT NOT NULL, at INTEGER NOT NULL);
+        CREATE INDEX IF NOT EXISTS dead_letters_by_queue ON dead_letters (queue, id);
+        """;
+
+    private readonly LocalDatabase _database;
+    private readonly BusOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<string, Channel<Stored>> _queues = new(StringComparer.Ordinal);
+
+    private SqliteMessageBus(LocalDatabase database, BusOptions options, TimeProvider time, ILogger logger)
+    {
+        _database = database;
+        _options = options;
+        _time = time;
+        _logger = logger;
+    }
+
+    /// <summary>Messages taken up from the file at open: what an earlier process accepted and had not finished.</summary>
+    public int Recovered { get; private set; }
+
+    /// <summary>Opens the bus in <paramref name="directory"/> and queues again every message an earlier process left in it.</summary>
+    public static async Task<SqliteMessageBus> OpenAsync(string directory, BusOptions? options = null, TimeProvider? time = null, ILogger<SqliteMessageBus>? logger = null)
+    {
+        var database = LocalDatabase.Open(Path.Combine(directory, FileName), Schema);
+        var bus = new SqliteMessageBus(database, options ?? new BusOptions(), time ?? TimeProvider.System, logger ?? (ILogger)NullLogger.Instance);
+        var left = await database.RunAsync(connection =>
+        {
+            using var select = LocalDatabase.Command(connection, "SELECT seq, queue, id, body, deliveries, visible_at FROM messages ORDER BY seq");
+            using var reader = select.ExecuteReader();
+            var rows = new List<(string Queue, Stored Message, long VisibleAt)>();
+            while (reader.Read())
+            {
+                rows.Add((reader.GetString(1), new Stored(reader.GetInt64(0), new BusMessage(reader.GetString(2), (byte[])reader[3], reader.GetInt32(4))), reader.GetInt64(5)));
+            }
+
+            return rows;
+        });
+        foreach (var (queue, message, visibleAt) in left)
+        {
+            bus.Schedule(queue, message, DateTimeOffset.FromUnixTimeMilliseconds(visibleAt) - bus._time.GetUtcNow());
+        }
+
+        bus.Recovered = left.Count;
+        if (left.Count > 0)
+        {
+            LogRecovered(bus._logger, left.Count, database.FullPath);
+        }
+
+        return bus;
+    }
+
+    public async Task PublishAsync(string queue, BusMessage message, CancellationToken cancellationToken)
+    {
+        var visibleAt = (_time.GetUtcNow() + (message.Delay > TimeSpan.Zero ? message.Delay : TimeSpan.Zero)).ToUnixTimeMilliseconds();
+        var body = message.Body.ToArray();
+        var seq = await _database.RunAsync(connection =>
+        {
+            using var insert = LocalDatabase.Command(connection, "INSERT INTO messages (queue, id, body, visible_at) VALUES ($queue, $id, $body, $at) RETURNING seq",
+                ("$queue", queue), ("$id", message.Id), ("$body", body), ("$at", visibleAt));
+            return (long)insert.ExecuteScalar()!;
+        }).WaitAsync(cancellationToken);
+        Schedule(queue, new Stored(seq, message with { DeliveryCount = 0, Delay = TimeSpan.Zero }), message.Delay);
+    }
+
+    public Task<IAsyncDisposable> SubscribeAsync(string queue, BusHandler handler, CancellationToken cancellationToken)
+    {
+        var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var channel = Queue(queue);
+        var workers = Enumerable.Range(0, Math.Max(1, _options.Concurrency))
+            .Select(_ => Task.Run(() => WorkAsync(queue, channel, handler, stop.Token), CancellationToken.None))
+            .ToArray();
+        return Task.FromResult<IAsyncDisposable>(new Subscription(stop, workers));
+    }
+
+    public Task<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(string queue, int limit, CancellationToken cancellationToken) =>
+        _database.RunAsync<IReadOnlyList<DeadLetter>>(connection =>
+        {
+            using var select = LocalDatabase.Command(connection, "SELECT id, reason, deliveries, at FROM dead_letters WHERE queue = $queue ORDER BY seq LIMIT $limit",
+                ("$queue", queue), ("$limit", limit));
+            using var reader = select.ExecuteReader();
+            var found = new List<DeadLetter>();
+            while (reader.Read())
+            {
+                found.Add(new DeadLetter(queue, reader.GetString(0), reader.GetString(1), reader.GetInt32(2), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3))));
+            }
+
+            return found;
+        }).WaitAsync(cancellationToken);
+
+    public async Task<int> ReplayDeadLettersAsync(string queue, string? messageId, CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        var replayed = await _database.RunAsync(connection =>
+        {
+            var which = messageId is null ? "queue = $queue" : "queue = $queue AND id = $id";
+            using var move = LocalDatabase.Command(connection,
+                $"INSERT INTO messages (queue, id, body, visible_at) SELECT queue, id, body, $now FROM dead_letters WHERE {which} ORDER BY seq RETURNING seq, id, body",
+                ("$queue", queue), ("$id", messageId ?? ""), ("$now", now));
+            var rows = new List<Stored>();
+            using (var reader = move.ExecuteReader())
+            {
+                while (reader.Read())
+                {
+                    rows.Add(new Stored(reader.GetInt64(0), new BusMessage(reader.GetString(1), (byte[])reader[2], 0)));
+                }
+            }
+
+            using var delete = LocalDatabase.Command(connection, $"DELETE FROM dead_letters WHERE {which}", ("$queue", queue), ("$id", messageId ?? ""));
+            delete.ExecuteNonQuery();
+            return rows;
+        }).WaitAsync(cancellationToken);
+        foreach (var message in replayed)
+        {
+            Schedule(queue, message, TimeSpan.Zero);
+        }
+
+        return replayed.Count;
+    }
+
+    private Channel<Stored> Queue(string name) => _queues.GetOrAdd(name, _ => Channel.CreateUnbounded<Stored>());
+
+    private void Schedule(string queue, Stored message, TimeSpan delay)
+    {
+        var channel = Queue(queue);
+        if (delay <= TimeSpan.Zero)
+        {
+            channel.Writer.TryWrite(message);
+            return;
+        }
+
+        // Kept in the file meanwhile: a restart schedules it again for what is left of its delay.
+        _ = Task.Delay(delay, _time, CancellationToken.None).ContinueWith(_ => channel.Writer.TryWrite(message), TaskScheduler.Default);
+    }
+
+    private async Task WorkAsync(string queue, Channel<Stored> channel, BusHandler handler, CancellationToken stop)
+    {
+        try
+        {
+            await foreach (var received in channel.Reader.ReadAllAsync(stop))
+            {
+                var message = received.Message with { DeliveryCount = received.Message.DeliveryCount + 1 };
+                try
+                {
+                    await handler(message, stop);
+                }
+                catch (OperationCanceledException) when (stop.IsCancellationRequested)
+                {
+                    // Stopping mid-message: it stays in the file (and in memory for a subscriber that comes later).
+                    channel.Writer.TryWrite(received);
+                    return;
+                }
+                catch (Exception ex)
+                {
+                    await FailedAsync(queue, received with { Message = message }, ex);
+                    continue;
+                }
+
+                await AcknowledgeAsync(queue, received.Seq);
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task AcknowledgeAsync(string queue, long seq)
+    {
+        try
+        {
+            await _database.RunAsync(connection =>
+            {
+                using var delete = LocalDatabase.Command(connection, "DELETE FROM messages WHERE seq = $seq", ("$seq", seq));
+                return delete.ExecuteNonQuery();
+            });
+        }
+        catch (Exception ex) when (ex is SqliteException or ObjectDisposedException)
+        {
+            // Handled but still in the file: the next start delivers it again, and the handlers are idempotent.
+            LogAcknowledgeFailed(_logger, seq, queue, ex.Message);
+        }
+    }
+
+    private async Task FailedAsync(string queue, Stored failed, Exception error)
+    {
+        var message = failed.Message;
+        var deadLetter = error is PoisonMessageException || message.DeliveryCount >= _options.MaxDeliveryCount;
+        try
+        {
+            if (deadLetter)
+            {
+                var reason = DeadLetterReason.Of(error, message.DeliveryCount);
+                var at = _time.GetUtcNow().ToUnixTimeMilliseconds();
+                await _database.RunAsync(connection =>
+                {
+                    using var move = LocalDatabase.Command(connection,
+                        "INSERT INTO dead_letters (queue, id, body, deliveries, reason, at) SELECT queue, id, body, $deliveries, $reason, $at FROM messages WHERE seq = $seq; DELETE FROM messages WHERE seq = $seq",
+                        ("$deliveries", message.DeliveryCount), ("$reason", reason), ("$at", at), ("$seq", failed.Seq));
+                    return move.ExecuteNonQuery();
+                });
+                LogDeadLettered(_logger, message.Id, queue, message.DeliveryCount, reason);
+                return;
+            }
+
+            var visibleAt = (_time.GetUtcNow() + _options.RetryDelay).ToUnixTimeMilliseconds();
+            await _database.RunAsync(connection =>
+            {
+                using var update = LocalDatabase.Command(connection, "UPDATE messages SET deliveries = $deliveries, visible_at = $at WHERE seq = $seq",
+                    ("$deliveries", message.DeliveryCount), ("$at", visibleAt), ("$seq", failed.Seq));
+                return update.ExecuteNonQuery();
+            });
+        }
+        catch (Exception ex) when (ex is SqliteException or ObjectDisposedException)
+        {
+            LogAcknowledgeFailed(_logger, failed.Seq, queue, ex.Message);
+            if (deadLetter)
+            {
+                return;
+            }
+        }
+
+        LogRetrying(_logger, message.Id, queue, message.DeliveryCount, Diagnostics.ExceptionCause.Of(error));
+        Schedule(queue, failed, _options.RetryDelay);
+    }
+
+    public ValueTask DisposeAsync() => _database.DisposeAsync();
+
+    private sealed record Stored(long Seq, BusMessage Message);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Message {Id} on {Queue} failed on delivery {Count} ({Cause}); it will be delivered again")]
+    private static partial void LogRetrying(ILogger logger, string id, string queue, int count, string cause);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Message {Id} on {Queue} was dead-lettered after {Count} deliveries: {Reason}")]
+    private static partial void LogDeadLettered(ILogger logger, string id, string queue, int count, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Message {Seq} on {Queue}: its outcome could not be written to the local bus file ({Cause}); it may be delivered again")]
+    private static partial void LogAcknowledgeFailed(ILogger logger, long seq, string queue, string cause);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Count} message(s) an earlier run had accepted and not finished are queued again (from {File})")]
+    private static partial void LogRecovered(ILogger logger, int count, string file);
+
+    private sealed class Subscription(CancellationTokenSource stop, Task[] workers) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await stop.CancelAsync();
+            await Task.WhenAll(workers);
+            stop.Dispose();
+        }
+    }
+}
