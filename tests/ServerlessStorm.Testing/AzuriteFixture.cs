@@ -50,6 +50,32 @@ public sealed class AzuriteFixture : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// Freezes this fixture's Azurite (SIGSTOP, as a hung storage service): connections are accepted by the kernel but
+    /// nothing answers, until the result is disposed (SIGCONT).
+    /// </summary>
+    public async Task<IAsyncDisposable> SuspendAsync()
+    {
+        await SignalAsync("STOP");
+        return new Resume(this);
+    }
+
+    private async Task SignalAsync(string signal)
+    {
+        // The data folder is on Azurite's command line and on no other process's.
+        using var kill = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("pkill", [$"-{signal}", "-f", _dataDirectory]) { UseShellExecute = false })!;
+        await kill.WaitForExitAsync();
+        if (kill.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"no Azurite process of this fixture ({_dataDirectory}) took SIG{signal}");
+        }
+    }
+
+    private sealed class Resume(AzuriteFixture fixture) : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync() => new(fixture.SignalAsync("CONT"));
+    }
+
     public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);

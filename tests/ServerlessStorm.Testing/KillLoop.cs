@@ -47,7 +47,7 @@ public static class KillLoop
         var next = -1;
 
         // The kills fall at random points of the sending, one per stretch of deliveries.
-        var killAt = Enumerable.Range(0, kills).Select(k => (k * deliveries / kills) + random.Next(deliveries / kills / 4, Math.Max(deliveries / kills / 4 + 1, deliveries / kills * 3 / 4))).ToArray();
+        var killAt = kills == 0 ? [] : Enumerable.Range(0, kills).Select(k => (k * deliveries / kills) + random.Next(deliveries / kills / 4, Math.Max(deliveries / kills / 4 + 1, deliveries / kills * 3 / 4))).ToArray();
         var killsDone = 0;
 
         async Task SendAsync()

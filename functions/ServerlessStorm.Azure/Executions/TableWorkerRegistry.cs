@@ -33,7 +33,7 @@ public sealed partial class TableWorkerRegistry : IWorkerRegistry, IHostedServic
 
     public string Self { get; } = IWorkerRegistry.NewId();
 
-    /// <summary>20 s: short, so a killed worker's executions are taken over soon after its queue messages come back (30 s).</summary>
+    /// <summary>20 s, as the Storage Queue visibility: a killed worker's executions are taken over when its queue messages come back.</summary>
     public TimeSpan Lease { get; init; } = TimeSpan.FromSeconds(20);
 
     public async Task<bool> IsGoneAsync(string worker, CancellationToken cancellationToken)

@@ -20,9 +20,9 @@ public sealed class StorageQueueOptions
     /// <summary>
     /// How long a received message stays hidden; if the consumer dies, it reappears after this. A live consumer keeps
     /// it hidden while its handler runs (renewing at half this), however long the action takes. Short, so a crash
-    /// delays work by seconds, not minutes; the renewals cost one request per message in flight every 15 s.
+    /// delays work by seconds, not minutes; the renewals cost one request per message in flight every 10 s.
     /// </summary>
-    public TimeSpan VisibilityTimeout { get; set; } = TimeSpan.FromSeconds(30);
+    public TimeSpan VisibilityTimeout { get; set; } = TimeSpan.FromSeconds(20);
 
     /// <summary>Longest wait between polls of an empty queue (the wait doubles from 10 ms up to this).</summary>
     public TimeSpan MaxPollingInterval { get; set; } = TimeSpan.FromMilliseconds(500);

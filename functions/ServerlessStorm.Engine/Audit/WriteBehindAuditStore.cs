@@ -12,8 +12,12 @@ public sealed class WriteBehindOptions
     /// <summary>How long a finished, stored execution stays in memory (reads of it need no storage round trip).</summary>
     public TimeSpan RetainFinished { get; set; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>Writes not yet stored beyond which new writes wait for the store to catch up (bounds memory).</summary>
-    public int MaxPending { get; set; } = 20_000;
+    /// <summary>
+    /// Records not yet stored beyond which new writes wait for the store to catch up (bounds memory). A webhook's way
+    /// to its finished action leaves three (trigger instance, enforcement, execution), so the default lets about 33,000
+    /// deliveries be accepted while storage is away (40 s at 800 a second), in about 150 MB.
+    /// </summary>
+    public int MaxPending { get; set; } = 100_000;
 
     /// <summary>
     /// Append every write to the journal before it returns (true), so a killed process loses nothing; false keeps

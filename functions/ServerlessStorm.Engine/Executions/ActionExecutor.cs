@@ -333,11 +333,12 @@ public sealed partial class ActionExecutor(
                     var runningSince = record.History.LastOrDefault(h => h.Status == ExecutionStatus.Running)?.At ?? record.StartTimestamp;
                     var givesUpAt = runningSince + RunTimeout(request) + AbandonGrace + TimeSpan.FromSeconds(1);
                     // At most a day at a time (a queue holds a message back for 7 days at most): still running then,
-                    // it comes back again. A worker that holds a lease is asked again when the lease would have run out.
+                    // it comes back again. A worker that holds a lease is asked after again a quarter lease (its renewal
+                    // period), so its death is noticed within seconds of its lease running out.
                     var wait = givesUpAt - now < MaxRequeueDelay ? givesUpAt - now : MaxRequeueDelay;
-                    if (record.Worker is not null && workers.Lease > TimeSpan.Zero && workers.Lease < wait)
+                    if (record.Worker is not null && workers.Lease > TimeSpan.Zero && workers.Lease / 4 < wait)
                     {
-                        wait = workers.Lease + TimeSpan.FromSeconds(1);
+                        wait = workers.Lease / 4;
                     }
 
                     await executions.RequeueAsync(request with { Requested = null }, wait, cancellationToken);

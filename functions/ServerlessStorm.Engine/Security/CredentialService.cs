@@ -38,6 +38,16 @@ public sealed class AuthOptions
     /// </summary>
     public TimeSpan CacheFor { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// While the credential store fails or does not answer within <see cref="StoreWait"/>, a credential verified less than
+    /// this long ago still lets its holder in (so a storage outage does not stop webhooks from being accepted); a key
+    /// disabled meanwhile stops working as soon as the store answers again.
+    /// </summary>
+    public TimeSpan StaleFor { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>How long a request waits for the store to confirm a credential whose <see cref="CacheFor"/> has run out.</summary>
+    public TimeSpan StoreWait { get; set; } = TimeSpan.FromMilliseconds(500);
+
     /// <summary>The htpasswd file of users who may ask for a token (StackStorm's flat_file backend); none when unset.</summary>
     public string? HtpasswdFile { get; set; }
 }
@@ -58,6 +68,7 @@ public sealed class CredentialService(ICredentialStore store, IOptions<AuthOptio
     private const int CacheLimit = 10_000;
 
     private readonly AuthOptions _options = options.Value;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Task<CredentialRecord?>> _lookups = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, (CredentialRecord Record, DateTimeOffset Until)> _verified = new(StringComparer.Ordinal);
 
     /// <summary>
@@ -180,11 +191,36 @@ public sealed class CredentialService(ICredentialStore store, IOptions<AuthOptio
         var hash = Hash(kind, secret);
         var now = time.GetUtcNow();
         var cacheKey = kind + ":" + hash;
-        if (_verified.TryGetValue(cacheKey, out var cached) && cached.Until > now)
+        if (!_verified.TryGetValue(cacheKey, out var cached))
+        {
+            return await LookUpAsync(kind, hash, cacheKey, cancellationToken);
+        }
+
+        if (cached.Until > now)
         {
             return cached.Record;
         }
 
+        if (now - cached.Until > _options.StaleFor)
+        {
+            return await LookUpAsync(kind, hash, cacheKey, cancellationToken);
+        }
+
+        // One look-up per credential at a time; while the store is slow or failing, the last verdict stands.
+        var lookup = _lookups.GetOrAdd(cacheKey, _ => LookUpAsync(kind, hash, cacheKey, CancellationToken.None));
+        _ = lookup.ContinueWith(_ => _lookups.TryRemove(KeyValuePair.Create(cacheKey, lookup)), TaskScheduler.Default);
+        try
+        {
+            return await lookup.WaitAsync(_options.StoreWait, time, cancellationToken);
+        }
+        catch (Exception ex) when (ex is TimeoutException || (ex is not OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            return cached.Record;
+        }
+    }
+
+    private async Task<CredentialRecord?> LookUpAsync(string kind, string hash, string cacheKey, CancellationToken cancellationToken)
+    {
         var record = await store.FindAsync(kind, hash, cancellationToken);
         if (record is null)
         {
@@ -197,7 +233,7 @@ public sealed class CredentialService(ICredentialStore store, IOptions<AuthOptio
             _verified.Clear();
         }
 
-        _verified[cacheKey] = (record, now + _options.CacheFor);
+        _verified[cacheKey] = (record, time.GetUtcNow() + _options.CacheFor);
         return record;
     }
 
