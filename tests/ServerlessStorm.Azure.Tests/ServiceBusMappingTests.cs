@@ -69,6 +69,28 @@ public sealed class ServiceBusMappingTests
         }
     }
 
+    [Fact]
+    public async Task UnreadableMessage_IsDeadLetteredOnItsFirstDelivery_AsUnreadable()
+    {
+        var receiver = new RecordingReceiver();
+        var received = ServiceBusModelFactory.ServiceBusReceivedMessage(body: BinaryData.FromString("not an event"), messageId: "m", deliveryCount: 1);
+        var args = new ProcessMessageEventArgs(received, receiver, CancellationToken.None);
+
+        await ServiceBusMessageBus.HandleAsync(args, (m, _) => Task.FromResult(StormEvents.DecodeTriggerInstance(m)), 5, NullLogger.Instance);
+
+        Assert.Equal("deadletter", Assert.Single(receiver.Settlements));
+        Assert.StartsWith("unreadable on delivery 1: message m is not a CloudEvents 1.0 JSON event", receiver.DeadLetterDescription, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void DeadLetteredMessage_IsListedWithTheDescriptionItWasGiven()
+    {
+        var message = ServiceBusModelFactory.ServiceBusReceivedMessage(messageId: "ti-1", deliveryCount: 5,
+            properties: new Dictionary<string, object> { ["DeadLetterReason"] = "HandlerFailed", ["DeadLetterErrorDescription"] = "failed 5 deliveries; last error X: y" });
+        var letter = ServiceBusMessageBus.ToDeadLetter("trigger-instances")(message);
+        Assert.Equal(("trigger-instances", "ti-1", "failed 5 deliveries; last error X: y", 5), (letter.Queue, letter.MessageId, letter.Reason, letter.Deliveries));
+    }
+
     private sealed class RecordingReceiver : ServiceBusReceiver
     {
         public List<string> Settlements { get; } = [];

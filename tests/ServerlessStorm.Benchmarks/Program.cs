@@ -3,19 +3,21 @@ using ServerlessStorm.Benchmarks;
 // storm benchmarks: "latency" (webhook to finished execution through the local stack), "executions" (executions/s
 // with the audit written entity by entity, batched, or in memory), "rules" (matching and template rendering) or
 // "workflows" (the workflow interpreter against hand-written orchestrators, with-items scaling, steps per second) or
-// "auth" (webhook accepted without authentication, with an API key and with a signed body).
+// "auth" (webhook accepted without authentication, with an API key and with a signed body) or "recovery" (crashes:
+// SIGKILL to all accepted work done, the kill loop, webhooks accepted while storage hangs).
 return args.FirstOrDefault() switch
 {
     "rules" => RulesBenchmark.Run(args),
     "executions" => await ExecutionsBenchmark.RunAsync(args),
     "workflows" => await WorkflowsBenchmark.RunAsync(args),
     "auth" => await AuthBenchmark.RunAsync(args),
+    "recovery" => await RecoveryBenchmark.RunAsync(args),
     "latency" or null => await LatencyBenchmark.RunAsync(args),
     var other => Usage(other),
 };
 
 static int Usage(string mode)
 {
-    Console.Error.WriteLine($"unknown benchmark '{mode}'; use 'latency', 'executions', 'workflows', 'rules' or 'auth'");
+    Console.Error.WriteLine($"unknown benchmark '{mode}'; use 'latency', 'executions', 'workflows', 'rules', 'auth' or 'recovery'");
     return 2;
 }

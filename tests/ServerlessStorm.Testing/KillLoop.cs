@@ -131,37 +131,42 @@ public static class KillLoop
     /// <summary>Polls the traces of <paramref name="ids"/> until each has a finished execution or the deadline passes.</summary>
     public static async Task<KillLoopResult> WaitForAllActedOnAsync(StormProcess server, HttpClient http, IReadOnlyList<string> ids, TimeSpan deadline, Stopwatch clock, Action<string>? progress = null)
     {
-        var open = new HashSet<string>(ids, StringComparer.Ordinal);
+        var open = new SortedSet<string>(ids, StringComparer.Ordinal); // in sending order: the queues are roughly first in, first out
         var once = 0;
         var duplicated = 0;
         var runAgain = 0;
         var lastReport = TimeSpan.Zero;
+        var gate = new Lock();
         while (open.Count > 0 && clock.Elapsed < deadline)
         {
-            var checks = await Task.WhenAll(open.Take(256).Select(async id => (id, trace: await TryGetTraceAsync(http, server.Url, id))));
-            foreach (var (id, trace) in checks)
+            // A few reads at a time, so the checking does not crowd out the work it waits for (the audit's storage
+            // serves both).
+            await Parallel.ForEachAsync(open.Take(256).ToList(), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (id, _) =>
             {
-                var executions = trace?["executions"] as JsonArray;
+                var executions = (await TryGetTraceAsync(http, server.Url, id))?["executions"] as JsonArray;
                 if (executions is null || executions.Count == 0 || executions.Any(e => !IsFinished(e?["status"]?.GetValue<string>())))
                 {
-                    continue;
+                    return;
                 }
 
-                open.Remove(id);
-                if (executions.Count == 1 && executions[0]?["status"]?.GetValue<string>() == "succeeded")
+                lock (gate)
                 {
-                    once++;
-                }
-                else
-                {
-                    duplicated++;
-                }
+                    open.Remove(id);
+                    if (executions.Count == 1 && executions[0]?["status"]?.GetValue<string>() == "succeeded")
+                    {
+                        once++;
+                    }
+                    else
+                    {
+                        duplicated++;
+                    }
 
-                if (executions.Any(e => (e?["log"] as JsonArray)?.Count(l => l?["status"]?.GetValue<string>() == "running") > 1))
-                {
-                    runAgain++;
+                    if (executions.Any(e => (e?["log"] as JsonArray)?.Count(l => l?["status"]?.GetValue<string>() == "running") > 1))
+                    {
+                        runAgain++;
+                    }
                 }
-            }
+            });
 
             if (open.Count > 0)
             {
@@ -171,7 +176,7 @@ public static class KillLoop
                     progress?.Invoke($"{ids.Count - open.Count}/{ids.Count} acted on");
                 }
 
-                await Task.Delay(Eventually.PollInterval);
+                await Task.Delay(TimeSpan.FromMilliseconds(200));
             }
         }
 
