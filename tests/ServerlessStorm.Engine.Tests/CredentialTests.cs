@@ -89,6 +89,64 @@ public sealed class CredentialTests
     }
 }
 
+/// <summary>A credential store that stops answering (a storage outage) until released.</summary>
+public sealed class CredentialsWhileTheStoreHangsTests
+{
+    private readonly ManualTimeProvider _time = new(new DateTimeOffset(2026, 12, 2, 12, 0, 0, TimeSpan.Zero));
+    private readonly HangingStore _store = new();
+
+    [Fact]
+    public async Task AVerifiedKey_GoesOnWorkingWhileTheStoreHangs_ForUpToStaleFor_ThenWaitsForTheStore()
+    {
+        var service = new CredentialService(_store, Options.Create(new AuthOptions { CacheFor = TimeSpan.FromSeconds(10), StaleFor = TimeSpan.FromMinutes(5) }), _time);
+        var (_, key) = await service.CreateApiKeyAsync("alice", null, CancellationToken.None);
+        Assert.NotNull(await service.FindAsync(CredentialKind.ApiKey, key, CancellationToken.None));
+
+        _store.Hang();
+        _time.Advance(TimeSpan.FromSeconds(30));
+        var whileHung = service.FindAsync(CredentialKind.ApiKey, key, CancellationToken.None);
+        Assert.True(whileHung.IsCompletedSuccessfully, "a request waited for a hung store although the key was verified 30 s ago");
+        Assert.Equal("alice", (await whileHung)!.User);
+
+        _time.Advance(TimeSpan.FromMinutes(5));
+        var tooOld = service.FindAsync(CredentialKind.ApiKey, key, CancellationToken.None);
+        Assert.False(tooOld.IsCompleted, "a verdict older than StaleFor was trusted without the store");
+        _store.Release();
+        Assert.Equal("alice", (await tooOld)!.User);
+    }
+
+    private sealed class HangingStore : ICredentialStore
+    {
+        private readonly InMemoryCredentialStore _inner = new();
+        private TaskCompletionSource _open = CreateOpen();
+
+        public void Hang() => _open = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Release() => _open.TrySetResult();
+
+        public Task<bool> AddAsync(CredentialRecord record, CancellationToken cancellationToken) => _inner.AddAsync(record, cancellationToken);
+
+        public async Task<CredentialRecord?> FindAsync(string kind, string hash, CancellationToken cancellationToken)
+        {
+            await _open.Task.WaitAsync(cancellationToken);
+            return await _inner.FindAsync(kind, hash, cancellationToken);
+        }
+
+        public Task<IReadOnlyList<CredentialRecord>> ListAsync(string kind, CancellationToken cancellationToken) => _inner.ListAsync(kind, cancellationToken);
+
+        public Task<bool> UpdateAsync(CredentialRecord record, CancellationToken cancellationToken) => _inner.UpdateAsync(record, cancellationToken);
+
+        public Task<bool> DeleteAsync(string kind, string hash, CancellationToken cancellationToken) => _inner.DeleteAsync(kind, hash, cancellationToken);
+
+        private static TaskCompletionSource CreateOpen()
+        {
+            var open = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            open.SetResult();
+            return open;
+        }
+    }
+}
+
 /// <summary>The htpasswd user backend, checked against hashes made by Apache's own htpasswd and by openssl.</summary>
 public sealed class HtpasswdUserBackendTests : IDisposable
 {

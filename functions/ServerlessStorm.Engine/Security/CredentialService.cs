@@ -39,14 +39,12 @@ public sealed class AuthOptions
     public TimeSpan CacheFor { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
-    /// While the credential store fails or does not answer within <see cref="StoreWait"/>, a credential verified less than
-    /// this long ago still lets its holder in (so a storage outage does not stop webhooks from being accepted); a key
-    /// disabled meanwhile stops working as soon as the store answers again.
+    /// A credential whose <see cref="CacheFor"/> has run out is checked with the store again in the background while
+    /// it goes on letting its holder in, for up to this long if the store fails or does not answer (so a storage
+    /// outage does not stop webhooks from being accepted). A key disabled meanwhile stops working as soon as the
+    /// store answers.
     /// </summary>
     public TimeSpan StaleFor { get; set; } = TimeSpan.FromMinutes(5);
-
-    /// <summary>How long a request waits for the store to confirm a credential whose <see cref="CacheFor"/> has run out.</summary>
-    public TimeSpan StoreWait { get; set; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>The htpasswd file of users who may ask for a token (StackStorm's flat_file backend); none when unset.</summary>
     public string? HtpasswdFile { get; set; }
@@ -206,17 +204,10 @@ public sealed class CredentialService(ICredentialStore store, IOptions<AuthOptio
             return await LookUpAsync(kind, hash, cacheKey, cancellationToken);
         }
 
-        // One look-up per credential at a time; while the store is slow or failing, the last verdict stands.
+        // One look-up per credential at a time, in the background; until it answers, the last verdict stands.
         var lookup = _lookups.GetOrAdd(cacheKey, _ => LookUpAsync(kind, hash, cacheKey, CancellationToken.None));
         _ = lookup.ContinueWith(_ => _lookups.TryRemove(KeyValuePair.Create(cacheKey, lookup)), TaskScheduler.Default);
-        try
-        {
-            return await lookup.WaitAsync(_options.StoreWait, time, cancellationToken);
-        }
-        catch (Exception ex) when (ex is TimeoutException || (ex is not OperationCanceledException && !cancellationToken.IsCancellationRequested))
-        {
-            return cached.Record;
-        }
+        return lookup.IsCompletedSuccessfully ? lookup.Result : cached.Record;
     }
 
     private async Task<CredentialRecord?> LookUpAsync(string kind, string hash, string cacheKey, CancellationToken cancellationToken)
