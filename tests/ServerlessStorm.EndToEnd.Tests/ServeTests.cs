@@ -461,6 +461,11 @@ public sealed class ServeModesTests(AzuriteFixture azurite)
                 await Eventually.TrueAsync(() => through.Output.Contains("audit: written through", StringComparison.Ordinal), TimeSpan.FromSeconds(10), "the start line");
             }
 
+            // Written through, there is no journal; the in-process bus still keeps its messages on disk.
+            var local = Path.Combine(journal, ServerlessStorm.Cli.Serve.StormServer.JournalFolderName(azurite.ConnectionString, environment["Storage__Prefix"]));
+            Assert.Equal([ServerlessStorm.Engine.Messaging.SqliteMessageBus.FileName], Directory.GetFiles(local).Select(Path.GetFileName).Where(f => !f!.StartsWith(ServerlessStorm.Engine.Messaging.SqliteMessageBus.FileName + "-", StringComparison.Ordinal)));
+            Directory.Delete(journal, recursive: true);
+
             await using (var queues = await StormProcess.ServeAsync(environment, [.. serve, "--transport", "storage-queue"]))
             {
                 await Eventually.TrueAsync(() => queues.Output.Contains("audit: written through", StringComparison.Ordinal), TimeSpan.FromSeconds(10), "the start line");

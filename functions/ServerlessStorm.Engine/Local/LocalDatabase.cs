@@ -49,6 +49,17 @@ public sealed class LocalDatabase : IAsyncDisposable
         return new LocalDatabase(connection, path);
     }
 
+    /// <summary>A database that lives in memory only, for as long as this object (tests, and hosts whose state dies with them anyway).</summary>
+    public static LocalDatabase OpenInMemory(string schema)
+    {
+        var connection = new SqliteConnection("Data Source=:memory:");
+        connection.Open();
+        using var setup = connection.CreateCommand();
+        setup.CommandText = schema;
+        setup.ExecuteNonQuery();
+        return new LocalDatabase(connection, ":memory:");
+    }
+
     /// <summary>Runs <paramref name="work"/> on the connection inside a transaction shared with other callers' work.</summary>
     public Task<T> RunAsync<T>(Func<SqliteConnection, T> work)
     {

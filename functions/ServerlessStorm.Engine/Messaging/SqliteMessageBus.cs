@@ -14,11 +14,11 @@ namespace ServerlessStorm.Engine.Messaging;
 /// within the process goes through memory (no polling). A message whose handler keeps failing, or that cannot be read,
 /// moves to the dead letters with the reason, where <see cref="ReplayDeadLettersAsync"/> finds it.
 /// </summary>
-public sealed partial class SqliteMessageBus : IMessageBus, IAsyncDisposable
+public partial class SqliteMessageBus : IMessageBus, IAsyncDisposable
 {
     public const string FileName = "bus.db";
 
-    private const string Schema = """
+    protected const string Schema = """
         CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, id TEXT NOT NULL, body BLOB NOT NULL,
             deliveries INTEGER NOT NULL DEFAULT 0, visible_at INTEGER NOT NULL DEFAULT 0);
         CREATE TABLE IF NOT EXISTS dead_letters (seq INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, id TEXT NOT NULL, body BLOB NOT NULL,
@@ -32,7 +32,7 @@ public sealed partial class SqliteMessageBus : IMessageBus, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, Channel<Stored>> _queues = new(StringComparer.Ordinal);
 
-    private SqliteMessageBus(LocalDatabase database, BusOptions options, TimeProvider time, ILogger logger)
+    protected SqliteMessageBus(LocalDatabase database, BusOptions options, TimeProvider time, ILogger logger)
     {
         _database = database;
         _options = options;
@@ -247,7 +247,11 @@ public sealed partial class SqliteMessageBus : IMessageBus, IAsyncDisposable
         Schedule(queue, failed, _options.RetryDelay);
     }
 
-    public ValueTask DisposeAsync() => _database.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await _database.DisposeAsync();
+        GC.SuppressFinalize(this);
+    }
 
     private sealed record Stored(long Seq, BusMessage Message);
 
