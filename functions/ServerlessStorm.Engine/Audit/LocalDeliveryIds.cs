@@ -7,7 +7,7 @@ namespace ServerlessStorm.Engine.Audit;
 /// disk: a redelivery is recognised without asking storage (a webhook is answered while storage is slow or away), and
 /// across restarts. Ids are kept for <see cref="Retention"/>; a redelivery later than that counts as a new delivery.
 /// </summary>
-public sealed class LocalDeliveryIds : IAsyncDisposable
+public sealed class LocalDeliveryIds : IDisposable
 {
     public const string FileName = "deliveries.db";
 
@@ -34,7 +34,7 @@ public sealed class LocalDeliveryIds : IAsyncDisposable
             Interlocked.Exchange(ref _nextPrune, at + (long)TimeSpan.FromHours(1).TotalMilliseconds);
         }
 
-        return _database.RunAsync(connection =>
+        return Task.FromResult(_database.Run(connection =>
         {
             if (prune is { } before)
             {
@@ -46,8 +46,8 @@ public sealed class LocalDeliveryIds : IAsyncDisposable
                 "INSERT INTO deliveries (id, first_accepted) VALUES ($id, $at) ON CONFLICT (id) DO UPDATE SET id = id RETURNING first_accepted",
                 ("$id", id), ("$at", at));
             return DateTimeOffset.FromUnixTimeMilliseconds((long)upsert.ExecuteScalar()!);
-        }).WaitAsync(cancellationToken);
+        }));
     }
 
-    public ValueTask DisposeAsync() => _database.DisposeAsync();
+    public void Dispose() => _database.Dispose();
 }

@@ -118,7 +118,7 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
         catch
         {
             _journal?.Dispose(); // its lock and its new, empty segment go with it
-            _deliveries?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            _deliveries?.Dispose();
             throw;
         }
 
@@ -307,10 +307,7 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
         await _flusher;
         _giveUp.Dispose();
         _journal?.Dispose();
-        if (_deliveries is not null)
-        {
-            await _deliveries.DisposeAsync();
-        }
+        _deliveries?.Dispose();
         _wake.Dispose();
         _stopping.Dispose();
     }
@@ -333,10 +330,7 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
             _journal?.AbandonAsIfKilled();
         }
 
-        if (_deliveries is not null)
-        {
-            await _deliveries.DisposeAsync();
-        }
+        _deliveries?.Dispose();
     }
 
     private int PendingUnderGate => _dirtyExecutions.Count + _dirtyTriggerInstances.Count + _enforcements.Count;

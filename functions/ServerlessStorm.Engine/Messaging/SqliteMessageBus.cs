@@ -19,7 +19,7 @@ public partial class SqliteMessageBus : IMessageBus, IAsyncDisposable
     public const string FileName = "bus.db";
 
     protected const string Schema = """
-        CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, id TEXT NOT NULL, body BLOB NOT NULL,
+        CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, queue TEXT NOT NULL, id TEXT NOT NULL, body BLOB NOT NULL,
             deliveries INTEGER NOT NULL DEFAULT 0, visible_at INTEGER NOT NULL DEFAULT 0);
         CREATE TABLE IF NOT EXISTS dead_letters (seq INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, id TEXT NOT NULL, body BLOB NOT NULL,
             deliveries INTEGER NOT NULL, reason TEXT NOT NULL, at INTEGER NOT NULL);
@@ -32,23 +32,40 @@ public partial class SqliteMessageBus : IMessageBus, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, Channel<Stored>> _queues = new(StringComparer.Ordinal);
 
+    // Handled messages are deleted together, a few milliseconds later: one commit for many. A crash meanwhile only
+    // means those are delivered once more, and the handlers are idempotent.
+    private readonly ConcurrentQueue<(string Queue, long Seq)> _handled = new();
+    private readonly SemaphoreSlim _handledSignal = new(0);
+    private readonly CancellationTokenSource _closing = new();
+    private Task _deleting = Task.CompletedTask;
+
+    // Sequence numbers are handed out here, not by the database, so a message can be delivered while its insert is
+    // still being committed (the database runs work in order, so its acknowledgement can never overtake the insert).
+    private long _lastSeq;
+
     protected SqliteMessageBus(LocalDatabase database, BusOptions options, TimeProvider time, ILogger logger)
     {
         _database = database;
         _options = options;
         _time = time;
         _logger = logger;
+        _deleting = Task.Run(DeleteHandledAsync);
     }
 
     /// <summary>Messages taken up from the file at open: what an earlier process accepted and had not finished.</summary>
     public int Recovered { get; private set; }
 
     /// <summary>Opens the bus in <paramref name="directory"/> and queues again every message an earlier process left in it.</summary>
-    public static async Task<SqliteMessageBus> OpenAsync(string directory, BusOptions? options = null, TimeProvider? time = null, ILogger<SqliteMessageBus>? logger = null)
+    public static Task<SqliteMessageBus> OpenAsync(string directory, BusOptions? options = null, TimeProvider? time = null, ILogger<SqliteMessageBus>? logger = null)
     {
         var database = LocalDatabase.Open(Path.Combine(directory, FileName), Schema);
         var bus = new SqliteMessageBus(database, options ?? new BusOptions(), time ?? TimeProvider.System, logger ?? (ILogger)NullLogger.Instance);
-        var left = await database.RunAsync(connection =>
+        bus._lastSeq = database.Run(connection =>
+        {
+            using var max = LocalDatabase.Command(connection, "SELECT COALESCE(MAX(seq), 0) FROM messages");
+            return (long)max.ExecuteScalar()!;
+        });
+        var left = database.Run(connection =>
         {
             using var select = LocalDatabase.Command(connection, "SELECT seq, queue, id, body, deliveries, visible_at FROM messages ORDER BY seq");
             using var reader = select.ExecuteReader();
@@ -71,20 +88,23 @@ public partial class SqliteMessageBus : IMessageBus, IAsyncDisposable
             LogRecovered(bus._logger, left.Count, database.FullPath);
         }
 
-        return bus;
+        return Task.FromResult(bus);
     }
 
-    public async Task PublishAsync(string queue, BusMessage message, CancellationToken cancellationToken)
+    public Task PublishAsync(string queue, BusMessage message, CancellationToken cancellationToken)
     {
         var visibleAt = (_time.GetUtcNow() + (message.Delay > TimeSpan.Zero ? message.Delay : TimeSpan.Zero)).ToUnixTimeMilliseconds();
-        var body = message.Body.ToArray();
-        var seq = await _database.RunAsync(connection =>
-        {
-            using var insert = LocalDatabase.Command(connection, "INSERT INTO messages (queue, id, body, visible_at) VALUES ($queue, $id, $body, $at) RETURNING seq",
-                ("$queue", queue), ("$id", message.Id), ("$body", body), ("$at", visibleAt));
-            return (long)insert.ExecuteScalar()!;
-        }).WaitAsync(cancellationToken);
+        var seq = Interlocked.Increment(ref _lastSeq);
+        _database.Run(connection => InsertRow(connection, queue, seq, message.Id, message.Body.ToArray(), visibleAt));
         Schedule(queue, new Stored(seq, message with { DeliveryCount = 0, Delay = TimeSpan.Zero }), message.Delay);
+        return Task.CompletedTask;
+    }
+
+    private static int InsertRow(SqliteConnection connection, string queue, long seq, string id, byte[] body, long visibleAt)
+    {
+        using var insert = LocalDatabase.Command(connection, "INSERT INTO messages (seq, queue, id, body, visible_at) VALUES ($seq, $queue, $id, $body, $at)",
+            ("$seq", seq), ("$queue", queue), ("$id", id), ("$body", body), ("$at", visibleAt));
+        return insert.ExecuteNonQuery();
     }
 
     public Task<IAsyncDisposable> SubscribeAsync(string queue, BusHandler handler, CancellationToken cancellationToken)
@@ -98,7 +118,7 @@ public partial class SqliteMessageBus : IMessageBus, IAsyncDisposable
     }
 
     public Task<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(string queue, int limit, CancellationToken cancellationToken) =>
-        _database.RunAsync<IReadOnlyList<DeadLetter>>(connection =>
+        Task.FromResult(_database.Run<IReadOnlyList<DeadLetter>>(connection =>
         {
             using var select = LocalDatabase.Command(connection, "SELECT id, reason, deliveries, at FROM dead_letters WHERE queue = $queue ORDER BY seq LIMIT $limit",
                 ("$queue", queue), ("$limit", limit));
@@ -110,36 +130,39 @@ public partial class SqliteMessageBus : IMessageBus, IAsyncDisposable
             }
 
             return found;
-        }).WaitAsync(cancellationToken);
+        }));
 
-    public async Task<int> ReplayDeadLettersAsync(string queue, string? messageId, CancellationToken cancellationToken)
+    public Task<int> ReplayDeadLettersAsync(string queue, string? messageId, CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        var replayed = await _database.RunAsync(connection =>
+        var replayed = _database.Run(connection =>
         {
             var which = messageId is null ? "queue = $queue" : "queue = $queue AND id = $id";
-            using var move = LocalDatabase.Command(connection,
-                $"INSERT INTO messages (queue, id, body, visible_at) SELECT queue, id, body, $now FROM dead_letters WHERE {which} ORDER BY seq RETURNING seq, id, body",
-                ("$queue", queue), ("$id", messageId ?? ""), ("$now", now));
             var rows = new List<Stored>();
-            using (var reader = move.ExecuteReader())
+            using (var select = LocalDatabase.Command(connection, $"SELECT id, body FROM dead_letters WHERE {which} ORDER BY seq", ("$queue", queue), ("$id", messageId ?? "")))
+            using (var reader = select.ExecuteReader())
             {
                 while (reader.Read())
                 {
-                    rows.Add(new Stored(reader.GetInt64(0), new BusMessage(reader.GetString(1), (byte[])reader[2], 0)));
+                    rows.Add(new Stored(Interlocked.Increment(ref _lastSeq), new BusMessage(reader.GetString(0), (byte[])reader[1], 0)));
                 }
+            }
+
+            foreach (var row in rows)
+            {
+                InsertRow(connection, queue, row.Seq, row.Message.Id, row.Message.Body.ToArray(), now);
             }
 
             using var delete = LocalDatabase.Command(connection, $"DELETE FROM dead_letters WHERE {which}", ("$queue", queue), ("$id", messageId ?? ""));
             delete.ExecuteNonQuery();
             return rows;
-        }).WaitAsync(cancellationToken);
+        });
         foreach (var message in replayed)
         {
             Schedule(queue, message, TimeSpan.Zero);
         }
 
-        return replayed.Count;
+        return Task.FromResult(replayed.Count);
     }
 
     private Channel<Stored> Queue(string name) => _queues.GetOrAdd(name, _ => Channel.CreateUnbounded<Stored>());
@@ -176,11 +199,15 @@ public partial class SqliteMessageBus : IMessageBus, IAsyncDisposable
                 }
                 catch (Exception ex)
                 {
-                    await FailedAsync(queue, received with { Message = message }, ex);
+                    Failed(queue, received with { Message = message }, ex);
                     continue;
                 }
 
-                await AcknowledgeAsync(queue, received.Seq);
+                _handled.Enqueue((queue, received.Seq));
+                if (_handledSignal.CurrentCount == 0)
+                {
+                    _handledSignal.Release();
+                }
             }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -188,24 +215,63 @@ public partial class SqliteMessageBus : IMessageBus, IAsyncDisposable
         }
     }
 
-    private async Task AcknowledgeAsync(string queue, long seq)
+    private async Task DeleteHandledAsync()
     {
-        try
+        var closing = false;
+        while (!closing || !_handled.IsEmpty)
         {
-            await _database.RunAsync(connection =>
+            try
             {
-                using var delete = LocalDatabase.Command(connection, "DELETE FROM messages WHERE seq = $seq", ("$seq", seq));
-                return delete.ExecuteNonQuery();
-            });
-        }
-        catch (Exception ex) when (ex is SqliteException or ObjectDisposedException)
-        {
-            // Handled but still in the file: the next start delivers it again, and the handlers are idempotent.
-            LogAcknowledgeFailed(_logger, seq, queue, ex.Message);
+                if (!closing)
+                {
+                    await _handledSignal.WaitAsync(_closing.Token);
+                    await Task.Delay(TimeSpan.FromMilliseconds(5), _closing.Token); // let a few more gather
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                closing = true;
+            }
+
+            var batch = new List<(string Queue, long Seq)>();
+            while (batch.Count < 1000 && _handled.TryDequeue(out var next))
+            {
+                batch.Add(next);
+            }
+
+            if (batch.Count == 0)
+            {
+                continue;
+            }
+
+            try
+            {
+                _database.Run(connection =>
+                {
+                    using var delete = LocalDatabase.Command(connection, "DELETE FROM messages WHERE seq = $seq", ("$seq", 0L));
+                    foreach (var (_, seq) in batch)
+                    {
+                        delete.Parameters["$seq"].Value = seq;
+                        delete.ExecuteNonQuery();
+                    }
+
+                    return batch.Count;
+                });
+            }
+            catch (Exception ex) when (ex is SqliteException or ObjectDisposedException)
+            {
+                // Handled but still in the file: the next start delivers them again, and the handlers are idempotent.
+                LogAcknowledgeFailed(_logger, batch.Count, batch[0].Queue, ex.Message);
+            }
+
+            if (!_handled.IsEmpty && !closing)
+            {
+                _handledSignal.Release();
+            }
         }
     }
 
-    private async Task FailedAsync(string queue, Stored failed, Exception error)
+    private void Failed(string queue, Stored failed, Exception error)
     {
         var message = failed.Message;
         var deadLetter = error is PoisonMessageException || message.DeliveryCount >= _options.MaxDeliveryCount;
@@ -215,7 +281,7 @@ public partial class SqliteMessageBus : IMessageBus, IAsyncDisposable
             {
                 var reason = DeadLetterReason.Of(error, message.DeliveryCount);
                 var at = _time.GetUtcNow().ToUnixTimeMilliseconds();
-                await _database.RunAsync(connection =>
+                _database.Run(connection =>
                 {
                     using var move = LocalDatabase.Command(connection,
                         "INSERT INTO dead_letters (queue, id, body, deliveries, reason, at) SELECT queue, id, body, $deliveries, $reason, $at FROM messages WHERE seq = $seq; DELETE FROM messages WHERE seq = $seq",
@@ -227,7 +293,7 @@ public partial class SqliteMessageBus : IMessageBus, IAsyncDisposable
             }
 
             var visibleAt = (_time.GetUtcNow() + _options.RetryDelay).ToUnixTimeMilliseconds();
-            await _database.RunAsync(connection =>
+            _database.Run(connection =>
             {
                 using var update = LocalDatabase.Command(connection, "UPDATE messages SET deliveries = $deliveries, visible_at = $at WHERE seq = $seq",
                     ("$deliveries", message.DeliveryCount), ("$at", visibleAt), ("$seq", failed.Seq));
@@ -236,7 +302,7 @@ public partial class SqliteMessageBus : IMessageBus, IAsyncDisposable
         }
         catch (Exception ex) when (ex is SqliteException or ObjectDisposedException)
         {
-            LogAcknowledgeFailed(_logger, failed.Seq, queue, ex.Message);
+            LogAcknowledgeFailed(_logger, 1, queue, ex.Message);
             if (deadLetter)
             {
                 return;
@@ -249,7 +315,10 @@ public partial class SqliteMessageBus : IMessageBus, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await _database.DisposeAsync();
+        await _closing.CancelAsync();
+        await _deleting; // the last handled ones deleted before the file closes
+        _database.Dispose();
+        _closing.Dispose();
         GC.SuppressFinalize(this);
     }
 
@@ -261,8 +330,8 @@ public partial class SqliteMessageBus : IMessageBus, IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Error, Message = "Message {Id} on {Queue} was dead-lettered after {Count} deliveries: {Reason}")]
     private static partial void LogDeadLettered(ILogger logger, string id, string queue, int count, string reason);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Message {Seq} on {Queue}: its outcome could not be written to the local bus file ({Cause}); it may be delivered again")]
-    private static partial void LogAcknowledgeFailed(ILogger logger, long seq, string queue, string cause);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Count} message(s) on {Queue}: their outcome could not be written to the local bus file ({Cause}); they may be delivered again")]
+    private static partial void LogAcknowledgeFailed(ILogger logger, int count, string queue, string cause);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Count} message(s) an earlier run had accepted and not finished are queued again (from {File})")]
     private static partial void LogRecovered(ILogger logger, int count, string file);
