@@ -33,6 +33,7 @@ internal static class AuthBenchmark
         packs.Write("bench/webhooks/signed.yaml", "url: signed\nverify: {scheme: github, secret: bench_secret}\n");
 
         var data = Path.Combine(Path.GetTempPath(), "storm-bench-auth-" + Guid.NewGuid().ToString("N")[..8]);
+        await using var removed = new RemovedAtTheEnd(data); // declared first, so it goes after the server and Azurite
         await using var azurite = await AzuriteLauncher.EnsureRunningAsync(new AzuriteEndpoints(AzuriteFixture.FreePort(), AzuriteFixture.FreePort(), AzuriteFixture.FreePort()), data);
         await using var server = await StormServer.StartAsync(new ServeSettings
         {
@@ -92,8 +93,20 @@ internal static class AuthBenchmark
         }
 
         await InProcessAsync(server);
-        Directory.Delete(data, recursive: true);
         return 0;
+    }
+
+    private sealed class RemovedAtTheEnd(string path) : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync()
+        {
+            if (Directory.Exists(path))
+            {
+                Directory.Delete(path, recursive: true);
+            }
+
+            return ValueTask.CompletedTask;
+        }
     }
 
     private static HttpRequestMessage Post(string hook, int n, bool delivery)

@@ -84,6 +84,11 @@ public sealed class StormProcess : IAsyncDisposable
             start.ArgumentList.Insert(0, "--wait");
             start.ArgumentList.Insert(0, "--fork");
             start.FileName = "setsid";
+
+            // A program started from a background job of a non-interactive shell (a CI script's `cmd &`) inherits
+            // SIGINT as ignored, and .NET leaves an ignored SIGINT ignored, as a background job's should be. A
+            // terminal's foreground program has it at its default: give the child that.
+            InterruptAtDefault();
         }
 
 
@@ -135,6 +140,19 @@ public sealed class StormProcess : IAsyncDisposable
         }
 
         return new CliResult(process.ExitCode, await stdout, await stderr);
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "signal")]
+    private static extern nint SetSignalHandler(int signal, nint handler);
+
+    private static void InterruptAtDefault()
+    {
+        const int sigint = 2;
+        const nint sigIgn = 1, sigDfl = 0;
+        if (OperatingSystem.IsLinux() && SetSignalHandler(sigint, sigDfl) is var before && before != sigIgn)
+        {
+            SetSignalHandler(sigint, before); // it was not ignored: this process keeps its own handling
+        }
     }
 
     /// <summary>The server's resident memory now (Linux), in bytes.</summary>
