@@ -15,8 +15,8 @@ public sealed class WriteBehindOptions
     /// <summary>
     /// Records not yet stored beyond which new writes wait for the store to catch up (bounds memory). A webhook's way
     /// to its finished action leaves three (trigger instance, enforcement, execution), so the default lets about 33,000
-    /// deliveries be accepted while storage is away (40 s at 800 a second), in about 300 MB (measured: 14,400 held
-    /// 135 MB beyond an idle server's 110 MB).
+    /// deliveries be accepted while storage is away (40 s at 800 a second), in about 250 MB beyond an idle server
+    /// (measured: 32,069 held 247 MB; see docs/benchmarks.md).
     /// </summary>
     public int MaxPending { get; set; } = 100_000;
 

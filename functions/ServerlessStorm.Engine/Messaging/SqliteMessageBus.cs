@@ -234,7 +234,8 @@ public partial class SqliteMessageBus : IMessageBus, IAsyncDisposable
             }
 
             var batch = new List<(string Queue, long Seq)>();
-            while (batch.Count < 1000 && _handled.TryDequeue(out var next))
+            // Small transactions: publishers (a webhook being answered) wait for the same connection.
+            while (batch.Count < 64 && _handled.TryDequeue(out var next))
             {
                 batch.Add(next);
             }
