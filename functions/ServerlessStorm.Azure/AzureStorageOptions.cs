@@ -7,14 +7,33 @@ public sealed class AzureStorageOptions
 
     public const string EmulatorConnectionString = "UseDevelopmentStorage=true";
 
-    /// <summary>A storage connection string; the default points at Azurite on its standard ports.</summary>
+    /// <summary>A storage connection string; the default points at Azurite on its standard ports. Not used when the endpoints are set.</summary>
     public string ConnectionString { get; set; } = EmulatorConnectionString;
+
+    /// <summary>The account's Table service endpoint, for a connection by identity (with <see cref="BlobServiceUri"/> and <see cref="QueueServiceUri"/>).</summary>
+    public Uri? TableServiceUri { get; set; }
+
+    public Uri? BlobServiceUri { get; set; }
+
+    public Uri? QueueServiceUri { get; set; }
+
+    /// <summary><c>managedidentity</c> for the app's managed identity (as Azure Functions' identity connections say it); else the default credential chain.</summary>
+    public string? Credential { get; set; }
+
+    /// <summary>The client id of a user-assigned managed identity.</summary>
+    public string? ClientId { get; set; }
+
+    /// <summary>Whether the account is reached by its endpoints and an Entra credential rather than a connection string.</summary>
+    public bool UsesEndpoints => TableServiceUri is not null || BlobServiceUri is not null || QueueServiceUri is not null;
 
     /// <summary>Prefix of every table, queue and container name, so several deployments can share an account.</summary>
     public string Prefix { get; set; } = "storm";
 
     /// <summary>The prefix as table names allow it (letters and digits only).</summary>
-    public string TablePrefix => new([.. Prefix.Where(char.IsAsciiLetterOrDigit)]);
+    public string TablePrefix => Names.TablePrefix;
+
+    /// <summary>Every table, queue and container name.</summary>
+    public StorageNames Names => new(Prefix);
 
     /// <summary>Property values longer than this many characters go to Blob Storage (a Table property holds 32K).</summary>
     public int InlineLimit { get; set; } = 30_000;
@@ -28,6 +47,6 @@ public sealed class AzureStorageOptions
     /// <summary>Audit requests in flight at once; writes that arrive meanwhile wait and leave together.</summary>
     public int AuditWritesInFlight { get; set; } = 8;
 
-    public bool IsEmulator => ConnectionString.Contains("UseDevelopmentStorage=true", StringComparison.OrdinalIgnoreCase)
+    public bool IsEmulator => !UsesEndpoints && ConnectionString.Contains("UseDevelopmentStorage=true", StringComparison.OrdinalIgnoreCase)
         || ConnectionString.Contains("devstoreaccount1", StringComparison.Ordinal);
 }

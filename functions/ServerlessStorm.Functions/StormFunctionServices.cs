@@ -16,18 +16,55 @@ public static class StormFunctionServices
         + "(base64 of 32 bytes; in Azure an app setting referencing Key Vault, @Microsoft.KeyVault(SecretUri=…)). Without it, "
         + "each instance would derive a key of its own and could not open secrets another instance sealed";
 
-    public static IServiceCollection AddStormFunctions(this IServiceCollection services, IConfiguration configuration)
+    public const string MissingStorage = "storage is not configured: this app runs in Azure but would use the local emulator (UseDevelopmentStorage=true). "
+        + "Set AzureWebJobsStorage__blobServiceUri, AzureWebJobsStorage__queueServiceUri and AzureWebJobsStorage__tableServiceUri "
+        + "(or AzureWebJobsStorage__accountName) with AzureWebJobsStorage__credential=managedidentity and AzureWebJobsStorage__clientId, "
+        + "or AzureWebJobsStorage as a connection string";
+
+    /// <summary>Whether this process is an App Service / Functions instance in Azure (the platform sets these).</summary>
+    public static bool RunsInAzure(IConfiguration configuration) =>
+        !string.IsNullOrEmpty(configuration["WEBSITE_INSTANCE_ID"]) || !string.IsNullOrEmpty(configuration["WEBSITE_SITE_NAME"]);
+
+    /// <summary>
+    /// The Functions host's own storage settings become the engine's, in both of their forms: a connection string
+    /// (<c>AzureWebJobsStorage</c>), or an identity connection (<c>AzureWebJobsStorage__blobServiceUri</c>,
+    /// <c>__queueServiceUri</c>, <c>__tableServiceUri</c> or <c>__accountName</c>, with <c>__credential</c> and
+    /// <c>__clientId</c>). Settings under <c>Storage</c> win.
+    /// </summary>
+    public static void UseWebJobsStorage(IConfiguration configuration)
     {
-        var storageKey = $"{AzureStorageOptions.Section}:{nameof(AzureStorageOptions.ConnectionString)}";
-        if (string.IsNullOrEmpty(configuration[storageKey]) && configuration["AzureWebJobsStorage"] is { Length: > 0 } webJobsStorage)
+        static void Default(IConfiguration configuration, string name, string? value)
         {
-            configuration[storageKey] = webJobsStorage;
+            var key = $"{AzureStorageOptions.Section}:{name}";
+            if (string.IsNullOrEmpty(configuration[key]) && !string.IsNullOrEmpty(value))
+            {
+                configuration[key] = value;
+            }
         }
 
+        var webJobs = configuration.GetSection("AzureWebJobsStorage");
+        Default(configuration, nameof(AzureStorageOptions.ConnectionString), webJobs.Value);
+        var account = webJobs["accountName"];
+        foreach (var (service, name) in new[] { ("blob", nameof(AzureStorageOptions.BlobServiceUri)), ("queue", nameof(AzureStorageOptions.QueueServiceUri)), ("table", nameof(AzureStorageOptions.TableServiceUri)) })
+        {
+            Default(configuration, name, webJobs[$"{service}ServiceUri"] ?? (account is { Length: > 0 } ? $"https://{account}.{service}.core.windows.net" : null));
+        }
+
+        Default(configuration, nameof(AzureStorageOptions.Credential), webJobs["credential"]);
+        Default(configuration, nameof(AzureStorageOptions.ClientId), webJobs["clientId"]);
+    }
+
+    public static IServiceCollection AddStormFunctions(this IServiceCollection services, IConfiguration configuration)
+    {
+        UseWebJobsStorage(configuration);
         services.AddStormEngine();
         services.Configure<StormOptions>(o => o.PacksPath = Path.Combine(AppContext.BaseDirectory, "packs"));
         services.Configure<StormOptions>(configuration.GetSection(StormOptions.Section));
         services.AddTableStorageAudit(configuration);
+        // In Azure, storage that falls back to the emulator is a missing setting, not a choice.
+        services.AddOptions<AzureStorageOptions>()
+            .Validate(o => !(RunsInAzure(configuration) && o.IsEmulator), MissingStorage)
+            .ValidateOnStart();
         // Every instance must seal and open datastore secrets with one key, so the app does not start without it
         // (the key derived from the machine that storm serve falls back to differs from instance to instance).
         services.AddOptions<ServerlessStorm.Engine.Datastore.DatastoreOptions>()

@@ -189,3 +189,45 @@ public sealed class FunctionAdapterTests(AzuriteFixture azurite) : IAsyncLifetim
         return message.Body.ToString();
     }
 }
+
+/// <summary>How the Function app finds its storage: the Functions host's own settings, identity first; never the emulator in Azure.</summary>
+public sealed class FunctionStorageSettingsTests
+{
+    [Fact]
+    public void IdentityConnectionSettings_BecomeTheEnginesStorageEndpoints()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["AzureWebJobsStorage:accountName"] = "stormprod",
+            ["AzureWebJobsStorage:tableServiceUri"] = "https://stormprod.table.core.windows.net/",
+            ["AzureWebJobsStorage:credential"] = "managedidentity",
+            ["AzureWebJobsStorage:clientId"] = "11111111-2222-3333-4444-555555555555",
+        }).Build();
+
+        StormFunctionServices.UseWebJobsStorage(configuration);
+        var options = configuration.GetSection(ServerlessStorm.Azure.AzureStorageOptions.Section).Get<ServerlessStorm.Azure.AzureStorageOptions>()!;
+
+        Assert.Equal(new Uri("https://stormprod.blob.core.windows.net"), options.BlobServiceUri);
+        Assert.Equal(new Uri("https://stormprod.table.core.windows.net/"), options.TableServiceUri);
+        Assert.Equal(("managedidentity", "11111111-2222-3333-4444-555555555555"), (options.Credential, options.ClientId));
+        Assert.False(options.IsEmulator);
+    }
+
+    [Fact]
+    public async Task InAzure_WithoutStorageSettings_TheAppRefusesToStart_NamingThem()
+    {
+        var builder = Microsoft.Extensions.Hosting.Host.CreateEmptyApplicationBuilder(new Microsoft.Extensions.Hosting.HostApplicationBuilderSettings());
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["WEBSITE_INSTANCE_ID"] = "0123456789abcdef",
+            ["Storm:Datastore:EncryptionKey"] = Convert.ToBase64String(new byte[32]),
+        });
+        builder.Services.AddLogging().AddStormFunctions(builder.Configuration);
+        using var host = builder.Build();
+
+        var error = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => host.StartAsync());
+
+        Assert.Contains("storage is not configured: this app runs in Azure but would use the local emulator", error.Message, StringComparison.Ordinal);
+        Assert.Contains("AzureWebJobsStorage__blobServiceUri", error.Message, StringComparison.Ordinal);
+    }
+}

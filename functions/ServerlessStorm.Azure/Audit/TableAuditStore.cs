@@ -41,9 +41,10 @@ public sealed class TableAuditStore : IAuditStore
     public TableAuditStore(IOptions<AzureStorageOptions> options, TimeProvider time)
     {
         var settings = options.Value;
-        _table = new TableServiceClient(settings.ConnectionString).GetTableClient(settings.TablePrefix + "Audit");
+        var clients = new StorageClients(settings);
+        _table = clients.Tables.GetTableClient(clients.Names.AuditTable);
         _writes = new TableWriteBatcher(_table, settings.AuditBatching, Math.Max(1, settings.AuditWritesInFlight));
-        _blobs = new PayloadBlobs(new BlobServiceClient(settings.ConnectionString).GetBlobContainerClient($"{settings.TablePrefix.ToLowerInvariant()}-audit-payloads"), settings.InlineLimit);
+        _blobs = new PayloadBlobs(clients.Blobs.GetBlobContainerClient(clients.Names.AuditPayloadsContainer), settings.InlineLimit);
         _time = time;
         _shards = Math.Clamp(settings.AuditShards, 1, 64);
         _tableCreated = new(() => _table.CreateIfNotExistsAsync());

@@ -15,8 +15,7 @@ public sealed class TableExecutionOutputStore : IExecutionOutputStore
 
     public TableExecutionOutputStore(IOptions<AzureStorageOptions> options)
     {
-        var prefix = options.Value.TablePrefix;
-        _table = new TableServiceClient(options.Value.ConnectionString).GetTableClient(prefix + "ExecutionOutput");
+        _table = new StorageClients(options.Value).Tables.GetTableClient(options.Value.Names.ExecutionOutputTable);
         _created = new(() => _table.CreateIfNotExistsAsync());
     }
 

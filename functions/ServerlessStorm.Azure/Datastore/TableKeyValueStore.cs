@@ -13,8 +13,7 @@ public sealed class TableKeyValueStore : IKeyValueStore
 
     public TableKeyValueStore(IOptions<AzureStorageOptions> options)
     {
-        var prefix = options.Value.TablePrefix;
-        _table = new TableServiceClient(options.Value.ConnectionString).GetTableClient(prefix + "KeyValues");
+        _table = new StorageClients(options.Value).Tables.GetTableClient(options.Value.Names.KeyValuesTable);
         _created = new(() => _table.CreateIfNotExistsAsync());
     }
 

@@ -20,7 +20,7 @@ public sealed class TableConcurrencySlots : IConcurrencySlots
     public TableConcurrencySlots(IOptions<AzureStorageOptions> options, TimeProvider time)
     {
         var settings = options.Value;
-        _table = new TableServiceClient(settings.ConnectionString).GetTableClient(settings.TablePrefix + "ConcurrencySlots");
+        _table = new StorageClients(settings).Tables.GetTableClient(settings.Names.ConcurrencySlotsTable);
         _time = time;
         _created = new(() => _table.CreateIfNotExistsAsync());
     }

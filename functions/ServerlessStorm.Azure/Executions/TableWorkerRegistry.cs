@@ -25,7 +25,7 @@ public sealed partial class TableWorkerRegistry : IWorkerRegistry, IHostedServic
 
     public TableWorkerRegistry(IOptions<AzureStorageOptions> options, TimeProvider time, ILogger<TableWorkerRegistry> logger)
     {
-        _table = new TableServiceClient(options.Value.ConnectionString).GetTableClient(options.Value.TablePrefix + "Workers");
+        _table = new StorageClients(options.Value).Tables.GetTableClient(options.Value.Names.WorkersTable);
         _time = time;
         _logger = logger;
         _created = new(() => _table.CreateIfNotExistsAsync());

@@ -41,7 +41,7 @@ public sealed partial class StorageQueueMessageBus : IMessageBus
     private const int MaxInlineBytes = 48 * 1024;
     private readonly QueueServiceClient _service;
     private readonly PayloadBlobs _blobs;
-    private readonly string _prefix;
+    private readonly StorageNames _names;
     private readonly BusOptions _bus;
     private readonly StorageQueueOptions _options;
     private readonly ILogger<StorageQueueMessageBus> _logger;
@@ -53,16 +53,17 @@ public sealed partial class StorageQueueMessageBus : IMessageBus
 
     public StorageQueueMessageBus(IOptions<AzureStorageOptions> storage, IOptions<BusOptions> bus, IOptions<StorageQueueOptions> options, ILogger<StorageQueueMessageBus> logger)
     {
-        _service = new QueueServiceClient(storage.Value.ConnectionString, new QueueClientOptions { MessageEncoding = QueueMessageEncoding.None });
-        _prefix = storage.Value.Prefix.ToLowerInvariant();
-        _blobs = new PayloadBlobs(new BlobServiceClient(storage.Value.ConnectionString).GetBlobContainerClient($"{_prefix}-bus-payloads"), 0);
+        var clients = new StorageClients(storage.Value);
+        _service = clients.Queues;
+        _names = clients.Names;
+        _blobs = new PayloadBlobs(clients.Blobs.GetBlobContainerClient(clients.Names.BusPayloadsContainer), 0);
         _bus = bus.Value;
         _options = options.Value;
         _logger = logger;
     }
 
     /// <summary>The queue name a bus queue maps to (queue names are lower case, 3-63 characters).</summary>
-    public string QueueName(string queue) => $"{_prefix}-{queue}";
+    public string QueueName(string queue) => _names.Queue(queue);
 
     public async Task PublishAsync(string queue, BusMessage message, CancellationToken cancellationToken)
     {
@@ -85,7 +86,7 @@ public sealed partial class StorageQueueMessageBus : IMessageBus
     public async Task<IAsyncDisposable> SubscribeAsync(string queue, BusHandler handler, CancellationToken cancellationToken)
     {
         var client = await QueueAsync(QueueName(queue));
-        var poison = await QueueAsync(QueueName(queue) + "-poison");
+        var poison = await QueueAsync(_names.PoisonQueue(queue));
         var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var loop = Task.Run(() => ReceiveLoopAsync(client, poison, handler, stop.Token), CancellationToken.None);
         return new Subscription(stop, loop);
@@ -317,7 +318,7 @@ public sealed partial class StorageQueueMessageBus : IMessageBus
     // visitor says which to delete, and the rest are made visible again at the end.
     private async Task ScanPoisonAsync(string queue, Func<QueueMessage, JsonObject?, Task<bool>> visit, int limit, CancellationToken cancellationToken)
     {
-        var poison = await QueueAsync(QueueName(queue) + "-poison");
+        var poison = await QueueAsync(_names.PoisonQueue(queue));
         var kept = new List<QueueMessage>();
         try
         {

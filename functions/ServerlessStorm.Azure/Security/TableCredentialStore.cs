@@ -17,7 +17,7 @@ public sealed class TableCredentialStore : ICredentialStore
 
     public TableCredentialStore(IOptions<AzureStorageOptions> options)
     {
-        _table = new TableServiceClient(options.Value.ConnectionString).GetTableClient(options.Value.TablePrefix + "Credentials");
+        _table = new StorageClients(options.Value).Tables.GetTableClient(options.Value.Names.CredentialsTable);
         _created = new(() => _table.CreateIfNotExistsAsync());
     }
 
