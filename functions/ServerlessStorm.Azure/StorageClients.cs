@@ -81,22 +81,27 @@ public sealed class StorageClients
     /// <summary>Queues whose messages are the bus's text as it is (not base64; host.json says the same to the Functions host).</summary>
     public QueueServiceClient Queues { get; }
 
-    /// <summary>
-    /// The credential the options name: a user-assigned managed identity by its client id, the system-assigned one
-    /// (<c>credential: managedidentity</c>), else the default chain (environment, workload identity, Azure CLI…).
-    /// </summary>
-    public static TokenCredential Credential(AzureStorageOptions options) =>
-        Credentials.GetOrAdd((options.ClientId, options.Credential), _ => NewCredential(options)); // one per process: each caches its tokens
-
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string?, string?), TokenCredential> Credentials = new();
-
-    private static TokenCredential NewCredential(AzureStorageOptions options) => options switch
-    {
-        { ClientId: { Length: > 0 } clientId } => new ManagedIdentityCredential(ManagedIdentityId.FromUserAssignedClientId(clientId)),
-        { Credential: { } kind } when kind.Equals("managedidentity", StringComparison.OrdinalIgnoreCase) => new ManagedIdentityCredential(ManagedIdentityId.SystemAssigned),
-        _ => new DefaultAzureCredential(),
-    };
+    /// <summary>The credential the options name (see <see cref="AzureIdentity.Credential"/>).</summary>
+    public static TokenCredential Credential(AzureStorageOptions options) => AzureIdentity.Credential(options.Credential, options.ClientId);
 
     private static Uri Required(Uri? uri, string name) =>
         uri ?? throw new InvalidOperationException($"{AzureStorageOptions.Section}:{name} is not set: with service endpoints, the table, blob and queue endpoints are all needed");
+}
+
+/// <summary>The Microsoft Entra credential the app connects to Azure services with, named as Azure Functions names it.</summary>
+public static class AzureIdentity
+{
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string?, string?), TokenCredential> Credentials = new();
+
+    /// <summary>
+    /// A user-assigned managed identity by its <paramref name="clientId"/>, the system-assigned one
+    /// (<paramref name="kind"/> <c>managedidentity</c>), else the default chain (environment, workload identity, Azure
+    /// CLI…). One per process for each, since each caches its tokens.
+    /// </summary>
+    public static TokenCredential Credential(string? kind, string? clientId) => Credentials.GetOrAdd((kind, clientId), _ => (kind, clientId) switch
+    {
+        (_, { Length: > 0 }) => new ManagedIdentityCredential(ManagedIdentityId.FromUserAssignedClientId(clientId)),
+        ({ } named, _) when named.Equals("managedidentity", StringComparison.OrdinalIgnoreCase) => new ManagedIdentityCredential(ManagedIdentityId.SystemAssigned),
+        _ => new DefaultAzureCredential(),
+    });
 }

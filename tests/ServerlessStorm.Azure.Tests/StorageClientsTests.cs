@@ -57,6 +57,19 @@ public sealed class StorageClientsTests
         Assert.Same(StorageClients.Credential(options), StorageClients.Credential(new AzureStorageOptions { Credential = "managedidentity", ClientId = options.ClientId }));
     }
 
+    [Fact]
+    public async Task ServiceBus_WithItsNamespaceNamed_ConnectsToItByIdentity_ElseByConnectionString()
+    {
+        // (Its token is asked for only once an AMQP connection is open, which nothing here can offer.)
+        await using var byIdentity = new ServerlessStorm.Azure.Messaging.ServiceBusOptions { FullyQualifiedNamespace = "stormprod.servicebus.windows.net" }.CreateClient(new RecordingCredential());
+        await using var byKey = new ServerlessStorm.Azure.Messaging.ServiceBusOptions
+        {
+            ConnectionString = "Endpoint=sb://keyed.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=c2VjcmV0",
+        }.CreateClient();
+
+        Assert.Equal(("stormprod.servicebus.windows.net", "keyed.servicebus.windows.net"), (byIdentity.FullyQualifiedNamespace, byKey.FullyQualifiedNamespace));
+    }
+
     private sealed class RecordingCredential : TokenCredential
     {
         public TaskCompletionSource<string[]> Asked { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);

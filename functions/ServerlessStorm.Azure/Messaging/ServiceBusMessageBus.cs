@@ -11,7 +11,21 @@ public sealed class ServiceBusOptions
 {
     public const string Section = "ServiceBus";
 
+    /// <summary>A connection string with a key; not used when <see cref="FullyQualifiedNamespace"/> is set.</summary>
     public string ConnectionString { get; set; } = "";
+
+    /// <summary>The namespace (<c>name.servicebus.windows.net</c>), reached with a managed identity: Azure Functions' <c>ServiceBus__fullyQualifiedNamespace</c>.</summary>
+    public string? FullyQualifiedNamespace { get; set; }
+
+    /// <summary><c>managedidentity</c>, with <see cref="ClientId"/> for a user-assigned identity (<c>ServiceBus__credential</c>, <c>ServiceBus__clientId</c>).</summary>
+    public string? Credential { get; set; }
+
+    public string? ClientId { get; set; }
+
+    /// <summary>The client these settings describe: by identity when the namespace is named, else by connection string.</summary>
+    public ServiceBusClient CreateClient(global::Azure.Core.TokenCredential? credential = null) => string.IsNullOrEmpty(FullyQualifiedNamespace)
+        ? new ServiceBusClient(ConnectionString)
+        : new ServiceBusClient(FullyQualifiedNamespace, credential ?? AzureIdentity.Credential(Credential, ClientId));
 
     /// <summary>Messages fetched ahead per processor.</summary>
     public int PrefetchCount { get; set; } = 16;
@@ -33,7 +47,7 @@ public sealed partial class ServiceBusMessageBus : IMessageBus, IAsyncDisposable
     private readonly ConcurrentDictionary<string, ServiceBusSender> _senders = new(StringComparer.Ordinal);
 
     public ServiceBusMessageBus(IOptions<ServiceBusOptions> options, IOptions<BusOptions> bus, ILogger<ServiceBusMessageBus> logger)
-        : this(new ServiceBusClient(options.Value.ConnectionString), options.Value, bus.Value, logger)
+        : this(options.Value.CreateClient(), options.Value, bus.Value, logger)
     {
     }
 
