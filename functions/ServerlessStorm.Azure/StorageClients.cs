@@ -59,7 +59,7 @@ public sealed class StorageClients
         var queueOptions = new QueueClientOptions { MessageEncoding = QueueMessageEncoding.None };
         if (options.UsesEndpoints)
         {
-            var identity = credential ?? Credential(options);
+            var identity = credential ?? AzureIdentity.Credential(options.Credential, options.ClientId);
             Tables = new TableServiceClient(Required(options.TableServiceUri, nameof(options.TableServiceUri)), identity);
             Blobs = new BlobServiceClient(Required(options.BlobServiceUri, nameof(options.BlobServiceUri)), identity);
             Queues = new QueueServiceClient(Required(options.QueueServiceUri, nameof(options.QueueServiceUri)), identity, queueOptions);
@@ -80,9 +80,6 @@ public sealed class StorageClients
 
     /// <summary>Queues whose messages are the bus's text as it is (not base64; host.json says the same to the Functions host).</summary>
     public QueueServiceClient Queues { get; }
-
-    /// <summary>The credential the options name (see <see cref="AzureIdentity.Credential"/>).</summary>
-    public static TokenCredential Credential(AzureStorageOptions options) => AzureIdentity.Credential(options.Credential, options.ClientId);
 
     private static Uri Required(Uri? uri, string name) =>
         uri ?? throw new InvalidOperationException($"{AzureStorageOptions.Section}:{name} is not set: with service endpoints, the table, blob and queue endpoints are all needed");

@@ -52,9 +52,9 @@ public sealed class StorageClientsTests
     [Fact]
     public void TheCredential_IsTheNamedManagedIdentity_AndOnePerProcess()
     {
-        var options = new AzureStorageOptions { Credential = "managedidentity", ClientId = "00000000-0000-0000-0000-000000000001" };
-        Assert.IsType<global::Azure.Identity.ManagedIdentityCredential>(StorageClients.Credential(options));
-        Assert.Same(StorageClients.Credential(options), StorageClients.Credential(new AzureStorageOptions { Credential = "managedidentity", ClientId = options.ClientId }));
+        const string clientId = "00000000-0000-0000-0000-000000000001";
+        Assert.IsType<global::Azure.Identity.ManagedIdentityCredential>(AzureIdentity.Credential("managedidentity", clientId));
+        Assert.Same(AzureIdentity.Credential("managedidentity", clientId), AzureIdentity.Credential("managedidentity", clientId));
     }
 
     [Fact]

@@ -256,7 +256,7 @@ public sealed class CrashRecoveryTests(AzuriteFixture azurite, ITestOutputHelper
         var file = Path.Combine(_journal, StormServer.JournalFolderName(storage.ConnectionString, storage.TablePrefix), SqliteMessageBus.FileName);
         if (running is null)
         {
-            await (await SqliteMessageBus.OpenAsync(Path.GetDirectoryName(file)!)).DisposeAsync(); // creates the file as the server would
+            await (SqliteMessageBus.Open(Path.GetDirectoryName(file)!)).DisposeAsync(); // creates the file as the server would
         }
 
         await using var connection = new SqliteConnection($"Data Source={file};Pooling=False");

@@ -24,7 +24,7 @@ public sealed class DeadLetterTests : IDisposable
     public async Task FailingEveryDelivery_TriggerInstanceIsDeadLettered_MarkedInTheAudit_AndAReplayActsOnItOnce()
     {
         var audit = new InMemoryAuditStore();
-        await using var bus = await SqliteMessageBus.OpenAsync(_directory, new BusOptions { MaxDeliveryCount = 3, RetryDelay = TimeSpan.FromMilliseconds(50) });
+        await using var bus = SqliteMessageBus.Open(_directory, new BusOptions { MaxDeliveryCount = 3, RetryDelay = TimeSpan.FromMilliseconds(50) });
         var flaky = new FlakyEvaluator();
         await using var host = await StormTestHost.StartAsync(audit, bus, configure: services =>
         {

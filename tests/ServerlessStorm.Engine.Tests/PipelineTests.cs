@@ -534,7 +534,7 @@ public sealed class SqliteBusContractTests : BusContractTests, IDisposable
 
     protected override async Task<IMessageBus> CreateBusAsync()
     {
-        var bus = await SqliteMessageBus.OpenAsync(Path.Combine(_directory, Guid.NewGuid().ToString("N")), FastRetries);
+        var bus = SqliteMessageBus.Open(Path.Combine(_directory, Guid.NewGuid().ToString("N")), FastRetries);
         _buses.Add(bus);
         return bus;
     }
@@ -544,7 +544,7 @@ public sealed class SqliteBusContractTests : BusContractTests, IDisposable
     {
         var folder = Path.Combine(_directory, "reopen");
         var handled = new System.Collections.Concurrent.ConcurrentDictionary<string, int>();
-        var first = await SqliteMessageBus.OpenAsync(folder, FastRetries);
+        var first = SqliteMessageBus.Open(folder, FastRetries);
         for (var i = 0; i < 20; i++)
         {
             await first.PublishAsync("work", Message($"m{i}"), CancellationToken.None);
@@ -571,7 +571,7 @@ public sealed class SqliteBusContractTests : BusContractTests, IDisposable
         await subscription.DisposeAsync();
         await first.DisposeAsync();
 
-        var second = await SqliteMessageBus.OpenAsync(folder, FastRetries);
+        var second = SqliteMessageBus.Open(folder, FastRetries);
         _buses.Add(second);
         Assert.Equal(20 - handled.Count + 1, second.Recovered); // and the delayed one, still waiting for its hour
         await second.PublishAsync("work", Message("new"), CancellationToken.None);

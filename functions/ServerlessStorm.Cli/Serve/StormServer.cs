@@ -143,9 +143,9 @@ public sealed class StormServer : IAsyncDisposable
         {
             // The in-process bus keeps its messages on disk, so a killed server's accepted work runs at the next start.
             services.AddOptions<BusOptions>().Bind(builder.Configuration.GetSection("Bus"));
-            services.AddSingleton<IMessageBus>(sp => SqliteMessageBus.OpenAsync(localState,
+            services.AddSingleton<IMessageBus>(sp => SqliteMessageBus.Open(localState,
                 sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<BusOptions>>().Value, sp.GetRequiredService<TimeProvider>(),
-                sp.GetRequiredService<ILogger<SqliteMessageBus>>()).GetAwaiter().GetResult());
+                sp.GetRequiredService<ILogger<SqliteMessageBus>>()));
         }
 
         services.AddStormWorkflows(builder.Configuration);

@@ -56,7 +56,7 @@ public partial class SqliteMessageBus : IMessageBus, IAsyncDisposable
     public int Recovered { get; private set; }
 
     /// <summary>Opens the bus in <paramref name="directory"/> and queues again every message an earlier process left in it.</summary>
-    public static Task<SqliteMessageBus> OpenAsync(string directory, BusOptions? options = null, TimeProvider? time = null, ILogger<SqliteMessageBus>? logger = null)
+    public static SqliteMessageBus Open(string directory, BusOptions? options = null, TimeProvider? time = null, ILogger<SqliteMessageBus>? logger = null)
     {
         var database = LocalDatabase.Open(Path.Combine(directory, FileName), Schema);
         var bus = new SqliteMessageBus(database, options ?? new BusOptions(), time ?? TimeProvider.System, logger ?? (ILogger)NullLogger.Instance);
@@ -88,7 +88,7 @@ public partial class SqliteMessageBus : IMessageBus, IAsyncDisposable
             LogRecovered(bus._logger, left.Count, database.FullPath);
         }
 
-        return Task.FromResult(bus);
+        return bus;
     }
 
     public Task PublishAsync(string queue, BusMessage message, CancellationToken cancellationToken)

@@ -205,8 +205,17 @@ public sealed class CredentialService(ICredentialStore store, IOptions<AuthOptio
         }
 
         // One look-up per credential at a time, in the background; until it answers, the last verdict stands.
-        var lookup = _lookups.GetOrAdd(cacheKey, _ => LookUpAsync(kind, hash, cacheKey, CancellationToken.None));
-        _ = lookup.ContinueWith(_ => _lookups.TryRemove(KeyValuePair.Create(cacheKey, lookup)), TaskScheduler.Default);
+        var started = false;
+        var lookup = _lookups.GetOrAdd(cacheKey, _ =>
+        {
+            started = true;
+            return LookUpAsync(kind, hash, cacheKey, CancellationToken.None);
+        });
+        if (started)
+        {
+            _ = lookup.ContinueWith(done => _lookups.TryRemove(KeyValuePair.Create(cacheKey, done)), TaskScheduler.Default);
+        }
+
         return lookup.IsCompletedSuccessfully ? lookup.Result : cached.Record;
     }
 
