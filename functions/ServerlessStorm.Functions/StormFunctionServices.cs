@@ -16,6 +16,10 @@ public static class StormFunctionServices
         + "(base64 of 32 bytes; in Azure an app setting referencing Key Vault, @Microsoft.KeyVault(SecretUri=…)). Without it, "
         + "each instance would derive a key of its own and could not open secrets another instance sealed";
 
+    public const string UnresolvedDatastoreKey = "Storm__Datastore__EncryptionKey is a Key Vault reference the platform could not resolve: "
+        + "the secret does not exist yet (the azd hook infra/hooks/datastore-key.sh creates it) or the app's identity may not read it "
+        + "(Key Vault Secrets User, and keyVaultReferenceIdentity on the app); the Function app's Environment variables blade shows the reason";
+
     public const string MissingStorage = "storage is not configured: this app runs in Azure but would use the local emulator (UseDevelopmentStorage=true). "
         + "Set AzureWebJobsStorage__blobServiceUri, AzureWebJobsStorage__queueServiceUri and AzureWebJobsStorage__tableServiceUri "
         + "(or AzureWebJobsStorage__accountName) with AzureWebJobsStorage__credential=managedidentity and AzureWebJobsStorage__clientId, "
@@ -70,6 +74,8 @@ public static class StormFunctionServices
         services.AddOptions<ServerlessStorm.Engine.Datastore.DatastoreOptions>()
             .Bind(configuration.GetSection(ServerlessStorm.Engine.Datastore.DatastoreOptions.Section))
             .Validate(o => !string.IsNullOrEmpty(o.EncryptionKey), MissingDatastoreKey)
+            // An unresolved reference reaches the app as its own text.
+            .Validate(o => o.EncryptionKey?.StartsWith("@Microsoft.KeyVault(", StringComparison.OrdinalIgnoreCase) != true, UnresolvedDatastoreKey)
             .ValidateOnStart();
         services.Configure<ServerlessStorm.Engine.Executions.ExecutorOptions>(configuration.GetSection("Storm:Executor"));
         // The same authentication as storm serve; it cannot be switched off here (the app is reachable from anywhere).
@@ -87,6 +93,8 @@ public static class StormFunctionServices
         services.AddServiceBusBus(configuration);
 #else
         services.AddStorageQueueBus(configuration);
+        // The queue triggers listen where the bus publishes, or the app does not start.
+        services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<AzureStorageOptions>>(new QueueTriggerNames(configuration));
 #endif
         return services;
     }

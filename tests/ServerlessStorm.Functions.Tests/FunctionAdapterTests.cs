@@ -23,6 +23,9 @@ namespace ServerlessStorm.Functions.Tests;
 [Collection(AzuriteCollection.Name)]
 public sealed class FunctionAdapterTests(AzuriteFixture azurite) : IAsyncLifetime
 {
+    private const string TriggerInstancesQueue = "storm-trigger-instances";
+    private const string ExecutionsQueue = "storm-action-executions";
+
     private ServiceProvider _services = null!;
     private string _connectionString = "";
 
@@ -35,6 +38,8 @@ public sealed class FunctionAdapterTests(AzuriteFixture azurite) : IAsyncLifetim
             ["AzureWebJobsStorage"] = storage.ConnectionString,
             ["Storage:Prefix"] = "storm",
             ["Storm:Datastore:EncryptionKey"] = Convert.ToBase64String(new byte[32]),
+            [TriggerInstancesQueueSetting] = TriggerInstancesQueue,
+            [ExecutionsQueueSetting] = ExecutionsQueue,
         }).Build();
         var services = new ServiceCollection().AddLogging();
         services.AddStormFunctions(configuration);
@@ -57,6 +62,25 @@ public sealed class FunctionAdapterTests(AzuriteFixture azurite) : IAsyncLifetim
         var error = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => host.StartAsync());
 
         Assert.Contains("Storm__Datastore__EncryptionKey is not set", error.Message);
+    }
+
+    [Fact]
+    public async Task AnUnresolvedKeyVaultReference_StopsTheApp_SayingWhy()
+    {
+        var builder = Microsoft.Extensions.Hosting.Host.CreateEmptyApplicationBuilder(new Microsoft.Extensions.Hosting.HostApplicationBuilderSettings());
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["AzureWebJobsStorage"] = _connectionString,
+            ["Storm:Datastore:EncryptionKey"] = "@Microsoft.KeyVault(SecretUri=https://kv-x.vault.azure.net/secrets/storm-datastore-key)",
+            [QueueFunctions.TriggerInstancesQueueSetting] = TriggerInstancesQueue,
+            [QueueFunctions.ExecutionsQueueSetting] = ExecutionsQueue,
+        });
+        builder.Services.AddLogging().AddStormFunctions(builder.Configuration);
+        using var host = builder.Build();
+
+        var error = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => host.StartAsync());
+
+        Assert.Equal(StormFunctionServices.UnresolvedDatastoreKey, Assert.Single(error.Failures));
     }
 
     /// <summary>A request as the Functions host hands it over, with an API key unless <paramref name="apiKey"/> is empty.</summary>
@@ -88,8 +112,8 @@ public sealed class FunctionAdapterTests(AzuriteFixture azurite) : IAsyncLifetim
         Assert.Equal(202, result.StatusCode);
         var traceTag = JsonNode.Parse(result.Content!)!["trace_tag"]!.GetValue<string>();
         var queues = _services.GetRequiredService<QueueFunctions>();
-        await queues.RulesEngineAsync(await TakeAsync(QueueFunctions.TriggerInstancesQueue), 1, CancellationToken.None);
-        await queues.ActionRunnerAsync(await TakeAsync(QueueFunctions.ExecutionsQueue), 1, null!, CancellationToken.None); // no workflow here: no Durable client needed
+        await queues.RulesEngineAsync(await TakeAsync(TriggerInstancesQueue), 1, CancellationToken.None);
+        await queues.ActionRunnerAsync(await TakeAsync(ExecutionsQueue), 1, null!, CancellationToken.None); // no workflow here: no Durable client needed
 
         var trace = await _services.GetRequiredService<IAuditStore>().GetTraceAsync(traceTag, CancellationToken.None);
         var execution = Assert.Single(trace.Executions);
@@ -168,7 +192,7 @@ public sealed class FunctionAdapterTests(AzuriteFixture azurite) : IAsyncLifetim
 
         await _services.GetRequiredService<TimerFunctions>().TimerSensorAsync(timer, CancellationToken.None);
 
-        var queue = new QueueClient(_connectionString, QueueFunctions.TriggerInstancesQueue);
+        var queue = new QueueClient(_connectionString, TriggerInstancesQueue);
         Assert.False(await queue.ExistsAsync() && (await queue.PeekMessagesAsync(1)).Value.Length > 0);
     }
 
@@ -177,8 +201,29 @@ public sealed class FunctionAdapterTests(AzuriteFixture azurite) : IAsyncLifetim
     {
         var bus = (StorageQueueMessageBus)_services.GetRequiredService<IMessageBus>();
 
-        Assert.Equal(QueueFunctions.TriggerInstancesQueue, bus.QueueName(StormQueues.TriggerInstances));
-        Assert.Equal(QueueFunctions.ExecutionsQueue, bus.QueueName(StormQueues.Executions));
+        Assert.Equal(TriggerInstancesQueue, bus.QueueName(StormQueues.TriggerInstances));
+        Assert.Equal(ExecutionsQueue, bus.QueueName(StormQueues.Executions));
+    }
+
+    [Fact]
+    public async Task QueueSettingsThatMissTheBusQueues_StopTheApp_NamingTheSettingAndTheName()
+    {
+        var builder = Microsoft.Extensions.Hosting.Host.CreateEmptyApplicationBuilder(new Microsoft.Extensions.Hosting.HostApplicationBuilderSettings());
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["AzureWebJobsStorage"] = _connectionString,
+            ["Storage:Prefix"] = "prod",
+            ["Storm:Datastore:EncryptionKey"] = Convert.ToBase64String(new byte[32]),
+            [QueueFunctions.TriggerInstancesQueueSetting] = "prod-trigger-instances",
+            [QueueFunctions.ExecutionsQueueSetting] = ExecutionsQueue,
+        });
+        builder.Services.AddLogging().AddStormFunctions(builder.Configuration);
+        using var host = builder.Build();
+
+        var error = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => host.StartAsync());
+
+        Assert.Contains("STORM_ACTION_EXECUTIONS_QUEUE is 'storm-action-executions' but must be 'prod-action-executions'", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("STORM_TRIGGER_INSTANCES_QUEUE", error.Message, StringComparison.Ordinal);
     }
 
     private async Task<string> TakeAsync(string queueName)

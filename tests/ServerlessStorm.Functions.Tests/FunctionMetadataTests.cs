@@ -77,9 +77,9 @@ public class FunctionMetadataTests
     }
 
     [Theory]
-    [InlineData("RulesEngine", "storm-trigger-instances")]
-    [InlineData("ActionRunner", "storm-action-executions")]
-    public void PipelineFunctions_ListenOnTheBusQueues(string function, string queue)
+    [InlineData("RulesEngine", "%STORM_TRIGGER_INSTANCES_QUEUE%")]
+    [InlineData("ActionRunner", "%STORM_ACTION_EXECUTIONS_QUEUE%")]
+    public void PipelineFunctions_ListenOnTheQueuesTheirAppSettingsName(string function, string queue)
     {
         var trigger = Trigger(function);
 
