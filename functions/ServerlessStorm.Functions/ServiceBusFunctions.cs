@@ -1,24 +1,46 @@
 using Azure.Messaging.ServiceBus;
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask.Client;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using ServerlessStorm.Azure.Messaging;
 using ServerlessStorm.Engine.Hosting;
 using ServerlessStorm.Engine.Messaging;
 
 namespace ServerlessStorm.Functions;
 
-/// <summary>The rules engine and action runner on Service Bus queues (built with -p:ServiceBusTriggers=true).</summary>
-public sealed class ServiceBusFunctions(StormConsumers consumers, DurableFunctionsWorkflowEngine workflows)
+#if SERVICE_BUS_TRIGGERS
+/// <summary>
+/// The rules engine and action runner on Service Bus queues (the build <c>azd up</c> deploys: ServiceBusTriggers=true).
+/// Messages are settled here, as <c>storm serve</c>'s processor settles them: completed, abandoned for redelivery,
+/// or dead-lettered with the reason on the last delivery (the queue's maxDeliveryCount, which the Bicep sets to
+/// <see cref="BusOptions.MaxDeliveryCount"/>) or at once when unreadable.
+/// </summary>
+public sealed class ServiceBusFunctions(StormConsumers consumers, DurableFunctionsWorkflowEngine workflows, IOptions<BusOptions> bus, ILogger<ServiceBusFunctions> logger)
 {
+    /// <summary>The app settings prefix of the namespace connection (<c>ServiceBus__fullyQualifiedNamespace</c>, …).</summary>
+    public const string Connection = "ServiceBus";
+
     [Function("RulesEngineServiceBus")]
-    public Task RulesEngineAsync([ServiceBusTrigger(StormQueues.TriggerInstances, Connection = "ServiceBus")] ServiceBusReceivedMessage message, CancellationToken cancellationToken) =>
-        consumers.HandleTriggerInstanceAsync(ServiceBusMessageBus.FromServiceBusMessage(message), cancellationToken);
+    public Task RulesEngineAsync(
+        [ServiceBusTrigger(StormQueues.TriggerInstances, Connection = Connection, AutoCompleteMessages = false)] ServiceBusReceivedMessage message,
+        ServiceBusMessageActions actions, CancellationToken cancellationToken) =>
+        ServiceBusMessageBus.HandleAsync(message, StormQueues.TriggerInstances, Settlement(message, actions), consumers.HandleTriggerInstanceAsync,
+            bus.Value.MaxDeliveryCount, logger, cancellationToken);
 
     [Function("ActionRunnerServiceBus")]
-    public Task ActionRunnerAsync([ServiceBusTrigger(StormQueues.Executions, Connection = "ServiceBus")] ServiceBusReceivedMessage message,
-        [DurableClient] DurableTaskClient durable, CancellationToken cancellationToken)
+    public Task ActionRunnerAsync(
+        [ServiceBusTrigger(StormQueues.Executions, Connection = Connection, AutoCompleteMessages = false)] ServiceBusReceivedMessage message,
+        ServiceBusMessageActions actions, [DurableClient] DurableTaskClient durable, CancellationToken cancellationToken)
     {
-        workflows.Use(durable);
-        return consumers.HandleExecutionRequestAsync(ServiceBusMessageBus.FromServiceBusMessage(message), cancellationToken);
+        workflows.Use(durable); // an orquesta action starts its workflow
+        return ServiceBusMessageBus.HandleAsync(message, StormQueues.Executions, Settlement(message, actions), (m, ct) => consumers.HandleExecutionRequestAsync(m, ct),
+            bus.Value.MaxDeliveryCount, logger, cancellationToken);
     }
+
+    private static ServiceBusSettlement Settlement(ServiceBusReceivedMessage message, ServiceBusMessageActions actions) => new(
+        () => actions.CompleteMessageAsync(message, CancellationToken.None),
+        () => actions.AbandonMessageAsync(message, null, CancellationToken.None),
+        (reason, description) => actions.DeadLetterMessageAsync(message, null, reason, description, CancellationToken.None));
 }
+#endif

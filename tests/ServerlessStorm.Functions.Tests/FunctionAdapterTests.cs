@@ -38,8 +38,8 @@ public sealed class FunctionAdapterTests(AzuriteFixture azurite) : IAsyncLifetim
             ["AzureWebJobsStorage"] = storage.ConnectionString,
             ["Storage:Prefix"] = "storm",
             ["Storm:Datastore:EncryptionKey"] = Convert.ToBase64String(new byte[32]),
-            [TriggerInstancesQueueSetting] = TriggerInstancesQueue,
-            [ExecutionsQueueSetting] = ExecutionsQueue,
+            [QueueFunctions.TriggerInstancesQueueSetting] = TriggerInstancesQueue,
+            [QueueFunctions.ExecutionsQueueSetting] = ExecutionsQueue,
         }).Build();
         var services = new ServiceCollection().AddLogging();
         services.AddStormFunctions(configuration);
@@ -55,7 +55,12 @@ public sealed class FunctionAdapterTests(AzuriteFixture azurite) : IAsyncLifetim
     public async Task WithoutADatastoreKey_TheAppRefusesToStart_SayingWhatToSet()
     {
         var builder = Microsoft.Extensions.Hosting.Host.CreateEmptyApplicationBuilder(new Microsoft.Extensions.Hosting.HostApplicationBuilderSettings());
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["AzureWebJobsStorage"] = _connectionString });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["AzureWebJobsStorage"] = _connectionString,
+            [QueueFunctions.TriggerInstancesQueueSetting] = TriggerInstancesQueue,
+            [QueueFunctions.ExecutionsQueueSetting] = ExecutionsQueue,
+        });
         builder.Services.AddLogging().AddStormFunctions(builder.Configuration);
         using var host = builder.Build();
 

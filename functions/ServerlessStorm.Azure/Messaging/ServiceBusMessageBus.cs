@@ -95,38 +95,49 @@ public sealed partial class ServiceBusMessageBus : IMessageBus, IAsyncDisposable
     public static BusMessage FromServiceBusMessage(ServiceBusReceivedMessage message) =>
         new(message.MessageId, message.Body.ToMemory(), message.DeliveryCount);
 
-    /// <summary>Runs the handler for one received message and settles it by the outcome.</summary>
-    internal static async Task HandleAsync(ProcessMessageEventArgs args, BusHandler handler, int maxDeliveryCount, ILogger logger)
+    /// <summary>
+    /// Runs the handler for one received message and settles it by the outcome: completed when it succeeds, abandoned
+    /// for redelivery when it throws, dead-lettered with the reason on its last delivery or when it cannot be read.
+    /// The processor here and the Function app's Service Bus triggers both settle through this.
+    /// </summary>
+    public static async Task HandleAsync(ServiceBusReceivedMessage received, string queue, ServiceBusSettlement settle, BusHandler handler,
+        int maxDeliveryCount, ILogger logger, CancellationToken cancellationToken)
     {
-        var message = FromServiceBusMessage(args.Message);
+        var message = FromServiceBusMessage(received);
         try
         {
-            await handler(message, args.CancellationToken);
+            await handler(message, cancellationToken);
         }
-        catch (OperationCanceledException) when (args.CancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            await args.AbandonMessageAsync(args.Message, cancellationToken: CancellationToken.None);
+            await settle.Abandon();
             return;
         }
         catch (Exception ex)
         {
             if (message.DeliveryCount >= maxDeliveryCount || ex is PoisonMessageException)
             {
-                LogDeadLettered(logger, message.Id, args.EntityPath, message.DeliveryCount, ex);
-                await args.DeadLetterMessageAsync(args.Message, ex is PoisonMessageException ? "Unreadable" : "HandlerFailed",
-                    DeadLetterReason.Of(ex, message.DeliveryCount), CancellationToken.None);
+                LogDeadLettered(logger, message.Id, queue, message.DeliveryCount, ex);
+                await settle.DeadLetter(ex is PoisonMessageException ? "Unreadable" : "HandlerFailed", DeadLetterReason.Of(ex, message.DeliveryCount));
             }
             else
             {
-                LogRetrying(logger, message.Id, args.EntityPath, message.DeliveryCount, ex);
-                await args.AbandonMessageAsync(args.Message, cancellationToken: CancellationToken.None);
+                LogRetrying(logger, message.Id, queue, message.DeliveryCount, ex);
+                await settle.Abandon();
             }
 
             return;
         }
 
-        await args.CompleteMessageAsync(args.Message, CancellationToken.None);
+        await settle.Complete();
     }
+
+    internal static Task HandleAsync(ProcessMessageEventArgs args, BusHandler handler, int maxDeliveryCount, ILogger logger) =>
+        HandleAsync(args.Message, args.EntityPath, new ServiceBusSettlement(
+            () => args.CompleteMessageAsync(args.Message, CancellationToken.None),
+            () => args.AbandonMessageAsync(args.Message, cancellationToken: CancellationToken.None),
+            (reason, description) => args.DeadLetterMessageAsync(args.Message, reason, description, CancellationToken.None)),
+            handler, maxDeliveryCount, logger, args.CancellationToken);
 
     public async Task<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(string queue, int limit, CancellationToken cancellationToken)
     {
@@ -213,3 +224,6 @@ public sealed partial class ServiceBusMessageBus : IMessageBus, IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Error, Message = "Service Bus processor error on {Queue} ({Source})")]
     private static partial void LogProcessorError(ILogger logger, string queue, string source, Exception error);
 }
+
+/// <summary>How one received message is settled: by a processor's event arguments, or by the Functions host's message actions.</summary>
+public sealed record ServiceBusSettlement(Func<Task> Complete, Func<Task> Abandon, Func<string, string, Task> DeadLetter);

@@ -1,0 +1,108 @@
+// The optional virtual network: the app's outbound traffic goes through an integrated subnet, and the storage
+// account is reached only through private endpoints. Service Bus Standard has no private endpoints (they need
+// Premium), so the namespace stays public, reachable by Microsoft Entra ID only (local auth is off).
+param name string
+param location string
+param tags object
+param storageAccountId string
+param storageAccountName string
+
+var storageServices = [
+  'blob'
+  'queue'
+  'table'
+]
+
+resource vnet 'Microsoft.Network/virtualNetworks@2024-05-01' = {
+  name: name
+  location: location
+  tags: tags
+  properties: {
+    addressSpace: {
+      addressPrefixes: [
+        '10.0.0.0/16'
+      ]
+    }
+    subnets: [
+      {
+        name: 'app'
+        properties: {
+          addressPrefix: '10.0.1.0/24'
+          // Flex Consumption integrates through a subnet delegated to Container Apps environments.
+          delegations: [
+            {
+              name: 'flex-consumption'
+              properties: {
+                serviceName: 'Microsoft.App/environments'
+              }
+            }
+          ]
+        }
+      }
+      {
+        name: 'private-endpoints'
+        properties: {
+          addressPrefix: '10.0.2.0/24'
+          privateEndpointNetworkPolicies: 'Disabled'
+        }
+      }
+    ]
+  }
+}
+
+resource zones 'Microsoft.Network/privateDnsZones@2024-06-01' = [for service in storageServices: {
+  name: 'privatelink.${service}.${environment().suffixes.storage}'
+  location: 'global'
+  tags: tags
+}]
+
+resource zoneLinks 'Microsoft.Network/privateDnsZones/virtualNetworkLinks@2024-06-01' = [for (service, i) in storageServices: {
+  parent: zones[i]
+  name: '${name}-link'
+  location: 'global'
+  properties: {
+    registrationEnabled: false
+    virtualNetwork: {
+      id: vnet.id
+    }
+  }
+}]
+
+resource endpoints 'Microsoft.Network/privateEndpoints@2024-05-01' = [for service in storageServices: {
+  name: 'pe-${storageAccountName}-${service}'
+  location: location
+  tags: tags
+  properties: {
+    subnet: {
+      id: vnet.properties.subnets[1].id
+    }
+    privateLinkServiceConnections: [
+      {
+        name: service
+        properties: {
+          privateLinkServiceId: storageAccountId
+          groupIds: [
+            service
+          ]
+        }
+      }
+    ]
+  }
+}]
+
+resource endpointZones 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2024-05-01' = [for (service, i) in storageServices: {
+  parent: endpoints[i]
+  name: 'default'
+  properties: {
+    privateDnsZoneConfigs: [
+      {
+        name: service
+        properties: {
+          privateDnsZoneId: zones[i].id
+        }
+      }
+    ]
+  }
+}]
+
+output appSubnetId string = vnet.properties.subnets[0].id

@@ -1,0 +1,43 @@
+using System.Text.Json.Nodes;
+using ServerlessStorm.Engine.Messaging;
+using ServerlessStorm.Functions;
+
+namespace ServerlessStorm.Deployment.Tests;
+
+/// <summary>
+/// The Service Bus trigger build (what azd deploys), compiled here against a compile-only reference of the
+/// extension's attribute API: the function metadata the Worker SDK generated for it is what the host would index.
+/// </summary>
+public sealed class ServiceBusBuildTests
+{
+    private static readonly Lazy<JsonArray> Metadata = new(() =>
+    {
+        // Beside this assembly: the test project references the Service Bus build, whose output is copied here.
+        var path = Path.Combine(AppContext.BaseDirectory, "functions.metadata");
+        return JsonNode.Parse(File.ReadAllText(path))!.AsArray();
+    });
+
+    private static JsonObject Trigger(string function) =>
+        Metadata.Value.Single(f => f!["name"]!.GetValue<string>() == function)!["bindings"]!.AsArray()
+            .Single(b => b!["type"]!.GetValue<string>().EndsWith("Trigger", StringComparison.Ordinal))!.AsObject();
+
+    [Theory]
+    [InlineData("RulesEngineServiceBus", StormQueues.TriggerInstances)]
+    [InlineData("ActionRunnerServiceBus", StormQueues.Executions)]
+    public void ThePipelineListensOnTheServiceBusQueues_ThroughTheIdentityConnection_SettlingMessagesItself(string function, string queue)
+    {
+        var trigger = Trigger(function);
+
+        Assert.Equal("serviceBusTrigger", trigger["type"]!.GetValue<string>());
+        Assert.Equal(queue, trigger["queueName"]!.GetValue<string>());
+        Assert.Equal(ServiceBusFunctions.Connection, trigger["connection"]!.GetValue<string>());
+        Assert.False(trigger["autoCompleteMessages"]!.GetValue<bool>());
+    }
+
+    [Fact]
+    public void TheStorageQueueTriggers_AreNotInThisBuild()
+    {
+        Assert.DoesNotContain(Metadata.Value, f => f!["bindings"]!.AsArray().Any(b => b!["type"]!.GetValue<string>() == "queueTrigger"));
+        Assert.Contains(Metadata.Value, f => f!["name"]!.GetValue<string>() == "Api");
+    }
+}
