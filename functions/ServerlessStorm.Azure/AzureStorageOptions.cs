@@ -23,6 +23,12 @@ public sealed class AzureStorageOptions
     /// <summary>The client id of a user-assigned managed identity.</summary>
     public string? ClientId { get; set; }
 
+    /// <summary>Set in code only: a credential to use instead of the one <see cref="Credential"/> and <see cref="ClientId"/> name.</summary>
+    public global::Azure.Core.TokenCredential? TokenCredential { get; set; }
+
+    /// <summary>Set in code only: the HTTP transport of every storage client (the default when null).</summary>
+    public global::Azure.Core.Pipeline.HttpPipelineTransport? Transport { get; set; }
+
     /// <summary>Whether the account is reached by its endpoints and an Entra credential rather than a connection string.</summary>
     public bool UsesEndpoints => TableServiceUri is not null || BlobServiceUri is not null || QueueServiceUri is not null;
 

@@ -56,18 +56,25 @@ public sealed class StorageClients
     public StorageClients(AzureStorageOptions options, TokenCredential? credential = null)
     {
         Names = new StorageNames(options.Prefix);
+        var tableOptions = new TableClientOptions();
+        var blobOptions = new BlobClientOptions();
         var queueOptions = new QueueClientOptions { MessageEncoding = QueueMessageEncoding.None };
+        if (options.Transport is { } transport)
+        {
+            (tableOptions.Transport, blobOptions.Transport, queueOptions.Transport) = (transport, transport, transport);
+        }
+
         if (options.UsesEndpoints)
         {
-            var identity = credential ?? AzureIdentity.Credential(options.Credential, options.ClientId);
-            Tables = new TableServiceClient(Required(options.TableServiceUri, nameof(options.TableServiceUri)), identity);
-            Blobs = new BlobServiceClient(Required(options.BlobServiceUri, nameof(options.BlobServiceUri)), identity);
+            var identity = credential ?? options.TokenCredential ?? AzureIdentity.Credential(options.Credential, options.ClientId);
+            Tables = new TableServiceClient(Required(options.TableServiceUri, nameof(options.TableServiceUri)), identity, tableOptions);
+            Blobs = new BlobServiceClient(Required(options.BlobServiceUri, nameof(options.BlobServiceUri)), identity, blobOptions);
             Queues = new QueueServiceClient(Required(options.QueueServiceUri, nameof(options.QueueServiceUri)), identity, queueOptions);
         }
         else
         {
-            Tables = new TableServiceClient(options.ConnectionString);
-            Blobs = new BlobServiceClient(options.ConnectionString);
+            Tables = new TableServiceClient(options.ConnectionString, tableOptions);
+            Blobs = new BlobServiceClient(options.ConnectionString, blobOptions);
             Queues = new QueueServiceClient(options.ConnectionString, queueOptions);
         }
     }

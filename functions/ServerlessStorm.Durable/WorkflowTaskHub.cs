@@ -46,7 +46,7 @@ public sealed class WorkflowTaskHub : IHostedService, IWorkflowEngine, IAsyncDis
     public WorkflowTaskHub(IOptions<AzureStorageOptions> storage, IOptions<WorkflowOptions> options, IServiceProvider services)
     {
         _services = services;
-        _service = new AzureStorageOrchestrationService(Settings(storage.Value.ConnectionString, TaskHubName(storage.Value.TablePrefix), options.Value));
+        _service = new AzureStorageOrchestrationService(Settings(storage.Value, TaskHubName(storage.Value.TablePrefix), options.Value));
         _worker = new TaskHubWorker(_service);
         AddWorkflows(_worker, () => services.GetRequiredService<WorkflowActivities>());
         _client = new TaskHubClient(_service);
@@ -58,9 +58,13 @@ public sealed class WorkflowTaskHub : IHostedService, IWorkflowEngine, IAsyncDis
     }
 
     /// <summary>The task hub's storage settings: Durable's Azure Storage backend, polled and leased as <paramref name="options"/> say.</summary>
-    public static AzureStorageOrchestrationServiceSettings Settings(string connectionString, string taskHubName, WorkflowOptions options) => new()
+    public static AzureStorageOrchestrationServiceSettings Settings(AzureStorageOptions storage, string taskHubName, WorkflowOptions options) => new()
     {
-        StorageAccountClientProvider = new StorageAccountClientProvider(connectionString),
+        // The same account, reached the same way, as every other storage client of the host.
+        StorageAccountClientProvider = storage.UsesEndpoints
+            ? new StorageAccountClientProvider(storage.BlobServiceUri!, storage.QueueServiceUri!, storage.TableServiceUri!,
+                storage.TokenCredential ?? AzureIdentity.Credential(storage.Credential, storage.ClientId))
+            : new StorageAccountClientProvider(storage.ConnectionString),
         TaskHubName = taskHubName,
         MaxQueuePollingInterval = options.MaxQueuePollingInterval,
         WorkItemQueueVisibilityTimeout = options.VisibilityTimeout,

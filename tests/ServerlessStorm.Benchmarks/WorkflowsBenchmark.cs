@@ -46,7 +46,7 @@ internal static class WorkflowsBenchmark
         await using var host = await StormTestHost.StartAsync(new TableAuditStore(Options.Create(storage), TimeProvider.System), new InMemoryMessageBus(), packs,
             services => services.AddSingleton(Options.Create(storage)).AddStormWorkflowRunner());
         var activities = host.Services.GetRequiredService<WorkflowActivities>();
-        var service = new AzureStorageOrchestrationService(WorkflowTaskHub.Settings(storage.ConnectionString, "wfbenchhub", new WorkflowOptions { ExtendedSessions = extendedSessions }));
+        var service = new AzureStorageOrchestrationService(WorkflowTaskHub.Settings(storage, "wfbenchhub", new WorkflowOptions { ExtendedSessions = extendedSessions }));
         await service.CreateIfNotExistsAsync();
         var worker = new TaskHubWorker(service);
         WorkflowTaskHub.AddWorkflows(worker, () => activities);

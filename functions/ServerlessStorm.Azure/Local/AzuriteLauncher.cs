@@ -25,7 +25,7 @@ public sealed class AzuriteLauncher : IAsyncDisposable
     /// <summary>True when this launcher started Azurite (and so stops it).</summary>
     public bool StartedHere => _process is not null;
 
-    public static async Task<AzuriteLauncher> EnsureRunningAsync(AzuriteEndpoints endpoints, string dataDirectory, TimeSpan? startTimeout = null, CancellationToken cancellationToken = default, bool inMemory = false)
+    public static async Task<AzuriteLauncher> EnsureRunningAsync(AzuriteEndpoints endpoints, string dataDirectory, TimeSpan? startTimeout = null, CancellationToken cancellationToken = default, bool inMemory = false, IEnumerable<string>? arguments = null)
     {
         var listening = await Task.WhenAll(endpoints.Ports.Select(p => IsListeningAsync(endpoints.Host, p, cancellationToken)));
         if (listening.All(l => l))
@@ -68,6 +68,11 @@ public sealed class AzuriteLauncher : IAsyncDisposable
         if (!inMemory)
         {
             start.ArgumentList.Add(dataDirectory);
+        }
+
+        foreach (var argument in arguments ?? [])
+        {
+            start.ArgumentList.Add(argument);
         }
 
         var process = Process.Start(start) ?? throw new AzuriteUnavailableException("could not start node");
