@@ -58,13 +58,27 @@ public static class StormFunctionServices
         Default(configuration, nameof(AzureStorageOptions.ClientId), webJobs["clientId"]);
     }
 
+    /// <summary>The bus the triggers of this build listen to; a setting naming another is refused.</summary>
+#if SERVICE_BUS_TRIGGERS
+    public const string Transport = AzureStormServices.Transports.ServiceBus;
+#else
+    public const string Transport = AzureStormServices.Transports.StorageQueue;
+#endif
+
     public static IServiceCollection AddStormFunctions(this IServiceCollection services, IConfiguration configuration)
     {
         UseWebJobsStorage(configuration);
-        services.AddStormEngine();
-        services.Configure<StormOptions>(o => o.PacksPath = Path.Combine(AppContext.BaseDirectory, "packs"));
-        services.Configure<StormOptions>(configuration.GetSection(StormOptions.Section));
-        services.AddTableStorageAudit(configuration);
+        // Many instances share the audit and the bus: the audit in Table Storage, the bus the triggers listen to.
+        Require(configuration, AzureStormServices.AuditKey, AzureStormServices.Audits.Table, "every instance reads and claims executions in the stored audit");
+        Require(configuration, AzureStormServices.TransportKey, Transport, "the triggers of this build listen there");
+        if (string.IsNullOrEmpty(configuration[$"{StormOptions.Section}:{nameof(StormOptions.PacksPath)}"]))
+        {
+            configuration[$"{StormOptions.Section}:{nameof(StormOptions.PacksPath)}"] = Path.Combine(AppContext.BaseDirectory, "packs");
+        }
+
+        // The same authentication as storm serve; it cannot be switched off here (the app is reachable from anywhere).
+        services.AddStorm(configuration);
+        services.PostConfigure<ServerlessStorm.Engine.Security.AuthOptions>(o => o.Enabled = true);
         // In Azure, storage that falls back to the emulator is a missing setting, not a choice.
         services.AddOptions<AzureStorageOptions>()
             .Validate(o => !(RunsInAzure(configuration) && o.IsEmulator), MissingStorage)
@@ -72,30 +86,30 @@ public static class StormFunctionServices
         // Every instance must seal and open datastore secrets with one key, so the app does not start without it
         // (the key derived from the machine that storm serve falls back to differs from instance to instance).
         services.AddOptions<ServerlessStorm.Engine.Datastore.DatastoreOptions>()
-            .Bind(configuration.GetSection(ServerlessStorm.Engine.Datastore.DatastoreOptions.Section))
             .Validate(o => !string.IsNullOrEmpty(o.EncryptionKey), MissingDatastoreKey)
             // An unresolved reference reaches the app as its own text.
             .Validate(o => o.EncryptionKey?.StartsWith("@Microsoft.KeyVault(", StringComparison.OrdinalIgnoreCase) != true, UnresolvedDatastoreKey)
             .ValidateOnStart();
-        services.Configure<ServerlessStorm.Engine.Executions.ExecutorOptions>(configuration.GetSection("Storm:Executor"));
-        // The same authentication as storm serve; it cannot be switched off here (the app is reachable from anywhere).
-        services.Configure<ServerlessStorm.Engine.Security.AuthOptions>(configuration.GetSection(ServerlessStorm.Engine.Security.AuthOptions.Section));
-        services.PostConfigure<ServerlessStorm.Engine.Security.AuthOptions>(o => o.Enabled = true);
-        services.AddEntraIdAuthentication(configuration);
-        services.Configure<ServerlessStorm.Engine.Api.ApiOptions>(configuration.GetSection(ServerlessStorm.Engine.Api.ApiOptions.Section));
-        services.Configure<ServerlessStorm.Engine.Security.Rbac.RbacOptions>(configuration.GetSection(ServerlessStorm.Engine.Security.Rbac.RbacOptions.Section));
         // Workflows run in Durable Functions (the task hub is host.json's extensions.durableTask).
         services.AddSingleton<DurableFunctionsWorkflowEngine>();
         services.AddSingleton<ServerlessStorm.Durable.IWorkflowEngine>(sp => sp.GetRequiredService<DurableFunctionsWorkflowEngine>());
         services.AddSingleton<ServerlessStorm.Engine.Workflows.IWorkflowControl>(sp => sp.GetRequiredService<DurableFunctionsWorkflowEngine>());
         ServerlessStorm.Durable.DurableStormServices.AddStormWorkflowRunner(services);
-#if SERVICE_BUS_TRIGGERS
-        services.AddServiceBusBus(configuration);
-#else
-        services.AddStorageQueueBus(configuration);
+#if !SERVICE_BUS_TRIGGERS
         // The queue triggers listen where the bus publishes, or the app does not start.
         services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<AzureStorageOptions>>(new QueueTriggerNames(configuration));
 #endif
         return services;
+    }
+
+    /// <summary>Sets <paramref name="key"/> to the one value this app can run with, refusing another.</summary>
+    private static void Require(IConfiguration configuration, string key, string value, string why)
+    {
+        if (configuration[key] is { Length: > 0 } set && !set.Equals(value, StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ArgumentException($"{key} is '{set}', but the Function app runs with '{value}': {why}");
+        }
+
+        configuration[key] = value;
     }
 }

@@ -1,5 +1,8 @@
 using System.Collections.Concurrent;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using ServerlessStorm.Azure;
 using Microsoft.Extensions.Logging;
 using ServerlessStorm.Engine.Api;
 using ServerlessStorm.Engine.Audit;
@@ -36,12 +39,19 @@ public sealed class StormTestHost : IAsyncDisposable
         var services = new ServiceCollection();
         var logs = new ConcurrentQueue<string>();
         services.AddLogging(b => b.AddProvider(new CapturingLoggerProvider(logs)).SetMinimumLevel(LogLevel.Debug));
-        services.AddStormEngine();
-        services.Configure<StormOptions>(o => o.PacksPath = packsPath ?? RepositoryPaths.Packs);
+        // Composed as every host is, with everything in memory; then the test's own audit and bus take the place of
+        // the configured ones.
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            [Azure.AzureStormServices.AuditKey] = Azure.AzureStormServices.Audits.Memory,
+            [Azure.AzureStormServices.TransportKey] = Azure.AzureStormServices.Transports.Memory,
+            [$"{StormOptions.Section}:{nameof(StormOptions.PacksPath)}"] = packsPath ?? RepositoryPaths.Packs,
+        }).Build();
+        services.AddStorm(configuration);
         // No RBAC files unless a test brings its own (the default, beside the packs folder, could be anything in /tmp).
         services.Configure<Engine.Security.Rbac.RbacOptions>(o => o.Path = Path.Combine(RepositoryPaths.Root, "tests", "no-rbac-files"));
-        services.AddSingleton(audit);
-        services.AddSingleton(bus);
+        services.Replace(ServiceDescriptor.Singleton(audit));
+        services.Replace(ServiceDescriptor.Singleton(bus));
         services.AddSingleton<StormWorker>();
         configure?.Invoke(services);
         var host = new StormTestHost(services.BuildServiceProvider(), logs);

@@ -12,7 +12,7 @@ internal static class ServeCommand
         var port = new Option<int>("--port") { Description = "Port to listen on (StackStorm's API port)", DefaultValueFactory = _ => ServeSettings.DefaultPort };
         var host = new Option<string>("--host") { Description = "Address to listen on", DefaultValueFactory = _ => "127.0.0.1" };
         var packs = new Option<string>("--packs") { Description = "Folder of packs to load", DefaultValueFactory = _ => "packs" };
-        var transport = new Option<string>("--transport") { Description = "Bus between the stages: in-process or storage-queue", DefaultValueFactory = _ => ServeSettings.Transports.InProcess };
+        var transport = new Option<string>("--transport") { Description = "Bus between the stages: in-process, storage-queue, or service-bus (the namespace from ServiceBus__fullyQualifiedNamespace or ServiceBus__ConnectionString)", DefaultValueFactory = _ => ServeSettings.Transports.InProcess };
         transport.AcceptOnlyFromAmong(ServeSettings.Transports.All);
         var storage = new Option<string?>("--storage")
         {

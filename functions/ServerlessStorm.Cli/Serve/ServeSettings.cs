@@ -11,7 +11,7 @@ public sealed record ServeSettings
 
     public string PacksPath { get; init; } = "packs";
 
-    /// <summary><c>in-process</c> (default) or <c>storage-queue</c>.</summary>
+    /// <summary><c>in-process</c> (default), <c>storage-queue</c> or <c>service-bus</c> (the namespace from <c>ServiceBus__*</c> settings).</summary>
     public string Transport { get; init; } = Transports.InProcess;
 
     /// <summary>The storage connection string; the default is Azurite on its standard ports.</summary>
@@ -45,11 +45,13 @@ public sealed record ServeSettings
     /// <summary>Further configuration, as <c>Section:Key</c> pairs (e.g. <c>Storage:AuditBatching</c>).</summary>
     public IReadOnlyDictionary<string, string?> Configuration { get; init; } = new Dictionary<string, string?>();
 
+    /// <summary>The transports a server can run on (the composition's names: Bus:Transport).</summary>
     public static class Transports
     {
-        public const string InProcess = "in-process";
-        public const string StorageQueue = "storage-queue";
+        public const string InProcess = ServerlessStorm.Azure.AzureStormServices.Transports.InProcess;
+        public const string StorageQueue = ServerlessStorm.Azure.AzureStormServices.Transports.StorageQueue;
+        public const string ServiceBus = ServerlessStorm.Azure.AzureStormServices.Transports.ServiceBus;
 
-        public static readonly string[] All = [InProcess, StorageQueue];
+        public static readonly string[] All = [InProcess, StorageQueue, ServiceBus];
     }
 }

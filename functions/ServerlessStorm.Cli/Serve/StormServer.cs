@@ -80,12 +80,23 @@ public sealed class StormServer : IAsyncDisposable
         }
 
         builder.Configuration[$"{AuthOptions.Section}:{nameof(AuthOptions.Enabled)}"] = (!settings.NoAuth).ToString();
+
+        // Written behind unless asked otherwise, where one process owns the audit: a storage round trip per stage is
+        // most of an event's way to its action, and the journal keeps what a killed process accepted.
+        var asked = settings.AuditWriteBehind ?? builder.Configuration.GetValue<bool?>($"{AzureStorageOptions.Section}:AuditWriteBehind");
+        var writeBehind = !settings.InMemoryAudit && (asked ?? settings.Transport == ServeSettings.Transports.InProcess);
+        builder.Configuration[AzureStormServices.AuditKey] = settings.InMemoryAudit ? AzureStormServices.Audits.Memory
+            : writeBehind ? AzureStormServices.Audits.WriteBehind : AzureStormServices.Audits.Table;
+        // With the audit in memory nothing outlives this process anyway, the bus's messages included.
+        builder.Configuration[AzureStormServices.TransportKey] = settings.InMemoryAudit && settings.Transport == ServeSettings.Transports.InProcess
+            ? AzureStormServices.Transports.Memory : settings.Transport;
+
+        // What this server keeps on its own disk for the audit's storage account: the journal, the in-process bus, the delivery ids.
+        var prefix = builder.Configuration.GetSection(AzureStorageOptions.Section).Get<AzureStorageOptions>()?.TablePrefix ?? "storm";
+        builder.Configuration[AzureStormServices.LocalStateKey] = Path.Combine(settings.AuditJournalDirectory, JournalFolderName(settings.StorageConnectionString, prefix));
+
         var services = builder.Services;
-        services.AddStormEngine();
-        services.Configure<AuthOptions>(builder.Configuration.GetSection(AuthOptions.Section));
-        services.AddEntraIdAuthentication(builder.Configuration);
-        services.Configure<ApiOptions>(builder.Configuration.GetSection(ApiOptions.Section));
-        services.Configure<ServerlessStorm.Engine.Security.Rbac.RbacOptions>(builder.Configuration.GetSection(ServerlessStorm.Engine.Security.Rbac.RbacOptions.Section));
+        services.AddStorm(builder.Configuration);
         services.PostConfigure<ApiOptions>(o =>
         {
             // A server on a loopback or named address answers only to its own names, so a DNS name rebound to it
@@ -99,55 +110,6 @@ public sealed class StormServer : IAsyncDisposable
                 }
             }
         });
-        services.Configure<StormOptions>(builder.Configuration.GetSection(StormOptions.Section));
-        services.AddTableStorageAudit(builder.Configuration);
-        if (settings.InMemoryAudit)
-        {
-            services.AddSingleton<IAuditStore, InMemoryAuditStore>();
-        }
-
-        // Written behind unless asked otherwise, where one process owns the audit: a storage round trip per stage is
-        // most of an event's way to its action, and the journal keeps what a killed process accepted.
-        var asked = settings.AuditWriteBehind ?? builder.Configuration.GetValue<bool?>($"{AzureStorageOptions.Section}:AuditWriteBehind");
-        var writeBehind = !settings.InMemoryAudit && (asked ?? settings.Transport == ServeSettings.Transports.InProcess);
-
-        // What this server keeps on its own disk for the audit's storage account: the journal, the in-process bus, the delivery ids.
-        var prefix = builder.Configuration.GetSection(AzureStorageOptions.Section).Get<AzureStorageOptions>()?.TablePrefix ?? "storm";
-        var localState = Path.Combine(settings.AuditJournalDirectory, JournalFolderName(settings.StorageConnectionString, prefix));
-        if (writeBehind)
-        {
-            if (settings.Transport != ServeSettings.Transports.InProcess)
-            {
-                throw new ArgumentException($"the write-behind audit needs the in-process transport (got '{settings.Transport}'): with a shared bus, other processes read and claim executions in the stored audit");
-            }
-
-            var options = builder.Configuration.GetSection($"{AzureStorageOptions.Section}:WriteBehind").Get<WriteBehindOptions>() ?? new WriteBehindOptions();
-            services.AddSingleton<IAuditStore>(sp => new WriteBehindAuditStore(sp.GetRequiredService<TableAuditStore>(), localState,
-                options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<WriteBehindAuditStore>>()));
-        }
-
-        services.Configure<ServerlessStorm.Engine.Datastore.DatastoreOptions>(builder.Configuration.GetSection(ServerlessStorm.Engine.Datastore.DatastoreOptions.Section));
-        services.Configure<ServerlessStorm.Engine.Executions.ExecutorOptions>(builder.Configuration.GetSection("Storm:Executor"));
-        if (settings.Transport == ServeSettings.Transports.StorageQueue)
-        {
-            services.AddStorageQueueBus(builder.Configuration);
-        }
-        else if (settings.InMemoryAudit)
-        {
-            // Nothing outlives this process anyway: its audit goes with it.
-            services.AddOptions<BusOptions>().Bind(builder.Configuration.GetSection("Bus"));
-            services.AddSingleton<IMessageBus>(sp => new InMemoryMessageBus(
-                sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<BusOptions>>().Value, sp.GetRequiredService<ILogger<InMemoryMessageBus>>()));
-        }
-        else
-        {
-            // The in-process bus keeps its messages on disk, so a killed server's accepted work runs at the next start.
-            services.AddOptions<BusOptions>().Bind(builder.Configuration.GetSection("Bus"));
-            services.AddSingleton<IMessageBus>(sp => SqliteMessageBus.Open(localState,
-                sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<BusOptions>>().Value, sp.GetRequiredService<TimeProvider>(),
-                sp.GetRequiredService<ILogger<SqliteMessageBus>>()));
-        }
-
         services.AddStormWorkflows(builder.Configuration);
         services.AddHostedService<StormWorker>();
         var app = builder.Build();

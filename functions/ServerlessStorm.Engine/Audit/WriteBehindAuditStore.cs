@@ -6,6 +6,8 @@ namespace ServerlessStorm.Engine.Audit;
 /// <summary>How the audit written behind the pipeline behaves (configuration section <c>Storage:WriteBehind</c>).</summary>
 public sealed class WriteBehindOptions
 {
+    public const string Section = "Storage:WriteBehind";
+
     /// <summary>How long writes gather before they are stored together.</summary>
     public TimeSpan FlushDelay { get; set; } = TimeSpan.FromMilliseconds(100);
 

@@ -10,6 +10,8 @@ namespace ServerlessStorm.Engine.Executions;
 /// <summary>Action executor settings (configuration section <c>Storm:Executor</c>).</summary>
 public sealed class ExecutorOptions
 {
+    public const string Section = "Storm:Executor";
+
     /// <summary>How often a running execution's record is checked for a cancel request.</summary>
     public TimeSpan CancelPollInterval { get; set; } = TimeSpan.FromMilliseconds(500);
 

@@ -63,6 +63,8 @@ public static class StormQueues
 /// <summary>Retry behaviour shared by the transports.</summary>
 public sealed class BusOptions
 {
+    public const string Section = "Bus";
+
     /// <summary>Deliveries before a message is dead-lettered.</summary>
     public int MaxDeliveryCount { get; set; } = 5;
 
