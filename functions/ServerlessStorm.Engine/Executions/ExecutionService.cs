@@ -99,9 +99,16 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
     public static ExecutionRequest RequestFor(ExecutionRecord record) =>
         new(record.Id, record.ActionRef, record.SealedParameters ?? record.Parameters, record.TraceTag) { Requested = record.Status == ExecutionStatus.Requested ? record : null };
 
-    /// <summary>Puts a request back on the bus to be handled again after <paramref name="delay"/>.</summary>
-    public Task RequeueAsync(ExecutionRequest request, TimeSpan delay, CancellationToken cancellationToken) =>
-        bus.PublishAsync(StormQueues.Executions, StormEvents.Encode(request, time.GetUtcNow()) with { Delay = delay }, cancellationToken);
+    /// <summary>
+    /// Puts a request back on the bus to be handled again after <paramref name="delay"/>, as a message of its own
+    /// (Service Bus would drop one with the first request's id as a duplicate).
+    /// </summary>
+    public Task RequeueAsync(ExecutionRequest request, TimeSpan delay, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var eventId = $"{request.ExecutionId}.requeued-{now.ToUnixTimeMilliseconds()}-{Random.Shared.Next(1_000_000):D6}";
+        return bus.PublishAsync(StormQueues.Executions, StormEvents.Encode(request, now, eventId) with { Delay = delay }, cancellationToken);
+    }
 
     /// <summary>
     /// Applies the action's retry policy to a finished execution: requests the next attempt (after the policy's

@@ -44,7 +44,10 @@ public static class StormEvents
         return Encode(instance.Id, instance.TriggerType, SensorSource, instance.OccurredAt, data);
     }
 
-    public static BusMessage Encode(ExecutionRequest request, DateTimeOffset at)
+    /// <param name="eventId">The CloudEvent (and message) id: the execution's id for its first request, so a request
+    /// sent twice is one (a transport with duplicate detection stores it once); a fresh one for a request put back
+    /// later, which is another event and must not be taken for a duplicate of the first.</param>
+    public static BusMessage Encode(ExecutionRequest request, DateTimeOffset at, string? eventId = null)
     {
         var data = new JsonObject
         {
@@ -72,7 +75,7 @@ public static class StormEvents
             };
         }
 
-        return Encode(request.ExecutionId, ExecutionRequestedType, RulesSource, at, data);
+        return Encode(eventId ?? request.ExecutionId, ExecutionRequestedType, RulesSource, at, data);
     }
 
     public static TriggerInstance DecodeTriggerInstance(BusMessage message)
