@@ -83,6 +83,18 @@ public sealed class ServiceBusMappingTests
     }
 
     [Fact]
+    public void AReplayedMessage_IsSentUnderAnIdDuplicateDetectionDoesNotDrop_WhateverTimesItIsReplayed()
+    {
+        var once = ServiceBusMessageBus.ReplayId("ti-1");
+        var twice = ServiceBusMessageBus.ReplayId(once);
+
+        Assert.NotEqual("ti-1", once);
+        Assert.StartsWith("ti-1.replayed-", once, StringComparison.Ordinal);
+        Assert.StartsWith("ti-1.replayed-", twice, StringComparison.Ordinal);
+        Assert.Single(twice.Split(".replayed-")[1..]);
+    }
+
+    [Fact]
     public void DeadLetteredMessage_IsListedWithTheDescriptionItWasGiven()
     {
         var message = ServiceBusModelFactory.ServiceBusReceivedMessage(messageId: "ti-1", deliveryCount: 5,

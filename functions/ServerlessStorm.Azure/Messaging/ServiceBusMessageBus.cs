@@ -188,7 +188,7 @@ public sealed partial class ServiceBusMessageBus : IMessageBus, IAsyncDisposable
                         continue;
                     }
 
-                    await sender.SendMessageAsync(new ServiceBusMessage(message.Body) { MessageId = message.MessageId, ContentType = message.ContentType }, cancellationToken);
+                    await sender.SendMessageAsync(new ServiceBusMessage(message.Body) { MessageId = ReplayId(message.MessageId), ContentType = message.ContentType }, cancellationToken);
                     await receiver.CompleteMessageAsync(message, cancellationToken);
                     replayed++;
                 }
@@ -204,6 +204,18 @@ public sealed partial class ServiceBusMessageBus : IMessageBus, IAsyncDisposable
 
         return replayed;
     }
+
+    /// <summary>
+    /// The id a replayed message is sent under: the original's with a replay mark, since duplicate detection would
+    /// drop a message sent again under its first id (the event inside, and its id, are unchanged).
+    /// </summary>
+    public static string ReplayId(string messageId)
+    {
+        var original = messageId.Split(ReplayMark)[0];
+        return $"{original}{ReplayMark}{DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()}";
+    }
+
+    private const string ReplayMark = ".replayed-";
 
     public async ValueTask DisposeAsync()
     {
