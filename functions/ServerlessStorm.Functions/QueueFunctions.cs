@@ -6,6 +6,7 @@ using ServerlessStorm.Azure;
 using ServerlessStorm.Azure.Messaging;
 using ServerlessStorm.Engine.Hosting;
 using ServerlessStorm.Engine.Messaging;
+using ServerlessStorm.Engine.Triggers;
 
 namespace ServerlessStorm.Functions;
 
@@ -16,7 +17,7 @@ namespace ServerlessStorm.Functions;
 /// bus publishes to under <c>Storage:Prefix</c>. The host retries a failed message and moves it to
 /// <c>{queue}-poison</c> after host.json's maxDequeueCount, the same convention the bus follows in <c>storm serve</c>.
 /// </summary>
-public sealed class QueueFunctions(StormConsumers consumers, StorageQueueMessageBus bus, DurableFunctionsWorkflowEngine workflows)
+public sealed class QueueFunctions(StormConsumers consumers, TimerSensor timers, StorageQueueMessageBus bus, DurableFunctionsWorkflowEngine workflows)
 {
     /// <summary>The app setting naming the trigger-instance queue (<c>{prefix}-trigger-instances</c>).</summary>
     public const string TriggerInstancesQueueSetting = "STORM_TRIGGER_INSTANCES_QUEUE";
@@ -24,9 +25,12 @@ public sealed class QueueFunctions(StormConsumers consumers, StorageQueueMessage
     /// <summary>The app setting naming the execution queue (<c>{prefix}-action-executions</c>).</summary>
     public const string ExecutionsQueueSetting = "STORM_ACTION_EXECUTIONS_QUEUE";
 
+    /// <summary>The app setting naming the timers queue (<c>{prefix}-timers</c>).</summary>
+    public const string TimersQueueSetting = "STORM_TIMERS_QUEUE";
+
     /// <summary>The bus queue each setting names.</summary>
     public static readonly IReadOnlyList<(string Setting, string BusQueue)> QueueSettings =
-        [(TriggerInstancesQueueSetting, StormQueues.TriggerInstances), (ExecutionsQueueSetting, StormQueues.Executions)];
+        [(TriggerInstancesQueueSetting, StormQueues.TriggerInstances), (ExecutionsQueueSetting, StormQueues.Executions), (TimersQueueSetting, StormQueues.Timers)];
 
     [Function("RulesEngine")]
     public async Task RulesEngineAsync([QueueTrigger("%" + TriggerInstancesQueueSetting + "%")] string message, long dequeueCount, CancellationToken cancellationToken) =>
@@ -38,6 +42,10 @@ public sealed class QueueFunctions(StormConsumers consumers, StorageQueueMessage
         workflows.Use(durable); // an orquesta action starts its workflow
         await consumers.HandleExecutionRequestAsync(await bus.DecodeAsync(message, (int)dequeueCount, cancellationToken), cancellationToken);
     }
+
+    [Function("TimerTicks")]
+    public async Task TimerTicksAsync([QueueTrigger("%" + TimersQueueSetting + "%")] string message, long dequeueCount, CancellationToken cancellationToken) =>
+        await timers.HandleTickAsync(await bus.DecodeAsync(message, (int)dequeueCount, cancellationToken), cancellationToken);
 }
 
 /// <summary>Start-up check that each queue setting names the queue the bus publishes to under the configured prefix.</summary>

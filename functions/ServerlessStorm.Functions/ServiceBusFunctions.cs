@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using ServerlessStorm.Azure.Messaging;
 using ServerlessStorm.Engine.Hosting;
 using ServerlessStorm.Engine.Messaging;
+using ServerlessStorm.Engine.Triggers;
 
 namespace ServerlessStorm.Functions;
 
@@ -16,7 +17,7 @@ namespace ServerlessStorm.Functions;
 /// or dead-lettered with the reason on the last delivery (the queue's maxDeliveryCount, which the Bicep sets to
 /// <see cref="BusOptions.MaxDeliveryCount"/>) or at once when unreadable.
 /// </summary>
-public sealed class ServiceBusFunctions(StormConsumers consumers, DurableFunctionsWorkflowEngine workflows, IOptions<BusOptions> bus, ILogger<ServiceBusFunctions> logger)
+public sealed class ServiceBusFunctions(StormConsumers consumers, TimerSensor timers, DurableFunctionsWorkflowEngine workflows, IOptions<BusOptions> bus, ILogger<ServiceBusFunctions> logger)
 {
     /// <summary>The app settings prefix of the namespace connection (<c>ServiceBus__fullyQualifiedNamespace</c>, …).</summary>
     public const string Connection = "ServiceBus";
@@ -37,6 +38,13 @@ public sealed class ServiceBusFunctions(StormConsumers consumers, DurableFunctio
         return ServiceBusMessageBus.HandleAsync(message, StormQueues.Executions, Settlement(message, actions), (m, ct) => consumers.HandleExecutionRequestAsync(m, ct),
             bus.Value.MaxDeliveryCount, logger, cancellationToken);
     }
+
+    [Function("TimerTicksServiceBus")]
+    public Task TimerTicksAsync(
+        [ServiceBusTrigger(StormQueues.Timers, Connection = Connection, AutoCompleteMessages = false)] ServiceBusReceivedMessage message,
+        ServiceBusMessageActions actions, CancellationToken cancellationToken) =>
+        ServiceBusMessageBus.HandleAsync(message, StormQueues.Timers, Settlement(message, actions), timers.HandleTickAsync,
+            bus.Value.MaxDeliveryCount, logger, cancellationToken);
 
     private static ServiceBusSettlement Settlement(ServiceBusReceivedMessage message, ServiceBusMessageActions actions) => new(
         () => actions.CompleteMessageAsync(message, CancellationToken.None),

@@ -95,6 +95,7 @@ public static class StormFunctionServices
         services.AddSingleton<ServerlessStorm.Durable.IWorkflowEngine>(sp => sp.GetRequiredService<DurableFunctionsWorkflowEngine>());
         services.AddSingleton<ServerlessStorm.Engine.Workflows.IWorkflowControl>(sp => sp.GetRequiredService<DurableFunctionsWorkflowEngine>());
         ServerlessStorm.Durable.DurableStormServices.AddStormWorkflowRunner(services);
+        services.AddHostedService<TimerArming>();
 #if !SERVICE_BUS_TRIGGERS
         // The queue triggers listen where the bus publishes, or the app does not start.
         services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<AzureStorageOptions>>(new QueueTriggerNames(configuration));

@@ -1,19 +1,23 @@
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask.Client;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using ServerlessStorm.Engine.Executions;
 using ServerlessStorm.Engine.Triggers;
 
 namespace ServerlessStorm.Functions;
 
 /// <summary>
-/// The timer sensor: every five seconds, fires the timer rules that fell due since the last run. And once a minute,
-/// inquiries past their time to live are timed out.
+/// What runs on a schedule. Timer rules do not: each occurrence is a delayed message on the timers queue (see
+/// <see cref="TimerSensor"/>; the queue functions handle them), so an idle app has nothing to run. Here are only the
+/// hourly re-arming of the timers (mending a chain a crash broke) and the inquiry sweep, every ten minutes as
+/// StackStorm's garbage collector times inquiries out (its collection_interval, 600 s).
 /// </summary>
-public sealed class TimerFunctions(TimerSensor timers, InquiryService inquiries, DurableFunctionsWorkflowEngine workflows, TimeProvider time)
+public sealed class TimerFunctions(TimerSensor timers, InquiryService inquiries, DurableFunctionsWorkflowEngine workflows)
 {
-    public const string Schedule = "*/5 * * * * *";
+    public const string RearmSchedule = "0 0 * * * *";
 
-    public const string InquirySweepSchedule = "0 * * * * *";
+    public const string InquirySweepSchedule = "0 */10 * * * *";
 
     [Function("InquiryTimeouts")]
     public Task InquiryTimeoutsAsync([TimerTrigger(InquirySweepSchedule)] TimerInfo timer, [DurableClient] DurableTaskClient durable, CancellationToken cancellationToken)
@@ -22,11 +26,32 @@ public sealed class TimerFunctions(TimerSensor timers, InquiryService inquiries,
         return inquiries.ExpireDueAsync(cancellationToken);
     }
 
-    [Function("TimerSensor")]
-    public async Task TimerSensorAsync([TimerTrigger(Schedule)] TimerInfo timer, CancellationToken cancellationToken)
+    [Function("TimerRearm")]
+    public Task TimerRearmAsync([TimerTrigger(RearmSchedule)] TimerInfo timer, CancellationToken cancellationToken) => timers.ScheduleAsync(cancellationToken);
+}
+
+/// <summary>Schedules every timer's next occurrence when an instance starts (after a deployment that changed the rules, at once).</summary>
+public sealed partial class TimerArming(TimerSensor timers, ILogger<TimerArming> logger) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken)
     {
-        var now = time.GetUtcNow();
-        var last = timer.ScheduleStatus?.Last is { } l && l != default ? new DateTimeOffset(l.ToUniversalTime(), TimeSpan.Zero) : now.AddSeconds(-5);
-        await timers.FireAsync(last, now, cancellationToken);
+        // Not awaited: an instance starts serving whatever storage says; the hourly re-arm catches up on a failure.
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await timers.ScheduleAsync(CancellationToken.None);
+            }
+            catch (Exception ex)
+            {
+                LogFailed(logger, ex);
+            }
+        }, CancellationToken.None);
+        return Task.CompletedTask;
     }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Scheduling the timers at start failed; the hourly re-arm schedules them")]
+    private static partial void LogFailed(ILogger logger, Exception error);
 }

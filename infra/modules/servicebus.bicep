@@ -4,10 +4,12 @@ param name string
 param location string
 param tags object
 
-// The bus queues, under the names the app publishes to (StormQueues).
+// The bus queues, under the names the app publishes to (StormQueues); timers holds each timer's next occurrence
+// as a scheduled message.
 var queueNames = [
   'trigger-instances'
   'action-executions'
+  'timers'
 ]
 
 resource namespace 'Microsoft.ServiceBus/namespaces@2024-01-01' = {

@@ -109,8 +109,8 @@ public sealed partial class InfrastructureTests
 
         Assert.Equal("Standard", ns.Json["sku"]!["name"]!.GetValue<string>());
         Assert.True(ns.Properties["disableLocalAuth"]!.GetValue<bool>());
-        Assert.Equal([StormQueues.TriggerInstances, StormQueues.Executions],
-            queues.ModuleVariables["queueNames"]!.AsArray().Select(q => q!.GetValue<string>()).Order(StringComparer.Ordinal).Reverse());
+        Assert.Equal(new[] { StormQueues.TriggerInstances, StormQueues.Executions, StormQueues.Timers }.Order(StringComparer.Ordinal),
+            queues.ModuleVariables["queueNames"]!.AsArray().Select(q => q!.GetValue<string>()).Order(StringComparer.Ordinal));
         var settings = queues.Properties;
         // Duplicate detection: a message's id is its CloudEvent id, so a retried publish is stored once.
         Assert.True(settings["requiresDuplicateDetection"]!.GetValue<bool>());

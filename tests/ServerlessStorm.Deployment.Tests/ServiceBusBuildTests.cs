@@ -24,6 +24,7 @@ public sealed class ServiceBusBuildTests
     [Theory]
     [InlineData("RulesEngineServiceBus", StormQueues.TriggerInstances)]
     [InlineData("ActionRunnerServiceBus", StormQueues.Executions)]
+    [InlineData("TimerTicksServiceBus", StormQueues.Timers)]
     public void ThePipelineListensOnTheServiceBusQueues_ThroughTheIdentityConnection_SettlingMessagesItself(string function, string queue)
     {
         var trigger = Trigger(function);

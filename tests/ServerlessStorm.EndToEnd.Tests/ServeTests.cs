@@ -474,7 +474,7 @@ public sealed class ServeModesTests(AzuriteFixture azurite)
             Assert.False(Directory.Exists(journal));
             var refused = await StormProcess.RunAsync(new Dictionary<string, string>(environment) { ["Storage__AuditWriteBehind"] = "true" },
                 ["serve", "--port", AzuriteFixture.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture), .. serve, "--transport", "storage-queue"]);
-            Assert.True(refused.ExitCode != 0 && refused.StdErr.Contains("the write-behind audit needs the in-process transport (got 'storage-queue')", StringComparison.Ordinal), refused.ToString());
+            Assert.True(refused.ExitCode != 0 && refused.StdErr.Contains("Storage:Audit 'write-behind' needs Bus:Transport 'in-process' (got 'storage-queue')", StringComparison.Ordinal), refused.ToString());
 
             // A journal folder that cannot be made is named, with the ways out, instead of a crash.
             var unwritable = await StormProcess.RunAsync(environment,

@@ -31,22 +31,28 @@ public sealed class FunctionAdapterTests(AzuriteFixture azurite) : IAsyncLifetim
 
     public Task InitializeAsync()
     {
-        var storage = azurite.NewStorageOptions();
-        _connectionString = storage.ConnectionString;
+        _connectionString = azurite.ConnectionString;
+        _services = Compose("storm", RepositoryPaths.Packs);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>The app's services over this Azurite, with every name under <paramref name="prefix"/>, as the host would make them.</summary>
+    private ServiceProvider Compose(string prefix, string packs)
+    {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
-            ["AzureWebJobsStorage"] = storage.ConnectionString,
-            ["Storage:Prefix"] = "storm",
+            ["AzureWebJobsStorage"] = azurite.ConnectionString,
+            ["Storage:Prefix"] = prefix,
             ["Storm:Datastore:EncryptionKey"] = Convert.ToBase64String(new byte[32]),
-            [QueueFunctions.TriggerInstancesQueueSetting] = TriggerInstancesQueue,
-            [QueueFunctions.ExecutionsQueueSetting] = ExecutionsQueue,
+            [QueueFunctions.TriggerInstancesQueueSetting] = $"{prefix}-trigger-instances",
+            [QueueFunctions.ExecutionsQueueSetting] = $"{prefix}-action-executions",
+            [QueueFunctions.TimersQueueSetting] = $"{prefix}-timers",
         }).Build();
         var services = new ServiceCollection().AddLogging();
         services.AddStormFunctions(configuration);
-        services.Configure<StormOptions>(o => o.PacksPath = RepositoryPaths.Packs);
+        services.Configure<StormOptions>(o => o.PacksPath = packs);
         services.AddTransient<ApiFunctions>().AddTransient<QueueFunctions>().AddTransient<TimerFunctions>();
-        _services = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true });
-        return Task.CompletedTask;
+        return services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true });
     }
 
     public async Task DisposeAsync() => await _services.DisposeAsync();
@@ -60,6 +66,7 @@ public sealed class FunctionAdapterTests(AzuriteFixture azurite) : IAsyncLifetim
             ["AzureWebJobsStorage"] = _connectionString,
             [QueueFunctions.TriggerInstancesQueueSetting] = TriggerInstancesQueue,
             [QueueFunctions.ExecutionsQueueSetting] = ExecutionsQueue,
+            [QueueFunctions.TimersQueueSetting] = "storm-timers",
         });
         builder.Services.AddLogging().AddStormFunctions(builder.Configuration);
         using var host = builder.Build();
@@ -79,6 +86,7 @@ public sealed class FunctionAdapterTests(AzuriteFixture azurite) : IAsyncLifetim
             ["Storm:Datastore:EncryptionKey"] = "@Microsoft.KeyVault(SecretUri=https://kv-x.vault.azure.net/secrets/storm-datastore-key)",
             [QueueFunctions.TriggerInstancesQueueSetting] = TriggerInstancesQueue,
             [QueueFunctions.ExecutionsQueueSetting] = ExecutionsQueue,
+            [QueueFunctions.TimersQueueSetting] = "storm-timers",
         });
         builder.Services.AddLogging().AddStormFunctions(builder.Configuration);
         using var host = builder.Build();
@@ -191,14 +199,35 @@ public sealed class FunctionAdapterTests(AzuriteFixture azurite) : IAsyncLifetim
     }
 
     [Fact]
-    public async Task TimerFunction_WithNoTimerRules_FiresNothing()
+    public async Task ATimerRule_FiresFromItsDelayedTick_WhichSchedulesTheNext_WithNothingPolling()
     {
-        var timer = new TimerInfo { ScheduleStatus = new ScheduleStatus { Last = DateTime.UtcNow.AddSeconds(-5), Next = DateTime.UtcNow } };
+        using var packs = new TempPacks().WithPack("timers");
+        packs.Write("timers/rules/every_second.yaml", """
+            name: every_second
+            trigger: {type: core.st2.IntervalTimer, parameters: {unit: seconds, delta: 1}}
+            action: {ref: core.noop}
+            """);
+        var prefix = $"tmr{Random.Shared.Next(100000, 999999)}";
+        await using var services = Compose(prefix, packs.Root);
+        var queues = services.GetRequiredService<QueueFunctions>();
 
-        await _services.GetRequiredService<TimerFunctions>().TimerSensorAsync(timer, CancellationToken.None);
+        // The hourly re-arm (and an instance's start) schedules the next occurrence: a message hidden until it falls due.
+        await services.GetRequiredService<TimerFunctions>().TimerRearmAsync(new TimerInfo(), CancellationToken.None);
+        var tick = await TakeAsync($"{prefix}-timers");
+        await queues.TimerTicksAsync(tick, 1, CancellationToken.None);
 
-        var queue = new QueueClient(_connectionString, TriggerInstancesQueue);
-        Assert.False(await queue.ExistsAsync() && (await queue.PeekMessagesAsync(1)).Value.Length > 0);
+        // (A queue message is the bus's envelope: the message id, and the CloudEvent as its body.)
+        static JsonNode Event(string queued) => JsonNode.Parse(queued)!["body"]!;
+        var instance = Event(await TakeAsync($"{prefix}-trigger-instances"));
+        Assert.Equal("core.st2.IntervalTimer", instance["type"]!.GetValue<string>());
+        Assert.Equal(Event(tick)["id"]!.GetValue<string>(), instance["id"]!.GetValue<string>());
+        var next = Event(await TakeAsync($"{prefix}-timers"));
+        Assert.True(next["data"]!["at"]!.GetValue<DateTimeOffset>() > instance["time"]!.GetValue<DateTimeOffset>());
+
+        // A second copy of the tick already handled (another instance's start scheduled it too) fires nothing more.
+        await queues.TimerTicksAsync(tick, 1, CancellationToken.None);
+        var triggerQueue = new QueueClient(azurite.ConnectionString, $"{prefix}-trigger-instances");
+        Assert.Empty((await triggerQueue.PeekMessagesAsync(5)).Value);
     }
 
     [Fact]

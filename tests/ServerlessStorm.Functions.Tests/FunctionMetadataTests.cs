@@ -67,18 +67,18 @@ public class FunctionMetadataTests
     }
 
     [Fact]
-    public void TimerSensor_RunsEveryFiveSeconds()
+    public void NothingPolls_TheOnlyTimerTriggersAreTheHourlyRearmAndTheInquirySweep()
     {
-        var trigger = Trigger("TimerSensor");
+        var timers = Metadata.Value.Where(f => f!["bindings"]!.AsArray().Any(b => b!["type"]!.GetValue<string>() == "timerTrigger"))
+            .ToDictionary(f => f!["name"]!.GetValue<string>(), f => Trigger(f!["name"]!.GetValue<string>())["schedule"]!.GetValue<string>());
 
-        Assert.Equal("timerTrigger", trigger["type"]!.GetValue<string>());
-        Assert.Equal(TimerFunctions.Schedule, trigger["schedule"]!.GetValue<string>());
-        Assert.Equal(TimerFunctions.InquirySweepSchedule, Trigger("InquiryTimeouts")["schedule"]!.GetValue<string>());
+        Assert.Equal(new Dictionary<string, string> { ["TimerRearm"] = "0 0 * * * *", ["InquiryTimeouts"] = "0 */10 * * * *" }, timers);
     }
 
     [Theory]
     [InlineData("RulesEngine", "%STORM_TRIGGER_INSTANCES_QUEUE%")]
     [InlineData("ActionRunner", "%STORM_ACTION_EXECUTIONS_QUEUE%")]
+    [InlineData("TimerTicks", "%STORM_TIMERS_QUEUE%")]
     public void PipelineFunctions_ListenOnTheQueuesTheirAppSettingsName(string function, string queue)
     {
         var trigger = Trigger(function);
@@ -107,7 +107,7 @@ public class FunctionMetadataTests
     [Fact]
     public void EveryFunction_IsOneTheTestsKnow()
     {
-        string[] known = ["Api", "Auth", "TimerSensor", "InquiryTimeouts", "RulesEngine", "ActionRunner", "StormWorkflow", "StormWorkflowTask", "StormWorkflowFinish"];
+        string[] known = ["Api", "Auth", "TimerRearm", "TimerTicks", "InquiryTimeouts", "RulesEngine", "ActionRunner", "StormWorkflow", "StormWorkflowTask", "StormWorkflowFinish"];
 
         Assert.Equal(known.Order(), Metadata.Value.Select(f => f!["name"]!.GetValue<string>()).Order());
     }

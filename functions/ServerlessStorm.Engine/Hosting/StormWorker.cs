@@ -9,8 +9,8 @@ namespace ServerlessStorm.Engine.Hosting;
 
 /// <summary>
 /// Runs the engine's consumers in one process (the local stack): the rules engine on the trigger-instance queue,
-/// the action executor on the executions queue, the timer sensor ticking once a second, and a sweep that times out
-/// inquiries past their time to live.
+/// the action executor on the executions queue, the timer sensor on the timers queue (its ticks scheduled at start
+/// and again every <see cref="TimerRearmInterval"/>), and a sweep that times out inquiries past their time to live.
 /// </summary>
 public sealed partial class StormWorker(
     IMessageBus bus,
@@ -20,7 +20,8 @@ public sealed partial class StormWorker(
     TimeProvider time,
     ILogger<StormWorker> logger) : BackgroundService
 {
-    public static readonly TimeSpan TimerTick = TimeSpan.FromSeconds(1);
+    /// <summary>How often every timer's next occurrence is scheduled again, mending a chain a crash broke (copies collapse).</summary>
+    public static readonly TimeSpan TimerRearmInterval = TimeSpan.FromHours(1);
 
     public static readonly TimeSpan InquirySweepInterval = TimeSpan.FromSeconds(30);
 
@@ -30,11 +31,13 @@ public sealed partial class StormWorker(
             (message, ct) => consumers.HandleTriggerInstanceAsync(message, ct), stoppingToken);
         await using var executionSubscription = await bus.SubscribeAsync(StormQueues.Executions,
             (message, ct) => consumers.HandleExecutionRequestAsync(message, ct), stoppingToken);
+        await using var timerSubscription = await bus.SubscribeAsync(StormQueues.Timers, timers.HandleTickAsync, stoppingToken);
         LogStarted(logger);
         var sweep = SweepInquiriesAsync(stoppingToken);
         try
         {
             await RunTimersAsync(stoppingToken);
+            await Task.Delay(Timeout.Infinite, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
         }
         finally
         {
@@ -68,28 +71,25 @@ public sealed partial class StormWorker(
     {
         if (!timers.HasTimers)
         {
-            await Task.Delay(Timeout.Infinite, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
             return;
         }
 
-        using var ticker = new PeriodicTimer(TimerTick, time);
-        var last = time.GetUtcNow();
+        using var rearm = new PeriodicTimer(TimerRearmInterval, time);
         try
         {
-            while (await ticker.WaitForNextTickAsync(stoppingToken))
+            do
             {
-                var now = time.GetUtcNow();
                 try
                 {
-                    await timers.FireAsync(last, now, stoppingToken);
-                    last = now;
+                    await timers.ScheduleAsync(stoppingToken);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
-                    // The window is kept, so the next tick fires what this one could not.
+                    // What is scheduled stays scheduled; the next round schedules what this one could not.
                     LogTimerFailed(logger, ex);
                 }
             }
+            while (await rearm.WaitForNextTickAsync(stoppingToken));
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
@@ -102,6 +102,6 @@ public sealed partial class StormWorker(
     [LoggerMessage(Level = LogLevel.Error, Message = "Timing out expired inquiries failed; the next sweep tries again")]
     private static partial void LogSweepFailed(ILogger logger, Exception error);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Timer sensor tick failed; it will retry on the next tick")]
+    [LoggerMessage(Level = LogLevel.Error, Message = "Scheduling the timers' next occurrences failed; the next round tries again")]
     private static partial void LogTimerFailed(ILogger logger, Exception error);
 }

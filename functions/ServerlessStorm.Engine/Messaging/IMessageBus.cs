@@ -58,6 +58,9 @@ public static class StormQueues
 {
     public const string TriggerInstances = "trigger-instances";
     public const string Executions = "action-executions";
+
+    /// <summary>Each timer's next occurrence, delayed until it falls due.</summary>
+    public const string Timers = "timers";
 }
 
 /// <summary>Retry behaviour shared by the transports.</summary>

@@ -28,9 +28,29 @@ public static class StormEvents
 {
     public const string ExecutionRequestedType = "serverlessstorm.execution.requested";
 
+    public const string TimerTickType = "serverlessstorm.timer.tick";
+
     private static readonly Uri SensorSource = new("urn:serverlessstorm:sensors", UriKind.Absolute);
+    private static readonly Uri TimersSource = new("urn:serverlessstorm:timers", UriKind.Absolute);
     private static readonly Uri RulesSource = new("urn:serverlessstorm:rules", UriKind.Absolute);
     private static readonly JsonEventFormatter Formatter = new();
+
+    /// <summary>A timer's occurrence, under <paramref name="id"/> (its own, or a hop's on the way to a far one).</summary>
+    public static BusMessage Encode(TimerTick tick, string id) =>
+        Encode(id, TimerTickType, TimersSource, tick.At, new JsonObject { ["timer"] = tick.Timer, ["at"] = tick.At });
+
+    public static TimerTick DecodeTimerTick(BusMessage message)
+    {
+        var (cloudEvent, data) = Decode(message);
+        if (cloudEvent.Type != TimerTickType)
+        {
+            throw new MalformedMessageException($"expected a {TimerTickType} event, got '{cloudEvent.Type}'");
+        }
+
+        return new TimerTick(
+            Text(data, "timer") ?? throw new MalformedMessageException("timer is missing"),
+            data["at"] is JsonValue at && at.TryGetValue<DateTimeOffset>(out var due) ? due : throw new MalformedMessageException("at is missing"));
+    }
 
     public static BusMessage Encode(TriggerInstance instance)
     {

@@ -15,6 +15,9 @@ public abstract class TimerSchedule
 {
     public abstract IEnumerable<DateTimeOffset> Occurrences(DateTimeOffset afterExclusive, DateTimeOffset upToInclusive);
 
+    /// <summary>The first occurrence after <paramref name="afterExclusive"/>; null when there is none (a date timer that passed).</summary>
+    public abstract DateTimeOffset? NextAfter(DateTimeOffset afterExclusive);
+
     /// <summary>Builds the schedule; throws <see cref="ArgumentException"/> naming the bad parameter.</summary>
     public static TimerSchedule Parse(string triggerType, JsonObject parameters) => triggerType switch
     {
@@ -68,14 +71,15 @@ public abstract class TimerSchedule
 
         public override IEnumerable<DateTimeOffset> Occurrences(DateTimeOffset afterExclusive, DateTimeOffset upToInclusive)
         {
-            var ticks = period.Ticks;
-            var epoch = DateTimeOffset.UnixEpoch.UtcTicks;
-            var next = ((afterExclusive.UtcTicks - epoch) / ticks + 1) * ticks + epoch;
-            for (; next <= upToInclusive.UtcTicks; next += ticks)
+            for (var next = NextAfter(afterExclusive)!.Value; next <= upToInclusive; next += period)
             {
-                yield return new DateTimeOffset(next, TimeSpan.Zero);
+                yield return next;
             }
         }
+
+        // Occurrences are whole periods since the Unix epoch, so every host computes the same ones.
+        public override DateTimeOffset? NextAfter(DateTimeOffset afterExclusive) =>
+            new DateTimeOffset(((afterExclusive.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) / period.Ticks + 1) * period.Ticks + DateTimeOffset.UnixEpoch.UtcTicks, TimeSpan.Zero);
     }
 
     private sealed class Cron(CronExpression expression, TimeZoneInfo zone) : TimerSchedule
@@ -119,6 +123,8 @@ public abstract class TimerSchedule
         public override IEnumerable<DateTimeOffset> Occurrences(DateTimeOffset afterExclusive, DateTimeOffset upToInclusive) =>
             expression.GetOccurrences(afterExclusive, upToInclusive, zone, fromInclusive: false, toInclusive: true);
 
+        public override DateTimeOffset? NextAfter(DateTimeOffset afterExclusive) => expression.GetNextOccurrence(afterExclusive, zone, inclusive: false);
+
         // APScheduler numbers days from Monday = 0; cron from Sunday = 0. Names pass through.
         private static string DayOfWeek(string value) => string.Concat(value.Select(c =>
             c is >= '0' and <= '6' ? ((c - '0' + 1) % 7).ToString(CultureInfo.InvariantCulture) : c.ToString()));
@@ -140,5 +146,7 @@ public abstract class TimerSchedule
 
         public override IEnumerable<DateTimeOffset> Occurrences(DateTimeOffset afterExclusive, DateTimeOffset upToInclusive) =>
             at > afterExclusive && at <= upToInclusive ? [at] : [];
+
+        public override DateTimeOffset? NextAfter(DateTimeOffset afterExclusive) => at > afterExclusive ? at : null;
     }
 }

@@ -2,68 +2,133 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Messaging;
 using ServerlessStorm.Engine.Packs;
 
 namespace ServerlessStorm.Engine.Triggers;
 
 /// <summary>
-/// The timer sensor: on each tick, fires the timer triggers of the enabled rules that fell due since the last tick.
-/// A trigger instance's id is the timer and its firing time, so two hosts ticking at once produce one instance.
+/// The timer sensor, without a poll: each timer's next occurrence is a delayed message on the timers queue (a
+/// scheduled message on Service Bus), and handling it fires the occurrence's trigger instance and schedules the one
+/// after. Nothing runs between occurrences, so an idle Function app scales to zero.
+/// <para>
+/// Exactly once across instances: a trigger instance's id is the timer and the occurrence, so a tick handled twice
+/// fires one instance (its executions' ids derive from it). Ticks of one occurrence can exist twice — every start
+/// schedules each timer's next occurrence again, so a chain broken by a crash is mended — and the copies are
+/// collapsed when they are handled: only the first to claim the occurrence schedules the next.
+/// </para>
 /// </summary>
-public sealed class TimerSensor
+public sealed partial class TimerSensor
 {
-    /// <summary>A host that was down does not replay more than this much missed time on its next tick.</summary>
-    public static readonly TimeSpan MaxCatchUp = TimeSpan.FromMinutes(5);
+    /// <summary>The longest a tick is delayed (Storage Queues hide a message for at most 7 days); a later occurrence is reached in hops.</summary>
+    public static readonly TimeSpan MaxDelay = TimeSpan.FromDays(6);
 
+    private readonly Dictionary<string, (string Type, JsonObject Parameters, TimerSchedule Schedule)> _timers = new(StringComparer.Ordinal);
     private readonly TriggerDispatcher _dispatcher;
-    private readonly List<(string Type, JsonObject Parameters, TimerSchedule Schedule, string Key)> _timers = [];
+    private readonly IMessageBus _bus;
+    private readonly IAuditStore _audit;
+    private readonly TimeProvider _time;
+    private readonly ILogger<TimerSensor> _logger;
 
-    public TimerSensor(PackCatalog catalog, TriggerDispatcher dispatcher)
+    public TimerSensor(PackCatalog catalog, TriggerDispatcher dispatcher, IMessageBus bus, IAuditStore audit, TimeProvider time, ILogger<TimerSensor> logger)
     {
-        _dispatcher = dispatcher;
+        (_dispatcher, _bus, _audit, _time, _logger) = (dispatcher, bus, audit, time, logger);
         foreach (var rule in catalog.Rules.Where(r => r.Enabled && CoreTriggers.Timers.Contains(r.TriggerType)))
         {
-            if (_timers.Any(t => t.Type == rule.TriggerType && JsonNode.DeepEquals(t.Parameters, rule.TriggerParameters)))
-            {
-                continue;
-            }
-
+            // One timer per distinct type and parameters, however many rules share it; its key names both.
             var key = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(rule.TriggerType + rule.TriggerParameters.ToJsonString())).AsSpan(0, 8));
-            _timers.Add((rule.TriggerType, rule.TriggerParameters, TimerSchedule.Parse(rule.TriggerType, rule.TriggerParameters), key));
+            _timers.TryAdd(key, (rule.TriggerType, rule.TriggerParameters, TimerSchedule.Parse(rule.TriggerType, rule.TriggerParameters)));
         }
     }
 
     public bool HasTimers => _timers.Count > 0;
 
-    public IReadOnlyList<TriggerInstance> Due(DateTimeOffset afterExclusive, DateTimeOffset upToInclusive)
+    /// <summary>Schedules every timer's next occurrence (at a host's start, and now and then to mend a broken chain).</summary>
+    public async Task<int> ScheduleAsync(CancellationToken cancellationToken)
     {
-        if (upToInclusive - afterExclusive > MaxCatchUp)
+        var now = _time.GetUtcNow();
+        var scheduled = 0;
+        foreach (var (key, timer) in _timers)
         {
-            afterExclusive = upToInclusive - MaxCatchUp;
-        }
-
-        var due = new List<TriggerInstance>();
-        foreach (var (type, parameters, schedule, key) in _timers)
-        {
-            foreach (var at in schedule.Occurrences(afterExclusive, upToInclusive))
+            if (timer.Schedule.NextAfter(now) is { } next)
             {
-                var id = $"timer-{key}-{at.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture)}";
-                var payload = new JsonObject { ["executed_at"] = at.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture), ["schedule"] = parameters.DeepClone() };
-                due.Add(new TriggerInstance(id, type, (JsonObject)parameters.DeepClone(), payload, at, id));
+                await PublishTickAsync(new TimerTick(key, next), now, cancellationToken);
+                scheduled++;
             }
         }
 
-        return due;
+        return scheduled;
     }
 
-    public async Task<int> FireAsync(DateTimeOffset afterExclusive, DateTimeOffset upToInclusive, CancellationToken cancellationToken)
+    /// <summary>Handles a tick: fires its occurrence and schedules the next, or waits on when it was woken early.</summary>
+    public async Task HandleTickAsync(BusMessage message, CancellationToken cancellationToken)
     {
-        var due = Due(afterExclusive, upToInclusive);
-        foreach (var instance in due)
+        var tick = StormEvents.DecodeTimerTick(message);
+        if (!_timers.TryGetValue(tick.Timer, out var timer))
         {
-            await _dispatcher.DispatchAsync(instance, cancellationToken);
+            // Its rule was removed, disabled or changed since the tick was scheduled: the chain ends here.
+            LogRetired(_logger, tick.Timer, tick.At);
+            return;
         }
 
-        return due.Count;
+        var now = _time.GetUtcNow();
+        if (tick.At - now > TimeSpan.FromSeconds(1))
+        {
+            await PublishTickAsync(tick, now, cancellationToken); // a hop towards an occurrence beyond MaxDelay
+            return;
+        }
+
+        // The first copy of this occurrence's tick to claim it goes on; a later copy is a duplicate and stops, so
+        // duplicates never multiply. A redelivery of the claiming copy (it failed after claiming) goes on too, and so
+        // would two copies claiming in the same millisecond: the chain they make collapses at the next occurrence.
+        var claimedAt = Truncate(now);
+        var first = await _audit.FirstAcceptedAsync($"{tick.Id}.tick", claimedAt, cancellationToken);
+        if (first != claimedAt && message.DeliveryCount <= 1)
+        {
+            LogDuplicate(_logger, tick.Id);
+            return;
+        }
+
+        if (timer.Schedule.NextAfter(tick.At > now ? tick.At : now) is { } next)
+        {
+            await PublishTickAsync(new TimerTick(tick.Timer, next), now, cancellationToken);
+        }
+
+        await _dispatcher.DispatchAsync(Instance(tick, timer.Type, timer.Parameters), cancellationToken);
     }
+
+    private Task PublishTickAsync(TimerTick tick, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var delay = tick.At - now;
+        // A hop short of a far occurrence is a message of its own (duplicate detection would drop it under the tick's id).
+        var (id, wait) = delay > MaxDelay ? ($"{tick.Id}.hop-{now.ToUnixTimeSeconds()}", MaxDelay) : (tick.Id, delay);
+        return _bus.PublishAsync(StormQueues.Timers, StormEvents.Encode(tick, id) with { Delay = wait > TimeSpan.Zero ? wait : TimeSpan.Zero }, cancellationToken);
+    }
+
+    private static TriggerInstance Instance(TimerTick tick, string type, JsonObject parameters)
+    {
+        var payload = new JsonObject
+        {
+            ["executed_at"] = tick.At.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture),
+            ["schedule"] = parameters.DeepClone(),
+        };
+        return new TriggerInstance(tick.Id, type, (JsonObject)parameters.DeepClone(), payload, tick.At, tick.Id);
+    }
+
+    // Stores keep times to the millisecond at least, so a claim reads back equal to what was written.
+    private static DateTimeOffset Truncate(DateTimeOffset time) => new(time.UtcTicks - time.UtcTicks % TimeSpan.TicksPerMillisecond, TimeSpan.Zero);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Timer {Timer}'s tick for {At} ends its chain: no enabled rule has that timer any more")]
+    private static partial void LogRetired(ILogger logger, string timer, DateTimeOffset at);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Tick {Id} was already handled by another copy; this one stops")]
+    private static partial void LogDuplicate(ILogger logger, string id);
+}
+
+/// <summary>One occurrence of a timer: its key and when it falls due. Its id is the trigger instance's it fires.</summary>
+public sealed record TimerTick(string Timer, DateTimeOffset At)
+{
+    public string Id => $"timer-{Timer}-{At.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture)}";
 }

@@ -1,0 +1,197 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using ServerlessStorm.Azure;
+using ServerlessStorm.Engine.Hosting;
+using ServerlessStorm.Engine.Messaging;
+using ServerlessStorm.Engine.Triggers;
+using ServerlessStorm.Testing;
+
+namespace ServerlessStorm.Engine.Tests;
+
+/// <summary>
+/// Timers without a poll: each timer's next occurrence is a delayed message on the timers queue, and handling it
+/// fires the occurrence and schedules the next, once, however many copies of a tick there are.
+/// </summary>
+public sealed class TimerTickTests : IDisposable
+{
+    private static readonly DateTimeOffset Start = new(2026, 12, 2, 10, 0, 7, TimeSpan.Zero);
+
+    private readonly TempPacks _packs = new TempPacks().WithPack("timers");
+    private readonly ManualTimeProvider _time = new(Start);
+    private readonly PublishedMessages _bus = new(new InMemoryMessageBus());
+
+    public void Dispose() => _packs.Dispose();
+
+    private TimerSensor Sensor(params (string Name, string Trigger)[] rules)
+    {
+        foreach (var (name, trigger) in rules)
+        {
+            _packs.Write($"timers/rules/{name}.yaml", $"name: {name}\ntrigger: {trigger}\naction: {{ref: core.noop}}\n");
+        }
+
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            [AzureStormServices.AuditKey] = AzureStormServices.Audits.Memory,
+            [AzureStormServices.TransportKey] = AzureStormServices.Transports.Memory,
+            ["Storm:PacksPath"] = _packs.Root,
+        }).Build();
+        var services = new ServiceCollection().AddLogging();
+        services.AddStorm(configuration);
+        services.Replace(ServiceDescriptor.Singleton<TimeProvider>(_time));
+        services.Replace(ServiceDescriptor.Singleton<IMessageBus>(_bus));
+        return services.BuildServiceProvider().GetRequiredService<TimerSensor>();
+    }
+
+    private const string EveryThirtySeconds = "{type: core.st2.IntervalTimer, parameters: {unit: seconds, delta: 30}}";
+
+    [Fact]
+    public async Task Scheduling_PublishesEachTimersNextOccurrenceOnce_HiddenUntilItFallsDue()
+    {
+        var sensor = Sensor(("a", EveryThirtySeconds), ("b", EveryThirtySeconds), ("c", "{type: core.st2.CronTimer, parameters: {minute: '*/5'}}"));
+
+        Assert.Equal(2, await sensor.ScheduleAsync(CancellationToken.None)); // a and b share one timer
+
+        var ticks = _bus.On(StormQueues.Timers).Select(m => (Tick: StormEvents.DecodeTimerTick(m), m.Id, m.Delay)).OrderBy(t => t.Tick.At).ToList();
+        Assert.Equal([Start.AddSeconds(23), new DateTimeOffset(2026, 12, 2, 10, 5, 0, TimeSpan.Zero)], ticks.Select(t => t.Tick.At));
+        Assert.Equal([TimeSpan.FromSeconds(23), TimeSpan.FromSeconds(293)], ticks.Select(t => t.Delay));
+        Assert.All(ticks, t => Assert.Equal(t.Tick.Id, t.Id));
+        Assert.Empty(_bus.On(StormQueues.TriggerInstances)); // nothing fires before its time
+    }
+
+    [Fact]
+    public async Task HandlingATick_FiresItsOccurrence_AndSchedulesTheNext()
+    {
+        var sensor = Sensor(("a", EveryThirtySeconds));
+        await sensor.ScheduleAsync(CancellationToken.None);
+        var tick = _bus.Take(StormQueues.Timers);
+
+        _time.Advance(tick.Delay);
+        await sensor.HandleTickAsync(tick, CancellationToken.None);
+
+        var fired = StormEvents.DecodeTriggerInstance(Assert.Single(_bus.On(StormQueues.TriggerInstances)));
+        Assert.Equal((tick.Id, "core.st2.IntervalTimer", Start.AddSeconds(23)), (fired.Id, fired.TriggerType, fired.OccurredAt));
+        Assert.Equal("2026-12-02 10:00:30.000000", fired.Payload!["executed_at"]!.GetValue<string>());
+        var next = Assert.Single(_bus.On(StormQueues.Timers));
+        Assert.Equal((Start.AddSeconds(53), TimeSpan.FromSeconds(30)), (StormEvents.DecodeTimerTick(next).At, next.Delay));
+    }
+
+    [Fact]
+    public async Task ASecondCopyOfATick_FiresNothingAndSchedulesNothing_ButARedeliveryOfTheFirstGoesOn()
+    {
+        var sensor = Sensor(("a", EveryThirtySeconds));
+        await sensor.ScheduleAsync(CancellationToken.None);
+        await sensor.ScheduleAsync(CancellationToken.None); // a second start: two copies of the same tick
+        var copies = _bus.On(StormQueues.Timers).ToList();
+        _bus.Clear();
+        _time.Advance(copies[0].Delay);
+
+        await sensor.HandleTickAsync(copies[0], CancellationToken.None);
+        _time.Advance(TimeSpan.FromMilliseconds(3)); // (copies claiming in the very same millisecond would both go on, once)
+        await sensor.HandleTickAsync(copies[1], CancellationToken.None);
+
+        Assert.Single(_bus.On(StormQueues.TriggerInstances));
+        Assert.Single(_bus.On(StormQueues.Timers)); // the copies collapsed into one chain
+        _bus.Clear();
+
+        // The first copy failing after its claim comes back as a redelivery: it fires (the same instance) and schedules again.
+        await sensor.HandleTickAsync(copies[0] with { DeliveryCount = 2 }, CancellationToken.None);
+        Assert.Equal(copies[0].Id, StormEvents.DecodeTriggerInstance(Assert.Single(_bus.On(StormQueues.TriggerInstances))).Id);
+        Assert.Single(_bus.On(StormQueues.Timers));
+    }
+
+    [Fact]
+    public async Task AnOccurrenceBeyondTheLongestDelay_IsReachedInHops()
+    {
+        var sensor = Sensor(("later", "{type: core.st2.DateTimer, parameters: {date: '2026-12-22 10:00:00', timezone: UTC}}"));
+        await sensor.ScheduleAsync(CancellationToken.None);
+
+        var hops = 0;
+        while (true)
+        {
+            var message = _bus.Take(StormQueues.Timers);
+            Assert.True(message.Delay <= TimerSensor.MaxDelay);
+            _time.Advance(message.Delay);
+            await sensor.HandleTickAsync(message, CancellationToken.None);
+            if (_bus.On(StormQueues.TriggerInstances).Any())
+            {
+                break;
+            }
+
+            hops += message.Id.Contains(".hop-", StringComparison.Ordinal) ? 1 : 0;
+        }
+
+        Assert.Equal(3, hops); // 20 days in hops of at most 6
+        Assert.Equal(new DateTimeOffset(2026, 12, 22, 10, 0, 0, TimeSpan.Zero), _time.GetUtcNow());
+        Assert.Empty(_bus.On(StormQueues.Timers)); // a date timer fires once
+    }
+
+    [Fact]
+    public async Task ATickHandledLate_FiresItsOccurrenceOnce_AndTheNextIsAfterNow_NotEveryOneMissed()
+    {
+        var sensor = Sensor(("a", EveryThirtySeconds));
+        await sensor.ScheduleAsync(CancellationToken.None);
+        var tick = _bus.Take(StormQueues.Timers);
+
+        _time.Advance(tick.Delay + TimeSpan.FromHours(1)); // the app was down for an hour
+        await sensor.HandleTickAsync(tick, CancellationToken.None);
+
+        Assert.Single(_bus.On(StormQueues.TriggerInstances));
+        var next = StormEvents.DecodeTimerTick(Assert.Single(_bus.On(StormQueues.Timers)));
+        Assert.InRange(next.At - _time.GetUtcNow(), TimeSpan.FromTicks(1), TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public async Task ATickOfATimerNoRuleHasAnyMore_EndsItsChain()
+    {
+        var retired = StormEvents.Encode(new TimerTick("0123456789abcdef", Start), "timer-0123456789abcdef-1");
+
+        await Sensor(("a", EveryThirtySeconds)).HandleTickAsync(retired, CancellationToken.None);
+
+        Assert.Empty(_bus.On(StormQueues.Timers));
+        Assert.Empty(_bus.On(StormQueues.TriggerInstances));
+    }
+
+    /// <summary>Records what is published (and passes it on to a bus nothing listens to).</summary>
+    private sealed class PublishedMessages(IMessageBus inner) : DelegatingMessageBus(inner)
+    {
+        private readonly List<(string Queue, BusMessage Message)> _published = [];
+
+        public override Task PublishAsync(string queue, BusMessage message, CancellationToken cancellationToken)
+        {
+            lock (_published)
+            {
+                _published.Add((queue, message));
+            }
+
+            return Task.CompletedTask;
+        }
+
+        public IEnumerable<BusMessage> On(string queue)
+        {
+            lock (_published)
+            {
+                return [.. _published.Where(p => p.Queue == queue).Select(p => p.Message)];
+            }
+        }
+
+        /// <summary>The one message on <paramref name="queue"/>, removed.</summary>
+        public BusMessage Take(string queue)
+        {
+            lock (_published)
+            {
+                var message = Assert.Single(_published, p => p.Queue == queue);
+                _published.Remove(message);
+                return message.Message;
+            }
+        }
+
+        public void Clear()
+        {
+            lock (_published)
+            {
+                _published.Clear();
+            }
+        }
+    }
+}
