@@ -4,7 +4,8 @@ using ServerlessStorm.Benchmarks;
 // with the audit written entity by entity, batched, or in memory), "rules" (matching and template rendering) or
 // "workflows" (the workflow interpreter against hand-written orchestrators, with-items scaling, steps per second) or
 // "auth" (webhook accepted without authentication, with an API key and with a signed body) or "recovery" (crashes:
-// SIGKILL to all accepted work done, the kill loop, webhooks accepted while storage hangs).
+// SIGKILL to all accepted work done, the kill loop, webhooks accepted while storage hangs) or "timers" (a day of a
+// pack of 10 timers: the function runs the timer sensor makes, against the 5-second poll, and their cost).
 return args.FirstOrDefault() switch
 {
     "rules" => RulesBenchmark.Run(args),
@@ -12,12 +13,13 @@ return args.FirstOrDefault() switch
     "workflows" => await WorkflowsBenchmark.RunAsync(args),
     "auth" => await AuthBenchmark.RunAsync(args),
     "recovery" => await RecoveryBenchmark.RunAsync(args),
+    "timers" => await TimersBenchmark.RunAsync(args),
     "latency" or null => await LatencyBenchmark.RunAsync(args),
     var other => Usage(other),
 };
 
 static int Usage(string mode)
 {
-    Console.Error.WriteLine($"unknown benchmark '{mode}'; use 'latency', 'executions', 'workflows', 'rules', 'auth' or 'recovery'");
+    Console.Error.WriteLine($"unknown benchmark '{mode}'; use 'latency', 'executions', 'workflows', 'rules', 'auth', 'recovery' or 'timers'");
     return 2;
 }

@@ -81,11 +81,12 @@ public sealed partial class TimerSensor
         }
 
         // The first copy of this occurrence's tick to claim it goes on; a later copy is a duplicate and stops, so
-        // duplicates never multiply. A redelivery of the claiming copy (it failed after claiming) goes on too, and so
-        // would two copies claiming in the same millisecond: the chain they make collapses at the next occurrence.
-        var claimedAt = Truncate(now);
-        var first = await _audit.FirstAcceptedAsync($"{tick.Id}.tick", claimedAt, cancellationToken);
-        if (first != claimedAt && message.DeliveryCount <= 1)
+        // duplicates never multiply. A redelivery of the claiming copy (it failed after claiming) goes on too.
+        // The store keeps the first value written under the key; a value of this copy's own (now, give or take a
+        // random part of a day, kept to the millisecond stores hold) tells whether that was ours, however close
+        // together the copies come.
+        var claim = Truncate(now).AddMilliseconds(Random.Shared.Next(ClaimSpreadMilliseconds));
+        if (await _audit.FirstAcceptedAsync($"{tick.Id}.tick", claim, cancellationToken) != claim && message.DeliveryCount <= 1)
         {
             LogDuplicate(_logger, tick.Id);
             return;
@@ -116,6 +117,8 @@ public sealed partial class TimerSensor
         };
         return new TriggerInstance(tick.Id, type, (JsonObject)parameters.DeepClone(), payload, tick.At, tick.Id);
     }
+
+    private const int ClaimSpreadMilliseconds = 24 * 60 * 60 * 1000;
 
     // Stores keep times to the millisecond at least, so a claim reads back equal to what was written.
     private static DateTimeOffset Truncate(DateTimeOffset time) => new(time.UtcTicks - time.UtcTicks % TimeSpan.TicksPerMillisecond, TimeSpan.Zero);
