@@ -36,6 +36,16 @@ public sealed class ServiceBusBuildTests
     }
 
     [Fact]
+    public void TheHost_RenewsAMessagesLockWhileItsHandlerRuns_AndLeavesSettlingToTheApp()
+    {
+        var serviceBus = JsonNode.Parse(File.ReadAllText(Path.Combine(ServerlessStorm.Testing.RepositoryPaths.Root, "host.json")))!["extensions"]!["serviceBus"]!;
+
+        Assert.False(serviceBus["autoCompleteMessages"]!.GetValue<bool>());
+        // As long as Flex Consumption's default function timeout (30 minutes): the 30-second lock is renewed meanwhile.
+        Assert.Equal(TimeSpan.FromMinutes(30), TimeSpan.Parse(serviceBus["maxAutoLockRenewalDuration"]!.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    [Fact]
     public void TheStorageQueueTriggers_AreNotInThisBuild()
     {
         Assert.DoesNotContain(Metadata.Value, f => f!["bindings"]!.AsArray().Any(b => b!["type"]!.GetValue<string>() == "queueTrigger"));
