@@ -1,10 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
-using ServerlessStorm.Azure;
-using ServerlessStorm.Engine.Hosting;
 using ServerlessStorm.Engine.Messaging;
 using ServerlessStorm.Engine.Triggers;
 using ServerlessStorm.Testing;
@@ -70,16 +66,7 @@ internal static class TimersBenchmark
         var start = new DateTimeOffset(2026, 12, 7, 0, 0, 0, TimeSpan.Zero);
         var time = new ManualTimeProvider(start);
         var bus = new SimulatedBus(time);
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            [AzureStormServices.AuditKey] = AzureStormServices.Audits.Memory,
-            [AzureStormServices.TransportKey] = AzureStormServices.Transports.Memory,
-            ["Storm:PacksPath"] = packs.Root,
-        }).Build();
-        var services = new ServiceCollection().AddLogging();
-        services.AddStorm(configuration);
-        services.Replace(ServiceDescriptor.Singleton<TimeProvider>(time));
-        services.Replace(ServiceDescriptor.Singleton<IMessageBus>(bus));
+        var services = InMemoryStorm.Compose(packs.Root, time, bus).AddLogging();
         await using var provider = services.BuildServiceProvider();
         var sensor = provider.GetRequiredService<TimerSensor>();
 

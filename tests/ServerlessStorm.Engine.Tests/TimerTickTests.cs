@@ -1,8 +1,4 @@
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
-using ServerlessStorm.Azure;
-using ServerlessStorm.Engine.Hosting;
 using ServerlessStorm.Engine.Messaging;
 using ServerlessStorm.Engine.Triggers;
 using ServerlessStorm.Testing;
@@ -30,16 +26,7 @@ public sealed class TimerTickTests : IDisposable
             _packs.Write($"timers/rules/{name}.yaml", $"name: {name}\ntrigger: {trigger}\naction: {{ref: core.noop}}\n");
         }
 
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            [AzureStormServices.AuditKey] = AzureStormServices.Audits.Memory,
-            [AzureStormServices.TransportKey] = AzureStormServices.Transports.Memory,
-            ["Storm:PacksPath"] = _packs.Root,
-        }).Build();
-        var services = new ServiceCollection().AddLogging();
-        services.AddStorm(configuration);
-        services.Replace(ServiceDescriptor.Singleton<TimeProvider>(_time));
-        services.Replace(ServiceDescriptor.Singleton<IMessageBus>(_bus));
+        var services = InMemoryStorm.Compose(_packs.Root, _time, _bus).AddLogging();
         return services.BuildServiceProvider().GetRequiredService<TimerSensor>();
     }
 

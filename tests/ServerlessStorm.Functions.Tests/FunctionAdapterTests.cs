@@ -60,18 +60,7 @@ public sealed class FunctionAdapterTests(AzuriteFixture azurite) : IAsyncLifetim
     [Fact]
     public async Task WithoutADatastoreKey_TheAppRefusesToStart_SayingWhatToSet()
     {
-        var builder = Microsoft.Extensions.Hosting.Host.CreateEmptyApplicationBuilder(new Microsoft.Extensions.Hosting.HostApplicationBuilderSettings());
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["AzureWebJobsStorage"] = _connectionString,
-            [QueueFunctions.TriggerInstancesQueueSetting] = TriggerInstancesQueue,
-            [QueueFunctions.ExecutionsQueueSetting] = ExecutionsQueue,
-            [QueueFunctions.TimersQueueSetting] = "storm-timers",
-        });
-        builder.Services.AddLogging().AddStormFunctions(builder.Configuration);
-        using var host = builder.Build();
-
-        var error = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => host.StartAsync());
+        var error = await RefusalAsync(new() { ["Storm:Datastore:EncryptionKey"] = null });
 
         Assert.Contains("Storm__Datastore__EncryptionKey is not set", error.Message);
     }
@@ -79,21 +68,35 @@ public sealed class FunctionAdapterTests(AzuriteFixture azurite) : IAsyncLifetim
     [Fact]
     public async Task AnUnresolvedKeyVaultReference_StopsTheApp_SayingWhy()
     {
-        var builder = Microsoft.Extensions.Hosting.Host.CreateEmptyApplicationBuilder(new Microsoft.Extensions.Hosting.HostApplicationBuilderSettings());
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        var error = await RefusalAsync(new() { ["Storm:Datastore:EncryptionKey"] = "@Microsoft.KeyVault(SecretUri=https://kv-x.vault.azure.net/secrets/storm-datastore-key)" });
+
+        Assert.Equal(StormFunctionServices.UnresolvedDatastoreKey, Assert.Single(error.Failures));
+    }
+
+    /// <summary>
+    /// Starts the app as the host would with <paramref name="settings"/> on top of a valid set (null removes one), and
+    /// returns why it refused to start.
+    /// </summary>
+    private async Task<Microsoft.Extensions.Options.OptionsValidationException> RefusalAsync(Dictionary<string, string?> settings)
+    {
+        var all = new Dictionary<string, string?>
         {
             ["AzureWebJobsStorage"] = _connectionString,
-            ["Storm:Datastore:EncryptionKey"] = "@Microsoft.KeyVault(SecretUri=https://kv-x.vault.azure.net/secrets/storm-datastore-key)",
+            ["Storm:Datastore:EncryptionKey"] = Convert.ToBase64String(new byte[32]),
             [QueueFunctions.TriggerInstancesQueueSetting] = TriggerInstancesQueue,
             [QueueFunctions.ExecutionsQueueSetting] = ExecutionsQueue,
             [QueueFunctions.TimersQueueSetting] = "storm-timers",
-        });
+        };
+        foreach (var (key, value) in settings)
+        {
+            all[key] = value;
+        }
+
+        var builder = Microsoft.Extensions.Hosting.Host.CreateEmptyApplicationBuilder(new Microsoft.Extensions.Hosting.HostApplicationBuilderSettings());
+        builder.Configuration.AddInMemoryCollection(all.Where(s => s.Value is not null));
         builder.Services.AddLogging().AddStormFunctions(builder.Configuration);
         using var host = builder.Build();
-
-        var error = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => host.StartAsync());
-
-        Assert.Equal(StormFunctionServices.UnresolvedDatastoreKey, Assert.Single(error.Failures));
+        return await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => host.StartAsync());
     }
 
     /// <summary>A request as the Functions host hands it over, with an API key unless <paramref name="apiKey"/> is empty.</summary>
@@ -242,19 +245,12 @@ public sealed class FunctionAdapterTests(AzuriteFixture azurite) : IAsyncLifetim
     [Fact]
     public async Task QueueSettingsThatMissTheBusQueues_StopTheApp_NamingTheSettingAndTheName()
     {
-        var builder = Microsoft.Extensions.Hosting.Host.CreateEmptyApplicationBuilder(new Microsoft.Extensions.Hosting.HostApplicationBuilderSettings());
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        var error = await RefusalAsync(new()
         {
-            ["AzureWebJobsStorage"] = _connectionString,
             ["Storage:Prefix"] = "prod",
-            ["Storm:Datastore:EncryptionKey"] = Convert.ToBase64String(new byte[32]),
             [QueueFunctions.TriggerInstancesQueueSetting] = "prod-trigger-instances",
-            [QueueFunctions.ExecutionsQueueSetting] = ExecutionsQueue,
+            [QueueFunctions.TimersQueueSetting] = "prod-timers",
         });
-        builder.Services.AddLogging().AddStormFunctions(builder.Configuration);
-        using var host = builder.Build();
-
-        var error = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => host.StartAsync());
 
         Assert.Contains("STORM_ACTION_EXECUTIONS_QUEUE is 'storm-action-executions' but must be 'prod-action-executions'", error.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("STORM_TRIGGER_INSTANCES_QUEUE", error.Message, StringComparison.Ordinal);

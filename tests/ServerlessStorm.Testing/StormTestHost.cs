@@ -36,22 +36,14 @@ public sealed class StormTestHost : IAsyncDisposable
 
     public static async Task<StormTestHost> StartAsync(IAuditStore audit, IMessageBus bus, string? packsPath = null, Action<IServiceCollection>? configure = null)
     {
-        var services = new ServiceCollection();
+        // Composed as every host is, with everything in memory; the test's own audit and bus take the place of the
+        // configured ones.
+        var services = InMemoryStorm.Compose(packsPath ?? RepositoryPaths.Packs, bus: bus);
+        services.Replace(ServiceDescriptor.Singleton(audit));
         var logs = new ConcurrentQueue<string>();
         services.AddLogging(b => b.AddProvider(new CapturingLoggerProvider(logs)).SetMinimumLevel(LogLevel.Debug));
-        // Composed as every host is, with everything in memory; then the test's own audit and bus take the place of
-        // the configured ones.
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            [Azure.AzureStormServices.AuditKey] = Azure.AzureStormServices.Audits.Memory,
-            [Azure.AzureStormServices.TransportKey] = Azure.AzureStormServices.Transports.Memory,
-            [$"{StormOptions.Section}:{nameof(StormOptions.PacksPath)}"] = packsPath ?? RepositoryPaths.Packs,
-        }).Build();
-        services.AddStorm(configuration);
         // No RBAC files unless a test brings its own (the default, beside the packs folder, could be anything in /tmp).
         services.Configure<Engine.Security.Rbac.RbacOptions>(o => o.Path = Path.Combine(RepositoryPaths.Root, "tests", "no-rbac-files"));
-        services.Replace(ServiceDescriptor.Singleton(audit));
-        services.Replace(ServiceDescriptor.Singleton(bus));
         services.AddSingleton<StormWorker>();
         configure?.Invoke(services);
         var host = new StormTestHost(services.BuildServiceProvider(), logs);
