@@ -52,3 +52,21 @@ public sealed class ServiceBusBuildTests
         Assert.Contains(Metadata.Value, f => f!["name"]!.GetValue<string>() == "Api");
     }
 }
+
+/// <summary>What ships beside the deployed app: every pack, with what its own projects build (C# actions), loadable.</summary>
+public sealed class ShippedPacksTests
+{
+    [Fact]
+    public void ThePacksBesideTheApp_LoadWithoutAProblem_CSharpActionsIncluded()
+    {
+        // The build output of the app (copied beside this assembly, as publishing puts it beside the app).
+        var packs = Path.Combine(AppContext.BaseDirectory, "packs");
+        var runners = new ServerlessStorm.Engine.Actions.RunnerRegistry(ServerlessStorm.Engine.Actions.RunnerRegistry.BuiltIn(new ServerlessStorm.Engine.Actions.Runners.EgressGuard()));
+
+        var result = new ServerlessStorm.Engine.Packs.PackLoader(runners).LoadFrom(packs);
+
+        Assert.True(result.IsValid, string.Join("\n", result.Problems));
+        Assert.True(File.Exists(Path.Combine(packs, "examples", "actions", "dotnet", "ExampleActions.dll")));
+        Assert.True(File.Exists(Path.Combine(AppContext.BaseDirectory, "rbac", "roles", "operator.yaml")));
+    }
+}

@@ -20,7 +20,7 @@ public sealed record ServeSettings
     /// <summary>Where a locally started Azurite keeps its data.</summary>
     public string AzuriteDataDirectory { get; init; } = ".azurite";
 
-    /// <summary>Keep the audit in memory instead of Table Storage (nothing survives a restart; for comparisons).</summary>
+    /// <summary>Keep the audit, and with it the datastore, API keys and outputs, in memory instead of Table Storage (nothing survives a restart; for comparisons).</summary>
     public bool InMemoryAudit { get; init; }
 
     /// <summary>
