@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using ServerlessStorm.Azure.Audit;
 using ServerlessStorm.Azure.Messaging;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Executions;
 using ServerlessStorm.Engine.Messaging;
 using ServerlessStorm.Testing;
@@ -16,6 +17,7 @@ public sealed class AzurePipelineTests(AzuriteFixture azurite)
     [Fact]
     public async Task HelloWebhook_OverStorageQueues_IsAuditedInTables()
     {
+        using var spans = new SpanRecorder();
         var storage = Options.Create(azurite.NewStorageOptions());
         var audit = new TableAuditStore(storage, TimeProvider.System);
         var bus = new StorageQueueMessageBus(storage, Options.Create(new BusOptions()), Options.Create(new StorageQueueOptions()), NullLogger<StorageQueueMessageBus>.Instance);
@@ -29,5 +31,11 @@ public sealed class AzurePipelineTests(AzuriteFixture azurite)
         Assert.Equal("Hello queues", trace.Executions[0].Result!["stdout"]!.GetValue<string>());
         Assert.Equal(ExecutionStatus.Succeeded, trace.Executions[0].Status);
         Assert.Single(trace.RuleEnforcements);
+
+        // One trace across the Storage Queues, from the webhook to the action's run.
+        var accept = spans.All.Single(s => s.OperationName == StormTracing.WebhookAccept && (string?)s.GetTagItem(StormTracing.TraceTag) == traceTag);
+        var hops = await Eventually.ReturnsAsync(() => Task.FromResult(spans.InTrace(accept.TraceId)), s => s.Any(x => x.OperationName == StormTracing.ExecutionRun));
+        Assert.Equal(trace.Executions[0].Id, hops.Single(s => s.OperationName == StormTracing.ExecutionRun).GetTagItem(StormTracing.ExecutionId));
+        Assert.Contains(hops, s => s.OperationName == StormTracing.RulesEvaluate && s.Kind == System.Diagnostics.ActivityKind.Consumer);
     }
 }

@@ -5,6 +5,8 @@ using ServerlessStorm.Azure.Messaging;
 using ServerlessStorm.Engine.Messaging;
 using ServerlessStorm.Engine.Triggers;
 
+using ServerlessStorm.Testing;
+
 namespace ServerlessStorm.Azure.Tests;
 
 /// <summary>
@@ -80,6 +82,23 @@ public sealed class ServiceBusMappingTests
 
         Assert.Equal("deadletter", Assert.Single(receiver.Settlements));
         Assert.StartsWith("unreadable on delivery 1: message m is not a CloudEvents 1.0 JSON event", receiver.DeadLetterDescription, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TheTraceContext_TravelsAsApplicationPropertiesAndInsideTheEvent_ToTheReceiver()
+    {
+        using var spans = new SpanRecorder();
+        ServiceBusMessage sent;
+        string traceParent;
+        using (var dispatch = ServerlessStorm.Engine.Diagnostics.StormTracing.Source.StartActivity("test dispatch", System.Diagnostics.ActivityKind.Producer)!)
+        {
+            traceParent = dispatch.Id!;
+            sent = ServiceBusMessageBus.ToServiceBusMessage(StormEvents.Encode(Instance));
+        }
+
+        Assert.Equal(traceParent, sent.ApplicationProperties[ServiceBusMessageBus.TraceParentProperty]);
+        var received = ServiceBusModelFactory.ServiceBusReceivedMessage(body: sent.Body, messageId: sent.MessageId, deliveryCount: 2, properties: sent.ApplicationProperties);
+        Assert.Equal(traceParent, StormEvents.DecodeTriggerInstance(ServiceBusMessageBus.FromServiceBusMessage(received)).Trace!.TraceParent);
     }
 
     [Fact]

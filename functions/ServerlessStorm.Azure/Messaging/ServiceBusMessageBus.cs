@@ -85,12 +85,31 @@ public sealed partial class ServiceBusMessageBus : IMessageBus, IAsyncDisposable
         return processor;
     }
 
-    public static ServiceBusMessage ToServiceBusMessage(BusMessage message) => new(message.Body)
+    public static ServiceBusMessage ToServiceBusMessage(BusMessage message)
     {
-        MessageId = message.Id,
-        ContentType = ContentType,
-        ScheduledEnqueueTime = message.Delay > TimeSpan.Zero ? DateTimeOffset.UtcNow + message.Delay : default,
-    };
+        var sent = new ServiceBusMessage(message.Body)
+        {
+            MessageId = message.Id,
+            ContentType = ContentType,
+            ScheduledEnqueueTime = message.Delay > TimeSpan.Zero ? DateTimeOffset.UtcNow + message.Delay : default,
+        };
+
+        // The event inside carries the trace context too; as properties, Service Bus tooling and the portal see it.
+        if (ServerlessStorm.Engine.Diagnostics.StormTracing.Current() is { } trace)
+        {
+            sent.ApplicationProperties[TraceParentProperty] = trace.TraceParent;
+            if (trace.TraceState is { Length: > 0 } state)
+            {
+                sent.ApplicationProperties[TraceStateProperty] = state;
+            }
+        }
+
+        return sent;
+    }
+
+    public const string TraceParentProperty = "traceparent";
+
+    public const string TraceStateProperty = "tracestate";
 
     public static BusMessage FromServiceBusMessage(ServiceBusReceivedMessage message) =>
         new(message.MessageId, message.Body.ToMemory(), message.DeliveryCount);

@@ -89,6 +89,11 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
         // A workflow's task runs where its workflow runs (in an activity), not through the bus.
         if (workflow is null)
         {
+            // The message carries this span's context: the runner's span continues it.
+            using var span = Diagnostics.StormTracing.Source.StartActivity(Diagnostics.StormTracing.ExecutionRequest, System.Diagnostics.ActivityKind.Producer)
+                ?.SetTag(Diagnostics.StormTracing.ActionRef, record.ActionRef)
+                .SetTag(Diagnostics.StormTracing.ExecutionId, record.Id)
+                .SetTag(Diagnostics.StormTracing.TraceTag, record.TraceTag);
             await bus.PublishAsync(StormQueues.Executions, StormEvents.Encode(RequestFor(record), now) with { Delay = delay }, cancellationToken);
         }
 

@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
+using ServerlessStorm.Engine.Diagnostics;
 using Microsoft.Extensions.Options;
 using ServerlessStorm.Engine.Audit;
 using ServerlessStorm.Engine.Executions;
@@ -18,11 +20,17 @@ public sealed partial class StormConsumers(RulesEngine rules, ActionExecutor exe
     public async Task HandleTriggerInstanceAsync(BusMessage message, CancellationToken cancellationToken)
     {
         var instance = StormEvents.DecodeTriggerInstance(message);
+        // Continues the trace of whatever sent it; a redelivery carries the same context, so it joins the same trace.
+        using var span = StormTracing.Start(StormTracing.RulesEvaluate, ActivityKind.Consumer, instance.Trace)
+            ?.SetTag(StormTracing.TriggerType, instance.TriggerType)
+            .SetTag(StormTracing.TriggerInstanceId, instance.Id)
+            .SetTag(StormTracing.TraceTag, instance.TraceTag)
+            .SetTag(StormTracing.DeliveryCount, message.DeliveryCount);
         try
         {
             await rules.HandleAsync(instance, cancellationToken);
         }
-        catch (Exception ex) when (IsLastDelivery(message, ex))
+        catch (Exception ex) when (Failed(span, ex) && IsLastDelivery(message, ex))
         {
             await MarkAsync(() => audit.UpdateTriggerInstanceStatusAsync(instance.Id, instance.OccurredAt, TriggerInstanceStatus.ProcessingFailed,
                 DeadLettered(message, ex, instance.Id, StormQueues.TriggerInstances), CancellationToken.None), instance.Id);
@@ -36,11 +44,24 @@ public sealed partial class StormConsumers(RulesEngine rules, ActionExecutor exe
     public async Task HandleExecutionRequestAsync(BusMessage message, CancellationToken cancellationToken, bool takeOver = false)
     {
         var request = StormEvents.DecodeExecutionRequest(message);
+        var now = time.GetUtcNow();
+        if (request.SentAt is { } sent && sent < now)
+        {
+            // From the request's sending to its handling, in the same trace.
+            StormTracing.Start(StormTracing.ExecutionQueueWait, ActivityKind.Consumer, request.Trace, sent)
+                ?.SetTag(StormTracing.ExecutionId, request.ExecutionId).SetTag(StormTracing.TraceTag, request.TraceTag).SetEndTime(now.UtcDateTime).Dispose();
+        }
+
+        using var span = StormTracing.Start(StormTracing.ExecutionRun, ActivityKind.Consumer, request.Trace)
+            ?.SetTag(StormTracing.ActionRef, request.ActionRef)
+            .SetTag(StormTracing.ExecutionId, request.ExecutionId)
+            .SetTag(StormTracing.TraceTag, request.TraceTag)
+            .SetTag(StormTracing.DeliveryCount, message.DeliveryCount);
         try
         {
             await executor.HandleAsync(request, cancellationToken, takeOver);
         }
-        catch (Exception ex) when (IsLastDelivery(message, ex))
+        catch (Exception ex) when (Failed(span, ex) && IsLastDelivery(message, ex))
         {
             await MarkAsync(async () =>
             {
@@ -53,6 +74,14 @@ public sealed partial class StormConsumers(RulesEngine rules, ActionExecutor exe
             }, request.ExecutionId);
             throw;
         }
+    }
+
+    // Marks the span failed and lets the exception go on (used as a filter, so it never catches). Only the type: a
+    // message may quote what it failed on, and the audit already has the reason.
+    private static bool Failed(Activity? span, Exception error)
+    {
+        StormTracing.Fail(span, error.GetType().Name);
+        return true;
     }
 
     private bool IsLastDelivery(BusMessage message, Exception error) =>
@@ -70,7 +99,7 @@ public sealed partial class StormConsumers(RulesEngine rules, ActionExecutor exe
         }
         catch (Exception ex)
         {
-            LogMarkFailed(logger, id, Diagnostics.ExceptionCause.Of(ex));
+            LogMarkFailed(logger, id, ExceptionCause.Of(ex));
         }
     }
 

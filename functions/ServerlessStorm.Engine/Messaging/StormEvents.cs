@@ -15,6 +15,12 @@ namespace ServerlessStorm.Engine.Messaging;
 public sealed record ExecutionRequest(string ExecutionId, string ActionRef, JsonObject Parameters, string TraceTag)
 {
     public Executions.ExecutionRecord? Requested { get; init; }
+
+    /// <summary>The trace the request belongs to (the sender's span), when it came over the bus with one.</summary>
+    public Diagnostics.TraceContext? Trace { get; init; }
+
+    /// <summary>When it was put on the bus (its event's time), when it came over the bus.</summary>
+    public DateTimeOffset? SentAt { get; init; }
 }
 
 /// <summary>A message on the bus that is not what its queue carries.</summary>
@@ -107,8 +113,12 @@ public static class StormEvents
             data["trigger_parameters"] as JsonObject,
             data["payload"],
             cloudEvent.Time ?? DateTimeOffset.UnixEpoch,
-            Text(data, "trace_tag") ?? cloudEvent.Id!);
+            Text(data, "trace_tag") ?? cloudEvent.Id!) { Trace = TraceOf(cloudEvent) };
     }
+
+    /// <summary>The trace context the sender put on <paramref name="cloudEvent"/>, if any.</summary>
+    private static Diagnostics.TraceContext? TraceOf(CloudEvent cloudEvent) =>
+        cloudEvent[TraceParentAttribute] is string parent ? new Diagnostics.TraceContext(parent, cloudEvent[TraceStateAttribute] as string) : null;
 
     public static ExecutionRequest DecodeExecutionRequest(BusMessage message)
     {
@@ -122,7 +132,7 @@ public static class StormEvents
             Text(data, "execution_id") ?? throw new MalformedMessageException("execution_id is missing"),
             Text(data, "action") ?? throw new MalformedMessageException("action is missing"),
             data["parameters"] as JsonObject ?? [],
-            Text(data, "trace_tag") ?? cloudEvent.Id!);
+            Text(data, "trace_tag") ?? cloudEvent.Id!) { Trace = TraceOf(cloudEvent), SentAt = cloudEvent.Time };
         return data["record"] is JsonObject r && Text(r, "runner") is { } runner && r["start_timestamp"] is JsonValue start && start.TryGetValue<DateTimeOffset>(out var started)
             ? request with { Requested = RequestedRecord(request, r, runner, started) }
             : request;
@@ -154,9 +164,14 @@ public static class StormEvents
         return record;
     }
 
+    // The CloudEvents distributed-tracing extension: the W3C trace context of the span that sent the event.
+    private static readonly CloudEventAttribute TraceParentAttribute = CloudEventAttribute.CreateExtension("traceparent", CloudEventAttributeType.String);
+    private static readonly CloudEventAttribute TraceStateAttribute = CloudEventAttribute.CreateExtension("tracestate", CloudEventAttributeType.String);
+    private static readonly CloudEventAttribute[] Extensions = [TraceParentAttribute, TraceStateAttribute];
+
     private static BusMessage Encode(string id, string type, Uri source, DateTimeOffset time, JsonObject data)
     {
-        var cloudEvent = new CloudEvent(CloudEventsSpecVersion.V1_0)
+        var cloudEvent = new CloudEvent(CloudEventsSpecVersion.V1_0, Extensions)
         {
             Id = id,
             Type = type,
@@ -165,6 +180,15 @@ public static class StormEvents
             DataContentType = MediaTypeNames.Application.Json,
             Data = JsonSerializer.SerializeToElement(data),
         };
+        if (Diagnostics.StormTracing.Current() is { } trace)
+        {
+            cloudEvent[TraceParentAttribute] = trace.TraceParent;
+            if (trace.TraceState is { Length: > 0 } state)
+            {
+                cloudEvent[TraceStateAttribute] = state;
+            }
+        }
+
         var body = Formatter.EncodeStructuredModeMessage(cloudEvent, out _);
         return new BusMessage(id, body);
     }
@@ -174,7 +198,7 @@ public static class StormEvents
         CloudEvent cloudEvent;
         try
         {
-            cloudEvent = Formatter.DecodeStructuredModeMessage(message.Body, new System.Net.Mime.ContentType("application/cloudevents+json"), null);
+            cloudEvent = Formatter.DecodeStructuredModeMessage(message.Body, new System.Net.Mime.ContentType("application/cloudevents+json"), Extensions);
         }
         catch (Exception ex) when (ex is ArgumentException or JsonException or InvalidOperationException)
         {

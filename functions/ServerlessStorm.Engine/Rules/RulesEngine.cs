@@ -51,6 +51,11 @@ public sealed partial class RulesEngine(
 
     private async Task EnforceAsync(RuleDefinition rule, TriggerInstance instance, CancellationToken cancellationToken)
     {
+        using var span = Diagnostics.StormTracing.Source.StartActivity(Diagnostics.StormTracing.RuleEnforce)
+            ?.SetTag(Diagnostics.StormTracing.RuleRef, rule.Ref)
+            .SetTag(Diagnostics.StormTracing.ActionRef, rule.ActionRef)
+            .SetTag(Diagnostics.StormTracing.TriggerInstanceId, instance.Id)
+            .SetTag(Diagnostics.StormTracing.TraceTag, instance.TraceTag);
         var now = time.GetUtcNow();
         if (!catalog.Actions.TryGetValue(rule.ActionRef, out var action))
         {
@@ -80,6 +85,7 @@ public sealed partial class RulesEngine(
         }
 
         // As in StackStorm, a rule's action runs as the system user; who sent the trigger instance is on its record.
+        span?.SetTag(Diagnostics.StormTracing.ExecutionId, executionId);
         await executions.RequestAsync(action, parameters, executionId, instance.TraceTag, instance.Id, rule.Ref, cancellationToken, user: auth.Value.SystemUser);
         await audit.RecordRuleEnforcementAsync(new RuleEnforcementRecord(instance.Id, rule.Ref, executionId,
             RuleEnforcementRecord.Succeeded, null, now, instance.TraceTag, auth.Value.SystemUser), cancellationToken);
@@ -87,6 +93,7 @@ public sealed partial class RulesEngine(
 
     private async Task RecordFailureAsync(RuleDefinition rule, TriggerInstance instance, string reason, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        Diagnostics.StormTracing.Fail(System.Diagnostics.Activity.Current, "the rule could not be enforced (the rule enforcement record has the reason)");
         LogEnforcementFailed(logger, rule.Ref, instance.Id, reason);
         await audit.RecordRuleEnforcementAsync(new RuleEnforcementRecord(instance.Id, rule.Ref, null,
             RuleEnforcementRecord.Failed, reason, now, instance.TraceTag, auth.Value.SystemUser), cancellationToken);

@@ -97,7 +97,13 @@ public sealed partial class TimerSensor
             await PublishTickAsync(new TimerTick(tick.Timer, next), now, cancellationToken);
         }
 
-        await _dispatcher.DispatchAsync(Instance(tick, timer.Type, timer.Parameters), cancellationToken);
+        // An occurrence starts a trace of its own, as a webhook does.
+        var instance = Instance(tick, timer.Type, timer.Parameters);
+        using var span = Diagnostics.StormTracing.Start(Diagnostics.StormTracing.TimerFire, System.Diagnostics.ActivityKind.Internal, parent: null)
+            ?.SetTag(Diagnostics.StormTracing.TriggerType, timer.Type)
+            .SetTag(Diagnostics.StormTracing.TriggerInstanceId, instance.Id)
+            .SetTag(Diagnostics.StormTracing.TraceTag, instance.TraceTag);
+        await _dispatcher.DispatchAsync(instance, cancellationToken);
     }
 
     private Task PublishTickAsync(TimerTick tick, DateTimeOffset now, CancellationToken cancellationToken)

@@ -8,6 +8,11 @@ public sealed class TriggerDispatcher(IAuditStore audit, IMessageBus bus)
 {
     public async Task DispatchAsync(TriggerInstance instance, CancellationToken cancellationToken)
     {
+        // The message carries this span's context: the rules engine's span continues it.
+        using var span = Diagnostics.StormTracing.Source.StartActivity(Diagnostics.StormTracing.TriggerDispatch, System.Diagnostics.ActivityKind.Producer)
+            ?.SetTag(Diagnostics.StormTracing.TriggerType, instance.TriggerType)
+            .SetTag(Diagnostics.StormTracing.TriggerInstanceId, instance.Id)
+            .SetTag(Diagnostics.StormTracing.TraceTag, instance.TraceTag);
         await audit.RecordTriggerInstanceAsync(new TriggerInstanceRecord
         {
             Id = instance.Id,

@@ -14,7 +14,11 @@ public sealed record TriggerInstance(
     JsonNode? Payload,
     DateTimeOffset OccurredAt,
     string TraceTag,
-    string? User = null);
+    string? User = null)
+{
+    /// <summary>The trace it belongs to (the sender's span), when it came over the bus with one.</summary>
+    public Diagnostics.TraceContext? Trace { get; init; }
+}
 
 /// <summary>The trigger types of the core pack.</summary>
 public static class CoreTriggers

@@ -60,7 +60,13 @@ public sealed partial class WebhookSensor(
         string? user = null,
         string? verifiedDeliveryId = null)
     {
-        hook = hook.Trim('/');
+        using var span = Traced(hook);
+        return Describe(span, await AcceptUntracedAsync(hook.Trim('/'), headers, body, user, verifiedDeliveryId, cancellationToken));
+    }
+
+    private async Task<WebhookOutcome> AcceptUntracedAsync(string hook, IEnumerable<KeyValuePair<string, string>> headers, ReadOnlyMemory<byte> body,
+        string? user, string? verifiedDeliveryId, CancellationToken cancellationToken)
+    {
         if (!catalog.HasWebhook(hook))
         {
             return Error(404, $"no enabled rule listens on webhook '{hook}'");
@@ -109,7 +115,12 @@ public sealed partial class WebhookSensor(
     /// </summary>
     public async Task<WebhookOutcome> RefuseAsync(string hook, IEnumerable<KeyValuePair<string, string>> headers, ReadOnlyMemory<byte> body, int status, string reason, CancellationToken cancellationToken)
     {
-        hook = hook.Trim('/');
+        using var span = Traced(hook);
+        return Describe(span, await RefuseUntracedAsync(hook.Trim('/'), headers, body, status, reason, cancellationToken));
+    }
+
+    private async Task<WebhookOutcome> RefuseUntracedAsync(string hook, IEnumerable<KeyValuePair<string, string>> headers, ReadOnlyMemory<byte> body, int status, string reason, CancellationToken cancellationToken)
+    {
         var now = time.GetUtcNow();
         var minute = now.ToUnixTimeSeconds() / 60;
         var (_, count) = _refusals.AddOrUpdate(hook, _ => (minute, 1), (_, seen) => seen.Minute == minute ? (minute, seen.Count + 1) : (minute, 1));
@@ -202,6 +213,26 @@ public sealed partial class WebhookSensor(
         }
 
         return form;
+    }
+
+    private static System.Diagnostics.Activity? Traced(string hook) =>
+        Diagnostics.StormTracing.Source.StartActivity(Diagnostics.StormTracing.WebhookAccept)?.SetTag(Diagnostics.StormTracing.Webhook, hook.Trim('/'));
+
+    // The span says what the sender was answered: accepted with the ids to follow, or refused with the reason.
+    private static WebhookOutcome Describe(System.Diagnostics.Activity? span, WebhookOutcome outcome)
+    {
+        if (span is not null)
+        {
+            span.SetTag("http.response.status_code", outcome.StatusCode);
+            span.SetTag(Diagnostics.StormTracing.TriggerInstanceId, (outcome.Body["trigger_instance_id"] ?? outcome.Body["rejection_id"])?.GetValue<string>());
+            span.SetTag(Diagnostics.StormTracing.TraceTag, outcome.Body["trace_tag"]?.GetValue<string>());
+            if (outcome.StatusCode >= 400)
+            {
+                Diagnostics.StormTracing.Fail(span, outcome.Body["faultstring"]?.GetValue<string>() ?? $"refused with {outcome.StatusCode}");
+            }
+        }
+
+        return outcome;
     }
 
     private static WebhookOutcome Error(int status, string reason) => new(status, new JsonObject { ["faultstring"] = reason });
