@@ -4,20 +4,44 @@ namespace ServerlessStorm.Engine.Diagnostics;
 
 /// <summary>
 /// The engine's metrics (meter <c>ServerlessStorm</c>), for OpenTelemetry / Application Insights and for harnesses
-/// that watch a running stack without reading the audit.
+/// that watch a running stack without reading the audit. Tags are refs and statuses, never values.
 /// </summary>
 public static class StormMetrics
 {
     public const string MeterName = "ServerlessStorm";
 
+    public const string TriggersAcceptedName = "storm.triggers.accepted";
+    public const string TriggersRejectedName = "storm.triggers.rejected";
+    public const string RulesMatchedName = "storm.rules.matched";
+    public const string EnforcementsFailedName = "storm.rules.enforcements.failed";
+    public const string ExecutionsStartedName = "storm.executions.started";
     public const string ExecutionsFinishedName = "storm.executions.finished";
+    public const string ExecutionDurationName = "storm.executions.duration";
+    public const string QueueWaitName = "storm.executions.queue_wait";
+    public const string DeadLetteredName = "storm.messages.dead_lettered";
+    public const string JournalAppendName = "storm.audit.journal.append.duration";
+
+    // Tag names.
+    public const string TriggerTag = "trigger";
+    public const string StatusTag = "status";
+    public const string RuleTag = "rule";
+    public const string ActionTag = "action";
+    public const string QueueTag = "queue";
 
     private static readonly Meter Meter = new(MeterName);
+
+    private static readonly Counter<long> TriggersAcceptedCounter = Meter.CreateCounter<long>(TriggersAcceptedName, description: "Trigger instances accepted and dispatched to the rules engine, by trigger type");
+    private static readonly Counter<long> TriggersRejectedCounter = Meter.CreateCounter<long>(TriggersRejectedName, description: "Webhook deliveries refused, by trigger type and HTTP status");
+    private static readonly Counter<long> RulesMatchedCounter = Meter.CreateCounter<long>(RulesMatchedName, description: "Rules that matched a trigger instance, by rule");
+    private static readonly Counter<long> EnforcementsFailedCounter = Meter.CreateCounter<long>(EnforcementsFailedName, description: "Rule enforcements that could not request their action, by rule");
+    private static readonly Counter<long> ExecutionsStartedCounter = Meter.CreateCounter<long>(ExecutionsStartedName, description: "Executions a runner started, by action");
 
     /// <summary>Executions that reached a final status, tagged <c>action</c> and <c>status</c>.</summary>
     public static readonly Counter<long> ExecutionsFinished = Meter.CreateCounter<long>(ExecutionsFinishedName, description: "Executions that reached a final status");
 
-    public const string JournalAppendName = "storm.audit.journal.append.duration";
+    private static readonly Histogram<double> ExecutionDuration = Meter.CreateHistogram<double>(ExecutionDurationName, unit: "s", description: "From an execution's request to its final status, by action and status");
+    private static readonly Histogram<double> QueueWait = Meter.CreateHistogram<double>(QueueWaitName, unit: "s", description: "From an execution request's sending to a runner taking it, by action");
+    private static readonly Counter<long> DeadLetteredCounter = Meter.CreateCounter<long>(DeadLetteredName, description: "Messages given up on after their last delivery, by queue");
 
     /// <summary>
     /// How long appending one write to the written-behind audit's journal took (µs), tagged <c>kind</c>: the journal's
@@ -25,6 +49,29 @@ public static class StormMetrics
     /// </summary>
     public static readonly Histogram<double> JournalAppend = Meter.CreateHistogram<double>(JournalAppendName, unit: "us", description: "Time to append one audit write to the journal");
 
-    public static void ExecutionFinished(string actionRef, string status) =>
-        ExecutionsFinished.Add(1, new KeyValuePair<string, object?>("action", actionRef), new KeyValuePair<string, object?>("status", status));
+    public static void TriggerAccepted(string triggerType) => TriggersAcceptedCounter.Add(1, Tag(TriggerTag, triggerType));
+
+    public static void TriggerRejected(string triggerType, int status) => TriggersRejectedCounter.Add(1, Tag(TriggerTag, triggerType), Tag(StatusTag, status));
+
+    public static void RuleMatched(string rule) => RulesMatchedCounter.Add(1, Tag(RuleTag, rule));
+
+    public static void EnforcementFailed(string rule) => EnforcementsFailedCounter.Add(1, Tag(RuleTag, rule));
+
+    public static void ExecutionStarted(string actionRef) => ExecutionsStartedCounter.Add(1, Tag(ActionTag, actionRef));
+
+    public static void ExecutionQueued(string actionRef, TimeSpan wait) => QueueWait.Record(wait.TotalSeconds, Tag(ActionTag, actionRef));
+
+    public static void DeadLettered(string queue) => DeadLetteredCounter.Add(1, Tag(QueueTag, queue));
+
+    /// <summary>A final status: counted, and the time since the request recorded.</summary>
+    public static void ExecutionFinished(Executions.ExecutionRecord record)
+    {
+        ExecutionsFinished.Add(1, Tag(ActionTag, record.ActionRef), Tag(StatusTag, record.Status));
+        if (record.EndTimestamp is { } end)
+        {
+            ExecutionDuration.Record((end - record.StartTimestamp).TotalSeconds, Tag(ActionTag, record.ActionRef), Tag(StatusTag, record.Status));
+        }
+    }
+
+    private static KeyValuePair<string, object?> Tag(string name, object? value) => new(name, value);
 }

@@ -69,6 +69,7 @@ public sealed partial class ActionExecutor(
             return;
         }
 
+        Diagnostics.StormMetrics.ExecutionStarted(request.ActionRef);
         var action = catalog.Actions.GetValueOrDefault(request.ActionRef);
 
         // A workflow keeps its datastore references as they are: its input rests in its engine's storage, and each
@@ -461,7 +462,7 @@ public sealed partial class ActionExecutor(
                 LogFinished(logger, record.Id, record.ActionRef, record.Status);
                 if (ExecutionStatus.IsTerminal(record.Status))
                 {
-                    Diagnostics.StormMetrics.ExecutionFinished(record.ActionRef, record.Status);
+                    Diagnostics.StormMetrics.ExecutionFinished(record);
                 }
 
                 return record;

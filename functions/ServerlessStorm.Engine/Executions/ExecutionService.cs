@@ -242,7 +242,7 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
             {
                 // Its orchestration will not record its end, so its end is announced here (actiontrigger, notify)
                 // and its concurrency slots are given back.
-                Diagnostics.StormMetrics.ExecutionFinished(record.ActionRef, record.Status);
+                Diagnostics.StormMetrics.ExecutionFinished(record);
                 if (concurrency is not null)
                 {
                     await concurrency.LeaveAsync(record, cancellationToken);

@@ -233,7 +233,7 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
     // with the secret fields of the response sealed rather than masked.
     private async Task EndedAsync(ExecutionRecord record, CancellationToken cancellationToken)
     {
-        Diagnostics.StormMetrics.ExecutionFinished(record.ActionRef, record.Status);
+        Diagnostics.StormMetrics.ExecutionFinished(record);
         await announcer.AnnounceAsync(catalog.Actions.GetValueOrDefault(record.ActionRef), record, cancellationToken);
         if (record.ParentId is { } workflow && workflows is not null)
         {

@@ -32,6 +32,7 @@ public sealed partial class StormConsumers(RulesEngine rules, ActionExecutor exe
         }
         catch (Exception ex) when (Failed(span, ex) && IsLastDelivery(message, ex))
         {
+            StormMetrics.DeadLettered(StormQueues.TriggerInstances);
             await MarkAsync(() => audit.UpdateTriggerInstanceStatusAsync(instance.Id, instance.OccurredAt, TriggerInstanceStatus.ProcessingFailed,
                 DeadLettered(message, ex, instance.Id, StormQueues.TriggerInstances), CancellationToken.None), instance.Id);
             throw;
@@ -47,6 +48,7 @@ public sealed partial class StormConsumers(RulesEngine rules, ActionExecutor exe
         var now = time.GetUtcNow();
         if (request.SentAt is { } sent && sent < now)
         {
+            StormMetrics.ExecutionQueued(request.ActionRef, now - sent);
             // From the request's sending to its handling, in the same trace.
             StormTracing.Start(StormTracing.ExecutionQueueWait, ActivityKind.Consumer, request.Trace, sent)
                 ?.SetTag(StormTracing.ExecutionId, request.ExecutionId).SetTag(StormTracing.TraceTag, request.TraceTag).SetEndTime(now.UtcDateTime).Dispose();
@@ -63,6 +65,7 @@ public sealed partial class StormConsumers(RulesEngine rules, ActionExecutor exe
         }
         catch (Exception ex) when (Failed(span, ex) && IsLastDelivery(message, ex))
         {
+            StormMetrics.DeadLettered(StormQueues.Executions);
             await MarkAsync(async () =>
             {
                 // It keeps its status: a replay runs it from where it stopped.

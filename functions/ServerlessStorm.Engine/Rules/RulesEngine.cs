@@ -34,6 +34,7 @@ public sealed partial class RulesEngine(
             var matched = rules.Evaluate(instance.TriggerType, instance.TriggerParameters, instance.Payload);
             foreach (var rule in matched)
             {
+                Diagnostics.StormMetrics.RuleMatched(rule.Ref);
                 await EnforceAsync(rule, instance, cancellationToken);
             }
 
@@ -95,6 +96,7 @@ public sealed partial class RulesEngine(
     {
         Diagnostics.StormTracing.Fail(System.Diagnostics.Activity.Current, "the rule could not be enforced (the rule enforcement record has the reason)");
         LogEnforcementFailed(logger, rule.Ref, instance.Id, reason);
+        Diagnostics.StormMetrics.EnforcementFailed(rule.Ref);
         await audit.RecordRuleEnforcementAsync(new RuleEnforcementRecord(instance.Id, rule.Ref, null,
             RuleEnforcementRecord.Failed, reason, now, instance.TraceTag, auth.Value.SystemUser), cancellationToken);
     }

@@ -25,5 +25,6 @@ public sealed class TriggerDispatcher(IAuditStore audit, IMessageBus bus)
             User = instance.User,
         }, cancellationToken);
         await bus.PublishAsync(StormQueues.TriggerInstances, StormEvents.Encode(instance), cancellationToken);
+        Diagnostics.StormMetrics.TriggerAccepted(instance.TriggerType);
     }
 }

@@ -167,6 +167,7 @@ public sealed partial class WebhookSensor(
             User = user,
         }, cancellationToken);
         LogRejected(logger, hook, status, reason, id);
+        Diagnostics.StormMetrics.TriggerRejected(CoreTriggers.Webhook, status);
         var outcome = Error(status, reason);
         outcome.Body["rejection_id"] = id;
         return outcome;

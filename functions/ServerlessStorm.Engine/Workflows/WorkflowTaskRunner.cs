@@ -136,7 +136,7 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
                     record.Transition(ExecutionStatus.Canceled, now);
                     if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
                     {
-                        Diagnostics.StormMetrics.ExecutionFinished(record.ActionRef, record.Status);
+                        Diagnostics.StormMetrics.ExecutionFinished(record);
                         await announcer.AnnounceAsync(action, record, cancellationToken);
                         return new WorkflowTaskOutcome(record.Status, null, record.Error, record.Id);
                     }
@@ -226,7 +226,7 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
             record.Transition(status, time.GetUtcNow());
             if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
             {
-                Diagnostics.StormMetrics.ExecutionFinished(record.ActionRef, record.Status);
+                Diagnostics.StormMetrics.ExecutionFinished(record);
                 await concurrency.LeaveAsync(record, cancellationToken);
                 await announcer.AnnounceAsync(catalog.Actions.GetValueOrDefault(record.ActionRef), record, cancellationToken);
                 await executions.RetryIfDueAsync(record, cancellationToken);
