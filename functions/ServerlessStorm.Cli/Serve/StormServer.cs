@@ -5,6 +5,9 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using OpenTelemetry;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
 using ServerlessStorm.Azure;
 using ServerlessStorm.Azure.Audit;
 using ServerlessStorm.Azure.Local;
@@ -97,6 +100,7 @@ public sealed class StormServer : IAsyncDisposable
 
         var services = builder.Services;
         services.AddStorm(builder.Configuration);
+        ExportTelemetry(builder);
         services.PostConfigure<ApiOptions>(o =>
         {
             // A server on a loopback or named address answers only to its own names, so a DNS name rebound to it
@@ -156,6 +160,28 @@ public sealed class StormServer : IAsyncDisposable
 
             throw;
         }
+    }
+
+    /// <summary>
+    /// Traces, metrics and logs over OTLP, when the standard <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> (or a signal's own
+    /// endpoint) is set, to Jaeger, the .NET Aspire dashboard or any collector; the other <c>OTEL_*</c> variables
+    /// (protocol, headers, service name) apply as the OpenTelemetry SDK reads them. Without one nothing is collected.
+    /// </summary>
+    private static void ExportTelemetry(WebApplicationBuilder builder)
+    {
+        string[] endpoints = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"];
+        if (!endpoints.Any(e => !string.IsNullOrEmpty(builder.Configuration[e])))
+        {
+            return;
+        }
+
+        builder.Services.AddOpenTelemetry()
+            .ConfigureResource(resource => resource.AddService("storm-serve"))
+            // The HTTP request's span too: a webhook's trace starts where the request came in.
+            .WithTracing(tracing => tracing.AddSource(ServerlessStorm.Engine.Diagnostics.StormTracing.SourceName).AddAspNetCoreInstrumentation())
+            .WithMetrics(metrics => metrics.AddMeter(ServerlessStorm.Engine.Diagnostics.StormMetrics.MeterName))
+            .WithLogging()
+            .UseOtlpExporter();
     }
 
     public Task WaitForShutdownAsync(CancellationToken cancellationToken) => _app.WaitForShutdownAsync(cancellationToken);
