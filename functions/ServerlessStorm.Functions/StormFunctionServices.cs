@@ -1,5 +1,10 @@
 using Microsoft.Extensions.Configuration;
+using Azure.Monitor.OpenTelemetry.Exporter;
+using Microsoft.Azure.Functions.Worker.OpenTelemetry;
 using Microsoft.Extensions.DependencyInjection;
+using OpenTelemetry;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
 using ServerlessStorm.Azure;
 using ServerlessStorm.Engine.Hosting;
 
@@ -96,11 +101,51 @@ public static class StormFunctionServices
         services.AddSingleton<ServerlessStorm.Engine.Workflows.IWorkflowControl>(sp => sp.GetRequiredService<DurableFunctionsWorkflowEngine>());
         ServerlessStorm.Durable.DurableStormServices.AddStormWorkflowRunner(services);
         services.AddHostedService<TimerArming>();
+        AddTelemetry(services, configuration);
 #if !SERVICE_BUS_TRIGGERS
         // The queue triggers listen where the bus publishes, or the app does not start.
         services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<AzureStorageOptions>>(new QueueTriggerNames(configuration));
 #endif
         return services;
+    }
+
+    public const string ApplicationInsightsConnectionString = "APPLICATIONINSIGHTS_CONNECTION_STRING";
+
+    public const string ApplicationInsightsAuthentication = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING";
+
+    /// <summary>
+    /// The engine's traces, metrics and logs to Application Insights with OpenTelemetry (the Functions host sends its
+    /// own with <c>telemetryMode: OpenTelemetry</c> in host.json, so they join in one trace), when the deployment gives
+    /// the component's connection string; ingested with Microsoft Entra ID when
+    /// <c>APPLICATIONINSIGHTS_AUTHENTICATION_STRING</c> says so (<c>ClientId=…;Authorization=AAD</c>).
+    /// </summary>
+    private static void AddTelemetry(IServiceCollection services, IConfiguration configuration)
+    {
+        if (configuration[ApplicationInsightsConnectionString] is not { Length: > 0 } connectionString)
+        {
+            return;
+        }
+
+        var credential = EntraIdIngestion(configuration[ApplicationInsightsAuthentication]);
+        services.AddOpenTelemetry()
+            .UseFunctionsWorkerDefaults()
+            .WithTracing(tracing => tracing.AddSource(ServerlessStorm.Engine.Diagnostics.StormTracing.SourceName))
+            .WithMetrics(metrics => metrics.AddMeter(ServerlessStorm.Engine.Diagnostics.StormMetrics.MeterName))
+            .UseAzureMonitorExporter(o =>
+            {
+                o.ConnectionString = connectionString;
+                o.Credential = credential;
+            });
+    }
+
+    /// <summary>The credential <c>APPLICATIONINSIGHTS_AUTHENTICATION_STRING</c> names: a managed identity, by client id or the system one.</summary>
+    public static global::Azure.Core.TokenCredential? EntraIdIngestion(string? authentication)
+    {
+        var parts = (authentication ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(p => p.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1], StringComparer.OrdinalIgnoreCase);
+        return parts.GetValueOrDefault("Authorization")?.Equals("AAD", StringComparison.OrdinalIgnoreCase) == true
+            ? AzureIdentity.Credential("managedidentity", parts.GetValueOrDefault("ClientId"))
+            : null;
     }
 
     /// <summary>Sets <paramref name="key"/> to the one value this app can run with, refusing another.</summary>

@@ -38,7 +38,10 @@ public sealed class ServiceBusBuildTests
     [Fact]
     public void TheHost_RenewsAMessagesLockWhileItsHandlerRuns_AndLeavesSettlingToTheApp()
     {
-        var serviceBus = JsonNode.Parse(File.ReadAllText(Path.Combine(ServerlessStorm.Testing.RepositoryPaths.Root, "host.json")))!["extensions"]!["serviceBus"]!;
+        var host = JsonNode.Parse(File.ReadAllText(Path.Combine(ServerlessStorm.Testing.RepositoryPaths.Root, "host.json")))!;
+        var serviceBus = host["extensions"]!["serviceBus"]!;
+        // The host's own telemetry in OpenTelemetry too, so its spans and the app's make one trace.
+        Assert.Equal("OpenTelemetry", host["telemetryMode"]!.GetValue<string>());
 
         Assert.False(serviceBus["autoCompleteMessages"]!.GetValue<bool>());
         // As long as Flex Consumption's default function timeout (30 minutes): the 30-second lock is renewed meanwhile.
