@@ -46,6 +46,12 @@ param instanceMemoryMB int = 2048
 @minValue(0)
 param alwaysReadyDurableInstances int = 1
 
+@description('Where alerts are e-mailed (failed executions, dead letters, a backlog, silent timers); empty: portal only.')
+param alertEmail string = ''
+
+@description('The longest the pack\'s timers may all stay silent (ISO 8601 duration, e.g. PT2H); empty: no timer alert.')
+param timerSilence string = ''
+
 @description('Instances kept warm for webhooks and the API (0: the first request after idle waits for a cold start).')
 @minValue(0)
 param alwaysReadyHttpInstances int = 0
@@ -127,6 +133,22 @@ module network 'modules/network.bicep' = if (vnetEnabled) {
     storageAccountId: storage.outputs.id
     storageAccountName: storageAccountName
   }
+}
+
+module observability 'modules/observability.bicep' = {
+  scope: group
+  params: {
+    applicationInsightsName: applicationInsightsName
+    location: location
+    tags: tags
+    alertEmail: alertEmail
+    failedExecutionsThreshold: 5
+    backlogMinutes: 10
+    timerSilence: timerSilence
+  }
+  dependsOn: [
+    monitoring
+  ]
 }
 
 module roles 'modules/roles.bicep' = {

@@ -211,6 +211,34 @@ public sealed partial class InfrastructureTests
     }
 
     [Fact]
+    public async Task TheWorkbookAndTheAlerts_QueryOnlyMetricsSpansAndAttributesTheCodeEmits()
+    {
+        var template = await Bicep.TemplateAsync();
+        var workbookFile = File.ReadAllText(Path.Combine(RepositoryPaths.Root, "infra", "monitoring", "workbook.json"));
+        var alertsFile = File.ReadAllText(Path.Combine(RepositoryPaths.Root, "infra", "modules", "observability.bicep"));
+        var queries = JsonNode.Parse(workbookFile)!["items"]!.AsArray().Select(i => i!["content"]!["query"]?.GetValue<string>()).OfType<string>()
+            .Concat(AlertQuery().Matches(alertsFile).Select(m => m.Groups[1].Value.Replace("\\'", "'", StringComparison.Ordinal)))
+            .ToList();
+        var emitted = typeof(ServerlessStorm.Engine.Diagnostics.StormMetrics).GetFields().Concat(typeof(ServerlessStorm.Engine.Diagnostics.StormTracing).GetFields())
+            .Where(f => f.IsLiteral && f.FieldType == typeof(string)).Select(f => (string)f.GetRawConstantValue()!)
+            .Append("http.response.status_code") // the standard attribute the webhook span sets
+            .ToHashSet(StringComparer.Ordinal);
+
+        Assert.Equal(12, queries.Count); // the workbook's 8 and the 4 alerts'
+        var names = queries.SelectMany(q => QueriedName().Matches(q).Select(m => m.Groups[1].Value)).ToList();
+        var dimensions = queries.SelectMany(q => QueriedDimension().Matches(q).Select(m => m.Groups[1].Value)).ToList();
+        Assert.NotEmpty(names);
+        Assert.NotEmpty(dimensions);
+        Assert.All(names.Concat(dimensions), name => Assert.True(emitted.Contains(name), $"a query uses '{name}', which the code does not emit"));
+
+        // Deployed as they are written.
+        var workbook = ArmTemplate.Single(template, "Microsoft.Insights/workbooks");
+        var loaded = workbook.Properties["serializedData"]!.GetValue<string>(); // [variables('$fxv#0')]: the file, loaded at build
+        Assert.Equal(workbookFile, workbook.ModuleVariables[loaded["[variables('".Length..^"')]".Length]]!.GetValue<string>());
+        Assert.Equal("Microsoft.Insights/scheduledQueryRules", ArmTemplate.Resources(template).Single(r => r.Type.StartsWith("Microsoft.Insights/scheduledQueryRules", StringComparison.Ordinal)).Type);
+    }
+
+    [Fact]
     public async Task MainParameters_SetOnlyParametersMainBicepHas_AndEveryOneWithoutADefault()
     {
         var declared = (await Bicep.TemplateAsync())["parameters"]!.AsObject();
@@ -284,6 +312,15 @@ public sealed partial class InfrastructureTests
 
     [GeneratedRegex("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", RegexOptions.IgnoreCase)]
     private static partial Regex GuidPattern();
+
+    [GeneratedRegex(@"query: '((?:[^'\\]|\\')*)'")]
+    private static partial Regex AlertQuery();
+
+    [GeneratedRegex(@"name == \\?""([^""\\]+)\\?""")]
+    private static partial Regex QueriedName();
+
+    [GeneratedRegex(@"customDimensions\[\\?""([^""\\]+)\\?""\]")]
+    private static partial Regex QueriedDimension();
 
     [GeneratedRegex(@"\blist[A-Z]?\w*\(")]
     private static partial Regex ListCall();
