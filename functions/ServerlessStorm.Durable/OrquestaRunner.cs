@@ -36,6 +36,7 @@ public sealed class OrquestaRunner(IServiceProvider services) : IActionRunner
         {
             ReuseFrom = context.ReRunTasks is null ? null : context.ReRunOf,
             ReRunTasks = context.ReRunTasks ?? [],
+            TraceParent = ServerlessStorm.Engine.Diagnostics.StormTracing.Current()?.TraceParent,
         };
         await services.GetRequiredService<IWorkflowEngine>().StartAsync(start, cancellationToken);
         return RunnerResult.HandedOff();

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Microsoft.DurableTask;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Executions;
 using ServerlessStorm.Engine.Workflows;
 
@@ -12,6 +13,9 @@ public sealed record WorkflowStart(string ExecutionId, string TraceTag, string W
     public string? ReuseFrom { get; init; }
 
     public IReadOnlyList<string> ReRunTasks { get; init; } = [];
+
+    /// <summary>The W3C trace context the workflow's tasks continue (the span that started it).</summary>
+    public string? TraceParent { get; init; }
 }
 
 /// <summary>How a workflow ended: its status, output (JSON text) and errors.</summary>
@@ -28,6 +32,9 @@ public sealed record TaskActionRequest(string WorkflowExecutionId, string TraceT
 
     /// <summary>The re-run's tasks inside this task's sub-workflow.</summary>
     public IReadOnlyList<string> SubReRunTasks { get; init; } = [];
+
+    /// <summary>The W3C trace context the task's span continues (its workflow's).</summary>
+    public string? TraceParent { get; init; }
 }
 
 /// <summary>How a task's action ended (result as JSON text).</summary>
@@ -108,6 +115,7 @@ public sealed class WorkflowOrchestrator : TaskOrchestrator<WorkflowStart, Workf
         {
             ReuseFrom = start.ReRunTasks.Contains(action.Task) ? null : start.ReuseFrom,
             SubReRunTasks = [.. start.ReRunTasks.Where(t => t.StartsWith(action.Task + ".", StringComparison.Ordinal)).Select(t => t[(action.Task.Length + 1)..])],
+            TraceParent = start.TraceParent,
         };
         for (var waits = 0; ; waits++)
         {
@@ -174,14 +182,32 @@ public sealed class WorkflowActivities(WorkflowTaskRunner tasks)
     /// <summary>Runs one task's action as a child execution (see <see cref="WorkflowTaskRunner"/>).</summary>
     public async Task<TaskActionOutcome> RunTaskAsync(TaskActionRequest request)
     {
+        // Each task is a span of its workflow's trace, however many activities and instances the workflow spans.
+        using var span = StormTracing.Start(StormTracing.WorkflowTask, System.Diagnostics.ActivityKind.Internal,
+                request.TraceParent is { } parent ? new TraceContext(parent, null) : null)
+            ?.SetTag(StormTracing.WorkflowTaskName, request.Task)
+            .SetTag(StormTracing.ActionRef, request.ActionRef)
+            .SetTag(StormTracing.ExecutionId, request.WorkflowExecutionId)
+            .SetTag(StormTracing.TraceTag, request.TraceTag);
         var outcome = await tasks.RunAsync(request.WorkflowExecutionId, request.TraceTag, request.ActionId, request.Task, request.ActionRef,
             JsonNode.Parse(request.Input) as JsonObject ?? [], CancellationToken.None, request.ReuseFrom, request.SubReRunTasks);
-        return TaskActionOutcome.Of(outcome) with
+        var result = TaskActionOutcome.Of(outcome) with
         {
             SubWorkflow = outcome.SubWorkflow is { } sub
-                ? new WorkflowStart(sub.ExecutionId, request.TraceTag, sub.WorkflowFile, sub.WorkflowText, sub.Input.ToJsonString()) { ReuseFrom = sub.ReuseFrom, ReRunTasks = sub.ReRunTasks }
+                ? new WorkflowStart(sub.ExecutionId, request.TraceTag, sub.WorkflowFile, sub.WorkflowText, sub.Input.ToJsonString())
+                {
+                    ReuseFrom = sub.ReuseFrom,
+                    ReRunTasks = sub.ReRunTasks,
+                    TraceParent = StormTracing.Current()?.TraceParent ?? request.TraceParent,
+                }
                 : null,
         };
+        if (outcome.Status is ExecutionStatus.Failed or ExecutionStatus.Timeout)
+        {
+            StormTracing.Fail(span, $"the task's action ended {outcome.Status}");
+        }
+
+        return result;
     }
 
     /// <summary>Records the workflow execution's end (see <see cref="WorkflowTaskRunner.FinishWorkflowAsync"/>).</summary>

@@ -6,7 +6,7 @@ param location string
 param tags object
 @description('Where alerts are e-mailed; empty: the alerts fire in the portal only.')
 param alertEmail string
-@description('Failed, timed-out or abandoned executions in 15 minutes that raise an alert.')
+@description('Failed or timed-out executions in 15 minutes that raise an alert.')
 param failedExecutionsThreshold int
 @description('Minutes an execution request may wait for a runner before the backlog alert fires.')
 param backlogMinutes int
@@ -52,10 +52,10 @@ var timerTypes = '"core.st2.IntervalTimer", "core.st2.CronTimer", "core.st2.Date
 var alerts = concat([
   {
     name: 'failed-executions'
-    description: 'Executions failed, timed out or were abandoned'
+    description: 'Executions failed or timed out'
     severity: 2
     window: 'PT15M'
-    query: 'customMetrics | where name == "storm.executions.finished" | where tostring(customDimensions["status"]) in ("failed", "timeout", "abandoned") | summarize measure = sum(valueSum)'
+    query: 'customMetrics | where name == "storm.executions.finished" | where tostring(customDimensions["status"]) in ("failed", "timeout") | summarize measure = sum(valueSum)'
     operator: 'GreaterThanOrEqual'
     threshold: failedExecutionsThreshold
   }

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using ServerlessStorm.Azure;
 using ServerlessStorm.Azure.Audit;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Executions;
 using ServerlessStorm.Engine.Messaging;
 using ServerlessStorm.Engine.Triggers;
@@ -50,6 +51,7 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
                 next: [{publish: [{summary: "<% result().stdout %>"}]}]
             output: [{summary: "<% ctx(summary) %>"}, {first: "<% ctx(greetings)[0].stdout %>"}]
             """, "  names: {type: array, required: true}\n");
+        using var spans = new SpanRecorder();
         var (host, hub) = await StartAsync(packs);
         await using var _ = host;
         await using var __ = hub;
@@ -66,6 +68,12 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         Assert.Equal(4, children.Count);
         Assert.Equal(["count", "greet", "greet", "greet"], children.Select(c => c.WorkflowTask).Order());
         Assert.All(children, c => Assert.Equal(ExecutionStatus.Succeeded, c.Status));
+
+        // Each task is a span of the workflow's trace, under the span that ran the workflow, across the task hub.
+        var run = spans.All.Single(s => s.OperationName == StormTracing.ExecutionRun && (string?)s.GetTagItem(StormTracing.ExecutionId) == workflow.Id);
+        var tasks = spans.All.Where(s => s.OperationName == StormTracing.WorkflowTask && (string?)s.GetTagItem(StormTracing.ExecutionId) == workflow.Id).ToList();
+        Assert.Equal(["count", "greet", "greet", "greet"], tasks.Select(t => (string)t.GetTagItem(StormTracing.WorkflowTaskName)!).Order());
+        Assert.All(tasks, t => Assert.Equal((run.TraceId, run.SpanId), (t.TraceId, t.ParentSpanId)));
     }
 
     [Fact]

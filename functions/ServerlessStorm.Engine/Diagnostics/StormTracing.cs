@@ -23,6 +23,7 @@ public static class StormTracing
     public const string ExecutionRequest = "storm.execution.request";
     public const string ExecutionQueueWait = "storm.execution.queue_wait";
     public const string ExecutionRun = "storm.execution.run";
+    public const string WorkflowTask = "storm.workflow.task";
 
     // Attribute names.
     public const string TraceTag = "storm.trace_tag";
@@ -32,6 +33,7 @@ public static class StormTracing
     public const string RuleRef = "storm.rule.ref";
     public const string ActionRef = "storm.action.ref";
     public const string ExecutionId = "storm.execution.id";
+    public const string WorkflowTaskName = "storm.workflow.task.name";
     public const string Status = "storm.status";
     public const string DeliveryCount = "messaging.message.delivery_count";
 
