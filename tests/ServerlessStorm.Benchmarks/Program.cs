@@ -5,7 +5,8 @@ using ServerlessStorm.Benchmarks;
 // "workflows" (the workflow interpreter against hand-written orchestrators, with-items scaling, steps per second) or
 // "auth" (webhook accepted without authentication, with an API key and with a signed body) or "recovery" (crashes:
 // SIGKILL to all accepted work done, the kill loop, webhooks accepted while storage hangs) or "timers" (a day of a
-// pack of 10 timers: the function runs the timer sensor makes, against the 5-second poll, and their cost).
+// pack of 10 timers: the function runs the timer sensor makes, against the 5-second poll, and their cost) or
+// "tracing" (executions/s and webhook p50 with tracing off, on without an exporter, and exporting over OTLP).
 return args.FirstOrDefault() switch
 {
     "rules" => RulesBenchmark.Run(args),
@@ -14,12 +15,13 @@ return args.FirstOrDefault() switch
     "auth" => await AuthBenchmark.RunAsync(args),
     "recovery" => await RecoveryBenchmark.RunAsync(args),
     "timers" => await TimersBenchmark.RunAsync(args),
+    "tracing" => await TracingBenchmark.RunAsync(args),
     "latency" or null => await LatencyBenchmark.RunAsync(args),
     var other => Usage(other),
 };
 
 static int Usage(string mode)
 {
-    Console.Error.WriteLine($"unknown benchmark '{mode}'; use 'latency', 'executions', 'workflows', 'rules', 'auth', 'recovery' or 'timers'");
+    Console.Error.WriteLine($"unknown benchmark '{mode}'; use 'latency', 'executions', 'workflows', 'rules', 'auth', 'recovery', 'timers' or 'tracing'");
     return 2;
 }
