@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using ServerlessStorm.Azure.Local;
@@ -33,7 +32,7 @@ internal static class TracingBenchmark
         var rounds = Args.Int(args, "--rounds", 3);
         var data = Directory.CreateTempSubdirectory("storm-bench-tracing-").FullName;
         await using var azurite = await AzuriteLauncher.EnsureRunningAsync(new AzuriteEndpoints(AzuriteFixture.FreePort(), AzuriteFixture.FreePort(), AzuriteFixture.FreePort()), Path.Combine(data, "azurite"), inMemory: true);
-        using var collector = new StandInCollector();
+        using var collector = new OtlpCollector();
         Console.WriteLine($"machine: {Environment.ProcessorCount} cores; {requests} ping webhooks at concurrency {concurrency} per measurement; {rounds} rounds, the modes in turn; audit in memory");
         Console.WriteLine();
 
@@ -73,7 +72,7 @@ internal static class TracingBenchmark
 
     private static double Median(IEnumerable<double> values) => LatencyBenchmark.Percentile([.. values.Order()], 50);
 
-    private static async Task<LatencyBenchmark.RunStats> MeasureAsync(Mode mode, string storage, string data, StandInCollector collector, int requests, int concurrency, string label)
+    private static async Task<LatencyBenchmark.RunStats> MeasureAsync(Mode mode, string storage, string data, OtlpCollector collector, int requests, int concurrency, string label)
     {
         using var listener = mode == Mode.OnNoExporter ? new SpanSink() : null;
         string[] variables = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL"];
@@ -120,48 +119,5 @@ internal static class TracingBenchmark
         public SpanSink() => ActivitySource.AddActivityListener(_listener);
 
         public void Dispose() => _listener.Dispose();
-    }
-
-    /// <summary>Takes OTLP/HTTP exports and counts them.</summary>
-    private sealed class StandInCollector : IDisposable
-    {
-        private readonly HttpListener _listener = new();
-        private long _requests;
-        private long _bytes;
-
-        public StandInCollector()
-        {
-            Url = $"http://127.0.0.1:{AzuriteFixture.FreePort()}";
-            _listener.Prefixes.Add(Url + "/");
-            _listener.Start();
-            _ = Task.Run(async () =>
-            {
-                while (_listener.IsListening)
-                {
-                    try
-                    {
-                        var context = await _listener.GetContextAsync();
-                        using var body = new MemoryStream();
-                        await context.Request.InputStream.CopyToAsync(body);
-                        Interlocked.Increment(ref _requests);
-                        Interlocked.Add(ref _bytes, body.Length);
-                        context.Response.StatusCode = 200;
-                        context.Response.Close();
-                    }
-                    catch (Exception ex) when (ex is HttpListenerException or ObjectDisposedException)
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-
-        public string Url { get; }
-
-        public long Requests => Interlocked.Read(ref _requests);
-
-        public long Bytes => Interlocked.Read(ref _bytes);
-
-        public void Dispose() => _listener.Close();
     }
 }

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net;
 using System.Text;
 using ServerlessStorm.Engine.Diagnostics;
@@ -45,58 +44,6 @@ public sealed class TelemetryExportTests(AzuriteFixture azurite)
             {
                 Directory.Delete(journal, recursive: true);
             }
-        }
-    }
-
-    /// <summary>A stand-in OTLP/HTTP collector: takes every export and keeps its bytes, by path.</summary>
-    private sealed class OtlpCollector : IDisposable
-    {
-        private readonly HttpListener _listener = new();
-        private readonly ConcurrentQueue<(string Path, byte[] Body)> _received = new();
-
-        public OtlpCollector()
-        {
-            var port = AzuriteFixture.FreePort();
-            Url = $"http://127.0.0.1:{port}";
-            _listener.Prefixes.Add(Url + "/");
-            _listener.Start();
-            _ = Task.Run(ServeAsync);
-        }
-
-        public string Url { get; }
-
-        public IReadOnlySet<string> Paths => _received.Select(r => r.Path).ToHashSet();
-
-        public bool Received(string path, string text) =>
-            _received.Any(r => r.Path == path && r.Body.AsSpan().IndexOf(Encoding.UTF8.GetBytes(text)) >= 0);
-
-        private async Task ServeAsync()
-        {
-            while (_listener.IsListening)
-            {
-                HttpListenerContext context;
-                try
-                {
-                    context = await _listener.GetContextAsync();
-                }
-                catch (Exception ex) when (ex is HttpListenerException or ObjectDisposedException)
-                {
-                    return;
-                }
-
-                using var body = new MemoryStream();
-                await context.Request.InputStream.CopyToAsync(body);
-                _received.Enqueue((context.Request.Url!.AbsolutePath, body.ToArray()));
-                context.Response.StatusCode = 200;
-                context.Response.ContentType = "application/x-protobuf";
-                context.Response.Close();
-            }
-        }
-
-        public void Dispose()
-        {
-            _listener.Stop();
-            _listener.Close();
         }
     }
 }
