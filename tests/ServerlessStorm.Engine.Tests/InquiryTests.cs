@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using ServerlessStorm.Engine.Api;
 using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Executions;
 using ServerlessStorm.Engine.Messaging;
 using ServerlessStorm.Engine.Triggers;
@@ -94,6 +95,45 @@ public sealed class InquiryTests
         var again = await Assert.ThrowsAsync<InquiryRefusedException>(() => inquiries.RespondAsync(pending.Id, new JsonObject { ["approve"] = false }, "alice", CancellationToken.None));
         Assert.Equal(409, again.Status);
         Assert.Empty(await inquiries.ListPendingAsync(10, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task AnsweringAndExpiringInquiries_AreSpansOfTheirTrace_AndTheSweepCountsThosePending()
+    {
+        using var spans = new SpanRecorder();
+        using var packs = new TempPacks();
+        var clock = new ManualTimeProvider(T0);
+        var (host, _) = await StartAsync(packs, clock);
+        await using var __ = host;
+        var inquiries = host.Services.GetRequiredService<InquiryService>();
+        var answered = await AskAsync(host, new JsonObject { ["ttl"] = 60 });
+        var expiring = await AskAsync(host, new JsonObject { ["ttl"] = 5 });
+        var waiting = await AskAsync(host, new JsonObject { ["ttl"] = 60 });
+        long? pending = null;
+        using var gauge = new System.Diagnostics.Metrics.MeterListener();
+        gauge.InstrumentPublished = (instrument, listener) =>
+        {
+            if (instrument.Name == ServerlessStorm.Engine.Diagnostics.StormMetrics.InquiriesPendingName)
+            {
+                listener.EnableMeasurementEvents(instrument);
+            }
+        };
+        gauge.SetMeasurementEventCallback<long>((_, value, _, _) => pending = value);
+        gauge.Start();
+
+        await inquiries.RespondAsync(answered.Id, new JsonObject { ["continue"] = true }, "st2admin", CancellationToken.None);
+        await Assert.ThrowsAsync<InquiryRefusedException>(() => inquiries.RespondAsync(answered.Id, new JsonObject { ["continue"] = true }, "st2admin", CancellationToken.None));
+        clock.Advance(TimeSpan.FromMinutes(6));
+        Assert.Equal(1, await inquiries.ExpireDueAsync(CancellationToken.None));
+        gauge.RecordObservableInstruments();
+
+        var responses = spans.All.Where(s => s.OperationName == StormTracing.InquiryRespond && (string?)s.GetTagItem(StormTracing.ExecutionId) == answered.Id).ToList();
+        Assert.Equal([System.Diagnostics.ActivityStatusCode.Unset, System.Diagnostics.ActivityStatusCode.Error], responses.Select(r => r.Status).Order());
+        Assert.Equal(answered.TraceTag, responses.Single(r => r.Status == System.Diagnostics.ActivityStatusCode.Unset).GetTagItem(StormTracing.TraceTag));
+        Assert.Single(spans.All, s => s.OperationName == StormTracing.InquiryExpire && (string?)s.GetTagItem(StormTracing.ExecutionId) == expiring.Id);
+        // The sweep found two pending, timed one out: one still waits (read at once, before another host's sweep).
+        Assert.Equal(1, pending);
+        Assert.Equal(ExecutionStatus.Pending, (await inquiries.GetAsync(waiting.Id, CancellationToken.None))!.Status);
     }
 
     [Fact]

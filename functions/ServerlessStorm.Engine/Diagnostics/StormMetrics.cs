@@ -20,6 +20,7 @@ public static class StormMetrics
     public const string QueueWaitName = "storm.executions.queue_wait";
     public const string DeadLetteredName = "storm.messages.dead_lettered";
     public const string JournalAppendName = "storm.audit.journal.append.duration";
+    public const string InquiriesPendingName = "storm.inquiries.pending";
 
     // Tag names.
     public const string TriggerTag = "trigger";
@@ -48,6 +49,15 @@ public static class StormMetrics
     /// share of the pipeline's path.
     /// </summary>
     public static readonly Histogram<double> JournalAppend = Meter.CreateHistogram<double>(JournalAppendName, unit: "us", description: "Time to append one audit write to the journal");
+
+    private static long _inquiriesPending = -1;
+
+    /// <summary>Inquiries waiting for a response, as the last sweep for expired ones counted them (none before the first).</summary>
+    private static readonly ObservableGauge<long> InquiriesPending = Meter.CreateObservableGauge(InquiriesPendingName,
+        () => Interlocked.Read(ref _inquiriesPending) is var pending and >= 0 ? [new Measurement<long>(pending)] : Array.Empty<Measurement<long>>(),
+        description: "Inquiries waiting for a response, as of the last sweep");
+
+    public static void InquiriesPendingCounted(long pending) => Interlocked.Exchange(ref _inquiriesPending, pending);
 
     public static void TriggerAccepted(string triggerType) => TriggersAcceptedCounter.Add(1, Tag(TriggerTag, triggerType));
 

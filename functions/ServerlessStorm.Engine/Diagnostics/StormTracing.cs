@@ -24,6 +24,8 @@ public static class StormTracing
     public const string ExecutionQueueWait = "storm.execution.queue_wait";
     public const string ExecutionRun = "storm.execution.run";
     public const string WorkflowTask = "storm.workflow.task";
+    public const string InquiryRespond = "storm.inquiry.respond";
+    public const string InquiryExpire = "storm.inquiry.expire";
 
     // Attribute names.
     public const string TraceTag = "storm.trace_tag";

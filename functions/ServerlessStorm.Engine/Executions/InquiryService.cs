@@ -51,6 +51,22 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
     /// <summary>Answers the inquiry; throws <see cref="InquiryRefusedException"/> naming what was wrong.</summary>
     public async Task<ExecutionRecord> RespondAsync(string id, JsonNode? response, string user, CancellationToken cancellationToken)
     {
+        using var span = Diagnostics.StormTracing.Source.StartActivity(Diagnostics.StormTracing.InquiryRespond)?.SetTag(Diagnostics.StormTracing.ExecutionId, id);
+        try
+        {
+            var answered = await RespondUntracedAsync(id, response, user, cancellationToken);
+            span?.SetTag(Diagnostics.StormTracing.TraceTag, answered.TraceTag).SetTag(Diagnostics.StormTracing.Status, answered.Status);
+            return answered;
+        }
+        catch (InquiryRefusedException ex)
+        {
+            Diagnostics.StormTracing.Fail(span, $"refused with {ex.Status}");
+            throw;
+        }
+    }
+
+    private async Task<ExecutionRecord> RespondUntracedAsync(string id, JsonNode? response, string user, CancellationToken cancellationToken)
+    {
         for (var attempt = 0; attempt < 5; attempt++)
         {
             var record = await audit.GetExecutionAsync(id, cancellationToken) ?? throw new InquiryRefusedException(404, $"inquiry '{id}' does not exist");
@@ -113,7 +129,8 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
     public async Task<int> ExpireDueAsync(CancellationToken cancellationToken)
     {
         var expired = 0;
-        foreach (var inquiry in await ListPendingAsync(1000, cancellationToken))
+        var pending = await ListPendingAsync(1000, cancellationToken);
+        foreach (var inquiry in pending)
         {
             if (await ExpireIfDueAsync(inquiry, cancellationToken) is not null)
             {
@@ -121,6 +138,7 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
             }
         }
 
+        Diagnostics.StormMetrics.InquiriesPendingCounted(pending.Count - expired);
         return expired;
     }
 
@@ -148,6 +166,8 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
             return null;
         }
 
+        using var span = Diagnostics.StormTracing.Source.StartActivity(Diagnostics.StormTracing.InquiryExpire)
+            ?.SetTag(Diagnostics.StormTracing.ExecutionId, record.Id).SetTag(Diagnostics.StormTracing.TraceTag, record.TraceTag);
         record.Error = $"no response within the inquiry's time to live ({record.Result?["ttl"]} minutes)";
         record.Transition(ExecutionStatus.Timeout, time.GetUtcNow());
         if (!await audit.TryUpdateExecutionAsync(record, cancellationToken))
