@@ -87,10 +87,28 @@ public sealed class TimerTickTests : IDisposable
     }
 
     [Fact]
-    public async Task AnOccurrenceBeyondTheLongestDelay_IsReachedInHops()
+    public async Task AFarOccurrence_IsScheduledOnlyOnceItComesWithinTheHorizon()
     {
         var sensor = Sensor(("later", "{type: core.st2.DateTimer, parameters: {date: '2026-12-22 10:00:00', timezone: UTC}}"));
-        await sensor.ScheduleAsync(CancellationToken.None);
+
+        Assert.Equal(0, await sensor.ScheduleAsync(CancellationToken.None)); // 20 days off: no chain yet
+        _time.Advance(new DateTimeOffset(2026, 12, 22, 8, 30, 0, TimeSpan.Zero) - _time.GetUtcNow());
+        Assert.Equal(1, await sensor.ScheduleAsync(CancellationToken.None)); // an hourly round within 2 hours of it
+
+        Assert.Equal(TimeSpan.FromMinutes(90), _bus.Take(StormQueues.Timers).Delay);
+    }
+
+    [Fact]
+    public async Task AChainsNextOccurrenceBeyondTheLongestDelay_IsReachedInHops()
+    {
+        var sensor = Sensor(("rare", "{type: core.st2.IntervalTimer, parameters: {unit: days, delta: 20}}"));
+        var first = DateTimeOffset.UnixEpoch.AddDays(Math.Ceiling((Start - DateTimeOffset.UnixEpoch).TotalDays / 20) * 20);
+        _time.Advance(first - TimeSpan.FromMinutes(1) - _time.GetUtcNow());
+        Assert.Equal(1, await sensor.ScheduleAsync(CancellationToken.None));
+        var tick = _bus.Take(StormQueues.Timers);
+        _time.Advance(tick.Delay);
+        await sensor.HandleTickAsync(tick, CancellationToken.None);
+        _bus.Take(StormQueues.TriggerInstances); // the first occurrence fired
 
         var hops = 0;
         while (true)
@@ -108,8 +126,7 @@ public sealed class TimerTickTests : IDisposable
         }
 
         Assert.Equal(3, hops); // 20 days in hops of at most 6
-        Assert.Equal(new DateTimeOffset(2026, 12, 22, 10, 0, 0, TimeSpan.Zero), _time.GetUtcNow());
-        Assert.Empty(_bus.On(StormQueues.Timers)); // a date timer fires once
+        Assert.Equal(first.AddDays(20), _time.GetUtcNow());
     }
 
     [Fact]

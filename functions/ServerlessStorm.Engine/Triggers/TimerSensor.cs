@@ -25,6 +25,12 @@ public sealed partial class TimerSensor
     /// <summary>The longest a tick is delayed (Storage Queues hide a message for at most 7 days); a later occurrence is reached in hops.</summary>
     public static readonly TimeSpan MaxDelay = TimeSpan.FromDays(6);
 
+    /// <summary>
+    /// How far ahead scheduling reaches: an occurrence further off is scheduled by its chain, or by a later round of
+    /// scheduling (hosts schedule hourly), so every round does not start another chain towards a far occurrence.
+    /// </summary>
+    public static readonly TimeSpan ScheduleHorizon = TimeSpan.FromHours(2);
+
     private readonly Dictionary<string, (string Type, JsonObject Parameters, TimerSchedule Schedule)> _timers = new(StringComparer.Ordinal);
     private readonly TriggerDispatcher _dispatcher;
     private readonly IMessageBus _bus;
@@ -45,14 +51,17 @@ public sealed partial class TimerSensor
 
     public bool HasTimers => _timers.Count > 0;
 
-    /// <summary>Schedules every timer's next occurrence (at a host's start, and now and then to mend a broken chain).</summary>
+    /// <summary>
+    /// Schedules every timer's next occurrence within <see cref="ScheduleHorizon"/> (at a host's start, and hourly to
+    /// mend a broken chain); returns how many.
+    /// </summary>
     public async Task<int> ScheduleAsync(CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow();
         var scheduled = 0;
         foreach (var (key, timer) in _timers)
         {
-            if (timer.Schedule.NextAfter(now) is { } next)
+            if (timer.Schedule.NextAfter(now) is { } next && next - now <= ScheduleHorizon)
             {
                 await PublishTickAsync(new TimerTick(key, next), now, cancellationToken);
                 scheduled++;
