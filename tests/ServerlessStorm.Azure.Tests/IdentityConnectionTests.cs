@@ -45,9 +45,7 @@ public sealed class AzuriteOAuthFixture : IAsyncLifetime
         await File.WriteAllTextAsync(certFile, certificate.ExportCertificatePem());
         await File.WriteAllTextAsync(keyFile, key.ExportPkcs8PrivateKeyPem());
 
-        var endpoints = new AzuriteEndpoints(AzuriteFixture.FreePort(), AzuriteFixture.FreePort(), AzuriteFixture.FreePort());
-        _launcher = await AzuriteLauncher.EnsureRunningAsync(endpoints, Path.Combine(_directory, "data"), TimeSpan.FromSeconds(60),
-            arguments: ["--oauth", "basic", "--cert", certFile, "--key", keyFile]);
+        _launcher = await AzuriteFixture.StartOnFreePortsAsync(Path.Combine(_directory, "data"), ["--oauth", "basic", "--cert", certFile, "--key", keyFile]);
     }
 
     /// <summary>Storage settings by endpoints and a credential, as the Function app has them in Azure.</summary>

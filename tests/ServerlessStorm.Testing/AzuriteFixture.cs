@@ -21,10 +21,25 @@ public sealed class AzuriteFixture : IAsyncLifetime
 
     public string ConnectionString => Endpoints.ConnectionString;
 
-    public async Task InitializeAsync()
+    public async Task InitializeAsync() => _launcher = await StartOnFreePortsAsync(_dataDirectory);
+
+    /// <summary>
+    /// Starts an Azurite of its own on free ports. A port found free can be taken by another process before Azurite
+    /// binds it (test assemblies start their emulators side by side), so a start that fails is tried on new ports.
+    /// </summary>
+    public static async Task<AzuriteLauncher> StartOnFreePortsAsync(string dataDirectory, IEnumerable<string>? arguments = null)
     {
-        var endpoints = new AzuriteEndpoints(FreePort(), FreePort(), FreePort());
-        _launcher = await AzuriteLauncher.EnsureRunningAsync(endpoints, _dataDirectory, TimeSpan.FromSeconds(60));
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await AzuriteLauncher.EnsureRunningAsync(new AzuriteEndpoints(FreePort(), FreePort(), FreePort()), dataDirectory,
+                    TimeSpan.FromSeconds(60), arguments: arguments);
+            }
+            catch (AzuriteUnavailableException) when (attempt < 3)
+            {
+            }
+        }
     }
 
     /// <summary>Storage settings with a prefix no other test uses.</summary>

@@ -76,9 +76,10 @@ public sealed class AzuriteLauncher : IAsyncDisposable
         }
 
         var process = Process.Start(start) ?? throw new AzuriteUnavailableException("could not start node");
+        // What it says before it is up (an address in use, a bad argument): its errors go to either stream.
         var stderr = new System.Text.StringBuilder();
         process.ErrorDataReceived += (_, e) => { lock (stderr) { stderr.AppendLine(e.Data); } };
-        process.OutputDataReceived += (_, _) => { };
+        process.OutputDataReceived += (_, e) => { lock (stderr) { stderr.AppendLine(e.Data); } };
         process.BeginErrorReadLine();
         process.BeginOutputReadLine();
 
