@@ -37,5 +37,11 @@ public sealed class AzurePipelineTests(AzuriteFixture azurite)
         var hops = await Eventually.ReturnsAsync(() => Task.FromResult(spans.InTrace(accept.TraceId)), s => s.Any(x => x.OperationName == StormTracing.ExecutionRun));
         Assert.Equal(trace.Executions[0].Id, hops.Single(s => s.OperationName == StormTracing.ExecutionRun).GetTagItem(StormTracing.ExecutionId));
         Assert.Contains(hops, s => s.OperationName == StormTracing.RulesEvaluate && s.Kind == System.Diagnostics.ActivityKind.Consumer);
+
+        // The audit writes the path waits on (written through to Table Storage here) are spans of the same trace.
+        var writes = hops.Where(s => s.OperationName == StormTracing.AuditWrite).ToList();
+        Assert.Contains(writes, w => (string?)w.GetTagItem(StormTracing.AuditKind) == "trigger_instance");
+        Assert.Contains(writes, w => (string?)w.GetTagItem(StormTracing.AuditKind) == "execution" && (string?)w.GetTagItem(StormTracing.AuditRecordId) == trace.Executions[0].Id);
+        Assert.All(writes, w => Assert.Contains(hops, parent => parent.SpanId == w.ParentSpanId));
     }
 }

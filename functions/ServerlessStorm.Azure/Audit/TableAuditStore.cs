@@ -9,6 +9,8 @@ using ServerlessStorm.Engine.Audit;
 using ServerlessStorm.Engine;
 using ServerlessStorm.Engine.Executions;
 
+using ServerlessStorm.Engine.Diagnostics;
+
 namespace ServerlessStorm.Azure.Audit;
 
 /// <summary>
@@ -58,6 +60,7 @@ public sealed class TableAuditStore : IAuditStore
 
     public async Task RecordTriggerInstanceAsync(TriggerInstanceRecord record, CancellationToken cancellationToken)
     {
+        using var span = StormTracing.StartAuditWrite("trigger_instance", record.Id);
         await _tableCreated.Value;
         var (partition, row) = TriggerInstanceKey(record.Id, record.OccurredAt);
         var entity = new TableEntity(partition, row)
@@ -95,6 +98,7 @@ public sealed class TableAuditStore : IAuditStore
 
     public async Task UpdateTriggerInstanceStatusAsync(string id, DateTimeOffset occurredAt, string status, string? reason, CancellationToken cancellationToken)
     {
+        using var span = StormTracing.StartAuditWrite("trigger_instance_status", id);
         await _tableCreated.Value;
         var (partition, row) = TriggerInstanceKey(id, occurredAt);
         try
@@ -110,6 +114,7 @@ public sealed class TableAuditStore : IAuditStore
 
     public async Task RecordRuleEnforcementAsync(RuleEnforcementRecord record, CancellationToken cancellationToken)
     {
+        using var span = StormTracing.StartAuditWrite("rule_enforcement", record.TriggerInstanceId);
         await _tableCreated.Value;
         await Upsert(TraceRow(record.TraceTag, $"f|{record.TriggerInstanceId}|{record.RuleRef}", new()
         {
@@ -125,6 +130,7 @@ public sealed class TableAuditStore : IAuditStore
 
     public async Task<bool> TryCreateExecutionAsync(ExecutionRecord record, CancellationToken cancellationToken)
     {
+        using var span = StormTracing.StartAuditWrite("execution", record.Id);
         await _tableCreated.Value;
         var entity = await ToEntityAsync(record, cancellationToken);
         // A rule's first execution is found through its enforcement row, which names it; any other needs a trace row
@@ -162,6 +168,7 @@ public sealed class TableAuditStore : IAuditStore
 
     public async Task<bool> TryUpdateExecutionAsync(ExecutionRecord record, CancellationToken cancellationToken)
     {
+        using var span = StormTracing.StartAuditWrite("execution_update", record.Id);
         await _tableCreated.Value;
         try
         {

@@ -26,6 +26,7 @@ public static class StormTracing
     public const string WorkflowTask = "storm.workflow.task";
     public const string InquiryRespond = "storm.inquiry.respond";
     public const string InquiryExpire = "storm.inquiry.expire";
+    public const string AuditWrite = "storm.audit.write";
 
     // Attribute names.
     public const string TraceTag = "storm.trace_tag";
@@ -36,6 +37,8 @@ public static class StormTracing
     public const string ActionRef = "storm.action.ref";
     public const string ExecutionId = "storm.execution.id";
     public const string WorkflowTaskName = "storm.workflow.task.name";
+    public const string AuditKind = "storm.audit.kind";
+    public const string AuditRecordId = "storm.audit.record.id";
     public const string Status = "storm.status";
     public const string DeliveryCount = "messaging.message.delivery_count";
 
@@ -49,6 +52,13 @@ public static class StormTracing
         var context = parent is { } p && ActivityContext.TryParse(p.TraceParent, p.TraceState, isRemote: true, out var parsed) ? parsed : default;
         return Source.StartActivity(name, kind, context, startTime: startTime);
     }
+
+    /// <summary>
+    /// A write to the audit's storage, as a span of the trace whose path waits on it; none off any trace's path (a
+    /// write-behind flush), which would only make traces of their own.
+    /// </summary>
+    public static Activity? StartAuditWrite(string kind, string recordId) => Activity.Current is null ? null
+        : Source.StartActivity(AuditWrite, ActivityKind.Client)?.SetTag(AuditKind, kind).SetTag(AuditRecordId, recordId);
 
     /// <summary>Marks <paramref name="span"/> failed, with the reason (never a secret: callers pass what the audit shows).</summary>
     public static void Fail(Activity? span, string reason) => span?.SetStatus(ActivityStatusCode.Error, reason);
