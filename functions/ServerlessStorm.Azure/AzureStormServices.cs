@@ -131,7 +131,7 @@ public static class AzureStormServices
     }
 
     /// <summary>The value of <paramref name="key"/>: one of <paramref name="allowed"/>, else a clear refusal.</summary>
-    public static string Choice(IConfiguration configuration, string key, string fallback, string[] allowed)
+    private static string Choice(IConfiguration configuration, string key, string fallback, string[] allowed)
     {
         var value = configuration[key] is { Length: > 0 } set ? set.Trim().ToLowerInvariant() : fallback;
         return allowed.Contains(value) ? value : throw new ArgumentException($"{key} is '{configuration[key]}': it must be one of {string.Join(", ", allowed)}");

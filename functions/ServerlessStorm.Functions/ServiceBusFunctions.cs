@@ -26,8 +26,7 @@ public sealed class ServiceBusFunctions(StormConsumers consumers, TimerSensor ti
     public Task RulesEngineAsync(
         [ServiceBusTrigger(StormQueues.TriggerInstances, Connection = Connection, AutoCompleteMessages = false)] ServiceBusReceivedMessage message,
         ServiceBusMessageActions actions, CancellationToken cancellationToken) =>
-        ServiceBusMessageBus.HandleAsync(message, StormQueues.TriggerInstances, Settlement(message, actions), consumers.HandleTriggerInstanceAsync,
-            bus.Value.MaxDeliveryCount, logger, cancellationToken);
+        HandleAsync(message, actions, StormQueues.TriggerInstances, consumers.HandleTriggerInstanceAsync, cancellationToken);
 
     [Function("ActionRunnerServiceBus")]
     public Task ActionRunnerAsync(
@@ -35,20 +34,21 @@ public sealed class ServiceBusFunctions(StormConsumers consumers, TimerSensor ti
         ServiceBusMessageActions actions, [DurableClient] DurableTaskClient durable, CancellationToken cancellationToken)
     {
         workflows.Use(durable); // an orquesta action starts its workflow
-        return ServiceBusMessageBus.HandleAsync(message, StormQueues.Executions, Settlement(message, actions), (m, ct) => consumers.HandleExecutionRequestAsync(m, ct),
-            bus.Value.MaxDeliveryCount, logger, cancellationToken);
+        return HandleAsync(message, actions, StormQueues.Executions, (m, ct) => consumers.HandleExecutionRequestAsync(m, ct), cancellationToken);
     }
 
     [Function("TimerTicksServiceBus")]
     public Task TimerTicksAsync(
         [ServiceBusTrigger(StormQueues.Timers, Connection = Connection, AutoCompleteMessages = false)] ServiceBusReceivedMessage message,
         ServiceBusMessageActions actions, CancellationToken cancellationToken) =>
-        ServiceBusMessageBus.HandleAsync(message, StormQueues.Timers, Settlement(message, actions), timers.HandleTickAsync,
-            bus.Value.MaxDeliveryCount, logger, cancellationToken);
+        HandleAsync(message, actions, StormQueues.Timers, timers.HandleTickAsync, cancellationToken);
 
-    private static ServiceBusSettlement Settlement(ServiceBusReceivedMessage message, ServiceBusMessageActions actions) => new(
-        () => actions.CompleteMessageAsync(message, CancellationToken.None),
-        () => actions.AbandonMessageAsync(message, null, CancellationToken.None),
-        (reason, description) => actions.DeadLetterMessageAsync(message, null, reason, description, CancellationToken.None));
+    // Settled through the host's message actions, by the same code as storm serve's processor.
+    private Task HandleAsync(ServiceBusReceivedMessage message, ServiceBusMessageActions actions, string queue, BusHandler handler, CancellationToken cancellationToken) =>
+        ServiceBusMessageBus.HandleAsync(message, queue, new ServiceBusSettlement(
+                () => actions.CompleteMessageAsync(message, CancellationToken.None),
+                () => actions.AbandonMessageAsync(message, null, CancellationToken.None),
+                (reason, description) => actions.DeadLetterMessageAsync(message, null, reason, description, CancellationToken.None)),
+            handler, bus.Value.MaxDeliveryCount, logger, cancellationToken);
 }
 #endif
