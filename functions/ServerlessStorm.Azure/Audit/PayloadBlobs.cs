@@ -1,5 +1,6 @@
 using Azure;
 using Azure.Storage.Blobs;
+using Azure.Storage.Blobs.Models;
 
 namespace ServerlessStorm.Azure.Audit;
 
@@ -46,5 +47,21 @@ public sealed class PayloadBlobs(BlobContainerClient container, int inlineLimit)
         {
             throw new InvalidOperationException($"the audit refers to blob '{stored[ReferencePrefix.Length..]}', which is missing", ex);
         }
+    }
+
+    /// <summary>Deletes the blobs whose names start with <paramref name="prefix"/>, but those <paramref name="keep"/> chooses; how many.</summary>
+    public async Task<int> PurgeAsync(string prefix, Func<string, bool> keep, CancellationToken cancellationToken)
+    {
+        await _created.Value;
+        var deleted = 0;
+        await Parallel.ForEachAsync(container.GetBlobsAsync(BlobTraits.None, BlobStates.None, prefix, cancellationToken),
+            new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = cancellationToken }, async (blob, ct) =>
+            {
+                if (!keep(blob.Name) && await container.GetBlobClient(blob.Name).DeleteIfExistsAsync(cancellationToken: ct))
+                {
+                    Interlocked.Increment(ref deleted);
+                }
+            });
+        return deleted;
     }
 }

@@ -20,14 +20,17 @@ namespace ServerlessStorm.Azure.Audit;
 /// <see cref="AzureStorageOptions.AuditShards"/>), RowKey <c>{inverted seconds}|{id}</c>; the id alone locates the
 /// row, and a partition read in RowKey order lists executions newest first. Updated under the row's ETag.</item>
 /// <item>Trigger instances: PartitionKey <c>i|{yyyyMMdd}|{shard}</c>, RowKey <c>{inverted seconds}|{id}</c> of their
-/// occurrence time.</item>
-/// <item>Traces: PartitionKey <c>g|{shard}</c> (the trace tag's hash), RowKeys starting <c>{trace tag}|</c>: the
-/// rule enforcements themselves (<c>…|f|{trigger instance}|{rule}</c>, naming the execution they caused) and a row
+/// occurrence time; their rule enforcements beside them, <c>{inverted seconds}|{id}|f|{rule}</c> (naming the execution
+/// each caused), so a trigger instance and what it caused are one range read.</item>
+/// <item>Traces: PartitionKey <c>g|{shard}</c> (the trace tag's hash), RowKeys starting <c>{trace tag}|</c>: a row
 /// pointing at each trigger instance (<c>…|i|{id}</c>) and at each execution no enforcement names (<c>…|e|{id}</c>:
-/// runs, re-runs, retries); a trace is one range read.</item>
+/// runs, re-runs, retries); a trace is one range read and one more per trigger instance.</item>
 /// <item>Sender-chosen trigger-instance ids (delivery ids): PartitionKey <c>d|{shard}</c>, RowKey the id, with the
 /// time it was first accepted.</item>
 /// </list>
+/// Payload blobs are named <c>{yyyyMMdd}/{executions|triggerinstances}/{id}/…</c> after their record's day. So retention
+/// deletes a day by reading that day's partitions and blob folder and deleting what they hold, and the trace and
+/// delivery rows those records name; nothing else is read (<see cref="PurgeDayAsync"/>).
 /// Writes go through a <see cref="TableWriteBatcher"/>: concurrent writes to one partition leave as one
 /// entity-group transaction. JSON values longer than a Table property can hold go to Blob Storage (<see cref="PayloadBlobs"/>).
 /// </summary>
@@ -68,7 +71,7 @@ public sealed class TableAuditStore : IAuditStore
             ["Id"] = record.Id,
             ["TriggerType"] = record.TriggerType,
             ["TriggerParameters"] = record.TriggerParameters?.ToJsonString(),
-            ["Payload"] = await _blobs.StoreAsync(record.Payload?.ToJsonString() ?? "null", $"triggerinstances/{record.Id}/payload.json", cancellationToken),
+            ["Payload"] = await _blobs.StoreAsync(record.Payload?.ToJsonString() ?? "null", $"{BlobFolder(TriggerInstancesFolder, record.OccurredAt, record.Id)}payload.json", cancellationToken),
             ["OccurredAt"] = record.OccurredAt,
             ["TraceTag"] = record.TraceTag,
             ["Status"] = record.Status,
@@ -116,8 +119,11 @@ public sealed class TableAuditStore : IAuditStore
     {
         using var span = StormTracing.StartAuditWrite("rule_enforcement", record.TriggerInstanceId);
         await _tableCreated.Value;
-        await Upsert(TraceRow(record.TraceTag, $"f|{record.TriggerInstanceId}|{record.RuleRef}", new()
+        var (partition, row) = TriggerInstanceKey(record.TriggerInstanceId, record.TriggerInstanceOccurredAt ?? record.EnforcedAt);
+        await Upsert(new TableEntity(partition, EnforcementRowKey(row, record.RuleRef))
         {
+            ["TraceTag"] = record.TraceTag,
+            ["TriggerInstanceOccurredAt"] = record.TriggerInstanceOccurredAt,
             ["TriggerInstanceId"] = record.TriggerInstanceId,
             ["RuleRef"] = record.RuleRef,
             ["ExecutionId"] = record.ExecutionId,
@@ -125,7 +131,7 @@ public sealed class TableAuditStore : IAuditStore
             ["FailureReason"] = record.FailureReason,
             ["User"] = record.User,
             ["EnforcedAt"] = record.EnforcedAt,
-        }), cancellationToken);
+        }, cancellationToken);
     }
 
     public async Task<bool> TryCreateExecutionAsync(ExecutionRecord record, CancellationToken cancellationToken)
@@ -187,13 +193,13 @@ public sealed class TableAuditStore : IAuditStore
         await Task.WhenAll((await QueryRowsAsync(ExecutionsKind, query, cancellationToken)).Select(e => FromEntityAsync(e, cancellationToken)));
 
     public async Task<IReadOnlyList<TriggerInstanceRecord>> QueryTriggerInstancesAsync(AuditQuery query, CancellationToken cancellationToken) =>
-        await Task.WhenAll((await QueryRowsAsync(TriggerInstancesKind, query, cancellationToken)).Select(e => TriggerInstanceFromEntityAsync(e, cancellationToken)));
+        await Task.WhenAll((await QueryRowsAsync(TriggerInstancesKind, query, cancellationToken, include: row => !IsEnforcementRow(row)))
+            .Select(e => TriggerInstanceFromEntityAsync(e, cancellationToken)));
 
     public async Task<AuditTrace> GetTraceAsync(string traceTag, CancellationToken cancellationToken)
     {
         await _tableCreated.Value;
-        var triggerInstances = new List<Task<TriggerInstanceRecord?>>();
-        var enforcements = new List<RuleEnforcementRecord>();
+        var triggerInstances = new List<Task<(TriggerInstanceRecord? Record, List<RuleEnforcementRecord> Enforcements)>>();
         var executionIds = new HashSet<string>(StringComparer.Ordinal);
         var prefix = TraceKeyPrefix(traceTag);
         var filter = TableClient.CreateQueryFilter($"PartitionKey eq {TracePartition(traceTag)} and RowKey ge {prefix} and RowKey lt {prefix + "~"}");
@@ -209,23 +215,173 @@ public sealed class TableAuditStore : IAuditStore
                 case 'e':
                     executionIds.Add(id);
                     break;
-                case 'f':
-                    if (row.GetString("ExecutionId") is { } caused)
-                    {
-                        executionIds.Add(caused);
-                    }
-
-                    enforcements.Add(new RuleEnforcementRecord(row.GetString("TriggerInstanceId"), row.GetString("RuleRef"), row.GetString("ExecutionId"),
-                        row.GetString("Status"), row.GetString("FailureReason"), row.GetDateTimeOffset("EnforcedAt") ?? DateTimeOffset.MinValue, traceTag, row.GetString("User")));
-                    break;
             }
         }
 
+        var found = await Task.WhenAll(triggerInstances);
+        var enforcements = found.SelectMany(f => f.Enforcements).Where(e => e.TraceTag == traceTag).ToList();
+        executionIds.UnionWith(enforcements.Select(e => e.ExecutionId).OfType<string>());
         return new AuditTrace(
             traceTag,
-            [.. (await Task.WhenAll(triggerInstances)).OfType<TriggerInstanceRecord>().OrderBy(t => t.OccurredAt)],
+            [.. found.Select(f => f.Record).OfType<TriggerInstanceRecord>().OrderBy(t => t.OccurredAt)],
             [.. enforcements.OrderBy(e => e.EnforcedAt)],
             [.. (await Task.WhenAll(executionIds.Select(id => GetExecutionAsync(id, cancellationToken)))).OfType<ExecutionRecord>().OrderBy(e => e.StartTimestamp)]);
+    }
+
+    public async Task<IReadOnlyList<DateOnly>> DaysBeforeAsync(DateOnly before, CancellationToken cancellationToken)
+    {
+        await _tableCreated.Value;
+        var days = new SortedSet<DateOnly>();
+        foreach (var kind in new[] { ExecutionsKind, TriggerInstancesKind })
+        {
+            // The oldest partition of the kind, then the oldest after that day, and so on: one small read per day held.
+            var from = $"{kind}|";
+            var end = string.Create(CultureInfo.InvariantCulture, $"{kind}|{before:yyyyMMdd}");
+            while (true)
+            {
+                var filter = TableClient.CreateQueryFilter($"PartitionKey ge {from} and PartitionKey lt {end}");
+                string? oldest = null;
+                await foreach (var row in _table.QueryAsync<TableEntity>(filter, maxPerPage: 1, select: ["PartitionKey"], cancellationToken: cancellationToken))
+                {
+                    oldest = row.PartitionKey;
+                    break;
+                }
+
+                if (oldest is null || !DateOnly.TryParseExact(oldest.AsSpan(2, 8), "yyyyMMdd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var day))
+                {
+                    break;
+                }
+
+                days.Add(day);
+                from = string.Create(CultureInfo.InvariantCulture, $"{kind}|{day.AddDays(1):yyyyMMdd}");
+            }
+        }
+
+        return [.. days];
+    }
+
+    public async Task<AuditDayPurge> PurgeDayAsync(DateOnly day, CancellationToken cancellationToken)
+    {
+        await _tableCreated.Value;
+        var date = day.ToDateTime(TimeOnly.MinValue);
+        var deletes = new TableWriteBatcher(_table, batched: true, maxInFlight: PurgeWritesInFlight);
+        var deleting = new List<Task>();
+        void Delete(string partition, string row) => deleting.Add(DeleteAsync(deletes, partition, row, cancellationToken));
+
+        // The day's executions: what has not finished stays, with its workflow's and the trigger instances that caused it.
+        var executions = await ReadDayAsync(ExecutionsKind, date, ["Id", "Status", "ParentId", "TraceTag", "RuleRef", "ReRunOf", "TriggerInstanceId"], cancellationToken);
+        var kept = await AuditRetention.KeptExecutionsAsync(
+            [.. executions.Select(e => new ExecutionState(e.GetString("Id"), e.GetString("Status") ?? "", e.GetString("ParentId")))],
+            LookUpExecutionStateAsync, cancellationToken);
+        var keptCauses = new HashSet<string>(StringComparer.Ordinal);
+        var purgedExecutions = 0;
+        foreach (var execution in executions)
+        {
+            var id = execution.GetString("Id");
+            if (kept.Contains(id))
+            {
+                if (execution.GetString("TriggerInstanceId") is { } cause)
+                {
+                    keptCauses.Add(cause);
+                }
+
+                continue;
+            }
+
+            purgedExecutions++;
+            Delete(execution.PartitionKey, execution.RowKey);
+            if (execution.GetString("RuleRef") is null || execution.GetString("ReRunOf") is not null)
+            {
+                var pointer = TraceRow(execution.GetString("TraceTag") ?? "", $"e|{id}", new());
+                Delete(pointer.PartitionKey, pointer.RowKey);
+            }
+        }
+
+        // The day's trigger instances with their rule enforcements, their trace pointers and their delivery claims.
+        var purgedTriggerInstances = 0;
+        var purgedEnforcements = 0;
+        foreach (var row in await ReadDayAsync(TriggerInstancesKind, date, ["Id", "TraceTag", "TriggerType", "TriggerInstanceId", "RuleRef"], cancellationToken))
+        {
+            var enforcement = IsEnforcementRow(row);
+            var id = enforcement ? row.GetString("TriggerInstanceId") : row.GetString("Id");
+            if (keptCauses.Contains(id))
+            {
+                continue;
+            }
+
+            Delete(row.PartitionKey, row.RowKey);
+            if (enforcement)
+            {
+                purgedEnforcements++;
+                continue;
+            }
+
+            purgedTriggerInstances++;
+            var pointer = TraceRow(row.GetString("TraceTag") ?? "", $"i|{id}", new());
+            Delete(pointer.PartitionKey, pointer.RowKey);
+            foreach (var claim in AuditRetention.DeliveryClaims(id, row.GetString("TriggerType")))
+            {
+                var (partition, key) = DeliveryKey(claim);
+                Delete(partition, key);
+            }
+        }
+
+        var payloads = await _blobs.PurgeAsync(string.Create(CultureInfo.InvariantCulture, $"{date:yyyyMMdd}/"),
+            name => IsKeptPayload(name, kept, keptCauses), cancellationToken);
+        await Task.WhenAll(deleting);
+        return new AuditDayPurge(day, purgedTriggerInstances, purgedEnforcements, purgedExecutions, payloads, kept);
+    }
+
+    // Deletes in flight at once while purging: the day's partitions are many, and each delete is cheap.
+    private const int PurgeWritesInFlight = 16;
+
+    private static async Task DeleteAsync(TableWriteBatcher deletes, string partition, string row, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await deletes.WriteAsync(new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(partition, row), ETag.All), cancellationToken);
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            // Never written (a claim the instance did not make, a pointer lost to a crash) or already purged.
+        }
+    }
+
+    private async Task<ExecutionState?> LookUpExecutionStateAsync(string id, CancellationToken cancellationToken)
+    {
+        if (ExecutionKey(id) is not var (partition, row))
+        {
+            return null;
+        }
+
+        var found = await _table.GetEntityIfExistsAsync<TableEntity>(partition, row, ["Status", "ParentId"], cancellationToken);
+        return found.HasValue ? new ExecutionState(id, found.Value!.GetString("Status") ?? "", found.Value.GetString("ParentId")) : null;
+    }
+
+    // Every shard's partition of one kind and day, with only the columns named.
+    private async Task<List<TableEntity>> ReadDayAsync(char kind, DateTime day, string[] columns, CancellationToken cancellationToken)
+    {
+        var shards = await Task.WhenAll(Enumerable.Range(0, _shards).Select(async shard =>
+        {
+            var rows = new List<TableEntity>();
+            var filter = TableClient.CreateQueryFilter($"PartitionKey eq {Partition(kind, day, shard)}");
+            await foreach (var row in _table.QueryAsync<TableEntity>(filter, select: [.. columns, "PartitionKey", "RowKey"], cancellationToken: cancellationToken))
+            {
+                rows.Add(row);
+            }
+
+            // Oldest first: the order they were written in.
+            rows.Reverse();
+            return rows;
+        }));
+        return [.. shards.SelectMany(s => s)];
+    }
+
+    // "{day}/{kind}/{id}/{file}": a payload stays with its record.
+    private static bool IsKeptPayload(string name, HashSet<string> keptExecutions, HashSet<string> keptTriggerInstances)
+    {
+        var parts = name.Split('/', 4);
+        return parts.Length == 4 && (parts[1] == ExecutionsFolder ? keptExecutions : keptTriggerInstances).Contains(parts[2]);
     }
 
     private const char ExecutionsKind = 'x';
@@ -235,7 +391,7 @@ public sealed class TableAuditStore : IAuditStore
         _writes.WriteAsync(new TableTransactionAction(TableTransactionActionType.UpsertReplace, entity), cancellationToken);
 
     // Newest first across the shards: day by day from the window's end, each day's shards read in parallel and merged.
-    private async Task<List<TableEntity>> QueryRowsAsync(char kind, AuditQuery query, CancellationToken cancellationToken)
+    private async Task<List<TableEntity>> QueryRowsAsync(char kind, AuditQuery query, CancellationToken cancellationToken, Func<TableEntity, bool>? include = null)
     {
         await _tableCreated.Value;
         var (from, to) = query.Window(_time.GetUtcNow());
@@ -255,6 +411,11 @@ public sealed class TableAuditStore : IAuditStore
                 var found = new List<TableEntity>();
                 await foreach (var row in _table.QueryAsync<TableEntity>(filter, maxPerPage: query.Limit, cancellationToken: cancellationToken))
                 {
+                    if (include?.Invoke(row) == false)
+                    {
+                        continue;
+                    }
+
                     found.Add(row);
                     if (found.Count >= query.Limit)
                     {
@@ -270,12 +431,39 @@ public sealed class TableAuditStore : IAuditStore
         return rows;
     }
 
-    private async Task<TriggerInstanceRecord?> GetTriggerInstanceAsync(string id, DateTimeOffset occurredAt, CancellationToken cancellationToken)
+    // The trigger instance's row and its enforcements' rows follow one another: one range read.
+    private async Task<(TriggerInstanceRecord? Record, List<RuleEnforcementRecord> Enforcements)> GetTriggerInstanceAsync(string id, DateTimeOffset occurredAt, CancellationToken cancellationToken)
     {
         var (partition, row) = TriggerInstanceKey(id, occurredAt);
-        var response = await _table.GetEntityIfExistsAsync<TableEntity>(partition, row, cancellationToken: cancellationToken);
-        return response.HasValue ? await TriggerInstanceFromEntityAsync(response.Value!, cancellationToken) : null;
+        var filter = TableClient.CreateQueryFilter($"PartitionKey eq {partition} and RowKey ge {row} and RowKey lt {row + "|~"}");
+        TriggerInstanceRecord? record = null;
+        var enforcements = new List<RuleEnforcementRecord>();
+        await foreach (var entity in _table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
+        {
+            if (entity.RowKey == row)
+            {
+                record = await TriggerInstanceFromEntityAsync(entity, cancellationToken);
+            }
+            else if (IsEnforcementRow(entity) && entity.GetString("TriggerInstanceId") == id)
+            {
+                enforcements.Add(new RuleEnforcementRecord(id, entity.GetString("RuleRef"), entity.GetString("ExecutionId"),
+                    entity.GetString("Status"), entity.GetString("FailureReason"), entity.GetDateTimeOffset("EnforcedAt") ?? DateTimeOffset.MinValue,
+                    entity.GetString("TraceTag"), entity.GetString("User"), entity.GetDateTimeOffset("TriggerInstanceOccurredAt")));
+            }
+        }
+
+        return (record, enforcements);
     }
+
+    private static bool IsEnforcementRow(TableEntity row) => row.ContainsKey("RuleRef");
+
+    private static string EnforcementRowKey(string triggerInstanceRow, string ruleRef) => $"{triggerInstanceRow}|f|{ruleRef}";
+
+    private static string BlobFolder(string kind, DateTimeOffset day, string id) =>
+        string.Create(CultureInfo.InvariantCulture, $"{day.UtcDateTime:yyyyMMdd}/{kind}/{id}/");
+
+    private const string ExecutionsFolder = "executions";
+    private const string TriggerInstancesFolder = "triggerinstances";
 
     private async Task<TriggerInstanceRecord> TriggerInstanceFromEntityAsync(TableEntity e, CancellationToken cancellationToken) => new()
     {
@@ -296,8 +484,11 @@ public sealed class TableAuditStore : IAuditStore
         return await ToEntityAsync(record, partition, row, cancellationToken);
     }
 
-    private async Task<TableEntity> ToEntityAsync(ExecutionRecord record, string partition, string row, CancellationToken cancellationToken) => new(partition, row)
+    private async Task<TableEntity> ToEntityAsync(ExecutionRecord record, string partition, string row, CancellationToken cancellationToken)
     {
+        var folder = BlobFolder(ExecutionsFolder, StormIds.TryGetTimestamp(record.Id, out var created) ? created : record.StartTimestamp, record.Id);
+        return new(partition, row)
+        {
         ["Id"] = record.Id,
         ["ActionRef"] = record.ActionRef,
         ["User"] = record.User,
@@ -305,8 +496,8 @@ public sealed class TableAuditStore : IAuditStore
         ["TraceTag"] = record.TraceTag,
         ["TriggerInstanceId"] = record.TriggerInstanceId,
         ["RuleRef"] = record.RuleRef,
-        ["Parameters"] = await _blobs.StoreAsync(record.Parameters.ToJsonString(), $"executions/{record.Id}/parameters.json", cancellationToken),
-        ["SealedParameters"] = await _blobs.StoreAsync(record.SealedParameters?.ToJsonString(), $"executions/{record.Id}/sealed-parameters.json", cancellationToken),
+        ["Parameters"] = await _blobs.StoreAsync(record.Parameters.ToJsonString(), folder + "parameters.json", cancellationToken),
+        ["SealedParameters"] = await _blobs.StoreAsync(record.SealedParameters?.ToJsonString(), folder + "sealed-parameters.json", cancellationToken),
         ["ReRunOf"] = record.ReRunOf,
         ["ReRunTasks"] = record.ReRunTasks is null ? null : JsonSerializer.Serialize(record.ReRunTasks),
         ["RetryCount"] = record.RetryCount,
@@ -316,11 +507,12 @@ public sealed class TableAuditStore : IAuditStore
         ["History"] = JsonSerializer.Serialize(record.History.Select(h => new[] { h.Status, h.At.ToString("O", CultureInfo.InvariantCulture) })),
         ["StartTimestamp"] = record.StartTimestamp,
         ["EndTimestamp"] = record.EndTimestamp,
-        ["Result"] = await _blobs.StoreAsync(record.Result?.ToJsonString(), $"executions/{record.Id}/result.json", cancellationToken),
-        ["SealedResult"] = await _blobs.StoreAsync(record.SealedResult?.ToJsonString(), $"executions/{record.Id}/sealed-result.json", cancellationToken),
-        ["Error"] = await _blobs.StoreAsync(record.Error, $"executions/{record.Id}/error.txt", cancellationToken),
+        ["Result"] = await _blobs.StoreAsync(record.Result?.ToJsonString(), folder + "result.json", cancellationToken),
+        ["SealedResult"] = await _blobs.StoreAsync(record.SealedResult?.ToJsonString(), folder + "sealed-result.json", cancellationToken),
+        ["Error"] = await _blobs.StoreAsync(record.Error, folder + "error.txt", cancellationToken),
         ["Worker"] = record.Worker,
-    };
+        };
+    }
 
     private async Task<ExecutionRecord> FromEntityAsync(TableEntity e, CancellationToken cancellationToken)
     {
@@ -356,8 +548,9 @@ public sealed class TableAuditStore : IAuditStore
     private (string Partition, string Row)? ExecutionKey(string id) =>
         IsKeySafe(id) && StormIds.TryGetTimestamp(id, out var at) ? (Partition(ExecutionsKind, at.UtcDateTime.Date, Shard(id)), $"{TimeKey(at)}|{id}") : null;
 
+    // The id is escaped so that a trigger instance's row key never reads as another's enforcement row.
     private (string Partition, string Row) TriggerInstanceKey(string id, DateTimeOffset occurredAt) =>
-        (Partition(TriggerInstancesKind, occurredAt.UtcDateTime.Date, Shard(id)), $"{TimeKey(occurredAt)}|{id}");
+        (Partition(TriggerInstancesKind, occurredAt.UtcDateTime.Date, Shard(id)), $"{TimeKey(occurredAt)}|{Escape(id)}");
 
     private (string Partition, string Row) DeliveryKey(string triggerInstanceId) =>
         (string.Create(CultureInfo.InvariantCulture, $"d|{Shard(triggerInstanceId):D2}"), triggerInstanceId);
@@ -375,7 +568,9 @@ public sealed class TableAuditStore : IAuditStore
     private string TracePartition(string traceTag) => string.Create(CultureInfo.InvariantCulture, $"g|{Shard(traceTag):D2}");
 
     // The tag is escaped so that no tag's prefix is the start of another's ('|' ends it).
-    private static string TraceKeyPrefix(string traceTag) => traceTag.Replace("%", "%25", StringComparison.Ordinal).Replace("|", "%7C", StringComparison.Ordinal) + "|";
+    private static string TraceKeyPrefix(string traceTag) => Escape(traceTag) + "|";
+
+    private static string Escape(string key) => key.Replace("%", "%25", StringComparison.Ordinal).Replace("|", "%7C", StringComparison.Ordinal);
 
     private TableEntity TraceRow(string traceTag, string key, TableEntity properties)
     {

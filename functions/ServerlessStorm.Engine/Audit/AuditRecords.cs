@@ -28,7 +28,8 @@ public sealed class TriggerInstanceRecord
 
 /// <summary>
 /// Which rule matched which trigger instance, the execution it caused (run as <see cref="User"/>, StackStorm's system
-/// user), or why enforcing it failed.
+/// user), or why enforcing it failed. <see cref="TriggerInstanceOccurredAt"/> files it beside its trigger instance, so
+/// that both leave the audit with the trigger instance's day (<see cref="EnforcedAt"/> when it is not known).
 /// </summary>
 public sealed record RuleEnforcementRecord(
     string TriggerInstanceId,
@@ -38,7 +39,8 @@ public sealed record RuleEnforcementRecord(
     string? FailureReason,
     DateTimeOffset EnforcedAt,
     string TraceTag,
-    string? User = null)
+    string? User = null,
+    DateTimeOffset? TriggerInstanceOccurredAt = null)
 {
     public const string Succeeded = "succeeded";
     public const string Failed = "failed";

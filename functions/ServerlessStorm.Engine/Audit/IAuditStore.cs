@@ -37,4 +37,15 @@ public interface IAuditStore
     Task<IReadOnlyList<TriggerInstanceRecord>> QueryTriggerInstancesAsync(AuditQuery query, CancellationToken cancellationToken);
 
     Task<AuditTrace> GetTraceAsync(string traceTag, CancellationToken cancellationToken);
+
+    /// <summary>The UTC days before <paramref name="before"/> that hold records, oldest first.</summary>
+    Task<IReadOnlyList<DateOnly>> DaysBeforeAsync(DateOnly before, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Deletes one UTC day of the audit: the trigger instances that occurred that day with their rule enforcements,
+    /// the executions created that day, their trace entries and the payloads kept beside them. Executions that have
+    /// not finished stay, with the executions of their workflows and the trigger instances that caused them (see
+    /// <see cref="AuditRetention.KeptExecutionsAsync"/>).
+    /// </summary>
+    Task<AuditDayPurge> PurgeDayAsync(DateOnly day, CancellationToken cancellationToken);
 }

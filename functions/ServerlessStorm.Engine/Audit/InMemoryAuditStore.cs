@@ -102,5 +102,41 @@ public sealed class InMemoryAuditStore(TimeProvider? time = null) : IAuditStore
             [.. _enforcements.Values.Where(e => e.TraceTag == traceTag)],
             [.. _executions.Values.Where(e => e.TraceTag == traceTag).Select(e => e.Clone())]));
 
+    public Task<IReadOnlyList<DateOnly>> DaysBeforeAsync(DateOnly before, CancellationToken cancellationToken)
+    {
+        IReadOnlyList<DateOnly> days = [.. _triggerInstances.Values.Select(t => Day(t.OccurredAt))
+            .Concat(_enforcements.Values.Select(DayOf))
+            .Concat(_executions.Values.Select(DayOf))
+            .Where(d => d < before).Distinct().Order()];
+        return Task.FromResult(days);
+    }
+
+    public async Task<AuditDayPurge> PurgeDayAsync(DateOnly day, CancellationToken cancellationToken)
+    {
+        var executions = _executions.Values.Where(e => DayOf(e) == day).ToList();
+        var kept = await AuditRetention.KeptExecutionsAsync([.. executions.Select(e => new ExecutionState(e.Id, e.Status, e.ParentId))],
+            (id, _) => Task.FromResult(_executions.TryGetValue(id, out var e) ? new ExecutionState(e.Id, e.Status, e.ParentId) : (ExecutionState?)null), cancellationToken);
+        var keptCauses = executions.Where(e => kept.Contains(e.Id)).Select(e => e.TriggerInstanceId).OfType<string>().ToHashSet(StringComparer.Ordinal);
+        var purgedExecutions = executions.Count(e => !kept.Contains(e.Id) && _executions.TryRemove(e.Id, out _));
+        var triggerInstances = _triggerInstances.Values.Where(t => Day(t.OccurredAt) == day && !keptCauses.Contains(t.Id)).ToList();
+        foreach (var instance in triggerInstances)
+        {
+            _triggerInstances.TryRemove(instance.Id, out _);
+            foreach (var claim in AuditRetention.DeliveryClaims(instance.Id, instance.TriggerType))
+            {
+                _firstAccepted.TryRemove(claim, out _);
+            }
+        }
+
+        var enforcements = _enforcements.Where(e => DayOf(e.Value) == day && !keptCauses.Contains(e.Value.TriggerInstanceId)).Count(e => _enforcements.TryRemove(e.Key, out _));
+        return new AuditDayPurge(day, triggerInstances.Count, enforcements, purgedExecutions, 0, kept);
+    }
+
+    private static DateOnly Day(DateTimeOffset at) => DateOnly.FromDateTime(at.UtcDateTime);
+
+    private static DateOnly DayOf(RuleEnforcementRecord enforcement) => Day(enforcement.TriggerInstanceOccurredAt ?? enforcement.EnforcedAt);
+
+    private static DateOnly DayOf(ExecutionRecord execution) => AuditRetention.DayOfExecution(execution.Id) ?? Day(execution.StartTimestamp);
+
     private string NextVersion() => Interlocked.Increment(ref _version).ToString(CultureInfo.InvariantCulture);
 }

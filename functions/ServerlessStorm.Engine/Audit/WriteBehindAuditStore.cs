@@ -259,6 +259,36 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
         return await _stored.GetTraceAsync(traceTag, cancellationToken);
     }
 
+    public async Task<IReadOnlyList<DateOnly>> DaysBeforeAsync(DateOnly before, CancellationToken cancellationToken)
+    {
+        await FlushAsync(cancellationToken);
+        return await _stored.DaysBeforeAsync(before, cancellationToken);
+    }
+
+    /// <summary>
+    /// Purges the stored day once what was written before is stored; an execution held here is the stored one's latest
+    /// state, so one the store still shows running is kept however far its writes lag. The delivery ids on this disk
+    /// expire on their own (<see cref="WriteBehindOptions.DeliveryIdRetention"/>).
+    /// </summary>
+    public async Task<AuditDayPurge> PurgeDayAsync(DateOnly day, CancellationToken cancellationToken)
+    {
+        await FlushAsync(cancellationToken);
+        var purged = await _stored.PurgeDayAsync(day, cancellationToken);
+        lock (_gate)
+        {
+            // What memory still holds of the day is a stored, finished copy: it leaves with the stored one.
+            foreach (var (id, entry) in _executions.Where(e => AuditRetention.DayOfExecution(e.Key) == day && !purged.KeptExecutions.Contains(e.Key)).ToList())
+            {
+                if (ExecutionStatus.IsTerminal(entry.Current.Status) && entry.Stored && !_dirtyExecutions.Contains(id))
+                {
+                    Forget(id);
+                }
+            }
+        }
+
+        return purged;
+    }
+
     /// <summary>Completes once everything written before the call is stored (or storing it failed and will be retried).</summary>
     public async Task FlushAsync(CancellationToken cancellationToken)
     {
@@ -686,11 +716,17 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
                 continue;
             }
 
-            _executions.Remove(next.Id);
-            if (StormIds.TryGetTimestamp(next.Id, out var at) && at >= _completeSince)
-            {
-                _completeSince = at.AddSeconds(1);
-            }
+            Forget(next.Id);
+        }
+    }
+
+    // Under _gate. Memory stays the whole story for ids from _completeSince on, so it moves past one it lets go.
+    private void Forget(string id)
+    {
+        _executions.Remove(id);
+        if (StormIds.TryGetTimestamp(id, out var at) && at >= _completeSince)
+        {
+            _completeSince = at.AddSeconds(1);
         }
     }
 

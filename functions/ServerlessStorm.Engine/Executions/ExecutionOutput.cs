@@ -13,6 +13,9 @@ public interface IExecutionOutputStore
 
     /// <summary>The chunks with a sequence number of at least <paramref name="fromSequence"/>, in order.</summary>
     Task<IReadOnlyList<OutputChunk>> ReadAsync(string executionId, long fromSequence, CancellationToken cancellationToken);
+
+    /// <summary>Deletes the output of the executions created on <paramref name="day"/> (UTC) but those in <paramref name="kept"/>; the rows deleted.</summary>
+    Task<int> PurgeDayAsync(DateOnly day, IReadOnlySet<string> kept, CancellationToken cancellationToken);
 }
 
 public sealed class InMemoryExecutionOutputStore : IExecutionOutputStore
@@ -41,6 +44,23 @@ public sealed class InMemoryExecutionOutputStore : IExecutionOutputStore
         {
             return Task.FromResult<IReadOnlyList<OutputChunk>>([.. list.Where(c => c.Sequence >= fromSequence)]);
         }
+    }
+
+    public Task<int> PurgeDayAsync(DateOnly day, IReadOnlySet<string> kept, CancellationToken cancellationToken)
+    {
+        var deleted = 0;
+        foreach (var id in _output.Keys)
+        {
+            if (!kept.Contains(id) && Audit.AuditRetention.DayOfExecution(id) == day && _output.TryRemove(id, out var chunks))
+            {
+                lock (chunks)
+                {
+                    deleted += chunks.Count;
+                }
+            }
+        }
+
+        return Task.FromResult(deleted);
     }
 }
 

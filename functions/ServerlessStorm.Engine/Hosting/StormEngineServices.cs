@@ -22,6 +22,12 @@ public sealed class StormOptions
 
     /// <summary>Networks that actions may reach although the egress guard would refuse them (CIDR).</summary>
     public IList<string> AllowedNetworks { get; } = [];
+
+    /// <summary>
+    /// Days the audit keeps (trigger instances, rule enforcements, executions, their payloads and output); older whole
+    /// UTC days are purged daily. 0 keeps everything.
+    /// </summary>
+    public int Retention { get; set; } = Audit.AuditRetention.DefaultDays;
 }
 
 public static class StormEngineServices
@@ -50,6 +56,7 @@ public static class StormEngineServices
         services.AddSingleton<TimerSensor>();
         services.AddSingleton<ExecutionService>();
         services.AddSingleton<RulesEngine>();
+        services.AddSingleton<Audit.AuditRetention>();
         services.TryAddSingleton<IExecutionOutputStore, InMemoryExecutionOutputStore>();
         services.AddSingleton<CompletionAnnouncer>();
         services.TryAddSingleton<IConcurrencySlots, InMemoryConcurrencySlots>();

@@ -89,7 +89,7 @@ public sealed partial class RulesEngine(
         span?.SetTag(Diagnostics.StormTracing.ExecutionId, executionId);
         await executions.RequestAsync(action, parameters, executionId, instance.TraceTag, instance.Id, rule.Ref, cancellationToken, user: auth.Value.SystemUser);
         await audit.RecordRuleEnforcementAsync(new RuleEnforcementRecord(instance.Id, rule.Ref, executionId,
-            RuleEnforcementRecord.Succeeded, null, now, instance.TraceTag, auth.Value.SystemUser), cancellationToken);
+            RuleEnforcementRecord.Succeeded, null, now, instance.TraceTag, auth.Value.SystemUser, instance.OccurredAt), cancellationToken);
     }
 
     private async Task RecordFailureAsync(RuleDefinition rule, TriggerInstance instance, string reason, DateTimeOffset now, CancellationToken cancellationToken)
@@ -98,7 +98,7 @@ public sealed partial class RulesEngine(
         LogEnforcementFailed(logger, rule.Ref, instance.Id, reason);
         Diagnostics.StormMetrics.EnforcementFailed(rule.Ref);
         await audit.RecordRuleEnforcementAsync(new RuleEnforcementRecord(instance.Id, rule.Ref, null,
-            RuleEnforcementRecord.Failed, reason, now, instance.TraceTag, auth.Value.SystemUser), cancellationToken);
+            RuleEnforcementRecord.Failed, reason, now, instance.TraceTag, auth.Value.SystemUser, instance.OccurredAt), cancellationToken);
     }
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Trigger instance {Id}: {Matched} rule(s) matched")]

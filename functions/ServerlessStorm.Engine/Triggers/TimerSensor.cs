@@ -95,7 +95,7 @@ public sealed partial class TimerSensor
         // random part of a day, kept to the millisecond stores hold) tells whether that was ours, however close
         // together the copies come.
         var claim = Truncate(now).AddMilliseconds(Random.Shared.Next(ClaimSpreadMilliseconds));
-        if (await _audit.FirstAcceptedAsync($"{tick.Id}.tick", claim, cancellationToken) != claim && message.DeliveryCount <= 1)
+        if (await _audit.FirstAcceptedAsync(ClaimId(tick.Id), claim, cancellationToken) != claim && message.DeliveryCount <= 1)
         {
             LogDuplicate(_logger, tick.Id);
             return;
@@ -114,6 +114,9 @@ public sealed partial class TimerSensor
             .SetTag(Diagnostics.StormTracing.TraceTag, instance.TraceTag);
         await _dispatcher.DispatchAsync(instance, cancellationToken);
     }
+
+    /// <summary>The id under which the first copy of an occurrence's tick claims it (its trigger instance's id is the tick's).</summary>
+    public static string ClaimId(string triggerInstanceId) => $"{triggerInstanceId}.tick";
 
     private Task PublishTickAsync(TimerTick tick, DateTimeOffset now, CancellationToken cancellationToken)
     {
