@@ -44,6 +44,9 @@ public static class Permissions
     public const string DeadLetterList = "dead_letter_list";
     public const string DeadLetterReplay = "dead_letter_replay";
 
+    /// <summary>Ours, not StackStorm's (its purge is a tool run on the server): deleting audit records before a date.</summary>
+    public const string AuditPurge = "audit_purge";
+
     /// <summary>Every permission type StackStorm knows, with its resource type (the prefix of the uids it applies to).</summary>
     public static readonly IReadOnlyDictionary<string, string> ResourceTypes = BuildResourceTypes();
 
@@ -53,7 +56,7 @@ public static class Permissions
         [
             "pack_install", "pack_uninstall", "pack_create", "pack_register", "pack_config", "pack_search", "pack_views_index_health",
             "action_alias_match", "action_alias_help", ApiKeyCreate, "policy_create", "stream_view", InquiryList, InquiryRespond, InquiryView,
-            DeadLetterReplay,
+            DeadLetterReplay, AuditPurge,
         ]), StringComparer.Ordinal);
 
     /// <summary>Content that lives in a pack, where a grant on <c>pack:NAME</c> covers it.</summary>
@@ -84,6 +87,7 @@ public static class Permissions
         Add("api_key", "list", "view", "create", "modify", "delete", "all");
         Add("trace", "list", "view", "all");
         Add("dead_letter", "list", "replay");
+        Add("audit", "purge");
         Add("trigger", "list", "view", "all");
         Add("policy_type", "list", "view", "all");
         Add("policy", "list", "view", "create", "modify", "delete", "all");
