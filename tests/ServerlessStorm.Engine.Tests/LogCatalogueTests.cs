@@ -7,7 +7,8 @@ using ServerlessStorm.Testing;
 namespace ServerlessStorm.Engine.Tests;
 
 /// <summary>
-/// The log catalogue: alerts and queries key on its EventIds, so they must stay unique and every log must come from it.
+/// The log catalogue: alerts and queries key on its EventIds, so they must stay unique, every log must come from it,
+/// and the operators' table in docs/observability.md must list each of them.
 /// </summary>
 public sealed partial class LogCatalogueTests
 {
@@ -56,9 +57,53 @@ public sealed partial class LogCatalogueTests
         Assert.True(elsewhere.Count == 0, "[LoggerMessage] outside StormLogs.cs (move it into the catalogue with a new EventId): " + string.Join(", ", elsewhere));
     }
 
+    [Fact]
+    public void ObservabilityDoc_ListsEveryEvent_WithItsNameAndLevel()
+    {
+        var rows = LogEventRows(File.ReadAllText(Path.Combine(RepositoryPaths.Root, "docs", "observability.md")));
+        var problems = new List<string>();
+        foreach (var (method, log) in Events)
+        {
+            if (!rows.TryGetValue(log.EventId, out var row))
+            {
+                problems.Add($"{log.EventId} {log.EventName} is not in the table");
+            }
+            else if (row.Name != log.EventName || row.Level != log.Level.ToString())
+            {
+                problems.Add($"{log.EventId} is listed as {row.Name} ({row.Level}), but is {log.EventName} ({log.Level})");
+            }
+        }
+
+        // A row no event has any more would send an operator looking for a log that never comes.
+        problems.AddRange(rows.Keys.Except(Events.Select(e => e.Log.EventId)).Select(id => $"{id} is listed but not in StormLogs"));
+
+        Assert.True(problems.Count == 0, "docs/observability.md, \"Log events\": " + string.Join("; ", problems));
+    }
+
+    /// <summary>The "Log events" section's rows <c>| id | `name` | level | meaning |</c>, by EventId.</summary>
+    private static Dictionary<int, (string Name, string Level)> LogEventRows(string markdown)
+    {
+        var start = markdown.IndexOf("\n## Log events", StringComparison.Ordinal);
+        Assert.True(start >= 0, "docs/observability.md has no \"## Log events\" section");
+        var end = markdown.IndexOf("\n## ", start + 1, StringComparison.Ordinal);
+        var section = end < 0 ? markdown[start..] : markdown[start..end];
+
+        var rows = new Dictionary<int, (string, string)>();
+        foreach (Match row in LogEventRow().Matches(section))
+        {
+            var id = int.Parse(row.Groups["id"].Value, System.Globalization.CultureInfo.InvariantCulture);
+            Assert.True(rows.TryAdd(id, (row.Groups["name"].Value, row.Groups["level"].Value)), $"EventId {id} is listed twice");
+        }
+
+        return rows;
+    }
+
     private static bool IsBuildOutput(string root, string file) =>
         Path.GetRelativePath(root, file).Split(Path.DirectorySeparatorChar).Any(part => part is "bin" or "obj");
 
     [GeneratedRegex(@"\[\s*(Microsoft\.Extensions\.Logging\.)?LoggerMessage(Attribute)?\b")]
     private static partial Regex LoggerMessageDeclaration();
+
+    [GeneratedRegex(@"^\|\s*(?<id>\d+)\s*\|\s*`(?<name>\w+)`\s*\|\s*(?<level>\w+)\s*\|", RegexOptions.Multiline)]
+    private static partial Regex LogEventRow();
 }

@@ -17,6 +17,7 @@ namespace ServerlessStorm.Engine.Diagnostics;
 /// hundred: 1000 webhooks, 1100 timers, 1200 rules, 1300 executions and workers, 1400 workflows (none yet),
 /// 1500 inquiries, 1600 audit, 1700 bus and messaging, 1800 API, authentication and authorization, 1900 hosting.
 /// </para>
+/// <para>docs/observability.md lists every event; a test keeps that table and this file in step.</para>
 /// </remarks>
 public static partial class StormLogs
 {
