@@ -2,6 +2,7 @@ using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Executions;
 using ServerlessStorm.Engine.Triggers;
 
@@ -31,7 +32,7 @@ public sealed class TimerFunctions(TimerSensor timers, InquiryService inquiries,
 }
 
 /// <summary>Schedules every timer's next occurrence when an instance starts (after a deployment that changed the rules, at once).</summary>
-public sealed partial class TimerArming(TimerSensor timers, ILogger<TimerArming> logger) : IHostedService
+public sealed class TimerArming(TimerSensor timers, ILogger<TimerArming> logger) : IHostedService
 {
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -44,14 +45,11 @@ public sealed partial class TimerArming(TimerSensor timers, ILogger<TimerArming>
             }
             catch (Exception ex)
             {
-                LogFailed(logger, ex);
+                logger.TimerSchedulingAtStartFailed(ex);
             }
         }, CancellationToken.None);
         return Task.CompletedTask;
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "Scheduling the timers at start failed; the hourly re-arm schedules them")]
-    private static partial void LogFailed(ILogger logger, Exception error);
 }

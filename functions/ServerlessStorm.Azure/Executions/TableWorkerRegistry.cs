@@ -3,6 +3,7 @@ using Azure.Data.Tables;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Executions;
 
 namespace ServerlessStorm.Azure.Executions;
@@ -12,7 +13,7 @@ namespace ServerlessStorm.Azure.Executions;
 /// per worker, renewed every quarter <see cref="Lease"/>. A worker whose row has lapsed (or was removed at its clean
 /// stop) is gone. One write per worker every few seconds, whatever the number of executions it runs.
 /// </summary>
-public sealed partial class TableWorkerRegistry : IWorkerRegistry, IHostedService, IAsyncDisposable
+public sealed class TableWorkerRegistry : IWorkerRegistry, IHostedService, IAsyncDisposable
 {
     private const string Partition = "w";
 
@@ -81,7 +82,7 @@ public sealed partial class TableWorkerRegistry : IWorkerRegistry, IHostedServic
                 }
                 catch (RequestFailedException ex)
                 {
-                    LogHeartbeatFailed(_logger, Self, ex.Message);
+                    _logger.WorkerLeaseNotRenewed(Self, ex.Message);
                 }
             }
         }
@@ -101,7 +102,4 @@ public sealed partial class TableWorkerRegistry : IWorkerRegistry, IHostedServic
         _stop.Dispose();
         return ValueTask.CompletedTask;
     }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Worker {Worker} could not renew its lease ({Cause}); other workers may take over its running executions")]
-    private static partial void LogHeartbeatFailed(ILogger logger, string worker, string cause);
 }

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Azure.Messaging.ServiceBus;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Messaging;
 
 namespace ServerlessStorm.Azure.Messaging;
@@ -36,7 +37,7 @@ public sealed class ServiceBusOptions
 /// after the handler succeeds, abandoned for redelivery when it throws, dead-lettered with the error after
 /// <see cref="BusOptions.MaxDeliveryCount"/> deliveries.
 /// </summary>
-public sealed partial class ServiceBusMessageBus : IMessageBus, IAsyncDisposable
+public sealed class ServiceBusMessageBus : IMessageBus, IAsyncDisposable
 {
     public const string ContentType = "application/cloudevents+json; charset=utf-8";
 
@@ -78,7 +79,7 @@ public sealed partial class ServiceBusMessageBus : IMessageBus, IAsyncDisposable
         processor.ProcessMessageAsync += args => HandleAsync(args, handler, _bus.MaxDeliveryCount, _logger);
         processor.ProcessErrorAsync += args =>
         {
-            LogProcessorError(_logger, args.EntityPath, args.ErrorSource.ToString(), args.Exception);
+            _logger.ServiceBusProcessorFailed(args.EntityPath, args.ErrorSource.ToString(), args.Exception);
             return Task.CompletedTask;
         };
         await processor.StartProcessingAsync(cancellationToken);
@@ -136,12 +137,12 @@ public sealed partial class ServiceBusMessageBus : IMessageBus, IAsyncDisposable
         {
             if (message.DeliveryCount >= maxDeliveryCount || ex is PoisonMessageException)
             {
-                LogDeadLettered(logger, message.Id, queue, message.DeliveryCount, ex);
+                logger.ServiceBusMessageDeadLettered(message.Id, queue, message.DeliveryCount, ex);
                 await settle.DeadLetter(ex is PoisonMessageException ? "Unreadable" : "HandlerFailed", DeadLetterReason.Of(ex, message.DeliveryCount));
             }
             else
             {
-                LogRetrying(logger, message.Id, queue, message.DeliveryCount, ex);
+                logger.ServiceBusMessageAbandoned(message.Id, queue, message.DeliveryCount, ex);
                 await settle.Abandon();
             }
 
@@ -245,15 +246,6 @@ public sealed partial class ServiceBusMessageBus : IMessageBus, IAsyncDisposable
 
         await _client.DisposeAsync();
     }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Message {Id} on {Queue} failed on delivery {Count}; abandoned for redelivery")]
-    private static partial void LogRetrying(ILogger logger, string id, string queue, int count, Exception error);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "Message {Id} on {Queue} failed {Count} times and was dead-lettered")]
-    private static partial void LogDeadLettered(ILogger logger, string id, string queue, int count, Exception error);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "Service Bus processor error on {Queue} ({Source})")]
-    private static partial void LogProcessorError(ILogger logger, string queue, string source, Exception error);
 }
 
 /// <summary>How one received message is settled: by a processor's event arguments, or by the Functions host's message actions.</summary>

@@ -8,6 +8,7 @@ using Azure.Storage.Queues.Models;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using ServerlessStorm.Azure.Audit;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Messaging;
 
 namespace ServerlessStorm.Azure.Messaging;
@@ -36,7 +37,7 @@ public sealed class StorageQueueOptions
 /// visible again after the retry delay, and after <see cref="BusOptions.MaxDeliveryCount"/> deliveries it moves to
 /// <c>{queue}-poison</c> (the Functions host's convention). Bodies over the queue's 64 KB limit travel as a blob.
 /// </summary>
-public sealed partial class StorageQueueMessageBus : IMessageBus
+public sealed class StorageQueueMessageBus : IMessageBus
 {
     private const int MaxInlineBytes = 48 * 1024;
     private readonly QueueServiceClient _service;
@@ -110,7 +111,7 @@ public sealed partial class StorageQueueMessageBus : IMessageBus
             }
             catch (RequestFailedException ex)
             {
-                LogReceiveFailed(_logger, queue.Name, ex);
+                _logger.QueueReceiveFailed(queue.Name, ex);
                 received = [];
             }
 
@@ -195,7 +196,7 @@ public sealed partial class StorageQueueMessageBus : IMessageBus
             }
             else
             {
-                LogRetrying(_logger, message.Id, queue.Name, (int)received.DequeueCount, ex);
+                _logger.QueueMessageRetrying(message.Id, queue.Name, (int)received.DequeueCount, ex);
                 await TryReleaseAsync(queue, received, hidden.PopReceipt, _bus.RetryDelay);
             }
         }
@@ -236,7 +237,7 @@ public sealed partial class StorageQueueMessageBus : IMessageBus
                 catch (RequestFailedException ex)
                 {
                     // It will reappear when its timeout ends, as if this consumer had died: late, not lost.
-                    LogRenewFailed(logger, received.MessageId, queue.Name, ex);
+                    logger.QueueMessageNotKeptHidden(received.MessageId, queue.Name, ex);
                 }
             });
         }
@@ -256,7 +257,7 @@ public sealed partial class StorageQueueMessageBus : IMessageBus
     {
         var deliveries = (int)received.DequeueCount;
         var reason = DeadLetterReason.Of(error, deliveries);
-        LogPoisoned(_logger, received.MessageId, queue.Name, deliveries, reason);
+        _logger.QueueMessagePoisoned(received.MessageId, queue.Name, deliveries, reason);
         var text = received.Body.ToString();
         JsonObject envelope;
         try
@@ -372,7 +373,7 @@ public sealed partial class StorageQueueMessageBus : IMessageBus
         catch (RequestFailedException ex)
         {
             // The message stays hidden until its visibility timeout ends, then comes back: late, not lost.
-            LogReleaseFailed(_logger, received.MessageId, queue.Name, ex);
+            _logger.QueueMessageNotReleased(received.MessageId, queue.Name, ex);
         }
     }
 
@@ -430,21 +431,6 @@ public sealed partial class StorageQueueMessageBus : IMessageBus
             return false;
         }
     }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Message {Id} on {Queue} failed on delivery {Count}; it will be delivered again")]
-    private static partial void LogRetrying(ILogger logger, string id, string queue, int count, Exception error);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "Message {Id} on {Queue} was moved to the poison queue after {Count} deliveries: {Reason}")]
-    private static partial void LogPoisoned(ILogger logger, string id, string queue, int count, string reason);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Receiving from {Queue} failed; retrying")]
-    private static partial void LogReceiveFailed(ILogger logger, string queue, Exception error);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not release message {Id} on {Queue}; it reappears after its visibility timeout")]
-    private static partial void LogReleaseFailed(ILogger logger, string id, string queue, Exception error);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not keep message {Id} on {Queue} hidden while it is handled; it may be delivered again meanwhile")]
-    private static partial void LogRenewFailed(ILogger logger, string id, string queue, Exception error);
 
     private sealed class Subscription(CancellationTokenSource stop, Task loop) : IAsyncDisposable
     {

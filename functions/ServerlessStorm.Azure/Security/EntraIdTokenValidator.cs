@@ -4,6 +4,7 @@ using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Protocols;
 using Microsoft.IdentityModel.Protocols.OpenIdConnect;
 using Microsoft.IdentityModel.Tokens;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Security;
 
 namespace ServerlessStorm.Azure.Security;
@@ -33,7 +34,7 @@ public sealed class EntraIdOptions
 /// rather than trusting App Service authentication's headers keeps one implementation for every host and lets it be
 /// tested offline with tokens the tests sign.
 /// </summary>
-public sealed partial class EntraIdTokenValidator : IBearerTokenValidator
+public sealed class EntraIdTokenValidator : IBearerTokenValidator
 {
     private readonly EntraIdOptions _options;
     private readonly IConfigurationManager<OpenIdConnectConfiguration> _metadata;
@@ -57,7 +58,7 @@ public sealed partial class EntraIdTokenValidator : IBearerTokenValidator
         }
         catch (InvalidOperationException ex)
         {
-            LogMetadataUnavailable(_logger, ex.Message);
+            _logger.EntraSigningKeysUnavailable(ex.Message);
             return null;
         }
 
@@ -72,23 +73,17 @@ public sealed partial class EntraIdTokenValidator : IBearerTokenValidator
         });
         if (!result.IsValid)
         {
-            LogRefused(_logger, result.Exception?.Message ?? "invalid");
+            _logger.EntraTokenRefused(result.Exception?.Message ?? "invalid");
             return null;
         }
 
         // An access token for this API names delegated scopes or app roles; an ID token, which has neither, is not one.
         if (!result.Claims.ContainsKey("scp") && !result.Claims.ContainsKey("roles"))
         {
-            LogRefused(_logger, "not an access token (no scp or roles claim)");
+            _logger.EntraTokenRefused("not an access token (no scp or roles claim)");
             return null;
         }
 
         return _options.UserClaims.Select(c => result.Claims.TryGetValue(c, out var value) ? value?.ToString() : null).FirstOrDefault(v => !string.IsNullOrEmpty(v));
     }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "An Entra ID token was refused: {Reason}")]
-    private static partial void LogRefused(ILogger logger, string reason);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "Entra ID's signing keys could not be read: {Reason}")]
-    private static partial void LogMetadataUnavailable(ILogger logger, string reason);
 }

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Security;
 
 namespace ServerlessStorm.Engine.Api;
@@ -30,7 +31,7 @@ public sealed class ApiOptions
 /// and calls the route's handler. A host turns its HTTP request into an <see cref="ApiRequest"/> and writes back the
 /// <see cref="ApiResponse"/>; it adds nothing else.
 /// </summary>
-public sealed partial class ApiGateway
+public sealed class ApiGateway
 {
     private readonly IReadOnlyList<ApiRoute> _routes;
     private readonly ApiAuthenticator _authenticator;
@@ -71,7 +72,7 @@ public sealed partial class ApiGateway
     {
         if (BrowserRefusal(request, origin) is { } refusal)
         {
-            LogRefused(_logger, request.Method, request.Path, refusal.StatusCode, Fault(refusal));
+            _logger.ApiRequestRefused(request.Method, request.Path, refusal.StatusCode, Fault(refusal));
             return refusal;
         }
 
@@ -88,7 +89,7 @@ public sealed partial class ApiGateway
         var outcome = await _authenticator.AuthenticateAsync(request, match.Route?.Auth ?? RouteAuth.Credentials, cancellationToken, hook);
         if (outcome.Caller is not { } caller)
         {
-            LogUnauthenticated(_logger, request.Method, request.Path, outcome.Failure!);
+            _logger.ApiRequestUnauthenticated(request.Method, request.Path, outcome.Failure!);
             if (outcome.RecordRefusal)
             {
                 return await _api.RefuseWebhookAsync(hook!, request.Headers, request.Body, outcome.Failure!, cancellationToken);
@@ -193,10 +194,4 @@ public sealed partial class ApiGateway
     }
 
     private static string Fault(ApiResponse response) => response.Body?["faultstring"]?.GetValue<string>() ?? "";
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Refused {Method} {Path} with {Status}: {Reason}")]
-    private static partial void LogRefused(ILogger logger, string method, string path, int status, string reason);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Unauthenticated {Method} {Path} refused: {Reason}")]
-    private static partial void LogUnauthenticated(ILogger logger, string method, string path, string reason);
 }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Messaging;
 using ServerlessStorm.Engine.Security;
 
@@ -72,7 +73,7 @@ public sealed partial class StormApi
             total += count;
         }
 
-        LogReplayed(logger, caller.User, total, id ?? "(all)");
+        logger.DeadLettersReplayed(caller.User, total, id ?? "(all)");
         return id is not null && total == 0
             ? ApiResponse.Fault(404, $"no dead-lettered message has id '{id}'")
             : new ApiResponse(200, new JsonObject { ["replayed"] = total, ["queues"] = replayed });
@@ -80,7 +81,4 @@ public sealed partial class StormApi
 
     private static string[]? DeadLetterQueuesFor(string? queue) =>
         string.IsNullOrEmpty(queue) ? DeadLetterQueues : DeadLetterQueues.Contains(queue, StringComparer.Ordinal) ? [queue] : null;
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "{User} replayed {Count} dead-lettered message(s): {Which}")]
-    private static partial void LogReplayed(ILogger logger, string user, int count, string which);
 }

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using ServerlessStorm.Engine.Audit;
 using ServerlessStorm.Engine.Datastore;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Json;
 using ServerlessStorm.Engine.Executions;
 using ServerlessStorm.Engine.Packs;
@@ -332,7 +333,7 @@ public sealed partial class StormApi(WebhookSensor webhooks, ExecutionService ex
             }
 
             await datastore.SetAsync(scope, StoredName(name, owner), value, secret, ttl, cancellationToken);
-            LogKeyChanged(logger, "set", scope, name, owner ?? "", caller.User);
+            logger.DatastoreKeyChanged("set", scope, name, owner ?? "", caller.User);
             var stored = await datastore.GetAsync(scope, StoredName(name, owner), decrypt: false, cancellationToken);
             return new ApiResponse(200, KeyView(stored!, decrypted: false, owner));
         });
@@ -353,7 +354,7 @@ public sealed partial class StormApi(WebhookSensor webhooks, ExecutionService ex
                 return ApiResponse.Fault(404, $"key '{name}' does not exist in scope {scope}");
             }
 
-            LogKeyChanged(logger, "deleted", scope, name, owner ?? "", caller.User);
+            logger.DatastoreKeyChanged("deleted", scope, name, owner ?? "", caller.User);
             return new ApiResponse(200, new JsonObject { ["deleted"] = name, ["scope"] = scope });
         });
 
@@ -401,7 +402,7 @@ public sealed partial class StormApi(WebhookSensor webhooks, ExecutionService ex
 
     private ApiResponse Denied(Caller caller, string message)
     {
-        LogAdminOnly(logger, caller.User, message);
+        logger.AdminOnlyDenied(caller.User, message);
         return ApiResponse.Fault(403, message);
     }
 
@@ -600,10 +601,4 @@ public sealed partial class StormApi(WebhookSensor webhooks, ExecutionService ex
     private static ApiResponse QueryFault(IReadOnlyDictionary<string, string?> query, IReadOnlyCollection<string> statuses) =>
         ApiResponse.Fault(400, $"invalid query {string.Join("&", query.Select(q => $"{q.Key}={q.Value}"))}: status is one of {string.Join(", ", statuses)}; " +
             $"limit is 1-{MaxListLimit}; since and until are ISO 8601 times");
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Datastore key {Scope}:{Owner}:{Name} {Change} by {User}")]
-    private static partial void LogKeyChanged(ILogger logger, string change, string scope, string name, string owner, string user);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Denied: user {User}: {Reason}")]
-    private static partial void LogAdminOnly(ILogger logger, string user, string reason);
 }

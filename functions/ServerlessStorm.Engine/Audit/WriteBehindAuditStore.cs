@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Executions;
 
 namespace ServerlessStorm.Engine.Audit;
@@ -46,7 +47,7 @@ public sealed class WriteBehindOptions
 /// traces first wait until everything written before them is stored. A process that dies loses nothing it
 /// accepted: the next start stores what the journal holds before anything else.
 /// </summary>
-public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposable
+public sealed class WriteBehindAuditStore : IAuditStore, IAsyncDisposable
 {
     private const string VersionPrefix = "wb:";
 
@@ -126,7 +127,7 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
 
         if (left.Count > 0)
         {
-            LogTakingUp(_logger, left.Count, journalDirectory);
+            _logger.AuditJournalTakenUp(left.Count, journalDirectory);
             Signal();
         }
 
@@ -542,7 +543,7 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
             {
                 if (pending > 0)
                 {
-                    LogLeftInJournal(_logger, pending);
+                    _logger.AuditWritesLeftInJournal(pending);
                 }
 
                 return;
@@ -593,7 +594,7 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             // What the segments hold is in their files, synced or not; without a spare the next one is made on the path.
-            LogSpareSegmentFailed(_logger, ex);
+            _logger.AuditJournalSegmentUpkeepFailed(ex);
         }
 
         var failed = 0;
@@ -615,7 +616,7 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
                 // Once per outage, with its cause: a stack trace per record would bury everything else.
                 if (Interlocked.Exchange(ref _outage, 1) == 0)
                 {
-                    LogStorageUnavailable(_logger, kind, id, Diagnostics.ExceptionCause.Of(ex));
+                    _logger.AuditStorageUnavailable(kind, id, Diagnostics.ExceptionCause.Of(ex));
                 }
 
                 lock (_gate)
@@ -653,7 +654,7 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
         {
             if (Interlocked.Exchange(ref _outage, 0) == 1)
             {
-                LogStorageBack(_logger);
+                _logger.AuditStorageAvailableAgain();
             }
 
             try
@@ -663,7 +664,7 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
             catch (IOException ex)
             {
                 // Left segments are stored again at the next start, which is harmless: every write is idempotent.
-                LogStoreFailed(_logger, ex, "journal segment", lastSegment.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                _logger.AuditStoreFailed(ex, "journal segment", lastSegment.ToString(System.Globalization.CultureInfo.InvariantCulture));
             }
         }
 
@@ -768,22 +769,4 @@ public sealed partial class WriteBehindAuditStore : IAuditStore, IAsyncDisposabl
 
         public TriggerInstanceEntry Snapshot() => new() { Record = Record is null ? null : Copy(Record, Record.Status, Record.Reason), StatusChange = StatusChange };
     }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Taking up {Count} audit writes an earlier process left in the journal {Directory}")]
-    private static partial void LogTakingUp(ILogger logger, int count, string directory);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Storage is not taking the audit ({Kind} {Id}: {Cause}); writes stay in the journal and are tried again until it does")]
-    private static partial void LogStorageUnavailable(ILogger logger, string kind, string id, string cause);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Storage takes the audit again; what the journal held is stored")]
-    private static partial void LogStorageBack(ILogger logger);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Storing the audit's {Kind} {Id} failed; it stays in the journal and is tried again")]
-    private static partial void LogStoreFailed(ILogger logger, Exception exception, string kind, string id);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Closing the audit journal's written segments or preparing its next one failed; the store goes on")]
-    private static partial void LogSpareSegmentFailed(ILogger logger, Exception exception);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "Stopping with {Count} audit writes not stored; they stay in the journal and are stored at the next start")]
-    private static partial void LogLeftInJournal(ILogger logger, int count);
 }

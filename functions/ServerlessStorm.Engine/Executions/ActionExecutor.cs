@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using ServerlessStorm.Engine.Actions;
 using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Json;
 using ServerlessStorm.Engine.Messaging;
 using ServerlessStorm.Engine.Packs;
@@ -25,7 +26,7 @@ public sealed class ExecutorOptions
 /// audit's concurrency token so a duplicate delivery cannot run it twice at once), runs the runner, records the
 /// result and gives the slots back. A redelivered request for a finished execution is acknowledged without running anything.
 /// </summary>
-public sealed partial class ActionExecutor(
+public sealed class ActionExecutor(
     PackCatalog catalog,
     RunnerRegistry runners,
     IAuditStore audit,
@@ -81,7 +82,7 @@ public sealed partial class ActionExecutor(
             .Concat(await datastore.AllSecretValuesAsync(cancellationToken)));
         if (action is not null && SecretMasker.TooShortToMask(action, parameters) is { Count: > 0 } tooShort)
         {
-            LogSecretTooShort(logger, record.Id, string.Join(", ", tooShort), SecretMasker.MinimumLength);
+            logger.ExecutionSecretTooShortToSearch(record.Id, string.Join(", ", tooShort), SecretMasker.MinimumLength);
         }
 
         RunnerResult outcome;
@@ -118,7 +119,7 @@ public sealed partial class ActionExecutor(
             }
             catch (Exception ex)
             {
-                LogRunnerCrashed(logger, record.Id, request.ActionRef, ex);
+                logger.ExecutionRunnerThrew(record.Id, request.ActionRef, ex);
                 outcome = new RunnerResult(ExecutionStatus.Failed, [], $"{ex.GetType().Name}: {ex.Message}");
             }
             finally
@@ -293,14 +294,14 @@ public sealed partial class ActionExecutor(
                     ?? throw new InvalidOperationException($"execution {request.ExecutionId} is not in the audit yet");
             if (ExecutionStatus.IsTerminal(record.Status))
             {
-                LogAlreadyFinished(logger, record.Id, record.Status);
+                logger.ExecutionAlreadyFinished(record.Id, record.Status);
                 return (null, record);
             }
 
             if (record.Status == ExecutionStatus.Pending)
             {
                 // An inquiry that already asked: it now waits for a person, not for a runner.
-                LogAlreadyFinished(logger, record.Id, record.Status);
+                logger.ExecutionAlreadyFinished(record.Id, record.Status);
                 return (null, null);
             }
 
@@ -310,7 +311,7 @@ public sealed partial class ActionExecutor(
                     && record.Worker is { } worker && await workers.IsGoneAsync(worker, cancellationToken));
             if (abandoned && record.Status is ExecutionStatus.Running && record.Worker is { } lost && lost != workers.Self)
             {
-                LogTakingOver(logger, record.Id, lost);
+                logger.ExecutionTakenOver(record.Id, lost);
             }
 
             if (record.Status == ExecutionStatus.Canceling && abandoned)
@@ -330,7 +331,7 @@ public sealed partial class ActionExecutor(
                 // A duplicate request while another worker runs it; that worker records the outcome. Unless that
                 // worker died: so the request comes back when a live worker would have finished or killed it, and
                 // then finds it finished, or abandoned and takes it over. (A workflow ends on its own engine.)
-                LogAlreadyRunning(logger, record.Id);
+                logger.ExecutionAlreadyRunning(record.Id);
                 if (record.RunnerType != Workflows.WorkflowDefinition.RunnerType && !takeOver)
                 {
                     var runningSince = record.History.LastOrDefault(h => h.Status == ExecutionStatus.Running)?.At ?? record.StartTimestamp;
@@ -395,7 +396,7 @@ public sealed partial class ActionExecutor(
                 return (false, null);
             }
 
-            LogPolicyCanceled(logger, record.Id, policy.Ref);
+            logger.ExecutionCanceledByPolicy(record.Id, policy.Ref);
             return (true, record);
         }
 
@@ -407,7 +408,7 @@ public sealed partial class ActionExecutor(
                 return (false, null);
             }
 
-            LogPolicyDelayed(logger, record.Id, policy.Ref);
+            logger.ExecutionDelayedByPolicy(record.Id, policy.Ref);
         }
 
         await executions.RequeueAsync(request, options.Value.ConcurrencyRecheckInterval, cancellationToken);
@@ -424,7 +425,7 @@ public sealed partial class ActionExecutor(
                 await Task.Delay(options.Value.CancelPollInterval, time, stop);
                 if ((await audit.GetExecutionAsync(executionId, stop))?.Status == ExecutionStatus.Canceling)
                 {
-                    LogCanceling(logger, executionId);
+                    logger.ExecutionCancelRequested(executionId);
                     await cancel.CancelAsync();
                     return;
                 }
@@ -459,7 +460,7 @@ public sealed partial class ActionExecutor(
             record.Transition(outcome.Status, time.GetUtcNow());
             if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
             {
-                LogFinished(logger, record.Id, record.ActionRef, record.Status);
+                logger.ExecutionFinished(record.Id, record.ActionRef, record.Status);
                 if (ExecutionStatus.IsTerminal(record.Status))
                 {
                     Diagnostics.StormMetrics.ExecutionFinished(record);
@@ -479,31 +480,4 @@ public sealed partial class ActionExecutor(
 
         return null;
     }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Execution {Id}: secret parameter(s) {Names} have a value shorter than {Minimum} characters; it is masked where it is kept, but not searched for in the output")]
-    private static partial void LogSecretTooShort(ILogger logger, string id, string names, int minimum);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Execution {Id} ({Action}) finished: {Status}")]
-    private static partial void LogFinished(ILogger logger, string id, string action, string status);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Execution {Id} is already {Status}; the duplicate request is ignored")]
-    private static partial void LogAlreadyFinished(ILogger logger, string id, string status);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Execution {Id} is already running elsewhere; the duplicate request is ignored")]
-    private static partial void LogAlreadyRunning(ILogger logger, string id);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Execution {Id} was running on worker {Worker}, which is gone; running it again here")]
-    private static partial void LogTakingOver(ILogger logger, string id, string worker);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Execution {Id} was asked to cancel; stopping its runner")]
-    private static partial void LogCanceling(ILogger logger, string id);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Execution {Id} is delayed by concurrency policy {Policy} until a slot frees")]
-    private static partial void LogPolicyDelayed(ILogger logger, string id, string policy);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Execution {Id} is canceled by concurrency policy {Policy}")]
-    private static partial void LogPolicyCanceled(ILogger logger, string id, string policy);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "The runner of execution {Id} ({Action}) threw")]
-    private static partial void LogRunnerCrashed(ILogger logger, string id, string action, Exception error);
 }

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using ServerlessStorm.Engine.Api;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Expressions;
 using ServerlessStorm.Engine.Expressions.Runtime;
 using ServerlessStorm.Engine.Packs;
@@ -15,7 +16,7 @@ namespace ServerlessStorm.Engine.Executions;
 /// Trigger-instance ids come from the execution, so announcing twice (after a redelivery) enforces rules once.
 /// Parameters and results are the audit's, so secrets are already masked.
 /// </summary>
-public sealed partial class CompletionAnnouncer(PackCatalog catalog, TriggerDispatcher dispatcher, ILogger<CompletionAnnouncer> logger)
+public sealed class CompletionAnnouncer(PackCatalog catalog, TriggerDispatcher dispatcher, ILogger<CompletionAnnouncer> logger)
 {
     private readonly bool _actionTriggerHasListeners = catalog.RulesFor(CoreTriggers.ActionTrigger, null).Any(r => r.Enabled);
     private readonly bool _inquiryTriggerHasListeners = catalog.RulesFor(CoreTriggers.Inquiry, null).Any(r => r.Enabled);
@@ -77,7 +78,7 @@ public sealed partial class CompletionAnnouncer(PackCatalog catalog, TriggerDisp
             }
             catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException)
             {
-                LogNotifyRenderFailed(logger, execution.Id, setting.When, ex.Message);
+                logger.ExecutionNotifyNotRendered(execution.Id, setting.When, ex.Message);
                 message = $"(the notify message could not be rendered: {ex.Message})";
                 data = new JsonObject();
             }
@@ -109,7 +110,4 @@ public sealed partial class CompletionAnnouncer(PackCatalog catalog, TriggerDisp
             }
         }
     }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Execution {Id}: the {When} notify message could not be rendered: {Error}")]
-    private static partial void LogNotifyRenderFailed(ILogger logger, string id, string when, string error);
 }

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using ServerlessStorm.Engine.Actions.Runners;
 using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Json;
 using ServerlessStorm.Engine.Packs;
 
@@ -25,7 +26,7 @@ public sealed class InquiryRefusedException(int status, string message, IReadOnl
 /// API and the action trigger, as StackStorm masks it. The workflow that asked gets it sealed, so its next task can
 /// use it and the workflow's own history holds only ciphertext.
 /// </remarks>
-public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audit, CompletionAnnouncer announcer, TimeProvider time, ILogger<InquiryService> logger,
+public sealed class InquiryService(PackCatalog catalog, IAuditStore audit, CompletionAnnouncer announcer, TimeProvider time, ILogger<InquiryService> logger,
     Datastore.KeyValueService datastore, Workflows.IWorkflowControl? workflows = null, Security.Rbac.AccessPolicy? access = null)
 {
     /// <summary>The longest time to live the sweep looks back for (a pending inquiry older than this is not found by it).</summary>
@@ -116,7 +117,7 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
             record.Transition(ExecutionStatus.Succeeded, time.GetUtcNow());
             if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
             {
-                LogAnswered(logger, id, user);
+                logger.InquiryAnswered(id, user);
                 await EndedAsync(record, cancellationToken);
                 return record;
             }
@@ -175,7 +176,7 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
             return null;
         }
 
-        LogExpired(logger, record.Id);
+        logger.InquiryTimedOut(record.Id);
         await EndedAsync(record, cancellationToken);
         return record;
     }
@@ -269,10 +270,4 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
             ? since.Value + TimeSpan.FromMinutes(minutes)
             : null;
     }
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Inquiry {Id} answered by {User}")]
-    private static partial void LogAnswered(ILogger logger, string id, string user);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Inquiry {Id} timed out without a response")]
-    private static partial void LogExpired(ILogger logger, string id);
 }

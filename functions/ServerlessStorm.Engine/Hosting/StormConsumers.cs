@@ -15,7 +15,7 @@ namespace ServerlessStorm.Engine.Hosting;
 /// executor, and, when this delivery is the last the bus makes before dead-lettering it, mark its trigger instance or
 /// execution in the audit with the reason, so the audit shows why the work stopped and how to resume it.
 /// </summary>
-public sealed partial class StormConsumers(RulesEngine rules, ActionExecutor executor, IAuditStore audit, IOptions<BusOptions> bus, TimeProvider time, ILogger<StormConsumers> logger)
+public sealed class StormConsumers(RulesEngine rules, ActionExecutor executor, IAuditStore audit, IOptions<BusOptions> bus, TimeProvider time, ILogger<StormConsumers> logger)
 {
     public async Task HandleTriggerInstanceAsync(BusMessage message, CancellationToken cancellationToken)
     {
@@ -102,10 +102,7 @@ public sealed partial class StormConsumers(RulesEngine rules, ActionExecutor exe
         }
         catch (Exception ex)
         {
-            LogMarkFailed(logger, id, ExceptionCause.Of(ex));
+            logger.AuditDeadLetterNotMarked(id, ExceptionCause.Of(ex));
         }
     }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Id} is dead-lettered, but the audit could not be marked ({Cause}); the dead-letter list has the reason")]
-    private static partial void LogMarkFailed(ILogger logger, string id, string cause);
 }

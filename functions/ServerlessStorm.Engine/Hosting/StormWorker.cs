@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Executions;
 using ServerlessStorm.Engine.Messaging;
 using ServerlessStorm.Engine.Rules;
@@ -12,7 +13,7 @@ namespace ServerlessStorm.Engine.Hosting;
 /// the action executor on the executions queue, the timer sensor on the timers queue (its ticks scheduled at start
 /// and again every <see cref="TimerRearmInterval"/>), and a sweep that times out inquiries past their time to live.
 /// </summary>
-public sealed partial class StormWorker(
+public sealed class StormWorker(
     IMessageBus bus,
     StormConsumers consumers,
     TimerSensor timers,
@@ -32,7 +33,7 @@ public sealed partial class StormWorker(
         await using var executionSubscription = await bus.SubscribeAsync(StormQueues.Executions,
             (message, ct) => consumers.HandleExecutionRequestAsync(message, ct), stoppingToken);
         await using var timerSubscription = await bus.SubscribeAsync(StormQueues.Timers, timers.HandleTickAsync, stoppingToken);
-        LogStarted(logger);
+        logger.EngineStarted();
         var sweep = SweepInquiriesAsync(stoppingToken);
         try
         {
@@ -58,7 +59,7 @@ public sealed partial class StormWorker(
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
-                    LogSweepFailed(logger, ex);
+                    logger.InquirySweepFailed(ex);
                 }
             }
         }
@@ -86,7 +87,7 @@ public sealed partial class StormWorker(
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
                     // What is scheduled stays scheduled; the next round schedules what this one could not.
-                    LogTimerFailed(logger, ex);
+                    logger.TimerSchedulingFailed(ex);
                 }
             }
             while (await rearm.WaitForNextTickAsync(stoppingToken));
@@ -95,13 +96,4 @@ public sealed partial class StormWorker(
         {
         }
     }
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Rules engine, action runners and timers are running")]
-    private static partial void LogStarted(ILogger logger);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "Timing out expired inquiries failed; the next sweep tries again")]
-    private static partial void LogSweepFailed(ILogger logger, Exception error);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "Scheduling the timers' next occurrences failed; the next round tries again")]
-    private static partial void LogTimerFailed(ILogger logger, Exception error);
 }

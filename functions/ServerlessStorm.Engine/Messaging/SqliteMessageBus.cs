@@ -3,6 +3,7 @@ using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Local;
 
 namespace ServerlessStorm.Engine.Messaging;
@@ -14,7 +15,7 @@ namespace ServerlessStorm.Engine.Messaging;
 /// within the process goes through memory (no polling). A message whose handler keeps failing, or that cannot be read,
 /// moves to the dead letters with the reason, where <see cref="ReplayDeadLettersAsync"/> finds it.
 /// </summary>
-public partial class SqliteMessageBus : IMessageBus, IAsyncDisposable
+public class SqliteMessageBus : IMessageBus, IAsyncDisposable
 {
     public const string FileName = "bus.db";
 
@@ -85,7 +86,7 @@ public partial class SqliteMessageBus : IMessageBus, IAsyncDisposable
         bus.Recovered = left.Count;
         if (left.Count > 0)
         {
-            LogRecovered(bus._logger, left.Count, database.FullPath);
+            bus._logger.LocalMessagesRecovered(left.Count, database.FullPath);
         }
 
         return bus;
@@ -262,7 +263,7 @@ public partial class SqliteMessageBus : IMessageBus, IAsyncDisposable
             catch (Exception ex) when (ex is SqliteException or ObjectDisposedException)
             {
                 // Handled but still in the file: the next start delivers them again, and the handlers are idempotent.
-                LogAcknowledgeFailed(_logger, batch.Count, batch[0].Queue, ex.Message);
+                _logger.LocalMessageOutcomeNotWritten(batch.Count, batch[0].Queue, ex.Message);
             }
 
             if (!_handled.IsEmpty && !closing)
@@ -289,7 +290,7 @@ public partial class SqliteMessageBus : IMessageBus, IAsyncDisposable
                         ("$deliveries", message.DeliveryCount), ("$reason", reason), ("$at", at), ("$seq", failed.Seq));
                     return move.ExecuteNonQuery();
                 });
-                LogDeadLettered(_logger, message.Id, queue, message.DeliveryCount, reason);
+                _logger.LocalMessageDeadLettered(message.Id, queue, message.DeliveryCount, reason);
                 return;
             }
 
@@ -303,14 +304,14 @@ public partial class SqliteMessageBus : IMessageBus, IAsyncDisposable
         }
         catch (Exception ex) when (ex is SqliteException or ObjectDisposedException)
         {
-            LogAcknowledgeFailed(_logger, 1, queue, ex.Message);
+            _logger.LocalMessageOutcomeNotWritten(1, queue, ex.Message);
             if (deadLetter)
             {
                 return;
             }
         }
 
-        LogRetrying(_logger, message.Id, queue, message.DeliveryCount, Diagnostics.ExceptionCause.Of(error));
+        _logger.LocalMessageRetrying(message.Id, queue, message.DeliveryCount, Diagnostics.ExceptionCause.Of(error));
         Schedule(queue, failed, _options.RetryDelay);
     }
 
@@ -324,18 +325,6 @@ public partial class SqliteMessageBus : IMessageBus, IAsyncDisposable
     }
 
     private sealed record Stored(long Seq, BusMessage Message);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Message {Id} on {Queue} failed on delivery {Count} ({Cause}); it will be delivered again")]
-    private static partial void LogRetrying(ILogger logger, string id, string queue, int count, string cause);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "Message {Id} on {Queue} was dead-lettered after {Count} deliveries: {Reason}")]
-    private static partial void LogDeadLettered(ILogger logger, string id, string queue, int count, string reason);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Count} message(s) on {Queue}: their outcome could not be written to the local bus file ({Cause}); they may be delivered again")]
-    private static partial void LogAcknowledgeFailed(ILogger logger, int count, string queue, string cause);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "{Count} message(s) an earlier run had accepted and not finished are queued again (from {File})")]
-    private static partial void LogRecovered(ILogger logger, int count, string file);
 
     private sealed class Subscription(CancellationTokenSource stop, Task[] workers) : IAsyncDisposable
     {

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Logging;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Expressions;
 using ServerlessStorm.Engine.Expressions.Runtime;
 using ServerlessStorm.Engine.Packs;
@@ -17,7 +18,7 @@ public sealed record RuleMatch(bool IsMatch, string? Reason)
 /// Evaluates a rule's criteria against a trigger payload, criterion by criterion, exactly as StackStorm's rule filter
 /// does; all must match. This is the reference evaluator: the compiled matcher must agree with it on every input.
 /// </summary>
-public sealed partial class RuleMatcher(ILogger<RuleMatcher> logger, IKeyValueLookup? keyValues = null)
+public sealed class RuleMatcher(ILogger<RuleMatcher> logger, IKeyValueLookup? keyValues = null)
 {
     public const string TriggerRoot = "trigger";
     public const string ItemRoot = "item";
@@ -72,7 +73,7 @@ public sealed partial class RuleMatcher(ILogger<RuleMatcher> logger, IKeyValueLo
         }
         catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException)
         {
-            LogPatternFailed(logger, ruleRef, criterion.Key, ex.Message);
+            logger.RuleCriterionPatternNotRendered(ruleRef, criterion.Key, ex.Message);
             return (false, $"{Label()}: its pattern could not be rendered: {ex.Message}");
         }
 
@@ -85,13 +86,13 @@ public sealed partial class RuleMatcher(ILogger<RuleMatcher> logger, IKeyValueLo
         }
         catch (RegexMatchTimeoutException)
         {
-            LogRegexTimeout(logger, ruleRef, criterion.Key);
+            logger.RuleCriterionRegexTimedOut(ruleRef, criterion.Key);
             return (false, $"{Label()}: the regex timed out");
         }
         catch (Exception ex) when (ex is PyTypeError or ArgumentException)
         {
             // Python raises here (a TypeError, a bad regex); StackStorm counts the criterion as not matched.
-            LogCriterionError(logger, ruleRef, criterion.Key, ex.Message);
+            logger.RuleCriterionNotEvaluated(ruleRef, criterion.Key, ex.Message);
             return (false, $"{Label()}: {ex.Message}");
         }
     }
@@ -118,13 +119,4 @@ public sealed partial class RuleMatcher(ILogger<RuleMatcher> logger, IKeyValueLo
         bool ItemMatches(List<bool> r) => anyPattern ? r.Any(x => x) : r.All(x => x);
         return anyItem ? results.Any(ItemMatches) : results.All(ItemMatches);
     }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Rule {Rule}: the regex of criterion {Key} timed out; counted as no match")]
-    private static partial void LogRegexTimeout(ILogger logger, string rule, string key);
-
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Rule {Rule}: criterion {Key} could not be evaluated ({Error}); counted as no match")]
-    private static partial void LogCriterionError(ILogger logger, string rule, string key, string error);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Rule {Rule}: the pattern of criterion {Key} could not be rendered ({Error}); counted as no match")]
-    private static partial void LogPatternFailed(ILogger logger, string rule, string key, string error);
 }

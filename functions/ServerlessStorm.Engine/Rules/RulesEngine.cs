@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using ServerlessStorm.Engine.Actions;
 using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Executions;
 using ServerlessStorm.Engine.Expressions;
 using ServerlessStorm.Engine.Expressions.Runtime;
@@ -14,7 +15,7 @@ namespace ServerlessStorm.Engine.Rules;
 /// <see cref="IRuleEvaluator"/>) and enforces the ones that match: renders the action parameters from the payload and
 /// requests the execution. Every enforcement, and every failure to enforce, is recorded with its reason.
 /// </summary>
-public sealed partial class RulesEngine(
+public sealed class RulesEngine(
     PackCatalog catalog,
     IRuleEvaluator rules,
     RunnerRegistry runners,
@@ -38,7 +39,7 @@ public sealed partial class RulesEngine(
                 await EnforceAsync(rule, instance, cancellationToken);
             }
 
-            LogProcessed(logger, instance.Id, matched.Count);
+            logger.RulesEvaluated(instance.Id, matched.Count);
             await processing;
             await audit.UpdateTriggerInstanceStatusAsync(instance.Id, instance.OccurredAt, TriggerInstanceStatus.Processed, null, cancellationToken);
         }
@@ -95,15 +96,9 @@ public sealed partial class RulesEngine(
     private async Task RecordFailureAsync(RuleDefinition rule, TriggerInstance instance, string reason, DateTimeOffset now, CancellationToken cancellationToken)
     {
         Diagnostics.StormTracing.Fail(System.Diagnostics.Activity.Current, "the rule could not be enforced (the rule enforcement record has the reason)");
-        LogEnforcementFailed(logger, rule.Ref, instance.Id, reason);
+        logger.RuleEnforcementFailed(rule.Ref, instance.Id, reason);
         Diagnostics.StormMetrics.EnforcementFailed(rule.Ref);
         await audit.RecordRuleEnforcementAsync(new RuleEnforcementRecord(instance.Id, rule.Ref, null,
             RuleEnforcementRecord.Failed, reason, now, instance.TraceTag, auth.Value.SystemUser, instance.OccurredAt), cancellationToken);
     }
-
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Trigger instance {Id}: {Matched} rule(s) matched")]
-    private static partial void LogProcessed(ILogger logger, string id, int matched);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Rule {Rule} matched trigger instance {Id} but could not be enforced: {Reason}")]
-    private static partial void LogEnforcementFailed(ILogger logger, string rule, string id, string reason);
 }

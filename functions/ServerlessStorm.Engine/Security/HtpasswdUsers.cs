@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using ServerlessStorm.Engine.Diagnostics;
 
 namespace ServerlessStorm.Engine.Security;
 
@@ -18,7 +19,7 @@ public interface IUserBackend
 /// Plain-text and DES-crypt lines are refused and logged: they are readable or breakable by anyone who sees the file.
 /// The file is read again when it changes, so users are added without a restart.
 /// </summary>
-public sealed partial class HtpasswdUserBackend(IOptions<AuthOptions> options, ILogger<HtpasswdUserBackend> logger) : IUserBackend
+public sealed class HtpasswdUserBackend(IOptions<AuthOptions> options, ILogger<HtpasswdUserBackend> logger) : IUserBackend
 {
     private readonly object _gate = new();
     private (DateTime Written, long Length, Dictionary<string, string> Hashes)? _loaded;
@@ -158,7 +159,7 @@ public sealed partial class HtpasswdUserBackend(IOptions<AuthOptions> options, I
                 var hash = colon > 0 ? line[(colon + 1)..].Trim() : "";
                 if (colon <= 0 || !(hash.StartsWith("$2", StringComparison.Ordinal) || hash.StartsWith(Apr1Magic, StringComparison.Ordinal) || hash.StartsWith("{SHA}", StringComparison.Ordinal)))
                 {
-                    LogUnusableLine(logger, path, number, colon > 0 ? line[..colon] : "(no user)");
+                    logger.HtpasswdLineSkipped(path, number, colon > 0 ? line[..colon] : "(no user)");
                     continue;
                 }
 
@@ -169,7 +170,4 @@ public sealed partial class HtpasswdUserBackend(IOptions<AuthOptions> options, I
             return hashes;
         }
     }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Path} line {Line} (user {User}) is skipped: only bcrypt (htpasswd -B), $apr1$ MD5 and {{SHA}} hashes are accepted; set the password again with htpasswd -B")]
-    private static partial void LogUnusableLine(ILogger logger, string path, int line, string user);
 }

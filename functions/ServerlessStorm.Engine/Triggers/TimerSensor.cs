@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Messaging;
 using ServerlessStorm.Engine.Packs;
 
@@ -20,7 +21,7 @@ namespace ServerlessStorm.Engine.Triggers;
 /// collapsed when they are handled: only the first to claim the occurrence schedules the next.
 /// </para>
 /// </summary>
-public sealed partial class TimerSensor
+public sealed class TimerSensor
 {
     /// <summary>The longest a tick is delayed (Storage Queues hide a message for at most 7 days); a later occurrence is reached in hops.</summary>
     public static readonly TimeSpan MaxDelay = TimeSpan.FromDays(6);
@@ -78,7 +79,7 @@ public sealed partial class TimerSensor
         if (!_timers.TryGetValue(tick.Timer, out var timer))
         {
             // Its rule was removed, disabled or changed since the tick was scheduled: the chain ends here.
-            LogRetired(_logger, tick.Timer, tick.At);
+            _logger.TimerChainEnded(tick.Timer, tick.At);
             return;
         }
 
@@ -97,7 +98,7 @@ public sealed partial class TimerSensor
         var claim = Truncate(now).AddMilliseconds(Random.Shared.Next(ClaimSpreadMilliseconds));
         if (await _audit.FirstAcceptedAsync(ClaimId(tick.Id), claim, cancellationToken) != claim && message.DeliveryCount <= 1)
         {
-            LogDuplicate(_logger, tick.Id);
+            _logger.TimerTickAlreadyHandled(tick.Id);
             return;
         }
 
@@ -140,12 +141,6 @@ public sealed partial class TimerSensor
 
     // Stores keep times to the millisecond at least, so a claim reads back equal to what was written.
     private static DateTimeOffset Truncate(DateTimeOffset time) => new(time.UtcTicks - time.UtcTicks % TimeSpan.TicksPerMillisecond, TimeSpan.Zero);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Timer {Timer}'s tick for {At} ends its chain: no enabled rule has that timer any more")]
-    private static partial void LogRetired(ILogger logger, string timer, DateTimeOffset at);
-
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Tick {Id} was already handled by another copy; this one stops")]
-    private static partial void LogDuplicate(ILogger logger, string id);
 }
 
 /// <summary>One occurrence of a timer: its key and when it falls due. Its id is the trigger instance's it fires.</summary>

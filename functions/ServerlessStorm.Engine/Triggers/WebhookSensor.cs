@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Packs;
 
 namespace ServerlessStorm.Engine.Triggers;
@@ -24,7 +25,7 @@ public sealed record WebhookOutcome(int StatusCode, JsonObject Body);
 /// The webhook sensor: turns <c>POST /api/v1/webhooks/{hook}</c> into a <c>core.st2.webhook</c> trigger instance
 /// with StackStorm's payload (<c>headers</c>, <c>body</c>). Bad bodies are refused with the reason and recorded.
 /// </summary>
-public sealed partial class WebhookSensor(
+public sealed class WebhookSensor(
     PackCatalog catalog,
     TriggerDispatcher dispatcher,
     IAuditStore audit,
@@ -105,7 +106,7 @@ public sealed partial class WebhookSensor(
         var instance = new TriggerInstance(id, CoreTriggers.Webhook, new JsonObject { ["url"] = hook },
             new JsonObject { ["headers"] = headerObject, ["body"] = parsed }, occurredAt, traceTag, user);
         await dispatcher.DispatchAsync(instance, cancellationToken);
-        LogAccepted(logger, hook, id, traceTag);
+        logger.WebhookAccepted(hook, id, traceTag);
         return new WebhookOutcome(202, new JsonObject { ["trigger_instance_id"] = id, ["trace_tag"] = traceTag });
     }
 
@@ -128,7 +129,7 @@ public sealed partial class WebhookSensor(
         {
             if (count == RecordedRefusalsPerMinute + 1)
             {
-                LogRefusalsNotRecorded(logger, hook, RecordedRefusalsPerMinute);
+                logger.WebhookRefusalsNotRecorded(hook, RecordedRefusalsPerMinute);
             }
 
             return Error(status, reason);
@@ -166,7 +167,7 @@ public sealed partial class WebhookSensor(
             Reason = reason,
             User = user,
         }, cancellationToken);
-        LogRejected(logger, hook, status, reason, id);
+        logger.WebhookRejected(hook, status, reason, id);
         Diagnostics.StormMetrics.TriggerRejected(CoreTriggers.Webhook, status);
         var outcome = Error(status, reason);
         outcome.Body["rejection_id"] = id;
@@ -244,13 +245,4 @@ public sealed partial class WebhookSensor(
     // Ids become Table Storage keys, which cannot hold these characters.
     private static bool IsUsableId(string id) =>
         id.Length is > 0 and <= 200 && !id.Any(c => char.IsControl(c) || c is '/' or '\\' or '#' or '?');
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Webhook {Hook} accepted as trigger instance {Id} (trace {TraceTag})")]
-    private static partial void LogAccepted(ILogger logger, string hook, string id, string traceTag);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Webhook {Hook}: more than {Limit} refused deliveries this minute; the rest are refused without a record")]
-    private static partial void LogRefusalsNotRecorded(ILogger logger, string hook, int limit);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Webhook {Hook} rejected with {Status}: {Reason} (recorded as {Id})")]
-    private static partial void LogRejected(ILogger logger, string hook, int status, string reason, string id);
 }

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using ServerlessStorm.Engine.Diagnostics;
 
 namespace ServerlessStorm.Engine.Security.Rbac;
 
@@ -22,7 +23,7 @@ public sealed record ResourceRef(string Uid, string? Pack = null, string? Action
 /// then the grants of the user's roles, a grant on a pack covering its actions and rules, and grants on an action
 /// covering its executions. The administrator (<see cref="AuthOptions.AdminUser"/>) always holds system_admin.
 /// </summary>
-public sealed partial class AccessPolicy(RbacDefinitions definitions, IOptions<RbacOptions> options, IOptions<AuthOptions> auth, ILogger<AccessPolicy> logger)
+public sealed class AccessPolicy(RbacDefinitions definitions, IOptions<RbacOptions> options, IOptions<AuthOptions> auth, ILogger<AccessPolicy> logger)
 {
     public bool Enabled => options.Value.Enabled;
 
@@ -49,7 +50,7 @@ public sealed partial class AccessPolicy(RbacDefinitions definitions, IOptions<R
         var message = resource is null || Permissions.Global.Contains(permission)
             ? $"User \"{user}\" doesn't have required permission \"{permission}\""
             : $"User \"{user}\" doesn't have required permission \"{permission}\" on resource \"{resource.Uid}\"";
-        LogDenied(logger, user, permission, resource?.Uid ?? "(global)");
+        logger.PermissionDenied(user, permission, resource?.Uid ?? "(global)");
         return message;
     }
 
@@ -111,7 +112,4 @@ public sealed partial class AccessPolicy(RbacDefinitions definitions, IOptions<R
         var packUid = pack is not null && Permissions.PackContent.Contains(type) ? $"pack:{pack}" : null;
         return grants.Any(g => (g.ResourceUid == uid || (packUid is not null && g.ResourceUid == packUid)) && g.PermissionTypes.Any(accepted.Contains));
     }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Denied: user {User} lacks {Permission} on {Resource}")]
-    private static partial void LogDenied(ILogger logger, string user, string permission, string resource);
 }
