@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Security;
 
 namespace ServerlessStorm.Engine.Api;
@@ -30,7 +31,7 @@ public sealed partial class StormApi
         }
 
         var summary = await retention.PurgeAsync(before, PurgeRequestBudget, progress: null, cancellationToken);
-        LogPurged(logger, caller.User, text, summary.Days.Count, summary.Executions, summary.More);
+        logger.AuditPurgeRequested(caller.User, text, summary.Days.Count, summary.Executions, summary.More);
         return new ApiResponse(200, new JsonObject
         {
             ["before"] = text,
@@ -44,7 +45,4 @@ public sealed partial class StormApi
             ["more"] = summary.More,
         });
     }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{User} purged the audit before {Before}: {Days} day(s), {Executions} execution(s); more left: {More}")]
-    private static partial void LogPurged(ILogger logger, string user, string before, int days, int executions, bool more);
 }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Executions;
 using ServerlessStorm.Engine.Hosting;
 using ServerlessStorm.Engine.Triggers;
@@ -45,7 +46,7 @@ public readonly record struct ExecutionState(string Id, string Status, string? P
 /// stops part way has deleted whole days and the next one goes on from there. An execution that has not finished is
 /// never deleted, nor is anything of its workflow or the trigger instance that caused it.
 /// </summary>
-public sealed partial class AuditRetention(IAuditStore audit, IExecutionOutputStore output, IOptions<StormOptions> options, TimeProvider time, ILogger<AuditRetention> logger)
+public sealed class AuditRetention(IAuditStore audit, IExecutionOutputStore output, IOptions<StormOptions> options, TimeProvider time, ILogger<AuditRetention> logger)
 {
     /// <summary>Days kept when configuration says nothing (StackStorm's own purge keeps nothing unless told).</summary>
     public const int DefaultDays = 30;
@@ -87,7 +88,7 @@ public sealed partial class AuditRetention(IAuditStore audit, IExecutionOutputSt
             var clock = Stopwatch.StartNew();
             var result = await audit.PurgeDayAsync(day, cancellationToken);
             result = result with { OutputRows = await output.PurgeDayAsync(day, result.KeptExecutions, cancellationToken) };
-            LogDayPurged(logger, day, result.Executions, result.TriggerInstances, result.RuleEnforcements, result.Payloads, result.OutputRows, result.KeptExecutions.Count, clock.ElapsedMilliseconds);
+            logger.AuditDayPurged(day, result.Executions, result.TriggerInstances, result.RuleEnforcements, result.Payloads, result.OutputRows, result.KeptExecutions.Count, clock.ElapsedMilliseconds);
             purged.Add(result);
             progress?.Report(result);
         }
@@ -154,7 +155,4 @@ public sealed partial class AuditRetention(IAuditStore audit, IExecutionOutputSt
             yield return triggerInstanceId;
         }
     }
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Audit retention purged {Day}: {Executions} execution(s), {TriggerInstances} trigger instance(s), {RuleEnforcements} rule enforcement(s), {Payloads} payload blob(s), {OutputRows} output row(s); kept {Kept} unfinished execution(s) ({Milliseconds} ms)")]
-    private static partial void LogDayPurged(ILogger logger, DateOnly day, int executions, int triggerInstances, int ruleEnforcements, int payloads, int outputRows, int kept, long milliseconds);
 }

@@ -134,6 +134,12 @@ public static partial class StormLogs
     [LoggerMessage(EventId = 1606, EventName = "AuditDeadLetterNotMarked", Level = LogLevel.Warning, Message = "{Id} is dead-lettered, but the audit could not be marked ({Cause}); the dead-letter list has the reason")]
     public static partial void AuditDeadLetterNotMarked(this ILogger logger, string id, string cause);
 
+    [LoggerMessage(EventId = 1607, EventName = "AuditDayPurged", Level = LogLevel.Information, Message = "Audit retention purged {Day}: {Executions} execution(s), {TriggerInstances} trigger instance(s), {RuleEnforcements} rule enforcement(s), {Payloads} payload blob(s), {OutputRows} output row(s); kept {Kept} unfinished execution(s) ({Milliseconds} ms)")]
+    public static partial void AuditDayPurged(this ILogger logger, DateOnly day, int executions, int triggerInstances, int ruleEnforcements, int payloads, int outputRows, int kept, long milliseconds);
+
+    [LoggerMessage(EventId = 1608, EventName = "AuditPurgeRequested", Level = LogLevel.Warning, Message = "{User} purged the audit before {Before}: {Days} day(s), {Executions} execution(s); more left: {More}")]
+    public static partial void AuditPurgeRequested(this ILogger logger, string user, string before, int days, int executions, bool more);
+
     // 1700-1799: the bus, a ten per transport since each settles messages its own way (and says so):
     // 1700 the local SQLite bus, 1710 Storage queues, 1720 Service Bus, 1730 whichever transport.
 
