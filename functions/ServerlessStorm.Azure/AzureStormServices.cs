@@ -62,7 +62,9 @@ public static class AzureStormServices
     /// <summary>The engine with its storage and bus as configuration chooses them.</summary>
     public static IServiceCollection AddStorm(this IServiceCollection services, IConfiguration configuration)
     {
-        services.Configure<StormOptions>(configuration.GetSection(StormOptions.Section));
+        services.AddOptions<StormOptions>().Bind(configuration.GetSection(StormOptions.Section))
+            .Validate(o => o.Retention >= 0, "Storm:Retention is the number of days the audit keeps: 0 (keep everything) or more")
+            .ValidateOnStart();
         services.Configure<ServerlessStorm.Engine.Security.AuthOptions>(configuration.GetSection(ServerlessStorm.Engine.Security.AuthOptions.Section));
         services.Configure<ServerlessStorm.Engine.Api.ApiOptions>(configuration.GetSection(ServerlessStorm.Engine.Api.ApiOptions.Section));
         services.Configure<ServerlessStorm.Engine.Security.Rbac.RbacOptions>(configuration.GetSection(ServerlessStorm.Engine.Security.Rbac.RbacOptions.Section));

@@ -14,6 +14,7 @@ var root = new RootCommand("ServerlessStorm: event-driven automation in the spir
     WorkflowCommands.Create(),
     ApiKeyCommands.Create(),
     DeadLetterCommands.Create(),
+    PurgeCommand.Create(),
     AuthCommand.Create(),
 };
 

@@ -11,14 +11,17 @@ namespace ServerlessStorm.Functions;
 /// <summary>
 /// What runs on a schedule. Timer rules do not: each occurrence is a delayed message on the timers queue (see
 /// <see cref="TimerSensor"/>; the queue functions handle them), so an idle app has nothing to run. Here are only the
-/// hourly re-arming of the timers (mending a chain a crash broke) and the inquiry sweep, every ten minutes as
-/// StackStorm's garbage collector times inquiries out (its collection_interval, 600 s).
+/// hourly re-arming of the timers (mending a chain a crash broke), the inquiry sweep, every ten minutes as
+/// StackStorm's garbage collector times inquiries out (its collection_interval, 600 s), and the daily audit retention.
 /// </summary>
-public sealed class TimerFunctions(TimerSensor timers, InquiryService inquiries, DurableFunctionsWorkflowEngine workflows)
+public sealed class TimerFunctions(TimerSensor timers, InquiryService inquiries, DurableFunctionsWorkflowEngine workflows, ServerlessStorm.Engine.Audit.AuditRetention retention)
 {
     public const string RearmSchedule = "0 0 * * * *";
 
     public const string InquirySweepSchedule = "0 */10 * * * *";
+
+    /// <summary>Daily, at a quiet hour (UTC) and off the hour the re-arm takes.</summary>
+    public const string RetentionSchedule = "0 17 3 * * *";
 
     [Function("InquiryTimeouts")]
     public Task InquiryTimeoutsAsync([TimerTrigger(InquirySweepSchedule)] TimerInfo timer, [DurableClient] DurableTaskClient durable, CancellationToken cancellationToken)
@@ -26,6 +29,10 @@ public sealed class TimerFunctions(TimerSensor timers, InquiryService inquiries,
         workflows.Use(durable); // an expired approval ends its workflow task
         return inquiries.ExpireDueAsync(cancellationToken);
     }
+
+    /// <summary>Deletes the audit's days older than <c>Storm:Retention</c> (a timer function runs on one instance at a time).</summary>
+    [Function("AuditRetention")]
+    public Task AuditRetentionAsync([TimerTrigger(RetentionSchedule)] TimerInfo timer, CancellationToken cancellationToken) => retention.PurgeExpiredAsync(cancellationToken);
 
     [Function("TimerRearm")]
     public Task TimerRearmAsync([TimerTrigger(RearmSchedule)] TimerInfo timer, CancellationToken cancellationToken) => timers.ScheduleAsync(cancellationToken);

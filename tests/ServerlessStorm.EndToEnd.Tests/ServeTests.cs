@@ -76,6 +76,44 @@ public sealed class ServeTests(AzuriteFixture azurite) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Purge_FromTheCli_DeletesTheDaysBeforeTheDate_KeepsUnfinishedExecutions_AndRefusesAFutureDate()
+    {
+        var audit = Audit();
+        var old = DateTimeOffset.UtcNow.AddDays(-60);
+        ExecutionRecord Record(DateTimeOffset at, string status) => new()
+        {
+            Id = Engine.StormIds.New(at), ActionRef = "core.noop", RunnerType = "noop", TraceTag = "purge-e2e", Parameters = [],
+            Status = status, StartTimestamp = at, History = [new StatusChange(status, at)],
+        };
+        var finished = new[] { Record(old, ExecutionStatus.Succeeded), Record(old.AddDays(1), ExecutionStatus.Failed) };
+        var running = Record(old, ExecutionStatus.Running);
+        foreach (var record in finished.Append(running))
+        {
+            Assert.True(await audit.TryCreateExecutionAsync(record, CancellationToken.None));
+        }
+
+        var before = DateTimeOffset.UtcNow.AddDays(-30).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+        var purged = await CliAsync("purge", "--before", before);
+        var future = await CliAsync("purge", "--before", DateTimeOffset.UtcNow.AddDays(2).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture));
+        var notADate = await CliAsync("purge", "--before", "last week");
+
+        Assert.Equal(0, purged.ExitCode);
+        Assert.Contains($"before {before}", purged.StdOut, StringComparison.Ordinal);
+        Assert.Contains("2 execution(s)", purged.StdOut, StringComparison.Ordinal);
+        Assert.Contains("kept 1 unfinished execution(s)", purged.StdOut, StringComparison.Ordinal);
+        foreach (var record in finished)
+        {
+            Assert.Null(await audit.GetExecutionAsync(record.Id, CancellationToken.None));
+        }
+
+        Assert.NotNull(await audit.GetExecutionAsync(running.Id, CancellationToken.None));
+        Assert.Equal(2, future.ExitCode);
+        Assert.Contains("in the future", future.StdErr, StringComparison.Ordinal);
+        Assert.Equal(2, notADate.ExitCode);
+        Assert.Contains("--before 'last week' is not a date (YYYY-MM-DD)", notADate.StdErr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task HelloWebhook_WithShellSyntaxInTheName_PrintsItAndRunsNothing()
     {
         var marker = Path.Combine(Path.GetTempPath(), "storm-e2e-" + Guid.NewGuid().ToString("N"));

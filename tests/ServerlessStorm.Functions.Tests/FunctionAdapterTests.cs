@@ -202,6 +202,29 @@ public sealed class FunctionAdapterTests(AzuriteFixture azurite) : IAsyncLifetim
     }
 
     [Fact]
+    public async Task TheDailyRetention_DeletesTheAuditsDaysOlderThanStormRetention_AndKeepsTheRest()
+    {
+        using var packs = new TempPacks().WithPack("empty");
+        await using var services = Compose($"ret{Random.Shared.Next(100000, 999999)}", packs.Root);
+        var audit = services.GetRequiredService<ServerlessStorm.Engine.Audit.IAuditStore>();
+        var now = DateTimeOffset.UtcNow;
+        ServerlessStorm.Engine.Executions.ExecutionRecord Finished(DateTimeOffset at) => new()
+        {
+            Id = ServerlessStorm.Engine.StormIds.New(at), ActionRef = "core.noop", RunnerType = "noop", TraceTag = "retention", Parameters = [],
+            Status = "succeeded", StartTimestamp = at, History = [],
+        };
+        var old = Finished(now.AddDays(-40));
+        var recent = Finished(now.AddDays(-2));
+        Assert.True(await audit.TryCreateExecutionAsync(old, CancellationToken.None));
+        Assert.True(await audit.TryCreateExecutionAsync(recent, CancellationToken.None));
+
+        await services.GetRequiredService<TimerFunctions>().AuditRetentionAsync(new TimerInfo(), CancellationToken.None);
+
+        Assert.Null(await audit.GetExecutionAsync(old.Id, CancellationToken.None)); // Storm:Retention defaults to 30 days
+        Assert.NotNull(await audit.GetExecutionAsync(recent.Id, CancellationToken.None));
+    }
+
+    [Fact]
     public async Task ATimerRule_FiresFromItsDelayedTick_WhichSchedulesTheNext_WithNothingPolling()
     {
         using var packs = new TempPacks().WithPack("timers");

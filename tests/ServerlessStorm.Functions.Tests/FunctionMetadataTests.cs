@@ -67,12 +67,12 @@ public class FunctionMetadataTests
     }
 
     [Fact]
-    public void NothingPolls_TheOnlyTimerTriggersAreTheHourlyRearmAndTheInquirySweep()
+    public void NothingPolls_TheOnlyTimerTriggersAreTheHourlyRearm_TheInquirySweep_AndTheDailyRetention()
     {
         var timers = Metadata.Value.Where(f => f!["bindings"]!.AsArray().Any(b => b!["type"]!.GetValue<string>() == "timerTrigger"))
             .ToDictionary(f => f!["name"]!.GetValue<string>(), f => Trigger(f!["name"]!.GetValue<string>())["schedule"]!.GetValue<string>());
 
-        Assert.Equal(new Dictionary<string, string> { ["TimerRearm"] = "0 0 * * * *", ["InquiryTimeouts"] = "0 */10 * * * *" }, timers);
+        Assert.Equal(new Dictionary<string, string> { ["TimerRearm"] = "0 0 * * * *", ["InquiryTimeouts"] = "0 */10 * * * *", ["AuditRetention"] = "0 17 3 * * *" }, timers);
     }
 
     [Theory]
@@ -107,7 +107,7 @@ public class FunctionMetadataTests
     [Fact]
     public void EveryFunction_IsOneTheTestsKnow()
     {
-        string[] known = ["Api", "Auth", "TimerRearm", "TimerTicks", "InquiryTimeouts", "RulesEngine", "ActionRunner", "StormWorkflow", "StormWorkflowTask", "StormWorkflowFinish"];
+        string[] known = ["Api", "Auth", "AuditRetention", "TimerRearm", "TimerTicks", "InquiryTimeouts", "RulesEngine", "ActionRunner", "StormWorkflow", "StormWorkflowTask", "StormWorkflowFinish"];
 
         Assert.Equal(known.Order(), Metadata.Value.Select(f => f!["name"]!.GetValue<string>()).Order());
     }

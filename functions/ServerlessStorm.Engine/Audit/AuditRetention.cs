@@ -65,10 +65,11 @@ public sealed class AuditRetention(IAuditStore audit, IExecutionOutputStore outp
         FirstKeptDay() is { } before ? await PurgeAsync(before, budget: null, progress: null, cancellationToken) : null;
 
     /// <summary>
-    /// Deletes the days before <paramref name="before"/>, oldest first. With a <paramref name="budget"/>, no new day is
-    /// started once it is spent (<see cref="AuditPurgeSummary.More"/> then says days are left).
+    /// Deletes the days before <paramref name="before"/> (and after <paramref name="after"/>: where an earlier call that ran
+    /// out of budget stopped), oldest first. With a <paramref name="budget"/>, no new day is started once it is spent
+    /// (<see cref="AuditPurgeSummary.More"/> then says days are left).
     /// </summary>
-    public async Task<AuditPurgeSummary> PurgeAsync(DateOnly before, TimeSpan? budget, IProgress<AuditDayPurge>? progress, CancellationToken cancellationToken)
+    public async Task<AuditPurgeSummary> PurgeAsync(DateOnly before, TimeSpan? budget, IProgress<AuditDayPurge>? progress, CancellationToken cancellationToken, DateOnly? after = null)
     {
         if (before > Today)
         {
@@ -78,7 +79,7 @@ public sealed class AuditRetention(IAuditStore audit, IExecutionOutputStore outp
         var started = time.GetTimestamp();
         var purged = new List<AuditDayPurge>();
         var days = await audit.DaysBeforeAsync(before, cancellationToken);
-        foreach (var day in days)
+        foreach (var day in days.Where(d => after is null || d > after))
         {
             if (budget is { } limit && time.GetElapsedTime(started) >= limit)
             {

@@ -140,6 +140,9 @@ public static partial class StormLogs
     [LoggerMessage(EventId = 1608, EventName = "AuditPurgeRequested", Level = LogLevel.Warning, Message = "{User} purged the audit before {Before}: {Days} day(s), {Executions} execution(s); more left: {More}")]
     public static partial void AuditPurgeRequested(this ILogger logger, string user, string before, int days, int executions, bool more);
 
+    [LoggerMessage(EventId = 1609, EventName = "AuditRetentionFailed", Level = LogLevel.Error, Message = "Purging the audit's expired days failed; the days purged stay purged and the next daily round goes on from there")]
+    public static partial void AuditRetentionFailed(this ILogger logger, Exception exception);
+
     // 1700-1799: the bus, a ten per transport since each settles messages its own way (and says so):
     // 1700 the local SQLite bus, 1710 Storage queues, 1720 Service Bus, 1730 whichever transport.
 

@@ -18,6 +18,7 @@ public sealed class StormWorker(
     StormConsumers consumers,
     TimerSensor timers,
     InquiryService inquiries,
+    Audit.AuditRetention retention,
     TimeProvider time,
     ILogger<StormWorker> logger) : BackgroundService
 {
@@ -25,6 +26,9 @@ public sealed class StormWorker(
     public static readonly TimeSpan TimerRearmInterval = TimeSpan.FromHours(1);
 
     public static readonly TimeSpan InquirySweepInterval = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often the audit's expired days are purged (the first time at start).</summary>
+    public static readonly TimeSpan RetentionInterval = TimeSpan.FromDays(1);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -35,6 +39,7 @@ public sealed class StormWorker(
         await using var timerSubscription = await bus.SubscribeAsync(StormQueues.Timers, timers.HandleTickAsync, stoppingToken);
         logger.EngineStarted();
         var sweep = SweepInquiriesAsync(stoppingToken);
+        var purge = Task.Run(() => PurgeExpiredAsync(stoppingToken), CancellationToken.None);
         try
         {
             await RunTimersAsync(stoppingToken);
@@ -43,6 +48,31 @@ public sealed class StormWorker(
         finally
         {
             await sweep;
+            await purge;
+        }
+    }
+
+    private async Task PurgeExpiredAsync(CancellationToken stoppingToken)
+    {
+        using var daily = new PeriodicTimer(RetentionInterval, time);
+        try
+        {
+            do
+            {
+                try
+                {
+                    await retention.PurgeExpiredAsync(stoppingToken);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    // Days purged stay purged; the next round goes on from the oldest day left.
+                    logger.AuditRetentionFailed(ex);
+                }
+            }
+            while (await daily.WaitForNextTickAsync(stoppingToken));
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
         }
     }
 
