@@ -142,7 +142,7 @@ public sealed class TableAuditStoreTests(AzuriteFixture azurite)
 
         var read = (await store.GetExecutionAsync(record.Id, CancellationToken.None))!;
         var rows = new List<TableEntity>();
-        await foreach (var entity in new TableServiceClient(options.ConnectionString).GetTableClient(options.TablePrefix + "Audit").QueryAsync<TableEntity>())
+        await foreach (var entity in new TableServiceClient(options.ConnectionString).GetTableClient(options.TablePrefix + "Audit20261124").QueryAsync<TableEntity>())
         {
             rows.Add(entity);
         }
@@ -182,12 +182,16 @@ public sealed class TableAuditStoreTests(AzuriteFixture azurite)
         await Task.WhenAll(records.Select(r => store.TryCreateExecutionAsync(r, CancellationToken.None)));
 
         var partitions = new HashSet<string>();
-        await foreach (var entity in new TableServiceClient(options.ConnectionString).GetTableClient(options.TablePrefix + "Audit").QueryAsync<TableEntity>(select: ["PartitionKey"]))
+        foreach (var table in new[] { "Audit20261124", "Audit" })
         {
-            partitions.Add(entity.PartitionKey);
+            await foreach (var entity in new TableServiceClient(options.ConnectionString).GetTableClient(options.TablePrefix + table).QueryAsync<TableEntity>(select: ["PartitionKey"]))
+            {
+                partitions.Add(entity.PartitionKey);
+            }
         }
 
-        // 200 executions of one day over all 8 shards of that day (the chance that one stays empty is ~1e-11); their one trace in one trace shard.
+        // 200 executions of one day (in the day's table) over all 8 shards of that day (the chance that one stays
+        // empty is ~1e-11); their one trace in one trace shard (of the audit's own table).
         Assert.Equal(8, partitions.Count(p => p.StartsWith("x|20261124|", StringComparison.Ordinal)));
         Assert.Single(partitions, p => p.StartsWith("g|", StringComparison.Ordinal));
         foreach (var record in records)

@@ -14,25 +14,26 @@ using ServerlessStorm.Engine.Diagnostics;
 namespace ServerlessStorm.Azure.Audit;
 
 /// <summary>
-/// The audit trail in one Azure Table, <c>{prefix}Audit</c>, laid out so that writes batch and no partition is hot:
+/// The audit trail in Azure Tables, laid out so that writes batch, no partition is hot and a day leaves whole:
 /// <list type="bullet">
-/// <item>Executions: PartitionKey <c>x|{yyyyMMdd}|{shard}</c> (the day in the execution id, the id's hash modulo
+/// <item>A table a day, <c>{prefix}Audit{yyyyMMdd}</c>, made on the day's first write, holds that day's records.
+/// Executions: PartitionKey <c>x|{yyyyMMdd}|{shard}</c> (the day in the execution id, the id's hash modulo
 /// <see cref="AzureStorageOptions.AuditShards"/>), RowKey <c>{inverted seconds}|{id}</c>; the id alone locates the
-/// row, and a partition read in RowKey order lists executions newest first. Updated under the row's ETag.</item>
-/// <item>Trigger instances: PartitionKey <c>i|{yyyyMMdd}|{shard}</c>, RowKey <c>{inverted seconds}|{id}</c> of their
-/// occurrence time; their rule enforcements beside them, <c>{inverted seconds}|{id}|f|{rule}</c> (naming the execution
-/// each caused), so a trigger instance and what it caused are one range read.</item>
-/// <item>Traces: PartitionKey <c>g|{shard}</c> (the trace tag's hash), RowKeys starting <c>{trace tag}|</c>: a row
-/// pointing at each trigger instance (<c>…|i|{id}</c>) and at each execution no enforcement names (<c>…|e|{id}</c>:
-/// runs, re-runs, retries); a trace is one range read and one more per trigger instance.</item>
-/// <item>Sender-chosen trigger-instance ids (delivery ids): PartitionKey <c>d|{shard}</c>, RowKey the id, with the
-/// time it was first accepted.</item>
+/// row, and a partition read in RowKey order lists executions newest first. Updated under the row's ETag.
+/// Trigger instances: PartitionKey <c>i|{yyyyMMdd}|{shard}</c>, RowKey <c>{inverted seconds}|{id}</c> of their
+/// occurrence time, with their rule enforcements beside them (<c>{inverted seconds}|{id}|f|{rule}</c>, naming the
+/// execution each caused), so a trigger instance and what it caused are one range read.</item>
+/// <item>In <c>{prefix}Audit</c>, traces: PartitionKey <c>g|{shard}</c> (the trace tag's hash), RowKeys
+/// <c>{trace tag}|i|{id}</c> and <c>{trace tag}|e|{id}</c> pointing at the trigger instances and executions a tag
+/// cannot find by itself: a record whose own id is its tag (the default) is found by the id, a rule's execution
+/// through its enforcement. And sender-chosen trigger-instance ids (delivery ids): PartitionKey <c>d|{shard}</c>,
+/// RowKey the id, with the time it was first accepted.</item>
 /// </list>
-/// Payload blobs are named <c>{yyyyMMdd}/{executions|triggerinstances}/{id}/…</c> after their record's day. So retention
-/// deletes a day by reading that day's partitions and blob folder and deleting what they hold, and the trace and
-/// delivery rows those records name; nothing else is read (<see cref="PurgeDayAsync"/>).
-/// Writes go through a <see cref="TableWriteBatcher"/>: concurrent writes to one partition leave as one
-/// entity-group transaction. JSON values longer than a Table property can hold go to Blob Storage (<see cref="PayloadBlobs"/>).
+/// Payload blobs are named <c>{yyyyMMdd}/{executions|triggerinstances}/{id}/…</c> after their record's day. Retention
+/// (<see cref="PurgeDayAsync"/>) reads a day's table, deletes the trace and delivery rows its records name and the
+/// day's blobs, then deletes the table: one request for the rows, however many (row by row only when an unfinished
+/// execution must stay). Writes go through a <see cref="TableWriteBatcher"/>: concurrent writes to one partition leave
+/// as one entity-group transaction. JSON values longer than a Table property can hold go to Blob Storage (<see cref="PayloadBlobs"/>).
 /// </summary>
 public sealed class TableAuditStore : IAuditStore
 {
@@ -42,11 +43,16 @@ public sealed class TableAuditStore : IAuditStore
     private readonly TimeProvider _time;
     private readonly int _shards;
     private readonly Lazy<Task> _tableCreated;
+    private readonly AzureStorageOptions _settings;
+    private readonly StorageClients _clients;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<DateOnly, DayTable> _days = new();
 
     public TableAuditStore(IOptions<AzureStorageOptions> options, TimeProvider time)
     {
         var settings = options.Value;
         var clients = new StorageClients(settings);
+        _settings = settings;
+        _clients = clients;
         _table = clients.Tables.GetTableClient(clients.Names.AuditTable);
         _writes = new TableWriteBatcher(_table, settings.AuditBatching, Math.Max(1, settings.AuditWritesInFlight));
         _blobs = new PayloadBlobs(clients.Blobs.GetBlobContainerClient(clients.Names.AuditPayloadsContainer), settings.InlineLimit);
@@ -56,7 +62,8 @@ public sealed class TableAuditStore : IAuditStore
     }
 
     /// <summary>Requests sent and entities written by the audit so far.</summary>
-    public (long Requests, long Entities) WriteCounts => _writes.Counts;
+    public (long Requests, long Entities) WriteCounts => _days.Values.Select(d => d.Writes.Counts)
+        .Aggregate(_writes.Counts, (total, day) => (total.Requests + day.Requests, total.Entities + day.Entities));
 
     /// <summary>Creates the table now rather than on first use.</summary>
     public Task InitializeAsync() => _tableCreated.Value;
@@ -65,7 +72,7 @@ public sealed class TableAuditStore : IAuditStore
     {
         using var span = StormTracing.StartAuditWrite("trigger_instance", record.Id);
         await _tableCreated.Value;
-        var (partition, row) = TriggerInstanceKey(record.Id, record.OccurredAt);
+        var (table, partition, row) = TriggerInstanceKey(record.Id, record.OccurredAt);
         var entity = new TableEntity(partition, row)
         {
             ["Id"] = record.Id,
@@ -79,8 +86,10 @@ public sealed class TableAuditStore : IAuditStore
             ["User"] = record.User,
         };
         await Task.WhenAll(
-            Upsert(entity, cancellationToken),
-            Upsert(TraceRow(record.TraceTag, $"i|{record.Id}", new() { ["At"] = record.OccurredAt }), cancellationToken));
+            table.WriteAsync(new TableTransactionAction(TableTransactionActionType.UpsertReplace, entity), cancellationToken),
+            IsOwnTrace(record.TraceTag, record.Id, record.OccurredAt)
+                ? Task.CompletedTask
+                : Upsert(TraceRow(record.TraceTag, $"i|{record.Id}", new() { ["At"] = record.OccurredAt }), cancellationToken));
     }
 
     public async Task<DateTimeOffset> FirstAcceptedAsync(string triggerInstanceId, DateTimeOffset now, CancellationToken cancellationToken)
@@ -103,10 +112,10 @@ public sealed class TableAuditStore : IAuditStore
     {
         using var span = StormTracing.StartAuditWrite("trigger_instance_status", id);
         await _tableCreated.Value;
-        var (partition, row) = TriggerInstanceKey(id, occurredAt);
+        var (table, partition, row) = TriggerInstanceKey(id, occurredAt);
         try
         {
-            await _writes.WriteAsync(new TableTransactionAction(TableTransactionActionType.UpdateMerge,
+            await table.WriteAsync(new TableTransactionAction(TableTransactionActionType.UpdateMerge,
                 new TableEntity(partition, row) { ["Status"] = status, ["Reason"] = reason }, ETag.All), cancellationToken);
         }
         catch (RequestFailedException ex) when (ex.Status == 404)
@@ -119,8 +128,8 @@ public sealed class TableAuditStore : IAuditStore
     {
         using var span = StormTracing.StartAuditWrite("rule_enforcement", record.TriggerInstanceId);
         await _tableCreated.Value;
-        var (partition, row) = TriggerInstanceKey(record.TriggerInstanceId, record.TriggerInstanceOccurredAt ?? record.EnforcedAt);
-        await Upsert(new TableEntity(partition, EnforcementRowKey(row, record.RuleRef))
+        var (table, partition, row) = TriggerInstanceKey(record.TriggerInstanceId, record.TriggerInstanceOccurredAt ?? record.EnforcedAt);
+        await table.WriteAsync(new TableTransactionAction(TableTransactionActionType.UpsertReplace, new TableEntity(partition, EnforcementRowKey(row, record.RuleRef))
         {
             ["TraceTag"] = record.TraceTag,
             ["TriggerInstanceOccurredAt"] = record.TriggerInstanceOccurredAt,
@@ -131,22 +140,21 @@ public sealed class TableAuditStore : IAuditStore
             ["FailureReason"] = record.FailureReason,
             ["User"] = record.User,
             ["EnforcedAt"] = record.EnforcedAt,
-        }, cancellationToken);
+        }), cancellationToken);
     }
 
     public async Task<bool> TryCreateExecutionAsync(ExecutionRecord record, CancellationToken cancellationToken)
     {
         using var span = StormTracing.StartAuditWrite("execution", record.Id);
         await _tableCreated.Value;
-        var entity = await ToEntityAsync(record, cancellationToken);
-        // A rule's first execution is found through its enforcement row, which names it; any other needs a trace row
-        // of its own. That row is harmless when the execution exists already, so both writes leave together.
-        var pointer = record.RuleRef is not null && record.ReRunOf is null
-            ? Task.CompletedTask
-            : Upsert(TraceRow(record.TraceTag, $"e|{record.Id}", new()), cancellationToken);
+        var (table, entity) = await ToEntityAsync(record, cancellationToken);
+        // That row is harmless when the execution exists already, so both writes leave together.
+        var pointer = HasExecutionPointer(record.Id, record.TraceTag, record.RuleRef, record.ReRunOf)
+            ? Upsert(TraceRow(record.TraceTag, $"e|{record.Id}", new()), cancellationToken)
+            : Task.CompletedTask;
         try
         {
-            var response = await _writes.WriteAsync(new TableTransactionAction(TableTransactionActionType.Add, entity), cancellationToken);
+            var response = await table.WriteAsync(new TableTransactionAction(TableTransactionActionType.Add, entity), cancellationToken);
             record.Version = response.Headers.ETag?.ToString();
             return true;
         }
@@ -162,24 +170,22 @@ public sealed class TableAuditStore : IAuditStore
 
     public async Task<ExecutionRecord?> GetExecutionAsync(string id, CancellationToken cancellationToken)
     {
-        if (ExecutionKey(id) is not var (partition, row))
+        if (ExecutionKey(id) is not var (table, partition, row))
         {
             return null;
         }
 
-        await _tableCreated.Value;
-        var response = await _table.GetEntityIfExistsAsync<TableEntity>(partition, row, cancellationToken: cancellationToken);
-        return response.HasValue ? await FromEntityAsync(response.Value!, cancellationToken) : null;
+        return await GetIfExistsAsync(table.Client, partition, row, null, cancellationToken) is { } entity ? await FromEntityAsync(entity, cancellationToken) : null;
     }
 
     public async Task<bool> TryUpdateExecutionAsync(ExecutionRecord record, CancellationToken cancellationToken)
     {
         using var span = StormTracing.StartAuditWrite("execution_update", record.Id);
-        await _tableCreated.Value;
+        var (table, entity) = await ToEntityAsync(record, cancellationToken);
         try
         {
-            var response = await _writes.WriteAsync(new TableTransactionAction(TableTransactionActionType.UpdateReplace,
-                await ToEntityAsync(record, cancellationToken), record.Version is null ? ETag.All : new ETag(record.Version)), cancellationToken);
+            var response = await table.WriteAsync(new TableTransactionAction(TableTransactionActionType.UpdateReplace,
+                entity, record.Version is null ? ETag.All : new ETag(record.Version)), cancellationToken);
             record.Version = response.Headers.ETag?.ToString();
             return true;
         }
@@ -201,6 +207,13 @@ public sealed class TableAuditStore : IAuditStore
         await _tableCreated.Value;
         var triggerInstances = new List<Task<(TriggerInstanceRecord? Record, List<RuleEnforcementRecord> Enforcements)>>();
         var executionIds = new HashSet<string>(StringComparer.Ordinal);
+        // A trigger instance or an execution whose own id is the tag (the default) is found by that id, with no trace row.
+        if (StormIds.TryGetTimestamp(traceTag, out var tagged))
+        {
+            triggerInstances.Add(GetTriggerInstanceAsync(traceTag, tagged, cancellationToken));
+            executionIds.Add(traceTag);
+        }
+
         var prefix = TraceKeyPrefix(traceTag);
         var filter = TableClient.CreateQueryFilter($"PartitionKey eq {TracePartition(traceTag)} and RowKey ge {prefix} and RowKey lt {prefix + "~"}");
         await foreach (var row in _table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
@@ -223,53 +236,40 @@ public sealed class TableAuditStore : IAuditStore
         executionIds.UnionWith(enforcements.Select(e => e.ExecutionId).OfType<string>());
         return new AuditTrace(
             traceTag,
-            [.. found.Select(f => f.Record).OfType<TriggerInstanceRecord>().OrderBy(t => t.OccurredAt)],
+            [.. found.Select(f => f.Record).OfType<TriggerInstanceRecord>().Where(t => t.TraceTag == traceTag).DistinctBy(t => t.Id).OrderBy(t => t.OccurredAt)],
             [.. enforcements.OrderBy(e => e.EnforcedAt)],
-            [.. (await Task.WhenAll(executionIds.Select(id => GetExecutionAsync(id, cancellationToken)))).OfType<ExecutionRecord>().OrderBy(e => e.StartTimestamp)]);
+            [.. (await Task.WhenAll(executionIds.Select(id => GetExecutionAsync(id, cancellationToken)))).OfType<ExecutionRecord>().Where(e => e.TraceTag == traceTag).OrderBy(e => e.StartTimestamp)]);
     }
 
     public async Task<IReadOnlyList<DateOnly>> DaysBeforeAsync(DateOnly before, CancellationToken cancellationToken)
     {
-        await _tableCreated.Value;
-        var days = new SortedSet<DateOnly>();
-        foreach (var kind in new[] { ExecutionsKind, TriggerInstancesKind })
+        var name = _clients.Names.AuditTable;
+        var days = new List<DateOnly>();
+        await foreach (var table in _clients.Tables.QueryAsync(TableServiceClient.CreateQueryFilter($"TableName ge {name + "0"} and TableName lt {name + ":"}"), cancellationToken: cancellationToken))
         {
-            // The oldest partition of the kind, then the oldest after that day, and so on: one small read per day held.
-            var from = $"{kind}|";
-            var end = string.Create(CultureInfo.InvariantCulture, $"{kind}|{before:yyyyMMdd}");
-            while (true)
+            if (table.Name.Length == name.Length + 8
+                && DateOnly.TryParseExact(table.Name.AsSpan(name.Length), "yyyyMMdd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var day) && day < before)
             {
-                var filter = TableClient.CreateQueryFilter($"PartitionKey ge {from} and PartitionKey lt {end}");
-                string? oldest = null;
-                await foreach (var row in _table.QueryAsync<TableEntity>(filter, maxPerPage: 1, select: ["PartitionKey"], cancellationToken: cancellationToken))
-                {
-                    oldest = row.PartitionKey;
-                    break;
-                }
-
-                if (oldest is null || !DateOnly.TryParseExact(oldest.AsSpan(2, 8), "yyyyMMdd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var day))
-                {
-                    break;
-                }
-
                 days.Add(day);
-                from = string.Create(CultureInfo.InvariantCulture, $"{kind}|{day.AddDays(1):yyyyMMdd}");
             }
         }
 
-        return [.. days];
+        return [.. days.Order()];
     }
 
     public async Task<AuditDayPurge> PurgeDayAsync(DateOnly day, CancellationToken cancellationToken)
     {
         await _tableCreated.Value;
         var date = day.ToDateTime(TimeOnly.MinValue);
-        var deletes = new TableWriteBatcher(_table, batched: true, maxInFlight: PurgeWritesInFlight);
+        var table = Day(date);
+        var pointers = new TableWriteBatcher(_table, batched: true, maxInFlight: PurgeWritesInFlight);
+        var rows = new TableWriteBatcher(table.Client, batched: true, maxInFlight: PurgeWritesInFlight);
         var deleting = new List<Task>();
-        void Delete(string partition, string row) => deleting.Add(DeleteAsync(deletes, partition, row, cancellationToken));
+        var dayRows = new List<TableEntity>();
+        void DeletePointer(string partition, string row) => deleting.Add(DeleteAsync(pointers, partition, row, cancellationToken));
 
         // The day's executions: what has not finished stays, with its workflow's and the trigger instances that caused it.
-        var executions = await ReadDayAsync(ExecutionsKind, date, ["Id", "Status", "ParentId", "TraceTag", "RuleRef", "ReRunOf", "TriggerInstanceId"], cancellationToken);
+        var executions = await ReadDayAsync(table, ExecutionsKind, date, ["Id", "Status", "ParentId", "TraceTag", "RuleRef", "ReRunOf", "TriggerInstanceId"], cancellationToken);
         var kept = await AuditRetention.KeptExecutionsAsync(
             [.. executions.Select(e => new ExecutionState(e.GetString("Id"), e.GetString("Status") ?? "", e.GetString("ParentId")))],
             LookUpExecutionStateAsync, cancellationToken);
@@ -289,18 +289,19 @@ public sealed class TableAuditStore : IAuditStore
             }
 
             purgedExecutions++;
-            Delete(execution.PartitionKey, execution.RowKey);
-            if (execution.GetString("RuleRef") is null || execution.GetString("ReRunOf") is not null)
+            dayRows.Add(execution);
+            var tag = execution.GetString("TraceTag") ?? "";
+            if (HasExecutionPointer(id, tag, execution.GetString("RuleRef"), execution.GetString("ReRunOf")))
             {
-                var pointer = TraceRow(execution.GetString("TraceTag") ?? "", $"e|{id}", new());
-                Delete(pointer.PartitionKey, pointer.RowKey);
+                var pointer = TraceRow(tag, $"e|{id}", new());
+                DeletePointer(pointer.PartitionKey, pointer.RowKey);
             }
         }
 
         // The day's trigger instances with their rule enforcements, their trace pointers and their delivery claims.
         var purgedTriggerInstances = 0;
         var purgedEnforcements = 0;
-        foreach (var row in await ReadDayAsync(TriggerInstancesKind, date, ["Id", "TraceTag", "TriggerType", "TriggerInstanceId", "RuleRef"], cancellationToken))
+        foreach (var row in await ReadDayAsync(table, TriggerInstancesKind, date, ["Id", "TraceTag", "TriggerType", "TriggerInstanceId", "RuleRef", "OccurredAt"], cancellationToken))
         {
             var enforcement = IsEnforcementRow(row);
             var id = enforcement ? row.GetString("TriggerInstanceId") : row.GetString("Id");
@@ -309,7 +310,7 @@ public sealed class TableAuditStore : IAuditStore
                 continue;
             }
 
-            Delete(row.PartitionKey, row.RowKey);
+            dayRows.Add(row);
             if (enforcement)
             {
                 purgedEnforcements++;
@@ -317,18 +318,33 @@ public sealed class TableAuditStore : IAuditStore
             }
 
             purgedTriggerInstances++;
-            var pointer = TraceRow(row.GetString("TraceTag") ?? "", $"i|{id}", new());
-            Delete(pointer.PartitionKey, pointer.RowKey);
+            var tag = row.GetString("TraceTag") ?? "";
+            if (!IsOwnTrace(tag, id, row.GetDateTimeOffset("OccurredAt") ?? DateTimeOffset.MinValue))
+            {
+                var pointer = TraceRow(tag, $"i|{id}", new());
+                DeletePointer(pointer.PartitionKey, pointer.RowKey);
+            }
+
             foreach (var claim in AuditRetention.DeliveryClaims(id, row.GetString("TriggerType")))
             {
                 var (partition, key) = DeliveryKey(claim);
-                Delete(partition, key);
+                DeletePointer(partition, key);
             }
         }
 
         var payloads = await _blobs.PurgeAsync(string.Create(CultureInfo.InvariantCulture, $"{date:yyyyMMdd}/"),
             name => IsKeptPayload(name, kept, keptCauses), cancellationToken);
         await Task.WhenAll(deleting);
+        if (kept.Count == 0)
+        {
+            // Nothing of the day stays: the table goes whole, one request however many rows it holds.
+            await table.DeleteAsync(cancellationToken);
+        }
+        else
+        {
+            await Task.WhenAll(dayRows.Select(row => DeleteAsync(rows, row.PartitionKey, row.RowKey, cancellationToken)));
+        }
+
         return new AuditDayPurge(day, purgedTriggerInstances, purgedEnforcements, purgedExecutions, payloads, kept);
     }
 
@@ -347,35 +363,95 @@ public sealed class TableAuditStore : IAuditStore
         }
     }
 
-    private async Task<ExecutionState?> LookUpExecutionStateAsync(string id, CancellationToken cancellationToken)
-    {
-        if (ExecutionKey(id) is not var (partition, row))
-        {
-            return null;
-        }
+    private async Task<ExecutionState?> LookUpExecutionStateAsync(string id, CancellationToken cancellationToken) =>
+        ExecutionKey(id) is var (table, partition, row) && await GetIfExistsAsync(table.Client, partition, row, ["Status", "ParentId"], cancellationToken) is { } found
+            ? new ExecutionState(id, found.GetString("Status") ?? "", found.GetString("ParentId"))
+            : null;
 
-        var found = await _table.GetEntityIfExistsAsync<TableEntity>(partition, row, ["Status", "ParentId"], cancellationToken);
-        return found.HasValue ? new ExecutionState(id, found.Value!.GetString("Status") ?? "", found.Value.GetString("ParentId")) : null;
-    }
-
-    // Every shard's partition of one kind and day, with only the columns named.
-    private async Task<List<TableEntity>> ReadDayAsync(char kind, DateTime day, string[] columns, CancellationToken cancellationToken)
+    // Every shard's partition of one kind and day, with only the columns named; none when the day has no table.
+    private async Task<List<TableEntity>> ReadDayAsync(DayTable table, char kind, DateTime day, string[] columns, CancellationToken cancellationToken)
     {
         var shards = await Task.WhenAll(Enumerable.Range(0, _shards).Select(async shard =>
         {
             var rows = new List<TableEntity>();
             var filter = TableClient.CreateQueryFilter($"PartitionKey eq {Partition(kind, day, shard)}");
-            await foreach (var row in _table.QueryAsync<TableEntity>(filter, select: [.. columns, "PartitionKey", "RowKey"], cancellationToken: cancellationToken))
+            try
             {
-                rows.Add(row);
+                await foreach (var row in table.Client.QueryAsync<TableEntity>(filter, select: [.. columns, "PartitionKey", "RowKey"], cancellationToken: cancellationToken))
+                {
+                    rows.Add(row);
+                }
+            }
+            catch (RequestFailedException ex) when (ex.Status == 404)
+            {
+                // No table for the day.
             }
 
-            // Oldest first: the order they were written in.
-            rows.Reverse();
             return rows;
         }));
         return [.. shards.SelectMany(s => s)];
     }
+
+    private static async Task<TableEntity?> GetIfExistsAsync(TableClient table, string partition, string row, string[]? columns, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var found = await table.GetEntityIfExistsAsync<TableEntity>(partition, row, columns, cancellationToken);
+            return found.HasValue ? found.Value : null;
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            return null; // the day has no table
+        }
+    }
+
+    /// <summary>
+    /// One day's table of executions, trigger instances and rule enforcements, <c>{prefix}Audit{yyyyMMdd}</c>, made on
+    /// its first write. Retention deletes it whole.
+    /// </summary>
+    private DayTable Day(DateTime day) => _days.GetOrAdd(DateOnly.FromDateTime(day), d => new DayTable(
+        _clients.Tables.GetTableClient(string.Create(CultureInfo.InvariantCulture, $"{_clients.Names.AuditTable}{d:yyyyMMdd}")), _settings));
+
+    private sealed class DayTable(TableClient client, AzureStorageOptions settings)
+    {
+        private Lazy<Task> _created = new(() => client.CreateIfNotExistsAsync());
+
+        public TableClient Client => client;
+
+        public TableWriteBatcher Writes { get; } = new(client, settings.AuditBatching, Math.Max(1, settings.AuditWritesInFlight));
+
+        public async Task<Response> WriteAsync(TableTransactionAction action, CancellationToken cancellationToken)
+        {
+            await _created.Value;
+            try
+            {
+                return await Writes.WriteAsync(action, cancellationToken);
+            }
+            catch (RequestFailedException ex) when (ex.Status == 404 && ex.ErrorCode == "TableNotFound"
+                && action.ActionType is TableTransactionActionType.Add or TableTransactionActionType.UpsertReplace or TableTransactionActionType.UpsertMerge)
+            {
+                // Retention deleted the day after this process made its table; a record of that day made again.
+                _created = new(() => client.CreateIfNotExistsAsync());
+                await _created.Value;
+                return await Writes.WriteAsync(action, cancellationToken);
+            }
+        }
+
+        public async Task DeleteAsync(CancellationToken cancellationToken)
+        {
+            await client.DeleteAsync(cancellationToken);
+            _created = new(() => client.CreateIfNotExistsAsync());
+        }
+    }
+
+    // A trigger instance whose tag is its own generated id is found by the tag alone (see GetTraceAsync): no trace row.
+    private static bool IsOwnTrace(string traceTag, string id, DateTimeOffset occurredAt) =>
+        traceTag == id && StormIds.TryGetTimestamp(id, out var at) && at.ToUnixTimeSeconds() == occurredAt.ToUnixTimeSeconds();
+
+    // A rule's first execution is found through its enforcement row, which names it, and an execution whose tag is
+    // its own id by the tag; any other (runs with a tag of their own, re-runs, retries) through a trace row.
+    private static bool HasExecutionPointer(string id, string traceTag, string? ruleRef, string? reRunOf) =>
+        (ruleRef is null || reRunOf is not null) && traceTag != id;
 
     // "{day}/{kind}/{id}/{file}": a payload stays with its record.
     private static bool IsKeptPayload(string name, HashSet<string> keptExecutions, HashSet<string> keptTriggerInstances)
@@ -400,6 +476,7 @@ public sealed class TableAuditStore : IAuditStore
         var rows = new List<TableEntity>();
         for (var day = to.UtcDateTime.Date; day >= from.UtcDateTime.Date && rows.Count < query.Limit; day = day.AddDays(-1))
         {
+            var table = Day(day);
             var shards = await Task.WhenAll(Enumerable.Range(0, _shards).Select(async shard =>
             {
                 var filter = TableClient.CreateQueryFilter($"PartitionKey eq {Partition(kind, day, shard)} and RowKey ge {newest} and RowKey lt {oldest}");
@@ -409,18 +486,25 @@ public sealed class TableAuditStore : IAuditStore
                 }
 
                 var found = new List<TableEntity>();
-                await foreach (var row in _table.QueryAsync<TableEntity>(filter, maxPerPage: query.Limit, cancellationToken: cancellationToken))
+                try
                 {
-                    if (include?.Invoke(row) == false)
+                    await foreach (var row in table.Client.QueryAsync<TableEntity>(filter, maxPerPage: query.Limit, cancellationToken: cancellationToken))
                     {
-                        continue;
-                    }
+                        if (include?.Invoke(row) == false)
+                        {
+                            continue;
+                        }
 
-                    found.Add(row);
-                    if (found.Count >= query.Limit)
-                    {
-                        break;
+                        found.Add(row);
+                        if (found.Count >= query.Limit)
+                        {
+                            break;
+                        }
                     }
+                }
+                catch (RequestFailedException ex) when (ex.Status == 404)
+                {
+                    // Nothing was recorded that day (or retention has deleted it).
                 }
 
                 return found;
@@ -434,11 +518,24 @@ public sealed class TableAuditStore : IAuditStore
     // The trigger instance's row and its enforcements' rows follow one another: one range read.
     private async Task<(TriggerInstanceRecord? Record, List<RuleEnforcementRecord> Enforcements)> GetTriggerInstanceAsync(string id, DateTimeOffset occurredAt, CancellationToken cancellationToken)
     {
-        var (partition, row) = TriggerInstanceKey(id, occurredAt);
+        var (table, partition, row) = TriggerInstanceKey(id, occurredAt);
         var filter = TableClient.CreateQueryFilter($"PartitionKey eq {partition} and RowKey ge {row} and RowKey lt {row + "|~"}");
         TriggerInstanceRecord? record = null;
         var enforcements = new List<RuleEnforcementRecord>();
-        await foreach (var entity in _table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
+        var rows = new List<TableEntity>();
+        try
+        {
+            await foreach (var entity in table.Client.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
+            {
+                rows.Add(entity);
+            }
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            // No table for that day: nothing recorded, or purged.
+        }
+
+        foreach (var entity in rows)
         {
             if (entity.RowKey == row)
             {
@@ -478,10 +575,10 @@ public sealed class TableAuditStore : IAuditStore
         User = e.GetString("User"),
     };
 
-    private async Task<TableEntity> ToEntityAsync(ExecutionRecord record, CancellationToken cancellationToken)
+    private async Task<(DayTable Table, TableEntity Entity)> ToEntityAsync(ExecutionRecord record, CancellationToken cancellationToken)
     {
-        var (partition, row) = ExecutionKey(record.Id) ?? throw new ArgumentException($"'{record.Id}' is not an execution id (24 hex digits, the first 8 its creation time)", nameof(record));
-        return await ToEntityAsync(record, partition, row, cancellationToken);
+        var (table, partition, row) = ExecutionKey(record.Id) ?? throw new ArgumentException($"'{record.Id}' is not an execution id (24 hex digits, the first 8 its creation time)", nameof(record));
+        return (table, await ToEntityAsync(record, partition, row, cancellationToken));
     }
 
     private async Task<TableEntity> ToEntityAsync(ExecutionRecord record, string partition, string row, CancellationToken cancellationToken)
@@ -545,12 +642,12 @@ public sealed class TableAuditStore : IAuditStore
         };
     }
 
-    private (string Partition, string Row)? ExecutionKey(string id) =>
-        IsKeySafe(id) && StormIds.TryGetTimestamp(id, out var at) ? (Partition(ExecutionsKind, at.UtcDateTime.Date, Shard(id)), $"{TimeKey(at)}|{id}") : null;
+    private (DayTable Table, string Partition, string Row)? ExecutionKey(string id) =>
+        IsKeySafe(id) && StormIds.TryGetTimestamp(id, out var at) ? (Day(at.UtcDateTime.Date), Partition(ExecutionsKind, at.UtcDateTime.Date, Shard(id)), $"{TimeKey(at)}|{id}") : null;
 
     // The id is escaped so that a trigger instance's row key never reads as another's enforcement row.
-    private (string Partition, string Row) TriggerInstanceKey(string id, DateTimeOffset occurredAt) =>
-        (Partition(TriggerInstancesKind, occurredAt.UtcDateTime.Date, Shard(id)), $"{TimeKey(occurredAt)}|{Escape(id)}");
+    private (DayTable Table, string Partition, string Row) TriggerInstanceKey(string id, DateTimeOffset occurredAt) =>
+        (Day(occurredAt.UtcDateTime.Date), Partition(TriggerInstancesKind, occurredAt.UtcDateTime.Date, Shard(id)), $"{TimeKey(occurredAt)}|{Escape(id)}");
 
     private (string Partition, string Row) DeliveryKey(string triggerInstanceId) =>
         (string.Create(CultureInfo.InvariantCulture, $"d|{Shard(triggerInstanceId):D2}"), triggerInstanceId);

@@ -8,29 +8,30 @@ using ServerlessStorm.Engine.Executions;
 namespace ServerlessStorm.Azure.Audit;
 
 /// <summary>
-/// Live output in Table Storage, <c>{prefix}ExecutionOutput</c>: PartitionKey <c>{yyyyMMdd}|{shard}</c> (the day in the
-/// execution id, its hash modulo <see cref="AzureStorageOptions.AuditShards"/>), RowKey <c>{execution id}|{sequence}-{part}</c>.
-/// An execution's output is one range of one partition (read in order, written in transactions), and a day's output
-/// is that day's partitions, which retention deletes whole.
+/// Live output in Table Storage, a table a day, <c>{prefix}ExecutionOutput{yyyyMMdd}</c> (the day in the execution id):
+/// PartitionKey <c>{yyyyMMdd}|{shard}</c> (the id's hash modulo <see cref="AzureStorageOptions.AuditShards"/>), RowKey
+/// <c>{execution id}|{sequence}-{part}</c>. An execution's output is one range of one partition (read in order,
+/// written in transactions), and retention deletes a day's table whole.
 /// </summary>
 public sealed class TableExecutionOutputStore : IExecutionOutputStore
 {
     // A Table property holds 32K characters; longer chunks are split.
     private const int MaxText = 30_000;
-    private readonly TableClient _table;
+    private readonly StorageClients _clients;
     private readonly int _shards;
-    private readonly Lazy<Task> _created;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<DateOnly, Lazy<Task>> _created = new();
 
     public TableExecutionOutputStore(IOptions<AzureStorageOptions> options)
     {
-        _table = new StorageClients(options.Value).Tables.GetTableClient(options.Value.Names.ExecutionOutputTable);
+        _clients = new StorageClients(options.Value);
         _shards = Math.Clamp(options.Value.AuditShards, 1, 64);
-        _created = new(() => _table.CreateIfNotExistsAsync());
     }
 
     public async Task AppendAsync(string executionId, IReadOnlyList<OutputChunk> chunks, CancellationToken cancellationToken)
     {
-        await _created.Value;
+        var day = DayOf(executionId);
+        var table = Table(day);
+        await _created.GetOrAdd(day, _ => new(() => table.CreateIfNotExistsAsync())).Value;
         var partition = Partition(executionId);
         // One partition holds an execution's rows, so a batch is one entity-group transaction (up to 100 rows each).
         var rows = chunks.SelectMany(c => Enumerable.Range(0, Math.Max(1, (c.Text.Length + MaxText - 1) / MaxText)).Select(part =>
@@ -41,16 +42,42 @@ public sealed class TableExecutionOutputStore : IExecutionOutputStore
             }))).ToList();
         foreach (var batch in rows.Chunk(100))
         {
-            await _table.SubmitTransactionAsync(batch, cancellationToken);
+            try
+            {
+                await table.SubmitTransactionAsync(batch, cancellationToken);
+            }
+            catch (RequestFailedException ex) when (ex.Status == 404 && ex.ErrorCode == "TableNotFound")
+            {
+                // Retention deleted the day's table after this process made it.
+                await table.CreateIfNotExistsAsync(cancellationToken);
+                await table.SubmitTransactionAsync(batch, cancellationToken);
+            }
         }
     }
 
     public async Task<IReadOnlyList<OutputChunk>> ReadAsync(string executionId, long fromSequence, CancellationToken cancellationToken)
     {
-        await _created.Value;
-        var filter = TableClient.CreateQueryFilter($"PartitionKey eq {Partition(executionId)} and RowKey ge {Key(executionId, fromSequence, 0)} and RowKey lt {executionId + "|~"}");
         var chunks = new List<OutputChunk>();
-        await foreach (var row in _table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
+        if (AuditRetention.DayOfExecution(executionId) is null)
+        {
+            return chunks; // not an execution's id: it has no output
+        }
+
+        var filter = TableClient.CreateQueryFilter($"PartitionKey eq {Partition(executionId)} and RowKey ge {Key(executionId, fromSequence, 0)} and RowKey lt {executionId + "|~"}");
+        var rows = new List<TableEntity>();
+        try
+        {
+            await foreach (var row in Table(DayOf(executionId)).QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
+            {
+                rows.Add(row);
+            }
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            // No output that day.
+        }
+
+        foreach (var row in rows)
         {
             var sequence = long.Parse(row.RowKey.AsSpan(executionId.Length + 1, 12), CultureInfo.InvariantCulture);
             var text = row.GetString("Text") ?? "";
@@ -69,26 +96,34 @@ public sealed class TableExecutionOutputStore : IExecutionOutputStore
 
     public async Task<int> PurgeDayAsync(DateOnly day, IReadOnlySet<string> kept, CancellationToken cancellationToken)
     {
-        await _created.Value;
-        var deletes = new TableWriteBatcher(_table, batched: true, maxInFlight: 16);
-        var deleting = new List<Task>();
-        await Task.WhenAll(Enumerable.Range(0, _shards).Select(async shard =>
+        var table = Table(day);
+        var rows = new List<TableEntity>();
+        try
         {
-            var filter = TableClient.CreateQueryFilter($"PartitionKey eq {Partition(day, shard)}");
-            var rows = new List<TableEntity>();
-            await foreach (var row in _table.QueryAsync<TableEntity>(filter, select: ["PartitionKey", "RowKey"], cancellationToken: cancellationToken))
+            await foreach (var row in table.QueryAsync<TableEntity>(select: ["PartitionKey", "RowKey"], cancellationToken: cancellationToken))
             {
                 rows.Add(row);
             }
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            return 0; // no output that day
+        }
 
-            lock (deleting)
-            {
-                deleting.AddRange(rows.Where(r => !kept.Contains(r.RowKey[..r.RowKey.IndexOf('|', StringComparison.Ordinal)]))
-                    .Select(r => DeleteAsync(deletes, r, cancellationToken)));
-            }
-        }));
-        await Task.WhenAll(deleting);
-        return deleting.Count;
+        var purged = rows.Where(r => !kept.Contains(r.RowKey[..r.RowKey.IndexOf('|', StringComparison.Ordinal)])).ToList();
+        if (purged.Count == rows.Count)
+        {
+            // Nothing of the day stays: the table goes whole, one request.
+            await table.DeleteAsync(cancellationToken);
+            _created.TryRemove(day, out _);
+        }
+        else
+        {
+            var deletes = new TableWriteBatcher(table, batched: true, maxInFlight: 16);
+            await Task.WhenAll(purged.Select(r => DeleteAsync(deletes, r, cancellationToken)));
+        }
+
+        return purged.Count;
     }
 
     private static async Task DeleteAsync(TableWriteBatcher deletes, TableEntity row, CancellationToken cancellationToken)
@@ -103,10 +138,14 @@ public sealed class TableExecutionOutputStore : IExecutionOutputStore
         }
     }
 
+    private static DateOnly DayOf(string executionId) => AuditRetention.DayOfExecution(executionId)
+        ?? throw new ArgumentException($"'{executionId}' is not an execution id (24 hex digits, the first 8 its creation time)", nameof(executionId));
+
+    private TableClient Table(DateOnly day) =>
+        _clients.Tables.GetTableClient(string.Create(CultureInfo.InvariantCulture, $"{_clients.Names.ExecutionOutputTable}{day:yyyyMMdd}"));
+
     private string Partition(string executionId) =>
-        AuditRetention.DayOfExecution(executionId) is { } day
-            ? Partition(day, (int)(System.IO.Hashing.XxHash32.HashToUInt32(System.Text.Encoding.UTF8.GetBytes(executionId)) % (uint)_shards))
-            : throw new ArgumentException($"'{executionId}' is not an execution id (24 hex digits, the first 8 its creation time)", nameof(executionId));
+        Partition(DayOf(executionId), (int)(System.IO.Hashing.XxHash32.HashToUInt32(System.Text.Encoding.UTF8.GetBytes(executionId)) % (uint)_shards));
 
     private static string Partition(DateOnly day, int shard) => string.Create(CultureInfo.InvariantCulture, $"{day:yyyyMMdd}|{shard:D2}");
 
