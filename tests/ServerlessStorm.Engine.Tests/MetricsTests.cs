@@ -1,8 +1,12 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using System.Text;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 using ServerlessStorm.Engine.Audit;
 using ServerlessStorm.Engine.Diagnostics;
+using ServerlessStorm.Engine.Hosting;
 using ServerlessStorm.Engine.Messaging;
 using ServerlessStorm.Testing;
 
@@ -79,5 +83,91 @@ public sealed class MetricsTests : IDisposable
         await host.Api.PostWebhookAsync("broken", [], Encoding.UTF8.GetBytes("{}"), TestCallers.Admin, CancellationToken.None);
 
         await Eventually.TrueAsync(() => Named(StormMetrics.EnforcementsFailedName, StormMetrics.RuleTag, "metered.broken").Count == 1, what: "the failed enforcement counted");
+    }
+
+    [Fact]
+    public async Task TheBacklogSampler_ReportsEachQueuesDepth_AndHowLongItsOldestMessageHasWaited()
+    {
+        var clock = new ManualTimeProvider(DateTimeOffset.FromUnixTimeMilliseconds(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())); // the bus keeps milliseconds
+        var directory = Directory.CreateTempSubdirectory("storm-metrics-").FullName;
+        var (busy, idle) = ($"busy-{Guid.NewGuid():N}", $"idle-{Guid.NewGuid():N}");
+        try
+        {
+            await using var bus = SqliteMessageBus.Open(directory, time: clock);
+            for (var i = 0; i < 3; i++)
+            {
+                await bus.PublishAsync(busy, new BusMessage($"m{i}", Encoding.UTF8.GetBytes("{}")), CancellationToken.None);
+            }
+
+            clock.Advance(TimeSpan.FromSeconds(42));
+            var sampler = new BusBacklogSampler(bus, Options.Create(new BusOptions()), clock) { Queues = [busy, idle] };
+
+            await sampler.SampleAsync(CancellationToken.None);
+            _listener.RecordObservableInstruments();
+
+            Assert.Equal(3, Assert.Single(Named(StormMetrics.QueueDepthName, StormMetrics.QueueTag, busy)).Value);
+            Assert.Equal(42, Assert.Single(Named(StormMetrics.QueueOldestAgeName, StormMetrics.QueueTag, busy)).Value);
+            Assert.Equal(0, Assert.Single(Named(StormMetrics.QueueDepthName, StormMetrics.QueueTag, idle)).Value);
+            Assert.Equal(0, Assert.Single(Named(StormMetrics.QueueOldestAgeName, StormMetrics.QueueTag, idle)).Value);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task ABacklogSampleThatFails_LeavesTheQueuesGaugesEmpty_RatherThanStale()
+    {
+        var queue = $"flaky-{Guid.NewGuid():N}";
+        var bus = new FlakyBacklogBus(new InMemoryMessageBus());
+        var sampler = new BusBacklogSampler(bus, Options.Create(new BusOptions()), TimeProvider.System) { Queues = [queue] };
+        await bus.PublishAsync(queue, new BusMessage("m", Encoding.UTF8.GetBytes("{}")), CancellationToken.None);
+        await sampler.SampleAsync(CancellationToken.None);
+        _listener.RecordObservableInstruments();
+        Assert.Equal(1, Assert.Single(Named(StormMetrics.QueueDepthName, StormMetrics.QueueTag, queue)).Value);
+
+        bus.Failing = true;
+        await sampler.SampleAsync(CancellationToken.None);
+        _measurements.Clear();
+        _listener.RecordObservableInstruments();
+
+        Assert.Empty(Named(StormMetrics.QueueDepthName, StormMetrics.QueueTag, queue));
+        Assert.Empty(Named(StormMetrics.QueueOldestAgeName, StormMetrics.QueueTag, queue));
+    }
+
+    [Fact]
+    public async Task EveryHostsComposition_SamplesTheEngineQueues_EveryInterval()
+    {
+        var bus = new FlakyBacklogBus(new InMemoryMessageBus());
+        var services = InMemoryStorm.Compose(_packs.Root, bus: bus);
+        services.Configure<BusOptions>(o => o.BacklogSampleInterval = TimeSpan.FromMilliseconds(50));
+        await using var provider = services.BuildServiceProvider();
+        var sampler = Assert.Single(provider.GetServices<IHostedService>().OfType<BusBacklogSampler>());
+
+        await sampler.StartAsync(CancellationToken.None);
+        try
+        {
+            // Two rounds: one at the start, then one each interval.
+            await Eventually.TrueAsync(() => StormQueues.All.All(q => bus.Asked.GetValueOrDefault(q) >= 2), what: "every engine queue sampled twice");
+        }
+        finally
+        {
+            await sampler.StopAsync(CancellationToken.None);
+        }
+    }
+
+    /// <summary>A bus whose backlog can be made to fail, and that counts the queues it is asked about.</summary>
+    private sealed class FlakyBacklogBus(IMessageBus inner) : DelegatingMessageBus(inner)
+    {
+        public ConcurrentDictionary<string, int> Asked { get; } = new();
+
+        public bool Failing { get; set; }
+
+        public override Task<QueueBacklog> GetBacklogAsync(string queue, CancellationToken cancellationToken)
+        {
+            Asked.AddOrUpdate(queue, 1, (_, n) => n + 1);
+            return Failing ? throw new InvalidOperationException("the queue service is unreachable") : base.GetBacklogAsync(queue, cancellationToken);
+        }
     }
 }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 
 namespace ServerlessStorm.Engine.Diagnostics;
@@ -18,6 +19,8 @@ public static class StormMetrics
     public const string ExecutionsFinishedName = "storm.executions.finished";
     public const string ExecutionDurationName = "storm.executions.duration";
     public const string QueueWaitName = "storm.executions.queue_wait";
+    public const string QueueDepthName = "storm.bus.queue.depth";
+    public const string QueueOldestAgeName = "storm.bus.queue.oldest_age";
     public const string DeadLetteredName = "storm.messages.dead_lettered";
     public const string JournalAppendName = "storm.audit.journal.append.duration";
     public const string InquiriesPendingName = "storm.inquiries.pending";
@@ -58,6 +61,23 @@ public static class StormMetrics
         description: "Inquiries waiting for a response, as of the last sweep");
 
     public static void InquiriesPendingCounted(long pending) => Interlocked.Exchange(ref _inquiriesPending, pending);
+
+    // Each queue's backlog as the last sample found it; a queue whose sample failed reports nothing until one succeeds.
+    private static readonly ConcurrentDictionary<string, (long Depth, double OldestAge)> Backlogs = new(StringComparer.Ordinal);
+
+    private static readonly ObservableGauge<long> QueueDepth = Meter.CreateObservableGauge(QueueDepthName,
+        () => Backlogs.Select(b => new Measurement<long>(b.Value.Depth, Tag(QueueTag, b.Key))),
+        description: "Messages on a bus queue not yet completed (waiting, delayed or being handled), by queue, as of the last sample");
+
+    private static readonly ObservableGauge<double> QueueOldestAge = Meter.CreateObservableGauge(QueueOldestAgeName,
+        () => Backlogs.Select(b => new Measurement<double>(b.Value.OldestAge, Tag(QueueTag, b.Key))), unit: "s",
+        description: "How long the oldest message waiting on a bus queue has waited (0 when none waits), by queue, as of the last sample");
+
+    /// <summary>A sample of <paramref name="queue"/>'s backlog: its depth, and the age of its oldest waiting message (none: zero).</summary>
+    public static void BacklogSampled(string queue, long depth, TimeSpan oldestAge) => Backlogs[queue] = (depth, Math.Max(0, oldestAge.TotalSeconds));
+
+    /// <summary>A sample of <paramref name="queue"/>'s backlog failed: unknown, rather than the last figures going stale.</summary>
+    public static void BacklogUnknown(string queue) => Backlogs.TryRemove(queue, out _);
 
     public static void TriggerAccepted(string triggerType) => TriggersAcceptedCounter.Add(1, Tag(TriggerTag, triggerType));
 

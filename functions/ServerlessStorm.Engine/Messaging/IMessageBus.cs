@@ -78,6 +78,8 @@ public static class StormQueues
 
     /// <summary>Each timer's next occurrence, delayed until it falls due.</summary>
     public const string Timers = "timers";
+
+    public static readonly IReadOnlyList<string> All = [TriggerInstances, Executions, Timers];
 }
 
 /// <summary>Retry behaviour shared by the transports.</summary>
@@ -93,4 +95,7 @@ public sealed class BusOptions
 
     /// <summary>Messages handled at once per subscription.</summary>
     public int Concurrency { get; set; } = 16;
+
+    /// <summary>How often each host asks the bus for its queues' backlog (the backlog gauges); zero turns it off.</summary>
+    public TimeSpan BacklogSampleInterval { get; set; } = TimeSpan.FromSeconds(30);
 }
