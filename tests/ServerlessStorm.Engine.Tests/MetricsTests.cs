@@ -6,6 +6,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using ServerlessStorm.Engine.Audit;
 using ServerlessStorm.Engine.Diagnostics;
+using ServerlessStorm.Engine.Executions;
 using ServerlessStorm.Engine.Hosting;
 using ServerlessStorm.Engine.Messaging;
 using ServerlessStorm.Testing;
@@ -72,6 +73,41 @@ public sealed class MetricsTests : IDisposable
         Assert.Equal("succeeded", finished.Tags[StormMetrics.StatusTag]);
         Assert.True(Assert.Single(Named(StormMetrics.ExecutionDurationName, StormMetrics.ActionTag, "metered.ok")).Value > 0);
         Assert.True(Assert.Single(Named(StormMetrics.QueueWaitName, StormMetrics.ActionTag, "metered.ok")).Value >= 0);
+        var run = Assert.Single(Named(StormMetrics.RunTimeName, StormMetrics.ActionTag, "metered.ok"));
+        Assert.Equal("succeeded", run.Tags[StormMetrics.StatusTag]);
+        Assert.InRange(run.Value, double.Epsilon, Assert.Single(Named(StormMetrics.ExecutionDurationName, StormMetrics.ActionTag, "metered.ok")).Value);
+    }
+
+    [Fact]
+    public void RunTime_IsFromTheLastStart_AndNotRecordedForAnExecutionThatNeverRan()
+    {
+        var start = DateTimeOffset.UnixEpoch;
+        ExecutionRecord Execution(string action, params (string Status, int Second)[] history)
+        {
+            var record = new ExecutionRecord
+            {
+                Id = $"{action}-1", ActionRef = action, RunnerType = "local-shell-cmd", TraceTag = "t", Parameters = [],
+                Status = ExecutionStatus.Requested, StartTimestamp = start,
+            };
+            foreach (var (status, second) in history)
+            {
+                record.Transition(status, start.AddSeconds(second));
+            }
+
+            return record;
+        }
+
+        // Its first worker died while running it; another took it over at 10 s and finished at 15 s.
+        var takenOver = $"metered.taken_over_{Guid.NewGuid():N}";
+        StormMetrics.ExecutionFinished(Execution(takenOver, (ExecutionStatus.Scheduled, 1), (ExecutionStatus.Running, 2), (ExecutionStatus.Running, 10), (ExecutionStatus.Failed, 15)));
+        var canceled = $"metered.canceled_{Guid.NewGuid():N}";
+        StormMetrics.ExecutionFinished(Execution(canceled, (ExecutionStatus.Delayed, 1), (ExecutionStatus.Canceled, 4)));
+
+        var run = Assert.Single(Named(StormMetrics.RunTimeName, StormMetrics.ActionTag, takenOver));
+        Assert.Equal((5, ExecutionStatus.Failed), (run.Value, run.Tags[StormMetrics.StatusTag]));
+        Assert.Equal(15, Assert.Single(Named(StormMetrics.ExecutionDurationName, StormMetrics.ActionTag, takenOver)).Value);
+        Assert.Empty(Named(StormMetrics.RunTimeName, StormMetrics.ActionTag, canceled));
+        Assert.Single(Named(StormMetrics.ExecutionsFinishedName, StormMetrics.ActionTag, canceled));
     }
 
     [Fact]

@@ -19,6 +19,7 @@ public static class StormMetrics
     public const string ExecutionsFinishedName = "storm.executions.finished";
     public const string ExecutionDurationName = "storm.executions.duration";
     public const string QueueWaitName = "storm.executions.queue_wait";
+    public const string RunTimeName = "storm.executions.run_time";
     public const string QueueDepthName = "storm.bus.queue.depth";
     public const string QueueOldestAgeName = "storm.bus.queue.oldest_age";
     public const string DeadLetteredName = "storm.messages.dead_lettered";
@@ -45,6 +46,7 @@ public static class StormMetrics
 
     private static readonly Histogram<double> ExecutionDuration = Meter.CreateHistogram<double>(ExecutionDurationName, unit: "s", description: "From an execution's request to its final status, by action and status");
     private static readonly Histogram<double> QueueWait = Meter.CreateHistogram<double>(QueueWaitName, unit: "s", description: "From an execution request's sending to a runner taking it, by action");
+    private static readonly Histogram<double> RunTime = Meter.CreateHistogram<double>(RunTimeName, unit: "s", description: "From a runner starting an execution to its final status, by action and status");
     private static readonly Counter<long> DeadLetteredCounter = Meter.CreateCounter<long>(DeadLetteredName, description: "Messages given up on after their last delivery, by queue");
 
     /// <summary>
@@ -100,6 +102,13 @@ public static class StormMetrics
         if (record.EndTimestamp is { } end)
         {
             ExecutionDuration.Record((end - record.StartTimestamp).TotalSeconds, Tag(ActionTag, record.ActionRef), Tag(StatusTag, record.Status));
+
+            // From the last start: a worker that takes over an execution whose worker died runs it again. None when it
+            // ended before running (canceled, or held back by a policy).
+            if (record.History.LastOrDefault(h => h.Status == Executions.ExecutionStatus.Running) is { } running)
+            {
+                RunTime.Record((end - running.At).TotalSeconds, Tag(ActionTag, record.ActionRef), Tag(StatusTag, record.Status));
+            }
         }
     }
 
