@@ -79,6 +79,31 @@ public sealed class MetricsTests : IDisposable
     }
 
     [Fact]
+    public async Task AWorkflowTask_IsCountedUnderItsWorkflowsAction_WithItsStatus_AndTimedWhenItRan()
+    {
+        _packs.Write("metered/actions/ok.yaml", "name: ok\nrunner_type: local-shell-cmd\nparameters:\n  cmd: {default: 'echo ok'}\n");
+        await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), _packs.Root);
+        var workflowRef = $"metered.flow_{Guid.NewGuid():N}";
+        var workflow = new ExecutionRecord
+        {
+            Id = $"wf-{Guid.NewGuid():N}", ActionRef = workflowRef, RunnerType = Workflows.WorkflowDefinition.RunnerType, TraceTag = "metered-flow", Parameters = [],
+            Status = ExecutionStatus.Running, StartTimestamp = DateTimeOffset.UtcNow,
+        };
+        Assert.True(await host.Audit.TryCreateExecutionAsync(workflow, CancellationToken.None));
+        var tasks = host.Services.GetRequiredService<Workflows.WorkflowTaskRunner>();
+
+        var ran = await tasks.RunAsync(workflow.Id, workflow.TraceTag, "greet.1", "greet", "metered.ok", [], CancellationToken.None);
+        var missing = await tasks.RunAsync(workflow.Id, workflow.TraceTag, "oops.1", "oops", "metered.nothing", [], CancellationToken.None);
+
+        Assert.Equal((ExecutionStatus.Succeeded, ExecutionStatus.Failed), (ran.Status, missing.Status));
+        Assert.Equal([ExecutionStatus.Failed, ExecutionStatus.Succeeded],
+            Named(StormMetrics.WorkflowTasksName, StormMetrics.WorkflowTag, workflowRef).Select(m => (string)m.Tags[StormMetrics.StatusTag]!).Order());
+        var timed = Assert.Single(Named(StormMetrics.WorkflowTaskDurationName, StormMetrics.WorkflowTag, workflowRef)); // only the one that ran
+        Assert.Equal(ExecutionStatus.Succeeded, timed.Tags[StormMetrics.StatusTag]);
+        Assert.True(timed.Value > 0);
+    }
+
+    [Fact]
     public void RunTime_IsFromTheLastStart_AndNotRecordedForAnExecutionThatNeverRan()
     {
         var start = DateTimeOffset.UnixEpoch;

@@ -20,6 +20,8 @@ public static class StormMetrics
     public const string ExecutionDurationName = "storm.executions.duration";
     public const string QueueWaitName = "storm.executions.queue_wait";
     public const string RunTimeName = "storm.executions.run_time";
+    public const string WorkflowTasksName = "storm.workflow.tasks";
+    public const string WorkflowTaskDurationName = "storm.workflow.task.duration";
     public const string QueueDepthName = "storm.bus.queue.depth";
     public const string QueueOldestAgeName = "storm.bus.queue.oldest_age";
     public const string DeadLetteredName = "storm.messages.dead_lettered";
@@ -32,6 +34,7 @@ public static class StormMetrics
     public const string RuleTag = "rule";
     public const string ActionTag = "action";
     public const string QueueTag = "queue";
+    public const string WorkflowTag = "workflow";
 
     private static readonly Meter Meter = new(MeterName);
 
@@ -47,6 +50,8 @@ public static class StormMetrics
     private static readonly Histogram<double> ExecutionDuration = Meter.CreateHistogram<double>(ExecutionDurationName, unit: "s", description: "From an execution's request to its final status, by action and status");
     private static readonly Histogram<double> QueueWait = Meter.CreateHistogram<double>(QueueWaitName, unit: "s", description: "From an execution request's sending to a runner taking it, by action");
     private static readonly Histogram<double> RunTime = Meter.CreateHistogram<double>(RunTimeName, unit: "s", description: "From a runner starting an execution to its final status, by action and status");
+    private static readonly Counter<long> WorkflowTasksCounter = Meter.CreateCounter<long>(WorkflowTasksName, description: "Workflow tasks whose action reached a final status, by workflow and status");
+    private static readonly Histogram<double> WorkflowTaskDuration = Meter.CreateHistogram<double>(WorkflowTaskDurationName, unit: "s", description: "From a workflow task's action being requested to its final status, by workflow and status");
     private static readonly Counter<long> DeadLetteredCounter = Meter.CreateCounter<long>(DeadLetteredName, description: "Messages given up on after their last delivery, by queue");
 
     /// <summary>
@@ -109,6 +114,19 @@ public static class StormMetrics
             {
                 RunTime.Record((end - running.At).TotalSeconds, Tag(ActionTag, record.ActionRef), Tag(StatusTag, record.Status));
             }
+        }
+    }
+
+    /// <summary>
+    /// A workflow task's action reached a final status: counted by its workflow's action and the status, and the
+    /// time from its request to its end recorded when there was an execution to time.
+    /// </summary>
+    public static void WorkflowTaskFinished(string workflowRef, string status, TimeSpan? duration)
+    {
+        WorkflowTasksCounter.Add(1, Tag(WorkflowTag, workflowRef), Tag(StatusTag, status));
+        if (duration is { } taken)
+        {
+            WorkflowTaskDuration.Record(taken.TotalSeconds, Tag(WorkflowTag, workflowRef), Tag(StatusTag, status));
         }
     }
 

@@ -243,6 +243,7 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
                 // Its orchestration will not record its end, so its end is announced here (actiontrigger, notify)
                 // and its concurrency slots are given back.
                 Diagnostics.StormMetrics.ExecutionFinished(record);
+                await Workflows.WorkflowTaskRunner.CountEndedTaskAsync(audit, record, cancellationToken); // a sub-workflow is its parent's task
                 if (concurrency is not null)
                 {
                     await concurrency.LeaveAsync(record, cancellationToken);

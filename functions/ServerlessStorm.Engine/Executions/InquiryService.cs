@@ -254,6 +254,7 @@ public sealed partial class InquiryService(PackCatalog catalog, IAuditStore audi
     private async Task EndedAsync(ExecutionRecord record, CancellationToken cancellationToken)
     {
         Diagnostics.StormMetrics.ExecutionFinished(record);
+        await Workflows.WorkflowTaskRunner.CountEndedTaskAsync(audit, record, cancellationToken);
         await announcer.AnnounceAsync(catalog.Actions.GetValueOrDefault(record.ActionRef), record, cancellationToken);
         if (record.ParentId is { } workflow && workflows is not null)
         {
