@@ -147,6 +147,23 @@ public sealed class MetricsTests : IDisposable
     }
 
     [Fact]
+    public async Task AnExecutionCanceledBeforeItRuns_IsCountedFinished_WithoutARunTime()
+    {
+        var action = $"waits_{Guid.NewGuid():N}";
+        _packs.Write($"metered/actions/{action}.yaml", $"name: {action}\nrunner_type: local-shell-cmd\nparameters:\n  cmd: {{default: 'echo ok'}}\n");
+        await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new UndeliveredExecutions(new InMemoryMessageBus()), _packs.Root);
+        var executions = host.Services.GetRequiredService<ExecutionService>();
+
+        var requested = await executions.RunAsync($"metered.{action}", [], null, TestCallers.Admin.User, CancellationToken.None);
+        var canceled = await executions.CancelAsync(requested.Id, CancellationToken.None);
+
+        Assert.Equal(ExecutionStatus.Canceled, canceled.Status);
+        Assert.Equal(ExecutionStatus.Canceled, Assert.Single(Named(StormMetrics.ExecutionsFinishedName, StormMetrics.ActionTag, $"metered.{action}")).Tags[StormMetrics.StatusTag]);
+        Assert.Single(Named(StormMetrics.ExecutionDurationName, StormMetrics.ActionTag, $"metered.{action}"));
+        Assert.Empty(Named(StormMetrics.RunTimeName, StormMetrics.ActionTag, $"metered.{action}"));
+    }
+
+    [Fact]
     public async Task TheBacklogSampler_ReportsEachQueuesDepth_AndHowLongItsOldestMessageHasWaited()
     {
         var clock = new ManualTimeProvider(DateTimeOffset.FromUnixTimeMilliseconds(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())); // the bus keeps milliseconds
@@ -216,6 +233,13 @@ public sealed class MetricsTests : IDisposable
         {
             await sampler.StopAsync(CancellationToken.None);
         }
+    }
+
+    /// <summary>A bus that never hands an execution request to a runner.</summary>
+    private sealed class UndeliveredExecutions(IMessageBus inner) : DelegatingMessageBus(inner)
+    {
+        public override Task PublishAsync(string queue, BusMessage message, CancellationToken cancellationToken) =>
+            queue == StormQueues.Executions ? Task.CompletedTask : base.PublishAsync(queue, message, cancellationToken);
     }
 
     /// <summary>A bus whose backlog can be made to fail, and that counts the queues it is asked about.</summary>

@@ -210,6 +210,11 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
             record.Transition(record.Status == ExecutionStatus.Running ? ExecutionStatus.Canceling : ExecutionStatus.Canceled, time.GetUtcNow());
             if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
             {
+                if (record.Status == ExecutionStatus.Canceled)
+                {
+                    Diagnostics.StormMetrics.ExecutionFinished(record); // ended here: no runner will record it
+                }
+
                 return record;
             }
         }

@@ -147,6 +147,7 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
             record.Transition(ExecutionStatus.Canceled, time.GetUtcNow());
             if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
             {
+                Diagnostics.StormMetrics.ExecutionFinished(record);
                 await announcer.AnnounceAsync(action, record, cancellationToken);
                 Counted(workflow, new WorkflowTaskOutcome(record.Status, null, null, record.Id), record);
             }
