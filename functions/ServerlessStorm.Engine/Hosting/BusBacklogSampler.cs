@@ -47,7 +47,7 @@ public sealed class BusBacklogSampler(IMessageBus bus, IOptions<BusOptions> opti
                 var backlog = await bus.GetBacklogAsync(queue, cancellationToken);
                 StormMetrics.BacklogSampled(queue, backlog.Depth, backlog.OldestEnqueuedAt is { } oldest ? time.GetUtcNow() - oldest : TimeSpan.Zero);
             }
-            catch (Exception) when (!cancellationToken.IsCancellationRequested)
+            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
                 // The bus could not say (unreachable, throttled): its gauges report nothing rather than old figures,
                 // and the next sample tries again.
