@@ -8,7 +8,7 @@ param tags object
 param alertEmail string
 @description('Failed or timed-out executions in 15 minutes that raise an alert.')
 param failedExecutionsThreshold int
-@description('Minutes an execution request may wait for a runner before the backlog alert fires.')
+@description('Minutes the oldest message on a bus queue may wait before the backlog alert fires (on Service Bus a request counts while its action runs: allow the longest action).')
 param backlogMinutes int
 @description('The longest a pack\'s timers may stay silent (ISO 8601, e.g. PT2H); empty for no timer alert.')
 param timerSilence string
@@ -70,10 +70,10 @@ var alerts = concat([
   }
   {
     name: 'backlog'
-    description: 'An execution request waited for a runner longer than the backlog allows'
+    description: 'A message has waited on a bus queue longer than the backlog allows'
     severity: 2
     window: 'PT15M'
-    query: 'customMetrics | where name == "storm.executions.queue_wait" | summarize measure = max(valueMax)'
+    query: 'customMetrics | where name == "storm.bus.queue.oldest_age" | summarize measure = max(valueMax)'
     operator: 'GreaterThan'
     threshold: backlogMinutes * 60
   }

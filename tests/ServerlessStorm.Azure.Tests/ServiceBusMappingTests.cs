@@ -122,6 +122,59 @@ public sealed class ServiceBusMappingTests
         Assert.Equal(("trigger-instances", "ti-1", "failed 5 deliveries; last error X: y", 5), (letter.Queue, letter.MessageId, letter.Reason, letter.Deliveries));
     }
 
+    [Fact]
+    public async Task Backlog_CountsEveryPeekedMessage_AndDatesTheOldestActiveOne_FromWhenItBecameActive()
+    {
+        var now = DateTimeOffset.UtcNow;
+        var queue = new PeekableQueue(
+        [
+            Peeked(1, enqueued: now.AddHours(-2), scheduledFor: now.AddHours(1), ServiceBusMessageState.Scheduled), // a timer's next occurrence
+            Peeked(2, enqueued: now.AddMinutes(-30), scheduledFor: now.AddMinutes(-1)),                           // was delayed, due a minute ago
+            Peeked(3, enqueued: now.AddMinutes(-5)),
+            Peeked(4, enqueued: now.AddMinutes(-2)),
+        ]);
+
+        var backlog = await ServiceBusMessageBus.PeekBacklogAsync(queue, 1000, CancellationToken.None);
+
+        Assert.Equal(new QueueBacklog(4, now.AddMinutes(-5)), backlog);
+    }
+
+    [Fact]
+    public async Task Backlog_PeeksInPagesFromTheLastSequenceNumber_AndStopsCountingAtTheLimit()
+    {
+        var now = DateTimeOffset.UtcNow;
+        var queue = new PeekableQueue([.. Enumerable.Range(1, 1300).Select(i => Peeked(i, enqueued: now.AddSeconds(i - 2000)))]);
+
+        var backlog = await ServiceBusMessageBus.PeekBacklogAsync(queue, 1000, CancellationToken.None);
+
+        Assert.Equal(new QueueBacklog(1000, now.AddSeconds(-1999)), backlog);
+        Assert.Equal([(250, null), (250, 251L), (250, 501L), (250, 751L)], queue.Peeks);
+    }
+
+    [Fact]
+    public async Task Backlog_OfAnEmptyQueue_IsEmpty() =>
+        Assert.Equal(QueueBacklog.Empty, await ServiceBusMessageBus.PeekBacklogAsync(new PeekableQueue([]), 1000, CancellationToken.None));
+
+    private static ServiceBusReceivedMessage Peeked(long sequenceNumber, DateTimeOffset enqueued, DateTimeOffset scheduledFor = default,
+        ServiceBusMessageState state = ServiceBusMessageState.Active) =>
+        ServiceBusModelFactory.ServiceBusReceivedMessage(messageId: $"m{sequenceNumber}", sequenceNumber: sequenceNumber, enqueuedTime: enqueued,
+            scheduledEnqueueTime: scheduledFor, serviceBusMessageState: state);
+
+    /// <summary>
+    /// A queue's messages as a peek returns them, by the service's documented rules: in sequence order from the
+    /// sequence number asked for, at most as many as asked, active, scheduled and locked ones alike.
+    /// </summary>
+    private sealed class PeekableQueue(IReadOnlyList<ServiceBusReceivedMessage> messages) : ServiceBusReceiver
+    {
+        public List<(int MaxMessages, long? From)> Peeks { get; } = [];
+
+        public override Task<IReadOnlyList<ServiceBusReceivedMessage>> PeekMessagesAsync(int maxMessages, long? fromSequenceNumber = null, CancellationToken cancellationToken = default)
+        {
+            Peeks.Add((maxMessages, fromSequenceNumber));
+            return Task.FromResult<IReadOnlyList<ServiceBusReceivedMessage>>([.. messages.Where(m => m.SequenceNumber >= (fromSequenceNumber ?? 0)).Take(maxMessages)]);
+        }
+    }
+
     private sealed class RecordingReceiver : ServiceBusReceiver
     {
         public List<string> Settlements { get; } = [];

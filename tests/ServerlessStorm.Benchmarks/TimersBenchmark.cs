@@ -134,5 +134,7 @@ internal static class TimersBenchmark
         public Task<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(string queue, int limit, CancellationToken cancellationToken) => throw new NotSupportedException();
 
         public Task<int> ReplayDeadLettersAsync(string queue, string? messageId, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<QueueBacklog> GetBacklogAsync(string queue, CancellationToken cancellationToken) => throw new NotSupportedException();
     }
 }

@@ -224,7 +224,7 @@ public sealed partial class InfrastructureTests
             .Append("http.response.status_code") // the standard attribute the webhook span sets
             .ToHashSet(StringComparer.Ordinal);
 
-        Assert.Equal(12, queries.Count); // the workbook's 8 and the 4 alerts'
+        Assert.Equal(16, queries.Count); // the workbook's 12 and the 4 alerts'
         var names = queries.SelectMany(q => QueriedName().Matches(q).Select(m => m.Groups[1].Value)).ToList();
         var dimensions = queries.SelectMany(q => QueriedDimension().Matches(q).Select(m => m.Groups[1].Value)).ToList();
         Assert.NotEmpty(names);

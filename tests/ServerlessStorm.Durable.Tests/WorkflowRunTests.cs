@@ -491,6 +491,52 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task EveryTask_IsCountedOnce_UnderItsOwnWorkflow_WhetherAnActivityAnAnswerOrASubWorkflowEndsIt()
+    {
+        using var packs = new TempPacks().WithPack("wf");
+        WriteWorkflow(packs, "counted_inner", """
+            version: 1.0
+            tasks:
+              check:
+                action: core.echo
+                input: {message: inner}
+            """);
+        WriteWorkflow(packs, "counted", """
+            version: 1.0
+            tasks:
+              approve:
+                action: core.ask
+                input: {route: ops, ttl: 5}
+                next: [{when: "<% succeeded() %>", do: [echo, sub, broken]}]
+              echo:
+                action: core.echo
+                input: {message: hi}
+              sub:
+                action: wf.counted_inner
+              broken:
+                action: core.local
+                input: {cmd: "exit 3"}
+                next: [{when: "<% failed() %>", do: noop}]
+            """);
+        using var metrics = new MetricRecorder();
+        var (host, hub) = await StartAsync(packs);
+        await using var _ = host;
+        await using var __ = hub;
+
+        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.counted", [], null, TestCallers.Admin.User, CancellationToken.None);
+        var question = await PendingApprovalAsync(host, started);
+        await host.Services.GetRequiredService<InquiryService>().RespondAsync(question.Id, new JsonObject { ["continue"] = true }, "alice", CancellationToken.None);
+        var workflow = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(90));
+
+        Assert.True(workflow.Status == ExecutionStatus.Succeeded, workflow.Error);
+        var outer = metrics.Named(StormMetrics.WorkflowTasksName, StormMetrics.WorkflowTag, "wf.counted");
+        Assert.Equal([ExecutionStatus.Failed, ExecutionStatus.Succeeded, ExecutionStatus.Succeeded, ExecutionStatus.Succeeded],
+            outer.Select(m => (string)m.Tags[StormMetrics.StatusTag]!).Order());
+        Assert.Equal(ExecutionStatus.Succeeded, Assert.Single(metrics.Named(StormMetrics.WorkflowTasksName, StormMetrics.WorkflowTag, "wf.counted_inner")).Tags[StormMetrics.StatusTag]);
+        Assert.Equal(4, metrics.Named(StormMetrics.WorkflowTaskDurationName, StormMetrics.WorkflowTag, "wf.counted").Count);
+    }
+
+    [Fact]
     public async Task SubWorkflow_RunsAsASubOrchestration_AndItsFailureIsTheCallingTasks()
     {
         using var packs = new TempPacks().WithPack("wf");

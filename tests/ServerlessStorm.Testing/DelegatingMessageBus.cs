@@ -18,4 +18,7 @@ public abstract class DelegatingMessageBus(IMessageBus inner) : IMessageBus
 
     public Task<int> ReplayDeadLettersAsync(string queue, string? messageId, CancellationToken cancellationToken) =>
         inner.ReplayDeadLettersAsync(queue, messageId, cancellationToken);
+
+    public virtual Task<QueueBacklog> GetBacklogAsync(string queue, CancellationToken cancellationToken) =>
+        inner.GetBacklogAsync(queue, cancellationToken);
 }

@@ -30,6 +30,12 @@ public sealed class ServiceBusOptions
 
     /// <summary>Messages fetched ahead per processor.</summary>
     public int PrefetchCount { get; set; } = 16;
+
+    /// <summary>
+    /// The most messages a backlog sample peeks per queue: the depth it reports stops there (the app's identity may
+    /// send and receive, not read the queue's counts through the administration API).
+    /// </summary>
+    public int BacklogPeekLimit { get; set; } = 1000;
 }
 
 /// <summary>
@@ -182,6 +188,50 @@ public sealed class ServiceBusMessageBus : IMessageBus, IAsyncDisposable
     /// <summary>A dead-lettered message as the list shows it: the description we gave it, else the broker's reason.</summary>
     public static Func<ServiceBusReceivedMessage, DeadLetter> ToDeadLetter(string queue) => m => new DeadLetter(queue, m.MessageId,
         m.DeadLetterErrorDescription ?? m.DeadLetterReason ?? "dead-lettered (no reason recorded)", m.DeliveryCount, m.EnqueuedTime);
+
+    /// <summary>
+    /// By peeking, up to <see cref="ServiceBusOptions.BacklogPeekLimit"/> messages: the depth is capped there. A peek
+    /// sees active, scheduled (delayed) and locked messages alike and cannot tell a locked one, so the oldest active
+    /// message may be one a consumer is handling: a long action's request counts as waiting while it runs.
+    /// </summary>
+    public async Task<QueueBacklog> GetBacklogAsync(string queue, CancellationToken cancellationToken)
+    {
+        await using var receiver = _client.CreateReceiver(queue);
+        return await PeekBacklogAsync(receiver, _options.BacklogPeekLimit, cancellationToken);
+    }
+
+    /// <summary>The backlog of the queue <paramref name="receiver"/> reads, from its messages peeked in sequence order up to <paramref name="limit"/>.</summary>
+    public static async Task<QueueBacklog> PeekBacklogAsync(ServiceBusReceiver receiver, int limit, CancellationToken cancellationToken)
+    {
+        var depth = 0;
+        DateTimeOffset? oldest = null;
+        long? from = null;
+        while (depth < limit)
+        {
+            var page = await receiver.PeekMessagesAsync(Math.Min(250, limit - depth), from, cancellationToken);
+            if (page.Count == 0)
+            {
+                break;
+            }
+
+            foreach (var message in page)
+            {
+                depth++;
+                if (message.State == ServiceBusMessageState.Active && WaitingSince(message) is var since && (oldest is null || since < oldest))
+                {
+                    oldest = since;
+                }
+            }
+
+            from = page[^1].SequenceNumber + 1;
+        }
+
+        return new QueueBacklog(depth, oldest);
+    }
+
+    // A scheduled message is active from its scheduled time on: it waits from then, not from its sending.
+    private static DateTimeOffset WaitingSince(ServiceBusReceivedMessage message) =>
+        message.ScheduledEnqueueTime > message.EnqueuedTime ? message.ScheduledEnqueueTime : message.EnqueuedTime;
 
     public async Task<int> ReplayDeadLettersAsync(string queue, string? messageId, CancellationToken cancellationToken)
     {

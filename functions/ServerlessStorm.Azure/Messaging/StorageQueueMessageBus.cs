@@ -315,6 +315,55 @@ public sealed class StorageQueueMessageBus : IMessageBus
         return replayed;
     }
 
+    /// <summary>
+    /// Approximate, as the service counts: the depth is the queue's approximate message count (everything not deleted:
+    /// waiting, delayed or being handled). The oldest is the first message a peek sees, and a peek sees only visible
+    /// messages, so never one a consumer holds; the service keeps a queue roughly, not strictly, in order.
+    /// </summary>
+    public async Task<QueueBacklog> GetBacklogAsync(string queue, CancellationToken cancellationToken)
+    {
+        // Not through QueueAsync: watching a queue should not create it.
+        var client = _service.GetQueueClient(QueueName(queue));
+        try
+        {
+            var depth = (await client.GetPropertiesAsync(cancellationToken)).Value.ApproximateMessagesCount;
+            var first = (await client.PeekMessagesAsync(1, cancellationToken)).Value.FirstOrDefault();
+            return new QueueBacklog(depth, first is null ? null : WaitingSince(first));
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            return QueueBacklog.Empty; // nothing was ever sent to it
+        }
+    }
+
+    /// <summary>
+    /// Since when a visible message has waited: its insertion, or for a delayed one when it fell due (the service's
+    /// insertion time is its sending; the envelope says when it falls due).
+    /// </summary>
+    public static DateTimeOffset? WaitingSince(PeekedMessage message)
+    {
+        DateTimeOffset? due = null;
+        try
+        {
+            if (JsonNode.Parse(message.Body.ToString()) is JsonObject envelope && envelope[DueField] is JsonValue value && value.TryGetValue<DateTimeOffset>(out var at))
+            {
+                due = at;
+            }
+        }
+        catch (JsonException)
+        {
+            // Not this bus's envelope: its insertion time is all there is.
+        }
+
+        return (message.InsertedOn, due) switch
+        {
+            ({ } inserted, { } fellDue) => inserted > fellDue ? inserted : fellDue,
+            (var inserted, var fellDue) => inserted ?? fellDue,
+        };
+    }
+
+    private const string DueField = "due";
+
     // Reads the poison queue once through: each message is hidden while the pass lasts, so none is seen twice; the
     // visitor says which to delete, and the rest are made visible again at the end.
     private async Task ScanPoisonAsync(string queue, Func<QueueMessage, JsonObject?, Task<bool>> visit, int limit, CancellationToken cancellationToken)
@@ -381,6 +430,10 @@ public sealed class StorageQueueMessageBus : IMessageBus
     private async Task<string> ToQueueTextAsync(BusMessage message, CancellationToken cancellationToken)
     {
         var envelope = new JsonObject { ["id"] = message.Id };
+        if (message.Delay > TimeSpan.Zero)
+        {
+            envelope[DueField] = DateTimeOffset.UtcNow + message.Delay;
+        }
         if (message.Body.Length <= MaxInlineBytes)
         {
             envelope["body"] = JsonNode.Parse(message.Body.Span);

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 
 namespace ServerlessStorm.Engine.Diagnostics;
@@ -18,6 +19,11 @@ public static class StormMetrics
     public const string ExecutionsFinishedName = "storm.executions.finished";
     public const string ExecutionDurationName = "storm.executions.duration";
     public const string QueueWaitName = "storm.executions.queue_wait";
+    public const string RunTimeName = "storm.executions.run_time";
+    public const string WorkflowTasksName = "storm.workflow.tasks";
+    public const string WorkflowTaskDurationName = "storm.workflow.task.duration";
+    public const string QueueDepthName = "storm.bus.queue.depth";
+    public const string QueueOldestAgeName = "storm.bus.queue.oldest_age";
     public const string DeadLetteredName = "storm.messages.dead_lettered";
     public const string JournalAppendName = "storm.audit.journal.append.duration";
     public const string InquiriesPendingName = "storm.inquiries.pending";
@@ -28,6 +34,7 @@ public static class StormMetrics
     public const string RuleTag = "rule";
     public const string ActionTag = "action";
     public const string QueueTag = "queue";
+    public const string WorkflowTag = "workflow";
 
     private static readonly Meter Meter = new(MeterName);
 
@@ -42,6 +49,9 @@ public static class StormMetrics
 
     private static readonly Histogram<double> ExecutionDuration = Meter.CreateHistogram<double>(ExecutionDurationName, unit: "s", description: "From an execution's request to its final status, by action and status");
     private static readonly Histogram<double> QueueWait = Meter.CreateHistogram<double>(QueueWaitName, unit: "s", description: "From an execution request's sending to a runner taking it, by action");
+    private static readonly Histogram<double> RunTime = Meter.CreateHistogram<double>(RunTimeName, unit: "s", description: "From a runner starting an execution to its final status, by action and status");
+    private static readonly Counter<long> WorkflowTasksCounter = Meter.CreateCounter<long>(WorkflowTasksName, description: "Workflow tasks whose action reached a final status, by workflow and status");
+    private static readonly Histogram<double> WorkflowTaskDuration = Meter.CreateHistogram<double>(WorkflowTaskDurationName, unit: "s", description: "From a workflow task's action being requested to its final status, by workflow and status");
     private static readonly Counter<long> DeadLetteredCounter = Meter.CreateCounter<long>(DeadLetteredName, description: "Messages given up on after their last delivery, by queue");
 
     /// <summary>
@@ -58,6 +68,23 @@ public static class StormMetrics
         description: "Inquiries waiting for a response, as of the last sweep");
 
     public static void InquiriesPendingCounted(long pending) => Interlocked.Exchange(ref _inquiriesPending, pending);
+
+    // Each queue's backlog as the last sample found it; a queue whose sample failed reports nothing until one succeeds.
+    private static readonly ConcurrentDictionary<string, (long Depth, double OldestAge)> Backlogs = new(StringComparer.Ordinal);
+
+    private static readonly ObservableGauge<long> QueueDepth = Meter.CreateObservableGauge(QueueDepthName,
+        () => Backlogs.Select(b => new Measurement<long>(b.Value.Depth, Tag(QueueTag, b.Key))),
+        description: "Messages on a bus queue not yet completed (waiting, delayed or being handled), by queue, as of the last sample");
+
+    private static readonly ObservableGauge<double> QueueOldestAge = Meter.CreateObservableGauge(QueueOldestAgeName,
+        () => Backlogs.Select(b => new Measurement<double>(b.Value.OldestAge, Tag(QueueTag, b.Key))), unit: "s",
+        description: "How long the oldest message waiting on a bus queue has waited (0 when none waits), by queue, as of the last sample");
+
+    /// <summary>A sample of <paramref name="queue"/>'s backlog: its depth, and the age of its oldest waiting message (none: zero).</summary>
+    public static void BacklogSampled(string queue, long depth, TimeSpan oldestAge) => Backlogs[queue] = (depth, Math.Max(0, oldestAge.TotalSeconds));
+
+    /// <summary>A sample of <paramref name="queue"/>'s backlog failed: unknown, rather than the last figures going stale.</summary>
+    public static void BacklogUnknown(string queue) => Backlogs.TryRemove(queue, out _);
 
     public static void TriggerAccepted(string triggerType) => TriggersAcceptedCounter.Add(1, Tag(TriggerTag, triggerType));
 
@@ -80,6 +107,26 @@ public static class StormMetrics
         if (record.EndTimestamp is { } end)
         {
             ExecutionDuration.Record((end - record.StartTimestamp).TotalSeconds, Tag(ActionTag, record.ActionRef), Tag(StatusTag, record.Status));
+
+            // From the last start: a worker that takes over an execution whose worker died runs it again. None when it
+            // ended before running (canceled, or held back by a policy).
+            if (record.History.LastOrDefault(h => h.Status == Executions.ExecutionStatus.Running) is { } running)
+            {
+                RunTime.Record((end - running.At).TotalSeconds, Tag(ActionTag, record.ActionRef), Tag(StatusTag, record.Status));
+            }
+        }
+    }
+
+    /// <summary>
+    /// A workflow task's action reached a final status: counted by its workflow's action and the status, and the
+    /// time from its request to its end recorded when there was an execution to time.
+    /// </summary>
+    public static void WorkflowTaskFinished(string workflowRef, string status, TimeSpan? duration)
+    {
+        WorkflowTasksCounter.Add(1, Tag(WorkflowTag, workflowRef), Tag(StatusTag, status));
+        if (duration is { } taken)
+        {
+            WorkflowTaskDuration.Record(taken.TotalSeconds, Tag(WorkflowTag, workflowRef), Tag(StatusTag, status));
         }
     }
 

@@ -210,6 +210,11 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
             record.Transition(record.Status == ExecutionStatus.Running ? ExecutionStatus.Canceling : ExecutionStatus.Canceled, time.GetUtcNow());
             if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
             {
+                if (record.Status == ExecutionStatus.Canceled)
+                {
+                    Diagnostics.StormMetrics.ExecutionFinished(record); // ended here: no runner will record it
+                }
+
                 return record;
             }
         }
@@ -243,6 +248,7 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
                 // Its orchestration will not record its end, so its end is announced here (actiontrigger, notify)
                 // and its concurrency slots are given back.
                 Diagnostics.StormMetrics.ExecutionFinished(record);
+                await Workflows.WorkflowTaskRunner.CountEndedTaskAsync(audit, record, cancellationToken); // a sub-workflow is its parent's task
                 if (concurrency is not null)
                 {
                     await concurrency.LeaveAsync(record, cancellationToken);

@@ -255,6 +255,7 @@ public sealed class InquiryService(PackCatalog catalog, IAuditStore audit, Compl
     private async Task EndedAsync(ExecutionRecord record, CancellationToken cancellationToken)
     {
         Diagnostics.StormMetrics.ExecutionFinished(record);
+        await Workflows.WorkflowTaskRunner.CountEndedTaskAsync(audit, record, cancellationToken);
         await announcer.AnnounceAsync(catalog.Actions.GetValueOrDefault(record.ActionRef), record, cancellationToken);
         if (record.ParentId is { } workflow && workflows is not null)
         {

@@ -66,6 +66,7 @@ public static class StormEngineServices
         services.AddSingleton<Workflows.WorkflowTaskRunner>();
         services.AddSingleton<ActionExecutor>();
         services.AddSingleton<StormConsumers>();
+        services.AddHostedService<BusBacklogSampler>();
         services.AddSingleton<StormApi>();
         services.AddOptions<Security.AuthOptions>();
         services.AddOptions<ApiOptions>();

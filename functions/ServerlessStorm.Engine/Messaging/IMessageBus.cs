@@ -32,6 +32,23 @@ public interface IMessageBus
     /// <paramref name="messageId"/>, or all when it is null. Returns how many.
     /// </summary>
     Task<int> ReplayDeadLettersAsync(string queue, string? messageId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// What waits on <paramref name="queue"/> now (see <see cref="QueueBacklog"/>). A snapshot for the backlog gauges:
+    /// each transport says how exactly it can count.
+    /// </summary>
+    Task<QueueBacklog> GetBacklogAsync(string queue, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// A queue's backlog. <paramref name="Depth"/>: its messages not yet completed — waiting, delayed until later, or
+/// being handled (dead letters not included). <paramref name="OldestEnqueuedAt"/>: since when the oldest message that
+/// is due and waiting for a consumer has been waiting (its sending; for a delayed message, when it fell due), or null
+/// when none waits.
+/// </summary>
+public sealed record QueueBacklog(long Depth, DateTimeOffset? OldestEnqueuedAt)
+{
+    public static readonly QueueBacklog Empty = new(0, null);
 }
 
 /// <summary>A message the bus gave up on: its queue, its id, why, after how many deliveries, and when.</summary>
@@ -61,6 +78,8 @@ public static class StormQueues
 
     /// <summary>Each timer's next occurrence, delayed until it falls due.</summary>
     public const string Timers = "timers";
+
+    public static readonly IReadOnlyList<string> All = [TriggerInstances, Executions, Timers];
 }
 
 /// <summary>Retry behaviour shared by the transports.</summary>
@@ -76,4 +95,7 @@ public sealed class BusOptions
 
     /// <summary>Messages handled at once per subscription.</summary>
     public int Concurrency { get; set; } = 16;
+
+    /// <summary>How often each host asks the bus for its queues' backlog (the backlog gauges); zero turns it off.</summary>
+    public TimeSpan BacklogSampleInterval { get; set; } = TimeSpan.FromSeconds(30);
 }

@@ -40,6 +40,9 @@ public class SqliteMessageBus : IMessageBus, IAsyncDisposable
     private readonly CancellationTokenSource _closing = new();
     private Task _deleting = Task.CompletedTask;
 
+    // The messages a consumer holds (being handled, or handled and not yet deleted): not waiting, so never the oldest.
+    private readonly ConcurrentDictionary<long, byte> _taken = new();
+
     // Sequence numbers are handed out here, not by the database, so a message can be delivered while its insert is
     // still being committed (the database runs work in order, so its acknowledgement can never overtake the insert).
     private long _lastSeq;
@@ -166,6 +169,35 @@ public class SqliteMessageBus : IMessageBus, IAsyncDisposable
         return Task.FromResult(replayed.Count);
     }
 
+    /// <summary>
+    /// Exact: every row of the queue (waiting, delayed or being handled); the oldest is the due row no consumer holds
+    /// that fell due first. A message that failed waits again from when its retry fell due.
+    /// </summary>
+    public Task<QueueBacklog> GetBacklogAsync(string queue, CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        return Task.FromResult(_database.Run(connection =>
+        {
+            using var count = LocalDatabase.Command(connection, "SELECT COUNT(*) FROM messages WHERE queue = $queue", ("$queue", queue));
+            var depth = (long)count.ExecuteScalar()!;
+
+            // The held rows are among the first few due ones (a consumer takes what is due in order), so a few more
+            // than are held now are enough to pass them.
+            using var due = LocalDatabase.Command(connection, "SELECT seq, visible_at FROM messages WHERE queue = $queue AND visible_at <= $now ORDER BY visible_at, seq LIMIT $limit",
+                ("$queue", queue), ("$now", now), ("$limit", _taken.Count + 64));
+            using var reader = due.ExecuteReader();
+            while (reader.Read())
+            {
+                if (!_taken.ContainsKey(reader.GetInt64(0)))
+                {
+                    return new QueueBacklog(depth, DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1)));
+                }
+            }
+
+            return new QueueBacklog(depth, null);
+        }));
+    }
+
     private Channel<Stored> Queue(string name) => _queues.GetOrAdd(name, _ => Channel.CreateUnbounded<Stored>());
 
     private void Schedule(string queue, Stored message, TimeSpan delay)
@@ -188,6 +220,7 @@ public class SqliteMessageBus : IMessageBus, IAsyncDisposable
             await foreach (var received in channel.Reader.ReadAllAsync(stop))
             {
                 var message = received.Message with { DeliveryCount = received.Message.DeliveryCount + 1 };
+                _taken[received.Seq] = 0;
                 try
                 {
                     await handler(message, stop);
@@ -195,12 +228,14 @@ public class SqliteMessageBus : IMessageBus, IAsyncDisposable
                 catch (OperationCanceledException) when (stop.IsCancellationRequested)
                 {
                     // Stopping mid-message: it stays in the file (and in memory for a subscriber that comes later).
+                    _taken.TryRemove(received.Seq, out _);
                     channel.Writer.TryWrite(received);
                     return;
                 }
                 catch (Exception ex)
                 {
                     Failed(queue, received with { Message = message }, ex);
+                    _taken.TryRemove(received.Seq, out _);
                     continue;
                 }
 
@@ -255,6 +290,7 @@ public class SqliteMessageBus : IMessageBus, IAsyncDisposable
                     {
                         delete.Parameters["$seq"].Value = seq;
                         delete.ExecuteNonQuery();
+                        _taken.TryRemove(seq, out _);
                     }
 
                     return batch.Count;

@@ -45,16 +45,17 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
             : null;
         if (earlier is { Status: ExecutionStatus.Succeeded } && subReRunTasks is not { Count: > 0 })
         {
+            // Not run again, so not counted again.
             return new WorkflowTaskOutcome(earlier.Status, (earlier.SealedResult ?? earlier.Result)?.DeepClone(), null, earlier.Id);
-        }
-
-        if (!catalog.Actions.TryGetValue(actionRef, out var action))
-        {
-            return new WorkflowTaskOutcome(ExecutionStatus.Failed, null, $"action '{actionRef}' does not exist", null);
         }
 
         // A task runs for its workflow's user; the workflow's record also says whether it holds concurrency slots.
         var workflow = await audit.GetExecutionAsync(workflowExecutionId, cancellationToken);
+        if (!catalog.Actions.TryGetValue(actionRef, out var action))
+        {
+            return Counted(workflow, new WorkflowTaskOutcome(ExecutionStatus.Failed, null, $"action '{actionRef}' does not exist", null));
+        }
+
         await RenewWorkflowSlotsAsync(workflow, cancellationToken);
 
         JsonObject parameters;
@@ -65,7 +66,7 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
         }
         catch (ParameterValidationException ex)
         {
-            return new WorkflowTaskOutcome(ExecutionStatus.Failed, null, ex.Message, null);
+            return Counted(workflow, new WorkflowTaskOutcome(ExecutionStatus.Failed, null, ex.Message, null));
         }
 
         var started = StormIds.TryGetTimestamp(workflowExecutionId, out var at) ? at : time.GetUtcNow();
@@ -78,7 +79,7 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
         {
             // A re-run's sub-workflow is itself re-run from what failed in the original one.
             var reuse = earlier?.RunnerType == WorkflowDefinition.RunnerType ? earlier.Id : null;
-            return await StartSubWorkflowAsync(action, record, parameters, reuse, reuse is null ? [] : subReRunTasks ?? [], cancellationToken);
+            return await StartSubWorkflowAsync(workflow, action, record, parameters, reuse, reuse is null ? [] : subReRunTasks ?? [], cancellationToken);
         }
 
         if (!ExecutionStatus.IsTerminal(record.Status))
@@ -96,11 +97,41 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
         }
 
         // Pending: an inquiry waits for a person; the workflow waits for the answer as an event (see InquiryService).
-        return new WorkflowTaskOutcome(done.Status, (done.SealedResult ?? done.Result)?.DeepClone(), done.Error, done.Id);
+        // An inquiry's end is counted where it is written (the answer may come before this reads the record), as is a
+        // sub-workflow's.
+        var outcome = new WorkflowTaskOutcome(done.Status, (done.SealedResult ?? done.Result)?.DeepClone(), done.Error, done.Id);
+        return action.RunnerType is Actions.Runners.InquirerRunner.Type or WorkflowDefinition.RunnerType ? outcome : Counted(workflow, outcome, done);
     }
 
+    /// <summary>A task's outcome, counted when it is final (the task's execution, if it has one, gives its duration).</summary>
+    private static WorkflowTaskOutcome Counted(ExecutionRecord? workflow, WorkflowTaskOutcome outcome, ExecutionRecord? task = null)
+    {
+        if (ExecutionStatus.IsTerminal(outcome.Status))
+        {
+            Diagnostics.StormMetrics.WorkflowTaskFinished(workflow?.ActionRef ?? UnknownWorkflow, outcome.Status, task?.EndTimestamp - task?.StartTimestamp);
+        }
+
+        return outcome;
+    }
+
+    /// <summary>
+    /// Counts a workflow task whose final status was just written outside a task's activity (an inquiry's answer or
+    /// expiry, a sub-workflow's end or cancel); nothing for an execution that is not a workflow's task.
+    /// </summary>
+    internal static async Task CountEndedTaskAsync(IAuditStore audit, ExecutionRecord task, CancellationToken cancellationToken)
+    {
+        if (task.ParentId is { } parent)
+        {
+            var workflow = await audit.GetExecutionAsync(parent, cancellationToken);
+            Counted(workflow, new WorkflowTaskOutcome(task.Status, null, null, task.Id), task);
+        }
+    }
+
+    // A task whose workflow's record is gone: still counted, under a name no action has.
+    private const string UnknownWorkflow = "(unknown)";
+
     // The sub-workflow's execution is marked running here; its own orchestration records its end.
-    private async Task<WorkflowTaskOutcome> StartSubWorkflowAsync(ActionDefinition action, ExecutionRecord record, JsonObject parameters, string? reuseFrom,
+    private async Task<WorkflowTaskOutcome> StartSubWorkflowAsync(ExecutionRecord? workflow, ActionDefinition action, ExecutionRecord record, JsonObject parameters, string? reuseFrom,
         IReadOnlyList<string> reRunTasks, CancellationToken cancellationToken)
     {
         var (text, error) = await WorkflowFiles.ReadAsync(catalog.Packs.GetValueOrDefault(action.Pack)?.Directory, action.EntryPoint, cancellationToken);
@@ -116,7 +147,9 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
             record.Transition(ExecutionStatus.Canceled, time.GetUtcNow());
             if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
             {
+                Diagnostics.StormMetrics.ExecutionFinished(record);
                 await announcer.AnnounceAsync(action, record, cancellationToken);
+                Counted(workflow, new WorkflowTaskOutcome(record.Status, null, null, record.Id), record);
             }
 
             return new WorkflowTaskOutcome(ExecutionStatus.Canceled, null, "canceled while waiting for a concurrency slot", record.Id);
@@ -138,7 +171,7 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
                     {
                         Diagnostics.StormMetrics.ExecutionFinished(record);
                         await announcer.AnnounceAsync(action, record, cancellationToken);
-                        return new WorkflowTaskOutcome(record.Status, null, record.Error, record.Id);
+                        return Counted(workflow, new WorkflowTaskOutcome(record.Status, null, record.Error, record.Id), record);
                     }
                 }
                 else
@@ -227,6 +260,7 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
             if (await audit.TryUpdateExecutionAsync(record, cancellationToken))
             {
                 Diagnostics.StormMetrics.ExecutionFinished(record);
+                await CountEndedTaskAsync(audit, record, cancellationToken); // a sub-workflow is its parent's task
                 await concurrency.LeaveAsync(record, cancellationToken);
                 await announcer.AnnounceAsync(catalog.Actions.GetValueOrDefault(record.ActionRef), record, cancellationToken);
                 await executions.RetryIfDueAsync(record, cancellationToken);
