@@ -52,6 +52,10 @@ param alertEmail string = ''
 @description('The longest the pack\'s timers may all stay silent (ISO 8601 duration, e.g. PT2H); empty: no timer alert.')
 param timerSilence string = ''
 
+@description('Days the audit keeps (trigger instances, executions, their payloads and output); older days are purged daily. 0 keeps everything.')
+@minValue(0)
+param retentionDays int = 30
+
 @description('Instances kept warm for webhooks and the API (0: the first request after idle waits for a cold start).')
 @minValue(0)
 param alwaysReadyHttpInstances int = 0
@@ -192,6 +196,7 @@ module functionApp 'modules/functionapp.bicep' = {
     datastoreKeySecretName: datastoreKeySecretName
     entraTenantId: entraTenantId
     entraAudience: entraAudience
+    retentionDays: retentionDays
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     alwaysReadyDurableInstances: alwaysReadyDurableInstances

@@ -21,6 +21,8 @@ param datastoreKeySecretName string
 param entraTenantId string
 @description('Microsoft Entra ID sign-in: the API app registration tokens must be for.')
 param entraAudience string
+@description('Days the audit keeps; 0 keeps everything.')
+param retentionDays int
 param maximumInstanceCount int
 @allowed([
   512
@@ -136,6 +138,7 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
     // Empty: Entra ID sign-in off (API keys and tokens only).
     Storm__Auth__EntraId__TenantId: entraTenantId
     Storm__Auth__EntraId__Audience: entraAudience
+    Storm__Retention: string(retentionDays)
   }
 }
 

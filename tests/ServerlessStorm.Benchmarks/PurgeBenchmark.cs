@@ -16,57 +16,68 @@ namespace ServerlessStorm.Benchmarks;
 
 /// <summary>
 /// Retention: how long purging one day of N executions (default 100,000) takes on Azurite. The day is what webhooks
-/// and their rules leave — per execution a trigger instance, its trace row, a rule enforcement and the execution —
-/// plus output for every tenth execution, a large (blob) result for every hundredth and an unfinished execution for
-/// every thousandth, which must stay. The next day holds a tenth as much, which must stay whole.
+/// and their rules leave — per execution a trigger instance, a rule enforcement and the execution — plus output for
+/// every tenth execution and a large (blob) result for every hundredth; the next day holds a tenth as much, which must
+/// stay whole. Two cases: a day whose executions have all finished (its tables are deleted whole), and, smaller
+/// (default 10,000), a day where every thousandth execution is still running, which must stay (the rest of the day is
+/// deleted row by row).
 /// </summary>
 internal static class PurgeBenchmark
 {
     public static async Task<int> RunAsync(string[] args)
     {
         var executions = Args.Int(args, "--executions", 100_000);
+        var withUnfinished = Args.Int(args, "--executions-with-unfinished", 10_000);
         var data = Path.Combine(Path.GetTempPath(), "storm-bench-purge-" + Guid.NewGuid().ToString("N")[..6]);
         Directory.CreateDirectory(data);
         await using var azurite = await AzuriteLauncher.EnsureRunningAsync(new AzuriteEndpoints(AzuriteFixture.FreePort(), AzuriteFixture.FreePort(), AzuriteFixture.FreePort()), data, inMemory: true);
-        var options = Options.Create(new AzureStorageOptions { ConnectionString = azurite.Endpoints.ConnectionString, Prefix = "purge" });
+        Console.WriteLine($"Azurite (in-memory persistence) on ports {string.Join(", ", azurite.Endpoints.Ports)}; machine: {Environment.ProcessorCount} cores; " +
+            $"{new AzureStorageOptions().AuditShards} audit shards");
+        Console.WriteLine();
+        Console.WriteLine("| executions in the day | unfinished | seeding | purge time | executions deleted | trigger instances | rule enforcements | payload blobs | output rows | kept | records deleted/s |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
+        var finished = await RunCaseAsync(azurite.Endpoints.ConnectionString, "all", executions, unfinishedEvery: 0);
+        var unfinished = await RunCaseAsync(azurite.Endpoints.ConnectionString, "some", withUnfinished, unfinishedEvery: 1000);
+        Console.WriteLine();
+        Console.WriteLine("checked after each case: every unfinished execution and the next day's executions are still there, every finished one of the day is gone");
+        return finished < TimeSpan.FromMinutes(1) ? 0 : 1;
+    }
+
+    private static async Task<TimeSpan> RunCaseAsync(string connectionString, string name, int executions, int unfinishedEvery)
+    {
+        var options = Options.Create(new AzureStorageOptions { ConnectionString = connectionString, Prefix = $"purge{name}" });
         var audit = new TableAuditStore(options, TimeProvider.System);
         var output = new TableExecutionOutputStore(options);
         await audit.InitializeAsync();
         var day = new DateTimeOffset(2026, 10, 1, 0, 0, 0, TimeSpan.Zero);
-        Console.WriteLine($"Azurite (in-memory persistence) on ports {string.Join(", ", azurite.Endpoints.Ports)}; machine: {Environment.ProcessorCount} cores; " +
-            $"{options.Value.AuditShards} audit shards; purging a day of {executions:N0} executions");
 
         var seeding = Stopwatch.StartNew();
-        var unfinished = await SeedDayAsync(audit, output, day, executions, "expired");
-        await SeedDayAsync(audit, output, day.AddDays(1), executions / 10, "kept");
-        var (requests, entities) = audit.WriteCounts;
-        Console.WriteLine($"seeded in {seeding.Elapsed.TotalSeconds:N1} s: {entities:N0} audit entities in {requests:N0} requests, " +
-            $"{unfinished:N0} unfinished executions on the expired day");
+        var unfinished = await SeedDayAsync(audit, output, day, executions, unfinishedEvery);
+        await SeedDayAsync(audit, output, day.AddDays(1), executions / 10, unfinishedEvery: 0);
+        seeding.Stop();
 
         var retention = new AuditRetention(audit, output, Options.Create(new StormOptions()), TimeProvider.System, NullLogger<AuditRetention>.Instance);
         var purging = Stopwatch.StartNew();
         var summary = await retention.PurgeAsync(DateOnly.FromDateTime(day.AddDays(1).UtcDateTime), budget: null, progress: null, CancellationToken.None);
         purging.Stop();
 
-        var purged = Assert(summary.Days.Count == 1, "one day purged", summary.Days[0]);
-        var deleted = purged.TriggerInstances * 2 + purged.RuleEnforcements + purged.Executions + purged.OutputRows;
-        Console.WriteLine();
-        Console.WriteLine("| executions in the day | purge time | executions deleted | trigger instances | rule enforcements | payload blobs | output rows | kept (unfinished) | rows deleted/s |");
-        Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
-        Console.WriteLine($"| {executions:N0} | {purging.Elapsed.TotalSeconds:N1} s | {purged.Executions:N0} | {purged.TriggerInstances:N0} | {purged.RuleEnforcements:N0} | {purged.Payloads:N0} | " +
-            $"{purged.OutputRows:N0} | {purged.KeptExecutions.Count:N0} | {deleted / purging.Elapsed.TotalSeconds:N0} |");
+        var purged = Check(summary.Days.Count == 1, "one day purged", summary.Days[0]);
+        var records = purged.TriggerInstances + purged.RuleEnforcements + purged.Executions + purged.OutputRows;
+        Console.WriteLine($"| {executions:N0} | {unfinished:N0} | {seeding.Elapsed.TotalSeconds:N0} s | **{purging.Elapsed.TotalSeconds:N1} s** | {purged.Executions:N0} | {purged.TriggerInstances:N0} | " +
+            $"{purged.RuleEnforcements:N0} | {purged.Payloads:N0} | {purged.OutputRows:N0} | {purged.KeptExecutions.Count:N0} | {records / purging.Elapsed.TotalSeconds:N0} |");
 
-        // What must stay did: the unfinished executions and the whole next day.
-        var kept = await audit.QueryExecutionsAsync(new AuditQuery(From: day.AddDays(1), To: day.AddDays(2).AddSeconds(-1), Limit: 1000), CancellationToken.None);
-        Assert(kept.Count == Math.Min(1000, executions / 10), $"the next day's executions are all there ({kept.Count})", kept);
-        Assert(purged.KeptExecutions.Count == unfinished, $"every unfinished execution was kept ({purged.KeptExecutions.Count} of {unfinished})", purged);
-        Assert(purged.Executions == executions - unfinished, "every finished execution was deleted", purged);
-        Console.WriteLine($"checked: the {unfinished} unfinished executions and the next day's {executions / 10:N0} executions are still there");
-        return purging.Elapsed < TimeSpan.FromMinutes(1) ? 0 : 1;
+        // What must stay did: the unfinished executions and the whole next day; nothing finished of the day is left.
+        var next = await audit.QueryExecutionsAsync(new AuditQuery(From: day.AddDays(1), To: day.AddDays(2).AddSeconds(-1), Limit: 1000), CancellationToken.None);
+        Check(next.Count == Math.Min(1000, executions / 10), $"the next day's executions are all there ({next.Count})", next);
+        Check(purged.KeptExecutions.Count == unfinished, $"every unfinished execution was kept ({purged.KeptExecutions.Count} of {unfinished})", purged);
+        Check(purged.Executions == executions - unfinished, "every finished execution was deleted", purged);
+        var left = await audit.QueryExecutionsAsync(new AuditQuery(From: day, To: day.AddDays(1).AddSeconds(-1), Limit: 1000), CancellationToken.None);
+        Check(left.Count == unfinished && left.All(e => e.Status == ExecutionStatus.Running), $"only the unfinished executions are left of the day ({left.Count})", left);
+        return purging.Elapsed;
     }
 
     // A day as webhooks leave it; returns how many executions were left unfinished.
-    private static async Task<int> SeedDayAsync(TableAuditStore audit, IExecutionOutputStore output, DateTimeOffset day, int count, string name)
+    private static async Task<int> SeedDayAsync(TableAuditStore audit, IExecutionOutputStore output, DateTimeOffset day, int count, int unfinishedEvery)
     {
         var unfinished = 0;
         var spread = TimeSpan.FromDays(1).Ticks / count;
@@ -82,7 +93,7 @@ internal static class PurgeBenchmark
                 OccurredAt = at, TraceTag = tag, Status = TriggerInstanceStatus.Processed,
             }, ct);
             var execution = StormIds.ForRuleEnforcement(instance, "examples.on_push", at);
-            var running = i % 1000 == 999;
+            var running = unfinishedEvery > 0 && i % unfinishedEvery == unfinishedEvery - 1;
             if (running)
             {
                 Interlocked.Increment(ref unfinished);
@@ -92,7 +103,7 @@ internal static class PurgeBenchmark
             await audit.TryCreateExecutionAsync(new ExecutionRecord
             {
                 Id = execution, ActionRef = "examples.deploy", RunnerType = "local-shell-cmd", TraceTag = tag, TriggerInstanceId = instance,
-                RuleRef = "examples.on_push", Parameters = new JsonObject { ["branch"] = "main", ["run"] = name },
+                RuleRef = "examples.on_push", Parameters = new JsonObject { ["branch"] = "main" },
                 Status = status, StartTimestamp = at, EndTimestamp = running ? null : at.AddSeconds(2),
                 Result = new JsonObject { ["stdout"] = i % 100 == 0 ? new string('x', 70_000) : "deployed", ["exit_code"] = 0 },
                 History = [new StatusChange(status, at)],
@@ -106,6 +117,6 @@ internal static class PurgeBenchmark
         return unfinished;
     }
 
-    private static T Assert<T>(bool condition, string what, T value) =>
+    private static T Check<T>(bool condition, string what, T value) =>
         condition ? value : throw new InvalidOperationException($"check failed: {what}: {value}");
 }
