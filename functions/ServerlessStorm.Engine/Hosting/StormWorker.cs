@@ -52,29 +52,9 @@ public sealed class StormWorker(
         }
     }
 
-    private async Task PurgeExpiredAsync(CancellationToken stoppingToken)
-    {
-        using var daily = new PeriodicTimer(RetentionInterval, time);
-        try
-        {
-            do
-            {
-                try
-                {
-                    await retention.PurgeExpiredAsync(stoppingToken);
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException)
-                {
-                    // Days purged stay purged; the next round goes on from the oldest day left.
-                    logger.AuditRetentionFailed(ex);
-                }
-            }
-            while (await daily.WaitForNextTickAsync(stoppingToken));
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-        }
-    }
+    // Days purged stay purged; the next round goes on from the oldest day left.
+    private Task PurgeExpiredAsync(CancellationToken stoppingToken) =>
+        RepeatAsync(RetentionInterval, retention.PurgeExpiredAsync, logger.AuditRetentionFailed, stoppingToken);
 
     private async Task SweepInquiriesAsync(CancellationToken stoppingToken)
     {
@@ -98,29 +78,30 @@ public sealed class StormWorker(
         }
     }
 
-    private async Task RunTimersAsync(CancellationToken stoppingToken)
-    {
-        if (!timers.HasTimers)
-        {
-            return;
-        }
+    private Task RunTimersAsync(CancellationToken stoppingToken) =>
+        timers.HasTimers
+            // What is scheduled stays scheduled; the next round schedules what this one could not.
+            ? RepeatAsync(TimerRearmInterval, timers.ScheduleAsync, logger.TimerSchedulingFailed, stoppingToken)
+            : Task.CompletedTask;
 
-        using var rearm = new PeriodicTimer(TimerRearmInterval, time);
+    // Runs the work now and then every interval until the host stops; a round that fails is logged and the next goes on.
+    private async Task RepeatAsync(TimeSpan interval, Func<CancellationToken, Task> work, Action<Exception> failed, CancellationToken stoppingToken)
+    {
+        using var ticker = new PeriodicTimer(interval, time);
         try
         {
             do
             {
                 try
                 {
-                    await timers.ScheduleAsync(stoppingToken);
+                    await work(stoppingToken);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
-                    // What is scheduled stays scheduled; the next round schedules what this one could not.
-                    logger.TimerSchedulingFailed(ex);
+                    failed(ex);
                 }
             }
-            while (await rearm.WaitForNextTickAsync(stoppingToken));
+            while (await ticker.WaitForNextTickAsync(stoppingToken));
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
