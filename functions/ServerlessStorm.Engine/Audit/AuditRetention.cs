@@ -48,7 +48,7 @@ public readonly record struct ExecutionState(string Id, string Status, string? P
 /// </summary>
 public sealed class AuditRetention(IAuditStore audit, IExecutionOutputStore output, IOptions<StormOptions> options, TimeProvider time, ILogger<AuditRetention> logger)
 {
-    /// <summary>Days kept when configuration says nothing (StackStorm's own purge keeps nothing unless told).</summary>
+    /// <summary>Days kept when configuration says nothing (StackStorm keeps everything until a TTL is set; this bounds the audit from the start).</summary>
     public const int DefaultDays = 30;
 
     /// <summary>The first day kept under the configured retention; null when retention is off (0 days).</summary>
