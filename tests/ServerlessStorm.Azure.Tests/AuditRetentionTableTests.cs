@@ -41,6 +41,7 @@ public sealed class TableAuditRetentionContractTests(AzuriteFixture azurite) : A
             && !key.Contains("delivery-old", StringComparison.Ordinal)).Order(), after.Order());
         Assert.Contains(after, key => key.StartsWith("blob ", StringComparison.Ordinal) && key.Contains(kept.RunId, StringComparison.Ordinal));
         Assert.Equal(1, Assert.Single(summary.Days).Payloads);
+        Assert.True(summary.Days[0].DeletedWhole); // nothing of it unfinished: its tables went whole
         Assert.True(before.Count - after.Count >= 10, $"{before.Count} → {after.Count}");
     }
 

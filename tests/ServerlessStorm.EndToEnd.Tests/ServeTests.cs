@@ -99,7 +99,8 @@ public sealed class ServeTests(AzuriteFixture azurite) : IAsyncLifetime
 
         Assert.Equal(0, purged.ExitCode);
         Assert.Contains($"before {before}", purged.StdOut, StringComparison.Ordinal);
-        Assert.Contains("2 execution(s)", purged.StdOut, StringComparison.Ordinal);
+        Assert.Contains("1 with no unfinished execution deleted whole", purged.StdOut, StringComparison.Ordinal);
+        Assert.Contains("from the others 1 execution(s)", purged.StdOut, StringComparison.Ordinal);
         Assert.Contains("kept 1 unfinished execution(s)", purged.StdOut, StringComparison.Ordinal);
         foreach (var record in finished)
         {

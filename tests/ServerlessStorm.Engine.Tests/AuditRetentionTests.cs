@@ -9,6 +9,17 @@ namespace ServerlessStorm.Engine.Tests;
 
 public sealed class InMemoryAuditRetentionContractTests : AuditRetentionContractTests
 {
+    [Fact]
+    public async Task TheMemoryAudit_CountsEveryDayItPurges()
+    {
+        var (audit, output) = await CreateAsync();
+        await RecordDayAsync(audit, output, Expired, "counted");
+
+        var day = Assert.Single((await Retention(audit, output).PurgeAsync(DateOnly.FromDateTime(Kept.UtcDateTime), null, null, CancellationToken.None)).Days);
+
+        Assert.Equal((2, 2, 2, 1), (day.TriggerInstances, day.RuleEnforcements, day.Executions, day.OutputRows));
+    }
+
     protected override Task<(IAuditStore Audit, IExecutionOutputStore Output)> CreateAsync() =>
         Task.FromResult<(IAuditStore, IExecutionOutputStore)>((new InMemoryAuditStore(), new InMemoryExecutionOutputStore()));
 }

@@ -80,6 +80,7 @@ public sealed class TableAuditStore : IAuditStore
             ["TriggerParameters"] = record.TriggerParameters?.ToJsonString(),
             ["Payload"] = await _blobs.StoreAsync(record.Payload?.ToJsonString() ?? "null", $"{BlobFolder(TriggerInstancesFolder, record.OccurredAt, record.Id)}payload.json", cancellationToken),
             ["OccurredAt"] = record.OccurredAt,
+            [NamesOtherRows] = IsOwnTrace(record.TraceTag, record.Id, record.OccurredAt) && !AuditRetention.DeliveryClaims(record.Id, record.TriggerType).Any() ? null : true,
             ["TraceTag"] = record.TraceTag,
             ["Status"] = record.Status,
             ["Reason"] = record.Reason,
@@ -262,6 +263,101 @@ public sealed class TableAuditStore : IAuditStore
         await _tableCreated.Value;
         var date = day.ToDateTime(TimeOnly.MinValue);
         var table = Day(date);
+
+        // Which executions stay is decided by the few that could: those not finished, and workflow tasks (their
+        // workflow may not have). A day with none goes whole, reading only the rows that name rows elsewhere.
+        var terminal = string.Join(" and ", new[] { ExecutionStatus.Succeeded, ExecutionStatus.Failed, ExecutionStatus.Timeout, ExecutionStatus.Canceled }
+            .Select(status => TableClient.CreateQueryFilter($"Status ne {status}")));
+        var executions = TableClient.CreateQueryFilter($"PartitionKey ge {"x|"} and PartitionKey lt {"x|~"}");
+        var candidates = await ReadAsync(table, $"{executions} and (({terminal}) or ParentId gt '')", ["Id", "Status", "ParentId"], cancellationToken);
+        var mayStay = await AuditRetention.KeptExecutionsAsync(
+            [.. candidates.Select(e => new ExecutionState(e.GetString("Id"), e.GetString("Status") ?? "", e.GetString("ParentId")))],
+            LookUpExecutionStateAsync, cancellationToken);
+        if (mayStay.Count > 0)
+        {
+            return await PurgeDayRowByRowAsync(day, table, cancellationToken);
+        }
+
+        var pointers = new TableWriteBatcher(_table, batched: true, maxInFlight: PurgeWritesInFlight);
+        var deleting = new List<Task>();
+        foreach (var row in await ReadAsync(table, $"{NamesOtherRows} eq true",
+            ["Id", "TraceTag", "TriggerType", "OccurredAt", "RuleRef", "ReRunOf"], cancellationToken))
+        {
+            foreach (var (partition, key) in RowsNamedBy(row))
+            {
+                deleting.Add(DeleteAsync(pointers, partition, key, cancellationToken));
+            }
+        }
+
+        var payloads = await _blobs.PurgeAsync(string.Create(CultureInfo.InvariantCulture, $"{date:yyyyMMdd}/"), _ => false, cancellationToken);
+        await Task.WhenAll(deleting);
+        try
+        {
+            // One request, however many rows the day holds.
+            await table.DeleteAsync(cancellationToken);
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            // Nothing was recorded that day.
+        }
+
+        return new AuditDayPurge(day, null, null, null, payloads, mayStay);
+    }
+
+    // The trace pointer and delivery rows a day's record made in the audit's own table.
+    private IEnumerable<(string Partition, string Row)> RowsNamedBy(TableEntity row)
+    {
+        var id = row.GetString("Id");
+        var tag = row.GetString("TraceTag") ?? "";
+        if (row.PartitionKey.StartsWith(ExecutionsKind))
+        {
+            if (HasExecutionPointer(id, tag, row.GetString("RuleRef"), row.GetString("ReRunOf")))
+            {
+                var pointer = TraceRow(tag, $"e|{id}", new());
+                yield return (pointer.PartitionKey, pointer.RowKey);
+            }
+
+            yield break;
+        }
+
+        if (!IsOwnTrace(tag, id, row.GetDateTimeOffset("OccurredAt") ?? DateTimeOffset.MinValue))
+        {
+            var pointer = TraceRow(tag, $"i|{id}", new());
+            yield return (pointer.PartitionKey, pointer.RowKey);
+        }
+
+        foreach (var claim in AuditRetention.DeliveryClaims(id, row.GetString("TriggerType")))
+        {
+            yield return DeliveryKey(claim);
+        }
+    }
+
+    // A property on the rows that made rows in the audit's own table (trace pointers, delivery ids), so that a day
+    // deleted whole finds them without reading the rest.
+    private const string NamesOtherRows = "NamesOtherRows";
+
+    private static async Task<List<TableEntity>> ReadAsync(DayTable table, string filter, string[] columns, CancellationToken cancellationToken)
+    {
+        var rows = new List<TableEntity>();
+        try
+        {
+            await foreach (var row in table.Client.QueryAsync<TableEntity>(filter, select: [.. columns, "PartitionKey", "RowKey"], cancellationToken: cancellationToken))
+            {
+                rows.Add(row);
+            }
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            // No table for the day.
+        }
+
+        return rows;
+    }
+
+    // A day that keeps some executions: everything else of it is read and deleted row by row.
+    private async Task<AuditDayPurge> PurgeDayRowByRowAsync(DateOnly day, DayTable table, CancellationToken cancellationToken)
+    {
+        var date = day.ToDateTime(TimeOnly.MinValue);
         var pointers = new TableWriteBatcher(_table, batched: true, maxInFlight: PurgeWritesInFlight);
         var rows = new TableWriteBatcher(table.Client, batched: true, maxInFlight: PurgeWritesInFlight);
         var deleting = new List<Task>();
@@ -290,11 +386,9 @@ public sealed class TableAuditStore : IAuditStore
 
             purgedExecutions++;
             dayRows.Add(execution);
-            var tag = execution.GetString("TraceTag") ?? "";
-            if (HasExecutionPointer(id, tag, execution.GetString("RuleRef"), execution.GetString("ReRunOf")))
+            foreach (var (partition, key) in RowsNamedBy(execution))
             {
-                var pointer = TraceRow(tag, $"e|{id}", new());
-                DeletePointer(pointer.PartitionKey, pointer.RowKey);
+                DeletePointer(partition, key);
             }
         }
 
@@ -318,16 +412,8 @@ public sealed class TableAuditStore : IAuditStore
             }
 
             purgedTriggerInstances++;
-            var tag = row.GetString("TraceTag") ?? "";
-            if (!IsOwnTrace(tag, id, row.GetDateTimeOffset("OccurredAt") ?? DateTimeOffset.MinValue))
+            foreach (var (partition, key) in RowsNamedBy(row))
             {
-                var pointer = TraceRow(tag, $"i|{id}", new());
-                DeletePointer(pointer.PartitionKey, pointer.RowKey);
-            }
-
-            foreach (var claim in AuditRetention.DeliveryClaims(id, row.GetString("TriggerType")))
-            {
-                var (partition, key) = DeliveryKey(claim);
                 DeletePointer(partition, key);
             }
         }
@@ -335,15 +421,7 @@ public sealed class TableAuditStore : IAuditStore
         var payloads = await _blobs.PurgeAsync(string.Create(CultureInfo.InvariantCulture, $"{date:yyyyMMdd}/"),
             name => IsKeptPayload(name, kept, keptCauses), cancellationToken);
         await Task.WhenAll(deleting);
-        if (kept.Count == 0)
-        {
-            // Nothing of the day stays: the table goes whole, one request however many rows it holds.
-            await table.DeleteAsync(cancellationToken);
-        }
-        else
-        {
-            await Task.WhenAll(dayRows.Select(row => DeleteAsync(rows, row.PartitionKey, row.RowKey, cancellationToken)));
-        }
+        await Task.WhenAll(dayRows.Select(row => DeleteAsync(rows, row.PartitionKey, row.RowKey, cancellationToken)));
 
         return new AuditDayPurge(day, purgedTriggerInstances, purgedEnforcements, purgedExecutions, payloads, kept);
     }
@@ -371,24 +449,8 @@ public sealed class TableAuditStore : IAuditStore
     // Every shard's partition of one kind and day, with only the columns named; none when the day has no table.
     private async Task<List<TableEntity>> ReadDayAsync(DayTable table, char kind, DateTime day, string[] columns, CancellationToken cancellationToken)
     {
-        var shards = await Task.WhenAll(Enumerable.Range(0, _shards).Select(async shard =>
-        {
-            var rows = new List<TableEntity>();
-            var filter = TableClient.CreateQueryFilter($"PartitionKey eq {Partition(kind, day, shard)}");
-            try
-            {
-                await foreach (var row in table.Client.QueryAsync<TableEntity>(filter, select: [.. columns, "PartitionKey", "RowKey"], cancellationToken: cancellationToken))
-                {
-                    rows.Add(row);
-                }
-            }
-            catch (RequestFailedException ex) when (ex.Status == 404)
-            {
-                // No table for the day.
-            }
-
-            return rows;
-        }));
+        var shards = await Task.WhenAll(Enumerable.Range(0, _shards).Select(shard =>
+            ReadAsync(table, TableClient.CreateQueryFilter($"PartitionKey eq {Partition(kind, day, shard)}"), columns, cancellationToken)));
         return [.. shards.SelectMany(s => s)];
     }
 
@@ -608,6 +670,7 @@ public sealed class TableAuditStore : IAuditStore
         ["SealedResult"] = await _blobs.StoreAsync(record.SealedResult?.ToJsonString(), folder + "sealed-result.json", cancellationToken),
         ["Error"] = await _blobs.StoreAsync(record.Error, folder + "error.txt", cancellationToken),
         ["Worker"] = record.Worker,
+        [NamesOtherRows] = HasExecutionPointer(record.Id, record.TraceTag, record.RuleRef, record.ReRunOf) ? true : null,
         };
     }
 

@@ -94,9 +94,25 @@ public sealed class TableExecutionOutputStore : IExecutionOutputStore
         return chunks;
     }
 
-    public async Task<int> PurgeDayAsync(DateOnly day, IReadOnlySet<string> kept, CancellationToken cancellationToken)
+    public async Task<int?> PurgeDayAsync(DateOnly day, IReadOnlySet<string> kept, CancellationToken cancellationToken)
     {
         var table = Table(day);
+        if (kept.Count == 0)
+        {
+            // Nothing of the day stays: the table goes whole, one request, without reading it.
+            try
+            {
+                await table.DeleteAsync(cancellationToken);
+            }
+            catch (RequestFailedException ex) when (ex.Status == 404)
+            {
+                // No output that day.
+            }
+
+            _created.TryRemove(day, out _);
+            return null;
+        }
+
         var rows = new List<TableEntity>();
         try
         {
@@ -111,18 +127,8 @@ public sealed class TableExecutionOutputStore : IExecutionOutputStore
         }
 
         var purged = rows.Where(r => !kept.Contains(r.RowKey[..r.RowKey.IndexOf('|', StringComparison.Ordinal)])).ToList();
-        if (purged.Count == rows.Count)
-        {
-            // Nothing of the day stays: the table goes whole, one request.
-            await table.DeleteAsync(cancellationToken);
-            _created.TryRemove(day, out _);
-        }
-        else
-        {
-            var deletes = new TableWriteBatcher(table, batched: true, maxInFlight: 16);
-            await Task.WhenAll(purged.Select(r => DeleteAsync(deletes, r, cancellationToken)));
-        }
-
+        var deletes = new TableWriteBatcher(table, batched: true, maxInFlight: 16);
+        await Task.WhenAll(purged.Select(r => DeleteAsync(deletes, r, cancellationToken)));
         return purged.Count;
     }
 

@@ -12,7 +12,7 @@ namespace ServerlessStorm.Cli.Commands;
 /// </summary>
 internal static class PurgeCommand
 {
-    private static readonly string[] Counts = ["executions", "trigger_instances", "rule_enforcements", "payloads", "output_rows", "kept_executions"];
+    private static readonly string[] Counts = ["executions", "trigger_instances", "rule_enforcements", "payloads", "output_rows", "kept_executions", "days_deleted_whole"];
 
     public static Command Create()
     {
@@ -102,8 +102,12 @@ internal static class PurgeCommand
 
         Console.WriteLine(days.Count == 0
             ? $"Nothing to purge before {before}."
-            : $"Purged {days.Count} day(s) before {before} ({days[0]} to {days[^1]}): {totals["executions"]:N0} execution(s), {totals["trigger_instances"]:N0} trigger instance(s), " +
-              $"{totals["rule_enforcements"]:N0} rule enforcement(s), {totals["payloads"]:N0} payload blob(s), {totals["output_rows"]:N0} output row(s)" +
+            : $"Purged {days.Count} day(s) before {before} ({days[0]} to {days[^1]})" +
+              (totals["days_deleted_whole"] > 0 ? $"; {totals["days_deleted_whole"]:N0} with no unfinished execution deleted whole (every record, not counted)" : "") +
+              (totals["days_deleted_whole"] < days.Count
+                  ? $"; from the others {totals["executions"]:N0} execution(s), {totals["trigger_instances"]:N0} trigger instance(s), {totals["rule_enforcements"]:N0} rule enforcement(s), {totals["output_rows"]:N0} output row(s)"
+                  : "") +
+              $"; {totals["payloads"]:N0} payload blob(s)" +
               (totals["kept_executions"] > 0 ? $"; kept {totals["kept_executions"]:N0} unfinished execution(s)." : "."));
         return CliOutput.Ok;
     }

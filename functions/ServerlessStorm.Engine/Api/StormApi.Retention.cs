@@ -54,6 +54,7 @@ public sealed partial class StormApi
             ["executions"] = summary.Executions,
             ["payloads"] = summary.Payloads,
             ["output_rows"] = summary.OutputRows,
+            ["days_deleted_whole"] = summary.DaysDeletedWhole,
             ["kept_executions"] = summary.KeptExecutions,
             ["more"] = summary.More,
         });

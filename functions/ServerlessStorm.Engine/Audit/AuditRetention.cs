@@ -8,31 +8,39 @@ using ServerlessStorm.Engine.Triggers;
 
 namespace ServerlessStorm.Engine.Audit;
 
-/// <summary>What purging one day deleted, and the executions it kept because they have not finished.</summary>
+/// <summary>
+/// What purging one day deleted, and the executions it kept because they have not finished. The counts are null
+/// when the store deleted the day whole (its tables) without reading every record to count them.
+/// </summary>
 public sealed record AuditDayPurge(
     DateOnly Day,
-    int TriggerInstances,
-    int RuleEnforcements,
-    int Executions,
+    int? TriggerInstances,
+    int? RuleEnforcements,
+    int? Executions,
     int Payloads,
     IReadOnlySet<string> KeptExecutions)
 {
-    /// <summary>Rows of live output deleted with the executions.</summary>
-    public int OutputRows { get; init; }
+    /// <summary>Rows of live output deleted with the executions (null: deleted whole, not counted).</summary>
+    public int? OutputRows { get; init; }
+
+    public bool DeletedWhole => Executions is null;
 }
 
 /// <summary>A purge's totals; <see cref="More"/> when it stopped at its time budget with expired days left.</summary>
 public sealed record AuditPurgeSummary(DateOnly Before, IReadOnlyList<AuditDayPurge> Days, bool More)
 {
-    public int TriggerInstances => Days.Sum(d => d.TriggerInstances);
+    /// <summary>The counts below are of the days that were counted; these were deleted whole.</summary>
+    public int DaysDeletedWhole => Days.Count(d => d.DeletedWhole);
 
-    public int RuleEnforcements => Days.Sum(d => d.RuleEnforcements);
+    public int TriggerInstances => Days.Sum(d => d.TriggerInstances ?? 0);
 
-    public int Executions => Days.Sum(d => d.Executions);
+    public int RuleEnforcements => Days.Sum(d => d.RuleEnforcements ?? 0);
+
+    public int Executions => Days.Sum(d => d.Executions ?? 0);
 
     public int Payloads => Days.Sum(d => d.Payloads);
 
-    public int OutputRows => Days.Sum(d => d.OutputRows);
+    public int OutputRows => Days.Sum(d => d.OutputRows ?? 0);
 
     public int KeptExecutions => Days.Sum(d => d.KeptExecutions.Count);
 }
@@ -89,7 +97,14 @@ public sealed class AuditRetention(IAuditStore audit, IExecutionOutputStore outp
             var clock = Stopwatch.StartNew();
             var result = await audit.PurgeDayAsync(day, cancellationToken);
             result = result with { OutputRows = await output.PurgeDayAsync(day, result.KeptExecutions, cancellationToken) };
-            logger.AuditDayPurged(day, result.Executions, result.TriggerInstances, result.RuleEnforcements, result.Payloads, result.OutputRows, result.KeptExecutions.Count, clock.ElapsedMilliseconds);
+            if (result.DeletedWhole)
+            {
+                logger.AuditDayDeletedWhole(day, result.Payloads, clock.ElapsedMilliseconds);
+            }
+            else
+            {
+                logger.AuditDayPurged(day, result.Executions ?? 0, result.TriggerInstances ?? 0, result.RuleEnforcements ?? 0, result.Payloads, result.OutputRows ?? 0, result.KeptExecutions.Count, clock.ElapsedMilliseconds);
+            }
             purged.Add(result);
             progress?.Report(result);
         }

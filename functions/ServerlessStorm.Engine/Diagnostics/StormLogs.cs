@@ -143,6 +143,9 @@ public static partial class StormLogs
     [LoggerMessage(EventId = 1609, EventName = "AuditRetentionFailed", Level = LogLevel.Error, Message = "Purging the audit's expired days failed; the days purged stay purged and the next daily round goes on from there")]
     public static partial void AuditRetentionFailed(this ILogger logger, Exception exception);
 
+    [LoggerMessage(EventId = 1610, EventName = "AuditDayDeletedWhole", Level = LogLevel.Information, Message = "Audit retention deleted {Day} whole: every record of the day (its tables, not counted row by row) and {Payloads} payload blob(s) ({Milliseconds} ms)")]
+    public static partial void AuditDayDeletedWhole(this ILogger logger, DateOnly day, int payloads, long milliseconds);
+
     // 1700-1799: the bus, a ten per transport since each settles messages its own way (and says so):
     // 1700 the local SQLite bus, 1710 Storage queues, 1720 Service Bus, 1730 whichever transport.
 

@@ -14,8 +14,11 @@ public interface IExecutionOutputStore
     /// <summary>The chunks with a sequence number of at least <paramref name="fromSequence"/>, in order.</summary>
     Task<IReadOnlyList<OutputChunk>> ReadAsync(string executionId, long fromSequence, CancellationToken cancellationToken);
 
-    /// <summary>Deletes the output of the executions created on <paramref name="day"/> (UTC) but those in <paramref name="kept"/>; the rows deleted.</summary>
-    Task<int> PurgeDayAsync(DateOnly day, IReadOnlySet<string> kept, CancellationToken cancellationToken);
+    /// <summary>
+    /// Deletes the output of the executions created on <paramref name="day"/> (UTC) but those in <paramref name="kept"/>;
+    /// the rows deleted, or null when the day's output went whole without being counted.
+    /// </summary>
+    Task<int?> PurgeDayAsync(DateOnly day, IReadOnlySet<string> kept, CancellationToken cancellationToken);
 }
 
 public sealed class InMemoryExecutionOutputStore : IExecutionOutputStore
@@ -46,7 +49,7 @@ public sealed class InMemoryExecutionOutputStore : IExecutionOutputStore
         }
     }
 
-    public Task<int> PurgeDayAsync(DateOnly day, IReadOnlySet<string> kept, CancellationToken cancellationToken)
+    public Task<int?> PurgeDayAsync(DateOnly day, IReadOnlySet<string> kept, CancellationToken cancellationToken)
     {
         var deleted = 0;
         foreach (var id in _output.Keys)
@@ -60,7 +63,7 @@ public sealed class InMemoryExecutionOutputStore : IExecutionOutputStore
             }
         }
 
-        return Task.FromResult(deleted);
+        return Task.FromResult<int?>(deleted);
     }
 }
 
