@@ -64,15 +64,19 @@ internal static class PurgeBenchmark
         purging.Stop();
 
         var purged = Check(summary.Days.Count == 1, "one day purged", summary.Days[0]);
-        var records = purged.TriggerInstances + purged.RuleEnforcements + purged.Executions + purged.OutputRows;
-        Console.WriteLine($"| {executions:N0} | {unfinished:N0} | {seeding.Elapsed.TotalSeconds:N0} s | **{purging.Elapsed.TotalSeconds:N1} s** | {purged.Executions:N0} | {purged.TriggerInstances:N0} | " +
-            $"{purged.RuleEnforcements:N0} | {purged.Payloads:N0} | {purged.OutputRows:N0} | {purged.KeptExecutions.Count:N0} | {records / purging.Elapsed.TotalSeconds:N0} |");
+        // A day deleted whole is not counted by the store; what it held is what was seeded into it.
+        var seeded = (Executions: executions - unfinished, TriggerInstances: executions - unfinished, Output: executions / 10);
+        static string Count(int? counted, int seeded) => counted is { } n ? $"{n:N0}" : $"{seeded:N0} (whole)";
+        var records = (purged.Executions ?? seeded.Executions) * 3 + (purged.OutputRows ?? seeded.Output * 2);
+        Console.WriteLine($"| {executions:N0} | {unfinished:N0} | {seeding.Elapsed.TotalSeconds:N0} s | **{purging.Elapsed.TotalSeconds:N1} s** | {Count(purged.Executions, seeded.Executions)} | " +
+            $"{Count(purged.TriggerInstances, seeded.TriggerInstances)} | {Count(purged.RuleEnforcements, seeded.TriggerInstances)} | {purged.Payloads:N0} | " +
+            $"{Count(purged.OutputRows, seeded.Output * 2)} | {purged.KeptExecutions.Count:N0} | {records / purging.Elapsed.TotalSeconds:N0} |");
 
         // What must stay did: the unfinished executions and the whole next day; nothing finished of the day is left.
         var next = await audit.QueryExecutionsAsync(new AuditQuery(From: day.AddDays(1), To: day.AddDays(2).AddSeconds(-1), Limit: 1000), CancellationToken.None);
         Check(next.Count == Math.Min(1000, executions / 10), $"the next day's executions are all there ({next.Count})", next);
         Check(purged.KeptExecutions.Count == unfinished, $"every unfinished execution was kept ({purged.KeptExecutions.Count} of {unfinished})", purged);
-        Check(purged.Executions == executions - unfinished, "every finished execution was deleted", purged);
+        Check(purged.Executions is null || purged.Executions == executions - unfinished, "every finished execution was deleted", purged);
         var left = await audit.QueryExecutionsAsync(new AuditQuery(From: day, To: day.AddDays(1).AddSeconds(-1), Limit: 1000), CancellationToken.None);
         Check(left.Count == unfinished && left.All(e => e.Status == ExecutionStatus.Running), $"only the unfinished executions are left of the day ({left.Count})", left);
         return purging.Elapsed;
