@@ -37,6 +37,7 @@ public sealed class AppSettingsTests
         _ when key.EndsWith("fullyQualifiedNamespace", StringComparison.OrdinalIgnoreCase) => "sb-fake.servicebus.windows.net",
         _ when key.EndsWith("TenantId", StringComparison.OrdinalIgnoreCase) => "22222222-3333-4444-5555-666666666666",
         _ when key.EndsWith("Audience", StringComparison.OrdinalIgnoreCase) => "api://serverlessstorm",
+        "Storm__Retention" => "30", // string(retentionDays)
         "APPLICATIONINSIGHTS_CONNECTION_STRING" => "InstrumentationKey=00000000-0000-0000-0000-000000000001;IngestionEndpoint=https://example.invalid/",
         _ => "InstrumentationKey-free value of " + key,
     };

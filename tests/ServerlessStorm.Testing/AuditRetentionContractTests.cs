@@ -170,6 +170,21 @@ public abstract class AuditRetentionContractTests
         Assert.NotNull(await audit.GetExecutionAsync(recent.RunId, CancellationToken.None));
     }
 
+    [Fact]
+    public async Task AnEnforcementWhoseTriggerInstanceWasNeverRecorded_IsInItsTrace_AndLeavesWithItsDay()
+    {
+        var (audit, output) = await CreateAsync();
+        await audit.RecordRuleEnforcementAsync(new RuleEnforcementRecord("replayed-1", "examples.on_push", null, RuleEnforcementRecord.Failed, "no such action",
+            Expired, "trace-replayed", "stanley", Expired), CancellationToken.None);
+
+        var before = await audit.GetTraceAsync("trace-replayed", CancellationToken.None);
+        await Retention(audit, output).PurgeAsync(DateOnly.FromDateTime(Kept.UtcDateTime), null, null, CancellationToken.None);
+        var after = await audit.GetTraceAsync("trace-replayed", CancellationToken.None);
+
+        Assert.Equal("examples.on_push", Assert.Single(before.RuleEnforcements).RuleRef);
+        Assert.Empty(after.RuleEnforcements);
+    }
+
     protected static TriggerInstanceRecord TriggerInstance(string id, DateTimeOffset at, string tag) => new()
     {
         Id = id,

@@ -129,9 +129,15 @@ public sealed class TableAuditStore : IAuditStore
     {
         using var span = StormTracing.StartAuditWrite("rule_enforcement", record.TriggerInstanceId);
         await _tableCreated.Value;
-        var (table, partition, row) = TriggerInstanceKey(record.TriggerInstanceId, record.TriggerInstanceOccurredAt ?? record.EnforcedAt);
+        var occurredAt = record.TriggerInstanceOccurredAt ?? record.EnforcedAt;
+        var (table, partition, row) = TriggerInstanceKey(record.TriggerInstanceId, occurredAt);
+        // The trace reaches an enforcement through its trigger instance; one that was never recorded (a message
+        // replayed from the dead letters, say) is still reached through this pointer, the same row its record makes.
+        var ownTrace = IsOwnTrace(record.TraceTag, record.TriggerInstanceId, occurredAt);
+        var pointer = ownTrace ? Task.CompletedTask : Upsert(TraceRow(record.TraceTag, $"i|{record.TriggerInstanceId}", new() { ["At"] = occurredAt }), cancellationToken);
         await table.WriteAsync(new TableTransactionAction(TableTransactionActionType.UpsertReplace, new TableEntity(partition, EnforcementRowKey(row, record.RuleRef))
         {
+            [NamesOtherRows] = ownTrace ? null : true,
             ["TraceTag"] = record.TraceTag,
             ["TriggerInstanceOccurredAt"] = record.TriggerInstanceOccurredAt,
             ["TriggerInstanceId"] = record.TriggerInstanceId,
@@ -142,6 +148,7 @@ public sealed class TableAuditStore : IAuditStore
             ["User"] = record.User,
             ["EnforcedAt"] = record.EnforcedAt,
         }), cancellationToken);
+        await pointer;
     }
 
     public async Task<bool> TryCreateExecutionAsync(ExecutionRecord record, CancellationToken cancellationToken)
@@ -281,7 +288,7 @@ public sealed class TableAuditStore : IAuditStore
         var pointers = new TableWriteBatcher(_table, batched: true, maxInFlight: PurgeWritesInFlight);
         var deleting = new List<Task>();
         foreach (var row in await ReadAsync(table, $"{NamesOtherRows} eq true",
-            ["Id", "TraceTag", "TriggerType", "OccurredAt", "RuleRef", "ReRunOf"], cancellationToken))
+            ["Id", "TraceTag", "TriggerType", "OccurredAt", "RuleRef", "ReRunOf", "TriggerInstanceId", "TriggerInstanceOccurredAt", "EnforcedAt"], cancellationToken))
         {
             foreach (var (partition, key) in RowsNamedBy(row))
             {
@@ -307,8 +314,20 @@ public sealed class TableAuditStore : IAuditStore
     // The trace pointer and delivery rows a day's record made in the audit's own table.
     private IEnumerable<(string Partition, string Row)> RowsNamedBy(TableEntity row)
     {
-        var id = row.GetString("Id");
         var tag = row.GetString("TraceTag") ?? "";
+        if (IsEnforcementRow(row))
+        {
+            var cause = row.GetString("TriggerInstanceId");
+            if (!IsOwnTrace(tag, cause, row.GetDateTimeOffset("TriggerInstanceOccurredAt") ?? row.GetDateTimeOffset("EnforcedAt") ?? DateTimeOffset.MinValue))
+            {
+                var pointer = TraceRow(tag, $"i|{cause}", new());
+                yield return (pointer.PartitionKey, pointer.RowKey);
+            }
+
+            yield break;
+        }
+
+        var id = row.GetString("Id");
         if (row.PartitionKey.StartsWith(ExecutionsKind))
         {
             if (HasExecutionPointer(id, tag, row.GetString("RuleRef"), row.GetString("ReRunOf")))
@@ -395,7 +414,7 @@ public sealed class TableAuditStore : IAuditStore
         // The day's trigger instances with their rule enforcements, their trace pointers and their delivery claims.
         var purgedTriggerInstances = 0;
         var purgedEnforcements = 0;
-        foreach (var row in await ReadDayAsync(table, TriggerInstancesKind, date, ["Id", "TraceTag", "TriggerType", "TriggerInstanceId", "RuleRef", "OccurredAt"], cancellationToken))
+        foreach (var row in await ReadDayAsync(table, TriggerInstancesKind, date, ["Id", "TraceTag", "TriggerType", "TriggerInstanceId", "RuleRef", "OccurredAt", "TriggerInstanceOccurredAt", "EnforcedAt"], cancellationToken))
         {
             var enforcement = IsEnforcementRow(row);
             var id = enforcement ? row.GetString("TriggerInstanceId") : row.GetString("Id");
@@ -408,10 +427,12 @@ public sealed class TableAuditStore : IAuditStore
             if (enforcement)
             {
                 purgedEnforcements++;
-                continue;
+            }
+            else
+            {
+                purgedTriggerInstances++;
             }
 
-            purgedTriggerInstances++;
             foreach (var (partition, key) in RowsNamedBy(row))
             {
                 DeletePointer(partition, key);
