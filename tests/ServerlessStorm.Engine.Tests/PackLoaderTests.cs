@@ -115,6 +115,32 @@ public class PackLoaderTests
     }
 
     [Fact]
+    public void EmptyOptionalText_IsTakenAsNotGiven_AsStackStormsLoaderDoes_ButAnEmptyRequiredFieldIsReported()
+    {
+        using var packs = new TempPacks().WithPack("p");
+        packs.Write("p/actions/quiet.yaml", """
+            name: quiet
+            description:
+            runner_type: noop
+            entry_point: ''
+            parameters:
+              message:
+                type: string
+                description: ""
+            """);
+        packs.Write("p/actions/nameless.yaml", "name: ''\nrunner_type: noop\n");
+
+        var result = Load(packs.Root);
+
+        var action = result.Catalog.Actions["p.quiet"];
+        Assert.True(string.IsNullOrEmpty(action.Description));
+        var problem = Assert.Single(result.Problems);
+        Assert.EndsWith("nameless.yaml", problem.File, StringComparison.Ordinal);
+        Assert.Equal("name", problem.Field);
+        Assert.Contains("is required, and is empty", problem.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void TemplateSyntaxError_IsReportedWithTheParameter()
     {
         using var packs = new TempPacks().WithPack("p");

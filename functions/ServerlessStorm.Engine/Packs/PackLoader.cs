@@ -1002,25 +1002,30 @@ public sealed class PackLoader(
 
         public string? RequiredString(string field)
         {
-            if (map[field] is null)
+            switch (map[field])
             {
-                Problem(map.Position, field, "is required");
-                return null;
+                case null:
+                    Problem(map.Position, field, "is required");
+                    return null;
+                case YamlScalar { Value.Length: 0 } empty:
+                    Problem(empty.Position, field, "is required, and is empty");
+                    return null;
+                default:
+                    return OptionalString(field);
             }
-
-            return OptionalString(field);
         }
 
+        /// <summary>Text, or null when absent or empty: StackStorm's loader takes <c>description:</c> and <c>entry_point: ''</c> as not given.</summary>
         public string? OptionalString(string field)
         {
             switch (map[field])
             {
                 case null:
                     return null;
-                case YamlScalar scalar when scalar.Value.Length > 0:
-                    return scalar.Value;
+                case YamlScalar scalar:
+                    return scalar.Value.Length > 0 ? scalar.Value : null;
                 case var node:
-                    Problem(node.Position, field, $"expected text, got {(node is YamlScalar ? "an empty value" : "a " + node.KindName)}");
+                    Problem(node.Position, field, $"expected text, got a {node.KindName}");
                     return null;
             }
         }
