@@ -121,6 +121,12 @@ public sealed class Template
                 return false;
             }
 
+            // Orquesta's st2kv('system.name') / st2kv('name') (the user's own).
+            if (e is CallExpr { Target: null, Name: "st2kv", Args: [LiteralExpr { Value: string key }, ..] })
+            {
+                keys.Add(key.StartsWith("system.", StringComparison.Ordinal) ? ("system", key["system.".Length..]) : ("user", key));
+            }
+
             return true;
         });
         return [.. keys.Distinct()];

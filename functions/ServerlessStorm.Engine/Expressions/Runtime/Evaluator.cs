@@ -335,6 +335,8 @@ internal sealed partial class Evaluator
             "*" => Py.Multiply(a, b, _limits.MaxOutputLength),
             "/" => Py.Divide(a, b),
             "//" => Py.FloorDivide(a, b),
+            // A tuple literal on the right is the argument list (the parser reads a tuple as a list).
+            "%" when a is string format => PyFormat.Format(format, b, binary.Right is ListExpr && b is List<object?>, _limits.MaxOutputLength),
             "%" => Py.Modulo(a, b),
             "**" => Py.Power(a, b),
             _ => throw Fail($"unknown operator {binary.Op}", binary.Offset),
@@ -368,6 +370,8 @@ internal sealed partial class Evaluator
                 return Range(args, call.Offset);
             case "len" when args.Count == 1:
                 return (long)Length(args[0], call.Offset); // Python's len(), which Orquesta's YAQL also has
+            case "st2kv":
+                return St2kvFunction(args, call.Offset);
         }
 
         var workflow = _scope.Workflow ?? throw Fail($"{call.Name}() is only available in workflows", call.Offset);

@@ -16,6 +16,8 @@ internal sealed partial class Evaluator
         "regex_match", "regex_replace", "regex_search", "regex_substring", "upper", "lower", "capitalize", "title", "trim",
         "replace", "int", "float", "string", "length", "count", "join", "first", "last", "use_none", "abs", "round", "list",
         "sort", "reverse", "unique", "min", "max", "sum", "basename", "dirname", "tojson", "items", "dictsort", "bool",
+        "decrypt_kv", "jsonpath_query", "to_human_time_from_seconds", "version_compare", "version_more_than", "version_less_than",
+        "version_equal", "version_match", "version_bump_major", "version_bump_minor", "version_bump_patch", "version_strip_patch",
     };
 
     private object? ApplyFilter(FilterExpr filter)
@@ -31,6 +33,11 @@ internal sealed partial class Evaluator
         if (!FilterNames.Contains(filter.Name))
         {
             throw Fail($"unknown filter '{filter.Name}'", filter.Offset);
+        }
+
+        if (filter.Name == "decrypt_kv")
+        {
+            return DecryptKv(filter, value);
         }
 
         value = Defined(value, filter.Target.Offset);
@@ -79,6 +86,17 @@ internal sealed partial class Evaluator
             "basename" => Path.GetFileName(Text(value)),
             "dirname" => Path.GetDirectoryName(Text(value)) ?? "",
             "items" or "dictsort" => Items(value, filter.Name == "dictsort", filter.Offset),
+            "jsonpath_query" => JsonPathQuery(value, A(0, "query"), filter.Offset),
+            "to_human_time_from_seconds" => HumanTime(value, filter.Offset),
+            "version_compare" => (long)SemVer(value, filter).CompareTo(SemVer(A(0, "pattern"), filter)),
+            "version_more_than" => SemVer(value, filter).CompareTo(SemVer(A(0, "pattern"), filter)) > 0,
+            "version_less_than" => SemVer(value, filter).CompareTo(SemVer(A(0, "pattern"), filter)) < 0,
+            "version_equal" => SemVer(value, filter).CompareTo(SemVer(A(0, "pattern"), filter)) == 0,
+            "version_match" => VersionMatch(SemVer(value, filter), A(0, "pattern"), filter),
+            "version_bump_major" => (SemVer(value, filter) with { Minor = 0, Patch = 0, Prerelease = null, Build = null, Major = SemVer(value, filter).Major + 1 }).ToString(),
+            "version_bump_minor" => (SemVer(value, filter) with { Patch = 0, Prerelease = null, Build = null, Minor = SemVer(value, filter).Minor + 1 }).ToString(),
+            "version_bump_patch" => (SemVer(value, filter) with { Prerelease = null, Build = null, Patch = SemVer(value, filter).Patch + 1 }).ToString(),
+            "version_strip_patch" => SemVer(value, filter) is var v ? $"{v.Major}.{v.Minor}" : "",
             _ => throw Fail($"unknown filter '{filter.Name}'", filter.Offset),
         };
     }
