@@ -85,10 +85,28 @@ public sealed class ActionExecutor(
             logger.ExecutionSecretTooShortToSearch(record.Id, string.Join(", ", tooShort), SecretMasker.MinimumLength);
         }
 
+        // What was still a secret's reference when the parameters were resolved is checked against its type now.
+        string? invalid = null;
+        if (action is not null && action.RunnerType != Workflows.WorkflowDefinition.RunnerType)
+        {
+            try
+            {
+                parameters = ParameterResolver.CheckOpened(action, request.Parameters, parameters);
+            }
+            catch (ParameterValidationException ex)
+            {
+                invalid = ex.Message;
+            }
+        }
+
         RunnerResult outcome;
         if (action is null)
         {
             outcome = new RunnerResult(ExecutionStatus.Failed, [], $"action '{request.ActionRef}' does not exist");
+        }
+        else if (invalid is not null)
+        {
+            outcome = new RunnerResult(ExecutionStatus.Failed, [], invalid);
         }
         else if (!runners.TryGet(action.RunnerType, out var runner))
         {

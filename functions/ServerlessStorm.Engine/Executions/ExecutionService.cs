@@ -180,8 +180,12 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
             parameters[name] = value?.DeepClone();
         }
 
+        // The original's values were rendered when it ran and are data now; the overrides are rendered like the
+        // parameters of any run (templates, the datastore as the re-running user sees it).
         var shell = runners.TryGet(action.RunnerType, out var runner) ? runner.ShellCommandParameter : null;
-        parameters = ParameterResolver.Resolve(action, parameters, renderSupplied: false, shellCommandParameter: shell);
+        var keyValues = await datastore.SnapshotAsync(ParameterResolver.DatastoreKeys(action, overrides), id, user, cancellationToken);
+        parameters = ParameterResolver.Resolve(action, parameters, renderSupplied: false, keyValues, shell,
+            renderAlso: overrides.Select(p => p.Key).ToHashSet(StringComparer.Ordinal));
         // As st2 execution re-run --tasks: the workflow runs again from the tasks named; every other task that
         // succeeded keeps its result. Without tasks, the whole workflow runs again.
         return await RequestAsync(action, parameters, id, original.TraceTag, original.TriggerInstanceId, original.RuleRef, cancellationToken,

@@ -58,7 +58,9 @@ public static class ParameterResolver
     /// <c>echo {{ message }}</c>) is rendered last and through <see cref="ShellCommandTemplate"/>: the other
     /// parameters reach the shell as quoted variables, never as shell text.
     /// </remarks>
-    public static JsonObject Resolve(ActionDefinition action, JsonObject supplied, bool renderSupplied = true, IKeyValueLookup? keyValues = null, string? shellCommandParameter = null)
+    /// <param name="renderAlso">Supplied values rendered even when <paramref name="renderSupplied"/> is false (a re-run's overrides).</param>
+    public static JsonObject Resolve(ActionDefinition action, JsonObject supplied, bool renderSupplied = true, IKeyValueLookup? keyValues = null, string? shellCommandParameter = null,
+        IReadOnlySet<string>? renderAlso = null)
     {
         var problems = new List<string>();
         var raw = new Dictionary<string, (JsonNode? Value, bool Render)>(StringComparer.Ordinal);
@@ -81,7 +83,7 @@ public static class ParameterResolver
                 continue; // null is no value: the default applies, and a required parameter is missing
             }
 
-            raw[name] = (value.DeepClone(), renderSupplied);
+            raw[name] = (value.DeepClone(), renderSupplied || renderAlso?.Contains(name) == true);
         }
 
         foreach (var definition in action.Parameters.Values.Where(d => !raw.ContainsKey(d.Name)))
@@ -96,28 +98,22 @@ public static class ParameterResolver
             }
         }
 
-        var templates = new Dictionary<string, Template>(StringComparer.Ordinal);
+        var templates = new Dictionary<string, ParameterTemplate>(StringComparer.Ordinal);
         foreach (var (name, (value, render)) in raw)
         {
-            if (render && value is JsonValue v && v.TryGetValue<string>(out var text) && Template.LooksLikeTemplate(text))
+            if (render && ParameterTemplate.Compile(name, value, problems) is { } compiled)
             {
-                try
-                {
-                    templates[name] = Template.Parse(text);
-                }
-                catch (TemplateSyntaxException ex)
-                {
-                    problems.Add($"'{name}' is not a valid template at character {ex.Offset + 1}: {ex.Message}");
-                }
+                templates[name] = compiled;
             }
         }
 
         var result = new JsonObject();
         var scope = new TemplateScope { KeyValues = keyValues };
         Template? shellTemplate = null;
-        if (shellCommandParameter is not null && templates.Remove(shellCommandParameter, out var shell))
+        if (shellCommandParameter is not null && templates.TryGetValue(shellCommandParameter, out var shell) && shell.Whole is { } whole)
         {
-            shellTemplate = shell;
+            templates.Remove(shellCommandParameter);
+            shellTemplate = whole;
             raw.Remove(shellCommandParameter);
         }
 
@@ -129,7 +125,7 @@ public static class ParameterResolver
             {
                 try
                 {
-                    value = template.Evaluate(scope);
+                    value = template.Render(scope);
                 }
                 catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException)
                 {
@@ -181,29 +177,12 @@ public static class ParameterResolver
     public static IEnumerable<(string Scope, string Name)> DatastoreKeys(ActionDefinition action, JsonObject supplied) =>
         supplied.Select(p => p.Value).Concat(action.Parameters.Values.Select(p => p.Default)).SelectMany(TemplatesIn).SelectMany(t => t.DatastoreKeys);
 
-    private static IEnumerable<Template> TemplatesIn(JsonNode? value)
-    {
-        if (value is JsonValue v && v.TryGetValue<string>(out var text) && Template.LooksLikeTemplate(text))
-        {
-            Template? template = null;
-            try
-            {
-                template = Template.Parse(text);
-            }
-            catch (TemplateSyntaxException)
-            {
-                // Reported when the parameters are resolved.
-            }
-
-            if (template is not null)
-            {
-                yield return template;
-            }
-        }
-    }
+    // Syntax errors are reported when the parameters are resolved.
+    private static IEnumerable<Template> TemplatesIn(JsonNode? value) =>
+        ParameterTemplate.Compile("", value, problems: null)?.Templates ?? [];
 
     /// <summary>The parameters in an order where each template comes after the parameters it names.</summary>
-    private static List<string> DependencyOrder(Dictionary<string, Template> templates, IEnumerable<string> names, List<string> problems)
+    private static List<string> DependencyOrder(Dictionary<string, ParameterTemplate> templates, IEnumerable<string> names, List<string> problems)
     {
         var all = names.ToHashSet(StringComparer.Ordinal);
         var order = new List<string>();
@@ -228,7 +207,7 @@ public static class ParameterResolver
             path.Add(name);
             if (templates.TryGetValue(name, out var template))
             {
-                foreach (var dependency in template.ReferencedNames.Where(all.Contains).Where(d => d != name))
+                foreach (var dependency in template.ReferencedNames.Where(all.Contains).Where(d => d != name).Order(StringComparer.Ordinal))
                 {
                     Visit(dependency);
                 }
@@ -254,39 +233,66 @@ public static class ParameterResolver
         return order;
     }
 
-    private static JsonNode? Cast(ParameterDefinition definition, JsonNode? value, List<string> problems)
+    /// <summary>
+    /// Checks and casts, once opened, the parameters that were still sealed when they were resolved (a datastore
+    /// secret's reference, a secret a workflow passed on): as StackStorm casts a rendered value to its parameter's
+    /// type, an integer parameter whose secret opens to <c>"42"</c> gets 42, and to <c>"abc"</c> is refused. The
+    /// problems never repeat the opened value.
+    /// </summary>
+    /// <param name="resolved">The parameters as resolved (references still in them).</param>
+    /// <param name="opened">The same parameters with the references opened.</param>
+    public static JsonObject CheckOpened(ActionDefinition action, JsonObject resolved, JsonObject opened)
+    {
+        var problems = new List<string>();
+        var result = (JsonObject)opened.DeepClone();
+        foreach (var (name, value) in resolved)
+        {
+            if (IsSealed(value) && action.Parameters.TryGetValue(name, out var definition) && opened[name] is { } plain)
+            {
+                result[name] = Cast(definition, plain.DeepClone(), problems, hideValue: true);
+            }
+        }
+
+        return problems.Count > 0 ? throw new ParameterValidationException(action.Ref, problems) : result;
+    }
+
+    // A datastore secret is still its reference until the runner, and a secret a workflow passes on (an inquiry's
+    // secret answer) still sealed.
+    private static bool IsSealed(JsonNode? value) => value is JsonValue rendered && rendered.TryGetValue<string>(out var text)
+        && (text.Contains(Datastore.KeyValueService.ReferencePrefix, StringComparison.Ordinal)
+            || text.StartsWith(Datastore.KeyValueService.SealedValuePrefix, StringComparison.Ordinal) && text.EndsWith('\u27e7'));
+
+    private static JsonNode? Cast(ParameterDefinition definition, JsonNode? value, List<string> problems, bool hideValue = false)
     {
         if (value is null)
         {
             return null;
         }
 
-        // A datastore secret is still its reference here, and a secret a workflow passes on (an inquiry's secret
-        // answer) still sealed: both are opened only by the runner, so their type and value cannot be checked here.
-        if (value is JsonValue rendered && rendered.TryGetValue<string>(out var renderedText)
-            && (renderedText.Contains(Datastore.KeyValueService.ReferencePrefix, StringComparison.Ordinal)
-                || renderedText.StartsWith(Datastore.KeyValueService.SealedValuePrefix, StringComparison.Ordinal) && renderedText.EndsWith('\u27e7')))
+        // Its type and value are checked when the runner opens it (CheckOpened).
+        if (!hideValue && IsSealed(value))
         {
             return value;
         }
 
+        var secret = definition.Secret || hideValue;
         var types = definition.Type.Split('|');
         var cast = types.Contains(TypeOf(value)) ? value : types.Select(t => CastTo(t, value)).FirstOrDefault(v => v is not null);
         if (cast is null)
         {
-            problems.Add($"'{definition.Name}' must be {string.Join(" or ", types.Select(Article))}, got {(definition.Secret ? Kind(value) : Describe(value))}");
+            problems.Add($"'{definition.Name}' must be {string.Join(" or ", types.Select(Article))}, got {(secret ? Kind(value) : Describe(value))}{(hideValue ? " (a secret, not shown)" : "")}");
             return null;
         }
 
         if (definition.Enum is { Count: > 0 } allowed && !allowed.Any(a => JsonNode.DeepEquals(a, cast)))
         {
-            problems.Add($"'{definition.Name}' must be one of {allowed.ToJsonString()}, got {(definition.Secret ? "another value" : cast.ToJsonString())}");
+            problems.Add($"'{definition.Name}' must be one of {allowed.ToJsonString()}, got {(secret ? "another value" : cast.ToJsonString())}");
         }
 
         if (definition.Schema is { } schema)
         {
             // A secret's value is not repeated in the problem (it would reach the audit and the logs).
-            problems.AddRange(JsonSchema.Validate(cast, schema).Select(problem => definition.Secret
+            problems.AddRange(JsonSchema.Validate(cast, schema).Select(problem => secret
                 ? $"'{definition.Name}' does not meet its schema ({string.Join(", ", schema.Select(k => k.Key))})"
                 : $"'{definition.Name}': {problem}").Distinct());
         }

@@ -58,19 +58,22 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
 
         await RenewWorkflowSlotsAsync(workflow, cancellationToken);
 
+        var started = StormIds.TryGetTimestamp(workflowExecutionId, out var at) ? at : time.GetUtcNow();
+        var id = StormIds.ForRuleEnforcement(workflowExecutionId, actionId, started);
+
+        // The input was rendered by the workflow and is data; the action's defaults may still read the datastore
+        // (as the workflow's user), and their secrets become references for this task's execution.
         JsonObject parameters;
         try
         {
             var shell = runners.TryGet(action.RunnerType, out var runner) ? runner.ShellCommandParameter : null;
-            parameters = ParameterResolver.Resolve(action, input, renderSupplied: false, shellCommandParameter: shell);
+            var keyValues = await datastore.SnapshotAsync(ParameterResolver.DatastoreKeys(action, new JsonObject()), id, workflow?.User, cancellationToken);
+            parameters = ParameterResolver.Resolve(action, input, renderSupplied: false, keyValues, shellCommandParameter: shell);
         }
         catch (ParameterValidationException ex)
         {
             return Counted(workflow, new WorkflowTaskOutcome(ExecutionStatus.Failed, null, ex.Message, null));
         }
-
-        var started = StormIds.TryGetTimestamp(workflowExecutionId, out var at) ? at : time.GetUtcNow();
-        var id = StormIds.ForRuleEnforcement(workflowExecutionId, actionId, started);
 
         // The task's parameters come from its workflow's: the datastore references in them were the workflow's.
         parameters = (JsonObject)datastore.Rebind(parameters, workflowExecutionId, id)!;
