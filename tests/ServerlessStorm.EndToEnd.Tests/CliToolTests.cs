@@ -80,7 +80,7 @@ public sealed class CliToolTests : IDisposable
         Assert.Equal(0, match.ExitCode);
         Assert.Contains("matches", match.StdOut);
         Assert.Contains("core.local", match.StdOut);
-        Assert.Contains("Hello storm", match.StdOut);
+        Assert.Contains("\"STORM_ARG_1\": \"storm\"", match.StdOut);
         Assert.Equal(1, noMatch.ExitCode);
         Assert.Contains("criterion 'trigger.body.name' (exists) did not match", noMatch.StdOut);
         Assert.Equal(1, wrongTrigger.ExitCode);
@@ -88,6 +88,32 @@ public sealed class CliToolTests : IDisposable
         Assert.Equal(2, bad.ExitCode);
         Assert.Contains("not valid JSON", bad.StdErr);
         Assert.Equal(2, badRule.ExitCode);
+    }
+
+    [Fact]
+    public async Task RuleTest_ShowsTheCommandAsItReallyRuns_WithThePayloadInAVariableNeverInTheShellLine()
+    {
+        var rule = Path.Combine(RepositoryPaths.Packs, "examples", "rules", "hello.yaml");
+        var hostile = _packs.Write("ti-hostile.json", """{"trigger": "core.st2.webhook", "payload": {"body": {"name": "$(id)"}}}""");
+        _packs.WithPack("kv");
+        _packs.Write("kv/actions/call.yaml", "name: call\nrunner_type: local-shell-cmd\nparameters:\n  port: {type: integer, default: '{{ st2kv.system.port }}'}\n"
+            + "  cmd: {default: 'curl -s \"http://h:{{ port }}/{{ path }}\"', immutable: true}\n  path: {type: string}\n");
+        var kvRule = _packs.Write("kv/rules/call.yaml", "name: call\npack: kv\ntrigger: {type: core.st2.webhook, parameters: {url: call}}\n"
+            + "action: {ref: kv.call, parameters: {path: '{{ trigger.body.name }}'}}\n");
+
+        var shown = await StormProcess.RunAsync("rule", "test", "--rule", rule, "--trigger-instance", hostile);
+        var withDatastore = await StormProcess.RunAsync("rule", "test", "--rule", kvRule, "--trigger-instance", hostile);
+        var noAction = await StormProcess.RunAsync("rule", "test", "--rule", Path.Combine(_packs.Root, "broken/rules/greet.yaml"), "--trigger-instance", hostile);
+
+        Assert.Equal(0, shown.ExitCode);
+        Assert.Contains("The command runs as: /bin/sh -c 'echo \"Hello ${STORM_ARG_1}\"'", shown.StdOut);
+        Assert.Contains("with STORM_ARG_1='$(id)'", shown.StdOut);
+        Assert.DoesNotContain("Hello $(id)", shown.StdOut);
+        Assert.Equal(0, withDatastore.ExitCode);
+        Assert.Contains("st2kv.system.port", withDatastore.StdOut); // the datastore is not read: its keys are shown
+        Assert.Contains("curl -s \"http://h:${STORM_ARG_1}/${STORM_ARG_2}\"", withDatastore.StdOut);
+        Assert.Equal(0, noAction.ExitCode);
+        Assert.Contains("action broken.missing is not in", noAction.StdErr);
     }
 
     [Fact]

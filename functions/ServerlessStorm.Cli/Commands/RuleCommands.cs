@@ -2,6 +2,10 @@ using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging.Abstractions;
+using ServerlessStorm.Engine.Actions;
+using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Datastore;
+using ServerlessStorm.Engine.Executions;
 using ServerlessStorm.Engine.Expressions;
 using ServerlessStorm.Engine.Expressions.Runtime;
 using ServerlessStorm.Engine.Packs;
@@ -22,9 +26,13 @@ internal static class RuleCommands
         {
             Description = "A JSON Lines file of trigger instances in the same format, one per line; one result line each",
         };
+        var packs = new Option<string?>("--packs")
+        {
+            Description = "The packs folder with the rule's action, to show the parameters as the action gets them (default: the folder holding the rule's pack)",
+        };
         var test = new Command("test", "Test whether a rule matches trigger instances: exit 0 when it matches (all of them), 1 when it does not, 2 on invalid input")
         {
-            rule, instance, instances,
+            rule, instance, instances, packs,
         };
         test.SetAction(result =>
         {
@@ -39,7 +47,7 @@ internal static class RuleCommands
                 return CliOutput.InvalidInput;
             }
 
-            return one is not null ? TestOne(loaded, one) : TestMany(loaded, many!);
+            return one is not null ? TestOne(loaded, one, FindAction(loaded, result.GetValue(rule)!, result.GetValue(packs))) : TestMany(loaded, many!);
         });
         return new Command("rule", "Work with rules") { test };
     }
@@ -61,7 +69,39 @@ internal static class RuleCommands
         return null;
     }
 
-    private static int TestOne(RuleDefinition rule, string path)
+    /// <summary>The rule's action and its runner's shell parameter, from the packs folder; null (said on stderr) when it is not there.</summary>
+    private static (ActionDefinition Action, string? ShellParameter)? FindAction(RuleDefinition rule, string rulePath, string? packsPath)
+    {
+        // packs/<pack>/rules/<rule>.yaml: the packs folder is three levels up.
+        packsPath ??= Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(rulePath))));
+        if (packsPath is null || !Directory.Exists(packsPath))
+        {
+            Console.Error.WriteLine($"note: no packs folder found for {rule.ActionRef}; give --packs DIR to see the parameters as the action gets them");
+            return null;
+        }
+
+        var runners = PackCommands.Runners();
+        PackLoadResult loaded;
+        try
+        {
+            loaded = new PackLoader(runners).LoadFrom(packsPath);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            loaded = new PackLoadResult(PackCatalog.Empty, []);
+        }
+
+        if (!loaded.Catalog.Actions.TryGetValue(rule.ActionRef, out var action))
+        {
+            Console.Error.WriteLine($"note: action {rule.ActionRef} is not in {packsPath}; give --packs DIR to see the parameters as the action gets them "
+                + "(shown meanwhile as the rule renders them, without the action's defaults, types or its runner's quoting)");
+            return null;
+        }
+
+        return (action, runners.TryGet(action.RunnerType, out var runner) ? runner.ShellCommandParameter : null);
+    }
+
+    private static int TestOne(RuleDefinition rule, string path, (ActionDefinition Action, string? ShellParameter)? target)
     {
         JsonNode? document;
         try
@@ -89,9 +129,68 @@ internal static class RuleCommands
             return CliOutput.Failed;
         }
 
+        if (target is not var (action, shellParameter))
+        {
+            Console.WriteLine($"Rule {rule.Ref} matches. It would run {rule.ActionRef} with:");
+            Console.WriteLine(CliOutput.Json(RenderParameters(rule, payload)));
+            return CliOutput.Ok;
+        }
+
+        // The very rendering rule enforcement does; the datastore is not read here, its values are shown as the keys.
+        JsonObject parameters;
+        try
+        {
+            parameters = ParameterResolver.ForRule(action, rule, payload, shellParameter, new KeyValuePlaceholders());
+        }
+        catch (Exception ex) when (ex is ParameterValidationException or ExpressionEvaluationException or ExpressionLimitException)
+        {
+            Console.WriteLine($"Rule {rule.Ref} matches, but it could not be enforced: {ex.Message}");
+            return CliOutput.Failed;
+        }
+
+        parameters = KeyValuePlaceholders.Show(SecretMasker.MaskParameters(action, parameters));
         Console.WriteLine($"Rule {rule.Ref} matches. It would run {rule.ActionRef} with:");
-        Console.WriteLine(CliOutput.Json(RenderParameters(rule, payload)));
+        Console.WriteLine(CliOutput.Json(parameters));
+        if (shellParameter is not null && parameters[shellParameter] is JsonValue command && command.TryGetValue<string>(out var script))
+        {
+            var variables = (parameters["env"] as JsonObject ?? []).Where(p => p.Key.StartsWith(ShellCommandTemplate.VariablePrefix, StringComparison.Ordinal)).ToList();
+            Console.WriteLine($"The command runs as: /bin/sh -c {ShellQuote(script)}");
+            foreach (var (name, value) in variables)
+            {
+                Console.WriteLine($"  with {name}={ShellQuote(value is JsonValue v && v.TryGetValue<string>(out var text) ? text : value?.ToJsonString() ?? "")}");
+            }
+
+            if (variables.Count > 0)
+            {
+                Console.WriteLine("  (each template value reaches the shell as a quoted variable, never as shell text)");
+            }
+        }
+
         return CliOutput.Ok;
+    }
+
+    private static string ShellQuote(string text) => "'" + text.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+
+    /// <summary>
+    /// Stands in for the datastore, which <c>storm rule test</c> does not read: every key is there, as a reference
+    /// that the parameter checks let through as they let a secret's through, and that is shown as the key it names.
+    /// </summary>
+    private sealed class KeyValuePlaceholders : IKeyValueLookup
+    {
+        private const string Tag = "00000000000000000000000000000000";
+
+        public string? Get(string scope, string name) => $"{KeyValueService.ReferencePrefix}{Tag}:{scope}:{name}\u27e7";
+
+        public static JsonObject Show(JsonObject parameters) => (JsonObject)Show((JsonNode)parameters)!;
+
+        private static JsonNode? Show(JsonNode? node) => node switch
+        {
+            JsonObject obj => new JsonObject(obj.Select(p => KeyValuePair.Create(p.Key, Show(p.Value)))),
+            JsonArray array => new JsonArray([.. array.Select(Show)]),
+            JsonValue v when v.TryGetValue<string>(out var text) && text.Contains(KeyValueService.ReferencePrefix, StringComparison.Ordinal) =>
+                JsonValue.Create(System.Text.RegularExpressions.Regex.Replace(text, "\u27e6st2kv:0{32}:(system|user):", "\u27e6st2kv.$1.")),
+            _ => node?.DeepClone(),
+        };
     }
 
     private static int TestMany(RuleDefinition rule, string path)

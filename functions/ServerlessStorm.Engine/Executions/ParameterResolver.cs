@@ -24,6 +24,17 @@ public sealed class ParameterValidationException(string actionRef, IReadOnlyList
 public static class ParameterResolver
 {
     /// <summary>
+    /// The parameters a rule's action runs with for a trigger instance's <paramref name="payload"/>: what rule
+    /// enforcement requests and what <c>storm rule test</c> shows, so the two cannot differ.
+    /// </summary>
+    public static JsonObject ForRule(ActionDefinition action, RuleDefinition rule, JsonNode? payload, string? shellCommandParameter, IKeyValueLookup? keyValues)
+    {
+        var scope = TemplateScope.ForTrigger(payload);
+        scope.KeyValues = keyValues;
+        return FromTemplates(action, rule.ActionParameters, scope, shellCommandParameter, keyValues);
+    }
+
+    /// <summary>
     /// Resolves a rule's templated parameters against the trigger payload. The rendered values are data: they are
     /// never rendered again, whatever they contain. The action's own defaults may still be templates.
     /// </summary>

@@ -71,9 +71,7 @@ public sealed class RulesEngine(
         System.Text.Json.Nodes.JsonObject parameters;
         try
         {
-            var scope = TemplateScope.ForTrigger(instance.Payload);
-            scope.KeyValues = keyValues;
-            parameters = ParameterResolver.FromTemplates(action, rule.ActionParameters, scope, shellParameter, keyValues);
+            parameters = ParameterResolver.ForRule(action, rule, instance.Payload, shellParameter, keyValues);
         }
         catch (ParameterValidationException ex)
         {
