@@ -341,6 +341,29 @@ public sealed class ServeTests(AzuriteFixture azurite) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Run_OfAWorkflowWaitingForAnApproval_SaysWhichInquiryAndHowToAnswer_AndGetShowsTheWaitingTask()
+    {
+        var cache = Path.Combine(Path.GetTempPath(), $"storm-approval-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(cache);
+        await File.WriteAllBytesAsync(Path.Combine(cache, "blob"), new byte[8 * 1024]);
+
+        var run = await CliAsync("run", "examples.remediate", $"cache_dir={cache}", "limit_kb=1", "--timeout", "90");
+        var id = run.StdOut.Split('\n').First(l => l.StartsWith("id: ", StringComparison.Ordinal))["id: ".Length..].Trim();
+        var get = await CliAsync("execution", "get", id);
+        var inquiry = get.StdOut.Split('\n').Single(l => l.Contains("- approve (core.ask): pending", StringComparison.Ordinal)).Split("  ", StringSplitOptions.RemoveEmptyEntries)[1].Trim();
+        var answered = await CliAsync("inquiry", "respond", inquiry, "--data", """{"continue": false}""");
+        var done = await Eventually.ReturnsAsync(() => CliAsync("execution", "get", id), r => r.StdOut.Contains("status: succeeded", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
+
+        Assert.Equal(0, run.ExitCode);
+        Assert.Contains($"workflow {id} is waiting for an approval: task approve asks inquiry {inquiry}; answer it with: storm inquiry respond {inquiry} --data", run.StdOut);
+        Assert.Contains("- measure (core.local): succeeded", get.StdOut);
+        Assert.Contains($"<- waiting for a response: storm inquiry respond {inquiry}", get.StdOut);
+        Assert.Equal(0, answered.ExitCode);
+        Assert.Contains("- approve (core.ask): succeeded", done.StdOut);
+        Directory.Delete(cache, recursive: true);
+    }
+
+    [Fact]
     public async Task InquiryVerbs_ListRejectAndAnswer_AndRunStopsAtPending()
     {
         var run = await CliAsync("run", "core.ask", "route=ops");

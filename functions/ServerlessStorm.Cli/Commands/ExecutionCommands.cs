@@ -59,7 +59,18 @@ internal static class ExecutionCommands
                 return CliOutput.Error(reply.Fault, CliOutput.Failed);
             }
 
-            Console.WriteLine(result.GetValue(getJson) ? CliOutput.Json(reply.Body) : Describe(reply.Body!));
+            if (result.GetValue(getJson))
+            {
+                Console.WriteLine(CliOutput.Json(reply.Body));
+                return CliOutput.Ok;
+            }
+
+            Console.WriteLine(Describe(reply.Body!));
+            if (IsWorkflow(reply.Body!) && await TaskTree.LoadAsync(client, reply.Body!["id"]!.GetValue<string>(), ct) is { } tasks)
+            {
+                Console.WriteLine(TaskTree.Describe(tasks));
+            }
+
             return CliOutput.Ok;
         }));
 
@@ -131,6 +142,9 @@ internal static class ExecutionCommands
     }
 
     /// <summary>An execution in st2's plain layout.</summary>
+    internal static bool IsWorkflow(JsonNode execution) =>
+        execution["action"]?["runner_type"]?.GetValue<string>() == Engine.Workflows.WorkflowDefinition.RunnerType;
+
     internal static string Describe(JsonNode execution)
     {
         var text = new StringBuilder();

@@ -77,15 +77,28 @@ internal static class RunCommand
             return CliOutput.Error($"execution {id} did not finish within {timeout.TotalSeconds} s; see 'storm execution get {id}'", CliOutput.Failed);
         }
 
-        Console.WriteLine(json ? CliOutput.Json(execution) : ExecutionCommands.Describe(execution));
         var status = execution["status"]?.GetValue<string>();
-        if (status == ExecutionStatus.Pending && !json)
+        var tasks = ExecutionCommands.IsWorkflow(execution) ? await TaskTree.LoadAsync(client, id, cancellationToken) : null;
+        var waiting = tasks is null ? null : TaskTree.WaitingInquiry(tasks);
+        Console.WriteLine(json ? CliOutput.Json(execution) : ExecutionCommands.Describe(execution));
+        if (!json && tasks is not null)
         {
-            Console.WriteLine($"waiting for a response: storm inquiry respond {id} --data '{{...}}'");
+            Console.WriteLine(TaskTree.Describe(tasks));
         }
 
-        // An inquiry waiting for its answer is where a run ends, as in StackStorm.
-        return status is ExecutionStatus.Succeeded or ExecutionStatus.Pending ? CliOutput.Ok : CliOutput.Failed;
+        if (status == ExecutionStatus.Pending && !json)
+        {
+            Console.WriteLine($"waiting for a response: {TaskTree.AnswerCommand(id)}");
+        }
+        else if (waiting is not null && status is not null && !ExecutionStatus.IsTerminal(status))
+        {
+            // Said on stderr too with --json, so a script sees why the run came back before the workflow ended.
+            (json ? Console.Error : Console.Out).WriteLine(
+                $"workflow {id} is waiting for an approval: task {waiting.Task} asks inquiry {waiting.Id}; answer it with: {TaskTree.AnswerCommand(waiting.Id)}");
+        }
+
+        // An inquiry waiting for its answer is where a run ends, as in StackStorm (a workflow's: paused on it there).
+        return status is ExecutionStatus.Succeeded or ExecutionStatus.Pending || waiting is not null ? CliOutput.Ok : CliOutput.Failed;
     }
 
     /// <summary>Polls the execution until it finishes (or, an inquiry, waits for a person), with a spinner on an interactive terminal.</summary>
@@ -94,6 +107,7 @@ internal static class RunCommand
         async Task<JsonNode?> Poll(Action<string>? status)
         {
             var deadline = DateTime.UtcNow + timeout;
+            var nextTaskCheck = DateTime.UtcNow;
             while (DateTime.UtcNow < deadline)
             {
                 var reply = await client.GetAsync($"api/v1/executions/{id}", cancellationToken);
@@ -101,6 +115,16 @@ internal static class RunCommand
                 if (current is not null && (ExecutionStatus.IsTerminal(current) || current == ExecutionStatus.Pending))
                 {
                     return reply.Body;
+                }
+
+                // A workflow waiting for an approval waits for a person: the run ends there and says so.
+                if (reply.Body is { } body && ExecutionCommands.IsWorkflow(body) && DateTime.UtcNow >= nextTaskCheck)
+                {
+                    nextTaskCheck = DateTime.UtcNow + TimeSpan.FromSeconds(1);
+                    if (await TaskTree.LoadAsync(client, id, cancellationToken) is { } tasks && TaskTree.WaitingInquiry(tasks) is not null)
+                    {
+                        return body;
+                    }
                 }
 
                 status?.Invoke($"execution {id}: {current ?? "waiting"}");

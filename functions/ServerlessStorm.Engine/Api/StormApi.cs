@@ -157,7 +157,7 @@ public sealed partial class StormApi(WebhookSensor webhooks, ExecutionService ex
 
     /// <summary>
     /// GET /api/v1/executions/{id}/output?offset=N: live output from chunk N on, and the execution's status; for a
-    /// workflow, also its task executions so far (<c>children</c>: id, task, status, in the order they started),
+    /// workflow, also its task executions so far (<c>children</c>: id, task, status, action, runner_type, in the order they started),
     /// whose output a follower reads the same way.
     /// </summary>
     public async Task<ApiResponse> GetExecutionOutputAsync(string id, IReadOnlyDictionary<string, string?> query, CancellationToken cancellationToken)
@@ -179,7 +179,7 @@ public sealed partial class StormApi(WebhookSensor webhooks, ExecutionService ex
         {
             var trace = await audit.GetTraceAsync(record.TraceTag, cancellationToken);
             reply["children"] = new JsonArray([.. trace.Executions.Where(e => e.ParentId == id).OrderBy(e => e.StartTimestamp).ThenBy(e => e.Id, StringComparer.Ordinal)
-                .Select(e => (JsonNode)new JsonObject { ["id"] = e.Id, ["task"] = e.WorkflowTask, ["status"] = e.Status })]);
+                .Select(e => (JsonNode)new JsonObject { ["id"] = e.Id, ["task"] = e.WorkflowTask, ["status"] = e.Status, ["action"] = e.ActionRef, ["runner_type"] = e.RunnerType })]);
         }
 
         return new ApiResponse(200, reply);
