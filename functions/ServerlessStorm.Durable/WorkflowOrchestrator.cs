@@ -37,6 +37,9 @@ public sealed record TaskActionRequest(string WorkflowExecutionId, string TraceT
     public string? TraceParent { get; init; }
 }
 
+/// <summary>The datastore keys (<c>scope.name</c>) a workflow's expressions read.</summary>
+public sealed record DatastoreSnapshotRequest(string WorkflowExecutionId, IReadOnlyList<string> Keys);
+
 /// <summary>How a task's action ended (result as JSON text).</summary>
 public sealed record TaskActionOutcome(string Status, string? Result, string? Error, string? ExecutionId)
 {
@@ -69,6 +72,12 @@ public sealed class WorkflowOrchestrator : TaskOrchestrator<WorkflowStart, Workf
 
     private static async Task<WorkflowEnd> InterpretAsync(TaskOrchestrationContext context, WorkflowStart start, WorkflowDefinition workflow)
     {
+        // The datastore keys the workflow's expressions name are read once, by an activity (no I/O here), so a replay
+        // reads the same values; secrets are references its tasks open.
+        var keys = WorkflowDatastore.KeysOf(workflow);
+        var values = keys.Count == 0 ? []
+            : await context.CallActivityAsync<Dictionary<string, string>>(DatastoreSnapshotActivity.Name, new DatastoreSnapshotRequest(start.ExecutionId, keys));
+        using var datastore = Engine.Expressions.TemplateScope.UseKeyValues(new Engine.Expressions.Runtime.KeyValueSnapshot(values));
         var interpreter = new WorkflowInterpreter(workflow);
         var running = new Dictionary<Task<TaskActionOutcome>, string>();
         CompleteWorkflow? end = null;
@@ -210,6 +219,10 @@ public sealed class WorkflowActivities(WorkflowTaskRunner tasks)
         return result;
     }
 
+    /// <summary>Reads the datastore keys a workflow's expressions name (see <see cref="WorkflowTaskRunner.DatastoreSnapshotAsync"/>).</summary>
+    public Task<Dictionary<string, string>> DatastoreSnapshotAsync(DatastoreSnapshotRequest request) =>
+        tasks.DatastoreSnapshotAsync(request.WorkflowExecutionId, request.Keys, CancellationToken.None);
+
     /// <summary>Records the workflow execution's end (see <see cref="WorkflowTaskRunner.FinishWorkflowAsync"/>).</summary>
     public async Task<bool> FinishAsync(WorkflowFinish finish)
     {
@@ -231,4 +244,11 @@ public sealed class FinishWorkflowActivity(WorkflowActivities activities) : Task
     public const string Name = "StormWorkflowFinish";
 
     public override Task<bool> RunAsync(TaskActivityContext context, WorkflowFinish finish) => activities.FinishAsync(finish);
+}
+
+public sealed class DatastoreSnapshotActivity(WorkflowActivities activities) : TaskActivity<DatastoreSnapshotRequest, Dictionary<string, string>>
+{
+    public const string Name = "StormWorkflowDatastore";
+
+    public override Task<Dictionary<string, string>> RunAsync(TaskActivityContext context, DatastoreSnapshotRequest request) => activities.DatastoreSnapshotAsync(request);
 }

@@ -84,7 +84,9 @@ public sealed class WorkflowTaskHub : IHostedService, IWorkflowEngine, IAsyncDis
             new Creator<TaskActivity>(RunTaskActionActivity.Name,
                 () => DurableTaskShimFactory.Default.CreateActivity(RunTaskActionActivity.Name, new RunTaskActionActivity(activities()))),
             new Creator<TaskActivity>(FinishWorkflowActivity.Name,
-                () => DurableTaskShimFactory.Default.CreateActivity(FinishWorkflowActivity.Name, new FinishWorkflowActivity(activities()))));
+                () => DurableTaskShimFactory.Default.CreateActivity(FinishWorkflowActivity.Name, new FinishWorkflowActivity(activities()))),
+            new Creator<TaskActivity>(DatastoreSnapshotActivity.Name,
+                () => DurableTaskShimFactory.Default.CreateActivity(DatastoreSnapshotActivity.Name, new DatastoreSnapshotActivity(activities()))));
     }
 
     /// <summary>An orchestrator written against Microsoft.DurableTask, as DurableTask.Core runs it (through the shim).</summary>

@@ -8,7 +8,7 @@ namespace ServerlessStorm.Functions;
 
 /// <summary>
 /// Workflows in Durable Functions: the same orchestrator and activities <c>storm serve</c> runs on its local task
-/// hub, here as an orchestration-triggered function and two activity-triggered ones.
+/// hub, here as an orchestration-triggered function and activity-triggered ones.
 /// </summary>
 public sealed class WorkflowFunctions(WorkflowActivities activities)
 {
@@ -19,6 +19,9 @@ public sealed class WorkflowFunctions(WorkflowActivities activities)
 
     [Function(RunTaskActionActivity.Name)]
     public Task<TaskActionOutcome> RunTaskAsync([ActivityTrigger] TaskActionRequest request) => activities.RunTaskAsync(request);
+
+    [Function(DatastoreSnapshotActivity.Name)]
+    public Task<Dictionary<string, string>> DatastoreSnapshotAsync([ActivityTrigger] DatastoreSnapshotRequest request) => activities.DatastoreSnapshotAsync(request);
 
     [Function(FinishWorkflowActivity.Name)]
     public Task<bool> FinishAsync([ActivityTrigger] WorkflowFinish finish) => activities.FinishAsync(finish);

@@ -19,6 +19,42 @@ public sealed class WorkflowSecretTests(AzuriteFixture azurite)
     private const string Canary = "CANARY-wf-5c1d02";
 
     [Fact]
+    public async Task WorkflowExpressions_ReadTheDatastore_AsSt2kvAndSt2kvFunction_AndASecretOpensOnlyInItsTask()
+    {
+        using var packs = new TempPacks().WithPack("wf");
+        packs.Write("wf/actions/kv.yaml", "name: kv\nrunner_type: orquesta\nentry_point: workflows/kv.yaml\n");
+        packs.Write("wf/actions/workflows/kv.yaml", """
+            version: 1.0
+            vars:
+              - host: <% st2kv('system.wf_host') %>
+            tasks:
+              show:
+                action: core.local
+                input:
+                  cmd: 'echo "$H $P $T"'
+                  env: {H: "{{ st2kv.system.wf_host }}", P: "<% ctx(host) %>", T: "{{ st2kv.system.wf_token | decrypt_kv }}"}
+                next: [{when: "<% succeeded() %>", publish: [{said: "<% result().stdout %>"}]}]
+            output: [{said: "<% ctx(said) %>"}, {next: "<% st2kv('system.wf_count') | int + 1 %>"}]
+            """);
+        var (host, hub) = await WorkflowHosts.StartAsync(azurite, packs.Root);
+        await using var _ = host;
+        await using var __ = hub;
+        var datastore = host.Services.GetRequiredService<ServerlessStorm.Engine.Datastore.KeyValueService>();
+        await datastore.SetAsync("system", "wf_host", "api.local", secret: false, ttl: null, CancellationToken.None);
+        await datastore.SetAsync("system", "wf_count", "41", secret: false, ttl: null, CancellationToken.None);
+        await datastore.SetAsync("system", "wf_token", Canary, secret: true, ttl: null, CancellationToken.None);
+
+        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.kv", [], null, TestCallers.Admin.User, CancellationToken.None);
+        var workflow = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(90));
+
+        Assert.True(workflow.Status == ExecutionStatus.Succeeded, workflow.Error);
+        Assert.Equal("api.local api.local ********", workflow.Result!["output"]!["said"]!.GetValue<string>());
+        Assert.Equal(42, workflow.Result["output"]!["next"]!.GetValue<long>());
+        Assert.DoesNotContain(Canary, workflow.Result.ToJsonString(), StringComparison.Ordinal);
+        Assert.DoesNotContain(Canary, string.Join("\n", host.Logs), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task SecretWorkflowInput_ReachesItsTask_AndIsNowhereInStorageOrLogs()
     {
         using var packs = new TempPacks().WithPack("wf");

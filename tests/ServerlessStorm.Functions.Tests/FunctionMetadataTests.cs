@@ -91,6 +91,7 @@ public class FunctionMetadataTests
     [InlineData("StormWorkflow", "orchestrationTrigger")]
     [InlineData("StormWorkflowTask", "activityTrigger")]
     [InlineData("StormWorkflowFinish", "activityTrigger")]
+    [InlineData("StormWorkflowDatastore", "activityTrigger")]
     public void Workflows_RunAsDurableFunctions_UnderTheNamesTheLocalTaskHubUses(string function, string trigger) =>
         Assert.Equal(trigger, Trigger(function)["type"]!.GetValue<string>());
 
@@ -107,7 +108,7 @@ public class FunctionMetadataTests
     [Fact]
     public void EveryFunction_IsOneTheTestsKnow()
     {
-        string[] known = ["Api", "Auth", "AuditRetention", "TimerRearm", "TimerTicks", "InquiryTimeouts", "RulesEngine", "ActionRunner", "StormWorkflow", "StormWorkflowTask", "StormWorkflowFinish"];
+        string[] known = ["Api", "Auth", "AuditRetention", "TimerRearm", "TimerTicks", "InquiryTimeouts", "RulesEngine", "ActionRunner", "StormWorkflow", "StormWorkflowTask", "StormWorkflowFinish", "StormWorkflowDatastore"];
 
         Assert.Equal(known.Order(), Metadata.Value.Select(f => f!["name"]!.GetValue<string>()).Order());
     }

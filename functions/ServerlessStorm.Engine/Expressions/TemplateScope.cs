@@ -13,7 +13,31 @@ public sealed class TemplateScope
     private readonly Dictionary<string, JsonNode?> _json = new(StringComparer.Ordinal);
     private readonly Dictionary<string, object?> _values = new(StringComparer.Ordinal);
 
-    public IKeyValueLookup? KeyValues { get; set; }
+    private static readonly AsyncLocal<IKeyValueLookup?> AmbientKeyValues = new();
+    private IKeyValueLookup? _keyValues;
+
+    /// <summary>The datastore; a scope given none reads the one set for the current flow by <see cref="UseKeyValues"/>.</summary>
+    public IKeyValueLookup? KeyValues
+    {
+        get => _keyValues ?? AmbientKeyValues.Value;
+        set => _keyValues = value;
+    }
+
+    /// <summary>
+    /// Sets the datastore that scopes made without one read in the current async flow until disposed: the workflow
+    /// orchestrator hands its datastore snapshot this way to the interpreter, which makes its scopes itself.
+    /// </summary>
+    public static IDisposable UseKeyValues(IKeyValueLookup keyValues)
+    {
+        var previous = AmbientKeyValues.Value;
+        AmbientKeyValues.Value = keyValues;
+        return new Restore(previous);
+    }
+
+    private sealed class Restore(IKeyValueLookup? previous) : IDisposable
+    {
+        public void Dispose() => AmbientKeyValues.Value = previous;
+    }
 
     public IWorkflowFunctions? Workflow { get; set; }
 

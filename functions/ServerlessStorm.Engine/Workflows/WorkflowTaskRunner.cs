@@ -106,6 +106,28 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
         return action.RunnerType is Actions.Runners.InquirerRunner.Type or WorkflowDefinition.RunnerType ? outcome : Counted(workflow, outcome, done);
     }
 
+    /// <summary>
+    /// The values of datastore <paramref name="keys"/> (<c>scope.name</c>) for workflow execution
+    /// <paramref name="workflowExecutionId"/>'s expressions, read as its user: plain values as they are, secrets as
+    /// references bound to the workflow (its tasks carry them on); missing keys are absent.
+    /// </summary>
+    public async Task<Dictionary<string, string>> DatastoreSnapshotAsync(string workflowExecutionId, IReadOnlyList<string> keys, CancellationToken cancellationToken)
+    {
+        var workflow = await audit.GetExecutionAsync(workflowExecutionId, cancellationToken);
+        var pairs = keys.Select(k => k.Split('.', 2)).Where(p => p.Length == 2).Select(p => (Scope: p[0], Name: p[1])).ToList();
+        var lookup = await datastore.SnapshotAsync(pairs, workflowExecutionId, workflow?.User, cancellationToken);
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (scope, name) in pairs)
+        {
+            if (lookup.Get(scope, name) is { } value)
+            {
+                values[$"{scope}.{name}"] = value;
+            }
+        }
+
+        return values;
+    }
+
     /// <summary>A task's outcome, counted when it is final (the task's execution, if it has one, gives its duration).</summary>
     private static WorkflowTaskOutcome Counted(ExecutionRecord? workflow, WorkflowTaskOutcome outcome, ExecutionRecord? task = null)
     {
