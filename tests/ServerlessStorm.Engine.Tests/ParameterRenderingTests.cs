@@ -73,6 +73,23 @@ public class ParameterRenderingTests
         Assert.Equal("""{"k":"{{ x }}"}""", ParameterResolver.Resolve(action, new JsonObject { ["body"] = body.DeepClone() }, renderSupplied: false)["body"]!.ToJsonString());
     }
 
+    [Fact]
+    public void ARulesObjectValues_RenderTheirTemplatesToText_AsStackStormsRuleEnforcement()
+    {
+        var action = Action(P("body", "object"), P("count", "integer"));
+        var rule = new RuleDefinition("p", "r", "", true, false, "core.st2.webhook", [], [], "t.a",
+            new Dictionary<string, Expressions.TemplatedValue>
+            {
+                ["body"] = Expressions.TemplatedValue.Compile(JsonNode.Parse("""{"n": "{{ trigger.body.n }}", "tags": ["{{ trigger.body.n + 1 }}", 3]}""")),
+                ["count"] = Expressions.TemplatedValue.Compile(JsonValue.Create("{{ trigger.body.n }}")),
+            }, "r.yaml");
+
+        var resolved = ParameterResolver.ForRule(action, rule, JsonNode.Parse("""{"body": {"n": 5}}"""), null, null);
+
+        Assert.Equal("""{"n":"5","tags":["6",3]}""", resolved["body"]!.ToJsonString());
+        Assert.Equal(5, resolved["count"]!.GetValue<long>());
+    }
+
     private static async Task<(StormTestHost Host, KeyValueService Datastore)> StartAsync(TempPacks packs)
     {
         var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), packs.Root, services =>

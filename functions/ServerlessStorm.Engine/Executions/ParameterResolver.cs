@@ -48,7 +48,10 @@ public static class ParameterResolver
         var values = new JsonObject();
         foreach (var (name, value) in supplied)
         {
-            values[name] = value.Render(scope);
+            // Inside an object or array, a templated string renders to text, as StackStorm renders a rule's values.
+            values[name] = value.Raw is JsonObject or JsonArray && ParameterTemplate.Compile(name, value.Raw, problems: null) is { } complex
+                ? complex.Render(scope)
+                : value.Render(scope);
         }
 
         if (shellCommandParameter is not null && supplied.TryGetValue(shellCommandParameter, out var cmd) && cmd.AsTemplate is { } template)
