@@ -187,5 +187,8 @@ public class StackStormFilterTests
         Assert.Equal("api.local:8081", template.Render(scope));
         Assert.Equal("api.local", Template.Parse("<% st2kv('system.host') %>", TemplateDialect.Orquesta).Render(scope));
         Assert.Contains("the datastore has no key system.nope", Assert.Throws<ExpressionEvaluationException>(() => Template.Parse("{{ st2kv('system.nope') }}").Render(scope)).Message);
+        Assert.Equal("fallback|api.local|None", Template.Parse("{{ st2kv('system.nope', default='fallback') }}|{{ st2kv('system.host', decrypt=true) }}|{{ st2kv('nope', default=none) }}").Render(scope));
+        Assert.Contains("decrypt must be true or false", Assert.Throws<ExpressionEvaluationException>(() => Template.Parse("{{ st2kv('system.host', decrypt='yes') }}").Render(scope)).Message);
+        Assert.Contains("not dflt=", Assert.Throws<ExpressionEvaluationException>(() => Template.Parse("{{ st2kv('system.host', dflt=1) }}").Render(scope)).Message);
     }
 }

@@ -371,7 +371,7 @@ internal sealed partial class Evaluator
             case "len" when args.Count == 1:
                 return (long)Length(args[0], call.Offset); // Python's len(), which Orquesta's YAQL also has
             case "st2kv":
-                return St2kvFunction(args, call.Offset);
+                return St2kvFunction(args, call.Kwargs.ToDictionary(k => k.Key, k => Defined(Evaluate(k.Value), k.Value.Offset)), call.Offset);
         }
 
         var workflow = _scope.Workflow ?? throw Fail($"{call.Name}() is only available in workflows", call.Offset);

@@ -60,17 +60,32 @@ internal sealed partial class Evaluator
     private static (string Scope, string Name) SplitKey(string key) =>
         key.StartsWith("system.", StringComparison.Ordinal) ? ("system", key["system.".Length..]) : ("user", key);
 
-    /// <summary>Orquesta's <c>st2kv(key)</c>: the value, or an error when the datastore has no such key.</summary>
-    private object? St2kvFunction(IReadOnlyList<object?> args, int offset)
+    /// <summary>
+    /// Orquesta's <c>st2kv(key, decrypt=false, default=…)</c>: the value; <c>default</c> when the datastore has no
+    /// such key, else an error. A secret is its sealed reference whether or not <c>decrypt</c> is true: the runner of
+    /// the task that gets it opens it.
+    /// </summary>
+    private object? St2kvFunction(IReadOnlyList<object?> args, IReadOnlyDictionary<string, object?> kwargs, int offset)
     {
         if (args is not [string key])
         {
             throw Fail("st2kv() takes the key's name, a string (st2kv('system.name') or st2kv('name') for the user's own)", offset);
         }
 
+        if (kwargs.Keys.FirstOrDefault(k => k is not ("decrypt" or "default")) is { } unknown)
+        {
+            throw Fail($"st2kv() takes decrypt= and default=, not {unknown}=", offset);
+        }
+
+        if (kwargs.TryGetValue("decrypt", out var decrypt) && decrypt is not bool)
+        {
+            throw Fail("st2kv(): decrypt must be true or false", offset);
+        }
+
         var (scope, name) = SplitKey(key);
         var lookup = _scope.KeyValues ?? throw Fail($"st2kv('{key}'): no datastore is available here", offset);
-        return lookup.Get(scope, name) ?? throw Fail($"st2kv('{key}'): the datastore has no key {scope}.{name}", offset);
+        return lookup.Get(scope, name)
+            ?? (kwargs.TryGetValue("default", out var fallback) ? fallback : throw Fail($"st2kv('{key}'): the datastore has no key {scope}.{name}", offset));
     }
 
     private object? JsonPathQuery(object? value, object? query, int offset)

@@ -29,7 +29,11 @@ public sealed record FilterExpr(Expr Target, string Name, IReadOnlyList<Expr> Ar
 public sealed record TestExpr(Expr Target, string Name, bool Negated, IReadOnlyList<Expr> Args, int Offset) : Expr(Offset);
 
 /// <summary>A call of a global function (<c>range</c>, the workflow functions) or of a safe method on a value.</summary>
-public sealed record CallExpr(Expr? Target, string Name, IReadOnlyList<Expr> Args, int Offset) : Expr(Offset);
+public sealed record CallExpr(Expr? Target, string Name, IReadOnlyList<Expr> Args, int Offset) : Expr(Offset)
+{
+    /// <summary>Keyword arguments, kept for the functions that take them (Orquesta's <c>st2kv(key, decrypt=…, default=…)</c>).</summary>
+    public IReadOnlyDictionary<string, Expr> Kwargs { get; init; } = new Dictionary<string, Expr>();
+}
 
 /// <summary>A node of a template body.</summary>
 public abstract record Node;

@@ -504,7 +504,9 @@ internal sealed class TemplateParser
             }
             else if (Peek("(") && expr is NameExpr function)
             {
-                expr = new CallExpr(null, function.Name, CallArguments(function.Name), function.Offset);
+                expr = function.Name == "st2kv" && Arguments() is var (args, kwargs)
+                    ? new CallExpr(null, function.Name, args, function.Offset) { Kwargs = kwargs }
+                    : new CallExpr(null, function.Name, CallArguments(function.Name), function.Offset);
             }
             else
             {
