@@ -97,6 +97,11 @@ public class StackStormFilterTests
 
         var error = Assert.Throws<ExpressionEvaluationException>(() => Template.Parse("{{ obj | jsonpath_query('people[') }}").Render(scope));
         Assert.Contains("JSONPath 'people['", error.Message);
+
+        // A query from a payload cannot exhaust the stack.
+        scope.Set("query", new string('(', 100_000) + "foo" + new string(')', 100_000));
+        error = Assert.Throws<ExpressionEvaluationException>(() => Template.Parse("{{ obj | jsonpath_query(query) }}").Render(scope));
+        Assert.Contains("nested deeper than 32", error.Message);
     }
 
     [Theory]

@@ -126,7 +126,9 @@ public static class JsonPathQuery
 
     private sealed class Parser(string text)
     {
+        private const int MaxDepth = 32;
         private int _position;
+        private int _depth;
 
         public Step ParseAll()
         {
@@ -202,9 +204,16 @@ public static class JsonPathQuery
                 case '[':
                     return Bracket();
                 case '(':
+                    // A query may come from data: its nesting is bounded, never the stack.
+                    if (++_depth > MaxDepth)
+                    {
+                        throw Error($"parentheses nested deeper than {MaxDepth}");
+                    }
+
                     _position++;
                     var inner = Expression();
                     Expect(")");
+                    _depth--;
                     return inner;
                 default:
                     return new Fields(FieldList());
@@ -326,6 +335,7 @@ public static class JsonPathQuery
             }
         }
 
-        private JsonPathSyntaxException Error(string message) => new($"{message} at character {_position + 1} of JSONPath '{text}'");
+        private JsonPathSyntaxException Error(string message) =>
+            new($"{message} at character {_position + 1} of JSONPath '{(text.Length > 80 ? text[..80] + "…" : text)}'");
     }
 }
