@@ -58,6 +58,45 @@ public class FuzzTests
                 .Label($"{clock.Elapsed.TotalMilliseconds:0} ms, {(GC.GetAllocatedBytesForCurrentThread() - before) / 1024} KiB for {text}");
         });
 
+    private static readonly string[] FormatTokens = ["%", "s", "d", "f", "e", "g", "x", "o", "c", "r", "(", ")", "a", "*", ".", "-", "0", "+", " ", "#", "5", "99", "l", "%%"];
+
+    private static readonly object?[] FormatArguments =
+        [null, true, 0L, -1L, long.MinValue, long.MaxValue, 0.5, -0.0, double.NaN, double.PositiveInfinity, 1e300, 5e-324, "", "x", 0xD800L, 0x110000L];
+
+    private static readonly string[] JsonPathTokens = ["$", "@", ".", "..", "*", "[", "]", "0", "-1", ":", "a", "'b'", ",", "|", "(", ")"];
+
+    /// <summary>Python's % formatting and JSONPath queries (which may come from a payload) answer with their own errors.</summary>
+    [Property(MaxTest = 3000)]
+    public Property PercentFormattingAndJsonPath_AnswerEveryInputWithTheirOwnErrors() =>
+        Prop.ForAll(Gen.Choose(0, int.MaxValue).ToArbitrary(), seed =>
+        {
+            var random = new Random(seed);
+            var format = string.Concat(Enumerable.Range(0, random.Next(12)).Select(_ => FormatTokens[random.Next(FormatTokens.Length)]));
+            var items = Enumerable.Range(0, random.Next(4)).Select(_ => FormatArguments[random.Next(FormatArguments.Length)]).ToList();
+            var mapping = new OrderedDictionary<string, object?>(StringComparer.Ordinal) { ["a"] = items.FirstOrDefault() };
+            object? args = random.Next(3) switch { 0 => items, 1 => mapping, _ => items.FirstOrDefault() };
+            try
+            {
+                PyFormat.Format(format, args, args is List<object?>, 100_000);
+            }
+            catch (Exception ex) when (ex is PyTypeError or ExpressionLimitException)
+            {
+                // The expected answers to bad input.
+            }
+
+            var query = string.Concat(Enumerable.Range(0, random.Next(10)).Select(_ => JsonPathTokens[random.Next(JsonPathTokens.Length)]));
+            try
+            {
+                JsonPathQuery.Find(Py.FromJson(JsonNode.Parse("{\"a\": [{\"b\": 1}, {\"a\": {\"b\": [2, 3]}}], \"b\": \"xyz\"}")), query, 10_000);
+            }
+            catch (JsonPathSyntaxException)
+            {
+                // The expected answer to a bad query.
+            }
+
+            return true;
+        });
+
     /// <summary>Grammar-built templates (most of them valid), some then corrupted, so evaluation is exercised deeply.</summary>
     [Property(MaxTest = 3000)]
     public Property GeneratedTemplates_EvaluateOrFailWithTheirOwnErrors() =>

@@ -48,6 +48,7 @@ public class StackStormFilterTests
     [InlineData("{{ '%(missing)s' % {'a': 1} }}", "'missing'")]
     [InlineData("{{ '%z' % 1 }}", "unsupported format character 'z' (0x7a) at index 1")]
     [InlineData("{{ '%(a)s' % ('x',) }}", "format requires a mapping")]
+    [InlineData("{{ '%*d' % (1000000000000, 1) }}", "width or precision too big")]
     public void PercentFormatting_BadInput_IsPythonsError(string template, string message)
     {
         var error = Assert.Throws<ExpressionEvaluationException>(() => Render(template));

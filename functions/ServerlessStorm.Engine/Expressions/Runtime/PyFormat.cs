@@ -172,7 +172,8 @@ public static class PyFormat
         if (i < format.Length && format[i] == '*')
         {
             i++;
-            return star();
+            var given = star();
+            return given is >= -100_000 and <= 100_000 ? given : throw new PyTypeError("width or precision too big");
         }
 
         var start = i;
@@ -198,6 +199,7 @@ public static class PyFormat
                 return ("", value switch
                 {
                     string { Length: 1 } s => s,
+                    long or bool when Py.ToLong(value) is >= 0xD800 and <= 0xDFFF and var surrogate => ((char)surrogate).ToString(),
                     long or bool when Py.ToLong(value) is >= 0 and <= 0x10FFFF and var code => char.ConvertFromUtf32((int)code),
                     long or bool => throw new PyTypeError("%c arg not in range(0x110000)"),
                     _ => throw new PyTypeError("%c requires int or char"),
