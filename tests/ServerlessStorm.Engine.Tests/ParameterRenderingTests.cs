@@ -125,6 +125,30 @@ public class ParameterRenderingTests
     }
 
     [Fact]
+    public async Task Defaults_ReadThePacksConfigAndTheActionContext_AsStackStormsConfigContextAndActionContext()
+    {
+        using var packs = new TempPacks().WithPack("cfg");
+        packs.Write("cfg/config.yaml", "region: eu-west\napi: {host: api.local}\n");
+        packs.Write("cfg/actions/where.yaml", """
+            name: where
+            runner_type: local-shell-cmd
+            parameters:
+              region: {type: string, default: "{{ config_context.region }}"}
+              target: {type: object, default: {host: "{{ config_context.api.host }}", by: "{{ action_context.user }}"}}
+              cmd: {default: 'echo "{{ region }} {{ target.host }} {{ target.by }} {{ action_context.pack }}"', immutable: true}
+            """);
+        var (host, _) = await StartAsync(packs);
+        await using var _ = host;
+
+        var run = await host.Services.GetRequiredService<ExecutionService>().RunAsync("cfg.where", [], null, TestCallers.Admin.User, CancellationToken.None);
+        var finished = await host.WaitForExecutionAsync(run.Id);
+
+        Assert.True(finished.Status == ExecutionStatus.Succeeded, finished.Error);
+        Assert.Equal($"eu-west api.local {TestCallers.Admin.User} cfg", finished.Result!["stdout"]!.GetValue<string>());
+        Assert.Equal("eu-west", finished.Parameters["region"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task AWorkflowTask_RendersItsActionsDatastoreDefaults()
     {
         using var packs = new TempPacks().WithPack("kv");

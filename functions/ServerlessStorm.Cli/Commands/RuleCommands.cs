@@ -10,6 +10,7 @@ using ServerlessStorm.Engine.Expressions;
 using ServerlessStorm.Engine.Expressions.Runtime;
 using ServerlessStorm.Engine.Packs;
 using ServerlessStorm.Engine.Rules;
+using ServerlessStorm.Engine.Security;
 
 namespace ServerlessStorm.Cli.Commands;
 
@@ -70,7 +71,7 @@ internal static class RuleCommands
     }
 
     /// <summary>The rule's action and its runner's shell parameter, from the packs folder; null (said on stderr) when it is not there.</summary>
-    private static (ActionDefinition Action, string? ShellParameter)? FindAction(RuleDefinition rule, string rulePath, string? packsPath)
+    private static (ActionDefinition Action, string? ShellParameter, JsonObject Context)? FindAction(RuleDefinition rule, string rulePath, string? packsPath)
     {
         // packs/<pack>/rules/<rule>.yaml: the packs folder is three levels up.
         packsPath ??= Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(rulePath))));
@@ -98,10 +99,12 @@ internal static class RuleCommands
             return null;
         }
 
-        return (action, runners.TryGet(action.RunnerType, out var runner) ? runner.ShellCommandParameter : null);
+        // As rule enforcement: the action runs as the system user.
+        return (action, runners.TryGet(action.RunnerType, out var runner) ? runner.ShellCommandParameter : null,
+            ParameterResolver.Context(loaded.Catalog, action, new AuthOptions().SystemUser));
     }
 
-    private static int TestOne(RuleDefinition rule, string path, (ActionDefinition Action, string? ShellParameter)? target)
+    private static int TestOne(RuleDefinition rule, string path, (ActionDefinition Action, string? ShellParameter, JsonObject Context)? target)
     {
         JsonNode? document;
         try
@@ -129,7 +132,7 @@ internal static class RuleCommands
             return CliOutput.Failed;
         }
 
-        if (target is not var (action, shellParameter))
+        if (target is not var (action, shellParameter, context))
         {
             Console.WriteLine($"Rule {rule.Ref} matches. It would run {rule.ActionRef} with:");
             Console.WriteLine(CliOutput.Json(RenderParameters(rule, payload)));
@@ -140,7 +143,7 @@ internal static class RuleCommands
         JsonObject parameters;
         try
         {
-            parameters = ParameterResolver.ForRule(action, rule, payload, shellParameter, new KeyValuePlaceholders());
+            parameters = ParameterResolver.ForRule(action, rule, payload, shellParameter, new KeyValuePlaceholders(), context);
         }
         catch (Exception ex) when (ex is ParameterValidationException or ExpressionEvaluationException or ExpressionLimitException)
         {

@@ -29,7 +29,7 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
         var shell = runners.TryGet(action.RunnerType, out var runner) ? runner.ShellCommandParameter : null;
         var id = StormIds.New(time.GetUtcNow());
         var keyValues = await datastore.SnapshotAsync(ParameterResolver.DatastoreKeys(action, parameters), id, user, cancellationToken);
-        var resolved = ParameterResolver.Resolve(action, parameters, renderSupplied: true, keyValues, shell);
+        var resolved = ParameterResolver.Resolve(action, parameters, renderSupplied: true, keyValues, shell, context: ParameterResolver.Context(catalog, action, user));
         return await RequestAsync(action, resolved, id, traceTag ?? id, null, null, cancellationToken, user: user);
     }
 
@@ -185,7 +185,7 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
         var shell = runners.TryGet(action.RunnerType, out var runner) ? runner.ShellCommandParameter : null;
         var keyValues = await datastore.SnapshotAsync(ParameterResolver.DatastoreKeys(action, overrides), id, user, cancellationToken);
         parameters = ParameterResolver.Resolve(action, parameters, renderSupplied: false, keyValues, shell,
-            renderAlso: overrides.Select(p => p.Key).ToHashSet(StringComparer.Ordinal));
+            renderAlso: overrides.Select(p => p.Key).ToHashSet(StringComparer.Ordinal), context: ParameterResolver.Context(catalog, action, user));
         // As st2 execution re-run --tasks: the workflow runs again from the tasks named; every other task that
         // succeeded keeps its result. Without tasks, the whole workflow runs again.
         return await RequestAsync(action, parameters, id, original.TraceTag, original.TriggerInstanceId, original.RuleRef, cancellationToken,

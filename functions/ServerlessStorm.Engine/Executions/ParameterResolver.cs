@@ -27,12 +27,23 @@ public static class ParameterResolver
     /// The parameters a rule's action runs with for a trigger instance's <paramref name="payload"/>: what rule
     /// enforcement requests and what <c>storm rule test</c> shows, so the two cannot differ.
     /// </summary>
-    public static JsonObject ForRule(ActionDefinition action, RuleDefinition rule, JsonNode? payload, string? shellCommandParameter, IKeyValueLookup? keyValues)
+    public static JsonObject ForRule(ActionDefinition action, RuleDefinition rule, JsonNode? payload, string? shellCommandParameter, IKeyValueLookup? keyValues,
+        JsonObject? context = null)
     {
         var scope = TemplateScope.ForTrigger(payload);
         scope.KeyValues = keyValues;
-        return FromTemplates(action, rule.ActionParameters, scope, shellCommandParameter, keyValues);
+        return FromTemplates(action, rule.ActionParameters, scope, shellCommandParameter, keyValues, context);
     }
+
+    /// <summary>
+    /// What an action's parameter templates may read besides the parameters and the datastore, as in StackStorm:
+    /// <c>config_context</c> (its pack's config) and <c>action_context</c> (<c>user</c>, <c>pack</c>).
+    /// </summary>
+    public static JsonObject Context(PackCatalog catalog, ActionDefinition action, string? user) => new()
+    {
+        ["config_context"] = catalog.Packs.GetValueOrDefault(action.Pack)?.Config.DeepClone() ?? new JsonObject(),
+        ["action_context"] = new JsonObject { ["user"] = user, ["pack"] = action.Pack },
+    };
 
     /// <summary>
     /// Resolves a rule's templated parameters against the trigger payload. The rendered values are data: they are
@@ -43,7 +54,8 @@ public static class ParameterResolver
         IReadOnlyDictionary<string, TemplatedValue> supplied,
         TemplateScope scope,
         string? shellCommandParameter,
-        IKeyValueLookup? keyValues = null)
+        IKeyValueLookup? keyValues = null,
+        JsonObject? context = null)
     {
         var values = new JsonObject();
         foreach (var (name, value) in supplied)
@@ -59,7 +71,7 @@ public static class ParameterResolver
             values[shellCommandParameter] = ShellCommandTemplate.RenderInto(template, scope, values);
         }
 
-        return Resolve(action, values, renderSupplied: false, keyValues, shellCommandParameter);
+        return Resolve(action, values, renderSupplied: false, keyValues, shellCommandParameter, context: context);
     }
 
     /// <summary>
@@ -73,8 +85,9 @@ public static class ParameterResolver
     /// parameters reach the shell as quoted variables, never as shell text.
     /// </remarks>
     /// <param name="renderAlso">Supplied values rendered even when <paramref name="renderSupplied"/> is false (a re-run's overrides).</param>
+    /// <param name="context">Variables templates may read besides the parameters (see <see cref="Context"/>); a parameter of the same name wins.</param>
     public static JsonObject Resolve(ActionDefinition action, JsonObject supplied, bool renderSupplied = true, IKeyValueLookup? keyValues = null, string? shellCommandParameter = null,
-        IReadOnlySet<string>? renderAlso = null)
+        IReadOnlySet<string>? renderAlso = null, JsonObject? context = null)
     {
         var problems = new List<string>();
         var raw = new Dictionary<string, (JsonNode? Value, bool Render)>(StringComparer.Ordinal);
@@ -123,6 +136,10 @@ public static class ParameterResolver
 
         var result = new JsonObject();
         var scope = new TemplateScope { KeyValues = keyValues };
+        foreach (var (name, value) in context ?? [])
+        {
+            scope.Set(name, value?.DeepClone());
+        }
         Template? shellTemplate = null;
         if (shellCommandParameter is not null && templates.TryGetValue(shellCommandParameter, out var shell) && shell.Whole is { } whole)
         {

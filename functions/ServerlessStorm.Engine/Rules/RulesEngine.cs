@@ -71,7 +71,7 @@ public sealed class RulesEngine(
         System.Text.Json.Nodes.JsonObject parameters;
         try
         {
-            parameters = ParameterResolver.ForRule(action, rule, instance.Payload, shellParameter, keyValues);
+            parameters = ParameterResolver.ForRule(action, rule, instance.Payload, shellParameter, keyValues, ParameterResolver.Context(catalog, action, auth.Value.SystemUser));
         }
         catch (ParameterValidationException ex)
         {

@@ -68,7 +68,8 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
         {
             var shell = runners.TryGet(action.RunnerType, out var runner) ? runner.ShellCommandParameter : null;
             var keyValues = await datastore.SnapshotAsync(ParameterResolver.DatastoreKeys(action, new JsonObject()), id, workflow?.User, cancellationToken);
-            parameters = ParameterResolver.Resolve(action, input, renderSupplied: false, keyValues, shellCommandParameter: shell);
+            parameters = ParameterResolver.Resolve(action, input, renderSupplied: false, keyValues, shellCommandParameter: shell,
+                context: ParameterResolver.Context(catalog, action, workflow?.User));
         }
         catch (ParameterValidationException ex)
         {
