@@ -105,12 +105,25 @@ internal sealed partial class Evaluator
                 FilterExpr filter => ApplyFilter(filter),
                 TestExpr test => ApplyTest(test),
                 CallExpr call => Call(call),
+                YaqlExpr yaql => EvaluateYaql(yaql),
                 _ => throw Fail($"unsupported expression {expr.GetType().Name}", expr.Offset),
             };
         }
         catch (PyTypeError ex)
         {
             throw Fail(ex.Message, expr.Offset, ex);
+        }
+    }
+
+    private object? EvaluateYaql(YaqlExpr yaql)
+    {
+        try
+        {
+            return new Yaql.YaqlEvaluator(_scope).Evaluate(yaql.Root);
+        }
+        catch (Yaql.YaqlException ex)
+        {
+            throw new ExpressionEvaluationException($"<%{yaql.Text}%>: {ex.Message}", ex.Offset, ex);
         }
     }
 

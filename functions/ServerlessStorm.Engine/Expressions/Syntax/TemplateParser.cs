@@ -6,7 +6,7 @@ namespace ServerlessStorm.Engine.Expressions.Syntax;
 /// <summary>
 /// Parses templates in Jinja syntax — <c>{{ … }}</c>, <c>{% if/elif/else/endif %}</c>, <c>{% for … %}</c>,
 /// <c>{% set %}</c>, <c>{# … #}</c>, with <c>-</c> whitespace control — and Orquesta's <c>&lt;% … %&gt;</c>, which
-/// holds the same expressions. Blocks follow StackStorm's environment (trim_blocks and lstrip_blocks on).
+/// holds YAQL (parsed by <see cref="Yaql.YaqlParser"/>). Blocks follow StackStorm's environment (trim_blocks and lstrip_blocks on).
 /// </summary>
 internal sealed class TemplateParser
 {
@@ -94,9 +94,12 @@ internal sealed class TemplateParser
                     _position = close + 2;
                     TrimBlockNewline(_trimNextText);
                     break;
-                case "{{" or "<%":
+                case "<%":
+                    nodes.Add(new OutputNode(Yaql(tag)));
+                    break;
+                case "{{":
                     var expr = Expression();
-                    ExpectClose(opener == "{{" ? "}}" : "%>", tag);
+                    ExpectClose("}}", tag);
                     nodes.Add(new OutputNode(expr));
                     break;
                 default:
@@ -262,6 +265,21 @@ internal sealed class TemplateParser
         {
             _position += 2;
         }
+    }
+
+    // As Orquesta finds expressions: the text up to the first '%>', quotes or not.
+    private YaqlExpr Yaql(int openedAt)
+    {
+        var close = _source.IndexOf("%>", _position, StringComparison.Ordinal);
+        if (close < 0)
+        {
+            throw new TemplateSyntaxException($"'<%' at character {openedAt + 1} is never closed with '%>'", openedAt);
+        }
+
+        var text = _source[_position..close];
+        var root = Expressions.Yaql.YaqlParser.Parse(text, _position);
+        _position = close + 2;
+        return new YaqlExpr(text, openedAt) { Root = root };
     }
 
     private void ExpectClose(string close, int openedAt)
