@@ -119,11 +119,19 @@ internal sealed partial class Evaluator
     {
         try
         {
-            return new Yaql.YaqlEvaluator(_scope).Evaluate(yaql.Root);
+            return Yaql.YaqlValues.ToModel(new Yaql.YaqlEvaluator(_scope).Evaluate(yaql.Root), yaql.Offset);
         }
         catch (Yaql.YaqlException ex)
         {
             throw new ExpressionEvaluationException($"<%{yaql.Text}%>: {ex.Message}", ex.Offset, ex);
+        }
+        catch (ExpressionEvaluationException ex) when (!ex.Message.StartsWith("<%", StringComparison.Ordinal))
+        {
+            throw new ExpressionEvaluationException($"<%{yaql.Text}%>: {ex.Message}", ex.Offset == 0 ? yaql.Offset : ex.Offset, ex);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or FormatException or OverflowException or System.Text.RegularExpressions.RegexMatchTimeoutException)
+        {
+            throw new ExpressionEvaluationException($"<%{yaql.Text}%>: {ex.Message} (at character {yaql.Offset + 1})", yaql.Offset, ex);
         }
     }
 

@@ -76,7 +76,8 @@ internal sealed class TemplateParser
             text.Append(_source, _position, tag - _position);
             _position = tag;
             var opener = _source.Substring(tag, 2);
-            var stripBefore = tag + 2 < _source.Length && _source[tag + 2] == '-';
+            // Orquesta's <% %> has no whitespace control: a '-' after it is YAQL's minus.
+            var stripBefore = opener != "<%" && tag + 2 < _source.Length && _source[tag + 2] == '-';
             var isBlock = opener is "{%" or "{#";
             FlushText(nodes, text, stripBefore, lstrip: isBlock && !stripBefore);
             _position = tag + 2 + (stripBefore ? 1 : 0);

@@ -147,8 +147,9 @@ internal sealed class YaqlEvaluator
     private OrderedDictionary<string, object?> BuildMap(YaqlMap map, YaqlScope scope)
     {
         var result = new OrderedDictionary<string, object?>(StringComparer.Ordinal);
-        foreach (var item in map.Items.Cast<YaqlMapping>())
+        foreach (var node in map.Items)
         {
+            var item = node as YaqlMapping ?? throw NoFunction("a map holds 'key => value' pairs; this item has no '=>'", node.Offset);
             result[YaqlValues.Key(Evaluate(item.Key, scope), item.Key.Offset)] = Evaluate(item.Value, scope);
         }
 
@@ -161,6 +162,8 @@ internal sealed class YaqlEvaluator
         var args = index.Args.Select(a => a is YaqlMapping ? throw NoFunction("an index takes no 'name => value'", a.Offset) : Evaluate(a, scope)).ToList();
         switch (target, args)
         {
+            case (YaqlLazy, _):
+                throw NoFunction("a query result (select, where, orderBy, keys, …) cannot be indexed; add .toList() before [ ]", index.Offset);
             case (List<object?> list, [long i]):
                 var at = i < 0 ? list.Count + i : i;
                 return at >= 0 && at < list.Count ? list[(int)at] : throw Fail($"index {i} is out of range for a list of {list.Count}", index.Offset);
@@ -181,7 +184,7 @@ internal sealed class YaqlEvaluator
             "not" => !YaqlValues.Truthy(operand),
             "-" => operand switch
             {
-                long l => l == long.MinValue ? -(double)l : -l,
+                long l => l == long.MinValue ? -(double)l : (object)-l,
                 double d => -d,
                 _ => throw NoFunction($"unary '-' takes a number, not {YaqlValues.TypeName(operand)}", unary.Offset),
             },
@@ -221,6 +224,9 @@ internal sealed class YaqlEvaluator
                 return Call(call, scope, receiver, hasReceiver: true);
             case YaqlKeyword keyword when receiver is OrderedDictionary<string, object?> dict:
                 return dict.TryGetValue(keyword.Name, out var value) ? value : throw Fail($"key '{keyword.Name}' is not in the dict (it has: {string.Join(", ", dict.Keys)})", keyword.Offset);
+            case YaqlKeyword keyword when receiver is List<object?> list:
+                // On a list, the key of each item, as YAQL's collection attribution does.
+                return list.Select(item => Dot(item, keyword, scope, offset)).ToList();
             case YaqlKeyword keyword:
                 return YaqlFunctions.Property(receiver, keyword.Name, keyword.Offset);
             default:

@@ -32,7 +32,23 @@ internal static class YaqlFunctions
 
     public static IEnumerable<string> MethodNames => Methods.Keys;
 
+    // What YAQL gives as an iterator rather than a list.
+    private static readonly HashSet<string> Lazy = new(StringComparer.Ordinal)
+    {
+        "select", "where", "filter", "skip", "take", "limit", "skipWhile", "takeWhile", "selectMany", "reverse", "append",
+        "enumerate", "keys", "values", "items", "flatten", "range", "groupBy", "orderBy", "orderByDescending", "distinct",
+        "concat", "delete",
+    };
+
     public static object? Invoke(YaqlInvocation call)
+    {
+        var result = Dispatch(call);
+        return result is List<object?> list and not YaqlLazy and not YaqlSet && Lazy.Contains(call.Name) && (call.HasReceiver || call.Name is "range" or "distinct")
+            ? new YaqlLazy(list)
+            : result;
+    }
+
+    private static object? Dispatch(YaqlInvocation call)
     {
         if (call.HasReceiver)
         {
@@ -121,14 +137,13 @@ internal static class YaqlFunctions
         Function("succeeded", call => { Arity(call, 0, 0); return Workflow(call).Succeeded(); });
         Function("failed", call => { Arity(call, 0, 0); return Workflow(call).Failed(); });
         Function("completed", call => { Arity(call, 0, 0); return Workflow(call).Completed(); });
-        Function("task_status", call => Workflow(call).TaskStatus(Name(call) ?? throw call.Fail("needs a task name")) ?? "unset");
+        Function("task_status", call => Workflow(call).TaskStatus(Name(call) ?? throw call.Fail("needs a task name")) ?? "null");
         Function("task", call => Workflow(call).Task(Name(call)));
         Function("json", call =>
         {
             Arity(call, 1, 1);
             return call.Arg(0) switch
             {
-                OrderedDictionary<string, object?> d => d,
                 string s => ParseJson(s, call),
                 var other => throw call.Fail($"takes a string, not a {YaqlValues.TypeName(other)}"),
             };
@@ -225,7 +240,7 @@ internal static class YaqlFunctions
         Function("isRegex", call => Is(call, v => v is Regex));
         Function("abs", call => Arity(call, 1, 1) && call.Arg(0) is var v ? v switch
         {
-            long l => Math.Abs(l),
+            long l => (object)Math.Abs(l),
             double d => Math.Abs(d),
             _ => throw call.NoMatch(),
         } : null);
@@ -235,10 +250,10 @@ internal static class YaqlFunctions
             var digits = call.Arg(1, 0L) as long? ?? throw call.NoMatch();
             return call.Arg(0) switch
             {
-                long l when digits >= 0 => l,
+                long l when digits >= 0 => (object)l,
                 long l => (long)(Math.Round(l / Math.Pow(10, -digits), MidpointRounding.ToEven) * Math.Pow(10, -digits)),
-                double d when call.Count == 1 => (long)Math.Round(d, MidpointRounding.ToEven),
-                double d => Math.Round(d, (int)Math.Clamp(digits, 0, 15), MidpointRounding.ToEven),
+                // Python rounds the exact binary value: 2.675 is 2.67499… and rounds down.
+                double d => double.Parse(d.ToString("F" + Math.Clamp(digits, 0, 15).ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture), CultureInfo.InvariantCulture),
                 _ => throw call.NoMatch(),
             };
         });
@@ -470,23 +485,19 @@ internal static class YaqlFunctions
             var format = ReceiverString(call);
             return PyFormat(format, call.Args(), call.Named.ToDictionary(p => p.Key, p => call.Evaluator.Evaluate(p.Value, call.Scope)), call);
         });
-        Extension("concat", call =>
+        Method("concat", call => ConcatLists(call));
+        Function("concat", call =>
         {
-            if (call.Receiver is string first)
+            var args = call.Args();
+            if (args.Count > 0 && args.All(a => a is string))
             {
-                return call.Evaluator.CheckSize(first + string.Concat(call.Args().Select(a => a as string ?? throw call.NoMatch())), call.Offset);
+                return call.Evaluator.CheckSize(string.Concat(args.Cast<string>()), call.Offset);
             }
 
-            var result = new List<object?>(ReceiverList(call));
-            foreach (var a in call.Args())
-            {
-                result.AddRange(a as List<object?> ?? throw call.NoMatch());
-            }
-
-            return call.Evaluator.CheckSize(result, call.Offset);
+            call.ShiftReceiver();
+            return ConcatLists(call);
         });
         Method("toCharArray", call => ReceiverString(call).Select(c => (object?)c.ToString()).ToList());
-        Function("characters", call => Str(call, 0).Select(c => (object?)c.ToString()).ToList());
         Method("matches", call =>
         {
             Arity(call, 1, 1);
@@ -645,10 +656,8 @@ internal static class YaqlFunctions
         Extension("isEmpty", call => call.Receiver switch
         {
             null => true,
-            List<object?> l => l.Count == 0,
-            OrderedDictionary<string, object?> d => d.Count == 0,
-            string s => s.Length == 0,
-            _ => false,
+            string s => s.Trim().Length == 0,
+            _ => throw call.NoMatch(),
         });
         Method("flatten", call =>
         {
@@ -669,9 +678,10 @@ internal static class YaqlFunctions
             return call.Evaluator.CheckSize(result, call.Offset);
         });
         Method("reverse", call => { var l = new List<object?>(ReceiverList(call)); l.Reverse(); return l; });
-        Method("union", call => Distinct(ReceiverList(call).Concat(call.Args().SelectMany(a => a as List<object?> ?? throw call.NoMatch())).ToList()));
-        Method("intersect", call => { var other = call.Arg(0) as List<object?> ?? throw call.NoMatch(); return Distinct(ReceiverList(call).Where(x => other.Any(y => YaqlValues.Equal(x, y))).ToList()); });
-        Method("difference", call => { var other = call.Arg(0) as List<object?> ?? throw call.NoMatch(); return Distinct(ReceiverList(call).Where(x => !other.Any(y => YaqlValues.Equal(x, y))).ToList()); });
+        Method("union", call => SetOperation(call, (a, b) => a.Concat(b)));
+        Method("intersect", call => SetOperation(call, (a, b) => a.Where(x => b.Any(y => YaqlValues.Equal(x, y)))));
+        Method("difference", call => SetOperation(call, (a, b) => a.Where(x => !b.Any(y => YaqlValues.Equal(x, y)))));
+        Method("symmetricDifference", call => SetOperation(call, (a, b) => a.Where(x => !b.Any(y => YaqlValues.Equal(x, y))).Concat(b.Where(y => !a.Any(x => YaqlValues.Equal(x, y))))));
     }
 
     // ---- queries ---------------------------------------------------------------------------------------------
@@ -706,16 +716,17 @@ internal static class YaqlFunctions
             var list = ReceiverList(call);
             return list.Count == 1 ? list[0] : throw call.Fail($"the collection has {list.Count} items, not one");
         });
-        Method("skip", call => { Arity(call, 1, 1); var n = call.Arg(0) as long? ?? throw call.NoMatch(); return ReceiverList(call).Skip((int)Math.Clamp(n, 0, int.MaxValue)).ToList(); });
-        Method("take", call => { Arity(call, 1, 1); var n = call.Arg(0) as long? ?? throw call.NoMatch(); return ReceiverList(call).Take((int)Math.Clamp(n, 0, int.MaxValue)).ToList(); });
-        Method("limit", call => { Arity(call, 1, 1); var n = call.Arg(0) as long? ?? throw call.NoMatch(); return ReceiverList(call).Take((int)Math.Clamp(n, 0, int.MaxValue)).ToList(); });
+        Method("skip", call => { Arity(call, 1, 1); var n = Count(call); return ReceiverList(call).Skip(n).ToList(); });
+        Method("take", call => { Arity(call, 1, 1); var n = Count(call); return ReceiverList(call).Take(n).ToList(); });
+        Method("limit", call => { Arity(call, 1, 1); var n = Count(call); return ReceiverList(call).Take(n).ToList(); });
         Method("skipWhile", call => { Arity(call, 1, 1); var f = call.Lambda(0); return ReceiverList(call).SkipWhile(x => YaqlValues.Truthy(f([x]))).ToList(); });
         Method("takeWhile", call => { Arity(call, 1, 1); var f = call.Lambda(0); return ReceiverList(call).TakeWhile(x => YaqlValues.Truthy(f([x]))).ToList(); });
         Method("sum", call =>
         {
             Arity(call, 0, 1);
-            object? total = call.Arg(0, 0L);
-            foreach (var item in ReceiverList(call))
+            var list = ReceiverList(call);
+            var (total, rest) = call.Count > 0 ? (call.Arg(0), list) : list.Count > 0 ? (list[0], list.Skip(1).ToList()) : throw call.Fail("the collection is empty");
+            foreach (var item in rest)
             {
                 total = YaqlOperators.Apply("+", total, item, call.Offset, call.Evaluator);
             }
@@ -746,7 +757,7 @@ internal static class YaqlFunctions
             var list = ReceiverList(call);
             if (call.Count == 0)
             {
-                return Distinct(list);
+                return new List<object?>(Distinct(list));
             }
 
             var f = call.Lambda(0);
@@ -815,13 +826,26 @@ internal static class YaqlFunctions
             var length = lists.Min(l => l.Count);
             return Enumerable.Range(0, length).Select(i => (object?)lists.Select(l => l[i]).ToList()).ToList();
         });
-        Method("defaultIfEmpty", call => { Arity(call, 1, 1); var l = ReceiverList(call); return l.Count > 0 ? l : [call.Arg(0)]; });
+        Method("defaultIfEmpty", call =>
+        {
+            Arity(call, 1, 1);
+            var fallback = call.Arg(0) as List<object?> ?? throw call.NoMatch();
+            var l = ReceiverList(call);
+            return l.Count > 0 ? l : fallback;
+        });
     }
 
     // ---- helpers ---------------------------------------------------------------------------------------------
 
     private static bool Arity(YaqlInvocation call, int min, int max) =>
         call.Count < min || call.Count > max ? throw call.NoMatch() : true;
+
+    private static int Count(YaqlInvocation call) => call.Arg(0) switch
+    {
+        long n when n >= 0 => (int)Math.Min(n, int.MaxValue),
+        long n => throw call.Fail($"the count must not be negative, not {n}"),
+        _ => throw call.NoMatch(),
+    };
 
     private static bool Is(YaqlInvocation call, Func<object?, bool> test)
     {
@@ -876,12 +900,37 @@ internal static class YaqlFunctions
         var keyed = ReceiverList(call).Select(x => (Key: f([x]), Item: x)).ToList();
         var comparer = Comparer<object?>.Create((a, b) =>
             YaqlValues.Equal(a, b) ? 0 : YaqlValues.Compare("<", a, b, call.Offset) ? -1 : 1);
-        return (descending ? keyed.OrderByDescending(k => k.Key, comparer) : keyed.OrderBy(k => k.Key, comparer)).Select(k => k.Item).ToList();
+        try
+        {
+            return (descending ? keyed.OrderByDescending(k => k.Key, comparer) : keyed.OrderBy(k => k.Key, comparer)).Select(k => k.Item).ToList();
+        }
+        catch (InvalidOperationException ex) when (ex.InnerException is YaqlException inner)
+        {
+            throw inner;
+        }
     }
 
-    private static List<object?> Distinct(List<object?> items)
+    private static List<object?> ConcatLists(YaqlInvocation call)
     {
-        var result = new List<object?>();
+        var result = new List<object?>(ReceiverList(call));
+        foreach (var a in call.Args())
+        {
+            result.AddRange(a as List<object?> ?? throw call.NoMatch());
+        }
+
+        return call.Evaluator.CheckSize(result, call.Offset);
+    }
+
+    private static YaqlSet SetOperation(YaqlInvocation call, Func<List<object?>, List<object?>, IEnumerable<object?>> operation)
+    {
+        Arity(call, 1, 1);
+        var (a, b) = (call.Receiver as YaqlSet ?? throw call.NoMatch(), call.Arg(0) as YaqlSet ?? throw call.NoMatch());
+        return Distinct(operation(a, b).ToList());
+    }
+
+    private static YaqlSet Distinct(List<object?> items)
+    {
+        var result = new YaqlSet();
         foreach (var item in items)
         {
             if (!result.Any(r => YaqlValues.Equal(r, item)))
@@ -1085,5 +1134,24 @@ internal static class YaqlFunctions
         };
         var width = m.Groups["width"].Success ? int.Parse(m.Groups["width"].Value, CultureInfo.InvariantCulture) : 0;
         return value is string ? text.PadRight(width) : text.PadLeft(width, m.Groups["zero"].Success ? '0' : ' ');
+    }
+}
+
+/// <summary>A YAQL set (from <c>set()</c> or <c>toSet()</c>): a list of distinct items that the set operations accept.</summary>
+internal sealed class YaqlSet : List<object?>;
+
+/// <summary>
+/// The result of a lazy query (<c>select</c>, <c>where</c>, <c>orderBy</c>, <c>keys</c>, …). In YAQL it is an
+/// iterator, so it cannot be indexed and equals nothing but itself; <c>toList()</c> makes it a list.
+/// </summary>
+internal sealed class YaqlLazy : List<object?>
+{
+    public YaqlLazy()
+    {
+    }
+
+    public YaqlLazy(IEnumerable<object?> items)
+        : base(items)
+    {
     }
 }

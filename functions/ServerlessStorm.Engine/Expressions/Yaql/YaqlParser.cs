@@ -127,13 +127,8 @@ internal sealed class YaqlParser
                     case "[":
                         return new YaqlList(Arguments("]", token), token.Position);
                     case "{":
-                        var items = Arguments("}", token);
-                        if (items.FirstOrDefault(i => i is not YaqlMapping) is { } bad)
-                        {
-                            throw new TemplateSyntaxException($"a map holds 'key => value' pairs; found a value without '=>' at character {bad.Offset + 1}", bad.Offset);
-                        }
-
-                        return new YaqlMap(items, token.Position);
+                        // A value without '=>' parses, and fails when evaluated, as in YAQL.
+                        return new YaqlMap(Arguments("}", token), token.Position);
                 }
 
                 break;
@@ -283,7 +278,7 @@ internal sealed class YaqlParser
                 object value = isFloat
                     ? double.Parse(digits, CultureInfo.InvariantCulture)
                     : long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out var l)
-                        ? l
+                        ? (object)l
                         : throw new TemplateSyntaxException($"the number {digits} at character {offset + start + 1} is too large", offset + start);
                 tokens.Add(new Token(TokenKind.Constant, digits, value, offset + start));
                 continue;

@@ -45,7 +45,10 @@ internal static class YaqlValues
         long l => l.ToString(CultureInfo.InvariantCulture),
         double d => Py.FloatRepr(d),
         string s => s,
-        DateTimeOffset t => t.ToString("yyyy-MM-dd HH:mm:ss.ffffffzzz", CultureInfo.InvariantCulture),
+        DateTimeOffset t => PythonDateTime(t),
+        TimeSpan s => PythonTimeSpan(s),
+        System.Text.RegularExpressions.Regex r => $"re.compile({Py.Repr(r.ToString())})",
+        YaqlScope => "<context>",
         _ => Repr(value),
     };
 
@@ -66,13 +69,16 @@ internal static class YaqlValues
                 return sb.Append(list.Count == 1 ? ",)" : ")").ToString();
             case OrderedDictionary<string, object?> dict:
                 return "{" + string.Join(", ", dict.Select(p => Py.Repr(p.Key) + ": " + Repr(p.Value))) + "}";
-            default:
+            case DateTimeOffset or TimeSpan or System.Text.RegularExpressions.Regex or YaqlScope:
                 return Str(value);
+            default:
+                return value.ToString() ?? "";
         }
     }
 
     /// <summary>Python's <c>==</c> (1 = 1.0 and true = 1 hold).</summary>
-    public static bool Equal(object? a, object? b) => Py.Equal(a, b);
+    public static bool Equal(object? a, object? b) =>
+        a is YaqlLazy || b is YaqlLazy ? ReferenceEquals(a, b) : Py.Equal(a, b);
 
     /// <summary>Ordering as YAQL defines it: numbers with numbers, strings with strings, datetimes, and null below anything.</summary>
     public static bool Compare(string op, object? a, object? b, int offset)
@@ -94,10 +100,6 @@ internal static class YaqlValues
         {
             c = t.CompareTo(u);
         }
-        else if (a is bool p && b is bool q)
-        {
-            c = p.CompareTo(q);
-        }
         else
         {
             throw YaqlEvaluator.NoFunction($"'{op}' cannot compare {TypeName(a)} with {TypeName(b)}", offset);
@@ -115,7 +117,43 @@ internal static class YaqlValues
     /// <summary>A collection YAQL iterates: a list (strings and dicts are not iterated implicitly).</summary>
     public static List<object?>? AsList(object? value) => value as List<object?>;
 
-    public static object? Number(double d) => d;
+    /// <summary>
+    /// The value as the rest of the engine holds values (<see cref="Py"/>'s model): datetimes, timespans and regexes
+    /// become the strings Python prints for them, as Orquesta's output would.
+    /// </summary>
+    public static object? ToModel(object? value, int offset) => value switch
+    {
+        null or bool or long or double or string => value,
+        DateTimeOffset t => PythonDateTime(t),
+        TimeSpan s => PythonTimeSpan(s),
+        System.Text.RegularExpressions.Regex r => r.ToString(),
+        YaqlScope => throw YaqlEvaluator.NoFunction("the expression gives a context (from let(…)) where a value is wanted; follow it with '-> expression'", offset),
+        List<object?> list when list is YaqlSet || list.Any(NeedsConversion) => list.Select(v => ToModel(v, offset)).ToList(),
+        List<object?> list => list,
+        OrderedDictionary<string, object?> dict when dict.Values.Any(NeedsConversion) => new OrderedDictionary<string, object?>(dict.Select(p => KeyValuePair.Create(p.Key, ToModel(p.Value, offset))), StringComparer.Ordinal),
+        OrderedDictionary<string, object?> dict => dict,
+        _ => value.ToString(),
+    };
+
+    private static bool NeedsConversion(object? value) => value switch
+    {
+        null or bool or long or double or string => false,
+        List<object?> list => list is YaqlSet || list.Any(NeedsConversion),
+        OrderedDictionary<string, object?> dict => dict.Values.Any(NeedsConversion),
+        _ => true,
+    };
+
+    private static string PythonDateTime(DateTimeOffset t)
+    {
+        var text = t.ToString(t.Ticks % TimeSpan.TicksPerSecond == 0 ? "yyyy-MM-dd HH:mm:ss" : "yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture);
+        return text + t.ToString("zzz", CultureInfo.InvariantCulture);
+    }
+
+    private static string PythonTimeSpan(TimeSpan s)
+    {
+        var days = s.Days != 0 ? $"{s.Days} day{(Math.Abs(s.Days) == 1 ? "" : "s")}, " : "";
+        return days + s.ToString(s.Ticks % TimeSpan.TicksPerSecond == 0 ? @"h\:mm\:ss" : @"h\:mm\:ss\.ffffff", CultureInfo.InvariantCulture);
+    }
 }
 
 /// <summary>The binary operators other than <c>and</c>, <c>or</c>, <c>.</c>, <c>?.</c> and <c>-&gt;</c>.</summary>
@@ -158,7 +196,7 @@ internal static class YaqlOperators
             case ("+", string x, string y):
                 return evaluator.CheckSize(x + y, offset);
             case ("+", List<object?> x, List<object?> y):
-                return evaluator.CheckSize(x.Concat(y).ToList(), offset);
+                return evaluator.CheckSize(x is YaqlLazy || y is YaqlLazy ? new YaqlLazy(x.Concat(y)) : x.Concat(y).ToList(), offset);
             case ("+", OrderedDictionary<string, object?> x, OrderedDictionary<string, object?> y):
                 var merged = new OrderedDictionary<string, object?>(x, StringComparer.Ordinal);
                 foreach (var (k, v) in y)
@@ -175,14 +213,14 @@ internal static class YaqlOperators
                 return t - s;
             case ("-", DateTimeOffset t, DateTimeOffset u):
                 return t - u;
-            case ("*", string s, long n):
-                return Repeat(s, n, offset, evaluator);
-            case ("*", long n, string s):
-                return Repeat(s, n, offset, evaluator);
-            case ("*", List<object?> l, long n):
-                return evaluator.CheckSize(Enumerable.Repeat(l, (int)Math.Clamp(n, 0, evaluator.Limits.MaxCollectionLength + 1L)).SelectMany(x => x).ToList(), offset);
-            case ("*", long n, List<object?> l):
-                return evaluator.CheckSize(Enumerable.Repeat(l, (int)Math.Clamp(n, 0, evaluator.Limits.MaxCollectionLength + 1L)).SelectMany(x => x).ToList(), offset);
+            case ("*", string s, long or bool):
+                return Repeat(s, Py.ToLong(b), offset, evaluator);
+            case ("*", long or bool, string s):
+                return Repeat(s, Py.ToLong(a), offset, evaluator);
+            case ("*", List<object?> l, long or bool):
+                return evaluator.CheckSize(Enumerable.Repeat(l, (int)Math.Clamp(Py.ToLong(b), 0, evaluator.Limits.MaxCollectionLength + 1L)).SelectMany(x => x).ToList(), offset);
+            case ("*", long or bool, List<object?> l):
+                return evaluator.CheckSize(Enumerable.Repeat(l, (int)Math.Clamp(Py.ToLong(a), 0, evaluator.Limits.MaxCollectionLength + 1L)).SelectMany(x => x).ToList(), offset);
         }
 
         throw Mismatch(op, a, b, offset);
