@@ -199,9 +199,25 @@ internal sealed class YaqlParser
             : Unexpected(token);
     }
 
-    private TemplateSyntaxException Unexpected(Token token) => token.Kind == TokenKind.End
-        ? new TemplateSyntaxException($"the expression '{_text.Trim()}' ends too early (at character {token.Position + 1})", token.Position)
-        : Error($"'{token.Text}'", token);
+    private TemplateSyntaxException Unexpected(Token token)
+    {
+        if (token.Kind == TokenKind.End)
+        {
+            return new TemplateSyntaxException($"the expression '{_text.Trim()}' ends too early (at character {token.Position + 1})", token.Position);
+        }
+
+        // The usual slips of a Jinja or Python writer, named in YAQL's terms.
+        var index = _tokens.IndexOf(token);
+        var previous = index > 0 ? _tokens[index - 1] : null;
+        var hint = (previous?.Text, token.Text) switch
+        {
+            ("=", "=") => " (YAQL compares with '=', not '==')",
+            ("*", "*") => " (YAQL has no '**'; use pow(a, b))",
+            (_, "(") when previous?.Kind == TokenKind.Keyword => $" (a call is written without a space: {previous.Text}(…))",
+            _ => "",
+        };
+        return Error($"'{token.Text}'{hint}", token);
+    }
 
     private TemplateSyntaxException Error(string what, Token token) =>
         new($"unexpected {what} at character {token.Position + 1} in '{_text.Trim()}'", token.Position);
@@ -327,7 +343,9 @@ internal sealed class YaqlParser
             }
 
             var symbol = Symbols.FirstOrDefault(s => string.CompareOrdinal(text, i, s, 0, s.Length) == 0)
-                ?? throw new TemplateSyntaxException($"unexpected character '{c}' at character {offset + start + 1}", offset + start);
+                ?? throw new TemplateSyntaxException(
+                    $"unexpected character '{c}' at character {offset + start + 1}{(c == '|' ? " (YAQL has no filters: call a function, e.g. int(x) or x.toUpper(), or use {{ }} for Jinja)" : "")}",
+                    offset + start);
             i += symbol.Length;
             tokens.Add(new Token(TokenKind.Operator, symbol, null, offset + start));
         }
