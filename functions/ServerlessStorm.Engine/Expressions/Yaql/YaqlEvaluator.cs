@@ -27,7 +27,10 @@ public sealed class YaqlException(YaqlErrorKind kind, string message, int offset
 /// </summary>
 internal sealed class YaqlScope(YaqlScope? parent)
 {
-    private readonly Dictionary<string, object?> _values = new(StringComparer.Ordinal);
+    // A lambda's scope holds only $ (and $1, the same value): kept in fields, the map is made only when needed.
+    private Dictionary<string, object?>? _values;
+    private object? _dollar;
+    private bool _hasDollar;
 
     public YaqlScope? Parent { get; } = parent;
 
@@ -37,7 +40,12 @@ internal sealed class YaqlScope(YaqlScope? parent)
         {
             for (var scope = this; scope is not null; scope = scope.Parent)
             {
-                if (scope._values.TryGetValue(name, out var value))
+                if (scope._hasDollar && name is "" or "1")
+                {
+                    return scope._dollar;
+                }
+
+                if (scope._values is not null && scope._values.TryGetValue(name, out var value))
                 {
                     return value;
                 }
@@ -46,8 +54,10 @@ internal sealed class YaqlScope(YaqlScope? parent)
             return null;
         }
 
-        set => _values[name] = value;
+        set => (_values ??= new(StringComparer.Ordinal))[name] = value;
     }
+
+    public static YaqlScope ForItem(YaqlScope parent, object? item) => new(parent) { _dollar = item, _hasDollar = true };
 }
 
 /// <summary>
@@ -57,7 +67,7 @@ internal sealed class YaqlScope(YaqlScope? parent)
 /// </summary>
 internal sealed class YaqlEvaluator
 {
-    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly long _started = Stopwatch.GetTimestamp();
     private int _steps;
     private int _depth;
 
@@ -76,7 +86,7 @@ internal sealed class YaqlEvaluator
 
     public object? Evaluate(YaqlNode node, YaqlScope scope)
     {
-        if (++_steps % 256 == 0 && _clock.Elapsed > Limits.Timeout)
+        if (++_steps % 256 == 0 && Stopwatch.GetElapsedTime(_started) > Limits.Timeout)
         {
             throw new ExpressionLimitException($"the expression took longer than {Limits.Timeout.TotalMilliseconds:0} ms");
         }
@@ -112,6 +122,11 @@ internal sealed class YaqlEvaluator
     /// <summary>A lambda over an argument: evaluated with <c>$</c> and <c>$1</c>… bound to the values it is called with.</summary>
     public Func<object?[], object?> Lambda(YaqlNode node, YaqlScope scope) => args =>
     {
+        if (args.Length == 1)
+        {
+            return Evaluate(node, YaqlScope.ForItem(scope, args[0]));
+        }
+
         var inner = new YaqlScope(scope);
         if (args.Length > 0)
         {
@@ -261,8 +276,17 @@ internal sealed class YaqlInvocation
         Node = call;
         Receiver = receiver;
         HasReceiver = hasReceiver;
-        Positional = [.. call.Args.Where(a => a is not YaqlMapping m || m.Key is not YaqlKeyword)];
-        Named = call.Args.OfType<YaqlMapping>().Where(m => m.Key is YaqlKeyword).ToDictionary(m => ((YaqlKeyword)m.Key).Name, m => m.Value, StringComparer.Ordinal);
+        // Most calls have no 'name => value' arguments: share the node's list and an empty map.
+        if (call.Args.Any(a => a is YaqlMapping { Key: YaqlKeyword }))
+        {
+            Positional = [.. call.Args.Where(a => a is not YaqlMapping { Key: YaqlKeyword })];
+            Named = call.Args.OfType<YaqlMapping>().Where(m => m.Key is YaqlKeyword).ToDictionary(m => ((YaqlKeyword)m.Key).Name, m => m.Value, StringComparer.Ordinal);
+        }
+        else
+        {
+            Positional = call.Args;
+            Named = NoNamed;
+        }
     }
 
     public YaqlEvaluator Evaluator { get; }
@@ -277,9 +301,11 @@ internal sealed class YaqlInvocation
 
     public bool HasReceiver { get; private set; }
 
-    public List<YaqlNode> Positional { get; private set; }
+    private static readonly Dictionary<string, YaqlNode> NoNamed = new(StringComparer.Ordinal);
 
-    public Dictionary<string, YaqlNode> Named { get; }
+    public IReadOnlyList<YaqlNode> Positional { get; private set; }
+
+    public IReadOnlyDictionary<string, YaqlNode> Named { get; }
 
     public int Count => Positional.Count;
 
