@@ -301,6 +301,23 @@ EXPRESSIONS += [
     "ctx().servers.select($.name + ':' + str($.port))", "ctx().servers[0].tags.join('')",
     "len(ctx().servers.where($.name =~ '^web'))", "ctx().name + '-' + str(ctx().count)",
     "ctx(servers).select($.name)[1]", "ctx().servers.name", "ctx().servers.select(name)",
+    # more of the library
+    "ctx().numbers.filter($ > 4)", "ctx().numbers.limit(2)", "set(1, 2).symmetricDifference(set(2, 3))",
+    "set(1, 2).union(set(3))", "set(1, 2).intersect(set(2))", "set(1, 2).difference(set(2))", "set(1).add(2, 3)",
+    "isSet(set(1))", "isSet([1])", "isTimespan(1)", "'a b c'.rightSplit(' ', 1)", "'a b c'.rightSplit()",
+    "'a,b,c'.rightSplit(',', 5)", "' a  b '.norm()", "norm(null)", "selectCase(false, true, true)", "selectCase(false)",
+    "2.switchCase('a', 'b', 'c')", "5.switchCase('a', 'b')", "0.switchCase()", "[1, 2].zipLongest([3])",
+    "[1, 2].zipLongest([3], default => 0)", "[1, 2].zipLongest([3])[0]", "[1, 2, 3, 4, 5].splitAt(2)",
+    "[1, 2].splitAt(5)", "[1, 2, 3, 4, 5].slice(2)", "[1, 2].slice(0)", "[3, 1, 2].orderBy($ mod 2).thenBy($)",
+    "[3, 1, 2].orderBy($ mod 2).thenByDescending($)", "[1, 2].thenBy($)",
+    "ctx().servers.orderBy($.tags.len()).thenBy($.name).select($.name)", "[1, 2].unpack(a, b) -> $a + $b",
+    "[1, 2].unpack() -> $1 * $2", "[1, 2].unpack(a) -> $a", "with(1, 2) -> $1 + $2", "[1, 2, 3].lastIndexWhere($ < 3)",
+    "bitwiseAnd(6, 3)", "bitwiseOr(6, 3)", "bitwiseXor(6, 3)", "bitwiseNot(6)", "bitwiseAnd(1.5, 1)",
+    "shiftBitsLeft(1, 3)", "shiftBitsRight(8, 2)", "[1, 2].insertMany(1, [8, 9])", "[1, 2, 3].accumulate($1 + $2)",
+    "[].accumulate($1 + $2)", "[1, 2].accumulate($1 + $2, 10)", "selectAllCases(true, false, true)",
+    "examine(true, 0, 'x')", "[1, 2].memorize()", "[1, 2, 1].replace(1, 7)", "[1, 2, 3].replace(0, 9, 2)",
+    "1.repeat(3)", "'ab'.repeat(2)", "[1, 2, 3].splitWhere($ = 2)", "{a => 1}.set(b => 2)", "{a => 1}.set('c', 3)",
+    "ctx().config.set(mode => 'slow').mode", "[12].assert($.len() = 1, 'bad')", "[].assert($, 'empty')",
     "ctx().count * ctx().ratio", "ctx().flag and not ctx().nothing", "ctx().count >= 5 and ctx().count <= 5",
 ]
 

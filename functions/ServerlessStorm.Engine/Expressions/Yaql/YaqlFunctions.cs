@@ -37,13 +37,14 @@ internal static class YaqlFunctions
     {
         "select", "where", "filter", "skip", "take", "limit", "skipWhile", "takeWhile", "selectMany", "reverse", "append",
         "enumerate", "keys", "values", "items", "flatten", "range", "groupBy", "orderBy", "orderByDescending", "distinct",
-        "concat", "delete",
+        "concat", "delete", "zipLongest", "slice", "accumulate", "repeat", "insertMany", "splitWhere", "selectAllCases",
+        "examine", "replace",
     };
 
     public static object? Invoke(YaqlInvocation call)
     {
         var result = Dispatch(call);
-        return result is List<object?> list and not YaqlLazy and not YaqlSet && Lazy.Contains(call.Name) && (call.HasReceiver || call.Name is "range" or "distinct")
+        return result is List<object?> list and not YaqlLazy and not YaqlSet && Lazy.Contains(call.Name) && (call.HasReceiver || call.Name is "range" or "distinct" or "selectAllCases" or "examine")
             ? new YaqlLazy(list)
             : result;
     }
@@ -351,6 +352,38 @@ internal static class YaqlFunctions
 
             return null;
         });
+        Function("with", call =>
+        {
+            var scope = new YaqlScope(call.Scope);
+            for (var i = 0; i < call.Count; i++)
+            {
+                scope[(i + 1).ToString(CultureInfo.InvariantCulture)] = call.Arg(i);
+            }
+
+            return scope;
+        });
+        Function("selectCase", call =>
+        {
+            for (var i = 0; i < call.Count; i++)
+            {
+                if (YaqlValues.Truthy(call.Arg(i)))
+                {
+                    return (long)i;
+                }
+            }
+
+            return (long)call.Count;
+        });
+        Function("selectAllCases", call => Enumerable.Range(0, call.Count).Where(i => YaqlValues.Truthy(call.Arg(i))).Select(i => (object?)(long)i).ToList());
+        Function("examine", call => call.Args().Select(a => (object?)YaqlValues.Truthy(a)).ToList());
+        Function("bitwiseAnd", call => Integers(call, 2, n => n[0] & n[1]));
+        Function("bitwiseOr", call => Integers(call, 2, n => n[0] | n[1]));
+        Function("bitwiseXor", call => Integers(call, 2, n => n[0] ^ n[1]));
+        Function("bitwiseNot", call => Integers(call, 1, n => ~n[0]));
+        Function("shiftBitsLeft", call => Integers(call, 2, n => n[1] is >= 0 and < 63 ? n[0] << (int)n[1] : throw call.Fail("the shift must be between 0 and 62")));
+        Function("shiftBitsRight", call => Integers(call, 2, n => n[1] >= 0 ? n[0] >> (int)Math.Min(n[1], 63) : throw call.Fail("the shift must not be negative")));
+        Function("isSet", call => Is(call, v => v is YaqlSet));
+        Function("isTimespan", call => Is(call, v => v is TimeSpan));
         Function("let", call =>
         {
             var scope = new YaqlScope(call.Scope);
@@ -423,6 +456,22 @@ internal static class YaqlFunctions
         });
         Method("replace", call =>
         {
+            if (call.Receiver is List<object?> items)
+            {
+                Arity(call, 2, 3);
+                var list = new List<object?>(items);
+                var at = call.Arg(0) as long? ?? throw call.NoMatch();
+                var width = call.Arg(2, 1L) as long? ?? throw call.NoMatch();
+                at = at < 0 ? list.Count + at : at;
+                if (at >= 0 && at < list.Count)
+                {
+                    list.RemoveRange((int)at, (int)Math.Min(width < 0 ? list.Count : width, list.Count - at));
+                    list.Insert((int)at, call.Arg(1));
+                }
+
+                return list;
+            }
+
             var s = ReceiverString(call);
             if (call.Count == 1 && call.Arg(0) is OrderedDictionary<string, object?> map)
             {
@@ -496,6 +545,41 @@ internal static class YaqlFunctions
 
             call.ShiftReceiver();
             return ConcatLists(call);
+        });
+        Method("rightSplit", call =>
+        {
+            Arity(call, 0, 2);
+            var s = ReceiverString(call);
+            var separator = call.Arg(0, null) as string;
+            var max = call.Arg(1, -1L) as long? ?? throw call.NoMatch();
+            if (separator is null || max < 0)
+            {
+                return PySplit(s, separator, -1, call);
+            }
+
+            var parts = new List<object?>();
+            var end = s.Length;
+            while (parts.Count < max)
+            {
+                var at = s.LastIndexOf(separator, Math.Max(0, end - 1), StringComparison.Ordinal);
+                if (at < 0 || end == 0)
+                {
+                    break;
+                }
+
+                parts.Insert(0, s[(at + separator.Length)..end]);
+                end = at;
+            }
+
+            parts.Insert(0, s[..end]);
+            return parts;
+        });
+        Extension("norm", call => call.Receiver is null ? null : ReceiverString(call).Trim());
+        Method("repeat", call =>
+        {
+            Arity(call, 1, 1);
+            var n = Count(call);
+            return call.Evaluator.CheckSize(Enumerable.Repeat(call.Receiver, Math.Min(n, call.Evaluator.Limits.MaxCollectionLength + 1)).ToList(), call.Offset);
         });
         Method("toCharArray", call => ReceiverString(call).Select(c => (object?)c.ToString()).ToList());
         Method("matches", call =>
@@ -592,10 +676,34 @@ internal static class YaqlFunctions
         });
         Extension("set", call =>
         {
+            if (call.Receiver is OrderedDictionary<string, object?> dict)
+            {
+                var updated = new OrderedDictionary<string, object?>(dict, StringComparer.Ordinal);
+                if (call.Count == 2 && call.Positional[0] is not YaqlMapping)
+                {
+                    updated[YaqlValues.Key(call.Arg(0), call.Offset)] = call.Arg(1);
+                    return updated;
+                }
+
+                foreach (var rule in call.Positional)
+                {
+                    var mapping = rule as YaqlMapping ?? throw call.NoMatch();
+                    updated[YaqlValues.Key(call.Evaluator.Evaluate(mapping.Key, call.Scope), mapping.Offset)] = call.Evaluator.Evaluate(mapping.Value, call.Scope);
+                }
+
+                foreach (var (name, node) in call.Named)
+                {
+                    updated[name] = call.Evaluator.Evaluate(node, call.Scope);
+                }
+
+                return updated;
+            }
+
             var items = call.Receiver is List<object?> l && call.Count == 0 ? l : new List<object?> { call.Receiver }.Concat(call.Args()).ToList();
             return Distinct(items);
         });
         Method("toSet", call => Distinct(ReceiverList(call)));
+        Method("add", call => Distinct([.. call.Receiver as YaqlSet ?? throw call.NoMatch(), .. call.Args()]));
         Method("keys", call => { Arity(call, 0, 0); return ReceiverDict(call).Keys.Select(k => (object?)k).ToList(); });
         Method("values", call => { Arity(call, 0, 0); return ReceiverDict(call).Values.ToList(); });
         Method("items", call => { Arity(call, 0, 0); return ReceiverDict(call).Select(p => (object?)new List<object?> { p.Key, p.Value }).ToList(); });
@@ -775,8 +883,108 @@ internal static class YaqlFunctions
 
             return result;
         });
-        Method("orderBy", call => Order(call, descending: false));
-        Method("orderByDescending", call => Order(call, descending: true));
+        Method("orderBy", call => Order(call, descending: false, then: false));
+        Method("orderByDescending", call => Order(call, descending: true, then: false));
+        Method("thenBy", call => Order(call, descending: false, then: true));
+        Method("thenByDescending", call => Order(call, descending: true, then: true));
+        Method("lastIndexWhere", call => { Arity(call, 1, 1); var f = call.Lambda(0); return (long)ReceiverList(call).FindLastIndex(x => YaqlValues.Truthy(f([x]))); });
+        Method("zipLongest", call =>
+        {
+            var lists = new List<List<object?>> { ReceiverList(call) };
+            lists.AddRange(call.Args().Select(a => a as List<object?> ?? throw call.NoMatch()));
+            var pad = call.NamedArg("default");
+            var length = lists.Max(l => l.Count);
+            return Enumerable.Range(0, length).Select(i => (object?)lists.Select(l => i < l.Count ? l[i] : pad).ToList()).ToList();
+        });
+        Method("splitAt", call =>
+        {
+            Arity(call, 1, 1);
+            var list = ReceiverList(call);
+            var n = Math.Min(Count(call), list.Count);
+            return new List<object?> { list.Take(n).ToList(), list.Skip(n).ToList() };
+        });
+        Method("slice", call =>
+        {
+            Arity(call, 1, 1);
+            var n = call.Arg(0) as long? ?? throw call.NoMatch();
+            if (n <= 0)
+            {
+                return new List<object?>();
+            }
+
+            return ReceiverList(call).Chunk((int)Math.Min(n, int.MaxValue)).Select(c => (object?)c.ToList()).ToList();
+        });
+        Method("splitWhere", call =>
+        {
+            Arity(call, 1, 1);
+            var f = call.Lambda(0);
+            var parts = new List<object?>();
+            var current = new List<object?>();
+            foreach (var item in ReceiverList(call))
+            {
+                if (YaqlValues.Truthy(f([item])))
+                {
+                    parts.Add(current);
+                    current = [];
+                }
+                else
+                {
+                    current.Add(item);
+                }
+            }
+
+            parts.Add(current);
+            return parts;
+        });
+        Method("accumulate", call =>
+        {
+            Arity(call, 1, 2);
+            var f = call.Lambda(0);
+            var list = ReceiverList(call);
+            var result = new List<object?>();
+            var (accumulator, rest) = call.Count > 1 ? (call.Arg(1), list) : list.Count > 0 ? (list[0], list.Skip(1).ToList()) : throw call.Fail("the collection is empty and there is no seed");
+            result.Add(accumulator);
+
+            foreach (var item in rest)
+            {
+                accumulator = f([accumulator, item]);
+                result.Add(accumulator);
+            }
+
+            return result;
+        });
+        Method("insertMany", call =>
+        {
+            Arity(call, 2, 2);
+            var list = new List<object?>(ReceiverList(call));
+            var at = call.Arg(0) as long? ?? throw call.NoMatch();
+            var items = call.Arg(1) as List<object?> ?? throw call.NoMatch();
+            list.InsertRange((int)Math.Clamp(at < 0 ? list.Count + at : at, 0, list.Count), items);
+            return list;
+        });
+        Method("memorize", call => { Arity(call, 0, 0); return ReceiverList(call); });
+        Method("unpack", call =>
+        {
+            var list = ReceiverList(call);
+            var names = call.Args().Select(a => a as string ?? throw call.NoMatch()).ToList();
+            if (names.Count > 0 && names.Count != list.Count)
+            {
+                throw call.Fail($"cannot unpack {list.Count} items into {names.Count} names");
+            }
+
+            var scope = new YaqlScope(call.Scope);
+            for (var i = 0; i < list.Count; i++)
+            {
+                scope[names.Count > 0 ? names[i] : (i + 1).ToString(CultureInfo.InvariantCulture)] = list[i];
+            }
+
+            return scope;
+        });
+        Method("switchCase", call =>
+        {
+            var index = call.Receiver as long? ?? throw call.NoMatch();
+            return call.Count == 0 ? null : index >= 0 && index < call.Count ? call.Arg((int)index) : call.Arg(call.Count - 1);
+        });
         Method("indexWhere", call => { Arity(call, 1, 1); var f = call.Lambda(0); return (long)ReceiverList(call).FindIndex(x => YaqlValues.Truthy(f([x]))); });
         Method("groupBy", call =>
         {
@@ -847,6 +1055,13 @@ internal static class YaqlFunctions
         _ => throw call.NoMatch(),
     };
 
+    private static object Integers(YaqlInvocation call, int count, Func<long[], long> operation)
+    {
+        Arity(call, count, count);
+        var args = call.Args();
+        return args.All(a => a is long) ? operation([.. args.Cast<long>()]) : throw call.NoMatch();
+    }
+
     private static bool Is(YaqlInvocation call, Func<object?, bool> test)
     {
         Arity(call, 1, 1);
@@ -893,16 +1108,30 @@ internal static class YaqlFunctions
             : (YaqlValues.Compare("<", y, x, call.Offset) ? y : x);
     }
 
-    private static List<object?> Order(YaqlInvocation call, bool descending)
+    private static YaqlOrdered Order(YaqlInvocation call, bool descending, bool then)
     {
         Arity(call, 1, 1);
-        var f = call.Lambda(0);
-        var keyed = ReceiverList(call).Select(x => (Key: f([x]), Item: x)).ToList();
-        var comparer = Comparer<object?>.Create((a, b) =>
-            YaqlValues.Equal(a, b) ? 0 : YaqlValues.Compare("<", a, b, call.Offset) ? -1 : 1);
+        var previous = then ? call.Receiver as YaqlOrdered ?? throw call.NoMatch() : null;
+        var source = previous?.Source ?? ReceiverList(call);
+        var keys = new List<(Func<object?[], object?> Key, bool Descending)>(previous?.Keys ?? []) { (call.Lambda(0), descending) };
+        var keyed = source.Select(x => (Keys: keys.Select(k => k.Key([x])).ToArray(), Item: x)).ToList();
+        int Compare(object?[] a, object?[] b)
+        {
+            for (var i = 0; i < keys.Count; i++)
+            {
+                var c = YaqlValues.Equal(a[i], b[i]) ? 0 : YaqlValues.Compare("<", a[i], b[i], call.Offset) ? -1 : 1;
+                if (c != 0)
+                {
+                    return keys[i].Descending ? -c : c;
+                }
+            }
+
+            return 0;
+        }
+
         try
         {
-            return (descending ? keyed.OrderByDescending(k => k.Key, comparer) : keyed.OrderBy(k => k.Key, comparer)).Select(k => k.Item).ToList();
+            return new YaqlOrdered(keyed.OrderBy(k => k.Keys, Comparer<object?[]>.Create(Compare)).Select(k => k.Item), source, keys);
         }
         catch (InvalidOperationException ex) when (ex.InnerException is YaqlException inner)
         {
@@ -1144,7 +1373,7 @@ internal sealed class YaqlSet : List<object?>;
 /// The result of a lazy query (<c>select</c>, <c>where</c>, <c>orderBy</c>, <c>keys</c>, …). In YAQL it is an
 /// iterator, so it cannot be indexed and equals nothing but itself; <c>toList()</c> makes it a list.
 /// </summary>
-internal sealed class YaqlLazy : List<object?>
+internal class YaqlLazy : List<object?>
 {
     public YaqlLazy()
     {
@@ -1154,4 +1383,12 @@ internal sealed class YaqlLazy : List<object?>
         : base(items)
     {
     }
+}
+
+/// <summary>The result of <c>orderBy</c>: remembers its source and keys so that <c>thenBy</c> can refine the order.</summary>
+internal sealed class YaqlOrdered(IEnumerable<object?> items, List<object?> source, List<(Func<object?[], object?> Key, bool Descending)> keys) : YaqlLazy(items)
+{
+    public List<object?> Source { get; } = source;
+
+    public List<(Func<object?[], object?> Key, bool Descending)> Keys { get; } = keys;
 }
