@@ -318,6 +318,18 @@ EXPRESSIONS += [
     "examine(true, 0, 'x')", "[1, 2].memorize()", "[1, 2, 1].replace(1, 7)", "[1, 2, 3].replace(0, 9, 2)",
     "1.repeat(3)", "'ab'.repeat(2)", "[1, 2, 3].splitWhere($ = 2)", "{a => 1}.set(b => 2)", "{a => 1}.set('c', 3)",
     "ctx().config.set(mode => 'slow').mode", "[12].assert($.len() = 1, 'bad')", "[].assert($, 'empty')",
+    # nesting, unicode, sizes, regexes
+    "ctx().servers.where($.tags.any($ = 'a')).select($.name)", "ctx().servers.select($.tags.select($ + $)).flatten()",
+    "[[1, 2], [3]].select($.select($ * 10))", "ctx().servers.where($.port > 100).where($.name != 'db1').len()",
+    "taskStatus(build)", "'é'.len()", "'straße'.toUpper()", "'ÉCOLE'.toLower()", "'日本'.len()", "str({a => [1]})", "str({a => {b => null}})", "str(-0.5)", "str(1e300 * 10)",
+    "'{0:>5}|'.format('a')", "'{0:<5}|'.format('a')", "'{0:05.1f}'.format(3.14159)", "'ab12'.matches('^[a-z]+\\d+$')",
+    "'A1'.matches('(?i)a1')", "regex('(\\w+)@(\\w+)').search('me@host')", "'x.y'.split('.')", "'a  b'.split(' ')",
+    "'abc'.replace('', '-')", "' x '.trim() = 'x'", "'a' * -1", "'abc'.substring(1, 0)", "'hello world'.indexOf('o', -3)",
+    "ctx().text.split('\n').len()", "ctx().greeting.toLower().replace(' ', '_')", "ctx().csv.split(',').where($).join('|')",
+    "ctx().count.str()", "str(ctx().count) + 'x'", "ctx().ratio * 4 = 2", "ctx().flag = true", "ctx().nothing = null",
+    "ctx().nothing or 'fallback'", "ctx().servers.select($.port).max()", "ctx().servers.select($.port).min()",
+    "max(ctx().servers.select($.port))", "len(ctx().config)", "[1, 2].max(5)", "[].max(5)", "[].min()",
+    "max(1, 2, 3)", "ctx().servers.select($.port).min(0)", "'{0:^7}|'.format('ab')", "'{0:*>4}'.format(7)",
     "ctx().count * ctx().ratio", "ctx().flag and not ctx().nothing", "ctx().count >= 5 and ctx().count <= 5",
 ]
 
@@ -326,6 +338,10 @@ DIFFERENCES = [
     "ctx().config.labels.items()",  # YAQL fails converting the view to output; we give the pairs
     "str([1].select($))",  # YAQL prints the iterator object; we print the items
     "ctx().numbers.select($)",  # the same result, but YAQL hands Orquesta an iterator that it lists
+    "ctx().config.values().len()",  # YAQL's len() refuses a dict's values view; we count them
+    "9223372036854775807 + 1",  # Python's integers have no bound; ours are 64-bit and overflow is an error
+    "pow(2, 100)",
+    "99999999999999999999",
 ]
 
 

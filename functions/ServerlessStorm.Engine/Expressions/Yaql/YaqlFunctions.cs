@@ -287,8 +287,11 @@ internal static class YaqlFunctions
             return Math.Pow(Py.ToDouble(a), Py.ToDouble(b));
         });
         Function("sign", call => Arity(call, 1, 1) && call.Arg(0) is var v && YaqlValues.IsNumber(v) ? (long)Math.Sign(Py.ToDouble(v)) : throw call.NoMatch());
-        Extension("max", call => MinMax(call, max: true));
-        Extension("min", call => MinMax(call, max: false));
+        // max(a, b) compares two values; collection.max(initial) folds a collection.
+        Function("max", call => { Arity(call, 2, 2); return Pick(call.Arg(0), call.Arg(1), max: true, call.Offset); });
+        Function("min", call => { Arity(call, 2, 2); return Pick(call.Arg(0), call.Arg(1), max: false, call.Offset); });
+        Method("max", call => MinMax(call, max: true));
+        Method("min", call => MinMax(call, max: false));
         Function("range", call =>
         {
             Arity(call, 1, 3);
@@ -416,7 +419,8 @@ internal static class YaqlFunctions
 
     private static void RegisterStrings()
     {
-        Method("toUpper", call => { Arity(call, 0, 0); return ReceiverString(call).ToUpperInvariant(); });
+        // Python's upper() maps ß to SS; .NET keeps it.
+        Method("toUpper", call => { Arity(call, 0, 0); return ReceiverString(call).ToUpperInvariant().Replace("ß", "SS", StringComparison.Ordinal); });
         Method("toLower", call => { Arity(call, 0, 0); return ReceiverString(call).ToLowerInvariant(); });
         Method("trim", call => Trim(call, (s, c) => c is null ? s.Trim() : s.Trim(c)));
         Method("trimLeft", call => Trim(call, (s, c) => c is null ? s.TrimStart() : s.TrimStart(c)));
@@ -501,7 +505,8 @@ internal static class YaqlFunctions
                 Arity(call, 1, 2);
                 var sub = call.Arg(0) as string ?? throw call.NoMatch();
                 var start = call.Arg(1, 0L) as long? ?? throw call.NoMatch();
-                return start > s.Length ? -1L : (long)s.IndexOf(sub, (int)Math.Max(0, start), StringComparison.Ordinal);
+                start = start < 0 ? Math.Max(0, s.Length + start) : start;
+                return start > s.Length ? -1L : (long)s.IndexOf(sub, (int)start, StringComparison.Ordinal);
             }
 
             Arity(call, 1, 1);
@@ -1090,23 +1095,18 @@ internal static class YaqlFunctions
 
     private static object? MinMax(YaqlInvocation call, bool max)
     {
-        if (call.Count == 0)
+        Arity(call, 0, 1);
+        var list = ReceiverList(call);
+        if (call.Count == 1)
         {
-            var list = ReceiverList(call);
-            if (list.Count == 0)
-            {
-                throw call.Fail("the collection is empty");
-            }
-
-            return list.Aggregate((a, b) => YaqlValues.Compare(max ? ">" : "<", b, a, call.Offset) ? b : a);
+            return list.Aggregate(call.Arg(0), (a, b) => Pick(a, b, max, call.Offset));
         }
 
-        Arity(call, 1, 1);
-        var (x, y) = (call.Receiver, call.Arg(0));
-        return max
-            ? (YaqlValues.Compare(">", y, x, call.Offset) ? y : x)
-            : (YaqlValues.Compare("<", y, x, call.Offset) ? y : x);
+        return list.Count == 0 ? throw call.Fail("the collection is empty") : list.Aggregate((a, b) => Pick(a, b, max, call.Offset));
     }
+
+    private static object? Pick(object? a, object? b, bool max, int offset) =>
+        YaqlValues.Compare(max ? ">" : "<", b, a, offset) ? b : a;
 
     private static YaqlOrdered Order(YaqlInvocation call, bool descending, bool then)
     {
@@ -1348,7 +1348,7 @@ internal static class YaqlFunctions
             };
         }
 
-        var m = System.Text.RegularExpressions.Regex.Match(spec, @"^(?<zero>0)?(?<width>\d+)?(?:\.(?<precision>\d+))?(?<type>[dfs])?$");
+        var m = System.Text.RegularExpressions.Regex.Match(spec, @"^(?:(?<fill>.)?(?<align>[<>^]))?(?<zero>0)?(?<width>\d+)?(?:\.(?<precision>\d+))?(?<type>[dfs])?$");
         if (!m.Success)
         {
             throw call.Fail($"the format spec ':{spec}' is not supported");
@@ -1362,7 +1362,14 @@ internal static class YaqlFunctions
             _ => FormatValue(value, "", call),
         };
         var width = m.Groups["width"].Success ? int.Parse(m.Groups["width"].Value, CultureInfo.InvariantCulture) : 0;
-        return value is string ? text.PadRight(width) : text.PadLeft(width, m.Groups["zero"].Success ? '0' : ' ');
+        var fill = m.Groups["fill"].Success ? m.Groups["fill"].Value[0] : m.Groups["zero"].Success ? '0' : ' ';
+        var align = m.Groups["align"].Success ? m.Groups["align"].Value : value is string ? "<" : ">";
+        return align switch
+        {
+            "<" => text.PadRight(width, fill),
+            "^" => text.PadLeft(text.Length + ((width - text.Length) / 2), fill).PadRight(width, fill),
+            _ => text.PadLeft(width, fill),
+        };
     }
 }
 
