@@ -129,7 +129,8 @@ internal sealed partial class Evaluator
         {
             throw new ExpressionEvaluationException($"<%{yaql.Text}%>: {ex.Message}", ex.Offset == 0 ? yaql.Offset : ex.Offset, ex);
         }
-        catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or FormatException or OverflowException or System.Text.RegularExpressions.RegexMatchTimeoutException)
+        catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or FormatException or OverflowException or PyTypeError
+            or InvalidCastException or KeyNotFoundException or IndexOutOfRangeException or System.Text.RegularExpressions.RegexMatchTimeoutException)
         {
             throw new ExpressionEvaluationException($"<%{yaql.Text}%>: {ex.Message} (at character {yaql.Offset + 1})", yaql.Offset, ex);
         }
