@@ -53,7 +53,7 @@ internal sealed class YaqlParser
         var parser = new YaqlParser(text, offset);
         if (parser.Peek.Kind == TokenKind.End)
         {
-            throw parser.Error("an empty expression", parser.Peek);
+            throw new TemplateSyntaxException($"'<% %>' holds no expression (at character {parser.Peek.Position + 1})", parser.Peek.Position);
         }
 
         var node = parser.Expression(0);
