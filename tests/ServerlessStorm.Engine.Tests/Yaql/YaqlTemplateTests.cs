@@ -108,6 +108,9 @@ public sealed class YaqlTemplateTests : IDisposable
 
         Assert.Throws<ExpressionLimitException>(() => Template.Parse("<% range(1000) %>", TemplateDialect.Orquesta).EvaluateValue(scope));
         Assert.Throws<ExpressionLimitException>(() => Template.Parse("<% [1] * 1000 %>", TemplateDialect.Orquesta).EvaluateValue(scope));
+        Assert.Throws<ExpressionLimitException>(() => Template.Parse("<% range(50).select(range(50)) %>", TemplateDialect.Orquesta).EvaluateValue(scope));
+        Assert.Throws<ExpressionLimitException>(() => Template.Parse("<% range(100000).select(range(100000)) %>", TemplateDialect.Orquesta).EvaluateValue(Scope()));
+        Assert.Throws<ExpressionLimitException>(() => Template.Parse("<% range(10000).select('x' * 100000) %>", TemplateDialect.Orquesta).EvaluateValue(Scope()));
         Assert.Throws<TemplateSyntaxException>(() => Template.Parse("<% " + new string('(', 500) + "1" + new string(')', 500) + " %>", TemplateDialect.Orquesta));
     }
 

@@ -69,6 +69,7 @@ internal sealed class YaqlEvaluator
 {
     private readonly long _started = Stopwatch.GetTimestamp();
     private int _steps;
+    private long _built;
     private int _depth;
 
     public YaqlEvaluator(TemplateScope scope)
@@ -141,6 +142,7 @@ internal sealed class YaqlEvaluator
         return Evaluate(node, inner);
     };
 
+    /// <summary>Bounds one value, and what the whole evaluation builds (nested queries multiply sizes).</summary>
     public T CheckSize<T>(T value, int offset)
     {
         var size = value switch
@@ -150,8 +152,14 @@ internal sealed class YaqlEvaluator
             string s => s.Length / 10,
             _ => 0,
         };
-        return size > Limits.MaxCollectionLength
-            ? throw new ExpressionLimitException($"a value at character {offset + 1} is over the size limit of {Limits.MaxCollectionLength}")
+        if (size > Limits.MaxCollectionLength)
+        {
+            throw new ExpressionLimitException($"a value at character {offset + 1} is over the size limit of {Limits.MaxCollectionLength}");
+        }
+
+        _built += size;
+        return _built > 10L * Limits.MaxCollectionLength
+            ? throw new ExpressionLimitException($"the expression built more than {10L * Limits.MaxCollectionLength} items in all (at character {offset + 1})")
             : value;
     }
 

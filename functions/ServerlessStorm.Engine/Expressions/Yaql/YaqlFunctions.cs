@@ -44,6 +44,11 @@ internal static class YaqlFunctions
     public static object? Invoke(YaqlInvocation call)
     {
         var result = Dispatch(call);
+        if (result is List<object?> built)
+        {
+            call.Evaluator.CheckSize(built, call.Offset);
+        }
+
         return result is List<object?> list and not YaqlLazy and not YaqlSet && Lazy.Contains(call.Name) && (call.HasReceiver || call.Name is "range" or "distinct" or "selectAllCases" or "examine")
             ? new YaqlLazy(list)
             : result;

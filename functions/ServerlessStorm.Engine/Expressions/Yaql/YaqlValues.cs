@@ -235,7 +235,7 @@ internal static class YaqlOperators
 
         return s.Length * n > evaluator.Limits.MaxOutputLength
             ? throw new ExpressionLimitException($"a string at character {offset + 1} is over the size limit")
-            : new StringBuilder(s.Length * (int)n).Insert(0, s, (int)n).ToString();
+            : evaluator.CheckSize(new StringBuilder(s.Length * (int)n).Insert(0, s, (int)n).ToString(), offset);
     }
 
     private static object Arithmetic(string op, object a, object b, int offset)
