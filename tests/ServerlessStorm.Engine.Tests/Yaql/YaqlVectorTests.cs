@@ -27,6 +27,20 @@ public sealed class YaqlVectorTests
         return data;
     }
 
+    public static TheoryData<string> Differences() => [.. Vectors.Value["differences"]!.AsArray().Select(d => d!["expression"]!.GetValue<string>())];
+
+    [Theory]
+    [MemberData(nameof(Differences))]
+    public void KnownDifferences_StillDiffer_AndAreListedInTheDocs(string expression)
+    {
+        var vector = Vectors.Value["differences"]!.AsArray().Single(d => d!["expression"]!.GetValue<string>() == expression)!;
+        var (actual, error) = Evaluate(expression);
+        var same = vector["error"] is { } expectedError ? error == expectedError.GetValue<string>() : error is null && Same(vector["result"], actual);
+
+        // A difference that went away belongs with the vectors; one that stays is documented.
+        Assert.False(same, $"<% {expression} %> now matches the reference: move it to the vectors and out of docs/yaql.md");
+    }
+
     [Fact]
     public void Vectors_AreEnoughToCoverTheLanguage() => Assert.True(Vectors.Value["vectors"]!.AsArray().Count >= 500);
 
