@@ -40,6 +40,21 @@ public sealed class YaqlTemplateTests : IDisposable
         Assert.Equal(expected, Template.Parse(template, TemplateDialect.Orquesta).EvaluateValue(Scope()));
     }
 
+    [Theory]
+    [InlineData("<% basename('/var/log/app.log') %>", "app.log")]
+    [InlineData("<% dirname('/var/log/app.log') %>", "/var/log")]
+    [InlineData("<% from_json_string('{\"a\": [1, 2]}').a.len() %>", 2L)]
+    [InlineData("<% json_parse('[3]')[0] %>", 3L)]
+    [InlineData("<% to_json_string(dict(a => 1)) %>", "{\"a\": 1}")]
+    [InlineData("<% regex_match(ctx().mode, '^[a-z]$') %>", true)]
+    [InlineData("<% regex_replace('a1b2', '[0-9]', '#') %>", "a#b#")]
+    [InlineData("<% regex_substring('host-42', '([0-9]+)') %>", "42")]
+    [InlineData("<% from_yaml_string('a: [1]').a[0] %>", 1L)]
+    public void StackStormsOrquestaFunctions_AreCallable(string template, object expected)
+    {
+        Assert.Equal(expected, Template.Parse(template, TemplateDialect.Orquesta).EvaluateValue(Scope()));
+    }
+
     [Fact]
     public void JinjaInWorkflows_StaysJinja()
     {

@@ -115,6 +115,18 @@ internal sealed partial class Evaluator
         }
     }
 
+    /// <summary>A Jinja filter applied to values already evaluated: how YAQL reaches StackStorm's functions (to_json_string, regex_match, …).</summary>
+    internal static object? ApplyFilter(TemplateScope scope, string name, object? value, IEnumerable<object?> args, IEnumerable<KeyValuePair<string, object?>> named, int offset)
+    {
+        var filter = new FilterExpr(
+            new LiteralExpr(value, offset),
+            name,
+            [.. args.Select(a => (Expr)new LiteralExpr(a, offset))],
+            named.ToDictionary(p => p.Key, p => (Expr)new LiteralExpr(p.Value, offset), StringComparer.Ordinal),
+            offset);
+        return new Evaluator(scope).ApplyFilter(filter);
+    }
+
     private object? EvaluateYaql(YaqlExpr yaql)
     {
         try

@@ -21,6 +21,7 @@ internal static class YaqlFunctions
     static YaqlFunctions()
     {
         RegisterWorkflow();
+        RegisterStackStorm();
         RegisterCommon();
         RegisterStrings();
         RegisterCollections();
@@ -185,6 +186,34 @@ internal static class YaqlFunctions
 
             return call.HasNamed("default") ? call.NamedArg("default") : throw call.Fail($"the datastore has no key '{key}' in the {scope} scope");
         });
+    }
+
+    // StackStorm registers its Jinja filters as Orquesta functions too; these share the filters' code.
+    private static readonly Dictionary<string, string> StackStormFunctions = new(StringComparer.Ordinal)
+    {
+        ["basename"] = "basename", ["dirname"] = "dirname", ["from_json_string"] = "from_json_string", ["json_parse"] = "from_json_string",
+        ["from_yaml_string"] = "from_yaml_string", ["yaml_parse"] = "from_yaml_string", ["to_json_string"] = "to_json_string",
+        ["json_dump"] = "to_json_string", ["to_yaml_string"] = "to_yaml_string", ["yaml_dump"] = "to_yaml_string",
+        ["json_escape"] = "json_escape", ["regex_match"] = "regex_match", ["regex_replace"] = "regex_replace",
+        ["regex_search"] = "regex_search", ["regex_substring"] = "regex_substring", ["use_none"] = "use_none",
+    };
+
+    private static void RegisterStackStorm()
+    {
+        foreach (var (name, filter) in StackStormFunctions)
+        {
+            Function(name, call =>
+            {
+                if (call.Count == 0)
+                {
+                    throw call.NoMatch();
+                }
+
+                var args = call.Args().Select(a => YaqlValues.ToModel(a, call.Offset)).ToList();
+                var named = call.Named.Select(p => KeyValuePair.Create(p.Key, YaqlValues.ToModel(call.Evaluator.Evaluate(p.Value, call.Scope), call.Offset)));
+                return Evaluator.ApplyFilter(call.Evaluator.Scope, filter, args[0], args.Skip(1), named, call.Offset);
+            });
+        }
     }
 
     /// <summary>How StackStorm reads st2kv's key: <c>system.NAME</c> is a system key, anything else the user's.</summary>
