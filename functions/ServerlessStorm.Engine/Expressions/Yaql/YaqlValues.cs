@@ -114,9 +114,6 @@ internal static class YaqlValues
         };
     }
 
-    /// <summary>A collection YAQL iterates: a list (strings and dicts are not iterated implicitly).</summary>
-    public static List<object?>? AsList(object? value) => value as List<object?>;
-
     /// <summary>
     /// The value as the rest of the engine holds values (<see cref="Py"/>'s model): datetimes, timespans and regexes
     /// become the strings Python prints for them, as Orquesta's output would.
