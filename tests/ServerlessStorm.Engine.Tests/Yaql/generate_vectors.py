@@ -307,7 +307,7 @@ EXPRESSIONS += [
     "isSet(set(1))", "isSet([1])", "isTimespan(1)", "'a b c'.rightSplit(' ', 1)", "'a b c'.rightSplit()",
     "'a,b,c'.rightSplit(',', 5)", "' a  b '.norm()", "norm(null)", "selectCase(false, true, true)", "selectCase(false)",
     "2.switchCase('a', 'b', 'c')", "5.switchCase('a', 'b')", "0.switchCase()", "[1, 2].zipLongest([3])",
-    "[1, 2].zipLongest([3], default => 0)", "[1, 2].zipLongest([3])[0]", "[1, 2, 3, 4, 5].splitAt(2)",
+    "[1, 2].zipLongest([3], default => 0)", "[1, 2].zipLongest([3])[0]", "[1, 2].zip([3, 4])[0]", "zip([1, 2], [3, 4])[0]", "[1, 2, 3, 4, 5].splitAt(2)",
     "[1, 2].splitAt(5)", "[1, 2, 3, 4, 5].slice(2)", "[1, 2].slice(0)", "[3, 1, 2].orderBy($ mod 2).thenBy($)",
     "[3, 1, 2].orderBy($ mod 2).thenByDescending($)", "[1, 2].thenBy($)",
     "ctx().servers.orderBy($.tags.len()).thenBy($.name).select($.name)", "[1, 2].unpack(a, b) -> $a + $b",

@@ -39,7 +39,7 @@ internal static class YaqlFunctions
         "select", "where", "filter", "skip", "take", "limit", "skipWhile", "takeWhile", "selectMany", "reverse", "append",
         "enumerate", "keys", "values", "items", "flatten", "range", "groupBy", "orderBy", "orderByDescending", "distinct",
         "concat", "delete", "zipLongest", "slice", "accumulate", "repeat", "insertMany", "splitWhere", "selectAllCases",
-        "examine", "replace",
+        "examine", "replace", "zip",
     };
 
     public static object? Invoke(YaqlInvocation call)
