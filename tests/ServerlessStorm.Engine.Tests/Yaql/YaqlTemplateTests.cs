@@ -99,6 +99,16 @@ public sealed class YaqlTemplateTests : IDisposable
     }
 
     [Fact]
+    public void Now_ReadsTheScopesClock_SoAnOrchestratorReplaysTheSameDecision()
+    {
+        var scope = Scope();
+        scope.Clock = () => new DateTimeOffset(2026, 12, 3, 4, 5, 6, TimeSpan.Zero);
+
+        Assert.Equal("2026-12-03 04:05:06+00:00", Template.Parse("<% now() %>", TemplateDialect.Orquesta).EvaluateValue(scope));
+        Assert.Equal(2026L, Template.Parse("<% now().year %>", TemplateDialect.Orquesta).EvaluateValue(scope));
+    }
+
+    [Fact]
     public void Dollar_AtTheWorkflowRoot_IsNull_AsInOrquesta()
     {
         Assert.Null(Template.Parse("<% $ %>", TemplateDialect.Orquesta).EvaluateValue(Scope()));

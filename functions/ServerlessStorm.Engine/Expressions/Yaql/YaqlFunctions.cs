@@ -82,7 +82,7 @@ internal static class YaqlFunctions
     /// <summary><c>value.name</c> where value is not a dict: the datetime properties.</summary>
     public static object? Property(object? receiver, string name, int offset) => (receiver, name) switch
     {
-        (DateTimeOffset t, "year") => (long)t.Year,
+        (DateTimeOffset t, "year") => (object)(long)t.Year,
         (DateTimeOffset t, "month") => (long)t.Month,
         (DateTimeOffset t, "day") => (long)t.Day,
         (DateTimeOffset t, "hour") => (long)t.Hour,
@@ -353,7 +353,7 @@ internal static class YaqlFunctions
         Function("now", call =>
         {
             Arity(call, 0, 0);
-            return DateTimeOffset.UtcNow;
+            return call.Evaluator.Scope.Clock?.Invoke() ?? DateTimeOffset.UtcNow;
         });
         Function("coalesce", call =>
         {
