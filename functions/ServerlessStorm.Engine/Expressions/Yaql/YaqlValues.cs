@@ -120,7 +120,7 @@ internal static class YaqlValues
     /// </summary>
     public static object? ToModel(object? value, int offset) => value switch
     {
-        null or bool or long or double or string => value,
+        null or bool or long or double or string or Undefined => value,
         DateTimeOffset t => PythonDateTime(t),
         TimeSpan s => PythonTimeSpan(s),
         System.Text.RegularExpressions.Regex r => r.ToString(),
@@ -134,7 +134,7 @@ internal static class YaqlValues
 
     private static bool NeedsConversion(object? value) => value switch
     {
-        null or bool or long or double or string => false,
+        null or bool or long or double or string or Undefined => false,
         List<object?> list => list is YaqlSet || list.Any(NeedsConversion),
         OrderedDictionary<string, object?> dict => dict.Values.Any(NeedsConversion),
         _ => true,
