@@ -304,7 +304,7 @@ EXPRESSIONS += [
     # more of the library
     "ctx().numbers.filter($ > 4)", "ctx().numbers.limit(2)", "set(1, 2).symmetricDifference(set(2, 3))",
     "set(1, 2).union(set(3))", "set(1, 2).intersect(set(2))", "set(1, 2).difference(set(2))", "set(1).add(2, 3)",
-    "isSet(set(1))", "isSet([1])", "isTimespan(1)", "'a b c'.rightSplit(' ', 1)", "'a b c'.rightSplit()",
+    "isSet(set(1))", "isSet([1])", "set(1, 2) = set(2, 1)", "set(1) = [1]", "set(1) in [set(1)]", "isTimespan(1)", "'a b c'.rightSplit(' ', 1)", "'a b c'.rightSplit()",
     "'a,b,c'.rightSplit(',', 5)", "' a  b '.norm()", "norm(null)", "selectCase(false, true, true)", "selectCase(false)",
     "2.switchCase('a', 'b', 'c')", "5.switchCase('a', 'b')", "0.switchCase()", "[1, 2].zipLongest([3])",
     "[1, 2].zipLongest([3], default => 0)", "[1, 2].zipLongest([3])[0]", "[1, 2].zip([3, 4])[0]", "zip([1, 2], [3, 4])[0]", "[1, 2, 3, 4, 5].splitAt(2)",

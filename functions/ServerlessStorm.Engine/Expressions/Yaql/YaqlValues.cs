@@ -77,8 +77,13 @@ internal static class YaqlValues
     }
 
     /// <summary>Python's <c>==</c> (1 = 1.0 and true = 1 hold).</summary>
-    public static bool Equal(object? a, object? b) =>
-        a is YaqlLazy || b is YaqlLazy ? ReferenceEquals(a, b) : Py.Equal(a, b);
+    public static bool Equal(object? a, object? b) => (a, b) switch
+    {
+        (YaqlLazy, _) or (_, YaqlLazy) => ReferenceEquals(a, b),
+        (YaqlSet x, YaqlSet y) => x.Count == y.Count && x.All(i => y.Any(j => Equal(i, j))),
+        (YaqlSet, _) or (_, YaqlSet) => false,
+        _ => Py.Equal(a, b),
+    };
 
     /// <summary>Ordering as YAQL defines it: numbers with numbers, strings with strings, datetimes, and null below anything.</summary>
     public static bool Compare(string op, object? a, object? b, int offset)
