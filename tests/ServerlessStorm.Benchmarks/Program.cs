@@ -7,7 +7,8 @@ using ServerlessStorm.Benchmarks;
 // SIGKILL to all accepted work done, the kill loop, webhooks accepted while storage hangs) or "timers" (a day of a
 // pack of 10 timers: the function runs the timer sensor makes, against the 5-second poll, and their cost) or
 // "tracing" (executions/s and webhook p50 with tracing off, on without an exporter, and exporting over OTLP) or
-// "purge" (retention deleting a day of 100,000 executions from the audit in Azurite).
+// "purge" (retention deleting a day of 100,000 executions from the audit in Azurite) or "yaql" (µs per typical
+// workflow expression in YAQL beside the equivalent Jinja).
 return args.FirstOrDefault() switch
 {
     "rules" => RulesBenchmark.Run(args),
@@ -18,12 +19,13 @@ return args.FirstOrDefault() switch
     "timers" => await TimersBenchmark.RunAsync(args),
     "tracing" => await TracingBenchmark.RunAsync(args),
     "purge" => await PurgeBenchmark.RunAsync(args),
+    "yaql" => YaqlBenchmark.Run(args),
     "latency" or null => await LatencyBenchmark.RunAsync(args),
     var other => Usage(other),
 };
 
 static int Usage(string mode)
 {
-    Console.Error.WriteLine($"unknown benchmark '{mode}'; use 'latency', 'executions', 'workflows', 'rules', 'auth', 'recovery', 'timers', 'tracing' or 'purge'");
+    Console.Error.WriteLine($"unknown benchmark '{mode}'; use 'latency', 'executions', 'workflows', 'rules', 'auth', 'recovery', 'timers', 'tracing', 'purge' or 'yaql'");
     return 2;
 }

@@ -147,7 +147,9 @@ public class ExpressionTests
 
         Assert.Equal($"Hello {hostile}!", Render("Hello {{ trigger.body.name }}!", scope));
         Assert.Equal(hostile, Template.Parse("{{ trigger.body.name }}").Evaluate(scope)!.GetValue<string>());
-        Assert.Equal($"Hello {hostile}!", Orquesta("Hello <% trigger.body.name %>!", scope));
+        // YAQL reaches data only through the workflow functions.
+        scope.Workflow = new FakeWorkflow(hostile);
+        Assert.Equal($"Hello {hostile}!", Orquesta("Hello <% ctx(name) %>!", scope));
     }
 
     [Fact]
@@ -200,9 +202,9 @@ public class ExpressionTests
         Assert.Same(Template.Parse("{{ trigger.cached }}"), Template.Parse("{{ trigger.cached }}"));
     }
 
-    private sealed class FakeWorkflow : IWorkflowFunctions
+    private sealed class FakeWorkflow(string nameValue = "storm") : IWorkflowFunctions
     {
-        public object? Context(string? name) => name is null ? new OrderedDictionary<string, object?> { ["name"] = "storm" } : name == "name" ? "storm" : new Undefined(name);
+        public object? Context(string? name) => name is null ? new OrderedDictionary<string, object?> { ["name"] = nameValue } : name == "name" ? nameValue : new Undefined(name);
 
         public object? Result() => new OrderedDictionary<string, object?> { ["code"] = 42L };
 

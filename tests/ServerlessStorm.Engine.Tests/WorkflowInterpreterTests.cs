@@ -358,11 +358,11 @@ public sealed class WorkflowInterpreterTests : IDisposable
                 action: core.local
                 delay: 5
                 next:
-                  - when: <% failed() and ctx(mode) == 'fail' %>
+                  - when: <% failed() and ctx(mode) = 'fail' %>
                     do: fail
-                  - when: <% failed() and ctx(mode) == 'noop' %>
+                  - when: <% failed() and ctx(mode) = 'noop' %>
                     do: noop
-                  - when: <% failed() and ctx(mode) == 'retry' and task_status(step) == 'failed' %>
+                  - when: <% failed() and ctx(mode) = 'retry' and task_status(step) = 'failed' %>
                     do: retry
             """);
         var tries = 0;

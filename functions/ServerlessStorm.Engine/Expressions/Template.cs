@@ -43,7 +43,7 @@ public sealed class Template
     /// <summary>True when the whole template is one expression, whose value keeps its type when evaluated.</summary>
     public bool IsSingleExpression => Nodes is [OutputNode];
 
-    /// <summary>The datastore keys the template names literally (<c>st2kv.system.NAME</c>), for a host to fetch first.</summary>
+    /// <summary>The datastore keys the template names literally (<c>st2kv.system.NAME</c>, YAQL's <c>st2kv('system.NAME')</c>), for a host to fetch first.</summary>
     public IReadOnlyList<(string Scope, string Name)> DatastoreKeys { get; }
 
     public static bool LooksLikeTemplate(string text, TemplateDialect dialect = TemplateDialect.Jinja) =>
@@ -115,6 +115,12 @@ public sealed class Template
         var keys = new List<(string, string)>();
         Walk(nodes, e =>
         {
+            if (e is YaqlExpr yaql)
+            {
+                keys.AddRange(Yaql.YaqlDatastoreKeys.Find(yaql.Root));
+                return false;
+            }
+
             if (e is AttributeExpr { Target: AttributeExpr { Target: NameExpr { Name: "st2kv" }, Name: var scope }, Name: var name })
             {
                 keys.Add((scope, name));

@@ -43,6 +43,12 @@ public sealed class TemplateScope
 
     public ExpressionLimits Limits { get; set; } = ExpressionLimits.Default;
 
+    /// <summary>
+    /// What YAQL's <c>now()</c> reads. An orchestrator sets its replay-safe clock here (the orchestration's current
+    /// time), so a replay decides as the first run did; unset, it is the system clock.
+    /// </summary>
+    public Func<DateTimeOffset>? Clock { get; set; }
+
     public static TemplateScope ForTrigger(JsonNode? payload) => new TemplateScope().Set("trigger", payload);
 
     public TemplateScope Set(string name, JsonNode? value)

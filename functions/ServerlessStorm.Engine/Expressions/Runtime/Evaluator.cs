@@ -105,12 +105,46 @@ internal sealed partial class Evaluator
                 FilterExpr filter => ApplyFilter(filter),
                 TestExpr test => ApplyTest(test),
                 CallExpr call => Call(call),
+                YaqlExpr yaql => EvaluateYaql(yaql),
                 _ => throw Fail($"unsupported expression {expr.GetType().Name}", expr.Offset),
             };
         }
         catch (PyTypeError ex)
         {
             throw Fail(ex.Message, expr.Offset, ex);
+        }
+    }
+
+    /// <summary>A Jinja filter applied to values already evaluated: how YAQL reaches StackStorm's functions (to_json_string, regex_match, …).</summary>
+    internal static object? ApplyFilter(TemplateScope scope, string name, object? value, IEnumerable<object?> args, IEnumerable<KeyValuePair<string, object?>> named, int offset)
+    {
+        var filter = new FilterExpr(
+            new LiteralExpr(value, offset),
+            name,
+            [.. args.Select(a => (Expr)new LiteralExpr(a, offset))],
+            named.ToDictionary(p => p.Key, p => (Expr)new LiteralExpr(p.Value, offset), StringComparer.Ordinal),
+            offset);
+        return new Evaluator(scope).ApplyFilter(filter);
+    }
+
+    private object? EvaluateYaql(YaqlExpr yaql)
+    {
+        try
+        {
+            return Yaql.YaqlValues.ToModel(new Yaql.YaqlEvaluator(_scope).Evaluate(yaql.Root), yaql.Offset);
+        }
+        catch (Yaql.YaqlException ex)
+        {
+            throw new ExpressionEvaluationException($"<%{yaql.Text}%>: {ex.Message}", ex.Offset, ex);
+        }
+        catch (ExpressionEvaluationException ex) when (!ex.Message.StartsWith("<%", StringComparison.Ordinal))
+        {
+            throw new ExpressionEvaluationException($"<%{yaql.Text}%>: {ex.Message}", ex.Offset == 0 ? yaql.Offset : ex.Offset, ex);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or FormatException or OverflowException or PyTypeError
+            or InvalidCastException or KeyNotFoundException or IndexOutOfRangeException or System.Text.RegularExpressions.RegexMatchTimeoutException)
+        {
+            throw new ExpressionEvaluationException($"<%{yaql.Text}%>: {ex.Message} (at character {yaql.Offset + 1})", yaql.Offset, ex);
         }
     }
 

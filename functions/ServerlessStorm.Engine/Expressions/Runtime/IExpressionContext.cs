@@ -36,4 +36,8 @@ public interface IWorkflowFunctions
     bool Completed();
 
     string? TaskStatus(string taskName);
+
+    /// <summary>StackStorm's task(name): a finished task's record; hosts that keep none say so.</summary>
+    object? Task(string? taskName) =>
+        throw new ExpressionEvaluationException($"task({taskName}) is not available: this host keeps no task records for expressions", 0);
 }

@@ -47,3 +47,9 @@ public sealed record IfNode(IReadOnlyList<(Expr Condition, IReadOnlyList<Node> B
 public sealed record ForNode(IReadOnlyList<string> Targets, Expr Iterable, Expr? Filter, IReadOnlyList<Node> Body, IReadOnlyList<Node>? Else, int Offset) : Node;
 
 public sealed record SetNode(string Name, Expr Value) : Node;
+
+/// <summary>Orquesta's <c>&lt;% … %&gt;</c>: a YAQL expression, <see cref="Text"/> being the source between the delimiters.</summary>
+public sealed record YaqlExpr(string Text, int Offset) : Expr(Offset)
+{
+    internal Yaql.YaqlNode Root { get; init; } = null!;
+}

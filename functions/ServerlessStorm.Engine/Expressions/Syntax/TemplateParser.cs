@@ -6,7 +6,7 @@ namespace ServerlessStorm.Engine.Expressions.Syntax;
 /// <summary>
 /// Parses templates in Jinja syntax — <c>{{ … }}</c>, <c>{% if/elif/else/endif %}</c>, <c>{% for … %}</c>,
 /// <c>{% set %}</c>, <c>{# … #}</c>, with <c>-</c> whitespace control — and Orquesta's <c>&lt;% … %&gt;</c>, which
-/// holds the same expressions. Blocks follow StackStorm's environment (trim_blocks and lstrip_blocks on).
+/// holds YAQL (parsed by <see cref="Yaql.YaqlParser"/>). Blocks follow StackStorm's environment (trim_blocks and lstrip_blocks on).
 /// </summary>
 internal sealed class TemplateParser
 {
@@ -76,7 +76,8 @@ internal sealed class TemplateParser
             text.Append(_source, _position, tag - _position);
             _position = tag;
             var opener = _source.Substring(tag, 2);
-            var stripBefore = tag + 2 < _source.Length && _source[tag + 2] == '-';
+            // Orquesta's <% %> has no whitespace control: a '-' after it is YAQL's minus.
+            var stripBefore = opener != "<%" && tag + 2 < _source.Length && _source[tag + 2] == '-';
             var isBlock = opener is "{%" or "{#";
             FlushText(nodes, text, stripBefore, lstrip: isBlock && !stripBefore);
             _position = tag + 2 + (stripBefore ? 1 : 0);
@@ -94,9 +95,12 @@ internal sealed class TemplateParser
                     _position = close + 2;
                     TrimBlockNewline(_trimNextText);
                     break;
-                case "{{" or "<%":
+                case "<%":
+                    nodes.Add(new OutputNode(Yaql(tag)));
+                    break;
+                case "{{":
                     var expr = Expression();
-                    ExpectClose(opener == "{{" ? "}}" : "%>", tag);
+                    ExpectClose("}}", tag);
                     nodes.Add(new OutputNode(expr));
                     break;
                 default:
@@ -262,6 +266,21 @@ internal sealed class TemplateParser
         {
             _position += 2;
         }
+    }
+
+    // As Orquesta finds expressions: the text up to the first '%>', quotes or not.
+    private YaqlExpr Yaql(int openedAt)
+    {
+        var close = _source.IndexOf("%>", _position, StringComparison.Ordinal);
+        if (close < 0)
+        {
+            throw new TemplateSyntaxException($"'<%' at character {openedAt + 1} is never closed with '%>'", openedAt);
+        }
+
+        var text = _source[_position..close];
+        var root = Expressions.Yaql.YaqlParser.Parse(text, _position);
+        _position = close + 2;
+        return new YaqlExpr(text, openedAt) { Root = root };
     }
 
     private void ExpectClose(string close, int openedAt)
