@@ -628,6 +628,51 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         File.Delete(marks + ".fixed");
     }
 
+    [Fact]
+    public async Task TaskDelay_AndRetryDelay_WaitAtLeastTheStatedSeconds_FromWhenTheyAreDue()
+    {
+        // Orquesta: delay (and retry's delay) holds the action back that many seconds after the task is due — after
+        // the task before it ended, or after the failed attempt. Measured between the executions' records.
+        using var packs = new TempPacks().WithPack("wf");
+        WriteWorkflow(packs, "waits", """
+            version: 1.0
+            tasks:
+              start:
+                action: core.noop
+                next: [{do: [one, two, flaky]}]
+              one: {action: core.noop, delay: 1}
+              two: {action: core.noop, delay: 2}
+              flaky:
+                action: core.local
+                input: {cmd: "exit 1"}
+                retry: {count: 1, delay: 1}
+                next: [{when: <% failed() %>, do: noop}]
+            """);
+        var (host, hub) = await StartAsync(packs);
+        await using var _ = host;
+        await using var __ = hub;
+
+        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.waits", [], null, TestCallers.Admin.User, CancellationToken.None);
+        var workflow = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(90));
+        var tasks = (await host.Audit.GetTraceAsync(workflow.TraceTag, CancellationToken.None)).Executions.Where(e => e.ParentId == workflow.Id)
+            .OrderBy(e => e.StartTimestamp).ToList();
+        var start = tasks.Single(t => t.WorkflowTask == "start");
+        var flaky = tasks.Where(t => t.WorkflowTask == "flaky").ToList();
+        var waits = new Dictionary<string, TimeSpan>
+        {
+            ["one"] = tasks.Single(t => t.WorkflowTask == "one").StartTimestamp - start.EndTimestamp!.Value,
+            ["two"] = tasks.Single(t => t.WorkflowTask == "two").StartTimestamp - start.EndTimestamp!.Value,
+            ["retry"] = flaky[1].StartTimestamp - flaky[0].EndTimestamp!.Value,
+        };
+        var stated = new Dictionary<string, double> { ["one"] = 1, ["two"] = 2, ["retry"] = 1 };
+
+        Assert.True(workflow.Status == ExecutionStatus.Succeeded, workflow.Error);
+        Assert.Equal(2, flaky.Count);
+        var figures = string.Join(", ", waits.Select(w => $"{w.Key} {w.Value.TotalSeconds:0.000}s"));
+        Assert.All(waits, w => Assert.True(w.Value.TotalSeconds >= stated[w.Key] && w.Value.TotalSeconds < stated[w.Key] + 1.5, $"{w.Key} waited outside [stated, stated + 1.5 s]: {figures}"));
+        Console.WriteLine($"measured delays: {figures}");
+    }
+
     /// <summary>The workflow's <c>approve</c> task once it waits for its answer; fails naming every task if the workflow ended first.</summary>
     private static async Task<ExecutionRecord> PendingApprovalAsync(StormTestHost host, ExecutionRecord workflow)
     {
