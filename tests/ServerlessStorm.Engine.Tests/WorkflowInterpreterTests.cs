@@ -452,4 +452,314 @@ public sealed class WorkflowInterpreterTests : IDisposable
         Assert.Empty(first.Done.Errors);
         Assert.Contains("run fan.1.2.4", string.Join("\n", first.Trace), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Delay_IsDueFromWhenTheTaskIsScheduled_RetryDelayReplacesIt_AndWithItemsDelaysOnlyTheFirstBatch()
+    {
+        // Orquesta: a task's delay holds its action back that many seconds from when the task is due; a retry waits
+        // retry.delay instead (0 when none, whatever the task's delay); with items under a concurrency, StackStorm
+        // delays the first `concurrency` items only — the later ones start as earlier ones end.
+        var workflow = Load("""
+            version: 1.0
+            input: [wait]
+            tasks:
+              first:
+                action: core.noop
+                delay: <% ctx(wait) %>
+                next: [{do: [flaky, undelayed_retry, each]}]
+              flaky:
+                action: core.local
+                delay: 7
+                retry: {count: 1, delay: 2}
+              undelayed_retry:
+                action: core.local
+                delay: 4
+                retry: {count: 1}
+              each:
+                with: {items: "<% [1, 2, 3, 4] %>", concurrency: 2}
+                action: core.noop
+                delay: 3
+            """);
+        var tries = new Dictionary<string, int>();
+
+        var run = Drive(workflow, new JsonObject { ["wait"] = 5 }, a => (tries[a.Task] = tries.GetValueOrDefault(a.Task) + 1) == 1 && a.Task is "flaky" or "undelayed_retry"
+            ? (ExecutionStatus.Failed, null) : (ExecutionStatus.Succeeded, null));
+
+        Assert.Equal(ExecutionStatus.Succeeded, run.Done.Status);
+        var delays = run.Actions.Select(a => $"{a.Id}={a.Delay.TotalSeconds}").ToList();
+        Assert.Equal(["first.1.1=5", "flaky.1.1=7", "undelayed_retry.1.1=4", "each.1.1.0=3", "each.1.1.1=3", "flaky.1.2=2", "undelayed_retry.1.2=0", "each.1.1.2=0", "each.1.1.3=0"], delays);
+    }
+
+    [Theory]
+    [InlineData("delay: 1.5", "tasks.t.delay: must be a whole number (0 or more) or an expression, got 1.5")]
+    [InlineData("delay: -1", "tasks.t.delay: must be a whole number (0 or more) or an expression, got -1")]
+    [InlineData("retry: {count: 1, delay: soon}", "tasks.t.retry.delay: must be a whole number (0 or more) or an expression, got \"soon\"")]
+    public void Delay_IsAWholeNumberOfSeconds_AsOrquestasSchemaSays(string field, string problem)
+    {
+        var path = Path.Combine(_folder, "delay.yaml");
+        File.WriteAllText(path, $"version: 1.0\ntasks:\n  t:\n    action: core.noop\n    {field}\n");
+
+        var (_, problems) = WorkflowLoader.Load(path, "delay.yaml");
+
+        Assert.Contains(problem, Assert.Single(problems).ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ADelayThatRendersToNoWholeNumber_FailsTheWorkflow_WithoutRunningTheTaskOrItsTransitions()
+    {
+        // Orquesta: "The value of task delay is not type of integer." — raised while getting the next tasks, which fails
+        // the workflow; the task never starts, so its transitions (even when: failed) do not run.
+        var workflow = Load("""
+            version: 1.0
+            tasks:
+              t:
+                action: core.noop
+                delay: <% 'soon' %>
+                next: [{when: <% failed() %>, do: cleanup}]
+              cleanup: {action: core.noop}
+            """);
+
+        var run = Drive(workflow, [], Echo);
+
+        Assert.Empty(run.Actions);
+        Assert.Equal(ExecutionStatus.Failed, run.Done.Status);
+        Assert.Equal(["task t: delay must be a whole number of seconds, got \"soon\""], run.Done.Errors);
+    }
+
+    [Fact]
+    public void AFailedWorkflow_RendersItsOutputFromTheContextItReached_SoWhatTheFailurePublishedIsKept()
+    {
+        // Orquesta renders the output for every completed status (succeeded, failed, canceled, …), from the terminal
+        // tasks' context: a failure that publishes its diagnosis and fails the workflow keeps that diagnosis.
+        var workflow = Load("""
+            version: 1.0
+            vars: [{stage: starting}]
+            tasks:
+              build:
+                action: core.local
+                next:
+                  - when: <% succeeded() %>
+                    publish: [{stage: built}]
+                    do: deploy
+              deploy:
+                action: core.local
+                next:
+                  - when: <% failed() %>
+                    publish: [{why: <% result().stderr %>}, {stage: deploying}]
+                    do: fail
+            output:
+              - stage: <% ctx(stage) %>
+              - why: <% ctx(why) %>
+            """);
+
+        var run = Drive(workflow, [], a => a.Task == "deploy" ? (ExecutionStatus.Failed, new JsonObject { ["stderr"] = "disk full" }) : (ExecutionStatus.Succeeded, null));
+
+        Assert.Equal(ExecutionStatus.Failed, run.Done.Status);
+        Assert.Equal("""{"stage":"deploying","why":"disk full"}""", run.Done.Output!.ToJsonString());
+    }
+
+    [Fact]
+    public void ACanceledWorkflow_RendersItsOutputToo_AndAnEntryThatFailsIsLeftOutWithoutChangingTheStatus()
+    {
+        // Orquesta: an output entry that does not render is left out and its error logged; the status becomes failed
+        // unless the workflow was canceled (or expired, abandoned).
+        var workflow = Load("""
+            version: 1.0
+            tasks:
+              step:
+                action: core.noop
+                next: [{publish: [{seen: yes}]}]
+            output: [{seen: <% ctx(seen) %>}, {missing: <% ctx(nowhere) %>}, {again: <% ctx(seen) %>}]
+            """);
+
+        var canceled = Drive(workflow, [], _ => (ExecutionStatus.Canceled, null));
+        var succeeded = Drive(workflow, [], _ => (ExecutionStatus.Succeeded, null));
+
+        Assert.Equal(ExecutionStatus.Canceled, canceled.Done.Status);
+        Assert.Equal(ExecutionStatus.Failed, succeeded.Done.Status);
+        Assert.Equal("""{"seen":true,"again":true}""", succeeded.Done.Output!.ToJsonString());
+        Assert.Contains(succeeded.Done.Errors, e => e.StartsWith("output 'missing':", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void WithItems_AFailedItem_EndsTheTaskOnceNoOtherItemRuns_TheItemsNotStartedNeverRun()
+    {
+        // Orquesta's task state machine: an item that fails while no other item of the task is running fails the task
+        // at once (action_failed_task_dormant_items_incomplete), so with concurrency 1 the items after it never start.
+        var workflow = Load("""
+            version: 1.0
+            tasks:
+              each:
+                with: {items: "<% [1, 2, 3, 4, 5] %>", concurrency: 1}
+                action: core.noop
+            """);
+
+        var run = Drive(workflow, [], a => a.ItemIndex == 1 ? (ExecutionStatus.Failed, null) : (ExecutionStatus.Succeeded, null));
+
+        Assert.Equal(ExecutionStatus.Failed, run.Done.Status);
+        Assert.Equal([0, 1], run.Actions.Select(a => a.ItemIndex ?? -1));
+    }
+
+    [Fact]
+    public void WithItems_AFailedItemWhileOthersRun_LetsTheTaskGoOnStartingItems_ThenFails()
+    {
+        // Orquesta's conductor test test_failed_item_task_active_with_concurrency: with concurrency 2, item 1 fails
+        // while item 2 runs; the task stays running and item 3 is still handed out; the task fails once all are done.
+        var workflow = Load("""
+            version: 1.0
+            tasks:
+              each:
+                with: {items: "<% [1, 2, 3, 4] %>", concurrency: 2}
+                action: core.noop
+            """);
+
+        var run = Drive(workflow, [], a => a.ItemIndex == 1 ? (ExecutionStatus.Failed, null) : (ExecutionStatus.Succeeded, null));
+
+        Assert.Equal(ExecutionStatus.Failed, run.Done.Status);
+        Assert.Equal([0, 1, 2, 3], run.Actions.Select(a => a.ItemIndex ?? -1));
+        Assert.Equal(2, run.MaxInFlight["each"]);
+    }
+
+    [Fact]
+    public void WithItems_ACanceledItem_StopsNewItems_TheRunningOnesFinish()
+    {
+        // Orquesta: a canceled item puts its task in canceling (action_canceled_task_active_items_incomplete), and a
+        // canceling workflow hands out no new items.
+        var workflow = Load("""
+            version: 1.0
+            tasks:
+              each:
+                with: {items: "<% [1, 2, 3, 4, 5] %>", concurrency: 2}
+                action: core.noop
+            """);
+
+        var run = Drive(workflow, [], a => a.ItemIndex == 0 ? (ExecutionStatus.Canceled, null) : (ExecutionStatus.Succeeded, null));
+
+        Assert.Equal(ExecutionStatus.Canceled, run.Done.Status);
+        Assert.Equal([0, 1], run.Actions.Select(a => a.ItemIndex ?? -1));
+    }
+
+    [Fact]
+    public void WithItems_AConcurrencyBelowOne_RunsOneItemAtATime()
+    {
+        var workflow = Load("""
+            version: 1.0
+            tasks:
+              each:
+                with: {items: "<% [1, 2, 3] %>", concurrency: 0}
+                action: core.noop
+            """);
+
+        var run = Drive(workflow, [], Echo);
+
+        Assert.Equal(1, run.MaxInFlight["each"]);
+        Assert.Equal(3, run.Actions.Count);
+    }
+
+    [Fact]
+    public void JoinCount_CountsInboundTasks_NotTransitions()
+    {
+        // Orquesta 1.1 ("count by task completion instead of task transition"): a task with two transitions into the
+        // join that both hold counts once, so join: 2 still waits for a second task.
+        var workflow = Load("""
+            version: 1.0
+            tasks:
+              fan: {action: core.noop, next: [{do: [a, b]}]}
+              a:
+                action: core.noop
+                next: [{when: <% succeeded() %>, do: both}, {when: <% completed() %>, publish: [{a_done: true}], do: both}]
+              b:
+                action: core.noop
+                next: [{publish: [{b_done: true}], do: both}]
+              both:
+                join: 2
+                action: core.echo
+                input: {message: "<% ctx().get('b_done', false) %>"}
+            """);
+
+        var run = Drive(workflow, [], Echo);
+
+        Assert.Single(run.Actions, a => a.Task == "both");
+        Assert.True(run.Actions.Single(a => a.Task == "both").Input["message"]!.GetValue<bool>()); // it waited for b
+    }
+
+    [Fact]
+    public void JoinCount_WithMoreBranchesThanTheCount_RunsOnce_AndTheWorkflowWaitsForTheLateBranch()
+    {
+        // Orquesta's test_join_count_satisfied_with_branch_running: with join: 2 of three branches, the join runs once
+        // the second arrives; the third still runs to its end (the workflow stays running meanwhile) and does not start
+        // the join again.
+        var workflow = Load("""
+            version: 1.0
+            tasks:
+              fan: {action: core.noop, next: [{do: [a, b, c]}]}
+              a: {action: core.noop, next: [{do: first_two}]}
+              b: {action: core.noop, next: [{do: first_two}]}
+              c: {action: core.noop, next: [{do: slow}]}
+              slow: {action: core.noop, next: [{do: first_two}]}
+              first_two: {join: 2, action: core.noop}
+            """);
+
+        var run = Drive(workflow, [], Echo);
+
+        Assert.Equal(["fan", "a", "b", "c", "first_two", "slow"], run.Actions.Select(a => a.Task));
+        Assert.Single(run.Actions, a => a.Task == "first_two");
+        Assert.Equal(ExecutionStatus.Succeeded, run.Done.Status);
+    }
+
+    [Fact]
+    public void InputDefaults_AreExpressions_OverTheInputsBeforeThem()
+    {
+        // Orquesta's render_input: each default is evaluated against the inputs before it.
+        var workflow = Load("""
+            version: 1.0
+            input: [{host: web1}, {url: "https://<% ctx(host) %>/health"}]
+            tasks:
+              t: {action: core.noop}
+            output: [{url: <% ctx(url) %>}]
+            """);
+
+        var run = Drive(workflow, new JsonObject { ["host"] = "api" }, Echo);
+
+        Assert.Equal("https://api/health", run.Done.Output!["url"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void Retry_WithoutWhen_RetriesATimedOutAction_AsAFailure()
+    {
+        // Orquesta retries, when retry has no when, any abended task; a timed-out action leaves its task failed.
+        var workflow = Load("""
+            version: 1.0
+            tasks:
+              slow:
+                action: core.local
+                retry: {count: 1}
+            """);
+        var tries = 0;
+
+        var run = Drive(workflow, [], _ => ++tries == 1 ? (ExecutionStatus.Timeout, null) : (ExecutionStatus.Succeeded, null));
+
+        Assert.Equal(2, run.Actions.Count);
+        Assert.Equal(ExecutionStatus.Succeeded, run.Done.Status);
+    }
+
+    [Fact]
+    public void AnInputThatDoesNotRender_FailsTheWorkflow_ItsFailureTransitionsDoNotRun()
+    {
+        var workflow = Load("""
+            version: 1.0
+            tasks:
+              t:
+                action: core.echo
+                input: {message: <% ctx(nowhere) %>}
+                next: [{when: <% failed() %>, do: cleanup}]
+              cleanup: {action: core.noop}
+            """);
+
+        var run = Drive(workflow, [], Echo);
+
+        Assert.Empty(run.Actions);
+        Assert.Equal(ExecutionStatus.Failed, run.Done.Status);
+        Assert.StartsWith("task t: its input could not be rendered", run.Done.Errors[0], StringComparison.Ordinal);
+    }
 }

@@ -53,7 +53,16 @@ public sealed class WorkflowInterpreter
             }
             else if (declared.HasDefault)
             {
-                context[declared.Name] = declared.Default?.DeepClone();
+                // As Orquesta: a default may be an expression over the inputs before it. (A value given at run time is
+                // data, never evaluated: Orquesta evaluates it too, but here trigger data is never template source.)
+                try
+                {
+                    context[declared.Name] = declared.DefaultValue is { } templated ? templated.Render(Scope(context, null)) : declared.Default?.DeepClone();
+                }
+                catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException)
+                {
+                    _errors.Add($"input '{declared.Name}': its default did not render: {ex.Message}");
+                }
             }
             else
             {
@@ -79,7 +88,7 @@ public sealed class WorkflowInterpreter
         {
             foreach (var task in _workflow.StartTasks)
             {
-                Schedule(task, (JsonObject)context.DeepClone(), commands);
+                Schedule(task, (JsonObject)context.DeepClone(), commands, from: null);
             }
         }
 
@@ -107,7 +116,7 @@ public sealed class WorkflowInterpreter
         return commands;
     }
 
-    private void Schedule(string taskName, JsonObject context, List<WorkflowCommand> commands)
+    private void Schedule(string taskName, JsonObject context, List<WorkflowCommand> commands, string? from)
     {
         if (_failing || _canceling)
         {
@@ -122,14 +131,21 @@ public sealed class WorkflowInterpreter
                 _joins[taskName] = state = new JoinState();
             }
 
-            state.Arrived++;
+            // As Orquesta (since 1.1): a join counts the inbound tasks that transitioned into it, not the transitions —
+            // a task with two transitions to the join counts once. Once satisfied it runs once; a branch arriving later
+            // does not start it again (Orquesta's docs: there is only one instance of the barrier task).
+            if (from is not null)
+            {
+                state.Arrived.Add(from);
+            }
+
             foreach (var (key, value) in context)
             {
                 state.Context[key] = value?.DeepClone();
             }
 
             var needed = join.Count ?? _workflow.InboundOf(taskName).Count;
-            if (state.Arrived < needed || state.Fired)
+            if (state.Arrived.Count < needed || state.Fired)
             {
                 return;
             }
@@ -151,16 +167,18 @@ public sealed class WorkflowInterpreter
         TimeSpan delay;
         try
         {
-            delay = initialDelay ? Seconds(run.Task.Delay, scope) : Seconds(run.Task.Retry?.Delay, scope);
+            delay = initialDelay ? Seconds(run.Task.Delay, scope, "delay") : Seconds(run.Task.Retry?.Delay, scope, "retry delay");
             run.Items = run.Task.With is { } with ? ItemsOf(with, scope) : [null];
-            run.Concurrency = run.Task.With?.Concurrency is { } c && JsonNumbers.TryGetInt64(c.Render(scope), out var n) && n > 0 ? (int)n : int.MaxValue;
+            // As Orquesta: a concurrency below 1 runs one item at a time.
+            run.Concurrency = run.Task.With?.Concurrency is { } c && JsonNumbers.TryGetInt64(c.Render(scope), out var n) ? (int)Math.Clamp(n, 1, int.MaxValue) : int.MaxValue;
         }
         catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException or InvalidOperationException)
         {
-            run.Errors.Add($"task {run.Task.Name}: {ex.Message}");
-            run.Items = [];
-            run.ForcedStatus = ExecutionStatus.Failed;
-            Complete(run, commands);
+            // As Orquesta: a task that does not render never starts, and the workflow fails — its transitions do not
+            // run, as there is no outcome for them to look at.
+            _errors.Add($"task {run.Task.Name}: {ex.Message}");
+            _failing = true;
+            _running.Remove(run.Key);
             return;
         }
 
@@ -180,7 +198,12 @@ public sealed class WorkflowInterpreter
     // Keeps up to the concurrency of items running; completes the task when none runs and none is left to start.
     private void StartItems(TaskRun run, TimeSpan delay, List<WorkflowCommand> commands)
     {
-        while (run.NextItem < run.Items.Count && run.Outstanding.Count < run.Concurrency && !_failing && !_canceling)
+        // As Orquesta's task state machine: an item that failed (or was canceled) ends its task as soon as no other item
+        // of it is running; the items not started then never run. While other items still run, the task goes on, and
+        // keeps starting items up to its concurrency (Orquesta's conductor tests for with-items failures).
+        var ended = run.ItemStatuses.Contains(ExecutionStatus.Canceled)
+            || (run.Outstanding.Count == 0 && run.ItemStatuses.Any(s => s is not null && s != ExecutionStatus.Succeeded));
+        while (!ended && run.NextItem < run.Items.Count && run.Outstanding.Count < run.Concurrency && !_failing && !_canceling)
         {
             if (RunItem(run, run.NextItem++, delay) is { } command)
             {
@@ -188,7 +211,7 @@ public sealed class WorkflowInterpreter
             }
         }
 
-        if (run.Outstanding.Count == 0 && (run.NextItem >= run.Items.Count || _failing || _canceling))
+        if (run.Outstanding.Count == 0 && (ended || run.NextItem >= run.Items.Count || _failing || _canceling))
         {
             Complete(run, commands);
         }
@@ -210,8 +233,11 @@ public sealed class WorkflowInterpreter
         }
         catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException)
         {
+            // As Orquesta, a task whose input does not render fails the workflow (no transition of it runs). With items
+            // the inputs render one by one as items start, so items before this one may have run.
             run.ItemStatuses[index] = ExecutionStatus.Failed;
-            run.Errors.Add($"task {run.Task.Name}: its input could not be rendered: {ex.Message}");
+            _errors.Add($"task {run.Task.Name}: its input could not be rendered{(run.Task.With is null ? "" : $" for item {index}")}: {ex.Message}");
+            _failing = true;
             return null;
         }
 
@@ -230,7 +256,7 @@ public sealed class WorkflowInterpreter
         run.Result = run.Task.With is null ? run.ItemResults.FirstOrDefault() : new JsonArray([.. run.ItemResults.Select(r => r?.DeepClone())]);
         var scope = Scope(run.Context, run);
 
-        if (run.Task.Retry is { } retry && run.ForcedStatus is null && status != ExecutionStatus.Canceled && run.Attempt <= Count(retry, scope) && Holds(retry.When, scope, status == ExecutionStatus.Failed))
+        if (run.Task.Retry is { } retry && run.ForcedStatus is null && status != ExecutionStatus.Canceled && run.Attempt <= Count(retry, scope) && Holds(retry.When, scope, status is not ExecutionStatus.Succeeded and not ExecutionStatus.Canceled))
         {
             run.Attempt++;
             run.Errors.Clear();
@@ -302,7 +328,7 @@ public sealed class WorkflowInterpreter
                         remediated = true;
                         break;
                     default:
-                        Schedule(target, (JsonObject)context.DeepClone(), commands);
+                        Schedule(target, (JsonObject)context.DeepClone(), commands, from: run.Task.Name);
                         remediated = true;
                         break;
                 }
@@ -338,7 +364,7 @@ public sealed class WorkflowInterpreter
         _completed = true;
         foreach (var (name, join) in _joins.Where(j => !j.Value.Fired))
         {
-            _errors.Add($"join '{name}' was not satisfied: {join.Arrived} of {_workflow.Tasks[name].Join!.Count?.ToString(CultureInfo.InvariantCulture) ?? _workflow.InboundOf(name).Count.ToString(CultureInfo.InvariantCulture)} inbound task(s) arrived");
+            _errors.Add($"join '{name}' was not satisfied: {join.Arrived.Count} of {_workflow.Tasks[name].Join!.Count?.ToString(CultureInfo.InvariantCulture) ?? _workflow.InboundOf(name).Count.ToString(CultureInfo.InvariantCulture)} inbound task(s) arrived");
             _failing = true;
         }
 
@@ -351,36 +377,45 @@ public sealed class WorkflowInterpreter
             }
         }
 
-        if (_canceling || _failing)
-        {
-            commands.Add(new CompleteWorkflow(_canceling ? ExecutionStatus.Canceled : ExecutionStatus.Failed, null, [.. _errors]));
-            return;
-        }
-
+        // As Orquesta (render_workflow_output): the output renders from the context reached, whatever the workflow's end —
+        // so what a failure published for diagnosis is kept. Each entry renders on its own (each may use those before
+        // it); one that fails is left out and its error reported, and a workflow that would have succeeded fails.
+        var status = _canceling ? ExecutionStatus.Canceled : _failing ? ExecutionStatus.Failed : ExecutionStatus.Succeeded;
         var output = new JsonObject();
-        if (!TryAssign(_workflow.Output, output, Scope(final, null), "output", intoContext: final))
+        var rolling = (JsonObject)final.DeepClone();
+        var rendered = true;
+        foreach (var entry in _workflow.Output)
         {
-            commands.Add(new CompleteWorkflow(ExecutionStatus.Failed, null, [.. _errors]));
-            return;
+            try
+            {
+                var value = entry.Value.Render(Scope(rolling, null));
+                rolling[entry.Name] = value?.DeepClone();
+                output[entry.Name] = value;
+            }
+            catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException)
+            {
+                _errors.Add($"output '{entry.Name}': {ex.Message}");
+                rendered = false;
+            }
         }
 
-        commands.Add(new CompleteWorkflow(ExecutionStatus.Succeeded, output, []));
+        if (!rendered && status == ExecutionStatus.Succeeded)
+        {
+            status = ExecutionStatus.Failed;
+        }
+
+        // Orquesta keeps no output when none rendered (an empty one included).
+        commands.Add(new CompleteWorkflow(status, output.Count > 0 ? output : null, [.. _errors]));
     }
 
     // Evaluates name: value pairs in order into target; each may use the ones before it (through ctx).
-    private bool TryAssign(IReadOnlyList<NamedExpression> entries, JsonObject target, TemplateScope scope, string what, JsonObject? intoContext = null)
+    private bool TryAssign(IReadOnlyList<NamedExpression> entries, JsonObject target, TemplateScope scope, string what)
     {
-        var context = intoContext ?? target;
         foreach (var entry in entries)
         {
             try
             {
-                var value = entry.Value.Render(scope);
-                target[entry.Name] = value;
-                if (!ReferenceEquals(context, target))
-                {
-                    context[entry.Name] = value?.DeepClone();
-                }
+                target[entry.Name] = entry.Value.Render(scope);
             }
             catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException)
             {
@@ -401,8 +436,19 @@ public sealed class WorkflowInterpreter
     private static long Count(RetrySpec retry, TemplateScope scope) =>
         JsonNumbers.TryGetInt64(retry.Count.Render(scope), out var n) ? n : 0;
 
-    private static TimeSpan Seconds(TemplatedValue? value, TemplateScope scope) =>
-        value is not null && JsonNumbers.TryGetDouble(value.Render(scope), out var s) && s > 0 ? TimeSpan.FromSeconds(s) : TimeSpan.Zero;
+    // As Orquesta, a delay is a whole number of seconds; anything else fails the task's rendering.
+    private static TimeSpan Seconds(TemplatedValue? value, TemplateScope scope, string what)
+    {
+        if (value is null)
+        {
+            return TimeSpan.Zero;
+        }
+
+        var rendered = value.Render(scope);
+        return JsonNumbers.TryGetInt64(rendered, out var seconds) && seconds >= 0
+            ? TimeSpan.FromSeconds(seconds)
+            : throw new InvalidOperationException($"{what} must be a whole number of seconds, got {rendered?.ToJsonString() ?? "null"}");
+    }
 
     private static List<JsonNode?> ItemsOf(WithItems with, TemplateScope scope)
     {
@@ -459,7 +505,7 @@ public sealed class WorkflowInterpreter
 
     private sealed class JoinState
     {
-        public int Arrived { get; set; }
+        public HashSet<string> Arrived { get; } = new(StringComparer.Ordinal);
 
         public bool Fired { get; set; }
 

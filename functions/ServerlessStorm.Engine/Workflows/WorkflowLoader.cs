@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using ServerlessStorm.Engine.Expressions;
 using ServerlessStorm.Engine.Packs;
@@ -67,6 +68,26 @@ public static partial class WorkflowLoader
         TemplatedValue Compile(YamlNode? node, string field) =>
             TemplatedValue.Compile(node?.ToJson(), (at, ex) => Problem(node?.Position ?? doc.Position, Join(field, at), $"expression does not parse: {ex.Message}"), TemplateDialect.Orquesta);
 
+        // delay, retry count and delay, concurrency: Orquesta takes a whole number (0 or more) or an expression.
+        TemplatedValue? WholeNumber(YamlNode? node, string field)
+        {
+            if (node is null)
+            {
+                return null;
+            }
+
+            var value = node.ToJson();
+            var ok = value is JsonValue v && (v.GetValueKind() == System.Text.Json.JsonValueKind.Number
+                ? Json.JsonNumbers.TryGetInt64(v, out var n) && n >= 0
+                : v.TryGetValue<string>(out var text) && Template.LooksLikeTemplate(text, TemplateDialect.Orquesta));
+            if (!ok)
+            {
+                Problem(node.Position, field, $"must be a whole number (0 or more) or an expression, got {value?.ToJsonString() ?? "nothing"}");
+            }
+
+            return Compile(node, field);
+        }
+
         Template? Expression(YamlNode? node, string field)
         {
             if (node is null)
@@ -119,7 +140,10 @@ public static partial class WorkflowLoader
                     inputs.Add(new WorkflowInput(name.Value, null, false));
                     break;
                 case YamlMapping { Entries.Count: 1 } withDefault:
-                    inputs.Add(new WorkflowInput(withDefault.Entries[0].Key.Value, withDefault.Entries[0].Value.ToJson(), true));
+                    inputs.Add(new WorkflowInput(withDefault.Entries[0].Key.Value, withDefault.Entries[0].Value.ToJson(), true)
+                    {
+                        DefaultValue = Compile(withDefault.Entries[0].Value, $"input.{withDefault.Entries[0].Key.Value}"),
+                    });
                     break;
                 default:
                     Problem(item.Position, "input", "each input is a name, or 'name: default'");
@@ -212,7 +236,7 @@ public static partial class WorkflowLoader
                     var expression = Expression(new YamlScalar(itemsText.Position, m.Groups["expr"].Value, false, null), $"{field}.with.items");
                     if (expression is not null)
                     {
-                        with = new WithItems(variables, expression, concurrency is null ? null : Compile(concurrency, $"{field}.with.concurrency"));
+                        with = new WithItems(variables, expression, WholeNumber(concurrency, $"{field}.with.concurrency"));
                     }
                 }
                 else
@@ -224,8 +248,8 @@ public static partial class WorkflowLoader
             RetrySpec? retry = null;
             if (task["retry"] is YamlMapping r)
             {
-                retry = new RetrySpec(Expression(r["when"], $"{field}.retry.when"), Compile(r["count"] ?? new YamlScalar(r.Position, "0", true, null), $"{field}.retry.count"),
-                    r["delay"] is null ? null : Compile(r["delay"], $"{field}.retry.delay"));
+                retry = new RetrySpec(Expression(r["when"], $"{field}.retry.when"), WholeNumber(r["count"], $"{field}.retry.count") ?? Compile(new YamlScalar(r.Position, "0", true, null), $"{field}.retry.count"),
+                    WholeNumber(r["delay"], $"{field}.retry.delay"));
                 if (r["count"] is null)
                 {
                     Problem(r.Position, $"{field}.retry.count", "is required");
@@ -233,7 +257,7 @@ public static partial class WorkflowLoader
             }
 
             tasks[name] = new WorkflowTask(name, action, Compile(task["input"], $"{field}.input"), next, join, with, retry,
-                task["delay"] is null ? null : Compile(task["delay"], $"{field}.delay"), nameNode.Position);
+                WholeNumber(task["delay"], $"{field}.delay"), nameNode.Position);
             order.Add(name);
         }
 
