@@ -226,16 +226,23 @@ public sealed class WorkflowInterpreter
         string actionRef;
         try
         {
-            input = run.Task.Input.Render(scope) as JsonObject ?? [];
+            // input: written as one expression must give the parameters' mapping (Orquesta hands it on as the action's).
+            input = run.Task.Input.Render(scope) switch
+            {
+                JsonObject parameters => parameters,
+                null => [],
+                var other => throw new InvalidOperationException($"input gave {other.ToJsonString()}, not a mapping of parameters"),
+            };
             actionRef = Template.LooksLikeTemplate(run.Task.Action!, TemplateDialect.Orquesta)
                 ? Template.Parse(run.Task.Action!, TemplateDialect.Orquesta).Render(scope)
                 : run.Task.Action!;
         }
-        catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException)
+        catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException or InvalidOperationException)
         {
             // As Orquesta, a task whose input does not render fails the workflow (no transition of it runs). With items
             // the inputs render one by one as items start, so items before this one may have run.
             run.ItemStatuses[index] = ExecutionStatus.Failed;
+            run.NotRendered = true;
             _errors.Add($"task {run.Task.Name}: its input could not be rendered{(run.Task.With is null ? "" : $" for item {index}")}: {ex.Message}");
             _failing = true;
             return null;
@@ -249,14 +256,22 @@ public sealed class WorkflowInterpreter
     {
         // A task's status is its action's (timeout, canceled, …); with items, canceled when an item was (as Orquesta),
         // else failed when any item did not succeed.
-        var status = run.ForcedStatus ?? (run.ItemStatuses.All(s => s == ExecutionStatus.Succeeded) ? ExecutionStatus.Succeeded
+        var status = run.ItemStatuses.All(s => s == ExecutionStatus.Succeeded) ? ExecutionStatus.Succeeded
             : run.Task.With is null && run.ItemStatuses is [{ } only] ? only
-            : run.ItemStatuses.Contains(ExecutionStatus.Canceled) ? ExecutionStatus.Canceled : ExecutionStatus.Failed);
+            : run.ItemStatuses.Contains(ExecutionStatus.Canceled) ? ExecutionStatus.Canceled : ExecutionStatus.Failed;
         run.Status = status;
         run.Result = run.Task.With is null ? run.ItemResults.FirstOrDefault() : new JsonArray([.. run.ItemResults.Select(r => r?.DeepClone())]);
+        if (run.NotRendered)
+        {
+            // Its rendering failed the workflow already: no retry, no transitions.
+            _running.Remove(run.Key);
+            _lastStatus[run.Task.Name] = status;
+            return;
+        }
+
         var scope = Scope(run.Context, run);
 
-        if (run.Task.Retry is { } retry && run.ForcedStatus is null && status != ExecutionStatus.Canceled && run.Attempt <= Count(retry, scope) && Holds(retry.When, scope, status is not ExecutionStatus.Succeeded and not ExecutionStatus.Canceled))
+        if (run.Task.Retry is { } retry && status != ExecutionStatus.Canceled && run.Attempt <= Count(retry, scope) && Holds(retry.When, scope, status is not ExecutionStatus.Succeeded and not ExecutionStatus.Canceled))
         {
             run.Attempt++;
             run.Errors.Clear();
@@ -496,7 +511,8 @@ public sealed class WorkflowInterpreter
 
         public List<string> Errors { get; } = [];
 
-        public string? ForcedStatus { get; set; }
+        /// <summary>An item's input (or the action ref) did not render.</summary>
+        public bool NotRendered { get; set; }
 
         public string? Status { get; set; }
 

@@ -112,9 +112,16 @@ public static partial class WorkflowLoader
             }
         }
 
-        // vars, publish and output: a list of one-key mappings (Orquesta's form), or one mapping.
-        List<NamedExpression> Named(YamlNode? node, string field)
+        // vars, publish and output: a list of one-key mappings (Orquesta's form), or one mapping; publish also takes
+        // Orquesta's inline string, "a=<% result() %> b=<% ctx(x) %>".
+        List<NamedExpression> Named(YamlNode? node, string field, bool inline = false)
         {
+            if (inline && node is YamlScalar text)
+            {
+                return [.. Inline(text, field, "publish").Select(p => new NamedExpression(p.Name,
+                    TemplatedValue.Compile(p.Value, (at, ex) => Problem(text.Position, Join($"{field}.{p.Name}", at), $"expression does not parse: {ex.Message}"), TemplateDialect.Orquesta)))];
+            }
+
             var entries = node switch
             {
                 null => [],
@@ -129,6 +136,24 @@ public static partial class WorkflowLoader
                 Problem(bad.Position, field, "expected a list of 'name: value' entries");
                 return [];
             }
+        }
+
+        // key=value pairs of an inline form; what Orquesta would silently drop is reported.
+        IReadOnlyList<InlineParameter> Inline(YamlScalar text, string field, string what)
+        {
+            var (parameters, unread) = InlineParameters.Parse(text.Value);
+            foreach (var bad in unread)
+            {
+                Problem(text.Position, field, $"'{bad}' is not a key=value pair of {what} (a value is a \"quoted\" or 'quoted' string, a number, "
+                    + "true, false, null, a [list], a '{...}' JSON object in quotes, or a <% %> or {{ }} expression)");
+            }
+
+            if (parameters.Count == 0 && unread.Count == 0)
+            {
+                Problem(text.Position, field, $"{what} is empty");
+            }
+
+            return parameters;
         }
 
         var inputs = new List<WorkflowInput>();
@@ -153,7 +178,66 @@ public static partial class WorkflowLoader
 
         if (doc["input"] is { } badInput and not YamlSequence)
         {
+            // Orquesta's schema takes only the list here (no key=value string).
             Problem(badInput.Position, "input", "expected a list of names (or 'name: default')");
+        }
+
+        // The action ref and its input: Orquesta's "core.echo message=<% ctx(x) %> count=3" gives both, its pairs
+        // replacing any input: (as Orquesta does); input: itself is a mapping, or one expression giving the mapping.
+        (string? Action, TemplatedValue Input) ActionAndInput(YamlMapping task, string field)
+        {
+            var given = task["input"];
+            if (given is YamlScalar inputText && given.ToJson() is JsonValue)
+            {
+                if (InlineParameters.HasAny(inputText.Value))
+                {
+                    Problem(given.Position, $"{field}.input", "Orquesta reads key=value pairs after the action ref (action: core.echo message=\"hi\"), not in input: "
+                        + "write input as a mapping, or as one expression giving the mapping");
+                }
+                else if (!Template.LooksLikeTemplate(inputText.Value, TemplateDialect.Orquesta))
+                {
+                    Problem(given.Position, $"{field}.input", "expected a mapping of parameters, or one expression giving the mapping");
+                }
+            }
+            else if (given is not null and not YamlMapping)
+            {
+                Problem(given.Position, $"{field}.input", "expected a mapping of parameters, or one expression giving the mapping");
+            }
+
+            var input = Compile(given, $"{field}.input");
+            if (task["action"] is not YamlScalar actionText)
+            {
+                if (task["action"] is { } badAction)
+                {
+                    Problem(badAction.Position, $"{field}.action", "expected an action ref, with key=value parameters after it if any");
+                }
+
+                return (null, input);
+            }
+
+            var text = actionText.Value.Trim();
+            var space = text.IndexOf(' ', StringComparison.Ordinal);
+            if (space < 0 || Template.LooksLikeTemplate(text, TemplateDialect.Orquesta) && !InlineParameters.HasAny(text))
+            {
+                return (text.Length == 0 ? null : text, input);
+            }
+
+            var reference = text[..space];
+            if (Template.LooksLikeTemplate(reference, TemplateDialect.Orquesta) || reference.Contains("<%", StringComparison.Ordinal) || reference.Contains("{{", StringComparison.Ordinal))
+            {
+                Problem(actionText.Position, $"{field}.action", "an action named by an expression takes its parameters in input:, not after it (Orquesta splits the ref at the first space)");
+                return (text, input);
+            }
+
+            var parameters = Inline(new YamlScalar(actionText.Position, text[(space + 1)..], actionText.IsPlain, actionText.Tag), $"{field}.action", $"action {reference}'s parameters");
+            var inline = new JsonObject();
+            foreach (var parameter in parameters)
+            {
+                inline[parameter.Name] = parameter.Value; // as Orquesta (a dict): a name given twice keeps its last value
+            }
+
+            return (reference, TemplatedValue.Compile(inline, (at, ex) => Problem(actionText.Position, Join($"{field}.action", at), $"expression does not parse: {ex.Message}"),
+                TemplateDialect.Orquesta));
         }
 
         var vars = Named(doc["vars"], "vars");
@@ -181,7 +265,7 @@ public static partial class WorkflowLoader
                 Problem(key.Position, $"{field}.{key.Value}", $"unknown field for a task (known: {string.Join(", ", TaskFields)})");
             }
 
-            var action = (task["action"] as YamlScalar)?.Value;
+            var (action, input) = ActionAndInput(task, field);
             if (action is not null && actionExists is not null && !Template.LooksLikeTemplate(action, TemplateDialect.Orquesta) && !actionExists(action))
             {
                 Problem(task["action"]!.Position, $"{field}.action", $"action '{action}' does not exist");
@@ -204,7 +288,7 @@ public static partial class WorkflowLoader
                     YamlSequence list => list.Items.OfType<YamlScalar>().Select(s => s.Value).ToList(),
                     _ => [],
                 };
-                next.Add(new WorkflowTransition(Expression(transition["when"], $"{at}.when"), Named(transition["publish"], $"{at}.publish"), targets, transition.Position));
+                next.Add(new WorkflowTransition(Expression(transition["when"], $"{at}.when"), Named(transition["publish"], $"{at}.publish", inline: true), targets, transition.Position));
             }
 
             if (task["next"] is { } badNext and not YamlSequence)
@@ -256,7 +340,7 @@ public static partial class WorkflowLoader
                 }
             }
 
-            tasks[name] = new WorkflowTask(name, action, Compile(task["input"], $"{field}.input"), next, join, with, retry,
+            tasks[name] = new WorkflowTask(name, action, input, next, join, with, retry,
                 WholeNumber(task["delay"], $"{field}.delay"), nameNode.Position);
             order.Add(name);
         }
