@@ -18,6 +18,7 @@ public sealed class WorkflowInlineFormTests
     [InlineData("""words=[a, b]""", """{"words":"[a, b]"}""")] // not JSON: text
     [InlineData("""strs=[1, "a"]""", """{"strs":"[1, \"a\"]"}""")] // quotes inside: text, as Orquesta
     [InlineData("""half=.5""", """{"half":".5"}""")] // not a JSON number: text
+    [InlineData("""msg="task2 done", cd=<% result() %>; n=1""", """{"msg":"task2 done","cd":"<% result() %>","n":1}""")] // delimited by , or ;
     [InlineData("""cmd=<% ctx(cmd) %> msg="{{ ctx('x') }}" hello="Hello <% ctx().name %>" """,
         """{"cmd":"<% ctx(cmd) %>","msg":"{{ ctx('x') }}","hello":"Hello <% ctx().name %>"}""")]
     public void Parse_ReadsTheValueFormsOrquestaReads(string text, string expected)

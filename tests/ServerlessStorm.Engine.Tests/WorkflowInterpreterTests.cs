@@ -762,4 +762,32 @@ public sealed class WorkflowInterpreterTests : IDisposable
         Assert.Equal(ExecutionStatus.Failed, run.Done.Status);
         Assert.StartsWith("task t: its input could not be rendered", run.Done.Errors[0], StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void RetryCommand_RunsTheTaskAgainWithNoDelay_WhateverItsRetryDelay()
+    {
+        // Orquesta's test_retry_command: the re-run from do: retry has delay 0.
+        var workflow = Load("""
+            version: 1.0
+            tasks:
+              step:
+                action: core.local
+                retry: {count: 0, delay: 9}
+                next: [{when: <% failed() %>, do: retry}]
+            """);
+        var tries = 0;
+
+        var run = Drive(workflow, [], _ => ++tries == 1 ? (ExecutionStatus.Failed, null) : (ExecutionStatus.Succeeded, null));
+
+        Assert.Equal([0.0, 0.0], run.Actions.Select(a => a.Delay.TotalSeconds));
+        Assert.Equal(ExecutionStatus.Succeeded, run.Done.Status);
+    }
+
+    [Fact]
+    public void EngineCommandNames_AreReserved_NoTaskMayTakeOne()
+    {
+        var (_, problems) = WorkflowLoader.LoadText("version: 1.0\ntasks:\n  retry: {action: core.noop}\n", "reserved.yaml");
+
+        Assert.Contains("tasks.retry: 'retry' is an engine command, reserved", Assert.Single(problems).ToString(), StringComparison.Ordinal);
+    }
 }

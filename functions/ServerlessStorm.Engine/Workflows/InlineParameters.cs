@@ -13,7 +13,8 @@ public sealed record InlineParameter(string Name, JsonNode? Value);
 /// a <c>[…]</c> list (to the last <c>]</c>), a "double-" or 'single-quoted' string, a decimal number, an integer,
 /// true/false (any case), null, a YAQL <c>&lt;% … %&gt;</c> or a Jinja <c>{{ … }}</c> expression. Unquoted values are read
 /// as JSON when they are JSON; quoted ones stay text, except a quoted <c>{…}</c>, which is read as a JSON object.
-/// Orquesta drops text that fits none of these without a word; here it is reported (<see cref="Unread"/>).
+/// Pairs are delimited by spaces, commas or semicolons. Orquesta drops text that fits none of these without a word;
+/// here it is reported (the second list <see cref="Parse"/> returns).
 /// </summary>
 public static partial class InlineParameters
 {
@@ -33,11 +34,13 @@ public static partial class InlineParameters
         Skipped(text[at..]);
         return (parameters, unread);
 
+        // Pairs are delimited by spaces, commas or semicolons (Orquesta's docs).
         void Skipped(string between)
         {
-            if (!string.IsNullOrWhiteSpace(between))
+            var rest = between.Trim().Trim(',', ';').Trim();
+            if (between.Any(c => !char.IsWhiteSpace(c) && c is not (',' or ';')))
             {
-                unread.Add(between.Trim());
+                unread.Add(rest);
             }
         }
     }

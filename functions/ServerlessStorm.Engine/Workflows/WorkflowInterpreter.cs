@@ -161,13 +161,14 @@ public sealed class WorkflowInterpreter
     }
 
     // Starts (or, for a retry, starts again) a task's action: every item up to the concurrency, or the one action.
-    private void Launch(TaskRun run, List<WorkflowCommand> commands, bool initialDelay)
+    private void Launch(TaskRun run, List<WorkflowCommand> commands, bool initialDelay, bool commandRetry = false)
     {
         var scope = Scope(run.Context, run);
         TimeSpan delay;
         try
         {
-            delay = initialDelay ? Seconds(run.Task.Delay, scope, "delay") : Seconds(run.Task.Retry?.Delay, scope, "retry delay");
+            // The retry engine command runs the task again at once (Orquesta: "up to 3 times with no delay").
+            delay = initialDelay ? Seconds(run.Task.Delay, scope, "delay") : commandRetry ? TimeSpan.Zero : Seconds(run.Task.Retry?.Delay, scope, "retry delay");
             run.Items = run.Task.With is { } with ? ItemsOf(with, scope) : [null];
             // As Orquesta: a concurrency below 1 runs one item at a time.
             run.Concurrency = run.Task.With?.Concurrency is { } c && JsonNumbers.TryGetInt64(c.Render(scope), out var n) ? (int)Math.Clamp(n, 1, int.MaxValue) : int.MaxValue;
@@ -334,7 +335,7 @@ public sealed class WorkflowInterpreter
                         run.Attempt++;
                         run.Errors.Clear();
                         _running[run.Key] = run;
-                        Launch(run, commands, initialDelay: false);
+                        Launch(run, commands, initialDelay: false, commandRetry: true);
                         remediated = true;
                         break;
                     case "retry" or "continue":

@@ -254,6 +254,11 @@ public static partial class WorkflowLoader
         {
             var name = nameNode.Value;
             var field = $"tasks.{name}";
+            if (WorkflowDefinition.EngineCommands.Contains(name))
+            {
+                Problem(nameNode.Position, field, $"'{name}' is an engine command, reserved: a task cannot take its name (as in Orquesta)");
+            }
+
             if (body is not YamlMapping task)
             {
                 Problem(body.Position, field, "a task is a mapping (action, input, next, …)");
