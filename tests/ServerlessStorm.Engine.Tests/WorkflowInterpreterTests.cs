@@ -790,4 +790,31 @@ public sealed class WorkflowInterpreterTests : IDisposable
 
         Assert.Contains("tasks.retry: 'retry' is an engine command, reserved", Assert.Single(problems).ToString(), StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("log, fail")]
+    [InlineData("fail, log")]
+    public void AFailCommand_StillRunsTheTasksItsTransitionNames_WhateverTheirOrder(string targets)
+    {
+        // Orquesta's error-log-fail-concurrent: "do: log, fail" runs log (flagged run_on_fail) and fails the workflow.
+        var workflow = Load($$"""
+            version: 1.0
+            tasks:
+              task1:
+                action: core.noop
+                next:
+                  - when: <% failed() %>
+                    publish: error=<% result() %>
+                    do: {{targets}}
+              log:
+                action: core.echo message=<% ctx().error %>
+            output: [{error: <% ctx(error) %>}]
+            """);
+
+        var run = Drive(workflow, [], a => a.Task == "task1" ? (ExecutionStatus.Failed, "All your base are belong to us!") : Echo(a));
+
+        Assert.Equal(["task1", "log"], run.Actions.Select(a => a.Task));
+        Assert.Equal("All your base are belong to us!", run.Actions[1].Input["message"]!.GetValue<string>());
+        Assert.Equal(ExecutionStatus.Failed, run.Done.Status);
+    }
 }

@@ -295,6 +295,10 @@ public sealed class WorkflowInterpreter
         // publishing alone, or `continue`, carries the failure on to the workflow.
         var remediated = false;
         var handled = false;
+
+        // As Orquesta: the tasks a failing transition names run even when the fail command comes first (do: fail, log),
+        // so the workflow fails only once this task's transitions are all taken.
+        var failRequested = false;
         foreach (var transition in run.Task.Next)
         {
             bool applies;
@@ -328,7 +332,7 @@ public sealed class WorkflowInterpreter
                 {
                     case "fail":
                         _errors.Add($"task {run.Task.Name} ({status}): the workflow was failed by its transition");
-                        _failing = true;
+                        failRequested = true;
                         break;
                     case "retry" when run.CommandRetries < RetryCommandLimit:
                         run.CommandRetries++;
@@ -356,6 +360,7 @@ public sealed class WorkflowInterpreter
             }
         }
 
+        _failing |= failRequested;
         if (!handled)
         {
             _endContexts.Add(run.Context);
