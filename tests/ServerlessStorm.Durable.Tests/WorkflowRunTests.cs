@@ -487,7 +487,7 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         Assert.True(approved.Status == ExecutionStatus.Succeeded, approved.Error);
         Assert.Equal("acted", approved.Result!["output"]!["outcome"]!.GetValue<string>());
         Assert.True(expired.Status == ExecutionStatus.Succeeded, expired.Error); // the failure was handled by a transition
-        Assert.Equal("not approved: timeout", expired.Result!["output"]!["outcome"]!.GetValue<string>());
+        Assert.Equal("not approved: failed", expired.Result!["output"]!["outcome"]!.GetValue<string>()); // an expired inquiry leaves its task failed, as in Orquesta
     }
 
     [Fact]

@@ -725,22 +725,28 @@ public sealed class WorkflowInterpreterTests : IDisposable
     }
 
     [Fact]
-    public void Retry_WithoutWhen_RetriesATimedOutAction_AsAFailure()
+    public void ATimedOutAction_LeavesItsTaskFailed_RetriedWithoutWhen_AndSeenByFailed()
     {
-        // Orquesta retries, when retry has no when, any abended task; a timed-out action leaves its task failed.
+        // Orquesta's task state machine turns action_timeout into a failed task: retry without when retries it,
+        // failed() holds and task_status() says 'failed'.
         var workflow = Load("""
             version: 1.0
             tasks:
               slow:
                 action: core.local
                 retry: {count: 1}
+                next: [{when: <% failed() %>, publish: [{seen: <% task_status(slow) %>}], do: noop}]
+            output: [{seen: <% ctx().get('seen') %>}]
             """);
         var tries = 0;
 
-        var run = Drive(workflow, [], _ => ++tries == 1 ? (ExecutionStatus.Timeout, null) : (ExecutionStatus.Succeeded, null));
+        var retried = Drive(workflow, [], _ => ++tries == 1 ? (ExecutionStatus.Timeout, null) : (ExecutionStatus.Succeeded, null));
+        var timedOut = Drive(workflow, [], _ => (ExecutionStatus.Timeout, null));
 
-        Assert.Equal(2, run.Actions.Count);
-        Assert.Equal(ExecutionStatus.Succeeded, run.Done.Status);
+        Assert.Equal(2, retried.Actions.Count);
+        Assert.Equal(ExecutionStatus.Succeeded, retried.Done.Status);
+        Assert.Equal(2, timedOut.Actions.Count);
+        Assert.Equal("failed", timedOut.Done.Output!["seen"]!.GetValue<string>());
     }
 
     [Fact]

@@ -255,10 +255,11 @@ public sealed class WorkflowInterpreter
 
     private void Complete(TaskRun run, List<WorkflowCommand> commands)
     {
-        // A task's status is its action's (timeout, canceled, …); with items, canceled when an item was (as Orquesta),
-        // else failed when any item did not succeed.
+        // A task's status is its action's, except that an action that timed out leaves its task failed (Orquesta's task
+        // state machine: action_timeout -> failed, so failed() holds and task_status() says 'failed'); with items,
+        // canceled when an item was (as Orquesta), else failed when any item did not succeed.
         var status = run.ItemStatuses.All(s => s == ExecutionStatus.Succeeded) ? ExecutionStatus.Succeeded
-            : run.Task.With is null && run.ItemStatuses is [{ } only] ? only
+            : run.Task.With is null && run.ItemStatuses is [{ } only] ? (only == ExecutionStatus.Timeout ? ExecutionStatus.Failed : only)
             : run.ItemStatuses.Contains(ExecutionStatus.Canceled) ? ExecutionStatus.Canceled : ExecutionStatus.Failed;
         run.Status = status;
         run.Result = run.Task.With is null ? run.ItemResults.FirstOrDefault() : new JsonArray([.. run.ItemResults.Select(r => r?.DeepClone())]);
