@@ -99,6 +99,34 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task AFailedWorkflow_KeepsTheOutputItsFailurePublished_InItsResult()
+    {
+        // Orquesta renders the output for a failed workflow too (StackStorm shows it beside the errors).
+        using var packs = new TempPacks().WithPack("wf");
+        WriteWorkflow(packs, "diagnosed", """
+            version: 1.0
+            tasks:
+              boom:
+                action: core.local cmd="echo disk full >&2; exit 3"
+                next:
+                  - when: <% failed() %>
+                    publish: why=<% result().stderr %>
+                    do: fail
+            output: [{why: <% ctx(why) %>}]
+            """);
+        var (host, hub) = await StartAsync(packs);
+        await using var _ = host;
+        await using var __ = hub;
+
+        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.diagnosed", [], null, TestCallers.Admin.User, CancellationToken.None);
+        var workflow = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(90));
+
+        Assert.Equal(ExecutionStatus.Failed, workflow.Status);
+        Assert.Equal("disk full", workflow.Result!["output"]!["why"]!.GetValue<string>().Trim());
+        Assert.NotEmpty(workflow.Result["errors"]!.AsArray());
+    }
+
+    [Fact]
     public async Task DeployExample_DeploysAHealthyVersion_AndRollsBackAnUnhealthyOneAfterItsRetries()
     {
         var appDir = Directory.CreateTempSubdirectory("storm-deploy-").FullName;
