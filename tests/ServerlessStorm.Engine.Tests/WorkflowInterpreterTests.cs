@@ -823,4 +823,30 @@ public sealed class WorkflowInterpreterTests : IDisposable
         Assert.Equal("All your base are belong to us!", run.Actions[1].Input["message"]!.GetValue<string>());
         Assert.Equal(ExecutionStatus.Failed, run.Done.Status);
     }
+
+    [Fact]
+    public void ABranchThatPublishedNothing_DoesNotOverwriteWhatAnotherPublished_AtAJoinOrInTheOutput()
+    {
+        // Orquesta keeps the contexts as a list of what each transition published (the first being input and vars); a
+        // join merges the first arrival's list and, from later ones, only what they added — so the late branch b,
+        // which published nothing, leaves a's x = 1 in place ("Fix overwritten context variables on task join").
+        var workflow = Load("""
+            version: 1.0
+            vars: [{x: 0}]
+            tasks:
+              fan: {action: core.noop, next: [{do: [a, b, c, d]}]}
+              a: {action: core.noop, next: [{publish: x=1, do: joined}]}
+              b: {action: core.noop, next: [{do: joined}]}
+              joined: {join: all, action: core.echo message=<% ctx(x) %>}
+              c: {action: core.noop, next: [{publish: y=2}]}
+              d: {action: core.noop}
+            output: [{x: <% ctx(x) %>}, {y: <% ctx(y) %>}]
+            """);
+
+        var run = Drive(workflow, [], Echo);
+
+        Assert.Equal(["fan", "a", "b", "c", "d", "joined"], run.Actions.Select(a => a.Task));
+        Assert.Equal(1L, run.Actions.Single(a => a.Task == "joined").Input["message"]!.GetValue<long>());
+        Assert.Equal("""{"x":1,"y":2}""", run.Done.Output!.ToJsonString()); // d ended last, with its x = 0
+    }
 }

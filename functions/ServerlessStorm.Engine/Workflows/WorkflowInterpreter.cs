@@ -33,7 +33,12 @@ public sealed class WorkflowInterpreter
     private readonly Dictionary<string, string> _lastStatus = new(StringComparer.Ordinal);
     private readonly Dictionary<string, JoinState> _joins = new(StringComparer.Ordinal);
     private readonly List<string> _errors = [];
-    private readonly List<JsonObject> _endContexts = [];
+    // As Orquesta's conductor: the contexts are a list — the first is the workflow's (input and vars), each other one what
+    // a transition published — and a task's context is the merge of the ones on its path, in order. A join extends its
+    // list with each later arrival's, less the workflow's own, so a branch that published nothing cannot overwrite with
+    // its older copy what another published (Orquesta's fix for overwritten context variables on join).
+    private readonly List<JsonObject> _contexts = [];
+    private readonly List<List<int>> _endContexts = [];
     private bool _failing;
     private bool _canceling;
     private bool _completed;
@@ -86,9 +91,10 @@ public sealed class WorkflowInterpreter
         }
         else
         {
+            _contexts.Add(context);
             foreach (var task in _workflow.StartTasks)
             {
-                Schedule(task, (JsonObject)context.DeepClone(), commands, from: null);
+                Schedule(task, [0], commands, from: null);
             }
         }
 
@@ -116,7 +122,7 @@ public sealed class WorkflowInterpreter
         return commands;
     }
 
-    private void Schedule(string taskName, JsonObject context, List<WorkflowCommand> commands, string? from)
+    private void Schedule(string taskName, List<int> contexts, List<WorkflowCommand> commands, string? from)
     {
         if (_failing || _canceling)
         {
@@ -139,9 +145,15 @@ public sealed class WorkflowInterpreter
                 state.Arrived.Add(from);
             }
 
-            foreach (var (key, value) in context)
+            if (state.Contexts is null)
             {
-                state.Context[key] = value?.DeepClone();
+                state.Contexts = [.. contexts];
+            }
+            else
+            {
+                var added = contexts.ToList();
+                added.Remove(0);
+                state.Contexts.AddRange(added);
             }
 
             var needed = join.Count ?? _workflow.InboundOf(taskName).Count;
@@ -151,11 +163,11 @@ public sealed class WorkflowInterpreter
             }
 
             state.Fired = true;
-            context = state.Context;
+            contexts = state.Contexts;
         }
 
         var occurrence = _occurrences[taskName] = _occurrences.GetValueOrDefault(taskName) + 1;
-        var run = new TaskRun(task, occurrence, context);
+        var run = new TaskRun(task, occurrence, Merge(contexts), contexts);
         _running[run.Key] = run;
         Launch(run, commands, initialDelay: true);
     }
@@ -321,10 +333,18 @@ public sealed class WorkflowInterpreter
 
             handled = true;
             var context = (JsonObject)run.Context.DeepClone();
-            if (!TryAssign(transition.Publish, context, Scope(context, run), $"task {run.Task.Name} publish"))
+            var published = new JsonObject();
+            if (!TryAssign(transition.Publish, context, Scope(context, run), $"task {run.Task.Name} publish", published))
             {
                 _failing = true;
                 continue;
+            }
+
+            var next = run.Contexts;
+            if (published.Count > 0)
+            {
+                _contexts.Add(published);
+                next = [.. run.Contexts, _contexts.Count - 1];
             }
 
             foreach (var target in transition.Do)
@@ -349,7 +369,7 @@ public sealed class WorkflowInterpreter
                         remediated = true;
                         break;
                     default:
-                        Schedule(target, (JsonObject)context.DeepClone(), commands, from: run.Task.Name);
+                        Schedule(target, next, commands, from: run.Task.Name);
                         remediated = true;
                         break;
                 }
@@ -357,14 +377,14 @@ public sealed class WorkflowInterpreter
 
             if (transition.Do.Count == 0 || !transition.Do.Any(_workflow.Tasks.ContainsKey))
             {
-                _endContexts.Add(context);
+                _endContexts.Add(next);
             }
         }
 
         _failing |= failRequested;
         if (!handled)
         {
-            _endContexts.Add(run.Context);
+            _endContexts.Add(run.Contexts);
         }
 
         if (status != ExecutionStatus.Succeeded && !remediated)
@@ -390,14 +410,10 @@ public sealed class WorkflowInterpreter
             _failing = true;
         }
 
-        var final = new JsonObject();
-        foreach (var context in _endContexts.Count > 0 ? _endContexts : startContext is null ? [] : [startContext])
-        {
-            foreach (var (key, value) in context)
-            {
-                final[key] = value?.DeepClone();
-            }
-        }
+        // As Orquesta's terminal context: the first ending path whole, then what the others published.
+        var final = _endContexts.Count > 0 ? Merge([.. _endContexts[0], .. _endContexts.Skip(1).SelectMany(WithoutWorkflows)])
+            : _contexts.Count > 0 ? Merge([0])
+            : (JsonObject?)startContext?.DeepClone() ?? [];
 
         // As Orquesta (render_workflow_output): the output renders from the context reached, whatever the workflow's end —
         // so what a failure published for diagnosis is kept. Each entry renders on its own (each may use those before
@@ -431,13 +447,18 @@ public sealed class WorkflowInterpreter
     }
 
     // Evaluates name: value pairs in order into target; each may use the ones before it (through ctx).
-    private bool TryAssign(IReadOnlyList<NamedExpression> entries, JsonObject target, TemplateScope scope, string what)
+    private bool TryAssign(IReadOnlyList<NamedExpression> entries, JsonObject target, TemplateScope scope, string what, JsonObject? alsoInto = null)
     {
         foreach (var entry in entries)
         {
             try
             {
-                target[entry.Name] = entry.Value.Render(scope);
+                var value = entry.Value.Render(scope);
+                target[entry.Name] = value;
+                if (alsoInto is not null)
+                {
+                    alsoInto[entry.Name] = value?.DeepClone();
+                }
             }
             catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException)
             {
@@ -447,6 +468,28 @@ public sealed class WorkflowInterpreter
         }
 
         return true;
+    }
+
+    private JsonObject Merge(IEnumerable<int> contexts)
+    {
+        var merged = new JsonObject();
+        foreach (var index in contexts)
+        {
+            foreach (var (key, value) in _contexts[index])
+            {
+                merged[key] = value?.DeepClone();
+            }
+        }
+
+        return merged;
+    }
+
+    // A path's contexts less the workflow's own (the first occurrence, as Orquesta removes it).
+    private static List<int> WithoutWorkflows(List<int> contexts)
+    {
+        var rest = contexts.ToList();
+        rest.Remove(0);
+        return rest;
     }
 
     private TemplateScope Scope(JsonObject context, TaskRun? run, JsonNode? item = null) =>
@@ -491,13 +534,16 @@ public sealed class WorkflowInterpreter
 
     private const int RetryCommandLimit = 3;
 
-    private sealed class TaskRun(WorkflowTask task, int occurrence, JsonObject context)
+    private sealed class TaskRun(WorkflowTask task, int occurrence, JsonObject context, List<int> contexts)
     {
         public WorkflowTask Task { get; } = task;
 
         public string Key { get; } = string.Create(CultureInfo.InvariantCulture, $"{task.Name}.{occurrence}");
 
         public JsonObject Context { get; } = context;
+
+        /// <summary>The contexts <see cref="Context"/> merges (indexes into the workflow's list).</summary>
+        public List<int> Contexts { get; } = contexts;
 
         public int Attempt { get; set; } = 1;
 
@@ -532,7 +578,7 @@ public sealed class WorkflowInterpreter
 
         public bool Fired { get; set; }
 
-        public JsonObject Context { get; } = [];
+        public List<int>? Contexts { get; set; }
     }
 
     // ctx(), result(), item(), succeeded(), … for one evaluation.
