@@ -849,4 +849,26 @@ public sealed class WorkflowInterpreterTests : IDisposable
         Assert.Equal(1L, run.Actions.Single(a => a.Task == "joined").Input["message"]!.GetValue<long>());
         Assert.Equal("""{"x":1,"y":2}""", run.Done.Output!.ToJsonString()); // d ended last, with its x = 0
     }
+
+    [Fact]
+    public void RetryCountAndDelay_AreEvaluatedOnceFromTheTasksContext_AndMustBeWholeNumbers()
+    {
+        // Orquesta's setup_retry_in_task_state: count and delay are evaluated once, when the task is set up, and a
+        // value that is no integer is an error ("The retry count for task ... is not an integer").
+        var workflow = Load("""
+            version: 1.0
+            input: [times, wait]
+            tasks:
+              flaky:
+                action: core.local
+                retry: {count: <% ctx(times) %>, delay: <% ctx(wait) %>}
+            """);
+
+        var retried = Drive(workflow, new JsonObject { ["times"] = 2, ["wait"] = 3 }, _ => (ExecutionStatus.Failed, null));
+        var bad = Drive(workflow, new JsonObject { ["times"] = "twice", ["wait"] = 3 }, _ => (ExecutionStatus.Failed, null));
+
+        Assert.Equal([0.0, 3.0, 3.0], retried.Actions.Select(a => a.Delay.TotalSeconds));
+        Assert.Empty(bad.Actions);
+        Assert.Equal(["task flaky: retry count must be a whole number, got \"twice\""], bad.Done.Errors);
+    }
 }

@@ -180,7 +180,14 @@ public sealed class WorkflowInterpreter
         try
         {
             // The retry engine command runs the task again at once (Orquesta: "up to 3 times with no delay").
-            delay = initialDelay ? Seconds(run.Task.Delay, scope, "delay") : commandRetry ? TimeSpan.Zero : Seconds(run.Task.Retry?.Delay, scope, "retry delay");
+            if (initialDelay && run.Task.Retry is { } retry)
+            {
+                // As Orquesta: retry's count and delay are evaluated once, when the task is first set up, from its context.
+                run.RetryCount = WholeNumber(retry.Count, scope, "retry count");
+                run.RetryDelay = retry.Delay is null ? TimeSpan.Zero : TimeSpan.FromSeconds(WholeNumber(retry.Delay, scope, "retry delay"));
+            }
+
+            delay = initialDelay ? Seconds(run.Task.Delay, scope, "delay") : commandRetry ? TimeSpan.Zero : run.RetryDelay;
             run.Items = run.Task.With is { } with ? ItemsOf(with, scope) : [null];
             // As Orquesta: a concurrency below 1 runs one item at a time.
             run.Concurrency = run.Task.With?.Concurrency is { } c && JsonNumbers.TryGetInt64(c.Render(scope), out var n) ? (int)Math.Clamp(n, 1, int.MaxValue) : int.MaxValue;
@@ -285,8 +292,9 @@ public sealed class WorkflowInterpreter
 
         var scope = Scope(run.Context, run);
 
-        if (run.Task.Retry is { } retry && status != ExecutionStatus.Canceled && run.Attempt <= Count(retry, scope) && Holds(retry.When, scope, status is not ExecutionStatus.Succeeded and not ExecutionStatus.Canceled))
+        if (run.Task.Retry is { } retry && status != ExecutionStatus.Canceled && run.Retries < run.RetryCount && Holds(retry.When, scope, status is not ExecutionStatus.Succeeded and not ExecutionStatus.Canceled))
         {
+            run.Retries++;
             run.Attempt++;
             run.Errors.Clear();
             Launch(run, commands, initialDelay: false);
@@ -498,21 +506,16 @@ public sealed class WorkflowInterpreter
     private static bool Holds(Template? condition, TemplateScope scope, bool otherwise) =>
         condition is null ? otherwise : Py.Truthy(condition.EvaluateValue(scope));
 
-    private static long Count(RetrySpec retry, TemplateScope scope) =>
-        JsonNumbers.TryGetInt64(retry.Count.Render(scope), out var n) ? n : 0;
-
     // As Orquesta, a delay is a whole number of seconds; anything else fails the task's rendering.
-    private static TimeSpan Seconds(TemplatedValue? value, TemplateScope scope, string what)
-    {
-        if (value is null)
-        {
-            return TimeSpan.Zero;
-        }
+    private static TimeSpan Seconds(TemplatedValue? value, TemplateScope scope, string what) =>
+        value is null ? TimeSpan.Zero : TimeSpan.FromSeconds(WholeNumber(value, scope, what, " of seconds"));
 
+    private static long WholeNumber(TemplatedValue value, TemplateScope scope, string what, string unit = "")
+    {
         var rendered = value.Render(scope);
-        return JsonNumbers.TryGetInt64(rendered, out var seconds) && seconds >= 0
-            ? TimeSpan.FromSeconds(seconds)
-            : throw new InvalidOperationException($"{what} must be a whole number of seconds, got {rendered?.ToJsonString() ?? "null"}");
+        return JsonNumbers.TryGetInt64(rendered, out var number) && number >= 0
+            ? number
+            : throw new InvalidOperationException($"{what} must be a whole number{unit}, got {rendered?.ToJsonString() ?? "null"}");
     }
 
     private static List<JsonNode?> ItemsOf(WithItems with, TemplateScope scope)
@@ -546,6 +549,14 @@ public sealed class WorkflowInterpreter
         public List<int> Contexts { get; } = contexts;
 
         public int Attempt { get; set; } = 1;
+
+        /// <summary>retry's count and delay, evaluated when the task was set up.</summary>
+        public long RetryCount { get; set; }
+
+        public TimeSpan RetryDelay { get; set; }
+
+        /// <summary>Times its retry ran it again.</summary>
+        public int Retries { get; set; }
 
         /// <summary>Times the <c>retry</c> engine command ran it again (Orquesta allows 3).</summary>
         public int CommandRetries { get; set; }
