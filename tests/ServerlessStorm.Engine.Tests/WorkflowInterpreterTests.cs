@@ -871,4 +871,24 @@ public sealed class WorkflowInterpreterTests : IDisposable
         Assert.Empty(bad.Actions);
         Assert.Equal(["task flaky: retry count must be a whole number, got \"twice\""], bad.Done.Errors);
     }
+
+    [Fact]
+    public void WithItems_AnItemWhoseInputDoesNotRender_FailsTheWorkflowBeforeAnyItemStarts()
+    {
+        // Orquesta renders every item's action spec when it gets the task (TaskSpec.render), so one bad item fails
+        // the workflow with no item started.
+        var workflow = Load("""
+            version: 1.0
+            tasks:
+              each:
+                with: {items: "<% [{'n': 1}, {'n': 2}, {}] %>", concurrency: 1}
+                action: core.echo message=<% item().n %>
+            """);
+
+        var run = Drive(workflow, [], Echo);
+
+        Assert.Empty(run.Actions);
+        Assert.Equal(ExecutionStatus.Failed, run.Done.Status);
+        Assert.StartsWith("task each: its input could not be rendered for item 2:", Assert.Single(run.Done.Errors), StringComparison.Ordinal);
+    }
 }

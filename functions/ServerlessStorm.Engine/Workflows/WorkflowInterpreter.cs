@@ -191,6 +191,10 @@ public sealed class WorkflowInterpreter
             run.Items = run.Task.With is { } with ? ItemsOf(with, scope) : [null];
             // As Orquesta: a concurrency below 1 runs one item at a time.
             run.Concurrency = run.Task.With?.Concurrency is { } c && JsonNumbers.TryGetInt64(c.Render(scope), out var n) ? (int)Math.Clamp(n, 1, int.MaxValue) : int.MaxValue;
+
+            // As Orquesta, every item's action and input render before any item starts (one that does not fails the
+            // workflow with nothing started).
+            run.Actions = run.Task.Action is null ? [] : [.. run.Items.Select((item, index) => RenderAction(run, item, index))];
         }
         catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException or InvalidOperationException)
         {
@@ -225,10 +229,7 @@ public sealed class WorkflowInterpreter
             || (run.Outstanding.Count == 0 && run.ItemStatuses.Any(s => s is not null && s != ExecutionStatus.Succeeded));
         while (!ended && run.NextItem < run.Items.Count && run.Outstanding.Count < run.Concurrency && !_failing && !_canceling)
         {
-            if (RunItem(run, run.NextItem++, delay) is { } command)
-            {
-                commands.Add(command);
-            }
+            commands.Add(RunItem(run, run.NextItem++, delay));
         }
 
         if (run.Outstanding.Count == 0 && (ended || run.NextItem >= run.Items.Count || _failing || _canceling))
@@ -237,39 +238,35 @@ public sealed class WorkflowInterpreter
         }
     }
 
-    // Null when the item failed before it could run (its input or action did not render).
-    private RunAction? RunItem(TaskRun run, int index, TimeSpan delay)
+    private RunAction RunItem(TaskRun run, int index, TimeSpan delay)
     {
         var id = string.Create(CultureInfo.InvariantCulture, $"{run.Key}.{run.Attempt}{(run.Task.With is null ? "" : $".{index}")}");
-        var scope = Scope(run.Context, run, run.Items[index]);
-        JsonObject input;
-        string actionRef;
+        var (actionRef, input) = run.Actions[index];
+        run.Outstanding[id] = index;
+        return new RunAction(id, run.Task.Name, actionRef, (JsonObject)input.DeepClone(), delay, run.Task.With is null ? null : index);
+    }
+
+    private (string ActionRef, JsonObject Input) RenderAction(TaskRun run, JsonNode? item, int index)
+    {
+        var scope = Scope(run.Context, run, item);
         try
         {
             // input: written as one expression must give the parameters' mapping (Orquesta hands it on as the action's).
-            input = run.Task.Input.Render(scope) switch
+            var input = run.Task.Input.Render(scope) switch
             {
                 JsonObject parameters => parameters,
                 null => [],
                 var other => throw new InvalidOperationException($"input gave {other.ToJsonString()}, not a mapping of parameters"),
             };
-            actionRef = Template.LooksLikeTemplate(run.Task.Action!, TemplateDialect.Orquesta)
+            var actionRef = Template.LooksLikeTemplate(run.Task.Action!, TemplateDialect.Orquesta)
                 ? Template.Parse(run.Task.Action!, TemplateDialect.Orquesta).Render(scope)
                 : run.Task.Action!;
+            return (actionRef, input);
         }
         catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException or InvalidOperationException)
         {
-            // As Orquesta, a task whose input does not render fails the workflow (no transition of it runs). With items
-            // the inputs render one by one as items start, so items before this one may have run.
-            run.ItemStatuses[index] = ExecutionStatus.Failed;
-            run.NotRendered = true;
-            _errors.Add($"task {run.Task.Name}: its input could not be rendered{(run.Task.With is null ? "" : $" for item {index}")}: {ex.Message}");
-            _failing = true;
-            return null;
+            throw new InvalidOperationException($"its input could not be rendered{(run.Task.With is null ? "" : $" for item {index}")}: {ex.Message}", ex);
         }
-
-        run.Outstanding[id] = index;
-        return new RunAction(id, run.Task.Name, actionRef, input, delay, run.Task.With is null ? null : index);
     }
 
     private void Complete(TaskRun run, List<WorkflowCommand> commands)
@@ -282,14 +279,6 @@ public sealed class WorkflowInterpreter
             : run.ItemStatuses.Contains(ExecutionStatus.Canceled) ? ExecutionStatus.Canceled : ExecutionStatus.Failed;
         run.Status = status;
         run.Result = run.Task.With is null ? run.ItemResults.FirstOrDefault() : new JsonArray([.. run.ItemResults.Select(r => r?.DeepClone())]);
-        if (run.NotRendered)
-        {
-            // Its rendering failed the workflow already: no retry, no transitions.
-            _running.Remove(run.Key);
-            _lastStatus[run.Task.Name] = status;
-            return;
-        }
-
         var scope = Scope(run.Context, run);
 
         if (run.Task.Retry is { } retry && status != ExecutionStatus.Canceled && run.Retries < run.RetryCount && Holds(retry.When, scope, status is not ExecutionStatus.Succeeded and not ExecutionStatus.Canceled))
@@ -575,8 +564,8 @@ public sealed class WorkflowInterpreter
 
         public List<string> Errors { get; } = [];
 
-        /// <summary>An item's input (or the action ref) did not render.</summary>
-        public bool NotRendered { get; set; }
+        /// <summary>Each item's action ref and input, rendered when the task (or its retry) starts.</summary>
+        public List<(string ActionRef, JsonObject Input)> Actions { get; set; } = [];
 
         public string? Status { get; set; }
 
