@@ -891,4 +891,30 @@ public sealed class WorkflowInterpreterTests : IDisposable
         Assert.Equal(ExecutionStatus.Failed, run.Done.Status);
         Assert.StartsWith("task each: its input could not be rendered for item 2:", Assert.Single(run.Done.Errors), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void AJoinAfterASplit_WaitsForTheBranchesOfItsOwnRoute_AndRunsOncePerRoute()
+    {
+        // Orquesta's routes (test_splits): `merge` has two inbound transitions and no join, so it runs once per arrival,
+        // each run on a route of its own; the join after it waits for the branches of its own route, so it runs twice.
+        // `report` is reached from the start and from each join: three runs.
+        var workflow = Load("""
+            version: 1.0
+            tasks:
+              start: {action: core.noop, next: [{do: [left, right, report]}]}
+              left: {action: core.noop, next: [{do: merge}]}
+              right: {action: core.noop, next: [{do: merge}]}
+              merge: {action: core.noop, next: [{do: [x, y]}]}
+              x: {action: core.noop, next: [{do: both}]}
+              y: {action: core.noop, next: [{do: both}]}
+              both: {join: all, action: core.noop, next: [{do: report}]}
+              report: {action: core.noop}
+            """);
+
+        var run = Drive(workflow, [], Echo);
+
+        Assert.Equal(ExecutionStatus.Succeeded, run.Done.Status);
+        Assert.Equal(new Dictionary<string, int> { ["start"] = 1, ["left"] = 1, ["right"] = 1, ["merge"] = 2, ["x"] = 2, ["y"] = 2, ["both"] = 2, ["report"] = 3 },
+            run.Actions.GroupBy(a => a.Task).ToDictionary(g => g.Key, g => g.Count()));
+    }
 }

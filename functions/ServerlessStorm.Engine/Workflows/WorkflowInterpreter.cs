@@ -31,7 +31,9 @@ public sealed class WorkflowInterpreter
     private readonly Dictionary<string, TaskRun> _running = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _occurrences = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _lastStatus = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, JoinState> _joins = new(StringComparer.Ordinal);
+    // Joins by task and route (see Route).
+    private readonly Dictionary<(string Task, string Route), JoinState> _joins = [];
+    private readonly Dictionary<string, bool> _inCycle = new(StringComparer.Ordinal);
     private readonly List<string> _errors = [];
     // As Orquesta's conductor: the contexts are a list — the first is the workflow's (input and vars), each other one what
     // a transition published — and a task's context is the merge of the ones on its path, in order. A join extends its
@@ -94,7 +96,7 @@ public sealed class WorkflowInterpreter
             _contexts.Add(context);
             foreach (var task in _workflow.StartTasks)
             {
-                Schedule(task, [0], commands, from: null);
+                Schedule(task, [0], commands, from: null, route: "");
             }
         }
 
@@ -122,7 +124,7 @@ public sealed class WorkflowInterpreter
         return commands;
     }
 
-    private void Schedule(string taskName, List<int> contexts, List<WorkflowCommand> commands, string? from)
+    private void Schedule(string taskName, List<int> contexts, List<WorkflowCommand> commands, string? from, string route)
     {
         if (_failing || _canceling)
         {
@@ -132,9 +134,9 @@ public sealed class WorkflowInterpreter
         var task = _workflow.Tasks[taskName];
         if (task.Join is { } join)
         {
-            if (!_joins.TryGetValue(taskName, out var state))
+            if (!_joins.TryGetValue((taskName, route), out var state))
             {
-                _joins[taskName] = state = new JoinState();
+                _joins[(taskName, route)] = state = new JoinState();
             }
 
             // As Orquesta (since 1.1): a join counts the inbound tasks that transitioned into it, not the transitions —
@@ -167,7 +169,7 @@ public sealed class WorkflowInterpreter
         }
 
         var occurrence = _occurrences[taskName] = _occurrences.GetValueOrDefault(taskName) + 1;
-        var run = new TaskRun(task, occurrence, Merge(contexts), contexts);
+        var run = new TaskRun(task, occurrence, Merge(contexts), contexts) { Route = route };
         _running[run.Key] = run;
         Launch(run, commands, initialDelay: true);
     }
@@ -309,7 +311,7 @@ public sealed class WorkflowInterpreter
         // As Orquesta: the tasks a failing transition names run even when the fail command comes first (do: fail, log),
         // so the workflow fails only once this task's transitions are all taken.
         var failRequested = false;
-        foreach (var transition in run.Task.Next)
+        foreach (var (transition, transitionIndex) in run.Task.Next.Select((t, i) => (t, i)))
         {
             bool applies;
             try
@@ -366,7 +368,7 @@ public sealed class WorkflowInterpreter
                         remediated = true;
                         break;
                     default:
-                        Schedule(target, next, commands, from: run.Task.Name);
+                        Schedule(target, next, commands, from: run.Task.Name, Route(run, transitionIndex, target));
                         remediated = true;
                         break;
                 }
@@ -401,7 +403,7 @@ public sealed class WorkflowInterpreter
         }
 
         _completed = true;
-        foreach (var (name, join) in _joins.Where(j => !j.Value.Fired))
+        foreach (var ((name, _), join) in _joins.Where(j => !j.Value.Fired))
         {
             _errors.Add($"join '{name}' was not satisfied: {join.Arrived.Count} of {_workflow.Tasks[name].Join!.Count?.ToString(CultureInfo.InvariantCulture) ?? _workflow.InboundOf(name).Count.ToString(CultureInfo.InvariantCulture)} inbound task(s) arrived");
             _failing = true;
@@ -465,6 +467,48 @@ public sealed class WorkflowInterpreter
         }
 
         return true;
+    }
+
+    // As Orquesta's routes: a task that several transitions lead to without a join (a split) runs once per arrival,
+    // and each of those runs, with all that follows it, is on a route of its own — so a join after a split waits for
+    // the branches of its own route. A task in a cycle keeps its route.
+    private string Route(TaskRun run, int transitionIndex, string target)
+    {
+        var task = _workflow.Tasks[target];
+        var inbound = _workflow.Tasks.Values.Sum(t => t.Next.Count(n => n.Do.Contains(target)));
+        if (task.Join is not null || inbound <= 1 || InCycle(target))
+        {
+            return run.Route;
+        }
+
+        var step = string.Create(CultureInfo.InvariantCulture, $"{run.Task.Name}__t{transitionIndex}");
+        return run.Route.Split('|').Contains(step) ? run.Route : run.Route.Length == 0 ? step : $"{run.Route}|{step}";
+    }
+
+    private bool InCycle(string task)
+    {
+        if (!_inCycle.TryGetValue(task, out var inCycle))
+        {
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            var queue = new Queue<string>(Targets(task));
+            while (queue.TryDequeue(out var next) && !inCycle)
+            {
+                inCycle = next == task;
+                if (seen.Add(next))
+                {
+                    foreach (var after in Targets(next))
+                    {
+                        queue.Enqueue(after);
+                    }
+                }
+            }
+
+            _inCycle[task] = inCycle;
+        }
+
+        return inCycle;
+
+        IEnumerable<string> Targets(string name) => _workflow.Tasks[name].Next.SelectMany(n => n.Do).Where(_workflow.Tasks.ContainsKey);
     }
 
     private JsonObject Merge(IEnumerable<int> contexts)
@@ -536,6 +580,9 @@ public sealed class WorkflowInterpreter
 
         /// <summary>The contexts <see cref="Context"/> merges (indexes into the workflow's list).</summary>
         public List<int> Contexts { get; } = contexts;
+
+        /// <summary>The route it runs on: "" from the start, else the split transitions taken (see Route()).</summary>
+        public string Route { get; init; } = "";
 
         public int Attempt { get; set; } = 1;
 
