@@ -256,21 +256,21 @@ public sealed class WorkflowInterpreterTests : IDisposable
     }
 
     [Fact]
-    public void JoinCount_FiresOnceWhenThatManyHaveArrived()
+    public void JoinCount_RunsWhenThatManyHaveArrived_WithWhatTheyPublished()
     {
         var workflow = Load("""
             version: 1.0
             tasks:
-              fan: {action: core.noop, next: [{do: [a, b, c]}]}
-              a: {action: core.noop, next: [{do: first_two}]}
-              b: {action: core.noop, next: [{do: first_two}]}
-              c: {action: core.noop, next: [{do: first_two}]}
-              first_two: {join: 2, action: core.noop}
+              fan: {action: core.noop, next: [{do: [a, b]}]}
+              a: {action: core.noop, next: [{publish: pa=1, do: first}]}
+              b: {action: core.noop, next: [{publish: pb=2, do: first}]}
+              first: {join: 1, action: core.echo message=<% ctx().get('pa') %>}
             """);
 
         var run = Drive(workflow, [], Echo);
 
-        Assert.Single(run.Actions, a => a.Task == "first_two");
+        Assert.Equal(["fan", "a", "b", "first", "first"], run.Actions.Select(a => a.Task)); // b came after first started
+        Assert.Equal(1L, run.Actions[3].Input["message"]!.GetValue<long>());
         Assert.Equal(ExecutionStatus.Succeeded, run.Done.Status);
     }
 
@@ -684,27 +684,52 @@ public sealed class WorkflowInterpreterTests : IDisposable
     }
 
     [Fact]
-    public void JoinCount_WithMoreBranchesThanTheCount_RunsOnce_AndTheWorkflowWaitsForTheLateBranch()
+    public void JoinCount_WithMoreBranchesThanTheCount_RunsAgainForABranchArrivingAfterItStarted_WithThatBranchsContextOnly()
     {
-        // Orquesta's test_join_count_satisfied_with_branch_running: with join: 2 of three branches, the join runs once
-        // the second arrives; the third still runs to its end (the workflow stays running meanwhile) and does not start
-        // the join again.
+        // Orquesta's conductor: with join: 2 of three branches the join runs once two have arrived, and the workflow
+        // stays running for the third (test_join_count_satisfied_with_branch_running). When the third arrives after the
+        // join started, the conductor stages the join anew — satisfied already — and hands it out again, with only the
+        // late branch's context (checked against orquesta's WorkflowConductor; its docs speak of one instance).
         var workflow = Load("""
             version: 1.0
             tasks:
               fan: {action: core.noop, next: [{do: [a, b, c]}]}
-              a: {action: core.noop, next: [{do: first_two}]}
-              b: {action: core.noop, next: [{do: first_two}]}
+              a: {action: core.noop, next: [{publish: pa=1, do: first_two}]}
+              b: {action: core.noop, next: [{publish: pb=2, do: first_two}]}
               c: {action: core.noop, next: [{do: slow}]}
-              slow: {action: core.noop, next: [{do: first_two}]}
-              first_two: {join: 2, action: core.noop}
+              slow: {action: core.noop, next: [{publish: pc=3, do: first_two}]}
+              first_two:
+                join: 2
+                action: core.echo
+                input: {message: "<% [ctx().get('pa'), ctx().get('pb'), ctx().get('pc')] %>"}
             """);
 
         var run = Drive(workflow, [], Echo);
 
-        Assert.Equal(["fan", "a", "b", "c", "first_two", "slow"], run.Actions.Select(a => a.Task));
-        Assert.Single(run.Actions, a => a.Task == "first_two");
+        Assert.Equal(["fan", "a", "b", "c", "first_two", "slow", "first_two"], run.Actions.Select(a => a.Task));
+        Assert.Equal("[1,2,null]", run.Actions[4].Input["message"]!.ToJsonString());
+        Assert.Equal("[null,null,3]", run.Actions[6].Input["message"]!.ToJsonString());
         Assert.Equal(ExecutionStatus.Succeeded, run.Done.Status);
+    }
+
+    [Fact]
+    public void AJoin_SatisfiedByATask_TakesAllThatTasksTransitionsIntoIt_BeforeItStarts()
+    {
+        // Orquesta stages the join while the completing task's transitions are taken and hands it out afterwards, so a
+        // second transition of the same task into the join merges into it rather than running it again.
+        var workflow = Load("""
+            version: 1.0
+            tasks:
+              a:
+                action: core.noop
+                next: [{publish: x=1, do: j}, {when: <% succeeded() %>, publish: y=2, do: j}]
+              j: {join: 1, action: core.echo, input: {message: "<% ctx(x) + ctx(y) %>"}}
+            """);
+
+        var run = Drive(workflow, [], Echo);
+
+        Assert.Equal(["a", "j"], run.Actions.Select(a => a.Task));
+        Assert.Equal(3L, run.Actions[1].Input["message"]!.GetValue<long>());
     }
 
     [Fact]

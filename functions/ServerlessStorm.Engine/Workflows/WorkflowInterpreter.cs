@@ -34,6 +34,7 @@ public sealed class WorkflowInterpreter
     // Joins by task and route (see Route).
     private readonly Dictionary<(string Task, string Route), JoinState> _joins = [];
     private readonly Dictionary<string, bool> _inCycle = new(StringComparer.Ordinal);
+    private readonly List<(string Task, string Route)> _pendingJoins = [];
     private readonly List<string> _errors = [];
     // As Orquesta's conductor: the contexts are a list — the first is the workflow's (input and vars), each other one what
     // a transition published — and a task's context is the merge of the ones on its path, in order. A join extends its
@@ -98,6 +99,8 @@ public sealed class WorkflowInterpreter
             {
                 Schedule(task, [0], commands, from: null, route: "");
             }
+
+            LaunchJoins(0, commands);
         }
 
         Finish(commands, context);
@@ -140,11 +143,19 @@ public sealed class WorkflowInterpreter
             }
 
             // As Orquesta (since 1.1): a join counts the inbound tasks that transitioned into it, not the transitions —
-            // a task with two transitions to the join counts once. Once satisfied it runs once; a branch arriving later
-            // does not start it again (Orquesta's docs: there is only one instance of the barrier task).
+            // a task with two transitions to the join counts once.
             if (from is not null)
             {
                 state.Arrived.Add(from);
+            }
+
+            if (state.Launched)
+            {
+                // As Orquesta's conductor (not its docs, which speak of one instance): once the barrier task has started,
+                // a later arrival stages it anew, already satisfied, so it runs again — with that arrival's context only.
+                // So join: 2 of three branches runs twice when the third comes after the first two.
+                StartTask(task, contexts, route, commands);
+                return;
             }
 
             if (state.Contexts is null)
@@ -164,14 +175,35 @@ public sealed class WorkflowInterpreter
                 return;
             }
 
+            // It starts once the completing task's transitions are all taken: its other transitions into the join
+            // still merge in (Orquesta stages the join and hands it out afterwards).
             state.Fired = true;
-            contexts = state.Contexts;
+            _pendingJoins.Add((taskName, route));
+            return;
         }
 
-        var occurrence = _occurrences[taskName] = _occurrences.GetValueOrDefault(taskName) + 1;
+        StartTask(task, contexts, route, commands);
+    }
+
+    private void StartTask(WorkflowTask task, List<int> contexts, string route, List<WorkflowCommand> commands)
+    {
+        var occurrence = _occurrences[task.Name] = _occurrences.GetValueOrDefault(task.Name) + 1;
         var run = new TaskRun(task, occurrence, Merge(contexts), contexts) { Route = route };
         _running[run.Key] = run;
         Launch(run, commands, initialDelay: true);
+    }
+
+    // Starts the joins satisfied since `from` in the pending list.
+    private void LaunchJoins(int from, List<WorkflowCommand> commands)
+    {
+        var satisfied = _pendingJoins.Skip(from).ToList();
+        _pendingJoins.RemoveRange(from, satisfied.Count);
+        foreach (var (name, route) in satisfied)
+        {
+            var state = _joins[(name, route)];
+            state.Launched = true;
+            StartTask(_workflow.Tasks[name], state.Contexts!, route, commands);
+        }
     }
 
     // Starts (or, for a retry, starts again) a task's action: every item up to the concurrency, or the one action.
@@ -311,6 +343,7 @@ public sealed class WorkflowInterpreter
         // As Orquesta: the tasks a failing transition names run even when the fail command comes first (do: fail, log),
         // so the workflow fails only once this task's transitions are all taken.
         var failRequested = false;
+        var joinsFrom = _pendingJoins.Count;
         foreach (var (transition, transitionIndex) in run.Task.Next.Select((t, i) => (t, i)))
         {
             bool applies;
@@ -380,6 +413,7 @@ public sealed class WorkflowInterpreter
             }
         }
 
+        LaunchJoins(joinsFrom, commands);
         _failing |= failRequested;
         if (!handled)
         {
@@ -624,6 +658,9 @@ public sealed class WorkflowInterpreter
         public HashSet<string> Arrived { get; } = new(StringComparer.Ordinal);
 
         public bool Fired { get; set; }
+
+        /// <summary>Its barrier task has started (it is started once the transitions that satisfied it are all taken).</summary>
+        public bool Launched { get; set; }
 
         public List<int>? Contexts { get; set; }
     }
