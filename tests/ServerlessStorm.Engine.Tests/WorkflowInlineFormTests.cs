@@ -10,6 +10,7 @@ namespace ServerlessStorm.Engine.Tests;
 /// </summary>
 public sealed class WorkflowInlineFormTests
 {
+    // Each expected value is what orquesta.utils.parameters.parse_inline_params gives for the same text.
     [Theory]
     [InlineData("""message="hi" count=3""", """{"message":"hi","count":3}""")]
     [InlineData("""x=1.5 y=-2 z=True w=FALSE n=null""", """{"x":1.5,"y":-2,"z":true,"w":false,"n":null}""")]
@@ -83,7 +84,8 @@ public sealed class WorkflowInlineFormTests
     [Fact]
     public void InlineParameters_ReplaceInput_AsOrquestaDoes()
     {
-        // Orquesta's TaskSpec: when the action string has parameters, they become the task's input; input: is not read.
+        // Orquesta's TaskSpec: when the action string has parameters, they become the task's input; input: is not read
+        // (and a key=value string in input: stays one string, evaluated as an expression).
         var run = Run("""
             version: 1.0
             tasks:
