@@ -136,7 +136,7 @@ public sealed class WorkflowOrchestrator : TaskOrchestrator<WorkflowStart, Workf
 
             // A sub-workflow waiting for a concurrency slot: asked again after a durable timer (1 s, doubling to 5 s),
             // so no worker is held while it waits and a long wait adds few events to the history.
-            await context.CreateTimer(SlotRecheck(waits), CancellationToken.None);
+            await DelayTimer.WaitAsync(context, SlotRecheck(waits));
         }
 
         if (outcome.SubWorkflow is { } sub)
