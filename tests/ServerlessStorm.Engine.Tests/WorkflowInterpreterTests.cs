@@ -942,4 +942,24 @@ public sealed class WorkflowInterpreterTests : IDisposable
         Assert.Equal(new Dictionary<string, int> { ["start"] = 1, ["left"] = 1, ["right"] = 1, ["merge"] = 2, ["x"] = 2, ["y"] = 2, ["both"] = 2, ["report"] = 3 },
             run.Actions.GroupBy(a => a.Task).ToDictionary(g => g.Key, g => g.Count()));
     }
+
+    [Fact]
+    public void TaskStatus_LooksOnTheCurrentRouteThenTheRoutesItSplitFrom_AndIsTheTextNullForATaskThatNeverRan()
+    {
+        // Orquesta's task_status(): the status on the current route, else on an earlier route it split from, else
+        // statuses.UNSET, which is the text "null". `after` runs on two routes of its own (a split); left ran before.
+        var workflow = Load("""
+            version: 1.0
+            tasks:
+              start: {action: core.noop, next: [{do: [left, right]}, {when: <% failed() %>, do: never}]}
+              left: {action: core.noop, next: [{do: after}]}
+              right: {action: core.noop, next: [{do: after}]}
+              after: {action: core.echo, input: {message: "<% [task_status(left), task_status(never)] %>"}}
+              never: {action: core.noop}
+            """);
+
+        var run = Drive(workflow, [], Echo);
+
+        Assert.Equal(["""["succeeded","null"]""", """["succeeded","null"]"""], run.Actions.Where(a => a.Task == "after").Select(a => a.Input["message"]!.ToJsonString()));
+    }
 }

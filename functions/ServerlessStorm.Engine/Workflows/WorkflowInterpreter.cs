@@ -30,7 +30,7 @@ public sealed class WorkflowInterpreter
     private readonly WorkflowDefinition _workflow;
     private readonly Dictionary<string, TaskRun> _running = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _occurrences = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, string> _lastStatus = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string Task, string Route), string> _lastStatus = [];
     // Joins by task and route (see Route).
     private readonly Dictionary<(string Task, string Route), JoinState> _joins = [];
     private readonly Dictionary<string, bool> _inCycle = new(StringComparer.Ordinal);
@@ -325,7 +325,7 @@ public sealed class WorkflowInterpreter
         }
 
         _running.Remove(run.Key);
-        _lastStatus[run.Task.Name] = status;
+        _lastStatus[(run.Task.Name, run.Route)] = status;
         if (status == ExecutionStatus.Canceled && !_failing)
         {
             // As Orquesta: a task canceled on its own (by a policy, or by hand) cancels its workflow. The tasks still
@@ -604,6 +604,9 @@ public sealed class WorkflowInterpreter
 
     private const int RetryCommandLimit = 3;
 
+    // Orquesta's unset status is the text "null".
+    private const string Unset = "null";
+
     private sealed class TaskRun(WorkflowTask task, int occurrence, JsonObject context, List<int> contexts)
     {
         public WorkflowTask Task { get; } = task;
@@ -685,6 +688,20 @@ public sealed class WorkflowInterpreter
 
         public bool Completed() => run?.Status is not null;
 
-        public string? TaskStatus(string taskName) => interpreter._lastStatus.GetValueOrDefault(taskName);
+        // As Orquesta: the task's status on the current route, else on the routes it split from (longest first), else
+        // the unset status, the text "null".
+        public string? TaskStatus(string taskName)
+        {
+            var steps = (run?.Route ?? "").Split('|', StringSplitOptions.RemoveEmptyEntries);
+            for (var length = steps.Length; length >= 0; length--)
+            {
+                if (interpreter._lastStatus.TryGetValue((taskName, string.Join('|', steps[..length])), out var status))
+                {
+                    return status;
+                }
+            }
+
+            return Unset;
+        }
     }
 }
