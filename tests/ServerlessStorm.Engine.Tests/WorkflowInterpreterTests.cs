@@ -962,4 +962,24 @@ public sealed class WorkflowInterpreterTests : IDisposable
 
         Assert.Equal(["""["succeeded","null"]""", """["succeeded","null"]"""], run.Actions.Where(a => a.Task == "after").Select(a => a.Input["message"]!.ToJsonString()));
     }
+
+    [Fact]
+    public void AJoinSatisfiedByATaskWhoseOtherTransitionFailsToEvaluate_DoesNotStart()
+    {
+        // Orquesta: a transition whose when fails to evaluate fails the workflow, and a failed workflow hands out no
+        // staged task (only those a fail command flagged to run on fail).
+        var workflow = Load("""
+            version: 1.0
+            tasks:
+              a:
+                action: core.noop
+                next: [{do: j}, {when: <% ctx(nowhere) %>, do: j}]
+              j: {join: 1, action: core.noop}
+            """);
+
+        var run = Drive(workflow, [], Echo);
+
+        Assert.Equal(["a"], run.Actions.Select(a => a.Task));
+        Assert.Equal(ExecutionStatus.Failed, run.Done.Status);
+    }
 }

@@ -198,7 +198,10 @@ public sealed class WorkflowInterpreter
     {
         var satisfied = _pendingJoins.Skip(from).ToList();
         _pendingJoins.RemoveRange(from, satisfied.Count);
-        foreach (var (name, route) in satisfied)
+
+        // A transition that failed to evaluate fails the workflow before the join is handed out (Orquesta hands out
+        // nothing then); a fail command does not hold it back (its tasks run on fail).
+        foreach (var (name, route) in _failing || _canceling ? [] : satisfied)
         {
             var state = _joins[(name, route)];
             state.Launched = true;
