@@ -116,7 +116,7 @@ public sealed class WorkflowOrchestrator : TaskOrchestrator<WorkflowStart, Workf
     {
         if (action.Delay > TimeSpan.Zero)
         {
-            await context.CreateTimer(action.Delay, CancellationToken.None);
+            await DelayTimer.WaitAsync(context, action.Delay);
         }
 
         TaskActionOutcome outcome;
@@ -145,7 +145,7 @@ public sealed class WorkflowOrchestrator : TaskOrchestrator<WorkflowStart, Workf
 
             // A sub-workflow waiting for a concurrency slot: asked again after a durable timer (1 s, doubling to 5 s),
             // so no worker is held while it waits and a long wait adds few events to the history.
-            await context.CreateTimer(SlotRecheck(waits), CancellationToken.None);
+            await DelayTimer.WaitAsync(context, SlotRecheck(waits));
         }
 
         if (outcome.SubWorkflow is { } sub)
@@ -180,6 +180,33 @@ public sealed class WorkflowOrchestrator : TaskOrchestrator<WorkflowStart, Workf
 
     /// <summary>The event that ends a workflow task's inquiry.</summary>
     public static string InquiryEvent(string inquiryExecutionId) => $"inquiry-{inquiryExecutionId}";
+}
+
+/// <summary>
+/// A task's delay as a durable timer that never fires before the task is due. Durable's Azure Storage backend (the
+/// local task hub's, and Durable Functions' by default) hides a timer's queue message for whole seconds, cut down from
+/// the time left when the message is sent: a timer set for exactly the due time fires up to a second early, and a
+/// one-second delay hardly waits at all. So the timer is set one second past the due time, which the backend's cut
+/// brings back to the due time (plus the few milliseconds the step took to send it) for Orquesta's whole-second delays;
+/// should it still fire early, it is set again.
+/// </summary>
+public static class DelayTimer
+{
+    /// <summary>How coarse the backend's timers may be, and so how far past the due time the timer is set.</summary>
+    public static readonly TimeSpan Granularity = TimeSpan.FromSeconds(1);
+
+    /// <summary>When the timer is set to fire for a task due at <paramref name="due"/>.</summary>
+    public static DateTime FireAt(DateTime due) => due + Granularity;
+
+    /// <summary>Waits <paramref name="delay"/> from the orchestration's current time (replay-safe).</summary>
+    public static async Task WaitAsync(TaskOrchestrationContext context, TimeSpan delay)
+    {
+        var due = context.CurrentUtcDateTime + delay;
+        while (context.CurrentUtcDateTime < due)
+        {
+            await context.CreateTimer(FireAt(due), CancellationToken.None);
+        }
+    }
 }
 
 /// <summary>

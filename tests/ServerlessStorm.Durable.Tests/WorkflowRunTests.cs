@@ -99,6 +99,34 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task AFailedWorkflow_KeepsTheOutputItsFailurePublished_InItsResult()
+    {
+        // Orquesta renders the output for a failed workflow too (StackStorm shows it beside the errors).
+        using var packs = new TempPacks().WithPack("wf");
+        WriteWorkflow(packs, "diagnosed", """
+            version: 1.0
+            tasks:
+              boom:
+                action: core.local cmd="echo disk full >&2; exit 3"
+                next:
+                  - when: <% failed() %>
+                    publish: why=<% result().stderr %>
+                    do: fail
+            output: [{why: <% ctx(why) %>}]
+            """);
+        var (host, hub) = await StartAsync(packs);
+        await using var _ = host;
+        await using var __ = hub;
+
+        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.diagnosed", [], null, TestCallers.Admin.User, CancellationToken.None);
+        var workflow = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(90));
+
+        Assert.Equal(ExecutionStatus.Failed, workflow.Status);
+        Assert.Equal("disk full", workflow.Result!["output"]!["why"]!.GetValue<string>().Trim());
+        Assert.NotEmpty(workflow.Result["errors"]!.AsArray());
+    }
+
+    [Fact]
     public async Task DeployExample_DeploysAHealthyVersion_AndRollsBackAnUnhealthyOneAfterItsRetries()
     {
         var appDir = Directory.CreateTempSubdirectory("storm-deploy-").FullName;
@@ -487,7 +515,7 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         Assert.True(approved.Status == ExecutionStatus.Succeeded, approved.Error);
         Assert.Equal("acted", approved.Result!["output"]!["outcome"]!.GetValue<string>());
         Assert.True(expired.Status == ExecutionStatus.Succeeded, expired.Error); // the failure was handled by a transition
-        Assert.Equal("not approved: timeout", expired.Result!["output"]!["outcome"]!.GetValue<string>());
+        Assert.Equal("not approved: failed", expired.Result!["output"]!["outcome"]!.GetValue<string>()); // an expired inquiry leaves its task failed, as in Orquesta
     }
 
     [Fact]
@@ -626,6 +654,51 @@ public sealed class WorkflowRunTests(AzuriteFixture azurite)
         Assert.Equal(["prepare", "flaky", "flaky"], File.ReadAllLines(marks)); // prepare kept its result inside the sub-workflow
         File.Delete(marks);
         File.Delete(marks + ".fixed");
+    }
+
+    [Fact]
+    public async Task TaskDelay_AndRetryDelay_WaitAtLeastTheStatedSeconds_FromWhenTheyAreDue()
+    {
+        // Orquesta: delay (and retry's delay) holds the action back that many seconds after the task is due — after
+        // the task before it ended, or after the failed attempt. Measured between the executions' records.
+        using var packs = new TempPacks().WithPack("wf");
+        WriteWorkflow(packs, "waits", """
+            version: 1.0
+            tasks:
+              start:
+                action: core.noop
+                next: [{do: [one, two, flaky]}]
+              one: {action: core.noop, delay: 1}
+              two: {action: core.noop, delay: 2}
+              flaky:
+                action: core.local
+                input: {cmd: "exit 1"}
+                retry: {count: 1, delay: 1}
+                next: [{when: <% failed() %>, do: noop}]
+            """);
+        var (host, hub) = await StartAsync(packs);
+        await using var _ = host;
+        await using var __ = hub;
+
+        var started = await host.Services.GetRequiredService<ExecutionService>().RunAsync("wf.waits", [], null, TestCallers.Admin.User, CancellationToken.None);
+        var workflow = await host.WaitForExecutionAsync(started.Id, TimeSpan.FromSeconds(90));
+        var tasks = (await host.Audit.GetTraceAsync(workflow.TraceTag, CancellationToken.None)).Executions.Where(e => e.ParentId == workflow.Id)
+            .OrderBy(e => e.StartTimestamp).ToList();
+        var start = tasks.Single(t => t.WorkflowTask == "start");
+        var flaky = tasks.Where(t => t.WorkflowTask == "flaky").ToList();
+        var waits = new Dictionary<string, TimeSpan>
+        {
+            ["one"] = tasks.Single(t => t.WorkflowTask == "one").StartTimestamp - start.EndTimestamp!.Value,
+            ["two"] = tasks.Single(t => t.WorkflowTask == "two").StartTimestamp - start.EndTimestamp!.Value,
+            ["retry"] = flaky[1].StartTimestamp - flaky[0].EndTimestamp!.Value,
+        };
+        var stated = new Dictionary<string, double> { ["one"] = 1, ["two"] = 2, ["retry"] = 1 };
+
+        Assert.True(workflow.Status == ExecutionStatus.Succeeded, workflow.Error);
+        Assert.Equal(2, flaky.Count);
+        var figures = string.Join(", ", waits.Select(w => $"{w.Key} {w.Value.TotalSeconds:0.000}s"));
+        Assert.All(waits, w => Assert.True(w.Value.TotalSeconds >= stated[w.Key] && w.Value.TotalSeconds < stated[w.Key] + 1.5, $"{w.Key} waited outside [stated, stated + 1.5 s]: {figures}"));
+        Console.WriteLine($"measured delays: {figures}");
     }
 
     /// <summary>The workflow's <c>approve</c> task once it waits for its answer; fails naming every task if the workflow ended first.</summary>

@@ -27,7 +27,11 @@ public sealed record WorkflowDefinition(
 }
 
 /// <summary>An input parameter; one without a default is required.</summary>
-public sealed record WorkflowInput(string Name, JsonNode? Default, bool HasDefault);
+public sealed record WorkflowInput(string Name, JsonNode? Default, bool HasDefault)
+{
+    /// <summary>The default with its expressions parsed: as in Orquesta, it may use the inputs before it.</summary>
+    public TemplatedValue? DefaultValue { get; init; }
+}
 
 /// <summary>A name and the value (possibly templated) it gets, as in <c>vars</c>, <c>publish</c> and <c>output</c>.</summary>
 public sealed record NamedExpression(string Name, TemplatedValue Value);

@@ -30,10 +30,18 @@ public sealed class WorkflowInterpreter
     private readonly WorkflowDefinition _workflow;
     private readonly Dictionary<string, TaskRun> _running = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _occurrences = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, string> _lastStatus = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, JoinState> _joins = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string Task, string Route), string> _lastStatus = [];
+    // Joins by task and route (see Route).
+    private readonly Dictionary<(string Task, string Route), JoinState> _joins = [];
+    private readonly Dictionary<string, bool> _inCycle = new(StringComparer.Ordinal);
+    private readonly List<(string Task, string Route)> _pendingJoins = [];
     private readonly List<string> _errors = [];
-    private readonly List<JsonObject> _endContexts = [];
+    // As Orquesta's conductor: the contexts are a list — the first is the workflow's (input and vars), each other one what
+    // a transition published — and a task's context is the merge of the ones on its path, in order. A join extends its
+    // list with each later arrival's, less the workflow's own, so a branch that published nothing cannot overwrite with
+    // its older copy what another published (Orquesta's fix for overwritten context variables on join).
+    private readonly List<JsonObject> _contexts = [];
+    private readonly List<List<int>> _endContexts = [];
     private bool _failing;
     private bool _canceling;
     private bool _completed;
@@ -53,7 +61,16 @@ public sealed class WorkflowInterpreter
             }
             else if (declared.HasDefault)
             {
-                context[declared.Name] = declared.Default?.DeepClone();
+                // As Orquesta: a default may be an expression over the inputs before it. (A value given at run time is
+                // data, never evaluated: Orquesta evaluates it too, but here trigger data is never template source.)
+                try
+                {
+                    context[declared.Name] = declared.DefaultValue is { } templated ? templated.Render(Scope(context, null)) : declared.Default?.DeepClone();
+                }
+                catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException)
+                {
+                    _errors.Add($"input '{declared.Name}': its default did not render: {ex.Message}");
+                }
             }
             else
             {
@@ -77,10 +94,13 @@ public sealed class WorkflowInterpreter
         }
         else
         {
+            _contexts.Add(context);
             foreach (var task in _workflow.StartTasks)
             {
-                Schedule(task, (JsonObject)context.DeepClone(), commands);
+                Schedule(task, [0], commands, from: null, route: "");
             }
+
+            LaunchJoins(0, commands);
         }
 
         Finish(commands, context);
@@ -107,7 +127,7 @@ public sealed class WorkflowInterpreter
         return commands;
     }
 
-    private void Schedule(string taskName, JsonObject context, List<WorkflowCommand> commands)
+    private void Schedule(string taskName, List<int> contexts, List<WorkflowCommand> commands, string? from, string route)
     {
         if (_failing || _canceling)
         {
@@ -117,50 +137,109 @@ public sealed class WorkflowInterpreter
         var task = _workflow.Tasks[taskName];
         if (task.Join is { } join)
         {
-            if (!_joins.TryGetValue(taskName, out var state))
+            if (!_joins.TryGetValue((taskName, route), out var state))
             {
-                _joins[taskName] = state = new JoinState();
+                _joins[(taskName, route)] = state = new JoinState();
             }
 
-            state.Arrived++;
-            foreach (var (key, value) in context)
+            // As Orquesta (since 1.1): a join counts the inbound tasks that transitioned into it, not the transitions —
+            // a task with two transitions to the join counts once.
+            if (from is not null)
             {
-                state.Context[key] = value?.DeepClone();
+                state.Arrived.Add(from);
+            }
+
+            if (state.Launched)
+            {
+                // As Orquesta's conductor (not its docs, which speak of one instance): once the barrier task has started,
+                // a later arrival stages it anew, already satisfied, so it runs again — with that arrival's context only.
+                // So join: 2 of three branches runs twice when the third comes after the first two.
+                StartTask(task, contexts, route, commands);
+                return;
+            }
+
+            if (state.Contexts is null)
+            {
+                state.Contexts = [.. contexts];
+            }
+            else
+            {
+                var added = contexts.ToList();
+                added.Remove(0);
+                state.Contexts.AddRange(added);
             }
 
             var needed = join.Count ?? _workflow.InboundOf(taskName).Count;
-            if (state.Arrived < needed || state.Fired)
+            if (state.Arrived.Count < needed || state.Fired)
             {
                 return;
             }
 
+            // It starts once the completing task's transitions are all taken: its other transitions into the join
+            // still merge in (Orquesta stages the join and hands it out afterwards).
             state.Fired = true;
-            context = state.Context;
+            _pendingJoins.Add((taskName, route));
+            return;
         }
 
-        var occurrence = _occurrences[taskName] = _occurrences.GetValueOrDefault(taskName) + 1;
-        var run = new TaskRun(task, occurrence, context);
+        StartTask(task, contexts, route, commands);
+    }
+
+    private void StartTask(WorkflowTask task, List<int> contexts, string route, List<WorkflowCommand> commands)
+    {
+        var occurrence = _occurrences[task.Name] = _occurrences.GetValueOrDefault(task.Name) + 1;
+        var run = new TaskRun(task, occurrence, Merge(contexts), contexts) { Route = route };
         _running[run.Key] = run;
         Launch(run, commands, initialDelay: true);
     }
 
+    // Starts the joins satisfied since `from` in the pending list.
+    private void LaunchJoins(int from, List<WorkflowCommand> commands)
+    {
+        var satisfied = _pendingJoins.Skip(from).ToList();
+        _pendingJoins.RemoveRange(from, satisfied.Count);
+
+        // A transition that failed to evaluate fails the workflow before the join is handed out (Orquesta hands out
+        // nothing then); a fail command does not hold it back (its tasks run on fail).
+        foreach (var (name, route) in _failing || _canceling ? [] : satisfied)
+        {
+            var state = _joins[(name, route)];
+            state.Launched = true;
+            StartTask(_workflow.Tasks[name], state.Contexts!, route, commands);
+        }
+    }
+
     // Starts (or, for a retry, starts again) a task's action: every item up to the concurrency, or the one action.
-    private void Launch(TaskRun run, List<WorkflowCommand> commands, bool initialDelay)
+    private void Launch(TaskRun run, List<WorkflowCommand> commands, bool initialDelay, bool commandRetry = false)
     {
         var scope = Scope(run.Context, run);
         TimeSpan delay;
         try
         {
-            delay = initialDelay ? Seconds(run.Task.Delay, scope) : Seconds(run.Task.Retry?.Delay, scope);
+            // The retry engine command runs the task again at once (Orquesta: "up to 3 times with no delay").
+            if (initialDelay && run.Task.Retry is { } retry)
+            {
+                // As Orquesta: retry's count and delay are evaluated once, when the task is first set up, from its context.
+                run.RetryCount = WholeNumber(retry.Count, scope, "retry count");
+                run.RetryDelay = retry.Delay is null ? TimeSpan.Zero : TimeSpan.FromSeconds(WholeNumber(retry.Delay, scope, "retry delay"));
+            }
+
+            delay = initialDelay ? Seconds(run.Task.Delay, scope, "delay") : commandRetry ? TimeSpan.Zero : run.RetryDelay;
             run.Items = run.Task.With is { } with ? ItemsOf(with, scope) : [null];
-            run.Concurrency = run.Task.With?.Concurrency is { } c && JsonNumbers.TryGetInt64(c.Render(scope), out var n) && n > 0 ? (int)n : int.MaxValue;
+            // As Orquesta: a concurrency below 1 runs one item at a time.
+            run.Concurrency = run.Task.With?.Concurrency is { } c && JsonNumbers.TryGetInt64(c.Render(scope), out var n) ? (int)Math.Clamp(n, 1, int.MaxValue) : int.MaxValue;
+
+            // As Orquesta, every item's action and input render before any item starts (one that does not fails the
+            // workflow with nothing started).
+            run.Actions = run.Task.Action is null ? [] : [.. run.Items.Select((item, index) => RenderAction(run, item, index))];
         }
         catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException or InvalidOperationException)
         {
-            run.Errors.Add($"task {run.Task.Name}: {ex.Message}");
-            run.Items = [];
-            run.ForcedStatus = ExecutionStatus.Failed;
-            Complete(run, commands);
+            // As Orquesta: a task that does not render never starts, and the workflow fails — its transitions do not
+            // run, as there is no outcome for them to look at.
+            _errors.Add($"task {run.Task.Name}: {ex.Message}");
+            _failing = true;
+            _running.Remove(run.Key);
             return;
         }
 
@@ -180,58 +259,68 @@ public sealed class WorkflowInterpreter
     // Keeps up to the concurrency of items running; completes the task when none runs and none is left to start.
     private void StartItems(TaskRun run, TimeSpan delay, List<WorkflowCommand> commands)
     {
-        while (run.NextItem < run.Items.Count && run.Outstanding.Count < run.Concurrency && !_failing && !_canceling)
+        // As Orquesta's task state machine: an item that failed (or was canceled) ends its task as soon as no other item
+        // of it is running; the items not started then never run. While other items still run, the task goes on, and
+        // keeps starting items up to its concurrency (Orquesta's conductor tests for with-items failures).
+        var ended = run.ItemStatuses.Contains(ExecutionStatus.Canceled)
+            || (run.Outstanding.Count == 0 && run.ItemStatuses.Any(s => s is not null && s != ExecutionStatus.Succeeded));
+        while (!ended && run.NextItem < run.Items.Count && run.Outstanding.Count < run.Concurrency && !_failing && !_canceling)
         {
-            if (RunItem(run, run.NextItem++, delay) is { } command)
-            {
-                commands.Add(command);
-            }
+            commands.Add(RunItem(run, run.NextItem++, delay));
         }
 
-        if (run.Outstanding.Count == 0 && (run.NextItem >= run.Items.Count || _failing || _canceling))
+        if (run.Outstanding.Count == 0 && (ended || run.NextItem >= run.Items.Count || _failing || _canceling))
         {
             Complete(run, commands);
         }
     }
 
-    // Null when the item failed before it could run (its input or action did not render).
-    private RunAction? RunItem(TaskRun run, int index, TimeSpan delay)
+    private RunAction RunItem(TaskRun run, int index, TimeSpan delay)
     {
         var id = string.Create(CultureInfo.InvariantCulture, $"{run.Key}.{run.Attempt}{(run.Task.With is null ? "" : $".{index}")}");
-        var scope = Scope(run.Context, run, run.Items[index]);
-        JsonObject input;
-        string actionRef;
+        var (actionRef, input) = run.Actions[index];
+        run.Outstanding[id] = index;
+        return new RunAction(id, run.Task.Name, actionRef, (JsonObject)input.DeepClone(), delay, run.Task.With is null ? null : index);
+    }
+
+    private (string ActionRef, JsonObject Input) RenderAction(TaskRun run, JsonNode? item, int index)
+    {
+        var scope = Scope(run.Context, run, item);
         try
         {
-            input = run.Task.Input.Render(scope) as JsonObject ?? [];
-            actionRef = Template.LooksLikeTemplate(run.Task.Action!, TemplateDialect.Orquesta)
+            // input: written as one expression must give the parameters' mapping (Orquesta hands it on as the action's).
+            var input = run.Task.Input.Render(scope) switch
+            {
+                JsonObject parameters => parameters,
+                null => [],
+                var other => throw new InvalidOperationException($"input gave {other.ToJsonString()}, not a mapping of parameters"),
+            };
+            var actionRef = Template.LooksLikeTemplate(run.Task.Action!, TemplateDialect.Orquesta)
                 ? Template.Parse(run.Task.Action!, TemplateDialect.Orquesta).Render(scope)
                 : run.Task.Action!;
+            return (actionRef, input);
         }
-        catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException)
+        catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException or InvalidOperationException)
         {
-            run.ItemStatuses[index] = ExecutionStatus.Failed;
-            run.Errors.Add($"task {run.Task.Name}: its input could not be rendered: {ex.Message}");
-            return null;
+            throw new InvalidOperationException($"its input could not be rendered{(run.Task.With is null ? "" : $" for item {index}")}: {ex.Message}", ex);
         }
-
-        run.Outstanding[id] = index;
-        return new RunAction(id, run.Task.Name, actionRef, input, delay, run.Task.With is null ? null : index);
     }
 
     private void Complete(TaskRun run, List<WorkflowCommand> commands)
     {
-        // A task's status is its action's (timeout, canceled, …); with items, canceled when an item was (as Orquesta),
-        // else failed when any item did not succeed.
-        var status = run.ForcedStatus ?? (run.ItemStatuses.All(s => s == ExecutionStatus.Succeeded) ? ExecutionStatus.Succeeded
-            : run.Task.With is null && run.ItemStatuses is [{ } only] ? only
-            : run.ItemStatuses.Contains(ExecutionStatus.Canceled) ? ExecutionStatus.Canceled : ExecutionStatus.Failed);
+        // A task's status is its action's, except that an action that timed out leaves its task failed (Orquesta's task
+        // state machine: action_timeout -> failed, so failed() holds and task_status() says 'failed'); with items,
+        // canceled when an item was (as Orquesta), else failed when any item did not succeed.
+        var status = run.ItemStatuses.All(s => s == ExecutionStatus.Succeeded) ? ExecutionStatus.Succeeded
+            : run.Task.With is null && run.ItemStatuses is [{ } only] ? (only == ExecutionStatus.Timeout ? ExecutionStatus.Failed : only)
+            : run.ItemStatuses.Contains(ExecutionStatus.Canceled) ? ExecutionStatus.Canceled : ExecutionStatus.Failed;
         run.Status = status;
         run.Result = run.Task.With is null ? run.ItemResults.FirstOrDefault() : new JsonArray([.. run.ItemResults.Select(r => r?.DeepClone())]);
         var scope = Scope(run.Context, run);
 
-        if (run.Task.Retry is { } retry && run.ForcedStatus is null && status != ExecutionStatus.Canceled && run.Attempt <= Count(retry, scope) && Holds(retry.When, scope, status == ExecutionStatus.Failed))
+        if (run.Task.Retry is { } retry && status != ExecutionStatus.Canceled && run.Retries < run.RetryCount && Holds(retry.When, scope, status is not ExecutionStatus.Succeeded and not ExecutionStatus.Canceled))
         {
+            run.Retries++;
             run.Attempt++;
             run.Errors.Clear();
             Launch(run, commands, initialDelay: false);
@@ -239,7 +328,7 @@ public sealed class WorkflowInterpreter
         }
 
         _running.Remove(run.Key);
-        _lastStatus[run.Task.Name] = status;
+        _lastStatus[(run.Task.Name, run.Route)] = status;
         if (status == ExecutionStatus.Canceled && !_failing)
         {
             // As Orquesta: a task canceled on its own (by a policy, or by hand) cancels its workflow. The tasks still
@@ -253,7 +342,12 @@ public sealed class WorkflowInterpreter
         // publishing alone, or `continue`, carries the failure on to the workflow.
         var remediated = false;
         var handled = false;
-        foreach (var transition in run.Task.Next)
+
+        // As Orquesta: the tasks a failing transition names run even when the fail command comes first (do: fail, log),
+        // so the workflow fails only once this task's transitions are all taken.
+        var failRequested = false;
+        var joinsFrom = _pendingJoins.Count;
+        foreach (var (transition, transitionIndex) in run.Task.Next.Select((t, i) => (t, i)))
         {
             bool applies;
             try
@@ -274,10 +368,18 @@ public sealed class WorkflowInterpreter
 
             handled = true;
             var context = (JsonObject)run.Context.DeepClone();
-            if (!TryAssign(transition.Publish, context, Scope(context, run), $"task {run.Task.Name} publish"))
+            var published = new JsonObject();
+            if (!TryAssign(transition.Publish, context, Scope(context, run), $"task {run.Task.Name} publish", published))
             {
                 _failing = true;
                 continue;
+            }
+
+            var next = run.Contexts;
+            if (published.Count > 0)
+            {
+                _contexts.Add(published);
+                next = [.. run.Contexts, _contexts.Count - 1];
             }
 
             foreach (var target in transition.Do)
@@ -286,14 +388,14 @@ public sealed class WorkflowInterpreter
                 {
                     case "fail":
                         _errors.Add($"task {run.Task.Name} ({status}): the workflow was failed by its transition");
-                        _failing = true;
+                        failRequested = true;
                         break;
                     case "retry" when run.CommandRetries < RetryCommandLimit:
                         run.CommandRetries++;
                         run.Attempt++;
                         run.Errors.Clear();
                         _running[run.Key] = run;
-                        Launch(run, commands, initialDelay: false);
+                        Launch(run, commands, initialDelay: false, commandRetry: true);
                         remediated = true;
                         break;
                     case "retry" or "continue":
@@ -302,7 +404,7 @@ public sealed class WorkflowInterpreter
                         remediated = true;
                         break;
                     default:
-                        Schedule(target, (JsonObject)context.DeepClone(), commands);
+                        Schedule(target, next, commands, from: run.Task.Name, Route(run, transitionIndex, target));
                         remediated = true;
                         break;
                 }
@@ -310,13 +412,15 @@ public sealed class WorkflowInterpreter
 
             if (transition.Do.Count == 0 || !transition.Do.Any(_workflow.Tasks.ContainsKey))
             {
-                _endContexts.Add(context);
+                _endContexts.Add(next);
             }
         }
 
+        LaunchJoins(joinsFrom, commands);
+        _failing |= failRequested;
         if (!handled)
         {
-            _endContexts.Add(run.Context);
+            _endContexts.Add(run.Contexts);
         }
 
         if (status != ExecutionStatus.Succeeded && !remediated)
@@ -336,50 +440,60 @@ public sealed class WorkflowInterpreter
         }
 
         _completed = true;
-        foreach (var (name, join) in _joins.Where(j => !j.Value.Fired))
+        foreach (var ((name, _), join) in _joins.Where(j => !j.Value.Fired))
         {
-            _errors.Add($"join '{name}' was not satisfied: {join.Arrived} of {_workflow.Tasks[name].Join!.Count?.ToString(CultureInfo.InvariantCulture) ?? _workflow.InboundOf(name).Count.ToString(CultureInfo.InvariantCulture)} inbound task(s) arrived");
+            _errors.Add($"join '{name}' was not satisfied: {join.Arrived.Count} of {_workflow.Tasks[name].Join!.Count?.ToString(CultureInfo.InvariantCulture) ?? _workflow.InboundOf(name).Count.ToString(CultureInfo.InvariantCulture)} inbound task(s) arrived");
             _failing = true;
         }
 
-        var final = new JsonObject();
-        foreach (var context in _endContexts.Count > 0 ? _endContexts : startContext is null ? [] : [startContext])
+        // As Orquesta's terminal context: the first ending path whole, then what the others published.
+        var final = _endContexts.Count > 0 ? Merge([.. _endContexts[0], .. _endContexts.Skip(1).SelectMany(WithoutWorkflows)])
+            : _contexts.Count > 0 ? Merge([0])
+            : (JsonObject?)startContext?.DeepClone() ?? [];
+
+        // As Orquesta (render_workflow_output): the output renders from the context reached, whatever the workflow's end —
+        // so what a failure published for diagnosis is kept. Each entry renders on its own (each may use those before
+        // it); one that fails is left out and its error reported, and a workflow that would have succeeded fails.
+        var status = _canceling ? ExecutionStatus.Canceled : _failing ? ExecutionStatus.Failed : ExecutionStatus.Succeeded;
+        var output = new JsonObject();
+        var rolling = (JsonObject)final.DeepClone();
+        var rendered = true;
+        foreach (var entry in _workflow.Output)
         {
-            foreach (var (key, value) in context)
+            try
             {
-                final[key] = value?.DeepClone();
+                var value = entry.Value.Render(Scope(rolling, null));
+                rolling[entry.Name] = value?.DeepClone();
+                output[entry.Name] = value;
+            }
+            catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException)
+            {
+                _errors.Add($"output '{entry.Name}': {ex.Message}");
+                rendered = false;
             }
         }
 
-        if (_canceling || _failing)
+        if (!rendered && status == ExecutionStatus.Succeeded)
         {
-            commands.Add(new CompleteWorkflow(_canceling ? ExecutionStatus.Canceled : ExecutionStatus.Failed, null, [.. _errors]));
-            return;
+            status = ExecutionStatus.Failed;
         }
 
-        var output = new JsonObject();
-        if (!TryAssign(_workflow.Output, output, Scope(final, null), "output", intoContext: final))
-        {
-            commands.Add(new CompleteWorkflow(ExecutionStatus.Failed, null, [.. _errors]));
-            return;
-        }
-
-        commands.Add(new CompleteWorkflow(ExecutionStatus.Succeeded, output, []));
+        // Orquesta keeps no output when none rendered (an empty one included).
+        commands.Add(new CompleteWorkflow(status, output.Count > 0 ? output : null, [.. _errors]));
     }
 
     // Evaluates name: value pairs in order into target; each may use the ones before it (through ctx).
-    private bool TryAssign(IReadOnlyList<NamedExpression> entries, JsonObject target, TemplateScope scope, string what, JsonObject? intoContext = null)
+    private bool TryAssign(IReadOnlyList<NamedExpression> entries, JsonObject target, TemplateScope scope, string what, JsonObject? alsoInto = null)
     {
-        var context = intoContext ?? target;
         foreach (var entry in entries)
         {
             try
             {
                 var value = entry.Value.Render(scope);
                 target[entry.Name] = value;
-                if (!ReferenceEquals(context, target))
+                if (alsoInto is not null)
                 {
-                    context[entry.Name] = value?.DeepClone();
+                    alsoInto[entry.Name] = value?.DeepClone();
                 }
             }
             catch (Exception ex) when (ex is ExpressionEvaluationException or ExpressionLimitException)
@@ -392,17 +506,87 @@ public sealed class WorkflowInterpreter
         return true;
     }
 
+    // As Orquesta's routes: a task that several transitions lead to without a join (a split) runs once per arrival,
+    // and each of those runs, with all that follows it, is on a route of its own — so a join after a split waits for
+    // the branches of its own route. A task in a cycle keeps its route.
+    private string Route(TaskRun run, int transitionIndex, string target)
+    {
+        var task = _workflow.Tasks[target];
+        var inbound = _workflow.Tasks.Values.Sum(t => t.Next.Count(n => n.Do.Contains(target)));
+        if (task.Join is not null || inbound <= 1 || InCycle(target))
+        {
+            return run.Route;
+        }
+
+        var step = string.Create(CultureInfo.InvariantCulture, $"{run.Task.Name}__t{transitionIndex}");
+        return run.Route.Split('|').Contains(step) ? run.Route : run.Route.Length == 0 ? step : $"{run.Route}|{step}";
+    }
+
+    private bool InCycle(string task)
+    {
+        if (!_inCycle.TryGetValue(task, out var inCycle))
+        {
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            var queue = new Queue<string>(Targets(task));
+            while (queue.TryDequeue(out var next) && !inCycle)
+            {
+                inCycle = next == task;
+                if (seen.Add(next))
+                {
+                    foreach (var after in Targets(next))
+                    {
+                        queue.Enqueue(after);
+                    }
+                }
+            }
+
+            _inCycle[task] = inCycle;
+        }
+
+        return inCycle;
+
+        IEnumerable<string> Targets(string name) => _workflow.Tasks[name].Next.SelectMany(n => n.Do).Where(_workflow.Tasks.ContainsKey);
+    }
+
+    private JsonObject Merge(IEnumerable<int> contexts)
+    {
+        var merged = new JsonObject();
+        foreach (var index in contexts)
+        {
+            foreach (var (key, value) in _contexts[index])
+            {
+                merged[key] = value?.DeepClone();
+            }
+        }
+
+        return merged;
+    }
+
+    // A path's contexts less the workflow's own (the first occurrence, as Orquesta removes it).
+    private static List<int> WithoutWorkflows(List<int> contexts)
+    {
+        var rest = contexts.ToList();
+        rest.Remove(0);
+        return rest;
+    }
+
     private TemplateScope Scope(JsonObject context, TaskRun? run, JsonNode? item = null) =>
         new() { Workflow = new Functions(this, context, run, item) };
 
     private static bool Holds(Template? condition, TemplateScope scope, bool otherwise) =>
         condition is null ? otherwise : Py.Truthy(condition.EvaluateValue(scope));
 
-    private static long Count(RetrySpec retry, TemplateScope scope) =>
-        JsonNumbers.TryGetInt64(retry.Count.Render(scope), out var n) ? n : 0;
+    // As Orquesta, a delay is a whole number of seconds; anything else fails the task's rendering.
+    private static TimeSpan Seconds(TemplatedValue? value, TemplateScope scope, string what) =>
+        value is null ? TimeSpan.Zero : TimeSpan.FromSeconds(WholeNumber(value, scope, what, " of seconds"));
 
-    private static TimeSpan Seconds(TemplatedValue? value, TemplateScope scope) =>
-        value is not null && JsonNumbers.TryGetDouble(value.Render(scope), out var s) && s > 0 ? TimeSpan.FromSeconds(s) : TimeSpan.Zero;
+    private static long WholeNumber(TemplatedValue value, TemplateScope scope, string what, string unit = "")
+    {
+        var rendered = value.Render(scope);
+        return JsonNumbers.TryGetInt64(rendered, out var number) && number >= 0
+            ? number
+            : throw new InvalidOperationException($"{what} must be a whole number{unit}, got {rendered?.ToJsonString() ?? "null"}");
+    }
 
     private static List<JsonNode?> ItemsOf(WithItems with, TemplateScope scope)
     {
@@ -423,7 +607,10 @@ public sealed class WorkflowInterpreter
 
     private const int RetryCommandLimit = 3;
 
-    private sealed class TaskRun(WorkflowTask task, int occurrence, JsonObject context)
+    // Orquesta's unset status is the text "null".
+    private const string Unset = "null";
+
+    private sealed class TaskRun(WorkflowTask task, int occurrence, JsonObject context, List<int> contexts)
     {
         public WorkflowTask Task { get; } = task;
 
@@ -431,7 +618,21 @@ public sealed class WorkflowInterpreter
 
         public JsonObject Context { get; } = context;
 
+        /// <summary>The contexts <see cref="Context"/> merges (indexes into the workflow's list).</summary>
+        public List<int> Contexts { get; } = contexts;
+
+        /// <summary>The route it runs on: "" from the start, else the split transitions taken (see Route()).</summary>
+        public string Route { get; init; } = "";
+
         public int Attempt { get; set; } = 1;
+
+        /// <summary>retry's count and delay, evaluated when the task was set up.</summary>
+        public long RetryCount { get; set; }
+
+        public TimeSpan RetryDelay { get; set; }
+
+        /// <summary>Times its retry ran it again.</summary>
+        public int Retries { get; set; }
 
         /// <summary>Times the <c>retry</c> engine command ran it again (Orquesta allows 3).</summary>
         public int CommandRetries { get; set; }
@@ -450,7 +651,8 @@ public sealed class WorkflowInterpreter
 
         public List<string> Errors { get; } = [];
 
-        public string? ForcedStatus { get; set; }
+        /// <summary>Each item's action ref and input, rendered when the task (or its retry) starts.</summary>
+        public List<(string ActionRef, JsonObject Input)> Actions { get; set; } = [];
 
         public string? Status { get; set; }
 
@@ -459,11 +661,14 @@ public sealed class WorkflowInterpreter
 
     private sealed class JoinState
     {
-        public int Arrived { get; set; }
+        public HashSet<string> Arrived { get; } = new(StringComparer.Ordinal);
 
         public bool Fired { get; set; }
 
-        public JsonObject Context { get; } = [];
+        /// <summary>Its barrier task has started (it is started once the transitions that satisfied it are all taken).</summary>
+        public bool Launched { get; set; }
+
+        public List<int>? Contexts { get; set; }
     }
 
     // ctx(), result(), item(), succeeded(), … for one evaluation.
@@ -486,6 +691,20 @@ public sealed class WorkflowInterpreter
 
         public bool Completed() => run?.Status is not null;
 
-        public string? TaskStatus(string taskName) => interpreter._lastStatus.GetValueOrDefault(taskName);
+        // As Orquesta: the task's status on the current route, else on the routes it split from (longest first), else
+        // the unset status, the text "null".
+        public string? TaskStatus(string taskName)
+        {
+            var steps = (run?.Route ?? "").Split('|', StringSplitOptions.RemoveEmptyEntries);
+            for (var length = steps.Length; length >= 0; length--)
+            {
+                if (interpreter._lastStatus.TryGetValue((taskName, string.Join('|', steps[..length])), out var status))
+                {
+                    return status;
+                }
+            }
+
+            return Unset;
+        }
     }
 }

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using ServerlessStorm.Engine.Expressions;
 using ServerlessStorm.Engine.Packs;
@@ -67,6 +68,26 @@ public static partial class WorkflowLoader
         TemplatedValue Compile(YamlNode? node, string field) =>
             TemplatedValue.Compile(node?.ToJson(), (at, ex) => Problem(node?.Position ?? doc.Position, Join(field, at), $"expression does not parse: {ex.Message}"), TemplateDialect.Orquesta);
 
+        // delay, retry count and delay, concurrency: Orquesta takes a whole number (0 or more) or an expression.
+        TemplatedValue? WholeNumber(YamlNode? node, string field)
+        {
+            if (node is null)
+            {
+                return null;
+            }
+
+            var value = node.ToJson();
+            var ok = value is JsonValue v && (v.GetValueKind() == System.Text.Json.JsonValueKind.Number
+                ? Json.JsonNumbers.TryGetInt64(v, out var n) && n >= 0
+                : v.TryGetValue<string>(out var text) && Template.LooksLikeTemplate(text, TemplateDialect.Orquesta));
+            if (!ok)
+            {
+                Problem(node.Position, field, $"must be a whole number (0 or more) or an expression, got {value?.ToJsonString() ?? "nothing"}");
+            }
+
+            return Compile(node, field);
+        }
+
         Template? Expression(YamlNode? node, string field)
         {
             if (node is null)
@@ -91,9 +112,16 @@ public static partial class WorkflowLoader
             }
         }
 
-        // vars, publish and output: a list of one-key mappings (Orquesta's form), or one mapping.
-        List<NamedExpression> Named(YamlNode? node, string field)
+        // vars, publish and output: a list of one-key mappings (Orquesta's form), or one mapping; publish also takes
+        // Orquesta's inline string, "a=<% result() %> b=<% ctx(x) %>".
+        List<NamedExpression> Named(YamlNode? node, string field, bool inline = false)
         {
+            if (inline && node is YamlScalar text)
+            {
+                return [.. Inline(text, field, "publish").Select(p => new NamedExpression(p.Name,
+                    TemplatedValue.Compile(p.Value, (at, ex) => Problem(text.Position, Join($"{field}.{p.Name}", at), $"expression does not parse: {ex.Message}"), TemplateDialect.Orquesta)))];
+            }
+
             var entries = node switch
             {
                 null => [],
@@ -110,6 +138,24 @@ public static partial class WorkflowLoader
             }
         }
 
+        // key=value pairs of an inline form; what Orquesta would silently drop is reported.
+        IReadOnlyList<InlineParameter> Inline(YamlScalar text, string field, string what)
+        {
+            var (parameters, unread) = InlineParameters.Parse(text.Value);
+            foreach (var bad in unread)
+            {
+                Problem(text.Position, field, $"'{bad}' is not a key=value pair of {what} (a value is a \"quoted\" or 'quoted' string, a number, "
+                    + "true, false, null, a [list], a '{...}' JSON object in quotes, or a <% %> or {{ }} expression)");
+            }
+
+            if (parameters.Count == 0 && unread.Count == 0)
+            {
+                Problem(text.Position, field, $"{what} is empty");
+            }
+
+            return parameters;
+        }
+
         var inputs = new List<WorkflowInput>();
         foreach (var item in (doc["input"] as YamlSequence)?.Items ?? [])
         {
@@ -119,7 +165,10 @@ public static partial class WorkflowLoader
                     inputs.Add(new WorkflowInput(name.Value, null, false));
                     break;
                 case YamlMapping { Entries.Count: 1 } withDefault:
-                    inputs.Add(new WorkflowInput(withDefault.Entries[0].Key.Value, withDefault.Entries[0].Value.ToJson(), true));
+                    inputs.Add(new WorkflowInput(withDefault.Entries[0].Key.Value, withDefault.Entries[0].Value.ToJson(), true)
+                    {
+                        DefaultValue = Compile(withDefault.Entries[0].Value, $"input.{withDefault.Entries[0].Key.Value}"),
+                    });
                     break;
                 default:
                     Problem(item.Position, "input", "each input is a name, or 'name: default'");
@@ -129,7 +178,66 @@ public static partial class WorkflowLoader
 
         if (doc["input"] is { } badInput and not YamlSequence)
         {
+            // Orquesta's schema takes only the list here (no key=value string).
             Problem(badInput.Position, "input", "expected a list of names (or 'name: default')");
+        }
+
+        // The action ref and its input: Orquesta's "core.echo message=<% ctx(x) %> count=3" gives both, its pairs
+        // replacing any input: (as Orquesta does); input: itself is a mapping, or one expression giving the mapping.
+        (string? Action, TemplatedValue Input) ActionAndInput(YamlMapping task, string field)
+        {
+            var given = task["input"];
+            if (given is YamlScalar inputText && given.ToJson() is JsonValue)
+            {
+                if (InlineParameters.HasAny(inputText.Value))
+                {
+                    Problem(given.Position, $"{field}.input", "Orquesta reads key=value pairs after the action ref (action: core.echo message=\"hi\"), not in input: "
+                        + "write input as a mapping, or as one expression giving the mapping");
+                }
+                else if (!Template.LooksLikeTemplate(inputText.Value, TemplateDialect.Orquesta))
+                {
+                    Problem(given.Position, $"{field}.input", "expected a mapping of parameters, or one expression giving the mapping");
+                }
+            }
+            else if (given is not null and not YamlMapping)
+            {
+                Problem(given.Position, $"{field}.input", "expected a mapping of parameters, or one expression giving the mapping");
+            }
+
+            var input = Compile(given, $"{field}.input");
+            if (task["action"] is not YamlScalar actionText)
+            {
+                if (task["action"] is { } badAction)
+                {
+                    Problem(badAction.Position, $"{field}.action", "expected an action ref, with key=value parameters after it if any");
+                }
+
+                return (null, input);
+            }
+
+            var text = actionText.Value.Trim();
+            var space = text.IndexOf(' ', StringComparison.Ordinal);
+            if (space < 0 || Template.LooksLikeTemplate(text, TemplateDialect.Orquesta) && !InlineParameters.HasAny(text))
+            {
+                return (text.Length == 0 ? null : text, input);
+            }
+
+            var reference = text[..space];
+            if (Template.LooksLikeTemplate(reference, TemplateDialect.Orquesta) || reference.Contains("<%", StringComparison.Ordinal) || reference.Contains("{{", StringComparison.Ordinal))
+            {
+                Problem(actionText.Position, $"{field}.action", "an action named by an expression takes its parameters in input:, not after it (Orquesta splits the ref at the first space)");
+                return (text, input);
+            }
+
+            var parameters = Inline(new YamlScalar(actionText.Position, text[(space + 1)..], actionText.IsPlain, actionText.Tag), $"{field}.action", $"action {reference}'s parameters");
+            var inline = new JsonObject();
+            foreach (var parameter in parameters)
+            {
+                inline[parameter.Name] = parameter.Value; // as Orquesta (a dict): a name given twice keeps its last value
+            }
+
+            return (reference, TemplatedValue.Compile(inline, (at, ex) => Problem(actionText.Position, Join($"{field}.action", at), $"expression does not parse: {ex.Message}"),
+                TemplateDialect.Orquesta));
         }
 
         var vars = Named(doc["vars"], "vars");
@@ -146,6 +254,11 @@ public static partial class WorkflowLoader
         {
             var name = nameNode.Value;
             var field = $"tasks.{name}";
+            if (WorkflowDefinition.EngineCommands.Contains(name))
+            {
+                Problem(nameNode.Position, field, $"'{name}' is an engine command, reserved: a task cannot take its name (as in Orquesta)");
+            }
+
             if (body is not YamlMapping task)
             {
                 Problem(body.Position, field, "a task is a mapping (action, input, next, …)");
@@ -157,7 +270,7 @@ public static partial class WorkflowLoader
                 Problem(key.Position, $"{field}.{key.Value}", $"unknown field for a task (known: {string.Join(", ", TaskFields)})");
             }
 
-            var action = (task["action"] as YamlScalar)?.Value;
+            var (action, input) = ActionAndInput(task, field);
             if (action is not null && actionExists is not null && !Template.LooksLikeTemplate(action, TemplateDialect.Orquesta) && !actionExists(action))
             {
                 Problem(task["action"]!.Position, $"{field}.action", $"action '{action}' does not exist");
@@ -180,7 +293,7 @@ public static partial class WorkflowLoader
                     YamlSequence list => list.Items.OfType<YamlScalar>().Select(s => s.Value).ToList(),
                     _ => [],
                 };
-                next.Add(new WorkflowTransition(Expression(transition["when"], $"{at}.when"), Named(transition["publish"], $"{at}.publish"), targets, transition.Position));
+                next.Add(new WorkflowTransition(Expression(transition["when"], $"{at}.when"), Named(transition["publish"], $"{at}.publish", inline: true), targets, transition.Position));
             }
 
             if (task["next"] is { } badNext and not YamlSequence)
@@ -212,7 +325,7 @@ public static partial class WorkflowLoader
                     var expression = Expression(new YamlScalar(itemsText.Position, m.Groups["expr"].Value, false, null), $"{field}.with.items");
                     if (expression is not null)
                     {
-                        with = new WithItems(variables, expression, concurrency is null ? null : Compile(concurrency, $"{field}.with.concurrency"));
+                        with = new WithItems(variables, expression, WholeNumber(concurrency, $"{field}.with.concurrency"));
                     }
                 }
                 else
@@ -224,16 +337,16 @@ public static partial class WorkflowLoader
             RetrySpec? retry = null;
             if (task["retry"] is YamlMapping r)
             {
-                retry = new RetrySpec(Expression(r["when"], $"{field}.retry.when"), Compile(r["count"] ?? new YamlScalar(r.Position, "0", true, null), $"{field}.retry.count"),
-                    r["delay"] is null ? null : Compile(r["delay"], $"{field}.retry.delay"));
+                retry = new RetrySpec(Expression(r["when"], $"{field}.retry.when"), WholeNumber(r["count"], $"{field}.retry.count") ?? Compile(new YamlScalar(r.Position, "0", true, null), $"{field}.retry.count"),
+                    WholeNumber(r["delay"], $"{field}.retry.delay"));
                 if (r["count"] is null)
                 {
                     Problem(r.Position, $"{field}.retry.count", "is required");
                 }
             }
 
-            tasks[name] = new WorkflowTask(name, action, Compile(task["input"], $"{field}.input"), next, join, with, retry,
-                task["delay"] is null ? null : Compile(task["delay"], $"{field}.delay"), nameNode.Position);
+            tasks[name] = new WorkflowTask(name, action, input, next, join, with, retry,
+                WholeNumber(task["delay"], $"{field}.delay"), nameNode.Position);
             order.Add(name);
         }
 
