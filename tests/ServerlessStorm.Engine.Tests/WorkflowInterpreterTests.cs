@@ -906,7 +906,7 @@ public sealed class WorkflowInterpreterTests : IDisposable
             version: 1.0
             tasks:
               each:
-                with: {items: "<% [{'n': 1}, {'n': 2}, {}] %>", concurrency: 1}
+                with: {items: "<% [{'n' => 1}, {'n' => 2}, {}] %>", concurrency: 1}
                 action: core.echo message=<% item().n %>
             """);
 
