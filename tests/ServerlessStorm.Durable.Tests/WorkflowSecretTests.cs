@@ -34,7 +34,7 @@ public sealed class WorkflowSecretTests(AzuriteFixture azurite)
                   cmd: 'echo "$H $P $T"'
                   env: {H: "{{ st2kv.system.wf_host }}", P: "<% ctx(host) %>", T: "{{ st2kv.system.wf_token | decrypt_kv }}"}
                 next: [{when: "<% succeeded() %>", publish: [{said: "<% result().stdout %>"}]}]
-            output: [{said: "<% ctx(said) %>"}, {next: "<% st2kv('system.wf_count') | int + 1 %>"}]
+            output: [{said: "<% ctx(said) %>"}, {next: "<% int(st2kv('system.wf_count')) + 1 %>"}]
             """);
         var (host, hub) = await WorkflowHosts.StartAsync(azurite, packs.Root);
         await using var _ = host;
