@@ -52,9 +52,9 @@ public sealed class CliToolTests : IDisposable
     }
 
     [Fact]
-    public async Task Serve_WithAnInvalidPack_RefusesToStartAndSaysWhy()
+    public async Task Serve_Strict_WithAnInvalidPack_RefusesToStartAndSaysWhy()
     {
-        var result = await StormProcess.RunAsync("serve", "--port", AzuriteFixture.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture), "--packs", _packs.Root);
+        var result = await StormProcess.RunAsync("serve", "--strict", "--port", AzuriteFixture.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture), "--packs", _packs.Root);
 
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("refusing to start", result.StdErr);

@@ -36,7 +36,7 @@ public class PackLoaderTests
     {
         using var packs = new TempPacks().WithPack("broken");
         packs.Write("broken/actions/bad_yaml.yaml", "name: bad\nrunner_type: noop\nparameters:\n  x: [unclosed\n");
-        packs.Write("broken/actions/bad_runner.yaml", "name: bad_runner\nrunner_type: python-script\n");
+        packs.Write("broken/actions/bad_runner.yaml", "name: bad_runner\nrunner_type: local-shel-cmd\n");
         packs.Write("broken/rules/missing_action.yaml", """
             name: missing_action
             pack: broken
@@ -69,7 +69,7 @@ public class PackLoaderTests
         var runner = Assert.Single(problems, p => p.File.EndsWith("bad_runner.yaml", StringComparison.Ordinal));
         Assert.Equal("runner_type", runner.Field);
         Assert.Equal(2, runner.Position.Line);
-        Assert.Contains("unknown runner 'python-script'", runner.Message);
+        Assert.Contains("unknown runner 'local-shel-cmd'", runner.Message);
 
         var missing = Assert.Single(problems, p => p.File.EndsWith("missing_action.yaml", StringComparison.Ordinal));
         Assert.Equal("action.ref", missing.Field);
@@ -138,6 +138,149 @@ public class PackLoaderTests
         Assert.EndsWith("nameless.yaml", problem.File, StringComparison.Ordinal);
         Assert.Equal("name", problem.Field);
         Assert.Contains("is required, and is empty", problem.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void SensorMetadata_RegistersItsTriggerTypes_AndWarnsThatItsCodeDoesNotRun()
+    {
+        // The shape of a StackStorm Exchange sensor file.
+        using var packs = new TempPacks().WithPack("watch");
+        packs.Write("watch/sensors/file_watch_sensor.yaml", """
+            ---
+            class_name: "FileWatchSensor"
+            enabled: true
+            entry_point: "file_watch_sensor.py"
+            description: "Sensor which monitors files for new lines"
+            trigger_types:
+              -
+                name: "file_watch.line"
+                pack: "watch"
+                description: "Trigger which indicates a new line has been detected"
+                parameters_schema:
+                  type: "object"
+                  properties:
+                    file_path:
+                      type: "string"
+                  additionalProperties: false
+                payload_schema:
+                  type: "object"
+                  properties:
+                    file_path:
+                      type: "string"
+                    line:
+                      type: "string"
+            """);
+        packs.Write("watch/sensors/file_watch_sensor.py", "class FileWatchSensor(object):\n    pass\n");
+        packs.Write("watch/rules/on_line.yaml", """
+            name: on_line
+            pack: watch
+            trigger:
+              type: watch.file_watch.line
+              parameters:
+                file_path: /var/log/syslog
+            action:
+              ref: core.noop
+            """);
+
+        var result = Load(packs.Root);
+
+        Assert.Empty(result.Problems);
+        var type = result.Catalog.TriggerTypes["watch.file_watch.line"];
+        Assert.Equal("string", type.PayloadSchema!["properties"]!["line"]!["type"]!.GetValue<string>());
+        Assert.Contains("watch.on_line", result.Catalog.Rules.Select(r => r.Ref));
+        var warning = Assert.Single(result.Warnings);
+        Assert.EndsWith("file_watch_sensor.yaml", warning.File, StringComparison.Ordinal);
+        Assert.Contains("sensor 'FileWatchSensor' does not run here", warning.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void StackStormRunnersNotHere_AndAliases_AreWarnings_NamingTheFile_AndTheActionsLoad()
+    {
+        using var packs = new TempPacks().WithPack("st2like");
+        packs.Write("st2like/actions/uuid.yaml", """
+            ---
+            name: uuid
+            runner_type: python-script
+            description: Generate a new UUID
+            enabled: true
+            entry_point: generate_uuid.py
+            parameters:
+              uuid_type:
+                type: string
+                default: uuid4
+            """);
+        packs.Write("st2like/actions/remote.yaml", "name: remote\nrunner_type: remote-shell-cmd\nentry_point: ''\n");
+        packs.Write("st2like/aliases/uuid.yaml", "name: uuid\naction_ref: st2like.uuid\nformats: [\"uuid\"]\n");
+        packs.Write("st2like/rules/make.yaml", "name: make\npack: st2like\ntrigger: {type: core.st2.webhook, parameters: {url: make}}\naction: {ref: st2like.uuid}\n");
+
+        var result = Load(packs.Root);
+
+        Assert.Empty(result.Problems);
+        Assert.Equal("python-script", result.Catalog.Actions["st2like.uuid"].RunnerType);
+        Assert.Contains("st2like.make", result.Catalog.Rules.Select(r => r.Ref));
+        Assert.Collection(result.Warnings,
+            remote => Assert.Contains("'remote-shell-cmd' runner is not supported here yet", remote.Message, StringComparison.Ordinal),
+            uuid => Assert.Equal(("runner_type", 3), (uuid.Field, uuid.Position.Line)),
+            alias => Assert.Contains("action aliases (ChatOps) are not supported", alias.Message, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void ConfigSchemaDefaults_FillTheKeysConfigYamlLacks()
+    {
+        using var packs = new TempPacks().WithPack("cfg");
+        packs.Write("cfg/config.schema.yaml", """
+            ---
+            api_url:
+              description: "Where the API is"
+              type: "string"
+              default: "https://api.example.com"
+            timeout:
+              type: "integer"
+              default: 30
+            token:
+              type: "string"
+              secret: true
+              required: true
+            """);
+        packs.Write("cfg/config.yaml", "timeout: 5\n");
+
+        var result = Load(packs.Root);
+
+        Assert.Empty(result.Problems);
+        var config = result.Catalog.Packs["cfg"].Config;
+        Assert.Equal("https://api.example.com", config["api_url"]!.GetValue<string>());
+        Assert.Equal(5, config["timeout"]!.GetValue<long>());
+        Assert.False(config.ContainsKey("token"));
+    }
+
+    [Fact]
+    public void LeavingOutBroken_LoadsTheGoodPacks_AndLeavesOutTheBrokenOne_AndThoseThatNeededIt()
+    {
+        using var packs = new TempPacks().WithPack("good").WithPack("broken").WithPack("needs_broken");
+        packs.Write("good/actions/hi.yaml", "name: hi\nrunner_type: noop\n");
+        packs.Write("good/rules/hi.yaml", "name: hi\npack: good\ntrigger: {type: core.st2.webhook, parameters: {url: hi}}\naction: {ref: good.hi}\n");
+        packs.Write("broken/actions/fine.yaml", "name: fine\nrunner_type: noop\n");
+        packs.Write("broken/rules/bad.yaml", "name: bad\npack: broken\ntrigger: {type: core.st2.webhook, parameters: {url: bad}}\naction: {ref: broken.missing}\n");
+        packs.Write("needs_broken/rules/uses.yaml", "name: uses\npack: needs_broken\ntrigger: {type: core.st2.webhook, parameters: {url: uses}}\naction: {ref: broken.fine}\n");
+
+        var strict = Load(packs.Root);
+        var lenient = new PackLoader(Runners).LoadLeavingOutBroken(packs.Root);
+
+        Assert.Single(strict.Problems);
+        Assert.Contains("good.hi", lenient.Catalog.Rules.Select(r => r.Ref));
+        Assert.DoesNotContain("broken", lenient.Catalog.Packs.Keys);
+        Assert.DoesNotContain("needs_broken", lenient.Catalog.Packs.Keys);
+        Assert.True(lenient.Catalog.HasWebhook("hi"));
+        Assert.False(lenient.Catalog.HasWebhook("uses"));
+        var broken = Assert.Single(lenient.Packs, p => p.Name == "broken");
+        Assert.False(broken.Loaded);
+        Assert.Contains("action 'broken.missing' does not exist", Assert.Single(broken.Problems).Message, StringComparison.Ordinal);
+        var cascaded = Assert.Single(lenient.Packs, p => p.Name == "needs_broken");
+        Assert.False(cascaded.Loaded);
+        Assert.Contains("action 'broken.fine' does not exist", Assert.Single(cascaded.Problems).Message, StringComparison.Ordinal);
+        Assert.True(Assert.Single(lenient.Packs, p => p.Name == "good").Loaded);
+        Assert.True(Assert.Single(lenient.Packs, p => p.Name == "core").Loaded);
+        Assert.Equal(2, lenient.Problems.Count);
     }
 
     [Fact]

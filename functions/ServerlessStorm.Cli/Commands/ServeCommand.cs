@@ -31,6 +31,10 @@ internal static class ServeCommand
         {
             Description = "Serve without authentication, every request acting as the administrator (only on a loopback address)",
         };
+        var strict = new Option<bool>("--strict")
+        {
+            Description = "Refuse to start when any pack has a problem (by default such a pack is left out, reported, and the others run)",
+        };
         var credentialsFile = new Option<string?>("--credentials-file")
         {
             Description = $"Where to file the administrator key for the CLI (default ${Client.CredentialsFile.PathVariable} or ~/.storm/credentials.json)",
@@ -38,7 +42,7 @@ internal static class ServeCommand
 
         var command = new Command("serve", "Run the local stack: webhooks, rules, action runners and the audit, on 127.0.0.1:9101")
         {
-            port, host, packs, transport, storage, dataDir, writeThrough, writeBehind, journal, noAuth, credentialsFile,
+            port, host, packs, transport, storage, dataDir, writeThrough, writeBehind, journal, noAuth, strict, credentialsFile,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -58,6 +62,7 @@ internal static class ServeCommand
                 AuditWriteBehind = result.GetValue(writeThrough) ? false : result.GetValue(writeBehind) ? true : null,
                 AuditJournalDirectory = result.GetValue(journal)!,
                 NoAuth = result.GetValue(noAuth),
+                StrictPacks = result.GetValue(strict),
                 CredentialsFile = result.GetValue(credentialsFile),
             };
             return await RunAsync(settings, cancellationToken);
@@ -126,7 +131,22 @@ internal static class ServeCommand
             var auth = server.CredentialsFilePath is { } file
                 ? $"auth: API keys and tokens; the administrator's key is {(server.AdminKeyCreated ? "new, " : "")}in {file}"
                 : "auth: OFF (--no-auth), every request acts as the administrator";
-            Console.WriteLine($"ServerlessStorm is listening on {server.Url} (packs: {settings.PacksPath}, transport: {settings.Transport}, audit: {audit}, {auth}). Press Ctrl+C to stop.");
+            var report = ((ServerlessStorm.Engine.Packs.PackCatalog)server.Services.GetService(typeof(ServerlessStorm.Engine.Packs.PackCatalog))!).LoadReport;
+            foreach (var pack in report.Where(p => !p.Loaded))
+            {
+                Console.Error.WriteLine($"warning: pack '{pack.Name}' is left out: {pack.Problems.Count} problem(s):");
+                foreach (var problem in pack.Problems)
+                {
+                    Console.Error.WriteLine($"  {problem}");
+                }
+            }
+
+            foreach (var warning in report.SelectMany(p => p.Warnings))
+            {
+                Console.Error.WriteLine($"note: {warning}");
+            }
+
+            Console.WriteLine($"ServerlessStorm is listening on {server.Url} (packs: {settings.PacksPath}, {report.Count(p => p.Loaded)} of {report.Count} loaded, transport: {settings.Transport}, audit: {audit}, {auth}). Press Ctrl+C to stop.");
             try
             {
                 await server.WaitForShutdownAsync(cancellationToken);

@@ -39,6 +39,9 @@ public sealed record ServeSettings
     /// </summary>
     public bool NoAuth { get; init; }
 
+    /// <summary>Refuse to start when any pack has a problem, instead of leaving that pack out.</summary>
+    public bool StrictPacks { get; init; }
+
     /// <summary>Where the administrator key made on first start is filed for the CLI (null: the user's default file).</summary>
     public string? CredentialsFile { get; init; }
 

@@ -76,6 +76,7 @@ public sealed class StormServer : IAsyncDisposable
         }
 
         builder.Configuration[$"{StormOptions.Section}:{nameof(StormOptions.PacksPath)}"] = settings.PacksPath;
+        builder.Configuration[$"{StormOptions.Section}:{nameof(StormOptions.StrictPacks)}"] = settings.StrictPacks.ToString();
         builder.Configuration[$"{AzureStorageOptions.Section}:{nameof(AzureStorageOptions.ConnectionString)}"] = settings.StorageConnectionString;
         foreach (var (key, value) in settings.Configuration)
         {

@@ -218,4 +218,10 @@ public static partial class StormLogs
 
     [LoggerMessage(EventId = 1900, EventName = "EngineStarted", Level = LogLevel.Information, Message = "Rules engine, action runners and timers are running")]
     public static partial void EngineStarted(this ILogger logger);
+
+    [LoggerMessage(EventId = 1901, EventName = "PackLeftOut", Level = LogLevel.Error, Message = "Pack {Pack} ({Directory}) is left out: {Count} problem(s), the first: {Problem}")]
+    public static partial void PackLeftOut(this ILogger logger, string pack, string directory, int count, string problem);
+
+    [LoggerMessage(EventId = 1902, EventName = "PackWarning", Level = LogLevel.Warning, Message = "Pack {Pack}: {Warning}")]
+    public static partial void PackWarning(this ILogger logger, string pack, string warning);
 }

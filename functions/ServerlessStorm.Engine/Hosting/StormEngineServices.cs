@@ -28,6 +28,12 @@ public sealed class StormOptions
     /// UTC days are purged daily. 0 keeps everything.
     /// </summary>
     public int Retention { get; set; } = Audit.AuditRetention.DefaultDays;
+
+    /// <summary>
+    /// Refuse to start when any pack has a problem. Off by default: a pack with problems is left out and reported,
+    /// and the others run, so one pack's defect does not stop everyone's automation.
+    /// </summary>
+    public bool StrictPacks { get; set; }
 }
 
 public static class StormEngineServices
@@ -45,7 +51,8 @@ public static class StormEngineServices
         services.AddSingleton(sp => new EgressGuard(sp.GetRequiredService<IOptions<StormOptions>>().Value.AllowedNetworks.Select(IPNetwork.Parse)));
         // The built-in runners, and any more a host registers as IActionRunner.
         services.AddSingleton(sp => new RunnerRegistry(RunnerRegistry.BuiltIn(sp.GetRequiredService<EgressGuard>()).Concat(sp.GetServices<IActionRunner>())));
-        services.AddSingleton(sp => LoadCatalog(sp.GetRequiredService<IOptions<StormOptions>>().Value.PacksPath, sp.GetRequiredService<RunnerRegistry>()));
+        services.AddSingleton(sp => LoadCatalog(sp.GetRequiredService<IOptions<StormOptions>>().Value, sp.GetRequiredService<RunnerRegistry>(),
+            sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().CreateLogger("ServerlessStorm.Packs")));
         services.AddSingleton(sp => new RuleMatcher(sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<RuleMatcher>>(), sp.GetService<Expressions.Runtime.IKeyValueLookup>()));
         services.AddSingleton<IRuleEvaluator, CompiledRuleEvaluator>();
         services.AddOptions<Datastore.DatastoreOptions>();
@@ -87,10 +94,35 @@ public static class StormEngineServices
     public static string RbacPath(Security.Rbac.RbacOptions options, string packsPath) =>
         options.Path ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(packsPath)) ?? ".", "rbac");
 
-    /// <summary>Loads the packs under <paramref name="packsPath"/>; throws <see cref="PackLoadException"/> listing every problem.</summary>
-    public static PackCatalog LoadCatalog(string packsPath, RunnerRegistry runners)
+    /// <summary>
+    /// Loads the packs: strictly (throwing <see cref="PackLoadException"/> listing every problem) when
+    /// <see cref="StormOptions.StrictPacks"/> is set, else leaving out each pack with problems, logged with them.
+    /// </summary>
+    public static PackCatalog LoadCatalog(StormOptions options, RunnerRegistry runners, Microsoft.Extensions.Logging.ILogger logger)
     {
-        var result = new PackLoader(runners).LoadFrom(packsPath);
-        return result.IsValid ? result.Catalog : throw new PackLoadException(result.Problems);
+        var loader = new PackLoader(runners);
+        if (options.StrictPacks)
+        {
+            var strict = loader.LoadFrom(options.PacksPath);
+            return strict.IsValid
+                ? new PackCatalog(strict.Catalog, [.. strict.Catalog.Packs.Values.Select(p => new PackLoadStatus(p.Name, p.Directory, true, [], [.. strict.Warnings.Where(w => Path.GetFullPath(w.File).StartsWith(p.Directory + Path.DirectorySeparatorChar, StringComparison.Ordinal))]))])
+                : throw new PackLoadException(strict.Problems);
+        }
+
+        var result = loader.LoadLeavingOutBroken(options.PacksPath);
+        foreach (var pack in result.Packs)
+        {
+            if (!pack.Loaded)
+            {
+                Diagnostics.StormLogs.PackLeftOut(logger, pack.Name, pack.Directory, pack.Problems.Count, pack.Problems[0].ToString());
+            }
+
+            foreach (var warning in pack.Warnings)
+            {
+                Diagnostics.StormLogs.PackWarning(logger, pack.Name, warning.ToString());
+            }
+        }
+
+        return new PackCatalog(result.Catalog, result.Packs);
     }
 }

@@ -28,9 +28,20 @@ public sealed class PackCatalog
             .ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
     }
 
+    /// <summary>The same content, with the report of how its packs loaded.</summary>
+    public PackCatalog(PackCatalog catalog, IReadOnlyList<PackLoadStatus> loadReport)
+        : this(catalog.Packs.Values, catalog.Actions.Values, catalog.TriggerTypes.Values, catalog.Rules,
+            [.. catalog.RetryPolicies.Values.SelectMany(p => p), .. catalog.ConcurrencyPolicies.Values.SelectMany(p => p)], catalog.Webhooks.Values)
+    {
+        LoadReport = loadReport;
+    }
+
     public static PackCatalog Empty { get; } = new([], [], [], []);
 
     public IReadOnlyDictionary<string, PackDefinition> Packs { get; }
+
+    /// <summary>Every pack folder read at start: which loaded, and why the others were left out.</summary>
+    public IReadOnlyList<PackLoadStatus> LoadReport { get; init; } = [];
 
     public IReadOnlyDictionary<string, ActionDefinition> Actions { get; }
 

@@ -8,10 +8,20 @@ using ServerlessStorm.Engine.Json;
 
 namespace ServerlessStorm.Engine.Packs;
 
-/// <summary>The packs that loaded and every problem found; the catalog is only safe to run when there are none.</summary>
+/// <summary>
+/// The packs that loaded and every problem found. Loaded strictly, the catalog is only safe to run when there are no
+/// problems; loaded leaving broken packs out, it holds only the packs that loaded whole and <see cref="Packs"/> says
+/// why the others did not.
+/// </summary>
 public sealed record PackLoadResult(PackCatalog Catalog, IReadOnlyList<PackProblem> Problems)
 {
     public bool IsValid => Problems.Count == 0;
+
+    /// <summary>What loads but is not (yet) supported here: a StackStorm runner we lack, sensors' code, aliases.</summary>
+    public IReadOnlyList<PackProblem> Warnings { get; init; } = [];
+
+    /// <summary>Every pack folder that was read: whether it loaded, and its problems and warnings.</summary>
+    public IReadOnlyList<PackLoadStatus> Packs { get; init; } = [];
 }
 
 /// <summary>Packs failed to load; the message lists every problem.</summary>
@@ -49,6 +59,12 @@ public sealed class PackLoader(
     private static readonly HashSet<string> RuleFields = ["name", "pack", "ref", "uid", "id", "description", "enabled", "trigger", "criteria", "action", "tags", "type", "context", "metadata_file"];
     private static readonly HashSet<string> WebhookFields = ["url", "pack", "description", "verify", "require_api_key", "user"];
     private static readonly HashSet<string> TriggerTypeFields = ["name", "pack", "ref", "uid", "id", "description", "parameters_schema", "payload_schema", "tags", "metadata_file"];
+    private static readonly HashSet<string> SensorFields = ["name", "class_name", "pack", "ref", "uid", "id", "entry_point", "description", "enabled", "poll_interval", "trigger_types", "metadata_file"];
+
+    // StackStorm's runners that this build does not have: their actions load (so rules and workflows naming them
+    // load too) with a warning, and a run fails saying the runner is not available. Any other name is a typo.
+    private static readonly HashSet<string> StackStormRunnersNotHere = ["python-script", "remote-shell-cmd", "remote-shell-script", "action-chain",
+        "winrm-cmd", "winrm-ps-cmd", "winrm-ps-script", "announcement", "cloudslang", "mistral-v2"];
 
     private readonly IReadOnlyCollection<string> _runnerTypes = runnerTypes;
     private readonly IReadOnlyDictionary<string, IReadOnlyList<ParameterDefinition>> _runnerParameters =
@@ -78,6 +94,63 @@ public sealed class PackLoader(
 
     public PackLoadResult LoadFrom(string path) => Load(FindPackDirectories(path));
 
+    /// <summary>
+    /// Loads the packs under <paramref name="path"/>, leaving out each pack with a problem (and then any pack that
+    /// needed something only a left-out pack had) so the others load and run, as StackStorm registers packs one by one.
+    /// </summary>
+    public PackLoadResult LoadLeavingOutBroken(string path)
+    {
+        var directories = FindPackDirectories(path).Select(Path.GetFullPath).ToList();
+        var leftOut = new Dictionary<string, List<PackProblem>>(StringComparer.Ordinal);
+        while (true)
+        {
+            var kept = directories.Where(d => !leftOut.ContainsKey(d)).ToList();
+            var result = Load(kept);
+            var broken = result.Problems.GroupBy(p => PackOf(p.File, kept)).Where(g => g.Key is not null).ToList();
+            if (broken.Count == 0 || result.Problems.Any(p => PackOf(p.File, kept) is null))
+            {
+                // A problem no pack owns cannot be mended by leaving a pack out: report it as the strict load does.
+                var statuses = directories.Select(d => leftOut.TryGetValue(d, out var problems)
+                    ? new PackLoadStatus(PackName(d), d, false, problems, [])
+                    : new PackLoadStatus(PackName(d), d, true, [], [.. result.Warnings.Where(w => PackOf(w.File, [d]) is not null)])).ToList();
+                return result with { Problems = [.. leftOut.Values.SelectMany(p => p), .. result.Problems], Packs = statuses };
+            }
+
+            foreach (var group in broken)
+            {
+                leftOut[group.Key!] = [.. group];
+            }
+        }
+    }
+
+    // The pack folder a problem's file lies in (files are named as Display shows them).
+    private static string? PackOf(string file, IEnumerable<string> directories)
+    {
+        var full = Path.GetFullPath(file);
+        return directories.FirstOrDefault(d => full.StartsWith(d.TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar, StringComparison.Ordinal));
+    }
+
+    // The pack's name from its pack.yaml when it can be read (its ref, else its name), else its folder's name.
+    private static string PackName(string directory)
+    {
+        string? Value(string line, string key) =>
+            line.StartsWith(key, StringComparison.Ordinal) && line[key.Length..].Trim().Trim('"', '\'') is { Length: > 0 } value ? value : null;
+        try
+        {
+            var lines = File.ReadAllLines(Path.Combine(directory, "pack.yaml"));
+            var name = lines.Select(l => Value(l, "ref:")).FirstOrDefault(v => v is not null) ?? lines.Select(l => Value(l, "name:")).FirstOrDefault(v => v is not null);
+            if (name is not null)
+            {
+                return name;
+            }
+        }
+        catch (IOException)
+        {
+        }
+
+        return Path.GetFileName(directory.TrimEnd(Path.DirectorySeparatorChar));
+    }
+
     public PackLoadResult Load(IEnumerable<string> packDirectories)
     {
         var session = new LoadSession(this);
@@ -104,6 +177,8 @@ public sealed class PackLoader(
     {
         public IReadOnlyList<PackProblem> Problems => _problems;
 
+        public void Warn(PackProblem warning) => _warnings.Add(warning);
+
         public RuleDefinition? LoadStandaloneRule(string path)
         {
             if (!File.Exists(path))
@@ -123,6 +198,7 @@ public sealed class PackLoader(
         }
 
         private readonly List<PackProblem> _problems = [];
+        private readonly List<PackProblem> _warnings = [];
         private readonly List<PackDefinition> _packs = [];
         private readonly List<ActionDefinition> _actions = [];
         private readonly List<TriggerTypeDefinition> _triggerTypes = [];
@@ -181,6 +257,65 @@ public sealed class PackLoader(
             {
                 LoadWebhook(pack, path);
             }
+
+            foreach (var path in YamlFiles(directory, "sensors"))
+            {
+                LoadSensor(pack, path);
+            }
+
+            foreach (var path in YamlFiles(directory, "aliases"))
+            {
+                Warn(new PackProblem(Display(path), new SourcePosition(1, 1), null, "action aliases (ChatOps) are not supported here: the alias is skipped"));
+            }
+        }
+
+        // A sensor's metadata declares trigger types, which rules use: they are registered. Its code does not run here
+        // (yet), so its triggers come only from what is sent to the API.
+        private void LoadSensor(PackDefinition pack, string path)
+        {
+            if (ReadMapping(path) is not { } doc)
+            {
+                return;
+            }
+
+            var file = new FileScope(this, path, doc);
+            file.CheckFields(SensorFields, "sensor");
+            file.CheckPack(pack);
+            var name = file.OptionalString("class_name") ?? file.OptionalString("name") ?? Path.GetFileNameWithoutExtension(path);
+            var declared = 0;
+            switch (doc["trigger_types"])
+            {
+                case null:
+                    break;
+                case YamlSequence types:
+                    for (var i = 0; i < types.Items.Count; i++)
+                    {
+                        if (types.Items[i] is not YamlMapping type)
+                        {
+                            file.Problem(types.Items[i].Position, $"trigger_types[{i}]", $"expected a mapping, got a {types.Items[i].KindName}");
+                            continue;
+                        }
+
+                        var typeFile = new FileScope(this, path, type, $"trigger_types[{i}].");
+                        typeFile.CheckFields(TriggerTypeFields, "trigger type");
+                        typeFile.CheckPack(pack);
+                        if (typeFile.RequiredString("name") is { } typeName)
+                        {
+                            _triggerTypes.Add(new TriggerTypeDefinition(pack.Name, typeName, typeFile.OptionalString("description") ?? "",
+                                typeFile.OptionalMapping("parameters_schema")?.ToJson() as JsonObject,
+                                typeFile.OptionalMapping("payload_schema")?.ToJson() as JsonObject, path));
+                            declared++;
+                        }
+                    }
+
+                    break;
+                case var other:
+                    file.Problem(other.Position, "trigger_types", $"expected a list of trigger types, got a {other.KindName}");
+                    break;
+            }
+
+            Warn(new PackProblem(Display(path), doc.Position, null,
+                $"sensor '{name}' does not run here: sensors' code is not supported yet; its {declared} trigger type(s) are registered, so rules on them load and fire on triggers sent to the API"));
         }
 
         public PackLoadResult Finish()
@@ -216,7 +351,10 @@ public sealed class PackLoader(
 
             var webhooks = Unique(_webhooks, w => w.Url, w => w.SourceFile, "webhook");
             var catalog = new PackCatalog(_packs, actions.Values, triggerTypes.Values, rules, _policies.Select(p => p.Policy).Where(p => actions.ContainsKey(p.ResourceRef)), webhooks.Values);
-            return new PackLoadResult(catalog, [.. _problems.OrderBy(p => p.File, StringComparer.Ordinal).ThenBy(p => p.Position.Line)]);
+            return new PackLoadResult(catalog, [.. _problems.OrderBy(p => p.File, StringComparer.Ordinal).ThenBy(p => p.Position.Line)])
+            {
+                Warnings = [.. _warnings.OrderBy(p => p.File, StringComparer.Ordinal).ThenBy(p => p.Position.Line)],
+            };
         }
 
         public void Add(PackProblem problem) => _problems.Add(problem);
@@ -293,10 +431,11 @@ public sealed class PackLoader(
 
         private PackDefinition LoadConfig(PackDefinition pack)
         {
+            var defaults = ConfigDefaults(pack);
             var path = Path.Combine(pack.Directory, "config.yaml");
             if (!File.Exists(path) || ReadMapping(path) is not { } doc)
             {
-                return pack;
+                return pack with { Config = defaults };
             }
 
             var networks = new List<System.Net.IPNetwork>();
@@ -315,7 +454,41 @@ public sealed class PackLoader(
                 }
             }
 
-            return pack with { Config = doc.ToJson() as JsonObject ?? [], AllowedNetworks = networks };
+            var config = doc.ToJson() as JsonObject ?? [];
+            foreach (var (key, value) in defaults)
+            {
+                if (!config.ContainsKey(key))
+                {
+                    config[key] = value?.DeepClone();
+                }
+            }
+
+            return pack with { Config = config, AllowedNetworks = networks };
+        }
+
+        // StackStorm fills a pack's config with the defaults its config.schema.yaml gives for the keys config.yaml lacks.
+        private JsonObject ConfigDefaults(PackDefinition pack)
+        {
+            var path = Path.Combine(pack.Directory, "config.schema.yaml");
+            var defaults = new JsonObject();
+            if (!File.Exists(path) || ReadMapping(path) is not { } schema)
+            {
+                return defaults;
+            }
+
+            foreach (var (key, value) in schema.Entries)
+            {
+                if (value is YamlMapping property && property["default"] is { } found)
+                {
+                    defaults[key.Value] = found.ToJson();
+                }
+                else if (value is not YamlMapping)
+                {
+                    Add(new PackProblem(Display(path), value.Position, key.Value, $"expected the schema of config key '{key.Value}' (a mapping), got a {value.KindName}"));
+                }
+            }
+
+            return defaults;
         }
 
         private void LoadPolicy(PackDefinition pack, string path)
@@ -514,7 +687,12 @@ public sealed class PackLoader(
             // A workflow action is known to every loader: its file is the engine's to check; a host without the
             // workflow engine says so when one runs.
             var knownRunners = loader._runnerTypes.Append(Workflows.WorkflowDefinition.RunnerType).Distinct().Order(StringComparer.Ordinal).ToList();
-            if (runnerType is not null && !knownRunners.Contains(runnerType))
+            if (runnerType is not null && !knownRunners.Contains(runnerType) && StackStormRunnersNotHere.Contains(runnerType))
+            {
+                Warn(new PackProblem(Display(path), doc["runner_type"]!.Position, "runner_type",
+                    $"StackStorm's '{runnerType}' runner is not supported here yet: the action loads, and running it fails saying so"));
+            }
+            else if (runnerType is not null && !knownRunners.Contains(runnerType))
             {
                 file.Problem(doc["runner_type"]!.Position, "runner_type", $"unknown runner '{runnerType}' (known: {string.Join(", ", knownRunners)})");
             }

@@ -12,6 +12,9 @@ public sealed record PackProblem(string File, SourcePosition Position, string? F
         $"{File}:{Position}: {(Field is null ? "" : Field + ": ")}{Message}";
 }
 
+/// <summary>One pack folder as the loader found it: loaded, or left out for its problems; and what it warned of.</summary>
+public sealed record PackLoadStatus(string Name, string Directory, bool Loaded, IReadOnlyList<PackProblem> Problems, IReadOnlyList<PackProblem> Warnings);
+
 public sealed record PackDefinition(string Name, string Version, string Description, string Directory)
 {
     /// <summary>The pack's configuration (its config.yaml), which its actions can read.</summary>
