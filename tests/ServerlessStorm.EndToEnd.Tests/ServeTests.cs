@@ -45,6 +45,50 @@ public sealed class ServeTests(AzuriteFixture azurite) : IAsyncLifetime
     private Task<CliResult> CliAsync(params string[] arguments) => StormProcess.RunAsync([.. arguments, "--api", _storm.Url]);
 
     [Fact]
+    public async Task PackList_ShowsThePacksThatLoaded()
+    {
+        var list = await CliAsync("pack", "list");
+        var json = await CliAsync("pack", "list", "--json");
+
+        Assert.Equal(0, list.ExitCode);
+        Assert.Contains("examples", list.StdOut, StringComparison.Ordinal);
+        var packs = JsonNode.Parse(json.StdOut)!.AsArray();
+        Assert.All(packs, p => Assert.True(p!["loaded"]!.GetValue<bool>()));
+        Assert.True(packs.Single(p => p!["ref"]!.GetValue<string>() == "examples")!["rules"]!.GetValue<int>() > 0);
+    }
+
+    [Fact]
+    public async Task Serve_WithABrokenPackBesideAGoodOne_LeavesItOut_SaysWhy_AndRunsTheGoodOne()
+    {
+        using var packs = new TempPacks().WithPack("good").WithPack("broken");
+        packs.Write("good/actions/hi.yaml", "name: hi\nrunner_type: local-shell-cmd\nparameters:\n  cmd: {default: echo hi from good}\n");
+        packs.Write("good/rules/hi.yaml", "name: hi\npack: good\ntrigger: {type: core.st2.webhook, parameters: {url: good-hi}}\naction: {ref: good.hi}\n");
+        packs.Write("broken/rules/bad.yaml", "name: bad\npack: broken\ntrigger: {type: core.st2.webhook, parameters: {url: bad}}\naction: {ref: broken.missing}\n");
+        var core = Path.Combine(RepositoryPaths.Packs, "core");
+        foreach (var file in Directory.EnumerateFiles(core, "*", SearchOption.AllDirectories))
+        {
+            packs.Write(Path.Combine("core", Path.GetRelativePath(core, file)), File.ReadAllText(file));
+        }
+
+        var journal = Path.Combine(Path.GetTempPath(), $"storm-journal-{Guid.NewGuid():N}");
+        await using var storm = await StormProcess.ServeAsync("--packs", packs.Root, "--storage", azurite.ConnectionString, "--audit-journal", journal);
+        using var http = StormProcess.NewHttpClient();
+        using var response = await http.PostAsync(storm.Url + "/api/v1/webhooks/good-hi", new StringContent("{}", Encoding.UTF8, "application/json"));
+        var traceTag = JsonNode.Parse(await response.Content.ReadAsStringAsync())!["trace_tag"]!.GetValue<string>();
+        var trace = await Eventually.ReturnsAsync(() => Audit().GetTraceAsync(traceTag, CancellationToken.None),
+            t => t.Executions.Count == 1 && ExecutionStatus.IsTerminal(t.Executions[0].Status), what: "the good pack's execution");
+        var list = await StormProcess.RunAsync("pack", "list", "--api", storm.Url);
+
+        Assert.Equal(ExecutionStatus.Succeeded, trace.Executions[0].Status);
+        Assert.Equal("hi from good", trace.Executions[0].Result!["stdout"]!.GetValue<string>());
+        Assert.Contains("warning: pack 'broken' is left out: 1 problem(s):", storm.Output, StringComparison.Ordinal);
+        Assert.Contains("2 of 3 loaded", storm.Output, StringComparison.Ordinal);
+        Assert.Equal(0, list.ExitCode);
+        Assert.Contains("broken: left out: ", list.StdOut, StringComparison.Ordinal);
+        Assert.Contains("action 'broken.missing' does not exist", list.StdOut, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task HelloWebhook_SucceedsWithHelloStorm_AndTheAuditLinksItByOneTraceTag()
     {
         var (status, body) = await PostAsync("/api/v1/webhooks/hello", """{"name":"storm"}""");

@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using ServerlessStorm.Engine.Actions;
 using ServerlessStorm.Engine.Hosting;
 using ServerlessStorm.Engine.Packs;
+using Spectre.Console;
 
 namespace ServerlessStorm.Cli.Commands;
 
@@ -13,7 +14,50 @@ internal static class PackCommands
         var directory = new Argument<string>("DIR") { Description = "A folder of packs, or one pack's folder", DefaultValueFactory = _ => "packs" };
         var validate = new Command("validate", "Check every pack file and report all problems with file, line and field") { directory };
         validate.SetAction(result => Validate(result.GetValue(directory)!));
-        return new Command("pack", "Work with packs") { validate };
+
+        var json = new Option<bool>("--json");
+        var api = CliOutput.ApiOption();
+        var list = new Command("list", "List the packs the server read: which loaded, what they hold, and why the others were left out") { json, api };
+        list.SetAction((r, ct) => CliOutput.WithClientAsync(r.GetValue(api), async client =>
+        {
+            var reply = await client.GetAsync("api/v1/packs", ct);
+            if (!reply.IsSuccess)
+            {
+                return CliOutput.Error(reply.Fault, CliOutput.InvalidInput);
+            }
+
+            if (r.GetValue(json))
+            {
+                Console.WriteLine(CliOutput.Json(reply.Body));
+                return CliOutput.Ok;
+            }
+
+            var packs = reply.Body!.AsArray();
+            var table = new Table().AddColumns("pack", "version", "status", "actions", "rules", "trigger types");
+            foreach (var pack in packs)
+            {
+                var loaded = pack?["loaded"]?.GetValue<bool>() == true;
+                table.AddRow(Markup.Escape(pack?["ref"]?.ToString() ?? ""), Markup.Escape(pack?["version"]?.ToString() ?? ""),
+                    loaded ? "loaded" : "[red]left out[/]", $"{pack?["actions"]}", $"{pack?["rules"]}", $"{pack?["trigger_types"]}");
+            }
+
+            var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Out) });
+            console.Write(table);
+            foreach (var pack in packs)
+            {
+                foreach (var (kind, field) in new[] { ("left out", "problems"), ("warning", "warnings") })
+                {
+                    foreach (var line in pack?[field]?.AsArray() ?? [])
+                    {
+                        Console.WriteLine($"{pack?["ref"]}: {kind}: {line}");
+                    }
+                }
+            }
+
+            return CliOutput.Ok;
+        }));
+
+        return new Command("pack", "Work with packs") { validate, list };
     }
 
     private static int Validate(string path)
@@ -31,6 +75,11 @@ internal static class PackCommands
         foreach (var problem in result.Problems)
         {
             Console.WriteLine(problem);
+        }
+
+        foreach (var warning in result.Warnings)
+        {
+            Console.WriteLine($"warning: {warning}");
         }
 
         var catalog = result.Catalog;

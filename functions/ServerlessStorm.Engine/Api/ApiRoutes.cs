@@ -135,6 +135,7 @@ public static class ApiRoutes
             (c, ct) => api.ApiKeyResourceAsync(c["id"], ct)),
         new("DELETE", "/api/v1/apikeys/{id}", RouteAuth.Credentials, Permissions.ApiKeyDelete, (c, ct) => api.DeleteApiKeyAsync(c["id"], c.Caller, ct),
             (c, ct) => api.ApiKeyResourceAsync(c["id"], ct)),
+        new("GET", "/api/v1/packs", RouteAuth.Credentials, Permissions.PackList, (c, ct) => api.ListPacksAsync(ct)),
         new("GET", "/api/v1/deadletters", RouteAuth.Credentials, Permissions.DeadLetterList, (c, ct) => api.ListDeadLettersAsync(c.Request.Query, ct)),
         new("POST", "/api/v1/deadletters/replay", RouteAuth.Credentials, Permissions.DeadLetterReplay, (c, ct) => api.ReplayDeadLettersAsync(c.Json, c.Caller, ct)),
         new("POST", "/api/v1/audit/purge", RouteAuth.Credentials, Permissions.AuditPurge, (c, ct) => api.PurgeAuditAsync(c.Json, c.Caller, ct)),

@@ -14,6 +14,8 @@ public static class Permissions
     public const string ActionExecute = "action_execute";
     public const string ActionAll = "action_all";
 
+    public const string PackList = "pack_list";
+
     public const string ExecutionList = "execution_list";
     public const string ExecutionView = "execution_view";
     public const string ExecutionReRun = "execution_rerun";

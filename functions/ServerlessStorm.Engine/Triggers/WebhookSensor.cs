@@ -35,6 +35,12 @@ public sealed class WebhookSensor(
 {
     public const string TraceTagHeader = "st2-trace-tag";
 
+    /// <summary>
+    /// StackStorm's generic webhook: its body names any trigger type and carries its payload
+    /// (<c>{"trigger": "pack.type", "payload": {…}}</c>), which is checked against the type's payload_schema.
+    /// </summary>
+    public const string GenericHook = "st2";
+
     private static readonly HashSet<string> CredentialHeaderNames = new(
         ["St2-Api-Key", "X-Auth-Token", "Authorization", "Proxy-Authorization", "Cookie", "X-Gitlab-Token", "X-Functions-Key", "Ocp-Apim-Subscription-Key"],
         StringComparer.OrdinalIgnoreCase);
@@ -68,7 +74,8 @@ public sealed class WebhookSensor(
     private async Task<WebhookOutcome> AcceptUntracedAsync(string hook, IEnumerable<KeyValuePair<string, string>> headers, ReadOnlyMemory<byte> body,
         string? user, string? verifiedDeliveryId, CancellationToken cancellationToken)
     {
-        if (!catalog.HasWebhook(hook))
+        var generic = hook == GenericHook && !catalog.HasWebhook(hook);
+        if (!generic && !catalog.HasWebhook(hook))
         {
             return Error(404, $"no enabled rule listens on webhook '{hook}'");
         }
@@ -103,11 +110,60 @@ public sealed class WebhookSensor(
         // executions' ids are derived.
         var occurredAt = deliveryId is null ? now : await audit.FirstAcceptedAsync(deliveryId, now, cancellationToken);
         var traceTag = Header(headerObject, TraceTagHeader) is { Length: > 0 and <= 200 } tag && IsUsableId(tag) ? tag : id;
-        var instance = new TriggerInstance(id, CoreTriggers.Webhook, new JsonObject { ["url"] = hook },
-            new JsonObject { ["headers"] = headerObject, ["body"] = parsed }, occurredAt, traceTag, user);
+        TriggerInstance instance;
+        if (generic)
+        {
+            var (type, payload, error) = GenericTrigger(parsed);
+            if (error is not null)
+            {
+                return await RejectAsync(hook, headerObject, body, 400, error, now, user, cancellationToken);
+            }
+
+            traceTag = parsed?["trace_tag"] is JsonValue t && t.TryGetValue<string>(out var given) && given.Length is > 0 and <= 200 && IsUsableId(given) ? given : traceTag;
+            instance = new TriggerInstance(id, type!, null, payload!, occurredAt, traceTag, user);
+        }
+        else
+        {
+            instance = new TriggerInstance(id, CoreTriggers.Webhook, new JsonObject { ["url"] = hook },
+                new JsonObject { ["headers"] = headerObject, ["body"] = parsed }, occurredAt, traceTag, user);
+        }
+
         await dispatcher.DispatchAsync(instance, cancellationToken);
         logger.WebhookAccepted(hook, id, traceTag);
         return new WebhookOutcome(202, new JsonObject { ["trigger_instance_id"] = id, ["trace_tag"] = traceTag });
+    }
+
+    // The trigger type and payload a generic webhook's body names, or why they cannot be dispatched, as StackStorm
+    // validates a trigger payload before dispatching it.
+    private (string? Type, JsonObject? Payload, string? Error) GenericTrigger(JsonNode? body)
+    {
+        if (body is not JsonObject request || request["trigger"] is not JsonValue typeValue || !typeValue.TryGetValue<string>(out var type) || type.Length == 0)
+        {
+            return (null, null, "the st2 webhook's body names the trigger type in \"trigger\" and its payload in \"payload\"");
+        }
+
+        if (!catalog.TriggerTypes.TryGetValue(type, out var triggerType))
+        {
+            return (null, null, $"trigger type '{type}' does not exist");
+        }
+
+        var payload = request["payload"] switch
+        {
+            null => new JsonObject(),
+            JsonObject given => (JsonObject)given.DeepClone(),
+            _ => null,
+        };
+        if (payload is null)
+        {
+            return (null, null, "\"payload\" must be an object");
+        }
+
+        if (triggerType.PayloadSchema is { } schema && Json.JsonSchema.Validate(payload, schema) is { Count: > 0 } problems)
+        {
+            return (null, null, $"the payload does not match trigger type '{type}''s payload_schema: {string.Join("; ", problems)}");
+        }
+
+        return (type, payload, null);
     }
 
     /// <summary>

@@ -1,0 +1,38 @@
+using System.Text.Json.Nodes;
+using ServerlessStorm.Engine.Packs;
+
+namespace ServerlessStorm.Engine.Api;
+
+public sealed partial class StormApi
+{
+    /// <summary>
+    /// GET /api/v1/packs: every pack folder read at start, StackStorm's pack fields plus whether it loaded, what it
+    /// holds, and the problems that left it out or the warnings it loaded with.
+    /// </summary>
+    public Task<ApiResponse> ListPacksAsync(CancellationToken cancellationToken)
+    {
+        var report = catalog.LoadReport.Count > 0
+            ? catalog.LoadReport
+            : [.. catalog.Packs.Values.Select(p => new PackLoadStatus(p.Name, p.Directory, true, [], []))];
+        var packs = new JsonArray();
+        foreach (var status in report.OrderBy(p => p.Name, StringComparer.Ordinal))
+        {
+            var loaded = status.Loaded ? catalog.Packs.GetValueOrDefault(status.Name) : null;
+            packs.Add(new JsonObject
+            {
+                ["ref"] = status.Name,
+                ["name"] = status.Name,
+                ["version"] = loaded?.Version,
+                ["description"] = loaded?.Description,
+                ["loaded"] = status.Loaded,
+                ["actions"] = catalog.Actions.Values.Count(a => status.Loaded && a.Pack == status.Name),
+                ["rules"] = catalog.Rules.Count(r => status.Loaded && r.Pack == status.Name),
+                ["trigger_types"] = catalog.TriggerTypes.Values.Count(t => status.Loaded && t.Pack == status.Name),
+                ["problems"] = new JsonArray([.. status.Problems.Select(p => (JsonNode)p.ToString())]),
+                ["warnings"] = new JsonArray([.. status.Warnings.Select(p => (JsonNode)p.ToString())]),
+            });
+        }
+
+        return Task.FromResult(new ApiResponse(200, packs));
+    }
+}
