@@ -159,6 +159,62 @@ public sealed class ActionParameterTests : IDisposable
     }
 
     [Fact]
+    public void Action_MayNarrowARunnerParameterThatTakesSeveralTypes_ToOneOfThem_ButNotWidenIt()
+    {
+        var (narrowed, narrowProblems) = Load("name: a\nrunner_type: http-request\nparameters:\n  body:\n    type: string\n");
+        var (_, widenProblems) = Load("name: b\nrunner_type: http-request\nparameters:\n  body:\n    type: integer\n");
+
+        Assert.Empty(narrowProblems);
+        Assert.Equal("string", narrowed.Actions["t.a"].Parameters["body"].Type);
+        Assert.Contains("cannot change its type", Assert.Single(widenProblems).Message);
+    }
+
+    [Fact]
+    public void AStackStormShapedHttpAction_LoadsUnchanged()
+    {
+        // The shape of StackStorm's own core.http: empty entry_point, a string body, its own method list, and the
+        // action-level auth and file_* parameters its runner reads.
+        var (catalog, problems) = Load("""
+            ---
+            description: Sends a request over HTTP.
+            enabled: true
+            entry_point: ''
+            name: web
+            parameters:
+              auth:
+                description: An auth string such as 'x-auth-token=XYZ'.
+                type: string
+              body:
+                description: What to send.
+                type: string
+              file_path:
+                description: A file to upload.
+                type: string
+              headers:
+                description: Headers to send.
+                type: object
+              method:
+                description: The HTTP method.
+                type: string
+                enum: [HEAD, GET, POST, PUT, DELETE, OPTIONS, TRACE, PATCH, PURGE]
+              params:
+                description: Query parameters.
+                type: object
+              timeout:
+                default: 60
+                description: Seconds to wait.
+                type: number
+            runner_type: "http-request"
+            """);
+
+        Assert.Empty(problems);
+        var action = catalog.Actions["t.web"];
+        Assert.Equal("string", action.Parameters["body"].Type);
+        Assert.Contains("url_hosts_whitelist", action.Parameters.Keys);
+        Assert.Contains("cookies", action.Parameters.Keys);
+    }
+
+    [Fact]
     public void ImmutableParameter_CannotBeRedefinedOrSet()
     {
         var action = Action("name: a\nrunner_type: echo\nparameters:\n  message:\n    default: fixed\n    immutable: true\n");

@@ -55,6 +55,30 @@ public sealed class HttpRequestRunnerTests : IDisposable
     }
 
     [Fact]
+    public async Task Cookies_AreSent_AndStackStormsHostLists_AreEnforced_AndAProxyIsRefusedNotIgnored()
+    {
+        var served = ServeOnceAsync(200, "ok");
+        var sent = await RunAsync(new JsonObject
+        {
+            ["url"] = _url + "c", ["cookies"] = new JsonObject { ["session"] = "abc", ["n"] = 1 }, ["url_hosts_whitelist"] = new JsonArray("127.0.0.1"),
+        });
+        var request = await served;
+
+        var blacklisted = await RunAsync(new JsonObject { ["url"] = _url + "b", ["url_hosts_blacklist"] = new JsonArray("example.com", "127.0.0.1") });
+        var notWhitelisted = await RunAsync(new JsonObject { ["url"] = _url + "w", ["url_hosts_whitelist"] = new JsonArray("example.com") });
+        var both = await RunAsync(new JsonObject { ["url"] = _url, ["url_hosts_whitelist"] = new JsonArray("a"), ["url_hosts_blacklist"] = new JsonArray("b") });
+        var proxied = await RunAsync(new JsonObject { ["url"] = _url, ["https_proxy"] = "http://10.10.1.10:3128" });
+
+        Assert.Equal(ExecutionStatus.Succeeded, sent.Status);
+        Assert.Equal("session=abc; n=1", request.Headers["Cookie"]);
+        Assert.Equal((ExecutionStatus.Failed, "host '127.0.0.1' is in url_hosts_blacklist"), (blacklisted.Status, blacklisted.Error));
+        Assert.Equal((ExecutionStatus.Failed, "host '127.0.0.1' is not in url_hosts_whitelist"), (notWhitelisted.Status, notWhitelisted.Error));
+        Assert.Contains("not both", both.Error, StringComparison.Ordinal);
+        Assert.Contains("not supported here", proxied.Error, StringComparison.Ordinal);
+        Assert.Equal(1, _connections);
+    }
+
+    [Fact]
     public async Task ServerError_IsAFailureWithTheStatus()
     {
         _ = ServeOnceAsync(503, "down");

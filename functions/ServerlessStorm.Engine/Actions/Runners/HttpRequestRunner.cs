@@ -35,7 +35,7 @@ public sealed class HttpRequestRunner : IActionRunner, IDisposable
     public IReadOnlyList<ParameterDefinition> RunnerParameters { get; } =
     [
         ParameterReader.Define("url", "string", required: true, description: "Absolute http or https URL."),
-        ParameterReader.Define("method", "string", defaultValue: "GET", allowed: ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
+        ParameterReader.Define("method", "string", defaultValue: "GET", allowed: ["HEAD", "GET", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH", "PURGE"]),
         ParameterReader.Define("headers", "object", description: "Request headers."),
         ParameterReader.Define("body", "string|object|array", description: "A string is sent as text; an object or list as JSON."),
         ParameterReader.Define("params", "object", description: "Query string parameters, added to the URL."),
@@ -45,7 +45,43 @@ public sealed class HttpRequestRunner : IActionRunner, IDisposable
         ParameterReader.Define("verify_ssl_cert", "boolean", defaultValue: true, description: "Check the server's TLS certificate."),
         ParameterReader.Define("allow_redirects", "boolean", defaultValue: true, description: "Follow redirects (each destination is checked like the first)."),
         ParameterReader.Define("timeout", "number", defaultValue: DefaultTimeoutSeconds, description: "Seconds to wait for the response."),
+        // StackStorm's runner parameters, so its actions (core.http among them) load and mean the same here.
+        ParameterReader.Define("cookies", "object", description: "Cookies to send with the request."),
+        ParameterReader.Define("http_proxy", "string", description: "Not supported here: requests go straight to the server, through the egress guard."),
+        ParameterReader.Define("https_proxy", "string", description: "Not supported here: requests go straight to the server, through the egress guard."),
+        ParameterReader.Define("url_hosts_blacklist", "array", description: "Hosts the request may not go to."),
+        ParameterReader.Define("url_hosts_whitelist", "array", description: "When given, the only hosts the request may go to."),
     ];
+
+    // StackStorm's host lists (compared with the URL's host, without its port), and its proxies, which are refused here
+    // rather than ignored: a proxy would hide the destination from the egress guard.
+    private static string? HostRefusal(JsonObject parameters, Uri url)
+    {
+        if (ParameterReader.String(parameters, "http_proxy") is { Length: > 0 } || ParameterReader.String(parameters, "https_proxy") is { Length: > 0 })
+        {
+            return "http_proxy and https_proxy are not supported here: requests go straight to the server, through the egress guard";
+        }
+
+        static List<string>? Hosts(JsonNode? node) => node is JsonArray list
+            ? [.. list.Select(h => (h as JsonValue)?.TryGetValue<string>(out var text) == true ? text.Trim().Trim('[', ']') : "")]
+            : null;
+        var blacklist = Hosts(parameters["url_hosts_blacklist"]);
+        var whitelist = Hosts(parameters["url_hosts_whitelist"]);
+        var host = url.IdnHost.Trim('[', ']');
+        if (blacklist is { Count: > 0 } && whitelist is { Count: > 0 })
+        {
+            return "give url_hosts_blacklist or url_hosts_whitelist, not both";
+        }
+
+        if (blacklist?.Contains(host, StringComparer.OrdinalIgnoreCase) == true)
+        {
+            return $"host '{host}' is in url_hosts_blacklist";
+        }
+
+        return whitelist is { Count: > 0 } && !whitelist.Contains(host, StringComparer.OrdinalIgnoreCase)
+            ? $"host '{host}' is not in url_hosts_whitelist"
+            : null;
+    }
 
     public async Task<RunnerResult> RunAsync(RunnerContext context, CancellationToken cancellationToken)
     {
@@ -53,6 +89,11 @@ public sealed class HttpRequestRunner : IActionRunner, IDisposable
         if (!Uri.TryCreate(ParameterReader.String(parameters, "url"), UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
         {
             return RunnerResult.Failed([], $"parameter 'url' must be an absolute http(s) URL, got '{ParameterReader.String(parameters, "url")}'");
+        }
+
+        if (HostRefusal(parameters, url) is { } refusal)
+        {
+            return RunnerResult.Failed([], refusal);
         }
 
         if (parameters["params"] is JsonObject query && query.Count > 0)
@@ -94,6 +135,11 @@ public sealed class HttpRequestRunner : IActionRunner, IDisposable
                     request.Content.Headers.TryAddWithoutValidation(name, text);
                 }
             }
+        }
+
+        if (parameters["cookies"] is JsonObject cookies && cookies.Count > 0)
+        {
+            request.Headers.TryAddWithoutValidation("Cookie", string.Join("; ", cookies.Select(c => $"{c.Key}={(c.Value is JsonValue cv && cv.TryGetValue<string>(out var text) ? text : c.Value?.ToJsonString())}")));
         }
 
         var timeout = TimeSpan.FromSeconds(ParameterReader.Number(parameters, "timeout") ?? DefaultTimeoutSeconds);
