@@ -284,6 +284,22 @@ public class PackLoaderTests
     }
 
     [Fact]
+    public void RulesAndWorkflows_NameOtherPacksActions_ResolvedAcrossAllLoadedPacks()
+    {
+        using var packs = new TempPacks().WithPack("tools").WithPack("ops");
+        packs.Write("tools/actions/ping.yaml", "name: ping\nrunner_type: noop\n");
+        packs.Write("ops/rules/check.yaml", "name: check\npack: ops\ntrigger: {type: core.st2.webhook, parameters: {url: check}}\naction: {ref: tools.ping}\n");
+        packs.Write("ops/actions/flow.yaml", "name: flow\nrunner_type: orquesta\nentry_point: workflows/flow.yaml\n");
+        packs.Write("ops/actions/workflows/flow.yaml", "version: 1.0\ntasks:\n  first:\n    action: tools.ping\n    next: [{do: second}]\n  second:\n    action: core.echo message=\"done\"\n");
+
+        var result = Load(packs.Root);
+
+        Assert.Empty(result.Problems);
+        Assert.Equal("tools.ping", Assert.Single(result.Catalog.Rules, r => r.Ref == "ops.check").ActionRef);
+        Assert.Contains("ops.flow", result.Catalog.Actions.Keys);
+    }
+
+    [Fact]
     public void TemplateSyntaxError_IsReportedWithTheParameter()
     {
         using var packs = new TempPacks().WithPack("p");
