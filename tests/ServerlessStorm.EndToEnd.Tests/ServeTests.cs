@@ -64,11 +64,7 @@ public sealed class ServeTests(AzuriteFixture azurite) : IAsyncLifetime
         packs.Write("good/actions/hi.yaml", "name: hi\nrunner_type: local-shell-cmd\nparameters:\n  cmd: {default: echo hi from good}\n");
         packs.Write("good/rules/hi.yaml", "name: hi\npack: good\ntrigger: {type: core.st2.webhook, parameters: {url: good-hi}}\naction: {ref: good.hi}\n");
         packs.Write("broken/rules/bad.yaml", "name: bad\npack: broken\ntrigger: {type: core.st2.webhook, parameters: {url: bad}}\naction: {ref: broken.missing}\n");
-        var core = Path.Combine(RepositoryPaths.Packs, "core");
-        foreach (var file in Directory.EnumerateFiles(core, "*", SearchOption.AllDirectories))
-        {
-            packs.Write(Path.Combine("core", Path.GetRelativePath(core, file)), File.ReadAllText(file));
-        }
+        packs.WithRepositoryCore();
 
         var journal = Path.Combine(Path.GetTempPath(), $"storm-journal-{Guid.NewGuid():N}");
         await using var storm = await StormProcess.ServeAsync("--packs", packs.Root, "--storage", azurite.ConnectionString, "--audit-journal", journal);

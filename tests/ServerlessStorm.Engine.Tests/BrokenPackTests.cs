@@ -18,13 +18,7 @@ public sealed class BrokenPackTests
         packs.Write("good/actions/hi.yaml", "name: hi\nrunner_type: local-shell-cmd\nparameters:\n  cmd: {default: echo hi from good}\n");
         packs.Write("good/rules/hi.yaml", "name: hi\npack: good\ntrigger: {type: core.st2.webhook, parameters: {url: hi}}\naction: {ref: good.hi}\n");
         packs.Write("broken/rules/bad.yaml", "name: bad\npack: broken\ntrigger: {type: core.st2.webhook, parameters: {url: bad}}\naction: {ref: broken.missing}\n");
-        Directory.CreateDirectory(Path.Combine(packs.Root, "core"));
-        foreach (var file in Directory.EnumerateFiles(Path.Combine(RepositoryPaths.Packs, "core"), "*", SearchOption.AllDirectories))
-        {
-            packs.Write(Path.Combine("core", Path.GetRelativePath(Path.Combine(RepositoryPaths.Packs, "core"), file)), File.ReadAllText(file));
-        }
-
-        return packs;
+        return packs.WithRepositoryCore();
     }
 
     [Fact]

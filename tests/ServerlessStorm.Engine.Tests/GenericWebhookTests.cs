@@ -34,13 +34,7 @@ public sealed class GenericWebhookTests
             trigger: {type: watch.file_watch.line, parameters: {file_path: /var/log/syslog}}
             action: {ref: watch.say, parameters: {line: "{{ trigger.line }}"}}
             """);
-        var core = Path.Combine(RepositoryPaths.Packs, "core");
-        foreach (var file in Directory.EnumerateFiles(core, "*", SearchOption.AllDirectories))
-        {
-            packs.Write(Path.Combine("core", Path.GetRelativePath(core, file)), File.ReadAllText(file));
-        }
-
-        return packs;
+        return packs.WithRepositoryCore();
     }
 
     [Fact]

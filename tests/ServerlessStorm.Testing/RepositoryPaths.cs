@@ -48,6 +48,18 @@ public sealed class TempPacks : IDisposable
         return this;
     }
 
+    /// <summary>A copy of the repository's core pack, whose trigger types and actions other packs use.</summary>
+    public TempPacks WithRepositoryCore()
+    {
+        var core = Path.Combine(RepositoryPaths.Packs, "core");
+        foreach (var file in Directory.EnumerateFiles(core, "*", SearchOption.AllDirectories))
+        {
+            Write(Path.Combine("core", Path.GetRelativePath(core, file)), File.ReadAllText(file));
+        }
+
+        return this;
+    }
+
     public void Dispose()
     {
         try
