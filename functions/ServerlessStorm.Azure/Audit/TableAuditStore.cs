@@ -292,7 +292,7 @@ public sealed class TableAuditStore : IAuditStore
         {
             foreach (var (partition, key) in RowsNamedBy(row))
             {
-                deleting.Add(DeleteAsync(pointers, partition, key, cancellationToken));
+                deleting.Add(pointers.DeleteIfPresentAsync(partition, key, cancellationToken));
             }
         }
 
@@ -381,7 +381,7 @@ public sealed class TableAuditStore : IAuditStore
         var rows = new TableWriteBatcher(table.Client, batched: true, maxInFlight: PurgeWritesInFlight);
         var deleting = new List<Task>();
         var dayRows = new List<TableEntity>();
-        void DeletePointer(string partition, string row) => deleting.Add(DeleteAsync(pointers, partition, row, cancellationToken));
+        void DeletePointer(string partition, string row) => deleting.Add(pointers.DeleteIfPresentAsync(partition, row, cancellationToken));
 
         // The day's executions: what has not finished stays, with its workflow's and the trigger instances that caused it.
         var executions = await ReadDayAsync(table, ExecutionsKind, date, ["Id", "Status", "ParentId", "TraceTag", "RuleRef", "ReRunOf", "TriggerInstanceId"], cancellationToken);
@@ -442,25 +442,13 @@ public sealed class TableAuditStore : IAuditStore
         var payloads = await _blobs.PurgeAsync(string.Create(CultureInfo.InvariantCulture, $"{date:yyyyMMdd}/"),
             name => IsKeptPayload(name, kept, keptCauses), cancellationToken);
         await Task.WhenAll(deleting);
-        await Task.WhenAll(dayRows.Select(row => DeleteAsync(rows, row.PartitionKey, row.RowKey, cancellationToken)));
+        await Task.WhenAll(dayRows.Select(row => rows.DeleteIfPresentAsync(row.PartitionKey, row.RowKey, cancellationToken)));
 
         return new AuditDayPurge(day, purgedTriggerInstances, purgedEnforcements, purgedExecutions, payloads, kept);
     }
 
     // Deletes in flight at once while purging: the day's partitions are many, and each delete is cheap.
     private const int PurgeWritesInFlight = 16;
-
-    private static async Task DeleteAsync(TableWriteBatcher deletes, string partition, string row, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await deletes.WriteAsync(new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(partition, row), ETag.All), cancellationToken);
-        }
-        catch (RequestFailedException ex) when (ex.Status == 404)
-        {
-            // Never written (a claim the instance did not make, a pointer lost to a crash) or already purged.
-        }
-    }
 
     private async Task<ExecutionState?> LookUpExecutionStateAsync(string id, CancellationToken cancellationToken) =>
         ExecutionKey(id) is var (table, partition, row) && await GetIfExistsAsync(table.Client, partition, row, ["Status", "ParentId"], cancellationToken) is { } found

@@ -128,20 +128,8 @@ public sealed class TableExecutionOutputStore : IExecutionOutputStore
 
         var purged = rows.Where(r => !kept.Contains(r.RowKey[..r.RowKey.IndexOf('|', StringComparison.Ordinal)])).ToList();
         var deletes = new TableWriteBatcher(table, batched: true, maxInFlight: 16);
-        await Task.WhenAll(purged.Select(r => DeleteAsync(deletes, r, cancellationToken)));
+        await Task.WhenAll(purged.Select(r => deletes.DeleteIfPresentAsync(r.PartitionKey, r.RowKey, cancellationToken)));
         return purged.Count;
-    }
-
-    private static async Task DeleteAsync(TableWriteBatcher deletes, TableEntity row, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await deletes.WriteAsync(new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(row.PartitionKey, row.RowKey), ETag.All), cancellationToken);
-        }
-        catch (RequestFailedException ex) when (ex.Status == 404)
-        {
-            // Deleted meanwhile.
-        }
     }
 
     private static DateOnly DayOf(string executionId) => AuditRetention.DayOfExecution(executionId)

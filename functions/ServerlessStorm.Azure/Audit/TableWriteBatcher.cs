@@ -35,6 +35,21 @@ public sealed class TableWriteBatcher(TableClient table, bool batched = true, in
     private long _requests;
     private long _entities;
 
+    /// <summary>
+    /// Deletes a row whatever its version; one that is not there (never written, or deleted meanwhile) is no error,
+    /// which is what a purge wants of every row it names.
+    /// </summary>
+    public async Task DeleteIfPresentAsync(string partition, string row, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await WriteAsync(new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(partition, row), ETag.All), cancellationToken);
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+        }
+    }
+
     /// <summary>Completes when the write is stored; throws <see cref="RequestFailedException"/> when this write failed.</summary>
     public Task<Response> WriteAsync(TableTransactionAction action, CancellationToken cancellationToken)
     {
