@@ -31,8 +31,15 @@ public sealed class GenericWebhookTests
         packs.Write("watch/rules/on_line.yaml", """
             name: on_line
             pack: watch
-            trigger: {type: watch.file_watch.line, parameters: {file_path: /var/log/syslog}}
+            trigger: {type: watch.file_watch.line}
             action: {ref: watch.say, parameters: {line: "{{ trigger.line }}"}}
+            """);
+        // StackStorm's type ref reaches only the rules without trigger parameters (a sensor's own trigger has them).
+        packs.Write("watch/rules/on_syslog.yaml", """
+            name: on_syslog
+            pack: watch
+            trigger: {type: watch.file_watch.line, parameters: {file_path: /var/log/syslog}}
+            action: {ref: watch.say, parameters: {line: "syslog {{ trigger.line }}"}}
             """);
         return packs.WithRepositoryCore();
     }
@@ -50,6 +57,7 @@ public sealed class GenericWebhookTests
         var badPayload = await Send("""{"trigger": "watch.file_watch.line", "payload": {"line": 7}}""");
         var unknown = await Send("""{"trigger": "watch.nope", "payload": {}}""");
         var noTrigger = await Send("""{"payload": {}}""");
+        var system = await Send("""{"trigger": "core.st2.webhook", "payload": {"headers": {}, "body": {"name": "x"}}}""");
 
         Assert.Equal(202, accepted.StatusCode);
         Assert.Equal("line-1", accepted.Body!["trace_tag"]!.GetValue<string>());
@@ -64,5 +72,7 @@ public sealed class GenericWebhookTests
         Assert.Equal(400, unknown.StatusCode);
         Assert.Contains("trigger type 'watch.nope' does not exist", unknown.Body!["faultstring"]!.GetValue<string>(), StringComparison.Ordinal);
         Assert.Equal(400, noTrigger.StatusCode);
+        Assert.Equal(400, system.StatusCode);
+        Assert.Contains("is the platform's own and cannot be sent", system.Body!["faultstring"]!.GetValue<string>(), StringComparison.Ordinal);
     }
 }

@@ -300,6 +300,25 @@ public class PackLoaderTests
     }
 
     [Fact]
+    public void LeavingOutBroken_ANameDefinedInTwoPacks_LeavesBothOut_AndTheGenericHookNameIsReserved()
+    {
+        using var packs = new TempPacks().WithPack("aaa").WithPack("zzz").WithPack("other");
+        packs.Write("aaa/webhooks/github.yaml", "url: github\n");
+        packs.Write("zzz/webhooks/github.yaml", "url: github\nverify: {scheme: github, secret: gh_secret}\n");
+        packs.Write("other/rules/st2.yaml", "name: st2\npack: other\ntrigger: {type: core.st2.webhook, parameters: {url: st2}}\naction: {ref: core.noop}\n");
+
+        var result = new PackLoader(Runners).LoadLeavingOutBroken(packs.Root);
+
+        Assert.False(Assert.Single(result.Packs, p => p.Name == "aaa").Loaded);
+        Assert.False(Assert.Single(result.Packs, p => p.Name == "zzz").Loaded);
+        Assert.Contains("already defined in", Assert.Single(Assert.Single(result.Packs, p => p.Name == "zzz").Problems).Message, StringComparison.Ordinal);
+        Assert.Empty(result.Catalog.Webhooks);
+        var reserved = Assert.Single(Assert.Single(result.Packs, p => p.Name == "other").Problems);
+        Assert.Contains("StackStorm's generic webhook", reserved.Message, StringComparison.Ordinal);
+        Assert.True(Assert.Single(result.Packs, p => p.Name == "core").Loaded);
+    }
+
+    [Fact]
     public void TemplateSyntaxError_IsReportedWithTheParameter()
     {
         using var packs = new TempPacks().WithPack("p");

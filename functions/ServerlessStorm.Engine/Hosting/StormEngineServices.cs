@@ -110,6 +110,11 @@ public static class StormEngineServices
         }
 
         var result = loader.LoadLeavingOutBroken(options.PacksPath);
+        if (result.Problems.Except(result.Packs.SelectMany(p => p.Problems)).ToList() is { Count: > 0 } unowned)
+        {
+            throw new PackLoadException(unowned);
+        }
+
         foreach (var pack in result.Packs)
         {
             if (!pack.Loaded)

@@ -106,19 +106,22 @@ public sealed class PackLoader(
         {
             var kept = directories.Where(d => !leftOut.ContainsKey(d)).ToList();
             var result = Load(kept);
-            var broken = result.Problems.GroupBy(p => PackOf(p.File, kept)).Where(g => g.Key is not null).ToList();
-            if (broken.Count == 0 || result.Problems.Any(p => PackOf(p.File, kept) is null))
+            // A name defined in two packs leaves both out: which one was meant cannot be told (a webhook's url, say).
+            var owned = result.Problems
+                .SelectMany(p => new[] { PackOf(p.File, kept), p.AlsoConcerns is { } other ? PackOf(other, kept) : null }.OfType<string>().Distinct().Select(d => (Pack: d, Problem: p)))
+                .ToList();
+            if (owned.Count == 0)
             {
-                // A problem no pack owns cannot be mended by leaving a pack out: report it as the strict load does.
+                // What is left (a problem no pack folder owns) cannot be mended by leaving a pack out; the caller refuses.
                 var statuses = directories.Select(d => leftOut.TryGetValue(d, out var problems)
                     ? new PackLoadStatus(PackName(d), d, false, problems, [])
                     : new PackLoadStatus(PackName(d), d, true, [], [.. result.Warnings.Where(w => PackOf(w.File, [d]) is not null)])).ToList();
-                return result with { Problems = [.. leftOut.Values.SelectMany(p => p), .. result.Problems], Packs = statuses };
+                return result with { Problems = [.. leftOut.Values.SelectMany(p => p).Distinct(), .. result.Problems], Packs = statuses };
             }
 
-            foreach (var group in broken)
+            foreach (var group in owned.GroupBy(o => o.Pack))
             {
-                leftOut[group.Key!] = [.. group];
+                leftOut[group.Key] = [.. group.Select(o => o.Problem)];
             }
         }
     }
@@ -367,7 +370,7 @@ public sealed class PackLoader(
                 if (!result.TryAdd(key(item), item))
                 {
                     Add(new PackProblem(Display(file(item)), new SourcePosition(1, 1), "name",
-                        $"{kind} '{key(item)}' is already defined in {Display(file(result[key(item)]))}"));
+                        $"{kind} '{key(item)}' is already defined in {Display(file(result[key(item)]))}") { AlsoConcerns = Display(file(result[key(item)])) });
                 }
             }
 
@@ -389,6 +392,11 @@ public sealed class PackLoader(
             if (rule.TriggerType == CoreTriggers.Webhook && string.IsNullOrEmpty(PackCatalog.WebhookUrl(rule)))
             {
                 Add(new PackProblem(file, pending.TriggerPosition, "trigger.parameters.url", "a webhook rule needs trigger.parameters.url (the hook name)"));
+                ok = false;
+            }
+            else if (rule.TriggerType == CoreTriggers.Webhook && PackCatalog.WebhookUrl(rule) == Triggers.WebhookSensor.GenericHook)
+            {
+                Add(new PackProblem(file, pending.TriggerPosition, "trigger.parameters.url", $"'{Triggers.WebhookSensor.GenericHook}' is StackStorm's generic webhook (its body names the trigger type); choose another hook name"));
                 ok = false;
             }
 
@@ -596,6 +604,11 @@ public sealed class PackLoader(
             file.CheckFields(WebhookFields, "webhook");
             file.CheckPack(pack);
             var url = file.RequiredString("url")?.Trim('/');
+            if (url == Triggers.WebhookSensor.GenericHook)
+            {
+                file.Problem(doc["url"]!.Position, "url", $"'{url}' is StackStorm's generic webhook and takes no declaration; choose another hook name");
+            }
+
             WebhookVerification? verification = null;
             if (file.OptionalMapping("verify") is { } verify)
             {
@@ -619,9 +632,10 @@ public sealed class PackLoader(
                 {
                     scope.Problem(verify["secret"]?.Position ?? verify.Position, "secret", "is required: the name of the datastore key (system scope, secret) holding the signing secret, or a list of them while rotating");
                 }
-                else if (secrets.FirstOrDefault(s => s.StartsWith("{{", StringComparison.Ordinal) || s.Contains(' ', StringComparison.Ordinal)) is { } template)
+                else if (secrets.Any(s => s.StartsWith("{{", StringComparison.Ordinal) || s.Contains(' ', StringComparison.Ordinal)))
                 {
-                    scope.Problem(verify["secret"]!.Position, "secret", $"'{template}' is not a datastore key name: name the key (e.g. github_webhook_secret), not a template or the secret itself");
+                    // The value may be the secret itself: never quoted, since problems reach logs and the API.
+                    scope.Problem(verify["secret"]!.Position, "secret", "is not a datastore key name: name the key (e.g. github_webhook_secret), not a template or the secret itself");
                     secrets = null;
                 }
 

@@ -8,6 +8,9 @@ namespace ServerlessStorm.Engine.Packs;
 /// <summary>One problem found while loading packs: the file, the position, the field and what is wrong.</summary>
 public sealed record PackProblem(string File, SourcePosition Position, string? Field, string Message)
 {
+    /// <summary>Another file the problem is as much about (the first definition of a name defined twice).</summary>
+    public string? AlsoConcerns { get; init; }
+
     public override string ToString() =>
         $"{File}:{Position}: {(Field is null ? "" : Field + ": ")}{Message}";
 }

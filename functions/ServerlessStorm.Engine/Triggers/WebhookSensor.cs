@@ -74,7 +74,7 @@ public sealed class WebhookSensor(
     private async Task<WebhookOutcome> AcceptUntracedAsync(string hook, IEnumerable<KeyValuePair<string, string>> headers, ReadOnlyMemory<byte> body,
         string? user, string? verifiedDeliveryId, CancellationToken cancellationToken)
     {
-        var generic = hook == GenericHook && !catalog.HasWebhook(hook);
+        var generic = hook == GenericHook;
         if (!generic && !catalog.HasWebhook(hook))
         {
             return Error(404, $"no enabled rule listens on webhook '{hook}'");
@@ -120,7 +120,8 @@ public sealed class WebhookSensor(
             }
 
             traceTag = parsed?["trace_tag"] is JsonValue t && t.TryGetValue<string>(out var given) && given.Length is > 0 and <= 200 && IsUsableId(given) ? given : traceTag;
-            instance = new TriggerInstance(id, type!, null, payload!, occurredAt, traceTag, user);
+            // Empty trigger parameters, as StackStorm's type ref means: only rules on the type without parameters match.
+            instance = new TriggerInstance(id, type!, [], payload!, occurredAt, traceTag, user);
         }
         else
         {
@@ -145,6 +146,13 @@ public sealed class WebhookSensor(
         if (!catalog.TriggerTypes.TryGetValue(type, out var triggerType))
         {
             return (null, null, $"trigger type '{type}' does not exist");
+        }
+
+        // The system's own triggers (webhooks, timers, execution and inquiry events) come only from the system: sent
+        // here they would fire other hooks' rules past their permissions and signatures, or forge "execution failed".
+        if (triggerType.Pack == "core" && type.StartsWith("core.st2.", StringComparison.Ordinal))
+        {
+            return (null, null, $"trigger type '{type}' is the platform's own and cannot be sent; send a pack's trigger type");
         }
 
         var payload = request["payload"] switch
