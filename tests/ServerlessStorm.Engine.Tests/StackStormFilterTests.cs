@@ -103,6 +103,10 @@ public class StackStormFilterTests
         scope.Set("query", new string('(', 100_000) + "foo" + new string(')', 100_000));
         error = Assert.Throws<ExpressionEvaluationException>(() => Template.Parse("{{ obj | jsonpath_query(query) }}").Render(scope));
         Assert.Contains("nested deeper than 32", error.Message);
+
+        scope.Set("query", "$" + string.Concat(Enumerable.Repeat(".a", 50_000)));
+        error = Assert.Throws<ExpressionEvaluationException>(() => Template.Parse("{{ obj | jsonpath_query(query) }}").Render(scope));
+        Assert.Contains("more than 256 steps", error.Message);
     }
 
     [Theory]

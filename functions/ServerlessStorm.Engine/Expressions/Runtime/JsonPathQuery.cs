@@ -127,6 +127,11 @@ public static class JsonPathQuery
     private sealed class Parser(string text)
     {
         private const int MaxDepth = 32;
+
+        // Steps chain into a left-deep tree that evaluation walks recursively: a query from a payload could otherwise
+        // be long enough to overflow the stack, which no catch survives.
+        private const int MaxSteps = 256;
+        private int _steps;
         private int _position;
         private int _depth;
 
@@ -137,13 +142,15 @@ public static class JsonPathQuery
             return _position < text.Length ? throw Error($"unexpected '{text[_position]}'") : step;
         }
 
+        private Step Counted(Step step) => ++_steps > MaxSteps ? throw Error($"the query has more than {MaxSteps} steps") : step;
+
         // Lowest to highest: '..', '.', '|' (jsonpath-rw's precedence), each left-associative; brackets bind tightest.
         private Step Expression()
         {
             var left = Dotted();
             while (TryTake(".."))
             {
-                left = new Descendants(left, Dotted());
+                left = Counted(new Descendants(left, Dotted()));
             }
 
             return left;
@@ -154,7 +161,7 @@ public static class JsonPathQuery
             var left = Unioned();
             while (!Peek("..") && TryTake("."))
             {
-                left = new Child(left, Unioned());
+                left = Counted(new Child(left, Unioned()));
             }
 
             return left;
@@ -165,7 +172,7 @@ public static class JsonPathQuery
             var left = Postfix();
             while (TryTake("|"))
             {
-                left = new Union(left, Postfix());
+                left = Counted(new Union(left, Postfix()));
             }
 
             return left;
@@ -176,7 +183,7 @@ public static class JsonPathQuery
             var step = Atom();
             while (Skip() < text.Length && text[_position] == '[')
             {
-                step = new Child(step, Bracket());
+                step = Counted(new Child(step, Bracket()));
             }
 
             return step;
