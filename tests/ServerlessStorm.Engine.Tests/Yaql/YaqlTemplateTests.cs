@@ -137,6 +137,19 @@ public sealed class YaqlTemplateTests : IDisposable
         Assert.Throws<ExpressionLimitException>(() => Template.Parse("<% range(100000).select(range(100000)) %>", TemplateDialect.Orquesta).EvaluateValue(Scope()));
         Assert.Throws<ExpressionLimitException>(() => Template.Parse("<% range(10000).select('x' * 100000) %>", TemplateDialect.Orquesta).EvaluateValue(Scope()));
         Assert.Throws<TemplateSyntaxException>(() => Template.Parse("<% " + new string('(', 500) + "1" + new string(')', 500) + " %>", TemplateDialect.Orquesta));
+
+        // Refused before they are built, not after: each would allocate gigabytes.
+        string[] huge =
+        [
+            "range(100000) * 100000",
+            "range(100000).repeat(100000).flatten()",
+            "range(100000).selectMany(range(100000))",
+            "('a' * 1000000).repeat(1000).join('')",
+        ];
+        Assert.All(huge, e => Assert.Throws<ExpressionLimitException>(() => Template.Parse($"<% {e} %>", TemplateDialect.Orquesta).EvaluateValue(Scope())));
+
+        // A chain as long as a big file allows would make a tree deep enough to overflow the stack when walked.
+        Assert.Throws<TemplateSyntaxException>(() => Template.Parse("<% 1" + string.Concat(Enumerable.Repeat("+1", 200_000)) + " %>", TemplateDialect.Orquesta));
     }
 
     [Fact]

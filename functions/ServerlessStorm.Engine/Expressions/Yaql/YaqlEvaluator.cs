@@ -142,6 +142,15 @@ internal sealed class YaqlEvaluator
         return Evaluate(node, inner);
     };
 
+    /// <summary>Refuses, before it is built, a value of <paramref name="count"/> items (or characters / 10).</summary>
+    public void Reserve(long count, int offset)
+    {
+        if (count > Limits.MaxCollectionLength)
+        {
+            throw new ExpressionLimitException($"a value at character {offset + 1} would be over the size limit of {Limits.MaxCollectionLength}");
+        }
+    }
+
     /// <summary>Bounds one value, and what the whole evaluation builds (nested queries multiply sizes).</summary>
     public T CheckSize<T>(T value, int offset)
     {

@@ -515,7 +515,7 @@ internal static class YaqlFunctions
             {
                 foreach (var (old, replacement) in map)
                 {
-                    s = s.Replace(old, replacement as string ?? YaqlValues.Str(replacement), StringComparison.Ordinal);
+                    s = call.Evaluator.CheckSize(s.Replace(old, replacement as string ?? YaqlValues.Str(replacement), StringComparison.Ordinal), call.Offset);
                 }
 
                 return s;
@@ -566,7 +566,9 @@ internal static class YaqlFunctions
             var (items, separator) = call.Receiver is string sep && call.Arg(0) is List<object?> l1
                 ? (l1, sep)
                 : (ReceiverList(call), call.Arg(0) as string ?? throw call.NoMatch());
-            return call.Evaluator.CheckSize(string.Join(separator, items.Select(i => i as string ?? YaqlValues.Str(i))), call.Offset);
+            var texts = items.Select(i => i as string ?? YaqlValues.Str(i)).ToList();
+            call.Evaluator.Reserve((texts.Sum(t => (long)t.Length) + (long)separator.Length * texts.Count) / 10, call.Offset);
+            return call.Evaluator.CheckSize(string.Join(separator, texts), call.Offset);
         });
         Extension("format", call =>
         {
@@ -809,19 +811,26 @@ internal static class YaqlFunctions
         Method("flatten", call =>
         {
             var result = new List<object?>();
-            void Add(object? v)
+            void Add(object? v, int depth)
             {
+                if (depth > call.Evaluator.Limits.MaxDepth * 4)
+                {
+                    throw new ExpressionLimitException($"a list at character {call.Offset + 1} is nested deeper than {call.Evaluator.Limits.MaxDepth * 4} levels");
+                }
+
                 if (v is List<object?> inner)
                 {
-                    inner.ForEach(Add);
+                    inner.ForEach(i => Add(i, depth + 1));
                 }
                 else
                 {
+                    // Counted as it grows: a list repeated many times is small until flattened.
+                    call.Evaluator.Reserve(result.Count + 1, call.Offset);
                     result.Add(v);
                 }
             }
 
-            ReceiverList(call).ForEach(Add);
+            ReceiverList(call).ForEach(v => Add(v, 0));
             return call.Evaluator.CheckSize(result, call.Offset);
         });
         Method("reverse", call => { var l = new List<object?>(ReceiverList(call)); l.Reverse(); return l; });
@@ -842,7 +851,15 @@ internal static class YaqlFunctions
         {
             Arity(call, 1, 1);
             var f = call.Lambda(0);
-            return call.Evaluator.CheckSize(ReceiverList(call).SelectMany(x => f([x]) as List<object?> ?? throw call.Fail("the selector must give a list")).ToList(), call.Offset);
+            var result = new List<object?>();
+            foreach (var x in ReceiverList(call))
+            {
+                var items = f([x]) as List<object?> ?? throw call.Fail("the selector must give a list");
+                call.Evaluator.Reserve(result.Count + (long)items.Count, call.Offset);
+                result.AddRange(items);
+            }
+
+            return call.Evaluator.CheckSize(result, call.Offset);
         });
         Method("count", call => { Arity(call, 0, 0); return (long)ReceiverList(call).Count; });
         Method("first", call =>

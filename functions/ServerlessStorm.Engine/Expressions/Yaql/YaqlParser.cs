@@ -79,8 +79,15 @@ internal sealed class YaqlParser
         try
         {
             var left = Prefix();
+            var links = 0;
             while (Peek is { Kind: TokenKind.Operator } op && Binary.TryGetValue(op.Text, out var info) && info.Precedence >= minPrecedence)
             {
+                // A chain (a + b + …, x[0][0]…) builds a tree as deep as it is long, which later walks recurse into.
+                if (++links > MaxNesting * 16)
+                {
+                    throw Error($"a chain of more than {MaxNesting * 16} operators", op);
+                }
+
                 Take();
                 if (op.Text == "[")
                 {

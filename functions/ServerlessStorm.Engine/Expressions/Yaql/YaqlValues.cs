@@ -220,8 +220,10 @@ internal static class YaqlOperators
             case ("*", long or bool, string s):
                 return Repeat(s, Py.ToLong(a), offset, evaluator);
             case ("*", List<object?> l, long or bool):
+                evaluator.Reserve(l.Count * Math.Max(0, Py.ToLong(b)), offset);
                 return evaluator.CheckSize(Enumerable.Repeat(l, (int)Math.Clamp(Py.ToLong(b), 0, evaluator.Limits.MaxCollectionLength + 1L)).SelectMany(x => x).ToList(), offset);
             case ("*", long or bool, List<object?> l):
+                evaluator.Reserve(l.Count * Math.Max(0, Py.ToLong(a)), offset);
                 return evaluator.CheckSize(Enumerable.Repeat(l, (int)Math.Clamp(Py.ToLong(a), 0, evaluator.Limits.MaxCollectionLength + 1L)).SelectMany(x => x).ToList(), offset);
         }
 
