@@ -79,6 +79,18 @@ public sealed class HttpRequestRunnerTests : IDisposable
     }
 
     [Fact]
+    public async Task WithAHostListOrCookies_ARedirectIsTheAnswer_NotFollowedPastTheListOrWithTheCookies()
+    {
+        var redirected = RedirectOnceAsync("http://example.com/elsewhere");
+        var result = await RunAsync(new JsonObject { ["url"] = _url + "r", ["url_hosts_whitelist"] = new JsonArray("127.0.0.1") });
+        await redirected;
+
+        // Followed, it would have gone to example.com, which the egress guard (and this machine) refuses.
+        Assert.Equal(302, result.Result["status_code"]!.GetValue<int>());
+        Assert.Equal("http://example.com/elsewhere", result.Result["headers"]!["Location"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task ServerError_IsAFailureWithTheStatus()
     {
         _ = ServeOnceAsync(503, "down");

@@ -46,11 +46,11 @@ public sealed class HttpRequestRunner : IActionRunner, IDisposable
         ParameterReader.Define("allow_redirects", "boolean", defaultValue: true, description: "Follow redirects (each destination is checked like the first)."),
         ParameterReader.Define("timeout", "number", defaultValue: DefaultTimeoutSeconds, description: "Seconds to wait for the response."),
         // StackStorm's runner parameters, so its actions (core.http among them) load and mean the same here.
-        ParameterReader.Define("cookies", "object", description: "Cookies to send with the request."),
+        ParameterReader.Define("cookies", "object", description: "Cookies to send with the request (a redirect is then answered, not followed)."),
         ParameterReader.Define("http_proxy", "string", description: "Not supported here: requests go straight to the server, through the egress guard."),
         ParameterReader.Define("https_proxy", "string", description: "Not supported here: requests go straight to the server, through the egress guard."),
-        ParameterReader.Define("url_hosts_blacklist", "array", description: "Hosts the request may not go to."),
-        ParameterReader.Define("url_hosts_whitelist", "array", description: "When given, the only hosts the request may go to."),
+        ParameterReader.Define("url_hosts_blacklist", "array", description: "Hosts the request may not go to (a redirect is then answered, not followed)."),
+        ParameterReader.Define("url_hosts_whitelist", "array", description: "When given, the only hosts the request may go to (a redirect is then answered, not followed)."),
     ];
 
     // StackStorm's host lists (compared with the URL's host, without its port), and its proxies, which are refused here
@@ -196,7 +196,11 @@ public sealed class HttpRequestRunner : IActionRunner, IDisposable
     {
         var networks = context.Pack?.AllowedNetworks ?? [];
         var verify = ParameterReader.Boolean(parameters, "verify_ssl_cert") != false;
-        var redirects = ParameterReader.Boolean(parameters, "allow_redirects") != false;
+        // Host lists and cookies hold for the URL given: a redirect could lead past a list, or carry the cookies to
+        // another host, so with either the redirect is the answer rather than followed.
+        var redirects = ParameterReader.Boolean(parameters, "allow_redirects") != false
+            && parameters["url_hosts_blacklist"] is not JsonArray { Count: > 0 } && parameters["url_hosts_whitelist"] is not JsonArray { Count: > 0 }
+            && parameters["cookies"] is not JsonObject { Count: > 0 };
         var key = $"{string.Join(",", networks)}|{verify}|{redirects}";
         return _clients.GetOrAdd(key, _ =>
         {
