@@ -101,18 +101,11 @@ public static class StormEngineServices
     public static PackCatalog LoadCatalog(StormOptions options, RunnerRegistry runners, Microsoft.Extensions.Logging.ILogger logger)
     {
         var loader = new PackLoader(runners);
-        if (options.StrictPacks)
+        var result = options.StrictPacks ? loader.LoadAll(options.PacksPath) : loader.LoadLeavingOutBroken(options.PacksPath);
+        // Strict, any problem refuses; otherwise only one no pack owns (leaving packs out could not mend it).
+        if (result.Problems.Except(result.Packs.SelectMany(p => p.Problems)).ToList() is { Count: > 0 } refused)
         {
-            var strict = loader.LoadFrom(options.PacksPath);
-            return strict.IsValid
-                ? new PackCatalog(strict.Catalog, [.. strict.Catalog.Packs.Values.Select(p => new PackLoadStatus(p.Name, p.Directory, true, [], [.. strict.Warnings.Where(w => Path.GetFullPath(w.File).StartsWith(p.Directory + Path.DirectorySeparatorChar, StringComparison.Ordinal))]))])
-                : throw new PackLoadException(strict.Problems);
-        }
-
-        var result = loader.LoadLeavingOutBroken(options.PacksPath);
-        if (result.Problems.Except(result.Packs.SelectMany(p => p.Problems)).ToList() is { Count: > 0 } unowned)
-        {
-            throw new PackLoadException(unowned);
+            throw new PackLoadException(refused);
         }
 
         foreach (var pack in result.Packs)

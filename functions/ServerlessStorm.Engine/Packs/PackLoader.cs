@@ -113,10 +113,7 @@ public sealed class PackLoader(
             if (owned.Count == 0)
             {
                 // What is left (a problem no pack folder owns) cannot be mended by leaving a pack out; the caller refuses.
-                var statuses = directories.Select(d => leftOut.TryGetValue(d, out var problems)
-                    ? new PackLoadStatus(PackName(d), d, false, problems, [])
-                    : new PackLoadStatus(PackName(d), d, true, [], [.. result.Warnings.Where(w => PackOf(w.File, [d]) is not null)])).ToList();
-                return result with { Problems = [.. leftOut.Values.SelectMany(p => p).Distinct(), .. result.Problems], Packs = statuses };
+                return result with { Problems = [.. leftOut.Values.SelectMany(p => p).Distinct(), .. result.Problems], Packs = Statuses(directories, leftOut, result.Warnings) };
             }
 
             foreach (var group in owned.GroupBy(o => o.Pack))
@@ -125,6 +122,19 @@ public sealed class PackLoader(
             }
         }
     }
+
+    /// <summary>Loads every pack under <paramref name="path"/>, and reports each as loaded (a strict host refuses to start on any problem).</summary>
+    public PackLoadResult LoadAll(string path)
+    {
+        var directories = FindPackDirectories(path).Select(Path.GetFullPath).ToList();
+        var result = Load(directories);
+        return result with { Packs = Statuses(directories, [], result.Warnings) };
+    }
+
+    private static List<PackLoadStatus> Statuses(IEnumerable<string> directories, Dictionary<string, List<PackProblem>> leftOut, IReadOnlyList<PackProblem> warnings) =>
+        [.. directories.Select(d => leftOut.TryGetValue(d, out var problems)
+            ? new PackLoadStatus(PackName(d), d, false, problems, [])
+            : new PackLoadStatus(PackName(d), d, true, [], [.. warnings.Where(w => PackOf(w.File, [d]) is not null)]))];
 
     // The pack folder a problem's file lies in (files are named as Display shows them).
     private static string? PackOf(string file, IEnumerable<string> directories)

@@ -109,7 +109,8 @@ public sealed class WebhookSensor(
         // A redelivery is the same trigger instance: it keeps the first acceptance's time, from which its rows and its
         // executions' ids are derived.
         var occurredAt = deliveryId is null ? now : await audit.FirstAcceptedAsync(deliveryId, now, cancellationToken);
-        var traceTag = Header(headerObject, TraceTagHeader) is { Length: > 0 and <= 200 } tag && IsUsableId(tag) ? tag : id;
+        static string? UsableTag(string? tag) => tag is { Length: > 0 and <= 200 } && IsUsableId(tag) ? tag : null;
+        var traceTag = UsableTag(Header(headerObject, TraceTagHeader)) ?? id;
         TriggerInstance instance;
         if (generic)
         {
@@ -119,7 +120,7 @@ public sealed class WebhookSensor(
                 return await RejectAsync(hook, headerObject, body, 400, error, now, user, cancellationToken);
             }
 
-            traceTag = parsed?["trace_tag"] is JsonValue t && t.TryGetValue<string>(out var given) && given.Length is > 0 and <= 200 && IsUsableId(given) ? given : traceTag;
+            traceTag = UsableTag((parsed?["trace_tag"] as JsonValue)?.TryGetValue<string>(out var given) == true ? given : null) ?? traceTag;
             // Empty trigger parameters, as StackStorm's type ref means: only rules on the type without parameters match.
             instance = new TriggerInstance(id, type!, [], payload!, occurredAt, traceTag, user);
         }
