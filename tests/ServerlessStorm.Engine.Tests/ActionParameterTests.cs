@@ -162,7 +162,7 @@ public sealed class ActionParameterTests : IDisposable
     public void Action_MayNarrowARunnerParameterThatTakesSeveralTypes_ToOneOfThem_ButNotWidenIt()
     {
         var (narrowed, narrowProblems) = Load("name: a\nrunner_type: http-request\nparameters:\n  body:\n    type: string\n");
-        var (_, widenProblems) = Load("name: b\nrunner_type: http-request\nparameters:\n  body:\n    type: integer\n");
+        var (_, widenProblems) = Load("name: b\nrunner_type: http-request\nparameters:\n  headers:\n    type: string\n");
 
         Assert.Empty(narrowProblems);
         Assert.Equal("string", narrowed.Actions["t.a"].Parameters["body"].Type);
@@ -212,6 +212,25 @@ public sealed class ActionParameterTests : IDisposable
         Assert.Equal("string", action.Parameters["body"].Type);
         Assert.Contains("url_hosts_whitelist", action.Parameters.Keys);
         Assert.Contains("cookies", action.Parameters.Keys);
+    }
+
+    [Fact]
+    public void HttpParametersStackStormLeavesToActions_MayBeDeclaredWithAnyType()
+    {
+        // The shape of StackStorm's examples.weather: params a string, timeout an integer, method immutable.
+        var action = Action("""
+            name: a
+            runner_type: http-request
+            entry_point: ''
+            parameters:
+              method: {default: GET, type: string, enum: [GET, POST], immutable: true}
+              params: {type: string}
+              timeout: {default: 60, type: integer}
+              url: {default: "http://api.example.com/weather?q={{zip}}", immutable: true, type: string}
+              zip: {type: string}
+            """);
+
+        Assert.Equal(("string", "integer"), (action.Parameters["params"].Type, action.Parameters["timeout"].Type));
     }
 
     [Fact]

@@ -79,6 +79,19 @@ public sealed class HttpRequestRunnerTests : IDisposable
     }
 
     [Fact]
+    public async Task Params_AsAnObject_AreEscapedPairs_AndAsAString_AreAddedAsTheyAre()
+    {
+        var first = ServeOnceAsync(200, "ok");
+        await RunAsync(new JsonObject { ["url"] = _url + "q?a=1", ["params"] = new JsonObject { ["b"] = "x y" } });
+        var second = ServeOnceAsync(200, "ok");
+        // As an action that declares params a string passes it (the runner is handed the resolved parameters).
+        await _runner.RunAsync(new RunnerContext("test", Http, new JsonObject { ["url"] = _url + "q", ["params"] = "units=metric&lang=en", ["timeout"] = 10 }, null), CancellationToken.None);
+
+        Assert.Equal("?a=1&b=x%20y", (await first).Query);
+        Assert.Equal("?units=metric&lang=en", (await second).Query);
+    }
+
+    [Fact]
     public async Task WithAHostListOrCookies_ARedirectIsTheAnswer_NotFollowedPastTheListOrWithTheCookies()
     {
         var redirected = RedirectOnceAsync("http://example.com/elsewhere");

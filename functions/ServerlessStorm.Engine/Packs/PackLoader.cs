@@ -899,7 +899,7 @@ public sealed class PackLoader(
             var type = string.Join('|', types);
             // A type the runner allows among others may be narrowed to one of them (StackStorm's core.http declares
             // body as a string where our runner also takes objects); any other change would break the runner.
-            if (inherited is not null && map["type"] is not null && type != inherited.Type && !types.All(t => inherited.Type.Split('|').Contains(t)))
+            if (inherited is { ActionDeclares: false } && map["type"] is not null && type != inherited.Type && !types.All(t => inherited.Type.Split('|').Contains(t)))
             {
                 scope.Problem(map["type"]!.Position, "type", $"the runner declares '{name}' as {inherited.Type}; an action cannot change its type");
             }

@@ -41,6 +41,12 @@ public sealed record ParameterDefinition(
 {
     /// <summary>The parameter's other JSON Schema keywords (minimum, pattern, items, …) that its value must meet, or null.</summary>
     public JsonObject? Schema { get; init; }
+
+    /// <summary>
+    /// A runner parameter StackStorm leaves to each action to declare (the http runner's <c>method</c>, <c>body</c>,
+    /// <c>params</c>, <c>timeout</c>): given here as a default, an action may declare it with any type.
+    /// </summary>
+    public bool ActionDeclares { get; init; }
 }
 
 public sealed record ActionDefinition(

@@ -35,16 +35,16 @@ public sealed class HttpRequestRunner : IActionRunner, IDisposable
     public IReadOnlyList<ParameterDefinition> RunnerParameters { get; } =
     [
         ParameterReader.Define("url", "string", required: true, description: "Absolute http or https URL."),
-        ParameterReader.Define("method", "string", defaultValue: "GET", allowed: ["HEAD", "GET", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH", "PURGE"]),
+        ParameterReader.Define("method", "string", defaultValue: "GET", allowed: ["HEAD", "GET", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH", "PURGE"]) with { ActionDeclares = true },
         ParameterReader.Define("headers", "object", description: "Request headers."),
-        ParameterReader.Define("body", "string|object|array", description: "A string is sent as text; an object or list as JSON."),
-        ParameterReader.Define("params", "object", description: "Query string parameters, added to the URL."),
+        ParameterReader.Define("body", "string|object|array", description: "A string is sent as text; an object or list as JSON.") with { ActionDeclares = true },
+        ParameterReader.Define("params", "object", description: "Query string parameters, added to the URL (a string is added as it is).") with { ActionDeclares = true },
         ParameterReader.Define("username", "string", description: "User for basic authentication."),
         new ParameterDefinition("password", "string", false, null, true, false, "Password for basic authentication.", null, null),
         new ParameterDefinition("bearer_token", "string", false, null, true, false, "Token sent as 'Authorization: Bearer …' (a secret, unlike a header).", null, null),
         ParameterReader.Define("verify_ssl_cert", "boolean", defaultValue: true, description: "Check the server's TLS certificate."),
         ParameterReader.Define("allow_redirects", "boolean", defaultValue: true, description: "Follow redirects (each destination is checked like the first)."),
-        ParameterReader.Define("timeout", "number", defaultValue: DefaultTimeoutSeconds, description: "Seconds to wait for the response."),
+        ParameterReader.Define("timeout", "number", defaultValue: DefaultTimeoutSeconds, description: "Seconds to wait for the response.") with { ActionDeclares = true },
         // StackStorm's runner parameters, so its actions (core.http among them) load and mean the same here.
         ParameterReader.Define("cookies", "object", description: "Cookies to send with the request (a redirect is then answered, not followed)."),
         ParameterReader.Define("http_proxy", "string", description: "Not supported here: requests go straight to the server, through the egress guard."),
@@ -96,10 +96,16 @@ public sealed class HttpRequestRunner : IActionRunner, IDisposable
             return RunnerResult.Failed([], refusal);
         }
 
-        if (parameters["params"] is JsonObject query && query.Count > 0)
+        // An object's pairs are escaped; a string (StackStorm's examples.weather declares one) is added as it is.
+        var added = parameters["params"] switch
         {
-            var pairs = query.Select(p => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(p.Value is JsonValue v && v.TryGetValue<string>(out var s) ? s : p.Value?.ToJsonString() ?? "")}");
-            url = new UriBuilder(url) { Query = string.Join('&', (url.Query.Length > 1 ? [url.Query[1..]] : Array.Empty<string>()).Concat(pairs)) }.Uri;
+            JsonObject query when query.Count > 0 => query.Select(p => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(p.Value is JsonValue v && v.TryGetValue<string>(out var s) ? s : p.Value?.ToJsonString() ?? "")}").ToList(),
+            JsonValue text when text.TryGetValue<string>(out var raw) && raw.TrimStart('?').Length > 0 => [raw.TrimStart('?')],
+            _ => [],
+        };
+        if (added.Count > 0)
+        {
+            url = new UriBuilder(url) { Query = string.Join('&', (url.Query.Length > 1 ? [url.Query[1..]] : Array.Empty<string>()).Concat(added)) }.Uri;
         }
 
         using var request = new HttpRequestMessage(new HttpMethod((ParameterReader.String(parameters, "method") ?? "GET").ToUpperInvariant()), url);
