@@ -964,6 +964,31 @@ public sealed class WorkflowInterpreterTests : IDisposable
     }
 
     [Fact]
+    public void Task_GivesAFinishedTasksResultAndStatus_TheCurrentOneWithoutAName_AndFailsForATaskNotFinished()
+    {
+        // StackStorm's task(name) (its orquesta runner's function): the task's last run on this route.
+        var workflow = Load("""
+            version: 1.0
+            tasks:
+              first:
+                action: core.echo message="one"
+                next: [{publish: [own: <% task().status %>], do: second}, {when: <% failed() %>, do: never}]
+              second:
+                action: core.echo
+                input: {message: "<% [task(first).result.stdout, task(first).status, task(first).task_id, ctx(own)] %>"}
+                next: [{do: third}]
+              third: {action: core.echo, input: {message: "<% task(never).status %>"}}
+              never: {action: core.noop}
+            """);
+
+        var run = Drive(workflow, [], Echo);
+
+        Assert.Equal("""["one","succeeded","first","succeeded"]""", run.Actions.Single(a => a.Task == "second").Input["message"]!.ToJsonString());
+        Assert.Equal(ExecutionStatus.Failed, run.Done.Status);
+        Assert.Contains("Unable to find task execution for \"never\"", Assert.Single(run.Done.Errors), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void AJoinSatisfiedByATaskWhoseOtherTransitionFailsToEvaluate_DoesNotStart()
     {
         // Orquesta: a transition whose when fails to evaluate fails the workflow, and a failed workflow hands out no

@@ -31,6 +31,8 @@ public sealed class WorkflowInterpreter
     private readonly Dictionary<string, TaskRun> _running = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _occurrences = new(StringComparer.Ordinal);
     private readonly Dictionary<(string Task, string Route), string> _lastStatus = [];
+    // The last finished run of each task by route, for StackStorm's task(name).
+    private readonly Dictionary<(string Task, string Route), TaskRun> _lastRun = [];
     // Joins by task and route (see Route).
     private readonly Dictionary<(string Task, string Route), JoinState> _joins = [];
     private readonly Dictionary<string, bool> _inCycle = new(StringComparer.Ordinal);
@@ -329,6 +331,7 @@ public sealed class WorkflowInterpreter
 
         _running.Remove(run.Key);
         _lastStatus[(run.Task.Name, run.Route)] = status;
+        _lastRun[(run.Task.Name, run.Route)] = run;
         if (status == ExecutionStatus.Canceled && !_failing)
         {
             // As Orquesta: a task canceled on its own (by a policy, or by hand) cancels its workflow. The tasks still
@@ -693,18 +696,37 @@ public sealed class WorkflowInterpreter
 
         // As Orquesta: the task's status on the current route, else on the routes it split from (longest first), else
         // the unset status, the text "null".
-        public string? TaskStatus(string taskName)
+        public string? TaskStatus(string taskName) => OnRoute(interpreter._lastStatus, taskName) ?? Unset;
+
+        // StackStorm's task(name): the task's last finished run on this route (or one it split from); the current task
+        // when no name is given. Execution ids and timestamps are not part of it here.
+        public object? Task(string? taskName)
+        {
+            var name = taskName ?? run?.Task.Name ?? throw new ExpressionEvaluationException("task() names no task and is not evaluated in one", 0);
+            var found = OnRoute(interpreter._lastRun, name)
+                ?? throw new ExpressionEvaluationException($"Unable to find task execution for \"{name}\" (it has not finished on this route)", 0);
+            return Py.FromJson(new JsonObject
+            {
+                ["task_name"] = found.Task.Name,
+                ["task_id"] = found.Task.Name,
+                ["route"] = found.Route,
+                ["result"] = found.Result?.DeepClone(),
+                ["status"] = found.Status,
+            });
+        }
+
+        private T? OnRoute<T>(Dictionary<(string Task, string Route), T> byRoute, string taskName) where T : class
         {
             var steps = (run?.Route ?? "").Split('|', StringSplitOptions.RemoveEmptyEntries);
             for (var length = steps.Length; length >= 0; length--)
             {
-                if (interpreter._lastStatus.TryGetValue((taskName, string.Join('|', steps[..length])), out var status))
+                if (byRoute.TryGetValue((taskName, string.Join('|', steps[..length])), out var found))
                 {
-                    return status;
+                    return found;
                 }
             }
 
-            return Unset;
+            return null;
         }
     }
 }
