@@ -50,6 +50,10 @@ public sealed class YaqlTemplateTests : IDisposable
     [InlineData("<% regex_replace('a1b2', '[0-9]', '#') %>", "a#b#")]
     [InlineData("<% regex_substring('host-42', '([0-9]+)') %>", "42")]
     [InlineData("<% from_yaml_string('a: [1]').a[0] %>", 1L)]
+    [InlineData("<% jsonpath_query(dict(people => [dict(first => 'Ann'), dict(first => 'Bo')]), 'people[*].first').join(',') %>", "Ann,Bo")]
+    [InlineData("<% to_human_time_from_seconds(12345) %>", "3h25m45s")]
+    [InlineData("<% version_more_than('1.10.0', '1.9.0') %>", true)]
+    [InlineData("<% version_bump_minor('1.2.3') %>", "1.3.0")]
     public void StackStormsOrquestaFunctions_AreCallable(string template, object expected)
     {
         Assert.Equal(expected, Template.Parse(template, TemplateDialect.Orquesta).EvaluateValue(Scope()));

@@ -196,6 +196,10 @@ internal static class YaqlFunctions
         ["json_dump"] = "to_json_string", ["to_yaml_string"] = "to_yaml_string", ["yaml_dump"] = "to_yaml_string",
         ["json_escape"] = "json_escape", ["regex_match"] = "regex_match", ["regex_replace"] = "regex_replace",
         ["regex_search"] = "regex_search", ["regex_substring"] = "regex_substring", ["use_none"] = "use_none",
+        ["jsonpath_query"] = "jsonpath_query", ["to_human_time_from_seconds"] = "to_human_time_from_seconds",
+        ["version_compare"] = "version_compare", ["version_more_than"] = "version_more_than", ["version_less_than"] = "version_less_than",
+        ["version_equal"] = "version_equal", ["version_match"] = "version_match", ["version_bump_major"] = "version_bump_major",
+        ["version_bump_minor"] = "version_bump_minor", ["version_bump_patch"] = "version_bump_patch", ["version_strip_patch"] = "version_strip_patch",
     };
 
     private static void RegisterStackStorm()
