@@ -309,14 +309,8 @@ public sealed class PackLoader(
                             continue;
                         }
 
-                        var typeFile = new FileScope(this, path, type, $"trigger_types[{i}].");
-                        typeFile.CheckFields(TriggerTypeFields, "trigger type");
-                        typeFile.CheckPack(pack);
-                        if (typeFile.RequiredString("name") is { } typeName)
+                        if (AddTriggerType(pack, new FileScope(this, path, type, $"trigger_types[{i}].")))
                         {
-                            _triggerTypes.Add(new TriggerTypeDefinition(pack.Name, typeName, typeFile.OptionalString("description") ?? "",
-                                typeFile.OptionalMapping("parameters_schema")?.ToJson() as JsonObject,
-                                typeFile.OptionalMapping("payload_schema")?.ToJson() as JsonObject, path));
                             declared++;
                         }
                     }
@@ -684,16 +678,24 @@ public sealed class PackLoader(
                 return;
             }
 
-            var file = new FileScope(this, path, doc);
+            AddTriggerType(pack, new FileScope(this, path, doc));
+        }
+
+        // A trigger type, from its own file under triggers/ or from a sensor's trigger_types; false when it has no name.
+        private bool AddTriggerType(PackDefinition pack, FileScope file)
+        {
             file.CheckFields(TriggerTypeFields, "trigger type");
             var name = file.RequiredString("name");
             file.CheckPack(pack);
-            if (name is not null)
+            if (name is null)
             {
-                _triggerTypes.Add(new TriggerTypeDefinition(pack.Name, name, file.OptionalString("description") ?? "",
-                    file.OptionalMapping("parameters_schema")?.ToJson() as JsonObject,
-                    file.OptionalMapping("payload_schema")?.ToJson() as JsonObject, path));
+                return false;
             }
+
+            _triggerTypes.Add(new TriggerTypeDefinition(pack.Name, name, file.OptionalString("description") ?? "",
+                file.OptionalMapping("parameters_schema")?.ToJson() as JsonObject,
+                file.OptionalMapping("payload_schema")?.ToJson() as JsonObject, file.Path));
+            return true;
         }
 
         private void LoadAction(PackDefinition pack, string path)
