@@ -1,0 +1,59 @@
+using System.Text.Json.Nodes;
+using ServerlessStorm.Engine.Datastore;
+using ServerlessStorm.Engine.Packs;
+
+namespace ServerlessStorm.Engine.Sensors;
+
+/// <summary>
+/// A sensor a pack declares in <c>sensors/*.yaml</c>: its code (<c>entry_point</c>, a Python file in the pack's
+/// <c>sensors/</c> folder or <c>path/To.dll:Namespace.Class</c> for C#), its class and how often it polls.
+/// </summary>
+public sealed record SensorDefinition(string Pack, string ClassName, string? EntryPoint, bool Enabled, TimeSpan PollInterval,
+    IReadOnlyList<string> TriggerTypes, string SourceFile)
+{
+    /// <summary>StackStorm's default poll_interval.</summary>
+    public static readonly TimeSpan DefaultPollInterval = TimeSpan.FromSeconds(60);
+
+    public string Ref => $"{Pack}.{ClassName}";
+}
+
+/// <summary>A trigger a sensor watches for (a rule's trigger with parameters), as StackStorm passes it to add_trigger.</summary>
+public sealed record SensorTrigger(string Ref, string Type, JsonObject Parameters);
+
+/// <summary>One run of a sensor: its definition, pack, current triggers and the state it kept from its last run.</summary>
+public sealed record SensorRun(SensorDefinition Sensor, PackDefinition Pack, IReadOnlyList<SensorTrigger> Triggers, JsonObject State);
+
+/// <summary>How a poll ended: the state to keep for the next one, and the error when it failed.</summary>
+public sealed record SensorPollOutcome(JsonObject State, string? Error = null)
+{
+    /// <summary>The class is a long-running Sensor (run() forever), not a PollingSensor: it cannot be polled.</summary>
+    public bool LongRunning { get; init; }
+}
+
+/// <summary>A dispatch the trigger type refuses (unknown type, payload against its payload_schema): the reason.</summary>
+public sealed class SensorDispatchException(string message) : Exception(message);
+
+/// <summary>What a running sensor calls back: dispatching triggers and the datastore.</summary>
+public interface ISensorHost
+{
+    /// <summary>Dispatches a trigger instance; throws <see cref="SensorDispatchException"/> when it is refused.</summary>
+    Task DispatchAsync(string trigger, JsonNode? payload, string? traceTag, CancellationToken cancellationToken);
+
+    Task<JsonNode?> DatastoreAsync(DatastoreCall call, CancellationToken cancellationToken);
+
+    /// <summary>A line the sensor logged (its logger, stdout, stderr), for the host's log; secrets masked by the host.</summary>
+    void Log(string level, string message);
+}
+
+/// <summary>Runs sensors of one kind of code (Python, C#).</summary>
+public interface ISensorRunner
+{
+    /// <summary>Whether this runner runs <paramref name="sensor"/>'s code.</summary>
+    bool Runs(SensorDefinition sensor);
+
+    /// <summary>One poll: setup, the triggers added, the kept state restored, poll, cleanup. Never throws for the sensor's own errors.</summary>
+    Task<SensorPollOutcome> PollAsync(SensorRun run, ISensorHost host, CancellationToken cancellationToken);
+
+    /// <summary>A long-running sensor: setup and run() until <paramref name="cancellationToken"/> fires or it ends; its error, if any.</summary>
+    Task<string?> RunAsync(SensorRun run, ISensorHost host, CancellationToken cancellationToken);
+}
