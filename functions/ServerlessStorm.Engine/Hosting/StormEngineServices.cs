@@ -50,6 +50,8 @@ public static class StormEngineServices
         services.AddOptions<ExecutorOptions>();
         services.AddSingleton(sp => new EgressGuard(sp.GetRequiredService<IOptions<StormOptions>>().Value.AllowedNetworks.Select(IPNetwork.Parse)));
         // The built-in runners, and any more a host registers as IActionRunner.
+        // core.inject_trigger's runner dispatches through the webhook sensor, which needs the catalog: found when it runs.
+        services.AddSingleton<IActionRunner>(sp => new InjectTriggerRunner(() => sp.GetRequiredService<WebhookSensor>()));
         services.AddSingleton(sp => new RunnerRegistry(RunnerRegistry.BuiltIn(sp.GetRequiredService<EgressGuard>()).Concat(sp.GetServices<IActionRunner>())));
         services.AddSingleton(sp => LoadCatalog(sp.GetRequiredService<IOptions<StormOptions>>().Value, sp.GetRequiredService<RunnerRegistry>(),
             sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().CreateLogger("ServerlessStorm.Packs")));

@@ -1,0 +1,53 @@
+using System.Text.Json.Nodes;
+using ServerlessStorm.Engine.Packs;
+using ServerlessStorm.Engine.Triggers;
+
+namespace ServerlessStorm.Engine.Actions.Runners;
+
+/// <summary>
+/// runner_type inject-trigger (core.inject_trigger): dispatches a trigger instance of any pack's trigger type, as
+/// StackStorm's action does, through the generic webhook's path, so the same checks apply (the type exists, is not
+/// the platform's own, the payload matches its payload_schema). The execution id is the delivery id, so an execution
+/// delivered twice injects one trigger instance.
+/// </summary>
+public sealed class InjectTriggerRunner(Func<WebhookSensor> webhooks) : IActionRunner
+{
+    public const string Type = "inject-trigger";
+
+    public string RunnerType => Type;
+
+    public async Task<RunnerResult> RunAsync(RunnerContext context, CancellationToken cancellationToken)
+    {
+        var trigger = ParameterReader.String(context.Parameters, "trigger");
+        var triggerName = ParameterReader.String(context.Parameters, "trigger_name");
+        if (!string.IsNullOrEmpty(trigger) && !string.IsNullOrEmpty(triggerName))
+        {
+            return RunnerResult.Failed([], "parameters 'trigger' and 'trigger_name' are mutually exclusive");
+        }
+
+        var type = string.IsNullOrEmpty(trigger) ? triggerName : trigger;
+        if (string.IsNullOrEmpty(type))
+        {
+            return RunnerResult.Failed([], "give the trigger type to inject in 'trigger_name'");
+        }
+
+        var body = new JsonObject
+        {
+            ["trigger"] = type,
+            ["payload"] = context.Parameters["payload"]?.DeepClone() ?? new JsonObject(),
+            ["trace_tag"] = ParameterReader.String(context.Parameters, "trace_tag") ?? context.TraceTag,
+        };
+        var outcome = await webhooks().AcceptAsync(WebhookSensor.GenericHook,
+            [KeyValuePair.Create("Content-Type", "application/json"), KeyValuePair.Create("Idempotency-Key", context.ExecutionId)],
+            System.Text.Encoding.UTF8.GetBytes(body.ToJsonString()), cancellationToken);
+        if (outcome.StatusCode >= 300)
+        {
+            var reason = outcome.Body["faultstring"]?.GetValue<string>() ?? outcome.Body.ToJsonString();
+            return RunnerResult.Failed([], $"the trigger was not injected: {reason}");
+        }
+
+        body["trigger_instance_id"] = outcome.Body["trigger_instance_id"]?.DeepClone();
+        body["trace_tag"] = outcome.Body["trace_tag"]?.DeepClone();
+        return RunnerResult.Succeeded(body);
+    }
+}
