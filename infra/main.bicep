@@ -67,6 +67,10 @@ var tags = {
 }
 var functionAppName = '${abbrs.webSitesFunctions}${resourceToken}'
 var identityName = '${abbrs.managedIdentityUserAssignedIdentities}${resourceToken}'
+// The Python host (functions/ServerlessStorm.PythonHost): its own app, identity and deployment container.
+var pythonAppName = '${abbrs.webSitesFunctions}py-${resourceToken}'
+var pythonIdentityName = '${abbrs.managedIdentityUserAssignedIdentities}py-${resourceToken}'
+var pythonDeploymentContainerName = 'app-package-${take(pythonAppName, 32)}'
 var storageAccountName = '${abbrs.storageStorageAccounts}${resourceToken}'
 var serviceBusName = '${abbrs.serviceBusNamespaces}${resourceToken}'
 var keyVaultName = '${abbrs.keyVaultVaults}${resourceToken}'
@@ -89,6 +93,15 @@ module identity 'modules/identity.bicep' = {
   }
 }
 
+module pythonIdentity 'modules/identity.bicep' = {
+  scope: group
+  params: {
+    name: pythonIdentityName
+    location: location
+    tags: tags
+  }
+}
+
 module monitoring 'modules/monitoring.bicep' = {
   scope: group
   params: {
@@ -105,7 +118,10 @@ module storage 'modules/storage.bicep' = {
     name: storageAccountName
     location: location
     tags: tags
-    deploymentContainerName: deploymentContainerName
+    deploymentContainerNames: [
+      deploymentContainerName
+      pythonDeploymentContainerName
+    ]
     privateOnly: vnetEnabled
   }
 }
@@ -159,6 +175,7 @@ module roles 'modules/roles.bicep' = {
   scope: group
   params: {
     appIdentityName: identityName
+    pythonIdentityName: pythonIdentityName
     deployerPrincipalId: principalId
     deployerPrincipalType: principalType
     storageAccountName: storageAccountName
@@ -169,6 +186,7 @@ module roles 'modules/roles.bicep' = {
   // Names known before deployment keep the assignments' ids stable; the resources must exist first.
   dependsOn: [
     identity
+    pythonIdentity
     storage
     serviceBus
     keyVault
@@ -184,6 +202,8 @@ module functionApp 'modules/functionapp.bicep' = {
     location: location
     tags: tags
     serviceName: 'functions'
+    runtimeName: 'dotnet-isolated'
+    runtimeVersion: '10.0'
     identityId: identity.outputs.id
     identityClientId: identity.outputs.clientId
     storageBlobEndpoint: storage.outputs.blobEndpoint
@@ -209,11 +229,41 @@ module functionApp 'modules/functionapp.bicep' = {
   ]
 }
 
+// Python actions and sensors run here: Python 3.11 on Flex Consumption, taking launches from the python-jobs queue
+// (docs/deployment.md, "Python actions and sensors in Azure"). The .NET app stays in charge of every execution.
+module pythonApp 'modules/functionapp.bicep' = {
+  scope: group
+  params: {
+    name: pythonAppName
+    planName: '${abbrs.webServerFarms}py-${resourceToken}'
+    location: location
+    tags: tags
+    serviceName: 'python'
+    runtimeName: 'python'
+    runtimeVersion: '3.11'
+    identityId: pythonIdentity.outputs.id
+    identityClientId: pythonIdentity.outputs.clientId
+    storageBlobEndpoint: storage.outputs.blobEndpoint
+    storageQueueEndpoint: storage.outputs.queueEndpoint
+    storageTableEndpoint: storage.outputs.tableEndpoint
+    deploymentContainerName: pythonDeploymentContainerName
+    serviceBusNamespace: serviceBus.outputs.fullyQualifiedNamespace
+    applicationInsightsConnectionString: monitoring.outputs.connectionString
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    subnetId: vnetEnabled ? network!.outputs.pythonAppSubnetId : ''
+  }
+  dependsOn: [
+    roles
+  ]
+}
+
 // What azd keeps in the environment (.azure/<env>/.env) and gives the hooks; nothing secret.
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = subscription().tenantId
 output AZURE_RESOURCE_GROUP string = group.name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output AZURE_PYTHON_FUNCTION_APP_NAME string = pythonApp.outputs.name
 output STORM_API_URL string = 'https://${functionApp.outputs.defaultHostName}'
 output STORM_KEY_VAULT_NAME string = keyVault.outputs.name
 output STORM_DATASTORE_KEY_SECRET_NAME string = datastoreKeySecretName

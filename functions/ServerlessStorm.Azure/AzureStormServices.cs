@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using ServerlessStorm.Azure.Audit;
@@ -115,6 +116,7 @@ public static class AzureStormServices
                 services.AddSharedBusWorkers();
                 break;
             case Transports.ServiceBus:
+                services.TryAddSingleton(sp => sp.GetRequiredService<IOptions<ServiceBusOptions>>().Value.CreateClient());
                 services.AddSingleton<IMessageBus, ServiceBusMessageBus>();
                 services.AddSharedBusWorkers();
                 break;

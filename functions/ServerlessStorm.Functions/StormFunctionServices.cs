@@ -2,6 +2,7 @@ using Microsoft.Extensions.Configuration;
 using Azure.Monitor.OpenTelemetry.Exporter;
 using Microsoft.Azure.Functions.Worker.OpenTelemetry;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using OpenTelemetry;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Trace;
@@ -101,6 +102,11 @@ public static class StormFunctionServices
         services.AddSingleton<ServerlessStorm.Engine.Workflows.IWorkflowControl>(sp => sp.GetRequiredService<DurableFunctionsWorkflowEngine>());
         ServerlessStorm.Durable.DurableStormServices.AddStormWorkflowRunner(services);
         services.AddHostedService<TimerArming>();
+#if SERVICE_BUS_TRIGGERS
+        // The app has no Python of its own: Python wrappers run on the Python Function app, over the bus's namespace.
+        // Replace, so this wins over the engine's local launcher whatever the order of registration.
+        services.Replace(ServiceDescriptor.Singleton<ServerlessStorm.Engine.Python.IPythonLauncher, ServerlessStorm.Azure.Python.ServiceBusPythonLauncher>());
+#endif
         AddTelemetry(services, configuration);
 #if !SERVICE_BUS_TRIGGERS
         // The queue triggers listen where the bus publishes, or the app does not start.

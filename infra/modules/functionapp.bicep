@@ -1,11 +1,20 @@
-// The Function app on Flex Consumption (FC1, Linux), .NET 10 isolated worker. Every connection it makes is by its
-// user-assigned managed identity; no setting holds a key.
+// A Function app on Flex Consumption (FC1, Linux): the .NET 10 isolated app (the engine), or the Python 3.11 app that
+// runs pack code (functions/ServerlessStorm.PythonHost). Every connection it makes is by its user-assigned managed
+// identity; no setting holds a key.
 param name string
 param planName string
 param location string
 param tags object
 @description('The value of the azd-service-name tag: the service in azure.yaml deployed to this app.')
 param serviceName string
+@description('The worker runtime: the engine (dotnet-isolated) or the Python host (python).')
+@allowed([
+  'dotnet-isolated'
+  'python'
+])
+param runtimeName string = 'dotnet-isolated'
+@description('The runtime version: 10.0 for .NET, 3.11 for Python.')
+param runtimeVersion string = '10.0'
 param identityId string
 param identityClientId string
 param storageBlobEndpoint string
@@ -14,15 +23,15 @@ param storageTableEndpoint string
 param deploymentContainerName string
 param serviceBusNamespace string
 param applicationInsightsConnectionString string
-param keyVaultUri string
+param keyVaultUri string = ''
 @description('The Key Vault secret holding the datastore key (created by the azd hook).')
-param datastoreKeySecretName string
+param datastoreKeySecretName string = ''
 @description('Microsoft Entra ID sign-in: the tenant; empty leaves Entra ID sign-in off.')
-param entraTenantId string
+param entraTenantId string = ''
 @description('Microsoft Entra ID sign-in: the API app registration tokens must be for.')
-param entraAudience string
+param entraAudience string = ''
 @description('Days the audit keeps; 0 keeps everything.')
-param retentionDays int
+param retentionDays int = 0
 param maximumInstanceCount int
 @allowed([
   512
@@ -31,9 +40,9 @@ param maximumInstanceCount int
 ])
 param instanceMemoryMB int
 @description('Instances kept warm for the Durable Functions orchestrations and activities (workflows).')
-param alwaysReadyDurableInstances int
+param alwaysReadyDurableInstances int = 0
 @description('Instances kept warm for the HTTP functions (webhooks and the API), for events without a cold start.')
-param alwaysReadyHttpInstances int
+param alwaysReadyHttpInstances int = 0
 @description('The subnet the app is integrated with; empty for none.')
 param subnetId string
 
@@ -90,8 +99,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         }
       }
       runtime: {
-        name: 'dotnet-isolated'
-        version: '10.0'
+        name: runtimeName
+        version: runtimeVersion
       }
       scaleAndConcurrency: {
         maximumInstanceCount: maximumInstanceCount
@@ -120,7 +129,7 @@ resource scm 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01'
 }
 
 // What the app and the Functions host read; the cross-check test compares this list with what the code reads.
-resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
+resource settings 'Microsoft.Web/sites/config@2024-04-01' = if (runtimeName == 'dotnet-isolated') {
   parent: site
   name: 'appsettings'
   properties: {
@@ -139,6 +148,23 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
     Storm__Auth__EntraId__TenantId: entraTenantId
     Storm__Auth__EntraId__Audience: entraAudience
     Storm__Retention: string(retentionDays)
+  }
+}
+
+// The Python host's: the Functions host's storage (blob only: no queue or table trigger runs there), the Service Bus
+// trigger's identity connection, which function_app.py's own client reads too, and telemetry.
+resource pythonSettings 'Microsoft.Web/sites/config@2024-04-01' = if (runtimeName == 'python') {
+  parent: site
+  name: 'appsettings'
+  properties: {
+    AzureWebJobsStorage__blobServiceUri: storageBlobEndpoint
+    AzureWebJobsStorage__credential: 'managedidentity'
+    AzureWebJobsStorage__clientId: identityClientId
+    ServiceBusConnection__fullyQualifiedNamespace: serviceBusNamespace
+    ServiceBusConnection__credential: 'managedidentity'
+    ServiceBusConnection__clientId: identityClientId
+    APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
   }
 }
 

@@ -46,6 +46,21 @@ resource vnet 'Microsoft.Network/virtualNetworks@2024-05-01' = {
           privateEndpointNetworkPolicies: 'Disabled'
         }
       }
+      {
+        // The Python app's own (functions/ServerlessStorm.PythonHost): one subnet per Flex Consumption app.
+        name: 'python-app'
+        properties: {
+          addressPrefix: '10.0.3.0/24'
+          delegations: [
+            {
+              name: 'flex-consumption'
+              properties: {
+                serviceName: 'Microsoft.App/environments'
+              }
+            }
+          ]
+        }
+      }
     ]
   }
 }
@@ -106,3 +121,4 @@ resource endpointZones 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@
 }]
 
 output appSubnetId string = vnet.properties.subnets[0].id
+output pythonAppSubnetId string = vnet.properties.subnets[2].id

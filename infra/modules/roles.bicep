@@ -2,6 +2,8 @@
 // needs; the deploying user gets only what the azd hook needs (writing the datastore key once).
 @description('The app\'s user-assigned identity.')
 param appIdentityName string
+@description('The Python host\'s user-assigned identity (the Python Function app).')
+param pythonIdentityName string
 @description('The deploying user or service principal; empty assigns nothing to it.')
 param deployerPrincipalId string
 @allowed([
@@ -31,12 +33,33 @@ resource appIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-3
   name: appIdentityName
 }
 
+resource pythonIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
+  name: pythonIdentityName
+}
+
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
 }
 
 resource serviceBus 'Microsoft.ServiceBus/namespaces@2024-01-01' existing = {
   name: serviceBusNamespaceName
+}
+
+// The Python host's channel: it takes launches and input, and sends replies, on these queues only. (The .NET app's
+// namespace-wide Sender and Receiver cover its side: it sends launches and input, and receives replies.)
+resource pythonJobs 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' existing = {
+  parent: serviceBus
+  name: 'python-jobs'
+}
+
+resource pythonInput 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' existing = {
+  parent: serviceBus
+  name: 'python-input'
+}
+
+resource pythonReplies 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' existing = {
+  parent: serviceBus
+  name: 'python-replies'
 }
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
@@ -90,6 +113,58 @@ resource appTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: applicationInsights
   properties: {
     principalId: appIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
+  }
+}
+
+// The Python app: its deployment package and the Functions host's leases (blob), its three queues, its telemetry.
+// No Key Vault, no tables or queues of the storage account: the datastore and the audit stay with the .NET app.
+resource pythonStorage 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, pythonIdentity.id, roles.storageBlobDataOwner)
+  scope: storage
+  properties: {
+    principalId: pythonIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
+  }
+}
+
+resource pythonJobsReceiver 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(pythonJobs.id, pythonIdentity.id, roles.serviceBusDataReceiver)
+  scope: pythonJobs
+  properties: {
+    principalId: pythonIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.serviceBusDataReceiver)
+  }
+}
+
+resource pythonInputReceiver 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(pythonInput.id, pythonIdentity.id, roles.serviceBusDataReceiver)
+  scope: pythonInput
+  properties: {
+    principalId: pythonIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.serviceBusDataReceiver)
+  }
+}
+
+resource pythonRepliesSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(pythonReplies.id, pythonIdentity.id, roles.serviceBusDataSender)
+  scope: pythonReplies
+  properties: {
+    principalId: pythonIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.serviceBusDataSender)
+  }
+}
+
+resource pythonTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(applicationInsights.id, pythonIdentity.id, roles.monitoringMetricsPublisher)
+  scope: applicationInsights
+  properties: {
+    principalId: pythonIdentity.properties.principalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
   }

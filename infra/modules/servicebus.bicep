@@ -44,6 +44,39 @@ resource queues 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = [for queue
   }
 }]
 
+// The Python host's channel (PythonChannel in the .NET app, function_app.py in the Python app): each launch's messages
+// are one session (its id), so they stay in order and reach only that launch's two ends.
+var pythonQueues = [
+  {
+    name: 'python-jobs'
+    // One delivery: a launch whose Python instance died is not run a second time (the .NET side sees no exit by the
+    // deadline and ends the execution); an action may not be safe to repeat.
+    maxDeliveryCount: 1
+  }
+  {
+    name: 'python-input'
+    maxDeliveryCount: 10
+  }
+  {
+    name: 'python-replies'
+    maxDeliveryCount: 10
+  }
+]
+
+resource sessionQueues 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = [for queue in pythonQueues: {
+  parent: namespace
+  name: queue.name
+  properties: {
+    requiresSession: true
+    maxDeliveryCount: queue.maxDeliveryCount
+    lockDuration: 'PT1M'
+    // Every message expires at its launch's deadline (the sender sets it); this is only the ceiling.
+    defaultMessageTimeToLive: 'P1D'
+    deadLetteringOnMessageExpiration: false
+    enablePartitioning: false
+  }
+}]
+
 output id string = namespace.id
 output name string = namespace.name
 // The endpoint is https://<name>.servicebus.windows.net:443/ in the public cloud; the host name is what clients take.

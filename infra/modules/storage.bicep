@@ -3,8 +3,8 @@
 param name string
 param location string
 param tags object
-@description('The blob container Flex Consumption deploys the app package to.')
-param deploymentContainerName string
+@description('The blob containers Flex Consumption deploys the apps\' packages to (one per Function app).')
+param deploymentContainerNames array
 @description('With a virtual network, the account is reachable only through private endpoints.')
 param privateOnly bool
 
@@ -37,13 +37,13 @@ resource blobs 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
   name: 'default'
 }
 
-resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+resource deploymentContainers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [for containerName in deploymentContainerNames: {
   parent: blobs
-  name: deploymentContainerName
+  name: containerName
   properties: {
     publicAccess: 'None'
   }
-}
+}]
 
 output id string = account.id
 output name string = account.name

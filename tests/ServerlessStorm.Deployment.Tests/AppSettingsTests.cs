@@ -20,7 +20,7 @@ public sealed class AppSettingsTests
 
     private static async Task<Dictionary<string, string>> BicepAppSettingsAsync()
     {
-        var settings = ArmTemplate.Single(await Bicep.TemplateAsync(), "Microsoft.Web/sites/config");
+        var settings = ArmTemplate.OfApp(await Bicep.TemplateAsync(), "Microsoft.Web/sites/config", "functions");
         Assert.Equal("[format('{0}/{1}', parameters('name'), 'appsettings')]", settings.Json["name"]!.GetValue<string>());
         return settings.Properties.ToDictionary(p => p.Key, p => p.Value!.GetValue<string>(), StringComparer.OrdinalIgnoreCase);
     }
@@ -75,6 +75,8 @@ public sealed class AppSettingsTests
         var serviceBus = services.GetRequiredService<IOptions<ServiceBusOptions>>().Value;
         Assert.Equal(("sb-fake.servicebus.windows.net", "managedidentity", ClientId), (serviceBus.FullyQualifiedNamespace, serviceBus.Credential, serviceBus.ClientId));
         Assert.IsType<ServiceBusMessageBus>(services.GetRequiredService<IMessageBus>());
+        // No Python beside the .NET app: Python wrappers run on the Python app, over the bus's own connection.
+        Assert.IsType<ServerlessStorm.Azure.Python.ServiceBusPythonLauncher>(services.GetRequiredService<ServerlessStorm.Engine.Python.IPythonLauncher>());
 
         // Telemetry goes to Application Insights with OpenTelemetry, ingested as the managed identity.
         Assert.NotNull(services.GetService<OpenTelemetry.Trace.TracerProvider>());

@@ -49,6 +49,18 @@ public static class ArmTemplate
 
     public static ArmResource Single(JsonObject template, string type) => Resources(template).Single(r => r.Type == type);
 
+    /// <summary>
+    /// The one resource of <paramref name="type"/> of the Function app deployed as azure.yaml's <paramref name="service"/>
+    /// (functionapp.bicep is deployed once per app); of two conditional ones, the one its runtime deploys.
+    /// </summary>
+    public static ArmResource OfApp(JsonObject template, string type, string service) => Resources(template)
+        .Where(r => r.Type == type && r.Parameter("serviceName")?.GetValue<string>() == service)
+        .Single(r => r.Json["condition"]?.GetValue<string>() is not { } condition
+            || condition.Contains($"'{Runtime(r)}'", StringComparison.Ordinal));
+
+    /// <summary>The runtime the module of <paramref name="resource"/> was given (functionapp.bicep's default: .NET).</summary>
+    public static string Runtime(ArmResource resource) => resource.Parameter("runtimeName")?.GetValue<string>() ?? "dotnet-isolated";
+
     /// <summary>Every string anywhere in the template (property values, expressions, names).</summary>
     public static IEnumerable<string> Strings(JsonNode? node) => node switch
     {

@@ -53,8 +53,9 @@ public sealed class ServiceBusMessageBus : IMessageBus, IAsyncDisposable
     private readonly ILogger<ServiceBusMessageBus> _logger;
     private readonly ConcurrentDictionary<string, ServiceBusSender> _senders = new(StringComparer.Ordinal);
 
-    public ServiceBusMessageBus(IOptions<ServiceBusOptions> options, IOptions<BusOptions> bus, ILogger<ServiceBusMessageBus> logger)
-        : this(options.Value.CreateClient(), options.Value, bus.Value, logger)
+    // The client is the composition's one (the Python launcher talks over the same connection).
+    public ServiceBusMessageBus(ServiceBusClient client, IOptions<ServiceBusOptions> options, IOptions<BusOptions> bus, ILogger<ServiceBusMessageBus> logger)
+        : this(client, options.Value, bus.Value, logger)
     {
     }
 
