@@ -8,7 +8,8 @@ using ServerlessStorm.Benchmarks;
 // pack of 10 timers: the function runs the timer sensor makes, against the 5-second poll, and their cost) or
 // "tracing" (executions/s and webhook p50 with tracing off, on without an exporter, and exporting over OTLP) or
 // "purge" (retention deleting a day of 100,000 executions from the audit in Azurite) or "yaql" (µs per typical
-// workflow expression in YAQL beside the equivalent Jinja).
+// workflow expression in YAQL beside the equivalent Jinja) or "python" (a python-script no-op beside core.noop and
+// core.local: executions/s and p50).
 return args.FirstOrDefault() switch
 {
     "rules" => RulesBenchmark.Run(args),
@@ -20,12 +21,13 @@ return args.FirstOrDefault() switch
     "tracing" => await TracingBenchmark.RunAsync(args),
     "purge" => await PurgeBenchmark.RunAsync(args),
     "yaql" => YaqlBenchmark.Run(args),
+    "python" => await PythonBenchmark.RunAsync(args),
     "latency" or null => await LatencyBenchmark.RunAsync(args),
     var other => Usage(other),
 };
 
 static int Usage(string mode)
 {
-    Console.Error.WriteLine($"unknown benchmark '{mode}'; use 'latency', 'executions', 'workflows', 'rules', 'auth', 'recovery', 'timers', 'tracing', 'purge' or 'yaql'");
+    Console.Error.WriteLine($"unknown benchmark '{mode}'; use 'latency', 'executions', 'workflows', 'rules', 'auth', 'recovery', 'timers', 'tracing', 'purge', 'yaql' or 'python'");
     return 2;
 }
