@@ -66,15 +66,15 @@ public sealed class PythonActionTests : IDisposable
                             "leaked": sorted(k for k in os.environ if k.startswith(("AZURE", "Storm", "DOTNET")))}
             """, "name: {type: string, required: true}\ngreeting: {type: string}");
 
-        var result = await RunAsync("hello", new JsonObject { ["name"] = "Ada" });
+        var result = await RunAsync("hello", new JsonObject { ["name"] = "Ada é ✓" });
 
         Assert.Equal(ExecutionStatus.Succeeded, result.Status);
-        Assert.Equal("hello Ada\n", Text(result.Result, "stdout"));
+        Assert.Equal("hello Ada é ✓\n", Text(result.Result, "stdout"));
         Assert.Equal("to stderr\n", Text(result.Result, "stderr"));
         Assert.Equal(0, result.Result["exit_code"]!.GetValue<int>());
         Assert.True(JsonNode.DeepEquals(new JsonObject
         {
-            ["name"] = "Ada", ["greeting"] = null, ["pack"] = "py", ["execution"] = "exec-1", ["home"] = true, ["leaked"] = new JsonArray(),
+            ["name"] = "Ada é ✓", ["greeting"] = null, ["pack"] = "py", ["execution"] = "exec-1", ["home"] = true, ["leaked"] = new JsonArray(),
         }, result.Result["result"]), result.Result.ToJsonString());
         Assert.Equal("result", _runner.OutputKey);
     }
