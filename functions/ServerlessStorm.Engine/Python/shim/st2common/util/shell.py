@@ -1,4 +1,4 @@
-"""st2common.util.shell's quoting helper, which pack actions use to build command lines."""
+"""st2common.util.shell's quoting function, which pack actions use to build command lines."""
 
 
 def quote_unix(value):
