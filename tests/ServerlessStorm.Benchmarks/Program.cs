@@ -9,7 +9,7 @@ using ServerlessStorm.Benchmarks;
 // "tracing" (executions/s and webhook p50 with tracing off, on without an exporter, and exporting over OTLP) or
 // "purge" (retention deleting a day of 100,000 executions from the audit in Azurite) or "yaql" (µs per typical
 // workflow expression in YAQL beside the equivalent Jinja) or "python" (a python-script no-op beside core.noop and
-// core.local through storm serve: p50 and executions/s).
+// core.local: executions/s and p50).
 return args.FirstOrDefault() switch
 {
     "rules" => RulesBenchmark.Run(args),

@@ -46,11 +46,14 @@ public sealed partial class LogCatalogueTests
     public void LoggerMessages_AreDeclaredOnlyInTheCatalogue()
     {
         var functions = Path.Combine(RepositoryPaths.Root, "functions");
-        var catalogue = Path.Combine(functions, "ServerlessStorm.Engine", "Diagnostics", "StormLogs.cs");
+        var diagnostics = Path.Combine(functions, "ServerlessStorm.Engine", "Diagnostics");
+        var catalogue = Path.Combine(diagnostics, "StormLogs.cs");
         Assert.True(File.Exists(catalogue), catalogue + " is missing");
+        // The catalogue is StormLogs.cs and its partial files per area, StormLogs.<Area>.cs, beside it.
+        bool InCatalogue(string file) => Path.GetDirectoryName(file) == diagnostics && Path.GetFileName(file).StartsWith("StormLogs.", StringComparison.Ordinal);
 
         var elsewhere = Directory.EnumerateFiles(functions, "*.cs", SearchOption.AllDirectories)
-            .Where(f => !IsBuildOutput(functions, f) && f != catalogue && !IsCataloguePart(catalogue, f) && LoggerMessageDeclaration().IsMatch(File.ReadAllText(f)))
+            .Where(f => !IsBuildOutput(functions, f) && !InCatalogue(f) && LoggerMessageDeclaration().IsMatch(File.ReadAllText(f)))
             .Select(f => Path.GetRelativePath(RepositoryPaths.Root, f))
             .ToList();
 
@@ -97,11 +100,6 @@ public sealed partial class LogCatalogueTests
 
         return rows;
     }
-
-    // An area's partial file beside the catalogue (StormLogs.<Area>.cs) is the catalogue too.
-    private static bool IsCataloguePart(string catalogue, string file) =>
-        Path.GetDirectoryName(file) == Path.GetDirectoryName(catalogue) && Path.GetFileName(file).StartsWith("StormLogs.", StringComparison.Ordinal)
-        && Path.GetFileName(file).EndsWith(".cs", StringComparison.Ordinal);
 
     private static bool IsBuildOutput(string root, string file) =>
         Path.GetRelativePath(root, file).Split(Path.DirectorySeparatorChar).Any(part => part is "bin" or "obj");

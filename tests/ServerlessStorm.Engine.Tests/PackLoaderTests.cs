@@ -209,6 +209,7 @@ public class PackLoaderTests
                 type: string
                 default: uuid4
             """);
+        packs.Write("st2like/actions/generate_uuid.py", "from st2common.runners.base_action import Action\n");
         packs.Write("st2like/actions/remote.yaml", "name: remote\nrunner_type: remote-shell-cmd\nentry_point: ''\n");
         packs.Write("st2like/aliases/uuid.yaml", "name: uuid\naction_ref: st2like.uuid\nformats: [\"uuid\"]\n");
         packs.Write("st2like/rules/make.yaml", "name: make\npack: st2like\ntrigger: {type: core.st2.webhook, parameters: {url: make}}\naction: {ref: st2like.uuid}\n");
@@ -220,8 +221,21 @@ public class PackLoaderTests
         Assert.Contains("st2like.make", result.Catalog.Rules.Select(r => r.Ref));
         Assert.Collection(result.Warnings,
             remote => Assert.Contains("'remote-shell-cmd' runner is not supported here yet", remote.Message, StringComparison.Ordinal),
-            uuid => Assert.Equal(("runner_type", 3), (uuid.Field, uuid.Position.Line)),
             alias => Assert.Contains("action aliases (ChatOps) are not supported", alias.Message, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void PythonScriptAction_WhoseModuleIsMissing_IsAProblemNamingTheFileAndLine()
+    {
+        using var packs = new TempPacks().WithPack("py");
+        packs.Write("py/actions/hello.yaml", "name: hello\nrunner_type: python-script\nentry_point: hello.py\n");
+
+        var result = Load(packs.Root);
+
+        var problem = Assert.Single(result.Problems);
+        Assert.EndsWith("hello.yaml", problem.File, StringComparison.Ordinal);
+        Assert.Equal(("entry_point", 3), (problem.Field, problem.Position.Line));
+        Assert.Contains("Python module 'hello.py' does not exist", problem.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -62,10 +62,16 @@ public sealed class RunnerRegistry
     public RunnerRegistry(IEnumerable<IActionRunner> runners) =>
         _runners = runners.ToDictionary(r => r.RunnerType, StringComparer.Ordinal);
 
-    /// <summary>The runners every host has.</summary>
-    public static IReadOnlyList<IActionRunner> BuiltIn(Runners.EgressGuard egress) =>
+    /// <summary>
+    /// The runners every host has. Python actions run with <paramref name="python"/>'s interpreters (the host's
+    /// Python when not given) and reach <paramref name="keys"/> for their datastore calls (refused when not given).
+    /// </summary>
+    public static IReadOnlyList<IActionRunner> BuiltIn(Runners.EgressGuard egress, Python.IPythonEnvironments? python = null,
+        Datastore.KeyValueService? keys = null, Microsoft.Extensions.Logging.ILoggerFactory? loggers = null) =>
         [new Runners.NoopRunner(), new Runners.EchoRunner(), new Runners.LocalShellCommandRunner(), new Runners.LocalShellScriptRunner(),
-         new Runners.HttpRequestRunner(egress), new Runners.InquirerRunner(), new Runners.DotnetActionRunner()];
+         new Runners.HttpRequestRunner(egress), new Runners.InquirerRunner(), new Runners.DotnetActionRunner(),
+         new Python.PythonScriptRunner(python ?? new Python.HostPythonEnvironments(Microsoft.Extensions.Options.Options.Create(new Python.PythonOptions())),
+             keys, loggers?.CreateLogger(typeof(Python.PythonScriptRunner).FullName!))];
 
     /// <summary>The built-in runners with the default egress guard (for tools that only load packs).</summary>
     public static RunnerRegistry Default => new(BuiltIn(new Runners.EgressGuard()));

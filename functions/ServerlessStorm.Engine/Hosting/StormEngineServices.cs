@@ -49,10 +49,15 @@ public static class StormEngineServices
         services.AddOptions<WebhookOptions>();
         services.AddOptions<ExecutorOptions>();
         services.AddSingleton(sp => new EgressGuard(sp.GetRequiredService<IOptions<StormOptions>>().Value.AllowedNetworks.Select(IPNetwork.Parse)));
+        services.AddOptions<Python.PythonOptions>();
+        services.TryAddSingleton<Python.IPythonEnvironments, Python.HostPythonEnvironments>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Sensors.ISensorRunner, Python.PythonSensorRunner>(sp =>
+            new Python.PythonSensorRunner(sp.GetRequiredService<Python.IPythonEnvironments>(), sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<Python.PythonSensorRunner>>())));
         // The built-in runners, and any more a host registers as IActionRunner.
         // core.inject_trigger's runner dispatches through the webhook sensor, which needs the catalog: found when it runs.
         services.AddSingleton<IActionRunner>(sp => new InjectTriggerRunner(() => sp.GetRequiredService<WebhookSensor>()));
-        services.AddSingleton(sp => new RunnerRegistry(RunnerRegistry.BuiltIn(sp.GetRequiredService<EgressGuard>()).Concat(sp.GetServices<IActionRunner>())));
+        services.AddSingleton(sp => new RunnerRegistry(RunnerRegistry.BuiltIn(sp.GetRequiredService<EgressGuard>(), sp.GetRequiredService<Python.IPythonEnvironments>(),
+            sp.GetRequiredService<Datastore.KeyValueService>(), sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>()).Concat(sp.GetServices<IActionRunner>())));
         services.AddSingleton(sp => LoadCatalog(sp.GetRequiredService<IOptions<StormOptions>>().Value, sp.GetRequiredService<RunnerRegistry>(),
             sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().CreateLogger("ServerlessStorm.Packs")));
         services.AddSingleton(sp => new RuleMatcher(sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<RuleMatcher>>(), sp.GetService<Expressions.Runtime.IKeyValueLookup>()));

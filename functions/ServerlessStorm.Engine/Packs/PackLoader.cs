@@ -63,7 +63,7 @@ public sealed class PackLoader(
 
     // StackStorm's runners that this build does not have: their actions load (so rules and workflows naming them
     // load too) with a warning, and a run fails saying the runner is not available. Any other name is a typo.
-    private static readonly HashSet<string> StackStormRunnersNotHere = ["python-script", "remote-shell-cmd", "remote-shell-script", "action-chain",
+    private static readonly HashSet<string> StackStormRunnersNotHere = ["remote-shell-cmd", "remote-shell-script", "action-chain",
         "winrm-cmd", "winrm-ps-cmd", "winrm-ps-script", "announcement", "cloudslang", "mistral-v2"];
 
     private readonly IReadOnlyCollection<string> _runnerTypes = runnerTypes;
@@ -748,6 +748,11 @@ public sealed class PackLoader(
             else if (runnerType == Actions.Runners.DotnetActionRunner.Type)
             {
                 CheckDotnetEntryPoint(file, doc, pack);
+            }
+            else if (runnerType == Python.PythonScriptRunner.Type
+                && Python.PythonScriptRunner.EntryPointProblem(pack.Directory, file.OptionalString("entry_point"), out _) is { } pythonProblem)
+            {
+                file.Problem((doc["entry_point"] ?? doc).Position, "entry_point", pythonProblem);
             }
             else if (runnerType == Workflows.WorkflowDefinition.RunnerType && WorkflowFile(file, doc, pack) is { } workflow)
             {

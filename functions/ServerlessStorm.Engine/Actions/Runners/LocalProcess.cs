@@ -63,22 +63,12 @@ internal static class LocalProcess
             start.ArgumentList.Add(argument);
         }
 
-        start.Environment.Clear();
-        start.Environment["PATH"] = Environment.GetEnvironmentVariable("PATH") ?? "/usr/local/bin:/usr/bin:/bin";
-        start.Environment["HOME"] = Environment.GetEnvironmentVariable("HOME") ?? "/tmp";
-        start.Environment["LANG"] = "C.UTF-8";
+        CleanEnvironment(start);
         start.Environment["ST2_ACTION_EXECUTION_ID"] = context.ExecutionId;
-        if (parameters["env"] is JsonObject env)
-        {
-            foreach (var (name, value) in env)
-            {
-                start.Environment[name] = value is JsonValue v && v.TryGetValue<string>(out var s) ? s : value?.ToJsonString() ?? "";
-            }
-        }
+        AddEnvParameter(start, parameters);
 
-        using var process = new Process { StartInfo = start };
-        var ownSession = InOwnSession(start);
-        process.Start();
+        using var session = SessionProcess.Start(start);
+        var process = session.Process;
         process.StandardInput.Close();
         var stdout = new BoundedOutput(text => context.Output?.Invoke("stdout", text));
         var stderr = new BoundedOutput(text => context.Output?.Invoke("stderr", text));
@@ -93,7 +83,7 @@ internal static class LocalProcess
         }
         catch (OperationCanceledException)
         {
-            KillAll(process, ownSession);
+            session.KillTree();
             await process.WaitForExitAsync(CancellationToken.None);
 
             // Killing the session closes the output; a process that left it (a setsid of its own) may still hold it.
@@ -123,7 +113,113 @@ internal static class LocalProcess
     // How long output may stay open after a timeout's kill before what was read so far is the result.
     private static readonly TimeSpan OutputGrace = TimeSpan.FromSeconds(2);
 
+    /// <summary>Only PATH, HOME and LANG of the host's environment: never its secrets or connection strings.</summary>
+    public static void CleanEnvironment(ProcessStartInfo start)
+    {
+        start.Environment.Clear();
+        start.Environment["PATH"] = Environment.GetEnvironmentVariable("PATH") ?? "/usr/local/bin:/usr/bin:/bin";
+        start.Environment["HOME"] = Environment.GetEnvironmentVariable("HOME") ?? "/tmp";
+        start.Environment["LANG"] = "C.UTF-8";
+    }
+
+    /// <summary>The runners' <c>env</c> parameter: strings as they are, anything else as JSON.</summary>
+    public static void AddEnvParameter(ProcessStartInfo start, JsonObject parameters)
+    {
+        if (parameters["env"] is JsonObject env)
+        {
+            foreach (var (name, value) in env)
+            {
+                start.Environment[name] = value is JsonValue v && v.TryGetValue<string>(out var s) ? s : value?.ToJsonString() ?? "";
+            }
+        }
+    }
+
+    // StackStorm strips the trailing newline the shell leaves on output.
+    private static string StripTrailingNewlines(string text) => text.TrimEnd('\r', '\n');
+}
+
+/// <summary>One output stream, kept up to <see cref="LocalProcess.OutputLimit"/> and passed on live as it comes.</summary>
+internal sealed class BoundedOutput(Action<string> live)
+{
+    private readonly StringBuilder _kept = new();
+    private long _dropped;
+
+    public async Task ReadAsync(StreamReader reader)
+    {
+        var buffer = new char[8192];
+        int read;
+        while ((read = await reader.ReadAsync(buffer)) > 0)
+        {
+            Add(new string(buffer, 0, read));
+        }
+    }
+
+    public void Add(string text)
+    {
+        live(text);
+        lock (_kept)
+        {
+            var room = Math.Max(0, LocalProcess.OutputLimit - _kept.Length);
+            _kept.Append(text, 0, Math.Min(room, text.Length));
+            _dropped += Math.Max(0, text.Length - room);
+        }
+    }
+
+    /// <summary>What was read so far, with the marker when some was cut.</summary>
+    public string Text()
+    {
+        lock (_kept)
+        {
+            return _dropped > 0 ? $"{_kept}\n[… {_dropped} more characters cut by ServerlessStorm]" : _kept.ToString();
+        }
+    }
+}
+
+/// <summary>
+/// A program started in a session and process group of its own (setsid), so that everything it starts, even what
+/// it put in the background, is killed with it. The one way the runners start local programs.
+/// </summary>
+internal sealed class SessionProcess : IDisposable
+{
     private const string SetsidPath = "/usr/bin/setsid";
+    private readonly bool _ownSession;
+
+    private SessionProcess(Process process, bool ownSession)
+    {
+        Process = process;
+        _ownSession = ownSession;
+    }
+
+    public Process Process { get; }
+
+    public static SessionProcess Start(ProcessStartInfo start)
+    {
+        var ownSession = InOwnSession(start);
+        var process = new Process { StartInfo = start };
+        process.Start();
+        return new SessionProcess(process, ownSession);
+    }
+
+    /// <summary>Kills the program and everything in its session (by group id, also after the program itself exited).</summary>
+    public void KillTree()
+    {
+        const int SigKill = 9;
+        if (_ownSession)
+        {
+            Kill(-Process.Id, SigKill);
+        }
+
+        try
+        {
+            Process.Kill(entireProcessTree: true);
+        }
+        catch (InvalidOperationException)
+        {
+            // already gone
+        }
+    }
+
+    public void Dispose() => Process.Dispose();
 
     // setsid makes the program the leader of a new session and process group (whose id is its pid) and then
     // becomes it (exec, same pid): .NET starts children outside its own group's lead, so setsid need not fork.
@@ -141,60 +237,6 @@ internal static class LocalProcess
 
     // The group outlives its leader while a member lives, and its id is not given to a new process meanwhile, so
     // it is killed by id even after the program itself has exited (its background children holding the output).
-    private static void KillAll(Process process, bool ownSession)
-    {
-        const int SigKill = 9;
-        if (ownSession)
-        {
-            Kill(-process.Id, SigKill);
-        }
-
-        try
-        {
-            process.Kill(entireProcessTree: true);
-        }
-        catch (InvalidOperationException)
-        {
-            // already gone
-        }
-    }
-
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static extern int Kill(int pid, int signal);
-
-
-    /// <summary>One output stream, kept up to <see cref="OutputLimit"/> and passed on live as it is read.</summary>
-    private sealed class BoundedOutput(Action<string> live)
-    {
-        private readonly StringBuilder _kept = new();
-        private long _dropped;
-
-        public async Task ReadAsync(StreamReader reader)
-        {
-            var buffer = new char[8192];
-            int read;
-            while ((read = await reader.ReadAsync(buffer)) > 0)
-            {
-                live(new string(buffer, 0, read));
-                lock (_kept)
-                {
-                    var room = Math.Max(0, OutputLimit - _kept.Length);
-                    _kept.Append(buffer, 0, Math.Min(room, read));
-                    _dropped += Math.Max(0, read - room);
-                }
-            }
-        }
-
-        /// <summary>What was read so far, with the marker when some was cut.</summary>
-        public string Text()
-        {
-            lock (_kept)
-            {
-                return _dropped > 0 ? $"{_kept}\n[… {_dropped} more characters cut by ServerlessStorm]" : _kept.ToString();
-            }
-        }
-    }
-
-    // StackStorm strips the trailing newline the shell leaves on output.
-    private static string StripTrailingNewlines(string text) => text.TrimEnd('\r', '\n');
 }

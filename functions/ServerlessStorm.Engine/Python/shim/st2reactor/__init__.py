@@ -1,0 +1,1 @@
+"""ServerlessStorm's stand-in for StackStorm's sensor base classes."""

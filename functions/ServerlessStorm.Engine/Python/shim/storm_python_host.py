@@ -1,0 +1,414 @@
+"""Runs one python-script action, one sensor poll or one long-running sensor for the ServerlessStorm host.
+
+Started as `python -u storm_python_host.py` in a fresh process. The protocol keeps the pack code's own output pure:
+  * the real stdout is kept on a private descriptor and carries JSON lines to the host (output chunks, datastore
+    calls, dispatches, log lines, the outcome);
+  * descriptors 1 and 2 become pipes forwarded live as output messages, so prints and subprocesses' output are
+    captured, stdout and stderr apart;
+  * the real stdin is kept private too and brings JSON lines from the host: the job first, then answers to calls
+    (and "stop" for a long-running sensor); the pack code's stdin is /dev/null.
+Only what a run needs is imported, and late: the process starts for every execution. So JSON goes through the C
+accelerator directly (the json package pulls in re and enum), threads through _thread, and modules load through the
+import system's own loader, which saves a third of the start-up.
+"""
+
+import _json
+import _thread
+import os
+import sys
+
+# How long output may stay open once the code has finished (a background child holding it) before the outcome is sent.
+_DRAIN_SECONDS = 1.0
+
+# Attributes the sensor base classes set: never part of a sensor's kept state.
+_SENSOR_FRAMEWORK_ATTRIBUTES = frozenset(["_sensor_service", "sensor_service", "_config", "config", "_poll_interval"])
+
+
+class _JsonContext(object):
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+
+    @staticmethod
+    def parse_constant(name):
+        return float({"NaN": "nan", "Infinity": "inf", "-Infinity": "-inf"}[name])
+
+
+_scan = _json.make_scanner(_JsonContext())
+
+
+def loads(text):
+    text = text.strip()
+    value, end = _scan(text, 0)
+    if end != len(text):
+        raise ValueError("extra data after the JSON value")
+    return value
+
+
+def _refuse(value):
+    raise TypeError("Object of type %s is not JSON serializable" % type(value).__name__)
+
+
+def dumps(value, default=_refuse):
+    encode = _json.make_encoder({}, default, _json.encode_basestring_ascii, None, ": ", ", ", False, False, True)
+    return "".join(encode(value, 0))
+
+
+class HostError(Exception):
+    """The host refused a call; the message says why."""
+
+
+class Channel(object):
+    """JSON lines to and from the host, on descriptors the pack code does not see."""
+
+    def __init__(self):
+        self._out = os.dup(1)
+        self._in = os.fdopen(os.dup(0), "rb")
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        self._write_lock = _thread.allocate_lock()
+        self._calls_lock = _thread.allocate_lock()
+        self._next_id = 0
+        self._answers = {}
+        self.on_stop = None
+        self._closed = False
+
+    def send(self, message):
+        data = (dumps(message, default=str) + "\n").encode("utf-8")
+        with self._write_lock:
+            view = memoryview(data)
+            while view:
+                written = os.write(self._out, view)
+                view = view[written:]
+
+    def read_job(self):
+        line = self._in.readline()
+        if not line:
+            os._exit(70)
+        return loads(line.decode("utf-8"))
+
+    def listen(self):
+        _thread.start_new_thread(self._read_answers, ())
+
+    def _read_answers(self):
+        for line in self._in:
+            message = loads(line.decode("utf-8"))
+            if message.get("t") == "stop":
+                if self.on_stop is not None:
+                    self.on_stop()
+                continue
+            with self._calls_lock:
+                waiting = self._answers.get(message.get("id"))
+            if waiting is not None:
+                waiting.append(message)
+                waiting[0].release()
+        # The host closed its end: calls cannot be answered any more, and a long-running sensor stops.
+        self._closed = True
+        with self._calls_lock:
+            for waiting in self._answers.values():
+                waiting.append({"ok": False, "error": "the host closed the channel"})
+                waiting[0].release()
+        if self.on_stop is not None:
+            self.on_stop()
+
+    def call(self, message):
+        answered = _thread.allocate_lock()
+        answered.acquire()
+        waiting = [answered]
+        with self._calls_lock:
+            self._next_id += 1
+            call_id = self._next_id
+            self._answers[call_id] = waiting
+            if self._closed:
+                waiting.append({"ok": False, "error": "the host closed the channel"})
+                answered.release()
+        message["t"] = "call"
+        message["id"] = call_id
+        self.send(message)
+        answered.acquire()
+        with self._calls_lock:
+            del self._answers[call_id]
+        answer = waiting[1]
+        if not answer.get("ok"):
+            raise HostError(answer.get("error") or "the host refused the call")
+        return answer.get("value")
+
+    # What the services call.
+    def datastore(self, call, class_name):
+        return self.call({"op": "datastore", "class": class_name, "call": call})
+
+    def dispatch(self, trigger, payload, trace_tag):
+        try:
+            self.call({"op": "dispatch", "trigger": trigger, "payload": payload, "trace_tag": trace_tag})
+        except HostError:
+            # The host has logged the refusal with its reason; StackStorm drops the payload and goes on too.
+            return None
+        return None
+
+
+class Capture(object):
+    """Descriptors 1 and 2 as pipes whose content is forwarded to the host as it comes."""
+
+    def __init__(self, channel):
+        self._channel = channel
+        self._threads = [self._pipe(1, "stdout"), self._pipe(2, "stderr")]
+
+    def _pipe(self, fd, stream):
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, fd)
+        os.close(write_end)
+        running = _thread.allocate_lock()
+        running.acquire()
+        _thread.start_new_thread(self._forward, (read_end, stream, running))
+        return running
+
+    def _forward(self, read_end, stream, running):
+        import codecs
+
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        try:
+            while True:
+                data = os.read(read_end, 65536)
+                text = decoder.decode(data, final=not data)
+                if text:
+                    self._channel.send({"t": "out", "stream": stream, "text": text})
+                if not data:
+                    return
+        finally:
+            running.release()
+
+    def close(self):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        os.close(null)
+        for running in self._threads:
+            running.acquire(True, _DRAIN_SECONDS)
+
+
+def _end(channel, capture, code, message=None):
+    capture.close()
+    if message is not None:
+        channel.send(message)
+    os._exit(code)
+
+
+def _exit_code(exit):
+    code = exit.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    # sys.exit("message") prints the message and exits with 1.
+    sys.stderr.write(str(code) + "\n")
+    return 1
+
+
+def _load_module(path):
+    import _frozen_importlib
+    import _frozen_importlib_external
+
+    name = os.path.splitext(os.path.basename(path))[0]
+    spec = _frozen_importlib_external.spec_from_file_location(name, path)
+    if spec is None:
+        raise ImportError('"%s" is not a Python module' % path)
+    module = _frozen_importlib.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _set_path(job):
+    here = os.path.dirname(os.path.abspath(__file__))
+    # The pack's folders come first so its own modules win; this program's folder (the st2 stand-ins) comes last.
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    sys.path[0:0] = [p for p in job.get("paths", []) if os.path.isdir(p)]
+    sys.path.append(here)
+
+
+def _setup_logging(level_name, handler_factory):
+    def setup(logging):
+        level = 100 if level_name == "AUDIT" else getattr(logging, level_name or "DEBUG", logging.DEBUG)
+        handler = handler_factory(logging)
+        root = logging.getLogger()
+        root.addHandler(handler)
+        root.setLevel(level)
+
+    import st2common.log
+
+    st2common.log._setup = setup
+
+
+def _stderr_handler(logging):
+    # StackStorm's python runner logs an action's logger to its stderr in this format.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(module)s [-] %(message)s"))
+    return handler
+
+
+def _host_handler(channel):
+    def make(logging):
+        class HostHandler(logging.Handler):
+            def emit(self, record):
+                try:
+                    channel.send({"t": "log", "level": record.levelname, "message": self.format(record)})
+                except Exception:
+                    self.handleError(record)
+
+        handler = HostHandler()
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        return handler
+
+    return make
+
+
+def _action_class(module, path):
+    from st2common.runners.base_action import Action
+
+    found = [c for c in vars(module).values()
+             if isinstance(c, type) and issubclass(c, Action) and c is not Action and c.__module__ == module.__name__]
+    if len(found) != 1:
+        names = ", ".join(sorted(c.__name__ for c in found))
+        raise LookupError('"%s" defines %s subclasses of st2common.runners.base_action.Action%s; a python-script action '
+                          "module defines exactly one" % (path, len(found) if found else "no", " (" + names + ")" if names else ""))
+    return found[0]
+
+
+def _error_text(error):
+    return "%s: %s" % (type(error).__name__, error)
+
+
+def run_action(job, channel, capture):
+    path = job["file"]
+    _setup_logging(job.get("log_level"), _stderr_handler)
+    try:
+        module = _load_module(path)
+        cls = _action_class(module, path)
+        from storm_services import ActionService
+
+        action = cls(config=job.get("config") or {}, action_service=ActionService(channel, cls.__name__))
+    except SystemExit as exit:
+        _end(channel, capture, _exit_code(exit))
+    except BaseException as error:
+        import traceback
+
+        traceback.print_exc()
+        _end(channel, capture, 1, {"t": "error", "error": 'cannot load the action from "%s": %s' % (path, _error_text(error))})
+
+    try:
+        output = action.run(**(job.get("parameters") or {}))
+    except SystemExit as exit:
+        _end(channel, capture, _exit_code(exit))
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        _end(channel, capture, 1)
+
+    status = None
+    if isinstance(output, tuple) and len(output) == 2:
+        status, output = output
+        if not isinstance(status, bool):
+            sys.stderr.write("Status returned from the action run() method must either be True or False, got: %s\n" % (status,))
+            _end(channel, capture, 220)
+    try:
+        dumps(output)
+    except (TypeError, ValueError, RecursionError):
+        output = str(output)
+    _end(channel, capture, 0, {"t": "result", "result": output, "status": status})
+
+
+def _snapshot(sensor):
+    import json
+
+    kept = {}
+    for name, value in vars(sensor).items():
+        if name in _SENSOR_FRAMEWORK_ATTRIBUTES or callable(value):
+            continue
+        try:
+            kept[name] = json.dumps(value, sort_keys=True)
+        except (TypeError, ValueError):
+            pass
+    return kept
+
+
+def run_sensor(job, channel, capture):
+    path = job["file"]
+    class_name = job["class_name"]
+    _setup_logging(job.get("log_level") or "INFO", _host_handler(channel))
+    try:
+        from st2reactor.sensor.base import BaseSensor, PollingSensor
+
+        module = _load_module(path)
+        cls = getattr(module, class_name, None)
+        if not (isinstance(cls, type) and issubclass(cls, BaseSensor)):
+            raise LookupError('"%s" has no sensor class %s (a subclass of st2reactor.sensor.base.Sensor or PollingSensor)' % (path, class_name))
+        polling = issubclass(cls, PollingSensor)
+        if job["operation"] == "poll" and not polling:
+            _end(channel, capture, 0, {"t": "done", "long_running": True})
+
+        from storm_services import SensorService
+
+        arguments = {"sensor_service": SensorService(channel, class_name), "config": job.get("config") or {}}
+        if polling and job.get("poll_interval"):
+            arguments["poll_interval"] = job["poll_interval"]
+        sensor = cls(**arguments)
+        sensor.setup()
+        for trigger in job.get("triggers") or []:
+            sensor.add_trigger(trigger)
+
+        if job["operation"] == "poll":
+            fresh = _snapshot(sensor)
+            kept = job.get("state") or {}
+            for name, value in kept.items():
+                setattr(sensor, name, value)
+            try:
+                sensor.poll()
+            finally:
+                sensor.cleanup()
+            # The state: attributes a poll ever changed from their fresh value (see PythonSensorRunner).
+            state = {name: loads(dumped) for name, dumped in _snapshot(sensor).items() if name in kept or fresh.get(name) != dumped}
+            _end(channel, capture, 0, {"t": "done", "state": state})
+
+        def stop():
+            try:
+                sensor.cleanup()
+            finally:
+                _end(channel, capture, 0, {"t": "done", "state": {}})
+
+        channel.on_stop = stop
+        sensor.run()
+        sensor.cleanup()
+        _end(channel, capture, 0, {"t": "done", "state": {}})
+    except SystemExit as exit:
+        code = _exit_code(exit)
+        _end(channel, capture, code, {"t": "error", "error": "the sensor exited with code %s" % code})
+    except BaseException as error:
+        import traceback
+
+        traceback.print_exc()
+        _end(channel, capture, 1, {"t": "error", "error": _error_text(error)})
+
+
+def main():
+    channel = Channel()
+    capture = Capture(channel)
+    job = channel.read_job()
+    channel.listen()
+    _set_path(job)
+    if job.get("mode") == "sensor":
+        run_sensor(job, channel, capture)
+    else:
+        run_action(job, channel, capture)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,365 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using ServerlessStorm.Engine.Actions;
+using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Datastore;
+using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Messaging;
+using ServerlessStorm.Engine.Packs;
+using ServerlessStorm.Engine.Python;
+using ServerlessStorm.Testing;
+
+namespace ServerlessStorm.Engine.Tests;
+
+/// <summary>python-script actions run by real /usr/bin/python3 processes through the shipped host program.</summary>
+public sealed class PythonActionTests : IDisposable
+{
+    private static readonly string Key = Convert.ToBase64String(Enumerable.Range(0, 32).Select(i => (byte)i).ToArray());
+
+    private readonly TempPacks _packs = new();
+    private readonly KeyValueService _keys = new(new InMemoryKeyValueStore(), Options.Create(new DatastoreOptions { EncryptionKey = Key }), TimeProvider.System);
+    private readonly PythonScriptRunner _runner;
+
+    public PythonActionTests()
+    {
+        _runner = new PythonScriptRunner(new HostPythonEnvironments(Options.Create(new PythonOptions { Interpreter = "/usr/bin/python3" })), _keys);
+        _packs.WithPack("py");
+    }
+
+    public void Dispose() => _packs.Dispose();
+
+    // py.<name>: the module's code, and the YAML lines of its parameters.
+    private void WriteAction(string name, string code, string parameters = "")
+    {
+        _packs.Write($"py/actions/{name}.py", code);
+        _packs.Write($"py/actions/{name}.yaml", $"name: {name}\nrunner_type: python-script\nentry_point: {name}.py\n"
+            + (parameters.Length == 0 ? "" : "parameters:\n" + string.Join("\n", parameters.Split('\n').Select(line => "  " + line.Trim())) + "\n"));
+    }
+
+    private async Task<RunnerResult> RunAsync(string name, JsonObject? parameters = null, Action<string, string>? output = null, CancellationToken cancellationToken = default)
+    {
+        var loaded = new PackLoader(RunnerRegistry.Default).LoadFrom(_packs.Root);
+        Assert.True(loaded.IsValid, string.Join("\n", loaded.Problems));
+        var action = loaded.Catalog.Actions[$"py.{name}"];
+        var pack = loaded.Catalog.Packs["py"];
+        var context = new RunnerContext("exec-1", action, ParameterResolver.Resolve(action, parameters ?? []), pack.Directory) { Pack = pack, Output = output };
+        return await _runner.RunAsync(context, cancellationToken);
+    }
+
+    private static string Text(JsonObject result, string field) => result[field]!.GetValue<string>();
+
+    [Fact]
+    public async Task ReturnedValue_IsTheResult_WithStdoutStderrAndExitCode()
+    {
+        WriteAction("hello", """
+            import os
+            import sys
+            from st2common.runners.base_action import Action
+
+            class Hello(Action):
+                def run(self, name, greeting=None):
+                    print("hello " + name)
+                    sys.stderr.write("to stderr\n")
+                    return {"name": name, "greeting": greeting, "pack": os.environ["ST2_ACTION_PACK_NAME"],
+                            "execution": os.environ["ST2_ACTION_EXECUTION_ID"], "home": "HOME" in os.environ,
+                            "leaked": sorted(k for k in os.environ if k.startswith(("AZURE", "Storm", "DOTNET")))}
+            """, "name: {type: string, required: true}\ngreeting: {type: string}");
+
+        var result = await RunAsync("hello", new JsonObject { ["name"] = "Ada é ✓" });
+
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        Assert.Equal("hello Ada é ✓\n", Text(result.Result, "stdout"));
+        Assert.Equal("to stderr\n", Text(result.Result, "stderr"));
+        Assert.Equal(0, result.Result["exit_code"]!.GetValue<int>());
+        Assert.True(JsonNode.DeepEquals(new JsonObject
+        {
+            ["name"] = "Ada é ✓", ["greeting"] = null, ["pack"] = "py", ["execution"] = "exec-1", ["home"] = true, ["leaked"] = new JsonArray(),
+        }, result.Result["result"]), result.Result.ToJsonString());
+        Assert.Equal("result", _runner.OutputKey);
+    }
+
+    [Fact]
+    public async Task FalseTuple_FailsTheExecution_KeepingItsResult()
+    {
+        WriteAction("check", """
+            from st2common.runners.base_action import Action
+
+            class Check(Action):
+                def run(self):
+                    return (False, {"reason": "disk full"})
+            """);
+
+        var result = await RunAsync("check");
+
+        Assert.Equal(ExecutionStatus.Failed, result.Status);
+        Assert.Equal("disk full", result.Result["result"]!["reason"]!.GetValue<string>());
+        Assert.Equal(0, result.Result["exit_code"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public async Task Exception_FailsWithTheTracebackInStderr_AndExitCode1()
+    {
+        WriteAction("boom", """
+            from st2common.runners.base_action import Action
+
+            class Boom(Action):
+                def run(self):
+                    print("before")
+                    raise RuntimeError("the API said no")
+            """);
+
+        var result = await RunAsync("boom");
+
+        Assert.Equal(ExecutionStatus.Failed, result.Status);
+        Assert.Equal(1, result.Result["exit_code"]!.GetValue<int>());
+        Assert.Contains("Traceback (most recent call last)", Text(result.Result, "stderr"), StringComparison.Ordinal);
+        Assert.Contains("RuntimeError: the API said no", Text(result.Result, "stderr"), StringComparison.Ordinal);
+        Assert.Equal("before\n", Text(result.Result, "stdout"));
+        Assert.Contains("RuntimeError: the API said no", result.Error, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("sys.exit(0)", 0, ExecutionStatus.Succeeded)]
+    [InlineData("sys.exit()", 0, ExecutionStatus.Succeeded)]
+    [InlineData("sys.exit(3)", 3, ExecutionStatus.Failed)]
+    [InlineData("sys.exit('fatal: bad input')", 1, ExecutionStatus.Failed)]
+    public async Task SysExit_SetsTheExitCodeAndStatus(string exit, int code, string status)
+    {
+        WriteAction("quit", $$"""
+            import sys
+            from st2common.runners.base_action import Action
+
+            class Quit(Action):
+                def run(self):
+                    {{exit}}
+            """);
+
+        var result = await RunAsync("quit");
+
+        Assert.Equal(status, result.Status);
+        Assert.Equal(code, result.Result["exit_code"]!.GetValue<int>());
+    }
+
+    // An action that starts a grandchild (sleep, in the background of a shell) and writes its pid to a file, then waits.
+    private string WriteSleeper()
+    {
+        var pidFile = Path.Combine(_packs.Root, "grandchild.pid");
+        WriteAction("sleeper", $$"""
+            import os
+            import subprocess
+            import time
+            from st2common.runners.base_action import Action
+
+            class Sleeper(Action):
+                def run(self):
+                    subprocess.Popen(["/bin/sh", "-c", "sleep 300 & echo $! > {{pidFile}}.tmp && mv {{pidFile}}.tmp {{pidFile}}; wait"])
+                    while not os.path.exists("{{pidFile}}"):
+                        time.sleep(0.01)
+                    print("started", flush=True)
+                    time.sleep(300)
+            """, "timeout: {default: 1}");
+        return pidFile;
+    }
+
+    private static async Task AssertGoneAsync(string pidFile)
+    {
+        var pid = int.Parse(File.ReadAllText(pidFile).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        // Gone, or a zombie waiting for init to reap it: either way no longer running.
+        await Eventually.TrueAsync(() => !File.Exists($"/proc/{pid}/stat") || File.ReadAllText($"/proc/{pid}/stat").Split(' ')[2] == "Z",
+            what: $"grandchild {pid} killed");
+    }
+
+    [Fact]
+    public async Task Timeout_KillsTheWholeProcessTree_WithStatusTimeout()
+    {
+        var pidFile = WriteSleeper();
+
+        var result = await RunAsync("sleeper");
+
+        Assert.Equal(ExecutionStatus.Timeout, result.Status);
+        Assert.Equal(-9, result.Result["exit_code"]!.GetValue<int>());
+        Assert.Equal("started\n", Text(result.Result, "stdout"));
+        Assert.True(File.Exists(pidFile), "the grandchild was started");
+        await AssertGoneAsync(pidFile);
+    }
+
+    [Fact]
+    public async Task Cancel_KillsTheWholeProcessTree()
+    {
+        var pidFile = WriteSleeper();
+        _packs.Write("py/actions/sleeper.yaml", "name: sleeper\nrunner_type: python-script\nentry_point: sleeper.py\n");
+        using var cancel = new CancellationTokenSource();
+
+        var running = RunAsync("sleeper", output: (_, text) =>
+        {
+            if (text.Contains("started", StringComparison.Ordinal))
+            {
+                cancel.Cancel();
+            }
+        }, cancellationToken: cancel.Token);
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running);
+        await AssertGoneAsync(pidFile);
+    }
+
+    [Fact]
+    public async Task LiveOutput_ComesInOrderPerStream_AndIncludesSubprocesses()
+    {
+        WriteAction("chatty", """
+            import subprocess
+            import sys
+            from st2common.runners.base_action import Action
+
+            class Chatty(Action):
+                def run(self):
+                    for i in range(200):
+                        print("out %d" % i)
+                        sys.stderr.write("err %d\n" % i)
+                    subprocess.run(["/bin/echo", "from a child"])
+                    subprocess.run(["/bin/sh", "-c", "echo child err >&2"])
+                    return "done"
+            """);
+        var live = new Dictionary<string, System.Text.StringBuilder> { ["stdout"] = new(), ["stderr"] = new() };
+
+        var result = await RunAsync("chatty", output: (stream, text) => { lock (live) { live[stream].Append(text); } });
+
+        var expectedOut = string.Concat(Enumerable.Range(0, 200).Select(i => $"out {i}\n")) + "from a child\n";
+        var expectedErr = string.Concat(Enumerable.Range(0, 200).Select(i => $"err {i}\n")) + "child err\n";
+        Assert.Equal(expectedOut, live["stdout"].ToString());
+        Assert.Equal(expectedErr, live["stderr"].ToString());
+        Assert.Equal(expectedOut, Text(result.Result, "stdout"));
+        Assert.Equal(expectedErr, Text(result.Result, "stderr"));
+        Assert.Equal("done", result.Result["result"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task ActionService_GetsSetsListsAndDeletes_LocalAndGlobalNames()
+    {
+        await _keys.SetAsync("system", "shared", "for everyone", secret: false, ttl: null, CancellationToken.None);
+        WriteAction("kv", """
+            from st2common.runners.base_action import Action
+
+            class Store(Action):
+                def run(self):
+                    s = self.action_service
+                    s.set_value("counter", 41)
+                    s.set_value("global_key", "g", local=False)
+                    got = s.get_value("counter")
+                    shared = s.get_value("shared", local=False)
+                    missing = s.get_value("nothing")
+                    local_names = [p.name for p in s.list_values()]
+                    all_names = sorted(p.name for p in s.list_values(local=False))
+                    deleted = s.delete_value("counter")
+                    deleted_again = s.delete_value("counter")
+                    return {"got": got, "shared": shared, "missing": missing, "local": local_names, "all": all_names,
+                            "deleted": deleted, "deleted_again": deleted_again}
+            """);
+
+        var result = await RunAsync("kv");
+
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        Assert.True(JsonNode.DeepEquals(new JsonObject
+        {
+            ["got"] = "41", ["shared"] = "for everyone", ["missing"] = null, ["local"] = new JsonArray("py.Store:counter"),
+            ["all"] = new JsonArray("global_key", "py.Store:counter", "shared"), ["deleted"] = true, ["deleted_again"] = false,
+        }, result.Result["result"]), result.Result.ToJsonString() + Text(result.Result, "stderr"));
+        Assert.Null(await _keys.GetAsync("system", "py.Store:counter", false, CancellationToken.None));
+        Assert.Equal("g", (await _keys.GetAsync("system", "global_key", false, CancellationToken.None))!.Value);
+    }
+
+    [Fact]
+    public async Task ActionService_RefusesOtherScopes_AndKeepsSecretsEncryptedUnlessDecrypt()
+    {
+        WriteAction("secrets", """
+            from st2common.runners.base_action import Action
+
+            class Secrets(Action):
+                def run(self):
+                    s = self.action_service
+                    s.set_value("token", "t0ken-value", encrypt=True)
+                    try:
+                        s.get_value("token", scope="user")
+                        refused = None
+                    except ValueError as e:
+                        refused = str(e)
+                    return {"refused": refused, "sealed": s.get_value("token"), "open": s.get_value("token", decrypt=True)}
+            """);
+
+        var result = await RunAsync("secrets");
+
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        var values = result.Result["result"]!;
+        Assert.Equal("Scope user is unsupported.", values["refused"]!.GetValue<string>());
+        Assert.Equal("t0ken-value", values["open"]!.GetValue<string>());
+        Assert.NotEqual("t0ken-value", values["sealed"]!.GetValue<string>());
+        Assert.True((await _keys.GetAsync("system", "py.Secrets:token", false, CancellationToken.None))!.Secret);
+    }
+
+    [Fact]
+    public async Task Config_IsThePacksConfig_AndImportsComeFromLibAndActionsLib()
+    {
+        _packs.Write("py/config.yaml", "api_url: https://api.example.com\nretries: 3\n");
+        _packs.Write("py/lib/common_helpers.py", "def shout(text):\n    return text.upper()\n");
+        _packs.Write("py/actions/lib/__init__.py", "");
+        _packs.Write("py/actions/lib/formatting.py", "def wrap(text):\n    return '[' + text + ']'\n");
+        WriteAction("helpers", """
+            from common_helpers import shout
+            from lib.formatting import wrap
+            from st2common.runners.base_action import Action
+
+            class Helpers(Action):
+                def run(self):
+                    self.logger.info("using %s", self.config["api_url"])
+                    return {"text": wrap(shout("hi")), "config": self.config}
+            """);
+
+        var result = await RunAsync("helpers");
+
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        Assert.Equal("[HI]", result.Result["result"]!["text"]!.GetValue<string>());
+        Assert.True(JsonNode.DeepEquals(new JsonObject { ["api_url"] = "https://api.example.com", ["retries"] = 3 }, result.Result["result"]!["config"]),
+            result.Result.ToJsonString());
+        Assert.Contains("INFO helpers [-] using https://api.example.com", Text(result.Result, "stderr"), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("class A(Action):\n    def run(self):\n        pass\n\nclass B(Action):\n    def run(self):\n        pass\n", "defines 2 subclasses")]
+    [InlineData("class NotAnAction(object):\n    pass\n", "defines no subclasses")]
+    public async Task ModuleWithTwoOrNoActionClasses_FailsNamingTheFile(string classes, string message)
+    {
+        WriteAction("odd", "from st2common.runners.base_action import Action\n\n" + classes);
+
+        var result = await RunAsync("odd");
+
+        Assert.Equal(ExecutionStatus.Failed, result.Status);
+        Assert.Contains(message, result.Error, StringComparison.Ordinal);
+        Assert.Contains(Path.Combine("py", "actions", "odd.py"), result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ASecretPrintedByPython_IsMaskedInTheExecutionsOutput()
+    {
+        _packs.Write("py/actions/leak.py", """
+            from st2common.runners.base_action import Action
+
+            class Leak(Action):
+                def run(self, password):
+                    print("password is " + password)
+                    print("stored is " + self.action_service.get_value("api_token", local=False, decrypt=True))
+                    return {"echo": password}
+            """);
+        _packs.Write("py/actions/leak.yaml", "name: leak\nrunner_type: python-script\nentry_point: leak.py\nparameters:\n  password: {type: string, secret: true, required: true}\n");
+        await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), _packs.Root,
+            services => services.Configure<DatastoreOptions>(o => o.EncryptionKey = Key));
+        await host.Services.GetRequiredService<KeyValueService>().SetAsync("system", "api_token", "kv-canary-9137", secret: true, ttl: null, CancellationToken.None);
+
+        var requested = await host.Services.GetRequiredService<ExecutionService>().RunAsync("py.leak", new JsonObject { ["password"] = "pa55-canary-4711" }, null, TestCallers.Admin.User, CancellationToken.None);
+        var finished = await host.WaitForExecutionAsync(requested.Id);
+
+        Assert.Equal(ExecutionStatus.Succeeded, finished.Status);
+        Assert.Equal("password is ********\nstored is ********\n", finished.Result!["stdout"]!.GetValue<string>());
+        Assert.DoesNotContain("canary", finished.Result.ToJsonString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("canary", string.Join("\n", host.Logs), StringComparison.Ordinal);
+    }
+}
