@@ -54,10 +54,10 @@ public static class StormEngineServices
         services.TryAddEnumerable(ServiceDescriptor.Singleton<Sensors.ISensorRunner, Python.PythonSensorRunner>(sp =>
             new Python.PythonSensorRunner(sp.GetRequiredService<Python.IPythonEnvironments>(), sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<Python.PythonSensorRunner>>())));
         // The built-in runners, and any more a host registers as IActionRunner.
-        // core.inject_trigger's runner dispatches through the webhook sensor, which needs the catalog: found when it runs.
-        services.AddSingleton<IActionRunner>(sp => new InjectTriggerRunner(() => sp.GetRequiredService<WebhookSensor>()));
         services.AddSingleton(sp => new RunnerRegistry(RunnerRegistry.BuiltIn(sp.GetRequiredService<EgressGuard>(), sp.GetRequiredService<Python.IPythonEnvironments>(),
-            sp.GetRequiredService<Datastore.KeyValueService>(), sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>()).Concat(sp.GetServices<IActionRunner>())));
+            sp.GetRequiredService<Datastore.KeyValueService>(), sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>(),
+            // core.inject_trigger's runner dispatches through the webhook sensor, which needs the catalog: found when it runs.
+            () => sp.GetRequiredService<WebhookSensor>()).Concat(sp.GetServices<IActionRunner>())));
         services.AddSingleton(sp => LoadCatalog(sp.GetRequiredService<IOptions<StormOptions>>().Value, sp.GetRequiredService<RunnerRegistry>(),
             sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().CreateLogger("ServerlessStorm.Packs")));
         services.AddSingleton(sp => new RuleMatcher(sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<RuleMatcher>>(), sp.GetService<Expressions.Runtime.IKeyValueLookup>()));

@@ -10,7 +10,7 @@ namespace ServerlessStorm.Engine.Actions.Runners;
 /// the platform's own, the payload matches its payload_schema). The execution id is the delivery id, so an execution
 /// delivered twice injects one trigger instance.
 /// </summary>
-public sealed class InjectTriggerRunner(Func<WebhookSensor> webhooks) : IActionRunner
+public sealed class InjectTriggerRunner(Func<WebhookSensor>? webhooks) : IActionRunner
 {
     public const string Type = "inject-trigger";
 
@@ -18,6 +18,11 @@ public sealed class InjectTriggerRunner(Func<WebhookSensor> webhooks) : IActionR
 
     public async Task<RunnerResult> RunAsync(RunnerContext context, CancellationToken cancellationToken)
     {
+        if (webhooks is null)
+        {
+            return RunnerResult.Failed([], "this host has no trigger dispatch: run core.inject_trigger where the rules engine runs");
+        }
+
         var trigger = ParameterReader.String(context.Parameters, "trigger");
         var triggerName = ParameterReader.String(context.Parameters, "trigger_name");
         if (!string.IsNullOrEmpty(trigger) && !string.IsNullOrEmpty(triggerName))
