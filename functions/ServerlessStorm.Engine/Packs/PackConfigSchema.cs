@@ -84,7 +84,9 @@ public sealed class PackConfigSchema
 
                 return items;
             default:
-                return visit(node, schema, path);
+                // What the visitor hands back may be the config's own node: it is copied, never moved.
+                var mapped = visit(node, schema, path);
+                return mapped?.Parent is null ? mapped : mapped.DeepClone();
         }
     }
 
