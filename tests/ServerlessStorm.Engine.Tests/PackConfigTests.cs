@@ -73,6 +73,13 @@ public sealed class PackConfigTests
     }
 
     [Fact]
+    public void ConfigsFolder_IsBesideThePacksFolder_UnlessConfigured()
+    {
+        Assert.Equal(Path.GetFullPath("/srv/storm/configs"), FolderPackConfigSource.Resolve(null, "/srv/storm/packs/"));
+        Assert.Equal("/etc/storm-configs", FolderPackConfigSource.Resolve("/etc/storm-configs", "/srv/storm/packs"));
+    }
+
+    [Fact]
     public void ValidConfig_GetsTheSchemasDefaults_NestedToo_AndKeysTheSchemaDoesNotNameAreKept()
     {
         using var packs = new TempPacks().WithPack("svc");
