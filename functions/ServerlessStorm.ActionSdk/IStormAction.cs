@@ -27,7 +27,7 @@ public sealed class StormActionContext
     /// <summary>The pack's folder, for files the action ships.</summary>
     public required string PackDirectory { get; init; }
 
-    /// <summary>The pack's <c>config.yaml</c>, as JSON.</summary>
+    /// <summary>The pack's config (configs/&lt;pack&gt;.yaml with its schema's defaults), rendered for this execution, secrets opened.</summary>
     public required JsonObject PackConfig { get; init; }
 
     /// <summary>Writes a line of live output (what <c>storm execution tail</c> shows; secrets masked).</summary>

@@ -32,6 +32,9 @@ public sealed class StorageNames(string prefix)
 
     public string BusPayloadsContainer => prefix.ToLowerInvariant() + "-bus-payloads";
 
+    /// <summary>The packs' configs, one <c>&lt;pack&gt;.yaml</c> blob each (StackStorm's configs folder).</summary>
+    public string ConfigsContainer => prefix.ToLowerInvariant() + "-configs";
+
     /// <summary>The Storage Queue a bus queue maps to (queue names are lower case, 3-63 characters).</summary>
     public string Queue(string busQueue) => $"{prefix.ToLowerInvariant()}-{busQueue}";
 

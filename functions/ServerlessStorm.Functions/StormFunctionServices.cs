@@ -82,6 +82,8 @@ public static class StormFunctionServices
             configuration[$"{StormOptions.Section}:{nameof(StormOptions.PacksPath)}"] = Path.Combine(AppContext.BaseDirectory, "packs");
         }
 
+        // Packs' configs come from a Blob container (the packs ship in the app package; their values do not).
+        services.AddSingleton<ServerlessStorm.Engine.Packs.IPackConfigSource, ServerlessStorm.Azure.Packs.BlobPackConfigSource>();
         // The same authentication as storm serve; it cannot be switched off here (the app is reachable from anywhere).
         services.AddStorm(configuration);
         services.PostConfigure<ServerlessStorm.Engine.Security.AuthOptions>(o => o.Enabled = true);

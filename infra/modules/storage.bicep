@@ -1,5 +1,5 @@
 // The storage account: the Functions host's own storage (AzureWebJobsStorage), the Durable task hub, the audit
-// tables, payload blobs and the app's deployment package. Only Microsoft Entra ID reaches it: shared keys are off.
+// tables, payload blobs, the packs' configs and the app's deployment package. Only Microsoft Entra ID reaches it: shared keys are off.
 param name string
 param location string
 param tags object
@@ -44,6 +44,16 @@ resource deploymentContainers 'Microsoft.Storage/storageAccounts/blobServices/co
     publicAccess: 'None'
   }
 }]
+
+// Packs' configs (StackStorm's configs/<pack>.yaml), one blob per pack, read when the app loads its packs. The name is
+// the app's storage prefix (AzureStorage:Prefix, 'storm' by default) followed by '-configs'.
+resource configsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobs
+  name: 'storm-configs'
+  properties: {
+    publicAccess: 'None'
+  }
+}
 
 output id string = account.id
 output name string = account.name

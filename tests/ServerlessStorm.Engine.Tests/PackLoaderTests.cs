@@ -254,7 +254,6 @@ public class PackLoaderTests
             token:
               type: "string"
               secret: true
-              required: true
             """);
         packs.Write("cfg/config.yaml", "timeout: 5\n");
 

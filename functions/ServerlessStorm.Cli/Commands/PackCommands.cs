@@ -12,8 +12,9 @@ internal static class PackCommands
     public static Command Create()
     {
         var directory = new Argument<string>("DIR") { Description = "A folder of packs, or one pack's folder", DefaultValueFactory = _ => "packs" };
-        var validate = new Command("validate", "Check every pack file and report all problems with file, line and field") { directory };
-        validate.SetAction(result => Validate(result.GetValue(directory)!));
+        var configs = new Option<string?>("--configs") { Description = "Folder of packs' configs, <pack>.yaml each (default: configs beside the packs folder)" };
+        var validate = new Command("validate", "Check every pack file and report all problems with file, line and field") { directory, configs };
+        validate.SetAction(result => Validate(result.GetValue(directory)!, result.GetValue(configs)));
 
         var json = new Option<bool>("--json");
         var api = CliOutput.ApiOption();
@@ -60,12 +61,15 @@ internal static class PackCommands
         return new Command("pack", "Work with packs") { validate, list };
     }
 
-    private static int Validate(string path)
+    private static int Validate(string path, string? configsPath)
     {
         PackLoadResult result;
         try
         {
-            result = new PackLoader(Runners()).LoadFrom(path);
+            // One pack's folder: its configs folder is beside the folder that holds it.
+            var packsRoot = File.Exists(Path.Combine(path, "pack.yaml")) ? Path.GetDirectoryName(Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar)) ?? path : path;
+            var configs = new FolderPackConfigSource(FolderPackConfigSource.Resolve(configsPath, packsRoot)).ReadAll();
+            result = new PackLoader(Runners()) { Configs = configs }.LoadFrom(path);
         }
         catch (DirectoryNotFoundException ex)
         {

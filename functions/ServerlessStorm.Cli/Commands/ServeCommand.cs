@@ -12,6 +12,7 @@ internal static class ServeCommand
         var port = new Option<int>("--port") { Description = "Port to listen on (StackStorm's API port)", DefaultValueFactory = _ => ServeSettings.DefaultPort };
         var host = new Option<string>("--host") { Description = "Address to listen on", DefaultValueFactory = _ => "127.0.0.1" };
         var packs = new Option<string>("--packs") { Description = "Folder of packs to load", DefaultValueFactory = _ => "packs" };
+        var configs = new Option<string?>("--configs") { Description = "Folder of packs' configs, <pack>.yaml each (default: configs beside the packs folder)" };
         var transport = new Option<string>("--transport") { Description = "Bus between the stages: in-process, storage-queue, or service-bus (the namespace from ServiceBus__fullyQualifiedNamespace or ServiceBus__ConnectionString)", DefaultValueFactory = _ => ServeSettings.Transports.InProcess };
         transport.AcceptOnlyFromAmong(ServeSettings.Transports.All);
         var storage = new Option<string?>("--storage")
@@ -42,7 +43,7 @@ internal static class ServeCommand
 
         var command = new Command("serve", "Run the local stack: webhooks, rules, action runners and the audit, on 127.0.0.1:9101")
         {
-            port, host, packs, transport, storage, dataDir, writeThrough, writeBehind, journal, noAuth, strict, credentialsFile,
+            port, host, packs, configs, transport, storage, dataDir, writeThrough, writeBehind, journal, noAuth, strict, credentialsFile,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -56,6 +57,7 @@ internal static class ServeCommand
                 Port = result.GetValue(port),
                 Host = result.GetValue(host)!,
                 PacksPath = result.GetValue(packs)!,
+                ConfigsPath = result.GetValue(configs),
                 Transport = result.GetValue(transport)!,
                 StorageConnectionString = result.GetValue(storage) ?? Environment.GetEnvironmentVariable("STORM_STORAGE") ?? ServerlessStorm.Azure.AzureStorageOptions.EmulatorConnectionString,
                 AzuriteDataDirectory = result.GetValue(dataDir)!,

@@ -11,6 +11,9 @@ public sealed record ServeSettings
 
     public string PacksPath { get; init; } = "packs";
 
+    /// <summary>The folder of packs' configs (<c>&lt;pack&gt;.yaml</c>); null: <c>configs</c> beside the packs folder.</summary>
+    public string? ConfigsPath { get; init; }
+
     /// <summary><c>in-process</c> (default), <c>storage-queue</c> or <c>service-bus</c> (the namespace from <c>ServiceBus__*</c> settings).</summary>
     public string Transport { get; init; } = Transports.InProcess;
 

@@ -77,6 +77,10 @@ public sealed class StormServer : IAsyncDisposable
 
         builder.Configuration[$"{StormOptions.Section}:{nameof(StormOptions.PacksPath)}"] = settings.PacksPath;
         builder.Configuration[$"{StormOptions.Section}:{nameof(StormOptions.StrictPacks)}"] = settings.StrictPacks.ToString();
+        if (settings.ConfigsPath is not null)
+        {
+            builder.Configuration[$"{StormOptions.Section}:{nameof(StormOptions.ConfigsPath)}"] = settings.ConfigsPath;
+        }
         builder.Configuration[$"{AzureStorageOptions.Section}:{nameof(AzureStorageOptions.ConnectionString)}"] = settings.StorageConnectionString;
         foreach (var (key, value) in settings.Configuration)
         {

@@ -8,8 +8,14 @@ namespace ServerlessStorm.Engine.Actions;
 /// <summary>What a runner is given: the action, its resolved parameters and the execution it runs for.</summary>
 public sealed record RunnerContext(string ExecutionId, ActionDefinition Action, JsonObject Parameters, string? PackDirectory)
 {
-    /// <summary>The action's pack, with its configuration.</summary>
+    /// <summary>The action's pack (its <see cref="PackDefinition.Config"/> is the config as written, templates unrendered).</summary>
     public PackDefinition? Pack { get; init; }
+
+    /// <summary>
+    /// The pack's config as the action's code sees it: rendered for this execution from the datastore, secrets opened
+    /// (and masked in the output). Every runner hands this one to pack code, not <see cref="PackDefinition.Config"/>.
+    /// </summary>
+    public JsonObject Config { get; init; } = [];
 
     /// <summary>The execution's trace tag (a workflow's tasks share it).</summary>
     public string? TraceTag { get; init; }

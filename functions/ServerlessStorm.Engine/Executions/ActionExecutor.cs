@@ -38,7 +38,8 @@ public sealed class ActionExecutor(
     IWorkerRegistry workers,
     Microsoft.Extensions.Options.IOptions<ExecutorOptions> options,
     TimeProvider time,
-    ILogger<ActionExecutor> logger)
+    ILogger<ActionExecutor> logger,
+    PackConfigService? packConfigs = null)
 {
     /// <summary>How long a running execution without a timeout parameter may run before it counts as abandoned.</summary>
     public static readonly TimeSpan DefaultAbandonTimeout = TimeSpan.FromMinutes(10);
@@ -85,9 +86,26 @@ public sealed class ActionExecutor(
             logger.ExecutionSecretTooShortToSearch(record.Id, string.Join(", ", tooShort), SecretMasker.MinimumLength);
         }
 
-        // What was still a secret's reference when the parameters were resolved is checked against its type now.
+        // The pack's config as its code sees it in this execution: templated values rendered from the datastore now,
+        // its secrets (secret: true keys, encrypted datastore values) masked like the parameters'.
         string? invalid = null;
-        if (action is not null && action.RunnerType != Workflows.WorkflowDefinition.RunnerType)
+        var config = new System.Text.Json.Nodes.JsonObject();
+        if (action is not null && packConfigs is not null && action.RunnerType != Workflows.WorkflowDefinition.RunnerType)
+        {
+            try
+            {
+                var resolved = await packConfigs.ResolveAsync(action.Pack, record.Id, record.User, cancellationToken);
+                config = resolved.Values;
+                secrets.AddRange(SecretMasker.Expand(resolved.Secrets));
+            }
+            catch (PackConfigException ex)
+            {
+                invalid = ex.Message;
+            }
+        }
+
+        // What was still a secret's reference when the parameters were resolved is checked against its type now.
+        if (invalid is null && action is not null && action.RunnerType != Workflows.WorkflowDefinition.RunnerType)
         {
             try
             {
@@ -123,7 +141,7 @@ public sealed class ActionExecutor(
             try
             {
                 var pack = catalog.Packs.GetValueOrDefault(action.Pack);
-                var context = new RunnerContext(record.Id, action, parameters, pack?.Directory) { Pack = pack, Output = live.Write, TraceTag = record.TraceTag, ReRunOf = record.ReRunOf, ReRunTasks = record.ReRunTasks };
+                var context = new RunnerContext(record.Id, action, parameters, pack?.Directory) { Pack = pack, Config = config, Output = live.Write, TraceTag = record.TraceTag, ReRunOf = record.ReRunOf, ReRunTasks = record.ReRunTasks };
                 outcome = CheckOutput(action, runner, await runner.RunAsync(context, cancel.Token));
                 secrets.AddRange(SecretMasker.Expand(OutputSecrets(action, runner, outcome)));
             }

@@ -20,7 +20,7 @@ public sealed class ActionNotFoundException(string actionRef) : Exception($"acti
 /// the executions queue with its real parameters for a runner to pick up.
 /// </summary>
 public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners, Datastore.KeyValueService datastore, IAuditStore audit, IMessageBus bus, TimeProvider time,
-    Workflows.IWorkflowControl? workflows = null, CompletionAnnouncer? announcer = null, ConcurrencyGate? concurrency = null)
+    Workflows.IWorkflowControl? workflows = null, CompletionAnnouncer? announcer = null, ConcurrencyGate? concurrency = null, PackConfigService? packConfigs = null)
 {
     /// <summary>Runs an action with literal parameters for <paramref name="user"/>, as <c>storm run</c> and the API do.</summary>
     public async Task<ExecutionRecord> RunAsync(string actionRef, JsonObject parameters, string? traceTag, string user, CancellationToken cancellationToken)
@@ -29,7 +29,8 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
         var shell = runners.TryGet(action.RunnerType, out var runner) ? runner.ShellCommandParameter : null;
         var id = StormIds.New(time.GetUtcNow());
         var keyValues = await datastore.SnapshotAsync(ParameterResolver.DatastoreKeys(action, parameters), id, user, cancellationToken);
-        var resolved = ParameterResolver.Resolve(action, parameters, renderSupplied: true, keyValues, shell, context: ParameterResolver.Context(catalog, action, user));
+        var context = await ParameterResolver.ContextAsync(packConfigs, catalog, action, id, user, cancellationToken);
+        var resolved = ParameterResolver.Resolve(action, parameters, renderSupplied: true, keyValues, shell, context: context);
         return await RequestAsync(action, resolved, id, traceTag ?? id, null, null, cancellationToken, user: user);
     }
 
@@ -184,8 +185,9 @@ public sealed class ExecutionService(PackCatalog catalog, RunnerRegistry runners
         // parameters of any run (templates, the datastore as the re-running user sees it).
         var shell = runners.TryGet(action.RunnerType, out var runner) ? runner.ShellCommandParameter : null;
         var keyValues = await datastore.SnapshotAsync(ParameterResolver.DatastoreKeys(action, overrides), id, user, cancellationToken);
+        var context = await ParameterResolver.ContextAsync(packConfigs, catalog, action, id, user, cancellationToken);
         parameters = ParameterResolver.Resolve(action, parameters, renderSupplied: false, keyValues, shell,
-            renderAlso: overrides.Select(p => p.Key).ToHashSet(StringComparer.Ordinal), context: ParameterResolver.Context(catalog, action, user));
+            renderAlso: overrides.Select(p => p.Key).ToHashSet(StringComparer.Ordinal), context: context);
         // As st2 execution re-run --tasks: the workflow runs again from the tasks named; every other task that
         // succeeded keeps its result. Without tasks, the whole workflow runs again.
         return await RequestAsync(action, parameters, id, original.TraceTag, original.TriggerInstanceId, original.RuleRef, cancellationToken,

@@ -39,11 +39,30 @@ public static class ParameterResolver
     /// What an action's parameter templates may read besides the parameters and the datastore, as in StackStorm:
     /// <c>config_context</c> (its pack's config) and <c>action_context</c> (<c>user</c>, <c>pack</c>).
     /// </summary>
-    public static JsonObject Context(PackCatalog catalog, ActionDefinition action, string? user) => new()
+    /// <param name="config">The pack's config rendered for the execution (<see cref="PackConfigService.RenderAsync"/>); null: as written.</param>
+    public static JsonObject Context(PackCatalog catalog, ActionDefinition action, string? user, JsonObject? config = null) => new()
     {
-        ["config_context"] = catalog.Packs.GetValueOrDefault(action.Pack)?.Config.DeepClone() ?? new JsonObject(),
+        ["config_context"] = config ?? catalog.Packs.GetValueOrDefault(action.Pack)?.Config.DeepClone() ?? new JsonObject(),
         ["action_context"] = new JsonObject { ["user"] = user, ["pack"] = action.Pack },
     };
+
+    /// <summary>
+    /// <see cref="Context"/> with <c>config_context</c> rendered for execution <paramref name="executionId"/>: its
+    /// datastore values read now, its secrets closed until that execution's runner opens them. A config that cannot be
+    /// rendered makes the parameters invalid.
+    /// </summary>
+    public static async Task<JsonObject> ContextAsync(PackConfigService? configs, PackCatalog catalog, ActionDefinition action, string executionId, string? user,
+        CancellationToken cancellationToken)
+    {
+        try
+        {
+            return Context(catalog, action, user, configs is null ? null : await configs.RenderAsync(action.Pack, executionId, user, cancellationToken));
+        }
+        catch (PackConfigException ex)
+        {
+            throw new ParameterValidationException(action.Ref, [ex.Message]);
+        }
+    }
 
     /// <summary>
     /// Resolves a rule's templated parameters against the trigger payload. The rendered values are data: they are

@@ -34,6 +34,12 @@ public sealed class StormOptions
     /// and the others run, so one pack's defect does not stop everyone's automation.
     /// </summary>
     public bool StrictPacks { get; set; }
+
+    /// <summary>
+    /// The folder of packs' configs, StackStorm's <c>configs/&lt;pack&gt;.yaml</c>; by default <c>configs</c> beside the
+    /// packs folder. A host may read them from elsewhere instead (the Function app: a Blob container).
+    /// </summary>
+    public string? ConfigsPath { get; set; }
 }
 
 public static class StormEngineServices
@@ -58,8 +64,14 @@ public static class StormEngineServices
             sp.GetRequiredService<Datastore.KeyValueService>(), sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>(),
             // core.inject_trigger's runner dispatches through the webhook sensor, which needs the catalog: found when it runs.
             () => sp.GetRequiredService<WebhookSensor>()).Concat(sp.GetServices<IActionRunner>())));
+        services.TryAddSingleton<IPackConfigSource>(sp =>
+        {
+            var storm = sp.GetRequiredService<IOptions<StormOptions>>().Value;
+            return new FolderPackConfigSource(FolderPackConfigSource.Resolve(storm.ConfigsPath, storm.PacksPath));
+        });
         services.AddSingleton(sp => LoadCatalog(sp.GetRequiredService<IOptions<StormOptions>>().Value, sp.GetRequiredService<RunnerRegistry>(),
-            sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().CreateLogger("ServerlessStorm.Packs")));
+            sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().CreateLogger("ServerlessStorm.Packs"), sp.GetRequiredService<IPackConfigSource>()));
+        services.AddSingleton<PackConfigService>();
         services.AddSingleton(sp => new RuleMatcher(sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<RuleMatcher>>(), sp.GetService<Expressions.Runtime.IKeyValueLookup>()));
         services.AddSingleton<IRuleEvaluator, CompiledRuleEvaluator>();
         services.AddOptions<Datastore.DatastoreOptions>();
@@ -105,9 +117,13 @@ public static class StormEngineServices
     /// Loads the packs: strictly (throwing <see cref="PackLoadException"/> listing every problem) when
     /// <see cref="StormOptions.StrictPacks"/> is set, else leaving out each pack with problems, logged with them.
     /// </summary>
-    public static PackCatalog LoadCatalog(StormOptions options, RunnerRegistry runners, Microsoft.Extensions.Logging.ILogger logger)
+    public static PackCatalog LoadCatalog(StormOptions options, RunnerRegistry runners, Microsoft.Extensions.Logging.ILogger logger, IPackConfigSource? configs = null)
     {
-        var loader = new PackLoader(runners);
+        // Read once when the packs load, as the catalog is: the host starts with the packs (a sync factory), so this waits.
+        var documents = (configs ?? new FolderPackConfigSource(FolderPackConfigSource.Resolve(options.ConfigsPath, options.PacksPath)))
+            .ReadAllAsync(CancellationToken.None).GetAwaiter().GetResult();
+        Diagnostics.StormLogs.PackConfigsRead(logger, documents.Count, configs?.ToString() ?? "the configs folder");
+        var loader = new PackLoader(runners) { Configs = documents };
         var result = options.StrictPacks ? loader.LoadAll(options.PacksPath) : loader.LoadLeavingOutBroken(options.PacksPath);
         // Strict, any problem refuses; otherwise only one no pack owns (leaving packs out could not mend it).
         if (result.Problems.Except(result.Packs.SelectMany(p => p.Problems)).ToList() is { Count: > 0 } refused)

@@ -72,6 +72,12 @@ public sealed class PackLoader(
     private readonly YamlLimits _limits = limits ?? YamlLimits.Default;
 
     /// <summary>
+    /// The packs' configs from outside the packs (StackStorm's <c>configs/&lt;pack&gt;.yaml</c>); null when the caller
+    /// has none to give, and then a pack's own config.yaml is read without the deprecation warning.
+    /// </summary>
+    public IReadOnlyDictionary<string, PackConfigDocument>? Configs { get; init; }
+
+    /// <summary>
     /// The pack folders under <paramref name="path"/>: the folder itself when it is a pack (plus a sibling
     /// <c>core</c> pack, whose actions and triggers other packs use), else each sub-folder that holds a pack.yaml.
     /// </summary>
@@ -238,7 +244,7 @@ public sealed class PackLoader(
             }
 
             var pack = new PackDefinition(name, file.OptionalString("version") ?? "0.0.0", file.OptionalString("description") ?? "", Path.GetFullPath(directory));
-            pack = LoadConfig(pack);
+            pack = LoadConfig(pack, packFile);
             if (_packs.Any(p => p.Name == pack.Name))
             {
                 file.Problem(doc.Position, "name", $"pack '{pack.Name}' is loaded twice");
@@ -441,13 +447,49 @@ public sealed class PackLoader(
             return ok;
         }
 
-        private PackDefinition LoadConfig(PackDefinition pack)
+        // StackStorm reads a pack's values from configs/<pack>.yaml; a config.yaml inside the pack is taken only when
+        // there is none (StackStorm ignores it since 2.4), with a warning, so packs written that way keep working.
+        private PackDefinition LoadConfig(PackDefinition pack, string packFile)
         {
-            var defaults = ConfigDefaults(pack);
-            var path = Path.Combine(pack.Directory, "config.yaml");
-            if (!File.Exists(path) || ReadMapping(path) is not { } doc)
+            var (schema, schemaFile) = LoadConfigSchema(pack);
+            var inPack = Path.Combine(pack.Directory, "config.yaml");
+            string? location = null;
+            YamlMapping? doc = null;
+            if (loader.Configs?.GetValueOrDefault(pack.Name) is { } external)
             {
-                return pack with { Config = defaults };
+                location = external.Location;
+                doc = ReadMappingText(external.Location, external.Text, packFile);
+                if (File.Exists(inPack))
+                {
+                    Warn(new PackProblem(Display(inPack), new SourcePosition(1, 1), null, $"ignored: the pack's values come from {external.Location}"));
+                }
+            }
+            else if (File.Exists(inPack))
+            {
+                location = Display(inPack);
+                doc = ReadMapping(inPack);
+                if (loader.Configs is not null)
+                {
+                    Warn(new PackProblem(location, new SourcePosition(1, 1), null,
+                        $"a config.yaml inside the pack is deprecated (StackStorm ignores it): move it to configs/{pack.Name}.yaml"));
+                }
+            }
+
+            if (doc is null)
+            {
+                // As StackStorm: without a config nothing is validated, and the pack registers with its defaults only.
+                if (location is null && schema is not null && schemaFile is not null && schema.RequiredWithoutDefault().ToList() is { Count: > 0 } missing)
+                {
+                    Warn(new PackProblem(Display(schemaFile), new SourcePosition(1, 1), null,
+                        $"required config key(s) {string.Join(", ", missing)} have no value: write them in configs/{pack.Name}.yaml"));
+                }
+
+                return pack with { Config = schema?.WithDefaults([]) ?? [], ConfigSchema = schema };
+            }
+
+            foreach (var problem in schema?.Validate(doc) ?? [])
+            {
+                Add(new PackProblem(location!, problem.Position, problem.Key, problem.Message) { AlsoConcerns = packFile });
             }
 
             var networks = new List<System.Net.IPNetwork>();
@@ -461,46 +503,30 @@ public sealed class PackLoader(
                     }
                     else
                     {
-                        Add(new PackProblem(Display(path), item.Position, "allowed_networks", $"'{(item as YamlScalar)?.Value}' is not a network in CIDR form (e.g. 10.0.0.0/8)"));
+                        Add(new PackProblem(location!, item.Position, "allowed_networks", $"'{(item as YamlScalar)?.Value}' is not a network in CIDR form (e.g. 10.0.0.0/8)") { AlsoConcerns = packFile });
                     }
                 }
             }
 
             var config = doc.ToJson() as JsonObject ?? [];
-            foreach (var (key, value) in defaults)
-            {
-                if (!config.ContainsKey(key))
-                {
-                    config[key] = value?.DeepClone();
-                }
-            }
-
-            return pack with { Config = config, AllowedNetworks = networks };
+            return pack with { Config = schema?.WithDefaults(config) ?? config, ConfigSchema = schema, ConfigLocation = location, AllowedNetworks = networks };
         }
 
-        // StackStorm fills a pack's config with the defaults its config.schema.yaml gives for the keys config.yaml lacks.
-        private JsonObject ConfigDefaults(PackDefinition pack)
+        private (PackConfigSchema? Schema, string? File) LoadConfigSchema(PackDefinition pack)
         {
             var path = Path.Combine(pack.Directory, "config.schema.yaml");
-            var defaults = new JsonObject();
-            if (!File.Exists(path) || ReadMapping(path) is not { } schema)
+            if (!File.Exists(path) || ReadMapping(path) is not { } document)
             {
-                return defaults;
+                return (null, null);
             }
 
-            foreach (var (key, value) in schema.Entries)
+            var (schema, problems) = PackConfigSchema.Read(document);
+            foreach (var problem in problems)
             {
-                if (value is YamlMapping property && property["default"] is { } found)
-                {
-                    defaults[key.Value] = found.ToJson();
-                }
-                else if (value is not YamlMapping)
-                {
-                    Add(new PackProblem(Display(path), value.Position, key.Value, $"expected the schema of config key '{key.Value}' (a mapping), got a {value.KindName}"));
-                }
+                Add(new PackProblem(Display(path), problem.Position, problem.Key, problem.Message));
             }
 
-            return defaults;
+            return (schema, path);
         }
 
         private void LoadPolicy(PackDefinition pack, string path)
@@ -1149,6 +1175,18 @@ public sealed class PackLoader(
                 return null;
             }
 
+            return ReadMappingText(Display(path), text, null);
+        }
+
+        // A document read from elsewhere (a configs folder or container) names its pack's file, which owns the problem.
+        private YamlMapping? ReadMappingText(string location, string text, string? packFile)
+        {
+            if (text.Length > loader._limits.MaxBytes)
+            {
+                Add(new PackProblem(location, new SourcePosition(1, 1), null, $"the file is larger than the {loader._limits.MaxBytes} byte limit") { AlsoConcerns = packFile });
+                return null;
+            }
+
             try
             {
                 var root = BoundedYamlReader.Read(text, loader._limits);
@@ -1157,12 +1195,18 @@ public sealed class PackLoader(
                     return mapping;
                 }
 
-                Add(new PackProblem(Display(path), root?.Position ?? new SourcePosition(1, 1), null,
-                    $"expected a mapping at the top of the file, got {(root is null ? "an empty document" : "a " + root.KindName)}"));
+                // An empty configs/<pack>.yaml is a config with no values.
+                if (root is null && packFile is not null)
+                {
+                    return new YamlMapping(new SourcePosition(1, 1));
+                }
+
+                Add(new PackProblem(location, root?.Position ?? new SourcePosition(1, 1), null,
+                    $"expected a mapping at the top of the file, got {(root is null ? "an empty document" : "a " + root.KindName)}") { AlsoConcerns = packFile });
             }
             catch (YamlReadException ex)
             {
-                Add(new PackProblem(Display(path), ex.Position, null, $"YAML error: {ex.Message}"));
+                Add(new PackProblem(location, ex.Position, null, $"YAML error: {ex.Message}") { AlsoConcerns = packFile });
             }
 
             return null;

@@ -20,8 +20,18 @@ public sealed record PackLoadStatus(string Name, string Directory, bool Loaded, 
 
 public sealed record PackDefinition(string Name, string Version, string Description, string Directory)
 {
-    /// <summary>The pack's configuration (its config.yaml), which its actions can read.</summary>
+    /// <summary>
+    /// The pack's configuration as written (configs/&lt;pack&gt;.yaml, else its own config.yaml) with its schema's
+    /// defaults: templated values are still templates. What pack code and templates see comes from
+    /// <see cref="PackConfigService"/>, which renders them for each use.
+    /// </summary>
     public JsonObject Config { get; init; } = [];
+
+    /// <summary>The pack's config.schema.yaml, or null when it has none.</summary>
+    public PackConfigSchema? ConfigSchema { get; init; }
+
+    /// <summary>Where the config's values were read (configs/&lt;pack&gt;.yaml, a blob, the pack's config.yaml), or null when there were none.</summary>
+    public string? ConfigLocation { get; init; }
 
     /// <summary>Networks the pack's HTTP actions may reach although the egress guard refuses them by default.</summary>
     public IReadOnlyList<System.Net.IPNetwork> AllowedNetworks { get; init; } = [];

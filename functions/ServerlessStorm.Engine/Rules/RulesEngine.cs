@@ -24,7 +24,8 @@ public sealed class RulesEngine(
     IAuditStore audit,
     TimeProvider time,
     Microsoft.Extensions.Options.IOptions<Security.AuthOptions> auth,
-    ILogger<RulesEngine> logger)
+    ILogger<RulesEngine> logger,
+    Packs.PackConfigService? packConfigs = null)
 {
     public async Task HandleAsync(TriggerInstance instance, CancellationToken cancellationToken)
     {
@@ -71,7 +72,8 @@ public sealed class RulesEngine(
         System.Text.Json.Nodes.JsonObject parameters;
         try
         {
-            parameters = ParameterResolver.ForRule(action, rule, instance.Payload, shellParameter, keyValues, ParameterResolver.Context(catalog, action, auth.Value.SystemUser));
+            var context = await ParameterResolver.ContextAsync(packConfigs, catalog, action, executionId, auth.Value.SystemUser, cancellationToken);
+            parameters = ParameterResolver.ForRule(action, rule, instance.Payload, shellParameter, keyValues, context);
         }
         catch (ParameterValidationException ex)
         {

@@ -31,7 +31,7 @@ public sealed record SubWorkflowStart(string ExecutionId, string WorkflowFile, s
 /// re-run of the workflow finds what the same task did in the original.
 /// </summary>
 public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runners, ExecutionService executions, ActionExecutor executor, CompletionAnnouncer announcer, IAuditStore audit,
-    Datastore.KeyValueService datastore, ConcurrencyGate concurrency, TimeProvider time)
+    Datastore.KeyValueService datastore, ConcurrencyGate concurrency, TimeProvider time, PackConfigService? packConfigs = null)
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(200);
 
@@ -69,7 +69,7 @@ public sealed class WorkflowTaskRunner(PackCatalog catalog, RunnerRegistry runne
             var shell = runners.TryGet(action.RunnerType, out var runner) ? runner.ShellCommandParameter : null;
             var keyValues = await datastore.SnapshotAsync(ParameterResolver.DatastoreKeys(action, new JsonObject()), id, workflow?.User, cancellationToken);
             parameters = ParameterResolver.Resolve(action, input, renderSupplied: false, keyValues, shellCommandParameter: shell,
-                context: ParameterResolver.Context(catalog, action, workflow?.User));
+                context: await ParameterResolver.ContextAsync(packConfigs, catalog, action, id, workflow?.User, cancellationToken));
         }
         catch (ParameterValidationException ex)
         {

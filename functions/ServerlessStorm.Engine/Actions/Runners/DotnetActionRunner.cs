@@ -46,7 +46,7 @@ public sealed class DotnetActionRunner : IActionRunner
             ExecutionId = context.ExecutionId,
             Parameters = (JsonObject)context.Parameters.DeepClone(),
             PackDirectory = context.PackDirectory,
-            PackConfig = (JsonObject)(context.Pack?.Config.DeepClone() ?? new JsonObject()),
+            PackConfig = (JsonObject)context.Config.DeepClone(),
             Log = line => context.Output?.Invoke("stdout", line + "\n"),
         };
         try
