@@ -51,8 +51,13 @@ public static class StormEngineServices
         services.AddSingleton(sp => new EgressGuard(sp.GetRequiredService<IOptions<StormOptions>>().Value.AllowedNetworks.Select(IPNetwork.Parse)));
         // The built-in runners, and any more a host registers as IActionRunner.
         services.AddSingleton(sp => new RunnerRegistry(RunnerRegistry.BuiltIn(sp.GetRequiredService<EgressGuard>()).Concat(sp.GetServices<IActionRunner>())));
+        // Packs' Python: their own virtualenvs. Added, not tried: it must be the one resolved whatever else registered a
+        // host-only IPythonEnvironments before or after (the last registration is the one resolved, so it is replaced).
+        services.AddOptions<Python.PythonOptions>();
+        services.AddSingleton<Python.PackVirtualEnvironments>();
+        services.Replace(ServiceDescriptor.Singleton<Python.IPythonEnvironments>(sp => sp.GetRequiredService<Python.PackVirtualEnvironments>()));
         services.AddSingleton(sp => LoadCatalog(sp.GetRequiredService<IOptions<StormOptions>>().Value, sp.GetRequiredService<RunnerRegistry>(),
-            sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().CreateLogger("ServerlessStorm.Packs")));
+            sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().CreateLogger("ServerlessStorm.Packs"), sp.GetRequiredService<Python.PackVirtualEnvironments>()));
         services.AddSingleton(sp => new RuleMatcher(sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<RuleMatcher>>(), sp.GetService<Expressions.Runtime.IKeyValueLookup>()));
         services.AddSingleton<IRuleEvaluator, CompiledRuleEvaluator>();
         services.AddOptions<Datastore.DatastoreOptions>();
@@ -90,6 +95,39 @@ public static class StormEngineServices
         return services;
     }
 
+    // Builds (or reports) the loaded packs' missing and stale virtualenvs; the packs whose build failed, with why.
+    private static Dictionary<string, IReadOnlyList<PackProblem>> PrepareVirtualenvs(PackLoadResult result, Python.PackVirtualEnvironments python, Microsoft.Extensions.Logging.ILogger logger)
+    {
+        var unbuilt = new Dictionary<string, IReadOnlyList<PackProblem>>(StringComparer.Ordinal);
+        foreach (var pack in result.Catalog.Packs.Values.Where(p => result.Packs.Any(s => s.Loaded && s.Directory == Path.GetFullPath(p.Directory))))
+        {
+            var status = python.Describe(pack.Name, pack.Directory);
+            if (status.State is Python.PythonEnvironmentState.Host or Python.PythonEnvironmentState.Current)
+            {
+                continue;
+            }
+
+            if (!python.BuildsAtStart)
+            {
+                Diagnostics.StormLogs.VirtualenvNotReady(logger, pack.Name, status.Reason);
+                continue;
+            }
+
+            try
+            {
+                // At start, before anything is served: waiting here is what a start that builds costs.
+                python.EnsureAsync(pack.Name, pack.Directory).GetAwaiter().GetResult();
+            }
+            catch (Python.PythonEnvironmentException ex)
+            {
+                var requirements = Path.Combine(pack.Directory, Python.PackVirtualEnvironments.RequirementsFile);
+                unbuilt[Path.GetFullPath(pack.Directory)] = [new PackProblem(PackLoader.Display(requirements), Yaml.SourcePosition.Unknown, null, ex.Message)];
+            }
+        }
+
+        return unbuilt;
+    }
+
     /// <summary>The RBAC folder: as configured, else <c>rbac</c> beside the packs folder (StackStorm's layout).</summary>
     public static string RbacPath(Security.Rbac.RbacOptions options, string packsPath) =>
         options.Path ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(packsPath)) ?? ".", "rbac");
@@ -98,10 +136,19 @@ public static class StormEngineServices
     /// Loads the packs: strictly (throwing <see cref="PackLoadException"/> listing every problem) when
     /// <see cref="StormOptions.StrictPacks"/> is set, else leaving out each pack with problems, logged with them.
     /// </summary>
-    public static PackCatalog LoadCatalog(StormOptions options, RunnerRegistry runners, Microsoft.Extensions.Logging.ILogger logger)
+    /// With <paramref name="python"/>, each loaded pack's virtualenv is built when missing or stale (when its options
+    /// say so, as <c>storm serve</c>'s do; otherwise reported), and a pack whose virtualenv cannot be built is left out with why.
+    public static PackCatalog LoadCatalog(StormOptions options, RunnerRegistry runners, Microsoft.Extensions.Logging.ILogger logger, Python.PackVirtualEnvironments? python = null)
     {
         var loader = new PackLoader(runners);
         var result = options.StrictPacks ? loader.LoadAll(options.PacksPath) : loader.LoadLeavingOutBroken(options.PacksPath);
+        if (python is not null && PrepareVirtualenvs(result, python, logger) is { Count: > 0 } unbuilt)
+        {
+            result = options.StrictPacks
+                ? result with { Problems = [.. result.Problems, .. unbuilt.Values.SelectMany(p => p)] }
+                : loader.LoadLeavingOutBroken(options.PacksPath, unbuilt);
+        }
+
         // Strict, any problem refuses; otherwise only one no pack owns (leaving packs out could not mend it).
         if (result.Problems.Except(result.Packs.SelectMany(p => p.Problems)).ToList() is { Count: > 0 } refused)
         {
