@@ -72,6 +72,7 @@ public sealed class PackVirtualEnvironments(IOptions<PythonOptions> options, ILo
     private const int PipOutputTailLines = 40;
 
     private static readonly ConcurrentDictionary<string, string> InterpreterVersions = new(StringComparer.Ordinal);
+    private static readonly ConcurrentDictionary<string, bool> HostPipTargeting = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, string> _lastErrors = new(StringComparer.Ordinal);
 
     private PythonOptions Options => options.Value;
@@ -164,8 +165,18 @@ public sealed class PackVirtualEnvironments(IOptions<PythonOptions> options, ILo
         try
         {
             var wanted = Wanted(requirements);
-            await RunAsync(wanted.Interpreter, ["-m", "venv", build], packDirectory, "creating the virtualenv", output, cancellationToken, timeout.Token);
-            await RunAsync(VirtualenvPython(build), PipInstall(requirements), packDirectory, "pip install", output, cancellationToken, timeout.Token);
+            // With a host pip that can install into another interpreter (--python, pip 22.3), the virtualenv needs no pip
+            // of its own: seeding one is most of a build's time. Otherwise it gets its own, as StackStorm's have.
+            if (HostPipTargets(wanted.Interpreter))
+            {
+                await RunAsync(wanted.Interpreter, ["-m", "venv", "--without-pip", build], packDirectory, "creating the virtualenv", output, cancellationToken, timeout.Token);
+                await RunAsync(wanted.Interpreter, ["-m", "pip", "--python", VirtualenvPython(build), .. PipInstall(requirements)], packDirectory, "pip install", output, cancellationToken, timeout.Token);
+            }
+            else
+            {
+                await RunAsync(wanted.Interpreter, ["-m", "venv", build], packDirectory, "creating the virtualenv", output, cancellationToken, timeout.Token);
+                await RunAsync(VirtualenvPython(build), ["-m", "pip", .. PipInstall(requirements)], packDirectory, "pip install", output, cancellationToken, timeout.Token);
+            }
             var stamp = new JsonObject
             {
                 ["pack"] = pack,
@@ -199,7 +210,7 @@ public sealed class PackVirtualEnvironments(IOptions<PythonOptions> options, ILo
 
     private List<string> PipInstall(string requirements)
     {
-        List<string> arguments = ["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-r", requirements];
+        List<string> arguments = ["install", "--disable-pip-version-check", "--no-input", "-r", requirements];
         if (Options.NoIndex)
         {
             arguments.Add("--no-index");
@@ -393,6 +404,23 @@ public sealed class PackVirtualEnvironments(IOptions<PythonOptions> options, ILo
         var interpreter = HostPython.Resolve(Options);
         return (Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(requirements))), interpreter, InterpreterVersions.GetOrAdd(interpreter, AskVersion));
     }
+
+    // Whether the interpreter's pip is 22.3 or later, which installs into another interpreter's environment with --python.
+    private static bool HostPipTargets(string interpreter) => HostPipTargeting.GetOrAdd(interpreter, i =>
+    {
+        var start = new ProcessStartInfo(i) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var argument in new[] { "-m", "pip", "--version" })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using var process = Process.Start(start)!;
+        _ = process.StandardError.ReadToEndAsync();
+        var words = process.StandardOutput.ReadToEnd().Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        process.WaitForExit();
+        return process.ExitCode == 0 && words is ["pip", var version, ..] && Version.TryParse(string.Concat(version.TakeWhile(c => char.IsDigit(c) || c == '.')).Trim('.'), out var pip)
+            && pip >= new Version(22, 3);
+    });
 
     private static string AskVersion(string interpreter)
     {
