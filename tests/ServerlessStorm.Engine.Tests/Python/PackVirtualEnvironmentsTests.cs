@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using ServerlessStorm.Engine.Actions;
@@ -187,5 +189,44 @@ public sealed class PackVirtualEnvironmentsTests(BuiltVirtualenv built) : IClass
         var pack = catalog.Packs["later"];
         Assert.Equal(PythonEnvironmentState.Missing, environments.Describe(pack.Name, pack.Directory).State);
         Assert.Throws<PythonEnvironmentException>(() => environments.InterpreterFor(pack));
+    }
+
+    [Fact]
+    public void TheEngine_ResolvesPacksVirtualenvs_WhicheverOrderAHostOnlyOneWasTriedIn()
+    {
+        var before = new ServiceCollection().AddLogging();
+        before.TryAddSingleton<IPythonEnvironments, HostOnly>();
+        before.AddStormEngine();
+        var after = new ServiceCollection().AddLogging().AddStormEngine();
+        after.TryAddSingleton<IPythonEnvironments, HostOnly>();
+
+        using var first = before.BuildServiceProvider();
+        using var second = after.BuildServiceProvider();
+
+        Assert.IsType<PackVirtualEnvironments>(first.GetRequiredService<IPythonEnvironments>());
+        Assert.IsType<PackVirtualEnvironments>(second.GetRequiredService<IPythonEnvironments>());
+    }
+
+    [Fact]
+    public async Task PackList_ShowsEachPacksPython_HostCurrentOrMissing()
+    {
+        using var packs = new TempPacks().WithPack("plain").WithPack("shared").WithPack("needs");
+        packs.Write("shared/requirements.txt", "stormdemo==1.0\n");
+        packs.Write("needs/requirements.txt", "stormdemo\n");
+        await using var host = await StormTestHost.StartAsync(new Audit.InMemoryAuditStore(), new Messaging.InMemoryMessageBus(), packs.Root,
+            s => s.Configure<PythonOptions>(o => o.VirtualenvsPath = built.Root));
+
+        var listed = (await host.Api.ListPacksAsync(CancellationToken.None)).Body!.AsArray().ToDictionary(p => p!["ref"]!.ToString(), p => p!["python"]!);
+
+        Assert.Equal("host", listed["plain"]["state"]!.ToString());
+        Assert.Equal("current", listed["shared"]["state"]!.ToString());
+        Assert.Equal(Path.Combine(built.Root, "shared", "bin", "python"), listed["shared"]["interpreter"]!.ToString());
+        Assert.Equal("missing", listed["needs"]["state"]!.ToString());
+        Assert.Contains("is not built", listed["needs"]["reason"]!.ToString());
+    }
+
+    private sealed class HostOnly : IPythonEnvironments
+    {
+        public string InterpreterFor(PackDefinition pack) => "python3";
     }
 }
