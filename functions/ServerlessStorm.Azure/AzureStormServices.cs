@@ -70,6 +70,7 @@ public static class AzureStormServices
         services.Configure<ServerlessStorm.Engine.Security.Rbac.RbacOptions>(configuration.GetSection(ServerlessStorm.Engine.Security.Rbac.RbacOptions.Section));
         services.Configure<DatastoreOptions>(configuration.GetSection(DatastoreOptions.Section));
         services.Configure<ExecutorOptions>(configuration.GetSection(ExecutorOptions.Section));
+        services.Configure<ServerlessStorm.Engine.Python.PythonOptions>(configuration.GetSection(ServerlessStorm.Engine.Python.PythonOptions.Section));
         services.AddOptions<BusOptions>().Bind(configuration.GetSection(BusOptions.Section));
         services.AddOptions<AzureStorageOptions>().Bind(configuration.GetSection(AzureStorageOptions.Section));
         services.AddOptions<StorageQueueOptions>().Bind(configuration.GetSection(StorageQueueOptions.Section));

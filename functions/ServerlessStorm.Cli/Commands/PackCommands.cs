@@ -53,7 +53,8 @@ internal static class PackCommands
                     }
                 }
 
-                if (pack?["python"]?["state"]?.ToString() is "missing" or "stale" or "unavailable")
+                // A left-out pack's problems above already say why its virtualenv is not there.
+                if (pack?["loaded"]?.GetValue<bool>() == true && pack?["python"]?["state"]?.ToString() is "missing" or "stale" or "unavailable")
                 {
                     Console.WriteLine($"{pack?["ref"]}: python: its virtualenv {pack?["python"]?["reason"]}{(pack?["python"]?["last_error"] is { } error ? $"; the last build failed: {error}" : "")}");
                 }
