@@ -94,3 +94,52 @@ public sealed class PackInstallTests : IDisposable
         }
     }
 }
+
+/// <summary><c>storm serve</c> builds packs' missing virtualenvs as it starts, with the pip settings from its configuration.</summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class ServeVirtualenvTests(AzuriteFixture azurite) : IDisposable
+{
+    private readonly LocalWheels _wheels = new();
+    private readonly TempPacks _packs = new TempPacks().WithPack("needs").WithPack("unbuildable").WithRepositoryCore();
+    private readonly string _work = Path.Combine(Path.GetTempPath(), "storm-serve-venvs-" + Guid.NewGuid().ToString("N")[..10]);
+
+    [Fact]
+    public async Task Serve_BuildsAMissingVirtualenvAtStart_AndLeavesOutAPackWhoseBuildFails()
+    {
+        _wheels.Add("stormdemo", "1.0", "VALUE = 1\n");
+        _packs.Write("needs/requirements.txt", "stormdemo\n");
+        _packs.Write("unbuildable/requirements.txt", "not-on-this-machine\n");
+        var environment = new Dictionary<string, string>
+        {
+            ["Storm__Python__VirtualenvsPath"] = Path.Combine(_work, "virtualenvs"),
+            ["Storm__Python__NoIndex"] = "true",
+            ["Storm__Python__FindLinks__0"] = _wheels.Path,
+        };
+
+        await using var storm = await StormProcess.ServeAsync(environment, "--packs", _packs.Root, "--storage", azurite.ConnectionString, "--audit-journal", Path.Combine(_work, "journal"));
+        var listed = await StormProcess.RunAsync("pack", "list", "--json", "--api", storm.Url);
+
+        Assert.True(listed.ExitCode == 0, listed.ToString());
+        var packs = System.Text.Json.Nodes.JsonNode.Parse(listed.StdOut)!.AsArray().ToDictionary(p => p!["ref"]!.GetValue<string>(), p => p!);
+        Assert.True(packs["needs"]["loaded"]!.GetValue<bool>());
+        Assert.Equal("current", packs["needs"]["python"]!["state"]!.GetValue<string>());
+        Assert.Equal(Path.Combine(_work, "virtualenvs", "needs", "bin", "python"), packs["needs"]["python"]!["interpreter"]!.GetValue<string>());
+        Assert.False(packs["unbuildable"]["loaded"]!.GetValue<bool>());
+        Assert.Contains("No matching distribution found for not-on-this-machine", packs["unbuildable"]["problems"]![0]!.GetValue<string>());
+        Assert.Contains("warning: pack 'unbuildable' is left out", storm.Output);
+        Assert.Contains("The virtualenv of pack needs is built at", storm.Output);
+    }
+
+    public void Dispose()
+    {
+        _wheels.Dispose();
+        _packs.Dispose();
+        try
+        {
+            Directory.Delete(_work, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
