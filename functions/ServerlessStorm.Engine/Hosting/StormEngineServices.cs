@@ -101,8 +101,25 @@ public static class StormEngineServices
         var unbuilt = new Dictionary<string, IReadOnlyList<PackProblem>>(StringComparer.Ordinal);
         foreach (var pack in result.Catalog.Packs.Values.Where(p => result.Packs.Any(s => s.Loaded && s.Directory == Path.GetFullPath(p.Directory))))
         {
-            var status = python.Describe(pack.Name, pack.Directory);
-            if (status.State is Python.PythonEnvironmentState.Host or Python.PythonEnvironmentState.Current)
+            // A pack without requirements is not checked at all: a host with no Python (the Function app) loads it all the same.
+            if (!File.Exists(Path.Combine(pack.Directory, Python.PackVirtualEnvironments.RequirementsFile)))
+            {
+                continue;
+            }
+
+            Python.PythonEnvironmentStatus status;
+            try
+            {
+                status = python.Describe(pack.Name, pack.Directory);
+            }
+            catch (Python.PythonEnvironmentException ex)
+            {
+                // No interpreter to compare with: the pack loads, and its Python code says why it cannot run.
+                Diagnostics.StormLogs.VirtualenvNotReady(logger, pack.Name, ex.Message);
+                continue;
+            }
+
+            if (status.State == Python.PythonEnvironmentState.Current)
             {
                 continue;
             }

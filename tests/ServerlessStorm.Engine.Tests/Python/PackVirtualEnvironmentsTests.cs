@@ -225,6 +225,21 @@ public sealed class PackVirtualEnvironmentsTests(BuiltVirtualenv built) : IClass
         Assert.Contains("is not built", listed["needs"]["reason"]!.ToString());
     }
 
+    [Fact]
+    public void LoadingPacks_OnAHostWithoutPythonThatBuildsNothing_LoadsThemAll_AndTheirPythonSaysThereIsNoInterpreter()
+    {
+        using var packs = new TempPacks().WithPack("plain").WithPack("needs");
+        packs.Write("needs/requirements.txt", "stormdemo\n");
+        var options = new PythonOptions { Interpreter = Path.Combine(built.Root, "no-such-python"), VirtualenvsPath = built.Root };
+        var environments = new PackVirtualEnvironments(Options.Create(options), NullLogger<PackVirtualEnvironments>.Instance);
+
+        var catalog = StormEngineServices.LoadCatalog(new StormOptions { PacksPath = packs.Root }, RunnerRegistry.Default, NullLogger.Instance, environments);
+
+        Assert.All(catalog.LoadReport, p => Assert.True(p.Loaded, p.Name));
+        var refused = Assert.Throws<PythonEnvironmentException>(() => environments.InterpreterFor(catalog.Packs["plain"]));
+        Assert.Contains("no Python interpreter", refused.Message);
+    }
+
     private sealed class HostOnly : IPythonEnvironments
     {
         public string InterpreterFor(PackDefinition pack) => "python3";
