@@ -34,12 +34,12 @@ internal static class PackCommands
             }
 
             var packs = reply.Body!.AsArray();
-            var table = new Table().AddColumns("pack", "version", "status", "actions", "rules", "trigger types");
+            var table = new Table().AddColumns("pack", "version", "status", "actions", "rules", "trigger types", "python");
             foreach (var pack in packs)
             {
                 var loaded = pack?["loaded"]?.GetValue<bool>() == true;
                 table.AddRow(Markup.Escape(pack?["ref"]?.ToString() ?? ""), Markup.Escape(pack?["version"]?.ToString() ?? ""),
-                    loaded ? "loaded" : "[red]left out[/]", $"{pack?["actions"]}", $"{pack?["rules"]}", $"{pack?["trigger_types"]}");
+                    loaded ? "loaded" : "[red]left out[/]", $"{pack?["actions"]}", $"{pack?["rules"]}", $"{pack?["trigger_types"]}", PythonState(pack?["python"]));
             }
 
             var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Out) });
@@ -53,13 +53,28 @@ internal static class PackCommands
                         Console.WriteLine($"{pack?["ref"]}: {kind}: {line}");
                     }
                 }
+
+                // A left-out pack's problems above already say why its virtualenv is not there.
+                if (pack?["loaded"]?.GetValue<bool>() == true && pack?["python"]?["state"]?.ToString() is "missing" or "stale" or "unavailable")
+                {
+                    Console.WriteLine($"{pack?["ref"]}: python: its virtualenv {pack?["python"]?["reason"]}{(pack?["python"]?["last_error"] is { } error ? $"; the last build failed: {error}" : "")}");
+                }
             }
 
             return CliOutput.Ok;
         }));
 
-        return new Command("pack", "Work with packs") { validate, list };
+        return new Command("pack", "Work with packs") { validate, list, PackInstallCommand.Create() };
     }
+
+    // A pack's Python in one word: host, virtualenv (current), or what is wrong with its virtualenv.
+    private static string PythonState(System.Text.Json.Nodes.JsonNode? python) => python?["state"]?.ToString() switch
+    {
+        null => "",
+        "host" => "host",
+        "current" => "virtualenv",
+        var other => $"[red]{Markup.Escape(other)}[/]",
+    };
 
     private static int Validate(string path, string? configsPath)
     {

@@ -89,6 +89,10 @@ public sealed class StormServer : IAsyncDisposable
 
         builder.Configuration[$"{AuthOptions.Section}:{nameof(AuthOptions.Enabled)}"] = (!settings.NoAuth).ToString();
 
+        // Packs' missing or stale virtualenvs are built as they load, unless configured otherwise (as `storm pack install` would).
+        var buildVirtualenvs = $"{ServerlessStorm.Engine.Python.PythonOptions.Section}:{nameof(ServerlessStorm.Engine.Python.PythonOptions.BuildVirtualenvsAtStart)}";
+        builder.Configuration[buildVirtualenvs] ??= bool.TrueString;
+
         // Written behind unless asked otherwise, where one process owns the audit: a storage round trip per stage is
         // most of an event's way to its action, and the journal keeps what a killed process accepted.
         var asked = settings.AuditWriteBehind ?? builder.Configuration.GetValue<bool?>($"{AzureStorageOptions.Section}:AuditWriteBehind");

@@ -7,7 +7,8 @@ public sealed partial class StormApi
 {
     /// <summary>
     /// GET /api/v1/packs: every pack folder read at start, StackStorm's pack fields plus whether it loaded, what it
-    /// holds, and the problems that left it out or the warnings it loaded with.
+    /// holds, the problems that left it out or the warnings it loaded with, and where its Python stands (its
+    /// virtualenv's state, read now, so a <c>storm pack install</c> since the start shows).
     /// </summary>
     public Task<ApiResponse> ListPacksAsync(CancellationToken cancellationToken)
     {
@@ -30,9 +31,23 @@ public sealed partial class StormApi
                 ["trigger_types"] = catalog.TriggerTypes.Values.Count(t => status.Loaded && t.Pack == status.Name),
                 ["problems"] = new JsonArray([.. status.Problems.Select(p => (JsonNode)p.ToString())]),
                 ["warnings"] = new JsonArray([.. status.Warnings.Select(p => (JsonNode)p.ToString())]),
+                ["python"] = PythonState(status),
             });
         }
 
         return Task.FromResult(new ApiResponse(200, packs));
+    }
+
+    private JsonObject? PythonState(PackLoadStatus status)
+    {
+        try
+        {
+            return python?.Describe(status.Name, status.Directory).ToJson();
+        }
+        catch (Python.PythonEnvironmentException ex)
+        {
+            // No interpreter at all: the listing still answers, saying so.
+            return new JsonObject { ["state"] = "unavailable", ["reason"] = ex.Message };
+        }
     }
 }

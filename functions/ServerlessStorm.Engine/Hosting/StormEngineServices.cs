@@ -69,8 +69,13 @@ public static class StormEngineServices
             var storm = sp.GetRequiredService<IOptions<StormOptions>>().Value;
             return new FolderPackConfigSource(FolderPackConfigSource.Resolve(storm.ConfigsPath, storm.PacksPath));
         });
+        // Packs' Python: their own virtualenvs. Added, not tried: it must be the one resolved whatever else registered a
+        // host-only IPythonEnvironments before or after (the last registration is the one resolved, so it is replaced).
+        services.AddSingleton<Python.PackVirtualEnvironments>();
+        services.Replace(ServiceDescriptor.Singleton<Python.IPythonEnvironments>(sp => sp.GetRequiredService<Python.PackVirtualEnvironments>()));
         services.AddSingleton(sp => LoadCatalog(sp.GetRequiredService<IOptions<StormOptions>>().Value, sp.GetRequiredService<RunnerRegistry>(),
-            sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().CreateLogger("ServerlessStorm.Packs"), sp.GetRequiredService<IPackConfigSource>()));
+            sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().CreateLogger("ServerlessStorm.Packs"), sp.GetRequiredService<IPackConfigSource>(),
+            sp.GetRequiredService<Python.PackVirtualEnvironments>()));
         services.AddSingleton<PackConfigService>();
         services.AddSingleton(sp => new RuleMatcher(sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<RuleMatcher>>(), sp.GetService<Expressions.Runtime.IKeyValueLookup>()));
         services.AddSingleton<IRuleEvaluator, CompiledRuleEvaluator>();
@@ -109,6 +114,56 @@ public static class StormEngineServices
         return services;
     }
 
+    // Builds (or reports) the loaded packs' missing and stale virtualenvs; the packs whose build failed, with why.
+    private static Dictionary<string, IReadOnlyList<PackProblem>> PrepareVirtualenvs(PackLoadResult result, Python.PackVirtualEnvironments python, Microsoft.Extensions.Logging.ILogger logger)
+    {
+        var unbuilt = new Dictionary<string, IReadOnlyList<PackProblem>>(StringComparer.Ordinal);
+        foreach (var pack in result.Catalog.Packs.Values.Where(p => result.Packs.Any(s => s.Loaded && s.Directory == Path.GetFullPath(p.Directory))))
+        {
+            // A pack without requirements is not checked at all: a host with no Python (the Function app) loads it all the same.
+            if (!File.Exists(Path.Combine(pack.Directory, Python.PackVirtualEnvironments.RequirementsFile)))
+            {
+                continue;
+            }
+
+            Python.PythonEnvironmentStatus status;
+            try
+            {
+                status = python.Describe(pack.Name, pack.Directory);
+            }
+            catch (Python.PythonEnvironmentException ex)
+            {
+                // No interpreter to compare with: the pack loads, and its Python code says why it cannot run.
+                Diagnostics.StormLogs.VirtualenvNotReady(logger, pack.Name, ex.Message);
+                continue;
+            }
+
+            if (status.State == Python.PythonEnvironmentState.Current)
+            {
+                continue;
+            }
+
+            if (!python.BuildsAtStart)
+            {
+                Diagnostics.StormLogs.VirtualenvNotReady(logger, pack.Name, status.Reason);
+                continue;
+            }
+
+            try
+            {
+                // At start, before anything is served: waiting here is what a start that builds costs.
+                python.EnsureAsync(pack.Name, pack.Directory).GetAwaiter().GetResult();
+            }
+            catch (Python.PythonEnvironmentException ex)
+            {
+                var requirements = Path.Combine(pack.Directory, Python.PackVirtualEnvironments.RequirementsFile);
+                unbuilt[Path.GetFullPath(pack.Directory)] = [new PackProblem(PackLoader.Display(requirements), Yaml.SourcePosition.Unknown, null, ex.Message)];
+            }
+        }
+
+        return unbuilt;
+    }
+
     /// <summary>The RBAC folder: as configured, else <c>rbac</c> beside the packs folder (StackStorm's layout).</summary>
     public static string RbacPath(Security.Rbac.RbacOptions options, string packsPath) =>
         options.Path ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(packsPath)) ?? ".", "rbac");
@@ -117,7 +172,9 @@ public static class StormEngineServices
     /// Loads the packs: strictly (throwing <see cref="PackLoadException"/> listing every problem) when
     /// <see cref="StormOptions.StrictPacks"/> is set, else leaving out each pack with problems, logged with them.
     /// </summary>
-    public static PackCatalog LoadCatalog(StormOptions options, RunnerRegistry runners, Microsoft.Extensions.Logging.ILogger logger, IPackConfigSource? configs = null)
+    /// With <paramref name="python"/>, each loaded pack's virtualenv is built when missing or stale (when its options
+    /// say so, as <c>storm serve</c>'s do; otherwise reported), and a pack whose virtualenv cannot be built is left out with why.
+    public static PackCatalog LoadCatalog(StormOptions options, RunnerRegistry runners, Microsoft.Extensions.Logging.ILogger logger, IPackConfigSource? configs = null, Python.PackVirtualEnvironments? python = null)
     {
         // Read once when the packs load, as the catalog is: the host starts with the packs (a sync factory), so this waits.
         var documents = (configs ?? new FolderPackConfigSource(FolderPackConfigSource.Resolve(options.ConfigsPath, options.PacksPath)))
@@ -125,6 +182,13 @@ public static class StormEngineServices
         Diagnostics.StormLogs.PackConfigsRead(logger, documents.Count, configs?.ToString() ?? "the configs folder");
         var loader = new PackLoader(runners) { Configs = documents };
         var result = options.StrictPacks ? loader.LoadAll(options.PacksPath) : loader.LoadLeavingOutBroken(options.PacksPath);
+        if (python is not null && PrepareVirtualenvs(result, python, logger) is { Count: > 0 } unbuilt)
+        {
+            result = options.StrictPacks
+                ? result with { Problems = [.. result.Problems, .. unbuilt.Values.SelectMany(p => p)] }
+                : loader.LoadLeavingOutBroken(options.PacksPath, unbuilt);
+        }
+
         // Strict, any problem refuses; otherwise only one no pack owns (leaving packs out could not mend it).
         if (result.Problems.Except(result.Packs.SelectMany(p => p.Problems)).ToList() is { Count: > 0 } refused)
         {

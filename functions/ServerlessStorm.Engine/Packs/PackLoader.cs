@@ -103,11 +103,15 @@ public sealed class PackLoader(
     /// <summary>
     /// Loads the packs under <paramref name="path"/>, leaving out each pack with a problem (and then any pack that
     /// needed something only a left-out pack had) so the others load and run, as StackStorm registers packs one by one.
+    /// <paramref name="alsoLeaveOut"/> names packs (by full folder path) to leave out with problems found outside
+    /// the loader, such as a virtualenv that could not be built.
     /// </summary>
-    public PackLoadResult LoadLeavingOutBroken(string path)
+    public PackLoadResult LoadLeavingOutBroken(string path, IReadOnlyDictionary<string, IReadOnlyList<PackProblem>>? alsoLeaveOut = null)
     {
         var directories = FindPackDirectories(path).Select(Path.GetFullPath).ToList();
-        var leftOut = new Dictionary<string, List<PackProblem>>(StringComparer.Ordinal);
+        var leftOut = (alsoLeaveOut ?? new Dictionary<string, IReadOnlyList<PackProblem>>())
+            .Where(p => directories.Contains(p.Key, StringComparer.Ordinal))
+            .ToDictionary(p => p.Key, p => p.Value.ToList(), StringComparer.Ordinal);
         while (true)
         {
             var kept = directories.Where(d => !leftOut.ContainsKey(d)).ToList();
