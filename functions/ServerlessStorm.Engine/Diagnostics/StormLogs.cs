@@ -15,7 +15,7 @@ namespace ServerlessStorm.Engine.Diagnostics;
 /// <para>
 /// Ids are grouped by area, a hundred each; a new event takes the next free id of its area, a new area the next free
 /// hundred: 1000 webhooks, 1100 timers, 1200 rules, 1300 executions and workers, 1400 workflows (none yet),
-/// 1500 inquiries, 1600 audit, 1700 bus and messaging, 1800 API, authentication and authorization, 1900 hosting.
+/// 1500 inquiries, 1600 audit, 1700 bus and messaging, 1800 API, authentication and authorization, 1900 hosting, 2300 sensors (in StormLogs.Sensors.cs).
 /// </para>
 /// <para>docs/observability.md lists every event; a test keeps that table and this file in step.</para>
 /// </remarks>

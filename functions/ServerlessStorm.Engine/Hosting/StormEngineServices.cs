@@ -51,8 +51,9 @@ public static class StormEngineServices
         services.AddSingleton(sp => new EgressGuard(sp.GetRequiredService<IOptions<StormOptions>>().Value.AllowedNetworks.Select(IPNetwork.Parse)));
         // The built-in runners, and any more a host registers as IActionRunner.
         services.AddSingleton(sp => new RunnerRegistry(RunnerRegistry.BuiltIn(sp.GetRequiredService<EgressGuard>()).Concat(sp.GetServices<IActionRunner>())));
+        services.AddSingleton<Sensors.ISensorRunner, Sensors.DotnetSensorRunner>();
         services.AddSingleton(sp => LoadCatalog(sp.GetRequiredService<IOptions<StormOptions>>().Value, sp.GetRequiredService<RunnerRegistry>(),
-            sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().CreateLogger("ServerlessStorm.Packs")));
+            sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().CreateLogger("ServerlessStorm.Packs"), sp.GetServices<Sensors.ISensorRunner>()));
         services.AddSingleton(sp => new RuleMatcher(sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<RuleMatcher>>(), sp.GetService<Expressions.Runtime.IKeyValueLookup>()));
         services.AddSingleton<IRuleEvaluator, CompiledRuleEvaluator>();
         services.AddOptions<Datastore.DatastoreOptions>();
@@ -61,6 +62,9 @@ public static class StormEngineServices
         services.AddSingleton<TriggerDispatcher>();
         services.AddSingleton<WebhookSensor>();
         services.AddSingleton<TimerSensor>();
+        services.AddOptions<Sensors.SensorOptions>();
+        services.TryAddSingleton<Sensors.ISensorStore, Sensors.InMemorySensorStore>();
+        services.AddSingleton<Sensors.SensorScheduler>();
         services.AddSingleton<ExecutionService>();
         services.AddSingleton<RulesEngine>();
         services.AddSingleton<Audit.AuditRetention>();
@@ -98,9 +102,10 @@ public static class StormEngineServices
     /// Loads the packs: strictly (throwing <see cref="PackLoadException"/> listing every problem) when
     /// <see cref="StormOptions.StrictPacks"/> is set, else leaving out each pack with problems, logged with them.
     /// </summary>
-    public static PackCatalog LoadCatalog(StormOptions options, RunnerRegistry runners, Microsoft.Extensions.Logging.ILogger logger)
+    public static PackCatalog LoadCatalog(StormOptions options, RunnerRegistry runners, Microsoft.Extensions.Logging.ILogger logger,
+        IEnumerable<Sensors.ISensorRunner>? sensorRunners = null)
     {
-        var loader = new PackLoader(runners);
+        var loader = new PackLoader(runners) { SensorRunners = [.. sensorRunners ?? []] };
         var result = options.StrictPacks ? loader.LoadAll(options.PacksPath) : loader.LoadLeavingOutBroken(options.PacksPath);
         // Strict, any problem refuses; otherwise only one no pack owns (leaving packs out could not mend it).
         if (result.Problems.Except(result.Packs.SelectMany(p => p.Problems)).ToList() is { Count: > 0 } refused)

@@ -1,0 +1,20 @@
+using Microsoft.Azure.Functions.Worker;
+using ServerlessStorm.Engine.Sensors;
+
+namespace ServerlessStorm.Functions;
+
+/// <summary>
+/// The packs' polling sensors in the Function app: every 15 seconds one invocation (a timer function runs on one
+/// instance at a time) polls the sensors whose poll_interval has passed, each claimed in the sensors table so no
+/// other host polls it meanwhile, and ends when those polls end. An app without enabled sensors returns at once.
+/// A poll_interval under 15 s is polled every 15 s here. Long-running sensors do not run in the Function app
+/// (<see cref="SensorScheduler.LongRunningInFunctions"/>): their status says so.
+/// </summary>
+public sealed class SensorFunctions(SensorScheduler sensors)
+{
+    public const string Schedule = "*/15 * * * * *";
+
+    [Function("SensorPolls")]
+    public Task SensorPollsAsync([TimerTrigger(Schedule)] TimerInfo timer, CancellationToken cancellationToken) =>
+        sensors.HasSensors ? sensors.RunDueAsync(cancellationToken) : Task.CompletedTask;
+}
