@@ -65,7 +65,7 @@ internal static class PackCommands
         PackLoadResult result;
         try
         {
-            result = new PackLoader(Runners()).LoadFrom(path);
+            result = new PackLoader(Runners()) { SensorRunners = SensorRunners() }.LoadFrom(path);
         }
         catch (DirectoryNotFoundException ex)
         {
@@ -92,6 +92,13 @@ internal static class PackCommands
 
         Console.Error.WriteLine($"{result.Problems.Count} problem(s) found ({summary} loaded)");
         return CliOutput.Failed;
+    }
+
+    /// <summary>The sensor runners this build has, from the same registrations the engine uses.</summary>
+    internal static IReadOnlyList<ServerlessStorm.Engine.Sensors.ISensorRunner> SensorRunners()
+    {
+        using var services = new ServiceCollection().AddLogging().AddStormEngine().BuildServiceProvider();
+        return [.. services.GetServices<ServerlessStorm.Engine.Sensors.ISensorRunner>()];
     }
 
     /// <summary>The runners this build has, from the same registrations the engine uses.</summary>

@@ -30,7 +30,8 @@ public sealed record ApiResponse(int StatusCode, JsonNode? Body)
 /// the Function app answer every request with the same code.
 /// </summary>
 public sealed partial class StormApi(WebhookSensor webhooks, ExecutionService executions, InquiryService inquiries, IAuditStore audit, KeyValueService datastore,
-    IExecutionOutputStore output, PackCatalog catalog, CredentialService credentials, AccessPolicy access, Messaging.IMessageBus bus, AuditRetention retention, ILogger<StormApi> logger)
+    IExecutionOutputStore output, PackCatalog catalog, CredentialService credentials, AccessPolicy access, Messaging.IMessageBus bus, AuditRetention retention, ILogger<StormApi> logger,
+    Sensors.SensorScheduler sensors)
 {
     public const int MaxListLimit = 1000;
 
