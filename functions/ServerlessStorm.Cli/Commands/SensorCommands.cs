@@ -25,14 +25,17 @@ internal static class SensorCommands
             }
 
             var sensors = reply.Body!.AsArray();
-            var table = new Table().AddColumns("sensor", "runner", "poll interval", "state", "last poll", "failures", "trigger types");
+            // The ref and state never wrap (a script greps them); the trigger types are in --json.
+            var table = new Table().AddColumn(new TableColumn("sensor").NoWrap()).AddColumns("runner", "every")
+                .AddColumn(new TableColumn("state").NoWrap()).AddColumns("failures", "last poll (UTC)");
             foreach (var sensor in sensors)
             {
                 var state = sensor?["state"]?.ToString() ?? "";
+                var lastPoll = DateTimeOffset.TryParse(sensor?["last_poll"]?.ToString(), System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var at)
+                    ? at.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture) : "-";
                 table.AddRow(Markup.Escape(sensor?["ref"]?.ToString() ?? ""), Markup.Escape(sensor?["runner"]?.ToString() ?? "-"), $"{sensor?["poll_interval"]} s",
                     state is "failing" or "not-run" or "no-runner" ? $"[red]{Markup.Escape(state)}[/]" : Markup.Escape(state),
-                    Markup.Escape(sensor?["last_poll"]?.ToString() ?? "-"), $"{sensor?["consecutive_failures"]}",
-                    Markup.Escape(string.Join(", ", sensor?["trigger_types"]?.AsArray().Select(t => t?.ToString()) ?? [])));
+                    $"{sensor?["consecutive_failures"]}", lastPoll);
             }
 
             var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Out) });
