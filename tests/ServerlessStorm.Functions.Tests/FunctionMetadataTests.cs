@@ -72,7 +72,7 @@ public class FunctionMetadataTests
         var timers = Metadata.Value.Where(f => f!["bindings"]!.AsArray().Any(b => b!["type"]!.GetValue<string>() == "timerTrigger"))
             .ToDictionary(f => f!["name"]!.GetValue<string>(), f => Trigger(f!["name"]!.GetValue<string>())["schedule"]!.GetValue<string>());
 
-        Assert.Equal(new Dictionary<string, string> { ["TimerRearm"] = "0 0 * * * *", ["InquiryTimeouts"] = "0 */10 * * * *", ["AuditRetention"] = "0 17 3 * * *", ["SensorPolls"] = "*/15 * * * * *" }, timers);
+        Assert.Equal(new Dictionary<string, string> { ["TimerRearm"] = "0 0 * * * *", ["InquiryTimeouts"] = "0 */10 * * * *", ["AuditRetention"] = "0 17 3 * * *", ["SensorPolls"] = "0 * * * * *" }, timers);
     }
 
     [Theory]
