@@ -72,6 +72,7 @@ public static class AzureStormServices
         services.Configure<DatastoreOptions>(configuration.GetSection(DatastoreOptions.Section));
         services.Configure<ExecutorOptions>(configuration.GetSection(ExecutorOptions.Section));
         services.Configure<ServerlessStorm.Engine.Python.PythonOptions>(configuration.GetSection(ServerlessStorm.Engine.Python.PythonOptions.Section));
+        services.Configure<ServerlessStorm.Engine.Sensors.SensorOptions>(configuration.GetSection(ServerlessStorm.Engine.Sensors.SensorOptions.Section));
         services.AddOptions<BusOptions>().Bind(configuration.GetSection(BusOptions.Section));
         services.AddOptions<AzureStorageOptions>().Bind(configuration.GetSection(AzureStorageOptions.Section));
         services.AddOptions<StorageQueueOptions>().Bind(configuration.GetSection(StorageQueueOptions.Section));
@@ -102,6 +103,7 @@ public static class AzureStormServices
             services.AddSingleton<ServerlessStorm.Engine.Security.ICredentialStore, Security.TableCredentialStore>();
             services.AddSingleton<IExecutionOutputStore, TableExecutionOutputStore>();
             services.AddSingleton<IConcurrencySlots, Executions.TableConcurrencySlots>();
+            services.AddSingleton<ServerlessStorm.Engine.Sensors.ISensorStore, Sensors.TableSensorStore>();
             services.AddSingleton<IAuditStore>(audit == Audits.WriteBehind
                 ? sp => new WriteBehindAuditStore(sp.GetRequiredService<TableAuditStore>(), localState!,
                     configuration.GetSection(WriteBehindOptions.Section).Get<WriteBehindOptions>() ?? new WriteBehindOptions(),

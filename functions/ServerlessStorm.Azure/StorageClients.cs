@@ -28,6 +28,8 @@ public sealed class StorageNames(string prefix)
 
     public string KeyValuesTable => TablePrefix + "KeyValues";
 
+    public string SensorsTable => TablePrefix + "Sensors";
+
     public string AuditPayloadsContainer => TablePrefix.ToLowerInvariant() + "-audit-payloads";
 
     public string BusPayloadsContainer => prefix.ToLowerInvariant() + "-bus-payloads";

@@ -5,6 +5,7 @@ var root = new RootCommand("ServerlessStorm: event-driven automation in the spir
 {
     ServeCommand.Create(),
     PackCommands.Create(),
+    SensorCommands.Create(),
     RuleCommands.Create(),
     RunCommand.Create(),
     ExecutionCommands.Create(),

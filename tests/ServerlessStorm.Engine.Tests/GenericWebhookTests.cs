@@ -27,6 +27,7 @@ public sealed class GenericWebhookTests
                     line: {type: string}
                   required: [line]
             """);
+        packs.Write("watch/sensors/file_watch_sensor.py", "class FileWatchSensor(object):\n    pass\n");
         packs.Write("watch/actions/say.yaml", "name: say\nrunner_type: local-shell-cmd\nparameters:\n  line: {type: string}\n  cmd: {default: 'echo got {{ line }}'}\n");
         packs.Write("watch/rules/on_line.yaml", """
             name: on_line

@@ -101,11 +101,6 @@ public sealed partial class LogCatalogueTests
         return rows;
     }
 
-    // The catalogue is one partial class: StormLogs.cs and its per-area parts StormLogs.<Area>.cs beside it.
-    private static bool IsCataloguePart(string catalogue, string file) =>
-        file == catalogue || (Path.GetDirectoryName(file) == Path.GetDirectoryName(catalogue)
-            && Path.GetFileName(file).StartsWith("StormLogs.", StringComparison.Ordinal) && file.EndsWith(".cs", StringComparison.Ordinal));
-
     private static bool IsBuildOutput(string root, string file) =>
         Path.GetRelativePath(root, file).Split(Path.DirectorySeparatorChar).Any(part => part is "bin" or "obj");
 

@@ -84,7 +84,7 @@ internal static class PackCommands
             // One pack's folder: its configs folder is beside the folder that holds it.
             var packsRoot = File.Exists(Path.Combine(path, "pack.yaml")) ? Path.GetDirectoryName(Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar)) ?? path : path;
             var configs = new FolderPackConfigSource(FolderPackConfigSource.Resolve(configsPath, packsRoot)).ReadAll();
-            result = new PackLoader(Runners()) { Configs = configs }.LoadFrom(path);
+            result = new PackLoader(Runners()) { Configs = configs, SensorRunners = SensorRunners() }.LoadFrom(path);
         }
         catch (DirectoryNotFoundException ex)
         {
@@ -111,6 +111,13 @@ internal static class PackCommands
 
         Console.Error.WriteLine($"{result.Problems.Count} problem(s) found ({summary} loaded)");
         return CliOutput.Failed;
+    }
+
+    /// <summary>The sensor runners this build has, from the same registrations the engine uses.</summary>
+    internal static IReadOnlyList<ServerlessStorm.Engine.Sensors.ISensorRunner> SensorRunners()
+    {
+        using var services = new ServiceCollection().AddLogging().AddStormEngine().BuildServiceProvider();
+        return [.. services.GetServices<ServerlessStorm.Engine.Sensors.ISensorRunner>()];
     }
 
     /// <summary>The runners this build has, from the same registrations the engine uses.</summary>

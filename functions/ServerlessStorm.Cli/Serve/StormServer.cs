@@ -125,6 +125,9 @@ public sealed class StormServer : IAsyncDisposable
         });
         services.AddStormWorkflows(builder.Configuration);
         services.AddHostedService<StormWorker>();
+        // This process stays up, so it can hold long-running sensors too (the Function app cannot).
+        services.PostConfigure<ServerlessStorm.Engine.Sensors.SensorOptions>(o => o.RunLongRunning = true);
+        services.AddHostedService<ServerlessStorm.Engine.Sensors.SensorWorker>();
         var app = builder.Build();
 
         // Load the packs and the RBAC files before anything listens, so an invalid one stops the start with every problem listed.

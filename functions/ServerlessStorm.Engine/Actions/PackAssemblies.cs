@@ -9,7 +9,7 @@ namespace ServerlessStorm.Engine.Actions;
 public sealed class PackAssemblyException(string message) : Exception(message);
 
 /// <summary>
-/// Loads the assemblies of C# actions, each pack folder in a load context of its own. What the host has — the
+/// Loads the assemblies of C# actions and sensors, each pack folder in a load context of its own. What the host has — the
 /// action contract, the engine, the framework, every assembly already loaded — always comes from the host: a pack
 /// cannot swap in its own copy of one. A pack that ships a copy of a ServerlessStorm assembly is refused outright,
 /// so that mistake is seen at once; its own other dependencies load from its folder.
@@ -42,6 +42,46 @@ public static class PackAssemblies
             throw new PackAssemblyException($"assembly '{relative}' does not exist in {Packs.PackFiles.ActionsFolder(packDirectory)} (build the pack's project first)");
         }
 
+        var type = LoadType(path, relative, typeName);
+        if (!type.IsPublic || type.IsAbstract || !typeof(IStormAction).IsAssignableFrom(type) || type.GetConstructor(Type.EmptyTypes) is null)
+        {
+            throw new PackAssemblyException($"'{typeName}' must be a public, non-abstract class with a parameterless constructor that implements {nameof(IStormAction)}");
+        }
+
+        return type;
+    }
+
+    /// <summary>
+    /// The sensor class named by <paramref name="entryPoint"/>, relative to the pack's <c>sensors/</c> folder and
+    /// anywhere inside the pack (so one assembly under <c>actions/</c> can hold a pack's actions and sensors); throws
+    /// <see cref="PackAssemblyException"/>.
+    /// </summary>
+    public static Type ResolveSensor(string packDirectory, string entryPoint)
+    {
+        var (relative, typeName) = ParseEntryPoint(entryPoint)
+            ?? throw new PackAssemblyException($"entry_point '{entryPoint}' is not 'path/To.dll:Namespace.ClassName'");
+        if (!Sensors.SensorFiles.TryResolve(packDirectory, relative, out var path))
+        {
+            throw new PackAssemblyException($"'{relative}' is outside the pack");
+        }
+
+        if (!File.Exists(path))
+        {
+            throw new PackAssemblyException($"assembly '{relative}' does not exist in {Sensors.SensorFiles.SensorsFolder(packDirectory)} (build the pack's project first)");
+        }
+
+        var type = LoadType(path, relative, typeName);
+        if (!type.IsPublic || type.IsAbstract || type.GetConstructor(Type.EmptyTypes) is null
+            || !(typeof(IStormPollingSensor).IsAssignableFrom(type) || typeof(IStormSensor).IsAssignableFrom(type)))
+        {
+            throw new PackAssemblyException($"'{typeName}' must be a public, non-abstract class with a parameterless constructor that implements {nameof(IStormPollingSensor)} or {nameof(IStormSensor)}");
+        }
+
+        return type;
+    }
+
+    private static Type LoadType(string path, string relative, string typeName)
+    {
         var folder = Path.GetDirectoryName(path)!;
         foreach (var shipped in Directory.EnumerateFiles(folder, "*.dll"))
         {
@@ -62,14 +102,8 @@ public static class PackAssemblies
             throw new PackAssemblyException($"'{relative}' is not a .NET assembly: {ex.Message}");
         }
 
-        var type = assembly.GetType(typeName, throwOnError: false)
+        return assembly.GetType(typeName, throwOnError: false)
             ?? throw new PackAssemblyException($"'{relative}' has no class '{typeName}'");
-        if (!type.IsPublic || type.IsAbstract || !typeof(IStormAction).IsAssignableFrom(type) || type.GetConstructor(Type.EmptyTypes) is null)
-        {
-            throw new PackAssemblyException($"'{typeName}' must be a public, non-abstract class with a parameterless constructor that implements {nameof(IStormAction)}");
-        }
-
-        return type;
     }
 
     // Null for a native library, which cannot be one of the host's .NET assemblies.

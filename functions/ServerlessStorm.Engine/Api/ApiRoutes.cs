@@ -136,6 +136,8 @@ public static class ApiRoutes
         new("DELETE", "/api/v1/apikeys/{id}", RouteAuth.Credentials, Permissions.ApiKeyDelete, (c, ct) => api.DeleteApiKeyAsync(c["id"], c.Caller, ct),
             (c, ct) => api.ApiKeyResourceAsync(c["id"], ct)),
         new("GET", "/api/v1/packs", RouteAuth.Credentials, Permissions.PackList, (c, ct) => api.ListPacksAsync(ct)),
+        new("GET", "/api/v1/sensors", RouteAuth.Credentials, Permissions.SensorTypeList, (c, ct) => api.ListSensorsAsync(ct)),
+        new("GET", "/api/v1/sensortypes", RouteAuth.Credentials, Permissions.SensorTypeList, (c, ct) => api.ListSensorsAsync(ct)),
         new("GET", "/api/v1/deadletters", RouteAuth.Credentials, Permissions.DeadLetterList, (c, ct) => api.ListDeadLettersAsync(c.Request.Query, ct)),
         new("POST", "/api/v1/deadletters/replay", RouteAuth.Credentials, Permissions.DeadLetterReplay, (c, ct) => api.ReplayDeadLettersAsync(c.Json, c.Caller, ct)),
         new("POST", "/api/v1/audit/purge", RouteAuth.Credentials, Permissions.AuditPurge, (c, ct) => api.PurgeAuditAsync(c.Json, c.Caller, ct)),

@@ -31,6 +31,7 @@ public sealed record ApiResponse(int StatusCode, JsonNode? Body)
 /// </summary>
 public sealed partial class StormApi(WebhookSensor webhooks, ExecutionService executions, InquiryService inquiries, IAuditStore audit, KeyValueService datastore,
     IExecutionOutputStore output, PackCatalog catalog, CredentialService credentials, AccessPolicy access, Messaging.IMessageBus bus, AuditRetention retention, ILogger<StormApi> logger,
+    Sensors.SensorScheduler sensors,
     Python.PackVirtualEnvironments? python = null)
 {
     public const int MaxListLimit = 1000;

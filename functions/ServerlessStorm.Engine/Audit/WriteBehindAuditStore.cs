@@ -743,6 +743,7 @@ public sealed class WriteBehindAuditStore : IAuditStore, IAsyncDisposable
         TraceTag = record.TraceTag,
         Status = status,
         Reason = reason,
+        User = record.User,
     };
 
     private sealed class ExecutionEntry(ExecutionRecord current)

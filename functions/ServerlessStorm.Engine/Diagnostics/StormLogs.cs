@@ -18,7 +18,7 @@ namespace ServerlessStorm.Engine.Diagnostics;
 /// 1500 inquiries, 1600 audit, 1700 bus and messaging, 1800 API, authentication and authorization, 1900 hosting.
 /// An area may keep its events in a partial file of its own, <c>StormLogs.&lt;Area&gt;.cs</c> beside this one:
 /// 2000-2049 Python actions and sensors (<c>StormLogs.Python.cs</c>), 2100-2149 pack configuration (<c>StormLogs.PackConfig.cs</c>),
-/// 2200-2249 packs' virtualenvs (<c>StormLogs.PythonEnvironments.cs</c>),
+/// 2200-2249 packs' virtualenvs (<c>StormLogs.PythonEnvironments.cs</c>), 2300-2349 sensors (<c>StormLogs.Sensors.cs</c>),
 /// 2400-2449 the Python host (<c>StormLogs.PythonHost.cs</c>).
 /// </para>
 /// <para>docs/observability.md lists every event; a test keeps that table and this file in step.</para>

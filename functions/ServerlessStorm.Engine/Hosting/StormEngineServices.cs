@@ -64,6 +64,7 @@ public static class StormEngineServices
             sp.GetRequiredService<Datastore.KeyValueService>(), sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>(),
             // core.inject_trigger's runner dispatches through the webhook sensor, which needs the catalog: found when it runs.
             () => sp.GetRequiredService<WebhookSensor>()).Concat(sp.GetServices<IActionRunner>())));
+        services.AddSingleton<Sensors.ISensorRunner, Sensors.DotnetSensorRunner>();
         services.TryAddSingleton<IPackConfigSource>(sp =>
         {
             var storm = sp.GetRequiredService<IOptions<StormOptions>>().Value;
@@ -75,7 +76,7 @@ public static class StormEngineServices
         services.Replace(ServiceDescriptor.Singleton<Python.IPythonEnvironments>(sp => sp.GetRequiredService<Python.PackVirtualEnvironments>()));
         services.AddSingleton(sp => LoadCatalog(sp.GetRequiredService<IOptions<StormOptions>>().Value, sp.GetRequiredService<RunnerRegistry>(),
             sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().CreateLogger("ServerlessStorm.Packs"), sp.GetRequiredService<IPackConfigSource>(),
-            sp.GetRequiredService<Python.PackVirtualEnvironments>()));
+            sp.GetRequiredService<Python.PackVirtualEnvironments>(), sp.GetServices<Sensors.ISensorRunner>()));
         services.AddSingleton<PackConfigService>();
         services.AddSingleton(sp => new RuleMatcher(sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<RuleMatcher>>(), sp.GetService<Expressions.Runtime.IKeyValueLookup>()));
         services.AddSingleton<IRuleEvaluator, CompiledRuleEvaluator>();
@@ -85,6 +86,9 @@ public static class StormEngineServices
         services.AddSingleton<TriggerDispatcher>();
         services.AddSingleton<WebhookSensor>();
         services.AddSingleton<TimerSensor>();
+        services.AddOptions<Sensors.SensorOptions>();
+        services.TryAddSingleton<Sensors.ISensorStore, Sensors.InMemorySensorStore>();
+        services.AddSingleton<Sensors.SensorScheduler>();
         services.AddSingleton<ExecutionService>();
         services.AddSingleton<RulesEngine>();
         services.AddSingleton<Audit.AuditRetention>();
@@ -174,13 +178,14 @@ public static class StormEngineServices
     /// </summary>
     /// With <paramref name="python"/>, each loaded pack's virtualenv is built when missing or stale (when its options
     /// say so, as <c>storm serve</c>'s do; otherwise reported), and a pack whose virtualenv cannot be built is left out with why.
-    public static PackCatalog LoadCatalog(StormOptions options, RunnerRegistry runners, Microsoft.Extensions.Logging.ILogger logger, IPackConfigSource? configs = null, Python.PackVirtualEnvironments? python = null)
+    public static PackCatalog LoadCatalog(StormOptions options, RunnerRegistry runners, Microsoft.Extensions.Logging.ILogger logger, IPackConfigSource? configs = null, Python.PackVirtualEnvironments? python = null,
+        IEnumerable<Sensors.ISensorRunner>? sensorRunners = null)
     {
         // Read once when the packs load, as the catalog is: the host starts with the packs (a sync factory), so this waits.
         var documents = (configs ?? new FolderPackConfigSource(FolderPackConfigSource.Resolve(options.ConfigsPath, options.PacksPath)))
             .ReadAllAsync(CancellationToken.None).GetAwaiter().GetResult();
         Diagnostics.StormLogs.PackConfigsRead(logger, documents.Count, configs?.ToString() ?? "the configs folder");
-        var loader = new PackLoader(runners) { Configs = documents };
+        var loader = new PackLoader(runners) { Configs = documents, SensorRunners = [.. sensorRunners ?? []] };
         var result = options.StrictPacks ? loader.LoadAll(options.PacksPath) : loader.LoadLeavingOutBroken(options.PacksPath);
         if (python is not null && PrepareVirtualenvs(result, python, logger) is { Count: > 0 } unbuilt)
         {

@@ -14,8 +14,10 @@ public sealed class PackCatalog
         IEnumerable<TriggerTypeDefinition> triggerTypes,
         IEnumerable<RuleDefinition> rules,
         IEnumerable<ActionPolicy>? policies = null,
-        IEnumerable<WebhookDefinition>? webhooks = null)
+        IEnumerable<WebhookDefinition>? webhooks = null,
+        IEnumerable<Sensors.SensorDefinition>? sensors = null)
     {
+        Sensors = [.. (sensors ?? []).OrderBy(s => s.Ref, StringComparer.Ordinal)];
         Webhooks = (webhooks ?? []).ToDictionary(w => w.Url, StringComparer.Ordinal);
         var all = (policies ?? []).ToList();
         RetryPolicies = ByAction(all.OfType<RetryPolicy>());
@@ -31,7 +33,7 @@ public sealed class PackCatalog
     /// <summary>The same content, with the report of how its packs loaded.</summary>
     public PackCatalog(PackCatalog catalog, IReadOnlyList<PackLoadStatus> loadReport)
         : this(catalog.Packs.Values, catalog.Actions.Values, catalog.TriggerTypes.Values, catalog.Rules,
-            [.. catalog.RetryPolicies.Values.SelectMany(p => p), .. catalog.ConcurrencyPolicies.Values.SelectMany(p => p)], catalog.Webhooks.Values)
+            [.. catalog.RetryPolicies.Values.SelectMany(p => p), .. catalog.ConcurrencyPolicies.Values.SelectMany(p => p)], catalog.Webhooks.Values, catalog.Sensors)
     {
         LoadReport = loadReport;
     }
@@ -48,6 +50,9 @@ public sealed class PackCatalog
     public IReadOnlyDictionary<string, TriggerTypeDefinition> TriggerTypes { get; }
 
     public IReadOnlyList<RuleDefinition> Rules { get; }
+
+    /// <summary>The sensors packs declare (enabled or not), by ref.</summary>
+    public IReadOnlyList<Sensors.SensorDefinition> Sensors { get; }
 
     /// <summary>The webhooks packs declare, by url; a hook not here takes an API key or token.</summary>
     public IReadOnlyDictionary<string, WebhookDefinition> Webhooks { get; }

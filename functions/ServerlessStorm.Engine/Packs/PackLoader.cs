@@ -71,6 +71,9 @@ public sealed class PackLoader(
         runnerParameters ?? new Dictionary<string, IReadOnlyList<ParameterDefinition>>();
     private readonly YamlLimits _limits = limits ?? YamlLimits.Default;
 
+    /// <summary>The sensor runners of the host: a sensor none of them runs loads with a warning.</summary>
+    public IReadOnlyList<Sensors.ISensorRunner> SensorRunners { get; init; } = [];
+
     /// <summary>
     /// The packs' configs from outside the packs (StackStorm's <c>configs/&lt;pack&gt;.yaml</c>); null when the caller
     /// has none to give, and then a pack's own config.yaml is read without the deprecation warning.
@@ -226,6 +229,7 @@ public sealed class PackLoader(
         private readonly List<ActionDefinition> _actions = [];
         private readonly List<TriggerTypeDefinition> _triggerTypes = [];
         private readonly List<WebhookDefinition> _webhooks = [];
+        private readonly List<Sensors.SensorDefinition> _sensors = [];
         private readonly List<PendingRule> _rules = [];
         private readonly List<(ActionPolicy Policy, SourcePosition Position)> _policies = [];
         private readonly List<(FileScope File, SourcePosition Position, string Workflow)> _workflows = [];
@@ -292,8 +296,8 @@ public sealed class PackLoader(
             }
         }
 
-        // A sensor's metadata declares trigger types, which rules use: they are registered. Its code does not run here
-        // (yet), so its triggers come only from what is sent to the API.
+        // A sensor: the trigger types its metadata declares (rules use them) and its definition, which the sensor
+        // scheduler runs through the runner whose code it is (a warning when no runner of this host runs it).
         private void LoadSensor(PackDefinition pack, string path)
         {
             if (ReadMapping(path) is not { } doc)
@@ -305,23 +309,24 @@ public sealed class PackLoader(
             file.CheckFields(SensorFields, "sensor");
             file.CheckPack(pack);
             var name = file.OptionalString("class_name") ?? file.OptionalString("name") ?? Path.GetFileNameWithoutExtension(path);
-            var declared = 0;
+            var types = new List<string>();
             switch (doc["trigger_types"])
             {
                 case null:
                     break;
-                case YamlSequence types:
-                    for (var i = 0; i < types.Items.Count; i++)
+                case YamlSequence list:
+                    for (var i = 0; i < list.Items.Count; i++)
                     {
-                        if (types.Items[i] is not YamlMapping type)
+                        if (list.Items[i] is not YamlMapping type)
                         {
-                            file.Problem(types.Items[i].Position, $"trigger_types[{i}]", $"expected a mapping, got a {types.Items[i].KindName}");
+                            file.Problem(list.Items[i].Position, $"trigger_types[{i}]", $"expected a mapping, got a {list.Items[i].KindName}");
                             continue;
                         }
 
-                        if (AddTriggerType(pack, new FileScope(this, path, type, $"trigger_types[{i}].")))
+                        var typeScope = new FileScope(this, path, type, $"trigger_types[{i}].");
+                        if (AddTriggerType(pack, typeScope))
                         {
-                            declared++;
+                            types.Add($"{pack.Name}.{typeScope.OptionalString("name")}");
                         }
                     }
 
@@ -331,8 +336,37 @@ public sealed class PackLoader(
                     break;
             }
 
-            Warn(new PackProblem(Display(path), doc.Position, null,
-                $"sensor '{name}' does not run here: sensors' code is not supported yet; its {declared} trigger type(s) are registered, so rules on them load and fire on triggers sent to the API"));
+            var interval = Sensors.SensorDefinition.DefaultPollInterval;
+            if (doc["poll_interval"] is { } pollNode)
+            {
+                if (pollNode is YamlScalar { Value: var text } && double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var seconds)
+                    && seconds >= 1 && seconds <= TimeSpan.FromDays(1).TotalSeconds)
+                {
+                    interval = TimeSpan.FromSeconds(seconds);
+                }
+                else
+                {
+                    file.Problem(pollNode.Position, "poll_interval", $"poll_interval is the seconds between polls: a number from 1 to 86400, got {(pollNode is YamlScalar s ? $"'{s.Value}'" : $"a {pollNode.KindName}")}");
+                }
+            }
+
+            var entryPoint = file.OptionalString("entry_point");
+            if (entryPoint is null)
+            {
+                file.Problem(doc.Position, "entry_point", $"sensor '{name}' needs entry_point: its Python file in sensors/, or 'path/To.dll:Namespace.ClassName' (relative to sensors/)");
+            }
+            else if (Sensors.SensorFiles.Problem(pack.Directory, entryPoint) is { } problem)
+            {
+                file.Problem(doc["entry_point"]!.Position, "entry_point", problem);
+            }
+
+            var sensor = new Sensors.SensorDefinition(pack.Name, name, entryPoint, file.OptionalBool("enabled") ?? true, interval, types, path);
+            _sensors.Add(sensor);
+            if (entryPoint is not null && !loader.SensorRunners.Any(r => r.Runs(sensor)))
+            {
+                Warn(new PackProblem(Display(path), doc["entry_point"]!.Position, "entry_point",
+                    $"sensor '{name}' does not run here: no sensor runner of this host runs '{entryPoint}'; its {types.Count} trigger type(s) are registered, so rules on them load and fire on triggers sent to the API"));
+            }
         }
 
         public PackLoadResult Finish()
@@ -367,7 +401,8 @@ public sealed class PackLoader(
             }
 
             var webhooks = Unique(_webhooks, w => w.Url, w => w.SourceFile, "webhook");
-            var catalog = new PackCatalog(_packs, actions.Values, triggerTypes.Values, rules, _policies.Select(p => p.Policy).Where(p => actions.ContainsKey(p.ResourceRef)), webhooks.Values);
+            var catalog = new PackCatalog(_packs, actions.Values, triggerTypes.Values, rules, _policies.Select(p => p.Policy).Where(p => actions.ContainsKey(p.ResourceRef)), webhooks.Values,
+                Unique(_sensors, s => s.Ref, s => s.SourceFile, "sensor").Values);
             return new PackLoadResult(catalog, [.. _problems.OrderBy(p => p.File, StringComparer.Ordinal).ThenBy(p => p.Position.Line)])
             {
                 Warnings = [.. _warnings.OrderBy(p => p.File, StringComparer.Ordinal).ThenBy(p => p.Position.Line)],

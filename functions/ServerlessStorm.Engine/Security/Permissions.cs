@@ -16,6 +16,8 @@ public static class Permissions
 
     public const string PackList = "pack_list";
 
+    public const string SensorTypeList = "sensor_type_list";
+
     public const string ExecutionList = "execution_list";
     public const string ExecutionView = "execution_view";
     public const string ExecutionReRun = "execution_rerun";

@@ -144,35 +144,8 @@ public sealed class WebhookSensor(
             return (null, null, "the st2 webhook's body names the trigger type in \"trigger\" and its payload in \"payload\"");
         }
 
-        if (!catalog.TriggerTypes.TryGetValue(type, out var triggerType))
-        {
-            return (null, null, $"trigger type '{type}' does not exist");
-        }
-
-        // The system's own triggers (webhooks, timers, execution and inquiry events) come only from the system: sent
-        // here they would fire other hooks' rules past their permissions and signatures, or forge "execution failed".
-        if (triggerType.Pack == "core" && type.StartsWith("core.st2.", StringComparison.Ordinal))
-        {
-            return (null, null, $"trigger type '{type}' is the platform's own and cannot be sent; send a pack's trigger type");
-        }
-
-        var payload = request["payload"] switch
-        {
-            null => new JsonObject(),
-            JsonObject given => (JsonObject)given.DeepClone(),
-            _ => null,
-        };
-        if (payload is null)
-        {
-            return (null, null, "\"payload\" must be an object");
-        }
-
-        if (triggerType.PayloadSchema is { } schema && Json.JsonSchema.Validate(payload, schema) is { Count: > 0 } problems)
-        {
-            return (null, null, $"the payload does not match trigger type '{type}''s payload_schema: {string.Join("; ", problems)}");
-        }
-
-        return (type, payload, null);
+        var (payload, error) = TriggerPayloads.Check(catalog, type, request["payload"]);
+        return error is null ? (type, payload, null) : (null, null, error);
     }
 
     /// <summary>

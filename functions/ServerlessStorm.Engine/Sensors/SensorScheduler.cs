@@ -1,0 +1,368 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using ServerlessStorm.Engine.Datastore;
+using ServerlessStorm.Engine.Diagnostics;
+using ServerlessStorm.Engine.Packs;
+using ServerlessStorm.Engine.Triggers;
+
+namespace ServerlessStorm.Engine.Sensors;
+
+/// <summary>Sensor settings (configuration section <c>Storm:Sensors</c>).</summary>
+public sealed class SensorOptions
+{
+    public const string Section = "Storm:Sensors";
+
+    /// <summary>The longest a poll may take: it is canceled then and recorded as failed. Also how long a poll holds its sensor.</summary>
+    public TimeSpan PollTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Whether this host supervises long-running sensors (<c>storm serve</c> does; the Function app cannot).</summary>
+    public bool RunLongRunning { get; set; }
+
+    /// <summary>How long a long-running sensor's hold lasts; it is renewed at a third of it while the sensor runs.</summary>
+    public TimeSpan LongRunningLease { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The longest wait before a long-running sensor that ended or failed is started again (doubling from a second).</summary>
+    public TimeSpan MaxRestartBackoff { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>The most a sensor's kept state may weigh, serialized.</summary>
+    public int MaxStateBytes { get; set; } = 30_000;
+}
+
+/// <summary>
+/// Runs the packs' sensors, one engine for every host: <see cref="RunDueAsync"/> polls each enabled polling sensor
+/// whose <c>poll_interval</c> has passed since its last poll ended (a host calls it every few seconds: <c>storm
+/// serve</c>'s loop, the Function app's timer function), so no process stays up per sensor. Between polls the
+/// sensor's state and status are in the <see cref="ISensorStore"/>, so a restarted host goes on where it stopped.
+/// A poll holds its sensor in the store until it ends (at most <see cref="SensorOptions.PollTimeout"/>), so one host
+/// instance polls a sensor at a time and a poll that overruns its interval is not started again.
+/// </summary>
+public sealed class SensorScheduler
+{
+    public const string LongRunningInFunctions =
+        "a long-running sensor (run() forever) runs only in storm serve: a Function app runs code per event, each invocation within a time limit, so nothing can run forever there; rewrite it as a PollingSensor";
+
+    private readonly PackCatalog _catalog;
+    private readonly IReadOnlyList<ISensorRunner> _runners;
+    private readonly ISensorStore _store;
+    private readonly TriggerDispatcher _dispatcher;
+    private readonly KeyValueService _keys;
+    private readonly SensorOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger<SensorScheduler> _logger;
+    private readonly ConcurrentDictionary<string, Task> _inFlight = new(StringComparer.Ordinal);
+
+    public SensorScheduler(PackCatalog catalog, IEnumerable<ISensorRunner> runners, ISensorStore store, TriggerDispatcher dispatcher, KeyValueService keys,
+        IOptions<SensorOptions> options, TimeProvider time, ILogger<SensorScheduler> logger)
+    {
+        (_catalog, _runners, _store, _dispatcher, _keys, _options, _time, _logger) = (catalog, [.. runners], store, dispatcher, keys, options.Value, time, logger);
+    }
+
+    /// <summary>Who this scheduler is when it holds a sensor.</summary>
+    public string InstanceId { get; } = $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid():N}";
+
+    /// <summary>The enabled sensors a runner of this host runs.</summary>
+    public IEnumerable<(SensorDefinition Sensor, ISensorRunner Runner)> Runnable =>
+        _catalog.Sensors.Where(s => s.Enabled).Select(s => (Sensor: s, Runner: RunnerFor(s)!)).Where(s => s.Runner is not null);
+
+    public bool HasSensors => Runnable.Any();
+
+    public ISensorRunner? RunnerFor(SensorDefinition sensor) => _runners.FirstOrDefault(r => r.Runs(sensor));
+
+    /// <summary>Polls every sensor that is due and free, and waits for those polls.</summary>
+    public Task RunDueAsync(CancellationToken cancellationToken) => Task.WhenAll(StartDue(cancellationToken));
+
+    /// <summary>Starts a poll of every sensor that is due and not already being polled by this scheduler; the polls started.</summary>
+    public IReadOnlyList<Task> StartDue(CancellationToken cancellationToken)
+    {
+        var started = new List<Task>();
+        foreach (var (sensor, runner) in Runnable)
+        {
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (!_inFlight.TryAdd(sensor.Ref, done.Task))
+            {
+                continue; // still polling from an earlier round
+            }
+
+            started.Add(Task.Run(async () =>
+            {
+                try
+                {
+                    await PollIfDueAsync(sensor, runner, cancellationToken);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+                {
+                    _logger.SensorRoundFailed(ex);
+                }
+                finally
+                {
+                    _inFlight.TryRemove(sensor.Ref, out _);
+                    done.TrySetResult();
+                }
+            }, CancellationToken.None));
+        }
+
+        return started;
+    }
+
+    /// <summary>Every sensor with its status: disabled, without a runner, or as stored.</summary>
+    public async Task<IReadOnlyList<(SensorDefinition Sensor, string? Runner, SensorRecord Record)>> StatusesAsync(CancellationToken cancellationToken)
+    {
+        var stored = (await _store.ListAsync(cancellationToken)).ToDictionary(r => r.Ref, StringComparer.Ordinal);
+        return [.. _catalog.Sensors.Select(sensor =>
+        {
+            var runner = RunnerFor(sensor);
+            var record = stored.GetValueOrDefault(sensor.Ref) ?? new SensorRecord(sensor.Ref);
+            record = !sensor.Enabled ? record with { Status = SensorStates.Disabled }
+                : runner is null ? record with { Status = SensorStates.NoRunner, LastError = record.LastError ?? $"no sensor runner of this host runs '{sensor.EntryPoint}'" }
+                : record;
+            return (sensor, runner is null ? null : RunnerName(runner), record);
+        })];
+    }
+
+    public static string RunnerName(ISensorRunner runner) => runner.GetType().Name switch
+    {
+        var name when name.EndsWith("SensorRunner", StringComparison.Ordinal) => name[..^"SensorRunner".Length].ToLowerInvariant(),
+        var name => name,
+    };
+
+    /// <summary>The triggers rules watch on the sensor's trigger types, one per distinct type and parameters (StackStorm's add_trigger).</summary>
+    public IReadOnlyList<SensorTrigger> TriggersFor(SensorDefinition sensor) =>
+        [.. _catalog.Rules.Where(r => r.Enabled && sensor.TriggerTypes.Contains(r.TriggerType))
+            .Select(r => (r.TriggerType, Parameters: r.TriggerParameters))
+            .DistinctBy(t => t.TriggerType + "\n" + t.Parameters.ToJsonString())
+            .Select(t => new SensorTrigger(TriggerRef(t.TriggerType, t.Parameters), t.TriggerType, (JsonObject)t.Parameters.DeepClone()))];
+
+    private static string TriggerRef(string type, JsonObject parameters) => parameters.Count == 0 ? type
+        : $"{type}:{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(parameters.ToJsonString())).AsSpan(0, 6))}";
+
+    private SensorRun RunOf(SensorDefinition sensor, JsonObject state) =>
+        new(sensor, _catalog.Packs[sensor.Pack], TriggersFor(sensor), state);
+
+    private SensorHost HostFor(SensorRun run) => new(run, _catalog, _dispatcher, _keys, _time, _logger);
+
+    private async Task PollIfDueAsync(SensorDefinition sensor, ISensorRunner runner, CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow();
+        var record = await _store.GetAsync(sensor.Ref, cancellationToken) ?? new SensorRecord(sensor.Ref);
+        if (record.LongRunning)
+        {
+            if (!_options.RunLongRunning && record.Status != SensorStates.NotRun)
+            {
+                await _store.TryWriteAsync(record with { Status = SensorStates.NotRun, LastError = LongRunningInFunctions }, cancellationToken);
+                _logger.SensorNotRunHere(sensor.Ref, LongRunningInFunctions);
+            }
+
+            return; // a host that runs long-running sensors supervises it (SuperviseLongRunningAsync)
+        }
+
+        if (record.NextPoll > now || record.HeldBySomeoneElse(InstanceId, now))
+        {
+            return;
+        }
+
+        // The hold outlasts the poll's timeout, so nobody else starts it while it may still run.
+        var claimed = await _store.TryWriteAsync(record with { Holder = InstanceId, LeaseUntil = now + _options.PollTimeout + TimeSpan.FromSeconds(30) }, cancellationToken);
+        if (claimed is null)
+        {
+            return; // another instance claimed it first
+        }
+
+        var run = RunOf(sensor, claimed.State);
+        var host = HostFor(run);
+        var watch = Stopwatch.StartNew();
+        SensorPollOutcome outcome;
+        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        {
+            timeout.CancelAfter(_options.PollTimeout);
+            try
+            {
+                outcome = await runner.PollAsync(run, host, timeout.Token);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                outcome = new SensorPollOutcome(claimed.State, $"the poll did not finish within {_options.PollTimeout.TotalSeconds:0.#} s");
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                outcome = new SensorPollOutcome(claimed.State, ex.Message);
+            }
+        }
+
+        var ended = _time.GetUtcNow();
+        var next = claimed with { Holder = null, LeaseUntil = null, LastPoll = ended, NextPoll = ended + sensor.PollInterval, Polls = claimed.Polls + 1 };
+        if (outcome.LongRunning)
+        {
+            next = next with
+            {
+                LongRunning = true,
+                NextPoll = null,
+                Status = _options.RunLongRunning ? SensorStates.LongRunning : SensorStates.NotRun,
+                LastError = _options.RunLongRunning ? null : LongRunningInFunctions,
+            };
+            if (!_options.RunLongRunning)
+            {
+                _logger.SensorNotRunHere(sensor.Ref, LongRunningInFunctions);
+            }
+        }
+        else
+        {
+            var state = outcome.State;
+            var error = outcome.Error;
+            if (state.ToJsonString().Length > _options.MaxStateBytes)
+            {
+                state = claimed.State;
+                error ??= $"the sensor's state is over {_options.MaxStateBytes} bytes: it was not kept (keep large data in the datastore)";
+            }
+
+            next = error is not null
+                ? next with { State = state, Status = SensorStates.Failing, LastError = error, LastErrorAt = ended, ConsecutiveFailures = claimed.ConsecutiveFailures + 1 }
+                : next with { State = state, Status = SensorStates.Running, ConsecutiveFailures = 0 };
+            if (error is null && host.LastRefusal is { } refusal)
+            {
+                // The poll went on past a refused dispatch; the refusal is what an operator needs to see.
+                next = next with { LastError = refusal, LastErrorAt = ended };
+            }
+
+            if (error is not null)
+            {
+                _logger.SensorPollFailed(sensor.Ref, next.ConsecutiveFailures, error);
+            }
+            else
+            {
+                _logger.SensorPolled(sensor.Ref, watch.ElapsedMilliseconds);
+            }
+        }
+
+        if (await _store.TryWriteAsync(next, CancellationToken.None) is null)
+        {
+            _logger.SensorLeaseLost(sensor.Ref);
+        }
+    }
+
+    /// <summary>
+    /// Runs the long-running sensors this host can hold, each as one supervised task restarted with a backoff when it
+    /// ends or fails, until <paramref name="cancellationToken"/> fires; checks for more every <paramref name="interval"/>.
+    /// Only where <see cref="SensorOptions.RunLongRunning"/> is set.
+    /// </summary>
+    public async Task SuperviseLongRunningAsync(TimeSpan interval, CancellationToken cancellationToken)
+    {
+        var supervised = new Dictionary<string, Task>(StringComparer.Ordinal);
+        using var ticker = new PeriodicTimer(interval, _time);
+        try
+        {
+            do
+            {
+                foreach (var (sensor, runner) in Runnable)
+                {
+                    if (supervised.TryGetValue(sensor.Ref, out var task) && !task.IsCompleted)
+                    {
+                        continue;
+                    }
+
+                    var record = await _store.GetAsync(sensor.Ref, cancellationToken);
+                    if (record is { LongRunning: true })
+                    {
+                        supervised[sensor.Ref] = Task.Run(() => SuperviseAsync(sensor, runner, cancellationToken), CancellationToken.None);
+                    }
+                }
+            }
+            while (await ticker.WaitForNextTickAsync(cancellationToken));
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+
+        await Task.WhenAll(supervised.Values);
+    }
+
+    // Holds the sensor while it runs (renewing the hold); returns when another instance holds it or the host stops.
+    private async Task SuperviseAsync(SensorDefinition sensor, ISensorRunner runner, CancellationToken cancellationToken)
+    {
+        var backoff = TimeSpan.FromSeconds(1);
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                var now = _time.GetUtcNow();
+                var record = await _store.GetAsync(sensor.Ref, cancellationToken) ?? new SensorRecord(sensor.Ref) { LongRunning = true };
+                if (record.HeldBySomeoneElse(InstanceId, now))
+                {
+                    return; // the next check tries again
+                }
+
+                var held = await _store.TryWriteAsync(record with { Holder = InstanceId, LeaseUntil = now + _options.LongRunningLease, Status = SensorStates.LongRunning }, cancellationToken);
+                if (held is null)
+                {
+                    return;
+                }
+
+                var run = RunOf(sensor, held.State);
+                using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                var started = _time.GetUtcNow();
+                var running = runner.RunAsync(run, HostFor(run), stop.Token);
+                var current = held;
+                while (!running.IsCompleted)
+                {
+                    await Task.WhenAny(running, Task.Delay(_options.LongRunningLease / 3, _time, cancellationToken)).ContinueWith(_ => { }, TaskScheduler.Default);
+                    if (running.IsCompleted || cancellationToken.IsCancellationRequested)
+                    {
+                        break;
+                    }
+
+                    var renewed = await _store.TryWriteAsync(current with { LeaseUntil = _time.GetUtcNow() + _options.LongRunningLease }, CancellationToken.None);
+                    if (renewed is null)
+                    {
+                        _logger.SensorLeaseLost(sensor.Ref);
+                        await stop.CancelAsync();
+                        await running.ContinueWith(_ => { }, TaskScheduler.Default);
+                        return;
+                    }
+
+                    current = renewed;
+                }
+
+                string? error;
+                try
+                {
+                    error = await running;
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    error = ex.Message;
+                }
+
+                var ended = _time.GetUtcNow();
+                var latest = await _store.GetAsync(sensor.Ref, CancellationToken.None) ?? current;
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    await _store.TryWriteAsync(latest with { Holder = null, LeaseUntil = null }, CancellationToken.None);
+                    return;
+                }
+
+                // A run that lasted a while starts the backoff over.
+                backoff = ended - started > _options.MaxRestartBackoff ? TimeSpan.FromSeconds(1) : backoff;
+                error ??= "run() returned";
+                await _store.TryWriteAsync(latest with
+                {
+                    Holder = null,
+                    LeaseUntil = null,
+                    Status = SensorStates.Failing,
+                    LastError = error,
+                    LastErrorAt = ended,
+                    ConsecutiveFailures = latest.ConsecutiveFailures + 1,
+                }, CancellationToken.None);
+                _logger.SensorRunEnded(sensor.Ref, error, backoff);
+                await Task.Delay(backoff, _time, cancellationToken);
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, _options.MaxRestartBackoff.Ticks));
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+    }
+}

@@ -1,0 +1,321 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using ServerlessStorm.Engine.Actions;
+using ServerlessStorm.Engine.Audit;
+using ServerlessStorm.Engine.Datastore;
+using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Messaging;
+using ServerlessStorm.Engine.Packs;
+using ServerlessStorm.Engine.Sensors;
+using ServerlessStorm.Engine.Triggers;
+using ServerlessStorm.Testing;
+
+namespace ServerlessStorm.Engine.Tests;
+
+public sealed class InMemorySensorStoreContractTests : SensorStoreContractTests
+{
+    protected override Task<ISensorStore> CreateStoreAsync() => Task.FromResult<ISensorStore>(new InMemorySensorStore());
+}
+
+/// <summary>
+/// Sensors: a C# polling sensor from a pack's assembly (the examples pack's NewFilesSensor) polled by the scheduler,
+/// its dispatches checked and fired through the rules, its state kept between polls, its failures recorded.
+/// </summary>
+public sealed class SensorTests : IDisposable
+{
+    private static readonly string ExampleActions = Path.Combine(RepositoryPaths.Packs, "examples", "actions", "dotnet", "ExampleActions.dll");
+    private readonly string _inbox = Path.Combine(Path.GetTempPath(), "storm-inbox-" + Guid.NewGuid().ToString("N")[..8]);
+    private readonly TempPacks _packs = new TempPacks().WithPack("watch");
+
+    public void Dispose()
+    {
+        _packs.Dispose();
+        if (Directory.Exists(_inbox))
+        {
+            Directory.Delete(_inbox, recursive: true);
+        }
+    }
+
+    // The watch pack: the example C# sensor (its assembly copied into the pack), a rule on a directory, an action.
+    private void WatchPack(string sizeType = "integer")
+    {
+        Directory.CreateDirectory(Path.Combine(_packs.Root, "watch", "sensors", "lib"));
+        File.Copy(ExampleActions, Path.Combine(_packs.Root, "watch", "sensors", "lib", "ExampleActions.dll"));
+        _packs.Write("watch/sensors/new_files.yaml", $$$"""
+            class_name: NewFilesSensor
+            entry_point: lib/ExampleActions.dll:ExampleActions.NewFilesSensor
+            poll_interval: 1
+            trigger_types:
+              - name: new_file
+                parameters_schema:
+                  type: object
+                  properties: {directory: {type: string}}
+                payload_schema:
+                  type: object
+                  properties:
+                    directory: {type: string}
+                    file: {type: string}
+                    size: {type: {{{sizeType}}}}
+                  required: [directory, file, size]
+            """);
+        _packs.Write("watch/actions/got.yaml", "name: got\nrunner_type: local-shell-cmd\nparameters:\n  file: {type: string}\n  cmd: {default: 'echo got {{ file }}'}\n");
+        _packs.Write("watch/rules/on_file.yaml", $$$"""
+            name: on_file
+            pack: watch
+            trigger: {type: watch.new_file, parameters: {directory: "{{{_inbox}}}"}}
+            action: {ref: watch.got, parameters: {file: "{{ trigger.file }}"}}
+            """);
+    }
+
+    private static async Task<SensorRecord> PolledAsync(StormTestHost host, Func<SensorRecord, bool> done, string what)
+    {
+        var scheduler = host.Services.GetRequiredService<SensorScheduler>();
+        var store = host.Services.GetRequiredService<ISensorStore>();
+        return (await Eventually.ReturnsAsync(async () =>
+        {
+            await scheduler.RunDueAsync(CancellationToken.None);
+            return await store.GetAsync("watch.NewFilesSensor", CancellationToken.None);
+        }, r => r is not null && done(r), what: what))!;
+    }
+
+    private static Task<IReadOnlyList<TriggerInstanceRecord>> InstancesAsync(IAuditStore audit) =>
+        audit.QueryTriggerInstancesAsync(new AuditQuery(Limit: 100), CancellationToken.None);
+
+    [Fact]
+    public async Task CSharpPollingSensor_DispatchesATriggerThatFiresItsRule_KeepsItsStateAcrossPolls_AndUsesTheDatastore()
+    {
+        WatchPack();
+        Directory.CreateDirectory(_inbox);
+        await File.WriteAllTextAsync(Path.Combine(_inbox, "a.txt"), "a");
+        var audit = new InMemoryAuditStore();
+        await using var host = await StormTestHost.StartAsync(audit, new InMemoryMessageBus(), _packs.Root);
+
+        var first = await PolledAsync(host, r => r.Polls >= 1, "the first poll");
+        var execution = await Eventually.ReturnsAsync(() => audit.QueryExecutionsAsync(new AuditQuery(), CancellationToken.None),
+            e => e.Count == 1 && ExecutionStatus.IsTerminal(e[0].Status), what: "the rule's execution");
+        // Polls with nothing new dispatch nothing: the sensor remembers what it saw.
+        await PolledAsync(host, r => r.Polls >= first.Polls + 2, "two more polls");
+        await File.WriteAllTextAsync(Path.Combine(_inbox, "b.txt"), "bb");
+        var third = await PolledAsync(host, r => r.Polls >= first.Polls + 3, "a poll after b.txt");
+        var instances = await Eventually.ReturnsAsync(() => InstancesAsync(audit), i => i.Count == 2, what: "two trigger instances");
+        var keys = host.Services.GetRequiredService<KeyValueService>();
+
+        Assert.Equal(SensorStates.Running, first.Status);
+        Assert.Equal(ExecutionStatus.Succeeded, execution[0].Status);
+        Assert.Equal("got a.txt", execution[0].Result!["stdout"]!.GetValue<string>());
+        Assert.Equal(["a.txt", "b.txt"], instances.Select(i => i.Payload!["file"]!.GetValue<string>()).Order(StringComparer.Ordinal));
+        Assert.All(instances, i => Assert.Equal("watch.new_file", i.TriggerType));
+        Assert.All(instances, i => Assert.Equal("sensor:watch.NewFilesSensor", i.User));
+        Assert.All(instances, i => Assert.Equal(_inbox, i.TriggerParameters!["directory"]!.GetValue<string>()));
+        Assert.All(instances, i => Assert.False(string.IsNullOrEmpty(i.TraceTag)));
+        Assert.Equal(2L, instances.Single(i => i.Payload!["file"]!.GetValue<string>() == "b.txt").Payload!["size"]!.GetValue<long>());
+        Assert.Equal(2, third.State["seen"]!.AsObject().Single().Value!.AsArray().Count);
+        Assert.Equal("2", (await keys.GetAsync("system", "watch.NewFilesSensor:dispatched", false, CancellationToken.None))!.Value);
+        Assert.Contains(host.Logs, l => l.Contains("Sensor watch.NewFilesSensor [info] dispatched 1 new file(s)", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task ADispatchViolatingThePayloadSchema_IsRefusedWithTheReason_NothingIsDispatched_AndTheStatusShowsIt()
+    {
+        WatchPack(sizeType: "string");
+        Directory.CreateDirectory(_inbox);
+        await File.WriteAllTextAsync(Path.Combine(_inbox, "a.txt"), "a");
+        var audit = new InMemoryAuditStore();
+        await using var host = await StormTestHost.StartAsync(audit, new InMemoryMessageBus(), _packs.Root);
+
+        var record = await PolledAsync(host, r => r.Polls >= 1, "the first poll");
+        var listed = (await host.Api.ListSensorsAsync(CancellationToken.None)).Body!.AsArray().Single()!;
+
+        Assert.Equal(SensorStates.Failing, record.Status);
+        Assert.Contains("the payload does not match trigger type 'watch.new_file''s payload_schema", record.LastError, StringComparison.Ordinal);
+        Assert.Contains("size", record.LastError, StringComparison.Ordinal);
+        Assert.Empty(await InstancesAsync(audit));
+        Assert.Equal("failing", listed["state"]!.GetValue<string>());
+        Assert.Equal(record.LastError, listed["last_error"]!.GetValue<string>());
+        Assert.Contains(host.Logs, l => l.Contains("Sensor watch.NewFilesSensor dispatch of watch.new_file:", StringComparison.Ordinal) && l.Contains("refused", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task AFailingPoll_RecordsItsLastError_IsRetriedAtTheNextInterval_AndRecovers()
+    {
+        WatchPack();
+        await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), _packs.Root);
+
+        var failed = await PolledAsync(host, r => r.ConsecutiveFailures >= 2, "two failed polls");
+        Directory.CreateDirectory(_inbox);
+        var recovered = await PolledAsync(host, r => r.Status == SensorStates.Running, "a poll that succeeds");
+
+        Assert.Equal(SensorStates.Failing, failed.Status);
+        Assert.Equal($"directory '{_inbox}' does not exist", failed.LastError);
+        Assert.NotNull(failed.LastErrorAt);
+        Assert.Equal(0, recovered.ConsecutiveFailures);
+        Assert.Contains(host.Logs, l => l.Contains("Sensor watch.NewFilesSensor poll failed (1 in a row)", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task SensorsApi_ListsEachSensor_WithItsRunnerIntervalTriggerTypesAndState()
+    {
+        WatchPack();
+        _packs.Write("watch/sensors/off.yaml", "class_name: Off\nentry_point: lib/ExampleActions.dll:ExampleActions.NewFilesSensor\nenabled: false\n");
+        _packs.Write("watch/sensors/py.yaml", "class_name: Py\nentry_point: py_sensor.py\npoll_interval: 45\n");
+        _packs.Write("watch/sensors/py_sensor.py", "class Py(object):\n    pass\n");
+        await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), _packs.Root, services =>
+            services.RemoveAll<ISensorRunner>().AddSingleton<ISensorRunner, DotnetSensorRunner>());
+        var routes = ServerlessStorm.Engine.Api.ApiRoutes.For(host.Api);
+
+        var sensors = (await host.Api.ListSensorsAsync(CancellationToken.None)).Body!.AsArray().ToDictionary(s => s!["ref"]!.GetValue<string>());
+
+        Assert.Equal(["watch.NewFilesSensor", "watch.Off", "watch.Py"], sensors.Keys.Order(StringComparer.Ordinal));
+        var polled = sensors["watch.NewFilesSensor"]!;
+        Assert.Equal(("watch", true, 1, "dotnet", "pending"), (polled["pack"]!.GetValue<string>(), polled["enabled"]!.GetValue<bool>(),
+            polled["poll_interval"]!.GetValue<int>(), polled["runner"]!.GetValue<string>(), polled["state"]!.GetValue<string>()));
+        Assert.Equal(["watch.new_file"], polled["trigger_types"]!.AsArray().Select(t => t!.GetValue<string>()));
+        Assert.Equal("disabled", sensors["watch.Off"]!["state"]!.GetValue<string>());
+        Assert.Equal(("no-runner", 45), (sensors["watch.Py"]!["state"]!.GetValue<string>(), sensors["watch.Py"]!["poll_interval"]!.GetValue<int>()));
+        Assert.Null(sensors["watch.Py"]!["runner"]);
+        Assert.All(routes.Where(r => r.Template is "/api/v1/sensors" or "/api/v1/sensortypes"), r => Assert.Equal(Security.Permissions.SensorTypeList, r.Permission));
+        Assert.Equal(2, routes.Count(r => r.Template is "/api/v1/sensors" or "/api/v1/sensortypes"));
+    }
+
+    [Fact]
+    public async Task TwoSchedulersOnOneStore_PollASensorOnce_AndAPollThatOverrunsIsNotStartedAgain()
+    {
+        _packs.Write("watch/sensors/slow.yaml", "class_name: Slow\nentry_point: slow.test\npoll_interval: 1\n");
+        _packs.Write("watch/sensors/slow.test", "");
+        var runner = new BlockingRunner();
+        await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), _packs.Root);
+        var store = new InMemorySensorStore();
+        SensorScheduler Scheduler() => new(host.Services.GetRequiredService<PackCatalog>(), [runner], store, host.Services.GetRequiredService<TriggerDispatcher>(),
+            host.Services.GetRequiredService<KeyValueService>(), Options.Create(new SensorOptions()), TimeProvider.System, NullLogger<SensorScheduler>.Instance);
+        var (one, two) = (Scheduler(), Scheduler());
+
+        var polling = one.StartDue(CancellationToken.None);
+        await Eventually.TrueAsync(() => runner.Started == 1, what: "the first scheduler's poll");
+        await Task.WhenAll(two.StartDue(CancellationToken.None));
+        var again = one.StartDue(CancellationToken.None);
+        var held = await store.GetAsync("watch.Slow", CancellationToken.None);
+        runner.Release.SetResult();
+        await Task.WhenAll(polling);
+        var after = await store.GetAsync("watch.Slow", CancellationToken.None);
+
+        _ = Assert.Single(polling);
+        Assert.Empty(again);
+        Assert.Equal(1, runner.Started);
+        Assert.Equal(1, runner.MostAtOnce);
+        Assert.Equal(one.InstanceId, held!.Holder);
+        Assert.Equal((1L, (string?)null, SensorStates.Running), (after!.Polls, after.Holder, after.Status));
+        Assert.Equal(1, after.State["polls"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public async Task ALongRunningSensor_IsNotRunWhereTheHostCannot_SayingWhy_AndIsSupervisedAndRestartedWhereItCan()
+    {
+        _packs.Write("watch/sensors/forever.yaml", "class_name: Forever\nentry_point: forever.test\n");
+        _packs.Write("watch/sensors/forever.test", "");
+        var runner = new LongRunningRunner();
+        await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), _packs.Root);
+        SensorScheduler Scheduler(ISensorStore store, bool longRunning) => new(host.Services.GetRequiredService<PackCatalog>(), [runner], store,
+            host.Services.GetRequiredService<TriggerDispatcher>(), host.Services.GetRequiredService<KeyValueService>(),
+            Options.Create(new SensorOptions { RunLongRunning = longRunning }), TimeProvider.System, NullLogger<SensorScheduler>.Instance);
+
+        var functionsStore = new InMemorySensorStore();
+        await Scheduler(functionsStore, longRunning: false).RunDueAsync(CancellationToken.None);
+        var notRun = await functionsStore.GetAsync("watch.Forever", CancellationToken.None);
+
+        var serveStore = new InMemorySensorStore();
+        var serve = Scheduler(serveStore, longRunning: true);
+        await serve.RunDueAsync(CancellationToken.None);
+        using var stop = new CancellationTokenSource();
+        var supervising = serve.SuperviseLongRunningAsync(TimeSpan.FromMilliseconds(50), stop.Token);
+        await Eventually.TrueAsync(() => runner.Runs >= 2, what: "a restart after run() failed");
+        var failing = await serveStore.GetAsync("watch.Forever", CancellationToken.None);
+        await stop.CancelAsync();
+        await supervising;
+
+        Assert.Equal((SensorStates.NotRun, true), (notRun!.Status, notRun.LongRunning));
+        Assert.Equal(SensorScheduler.LongRunningInFunctions, notRun.LastError);
+        Assert.True(failing!.LongRunning);
+        Assert.Equal("lost the connection", failing.LastError);
+        Assert.True(failing.ConsecutiveFailures >= 1);
+    }
+
+    [Fact]
+    public void SensorMetadata_IsParsed_AndABadPollIntervalOrAMissingEntryPoint_AreProblemsNamingFileLineAndField()
+    {
+        _packs.Write("watch/sensors/ok.yaml", "class_name: Ok\nentry_point: ok.py\nenabled: false\npoll_interval: 45\ntrigger_types:\n  - name: thing\n");
+        _packs.Write("watch/sensors/ok.py", "class Ok(object):\n    pass\n");
+        _packs.Write("watch/sensors/soon.yaml", "class_name: Soon\nentry_point: ok.py\npoll_interval: soon\n");
+        _packs.Write("watch/sensors/gone.yaml", "class_name: Gone\n\nentry_point: gone.py\n");
+        _packs.Write("watch/sensors/away.yaml", "class_name: Away\nentry_point: ../../core/pack.yaml\n");
+
+        var result = new PackLoader(RunnerRegistry.Default) { SensorRunners = [new DotnetSensorRunner()] }.LoadFrom(_packs.Root);
+        PackProblem ProblemOf(string file) => Assert.Single(result.Problems, p => p.File.EndsWith($"/{file}", StringComparison.Ordinal));
+
+        var ok = Assert.Single(result.Catalog.Sensors, s => s.Ref == "watch.Ok");
+        Assert.Equal((false, TimeSpan.FromSeconds(45), "ok.py"), (ok.Enabled, ok.PollInterval, ok.EntryPoint));
+        Assert.Equal(["watch.thing"], ok.TriggerTypes);
+        Assert.Equal(("poll_interval", 3), (ProblemOf("soon.yaml").Field, ProblemOf("soon.yaml").Position.Line));
+        Assert.Contains("a number from 1 to 86400, got 'soon'", ProblemOf("soon.yaml").Message, StringComparison.Ordinal);
+        Assert.Equal(("entry_point", 3), (ProblemOf("gone.yaml").Field, ProblemOf("gone.yaml").Position.Line));
+        Assert.StartsWith("'gone.py' does not exist in ", ProblemOf("gone.yaml").Message, StringComparison.Ordinal);
+        Assert.Equal("'../../core/pack.yaml' is outside the pack", ProblemOf("away.yaml").Message);
+        // No runner of this loader runs Python: the sensor loads with a warning saying so.
+        Assert.Contains(result.Warnings, w => w.File.EndsWith("/ok.yaml", StringComparison.Ordinal) && w.Message.Contains("sensor 'Ok' does not run here", StringComparison.Ordinal));
+    }
+
+    // A runner whose poll waits until released, counting how many polls run at once.
+    private sealed class BlockingRunner : ISensorRunner
+    {
+        private int _running;
+
+        public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public int Started;
+
+        public int MostAtOnce;
+
+        public bool Runs(SensorDefinition sensor) => sensor.EntryPoint?.EndsWith(".test", StringComparison.Ordinal) == true;
+
+        public async Task<SensorPollOutcome> PollAsync(SensorRun run, ISensorHost host, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref Started);
+            var now = Interlocked.Increment(ref _running);
+            InterlockedMax(ref MostAtOnce, now);
+            await Release.Task.WaitAsync(cancellationToken);
+            Interlocked.Decrement(ref _running);
+            var state = (JsonObject)run.State.DeepClone();
+            state["polls"] = (state["polls"]?.GetValue<int>() ?? 0) + 1;
+            return new SensorPollOutcome(state);
+        }
+
+        public Task<string?> RunAsync(SensorRun run, ISensorHost host, CancellationToken cancellationToken) => Task.FromResult<string?>(null);
+
+        private static void InterlockedMax(ref int target, int value)
+        {
+            int seen;
+            while ((seen = target) < value && Interlocked.CompareExchange(ref target, value, seen) != seen)
+            {
+            }
+        }
+    }
+
+    // A long-running Sensor whose run() fails at once.
+    private sealed class LongRunningRunner : ISensorRunner
+    {
+        public int Runs;
+
+        bool ISensorRunner.Runs(SensorDefinition sensor) => sensor.EntryPoint?.EndsWith(".test", StringComparison.Ordinal) == true;
+
+        public Task<SensorPollOutcome> PollAsync(SensorRun run, ISensorHost host, CancellationToken cancellationToken) =>
+            Task.FromResult(new SensorPollOutcome(run.State) { LongRunning = true });
+
+        public Task<string?> RunAsync(SensorRun run, ISensorHost host, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref Runs);
+            return Task.FromResult<string?>("lost the connection");
+        }
+    }
+}
