@@ -43,7 +43,7 @@ public sealed class PythonActionTests : IDisposable
         Assert.True(loaded.IsValid, string.Join("\n", loaded.Problems));
         var action = loaded.Catalog.Actions[$"py.{name}"];
         var pack = loaded.Catalog.Packs["py"];
-        var context = new RunnerContext("exec-1", action, ParameterResolver.Resolve(action, parameters ?? []), pack.Directory) { Pack = pack, Output = output };
+        var context = new RunnerContext("exec-1", action, ParameterResolver.Resolve(action, parameters ?? []), pack.Directory) { Pack = pack, Config = pack.Config, Output = output };
         return await _runner.RunAsync(context, cancellationToken);
     }
 

@@ -112,7 +112,7 @@ public sealed class PythonScriptRunner(IPythonEnvironments environments, KeyValu
             ["file"] = module,
             ["paths"] = new JsonArray(Path.GetDirectoryName(module), Path.Combine(packDirectory, "lib"), Path.Combine(PackFiles.ActionsFolder(packDirectory), "lib")),
             ["parameters"] = parameters,
-            ["config"] = context.Pack?.Config.DeepClone() ?? new JsonObject(),
+            ["config"] = context.Config.DeepClone(),
             ["log_level"] = ParameterReader.String(context.Parameters, "log_level") ?? "DEBUG",
         };
 

@@ -12,8 +12,11 @@ namespace ServerlessStorm.Engine.Sensors;
 /// same <see cref="TriggerDispatcher"/> (the trigger instance's user is <c>sensor:REF</c>, its source); the datastore
 /// under the sensor's local names; its log lines, to the host's log with the sensor's ref.
 /// </summary>
-public sealed class SensorHost(SensorRun run, PackCatalog catalog, TriggerDispatcher dispatcher, KeyValueService keys, TimeProvider time, ILogger logger) : ISensorHost
+public sealed class SensorHost(SensorRun run, PackCatalog catalog, TriggerDispatcher dispatcher, KeyValueService keys, TimeProvider time, ILogger logger,
+    IReadOnlyList<string>? secrets = null) : ISensorHost
 {
+    private readonly IReadOnlyList<string> _secrets = secrets ?? [];
+
     private readonly PluginDatastore _datastore = new(keys, run.Sensor.Pack, run.Sensor.ClassName);
     private int _dispatched;
 
@@ -48,5 +51,9 @@ public sealed class SensorHost(SensorRun run, PackCatalog catalog, TriggerDispat
 
     public Task<JsonNode?> DatastoreAsync(DatastoreCall call, CancellationToken cancellationToken) => _datastore.HandleAsync(call, cancellationToken);
 
-    public void Log(string level, string message) => logger.SensorLine(run.Sensor.Ref, level, message);
+    public void Log(string level, string message) => logger.SensorLine(run.Sensor.Ref, level, Mask(message)!);
+
+    /// <summary>The text with the secrets this run knows of (its pack config's, the datastore's) masked.</summary>
+    [return: System.Diagnostics.CodeAnalysis.NotNullIfNotNull(nameof(text))]
+    public string? Mask(string? text) => text is null || _secrets.Count == 0 ? text : Audit.SecretMasker.MaskText(text, _secrets);
 }

@@ -55,11 +55,13 @@ public sealed class SensorScheduler
     private readonly TimeProvider _time;
     private readonly ILogger<SensorScheduler> _logger;
     private readonly ConcurrentDictionary<string, Task> _inFlight = new(StringComparer.Ordinal);
+    private readonly PackConfigService? _configs;
 
     public SensorScheduler(PackCatalog catalog, IEnumerable<ISensorRunner> runners, ISensorStore store, TriggerDispatcher dispatcher, KeyValueService keys,
-        IOptions<SensorOptions> options, TimeProvider time, ILogger<SensorScheduler> logger)
+        IOptions<SensorOptions> options, TimeProvider time, ILogger<SensorScheduler> logger, PackConfigService? configs = null)
     {
         (_catalog, _runners, _store, _dispatcher, _keys, _options, _time, _logger) = (catalog, [.. runners], store, dispatcher, keys, options.Value, time, logger);
+        _configs = configs;
     }
 
     /// <summary>Who this scheduler is when it holds a sensor.</summary>
@@ -140,10 +142,22 @@ public sealed class SensorScheduler
     private static string TriggerRef(string type, JsonObject parameters) => parameters.Count == 0 ? type
         : $"{type}:{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(parameters.ToJsonString())).AsSpan(0, 6))}";
 
-    private SensorRun RunOf(SensorDefinition sensor, JsonObject state) =>
-        new(sensor, _catalog.Packs[sensor.Pack], TriggersFor(sensor), state);
+    // The pack's config as each run sees it, rendered then (its st2kv values change), and what to mask in what the
+    // sensor says: the config's secrets and the datastore's.
+    private async Task<(SensorRun Run, SensorHost Host)> RunOfAsync(SensorDefinition sensor, JsonObject state, CancellationToken cancellationToken)
+    {
+        var pack = _catalog.Packs[sensor.Pack];
+        var secrets = new List<string>(await _keys.AllSecretValuesAsync(cancellationToken));
+        if (_configs is not null)
+        {
+            var resolved = await _configs.ResolveAsync(sensor.Pack, StormIds.New(_time.GetUtcNow()), SensorHost.SourceOf(sensor), cancellationToken);
+            pack = pack with { Config = resolved.Values };
+            secrets.AddRange(resolved.Secrets);
+        }
 
-    private SensorHost HostFor(SensorRun run) => new(run, _catalog, _dispatcher, _keys, _time, _logger);
+        var run = new SensorRun(sensor, pack, TriggersFor(sensor), state);
+        return (run, new SensorHost(run, _catalog, _dispatcher, _keys, _time, _logger, Audit.SecretMasker.Expand(secrets)));
+    }
 
     private async Task PollIfDueAsync(SensorDefinition sensor, ISensorRunner runner, CancellationToken cancellationToken)
     {
@@ -172,16 +186,17 @@ public sealed class SensorScheduler
             return; // another instance claimed it first
         }
 
-        var run = RunOf(sensor, claimed.State);
-        var host = HostFor(run);
         var watch = Stopwatch.StartNew();
         SensorPollOutcome outcome;
+        SensorHost? host = null;
         using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
         {
             timeout.CancelAfter(_options.PollTimeout);
             try
             {
+                (var run, host) = await RunOfAsync(sensor, claimed.State, timeout.Token);
                 outcome = await runner.PollAsync(run, host, timeout.Token);
+                outcome = outcome with { Error = host.Mask(outcome.Error) };
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
@@ -222,7 +237,7 @@ public sealed class SensorScheduler
             next = error is not null
                 ? next with { State = state, Status = SensorStates.Failing, LastError = error, LastErrorAt = ended, ConsecutiveFailures = claimed.ConsecutiveFailures + 1 }
                 : next with { State = state, Status = SensorStates.Running, ConsecutiveFailures = 0 };
-            if (error is null && host.LastRefusal is { } refusal)
+            if (error is null && host?.LastRefusal is { } refusal)
             {
                 // The poll went on past a refused dispatch; the refusal is what an operator needs to see.
                 next = next with { LastError = refusal, LastErrorAt = ended };
@@ -301,10 +316,10 @@ public sealed class SensorScheduler
                     return;
                 }
 
-                var run = RunOf(sensor, held.State);
+                var (run, host) = await RunOfAsync(sensor, held.State, cancellationToken);
                 using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 var started = _time.GetUtcNow();
-                var running = runner.RunAsync(run, HostFor(run), stop.Token);
+                var running = runner.RunAsync(run, host, stop.Token);
                 var current = held;
                 while (!running.IsCompleted)
                 {
