@@ -123,7 +123,7 @@ internal static class PackCommands
     /// <summary>The runners this build has, from the same registrations the engine uses.</summary>
     internal static RunnerRegistry Runners()
     {
-        using var services = new ServiceCollection().AddStormEngine().BuildServiceProvider();
+        using var services = new ServiceCollection().AddLogging().AddStormEngine().BuildServiceProvider();
         return services.GetRequiredService<RunnerRegistry>();
     }
 }
