@@ -73,11 +73,12 @@ public sealed class RunnerRegistry
     /// Python when not given) and reach <paramref name="keys"/> for their datastore calls (refused when not given).
     /// </summary>
     public static IReadOnlyList<IActionRunner> BuiltIn(Runners.EgressGuard egress, Python.IPythonEnvironments? python = null,
-        Datastore.KeyValueService? keys = null, Microsoft.Extensions.Logging.ILoggerFactory? loggers = null, Func<Triggers.WebhookSensor>? webhooks = null) =>
+        Datastore.KeyValueService? keys = null, Microsoft.Extensions.Logging.ILoggerFactory? loggers = null, Func<Triggers.WebhookSensor>? webhooks = null,
+        Python.IPythonLauncher? pythonLauncher = null) =>
         [new Runners.NoopRunner(), new Runners.EchoRunner(), new Runners.LocalShellCommandRunner(), new Runners.LocalShellScriptRunner(),
          new Runners.HttpRequestRunner(egress), new Runners.InquirerRunner(), new Runners.DotnetActionRunner(), new Runners.InjectTriggerRunner(webhooks),
          new Python.PythonScriptRunner(python ?? new Python.HostPythonEnvironments(Microsoft.Extensions.Options.Options.Create(new Python.PythonOptions())),
-             keys, loggers?.CreateLogger(typeof(Python.PythonScriptRunner).FullName!))];
+             keys, loggers?.CreateLogger(typeof(Python.PythonScriptRunner).FullName!), pythonLauncher)];
 
     /// <summary>The built-in runners with the default egress guard (for tools that only load packs).</summary>
     public static RunnerRegistry Default => new(BuiltIn(new Runners.EgressGuard()));

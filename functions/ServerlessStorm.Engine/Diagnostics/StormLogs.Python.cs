@@ -6,11 +6,11 @@ public static partial class StormLogs
 {
     // 2000-2049: Python (python-script actions and Python sensors).
 
-    [LoggerMessage(EventId = 2000, EventName = "PythonProcessStarted", Level = LogLevel.Debug, Message = "Python {Mode} {File} started as process {ProcessId} with {Interpreter}")]
-    public static partial void PythonProcessStarted(this ILogger logger, string mode, string file, int processId, string interpreter);
+    [LoggerMessage(EventId = 2000, EventName = "PythonProcessStarted", Level = LogLevel.Debug, Message = "Python {Mode} {File} started (run {RunId}) with {Interpreter}")]
+    public static partial void PythonProcessStarted(this ILogger logger, string mode, string file, string runId, string interpreter);
 
-    [LoggerMessage(EventId = 2001, EventName = "PythonProcessKilled", Level = LogLevel.Warning, Message = "Python {Mode} {File} (process {ProcessId}) and everything it started were killed: {Reason}")]
-    public static partial void PythonProcessKilled(this ILogger logger, string mode, string file, int processId, string reason);
+    [LoggerMessage(EventId = 2001, EventName = "PythonProcessKilled", Level = LogLevel.Warning, Message = "Python {Mode} {File} (run {RunId}) and everything it started were killed: {Reason}")]
+    public static partial void PythonProcessKilled(this ILogger logger, string mode, string file, string runId, string reason);
 
     [LoggerMessage(EventId = 2002, EventName = "PythonProtocolError", Level = LogLevel.Warning, Message = "Python {Mode} {File} sent a message that is not a JSON object, ignored: {Error}")]
     public static partial void PythonProtocolError(this ILogger logger, string mode, string file, string error);

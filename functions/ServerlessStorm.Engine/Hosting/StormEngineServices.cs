@@ -57,13 +57,16 @@ public static class StormEngineServices
         services.AddSingleton(sp => new EgressGuard(sp.GetRequiredService<IOptions<StormOptions>>().Value.AllowedNetworks.Select(IPNetwork.Parse)));
         services.AddOptions<Python.PythonOptions>();
         services.TryAddSingleton<Python.IPythonEnvironments, Python.HostPythonEnvironments>();
+        // Pack code's Python runs here as local processes; the Function app replaces this with its remote Python host.
+        services.TryAddSingleton<Python.IPythonLauncher, Python.LocalPythonLauncher>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<Sensors.ISensorRunner, Python.PythonSensorRunner>(sp =>
-            new Python.PythonSensorRunner(sp.GetRequiredService<Python.IPythonEnvironments>(), sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<Python.PythonSensorRunner>>())));
+            new Python.PythonSensorRunner(sp.GetRequiredService<Python.IPythonEnvironments>(), sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<Python.PythonSensorRunner>>(),
+                sp.GetRequiredService<Python.IPythonLauncher>())));
         // The built-in runners, and any more a host registers as IActionRunner.
         services.AddSingleton(sp => new RunnerRegistry(RunnerRegistry.BuiltIn(sp.GetRequiredService<EgressGuard>(), sp.GetRequiredService<Python.IPythonEnvironments>(),
             sp.GetRequiredService<Datastore.KeyValueService>(), sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>(),
             // core.inject_trigger's runner dispatches through the webhook sensor, which needs the catalog: found when it runs.
-            () => sp.GetRequiredService<WebhookSensor>()).Concat(sp.GetServices<IActionRunner>())));
+            () => sp.GetRequiredService<WebhookSensor>(), sp.GetRequiredService<Python.IPythonLauncher>()).Concat(sp.GetServices<IActionRunner>())));
         services.AddSingleton<Sensors.ISensorRunner, Sensors.DotnetSensorRunner>();
         services.TryAddSingleton<IPackConfigSource>(sp =>
         {

@@ -42,61 +42,29 @@ internal static class PythonHostProcess
     // How long a long-running sensor has to run its cleanup() when stopped before its processes are killed.
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(5);
 
+    /// <summary>How long past its timeout the host running a launch kills it by itself.</summary>
+    public static readonly TimeSpan KillGrace = TimeSpan.FromSeconds(30);
+
     private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false);
 
     /// <param name="stop">For a long-running sensor: asks the program to stop (cleanup() and exit) rather than killing it.</param>
-    public static async Task<PythonOutcome> RunAsync(string interpreter, JsonObject job, IReadOnlyDictionary<string, string> environment,
-        TimeSpan timeout, PythonCallbacks callbacks, ILogger logger, CancellationToken cancellationToken, CancellationToken stop = default)
+    public static async Task<PythonOutcome> RunAsync(IPythonLauncher launcher, PythonLaunch launch, JsonObject job, TimeSpan timeout,
+        PythonCallbacks callbacks, ILogger logger, CancellationToken cancellationToken, CancellationToken stop = default)
     {
-        if (!File.Exists(ProgramPath))
-        {
-            throw new PythonEnvironmentException($"the Python host program is missing from the installation ({ProgramPath})");
-        }
-
-        var start = new ProcessStartInfo(interpreter)
-        {
-            WorkingDirectory = Path.GetTempPath(),
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            StandardInputEncoding = Utf8,
-            StandardOutputEncoding = Utf8,
-            StandardErrorEncoding = Utf8,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add("-u");
-        start.ArgumentList.Add(ProgramPath);
-        LocalProcess.CleanEnvironment(start);
-        foreach (var (name, value) in environment)
-        {
-            start.Environment[name] = value;
-        }
-
         var mode = job["mode"]?.GetValue<string>() ?? "action";
         var file = job["file"]?.GetValue<string>() ?? "";
-        SessionProcess session;
-        try
-        {
-            session = SessionProcess.Start(start);
-        }
-        catch (System.ComponentModel.Win32Exception ex)
-        {
-            throw new PythonEnvironmentException($"the Python interpreter '{interpreter}' cannot be started: {ex.Message}");
-        }
-
-        using var owned = session;
-        var process = session.Process;
-        logger.PythonProcessStarted(mode, file, process.Id, interpreter);
+        await using var process = await launcher.StartAsync(launch with { Environment = CleanEnvironment(launch.Environment) }, cancellationToken);
+        logger.PythonProcessStarted(mode, file, launch.Id, launch.Interpreter ?? "the Python host's");
         var stdout = new BoundedOutput(text => callbacks.Output?.Invoke("stdout", text));
         var stderr = new BoundedOutput(text => callbacks.Output?.Invoke("stderr", text));
-        var channel = new Channel(process.StandardInput);
-        await channel.SendAsync(job, CancellationToken.None);
+        var channel = new Channel(process);
+        await channel.SendAsync(job);
 
         using var calls = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         JsonObject? final = null;
         var reading = Task.Run(async () =>
         {
-            while (await process.StandardOutput.ReadLineAsync() is { } line)
+            await foreach (var line in process.ReadLinesAsync(CancellationToken.None))
             {
                 JsonObject message;
                 try
@@ -126,8 +94,6 @@ internal static class PythonHostProcess
                 }
             }
         }, CancellationToken.None);
-        // What the interpreter itself writes before the program captures its stderr (a missing module, a crash).
-        var early = Task.Run(() => stderr.ReadAsync(process.StandardError), CancellationToken.None);
 
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         if (timeout != Timeout.InfiniteTimeSpan)
@@ -136,37 +102,57 @@ internal static class PythonHostProcess
         }
 
         var timedOut = false;
-        await using (stop.Register(() => _ = channel.SendAsync(new JsonObject { ["t"] = "stop" }, CancellationToken.None)))
+        await using (stop.Register(() => _ = channel.SendAsync(new JsonObject { ["t"] = "stop" })))
         {
             try
             {
-                var ended = Task.WhenAll(process.WaitForExitAsync(CancellationToken.None), reading, early);
                 if (stop.CanBeCanceled)
                 {
                     // A stopped sensor gets its grace period to clean up, then everything it runs is killed.
                     using var graceful = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token);
                     await using var graceRegistration = stop.Register(() => graceful.CancelAfter(StopGrace));
-                    await ended.WaitAsync(graceful.Token);
+                    await reading.WaitAsync(graceful.Token);
                 }
                 else
                 {
-                    await ended.WaitAsync(deadline.Token);
+                    await reading.WaitAsync(deadline.Token);
                 }
             }
             catch (OperationCanceledException)
             {
                 var reason = cancellationToken.IsCancellationRequested ? "canceled" : stop.IsCancellationRequested ? "did not stop in time" : "timed out";
-                logger.PythonProcessKilled(mode, file, process.Id, reason);
-                session.KillTree();
-                await process.WaitForExitAsync(CancellationToken.None);
-                await Task.WhenAll(reading, early).WaitAsync(TimeSpan.FromSeconds(2), CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default);
+                logger.PythonProcessKilled(mode, file, launch.Id, reason);
+                await process.KillAsync();
+                await reading.WaitAsync(TimeSpan.FromSeconds(2), CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default);
                 cancellationToken.ThrowIfCancellationRequested();
                 timedOut = !stop.IsCancellationRequested;
             }
         }
 
         calls.Cancel();
-        return new PythonOutcome(timedOut ? -9 : process.ExitCode, timedOut, final, stdout.Text(), stderr.Text());
+        if (process.Diagnostics is { Length: > 0 } early)
+        {
+            stderr.Add(early);
+        }
+
+        return new PythonOutcome(timedOut ? -9 : process.ExitCode ?? -9, timedOut, final, stdout.Text(), stderr.Text());
+    }
+
+    // Nothing of the host's environment but PATH, HOME and LANG (never its secrets or connection strings), then the run's own.
+    private static Dictionary<string, string> CleanEnvironment(IReadOnlyDictionary<string, string> own)
+    {
+        var environment = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["PATH"] = Environment.GetEnvironmentVariable("PATH") ?? "/usr/local/bin:/usr/bin:/bin",
+            ["HOME"] = Environment.GetEnvironmentVariable("HOME") ?? "/tmp",
+            ["LANG"] = "C.UTF-8",
+        };
+        foreach (var (name, value) in own)
+        {
+            environment[name] = value;
+        }
+
+        return environment;
     }
 
     private static async Task AnswerAsync(Channel channel, JsonObject call, PythonCallbacks callbacks, CancellationToken cancellationToken)
@@ -188,34 +174,12 @@ internal static class PythonHostProcess
             answer["error"] = ex.Message;
         }
 
-        await channel.SendAsync(answer, CancellationToken.None);
+        await channel.SendAsync(answer);
     }
 
-    /// <summary>The program's stdin: JSON lines, one writer at a time; a program that has gone is not written to.</summary>
-    private sealed class Channel(StreamWriter input)
+    /// <summary>The program's stdin: JSON lines; a program that has gone is not written to.</summary>
+    private sealed class Channel(IPythonProcess process)
     {
-        private readonly SemaphoreSlim _gate = new(1, 1);
-
-        public async Task SendAsync(JsonObject message, CancellationToken cancellationToken)
-        {
-            await _gate.WaitAsync(cancellationToken);
-            try
-            {
-                await input.WriteAsync(message.ToJsonString() + "\n");
-                await input.FlushAsync(cancellationToken);
-            }
-            catch (IOException)
-            {
-                // the program has exited
-            }
-            catch (ObjectDisposedException)
-            {
-                // the run is over
-            }
-            finally
-            {
-                _gate.Release();
-            }
-        }
+        public Task SendAsync(JsonObject message) => process.SendAsync(message.ToJsonString(), CancellationToken.None);
     }
 }

@@ -8,7 +8,11 @@ namespace ServerlessStorm.Engine.Python;
 /// <param name="WorkingDirectory">Its working directory, or null for the host's temp folder.</param>
 /// <param name="Deadline">When the host running it kills it whatever happens (the timeout and a grace period), so nothing is left behind.</param>
 public sealed record PythonLaunch(string Id, string Pack, IReadOnlyList<string> Arguments, IReadOnlyDictionary<string, string> Environment,
-    string? WorkingDirectory, TimeSpan Deadline);
+    string? WorkingDirectory, TimeSpan Deadline)
+{
+    /// <summary>The interpreter a local launch runs (the pack's virtualenv or the host's); a remote Python host runs its own.</summary>
+    public string? Interpreter { get; init; }
+}
 
 /// <summary>
 /// A running Python wrapper: JSON lines both ways (its protocol messages out, the job and answers in). Killing it

@@ -23,7 +23,7 @@ namespace ServerlessStorm.Engine.Python;
 /// clean environment (the shell runners' one) with StackStorm's <c>ST2_ACTION_*</c> variables, and a timeout or a
 /// cancel kills everything it started.
 /// </remarks>
-public sealed class PythonScriptRunner(IPythonEnvironments environments, KeyValueService? keys = null, ILogger? logger = null) : IActionRunner
+public sealed class PythonScriptRunner(IPythonEnvironments environments, KeyValueService? keys = null, ILogger? logger = null, IPythonLauncher? launcher = null) : IActionRunner
 {
     public const string Type = "python-script";
 
@@ -141,7 +141,9 @@ public sealed class PythonScriptRunner(IPythonEnvironments environments, KeyValu
         PythonOutcome outcome;
         try
         {
-            outcome = await PythonHostProcess.RunAsync(interpreter, job, environment, timeout, callbacks, _logger, cancellationToken);
+            // The host that runs it kills it by itself a little after the timeout, should this side be lost meanwhile.
+            var launch = new PythonLaunch(context.ExecutionId, context.Action.Pack, [], environment, null, timeout + PythonHostProcess.KillGrace) { Interpreter = interpreter };
+            outcome = await PythonHostProcess.RunAsync(launcher ?? Local, launch, job, timeout, callbacks, _logger, cancellationToken);
         }
         catch (PythonEnvironmentException ex)
         {
@@ -150,6 +152,8 @@ public sealed class PythonScriptRunner(IPythonEnvironments environments, KeyValu
 
         return Result(outcome, timeout);
     }
+
+    private static readonly LocalPythonLauncher Local = new();
 
     private static RunnerResult Result(PythonOutcome outcome, TimeSpan timeout)
     {

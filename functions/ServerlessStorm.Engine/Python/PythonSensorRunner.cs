@@ -34,7 +34,7 @@ namespace ServerlessStorm.Engine.Python;
 /// stderr lines go to <see cref="ISensorHost.Log"/>.
 /// </para>
 /// </remarks>
-public sealed class PythonSensorRunner(IPythonEnvironments environments, ILogger? logger = null) : ISensorRunner
+public sealed class PythonSensorRunner(IPythonEnvironments environments, ILogger? logger = null, IPythonLauncher? launcher = null) : ISensorRunner
 {
     /// <summary>A poll gets at least this long (or its poll interval, when longer) before it is killed.</summary>
     public static readonly TimeSpan MinimumPollTimeout = TimeSpan.FromSeconds(60);
@@ -194,7 +194,9 @@ public sealed class PythonSensorRunner(IPythonEnvironments environments, ILogger
         var environment = new Dictionary<string, string>(StringComparer.Ordinal) { ["ST2_SENSOR_PACK_NAME"] = run.Sensor.Pack };
         try
         {
-            return await PythonHostProcess.RunAsync(interpreter, job, environment, timeout, callbacks, _logger, cancellationToken, stop);
+            var launch = new PythonLaunch(Guid.NewGuid().ToString("N"), run.Sensor.Pack, [], environment, null,
+                timeout == Timeout.InfiniteTimeSpan ? TimeSpan.MaxValue : timeout + PythonHostProcess.KillGrace) { Interpreter = interpreter };
+            return await PythonHostProcess.RunAsync(launcher ?? new LocalPythonLauncher(), launch, job, timeout, callbacks, _logger, cancellationToken, stop);
         }
         finally
         {
