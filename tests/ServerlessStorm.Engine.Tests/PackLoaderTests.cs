@@ -31,6 +31,30 @@ public class PackLoaderTests
         Assert.Contains("examples.hello", result.Catalog.Rules.Select(r => r.Ref));
     }
 
+    [Theory]
+    [InlineData("ref: ../victim\nname: victim\n", "ref", "'../victim' is not a pack ref")]
+    [InlineData("name: My Pack\n", "name", "pack name 'My Pack' has characters other than")]
+    public void PackRef_OutsideStackStormsCharacters_IsAProblem_SoItNamesNoFolderOutsideThePacks(string packYaml, string field, string message)
+    {
+        using var packs = new TempPacks();
+        packs.Write("odd/pack.yaml", packYaml);
+
+        var problem = Assert.Single(Load(packs.Root).Problems);
+
+        Assert.Equal(field, problem.Field);
+        Assert.Contains(message, problem.Message, StringComparison.Ordinal);
+        Assert.EndsWith("pack.yaml", problem.File, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void PackRef_GivenBesideAFreeFormName_NamesThePack()
+    {
+        using var packs = new TempPacks();
+        packs.Write("aws/pack.yaml", "ref: aws\nname: Amazon Web Services\nversion: 1.0.0\n");
+
+        Assert.Contains("aws", Load(packs.Root).Catalog.Packs.Keys);
+    }
+
     [Fact]
     public void BrokenPack_ReportsEveryProblemWithFileLineAndField()
     {

@@ -40,6 +40,9 @@ public sealed class PackLoader(
     YamlLimits? limits = null,
     IReadOnlyDictionary<string, IReadOnlyList<ParameterDefinition>>? runnerParameters = null)
 {
+    /// <summary>StackStorm's pack ref: lowercase letters, digits and underscores.</summary>
+    public static bool IsPackRef(string name) => name.Length > 0 && name.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '_');
+
     /// <summary>A loader that knows the runners of <paramref name="runners"/> and the parameters each defines.</summary>
     public PackLoader(Actions.RunnerRegistry runners, YamlLimits? limits = null)
         : this(runners.RunnerTypes, limits, runners.RunnerTypes.ToDictionary(t => t, t => runners.TryGet(t, out var r) ? r.RunnerParameters : [], StringComparer.Ordinal))
@@ -245,9 +248,20 @@ public sealed class PackLoader(
 
             var file = new FileScope(this, packFile, doc);
             file.CheckFields(PackFields, "pack");
-            var name = file.OptionalString("ref") ?? file.RequiredString("name");
+            var givenRef = file.OptionalString("ref");
+            var name = givenRef ?? file.RequiredString("name");
             if (name is null)
             {
+                return;
+            }
+
+            // StackStorm's rule for a pack's ref; it also names the pack's folders (its virtualenv, an install's target).
+            if (!IsPackRef(name))
+            {
+                Add(givenRef is not null
+                    ? new PackProblem(Display(packFile), doc["ref"]!.Position, "ref", $"'{name}' is not a pack ref: use only lowercase letters, digits and underscores")
+                    : new PackProblem(Display(packFile), doc["name"]!.Position, "name",
+                        $"pack name '{name}' has characters other than lowercase letters, digits and underscores, and there is no \"ref\": add a ref made of those"));
                 return;
             }
 

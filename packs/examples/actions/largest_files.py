@@ -27,8 +27,9 @@ class LargestFilesAction(Action):
             print("%12d  %s" % (size, name))
 
         # Kept in the datastore, local to this action's pack and class, for the next run to compare.
-        previous = self.action_service.get_value("largest." + path)
-        self.action_service.set_value("largest." + path, str(largest[0][0] if largest else 0))
+        key = "largest." + (path.strip("/").replace("/", ".") or "root")
+        previous = self.action_service.get_value(key)
+        self.action_service.set_value(key, str(largest[0][0] if largest else 0))
         self.logger.info("%d files under %s", len(sizes), path)
         return {"path": path, "files": [{"path": name, "bytes": size} for size, name in largest],
                 "previous_largest_bytes": int(previous) if previous else None}

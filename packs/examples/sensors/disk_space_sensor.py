@@ -24,14 +24,15 @@ class DiskSpaceSensor(PollingSensor):
 
             percent = round(100.0 * usage.used / usage.total, 1)
             # The datastore remembers which paths were alerted on, across polls and restarts.
-            alerted = self.sensor_service.get_value("alerted." + path) is not None
+            key = "alerted." + (path.strip("/").replace("/", ".") or "root")
+            alerted = self.sensor_service.get_value(key) is not None
             if percent >= self._threshold and not alerted:
                 self._logger.info("%s is %s%% full", path, percent)
                 self.sensor_service.dispatch(trigger="examples.disk_space_low",
                                              payload={"path": path, "percent": percent, "threshold": self._threshold})
-                self.sensor_service.set_value("alerted." + path, str(percent))
+                self.sensor_service.set_value(key, str(percent))
             elif percent < self._threshold and alerted:
-                self.sensor_service.delete_value("alerted." + path)
+                self.sensor_service.delete_value(key)
 
     def cleanup(self):
         pass
