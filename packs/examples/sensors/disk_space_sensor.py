@@ -33,15 +33,3 @@ class DiskSpaceSensor(PollingSensor):
                 self.sensor_service.set_value(key, str(percent))
             elif percent < self._threshold and alerted:
                 self.sensor_service.delete_value(key)
-
-    def cleanup(self):
-        pass
-
-    def add_trigger(self, trigger):
-        pass
-
-    def update_trigger(self, trigger):
-        pass
-
-    def remove_trigger(self, trigger):
-        pass
