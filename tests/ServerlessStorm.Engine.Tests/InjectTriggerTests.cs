@@ -54,6 +54,8 @@ public sealed class InjectTriggerTests
         var trace = await Eventually.ReturnsAsync(() => audit.GetTraceAsync("deploy-42", CancellationToken.None),
             t => t.Executions.Any(e => e.ActionRef == "deploys.say" && ExecutionStatus.IsTerminal(e.Status)));
         Assert.Equal("deployed billing", trace.Executions.Single(e => e.ActionRef == "deploys.say").Result!["stdout"]!.GetValue<string>());
+        Assert.Equal(injected.User, Assert.Single(trace.TriggerInstances).User);
+        Assert.NotNull(injected.User);
     }
 
     [Theory]

@@ -17,6 +17,9 @@ public sealed record RunnerContext(string ExecutionId, ActionDefinition Action, 
     /// </summary>
     public JsonObject Config { get; init; } = [];
 
+    /// <summary>Who the execution runs for (the caller who asked, a rule's or a workflow's user).</summary>
+    public string? User { get; init; }
+
     /// <summary>The execution's trace tag (a workflow's tasks share it).</summary>
     public string? TraceTag { get; init; }
 

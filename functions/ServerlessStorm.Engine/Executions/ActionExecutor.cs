@@ -141,7 +141,7 @@ public sealed class ActionExecutor(
             try
             {
                 var pack = catalog.Packs.GetValueOrDefault(action.Pack);
-                var context = new RunnerContext(record.Id, action, parameters, pack?.Directory) { Pack = pack, Config = config, Output = live.Write, TraceTag = record.TraceTag, ReRunOf = record.ReRunOf, ReRunTasks = record.ReRunTasks };
+                var context = new RunnerContext(record.Id, action, parameters, pack?.Directory) { Pack = pack, Config = config, Output = live.Write, TraceTag = record.TraceTag, ReRunOf = record.ReRunOf, ReRunTasks = record.ReRunTasks, User = record.User };
                 outcome = CheckOutput(action, runner, await runner.RunAsync(context, cancel.Token));
                 secrets.AddRange(SecretMasker.Expand(OutputSecrets(action, runner, outcome)));
             }

@@ -8,7 +8,8 @@ namespace ServerlessStorm.Engine.Actions.Runners;
 /// runner_type inject-trigger (core.inject_trigger): dispatches a trigger instance of any pack's trigger type, as
 /// StackStorm's action does, through the generic webhook's path, so the same checks apply (the type exists, is not
 /// the platform's own, the payload matches its payload_schema). The execution id is the delivery id, so an execution
-/// delivered twice injects one trigger instance.
+/// delivered twice injects one trigger instance. The trigger instance records the execution's user, as StackStorm's
+/// action posts with that user's token.
 /// </summary>
 public sealed class InjectTriggerRunner(Func<WebhookSensor>? webhooks) : IActionRunner
 {
@@ -44,7 +45,7 @@ public sealed class InjectTriggerRunner(Func<WebhookSensor>? webhooks) : IAction
         };
         var outcome = await webhooks().AcceptAsync(WebhookSensor.GenericHook,
             [KeyValuePair.Create("Content-Type", "application/json"), KeyValuePair.Create("Idempotency-Key", context.ExecutionId)],
-            System.Text.Encoding.UTF8.GetBytes(body.ToJsonString()), cancellationToken);
+            System.Text.Encoding.UTF8.GetBytes(body.ToJsonString()), cancellationToken, user: context.User);
         if (outcome.StatusCode >= 300)
         {
             var reason = outcome.Body["faultstring"]?.GetValue<string>() ?? outcome.Body.ToJsonString();
