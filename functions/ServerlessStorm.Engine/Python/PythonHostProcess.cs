@@ -68,6 +68,7 @@ internal static class PythonHostProcess
             {
                 JsonObject message;
                 try
+        string? unreadable = null;
                 {
                     message = JsonNode.Parse(line) as JsonObject ?? throw new JsonException("not an object");
                 }
@@ -80,6 +81,7 @@ internal static class PythonHostProcess
                 switch (message["t"]?.GetValue<string>())
                 {
                     case "out":
+                    unreadable ??= ex.Message;
                         (message["stream"]?.GetValue<string>() == "stderr" ? stderr : stdout).Add(message["text"]?.GetValue<string>() ?? "");
                         break;
                     case "log":
@@ -136,6 +138,12 @@ internal static class PythonHostProcess
         }
 
         return new PythonOutcome(timedOut ? -9 : process.ExitCode ?? -9, timedOut, final, stdout.Text(), stderr.Text());
+        if (final is null && unreadable is not null)
+        {
+            // The outcome may be the line that could not be read: fail rather than report success without a result.
+            final = new JsonObject { ["t"] = "error", ["error"] = $"the Python host sent a message that could not be read: {unreadable}" };
+        }
+
     }
 
     // Nothing of the host's environment but PATH, HOME and LANG (never its secrets or connection strings), then the run's own.

@@ -51,9 +51,59 @@ def _refuse(value):
     raise TypeError("Object of type %s is not JSON serializable" % type(value).__name__)
 
 
+def _encoder(default, allow_nan):
+    return _json.make_encoder({}, default, _json.encode_basestring_ascii, None, ": ", ", ", False, False, allow_nan)
+
+
 def dumps(value, default=_refuse):
-    encode = _json.make_encoder({}, default, _json.encode_basestring_ascii, None, ": ", ", ", False, False, True)
-    return "".join(encode(value, 0))
+    """JSON text of value; NaN and infinities become null (as orjson writes them), so the host can always parse it."""
+    try:
+        return "".join(_encoder(default, False)(value, 0))
+    except ValueError as error:
+        if "Out of range float" not in str(error):
+            raise
+    # Rare: walk the value once to replace the non-finite floats, then encode again.
+    return "".join(_encoder(default, False)(_finite(value, default), 0))
+
+
+def _finite(value, default, depth=0):
+    if depth > 500:
+        raise RecursionError("the value is nested too deeply")
+    if type(value) is float or isinstance(value, float):
+        return value if value - value == 0.0 else None
+    if isinstance(value, (str, int)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {k: _finite(v, default, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v, default, depth + 1) for v in value]
+    # What the default hook makes of it (a dataclass's dict, say) may hold floats too.
+    return _finite(default(value), default, depth + 1)
+
+
+def to_json(value):
+    """The default hook for results and messages: StackStorm's orjson writes these types natively, the same way.
+
+    Checked by module and name so that nothing is imported for a result that holds none of them."""
+    kind = type(value)
+    module = kind.__module__
+    if module == "datetime" and hasattr(value, "isoformat"):
+        return value.isoformat()
+    if module == "uuid" and kind.__name__ == "UUID":
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "replace")
+    if hasattr(kind, "__dataclass_fields__"):
+        import dataclasses
+
+        return dataclasses.asdict(value)
+    enum = sys.modules.get("enum")
+    if enum is not None and isinstance(value, enum.Enum):
+        return value.value
+    # Anything else as its text, that value alone (not the whole result).
+    return str(value)
 
 
 class HostError(Exception):
@@ -77,7 +127,10 @@ class Channel(object):
         self._closed = False
 
     def send(self, message):
-        data = (dumps(message, default=str) + "\n").encode("utf-8")
+        self.send_line(dumps(message, default=to_json))
+
+    def send_line(self, text):
+        data = (text + "\n").encode("utf-8")
         with self._write_lock:
             view = memoryview(data)
             while view:
@@ -196,7 +249,9 @@ class Capture(object):
 
 def _end(channel, capture, code, message=None):
     capture.close()
-    if message is not None:
+    if isinstance(message, str):
+        channel.send_line(message)
+    elif message is not None:
         channel.send(message)
     os._exit(code)
 
@@ -320,10 +375,11 @@ def run_action(job, channel, capture):
             sys.stderr.write("Status returned from the action run() method must either be True or False, got: %s\n" % (status,))
             _end(channel, capture, 220)
     try:
-        dumps(output)
+        encoded = dumps(output, default=to_json)
     except (TypeError, ValueError, RecursionError):
-        output = str(output)
-    _end(channel, capture, 0, {"t": "result", "result": output, "status": status})
+        # Left: a circular structure or dict keys JSON cannot hold; StackStorm falls back to the text too.
+        encoded = dumps(str(output))
+    _end(channel, capture, 0, '{"t": "result", "status": %s, "result": %s}' % (dumps(status), encoded))
 
 
 def _snapshot(sensor):
