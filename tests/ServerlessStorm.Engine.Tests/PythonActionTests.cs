@@ -324,6 +324,48 @@ public sealed class PythonActionTests : IDisposable
     }
 
     [Fact]
+    public async Task ModuleWithABaseClassAndItsSubclass_RunsTheOneThatImplementsRun()
+    {
+        WriteAction("based", """
+            from st2common.runners.base_action import Action
+
+            class Base(Action):
+                def helper(self):
+                    return "from base"
+
+            class Probe(Base):
+                def run(self):
+                    return {"class": type(self).__name__, "helper": self.helper()}
+            """);
+
+        var result = await RunAsync("based");
+
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        Assert.True(JsonNode.DeepEquals(new JsonObject { ["class"] = "Probe", ["helper"] = "from base" }, result.Result["result"]), result.Result.ToJsonString());
+    }
+
+    [Fact]
+    public async Task ModuleWithTwoActionClassesThatImplementRun_RunsTheFirstByName()
+    {
+        WriteAction("pair", """
+            from st2common.runners.base_action import Action
+
+            class Zeta(Action):
+                def run(self):
+                    return "Zeta"
+
+            class Alpha(Action):
+                def run(self):
+                    return "Alpha"
+            """);
+
+        var result = await RunAsync("pair");
+
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        Assert.Equal("Alpha", result.Result["result"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task NonFiniteFloats_AreWrittenAsNull_AndTheRunSucceeds()
     {
         WriteAction("nan", """
@@ -378,6 +420,24 @@ public sealed class PythonActionTests : IDisposable
     }
 
     [Fact]
+    public async Task NoneStatusTuple_SetsNoStatus_AndKeepsTheResult()
+    {
+        WriteAction("nostatus", """
+            from st2common.runners.base_action import Action
+
+            class NoStatus(Action):
+                def run(self):
+                    return (None, {"kept": True})
+            """);
+
+        var result = await RunAsync("nostatus");
+
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        Assert.Equal(0, result.Result["exit_code"]!.GetValue<int>());
+        Assert.True(result.Result["result"]!["kept"]!.GetValue<bool>());
+    }
+
+    [Fact]
     public async Task UnreadableFinalMessage_FailsTheRun_RatherThanSucceedingWithoutAResult()
     {
         WriteAction("garbled", "from st2common.runners.base_action import Action\n\nclass G(Action):\n    def run(self):\n        return 1\n");
@@ -424,9 +484,9 @@ public sealed class PythonActionTests : IDisposable
     }
 
     [Theory]
-    [InlineData("class A(Action):\n    def run(self):\n        pass\n\nclass B(Action):\n    def run(self):\n        pass\n", "defines 2 subclasses")]
-    [InlineData("class NotAnAction(object):\n    pass\n", "defines no subclasses")]
-    public async Task ModuleWithTwoOrNoActionClasses_FailsNamingTheFile(string classes, string message)
+    [InlineData("class NotAnAction(object):\n    pass\n", "has no action class")]
+    [InlineData("class OnlyABase(Action):\n    pass\n", "has no action class")]
+    public async Task ModuleWithNoClassThatImplementsRun_FailsNamingTheFile(string classes, string message)
     {
         WriteAction("odd", "from st2common.runners.base_action import Action\n\n" + classes);
 

@@ -328,12 +328,17 @@ def _host_handler(channel):
 def _action_class(module, path):
     from st2common.runners.base_action import Action
 
-    found = [c for c in vars(module).values()
-             if isinstance(c, type) and issubclass(c, Action) and c is not Action and c.__module__ == module.__name__]
-    if len(found) != 1:
-        names = ", ".join(sorted(c.__name__ for c in found))
-        raise LookupError('"%s" defines %s subclasses of st2common.runners.base_action.Action%s; a python-script action '
-                          "module defines exactly one" % (path, len(found) if found else "no", " (" + names + ")" if names else ""))
+    # StackStorm's register_plugin: the classes the module itself defines, by name, that implement run() (the base's
+    # abstract method); the action is the first of them. A base class without run() is passed over.
+    def implements_run(cls):
+        run = getattr(cls, "run", None)
+        return type(run).__name__ == "function" and run is not Action.run
+
+    found = [value for _, value in sorted(vars(module).items())
+             if isinstance(value, type) and value.__module__ == module.__name__ and implements_run(value)]
+    if not found:
+        raise LookupError('"%s" has no action class: it defines no class that implements run() '
+                          "(a subclass of st2common.runners.base_action.Action)" % path)
     return found[0]
 
 
@@ -371,7 +376,8 @@ def run_action(job, channel, capture):
     status = None
     if isinstance(output, tuple) and len(output) == 2:
         status, output = output
-        if not isinstance(status, bool):
+        # As StackStorm: None is "no status given"; anything else but a bool is an error.
+        if status is not None and not isinstance(status, bool):
             sys.stderr.write("Status returned from the action run() method must either be True or False, got: %s\n" % (status,))
             _end(channel, capture, 220)
     try:
