@@ -12,6 +12,12 @@ namespace ServerlessStorm.Engine.Python;
 /// <param name="Final">Its last outcome message (<c>result</c>, <c>done</c> or <c>error</c>); null when it sent none.</param>
 internal sealed record PythonOutcome(int ExitCode, bool TimedOut, JsonObject? Final, string Stdout, string Stderr);
 
+/// <summary>
+/// Thrown by a <see cref="PythonCallbacks.Call"/> that refuses what was asked (a payload its trigger type rejects), as
+/// opposed to failing: the Python side drops a refused dispatch and goes on, but raises on a failed one.
+/// </summary>
+internal sealed class PythonCallRefusedException(string message) : Exception(message);
+
 /// <summary>What a run of the Python host program calls back.</summary>
 internal sealed class PythonCallbacks
 {
@@ -62,26 +68,26 @@ internal static class PythonHostProcess
 
         using var calls = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         JsonObject? final = null;
+        string? unreadable = null;
         var reading = Task.Run(async () =>
         {
             await foreach (var line in process.ReadLinesAsync(CancellationToken.None))
             {
                 JsonObject message;
                 try
-        string? unreadable = null;
                 {
                     message = JsonNode.Parse(line) as JsonObject ?? throw new JsonException("not an object");
                 }
                 catch (JsonException ex)
                 {
                     logger.PythonProtocolError(mode, file, ex.Message);
+                    unreadable ??= ex.Message;
                     continue;
                 }
 
                 switch (message["t"]?.GetValue<string>())
                 {
                     case "out":
-                    unreadable ??= ex.Message;
                         (message["stream"]?.GetValue<string>() == "stderr" ? stderr : stdout).Add(message["text"]?.GetValue<string>() ?? "");
                         break;
                     case "log":
@@ -132,18 +138,18 @@ internal static class PythonHostProcess
         }
 
         calls.Cancel();
-        if (process.Diagnostics is { Length: > 0 } early)
-        {
-            stderr.Add(early);
-        }
-
-        return new PythonOutcome(timedOut ? -9 : process.ExitCode ?? -9, timedOut, final, stdout.Text(), stderr.Text());
         if (final is null && unreadable is not null)
         {
             // The outcome may be the line that could not be read: fail rather than report success without a result.
             final = new JsonObject { ["t"] = "error", ["error"] = $"the Python host sent a message that could not be read: {unreadable}" };
         }
 
+        if (process.Diagnostics is { Length: > 0 } early)
+        {
+            stderr.Add(early);
+        }
+
+        return new PythonOutcome(timedOut ? -9 : process.ExitCode ?? -9, timedOut, final, stdout.Text(), stderr.Text());
     }
 
     // Nothing of the host's environment but PATH, HOME and LANG (never its secrets or connection strings), then the run's own.
@@ -180,6 +186,10 @@ internal static class PythonHostProcess
         {
             answer["ok"] = false;
             answer["error"] = ex.Message;
+            if (ex is PythonCallRefusedException)
+            {
+                answer["refused"] = true;
+            }
         }
 
         await channel.SendAsync(answer);

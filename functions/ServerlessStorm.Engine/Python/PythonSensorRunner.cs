@@ -30,8 +30,9 @@ namespace ServerlessStorm.Engine.Python;
 /// </para>
 /// <para>
 /// Dispatches go to <see cref="ISensorHost.DispatchAsync"/>; one the trigger type refuses is logged with its reason and
-/// <c>dispatch()</c> returns None, as in StackStorm, so the sensor goes on. Its logger's records and its stdout and
-/// stderr lines go to <see cref="ISensorHost.Log"/>.
+/// <c>dispatch()</c> returns None, as in StackStorm, so the sensor goes on. One that fails for another reason (the bus,
+/// the audit store) raises in the sensor, so the poll fails and its state is not kept: the next poll tries again.
+/// Its logger's records and its stdout and stderr lines go to <see cref="ISensorHost.Log"/>.
 /// </para>
 /// </remarks>
 public sealed class PythonSensorRunner(IPythonEnvironments environments, ILogger? logger = null, IPythonLauncher? launcher = null) : ISensorRunner
@@ -228,7 +229,7 @@ public sealed class PythonSensorRunner(IPythonEnvironments environments, ILogger
             // StackStorm logs a refused payload in the sensor's log and drops it; the sensor goes on.
             _logger.PythonSensorDispatchRefused(run.Sensor.Ref, trigger, ex.Message);
             host.Log("warning", $"dispatch of trigger \"{trigger}\" refused: {ex.Message}");
-            throw;
+            throw new PythonCallRefusedException(ex.Message);
         }
     }
 }

@@ -107,7 +107,12 @@ def to_json(value):
 
 
 class HostError(Exception):
-    """The host refused a call; the message says why."""
+    """The host refused a call or could not answer it; the message says why."""
+
+    def __init__(self, message, refused=False):
+        super(HostError, self).__init__(message)
+        # True when the host refused what was asked (a payload its trigger type rejects); false when it failed.
+        self.refused = refused
 
 
 class Channel(object):
@@ -186,7 +191,7 @@ class Channel(object):
             del self._answers[call_id]
         answer = waiting[1]
         if not answer.get("ok"):
-            raise HostError(answer.get("error") or "the host refused the call")
+            raise HostError(answer.get("error") or "the host refused the call", bool(answer.get("refused")))
         return answer.get("value")
 
     # What the services call.
@@ -196,9 +201,11 @@ class Channel(object):
     def dispatch(self, trigger, payload, trace_tag):
         try:
             self.call({"op": "dispatch", "trigger": trigger, "payload": payload, "trace_tag": trace_tag})
-        except HostError:
-            # The host has logged the refusal with its reason; StackStorm drops the payload and goes on too.
-            return None
+        except HostError as error:
+            if not error.refused:
+                # The bus or the audit failed: raise, so the poll fails and keeps the state it started with.
+                raise
+            # The host has logged the refusal with its reason; StackStorm drops an invalid payload and goes on too.
         return None
 
 
