@@ -200,6 +200,38 @@ public sealed class PythonSensorTests : IDisposable
     }
 
     [Fact]
+    public async Task StateThatJsonWouldChange_IsNotKept_IsLogged_AndThePollSucceeds()
+    {
+        WriteSensor("Seen", """
+            from st2reactor.sensor.base import PollingSensor
+
+            class Seen(PollingSensor):
+                def __init__(self, sensor_service, config=None, poll_interval=None):
+                    super(Seen, self).__init__(sensor_service, config, poll_interval)
+                    self._seen = {}
+                    self._names = {}
+                    self._mixed = {}
+
+                def poll(self):
+                    for item in (101, 102):
+                        if item not in self._seen:
+                            self.sensor_service.dispatch("watch.event", {"id": item})
+                        self._seen[item] = True
+                        self._names[str(item)] = True
+                    self._mixed = {1: "one", "two": 2}
+            """);
+        var host = Host("Seen");
+
+        var outcome = await _runner.PollAsync(Run("Seen"), host, CancellationToken.None);
+
+        Assert.Null(outcome.Error);
+        Assert.True(JsonNode.DeepEquals(new JsonObject { ["_names"] = new JsonObject { ["101"] = true, ["102"] = true } }, outcome.State), outcome.State.ToJsonString());
+        Assert.Contains(host.Logs, line => line.StartsWith("warning: ", StringComparison.Ordinal) && line.Contains("_seen is not kept", StringComparison.Ordinal));
+        Assert.Contains(host.Logs, line => line.Contains("_mixed is not kept", StringComparison.Ordinal));
+        Assert.Equal(2, host.Dispatched.Count);
+    }
+
+    [Fact]
     public async Task ExceptionInPoll_IsTheError_AndTheStateIsKeptAsItWas()
     {
         WriteSensor("Broken", """

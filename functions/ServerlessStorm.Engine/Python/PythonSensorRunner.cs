@@ -23,8 +23,8 @@ namespace ServerlessStorm.Engine.Python;
 /// although its process is new on every poll. The rule: an instance attribute is state once a poll has changed its
 /// value from the one it had right after construction, <c>setup()</c> and <c>add_trigger()</c>; from then on it is kept
 /// after every poll, and set again before the next poll (after setup(), so it wins over setup's fresh value). Only
-/// values JSON can hold are kept (a datetime, a client or a set is left out: keep such things as strings or numbers,
-/// or in the datastore); the base classes' attributes (<c>sensor_service</c>, <c>config</c>, the poll interval) never
+/// values that come back equal from JSON are kept (a datetime, a client, a set, a tuple or a dict with int keys is
+/// left out, with a warning in the sensor's log: keep such things as strings or numbers, or in the datastore); the base classes' attributes (<c>sensor_service</c>, <c>config</c>, the poll interval) never
 /// are. An attribute no poll changes (a client made in setup(), a value read from the config) is not state, so a config
 /// change reaches the next poll. When a poll fails, the state it started with is handed back unchanged.
 /// </para>

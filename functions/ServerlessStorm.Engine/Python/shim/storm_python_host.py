@@ -395,18 +395,41 @@ def run_action(job, channel, capture):
     _end(channel, capture, 0, '{"t": "result", "status": %s, "result": %s}' % (dumps(status), encoded))
 
 
-def _snapshot(sensor):
-    import json
+def _attributes(sensor):
+    return {name: value for name, value in vars(sensor).items()
+            if name not in _SENSOR_FRAMEWORK_ATTRIBUTES and not callable(value)}
 
-    kept = {}
-    for name, value in vars(sensor).items():
-        if name in _SENSOR_FRAMEWORK_ATTRIBUTES or callable(value):
-            continue
-        try:
-            kept[name] = json.dumps(value, sort_keys=True)
-        except (TypeError, ValueError):
-            pass
-    return kept
+
+def _keepable(value):
+    """(JSON text, None) when value comes back equal from JSON, else (None, why not). Never raises."""
+    try:
+        text = dumps(value)
+        if loads(text) == value:
+            return text, None
+        # {101: True} would come back as {"101": True}, a tuple as a list, NaN as null: a different value.
+        return None, "it would not come back equal from JSON (dict keys that are not strings, a tuple, a NaN?)"
+    except Exception as error:
+        return None, _error_text(error)
+
+
+def _fresh(sensor):
+    # The value and its JSON text (None when it has none) right after setup(): the text catches in-place changes.
+    return {name: (value, _keepable(value)[0]) for name, value in _attributes(sensor).items()}
+
+
+def _state(fresh, kept, sensor, log):
+    """The attributes a poll ever changed from their fresh value, as JSON keeps them (see PythonSensorRunner)."""
+    state = {}
+    for name, value in _attributes(sensor).items():
+        before, before_text = fresh.get(name, (None, None))
+        text, why = _keepable(value)
+        if text is not None:
+            if name in kept or name not in fresh or before_text != text:
+                state[name] = loads(text)
+        elif name in kept or name not in fresh or before is not value or before_text is not None:
+            # State the poll changed but JSON cannot keep: say so, rather than lose it silently every poll.
+            log("WARNING", "attribute %s is not kept for the next poll: %s" % (name, why))
+    return state
 
 
 def run_sensor(job, channel, capture):
@@ -435,7 +458,7 @@ def run_sensor(job, channel, capture):
             sensor.add_trigger(trigger)
 
         if job["operation"] == "poll":
-            fresh = _snapshot(sensor)
+            fresh = _fresh(sensor)
             kept = job.get("state") or {}
             for name, value in kept.items():
                 setattr(sensor, name, value)
@@ -444,7 +467,10 @@ def run_sensor(job, channel, capture):
             finally:
                 sensor.cleanup()
             # The state: attributes a poll ever changed from their fresh value (see PythonSensorRunner).
-            state = {name: loads(dumped) for name, dumped in _snapshot(sensor).items() if name in kept or fresh.get(name) != dumped}
+            def log(level, message):
+                channel.send({"t": "log", "level": level, "message": message})
+
+            state = _state(fresh, kept, sensor, log)
             _end(channel, capture, 0, {"t": "done", "state": state})
 
         def stop():
