@@ -323,10 +323,170 @@ public sealed class PythonActionTests : IDisposable
         Assert.Contains("INFO helpers [-] using https://api.example.com", Text(result.Result, "stderr"), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task ModuleWithABaseClassAndItsSubclass_RunsTheOneThatImplementsRun()
+    {
+        WriteAction("based", """
+            from st2common.runners.base_action import Action
+
+            class Base(Action):
+                def helper(self):
+                    return "from base"
+
+            class Probe(Base):
+                def run(self):
+                    return {"class": type(self).__name__, "helper": self.helper()}
+            """);
+
+        var result = await RunAsync("based");
+
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        Assert.True(JsonNode.DeepEquals(new JsonObject { ["class"] = "Probe", ["helper"] = "from base" }, result.Result["result"]), result.Result.ToJsonString());
+    }
+
+    [Fact]
+    public async Task ModuleWithTwoActionClassesThatImplementRun_RunsTheFirstByName()
+    {
+        WriteAction("pair", """
+            from st2common.runners.base_action import Action
+
+            class Zeta(Action):
+                def run(self):
+                    return "Zeta"
+
+            class Alpha(Action):
+                def run(self):
+                    return "Alpha"
+            """);
+
+        var result = await RunAsync("pair");
+
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        Assert.Equal("Alpha", result.Result["result"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task NonFiniteFloats_AreWrittenAsNull_AndTheRunSucceeds()
+    {
+        WriteAction("nan", """
+            from st2common.runners.base_action import Action
+
+            class Nan(Action):
+                def run(self):
+                    return {"x": float("nan"), "y": [float("inf"), 1.5, -float("inf")]}
+            """);
+
+        var result = await RunAsync("nan");
+
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        Assert.True(JsonNode.DeepEquals(new JsonObject { ["x"] = null, ["y"] = new JsonArray(null, 1.5, null) }, result.Result["result"]), result.Result.ToJsonString());
+    }
+
+    [Fact]
+    public async Task DatetimesUuidsSetsAndBytes_AreWrittenAsOrjsonDoes_AndOnlyTheOddValueBecomesText()
+    {
+        WriteAction("kinds", """
+            import dataclasses
+            import datetime
+            import uuid
+            from st2common.runners.base_action import Action
+
+            @dataclasses.dataclass
+            class Point:
+                x: int
+                at: datetime.date
+
+            class Opaque(object):
+                def __str__(self):
+                    return "opaque"
+
+            class Kinds(Action):
+                def run(self):
+                    return {"when": datetime.datetime(2026, 12, 3, 9, 5, 1, 250000, tzinfo=datetime.timezone.utc),
+                            "day": datetime.date(2026, 12, 3), "time": datetime.time(9, 5),
+                            "id": uuid.UUID("12345678-1234-5678-1234-567812345678"), "tags": {"only"},
+                            "raw": b"bytes", "point": Point(1, datetime.date(2026, 1, 2)), "other": Opaque(), "n": 3}
+            """);
+
+        var result = await RunAsync("kinds");
+
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        Assert.True(JsonNode.DeepEquals(new JsonObject
+        {
+            ["when"] = "2026-12-03T09:05:01.250000+00:00", ["day"] = "2026-12-03", ["time"] = "09:05:00",
+            ["id"] = "12345678-1234-5678-1234-567812345678", ["tags"] = new JsonArray("only"), ["raw"] = "bytes",
+            ["point"] = new JsonObject { ["x"] = 1, ["at"] = "2026-01-02" }, ["other"] = "opaque", ["n"] = 3,
+        }, result.Result["result"]), result.Result.ToJsonString());
+    }
+
+    [Fact]
+    public async Task NoneStatusTuple_SetsNoStatus_AndKeepsTheResult()
+    {
+        WriteAction("nostatus", """
+            from st2common.runners.base_action import Action
+
+            class NoStatus(Action):
+                def run(self):
+                    return (None, {"kept": True})
+            """);
+
+        var result = await RunAsync("nostatus");
+
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        Assert.Equal(0, result.Result["exit_code"]!.GetValue<int>());
+        Assert.True(result.Result["result"]!["kept"]!.GetValue<bool>());
+    }
+
+    [Fact]
+    public async Task UnreadableFinalMessage_FailsTheRun_RatherThanSucceedingWithoutAResult()
+    {
+        WriteAction("garbled", "from st2common.runners.base_action import Action\n\nclass G(Action):\n    def run(self):\n        return 1\n");
+        var runner = new PythonScriptRunner(new HostPythonEnvironments(Options.Create(new PythonOptions { Interpreter = "/usr/bin/python3" })), _keys,
+            launcher: new CannedLauncher("""{"t": "result", "status": null, "result": {"x": NaN}}"""));
+        var loaded = new PackLoader(RunnerRegistry.Default).LoadFrom(_packs.Root);
+        var action = loaded.Catalog.Actions["py.garbled"];
+        var pack = loaded.Catalog.Packs["py"];
+
+        var result = await runner.RunAsync(new RunnerContext("exec-1", action, ParameterResolver.Resolve(action, []), pack.Directory) { Pack = pack, Config = pack.Config }, CancellationToken.None);
+
+        Assert.Equal(ExecutionStatus.Failed, result.Status);
+        Assert.Contains("could not be read", result.Error, StringComparison.Ordinal);
+    }
+
+    /// <summary>A wrapper that writes the given protocol lines and exits 0.</summary>
+    private sealed class CannedLauncher(params string[] lines) : IPythonLauncher
+    {
+        public Task<IPythonProcess> StartAsync(PythonLaunch launch, CancellationToken cancellationToken) => Task.FromResult<IPythonProcess>(new Process(lines));
+
+        private sealed class Process(string[] lines) : IPythonProcess
+        {
+            public int? ExitCode { get; private set; }
+
+            public string Diagnostics => "";
+
+            public Task SendAsync(string line, CancellationToken cancellationToken) => Task.CompletedTask;
+
+            public async IAsyncEnumerable<string> ReadLinesAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+            {
+                foreach (var line in lines)
+                {
+                    await Task.Yield();
+                    yield return line;
+                }
+
+                ExitCode = 0;
+            }
+
+            public Task KillAsync() => Task.CompletedTask;
+
+            public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+        }
+    }
+
     [Theory]
-    [InlineData("class A(Action):\n    def run(self):\n        pass\n\nclass B(Action):\n    def run(self):\n        pass\n", "defines 2 subclasses")]
-    [InlineData("class NotAnAction(object):\n    pass\n", "defines no subclasses")]
-    public async Task ModuleWithTwoOrNoActionClasses_FailsNamingTheFile(string classes, string message)
+    [InlineData("class NotAnAction(object):\n    pass\n", "has no action class")]
+    [InlineData("class OnlyABase(Action):\n    pass\n", "has no action class")]
+    public async Task ModuleWithNoClassThatImplementsRun_FailsNamingTheFile(string classes, string message)
     {
         WriteAction("odd", "from st2common.runners.base_action import Action\n\n" + classes);
 

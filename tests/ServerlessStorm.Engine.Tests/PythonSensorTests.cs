@@ -22,7 +22,10 @@ public sealed class PythonSensorTests : IDisposable
 
     public void Dispose() => _packs.Dispose();
 
-    /// <summary>Records what a sensor does; refuses dispatches of triggers named in <see cref="Refused"/>.</summary>
+    /// <summary>
+    /// Records what a sensor does; refuses dispatches of triggers named in <see cref="Refused"/>, fails (as a bus that is
+    /// down would) those named in <see cref="Failing"/>.
+    /// </summary>
     private sealed class RecordingHost(PluginDatastore datastore) : ISensorHost
     {
         public ConcurrentQueue<(string Trigger, JsonNode? Payload, string? TraceTag)> Dispatched { get; } = new();
@@ -31,11 +34,18 @@ public sealed class PythonSensorTests : IDisposable
 
         public HashSet<string> Refused { get; } = [];
 
+        public HashSet<string> Failing { get; } = [];
+
         public Task DispatchAsync(string trigger, JsonNode? payload, string? traceTag, CancellationToken cancellationToken)
         {
             if (Refused.Contains(trigger))
             {
                 throw new SensorDispatchException($"payload for {trigger}: 'count' is a required property");
+            }
+
+            if (Failing.Contains(trigger))
+            {
+                throw new InvalidOperationException("the bus is unavailable");
             }
 
             Dispatched.Enqueue((trigger, payload?.DeepClone(), traceTag));
@@ -142,6 +152,83 @@ public sealed class PythonSensorTests : IDisposable
         var (trigger, payload, _) = Assert.Single(host.Dispatched);
         Assert.Equal("watch.event", trigger);
         Assert.True(payload!["after_refusal"]!.GetValue<bool>());
+    }
+
+    [Fact]
+    public async Task FailedDispatch_FailsThePoll_AndTheStateIsKeptAsItWas()
+    {
+        WriteSensor("Flaky", """
+            from st2reactor.sensor.base import PollingSensor
+
+            class Flaky(PollingSensor):
+                def __init__(self, sensor_service, config=None, poll_interval=None):
+                    super(Flaky, self).__init__(sensor_service, config, poll_interval)
+                    self._last_id = 0
+
+                def poll(self):
+                    self._last_id += 1
+                    self.sensor_service.dispatch("watch.down", {"id": self._last_id})
+            """);
+        var host = Host("Flaky");
+        host.Failing.Add("watch.down");
+        var state = new JsonObject { ["_last_id"] = 7 };
+
+        var outcome = await _runner.PollAsync(Run("Flaky", state), host, CancellationToken.None);
+
+        Assert.NotNull(outcome.Error);
+        Assert.Contains("the bus is unavailable", outcome.Error, StringComparison.Ordinal);
+        Assert.True(JsonNode.DeepEquals(state, outcome.State), outcome.State.ToJsonString());
+    }
+
+    [Fact]
+    public async Task NonFiniteFloatInADispatch_IsSentAsNull_AndTheCallIsAnswered()
+    {
+        WriteSensor("Gauge", """
+            from st2reactor.sensor.base import PollingSensor
+
+            class Gauge(PollingSensor):
+                def poll(self):
+                    self.sensor_service.dispatch("watch.event", {"value": float("nan")})
+                    self.sensor_service.dispatch("watch.event", {"value": 1})
+            """);
+        var host = Host("Gauge");
+
+        var outcome = await _runner.PollAsync(Run("Gauge"), host, CancellationToken.None);
+
+        Assert.Null(outcome.Error);
+        Assert.Equal(new string?[] { null, "1" }, host.Dispatched.Select(d => d.Payload!["value"]?.ToJsonString()));
+    }
+
+    [Fact]
+    public async Task StateThatJsonWouldChange_IsNotKept_IsLogged_AndThePollSucceeds()
+    {
+        WriteSensor("Seen", """
+            from st2reactor.sensor.base import PollingSensor
+
+            class Seen(PollingSensor):
+                def __init__(self, sensor_service, config=None, poll_interval=None):
+                    super(Seen, self).__init__(sensor_service, config, poll_interval)
+                    self._seen = {}
+                    self._names = {}
+                    self._mixed = {}
+
+                def poll(self):
+                    for item in (101, 102):
+                        if item not in self._seen:
+                            self.sensor_service.dispatch("watch.event", {"id": item})
+                        self._seen[item] = True
+                        self._names[str(item)] = True
+                    self._mixed = {1: "one", "two": 2}
+            """);
+        var host = Host("Seen");
+
+        var outcome = await _runner.PollAsync(Run("Seen"), host, CancellationToken.None);
+
+        Assert.Null(outcome.Error);
+        Assert.True(JsonNode.DeepEquals(new JsonObject { ["_names"] = new JsonObject { ["101"] = true, ["102"] = true } }, outcome.State), outcome.State.ToJsonString());
+        Assert.Contains(host.Logs, line => line.StartsWith("warning: ", StringComparison.Ordinal) && line.Contains("_seen is not kept", StringComparison.Ordinal));
+        Assert.Contains(host.Logs, line => line.Contains("_mixed is not kept", StringComparison.Ordinal));
+        Assert.Equal(2, host.Dispatched.Count);
     }
 
     [Fact]

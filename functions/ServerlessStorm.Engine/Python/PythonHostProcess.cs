@@ -12,6 +12,12 @@ namespace ServerlessStorm.Engine.Python;
 /// <param name="Final">Its last outcome message (<c>result</c>, <c>done</c> or <c>error</c>); null when it sent none.</param>
 internal sealed record PythonOutcome(int ExitCode, bool TimedOut, JsonObject? Final, string Stdout, string Stderr);
 
+/// <summary>
+/// Thrown by a <see cref="PythonCallbacks.Call"/> that refuses what was asked (a payload its trigger type rejects), as
+/// opposed to failing: the Python side drops a refused dispatch and goes on, but raises on a failed one.
+/// </summary>
+internal sealed class PythonCallRefusedException(string message) : Exception(message);
+
 /// <summary>What a run of the Python host program calls back.</summary>
 internal sealed class PythonCallbacks
 {
@@ -62,6 +68,7 @@ internal static class PythonHostProcess
 
         using var calls = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         JsonObject? final = null;
+        string? unreadable = null;
         var reading = Task.Run(async () =>
         {
             await foreach (var line in process.ReadLinesAsync(CancellationToken.None))
@@ -74,6 +81,7 @@ internal static class PythonHostProcess
                 catch (JsonException ex)
                 {
                     logger.PythonProtocolError(mode, file, ex.Message);
+                    unreadable ??= ex.Message;
                     continue;
                 }
 
@@ -130,6 +138,12 @@ internal static class PythonHostProcess
         }
 
         calls.Cancel();
+        if (final is null && unreadable is not null)
+        {
+            // The outcome may be the line that could not be read: fail rather than report success without a result.
+            final = new JsonObject { ["t"] = "error", ["error"] = $"the Python host sent a message that could not be read: {unreadable}" };
+        }
+
         if (process.Diagnostics is { Length: > 0 } early)
         {
             stderr.Add(early);
@@ -172,6 +186,10 @@ internal static class PythonHostProcess
         {
             answer["ok"] = false;
             answer["error"] = ex.Message;
+            if (ex is PythonCallRefusedException)
+            {
+                answer["refused"] = true;
+            }
         }
 
         await channel.SendAsync(answer);

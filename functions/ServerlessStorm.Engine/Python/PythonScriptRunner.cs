@@ -10,13 +10,15 @@ namespace ServerlessStorm.Engine.Python;
 
 /// <summary>
 /// runner_type python-script: StackStorm's Python actions, unchanged. The module named by <c>entry_point</c>
-/// (relative to the pack's <c>actions/</c> folder) defines one subclass of
-/// <c>st2common.runners.base_action.Action</c>; its <c>run(**parameters)</c> runs in a fresh Python process with
+/// (relative to the pack's <c>actions/</c> folder) defines a subclass of
+/// <c>st2common.runners.base_action.Action</c> (as StackStorm's loader: the first by name of the classes it defines
+/// that implement <c>run</c>, so a base class beside it is passed over); its <c>run(**parameters)</c> runs in a fresh Python process with
 /// <c>self.config</c> (the pack's config), <c>self.logger</c> and <c>self.action_service</c> (the datastore).
 /// </summary>
 /// <remarks>
 /// As StackStorm's python runner: the return value is the result, a <c>(True|False, result)</c> tuple sets the
-/// status, an exception fails with its traceback in stderr and exit code 1, <c>sys.exit(n)</c> is exit code n; the
+/// status (<c>(None, result)</c> sets none), values JSON lacks are written as orjson writes them (datetimes in ISO
+/// 8601, UUIDs as text, sets as lists, NaN as null; anything else as its text), an exception fails with its traceback in stderr and exit code 1, <c>sys.exit(n)</c> is exit code n; the
 /// result is <c>{"result", "stdout", "stderr", "exit_code"}</c> with output_key <c>result</c>. The module path holds
 /// the action's folder, the pack's <c>lib/</c> (its common libraries) and <c>actions/lib</c>, in StackStorm's order,
 /// then the project's stand-ins for st2common and st2reactor last, so a pack's own modules win. The process gets a

@@ -23,15 +23,16 @@ namespace ServerlessStorm.Engine.Python;
 /// although its process is new on every poll. The rule: an instance attribute is state once a poll has changed its
 /// value from the one it had right after construction, <c>setup()</c> and <c>add_trigger()</c>; from then on it is kept
 /// after every poll, and set again before the next poll (after setup(), so it wins over setup's fresh value). Only
-/// values JSON can hold are kept (a datetime, a client or a set is left out: keep such things as strings or numbers,
-/// or in the datastore); the base classes' attributes (<c>sensor_service</c>, <c>config</c>, the poll interval) never
+/// values that come back equal from JSON are kept (a datetime, a client, a set, a tuple or a dict with int keys is
+/// left out, with a warning in the sensor's log: keep such things as strings or numbers, or in the datastore); the base classes' attributes (<c>sensor_service</c>, <c>config</c>, the poll interval) never
 /// are. An attribute no poll changes (a client made in setup(), a value read from the config) is not state, so a config
 /// change reaches the next poll. When a poll fails, the state it started with is handed back unchanged.
 /// </para>
 /// <para>
 /// Dispatches go to <see cref="ISensorHost.DispatchAsync"/>; one the trigger type refuses is logged with its reason and
-/// <c>dispatch()</c> returns None, as in StackStorm, so the sensor goes on. Its logger's records and its stdout and
-/// stderr lines go to <see cref="ISensorHost.Log"/>.
+/// <c>dispatch()</c> returns None, as in StackStorm, so the sensor goes on. One that fails for another reason (the bus,
+/// the audit store) raises in the sensor, so the poll fails and its state is not kept: the next poll tries again.
+/// Its logger's records and its stdout and stderr lines go to <see cref="ISensorHost.Log"/>.
 /// </para>
 /// </remarks>
 public sealed class PythonSensorRunner(IPythonEnvironments environments, ILogger? logger = null, IPythonLauncher? launcher = null) : ISensorRunner
@@ -228,7 +229,7 @@ public sealed class PythonSensorRunner(IPythonEnvironments environments, ILogger
             // StackStorm logs a refused payload in the sensor's log and drops it; the sensor goes on.
             _logger.PythonSensorDispatchRefused(run.Sensor.Ref, trigger, ex.Message);
             host.Log("warning", $"dispatch of trigger \"{trigger}\" refused: {ex.Message}");
-            throw;
+            throw new PythonCallRefusedException(ex.Message);
         }
     }
 }

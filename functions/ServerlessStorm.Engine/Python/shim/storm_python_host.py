@@ -51,13 +51,68 @@ def _refuse(value):
     raise TypeError("Object of type %s is not JSON serializable" % type(value).__name__)
 
 
+def _encoder(default, allow_nan):
+    return _json.make_encoder({}, default, _json.encode_basestring_ascii, None, ": ", ", ", False, False, allow_nan)
+
+
 def dumps(value, default=_refuse):
-    encode = _json.make_encoder({}, default, _json.encode_basestring_ascii, None, ": ", ", ", False, False, True)
-    return "".join(encode(value, 0))
+    """JSON text of value; NaN and infinities become null (as orjson writes them), so the host can always parse it."""
+    try:
+        return "".join(_encoder(default, False)(value, 0))
+    except ValueError as error:
+        if "Out of range float" not in str(error):
+            raise
+    # Rare: walk the value once to replace the non-finite floats, then encode again.
+    return "".join(_encoder(default, False)(_finite(value, default), 0))
+
+
+def _finite(value, default, depth=0):
+    if depth > 500:
+        raise RecursionError("the value is nested too deeply")
+    if type(value) is float or isinstance(value, float):
+        return value if value - value == 0.0 else None
+    if isinstance(value, (str, int)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {k: _finite(v, default, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v, default, depth + 1) for v in value]
+    # What the default hook makes of it (a dataclass's dict, say) may hold floats too.
+    return _finite(default(value), default, depth + 1)
+
+
+def to_json(value):
+    """The default hook for results and messages: StackStorm's orjson writes these types natively, the same way.
+
+    Checked by module and name so that nothing is imported for a result that holds none of them."""
+    kind = type(value)
+    module = kind.__module__
+    if module == "datetime" and hasattr(value, "isoformat"):
+        return value.isoformat()
+    if module == "uuid" and kind.__name__ == "UUID":
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "replace")
+    if hasattr(kind, "__dataclass_fields__"):
+        import dataclasses
+
+        return dataclasses.asdict(value)
+    enum = sys.modules.get("enum")
+    if enum is not None and isinstance(value, enum.Enum):
+        return value.value
+    # Anything else as its text, that value alone (not the whole result).
+    return str(value)
 
 
 class HostError(Exception):
-    """The host refused a call; the message says why."""
+    """The host refused a call or could not answer it; the message says why."""
+
+    def __init__(self, message, refused=False):
+        super(HostError, self).__init__(message)
+        # True when the host refused what was asked (a payload its trigger type rejects); false when it failed.
+        self.refused = refused
 
 
 class Channel(object):
@@ -77,7 +132,10 @@ class Channel(object):
         self._closed = False
 
     def send(self, message):
-        data = (dumps(message, default=str) + "\n").encode("utf-8")
+        self.send_line(dumps(message, default=to_json))
+
+    def send_line(self, text):
+        data = (text + "\n").encode("utf-8")
         with self._write_lock:
             view = memoryview(data)
             while view:
@@ -133,7 +191,7 @@ class Channel(object):
             del self._answers[call_id]
         answer = waiting[1]
         if not answer.get("ok"):
-            raise HostError(answer.get("error") or "the host refused the call")
+            raise HostError(answer.get("error") or "the host refused the call", bool(answer.get("refused")))
         return answer.get("value")
 
     # What the services call.
@@ -143,9 +201,11 @@ class Channel(object):
     def dispatch(self, trigger, payload, trace_tag):
         try:
             self.call({"op": "dispatch", "trigger": trigger, "payload": payload, "trace_tag": trace_tag})
-        except HostError:
-            # The host has logged the refusal with its reason; StackStorm drops the payload and goes on too.
-            return None
+        except HostError as error:
+            if not error.refused:
+                # The bus or the audit failed: raise, so the poll fails and keeps the state it started with.
+                raise
+            # The host has logged the refusal with its reason; StackStorm drops an invalid payload and goes on too.
         return None
 
 
@@ -196,7 +256,9 @@ class Capture(object):
 
 def _end(channel, capture, code, message=None):
     capture.close()
-    if message is not None:
+    if isinstance(message, str):
+        channel.send_line(message)
+    elif message is not None:
         channel.send(message)
     os._exit(code)
 
@@ -273,12 +335,17 @@ def _host_handler(channel):
 def _action_class(module, path):
     from st2common.runners.base_action import Action
 
-    found = [c for c in vars(module).values()
-             if isinstance(c, type) and issubclass(c, Action) and c is not Action and c.__module__ == module.__name__]
-    if len(found) != 1:
-        names = ", ".join(sorted(c.__name__ for c in found))
-        raise LookupError('"%s" defines %s subclasses of st2common.runners.base_action.Action%s; a python-script action '
-                          "module defines exactly one" % (path, len(found) if found else "no", " (" + names + ")" if names else ""))
+    # StackStorm's register_plugin: the classes the module itself defines, by name, that implement run() (the base's
+    # abstract method); the action is the first of them. A base class without run() is passed over.
+    def implements_run(cls):
+        run = getattr(cls, "run", None)
+        return type(run).__name__ == "function" and run is not Action.run
+
+    found = [value for _, value in sorted(vars(module).items())
+             if isinstance(value, type) and value.__module__ == module.__name__ and implements_run(value)]
+    if not found:
+        raise LookupError('"%s" has no action class: it defines no class that implements run() '
+                          "(a subclass of st2common.runners.base_action.Action)" % path)
     return found[0]
 
 
@@ -316,28 +383,53 @@ def run_action(job, channel, capture):
     status = None
     if isinstance(output, tuple) and len(output) == 2:
         status, output = output
-        if not isinstance(status, bool):
+        # As StackStorm: None is "no status given"; anything else but a bool is an error.
+        if status is not None and not isinstance(status, bool):
             sys.stderr.write("Status returned from the action run() method must either be True or False, got: %s\n" % (status,))
             _end(channel, capture, 220)
     try:
-        dumps(output)
+        encoded = dumps(output, default=to_json)
     except (TypeError, ValueError, RecursionError):
-        output = str(output)
-    _end(channel, capture, 0, {"t": "result", "result": output, "status": status})
+        # Left: a circular structure or dict keys JSON cannot hold; StackStorm falls back to the text too.
+        encoded = dumps(str(output))
+    _end(channel, capture, 0, '{"t": "result", "status": %s, "result": %s}' % (dumps(status), encoded))
 
 
-def _snapshot(sensor):
-    import json
+def _attributes(sensor):
+    return {name: value for name, value in vars(sensor).items()
+            if name not in _SENSOR_FRAMEWORK_ATTRIBUTES and not callable(value)}
 
-    kept = {}
-    for name, value in vars(sensor).items():
-        if name in _SENSOR_FRAMEWORK_ATTRIBUTES or callable(value):
-            continue
-        try:
-            kept[name] = json.dumps(value, sort_keys=True)
-        except (TypeError, ValueError):
-            pass
-    return kept
+
+def _keepable(value):
+    """(JSON text, None) when value comes back equal from JSON, else (None, why not). Never raises."""
+    try:
+        text = dumps(value)
+        if loads(text) == value:
+            return text, None
+        # {101: True} would come back as {"101": True}, a tuple as a list, NaN as null: a different value.
+        return None, "it would not come back equal from JSON (dict keys that are not strings, a tuple, a NaN?)"
+    except Exception as error:
+        return None, _error_text(error)
+
+
+def _fresh(sensor):
+    # The value and its JSON text (None when it has none) right after setup(): the text catches in-place changes.
+    return {name: (value, _keepable(value)[0]) for name, value in _attributes(sensor).items()}
+
+
+def _state(fresh, kept, sensor, log):
+    """The attributes a poll ever changed from their fresh value, as JSON keeps them (see PythonSensorRunner)."""
+    state = {}
+    for name, value in _attributes(sensor).items():
+        before, before_text = fresh.get(name, (None, None))
+        text, why = _keepable(value)
+        if text is not None:
+            if name in kept or name not in fresh or before_text != text:
+                state[name] = loads(text)
+        elif name in kept or name not in fresh or before is not value or before_text is not None:
+            # State the poll changed but JSON cannot keep: say so, rather than lose it silently every poll.
+            log("WARNING", "attribute %s is not kept for the next poll: %s" % (name, why))
+    return state
 
 
 def run_sensor(job, channel, capture):
@@ -366,7 +458,7 @@ def run_sensor(job, channel, capture):
             sensor.add_trigger(trigger)
 
         if job["operation"] == "poll":
-            fresh = _snapshot(sensor)
+            fresh = _fresh(sensor)
             kept = job.get("state") or {}
             for name, value in kept.items():
                 setattr(sensor, name, value)
@@ -375,7 +467,10 @@ def run_sensor(job, channel, capture):
             finally:
                 sensor.cleanup()
             # The state: attributes a poll ever changed from their fresh value (see PythonSensorRunner).
-            state = {name: loads(dumped) for name, dumped in _snapshot(sensor).items() if name in kept or fresh.get(name) != dumped}
+            def log(level, message):
+                channel.send({"t": "log", "level": level, "message": message})
+
+            state = _state(fresh, kept, sensor, log)
             _end(channel, capture, 0, {"t": "done", "state": state})
 
         def stop():
