@@ -124,6 +124,43 @@ public sealed class PackConfigTests
     }
 
     [Fact]
+    public void ValuesUnderASecretObjectOrArray_AreNotShownInProblems_WhateverTheirOwnSchema()
+    {
+        using var packs = new TempPacks().WithPack("svc");
+        packs.Write("svc/config.schema.yaml", """
+            creds:
+              type: object
+              secret: true
+              properties:
+                user: {type: string}
+                password: {type: integer, enum: [1, 2]}
+                pin: {type: string, maxLength: 2}
+                hint: {type: string}
+            keys:
+              type: array
+              secret: true
+              items: {type: integer}
+            """);
+        packs.Write("configs/svc.yaml", """
+            creds:
+              user: admin
+              password: hunter2-pass
+              pin: pin-canary-9
+              hint: "{{ hint-canary"
+            keys: [key-canary-1]
+            """);
+
+        var problems = Load(packs).Problems.Select(p => p.ToString()).ToList();
+
+        Assert.Contains(problems, p => p.EndsWith("creds.password: expected integer, got a string", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.EndsWith("creds.pin: does not meet the schema's maxLength", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.Contains("creds.hint: template error at character", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.EndsWith("keys[0]: expected integer, got a string", StringComparison.Ordinal));
+        Assert.All(problems, p => Assert.DoesNotContain("canary", p, StringComparison.Ordinal));
+        Assert.All(problems, p => Assert.DoesNotContain("hunter2", p, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void DecryptKvOnASecretKey_AndABrokenTemplate_AreProblemsAtTheirLines()
     {
         using var packs = new TempPacks().WithPack("svc");

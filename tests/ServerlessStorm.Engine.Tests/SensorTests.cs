@@ -243,6 +243,82 @@ public sealed class SensorTests : IDisposable
     }
 
     [Fact]
+    public async Task ASensorsErrors_AreMaskedAndCut_WhenKeptAndLogged_FromAPollAndFromALongRunningRun()
+    {
+        _packs.Write("watch/sensors/leaky.yaml", "class_name: Leaky\nentry_point: leaky.test\npoll_interval: 1\n");
+        _packs.Write("watch/sensors/leaky.test", "");
+        _packs.Write("watch/sensors/forever.yaml", "class_name: Forever\nentry_point: forever.test\n");
+        _packs.Write("watch/sensors/forever.test", "");
+        await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), _packs.Root);
+        await host.Services.GetRequiredService<KeyValueService>().SetAsync("system", "token", "leaky-canary-77", secret: true, ttl: null, CancellationToken.None);
+        // The error is far over a Table string's 64 KiB, with the secret at its start and past the cut.
+        var error = "token leaky-canary-77 refused; " + new string('x', 70_000) + " leaky-canary-77";
+        var runner = new ErrorRunner(error);
+        var store = new InMemorySensorStore();
+        var scheduler = new SensorScheduler(host.Services.GetRequiredService<PackCatalog>(), [runner], store, host.Services.GetRequiredService<TriggerDispatcher>(),
+            host.Services.GetRequiredService<KeyValueService>(), Options.Create(new SensorOptions { RunLongRunning = true }), TimeProvider.System,
+            host.Services.GetRequiredService<Microsoft.Extensions.Logging.ILogger<SensorScheduler>>());
+
+        await scheduler.RunDueAsync(CancellationToken.None);
+        var polled = await store.GetAsync("watch.Leaky", CancellationToken.None);
+        using var stop = new CancellationTokenSource();
+        var supervising = scheduler.SuperviseLongRunningAsync(TimeSpan.FromMilliseconds(50), stop.Token);
+        var ran = await Eventually.ReturnsAsync(() => store.GetAsync("watch.Forever", CancellationToken.None),
+            r => r is { ConsecutiveFailures: >= 1 }, what: "a failed run()");
+        await stop.CancelAsync();
+        await supervising;
+
+        foreach (var record in new[] { polled!, ran! })
+        {
+            Assert.Equal(SensorStates.Failing, record.Status);
+            Assert.StartsWith("token ", record.LastError, StringComparison.Ordinal);
+            Assert.DoesNotContain("leaky-canary-77", record.LastError, StringComparison.Ordinal);
+            Assert.True(record.LastError!.Length < SensorScheduler.MaxErrorLength + 100, $"{record.Ref}'s error is {record.LastError.Length} chars");
+            Assert.EndsWith("more characters cut]", record.LastError, StringComparison.Ordinal);
+            Assert.Null(record.Holder);
+        }
+
+        Assert.Contains(host.Logs, l => l.Contains("watch.Forever", StringComparison.Ordinal));
+        Assert.Contains(host.Logs, l => l.Contains("watch.Leaky", StringComparison.Ordinal));
+        Assert.DoesNotContain(host.Logs, l => l.Contains("leaky-canary-77", StringComparison.Ordinal) || l.Length > 10_000);
+    }
+
+    [Fact]
+    public async Task APollCanceledByTheHostStopping_GivesItsHoldBack_SoARestartedSchedulerPollsAtOnce()
+    {
+        _packs.Write("watch/sensors/slow.yaml", "class_name: Slow\nentry_point: slow.test\npoll_interval: 60\n");
+        _packs.Write("watch/sensors/slow.test", "");
+        var runner = new BlockingRunner();
+        await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), _packs.Root);
+        var store = new InMemorySensorStore();
+        SensorScheduler Scheduler() => new(host.Services.GetRequiredService<PackCatalog>(), [runner], store, host.Services.GetRequiredService<TriggerDispatcher>(),
+            host.Services.GetRequiredService<KeyValueService>(), Options.Create(new SensorOptions()), TimeProvider.System, NullLogger<SensorScheduler>.Instance);
+
+        using var stopping = new CancellationTokenSource();
+        var before = Scheduler();
+        var polling = before.StartDue(stopping.Token);
+        await Eventually.TrueAsync(() => runner.Started == 1, what: "the first poll");
+        var held = await store.GetAsync("watch.Slow", CancellationToken.None);
+        await stopping.CancelAsync();
+        // The stopping host's round ends canceled, as before; what matters is what it left in the store.
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Task.WhenAll(polling));
+        var released = await store.GetAsync("watch.Slow", CancellationToken.None);
+
+        var restarted = Scheduler();
+        var again = restarted.StartDue(CancellationToken.None);
+        await Eventually.TrueAsync(() => runner.Started == 2, what: "the restarted scheduler's poll");
+        runner.Release.SetResult();
+        await Task.WhenAll(again);
+        var after = await store.GetAsync("watch.Slow", CancellationToken.None);
+
+        Assert.Equal(before.InstanceId, held!.Holder);
+        Assert.NotNull(held.LeaseUntil);
+        Assert.Equal(((string?)null, (DateTimeOffset?)null, 0L, held.Status), (released!.Holder, released.LeaseUntil, released.Polls, released.Status));
+        Assert.Null(released.NextPoll);
+        Assert.Equal((1L, (string?)null, SensorStates.Running), (after!.Polls, after.Holder, after.Status));
+    }
+
+    [Fact]
     public void SensorMetadata_IsParsed_AndABadPollIntervalOrAMissingEntryPoint_AreProblemsNamingFileLineAndField()
     {
         _packs.Write("watch/sensors/ok.yaml", "class_name: Ok\nentry_point: ok.py\nenabled: false\npoll_interval: 45\ntrigger_types:\n  - name: thing\n");
@@ -300,6 +376,18 @@ public sealed class SensorTests : IDisposable
             {
             }
         }
+    }
+
+    // A polling sensor (leaky.test) and a long-running one (forever.test) that both fail with the given error.
+    private sealed class ErrorRunner(string error) : ISensorRunner
+    {
+        public bool Runs(SensorDefinition sensor) => sensor.EntryPoint is "leaky.test" or "forever.test";
+
+        public Task<SensorPollOutcome> PollAsync(SensorRun run, ISensorHost host, CancellationToken cancellationToken) =>
+            Task.FromResult(run.Sensor.EntryPoint == "forever.test" ? new SensorPollOutcome(run.State) { LongRunning = true } : new SensorPollOutcome(run.State, error));
+
+        public Task<string?> RunAsync(SensorRun run, ISensorHost host, CancellationToken cancellationToken) =>
+            Task.FromException<string?>(new InvalidOperationException(error));
     }
 
     // A long-running Sensor whose run() fails at once.

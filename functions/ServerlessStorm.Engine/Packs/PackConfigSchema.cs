@@ -38,7 +38,7 @@ public sealed class PackConfigSchema
     public IReadOnlyList<PackConfigProblem> Validate(YamlMapping config)
     {
         var problems = new List<PackConfigProblem>();
-        CheckMapping(config, AsObjectSchema(), "", problems, topLevel: true);
+        CheckMapping(config, AsObjectSchema(), "", problems, topLevel: true, secret: false);
         return problems;
     }
 
@@ -115,12 +115,14 @@ public sealed class PackConfigSchema
         return (new PackConfigSchema(properties), problems);
     }
 
-    private static void Check(YamlNode node, JsonObject schema, string path, List<PackConfigProblem> problems)
+    // secret: an enclosing object or array is secret, so this value is part of a secret whatever its own schema says.
+    private static void Check(YamlNode node, JsonObject schema, string path, List<PackConfigProblem> problems, bool secret)
     {
+        secret = secret || IsSecret(schema);
         if (node is YamlScalar scalar && scalar.ToJson() is JsonValue text && text.GetValueKind() == JsonValueKind.String
             && Template.LooksLikeTemplate(scalar.Value))
         {
-            CheckTemplate(scalar, schema, path, problems);
+            CheckTemplate(scalar, schema, path, problems, secret);
             return;
         }
 
@@ -128,27 +130,27 @@ public sealed class PackConfigSchema
         var types = Types(schema).ToList();
         if (types.Count > 0 && !types.Any(t => IsType(json, t)))
         {
-            problems.Add(new PackConfigProblem(node.Position, path, $"expected {string.Join(" or ", types)}, got {TypeOf(json)}{(node is YamlScalar s && !IsSecret(schema) ? $" ({Show(s)})" : "")}"));
+            problems.Add(new PackConfigProblem(node.Position, path, $"expected {string.Join(" or ", types)}, got {TypeOf(json)}{(node is YamlScalar s && !secret ? $" ({Show(s)})" : "")}"));
             return;
         }
 
         if (schema["enum"] is JsonArray allowed && !allowed.Any(a => JsonNode.DeepEquals(a, json)))
         {
-            problems.Add(new PackConfigProblem(node.Position, path, $"{(node is YamlScalar s && !IsSecret(schema) ? Show(s) : "the value")} is not one of {allowed.ToJsonString()}"));
+            problems.Add(new PackConfigProblem(node.Position, path, $"{(node is YamlScalar s && !secret ? Show(s) : "the value")} is not one of {allowed.ToJsonString()}"));
             return;
         }
 
         switch (node)
         {
             case YamlMapping mapping:
-                CheckMapping(mapping, schema, path, problems, topLevel: false);
+                CheckMapping(mapping, schema, path, problems, topLevel: false, secret);
                 break;
             case YamlSequence sequence:
                 for (var i = 0; i < sequence.Items.Count; i++)
                 {
                     if (ItemSchema(schema, i) is { } itemSchema)
                     {
-                        Check(sequence.Items[i], itemSchema, $"{path}[{i}]", problems);
+                        Check(sequence.Items[i], itemSchema, $"{path}[{i}]", problems, secret);
                     }
                 }
 
@@ -163,14 +165,14 @@ public sealed class PackConfigSchema
                 foreach (var message in leaf.Count > 0 ? JsonSchema.Validate(json, leaf) : [])
                 {
                     // A secret's value is never repeated in a message that is printed and logged.
-                    problems.Add(new PackConfigProblem(node.Position, path, IsSecret(schema) ? $"does not meet the schema's {string.Join(", ", leaf.Select(k => k.Key))}" : message));
+                    problems.Add(new PackConfigProblem(node.Position, path, secret ? $"does not meet the schema's {string.Join(", ", leaf.Select(k => k.Key))}" : message));
                 }
 
                 break;
         }
     }
 
-    private static void CheckMapping(YamlMapping mapping, JsonObject schema, string path, List<PackConfigProblem> problems, bool topLevel)
+    private static void CheckMapping(YamlMapping mapping, JsonObject schema, string path, List<PackConfigProblem> problems, bool topLevel, bool secret)
     {
         var properties = schema["properties"] as JsonObject ?? [];
         var requiredList = schema["required"] is JsonArray list ? list.Select(n => n?.ToString()).ToHashSet(StringComparer.Ordinal) : [];
@@ -188,7 +190,7 @@ public sealed class PackConfigSchema
             var childPath = Join(path, key.Value);
             if (PropertySchema(schema, key.Value) is { } childSchema)
             {
-                Check(value, childSchema, childPath, problems);
+                Check(value, childSchema, childPath, problems, secret);
             }
             else if (!topLevel && schema["additionalProperties"] is JsonValue extra && extra.GetValueKind() == JsonValueKind.False)
             {
@@ -198,7 +200,7 @@ public sealed class PackConfigSchema
     }
 
     // A template's syntax is checked now; a secret key's value is decrypted by StackStorm already, so decrypt_kv on it is StackStorm's error.
-    private static void CheckTemplate(YamlScalar scalar, JsonObject schema, string path, List<PackConfigProblem> problems)
+    private static void CheckTemplate(YamlScalar scalar, JsonObject schema, string path, List<PackConfigProblem> problems, bool secret)
     {
         try
         {
@@ -206,7 +208,8 @@ public sealed class PackConfigSchema
         }
         catch (TemplateSyntaxException ex)
         {
-            problems.Add(new PackConfigProblem(scalar.Position, path, $"template error at character {ex.Offset + 1}: {ex.Message}"));
+            // The parser's message may quote the template: not for a secret's.
+            problems.Add(new PackConfigProblem(scalar.Position, path, secret ? $"template error at character {ex.Offset + 1}" : $"template error at character {ex.Offset + 1}: {ex.Message}"));
             return;
         }
 

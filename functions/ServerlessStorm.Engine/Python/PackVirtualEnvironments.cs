@@ -1,3 +1,4 @@
+using System.Collections;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
@@ -7,6 +8,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using ServerlessStorm.Engine.Actions.Runners;
 using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Packs;
 
@@ -84,7 +86,41 @@ public sealed class PackVirtualEnvironments(IOptions<PythonOptions> options, ILo
     public string Root => Path.GetFullPath(Options.VirtualenvsPath);
 
     /// <summary>The path a pack's virtualenv is used from (a link to its current build).</summary>
-    public string PathFor(string pack) => Path.Combine(Root, pack);
+    public string PathFor(string pack) => Path.Combine(Root, FolderName(pack));
+
+    /// <summary>
+    /// <paramref name="pack"/> when it is a plain folder name; otherwise refused: the name makes paths here (the link,
+    /// <c>.builds/&lt;pack&gt;</c>, its lock file), and '..', a separator or a leading dot (<c>.builds</c> itself)
+    /// would point them elsewhere. The loader checks refs too; this holds whoever calls.
+    /// </summary>
+    public static string FolderName(string pack) =>
+        pack.Length > 0 && pack[0] != '.' && pack.IndexOfAny(['/', '\\']) < 0 && pack.IndexOfAny(Path.GetInvalidFileNameChars()) < 0
+            && string.Equals(Path.GetFileName(pack), pack, StringComparison.Ordinal)
+            ? pack
+            : throw new PythonEnvironmentException($"'{pack}' is not a pack name a virtualenv can be built for (it must be a plain folder name)");
+
+    // What pip may see of the host's environment: pip runs build backends (setup.py) of whatever the requirements
+    // name, so the host's secrets (Storm__Datastore__EncryptionKey, connection strings) stay out. pip's own settings,
+    // proxies, certificates, temp and config folders go in. Proxy names are matched in either case (http_proxy).
+    private static readonly string[] PipVariables =
+    [
+        "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+        "TMPDIR", "TEMP", "TMP", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "SYSTEMROOT",
+    ];
+
+    /// <summary>Sets <paramref name="start"/>'s environment to the clean one (PATH, HOME, LANG) plus <c>PIP_*</c> and <see cref="PipVariables"/> of the host's.</summary>
+    public static void PipEnvironment(ProcessStartInfo start)
+    {
+        LocalProcess.CleanEnvironment(start);
+        foreach (DictionaryEntry variable in Environment.GetEnvironmentVariables())
+        {
+            if (variable.Key is string name && variable.Value is string value
+                && (name.StartsWith("PIP_", StringComparison.Ordinal) || PipVariables.Contains(name, StringComparer.OrdinalIgnoreCase)))
+            {
+                start.Environment[name] = value;
+            }
+        }
+    }
 
     public string InterpreterFor(PackDefinition pack)
     {
@@ -101,6 +137,7 @@ public sealed class PackVirtualEnvironments(IOptions<PythonOptions> options, ILo
     /// <summary>Where <paramref name="pack"/>'s Python stands, read from disk (cheap enough to ask per run).</summary>
     public PythonEnvironmentStatus Describe(string pack, string packDirectory)
     {
+        FolderName(pack);
         var requirements = Path.Combine(packDirectory, RequirementsFile);
         if (!File.Exists(requirements))
         {
@@ -135,6 +172,7 @@ public sealed class PackVirtualEnvironments(IOptions<PythonOptions> options, ILo
     /// </summary>
     public async Task<VirtualenvOutcome> EnsureAsync(string pack, string packDirectory, bool force = false, IProgress<string>? output = null, CancellationToken cancellationToken = default)
     {
+        FolderName(pack);
         var requirements = Path.Combine(packDirectory, RequirementsFile);
         if (!File.Exists(requirements))
         {
@@ -246,11 +284,10 @@ public sealed class PackVirtualEnvironments(IOptions<PythonOptions> options, ILo
         }
 
         // pip's own settings from the environment still apply (PIP_INDEX_URL, a pip.conf); its prompts and colours do not.
+        PipEnvironment(start);
         start.Environment["PIP_NO_INPUT"] = "1";
         start.Environment["PIP_NO_COLOR"] = "1";
         start.Environment["PYTHONUNBUFFERED"] = "1";
-        start.Environment.Remove("PYTHONPATH");
-        start.Environment.Remove("VIRTUAL_ENV");
 
         var tail = new Queue<string>();
         void Line(string? line)
@@ -409,6 +446,7 @@ public sealed class PackVirtualEnvironments(IOptions<PythonOptions> options, ILo
     private static bool HostPipTargets(string interpreter) => HostPipTargeting.GetOrAdd(interpreter, i =>
     {
         var start = new ProcessStartInfo(i) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        PipEnvironment(start);
         foreach (var argument in new[] { "-m", "pip", "--version" })
         {
             start.ArgumentList.Add(argument);
@@ -425,6 +463,7 @@ public sealed class PackVirtualEnvironments(IOptions<PythonOptions> options, ILo
     private static string AskVersion(string interpreter)
     {
         var start = new ProcessStartInfo(interpreter) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        PipEnvironment(start);
         start.ArgumentList.Add("-c");
         start.ArgumentList.Add("import sys; print('%d.%d.%d' % sys.version_info[:3])");
         using var process = Process.Start(start)!;

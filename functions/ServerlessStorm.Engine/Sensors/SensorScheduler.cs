@@ -73,6 +73,21 @@ public sealed class SensorScheduler
 
     public bool HasSensors => Runnable.Any();
 
+    /// <summary>The longest error text kept or logged for a sensor: Table Storage caps a string property at 64 KiB.</summary>
+    public const int MaxErrorLength = 4_000;
+
+    /// <summary>
+    /// The one way a sensor's error is kept or logged: its secrets masked (before cutting, so no secret is cut in two
+    /// and left half visible), then cut to <see cref="MaxErrorLength"/> with a marker.
+    /// </summary>
+    [return: System.Diagnostics.CodeAnalysis.NotNullIfNotNull(nameof(error))]
+    public static string? ErrorText(string? error, SensorHost? host)
+    {
+        var masked = host is null ? error : host.Mask(error);
+        return masked is null || masked.Length <= MaxErrorLength ? masked
+            : string.Concat(masked.AsSpan(0, MaxErrorLength), $"... [{masked.Length - MaxErrorLength} more characters cut]");
+    }
+
     public ISensorRunner? RunnerFor(SensorDefinition sensor) => _runners.FirstOrDefault(r => r.Runs(sensor));
 
     /// <summary>Polls every sensor that is due and free, and waits for those polls.</summary>
@@ -186,6 +201,43 @@ public sealed class SensorScheduler
             return; // another instance claimed it first
         }
 
+        // A poll that does not get to its own write (the host stopping cancels it) gives its hold back, or a
+        // restarted host (a new InstanceId) would wait out the whole lease before polling the sensor again.
+        var written = false;
+        try
+        {
+            await PollClaimedAsync(sensor, runner, claimed, cancellationToken);
+            written = true;
+        }
+        finally
+        {
+            if (!written)
+            {
+                await ReleaseAsync(sensor.Ref, claimed);
+            }
+        }
+    }
+
+    // Gives a hold back as it was claimed (state and status unchanged), briefly: the host may be stopping.
+    private async Task ReleaseAsync(string sensorRef, SensorRecord claimed)
+    {
+        using var brief = new CancellationTokenSource(TimeSpan.FromSeconds(5), _time);
+        try
+        {
+            if (await _store.TryWriteAsync(claimed with { Holder = null, LeaseUntil = null }, brief.Token) is null)
+            {
+                _logger.SensorLeaseLost(sensorRef);
+            }
+        }
+        catch (Exception ex)
+        {
+            // The hold then lapses at its lease; the exception that ended the poll is the one to surface.
+            _logger.SensorRoundFailed(ex);
+        }
+    }
+
+    private async Task PollClaimedAsync(SensorDefinition sensor, ISensorRunner runner, SensorRecord claimed, CancellationToken cancellationToken)
+    {
         var watch = Stopwatch.StartNew();
         SensorPollOutcome outcome;
         SensorHost? host = null;
@@ -196,7 +248,6 @@ public sealed class SensorScheduler
             {
                 (var run, host) = await RunOfAsync(sensor, claimed.State, timeout.Token);
                 outcome = await runner.PollAsync(run, host, timeout.Token);
-                outcome = outcome with { Error = host.Mask(outcome.Error) };
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
@@ -227,7 +278,7 @@ public sealed class SensorScheduler
         else
         {
             var state = outcome.State;
-            var error = outcome.Error;
+            var error = ErrorText(outcome.Error, host);
             if (state.ToJsonString().Length > _options.MaxStateBytes)
             {
                 state = claimed.State;
@@ -240,7 +291,7 @@ public sealed class SensorScheduler
             if (error is null && host?.LastRefusal is { } refusal)
             {
                 // The poll went on past a refused dispatch; the refusal is what an operator needs to see.
-                next = next with { LastError = refusal, LastErrorAt = ended };
+                next = next with { LastError = ErrorText(refusal, host), LastErrorAt = ended };
             }
 
             if (error is not null)
@@ -361,7 +412,7 @@ public sealed class SensorScheduler
 
                 // A run that lasted a while starts the backoff over.
                 backoff = ended - started > _options.MaxRestartBackoff ? TimeSpan.FromSeconds(1) : backoff;
-                error ??= "run() returned";
+                error = ErrorText(error ?? "run() returned", host);
                 await _store.TryWriteAsync(latest with
                 {
                     Holder = null,

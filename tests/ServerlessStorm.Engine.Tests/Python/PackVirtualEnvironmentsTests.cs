@@ -160,6 +160,64 @@ public sealed class PackVirtualEnvironmentsTests(BuiltVirtualenv built) : IClass
     }
 
     [Fact]
+    public async Task PipAndTheBuildBackendsItRuns_SeeNoneOfTheHostsSecrets_ButDoSeePipsOwnSettings()
+    {
+        // A requirement built from source by an in-tree PEP 517 backend that writes the environment it was given and
+        // fails (nothing to install): real pip running real build code, offline.
+        var pack = built.Pack("probe", "./envprobe\n");
+        var dump = Path.Combine(pack.Directory, "environment.txt");
+        built.Packs.Write("probe/envprobe/pyproject.toml", "[build-system]\nrequires = []\nbuild-backend = \"probe_backend\"\nbackend-path = [\".\"]\n");
+        built.Packs.Write("probe/envprobe/probe_backend.py", $$"""
+            import os
+            def get_requires_for_build_wheel(config_settings=None):
+                with open({{System.Text.Json.JsonSerializer.Serialize(dump)}}, "w") as f:
+                    f.write("\n".join(sorted(os.environ)))
+                raise RuntimeError("probe done")
+            """);
+        const string Secret = "STORM_PROBE_CONNECTION_STRING";
+        Environment.SetEnvironmentVariable(Secret, "AccountKey=probe-canary");
+        Environment.SetEnvironmentVariable("PIP_STORM_PROBE", "kept");
+        try
+        {
+            await Assert.ThrowsAsync<PythonEnvironmentException>(() => built.Environments().EnsureAsync(pack.Name, pack.Directory));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(Secret, null);
+            Environment.SetEnvironmentVariable("PIP_STORM_PROBE", null);
+        }
+
+        var seen = File.ReadAllLines(dump);
+        Assert.DoesNotContain(Secret, seen);
+        Assert.Contains("PIP_STORM_PROBE", seen);
+        Assert.Contains("PATH", seen);
+        // Nothing of the test host's own settings (dotnet's, the runner's) came through.
+        Assert.DoesNotContain(seen, v => v.StartsWith("DOTNET_", StringComparison.Ordinal) || v.StartsWith("Storm__", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("..")]
+    [InlineData(".")]
+    [InlineData("../outside")]
+    [InlineData("a/b")]
+    [InlineData("a\\b")]
+    [InlineData(".builds")]
+    [InlineData("")]
+    public async Task APackNameThatIsNotAPlainFolderName_IsRefused_BeforeAnyPathIsMadeFromIt(string name)
+    {
+        var environments = built.Environments();
+        var directory = built.Pack("named", "stormdemo==1.0\n").Directory;
+
+        var fromPath = Assert.Throws<PythonEnvironmentException>(() => environments.PathFor(name));
+        Assert.Throws<PythonEnvironmentException>(() => environments.Describe(name, directory));
+        await Assert.ThrowsAsync<PythonEnvironmentException>(() => environments.EnsureAsync(name, directory, force: true));
+
+        Assert.Contains("is not a pack name a virtualenv can be built for", fromPath.Message, StringComparison.Ordinal);
+        Assert.False(Path.Exists(Path.Combine(built.Root, "outside")));
+        Assert.False(Path.Exists(Path.Combine(Path.GetDirectoryName(built.Root)!, "outside")));
+    }
+
+    [Fact]
     public void LoadingPacks_APackWhoseVirtualenvCannotBeBuilt_IsLeftOutWithPipsReason_AndTheOthersLoad()
     {
         using var packs = new TempPacks().WithPack("fine").WithPack("unbuildable");
