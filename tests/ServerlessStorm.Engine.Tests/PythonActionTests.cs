@@ -453,10 +453,47 @@ public sealed class PythonActionTests : IDisposable
         Assert.Contains("could not be read", result.Error, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task ARemotePythonHost_RunsThePacksCode_WithoutAnInterpreterChosenHere()
+    {
+        WriteAction("remote", "from st2common.runners.base_action import Action\n\nclass R(Action):\n    def run(self):\n        return 1\n");
+        var launcher = new CannedLauncher("""{"t": "result", "status": null, "result": {"ran": "there"}}""") { Remote = true };
+        // Here a virtualenv that was never built: only a launcher that runs locally needs one.
+        var runner = new PythonScriptRunner(new NoInterpreter(), _keys, launcher: launcher);
+        var loaded = new PackLoader(RunnerRegistry.Default).LoadFrom(_packs.Root);
+        var action = loaded.Catalog.Actions["py.remote"];
+        var pack = loaded.Catalog.Packs["py"];
+
+        var result = await runner.RunAsync(new RunnerContext("exec-1", action, ParameterResolver.Resolve(action, []), pack.Directory) { Pack = pack, Config = pack.Config }, CancellationToken.None);
+        var local = await new PythonScriptRunner(new NoInterpreter(), _keys, launcher: new CannedLauncher()).RunAsync(
+            new RunnerContext("exec-2", action, ParameterResolver.Resolve(action, []), pack.Directory) { Pack = pack, Config = pack.Config }, CancellationToken.None);
+
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        Assert.Equal("there", result.Result["result"]!["ran"]!.GetValue<string>());
+        Assert.Null(launcher.Launched!.Interpreter);
+        Assert.Equal(ExecutionStatus.Failed, local.Status);
+        Assert.Contains("storm pack install", local.Error, StringComparison.Ordinal);
+    }
+
+    private sealed class NoInterpreter : IPythonEnvironments
+    {
+        public string InterpreterFor(PackDefinition pack) => throw new PythonEnvironmentException($"pack '{pack.Name}' has no virtualenv: run storm pack install");
+    }
+
     /// <summary>A wrapper that writes the given protocol lines and exits 0.</summary>
     private sealed class CannedLauncher(params string[] lines) : IPythonLauncher
     {
-        public Task<IPythonProcess> StartAsync(PythonLaunch launch, CancellationToken cancellationToken) => Task.FromResult<IPythonProcess>(new Process(lines));
+        public bool Remote { get; init; }
+
+        public PythonLaunch? Launched { get; private set; }
+
+        public bool ChoosesInterpreter => !Remote;
+
+        public Task<IPythonProcess> StartAsync(PythonLaunch launch, CancellationToken cancellationToken)
+        {
+            Launched = launch;
+            return Task.FromResult<IPythonProcess>(new Process(lines));
+        }
 
         private sealed class Process(string[] lines) : IPythonProcess
         {

@@ -16,6 +16,9 @@ namespace ServerlessStorm.Azure.Python;
 /// </summary>
 public sealed class ServiceBusPythonLauncher : IPythonLauncher
 {
+    /// <summary>The Python app runs its own interpreter, with each pack's dependencies installed when it was deployed.</summary>
+    public bool ChoosesInterpreter => false;
+
     /// <summary>How long past the deadline the exit is waited for: the host kills at the deadline, then reports.</summary>
     public static readonly TimeSpan ExitGrace = TimeSpan.FromSeconds(30);
 

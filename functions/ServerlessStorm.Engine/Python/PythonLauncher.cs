@@ -39,5 +39,11 @@ public interface IPythonProcess : IAsyncDisposable
 /// <summary>Starts Python wrappers: as local processes (storm serve) or on the Python host (Azure).</summary>
 public interface IPythonLauncher
 {
+    /// <summary>
+    /// Whether launches run on this machine with the interpreter chosen here (the pack's virtualenv or the host's);
+    /// a remote Python host runs its own, with the packs' dependencies it was deployed with.
+    /// </summary>
+    bool ChoosesInterpreter => true;
+
     Task<IPythonProcess> StartAsync(PythonLaunch launch, CancellationToken cancellationToken);
 }

@@ -89,10 +89,12 @@ public sealed class PythonScriptRunner(IPythonEnvironments environments, KeyValu
             return RunnerResult.Failed([], "content_version is not supported: packs are not git work trees here");
         }
 
-        string interpreter;
+        string? interpreter;
         try
         {
-            interpreter = environments.InterpreterFor(context.Pack ?? new PackDefinition(context.Action.Pack, "", "", context.PackDirectory));
+            interpreter = (launcher ?? Local).ChoosesInterpreter
+                ? environments.InterpreterFor(context.Pack ?? new PackDefinition(context.Action.Pack, "", "", context.PackDirectory))
+                : null;
         }
         catch (PythonEnvironmentException ex)
         {

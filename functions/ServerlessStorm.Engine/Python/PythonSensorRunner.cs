@@ -42,6 +42,8 @@ public sealed class PythonSensorRunner(IPythonEnvironments environments, ILogger
 
     private readonly ILogger _logger = logger ?? NullLogger.Instance;
 
+    private IPythonLauncher Launcher { get; } = launcher ?? new LocalPythonLauncher();
+
     public bool Runs(SensorDefinition sensor) => sensor.EntryPoint?.EndsWith(".py", StringComparison.OrdinalIgnoreCase) == true;
 
     public async Task<SensorPollOutcome> PollAsync(SensorRun run, ISensorHost host, CancellationToken cancellationToken)
@@ -105,7 +107,7 @@ public sealed class PythonSensorRunner(IPythonEnvironments environments, ILogger
         return $"the sensor's process exited with code {outcome.ExitCode}" + (lastLine is null ? "" : $": {lastLine}");
     }
 
-    private string? Prepare(SensorRun run, string operation, out string interpreter, out JsonObject job)
+    private string? Prepare(SensorRun run, string operation, out string? interpreter, out JsonObject job)
     {
         interpreter = "";
         job = [];
@@ -123,7 +125,7 @@ public sealed class PythonSensorRunner(IPythonEnvironments environments, ILogger
 
         try
         {
-            interpreter = environments.InterpreterFor(run.Pack);
+            interpreter = Launcher.ChoosesInterpreter ? environments.InterpreterFor(run.Pack) : null;
         }
         catch (PythonEnvironmentException ex)
         {
@@ -161,7 +163,7 @@ public sealed class PythonSensorRunner(IPythonEnvironments environments, ILogger
         return null;
     }
 
-    private async Task<PythonOutcome> Run(SensorRun run, ISensorHost host, string interpreter, JsonObject job, TimeSpan timeout,
+    private async Task<PythonOutcome> Run(SensorRun run, ISensorHost host, string? interpreter, JsonObject job, TimeSpan timeout,
         CancellationToken stop, CancellationToken cancellationToken)
     {
         var lines = new Dictionary<string, StringBuilder>(StringComparer.Ordinal) { ["stdout"] = new(), ["stderr"] = new() };
@@ -197,7 +199,7 @@ public sealed class PythonSensorRunner(IPythonEnvironments environments, ILogger
         {
             var launch = new PythonLaunch(Guid.NewGuid().ToString("N"), run.Sensor.Pack, [], environment, null,
                 timeout == Timeout.InfiniteTimeSpan ? TimeSpan.MaxValue : timeout + PythonHostProcess.KillGrace) { Interpreter = interpreter };
-            return await PythonHostProcess.RunAsync(launcher ?? new LocalPythonLauncher(), launch, job, timeout, callbacks, _logger, cancellationToken, stop);
+            return await PythonHostProcess.RunAsync(Launcher, launch, job, timeout, callbacks, _logger, cancellationToken, stop);
         }
         finally
         {
