@@ -251,14 +251,16 @@ public static class JsonSchema
         }
     }
 
-    private static IEnumerable<string> Types(JsonObject schema) => schema["type"] switch
+    /// <summary>The schema's <c>type</c>: one name or a list of them.</summary>
+    internal static IEnumerable<string> Types(JsonObject schema) => schema["type"] switch
     {
         JsonValue v when v.TryGetValue<string>(out var one) => [one],
         JsonArray many => many.Select(t => t is JsonValue tv && tv.TryGetValue<string>(out var s) ? s : "?"),
         _ => [],
     };
 
-    private static bool IsType(JsonNode? value, string type) => type switch
+    /// <summary>Whether the value is of the JSON Schema type named; false for a name JSON Schema does not have.</summary>
+    internal static bool IsType(JsonNode? value, string type) => type switch
     {
         "null" => value is null,
         "object" => value is JsonObject,

@@ -305,24 +305,11 @@ public sealed class PackConfigSchema
 
     private static bool IsTrue(JsonNode? node) => node is JsonValue v && v.GetValueKind() == JsonValueKind.True;
 
-    private static IEnumerable<string> Types(JsonObject schema) => schema["type"] switch
-    {
-        JsonValue v when v.TryGetValue<string>(out var one) => [one],
-        JsonArray many => many.Select(t => t?.ToString() ?? "?"),
-        _ => [],
-    };
+    private static IEnumerable<string> Types(JsonObject schema) => Json.JsonSchema.Types(schema);
 
-    private static bool IsType(JsonNode? value, string type) => type switch
-    {
-        "null" => value is null,
-        "object" => value is JsonObject,
-        "array" => value is JsonArray,
-        "string" => value is JsonValue v && v.GetValueKind() == JsonValueKind.String,
-        "boolean" => value is JsonValue v && v.GetValueKind() is JsonValueKind.True or JsonValueKind.False,
-        "number" => value is JsonValue v && v.GetValueKind() == JsonValueKind.Number,
-        "integer" => value is JsonValue v && v.GetValueKind() == JsonValueKind.Number && JsonNumbers.TryGetDouble(v, out var d) && Math.Floor(d) == d,
-        _ => true,
-    };
+    // A type name JSON Schema does not have constrains nothing here.
+    private static bool IsType(JsonNode? value, string type) =>
+        type is not ("null" or "object" or "array" or "string" or "boolean" or "number" or "integer") || Json.JsonSchema.IsType(value, type);
 
     private static string TypeOf(JsonNode? value) => value switch
     {

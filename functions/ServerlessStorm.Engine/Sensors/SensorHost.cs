@@ -36,6 +36,8 @@ public sealed class SensorHost(SensorRun run, PackCatalog catalog, TriggerDispat
         var (checkedPayload, error) = TriggerPayloads.Check(catalog, type, payload);
         if (error is not null)
         {
+            // The check may quote the payload, which may hold a secret the sensor read.
+            error = Mask(error);
             LastRefusal = $"dispatch of '{trigger}' refused: {error}";
             logger.SensorDispatchRefused(run.Sensor.Ref, trigger, error);
             throw new SensorDispatchException(error);
