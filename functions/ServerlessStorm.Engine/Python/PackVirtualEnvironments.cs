@@ -124,6 +124,12 @@ public sealed class PackVirtualEnvironments(IOptions<PythonOptions> options, ILo
 
     public string InterpreterFor(PackDefinition pack)
     {
+        if (!File.Exists(Path.Combine(pack.Directory, RequirementsFile)))
+        {
+            FolderName(pack.Name);
+            return HostPython.Resolve(Options);
+        }
+
         var status = Describe(pack.Name, pack.Directory);
         return status.State switch
         {
@@ -141,7 +147,15 @@ public sealed class PackVirtualEnvironments(IOptions<PythonOptions> options, ILo
         var requirements = Path.Combine(packDirectory, RequirementsFile);
         if (!File.Exists(requirements))
         {
-            return new(PythonEnvironmentState.Host, HostPython.Resolve(Options), $"no {RequirementsFile}: the host's interpreter");
+            try
+            {
+                return new(PythonEnvironmentState.Host, HostPython.Resolve(Options), $"no {RequirementsFile}: the host's interpreter");
+            }
+            catch (PythonEnvironmentException ex)
+            {
+                // A host without Python (the .NET Function app, whose Python runs on the Python host) still lists its packs.
+                return new(PythonEnvironmentState.Host, null, $"no {RequirementsFile}: the host's interpreter, which is not here: {ex.Message}");
+            }
         }
 
         var error = _lastErrors.GetValueOrDefault(pack);

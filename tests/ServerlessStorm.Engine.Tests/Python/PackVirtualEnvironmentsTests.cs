@@ -296,6 +296,10 @@ public sealed class PackVirtualEnvironmentsTests(BuiltVirtualenv built) : IClass
         Assert.All(catalog.LoadReport, p => Assert.True(p.Loaded, p.Name));
         var refused = Assert.Throws<PythonEnvironmentException>(() => environments.InterpreterFor(catalog.Packs["plain"]));
         Assert.Contains("no Python interpreter", refused.Message);
+        // The packs' listing still answers (the Function app has no Python; its Python host does).
+        var described = environments.Describe("plain", catalog.Packs["plain"].Directory);
+        Assert.Equal((PythonEnvironmentState.Host, null), (described.State, described.Interpreter));
+        Assert.Contains("which is not here", described.Reason, StringComparison.Ordinal);
     }
 
     private sealed class HostOnly : IPythonEnvironments
