@@ -471,6 +471,7 @@ public sealed class PythonActionTests : IDisposable
         Assert.Equal(ExecutionStatus.Succeeded, result.Status);
         Assert.Equal("there", result.Result["result"]!["ran"]!.GetValue<string>());
         Assert.Null(launcher.Launched!.Interpreter);
+        Assert.Equal(Path.GetFileName(pack.Directory), launcher.Launched.Pack);
         Assert.Equal(ExecutionStatus.Failed, local.Status);
         Assert.Contains("storm pack install", local.Error, StringComparison.Ordinal);
     }

@@ -146,7 +146,7 @@ public sealed class PythonScriptRunner(IPythonEnvironments environments, KeyValu
         try
         {
             // The host that runs it kills it by itself a little after the timeout, should this side be lost meanwhile.
-            var launch = new PythonLaunch(context.ExecutionId, context.Action.Pack, [], environment, null, timeout + PythonHostProcess.KillGrace) { Interpreter = interpreter };
+            var launch = new PythonLaunch(context.ExecutionId, PackFolder(packDirectory), [], environment, null, timeout + PythonHostProcess.KillGrace) { Interpreter = interpreter };
             outcome = await PythonHostProcess.RunAsync(launcher ?? Local, launch, job, timeout, callbacks, _logger, cancellationToken);
         }
         catch (PythonEnvironmentException ex)
@@ -158,6 +158,10 @@ public sealed class PythonScriptRunner(IPythonEnvironments environments, KeyValu
     }
 
     private static readonly LocalPythonLauncher Local = new();
+
+    // The launch names the pack by its folder, which is where a remote host keeps the pack and its wheels (a pack's
+    // folder may differ from its ref: stackstorm-aws holds the pack aws).
+    internal static string PackFolder(string packDirectory) => Path.GetFileName(Path.TrimEndingDirectorySeparator(packDirectory));
 
     private static RunnerResult Result(PythonOutcome outcome, TimeSpan timeout)
     {

@@ -197,7 +197,7 @@ public sealed class PythonSensorRunner(IPythonEnvironments environments, ILogger
         var environment = new Dictionary<string, string>(StringComparer.Ordinal) { ["ST2_SENSOR_PACK_NAME"] = run.Sensor.Pack };
         try
         {
-            var launch = new PythonLaunch(Guid.NewGuid().ToString("N"), run.Sensor.Pack, [], environment, null,
+            var launch = new PythonLaunch(Guid.NewGuid().ToString("N"), PythonScriptRunner.PackFolder(Path.GetFullPath(run.Pack.Directory)), [], environment, null,
                 timeout == Timeout.InfiniteTimeSpan ? TimeSpan.MaxValue : timeout + PythonHostProcess.KillGrace) { Interpreter = interpreter };
             return await PythonHostProcess.RunAsync(Launcher, launch, job, timeout, callbacks, _logger, cancellationToken, stop);
         }
