@@ -55,6 +55,7 @@ class ServiceBusTransport:
         self._client = client
         self._job = job
         self._pending = []
+        self._parts = storm_relay.LineParts()
 
     async def __aenter__(self):
         self._receiver = self._client.get_queue_receiver(INPUT, session_id=self._job.id, receive_mode=ServiceBusReceiveMode.RECEIVE_AND_DELETE)
@@ -72,14 +73,27 @@ class ServiceBusTransport:
         await self._receiver.__aexit__(*exc)
 
     async def receive(self):
-        while not self._pending:
-            self._pending = list(await self._receiver.receive_messages(max_message_count=50, max_wait_time=5))
-        message = self._pending.pop(0)
-        return (_property(message, "kind") or "line", b"".join(message.body).decode("utf-8"))
+        while True:
+            while not self._pending:
+                self._pending = list(await self._receiver.receive_messages(max_message_count=50, max_wait_time=5))
+            message = self._pending.pop(0)
+            kind = _property(message, "kind") or "line"
+            if kind != "line":
+                self._parts.drop()
+                return (kind, "")
+            line = self._parts.add(b"".join(message.body), bool(_property(message, "more")))
+            if line is not None:
+                return ("line", line)
 
     async def send_line(self, line: str) -> None:
-        await self._sender.send_messages(ServiceBusMessage(line, session_id=self._job.id, content_type="text/plain; charset=utf-8",
-                                                           application_properties={"kind": "line"}))
+        # Parts go one after the other: the session keeps them in order for the .NET side to join.
+        parts = storm_relay.split_line(line)
+        for i, part in enumerate(parts):
+            properties = {"kind": "line"}
+            if i < len(parts) - 1:
+                properties["more"] = True
+            await self._sender.send_messages(ServiceBusMessage(part, session_id=self._job.id, content_type="text/plain; charset=utf-8",
+                                                               application_properties=properties))
 
     async def send_exit(self, exit_code, diagnostics: str) -> None:
         properties = {"kind": "exit"}

@@ -27,6 +27,36 @@ LINE_LIMIT = 32 * 1024 * 1024
 # How long the output is still read after the wrapper ended and its group was killed.
 DRAIN_SECONDS = 5.0
 
+# The most a Service Bus message carries of a line (Standard takes 256 KB with headers): a longer line goes as parts,
+# in order in its session, each but the last marked "more" (PythonChannel.PartBytes on the .NET side).
+PART_BYTES = 192 * 1024
+
+
+def split_line(line: str) -> list:
+    """The line's UTF-8 bytes in parts of at most PART_BYTES (one part, maybe empty, for a short line)."""
+    data = line.encode("utf-8")
+    return [data[i:i + PART_BYTES] for i in range(0, len(data), PART_BYTES)] or [b""]
+
+
+class LineParts:
+    """Joins a line's parts; the bytes are joined before decoding, so a character cut between parts comes back whole."""
+
+    def __init__(self):
+        self._pending = bytearray()
+
+    def add(self, body: bytes, more: bool) -> Optional[str]:
+        """The whole line once its last part is here; None while parts are still to come."""
+        self._pending.extend(body)
+        if more:
+            return None
+        line = self._pending.decode("utf-8", "replace")
+        self._pending = bytearray()
+        return line
+
+    def drop(self) -> None:
+        """Forgets a line cut short (a kill came before its last part)."""
+        self._pending = bytearray()
+
 
 @dataclass(frozen=True)
 class Job:
@@ -125,11 +155,18 @@ async def relay(job: Job, transport: Transport, app_root: str, python: str = sys
     stderr = bytearray()
 
     async def forward_output() -> None:
-        while True:
-            line = await process.stdout.readline()
-            if not line:
-                return
-            await transport.send_line(line.decode("utf-8", "replace").rstrip("\r\n"))
+        try:
+            while True:
+                line = await process.stdout.readline()
+                if not line:
+                    return
+                await transport.send_line(line.decode("utf-8", "replace").rstrip("\r\n"))
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - whatever broke, the .NET side must hear the exit, not wait for it
+            # A line lost would leave the result unknown: the run ends here, and the exit says why.
+            killed.append(f"killed: a line of its output could not be forwarded ({type(error).__name__}: {error})")
+            kill_group(process.pid)
 
     async def collect_errors() -> None:
         while True:

@@ -62,12 +62,63 @@ public sealed class PythonChannelTests
     {
         var deadline = DateTimeOffset.UtcNow.AddMinutes(5);
 
-        var line = PythonChannel.Line("exec-42", """{"type":"datastore","value":"v"}""", deadline);
+        var line = Assert.Single(PythonChannel.Line("exec-42", """{"type":"datastore","value":"v"}""", deadline));
         var kill = PythonChannel.Kill("exec-42", deadline);
 
         Assert.Equal(("exec-42", "line", """{"type":"datastore","value":"v"}"""), (line.SessionId, line.ApplicationProperties["kind"], line.Body.ToString()));
         Assert.Equal(("exec-42", "kill", ""), (kill.SessionId, kill.ApplicationProperties["kind"], kill.Body.ToString()));
         Assert.InRange(line.TimeToLive, TimeSpan.FromMinutes(4.9), TimeSpan.FromMinutes(5));
+        Assert.False(line.ApplicationProperties.ContainsKey("more"));
+    }
+
+    [Fact]
+    public void ALineOverTheMessageLimit_GoesInPartsUnderIt_AndIsJoinedWhole_EvenWhereACharacterIsCut()
+    {
+        // A job with a large config: 'é' is two bytes, so the odd offset puts a cut inside a character.
+        var line = "{\"config\":\"" + "x" + new string('é', 300_000) + "\"}";
+
+        var parts = PythonChannel.Line("exec-42", line, DateTimeOffset.UtcNow.AddMinutes(5));
+
+        Assert.Equal(4, parts.Count); // 600 KB in 192 KiB parts
+        Assert.All(parts, p => Assert.InRange(p.Body.ToMemory().Length, 1, PythonChannel.PartBytes));
+        Assert.Equal([true, true, true, false], parts.Select(p => p.ApplicationProperties.ContainsKey("more")));
+        Assert.All(parts, p => Assert.Equal(("exec-42", "line"), (p.SessionId, p.ApplicationProperties["kind"])));
+
+        var joiner = new PythonReplyParts();
+        var replies = parts.Select(p => joiner.Add(Received(p))).ToList();
+
+        Assert.Equal([null, null, null], replies.Take(3));
+        Assert.Equal(new PythonReply("line", line, null), replies[3]);
+    }
+
+    [Fact]
+    public void AnExitAfterALineCutShort_DropsTheCutLine_AndTheNextLineIsWhole()
+    {
+        var joiner = new PythonReplyParts();
+        var first = PythonChannel.Line("exec-42", new string('a', PythonChannel.PartBytes + 10), DateTimeOffset.UtcNow.AddMinutes(5))[0];
+
+        Assert.Null(joiner.Add(Received(first)));
+        Assert.Equal(new PythonReply("exit", "send failed", null), joiner.Add(Reply("exit", "send failed")));
+        Assert.Equal(new PythonReply("line", "{}", null), joiner.Add(Reply("line", "{}")));
+    }
+
+    [Fact]
+    public void AnEmptyLine_IsOneMessage()
+    {
+        var part = Assert.Single(PythonChannel.Line("exec-42", "", DateTimeOffset.UtcNow.AddMinutes(5)));
+
+        Assert.Equal(0, part.Body.ToMemory().Length);
+    }
+
+    [Fact]
+    public void ALaunchTooLargeForAMessage_IsRefused_SayingWhy()
+    {
+        var huge = Launch with { Environment = new Dictionary<string, string> { ["BIG"] = new string('v', 300_000) } };
+
+        var error = Assert.Throws<ArgumentException>(() => PythonChannel.Job(huge, "/app/packs", DateTimeOffset.UtcNow.AddMinutes(1)));
+
+        Assert.Contains("python launch exec-42 is 293 KB, over the 192 KB a Service Bus message takes", error.Message, StringComparison.Ordinal);
+        Assert.Contains("environment (1 variables)", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -100,6 +151,10 @@ public sealed class PythonChannelTests
 
         Assert.Equal(TimeSpan.FromSeconds(expectedLeft), PythonDeadline.WaitLeft(deadline, ServiceBusPythonLauncher.ExitGrace, deadline.AddSeconds(secondsPastStart)));
     }
+
+    private static ServiceBusReceivedMessage Received(ServiceBusMessage sent) =>
+        ServiceBusModelFactory.ServiceBusReceivedMessage(body: sent.Body, sessionId: sent.SessionId,
+            properties: sent.ApplicationProperties.ToDictionary(p => p.Key, p => p.Value));
 
     private static ServiceBusReceivedMessage Reply(string kind, string body, object? exitCode = null)
     {

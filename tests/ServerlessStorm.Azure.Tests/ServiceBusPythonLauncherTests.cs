@@ -70,6 +70,55 @@ public sealed class ServiceBusPythonLauncherTests
     }
 
     [Fact]
+    public async Task LongLinesSentAtOnce_GoInParts_OneLineAfterTheOther()
+    {
+        var process = await Launcher().StartAsync(Launch, CancellationToken.None);
+        var a = new string('a', PythonChannel.PartBytes * 2 + 1);
+        var b = new string('b', PythonChannel.PartBytes + 1);
+
+        // Answers to two calls of the pack's code go out concurrently; the sender yields on every message.
+        await Task.WhenAll(Task.Run(() => process.SendAsync(a, CancellationToken.None)), Task.Run(() => process.SendAsync(b, CancellationToken.None)));
+
+        var input = _bus.Sent[PythonChannel.Input];
+        Assert.Equal(5, input.Count);
+        var joined = new List<string>();
+        var line = new StringBuilder();
+        foreach (var part in input)
+        {
+            line.Append(part.Body.ToString());
+            if (!part.ApplicationProperties.ContainsKey(PythonChannel.MoreProperty))
+            {
+                joined.Add(line.ToString());
+                line.Clear();
+            }
+        }
+
+        Assert.Equal([a, b], joined.OrderBy(l => l[0]));
+    }
+
+    [Fact]
+    public async Task AReplyLineInParts_AcrossReceives_ComesBackWhole()
+    {
+        var big = "{\"result\":\"" + new string('r', PythonChannel.PartBytes) + "\"}";
+        var parts = PythonChannel.Line("exec-9", big, DateTimeOffset.UtcNow.AddMinutes(1))
+            .Select(p => ServiceBusModelFactory.ServiceBusReceivedMessage(body: p.Body, sessionId: "exec-9",
+                properties: p.ApplicationProperties.ToDictionary(x => x.Key, x => x.Value)))
+            .ToList();
+        _bus.Replies.Enqueue([Reply("line", "{\"a\":1}"), parts[0]]);
+        _bus.Replies.Enqueue([parts[1], Reply("exit", "", exitCode: 0L)]);
+        await using var process = await Launcher().StartAsync(Launch, CancellationToken.None);
+
+        var lines = new List<string>();
+        await foreach (var line in process.ReadLinesAsync(CancellationToken.None))
+        {
+            lines.Add(line);
+        }
+
+        Assert.Equal(["{\"a\":1}", big], lines);
+        Assert.Equal(0, process.ExitCode);
+    }
+
+    [Fact]
     public async Task DisposingWhileItRuns_KillsIt()
     {
         _bus.Replies.Enqueue([Reply("line", "first")]);
@@ -142,11 +191,15 @@ public sealed class ServiceBusPythonLauncherTests
 
         private sealed class FakeSender(string queue, FakeBus bus) : ServiceBusSender
         {
-            public override Task SendMessageAsync(ServiceBusMessage message, CancellationToken cancellationToken = default)
+            public override async Task SendMessageAsync(ServiceBusMessage message, CancellationToken cancellationToken = default)
             {
-                bus.Events.Add($"send {queue} {message.SessionId}");
-                bus.Sent.GetOrAdd(queue, _ => []).Add(message);
-                return Task.CompletedTask;
+                // A real send goes over the network: other sends run meanwhile.
+                await Task.Yield();
+                lock (bus)
+                {
+                    bus.Events.Add($"send {queue} {message.SessionId}");
+                    bus.Sent.GetOrAdd(queue, _ => []).Add(message);
+                }
             }
         }
     }

@@ -63,6 +63,8 @@ public sealed class ServiceBusPythonLauncher : IPythonLauncher
     private sealed class Process(string id, DateTimeOffset deadline, ServiceBusSessionReceiver replies, ServiceBusSender input, TimeProvider time,
         ILogger logger) : IPythonProcess
     {
+        private readonly SemaphoreSlim _sending = new(1, 1);
+        private readonly PythonReplyParts _parts = new();
         private int _killed;
         private bool _exited;
 
@@ -70,8 +72,22 @@ public sealed class ServiceBusPythonLauncher : IPythonLauncher
 
         public string Diagnostics { get; private set; } = "";
 
-        public Task SendAsync(string line, CancellationToken cancellationToken) =>
-            input.SendMessageAsync(PythonChannel.Line(id, line, deadline), cancellationToken);
+        public async Task SendAsync(string line, CancellationToken cancellationToken)
+        {
+            // One line at a time: the parts of two lines sent at once (answers to concurrent calls) must not interleave.
+            await _sending.WaitAsync(cancellationToken);
+            try
+            {
+                foreach (var part in PythonChannel.Line(id, line, deadline))
+                {
+                    await input.SendMessageAsync(part, cancellationToken);
+                }
+            }
+            finally
+            {
+                _sending.Release();
+            }
+        }
 
         public async IAsyncEnumerable<string> ReadLinesAsync([EnumeratorCancellation] CancellationToken cancellationToken)
         {
@@ -91,7 +107,11 @@ public sealed class ServiceBusPythonLauncher : IPythonLauncher
                 var batch = await replies.ReceiveMessagesAsync(100, Min(left, TimeSpan.FromSeconds(20)), cancellationToken);
                 foreach (var message in batch)
                 {
-                    var reply = PythonChannel.ReadReply(message);
+                    if (_parts.Add(message) is not { } reply)
+                    {
+                        continue;
+                    }
+
                     if (reply.Kind == PythonChannel.Kinds.Exit)
                     {
                         ExitCode = reply.ExitCode;

@@ -33,6 +33,9 @@ WRAPPER = textwrap.dedent("""
     elif mode == "sleep":
         print("sleeping")
         time.sleep(300)
+    elif mode == "long":
+        print("x" * int(sys.argv[2]))
+        time.sleep(300)
     elif mode == "crash":
         raise RuntimeError("the wrapper broke")
 """)
@@ -160,12 +163,70 @@ class RelayTests(unittest.TestCase):
         self.assertEqual(1, asyncio.run(storm_relay.relay(self.job("crash"), transport, self.root)))
         self.assertIn("RuntimeError: the wrapper broke", transport.exit[1])
 
+    def test_a_line_that_cannot_be_sent_ends_the_run_with_the_reason_and_kills_what_it_started(self):
+        class FailingTransport(LocalTransport):
+            async def send_line(self, line):
+                raise RuntimeError("MessageSizeExceededError: the message is too large")
+
+        async def run():
+            transport = FailingTransport()
+            result = await asyncio.wait_for(storm_relay.relay(self.job("grandchild"), transport, self.root), 30)
+            return transport, result
+
+        started = time.monotonic()
+        transport, result = asyncio.run(run())
+        self.assertIsNone(result)
+        self.assertIsNone(transport.exit[0])
+        self.assertIn("a line of its output could not be forwarded (RuntimeError: MessageSizeExceededError", transport.exit[1])
+        self.assertLess(time.monotonic() - started, 20, "the relay waited for the deadline instead of ending at the failure")
+
+    def test_a_line_over_the_line_limit_ends_the_run_with_the_reason(self):
+        limit = storm_relay.LINE_LIMIT
+        storm_relay.LINE_LIMIT = 4096
+        try:
+            transport = LocalTransport()
+            result = asyncio.run(asyncio.wait_for(storm_relay.relay(self.job("long", "10000"), transport, self.root), 30))
+        finally:
+            storm_relay.LINE_LIMIT = limit
+        self.assertIsNone(result)
+        self.assertEqual([], transport.lines)
+        self.assertIn("could not be forwarded (ValueError", transport.exit[1])
+
     def test_job_parses_the_dotnet_json_with_seven_fractional_digits(self):
         job = storm_relay.Job.parse({"id": "e", "pack": "p", "arguments": ["a"], "environment": {"K": "V"}, "workingDirectory": None,
                                      "packsRoot": "/x/packs", "deadline": "2026-12-03T07:42:56.1234567+00:00"})
         self.assertAlmostEqual(datetime(2026, 12, 3, 7, 42, 56, 123456, tzinfo=timezone.utc).timestamp(), job.deadline, places=5)
         with self.assertRaisesRegex(ValueError, "missing deadline"):
             storm_relay.Job.parse({"id": "e", "pack": "p", "arguments": [], "environment": {}, "packsRoot": "/x"})
+
+
+class LinePartsTests(unittest.TestCase):
+    def test_a_long_line_goes_in_parts_under_the_limit_and_is_joined_whole_where_a_character_is_cut(self):
+        line = "x" + "é" * 300_000  # two bytes each: the parts cut inside characters
+        parts = storm_relay.split_line(line)
+        self.assertEqual(4, len(parts))
+        self.assertTrue(all(0 < len(p) <= storm_relay.PART_BYTES for p in parts))
+        joiner = storm_relay.LineParts()
+        self.assertEqual([None, None, None], [joiner.add(p, True) for p in parts[:-1]])
+        self.assertEqual(line, joiner.add(parts[-1], False))
+        self.assertEqual("next", joiner.add(b"next", False))
+
+    def test_a_short_or_empty_line_is_one_part(self):
+        self.assertEqual([b"{}"], storm_relay.split_line("{}"))
+        self.assertEqual([b""], storm_relay.split_line(""))
+
+    def test_a_line_cut_short_is_dropped(self):
+        joiner = storm_relay.LineParts()
+        joiner.add(b"half of a", True)
+        joiner.drop()
+        self.assertEqual("whole", joiner.add(b"whole", False))
+
+    def test_the_part_size_is_the_dotnet_sides(self):
+        channel = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                               "ServerlessStorm.Azure", "Python", "PythonChannel.cs")
+        with open(channel) as f:
+            self.assertIn("public const int PartBytes = 192 * 1024;", f.read())
+        self.assertEqual(192 * 1024, storm_relay.PART_BYTES)
 
 
 if __name__ == "__main__":
