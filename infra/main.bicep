@@ -67,9 +67,11 @@ var tags = {
 }
 var functionAppName = '${abbrs.webSitesFunctions}${resourceToken}'
 var identityName = '${abbrs.managedIdentityUserAssignedIdentities}${resourceToken}'
-// The Python host (functions/ServerlessStorm.PythonHost): its own app, identity and deployment container.
+// The Python host (functions/ServerlessStorm.PythonHost): its own app, identity and storage account. Pack code runs
+// there, so its identity reaches nothing of the .NET app's storage (datastore, audit, configs, host keys).
 var pythonAppName = '${abbrs.webSitesFunctions}py-${resourceToken}'
 var pythonIdentityName = '${abbrs.managedIdentityUserAssignedIdentities}py-${resourceToken}'
+var pythonStorageAccountName = '${abbrs.storageStorageAccounts}py${resourceToken}'
 var pythonDeploymentContainerName = 'app-package-${take(pythonAppName, 32)}'
 var storageAccountName = '${abbrs.storageStorageAccounts}${resourceToken}'
 var serviceBusName = '${abbrs.serviceBusNamespaces}${resourceToken}'
@@ -118,10 +120,20 @@ module storage 'modules/storage.bicep' = {
     name: storageAccountName
     location: location
     tags: tags
-    deploymentContainerNames: [
-      deploymentContainerName
-      pythonDeploymentContainerName
-    ]
+    deploymentContainerName: deploymentContainerName
+    packConfigs: true
+    privateOnly: vnetEnabled
+  }
+}
+
+module pythonStorage 'modules/storage.bicep' = {
+  scope: group
+  params: {
+    name: pythonStorageAccountName
+    location: location
+    tags: tags
+    deploymentContainerName: pythonDeploymentContainerName
+    packConfigs: false
     privateOnly: vnetEnabled
   }
 }
@@ -150,8 +162,10 @@ module network 'modules/network.bicep' = if (vnetEnabled) {
     name: '${abbrs.networkVirtualNetworks}${resourceToken}'
     location: location
     tags: tags
-    storageAccountId: storage.outputs.id
-    storageAccountName: storageAccountName
+    storageAccountIds: [
+      storage.outputs.id
+      pythonStorage.outputs.id
+    ]
   }
 }
 
@@ -179,6 +193,7 @@ module roles 'modules/roles.bicep' = {
     deployerPrincipalId: principalId
     deployerPrincipalType: principalType
     storageAccountName: storageAccountName
+    pythonStorageAccountName: pythonStorageAccountName
     serviceBusNamespaceName: serviceBusName
     keyVaultName: keyVaultName
     applicationInsightsName: applicationInsightsName
@@ -188,6 +203,7 @@ module roles 'modules/roles.bicep' = {
     identity
     pythonIdentity
     storage
+    pythonStorage
     serviceBus
     keyVault
     monitoring
@@ -243,9 +259,9 @@ module pythonApp 'modules/functionapp.bicep' = {
     runtimeVersion: '3.11'
     identityId: pythonIdentity.outputs.id
     identityClientId: pythonIdentity.outputs.clientId
-    storageBlobEndpoint: storage.outputs.blobEndpoint
-    storageQueueEndpoint: storage.outputs.queueEndpoint
-    storageTableEndpoint: storage.outputs.tableEndpoint
+    storageBlobEndpoint: pythonStorage.outputs.blobEndpoint
+    storageQueueEndpoint: pythonStorage.outputs.queueEndpoint
+    storageTableEndpoint: pythonStorage.outputs.tableEndpoint
     deploymentContainerName: pythonDeploymentContainerName
     serviceBusNamespace: serviceBus.outputs.fullyQualifiedNamespace
     applicationInsightsConnectionString: monitoring.outputs.connectionString

@@ -1,11 +1,11 @@
-// The optional virtual network: the app's outbound traffic goes through an integrated subnet, and the storage
-// account is reached only through private endpoints. Service Bus Standard has no private endpoints (they need
+// The optional virtual network: the apps' outbound traffic goes through integrated subnets, and the storage
+// accounts are reached only through private endpoints. Service Bus Standard has no private endpoints (they need
 // Premium), so the namespace stays public, reachable by Microsoft Entra ID only (local auth is off).
 param name string
 param location string
 param tags object
-param storageAccountId string
-param storageAccountName string
+@description('The storage accounts reached through private endpoints (the .NET app\'s, then the Python host\'s).')
+param storageAccountIds array
 
 var storageServices = [
   'blob'
@@ -83,8 +83,15 @@ resource zoneLinks 'Microsoft.Network/privateDnsZones/virtualNetworkLinks@2024-0
   }
 }]
 
-resource endpoints 'Microsoft.Network/privateEndpoints@2024-05-01' = [for service in storageServices: {
-  name: 'pe-${storageAccountName}-${service}'
+// One endpoint per account and service (every account has all three, though the Python host's uses only blobs).
+var accountServices = flatten(map(storageAccountIds, id => map(range(0, length(storageServices)), i => {
+  accountId: id
+  service: storageServices[i]
+  zone: i
+})))
+
+resource endpoints 'Microsoft.Network/privateEndpoints@2024-05-01' = [for target in accountServices: {
+  name: 'pe-${last(split(target.accountId, '/'))}-${target.service}'
   location: location
   tags: tags
   properties: {
@@ -93,11 +100,11 @@ resource endpoints 'Microsoft.Network/privateEndpoints@2024-05-01' = [for servic
     }
     privateLinkServiceConnections: [
       {
-        name: service
+        name: target.service
         properties: {
-          privateLinkServiceId: storageAccountId
+          privateLinkServiceId: target.accountId
           groupIds: [
-            service
+            target.service
           ]
         }
       }
@@ -105,15 +112,15 @@ resource endpoints 'Microsoft.Network/privateEndpoints@2024-05-01' = [for servic
   }
 }]
 
-resource endpointZones 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2024-05-01' = [for (service, i) in storageServices: {
+resource endpointZones 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2024-05-01' = [for (target, i) in accountServices: {
   parent: endpoints[i]
   name: 'default'
   properties: {
     privateDnsZoneConfigs: [
       {
-        name: service
+        name: target.service
         properties: {
-          privateDnsZoneId: zones[i].id
+          privateDnsZoneId: zones[target.zone].id
         }
       }
     ]

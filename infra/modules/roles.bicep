@@ -13,6 +13,8 @@ param deployerPrincipalId string
 ])
 param deployerPrincipalType string
 param storageAccountName string
+@description('The Python host\'s own storage account (its deployment package and its Functions host\'s blobs).')
+param pythonStorageAccountName string
 param serviceBusNamespaceName string
 param keyVaultName string
 param applicationInsightsName string
@@ -39,6 +41,10 @@ resource pythonIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-0
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
+}
+
+resource pythonStorageAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: pythonStorageAccountName
 }
 
 resource serviceBus 'Microsoft.ServiceBus/namespaces@2024-01-01' existing = {
@@ -118,11 +124,12 @@ resource appTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// The Python app: its deployment package and the Functions host's leases (blob), its three queues, its telemetry.
-// No Key Vault, no tables or queues of the storage account: the datastore and the audit stay with the .NET app.
+// The Python app: its own storage account (its deployment package and the Functions host's blobs), its three queues,
+// its telemetry. Nothing of the .NET app's account or Key Vault: the datastore, the audit, the packs' configs and the
+// .NET host's keys stay out of reach of the pack code it runs.
 resource pythonStorage 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, pythonIdentity.id, roles.storageBlobDataOwner)
-  scope: storage
+  name: guid(pythonStorageAccount.id, pythonIdentity.id, roles.storageBlobDataOwner)
+  scope: pythonStorageAccount
   properties: {
     principalId: pythonIdentity.properties.principalId
     principalType: 'ServicePrincipal'

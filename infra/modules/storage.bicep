@@ -1,10 +1,13 @@
-// The storage account: the Functions host's own storage (AzureWebJobsStorage), the Durable task hub, the audit
-// tables, payload blobs, the packs' configs and the app's deployment package. Only Microsoft Entra ID reaches it: shared keys are off.
+// A storage account of one Function app. The .NET app's: the Functions host's own storage (AzureWebJobsStorage), the
+// Durable task hub, the audit tables, payload blobs, the packs' configs and the deployment package. The Python host's:
+// its deployment package and its Functions host's blobs. Only Microsoft Entra ID reaches it: shared keys are off.
 param name string
 param location string
 param tags object
-@description('The blob containers Flex Consumption deploys the apps\' packages to (one per Function app).')
-param deploymentContainerNames array
+@description('The blob container Flex Consumption deploys the app\'s package to.')
+param deploymentContainerName string
+@description('Whether the packs\' configs live here (the .NET app\'s account).')
+param packConfigs bool
 @description('With a virtual network, the account is reachable only through private endpoints.')
 param privateOnly bool
 
@@ -37,17 +40,17 @@ resource blobs 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
   name: 'default'
 }
 
-resource deploymentContainers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [for containerName in deploymentContainerNames: {
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
   parent: blobs
-  name: containerName
+  name: deploymentContainerName
   properties: {
     publicAccess: 'None'
   }
-}]
+}
 
 // Packs' configs (StackStorm's configs/<pack>.yaml), one blob per pack, read when the app loads its packs. The name is
 // the app's storage prefix (AzureStorage:Prefix, 'storm' by default) followed by '-configs'.
-resource configsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+resource configsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = if (packConfigs) {
   parent: blobs
   name: 'storm-configs'
   properties: {

@@ -91,13 +91,18 @@ public sealed partial class InfrastructureTests
     [Fact]
     public async Task Storage_TakesOnlyMicrosoftEntraId_AndNothingIsPublic()
     {
-        var account = ArmTemplate.Single(await Bicep.TemplateAsync(), "Microsoft.Storage/storageAccounts").Properties;
+        // The .NET app's account and the Python host's own.
+        var accounts = ArmTemplate.Resources(await Bicep.TemplateAsync()).Where(r => r.Type == "Microsoft.Storage/storageAccounts").ToList();
 
-        Assert.False(account["allowSharedKeyAccess"]!.GetValue<bool>());
-        Assert.False(account["allowBlobPublicAccess"]!.GetValue<bool>());
-        Assert.True(account["defaultToOAuthAuthentication"]!.GetValue<bool>());
-        Assert.Equal("TLS1_2", account["minimumTlsVersion"]!.GetValue<string>());
-        Assert.True(account["supportsHttpsTrafficOnly"]!.GetValue<bool>());
+        Assert.Equal(2, accounts.Count);
+        Assert.All(accounts.Select(a => a.Properties), account =>
+        {
+            Assert.False(account["allowSharedKeyAccess"]!.GetValue<bool>());
+            Assert.False(account["allowBlobPublicAccess"]!.GetValue<bool>());
+            Assert.True(account["defaultToOAuthAuthentication"]!.GetValue<bool>());
+            Assert.Equal("TLS1_2", account["minimumTlsVersion"]!.GetValue<string>());
+            Assert.True(account["supportsHttpsTrafficOnly"]!.GetValue<bool>());
+        });
     }
 
     [Fact]

@@ -85,10 +85,36 @@ public sealed partial class PythonHostDeploymentTests
                 (Queue(PythonChannel.Jobs), "serviceBusDataReceiver"),
                 (Queue(PythonChannel.Input), "serviceBusDataReceiver"),
                 (Queue(PythonChannel.Replies), "serviceBusDataSender"),
-                ("[resourceId('Microsoft.Storage/storageAccounts', parameters('storageAccountName'))]", "storageBlobDataOwner"),
+                // Its own account only: nothing of the .NET app's storage (datastore, audit, configs, host keys).
+                ("[resourceId('Microsoft.Storage/storageAccounts', parameters('pythonStorageAccountName'))]", "storageBlobDataOwner"),
                 ("[resourceId('Microsoft.Insights/components', parameters('applicationInsightsName'))]", "monitoringMetricsPublisher"),
             }.Order(),
             granted.Order());
+    }
+
+    [Fact]
+    public async Task ThePythonApp_KeepsItsPackageAndHostBlobs_InItsOwnStorageAccount_ReachedPrivatelyInTheNetwork()
+    {
+        var template = await Bicep.TemplateAsync();
+        var modules = ArmTemplate.Resources(template).Where(r => r.Type == "Microsoft.Resources/deployments").ToList();
+        // A module's deployment is named "[format('<module>-{0}', ...)]".
+        string Param(string module, string name) => modules.Single(m => m.Json["name"]!.GetValue<string>().StartsWith($"[format('{module}-", StringComparison.Ordinal))
+            .Properties["parameters"]![name]!["value"]!.ToJsonString(new System.Text.Json.JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+
+        // The app's host storage and deployment package are the Python account's, not the .NET app's.
+        Assert.Contains("'pythonStorage'", Param("pythonApp", "storageBlobEndpoint"), StringComparison.Ordinal);
+        Assert.Contains("'storage'", Param("functionApp", "storageBlobEndpoint"), StringComparison.Ordinal);
+        Assert.Equal("false", Param("pythonStorage", "packConfigs"));
+        Assert.Equal("true", Param("storage", "packConfigs"));
+        // With a network, both accounts are reached through private endpoints.
+        var accounts = Param("network", "storageAccountIds");
+        Assert.Contains("'storage'", accounts, StringComparison.Ordinal);
+        Assert.Contains("'pythonStorage'", accounts, StringComparison.Ordinal);
+        var configs = ArmTemplate.Resources(template).Where(r => r.Type == "Microsoft.Storage/storageAccounts/blobServices/containers"
+            && r.Json["name"]!.GetValue<string>().Contains("storm-configs", StringComparison.Ordinal)).ToList();
+        // storage.bicep is in the template once per account: its configs container only where packConfigs says.
+        Assert.Equal(2, configs.Count);
+        Assert.All(configs, c => Assert.Equal("[parameters('packConfigs')]", c.Json["condition"]!.GetValue<string>()));
     }
 
     [Fact]
@@ -136,7 +162,9 @@ public sealed partial class PythonHostDeploymentTests
         var (exit, output) = Run(AppFolder, "-m", "unittest", "discover", "-s", "tests", "-v");
 
         Assert.True(exit == 0, output);
-        Assert.Matches(@"Ran [6-9] tests", output);
+        Assert.Matches(@"Ran \d+ tests", output);
+        Assert.Matches(@"test_a_line_that_cannot_be_sent_ends_the_run_with_the_reason_and_kills_what_it_started \S* ?\.\.\. ok", output);
+        Assert.Matches(@"test_a_long_line_goes_in_parts_under_the_limit_and_is_joined_whole_where_a_character_is_cut \S* ?\.\.\. ok", output);
         Assert.Matches(@"test_a_kill_message_kills_the_wrapper_and_what_it_started \S* ?\.\.\. ok", output);
         Assert.Matches(@"test_the_deadline_kills_it_without_any_message \S* ?\.\.\. ok", output);
     }
