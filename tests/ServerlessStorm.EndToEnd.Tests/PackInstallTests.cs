@@ -59,8 +59,28 @@ public sealed class PackInstallTests : IDisposable
         Assert.False(Directory.Exists(Path.Combine(_packs.Root, "demo")));
     }
 
-    private Task<CliResult> Install() => StormProcess.RunAsync(
-        "pack", "install", Path.Combine(_work, "src", "demo"), "--packs", _packs.Root, "--virtualenvs", Virtualenvs, "--no-index", "--find-links", _wheels.Path);
+    [Fact]
+    public async Task PackInstall_ChecksThePacksConfig_InTheConfigsFolder_AsServeWillLoadIt()
+    {
+        Write("src/demo/config.schema.yaml", "region:\n  type: string\n  enum: [eu-west, us-east]\n");
+        Write("configs/demo.yaml", "region: mars\n");
+
+        var refused = await Install("--configs", Path.Combine(_work, "configs"));
+
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("demo.yaml:1:", refused.StdOut);
+        Assert.Contains("region", refused.StdOut);
+        Assert.False(Directory.Exists(Path.Combine(_packs.Root, "demo")));
+
+        Write("configs/demo.yaml", "region: us-east\n");
+        var installed = await Install("--configs", Path.Combine(_work, "configs"));
+
+        Assert.True(installed.ExitCode == 0, installed.ToString());
+        Assert.Contains("Installed pack 'demo' in", installed.StdOut);
+    }
+
+    private Task<CliResult> Install(params string[] more) => StormProcess.RunAsync(
+        ["pack", "install", Path.Combine(_work, "src", "demo"), "--packs", _packs.Root, "--virtualenvs", Virtualenvs, "--no-index", "--find-links", _wheels.Path, .. more]);
 
     private void Write(string relativePath, string content)
     {

@@ -83,8 +83,7 @@ internal static class PackCommands
         {
             // One pack's folder: its configs folder is beside the folder that holds it.
             var packsRoot = File.Exists(Path.Combine(path, "pack.yaml")) ? Path.GetDirectoryName(Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar)) ?? path : path;
-            var configs = new FolderPackConfigSource(FolderPackConfigSource.Resolve(configsPath, packsRoot)).ReadAll();
-            result = new PackLoader(Runners()) { Configs = configs, SensorRunners = SensorRunners() }.LoadFrom(path);
+            result = Loader(configsPath, packsRoot).LoadFrom(path);
         }
         catch (DirectoryNotFoundException ex)
         {
@@ -112,6 +111,13 @@ internal static class PackCommands
         Console.Error.WriteLine($"{result.Problems.Count} problem(s) found ({summary} loaded)");
         return CliOutput.Failed;
     }
+
+    /// <summary>A loader as storm serve's: this build's runners and sensor runners, and the packs' configs from the folder.</summary>
+    internal static PackLoader Loader(string? configsPath, string packsRoot) => new(Runners())
+    {
+        Configs = new FolderPackConfigSource(FolderPackConfigSource.Resolve(configsPath, packsRoot)).ReadAll(),
+        SensorRunners = SensorRunners(),
+    };
 
     /// <summary>The sensor runners this build has, from the same registrations the engine uses.</summary>
     internal static IReadOnlyList<ServerlessStorm.Engine.Sensors.ISensorRunner> SensorRunners()

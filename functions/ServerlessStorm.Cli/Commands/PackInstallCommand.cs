@@ -18,6 +18,7 @@ internal static class PackInstallCommand
     {
         var path = new Argument<string>("PATH") { Description = "The pack's folder (with its pack.yaml)" };
         var packs = new Option<string>("--packs") { Description = "The packs folder to install into (storm serve's --packs)", DefaultValueFactory = _ => "packs" };
+        var configs = new Option<string?>("--configs") { Description = "Folder of packs' configs, <pack>.yaml each, the pack's config is checked against (default: configs beside the packs folder)" };
         var virtualenvs = new Option<string?>("--virtualenvs")
         {
             Description = $"Where packs' virtualenvs live (default Storm__Python__VirtualenvsPath or {PythonOptions.DefaultVirtualenvsPath})",
@@ -28,7 +29,7 @@ internal static class PackInstallCommand
         var noIndex = new Option<bool>("--no-index") { Description = "Install only from --find-links, without a package index" };
         var install = new Command("install", "Install a pack from a folder into the packs folder and build its virtualenv from its requirements.txt")
         {
-            path, packs, virtualenvs, force, indexUrl, findLinks, noIndex,
+            path, packs, configs, virtualenvs, force, indexUrl, findLinks, noIndex,
         };
         install.SetAction((r, ct) =>
         {
@@ -43,50 +44,35 @@ internal static class PackInstallCommand
                 options.FindLinks.Add(links);
             }
 
-            return InstallAsync(r.GetValue(path)!, r.GetValue(packs)!, options, r.GetValue(force), ct);
+            return InstallAsync(r.GetValue(path)!, r.GetValue(packs)!, r.GetValue(configs), options, r.GetValue(force), ct);
         });
         return install;
     }
 
-    private static async Task<int> InstallAsync(string source, string packsPath, PythonOptions options, bool force, CancellationToken cancellationToken)
+    private static async Task<int> InstallAsync(string source, string packsPath, string? configsPath, PythonOptions options, bool force, CancellationToken cancellationToken)
     {
-        var from = Path.GetFullPath(source).TrimEnd(Path.DirectorySeparatorChar);
-        if (!File.Exists(Path.Combine(from, "pack.yaml")))
+        PackInstallResult installed;
+        try
         {
-            return CliOutput.Error($"'{source}' is not a pack: it has no pack.yaml");
+            installed = new PackInstaller(PackCommands.Loader(configsPath, packsPath)).Install(source, packsPath);
+        }
+        catch (ArgumentException ex)
+        {
+            return CliOutput.Error(ex.Message);
         }
 
-        var packsRoot = Path.GetFullPath(packsPath).TrimEnd(Path.DirectorySeparatorChar);
-        Directory.CreateDirectory(packsRoot);
-
-        // Checked beside the packs it will live with (their actions and trigger types are its to use), in its place.
-        var loader = new PackLoader(PackCommands.Runners());
-        List<string> directories = [.. PackLoader.FindPackDirectories(packsRoot).Select(Path.GetFullPath).Where(d => Path.GetFileName(d) != Path.GetFileName(from) && d != from), from];
-        var result = loader.Load(directories);
-        var own = result.Problems.Where(p => Path.GetFullPath(p.File).StartsWith(from + Path.DirectorySeparatorChar, StringComparison.Ordinal)).ToList();
-        var pack = result.Catalog.Packs.Values.FirstOrDefault(p => Path.GetFullPath(p.Directory).TrimEnd(Path.DirectorySeparatorChar) == from);
-        if (own.Count > 0 || pack is null)
+        if (installed.Pack is not { } pack)
         {
-            foreach (var problem in own)
+            foreach (var problem in installed.Problems)
             {
                 Console.WriteLine(problem);
             }
 
-            return CliOutput.Error($"pack '{source}' is not installed: {own.Count} problem(s) found", CliOutput.Failed);
+            return CliOutput.Error($"pack '{source}' is not installed: {installed.Problems.Count} problem(s) found", CliOutput.Failed);
         }
 
-        var destination = Path.Combine(packsRoot, pack.Name);
-        if (Path.GetDirectoryName(from) == packsRoot)
-        {
-            // Already in the packs folder: registered where it is.
-            destination = from;
-        }
-        else
-        {
-            Replace(from, destination, packsRoot);
-        }
-
-        Console.WriteLine($"Installed pack '{pack.Name}' in {PackLoader.Display(destination)}");
+        var destination = pack.Directory;
+        Console.WriteLine($"{(installed.Replaced ? "Replaced" : "Installed")} pack '{pack.Name}' in {PackLoader.Display(destination)}");
         var environments = new PackVirtualEnvironments(Options.Create(options), NullLogger<PackVirtualEnvironments>.Instance);
         VirtualenvOutcome outcome;
         try
@@ -107,44 +93,10 @@ internal static class PackInstallCommand
         {
             VirtualenvOutcome.NotNeeded => "It has no requirements.txt: its Python runs on the host's interpreter, nothing to build.",
             VirtualenvOutcome.AlreadyCurrent => $"Its virtualenv is current: {environments.Describe(pack.Name, destination).Reason} (--force rebuilds it).",
-            _ => $"Its virtualenv is built: {environments.InterpreterFor(pack with { Directory = destination })}",
+            _ => $"Its virtualenv is built: {environments.InterpreterFor(pack)}",
         });
         Console.WriteLine("A running storm serve loads the pack at its next start.");
         return CliOutput.Ok;
-    }
-
-    // Copies the pack beside the packs folder first, then moves it in: a half-copied pack is never in the packs folder.
-    private static void Replace(string from, string destination, string packsRoot)
-    {
-        var parent = Path.GetDirectoryName(packsRoot)!;
-        var id = Guid.NewGuid().ToString("N")[..8];
-        var staged = Path.Combine(parent, $".storm-install-{Path.GetFileName(destination)}-{id}");
-        Copy(from, staged);
-        var old = Path.Combine(parent, $".storm-replaced-{Path.GetFileName(destination)}-{id}");
-        if (Directory.Exists(destination))
-        {
-            Directory.Move(destination, old);
-        }
-
-        Directory.Move(staged, destination);
-        if (Directory.Exists(old))
-        {
-            Directory.Delete(old, recursive: true);
-        }
-    }
-
-    private static void Copy(string from, string to)
-    {
-        Directory.CreateDirectory(to);
-        foreach (var file in Directory.EnumerateFiles(from))
-        {
-            File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
-        }
-
-        foreach (var directory in Directory.EnumerateDirectories(from).Where(d => Path.GetFileName(d) is not (".git" or "__pycache__")))
-        {
-            Copy(directory, Path.Combine(to, Path.GetFileName(directory)));
-        }
     }
 
     // Writes each line as it comes, in order (Progress<T> would post them to the thread pool).

@@ -1,0 +1,106 @@
+namespace ServerlessStorm.Engine.Packs;
+
+/// <summary>What <see cref="PackInstaller.Install"/> did: the pack where it now lies, or the problems that kept it out.</summary>
+/// <param name="Pack">The pack as loaded from its new place; null when it was refused.</param>
+/// <param name="Problems">The pack's own problems (its files, and its config), each with file and line.</param>
+/// <param name="Replaced">Whether a pack of the same name was there before and was replaced.</param>
+public sealed record PackInstallResult(PackDefinition? Pack, IReadOnlyList<PackProblem> Problems, bool Replaced)
+{
+    public bool Installed => Pack is not null;
+}
+
+/// <summary>
+/// Puts a pack from a folder into the packs folder, as <c>st2 pack install</c> does for a local pack: it is checked
+/// beside the packs it will live with (their actions and trigger types are its to use, and its config is the one the
+/// packs folder's configs hold), then copied aside and moved in, so a half-copied pack is never in the packs folder.
+/// A pack already in the packs folder is registered where it is.
+/// </summary>
+public sealed class PackInstaller(PackLoader loader)
+{
+    /// <exception cref="ArgumentException"><paramref name="source"/> has no pack.yaml.</exception>
+    public PackInstallResult Install(string source, string packsRoot)
+    {
+        var from = Path.GetFullPath(source).TrimEnd(Path.DirectorySeparatorChar);
+        if (!File.Exists(Path.Combine(from, "pack.yaml")))
+        {
+            throw new ArgumentException($"'{source}' is not a pack: it has no pack.yaml", nameof(source));
+        }
+
+        packsRoot = Path.GetFullPath(packsRoot).TrimEnd(Path.DirectorySeparatorChar);
+        Directory.CreateDirectory(packsRoot);
+
+        // The installed pack of the same folder name is left out: the new one is checked in its stead.
+        List<string> directories = [.. PackLoader.FindPackDirectories(packsRoot).Select(Path.GetFullPath)
+            .Where(d => Path.GetFileName(d) != Path.GetFileName(from) && d != from), from];
+        var result = loader.Load(directories);
+        var own = result.Problems.Where(p => Concerns(p.File, from) || (p.AlsoConcerns is { } file && Concerns(file, from))).ToList();
+        var pack = result.Catalog.Packs.Values.FirstOrDefault(p => Path.GetFullPath(p.Directory).TrimEnd(Path.DirectorySeparatorChar) == from);
+        if (own.Count > 0 || pack is null)
+        {
+            return new PackInstallResult(null, own, Replaced: false);
+        }
+
+        if (Path.GetDirectoryName(from) == packsRoot)
+        {
+            return new PackInstallResult(pack, [], Replaced: false);
+        }
+
+        var destination = Path.Combine(packsRoot, pack.Name);
+        var replaced = Replace(from, destination, packsRoot);
+        return new PackInstallResult(pack with { Directory = destination }, [], replaced);
+    }
+
+    private static bool Concerns(string file, string packFolder) =>
+        Path.GetFullPath(file).StartsWith(packFolder + Path.DirectorySeparatorChar, StringComparison.Ordinal);
+
+    // Copies the pack beside the packs folder first, then swaps it in.
+    private static bool Replace(string from, string destination, string packsRoot)
+    {
+        var parent = Path.GetDirectoryName(packsRoot)!;
+        var id = Guid.NewGuid().ToString("N")[..8];
+        var staged = Path.Combine(parent, $".storm-install-{Path.GetFileName(destination)}-{id}");
+        try
+        {
+            Copy(from, staged);
+        }
+        catch
+        {
+            if (Directory.Exists(staged))
+            {
+                Directory.Delete(staged, recursive: true);
+            }
+
+            throw;
+        }
+
+        var old = Path.Combine(parent, $".storm-replaced-{Path.GetFileName(destination)}-{id}");
+        var replaced = Directory.Exists(destination);
+        if (replaced)
+        {
+            Directory.Move(destination, old);
+        }
+
+        Directory.Move(staged, destination);
+        if (replaced)
+        {
+            Directory.Delete(old, recursive: true);
+        }
+
+        return replaced;
+    }
+
+    // What a pack's folder holds, without its version control or Python's bytecode caches.
+    private static void Copy(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.EnumerateFiles(from))
+        {
+            File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+        }
+
+        foreach (var directory in Directory.EnumerateDirectories(from).Where(d => Path.GetFileName(d) is not (".git" or "__pycache__")))
+        {
+            Copy(directory, Path.Combine(to, Path.GetFileName(directory)));
+        }
+    }
+}
