@@ -70,6 +70,13 @@ public sealed class SensorTests : IDisposable
             """);
     }
 
+    /// <summary>A scheduler of its own over the host's packs, with <paramref name="runner"/> as its only sensor runner.</summary>
+    private static SensorScheduler NewScheduler(StormTestHost host, ISensorRunner runner, ISensorStore store, bool longRunning = false,
+        Microsoft.Extensions.Logging.ILogger<SensorScheduler>? logger = null) =>
+        new(host.Services.GetRequiredService<PackCatalog>(), [runner], store, host.Services.GetRequiredService<TriggerDispatcher>(),
+            host.Services.GetRequiredService<KeyValueService>(), Options.Create(new SensorOptions { RunLongRunning = longRunning }), TimeProvider.System,
+            logger ?? NullLogger<SensorScheduler>.Instance);
+
     private static async Task<SensorRecord> PolledAsync(StormTestHost host, Func<SensorRecord, bool> done, string what)
     {
         var scheduler = host.Services.GetRequiredService<SensorScheduler>();
@@ -188,8 +195,7 @@ public sealed class SensorTests : IDisposable
         var runner = new BlockingRunner();
         await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), _packs.Root);
         var store = new InMemorySensorStore();
-        SensorScheduler Scheduler() => new(host.Services.GetRequiredService<PackCatalog>(), [runner], store, host.Services.GetRequiredService<TriggerDispatcher>(),
-            host.Services.GetRequiredService<KeyValueService>(), Options.Create(new SensorOptions()), TimeProvider.System, NullLogger<SensorScheduler>.Instance);
+        SensorScheduler Scheduler() => NewScheduler(host, runner, store);
         var (one, two) = (Scheduler(), Scheduler());
 
         var polling = one.StartDue(CancellationToken.None);
@@ -217,9 +223,7 @@ public sealed class SensorTests : IDisposable
         _packs.Write("watch/sensors/forever.test", "");
         var runner = new LongRunningRunner();
         await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), _packs.Root);
-        SensorScheduler Scheduler(ISensorStore store, bool longRunning) => new(host.Services.GetRequiredService<PackCatalog>(), [runner], store,
-            host.Services.GetRequiredService<TriggerDispatcher>(), host.Services.GetRequiredService<KeyValueService>(),
-            Options.Create(new SensorOptions { RunLongRunning = longRunning }), TimeProvider.System, NullLogger<SensorScheduler>.Instance);
+        SensorScheduler Scheduler(ISensorStore store, bool longRunning) => NewScheduler(host, runner, store, longRunning);
 
         var functionsStore = new InMemorySensorStore();
         await Scheduler(functionsStore, longRunning: false).RunDueAsync(CancellationToken.None);
@@ -255,9 +259,8 @@ public sealed class SensorTests : IDisposable
         var error = "token leaky-canary-77 refused; " + new string('x', 70_000) + " leaky-canary-77";
         var runner = new ErrorRunner(error);
         var store = new InMemorySensorStore();
-        var scheduler = new SensorScheduler(host.Services.GetRequiredService<PackCatalog>(), [runner], store, host.Services.GetRequiredService<TriggerDispatcher>(),
-            host.Services.GetRequiredService<KeyValueService>(), Options.Create(new SensorOptions { RunLongRunning = true }), TimeProvider.System,
-            host.Services.GetRequiredService<Microsoft.Extensions.Logging.ILogger<SensorScheduler>>());
+        // The host's logger: the test reads what was logged.
+        var scheduler = NewScheduler(host, runner, store, longRunning: true, host.Services.GetRequiredService<Microsoft.Extensions.Logging.ILogger<SensorScheduler>>());
 
         await scheduler.RunDueAsync(CancellationToken.None);
         var polled = await store.GetAsync("watch.Leaky", CancellationToken.None);
@@ -291,8 +294,7 @@ public sealed class SensorTests : IDisposable
         var runner = new BlockingRunner();
         await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), _packs.Root);
         var store = new InMemorySensorStore();
-        SensorScheduler Scheduler() => new(host.Services.GetRequiredService<PackCatalog>(), [runner], store, host.Services.GetRequiredService<TriggerDispatcher>(),
-            host.Services.GetRequiredService<KeyValueService>(), Options.Create(new SensorOptions()), TimeProvider.System, NullLogger<SensorScheduler>.Instance);
+        SensorScheduler Scheduler() => NewScheduler(host, runner, store);
 
         using var stopping = new CancellationTokenSource();
         var before = Scheduler();
