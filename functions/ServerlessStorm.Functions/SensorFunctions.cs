@@ -4,7 +4,7 @@ using ServerlessStorm.Engine.Sensors;
 namespace ServerlessStorm.Functions;
 
 /// <summary>
-/// The packs' polling sensors in the Function app: every minute (StackStorm's default poll_interval) one invocation (a timer function runs on one
+/// The packs' polling sensors in the Function app: every minute one invocation (a timer function runs on one
 /// instance at a time) polls the sensors whose poll_interval has passed, each claimed in the sensors table so no
 /// other host polls it meanwhile, and ends when those polls end. An app without enabled sensors returns at once.
 /// A poll_interval under a minute is polled every minute here: a finer schedule would wake every app, sensors or

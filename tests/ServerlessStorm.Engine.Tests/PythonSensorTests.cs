@@ -59,10 +59,10 @@ public sealed class PythonSensorTests : IDisposable
 
     private RecordingHost Host(string className) => new(new PluginDatastore(_keys, "watch", className));
 
-    private SensorRun Run(string className, JsonObject? state = null, IReadOnlyList<SensorTrigger>? triggers = null)
+    private SensorRun Run(string className, JsonObject? state = null, IReadOnlyList<SensorTrigger>? triggers = null, bool declaresInterval = true)
     {
-        var sensor = new SensorDefinition("watch", className, className.ToLowerInvariant() + ".py", true, TimeSpan.FromSeconds(30),
-            ["watch.event"], Path.Combine(_packs.Root, "watch", "sensors", className.ToLowerInvariant() + ".yaml"));
+        var sensor = new SensorDefinition("watch", className, className.ToLowerInvariant() + ".py", true, declaresInterval ? TimeSpan.FromSeconds(30) : SensorDefinition.DefaultPollInterval,
+            ["watch.event"], Path.Combine(_packs.Root, "watch", "sensors", className.ToLowerInvariant() + ".yaml")) { PollIntervalDeclared = declaresInterval };
         var pack = new PackDefinition("watch", "1.0.0", "", Path.Combine(_packs.Root, "watch")) { Config = new JsonObject { ["threshold"] = 5 } };
         return new SensorRun(sensor, pack, triggers ?? [], state ?? []);
     }
@@ -96,6 +96,37 @@ public sealed class PythonSensorTests : IDisposable
         var (trigger, payload, traceTag) = Assert.Single(host.Dispatched);
         Assert.Equal(("watch.event", "tag-1"), (trigger, traceTag));
         Assert.True(JsonNode.DeepEquals(new JsonObject { ["triggers"] = new JsonArray("watch.t1:/var/log"), ["threshold"] = 5, ["interval"] = 30.0 }, payload), payload?.ToJsonString());
+    }
+
+    [Fact]
+    public async Task PollInterval_IsTheYamls_ElseTheClassDefault_AndSetPollIntervalHoldsForThePollsAfter()
+    {
+        WriteSensor("Pacer", """
+            from st2reactor.sensor.base import PollingSensor
+
+            class Pacer(PollingSensor):
+                def setup(self):
+                    pass
+
+                def poll(self):
+                    self._polls = getattr(self, "_polls", 0) + 1
+                    self.sensor_service.dispatch("watch.event", {"interval": self.get_poll_interval()})
+                    if self._polls == 2:
+                        self.set_poll_interval(2)
+            """);
+        var host = Host("Pacer");
+
+        var declared = await _runner.PollAsync(Run("Pacer"), host, CancellationToken.None);
+        var first = await _runner.PollAsync(Run("Pacer", declaresInterval: false), host, CancellationToken.None);
+        var second = await _runner.PollAsync(Run("Pacer", first.State, declaresInterval: false), host, CancellationToken.None);
+        var third = await _runner.PollAsync(Run("Pacer", second.State, declaresInterval: false), host, CancellationToken.None);
+
+        // The YAML's 30 s reaches the constructor; without it StackStorm's PollingSensor default (5 s) holds.
+        Assert.Equal(TimeSpan.FromSeconds(30), declared.PollInterval);
+        Assert.Equal(TimeSpan.FromSeconds(5), first.PollInterval);
+        Assert.Equal(TimeSpan.FromSeconds(2), second.PollInterval);
+        Assert.Equal(TimeSpan.FromSeconds(2), third.PollInterval);
+        Assert.Equal([30.0, 5.0, 5.0, 2.0], host.Dispatched.Select(d => d.Payload!["interval"]!.GetValue<double>()));
     }
 
     [Fact]

@@ -181,10 +181,44 @@ public sealed class SensorTests : IDisposable
             polled["poll_interval"]!.GetValue<int>(), polled["runner"]!.GetValue<string>(), polled["state"]!.GetValue<string>()));
         Assert.Equal(["watch.new_file"], polled["trigger_types"]!.AsArray().Select(t => t!.GetValue<string>()));
         Assert.Equal("disabled", sensors["watch.Off"]!["state"]!.GetValue<string>());
+        Assert.Null(sensors["watch.Off"]!["poll_interval"]); // none declared, as StackStorm's API shows it
         Assert.Equal(("no-runner", 45), (sensors["watch.Py"]!["state"]!.GetValue<string>(), sensors["watch.Py"]!["poll_interval"]!.GetValue<int>()));
         Assert.Null(sensors["watch.Py"]!["runner"]);
         Assert.All(routes.Where(r => r.Template is "/api/v1/sensors" or "/api/v1/sensortypes"), r => Assert.Equal(Security.Permissions.SensorTypeList, r.Permission));
         Assert.Equal(2, routes.Count(r => r.Template is "/api/v1/sensors" or "/api/v1/sensortypes"));
+    }
+
+    [Fact]
+    public async Task TheNextPoll_IsWhenTheSensorAsks_NoSoonerThanASecond()
+    {
+        // A real Python sensor: the first poll asks for 0.01 s between polls, the second for two minutes.
+        _packs.Write("watch/sensors/pacer.yaml", "class_name: Pacer\nentry_point: pacer.py\n");
+        _packs.Write("watch/sensors/pacer.py", """
+            from st2reactor.sensor.base import PollingSensor
+
+            class Pacer(PollingSensor):
+                def setup(self):
+                    pass
+
+                def poll(self):
+                    self._polls = getattr(self, "_polls", 0) + 1
+                    self.set_poll_interval(0.01 if self._polls == 1 else 120)
+            """);
+        await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), _packs.Root);
+        var runner = new ServerlessStorm.Engine.Python.PythonSensorRunner(new ServerlessStorm.Engine.Python.HostPythonEnvironments(
+            Options.Create(new ServerlessStorm.Engine.Python.PythonOptions { Interpreter = "/usr/bin/python3" })));
+        var store = new InMemorySensorStore();
+        var scheduler = NewScheduler(host, runner, store);
+
+        await scheduler.RunDueAsync(CancellationToken.None);
+        var first = await store.GetAsync("watch.Pacer", CancellationToken.None);
+        await Eventually.TrueAsync(() => DateTimeOffset.UtcNow >= first!.NextPoll, what: "the first poll's next poll to fall due");
+        await scheduler.RunDueAsync(CancellationToken.None);
+        var second = await store.GetAsync("watch.Pacer", CancellationToken.None);
+
+        Assert.True(first!.LastError is null, first.LastError);
+        Assert.Equal(TimeSpan.FromSeconds(1), first.NextPoll - first.LastPoll);
+        Assert.Equal((2L, TimeSpan.FromMinutes(2)), (second!.Polls, second.NextPoll - second.LastPoll));
     }
 
     [Fact]

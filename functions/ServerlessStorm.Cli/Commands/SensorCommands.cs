@@ -33,7 +33,8 @@ internal static class SensorCommands
                 var state = sensor?["state"]?.ToString() ?? "";
                 var lastPoll = DateTimeOffset.TryParse(sensor?["last_poll"]?.ToString(), System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var at)
                     ? at.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture) : "-";
-                table.AddRow(Markup.Escape(sensor?["ref"]?.ToString() ?? ""), Markup.Escape(sensor?["runner"]?.ToString() ?? "-"), $"{sensor?["poll_interval"]} s",
+                table.AddRow(Markup.Escape(sensor?["ref"]?.ToString() ?? ""), Markup.Escape(sensor?["runner"]?.ToString() ?? "-"),
+                    sensor?["poll_interval"] is { } every ? $"{every} s" : "its own",
                     state is "failing" or "not-run" or "no-runner" ? $"[red]{Markup.Escape(state)}[/]" : Markup.Escape(state),
                     $"{sensor?["consecutive_failures"]}", lastPoll);
             }

@@ -23,7 +23,9 @@ public sealed partial class StormApi
                 ["class_name"] = sensor.ClassName,
                 ["entry_point"] = sensor.EntryPoint,
                 ["enabled"] = sensor.Enabled,
-                ["poll_interval"] = (int)sensor.PollInterval.TotalSeconds,
+                // As StackStorm's API: the YAML's, or null (a Python sensor then polls on its class's default).
+                ["poll_interval"] = !sensor.PollIntervalDeclared ? null
+                    : sensor.PollInterval.TotalSeconds % 1 == 0 ? JsonValue.Create((int)sensor.PollInterval.TotalSeconds) : JsonValue.Create(sensor.PollInterval.TotalSeconds),
                 ["trigger_types"] = new JsonArray([.. sensor.TriggerTypes.Select(t => (JsonNode)t)]),
                 ["runner"] = runner,
                 ["state"] = record.Status,

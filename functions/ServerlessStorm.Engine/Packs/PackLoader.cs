@@ -374,7 +374,10 @@ public sealed class PackLoader(
                 file.Problem(doc["entry_point"]!.Position, "entry_point", problem);
             }
 
-            var sensor = new Sensors.SensorDefinition(pack.Name, name, entryPoint, file.OptionalBool("enabled") ?? true, interval, types, path);
+            var sensor = new Sensors.SensorDefinition(pack.Name, name, entryPoint, file.OptionalBool("enabled") ?? true, interval, types, path)
+            {
+                PollIntervalDeclared = doc["poll_interval"] is not null,
+            };
             _sensors.Add(sensor);
             if (entryPoint is not null && !loader.SensorRunners.Any(r => r.Runs(sensor)))
             {

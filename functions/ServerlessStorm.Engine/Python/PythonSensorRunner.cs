@@ -73,7 +73,8 @@ public sealed class PythonSensorRunner(IPythonEnvironments environments, ILogger
         {
             { } done when Kind(done) == "done" && done["long_running"] is JsonValue v && v.TryGetValue<bool>(out var longRunning) && longRunning =>
                 new SensorPollOutcome(run.State) { LongRunning = true },
-            { } done when Kind(done) == "done" && outcome.ExitCode == 0 => new SensorPollOutcome(done["state"] as JsonObject is { } state ? (JsonObject)state.DeepClone() : []),
+            { } done when Kind(done) == "done" && outcome.ExitCode == 0 =>
+                new SensorPollOutcome(done["state"] as JsonObject is { } state ? (JsonObject)state.DeepClone() : []) { PollInterval = Interval(done["poll_interval"]) },
             { } error when Kind(error) == "error" => new SensorPollOutcome(run.State, error["error"]?.GetValue<string>() ?? "the poll failed"),
             _ => new SensorPollOutcome(run.State, Ended(outcome)),
         };
@@ -100,6 +101,10 @@ public sealed class PythonSensorRunner(IPythonEnvironments environments, ILogger
     }
 
     private static string? Kind(JsonObject message) => message["t"]?.GetValue<string>();
+
+    // What get_poll_interval() returned, in seconds; anything else is the YAML's.
+    private static TimeSpan? Interval(JsonNode? seconds) =>
+        seconds is JsonValue value && value.TryGetValue<double>(out var s) && double.IsFinite(s) && s > 0 ? TimeSpan.FromSeconds(Math.Min(s, 86_400)) : null;
 
     private static string Ended(PythonOutcome outcome)
     {
@@ -156,7 +161,8 @@ public sealed class PythonSensorRunner(IPythonEnvironments environments, ILogger
             ["class_name"] = run.Sensor.ClassName,
             ["paths"] = new JsonArray(Path.GetDirectoryName(file), Path.Combine(Path.GetFullPath(run.Pack.Directory), "lib")),
             ["config"] = run.Pack.Config.DeepClone(),
-            ["poll_interval"] = run.Sensor.PollInterval.TotalSeconds,
+            // Given to the constructor only when declared, so a sensor without one keeps its class's default.
+            ["poll_interval"] = run.Sensor.PollIntervalDeclared ? run.Sensor.PollInterval.TotalSeconds : null,
             ["triggers"] = triggers,
             ["state"] = run.State.DeepClone(),
         };

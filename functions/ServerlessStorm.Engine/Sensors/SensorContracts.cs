@@ -11,8 +11,20 @@ namespace ServerlessStorm.Engine.Sensors;
 public sealed record SensorDefinition(string Pack, string ClassName, string? EntryPoint, bool Enabled, TimeSpan PollInterval,
     IReadOnlyList<string> TriggerTypes, string SourceFile)
 {
-    /// <summary>StackStorm's default poll_interval.</summary>
+    /// <summary>
+    /// The interval of a sensor whose YAML declares none, until it says otherwise: a Python sensor then polls on its
+    /// class's own (StackStorm's <c>PollingSensor</c> defaults to 5 s), reported by each poll.
+    /// </summary>
     public static readonly TimeSpan DefaultPollInterval = TimeSpan.FromSeconds(60);
+
+    /// <summary>The shortest interval between polls, whatever a sensor asks for: each poll is a fresh process.</summary>
+    public static readonly TimeSpan MinimumPollInterval = TimeSpan.FromSeconds(1);
+
+    /// <summary>The longest, as the YAML's poll_interval is bounded.</summary>
+    public static readonly TimeSpan MaximumPollInterval = TimeSpan.FromDays(1);
+
+    /// <summary>Whether the YAML declares <c>poll_interval</c> (a Python sensor's constructor gets it only then, as in StackStorm).</summary>
+    public bool PollIntervalDeclared { get; init; }
 
     public string Ref => $"{Pack}.{ClassName}";
 }
@@ -26,6 +38,9 @@ public sealed record SensorRun(SensorDefinition Sensor, PackDefinition Pack, IRe
 /// <summary>How a poll ended: the state to keep for the next one, and the error when it failed.</summary>
 public sealed record SensorPollOutcome(JsonObject State, string? Error = null)
 {
+    /// <summary>The interval the sensor asks for until its next poll (a Python sensor's get_poll_interval()); null: its YAML's.</summary>
+    public TimeSpan? PollInterval { get; init; }
+
     /// <summary>The class is a long-running Sensor (run() forever), not a PollingSensor: it cannot be polled.</summary>
     public bool LongRunning { get; init; }
 }

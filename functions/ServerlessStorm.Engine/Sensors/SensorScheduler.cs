@@ -218,6 +218,11 @@ public sealed class SensorScheduler
         }
     }
 
+    private static TimeSpan Clamp(TimeSpan interval) =>
+        interval < SensorDefinition.MinimumPollInterval ? SensorDefinition.MinimumPollInterval
+        : interval > SensorDefinition.MaximumPollInterval ? SensorDefinition.MaximumPollInterval
+        : interval;
+
     // Gives a hold back as it was claimed (state and status unchanged), briefly: the host may be stopping.
     private async Task ReleaseAsync(string sensorRef, SensorRecord claimed)
     {
@@ -260,7 +265,8 @@ public sealed class SensorScheduler
         }
 
         var ended = _time.GetUtcNow();
-        var next = claimed with { Holder = null, LeaseUntil = null, LastPoll = ended, NextPoll = ended + sensor.PollInterval, Polls = claimed.Polls + 1 };
+        var interval = Clamp(outcome.PollInterval ?? sensor.PollInterval);
+        var next = claimed with { Holder = null, LeaseUntil = null, LastPoll = ended, NextPoll = ended + interval, Polls = claimed.Polls + 1 };
         if (outcome.LongRunning)
         {
             next = next with

@@ -20,8 +20,9 @@ import sys
 # How long output may stay open once the code has finished (a background child holding it) before the outcome is sent.
 _DRAIN_SECONDS = 1.0
 
-# Attributes the sensor base classes set: never part of a sensor's kept state.
-_SENSOR_FRAMEWORK_ATTRIBUTES = frozenset(["_sensor_service", "sensor_service", "_config", "config", "_poll_interval"])
+# Attributes the sensor base classes set: never part of a sensor's kept state. (_poll_interval is: a sensor that
+# calls set_poll_interval keeps its new interval for the polls after, as its process would in StackStorm.)
+_SENSOR_FRAMEWORK_ATTRIBUTES = frozenset(["_sensor_service", "sensor_service", "_config", "config"])
 
 
 class _JsonContext(object):
@@ -432,6 +433,14 @@ def _state(fresh, kept, sensor, log):
     return state
 
 
+def _interval(sensor):
+    try:
+        seconds = float(sensor.get_poll_interval())
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return seconds if seconds == seconds and seconds not in (float("inf"), float("-inf")) else None
+
+
 def run_sensor(job, channel, capture):
     path = job["file"]
     class_name = job["class_name"]
@@ -471,7 +480,9 @@ def run_sensor(job, channel, capture):
                 channel.send({"t": "log", "level": level, "message": message})
 
             state = _state(fresh, kept, sensor, log)
-            _end(channel, capture, 0, {"t": "done", "state": state})
+            # The interval the sensor now asks for (its YAML's, its class's default, or set_poll_interval's): the next
+            # poll is scheduled by it, as StackStorm's PollingSensor sleeps get_poll_interval() between polls.
+            _end(channel, capture, 0, {"t": "done", "state": state, "poll_interval": _interval(sensor)})
 
         def stop():
             try:
