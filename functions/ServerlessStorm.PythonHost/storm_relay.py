@@ -120,7 +120,8 @@ def command(job: Job, app_root: str, python: str = sys.executable) -> Command:
     # folder, put first on the path for that pack's code only.
     path = [os.path.join(packs, job.pack, ".python_packages"), shim] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(path)
-    cwd = local(job.working_directory) if job.working_directory else os.path.join(packs, job.pack)
+    # No working folder given: the temp folder, as the local launcher does, so relative paths mean the same in both.
+    cwd = local(job.working_directory) if job.working_directory else tempfile.gettempdir()
     if not os.path.isdir(cwd):
         cwd = tempfile.gettempdir()
     argv = [python, "-u", os.path.join(shim, "storm_python_host.py"), *(local(a) for a in job.arguments)]

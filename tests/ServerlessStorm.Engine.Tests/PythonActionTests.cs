@@ -454,6 +454,54 @@ public sealed class PythonActionTests : IDisposable
     }
 
     [Fact]
+    public async Task AnActionFileNamedLikeAStandardModule_DoesNotHideIt_AsInStackStorm()
+    {
+        // actions/json.py importing json gets the standard module: the action's folder is last on the path.
+        WriteAction("json", "import json\nfrom st2common.runners.base_action import Action\n\nclass J(Action):\n    def run(self):\n        return json.dumps([1])\n");
+
+        var result = await RunAsync("json");
+
+        Assert.True(result.Status == ExecutionStatus.Succeeded, result.Result.ToJsonString());
+        Assert.Equal("[1]", result.Result["result"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task AnOlderActionWhoseInitTakesNoActionService_GetsItAssigned_AsInStackStorm()
+    {
+        WriteAction("old", """
+            from st2common.runners.base_action import Action
+
+            class Old(Action):
+                def __init__(self, config):
+                    super(Old, self).__init__(config)
+                    self.seen = config["threshold"]
+
+                def run(self):
+                    self.action_service.set_value("k", "v")
+                    return [self.seen, self.action_service.get_value("k")]
+            """);
+        _packs.Write("py/config.yaml", "threshold: 3\n");
+
+        var result = await RunAsync("old");
+
+        Assert.True(result.Status == ExecutionStatus.Succeeded, result.Result.ToJsonString());
+        Assert.Equal("[3,\"v\"]", result.Result["result"]!.ToJsonString());
+    }
+
+    [Fact]
+    public async Task PythonPathInTheActionsEnv_IsIgnored_AsInStackStorm()
+    {
+        _packs.Write("elsewhere/evil.py", "X = 'evil'\n");
+        WriteAction("path", "import os, sys\nfrom st2common.runners.base_action import Action\n\nclass P(Action):\n    def run(self):\n        return [os.environ.get('PYTHONPATH'), os.environ.get('OTHER'), any('elsewhere' in p for p in sys.path)]\n",
+            "env: {type: object}");
+
+        var result = await RunAsync("path", new JsonObject { ["env"] = new JsonObject { ["pythonpath"] = Path.Combine(_packs.Root, "elsewhere"), ["OTHER"] = "kept" } });
+
+        Assert.True(result.Status == ExecutionStatus.Succeeded, result.Result.ToJsonString());
+        Assert.Equal("[null,\"kept\",false]", result.Result["result"]!.ToJsonString());
+    }
+
+    [Fact]
     public async Task ARemotePythonHost_RunsThePacksCode_WithoutAnInterpreterChosenHere()
     {
         WriteAction("remote", "from st2common.runners.base_action import Action\n\nclass R(Action):\n    def run(self):\n        return 1\n");
@@ -472,6 +520,11 @@ public sealed class PythonActionTests : IDisposable
         Assert.Equal("there", result.Result["result"]!["ran"]!.GetValue<string>());
         Assert.Null(launcher.Launched!.Interpreter);
         Assert.Equal(Path.GetFileName(pack.Directory), launcher.Launched.Pack);
+        // The module and libraries relative to the packs folder the environment names: the host has its own copy.
+        var job = JsonNode.Parse(launcher.Sent[0])!;
+        Assert.Equal(Path.Combine("py", "actions", "remote.py"), job["file"]!.GetValue<string>());
+        Assert.Equal([Path.Combine("py", "lib"), Path.Combine("py", "actions", "lib")], job["paths"]!.AsArray().Select(p => p!.GetValue<string>()));
+        Assert.Equal(Path.GetDirectoryName(Path.GetFullPath(pack.Directory)), launcher.Launched.Environment["STORM_PACKS_ROOT"]);
         Assert.Equal(ExecutionStatus.Failed, local.Status);
         Assert.Contains("storm pack install", local.Error, StringComparison.Ordinal);
     }
@@ -493,16 +546,22 @@ public sealed class PythonActionTests : IDisposable
         public Task<IPythonProcess> StartAsync(PythonLaunch launch, CancellationToken cancellationToken)
         {
             Launched = launch;
-            return Task.FromResult<IPythonProcess>(new Process(lines));
+            return Task.FromResult<IPythonProcess>(new Process(lines, Sent));
         }
 
-        private sealed class Process(string[] lines) : IPythonProcess
+        public List<string> Sent { get; } = [];
+
+        private sealed class Process(string[] lines, List<string> sent) : IPythonProcess
         {
             public int? ExitCode { get; private set; }
 
             public string Diagnostics => "";
 
-            public Task SendAsync(string line, CancellationToken cancellationToken) => Task.CompletedTask;
+            public Task SendAsync(string line, CancellationToken cancellationToken)
+            {
+                sent.Add(line);
+                return Task.CompletedTask;
+            }
 
             public async IAsyncEnumerable<string> ReadLinesAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
             {

@@ -17,4 +17,7 @@ public static partial class StormLogs
 
     [LoggerMessage(EventId = 2003, EventName = "PythonSensorDispatchRefused", Level = LogLevel.Warning, Message = "Sensor {Sensor} dispatched {Trigger}, refused: {Reason}")]
     public static partial void PythonSensorDispatchRefused(this ILogger logger, string sensor, string trigger, string reason);
+
+    [LoggerMessage(EventId = 2004, EventName = "PythonEnvIgnored", Level = LogLevel.Information, Message = "Action {Action}: {Variable} in its env is ignored (the module path is the pack's, as in StackStorm)")]
+    public static partial void PythonEnvIgnored(this ILogger logger, string action, string variable);
 }

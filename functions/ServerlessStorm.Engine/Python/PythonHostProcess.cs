@@ -53,6 +53,22 @@ internal static class PythonHostProcess
 
     private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false);
 
+    /// <summary>The variable that names the packs folder to the host program (where the job's paths are relative to).</summary>
+    public const string PacksRootVariable = "STORM_PACKS_ROOT";
+
+    /// <summary>
+    /// Puts the module (<c>file</c>) and the pack's library folders (<c>paths</c>, in the order they go on the module
+    /// path) in the job relative to the packs folder, and names that folder in the environment: a remote Python host
+    /// has its own copy of the packs, and its relay rewrites the variable to it.
+    /// </summary>
+    public static void SetPackPaths(JsonObject job, IDictionary<string, string> environment, string packDirectory, string file, params string[] libraries)
+    {
+        var packsRoot = Path.GetDirectoryName(Path.GetFullPath(packDirectory).TrimEnd(Path.DirectorySeparatorChar))!;
+        job["file"] = Path.GetRelativePath(packsRoot, file);
+        job["paths"] = new JsonArray([.. libraries.Select(l => (JsonNode)Path.GetRelativePath(packsRoot, l))]);
+        environment[PacksRootVariable] = packsRoot;
+    }
+
     /// <param name="stop">For a long-running sensor: asks the program to stop (cleanup() and exit) rather than killing it.</param>
     public static async Task<PythonOutcome> RunAsync(IPythonLauncher launcher, PythonLaunch launch, JsonObject job, TimeSpan timeout,
         PythonCallbacks callbacks, ILogger logger, CancellationToken cancellationToken, CancellationToken stop = default)

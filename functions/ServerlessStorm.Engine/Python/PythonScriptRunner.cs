@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using ServerlessStorm.Engine.Actions;
 using ServerlessStorm.Engine.Datastore;
+using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Executions;
 using ServerlessStorm.Engine.Packs;
 
@@ -19,9 +20,10 @@ namespace ServerlessStorm.Engine.Python;
 /// As StackStorm's python runner: the return value is the result, a <c>(True|False, result)</c> tuple sets the
 /// status (<c>(None, result)</c> sets none), values JSON lacks are written as orjson writes them (datetimes in ISO
 /// 8601, UUIDs as text, sets as lists, NaN as null; anything else as its text), an exception fails with its traceback in stderr and exit code 1, <c>sys.exit(n)</c> is exit code n; the
-/// result is <c>{"result", "stdout", "stderr", "exit_code"}</c> with output_key <c>result</c>. The module path holds
-/// the action's folder, the pack's <c>lib/</c> (its common libraries) and <c>actions/lib</c>, in StackStorm's order,
-/// then the project's stand-ins for st2common and st2reactor last, so a pack's own modules win. The process gets a
+/// result is <c>{"result", "stdout", "stderr", "exit_code"}</c> with output_key <c>result</c>. The module path is
+/// StackStorm's: the pack's <c>lib/</c> (its common libraries) and <c>actions/lib</c> first, then the interpreter's
+/// own, the project's stand-ins for st2common and st2reactor, and the action's folder last (an action file named like
+/// a standard module does not hide it); <c>PYTHONPATH</c> in the action's <c>env</c> is ignored, as there. The process gets a
 /// clean environment (the shell runners' one) with StackStorm's <c>ST2_ACTION_*</c> variables, and a timeout or a
 /// cancel kills everything it started.
 /// </remarks>
@@ -113,8 +115,6 @@ public sealed class PythonScriptRunner(IPythonEnvironments environments, KeyValu
         var job = new JsonObject
         {
             ["mode"] = "action",
-            ["file"] = module,
-            ["paths"] = new JsonArray(Path.GetDirectoryName(module), Path.Combine(packDirectory, "lib"), Path.Combine(PackFiles.ActionsFolder(packDirectory), "lib")),
             ["parameters"] = parameters,
             ["config"] = context.Config.DeepClone(),
             ["log_level"] = ParameterReader.String(context.Parameters, "log_level") ?? "DEBUG",
@@ -126,6 +126,13 @@ public sealed class PythonScriptRunner(IPythonEnvironments environments, KeyValu
         {
             foreach (var (name, value) in env)
             {
+                if (name.Equals("PYTHONPATH", StringComparison.OrdinalIgnoreCase))
+                {
+                    // As StackStorm's python runner: the module path is the pack's, not the action's to change.
+                    _logger.PythonEnvIgnored(context.Action.Ref, name);
+                    continue;
+                }
+
                 environment[name] = value is JsonValue v && v.TryGetValue<string>(out var s) ? s : value?.ToJsonString() ?? "";
             }
         }
@@ -134,6 +141,8 @@ public sealed class PythonScriptRunner(IPythonEnvironments environments, KeyValu
         environment["ST2_ACTION_PACK_NAME"] = context.Action.Pack;
         environment["ST2_ACTION_EXECUTION_ID"] = context.ExecutionId;
         environment["ST2_ACTION_DEBUG"] = debug ? "True" : "False";
+        // The pack's common libraries (lib/) then actions/lib, as StackStorm orders them on PYTHONPATH.
+        PythonHostProcess.SetPackPaths(job, environment, packDirectory, module!, Path.Combine(packDirectory, "lib"), Path.Combine(PackFiles.ActionsFolder(packDirectory), "lib"));
 
         var timeout = TimeSpan.FromSeconds(ParameterReader.Number(context.Parameters, "timeout") ?? DefaultTimeoutSeconds);
         var callbacks = new PythonCallbacks

@@ -159,7 +159,6 @@ public sealed class PythonSensorRunner(IPythonEnvironments environments, ILogger
             ["operation"] = operation,
             ["file"] = file,
             ["class_name"] = run.Sensor.ClassName,
-            ["paths"] = new JsonArray(Path.GetDirectoryName(file), Path.Combine(Path.GetFullPath(run.Pack.Directory), "lib")),
             ["config"] = run.Pack.Config.DeepClone(),
             // Given to the constructor only when declared, so a sensor without one keeps its class's default.
             ["poll_interval"] = run.Sensor.PollIntervalDeclared ? run.Sensor.PollInterval.TotalSeconds : null,
@@ -201,6 +200,8 @@ public sealed class PythonSensorRunner(IPythonEnvironments environments, ILogger
             Call = (call, token) => CallAsync(run, host, call, token),
         };
         var environment = new Dictionary<string, string>(StringComparer.Ordinal) { ["ST2_SENSOR_PACK_NAME"] = run.Sensor.Pack };
+        // The pack's common libraries (lib/) on the module path, as StackStorm's sensor container puts them.
+        PythonHostProcess.SetPackPaths(job, environment, run.Pack.Directory, job["file"]!.GetValue<string>(), Path.Combine(Path.GetFullPath(run.Pack.Directory), "lib"));
         try
         {
             var launch = new PythonLaunch(Guid.NewGuid().ToString("N"), PythonScriptRunner.PackFolder(Path.GetFullPath(run.Pack.Directory)), [], environment, null,

@@ -120,6 +120,10 @@ class RelayTests(unittest.TestCase):
         self.assertEqual(["got:one", 'got:{"answer": 2}'], transport.lines[1:])
         self.assertEqual(3, transport.exit[0])
 
+    def test_without_a_working_folder_it_runs_in_the_temp_folder_as_locally(self):
+        cmd = storm_relay.command(self.job("echo"), self.root)
+        self.assertEqual(tempfile.gettempdir(), cmd.cwd)
+
     def test_a_kill_message_kills_the_wrapper_and_what_it_started(self):
         async def run():
             transport = LocalTransport()

@@ -279,22 +279,47 @@ def _load_module(path):
     import _frozen_importlib
     import _frozen_importlib_external
 
+    # As StackStorm's loader: the module's folder goes last on the path (so a pack file named like a standard module,
+    # json.py, does not hide it), and the module is not registered under its bare name.
+    folder = os.path.dirname(os.path.abspath(path))
+    if folder not in sys.path:
+        sys.path.append(folder)
     name = os.path.splitext(os.path.basename(path))[0]
     spec = _frozen_importlib_external.spec_from_file_location(name, path)
     if spec is None:
         raise ImportError('"%s" is not a Python module' % path)
     module = _frozen_importlib.module_from_spec(spec)
-    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
 
+def _resolve(path):
+    # Paths come relative to the packs folder, which STORM_PACKS_ROOT names where this runs (the Python host in
+    # Azure has its own copy of the packs).
+    root = os.environ.get("STORM_PACKS_ROOT")
+    return os.path.join(root, path) if root and not os.path.isabs(path) else path
+
+
 def _set_path(job):
     here = os.path.dirname(os.path.abspath(__file__))
-    # The pack's folders come first so its own modules win; this program's folder (the st2 stand-ins) comes last.
+    job["file"] = _resolve(job["file"])
+    # The pack's libraries come first, as StackStorm puts them on PYTHONPATH; this program's folder (the st2
+    # stand-ins, where StackStorm's own site-packages would be) after the interpreter's; the module's folder last.
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
-    sys.path[0:0] = [p for p in job.get("paths", []) if os.path.isdir(p)]
+    sys.path[0:0] = [p for p in (_resolve(p) for p in job.get("paths", [])) if os.path.isdir(p)]
     sys.path.append(here)
+
+
+def _new_action(cls, config, action_service):
+    # As StackStorm: an older action whose __init__ takes no action_service gets it assigned after.
+    try:
+        return cls(config=config, action_service=action_service)
+    except TypeError as error:
+        if "unexpected keyword argument 'action_service'" not in str(error):
+            raise
+    action = cls(config=config)
+    action.action_service = action_service
+    return action
 
 
 def _setup_logging(level_name, handler_factory):
@@ -362,7 +387,7 @@ def run_action(job, channel, capture):
         cls = _action_class(module, path)
         from storm_services import ActionService
 
-        action = cls(config=job.get("config") or {}, action_service=ActionService(channel, cls.__name__))
+        action = _new_action(cls, job.get("config") or {}, ActionService(channel, cls.__name__))
     except SystemExit as exit:
         _end(channel, capture, _exit_code(exit))
     except BaseException as error:
