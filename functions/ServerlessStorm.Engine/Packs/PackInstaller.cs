@@ -29,9 +29,11 @@ public sealed class PackInstaller(PackLoader loader)
         packsRoot = Path.GetFullPath(packsRoot).TrimEnd(Path.DirectorySeparatorChar);
         Directory.CreateDirectory(packsRoot);
 
-        // The installed pack of the same folder name is left out: the new one is checked in its stead.
+        // The installed copy of the same pack is left out (it lies in the folder named by its ref, or is the same
+        // folder): the new one is checked in its stead.
+        var packRef = PackLoader.ReadRef(from);
         List<string> directories = [.. PackLoader.FindPackDirectories(packsRoot).Select(Path.GetFullPath)
-            .Where(d => Path.GetFileName(d) != Path.GetFileName(from) && d != from), from];
+            .Where(d => d != from && (packRef is null ? Path.GetFileName(d) != Path.GetFileName(from) : Path.GetFileName(d) != packRef && PackLoader.ReadRef(d) != packRef)), from];
         var result = loader.Load(directories);
         var own = result.Problems.Where(p => Concerns(p.File, from) || (p.AlsoConcerns is { } file && Concerns(file, from))).ToList();
         var pack = result.Catalog.Packs.Values.FirstOrDefault(p => Path.GetFullPath(p.Directory).TrimEnd(Path.DirectorySeparatorChar) == from);
@@ -53,40 +55,68 @@ public sealed class PackInstaller(PackLoader loader)
     private static bool Concerns(string file, string packFolder) =>
         Path.GetFullPath(file).StartsWith(packFolder + Path.DirectorySeparatorChar, StringComparison.Ordinal);
 
-    // Copies the pack beside the packs folder first, then swaps it in.
+    // Copies the pack into a hidden folder inside the packs folder (the same file system, so the swap is two renames;
+    // loaders pass hidden folders over), then swaps it in; a failed swap puts the old copy back.
     private static bool Replace(string from, string destination, string packsRoot)
     {
-        var parent = Path.GetDirectoryName(packsRoot)!;
         var id = Guid.NewGuid().ToString("N")[..8];
-        var staged = Path.Combine(parent, $".storm-install-{Path.GetFileName(destination)}-{id}");
+        var staged = Path.Combine(packsRoot, $".storm-install-{Path.GetFileName(destination)}-{id}");
+        var old = Path.Combine(packsRoot, $".storm-replaced-{Path.GetFileName(destination)}-{id}");
         try
         {
             Copy(from, staged);
         }
         catch
         {
-            if (Directory.Exists(staged))
-            {
-                Directory.Delete(staged, recursive: true);
-            }
-
+            DeleteQuietly(staged);
             throw;
         }
 
-        var old = Path.Combine(parent, $".storm-replaced-{Path.GetFileName(destination)}-{id}");
         var replaced = Directory.Exists(destination);
         if (replaced)
         {
             Directory.Move(destination, old);
         }
 
-        Directory.Move(staged, destination);
+        try
+        {
+            Directory.Move(staged, destination);
+        }
+        catch
+        {
+            if (replaced)
+            {
+                Directory.Move(old, destination);
+            }
+
+            DeleteQuietly(staged);
+            throw;
+        }
+
         if (replaced)
         {
-            Directory.Delete(old, recursive: true);
+            DeleteQuietly(old);
         }
 
         return replaced;
+    }
+
+    private static void DeleteQuietly(string directory)
+    {
+        try
+        {
+            if (Directory.Exists(directory))
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+        }
+        catch (IOException)
+        {
+            // A leftover hidden folder is passed over by loaders; the install itself is done (or undone).
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
     }
 
     // What a pack's folder holds, without its version control or Python's bytecode caches.

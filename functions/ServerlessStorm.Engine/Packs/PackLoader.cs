@@ -101,7 +101,27 @@ public sealed class PackLoader(
             return !isCore && File.Exists(Path.Combine(core, "pack.yaml")) ? [core, path] : [path];
         }
 
-        return [.. Directory.EnumerateDirectories(path).Where(d => File.Exists(Path.Combine(d, "pack.yaml"))).Order(StringComparer.Ordinal)];
+        // A hidden folder is not a pack (an install stages its copy in one).
+        return [.. Directory.EnumerateDirectories(path).Where(d => !Path.GetFileName(d).StartsWith('.') && File.Exists(Path.Combine(d, "pack.yaml")))
+            .Order(StringComparer.Ordinal)];
+    }
+
+    /// <summary>
+    /// The ref a pack folder's pack.yaml gives its pack (its <c>ref</c>, else its <c>name</c>), or null when it gives
+    /// none that is a pack ref; loading the pack says what is wrong.
+    /// </summary>
+    public static string? ReadRef(string directory)
+    {
+        try
+        {
+            var doc = BoundedYamlReader.Read(File.ReadAllText(Path.Combine(directory, "pack.yaml"))) as YamlMapping;
+            var name = (doc?["ref"] ?? doc?["name"]) is YamlScalar { Value: var value } ? value : null;
+            return name is not null && IsPackRef(name) ? name : null;
+        }
+        catch (Exception ex) when (ex is IOException or YamlReadException)
+        {
+            return null;
+        }
     }
 
     public PackLoadResult LoadFrom(string path) => Load(FindPackDirectories(path));

@@ -17,9 +17,9 @@ public sealed class PackInstallerTests : IDisposable
     private PackInstaller Installer() =>
         new(new PackLoader(RunnerRegistry.Default) { Configs = new FolderPackConfigSource(Configs).ReadAll() });
 
-    private string Source(string name, string? schema = null)
+    private string Source(string name, string? schema = null, string? folder = null)
     {
-        var dir = Path.Combine(_root, "src", name);
+        var dir = Path.Combine(_root, "src", folder ?? name);
         Directory.CreateDirectory(Path.Combine(dir, "actions"));
         File.WriteAllText(Path.Combine(dir, "pack.yaml"), $"name: {name}\nversion: 1.0.0\ndescription: test pack\n");
         File.WriteAllText(Path.Combine(dir, "actions", "hello.yaml"), "name: hello\nrunner_type: local-shell-cmd\nparameters:\n  cmd:\n    default: echo hi\n");
@@ -76,7 +76,23 @@ public sealed class PackInstallerTests : IDisposable
 
         Assert.True(second.Replaced);
         Assert.False(File.Exists(Path.Combine(installed, "actions", "old.txt")));
-        Assert.Empty(Directory.EnumerateDirectories(Path.GetDirectoryName(PacksRoot)!, ".storm-*-svc-*"));
+        Assert.Empty(Directory.EnumerateDirectories(PacksRoot, ".storm-*"));
+    }
+
+    [Fact]
+    public void APackFromAFolderNamedOtherThanItsRef_IsInstalledUnderItsRef_AndReplacedThere()
+    {
+        // A clone of an Exchange pack: stackstorm-svc holds the pack 'svc'.
+        var source = Source("svc", folder: "stackstorm-svc");
+
+        var first = Installer().Install(source, PacksRoot);
+        var second = Installer().Install(source, PacksRoot);
+
+        Assert.True(first.Installed, string.Join("\n", first.Problems));
+        Assert.True(second.Installed, string.Join("\n", second.Problems));
+        Assert.True(second.Replaced);
+        Assert.Equal(Path.Combine(PacksRoot, "svc"), second.Pack!.Directory);
+        Assert.False(Directory.Exists(Path.Combine(PacksRoot, "stackstorm-svc")));
     }
 
     [Fact]
