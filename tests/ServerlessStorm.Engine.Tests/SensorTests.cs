@@ -72,10 +72,11 @@ public sealed class SensorTests : IDisposable
 
     /// <summary>A scheduler of its own over the host's packs, with <paramref name="runner"/> as its only sensor runner.</summary>
     private static SensorScheduler NewScheduler(StormTestHost host, ISensorRunner runner, ISensorStore store, bool longRunning = false,
-        Microsoft.Extensions.Logging.ILogger<SensorScheduler>? logger = null) =>
+        Microsoft.Extensions.Logging.ILogger<SensorScheduler>? logger = null, TimeSpan? lease = null) =>
         new(host.Services.GetRequiredService<PackCatalog>(), [runner], store, host.Services.GetRequiredService<TriggerDispatcher>(),
-            host.Services.GetRequiredService<KeyValueService>(), Options.Create(new SensorOptions { RunLongRunning = longRunning }), TimeProvider.System,
-            logger ?? NullLogger<SensorScheduler>.Instance);
+            host.Services.GetRequiredService<KeyValueService>(),
+            Options.Create(new SensorOptions { RunLongRunning = longRunning, LongRunningLease = lease ?? TimeSpan.FromSeconds(30), MaxRestartBackoff = TimeSpan.FromMilliseconds(200) }),
+            TimeProvider.System, logger ?? NullLogger<SensorScheduler>.Instance);
 
     private static async Task<SensorRecord> PolledAsync(StormTestHost host, Func<SensorRecord, bool> done, string what)
     {
@@ -219,6 +220,74 @@ public sealed class SensorTests : IDisposable
         Assert.True(first!.LastError is null, first.LastError);
         Assert.Equal(TimeSpan.FromSeconds(1), first.NextPoll - first.LastPoll);
         Assert.Equal((2L, TimeSpan.FromMinutes(2)), (second!.Polls, second.NextPoll - second.LastPoll));
+    }
+
+    [Fact]
+    public async Task AStoreFailingWhileALongRunningSensorRuns_StopsThatRun_AndNeverRunsTwoAtOnce()
+    {
+        _packs.Write("watch/sensors/forever.yaml", "class_name: Forever\nentry_point: forever.test\n");
+        _packs.Write("watch/sensors/forever.test", "");
+        var runner = new RunsUntilStopped();
+        await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), _packs.Root);
+        var store = new FlakyStore(new InMemorySensorStore());
+        var serve = NewScheduler(host, runner, store, longRunning: true, lease: TimeSpan.FromMilliseconds(150));
+        await serve.RunDueAsync(CancellationToken.None);
+        using var stop = new CancellationTokenSource();
+        var supervising = serve.SuperviseLongRunningAsync(TimeSpan.FromMilliseconds(20), stop.Token);
+        await Eventually.TrueAsync(() => runner.Running == 1, what: "the sensor's run");
+
+        store.Failing = true; // the lease renewal throws (a 503 from Table Storage)
+        await Eventually.TrueAsync(() => runner.Stopped >= 1, what: "the run stopped when its hold could not be renewed");
+        store.Failing = false;
+        await Eventually.TrueAsync(() => runner.Started >= 2, what: "a new run once the store answers again");
+        await stop.CancelAsync();
+        await supervising;
+
+        Assert.Equal(1, runner.MostAtOnce);
+        Assert.Equal(0, runner.Running);
+    }
+
+    [Fact]
+    public async Task AHostThatDoesNotRunLongRunningSensors_LeavesAlone_OneHeldByAHostThatDoes()
+    {
+        _packs.Write("watch/sensors/forever.yaml", "class_name: Forever\nentry_point: forever.test\n");
+        _packs.Write("watch/sensors/forever.test", "");
+        await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), _packs.Root);
+        var store = new InMemorySensorStore();
+        var serve = NewScheduler(host, new LongRunningRunner(), store, longRunning: true);
+        var functions = NewScheduler(host, new LongRunningRunner(), store, longRunning: false);
+        await serve.RunDueAsync(CancellationToken.None);
+        var found = await store.GetAsync("watch.Forever", CancellationToken.None);
+        // storm serve holds it while it runs.
+        var held = await store.TryWriteAsync(found! with { Holder = serve.InstanceId, LeaseUntil = DateTimeOffset.UtcNow.AddMinutes(1), Status = SensorStates.LongRunning }, CancellationToken.None);
+
+        await functions.RunDueAsync(CancellationToken.None);
+        var after = await store.GetAsync("watch.Forever", CancellationToken.None);
+
+        Assert.Equal((held!.Version, SensorStates.LongRunning), (after!.Version, after.Status));
+    }
+
+    [Fact]
+    public async Task ALongRunningSensorRewrittenAsAPollingSensor_IsPolled_OnceItsCodeChanged()
+    {
+        // Real Python: first a Sensor with run() forever, then the same file as a PollingSensor.
+        _packs.Write("watch/sensors/tail.yaml", "class_name: Tail\nentry_point: tail.py\npoll_interval: 1\n");
+        _packs.Write("watch/sensors/tail.py", "from st2reactor.sensor.base import Sensor\n\nclass Tail(Sensor):\n    def setup(self):\n        pass\n\n    def run(self):\n        pass\n");
+        await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), _packs.Root);
+        var runner = new ServerlessStorm.Engine.Python.PythonSensorRunner(new ServerlessStorm.Engine.Python.HostPythonEnvironments(
+            Options.Create(new ServerlessStorm.Engine.Python.PythonOptions { Interpreter = "/usr/bin/python3" })));
+        var store = new InMemorySensorStore();
+        var functions = NewScheduler(host, runner, store, longRunning: false);
+
+        await functions.RunDueAsync(CancellationToken.None);
+        var before = await store.GetAsync("watch.Tail", CancellationToken.None);
+        _packs.Write("watch/sensors/tail.py", "from st2reactor.sensor.base import PollingSensor\n\nclass Tail(PollingSensor):\n    def setup(self):\n        pass\n\n    def poll(self):\n        self._seen = 1\n");
+        await functions.RunDueAsync(CancellationToken.None);
+        var after = await store.GetAsync("watch.Tail", CancellationToken.None);
+
+        Assert.Equal((true, SensorStates.NotRun), (before!.LongRunning, before.Status));
+        Assert.True(after!.LastError is null, after.LastError);
+        Assert.Equal((false, SensorStates.Running, 1), (after.LongRunning, after.Status, after.State["_seen"]!.GetValue<int>()));
     }
 
     [Fact]
@@ -427,6 +496,62 @@ public sealed class SensorTests : IDisposable
     }
 
     // A long-running Sensor whose run() fails at once.
+    // A long-running sensor whose run() goes on until it is stopped; counts the runs at once.
+    private sealed class RunsUntilStopped : ISensorRunner
+    {
+        public int Started;
+        public int Stopped;
+        public int Running;
+        public int MostAtOnce;
+
+        bool ISensorRunner.Runs(SensorDefinition sensor) => sensor.EntryPoint?.EndsWith(".test", StringComparison.Ordinal) == true;
+
+        public Task<SensorPollOutcome> PollAsync(SensorRun run, ISensorHost host, CancellationToken cancellationToken) =>
+            Task.FromResult(new SensorPollOutcome(run.State) { LongRunning = true });
+
+        public async Task<string?> RunAsync(SensorRun run, ISensorHost host, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref Started);
+            var now = Interlocked.Increment(ref Running);
+            InterlockedMax(ref MostAtOnce, now);
+            try
+            {
+                await Task.Delay(Timeout.Infinite, cancellationToken);
+                return null;
+            }
+            catch (OperationCanceledException)
+            {
+                Interlocked.Increment(ref Stopped);
+                return null;
+            }
+            finally
+            {
+                Interlocked.Decrement(ref Running);
+            }
+        }
+
+        private static void InterlockedMax(ref int target, int value)
+        {
+            int seen;
+            while ((seen = Volatile.Read(ref target)) < value && Interlocked.CompareExchange(ref target, value, seen) != seen)
+            {
+            }
+        }
+    }
+
+    // A store whose writes throw while Failing is set, as Table Storage does when it is unavailable.
+    private sealed class FlakyStore(ISensorStore inner) : ISensorStore
+    {
+        public volatile bool Failing;
+
+        public Task<SensorRecord?> GetAsync(string sensorRef, CancellationToken cancellationToken) => inner.GetAsync(sensorRef, cancellationToken);
+
+        public Task<IReadOnlyList<SensorRecord>> ListAsync(CancellationToken cancellationToken) => inner.ListAsync(cancellationToken);
+
+        public Task<SensorRecord?> TryWriteAsync(SensorRecord record, CancellationToken cancellationToken) =>
+            Failing ? throw new InvalidOperationException("503 Service Unavailable") : inner.TryWriteAsync(record, cancellationToken);
+    }
+
     private sealed class LongRunningRunner : ISensorRunner
     {
         public int Runs;

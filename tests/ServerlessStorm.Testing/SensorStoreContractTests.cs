@@ -28,6 +28,8 @@ public abstract class SensorStoreContractTests
             State = new JsonObject { ["seen"] = new JsonArray("a", "b"), ["n"] = 3 },
             Holder = "host-1",
             LeaseUntil = At.AddMinutes(5),
+            LongRunning = true,
+            LongRunningCode = "abc123",
         }, CancellationToken.None);
 
         var read = await store.GetAsync("p.S", CancellationToken.None);
@@ -38,6 +40,7 @@ public abstract class SensorStoreContractTests
         Assert.Equal((SensorStates.Failing, At, At.AddSeconds(30), "boom", 2, 7L, "host-1", At.AddMinutes(5)),
             (read.Status, read.LastPoll, read.NextPoll, read.LastError, read.ConsecutiveFailures, read.Polls, read.Holder, read.LeaseUntil));
         Assert.True(JsonNode.DeepEquals(new JsonObject { ["seen"] = new JsonArray("a", "b"), ["n"] = 3 }, read.State));
+        Assert.Equal((true, "abc123"), (read.LongRunning, read.LongRunningCode));
         Assert.Null(await store.GetAsync("p.Other", CancellationToken.None));
     }
 

@@ -39,4 +39,23 @@ public static class SensorFiles
 
         return File.Exists(path) ? null : $"'{entryPoint}' does not exist in {SensorsFolder(packDirectory)}";
     }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string Path, long Length, DateTime Written), string> Hashes = new();
+
+    /// <summary>
+    /// What the sensor's code is now: a hash of the file its entry point names, with the class for an assembly. A
+    /// sensor found to be long-running is looked at again once its code changes (rewritten as a PollingSensor).
+    /// </summary>
+    public static string Fingerprint(string packDirectory, string entryPoint)
+    {
+        var (relative, typeName) = Actions.PackAssemblies.ParseEntryPoint(entryPoint) ?? (entryPoint, "");
+        if (!TryResolve(packDirectory, relative, out var path) || new FileInfo(path) is not { Exists: true } file)
+        {
+            return "missing";
+        }
+
+        // Hashed once per version of the file: schedulers ask every round.
+        var hash = Hashes.GetOrAdd((path, file.Length, file.LastWriteTimeUtc), key => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(key.Path))));
+        return typeName.Length == 0 ? hash : $"{hash}:{typeName}";
+    }
 }

@@ -178,9 +178,17 @@ public sealed class SensorScheduler
     {
         var now = _time.GetUtcNow();
         var record = await _store.GetAsync(sensor.Ref, cancellationToken) ?? new SensorRecord(sensor.Ref);
+        if (record.LongRunning && record.LongRunningCode != CodeOf(sensor))
+        {
+            // Its code changed since it was found long-running (rewritten as a PollingSensor, say): a poll finds out
+            // again what it is. The claim below writes this, which also ends a run of the old code elsewhere.
+            record = record with { LongRunning = false, LongRunningCode = null, Status = SensorStates.Pending, LastError = null, NextPoll = null };
+        }
+
         if (record.LongRunning)
         {
-            if (!_options.RunLongRunning && record.Status != SensorStates.NotRun)
+            // Said once, and not while a host that runs it holds it: a write would break that host's hold each round.
+            if (!_options.RunLongRunning && record.Status != SensorStates.NotRun && !record.HeldBySomeoneElse(InstanceId, now))
             {
                 await _store.TryWriteAsync(record with { Status = SensorStates.NotRun, LastError = LongRunningInFunctions }, cancellationToken);
                 _logger.SensorNotRunHere(sensor.Ref, LongRunningInFunctions);
@@ -217,6 +225,8 @@ public sealed class SensorScheduler
             }
         }
     }
+
+    private string CodeOf(SensorDefinition sensor) => SensorFiles.Fingerprint(_catalog.Packs[sensor.Pack].Directory, sensor.EntryPoint ?? "");
 
     private static TimeSpan Clamp(TimeSpan interval) =>
         interval < SensorDefinition.MinimumPollInterval ? SensorDefinition.MinimumPollInterval
@@ -272,6 +282,7 @@ public sealed class SensorScheduler
             next = next with
             {
                 LongRunning = true,
+                LongRunningCode = CodeOf(sensor),
                 NextPoll = null,
                 Status = _options.RunLongRunning ? SensorStates.LongRunning : SensorStates.NotRun,
                 LastError = _options.RunLongRunning ? null : LongRunningInFunctions,
@@ -336,10 +347,18 @@ public sealed class SensorScheduler
                         continue;
                     }
 
-                    var record = await _store.GetAsync(sensor.Ref, cancellationToken);
-                    if (record is { LongRunning: true })
+                    try
                     {
-                        supervised[sensor.Ref] = Task.Run(() => SuperviseAsync(sensor, runner, cancellationToken), CancellationToken.None);
+                        var record = await _store.GetAsync(sensor.Ref, cancellationToken);
+                        if (record is { LongRunning: true } && record.LongRunningCode == CodeOf(sensor))
+                        {
+                            supervised[sensor.Ref] = Task.Run(() => SuperviseAsync(sensor, runner, cancellationToken), CancellationToken.None);
+                        }
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+                    {
+                        // The store is down for a moment: the next check tries again; supervision goes on.
+                        _logger.SensorRoundFailed(ex);
                     }
                 }
             }
@@ -360,74 +379,68 @@ public sealed class SensorScheduler
         {
             while (!cancellationToken.IsCancellationRequested)
             {
-                var now = _time.GetUtcNow();
-                var record = await _store.GetAsync(sensor.Ref, cancellationToken) ?? new SensorRecord(sensor.Ref) { LongRunning = true };
-                if (record.HeldBySomeoneElse(InstanceId, now))
-                {
-                    return; // the next check tries again
-                }
-
-                var held = await _store.TryWriteAsync(record with { Holder = InstanceId, LeaseUntil = now + _options.LongRunningLease, Status = SensorStates.LongRunning }, cancellationToken);
-                if (held is null)
-                {
-                    return;
-                }
-
-                var (run, host) = await RunOfAsync(sensor, held.State, cancellationToken);
-                using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                string? error;
+                SensorHost? host = null;
                 var started = _time.GetUtcNow();
-                var running = runner.RunAsync(run, host, stop.Token);
-                var current = held;
-                while (!running.IsCompleted)
+                try
                 {
-                    await Task.WhenAny(running, Task.Delay(_options.LongRunningLease / 3, _time, cancellationToken)).ContinueWith(_ => { }, TaskScheduler.Default);
-                    if (running.IsCompleted || cancellationToken.IsCancellationRequested)
+                    var now = _time.GetUtcNow();
+                    var record = await _store.GetAsync(sensor.Ref, cancellationToken) ?? new SensorRecord(sensor.Ref) { LongRunning = true };
+                    if (record.HeldBySomeoneElse(InstanceId, now) || !record.LongRunning)
                     {
-                        break;
+                        return; // the next check tries again (a sensor no longer long-running is polled instead)
                     }
 
-                    var renewed = await _store.TryWriteAsync(current with { LeaseUntil = _time.GetUtcNow() + _options.LongRunningLease }, CancellationToken.None);
-                    if (renewed is null)
+                    var held = await _store.TryWriteAsync(record with { Holder = InstanceId, LeaseUntil = now + _options.LongRunningLease, Status = SensorStates.LongRunning }, cancellationToken);
+                    if (held is null)
                     {
-                        _logger.SensorLeaseLost(sensor.Ref);
-                        await stop.CancelAsync();
-                        await running.ContinueWith(_ => { }, TaskScheduler.Default);
                         return;
                     }
 
-                    current = renewed;
-                }
+                    (var run, host) = await RunOfAsync(sensor, held.State, cancellationToken);
+                    started = _time.GetUtcNow();
+                    var (stillHeld, runError) = await RunHeldAsync(sensor, runner, run, host, held, cancellationToken);
+                    if (!stillHeld)
+                    {
+                        return; // the hold was lost: another instance runs it now
+                    }
 
-                string? error;
-                try
-                {
-                    error = await running;
+                    error = runError;
                 }
-                catch (Exception ex) when (ex is not OperationCanceledException)
+                catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
                 {
+                    // The store or the runner broke: counted as a failed run, with the same backoff.
                     error = ex.Message;
                 }
 
-                var ended = _time.GetUtcNow();
-                var latest = await _store.GetAsync(sensor.Ref, CancellationToken.None) ?? current;
                 if (cancellationToken.IsCancellationRequested)
                 {
-                    await _store.TryWriteAsync(latest with { Holder = null, LeaseUntil = null }, CancellationToken.None);
+                    await GiveBackAsync(sensor.Ref);
                     return;
                 }
 
+                var ended = _time.GetUtcNow();
                 // A run that lasted a while starts the backoff over.
                 backoff = ended - started > _options.MaxRestartBackoff ? TimeSpan.FromSeconds(1) : backoff;
                 error = ErrorText(error ?? "run() returned", host);
-                await _store.TryWriteAsync(latest with
+                try
                 {
-                    Holder = null,
-                    LeaseUntil = null,
-                    Status = SensorStates.Failing,
-                    LastError = error,
-                    LastErrorAt = ended,
-                    ConsecutiveFailures = latest.ConsecutiveFailures + 1,
-                }, CancellationToken.None);
+                    var latest = await _store.GetAsync(sensor.Ref, CancellationToken.None) ?? new SensorRecord(sensor.Ref) { LongRunning = true };
+                    await _store.TryWriteAsync(latest with
+                    {
+                        Holder = null,
+                        LeaseUntil = null,
+                        Status = SensorStates.Failing,
+                        LastError = error,
+                        LastErrorAt = ended,
+                        ConsecutiveFailures = latest.ConsecutiveFailures + 1,
+                    }, CancellationToken.None);
+                }
+                catch (Exception ex)
+                {
+                    _logger.SensorRoundFailed(ex); // its hold lapses at its lease
+                }
+
                 _logger.SensorRunEnded(sensor.Ref, error, backoff);
                 await Task.Delay(backoff, _time, cancellationToken);
                 backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, _options.MaxRestartBackoff.Ticks));
@@ -435,6 +448,69 @@ public sealed class SensorScheduler
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
+        }
+    }
+
+    // Runs the held sensor until it ends, renewing the hold; Held is false when the hold was lost. Whatever happens here (the
+    // store failing, the host stopping), the run is stopped before this returns: no run is ever left behind.
+    private async Task<(bool Held, string? Error)> RunHeldAsync(SensorDefinition sensor, ISensorRunner runner, SensorRun run, SensorHost host,
+        SensorRecord held, CancellationToken cancellationToken)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var running = runner.RunAsync(run, host, stop.Token);
+        try
+        {
+            var current = held;
+            while (!running.IsCompleted)
+            {
+                await Task.WhenAny(running, Task.Delay(_options.LongRunningLease / 3, _time, cancellationToken)).ContinueWith(_ => { }, TaskScheduler.Default);
+                if (running.IsCompleted || cancellationToken.IsCancellationRequested)
+                {
+                    break;
+                }
+
+                var renewed = await _store.TryWriteAsync(current with { LeaseUntil = _time.GetUtcNow() + _options.LongRunningLease }, CancellationToken.None);
+                if (renewed is null)
+                {
+                    _logger.SensorLeaseLost(sensor.Ref);
+                    return (false, null);
+                }
+
+                current = renewed;
+            }
+
+            try
+            {
+                return (true, await running);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                return (true, ex.Message);
+            }
+        }
+        finally
+        {
+            if (!running.IsCompleted)
+            {
+                await stop.CancelAsync();
+                await running.ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+        }
+    }
+
+    // The host stops: the hold is given back at once, so a restarted host need not wait out the lease.
+    private async Task GiveBackAsync(string sensorRef)
+    {
+        try
+        {
+            if (await _store.GetAsync(sensorRef, CancellationToken.None) is { } latest && latest.Holder == InstanceId)
+            {
+                await _store.TryWriteAsync(latest with { Holder = null, LeaseUntil = null }, CancellationToken.None);
+            }
+        }
+        catch (Exception ex)
+        {
+            _logger.SensorRoundFailed(ex);
         }
     }
 }

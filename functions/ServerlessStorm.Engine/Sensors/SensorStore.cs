@@ -50,6 +50,9 @@ public sealed record SensorRecord(string Ref)
     /// <summary>The class turned out to be a long-running Sensor: it is supervised, not polled.</summary>
     public bool LongRunning { get; init; }
 
+    /// <summary>The code <see cref="LongRunning"/> was found in (<see cref="SensorFiles.Fingerprint"/>): changed code is looked at again.</summary>
+    public string? LongRunningCode { get; init; }
+
     public JsonObject State { get; init; } = [];
 
     public string? Holder { get; init; }
