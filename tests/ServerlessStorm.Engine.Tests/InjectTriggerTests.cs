@@ -88,4 +88,28 @@ public sealed class InjectTriggerTests
         Assert.Equal(ExecutionStatus.Succeeded, injected.Status);
         Assert.Equal("inject-test", injected.Result!["trace_tag"]!.GetValue<string>());
     }
+
+    [Fact]
+    public async Task TheExecutionsUser_NeedsWebhookSend_AsStackStormsPostToTheWebhookDoes()
+    {
+        using var packs = Packs();
+        const string Inject = "name: injector\npermission_grants:\n  - resource_uid: action:core:inject_trigger\n    permission_types: [action_execute]\n";
+        await using var rbac = await RbacHost.StartAsync(new Dictionary<string, string>
+        {
+            ["roles/injector.yaml"] = Inject,
+            ["roles/sender.yaml"] = "name: sender\npermission_grants:\n  - resource_uid: webhook:st2\n    permission_types: [webhook_send]\n",
+            ["assignments/bob.yaml"] = "username: bob\nroles: [injector]\n",
+            ["assignments/ann.yaml"] = "username: ann\nroles: [injector, sender]\n",
+        }, packs.Root);
+        const string Body = """{"action": "core.inject_trigger", "parameters": {"trigger": "deploys.finished", "payload": {"service": "api"}}}""";
+
+        var bobs = await rbac.AsAsync("bob", "POST", "/api/v1/executions", Body);
+        var anns = await rbac.AsAsync("ann", "POST", "/api/v1/executions", Body);
+        var bob = await rbac.Host.WaitForExecutionAsync(bobs.Body!["id"]!.GetValue<string>());
+        var ann = await rbac.Host.WaitForExecutionAsync(anns.Body!["id"]!.GetValue<string>());
+
+        Assert.Equal(ExecutionStatus.Failed, bob.Status);
+        Assert.Contains("User \"bob\" doesn't have required permission \"webhook_send\" on resource \"webhook:st2\"", bob.Error, StringComparison.Ordinal);
+        Assert.True(ann.Status == ExecutionStatus.Succeeded, ann.Error);
+    }
 }

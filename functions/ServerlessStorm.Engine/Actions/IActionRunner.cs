@@ -77,9 +77,9 @@ public sealed class RunnerRegistry
     /// </summary>
     public static IReadOnlyList<IActionRunner> BuiltIn(Runners.EgressGuard egress, Python.IPythonEnvironments? python = null,
         Datastore.KeyValueService? keys = null, Microsoft.Extensions.Logging.ILoggerFactory? loggers = null, Func<Triggers.WebhookSensor>? webhooks = null,
-        Python.IPythonLauncher? pythonLauncher = null) =>
+        Python.IPythonLauncher? pythonLauncher = null, Func<string, string?>? injectDenial = null) =>
         [new Runners.NoopRunner(), new Runners.EchoRunner(), new Runners.LocalShellCommandRunner(), new Runners.LocalShellScriptRunner(),
-         new Runners.HttpRequestRunner(egress), new Runners.InquirerRunner(), new Runners.DotnetActionRunner(), new Runners.InjectTriggerRunner(webhooks),
+         new Runners.HttpRequestRunner(egress), new Runners.InquirerRunner(), new Runners.DotnetActionRunner(), new Runners.InjectTriggerRunner(webhooks, injectDenial),
          new Python.PythonScriptRunner(python ?? new Python.HostPythonEnvironments(Microsoft.Extensions.Options.Options.Create(new Python.PythonOptions())),
              keys, loggers?.CreateLogger(typeof(Python.PythonScriptRunner).FullName!), pythonLauncher)];
 

@@ -66,7 +66,7 @@ public static class StormEngineServices
         services.AddSingleton(sp => new RunnerRegistry(RunnerRegistry.BuiltIn(sp.GetRequiredService<EgressGuard>(), sp.GetRequiredService<Python.IPythonEnvironments>(),
             sp.GetRequiredService<Datastore.KeyValueService>(), sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>(),
             // core.inject_trigger's runner dispatches through the webhook sensor, which needs the catalog: found when it runs.
-            () => sp.GetRequiredService<WebhookSensor>(), sp.GetRequiredService<Python.IPythonLauncher>()).Concat(sp.GetServices<IActionRunner>())));
+            () => sp.GetRequiredService<WebhookSensor>(), sp.GetRequiredService<Python.IPythonLauncher>(), InjectDenial(sp)).Concat(sp.GetServices<IActionRunner>())));
         services.AddSingleton<Sensors.ISensorRunner, Sensors.DotnetSensorRunner>();
         services.TryAddSingleton<IPackConfigSource>(sp =>
         {
@@ -218,4 +218,11 @@ public static class StormEngineServices
 
         return new PackCatalog(result.Catalog, result.Packs);
     }
+
+    // core.inject_trigger posts to the generic webhook as the execution's user; rules' executions run as the system
+    // user, whose rules the operator wrote, as StackStorm's stanley may.
+    private static Func<string, string?> InjectDenial(IServiceProvider sp) => user =>
+        user == sp.GetRequiredService<IOptions<Security.AuthOptions>>().Value.SystemUser ? null
+        : sp.GetRequiredService<Security.Rbac.AccessPolicy>().Denial(user, Security.Permissions.WebhookSend,
+            new Security.Rbac.ResourceRef($"webhook:{WebhookSensor.GenericHook}"));
 }

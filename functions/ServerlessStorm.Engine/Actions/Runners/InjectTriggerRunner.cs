@@ -9,9 +9,10 @@ namespace ServerlessStorm.Engine.Actions.Runners;
 /// StackStorm's action does, through the generic webhook's path, so the same checks apply (the type exists, is not
 /// the platform's own, the payload matches its payload_schema). The execution id is the delivery id, so an execution
 /// delivered twice injects one trigger instance. The trigger instance records the execution's user, as StackStorm's
-/// action posts with that user's token.
+/// action posts with that user's token, and that user needs <c>webhook_send</c> on the generic webhook, as the post
+/// does (<paramref name="denial"/>: why a user may not, or null).
 /// </summary>
-public sealed class InjectTriggerRunner(Func<WebhookSensor>? webhooks) : IActionRunner
+public sealed class InjectTriggerRunner(Func<WebhookSensor>? webhooks, Func<string, string?>? denial = null) : IActionRunner
 {
     public const string Type = "inject-trigger";
 
@@ -35,6 +36,11 @@ public sealed class InjectTriggerRunner(Func<WebhookSensor>? webhooks) : IAction
         if (string.IsNullOrEmpty(type))
         {
             return RunnerResult.Failed([], "give the trigger type to inject in 'trigger_name'");
+        }
+
+        if (context.User is { } user && denial?.Invoke(user) is { } refused)
+        {
+            return RunnerResult.Failed([], $"the trigger was not injected: {refused}");
         }
 
         var body = new JsonObject
