@@ -117,6 +117,8 @@ public sealed class PythonActionTests : IDisposable
         Assert.Contains("RuntimeError: the API said no", Text(result.Result, "stderr"), StringComparison.Ordinal);
         Assert.Equal("before\n", Text(result.Result, "stdout"));
         Assert.Contains("RuntimeError: the API said no", result.Error, StringComparison.Ordinal);
+        // StackStorm's runner: no result written, so the text "None".
+        Assert.Equal("None", Text(result.Result, "result"));
     }
 
     [Theory]
@@ -139,6 +141,7 @@ public sealed class PythonActionTests : IDisposable
 
         Assert.Equal(status, result.Status);
         Assert.Equal(code, result.Result["exit_code"]!.GetValue<int>());
+        Assert.Equal("None", Text(result.Result, "result"));
     }
 
     // An action that starts a grandchild (sleep, in the background of a shell) and writes its pid to a file, then waits.

@@ -178,7 +178,8 @@ public sealed class PythonScriptRunner(IPythonEnvironments environments, KeyValu
         var returned = final?["t"]?.GetValue<string>() == "result";
         var result = new JsonObject
         {
-            ["result"] = returned ? final!["result"]?.DeepClone() : null,
+            // StackStorm's runner writes the text "None" when the action wrote no result (it raised, exited, timed out).
+            ["result"] = returned ? final!["result"]?.DeepClone() : "None",
             ["stdout"] = outcome.Stdout,
             ["stderr"] = outcome.Stderr,
             ["exit_code"] = outcome.ExitCode,
