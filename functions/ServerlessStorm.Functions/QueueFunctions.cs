@@ -17,7 +17,7 @@ namespace ServerlessStorm.Functions;
 /// bus publishes to under <c>Storage:Prefix</c>. The host retries a failed message and moves it to
 /// <c>{queue}-poison</c> after host.json's maxDequeueCount, the same convention the bus follows in <c>storm serve</c>.
 /// </summary>
-public sealed class QueueFunctions(StormConsumers consumers, TimerSensor timers, StorageQueueMessageBus bus, DurableFunctionsWorkflowEngine workflows)
+public sealed class QueueFunctions(StormConsumers consumers, TimersQueueHandler timers, StorageQueueMessageBus bus, DurableFunctionsWorkflowEngine workflows)
 {
     /// <summary>The app setting naming the trigger-instance queue (<c>{prefix}-trigger-instances</c>).</summary>
     public const string TriggerInstancesQueueSetting = "STORM_TRIGGER_INSTANCES_QUEUE";
@@ -45,7 +45,7 @@ public sealed class QueueFunctions(StormConsumers consumers, TimerSensor timers,
 
     [Function("TimerTicks")]
     public async Task TimerTicksAsync([QueueTrigger("%" + TimersQueueSetting + "%")] string message, long dequeueCount, CancellationToken cancellationToken) =>
-        await timers.HandleTickAsync(await bus.DecodeAsync(message, (int)dequeueCount, cancellationToken), cancellationToken);
+        await timers.HandleAsync(await bus.DecodeAsync(message, (int)dequeueCount, cancellationToken), cancellationToken);
 }
 
 /// <summary>Start-up check that each queue setting names the queue the bus publishes to under the configured prefix.</summary>

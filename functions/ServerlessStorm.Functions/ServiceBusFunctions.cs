@@ -17,7 +17,7 @@ namespace ServerlessStorm.Functions;
 /// or dead-lettered with the reason on the last delivery (the queue's maxDeliveryCount, which the Bicep sets to
 /// <see cref="BusOptions.MaxDeliveryCount"/>) or at once when unreadable.
 /// </summary>
-public sealed class ServiceBusFunctions(StormConsumers consumers, TimerSensor timers, DurableFunctionsWorkflowEngine workflows, IOptions<BusOptions> bus, ILogger<ServiceBusFunctions> logger)
+public sealed class ServiceBusFunctions(StormConsumers consumers, TimersQueueHandler timers, DurableFunctionsWorkflowEngine workflows, IOptions<BusOptions> bus, ILogger<ServiceBusFunctions> logger)
 {
     /// <summary>The app settings prefix of the namespace connection (<c>ServiceBus__fullyQualifiedNamespace</c>, …).</summary>
     public const string Connection = "ServiceBus";
@@ -41,7 +41,7 @@ public sealed class ServiceBusFunctions(StormConsumers consumers, TimerSensor ti
     public Task TimerTicksAsync(
         [ServiceBusTrigger(StormQueues.Timers, Connection = Connection, AutoCompleteMessages = false)] ServiceBusReceivedMessage message,
         ServiceBusMessageActions actions, CancellationToken cancellationToken) =>
-        HandleAsync(message, actions, StormQueues.Timers, timers.HandleTickAsync, cancellationToken);
+        HandleAsync(message, actions, StormQueues.Timers, timers.HandleAsync, cancellationToken);
 
     // Settled through the host's message actions, by the same code as storm serve's processor.
     private Task HandleAsync(ServiceBusReceivedMessage message, ServiceBusMessageActions actions, string queue, BusHandler handler, CancellationToken cancellationToken) =>

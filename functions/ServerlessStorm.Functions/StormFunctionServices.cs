@@ -87,6 +87,8 @@ public static class StormFunctionServices
         // The same authentication as storm serve; it cannot be switched off here (the app is reachable from anywhere).
         services.AddStorm(configuration);
         services.PostConfigure<ServerlessStorm.Engine.Security.AuthOptions>(o => o.Enabled = true);
+        // Sensors' polls are ticks on the timers queue: nothing runs between polls, and an app without sensors is never woken.
+        services.PostConfigure<ServerlessStorm.Engine.Sensors.SensorOptions>(o => o.Ticks = true);
         // In Azure, storage that falls back to the emulator is a missing setting, not a choice.
         services.AddOptions<AzureStorageOptions>()
             .Validate(o => !(RunsInAzure(configuration) && o.IsEmulator), MissingStorage)

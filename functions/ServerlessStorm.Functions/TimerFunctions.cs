@@ -4,17 +4,20 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Sensors;
 using ServerlessStorm.Engine.Triggers;
 
 namespace ServerlessStorm.Functions;
 
 /// <summary>
-/// What runs on a schedule. Timer rules do not: each occurrence is a delayed message on the timers queue (see
-/// <see cref="TimerSensor"/>; the queue functions handle them), so an idle app has nothing to run. Here are only the
-/// hourly re-arming of the timers (mending a chain a crash broke), the inquiry sweep, every ten minutes as
-/// StackStorm's garbage collector times inquiries out (its collection_interval, 600 s), and the daily audit retention.
+/// What runs on a schedule. Timer rules and sensor polls do not: each occurrence or poll is a delayed message on the
+/// timers queue (see <see cref="TimerSensor"/> and <see cref="SensorScheduler"/>; the queue functions handle them),
+/// so an idle app has nothing to run. Here are only the hourly re-arming of both (mending a chain a crash broke), the
+/// inquiry sweep, every ten minutes as StackStorm's garbage collector times inquiries out (its collection_interval,
+/// 600 s), and the daily audit retention.
 /// </summary>
-public sealed class TimerFunctions(TimerSensor timers, InquiryService inquiries, DurableFunctionsWorkflowEngine workflows, ServerlessStorm.Engine.Audit.AuditRetention retention)
+public sealed class TimerFunctions(TimerSensor timers, SensorScheduler sensors, InquiryService inquiries, DurableFunctionsWorkflowEngine workflows,
+    ServerlessStorm.Engine.Audit.AuditRetention retention)
 {
     public const string RearmSchedule = "0 0 * * * *";
 
@@ -35,11 +38,18 @@ public sealed class TimerFunctions(TimerSensor timers, InquiryService inquiries,
     public Task AuditRetentionAsync([TimerTrigger(RetentionSchedule)] TimerInfo timer, CancellationToken cancellationToken) => retention.PurgeExpiredAsync(cancellationToken);
 
     [Function("TimerRearm")]
-    public Task TimerRearmAsync([TimerTrigger(RearmSchedule)] TimerInfo timer, CancellationToken cancellationToken) => timers.ScheduleAsync(cancellationToken);
+    public async Task TimerRearmAsync([TimerTrigger(RearmSchedule)] TimerInfo timer, CancellationToken cancellationToken)
+    {
+        await timers.ScheduleAsync(cancellationToken);
+        await sensors.ArmAsync(cancellationToken);
+    }
 }
 
-/// <summary>Schedules every timer's next occurrence when an instance starts (after a deployment that changed the rules, at once).</summary>
-public sealed class TimerArming(TimerSensor timers, ILogger<TimerArming> logger) : IHostedService
+/// <summary>
+/// Schedules every timer's next occurrence and every sensor's next poll when an instance starts (after a deployment
+/// that changed the packs, at once).
+/// </summary>
+public sealed class TimerArming(TimerSensor timers, SensorScheduler sensors, ILogger<TimerArming> logger) : IHostedService
 {
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -49,6 +59,7 @@ public sealed class TimerArming(TimerSensor timers, ILogger<TimerArming> logger)
             try
             {
                 await timers.ScheduleAsync(CancellationToken.None);
+                await sensors.ArmAsync(CancellationToken.None);
             }
             catch (Exception ex)
             {

@@ -67,12 +67,12 @@ public class FunctionMetadataTests
     }
 
     [Fact]
-    public void TheOnlyTimerTriggersAreTheHourlyRearm_TheInquirySweep_TheDailyRetention_AndTheSensorPolls()
+    public void TheOnlyTimerTriggersAreTheHourlyRearm_TheInquirySweep_AndTheDailyRetention()
     {
         var timers = Metadata.Value.Where(f => f!["bindings"]!.AsArray().Any(b => b!["type"]!.GetValue<string>() == "timerTrigger"))
             .ToDictionary(f => f!["name"]!.GetValue<string>(), f => Trigger(f!["name"]!.GetValue<string>())["schedule"]!.GetValue<string>());
 
-        Assert.Equal(new Dictionary<string, string> { ["TimerRearm"] = "0 0 * * * *", ["InquiryTimeouts"] = "0 */10 * * * *", ["AuditRetention"] = "0 17 3 * * *", ["SensorPolls"] = "0 * * * * *" }, timers);
+        Assert.Equal(new Dictionary<string, string> { ["TimerRearm"] = "0 0 * * * *", ["InquiryTimeouts"] = "0 */10 * * * *", ["AuditRetention"] = "0 17 3 * * *" }, timers);
     }
 
     [Theory]
@@ -108,7 +108,7 @@ public class FunctionMetadataTests
     [Fact]
     public void EveryFunction_IsOneTheTestsKnow()
     {
-        string[] known = ["Api", "Auth", "AuditRetention", "SensorPolls", "TimerRearm", "TimerTicks", "InquiryTimeouts", "RulesEngine", "ActionRunner", "StormWorkflow", "StormWorkflowTask", "StormWorkflowFinish", "StormWorkflowDatastore"];
+        string[] known = ["Api", "Auth", "AuditRetention", "TimerRearm", "TimerTicks", "InquiryTimeouts", "RulesEngine", "ActionRunner", "StormWorkflow", "StormWorkflowTask", "StormWorkflowFinish", "StormWorkflowDatastore"];
 
         Assert.Equal(known.Order(), Metadata.Value.Select(f => f!["name"]!.GetValue<string>()).Order());
     }

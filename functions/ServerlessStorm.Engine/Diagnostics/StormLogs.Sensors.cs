@@ -32,4 +32,7 @@ public static partial class StormLogs
 
     [LoggerMessage(EventId = 2308, EventName = "SensorRoundFailed", Level = LogLevel.Error, Message = "A round of sensor polls failed; the next round goes on")]
     public static partial void SensorRoundFailed(this ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 2309, EventName = "SensorTickDropped", Level = LogLevel.Debug, Message = "Sensor tick {Tick} dropped: {Reason}")]
+    public static partial void SensorTickDropped(this ILogger logger, string tick, string reason);
 }

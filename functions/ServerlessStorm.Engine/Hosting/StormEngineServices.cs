@@ -92,6 +92,7 @@ public static class StormEngineServices
         services.AddOptions<Sensors.SensorOptions>();
         services.TryAddSingleton<Sensors.ISensorStore, Sensors.InMemorySensorStore>();
         services.AddSingleton<Sensors.SensorScheduler>();
+        services.AddSingleton<TimersQueueHandler>();
         services.AddSingleton<ExecutionService>();
         services.AddSingleton<RulesEngine>();
         services.AddSingleton<Audit.AuditRetention>();

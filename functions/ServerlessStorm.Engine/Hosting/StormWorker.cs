@@ -17,6 +17,7 @@ public sealed class StormWorker(
     IMessageBus bus,
     StormConsumers consumers,
     TimerSensor timers,
+    TimersQueueHandler timersQueue,
     InquiryService inquiries,
     Audit.AuditRetention retention,
     TimeProvider time,
@@ -36,7 +37,7 @@ public sealed class StormWorker(
             (message, ct) => consumers.HandleTriggerInstanceAsync(message, ct), stoppingToken);
         await using var executionSubscription = await bus.SubscribeAsync(StormQueues.Executions,
             (message, ct) => consumers.HandleExecutionRequestAsync(message, ct), stoppingToken);
-        await using var timerSubscription = await bus.SubscribeAsync(StormQueues.Timers, timers.HandleTickAsync, stoppingToken);
+        await using var timerSubscription = await bus.SubscribeAsync(StormQueues.Timers, timersQueue.HandleAsync, stoppingToken);
         logger.EngineStarted();
         var sweep = SweepInquiriesAsync(stoppingToken);
         var purge = Task.Run(() => PurgeExpiredAsync(stoppingToken), CancellationToken.None);

@@ -58,6 +58,29 @@ public static class StormEvents
             data["at"] is JsonValue at && at.TryGetValue<DateTimeOffset>(out var due) ? due : throw new MalformedMessageException("at is missing"));
     }
 
+    public const string SensorTickType = "serverlessstorm.sensor.tick";
+
+    /// <summary>A sensor's due poll, under <paramref name="id"/> (the tick's own, or a hop's on the way to a far one).</summary>
+    public static BusMessage Encode(Sensors.SensorTick tick, string id) =>
+        Encode(id, SensorTickType, SensorSource, tick.At, new JsonObject { ["sensor"] = tick.Sensor, ["at"] = tick.At, ["tick"] = tick.Id });
+
+    public static Sensors.SensorTick DecodeSensorTick(BusMessage message)
+    {
+        var (cloudEvent, data) = Decode(message);
+        if (cloudEvent.Type != SensorTickType)
+        {
+            throw new MalformedMessageException($"expected a {SensorTickType} event, got '{cloudEvent.Type}'");
+        }
+
+        return new Sensors.SensorTick(
+            Text(data, "sensor") ?? throw new MalformedMessageException("sensor is missing"),
+            data["at"] is JsonValue at && at.TryGetValue<DateTimeOffset>(out var due) ? due : throw new MalformedMessageException("at is missing"),
+            Text(data, "tick") ?? throw new MalformedMessageException("tick is missing"));
+    }
+
+    /// <summary>The CloudEvent type of a message (what a queue that carries more than one kind routes by).</summary>
+    public static string TypeOf(BusMessage message) => Decode(message).Event.Type ?? "";
+
     public static BusMessage Encode(TriggerInstance instance)
     {
         var data = new JsonObject

@@ -29,6 +29,17 @@ public sealed record SensorDefinition(string Pack, string ClassName, string? Ent
     public string Ref => $"{Pack}.{ClassName}";
 }
 
+/// <summary>
+/// One due poll of a sensor where polls are scheduled as delayed messages (the Function app): on the timers queue,
+/// at <see cref="At"/>. <see cref="Id"/> names the sensor's chain of polls at that point: the sensor's record keeps
+/// the id of the tick it expects next, and any other copy is dropped.
+/// </summary>
+public sealed record SensorTick(string Sensor, DateTimeOffset At, string Id)
+{
+    public static SensorTick For(string sensor, DateTimeOffset at) =>
+        new(sensor, at, $"sensor-{sensor}-{at.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture)}");
+}
+
 /// <summary>A trigger a sensor watches for (a rule's trigger with parameters), as StackStorm passes it to add_trigger.</summary>
 public sealed record SensorTrigger(string Ref, string Type, JsonObject Parameters);
 

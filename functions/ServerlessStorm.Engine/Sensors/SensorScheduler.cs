@@ -31,6 +31,12 @@ public sealed class SensorOptions
 
     /// <summary>The most a sensor's kept state may weigh, serialized.</summary>
     public int MaxStateBytes { get; set; } = 30_000;
+
+    /// <summary>
+    /// Whether polls are scheduled as ticks, delayed messages on the timers queue (the Function app: nothing runs
+    /// between polls, and an app without sensors is never woken), rather than by a host's loop (storm serve).
+    /// </summary>
+    public bool Ticks { get; set; }
 }
 
 /// <summary>
@@ -56,13 +62,17 @@ public sealed class SensorScheduler
     private readonly ILogger<SensorScheduler> _logger;
     private readonly ConcurrentDictionary<string, Task> _inFlight = new(StringComparer.Ordinal);
     private readonly PackConfigService? _configs;
+    private readonly Messaging.IMessageBus? _bus;
 
     public SensorScheduler(PackCatalog catalog, IEnumerable<ISensorRunner> runners, ISensorStore store, TriggerDispatcher dispatcher, KeyValueService keys,
-        IOptions<SensorOptions> options, TimeProvider time, ILogger<SensorScheduler> logger, PackConfigService? configs = null)
+        IOptions<SensorOptions> options, TimeProvider time, ILogger<SensorScheduler> logger, PackConfigService? configs = null, Messaging.IMessageBus? bus = null)
     {
         (_catalog, _runners, _store, _dispatcher, _keys, _options, _time, _logger) = (catalog, [.. runners], store, dispatcher, keys, options.Value, time, logger);
         _configs = configs;
+        _bus = bus;
     }
+
+    private bool Ticks => _options.Ticks && _bus is not null;
 
     /// <summary>Who this scheduler is when it holds a sensor.</summary>
     public string InstanceId { get; } = $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid():N}";
@@ -174,7 +184,8 @@ public sealed class SensorScheduler
         return (run, new SensorHost(run, _catalog, _dispatcher, _keys, _time, _logger, Audit.SecretMasker.Expand(secrets)));
     }
 
-    private async Task PollIfDueAsync(SensorDefinition sensor, ISensorRunner runner, CancellationToken cancellationToken)
+    // Whether it polled: false when it was not due, held elsewhere, long-running, or another instance claimed it first.
+    private async Task<bool> PollIfDueAsync(SensorDefinition sensor, ISensorRunner runner, CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow();
         var record = await _store.GetAsync(sensor.Ref, cancellationToken) ?? new SensorRecord(sensor.Ref);
@@ -194,19 +205,19 @@ public sealed class SensorScheduler
                 _logger.SensorNotRunHere(sensor.Ref, LongRunningInFunctions);
             }
 
-            return; // a host that runs long-running sensors supervises it (SuperviseLongRunningAsync)
+            return false; // a host that runs long-running sensors supervises it (SuperviseLongRunningAsync)
         }
 
         if (record.NextPoll > now || record.HeldBySomeoneElse(InstanceId, now))
         {
-            return;
+            return false;
         }
 
         // The hold outlasts the poll's timeout, so nobody else starts it while it may still run.
         var claimed = await _store.TryWriteAsync(record with { Holder = InstanceId, LeaseUntil = now + _options.PollTimeout + TimeSpan.FromSeconds(30) }, cancellationToken);
         if (claimed is null)
         {
-            return; // another instance claimed it first
+            return false; // another instance claimed it first
         }
 
         // A poll that does not get to its own write (the host stopping cancels it) gives its hold back, or a
@@ -224,6 +235,8 @@ public sealed class SensorScheduler
                 await ReleaseAsync(sensor.Ref, claimed);
             }
         }
+
+        return true;
     }
 
     private string CodeOf(SensorDefinition sensor) => SensorFiles.Fingerprint(_catalog.Packs[sensor.Pack].Directory, sensor.EntryPoint ?? "");
@@ -321,10 +334,120 @@ public sealed class SensorScheduler
             }
         }
 
-        if (await _store.TryWriteAsync(next, CancellationToken.None) is null)
+        // With ticks, the next poll is a tick the record names, published once the record says so.
+        var tick = Ticks && next.NextPoll is { } due ? SensorTick.For(sensor.Ref, due) : null;
+        if (await _store.TryWriteAsync(next with { NextTick = tick?.Id }, CancellationToken.None) is null)
         {
             _logger.SensorLeaseLost(sensor.Ref);
         }
+        else if (tick is not null)
+        {
+            await PublishTickAsync(tick, CancellationToken.None);
+        }
+    }
+
+    /// <summary>The longest a tick is delayed (Storage Queues hide a message for at most 7 days); a later poll is reached in hops.</summary>
+    public static readonly TimeSpan MaxTickDelay = TimeSpan.FromDays(6);
+
+    /// <summary>
+    /// With ticks: publishes each polling sensor's next poll as a tick on the timers queue, the one its record names
+    /// (at a host's start, and hourly, mending a chain a crash broke; copies of a tick are dropped when handled).
+    /// Returns how many.
+    /// </summary>
+    public async Task<int> ArmAsync(CancellationToken cancellationToken)
+    {
+        if (!Ticks)
+        {
+            return 0;
+        }
+
+        var armed = 0;
+        foreach (var (sensor, _) in Runnable)
+        {
+            try
+            {
+                if (await ArmOneAsync(sensor, cancellationToken))
+                {
+                    armed++;
+                }
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                _logger.SensorRoundFailed(ex); // the next round tries again; the other sensors go on
+            }
+        }
+
+        return armed;
+    }
+
+    private async Task<bool> ArmOneAsync(SensorDefinition sensor, CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow();
+        var record = await _store.GetAsync(sensor.Ref, cancellationToken) ?? new SensorRecord(sensor.Ref);
+        if ((record.LongRunning && record.LongRunningCode == CodeOf(sensor)) || record.HeldBySomeoneElse(InstanceId, now))
+        {
+            return false; // not polled; or polled now, and that poll publishes the next tick
+        }
+
+        var due = record.NextPoll ?? now;
+        if (record.NextTick is { } expected)
+        {
+            await PublishTickAsync(new SensorTick(sensor.Ref, due, expected), cancellationToken);
+            return true;
+        }
+
+        var tick = SensorTick.For(sensor.Ref, due);
+        if (await _store.TryWriteAsync(record with { NextTick = tick.Id }, cancellationToken) is null)
+        {
+            return false; // written meanwhile by a poll, which publishes its own next tick
+        }
+
+        await PublishTickAsync(tick, cancellationToken);
+        return true;
+    }
+
+    /// <summary>
+    /// Handles a sensor's tick: polls it when this is the tick its record expects, or drops a copy. A tick for a
+    /// sensor no longer enabled or loaded ends its chain.
+    /// </summary>
+    public async Task HandleTickAsync(Messaging.BusMessage message, CancellationToken cancellationToken)
+    {
+        var tick = Messaging.StormEvents.DecodeSensorTick(message);
+        var (sensor, runner) = Runnable.FirstOrDefault(s => s.Sensor.Ref == tick.Sensor);
+        if (sensor is null)
+        {
+            _logger.SensorTickDropped(tick.Id, "the sensor is no longer enabled in the loaded packs");
+            return;
+        }
+
+        var now = _time.GetUtcNow();
+        var record = await _store.GetAsync(sensor.Ref, cancellationToken);
+        if (record?.NextTick is { } expected && expected != tick.Id)
+        {
+            _logger.SensorTickDropped(tick.Id, $"the sensor's chain goes on with {expected}");
+            return;
+        }
+
+        if (tick.At - now > TimeSpan.FromSeconds(1))
+        {
+            await PublishTickAsync(tick, cancellationToken); // a hop towards a poll beyond MaxTickDelay
+            return;
+        }
+
+        if (!await PollIfDueAsync(sensor, runner, cancellationToken))
+        {
+            // Not polled: held by a poll that publishes the next tick itself, or polled meanwhile by a host's loop.
+            await ArmOneAsync(sensor, cancellationToken);
+        }
+    }
+
+    private Task PublishTickAsync(SensorTick tick, CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow();
+        var delay = tick.At - now;
+        // A hop short of a far poll is a message of its own (duplicate detection would drop it under the tick's id).
+        var (id, wait) = delay > MaxTickDelay ? ($"{tick.Id}.hop-{now.ToUnixTimeSeconds()}", MaxTickDelay) : (tick.Id, delay);
+        return _bus!.PublishAsync(Messaging.StormQueues.Timers, Messaging.StormEvents.Encode(tick, id) with { Delay = wait > TimeSpan.Zero ? wait : TimeSpan.Zero }, cancellationToken);
     }
 
     /// <summary>

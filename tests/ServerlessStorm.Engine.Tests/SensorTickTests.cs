@@ -1,0 +1,129 @@
+using Microsoft.Extensions.DependencyInjection;
+using ServerlessStorm.Engine.Hosting;
+using ServerlessStorm.Engine.Messaging;
+using ServerlessStorm.Engine.Python;
+using ServerlessStorm.Engine.Sensors;
+using ServerlessStorm.Testing;
+
+namespace ServerlessStorm.Engine.Tests;
+
+/// <summary>
+/// Sensor polls as ticks, as the Function app schedules them: each poll's next one is a delayed message on the timers
+/// queue that its record names, so copies are dropped, a re-arm mends a broken chain without starting another, and
+/// nothing is scheduled for an app without sensors.
+/// </summary>
+public sealed class SensorTickTests : IDisposable
+{
+    private static readonly DateTimeOffset Start = new(2026, 12, 3, 9, 0, 0, TimeSpan.Zero);
+
+    private readonly TempPacks _packs = new TempPacks().WithPack("watch");
+    private readonly ManualTimeProvider _time = new(Start);
+    private readonly PublishedMessages _bus = new(new InMemoryMessageBus());
+
+    public void Dispose() => _packs.Dispose();
+
+    private ServiceProvider Services(bool ticks = true)
+    {
+        var services = InMemoryStorm.Compose(_packs.Root, _time, _bus).AddLogging();
+        services.Configure<SensorOptions>(o => o.Ticks = ticks);
+        services.Configure<PythonOptions>(o => o.Interpreter = "/usr/bin/python3");
+        return services.BuildServiceProvider();
+    }
+
+    // A real Python polling sensor that counts its polls in its kept state, every 30 s.
+    private void CountingSensor()
+    {
+        _packs.Write("watch/sensors/counter.yaml", "class_name: Counter\nentry_point: counter.py\npoll_interval: 30\n");
+        _packs.Write("watch/sensors/counter.py", """
+            from st2reactor.sensor.base import PollingSensor
+
+            class Counter(PollingSensor):
+                def setup(self):
+                    pass
+
+                def poll(self):
+                    self._polls = getattr(self, "_polls", 0) + 1
+            """);
+    }
+
+    [Fact]
+    public async Task EachPoll_SchedulesTheNextAsATick_CopiesAreDropped_AndARearmMendsWithoutASecondChain()
+    {
+        CountingSensor();
+        await using var services = Services();
+        var sensors = services.GetRequiredService<SensorScheduler>();
+        var queue = services.GetRequiredService<TimersQueueHandler>();
+        var store = services.GetRequiredService<ISensorStore>();
+
+        Assert.Equal(1, await sensors.ArmAsync(CancellationToken.None));
+        var first = _bus.Take(StormQueues.Timers);
+        Assert.Equal(TimeSpan.Zero, first.Delay);
+
+        await queue.HandleAsync(first, CancellationToken.None);
+        var polled = await store.GetAsync("watch.Counter", CancellationToken.None);
+        var next = _bus.Take(StormQueues.Timers);
+        var nextTick = StormEvents.DecodeSensorTick(next);
+
+        Assert.True(polled!.LastError is null, polled.LastError);
+        Assert.Equal((1L, 1), (polled.Polls, polled.State["_polls"]!.GetValue<int>()));
+        Assert.Equal(TimeSpan.FromSeconds(30), next.Delay);
+        Assert.Equal((polled.NextTick, polled.NextPoll), (nextTick.Id, nextTick.At));
+
+        // A copy of the first tick (delivered twice) is dropped; re-arming publishes the chain's own next tick again.
+        await queue.HandleAsync(first, CancellationToken.None);
+        Assert.Empty(_bus.On(StormQueues.Timers));
+        Assert.Equal(1, await sensors.ArmAsync(CancellationToken.None));
+        Assert.Equal(next.Id, _bus.Take(StormQueues.Timers).Id);
+
+        _time.Advance(TimeSpan.FromSeconds(30));
+        await queue.HandleAsync(next, CancellationToken.None);
+        var again = await store.GetAsync("watch.Counter", CancellationToken.None);
+
+        Assert.Equal((2L, 2), (again!.Polls, again.State["_polls"]!.GetValue<int>()));
+        Assert.Equal(StormEvents.DecodeSensorTick(Assert.Single(_bus.On(StormQueues.Timers))).Id, again.NextTick);
+    }
+
+    [Fact]
+    public async Task NoSensors_NoTicks_AndATickForASensorNoLongerLoaded_EndsItsChain()
+    {
+        await using var services = Services();
+        var sensors = services.GetRequiredService<SensorScheduler>();
+
+        Assert.Equal(0, await sensors.ArmAsync(CancellationToken.None));
+        await services.GetRequiredService<TimersQueueHandler>().HandleAsync(
+            StormEvents.Encode(SensorTick.For("gone.Sensor", Start), SensorTick.For("gone.Sensor", Start).Id), CancellationToken.None);
+
+        Assert.Empty(_bus.On(StormQueues.Timers));
+    }
+
+    [Fact]
+    public async Task WithoutTicks_ALoopHostArmsNothing_AndItsPollsPublishNoTick()
+    {
+        CountingSensor();
+        await using var services = Services(ticks: false);
+        var sensors = services.GetRequiredService<SensorScheduler>();
+
+        Assert.Equal(0, await sensors.ArmAsync(CancellationToken.None));
+        await sensors.RunDueAsync(CancellationToken.None);
+
+        Assert.Equal(1L, (await services.GetRequiredService<ISensorStore>().GetAsync("watch.Counter", CancellationToken.None))!.Polls);
+        Assert.Empty(_bus.On(StormQueues.Timers));
+    }
+
+    [Fact]
+    public async Task ATimersQueueMessage_GoesToTimersOrSensorsByItsType()
+    {
+        CountingSensor();
+        await using var services = Services();
+        var queue = services.GetRequiredService<TimersQueueHandler>();
+        await services.GetRequiredService<SensorScheduler>().ArmAsync(CancellationToken.None);
+        var sensorTick = _bus.Take(StormQueues.Timers);
+        var timerTick = StormEvents.Encode(new ServerlessStorm.Engine.Triggers.TimerTick("0123456789abcdef", Start), "timer-0123456789abcdef-1");
+
+        await queue.HandleAsync(timerTick, CancellationToken.None); // no such timer: its chain ends, nothing polled
+        Assert.Null((await services.GetRequiredService<ISensorStore>().GetAsync("watch.Counter", CancellationToken.None))!.LastPoll);
+        await queue.HandleAsync(sensorTick, CancellationToken.None);
+
+        Assert.Equal(1L, (await services.GetRequiredService<ISensorStore>().GetAsync("watch.Counter", CancellationToken.None))!.Polls);
+    }
+}
