@@ -291,6 +291,80 @@ public sealed class SensorTests : IDisposable
     }
 
     [Fact]
+    public async Task AnOperatorDisablesAndEnablesASensor_ThroughTheApi_WhateverItsYamlSays()
+    {
+        _packs.Write("watch/sensors/on.yaml", "class_name: On\nentry_point: on.test\npoll_interval: 1\n");
+        _packs.Write("watch/sensors/on.test", "");
+        _packs.Write("watch/sensors/off.yaml", "class_name: Off\nentry_point: off.test\nenabled: false\npoll_interval: 1\n");
+        _packs.Write("watch/sensors/off.test", "");
+        var runner = new BlockingRunner();
+        runner.Release.SetResult();
+        await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), _packs.Root, services =>
+            services.RemoveAll<ISensorRunner>().AddSingleton<ISensorRunner>(runner));
+        var store = host.Services.GetRequiredService<ISensorStore>();
+        var scheduler = host.Services.GetRequiredService<SensorScheduler>();
+        var api = host.Api;
+
+        var disabled = await api.UpdateSensorAsync("watch.On", JsonNode.Parse("""{"enabled": false}"""), CancellationToken.None);
+        var enabled = await api.UpdateSensorAsync("watch.Off", JsonNode.Parse("""{"enabled": true, "name": "ignored"}"""), CancellationToken.None);
+        await scheduler.RunDueAsync(CancellationToken.None);
+
+        Assert.Equal((200, false, SensorStates.Disabled), (disabled.StatusCode, disabled.Body!["enabled"]!.GetValue<bool>(), disabled.Body["state"]!.GetValue<string>()));
+        Assert.Equal((200, true), (enabled.StatusCode, enabled.Body!["enabled"]!.GetValue<bool>()));
+        Assert.Equal(0L, (await store.GetAsync("watch.On", CancellationToken.None))!.Polls);
+        Assert.Equal(1L, (await store.GetAsync("watch.Off", CancellationToken.None))!.Polls);
+        Assert.Equal(404, (await api.UpdateSensorAsync("watch.Nope", JsonNode.Parse("""{"enabled": true}"""), CancellationToken.None)).StatusCode);
+        Assert.Equal(400, (await api.UpdateSensorAsync("watch.On", JsonNode.Parse("""{"enabled": "yes"}"""), CancellationToken.None)).StatusCode);
+        var route = Assert.Single(ServerlessStorm.Engine.Api.ApiRoutes.For(host.Api), r => r.Method == "PUT" && r.Template == "/api/v1/sensortypes/{ref}");
+        Assert.Equal(Security.Permissions.SensorTypeModify, route.Permission);
+        Assert.Equal(("sensor_type:watch:On", "watch"), (ServerlessStorm.Engine.Api.StormApi.SensorResource("watch.On").Uid, ServerlessStorm.Engine.Api.StormApi.SensorResource("watch.On").Pack));
+    }
+
+    [Fact]
+    public async Task DisablingASensorDuringItsPoll_KeepsThatPollsOutcome_AndTheChoice()
+    {
+        _packs.Write("watch/sensors/slow.yaml", "class_name: Slow\nentry_point: slow.test\npoll_interval: 1\n");
+        _packs.Write("watch/sensors/slow.test", "");
+        var runner = new BlockingRunner();
+        await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), _packs.Root);
+        var store = new InMemorySensorStore();
+        var scheduler = NewScheduler(host, runner, store);
+
+        var polling = scheduler.StartDue(CancellationToken.None);
+        await Eventually.TrueAsync(() => runner.Started == 1, what: "the poll");
+        await scheduler.SetEnabledAsync("watch.Slow", enabled: false, CancellationToken.None);
+        runner.Release.SetResult();
+        await Task.WhenAll(polling);
+        var after = await store.GetAsync("watch.Slow", CancellationToken.None);
+
+        Assert.Equal((1L, 1, false, (string?)null), (after!.Polls, after.State["polls"]!.GetValue<int>(), after.Enabled, after.Holder));
+    }
+
+    [Fact]
+    public async Task DisablingARunningLongRunningSensor_StopsIt_AndItStaysStopped()
+    {
+        _packs.Write("watch/sensors/forever.yaml", "class_name: Forever\nentry_point: forever.test\n");
+        _packs.Write("watch/sensors/forever.test", "");
+        var runner = new RunsUntilStopped();
+        await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), _packs.Root);
+        var store = new InMemorySensorStore();
+        var serve = NewScheduler(host, runner, store, longRunning: true, lease: TimeSpan.FromMilliseconds(150));
+        await serve.RunDueAsync(CancellationToken.None);
+        using var stop = new CancellationTokenSource();
+        var supervising = serve.SuperviseLongRunningAsync(TimeSpan.FromMilliseconds(20), stop.Token);
+        await Eventually.TrueAsync(() => runner.Running == 1, what: "the sensor's run");
+
+        await serve.SetEnabledAsync("watch.Forever", enabled: false, CancellationToken.None);
+        await Eventually.TrueAsync(() => runner.Stopped == 1, what: "the run stopped");
+        var disabled = await Eventually.ReturnsAsync(() => store.GetAsync("watch.Forever", CancellationToken.None), r => r is { Holder: null }, what: "the hold given back");
+        await Task.Delay(300); // several supervision checks and lease periods: nothing starts it again
+        await stop.CancelAsync();
+        await supervising;
+
+        Assert.Equal((1, 0, false), (runner.Started, runner.Running, disabled!.Enabled));
+    }
+
+    [Fact]
     public async Task TwoSchedulersOnOneStore_PollASensorOnce_AndAPollThatOverrunsIsNotStartedAgain()
     {
         _packs.Write("watch/sensors/slow.yaml", "class_name: Slow\nentry_point: slow.test\npoll_interval: 1\n");
@@ -473,14 +547,6 @@ public sealed class SensorTests : IDisposable
         }
 
         public Task<string?> RunAsync(SensorRun run, ISensorHost host, CancellationToken cancellationToken) => Task.FromResult<string?>(null);
-
-        private static void InterlockedMax(ref int target, int value)
-        {
-            int seen;
-            while ((seen = target) < value && Interlocked.CompareExchange(ref target, value, seen) != seen)
-            {
-            }
-        }
     }
 
     // A polling sensor (leaky.test) and a long-running one (forever.test) that both fail with the given error.
@@ -496,6 +562,14 @@ public sealed class SensorTests : IDisposable
     }
 
     // A long-running Sensor whose run() fails at once.
+    private static void InterlockedMax(ref int target, int value)
+    {
+        int seen;
+        while ((seen = Volatile.Read(ref target)) < value && Interlocked.CompareExchange(ref target, value, seen) != seen)
+        {
+        }
+    }
+
     // A long-running sensor whose run() goes on until it is stopped; counts the runs at once.
     private sealed class RunsUntilStopped : ISensorRunner
     {
@@ -527,14 +601,6 @@ public sealed class SensorTests : IDisposable
             finally
             {
                 Interlocked.Decrement(ref Running);
-            }
-        }
-
-        private static void InterlockedMax(ref int target, int value)
-        {
-            int seen;
-            while ((seen = Volatile.Read(ref target)) < value && Interlocked.CompareExchange(ref target, value, seen) != seen)
-            {
             }
         }
     }

@@ -84,6 +84,31 @@ public sealed class SensorTickTests : IDisposable
     }
 
     [Fact]
+    public async Task ADisabledSensorsTick_EndsItsChain_AndEnablingItStartsAFreshOne()
+    {
+        CountingSensor();
+        await using var services = Services();
+        var sensors = services.GetRequiredService<SensorScheduler>();
+        var queue = services.GetRequiredService<TimersQueueHandler>();
+        await sensors.ArmAsync(CancellationToken.None);
+        var armed = _bus.Take(StormQueues.Timers);
+
+        await sensors.SetEnabledAsync("watch.Counter", enabled: false, CancellationToken.None);
+        await queue.HandleAsync(armed, CancellationToken.None);
+        Assert.Empty(_bus.On(StormQueues.Timers));
+        Assert.Equal(0, await sensors.ArmAsync(CancellationToken.None));
+
+        _time.Advance(TimeSpan.FromSeconds(5));
+        await sensors.SetEnabledAsync("watch.Counter", enabled: true, CancellationToken.None);
+        var fresh = _bus.Take(StormQueues.Timers);
+        await queue.HandleAsync(fresh, CancellationToken.None);
+
+        Assert.NotEqual(armed.Id, fresh.Id); // a tick id already seen would be dropped as a duplicate by Service Bus
+        Assert.Equal(1L, (await services.GetRequiredService<ISensorStore>().GetAsync("watch.Counter", CancellationToken.None))!.Polls);
+        Assert.Single(_bus.On(StormQueues.Timers));
+    }
+
+    [Fact]
     public async Task NoSensors_NoTicks_AndATickForASensorNoLongerLoaded_EndsItsChain()
     {
         await using var services = Services();

@@ -52,6 +52,30 @@ internal static class SensorCommands
             return CliOutput.Ok;
         }));
 
-        return new Command("sensor", "Work with sensors") { list };
+        return new Command("sensor", "Work with sensors") { list, Toggle("enable", true), Toggle("disable", false) };
+    }
+
+    // st2 sensor enable|disable REF: kept until changed again, whatever the sensor's YAML says.
+    private static Command Toggle(string name, bool enabled)
+    {
+        var sensor = new Argument<string>("REF") { Description = "The sensor's ref, pack.ClassName (storm sensor list shows them)" };
+        var api = CliOutput.ApiOption();
+        var command = new Command(name, enabled ? "Enable a sensor: it is polled (or run) again" : "Disable a sensor: it is not polled (a long-running one is stopped)")
+        {
+            sensor, api,
+        };
+        command.SetAction((r, ct) => CliOutput.WithClientAsync(r.GetValue(api), async client =>
+        {
+            var reply = await client.SendJsonAsync(HttpMethod.Put, $"api/v1/sensortypes/{Uri.EscapeDataString(r.GetValue(sensor)!)}",
+                enabled ? """{"enabled": true}""" : """{"enabled": false}""", ct);
+            if (!reply.IsSuccess)
+            {
+                return CliOutput.Error(reply.Fault, CliOutput.InvalidInput);
+            }
+
+            Console.WriteLine($"{reply.Body?["ref"]}: {(enabled ? "enabled" : "disabled")} (state {reply.Body?["state"]})");
+            return CliOutput.Ok;
+        }));
+        return command;
     }
 }

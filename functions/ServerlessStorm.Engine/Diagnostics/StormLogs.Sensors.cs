@@ -35,4 +35,7 @@ public static partial class StormLogs
 
     [LoggerMessage(EventId = 2309, EventName = "SensorTickDropped", Level = LogLevel.Debug, Message = "Sensor tick {Tick} dropped: {Reason}")]
     public static partial void SensorTickDropped(this ILogger logger, string tick, string reason);
+
+    [LoggerMessage(EventId = 2310, EventName = "SensorEnabledChanged", Level = LogLevel.Information, Message = "Sensor {Sensor} enabled: {Enabled} (an operator's choice, kept until changed)")]
+    public static partial void SensorEnabledChanged(this ILogger logger, string sensor, bool enabled);
 }

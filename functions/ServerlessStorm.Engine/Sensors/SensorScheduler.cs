@@ -77,9 +77,14 @@ public sealed class SensorScheduler
     /// <summary>Who this scheduler is when it holds a sensor.</summary>
     public string InstanceId { get; } = $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid():N}";
 
-    /// <summary>The enabled sensors a runner of this host runs.</summary>
+    /// <summary>
+    /// The sensors a runner of this host runs, enabled or not: whether one is enabled is its record's to say (an
+    /// operator's <c>storm sensor enable|disable</c>), else its YAML's, and is checked each time it is due.
+    /// </summary>
     public IEnumerable<(SensorDefinition Sensor, ISensorRunner Runner)> Runnable =>
-        _catalog.Sensors.Where(s => s.Enabled).Select(s => (Sensor: s, Runner: RunnerFor(s)!)).Where(s => s.Runner is not null);
+        _catalog.Sensors.Select(s => (Sensor: s, Runner: RunnerFor(s)!)).Where(s => s.Runner is not null);
+
+    public static bool IsEnabled(SensorDefinition sensor, SensorRecord? record) => record?.Enabled ?? sensor.Enabled;
 
     public bool HasSensors => Runnable.Any();
 
@@ -144,7 +149,7 @@ public sealed class SensorScheduler
         {
             var runner = RunnerFor(sensor);
             var record = stored.GetValueOrDefault(sensor.Ref) ?? new SensorRecord(sensor.Ref);
-            record = !sensor.Enabled ? record with { Status = SensorStates.Disabled }
+            record = !IsEnabled(sensor, record) ? record with { Status = SensorStates.Disabled }
                 : runner is null ? record with { Status = SensorStates.NoRunner, LastError = record.LastError ?? $"no sensor runner of this host runs '{sensor.EntryPoint}'" }
                 : record;
             return (sensor, runner is null ? null : RunnerName(runner), record);
@@ -189,6 +194,11 @@ public sealed class SensorScheduler
     {
         var now = _time.GetUtcNow();
         var record = await _store.GetAsync(sensor.Ref, cancellationToken) ?? new SensorRecord(sensor.Ref);
+        if (!IsEnabled(sensor, record))
+        {
+            return false;
+        }
+
         if (record.LongRunning && record.LongRunningCode != CodeOf(sensor))
         {
             // Its code changed since it was found long-running (rewritten as a PollingSensor, say): a poll finds out
@@ -336,13 +346,56 @@ public sealed class SensorScheduler
 
         // With ticks, the next poll is a tick the record names, published once the record says so.
         var tick = Ticks && next.NextPoll is { } due ? SensorTick.For(sensor.Ref, due) : null;
-        if (await _store.TryWriteAsync(next with { NextTick = tick?.Id }, CancellationToken.None) is null)
+        var written = await _store.TryWriteAsync(next with { NextTick = tick?.Id }, CancellationToken.None);
+        if (written is null && await _store.GetAsync(sensor.Ref, CancellationToken.None) is { } latest && latest.Holder == InstanceId)
+        {
+            // Written meanwhile without taking the hold (an operator enabling or disabling it): this poll's outcome
+            // goes on top of that write, keeping its choice.
+            written = await _store.TryWriteAsync(next with { NextTick = tick?.Id, Enabled = latest.Enabled, Version = latest.Version }, CancellationToken.None);
+        }
+
+        if (written is null)
         {
             _logger.SensorLeaseLost(sensor.Ref);
         }
         else if (tick is not null)
         {
             await PublishTickAsync(tick, CancellationToken.None);
+        }
+    }
+
+    /// <summary>
+    /// An operator enables or disables a sensor (StackStorm's <c>st2 sensor enable|disable</c>): kept in its record
+    /// until changed again, whatever its YAML says. A poll or run under way ends first; a disabled long-running sensor
+    /// stops at its next renewal. Null when no loaded sensor has that ref.
+    /// </summary>
+    public async Task<SensorRecord?> SetEnabledAsync(string sensorRef, bool enabled, CancellationToken cancellationToken)
+    {
+        if (_catalog.Sensors.FirstOrDefault(s => s.Ref == sensorRef) is not { } sensor)
+        {
+            return null;
+        }
+
+        while (true)
+        {
+            var now = _time.GetUtcNow();
+            var record = await _store.GetAsync(sensorRef, cancellationToken) ?? new SensorRecord(sensorRef);
+            // With ticks, enabling starts a chain of its own: the old chain's ticks are gone, and their ids were seen.
+            var tick = enabled && Ticks && !(record.LongRunning && record.LongRunningCode == CodeOf(sensor))
+                ? SensorTick.For(sensorRef, record.NextPoll is { } due && due > now ? due : now) : null;
+            var written = await _store.TryWriteAsync(record with { Enabled = enabled, NextTick = tick?.Id ?? record.NextTick }, cancellationToken);
+            if (written is null)
+            {
+                continue; // written meanwhile (a poll ended): again from what it wrote
+            }
+
+            _logger.SensorEnabledChanged(sensorRef, enabled);
+            if (tick is not null && RunnerFor(sensor) is not null)
+            {
+                await PublishTickAsync(tick, cancellationToken);
+            }
+
+            return written;
         }
     }
 
@@ -384,7 +437,7 @@ public sealed class SensorScheduler
     {
         var now = _time.GetUtcNow();
         var record = await _store.GetAsync(sensor.Ref, cancellationToken) ?? new SensorRecord(sensor.Ref);
-        if ((record.LongRunning && record.LongRunningCode == CodeOf(sensor)) || record.HeldBySomeoneElse(InstanceId, now))
+        if (!IsEnabled(sensor, record) || (record.LongRunning && record.LongRunningCode == CodeOf(sensor)) || record.HeldBySomeoneElse(InstanceId, now))
         {
             return false; // not polled; or polled now, and that poll publishes the next tick
         }
@@ -422,6 +475,12 @@ public sealed class SensorScheduler
 
         var now = _time.GetUtcNow();
         var record = await _store.GetAsync(sensor.Ref, cancellationToken);
+        if (!IsEnabled(sensor, record))
+        {
+            _logger.SensorTickDropped(tick.Id, "the sensor is disabled");
+            return;
+        }
+
         if (record?.NextTick is { } expected && expected != tick.Id)
         {
             _logger.SensorTickDropped(tick.Id, $"the sensor's chain goes on with {expected}");
@@ -473,7 +532,7 @@ public sealed class SensorScheduler
                     try
                     {
                         var record = await _store.GetAsync(sensor.Ref, cancellationToken);
-                        if (record is { LongRunning: true } && record.LongRunningCode == CodeOf(sensor))
+                        if (record is { LongRunning: true } && record.LongRunningCode == CodeOf(sensor) && IsEnabled(sensor, record))
                         {
                             supervised[sensor.Ref] = Task.Run(() => SuperviseAsync(sensor, runner, cancellationToken), CancellationToken.None);
                         }
@@ -509,7 +568,7 @@ public sealed class SensorScheduler
                 {
                     var now = _time.GetUtcNow();
                     var record = await _store.GetAsync(sensor.Ref, cancellationToken) ?? new SensorRecord(sensor.Ref) { LongRunning = true };
-                    if (record.HeldBySomeoneElse(InstanceId, now) || !record.LongRunning)
+                    if (record.HeldBySomeoneElse(InstanceId, now) || !record.LongRunning || !IsEnabled(sensor, record))
                     {
                         return; // the next check tries again (a sensor no longer long-running is polled instead)
                     }
@@ -593,6 +652,18 @@ public sealed class SensorScheduler
                 }
 
                 var renewed = await _store.TryWriteAsync(current with { LeaseUntil = _time.GetUtcNow() + _options.LongRunningLease }, CancellationToken.None);
+                if (renewed is null && await _store.GetAsync(sensor.Ref, CancellationToken.None) is { } latest && latest.Holder == InstanceId)
+                {
+                    // Written without taking the hold: an operator's choice. Disabled, it stops here and gives the hold back.
+                    if (!IsEnabled(sensor, latest))
+                    {
+                        await _store.TryWriteAsync(latest with { Holder = null, LeaseUntil = null, Status = SensorStates.Disabled }, CancellationToken.None);
+                        return (false, null);
+                    }
+
+                    renewed = await _store.TryWriteAsync(latest with { LeaseUntil = _time.GetUtcNow() + _options.LongRunningLease }, CancellationToken.None);
+                }
+
                 if (renewed is null)
                 {
                     _logger.SensorLeaseLost(sensor.Ref);

@@ -53,6 +53,9 @@ public sealed record SensorRecord(string Ref)
     /// <summary>The code <see cref="LongRunning"/> was found in (<see cref="SensorFiles.Fingerprint"/>): changed code is looked at again.</summary>
     public string? LongRunningCode { get; init; }
 
+    /// <summary>The operator's choice (<c>storm sensor enable|disable</c>); null: the sensor's YAML decides.</summary>
+    public bool? Enabled { get; init; }
+
     /// <summary>Where polls are ticks on the timers queue: the id of the tick this sensor's chain expects next.</summary>
     public string? NextTick { get; init; }
 
