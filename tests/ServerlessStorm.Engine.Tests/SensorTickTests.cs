@@ -22,9 +22,9 @@ public sealed class SensorTickTests : IDisposable
 
     public void Dispose() => _packs.Dispose();
 
-    private ServiceProvider Services(bool ticks = true)
+    private ServiceProvider Services(bool ticks = true, IMessageBus? bus = null)
     {
-        var services = InMemoryStorm.Compose(_packs.Root, _time, _bus).AddLogging();
+        var services = InMemoryStorm.Compose(_packs.Root, _time, bus ?? _bus).AddLogging();
         services.Configure<SensorOptions>(o => o.Ticks = ticks);
         services.Configure<PythonOptions>(o => o.Interpreter = "/usr/bin/python3");
         return services.BuildServiceProvider();
@@ -69,11 +69,14 @@ public sealed class SensorTickTests : IDisposable
         Assert.Equal(TimeSpan.FromSeconds(30), next.Delay);
         Assert.Equal((polled.NextTick, polled.NextPoll), (nextTick.Id, nextTick.At));
 
-        // A copy of the first tick (delivered twice) is dropped; re-arming publishes the chain's own next tick again.
+        // A copy of the first tick (delivered twice) is dropped; re-arming publishes the chain's own next tick again,
+        // under a message id of its own (a transport's duplicate detection would drop the one already seen).
         await queue.HandleAsync(first, CancellationToken.None);
         Assert.Empty(_bus.On(StormQueues.Timers));
         Assert.Equal(1, await sensors.ArmAsync(CancellationToken.None));
-        Assert.Equal(next.Id, _bus.Take(StormQueues.Timers).Id);
+        var rearmed = _bus.Take(StormQueues.Timers);
+        Assert.Equal(nextTick.Id, StormEvents.DecodeSensorTick(rearmed).Id);
+        Assert.NotEqual(next.Id, rearmed.Id);
 
         _time.Advance(TimeSpan.FromSeconds(30));
         await queue.HandleAsync(next, CancellationToken.None);
@@ -106,6 +109,93 @@ public sealed class SensorTickTests : IDisposable
         Assert.NotEqual(armed.Id, fresh.Id); // a tick id already seen would be dropped as a duplicate by Service Bus
         Assert.Equal(1L, (await services.GetRequiredService<ISensorStore>().GetAsync("watch.Counter", CancellationToken.None))!.Polls);
         Assert.Single(_bus.On(StormQueues.Timers));
+    }
+
+    [Fact]
+    public async Task ATickFindingTheSensorHeld_ComesBackWhenTheHoldLapses_SoADeadPollDoesNotEndTheChain()
+    {
+        CountingSensor();
+        await using var services = Services();
+        var store = services.GetRequiredService<ISensorStore>();
+        await services.GetRequiredService<SensorScheduler>().ArmAsync(CancellationToken.None);
+        var tick = _bus.Take(StormQueues.Timers);
+        var record = await store.GetAsync("watch.Counter", CancellationToken.None);
+        // An instance that died mid-poll: its hold lasts the poll's timeout and 30 s more.
+        await store.TryWriteAsync(record! with { Holder = "dead-instance", LeaseUntil = Start.AddMinutes(5) }, CancellationToken.None);
+
+        await services.GetRequiredService<TimersQueueHandler>().HandleAsync(tick, CancellationToken.None);
+        var back = _bus.Take(StormQueues.Timers);
+
+        Assert.Equal(0L, (await store.GetAsync("watch.Counter", CancellationToken.None))!.Polls);
+        Assert.Equal(StormEvents.DecodeSensorTick(tick).Id, StormEvents.DecodeSensorTick(back).Id);
+        Assert.NotEqual(tick.Id, back.Id);
+        Assert.Equal(TimeSpan.FromMinutes(5) + TimeSpan.FromSeconds(1), back.Delay);
+
+        _time.Advance(back.Delay);
+        await services.GetRequiredService<TimersQueueHandler>().HandleAsync(back, CancellationToken.None);
+        Assert.Equal(1L, (await store.GetAsync("watch.Counter", CancellationToken.None))!.Polls);
+    }
+
+    [Fact]
+    public async Task ATickHandledByAnInstanceWhoseClockIsBehind_PollsAtTheTicksTime()
+    {
+        CountingSensor();
+        await using var services = Services();
+        var queue = services.GetRequiredService<TimersQueueHandler>();
+        await services.GetRequiredService<SensorScheduler>().ArmAsync(CancellationToken.None);
+        await queue.HandleAsync(_bus.Take(StormQueues.Timers), CancellationToken.None);
+        var next = _bus.Take(StormQueues.Timers);
+
+        // Delivered 30 s later by the publisher's clock; this instance's clock has not moved.
+        await queue.HandleAsync(next, CancellationToken.None);
+
+        Assert.Equal(2L, (await services.GetRequiredService<ISensorStore>().GetAsync("watch.Counter", CancellationToken.None))!.Polls);
+    }
+
+    [Fact]
+    public async Task APublishThatFails_LeavesTheSensorAsItWas_SoTheTicksRedeliveryPollsIt()
+    {
+        CountingSensor();
+        var flaky = new FlakyBus(_bus);
+        await using var services = Services(bus: flaky);
+        var store = services.GetRequiredService<ISensorStore>();
+        var queue = services.GetRequiredService<TimersQueueHandler>();
+        await services.GetRequiredService<SensorScheduler>().ArmAsync(CancellationToken.None);
+        var tick = _bus.Take(StormQueues.Timers);
+
+        flaky.Failing = true;
+        await Assert.ThrowsAsync<InvalidOperationException>(() => queue.HandleAsync(tick, CancellationToken.None));
+        var failed = await store.GetAsync("watch.Counter", CancellationToken.None);
+        flaky.Failing = false;
+        await queue.HandleAsync(tick with { DeliveryCount = 2 }, CancellationToken.None);
+        var polled = await store.GetAsync("watch.Counter", CancellationToken.None);
+
+        Assert.Equal((0L, (string?)null, StormEvents.DecodeSensorTick(tick).Id), (failed!.Polls, failed.Holder, failed.NextTick));
+        Assert.Equal(1L, polled!.Polls);
+        Assert.Equal(polled.NextTick, StormEvents.DecodeSensorTick(Assert.Single(_bus.On(StormQueues.Timers))).Id);
+    }
+
+    [Fact]
+    public async Task AHostWithoutTicksThatTakesATick_GoesOnWithTheChain()
+    {
+        // storm serve sharing the timers queue with the Function app.
+        CountingSensor();
+        await using var services = Services(ticks: false);
+        var tick = SensorTick.For("watch.Counter", Start);
+
+        await services.GetRequiredService<TimersQueueHandler>().HandleAsync(StormEvents.Encode(tick, tick.Id), CancellationToken.None);
+        var polled = await services.GetRequiredService<ISensorStore>().GetAsync("watch.Counter", CancellationToken.None);
+
+        Assert.Equal(1L, polled!.Polls);
+        Assert.Equal(polled.NextTick, StormEvents.DecodeSensorTick(Assert.Single(_bus.On(StormQueues.Timers))).Id);
+    }
+
+    private sealed class FlakyBus(IMessageBus inner) : DelegatingMessageBus(inner)
+    {
+        public volatile bool Failing;
+
+        public override Task PublishAsync(string queue, BusMessage message, CancellationToken cancellationToken) =>
+            Failing ? throw new InvalidOperationException("the bus is unavailable") : base.PublishAsync(queue, message, cancellationToken);
     }
 
     [Fact]

@@ -190,7 +190,8 @@ public sealed class SensorScheduler
     }
 
     // Whether it polled: false when it was not due, held elsewhere, long-running, or another instance claimed it first.
-    private async Task<bool> PollIfDueAsync(SensorDefinition sensor, ISensorRunner runner, CancellationToken cancellationToken)
+    // A tick's poll (tick) is due at the tick's time, whatever this instance's clock says, and schedules its next tick.
+    private async Task<bool> PollIfDueAsync(SensorDefinition sensor, ISensorRunner runner, CancellationToken cancellationToken, SensorTick? tick = null)
     {
         var now = _time.GetUtcNow();
         var record = await _store.GetAsync(sensor.Ref, cancellationToken) ?? new SensorRecord(sensor.Ref);
@@ -218,7 +219,9 @@ public sealed class SensorScheduler
             return false; // a host that runs long-running sensors supervises it (SuperviseLongRunningAsync)
         }
 
-        if (record.NextPoll > now || record.HeldBySomeoneElse(InstanceId, now))
+        var asOf = tick is not null && tick.At > now ? tick.At : now;
+        // Held by this instance too: a poll of this scheduler under way (a second copy of its tick) is not doubled.
+        if (record.NextPoll > asOf || record.IsHeld(now))
         {
             return false;
         }
@@ -235,7 +238,7 @@ public sealed class SensorScheduler
         var written = false;
         try
         {
-            await PollClaimedAsync(sensor, runner, claimed, cancellationToken);
+            await PollClaimedAsync(sensor, runner, claimed, cancellationToken, ticks: Ticks || tick is not null);
             written = true;
         }
         finally
@@ -274,7 +277,7 @@ public sealed class SensorScheduler
         }
     }
 
-    private async Task PollClaimedAsync(SensorDefinition sensor, ISensorRunner runner, SensorRecord claimed, CancellationToken cancellationToken)
+    private async Task PollClaimedAsync(SensorDefinition sensor, ISensorRunner runner, SensorRecord claimed, CancellationToken cancellationToken, bool ticks)
     {
         var watch = Stopwatch.StartNew();
         SensorPollOutcome outcome;
@@ -344,23 +347,27 @@ public sealed class SensorScheduler
             }
         }
 
-        // With ticks, the next poll is a tick the record names, published once the record says so.
-        var tick = Ticks && next.NextPoll is { } due ? SensorTick.For(sensor.Ref, due) : null;
-        var written = await _store.TryWriteAsync(next with { NextTick = tick?.Id }, CancellationToken.None);
+        // With ticks, the next poll is a tick the record names. It is published first: should the write then fail, it
+        // is a copy the record does not name, dropped; should the publish fail, the tick that brought this poll is
+        // delivered again and finds the sensor as it was (at least once, never lost).
+        var tick = ticks && next.NextPoll is { } due ? SensorTick.For(sensor.Ref, due) : null;
+        if (tick is not null)
+        {
+            await PublishTickAsync(tick, CancellationToken.None);
+        }
+
+        next = next with { NextTick = tick?.Id ?? next.NextTick };
+        var written = await _store.TryWriteAsync(next, CancellationToken.None);
         if (written is null && await _store.GetAsync(sensor.Ref, CancellationToken.None) is { } latest && latest.Holder == InstanceId)
         {
             // Written meanwhile without taking the hold (an operator enabling or disabling it): this poll's outcome
             // goes on top of that write, keeping its choice.
-            written = await _store.TryWriteAsync(next with { NextTick = tick?.Id, Enabled = latest.Enabled, Version = latest.Version }, CancellationToken.None);
+            written = await _store.TryWriteAsync(next with { Enabled = latest.Enabled, Version = latest.Version }, CancellationToken.None);
         }
 
         if (written is null)
         {
             _logger.SensorLeaseLost(sensor.Ref);
-        }
-        else if (tick is not null)
-        {
-            await PublishTickAsync(tick, CancellationToken.None);
         }
     }
 
@@ -437,7 +444,7 @@ public sealed class SensorScheduler
     {
         var now = _time.GetUtcNow();
         var record = await _store.GetAsync(sensor.Ref, cancellationToken) ?? new SensorRecord(sensor.Ref);
-        if (!IsEnabled(sensor, record) || (record.LongRunning && record.LongRunningCode == CodeOf(sensor)) || record.HeldBySomeoneElse(InstanceId, now))
+        if (!IsEnabled(sensor, record) || (record.LongRunning && record.LongRunningCode == CodeOf(sensor)) || record.IsHeld(now))
         {
             return false; // not polled; or polled now, and that poll publishes the next tick
         }
@@ -445,7 +452,9 @@ public sealed class SensorScheduler
         var due = record.NextPoll ?? now;
         if (record.NextTick is { } expected)
         {
-            await PublishTickAsync(new SensorTick(sensor.Ref, due, expected), cancellationToken);
+            // Under a message id of its own: the chain's tick may have been seen already (a lost chain), and a
+            // transport's duplicate detection would drop it again. A copy still pending is dropped when handled.
+            await PublishTickAsync(new SensorTick(sensor.Ref, due, expected), cancellationToken, again: true);
             return true;
         }
 
@@ -469,7 +478,14 @@ public sealed class SensorScheduler
         var (sensor, runner) = Runnable.FirstOrDefault(s => s.Sensor.Ref == tick.Sensor);
         if (sensor is null)
         {
-            _logger.SensorTickDropped(tick.Id, "the sensor is no longer enabled in the loaded packs");
+            if (_catalog.Sensors.Any(s => s.Ref == tick.Sensor))
+            {
+                // Loaded, but no runner of this host runs it (a host sharing the queue): for a host that does.
+                await PublishTickAsync(tick with { At = _time.GetUtcNow() + TimeSpan.FromSeconds(5) }, cancellationToken, again: true);
+                return;
+            }
+
+            _logger.SensorTickDropped(tick.Id, "the sensor is not in the loaded packs");
             return;
         }
 
@@ -487,25 +503,39 @@ public sealed class SensorScheduler
             return;
         }
 
-        if (tick.At - now > TimeSpan.FromSeconds(1))
+        if (tick.At - now > MaxTickDelay)
         {
-            await PublishTickAsync(tick, cancellationToken); // a hop towards a poll beyond MaxTickDelay
+            await PublishTickAsync(tick, cancellationToken, again: true); // a hop towards a poll beyond MaxTickDelay
             return;
         }
 
-        if (!await PollIfDueAsync(sensor, runner, cancellationToken))
+        if (await PollIfDueAsync(sensor, runner, cancellationToken, tick))
         {
-            // Not polled: held by a poll that publishes the next tick itself, or polled meanwhile by a host's loop.
-            await ArmOneAsync(sensor, cancellationToken);
+            return;
         }
+
+        // Not polled. Held by a poll: that poll publishes the next tick, but its instance may have died, so this tick
+        // comes back once the hold lapses (then dropped, if the poll went on). Otherwise polled meanwhile by a host's
+        // loop, or not due yet by the record: the chain goes on from the record.
+        var latest = await _store.GetAsync(sensor.Ref, cancellationToken);
+        if (latest?.IsHeld(now) == true && latest.LeaseUntil is { } lapses)
+        {
+            await PublishTickAsync(tick with { At = lapses + TimeSpan.FromSeconds(1) }, cancellationToken, again: true);
+            return;
+        }
+
+        await ArmOneAsync(sensor, cancellationToken);
     }
 
-    private Task PublishTickAsync(SensorTick tick, CancellationToken cancellationToken)
+    // again: the tick was published before under its id, and a transport's duplicate detection would drop it, so this
+    // message has an id of its own (ticks are matched by the id they carry, not the message's).
+    private Task PublishTickAsync(SensorTick tick, CancellationToken cancellationToken, bool again = false)
     {
         var now = _time.GetUtcNow();
         var delay = tick.At - now;
-        // A hop short of a far poll is a message of its own (duplicate detection would drop it under the tick's id).
-        var (id, wait) = delay > MaxTickDelay ? ($"{tick.Id}.hop-{now.ToUnixTimeSeconds()}", MaxTickDelay) : (tick.Id, delay);
+        var (id, wait) = delay > MaxTickDelay ? ($"{tick.Id}.hop-{now.UtcTicks}", MaxTickDelay)
+            : again ? ($"{tick.Id}.again-{now.UtcTicks}", delay)
+            : (tick.Id, delay);
         return _bus!.PublishAsync(Messaging.StormQueues.Timers, Messaging.StormEvents.Encode(tick, id) with { Delay = wait > TimeSpan.Zero ? wait : TimeSpan.Zero }, cancellationToken);
     }
 

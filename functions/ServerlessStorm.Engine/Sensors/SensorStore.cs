@@ -68,6 +68,9 @@ public sealed record SensorRecord(string Ref)
     public string? Version { get; init; }
 
     public bool HeldBySomeoneElse(string me, DateTimeOffset now) => Holder is not null && Holder != me && LeaseUntil > now;
+
+    /// <summary>Held by a poll or run, this instance's or another's, whose hold has not lapsed.</summary>
+    public bool IsHeld(DateTimeOffset now) => Holder is not null && LeaseUntil > now;
 }
 
 /// <summary>The sensors' status and state port (in memory, Table Storage).</summary>
