@@ -38,10 +38,20 @@ public sealed class TimerFunctions(TimerSensor timers, SensorScheduler sensors, 
     public Task AuditRetentionAsync([TimerTrigger(RetentionSchedule)] TimerInfo timer, CancellationToken cancellationToken) => retention.PurgeExpiredAsync(cancellationToken);
 
     [Function("TimerRearm")]
-    public async Task TimerRearmAsync([TimerTrigger(RearmSchedule)] TimerInfo timer, CancellationToken cancellationToken)
+    public Task TimerRearmAsync([TimerTrigger(RearmSchedule)] TimerInfo timer, CancellationToken cancellationToken) => RearmAsync(timers, sensors, cancellationToken);
+
+    /// <summary>Timers and sensors each on their own: one failing does not leave the other unarmed.</summary>
+    public static async Task RearmAsync(TimerSensor timers, SensorScheduler sensors, CancellationToken cancellationToken)
     {
-        await timers.ScheduleAsync(cancellationToken);
-        await sensors.ArmAsync(cancellationToken);
+        var both = new[] { timers.ScheduleAsync(cancellationToken), sensors.ArmAsync(cancellationToken) };
+        try
+        {
+            await Task.WhenAll(both);
+        }
+        catch when (both.Count(t => t.IsFaulted) > 1)
+        {
+            throw new AggregateException(both.Where(t => t.IsFaulted).SelectMany(t => t.Exception!.InnerExceptions));
+        }
     }
 }
 
@@ -58,8 +68,7 @@ public sealed class TimerArming(TimerSensor timers, SensorScheduler sensors, ILo
         {
             try
             {
-                await timers.ScheduleAsync(CancellationToken.None);
-                await sensors.ArmAsync(CancellationToken.None);
+                await TimerFunctions.RearmAsync(timers, sensors, CancellationToken.None);
             }
             catch (Exception ex)
             {

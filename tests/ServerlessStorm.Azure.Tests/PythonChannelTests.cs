@@ -103,6 +103,18 @@ public sealed class PythonChannelTests
     }
 
     [Fact]
+    public void ALineOverTheRelaysLimit_IsRefused_RatherThanHeldInMemory()
+    {
+        var joiner = new PythonReplyParts();
+        var huge = ServiceBusModelFactory.ServiceBusReceivedMessage(body: BinaryData.FromBytes(new byte[PythonReplyParts.MaxLineBytes + 1]), sessionId: "exec-42",
+            properties: new Dictionary<string, object> { ["kind"] = "line", ["more"] = true });
+
+        var error = Assert.Throws<InvalidDataException>(() => joiner.Add(huge));
+
+        Assert.Contains("python-replies (session exec-42) is over 32 MiB", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void AnEmptyLine_IsOneMessage()
     {
         var part = Assert.Single(PythonChannel.Line("exec-42", "", DateTimeOffset.UtcNow.AddMinutes(5)));

@@ -97,6 +97,18 @@ public sealed class ServiceBusPythonLauncherTests
     }
 
     [Fact]
+    public async Task ALineCutShortByAFailedSend_KillsTheRun_SoNoLineIsJoinedToHalfOfIt()
+    {
+        var process = await Launcher().StartAsync(Launch, CancellationToken.None);
+        _bus.FailInputAfter = 1;
+
+        await Assert.ThrowsAsync<ServiceBusException>(() => process.SendAsync(new string('a', PythonChannel.PartBytes + 1), CancellationToken.None));
+
+        var input = _bus.Sent[PythonChannel.Input];
+        Assert.Equal(["line", "kill"], input.Select(m => (string)m.ApplicationProperties["kind"]));
+    }
+
+    [Fact]
     public async Task AReplyLineInParts_AcrossReceives_ComesBackWhole()
     {
         var big = "{\"result\":\"" + new string('r', PythonChannel.PartBytes) + "\"}";
@@ -180,6 +192,9 @@ public sealed class ServiceBusPythonLauncherTests
 
         public FakeSessionReceiver Receiver { get; } = new();
 
+        /// <summary>Input sends after this many fail (a line's parts), except the kill.</summary>
+        public int? FailInputAfter { get; set; }
+
         public override Task<ServiceBusSessionReceiver> AcceptSessionAsync(string queueName, string sessionId, ServiceBusSessionReceiverOptions? options = null, CancellationToken cancellationToken = default)
         {
             Events.Add($"accept {queueName} {sessionId}");
@@ -197,6 +212,12 @@ public sealed class ServiceBusPythonLauncherTests
                 await Task.Yield();
                 lock (bus)
                 {
+                    if (queue == PythonChannel.Input && bus.FailInputAfter is { } after && message.ApplicationProperties["kind"] is "line"
+                        && bus.Sent.GetValueOrDefault(queue)?.Count >= after)
+                    {
+                        throw new ServiceBusException("the connection dropped", ServiceBusFailureReason.ServiceCommunicationProblem);
+                    }
+
                     bus.Events.Add($"send {queue} {message.SessionId}");
                     bus.Sent.GetOrAdd(queue, _ => []).Add(message);
                 }

@@ -149,6 +149,9 @@ public static class PythonChannel
 /// </summary>
 public sealed class PythonReplyParts
 {
+    /// <summary>The longest line joined, as the relay reads at most this much of a line (storm_relay.py's LINE_LIMIT).</summary>
+    public const int MaxLineBytes = 32 * 1024 * 1024;
+
     private readonly MemoryStream _pending = new();
 
     /// <summary>The whole reply once its last part is here; null while parts of a line are still to come.</summary>
@@ -160,6 +163,12 @@ public sealed class PythonReplyParts
             // A line whose last part never came (its send failed): the exit says why, the cut line is dropped.
             _pending.SetLength(0);
             return PythonChannel.ReadReply(message, body);
+        }
+
+        if (_pending.Length + body.Length > MaxLineBytes)
+        {
+            // Nothing the relay sends is this long: the session is not the relay's alone.
+            throw new InvalidDataException($"a line on {PythonChannel.Replies} (session {message.SessionId}) is over {MaxLineBytes / (1024 * 1024)} MiB");
         }
 
         if (PythonChannel.HasMore(message))

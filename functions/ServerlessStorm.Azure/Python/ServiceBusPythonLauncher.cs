@@ -76,12 +76,20 @@ public sealed class ServiceBusPythonLauncher : IPythonLauncher
         {
             // One line at a time: the parts of two lines sent at once (answers to concurrent calls) must not interleave.
             await _sending.WaitAsync(cancellationToken);
+            var sent = 0;
             try
             {
                 foreach (var part in PythonChannel.Line(id, line, deadline))
                 {
                     await input.SendMessageAsync(part, cancellationToken);
+                    sent++;
                 }
+            }
+            catch when (sent > 0)
+            {
+                // Half a line went: the next would be joined to it. The run cannot go on.
+                await KillAsync();
+                throw;
             }
             finally
             {

@@ -203,7 +203,8 @@ public sealed class SensorScheduler
         if (record.LongRunning && record.LongRunningCode != CodeOf(sensor))
         {
             // Its code changed since it was found long-running (rewritten as a PollingSensor, say): a poll finds out
-            // again what it is. The claim below writes this, which also ends a run of the old code elsewhere.
+            // again what it is, once no other instance holds it. In the instance that runs it, the claim below also
+            // ends the run of the old code (its renewal finds the record changed).
             record = record with { LongRunning = false, LongRunningCode = null, Status = SensorStates.Pending, LastError = null, NextPoll = null };
         }
 
@@ -619,7 +620,12 @@ public sealed class SensorScheduler
 
                     error = runError;
                 }
-                catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    await GiveBackAsync(sensor.Ref);
+                    return;
+                }
+                catch (Exception ex)
                 {
                     // The store or the runner broke: counted as a failed run, with the same backoff.
                     error = ex.Message;
