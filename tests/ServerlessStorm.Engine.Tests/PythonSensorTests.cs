@@ -127,6 +127,10 @@ public sealed class PythonSensorTests : IDisposable
         Assert.Equal(TimeSpan.FromSeconds(2), second.PollInterval);
         Assert.Equal(TimeSpan.FromSeconds(2), third.PollInterval);
         Assert.Equal([30.0, 5.0, 5.0, 2.0], host.Dispatched.Select(d => d.Payload!["interval"]!.GetValue<double>()));
+
+        // Its YAML's interval changed since (a deployment): the new one holds, as a restarted StackStorm sensor's.
+        var redeployed = await _runner.PollAsync(Run("Pacer", third.State), host, CancellationToken.None);
+        Assert.Equal(TimeSpan.FromSeconds(30), redeployed.PollInterval);
     }
 
     [Fact]

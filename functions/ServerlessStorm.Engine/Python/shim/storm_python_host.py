@@ -23,6 +23,8 @@ _DRAIN_SECONDS = 1.0
 # Attributes the sensor base classes set: never part of a sensor's kept state. (_poll_interval is: a sensor that
 # calls set_poll_interval keeps its new interval for the polls after, as its process would in StackStorm.)
 _SENSOR_FRAMEWORK_ATTRIBUTES = frozenset(["_sensor_service", "sensor_service", "_config", "config"])
+# Kept beside _poll_interval: the sensor's own interval when it set one (see run_sensor).
+_KEPT_INTERVAL_FROM = "__storm_poll_interval_from"
 
 
 class _JsonContext(object):
@@ -493,7 +495,12 @@ def run_sensor(job, channel, capture):
 
         if job["operation"] == "poll":
             fresh = _fresh(sensor)
-            kept = job.get("state") or {}
+            fresh_interval = _interval(sensor)
+            kept = dict(job.get("state") or {})
+            # An interval set_poll_interval kept holds while the sensor's own (its YAML's, its class's) is the one it
+            # was set over; changed since, the new one holds, as a StackStorm sensor restarted with the new YAML.
+            if kept.pop(_KEPT_INTERVAL_FROM, None) != fresh_interval:
+                kept.pop("_poll_interval", None)
             for name, value in kept.items():
                 setattr(sensor, name, value)
             try:
@@ -505,6 +512,8 @@ def run_sensor(job, channel, capture):
                 channel.send({"t": "log", "level": level, "message": message})
 
             state = _state(fresh, kept, sensor, log)
+            if "_poll_interval" in state:
+                state[_KEPT_INTERVAL_FROM] = fresh_interval
             # The interval the sensor now asks for (its YAML's, its class's default, or set_poll_interval's): the next
             # poll is scheduled by it, as StackStorm's PollingSensor sleeps get_poll_interval() between polls.
             _end(channel, capture, 0, {"t": "done", "state": state, "poll_interval": _interval(sensor)})
