@@ -28,6 +28,7 @@ public sealed class PackInstaller(PackLoader loader)
 
         packsRoot = Path.GetFullPath(packsRoot).TrimEnd(Path.DirectorySeparatorChar);
         Directory.CreateDirectory(packsRoot);
+        RecoverInterrupted(packsRoot);
 
         // The installed copy of the same pack is left out (it lies in the folder named by its ref, or is the same
         // folder): the new one is checked in its stead.
@@ -44,12 +45,39 @@ public sealed class PackInstaller(PackLoader loader)
 
         if (Path.GetDirectoryName(from) == packsRoot)
         {
+            // Registered where it is, unless another folder there holds the same pack: both would load.
+            var other = Path.Combine(packsRoot, pack.Name);
+            if (other != from && Directory.Exists(other))
+            {
+                return new PackInstallResult(null, [new PackProblem(PackLoader.Display(Path.Combine(from, "pack.yaml")), new Yaml.SourcePosition(1, 1), "ref",
+                    $"pack '{pack.Name}' is already installed in {PackLoader.Display(other)}: remove one of the two folders")], Replaced: false);
+            }
+
             return new PackInstallResult(pack, [], Replaced: false);
         }
 
         var destination = Path.Combine(packsRoot, pack.Name);
         var replaced = Replace(from, destination, packsRoot);
         return new PackInstallResult(pack with { Directory = destination }, [], replaced);
+    }
+
+    /// <summary>
+    /// An install stopped between its two renames (the process killed) leaves the old copy aside and none in place:
+    /// it is put back, so the pack is never lost.
+    /// </summary>
+    public static void RecoverInterrupted(string packsRoot)
+    {
+        foreach (var aside in Directory.EnumerateDirectories(packsRoot, ".storm-replaced-*"))
+        {
+            // .storm-replaced-<pack>-<id>
+            var name = Path.GetFileName(aside)[".storm-replaced-".Length..];
+            var pack = name[..Math.Max(0, name.LastIndexOf('-'))];
+            var place = Path.Combine(packsRoot, pack);
+            if (pack.Length > 0 && !Directory.Exists(place))
+            {
+                Directory.Move(aside, place);
+            }
+        }
     }
 
     private static bool Concerns(string file, string packFolder) =>
@@ -130,7 +158,15 @@ public sealed class PackInstaller(PackLoader loader)
 
         foreach (var directory in Directory.EnumerateDirectories(from).Where(d => Path.GetFileName(d) is not (".git" or "__pycache__")))
         {
-            Copy(directory, Path.Combine(to, Path.GetFileName(directory)));
+            var target = Path.Combine(to, Path.GetFileName(directory));
+            if (new DirectoryInfo(directory).LinkTarget is { } link)
+            {
+                // A link stays a link: followed, a link to a folder above would copy without end.
+                Directory.CreateSymbolicLink(target, link);
+                continue;
+            }
+
+            Copy(directory, target);
         }
     }
 }

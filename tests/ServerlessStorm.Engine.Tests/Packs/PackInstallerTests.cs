@@ -108,6 +108,42 @@ public sealed class PackInstallerTests : IDisposable
     }
 
     [Fact]
+    public void APackInThePacksFolderUnderAnotherName_WhoseRefIsInstalled_IsRefused_NotLoadedTwice()
+    {
+        _packs.WithPack("svc");
+        _packs.Write("svc-dev/pack.yaml", "name: svc\nversion: 2.0.0\ndescription: a second copy\n");
+
+        var result = Installer().Install(Path.Combine(PacksRoot, "svc-dev"), PacksRoot);
+
+        Assert.False(result.Installed);
+        Assert.Contains("pack 'svc' is already installed in", Assert.Single(result.Problems).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ALinkToAFolderAboveIt_IsCopiedAsALink_NotFollowedForever()
+    {
+        var source = Source("svc");
+        Directory.CreateSymbolicLink(Path.Combine(source, "actions", "loop"), source);
+
+        var result = Installer().Install(source, PacksRoot);
+
+        Assert.True(result.Installed, string.Join("\n", result.Problems));
+        Assert.Equal(source, new DirectoryInfo(Path.Combine(PacksRoot, "svc", "actions", "loop")).LinkTarget);
+    }
+
+    [Fact]
+    public void AnInstallStoppedBetweenItsRenames_GetsTheOldCopyBack()
+    {
+        _packs.WithPack("svc");
+        Directory.Move(Path.Combine(PacksRoot, "svc"), Path.Combine(PacksRoot, ".storm-replaced-svc-1a2b3c4d"));
+
+        PackInstaller.RecoverInterrupted(PacksRoot);
+
+        Assert.True(File.Exists(Path.Combine(PacksRoot, "svc", "pack.yaml")));
+        Assert.Empty(Directory.EnumerateDirectories(PacksRoot, ".storm-*"));
+    }
+
+    [Fact]
     public void AFolderWithoutPackYaml_IsRefused_SayingSo()
     {
         Directory.CreateDirectory(Path.Combine(_root, "empty"));
