@@ -72,6 +72,7 @@ internal static class PackCommands
     {
         null => "",
         "host" => "host",
+        "python-host" => "python host",
         "current" => "virtualenv",
         var other => $"[red]{Markup.Escape(other)}[/]",
     };

@@ -40,6 +40,18 @@ public sealed partial class StormApi
 
     private JsonObject? PythonState(PackLoadStatus status)
     {
+        if (pythonLauncher is { ChoosesInterpreter: false })
+        {
+            // The Function app: pack code runs on the Python host, with the requirements it was deployed with.
+            return new JsonObject
+            {
+                ["state"] = "python-host",
+                ["reason"] = File.Exists(Path.Combine(status.Directory, Python.PackVirtualEnvironments.RequirementsFile))
+                    ? "runs on the Python host, which installed its requirements.txt when it was deployed"
+                    : "runs on the Python host",
+            };
+        }
+
         try
         {
             return python?.Describe(status.Name, status.Directory).ToJson();

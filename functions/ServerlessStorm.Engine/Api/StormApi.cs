@@ -32,7 +32,7 @@ public sealed record ApiResponse(int StatusCode, JsonNode? Body)
 public sealed partial class StormApi(WebhookSensor webhooks, ExecutionService executions, InquiryService inquiries, IAuditStore audit, KeyValueService datastore,
     IExecutionOutputStore output, PackCatalog catalog, CredentialService credentials, AccessPolicy access, Messaging.IMessageBus bus, AuditRetention retention, ILogger<StormApi> logger,
     Sensors.SensorScheduler sensors,
-    Python.PackVirtualEnvironments? python = null)
+    Python.PackVirtualEnvironments? python = null, Python.IPythonLauncher? pythonLauncher = null)
 {
     public const int MaxListLimit = 1000;
 

@@ -284,6 +284,28 @@ public sealed class PackVirtualEnvironmentsTests(BuiltVirtualenv built) : IClass
     }
 
     [Fact]
+    public async Task PackList_WherePythonRunsOnThePythonHost_SaysSo_RatherThanMissing()
+    {
+        using var packs = new TempPacks().WithPack("plain").WithPack("needs");
+        packs.Write("needs/requirements.txt", "stormdemo\n");
+        await using var host = await StormTestHost.StartAsync(new Audit.InMemoryAuditStore(), new Messaging.InMemoryMessageBus(), packs.Root,
+            s => s.AddSingleton<IPythonLauncher, RemoteHost>());
+
+        var listed = (await host.Api.ListPacksAsync(CancellationToken.None)).Body!.AsArray().ToDictionary(p => p!["ref"]!.ToString(), p => p!["python"]!);
+
+        Assert.Equal(("python-host", "python-host"), (listed["plain"]["state"]!.ToString(), listed["needs"]["state"]!.ToString()));
+        Assert.Contains("installed its requirements.txt when it was deployed", listed["needs"]["reason"]!.ToString());
+    }
+
+    // The Function app's launcher as far as the listing cares: the interpreter is the Python host's.
+    private sealed class RemoteHost : IPythonLauncher
+    {
+        public bool ChoosesInterpreter => false;
+
+        public Task<IPythonProcess> StartAsync(PythonLaunch launch, CancellationToken cancellationToken) => throw new NotSupportedException("not started in this test");
+    }
+
+    [Fact]
     public void LoadingPacks_OnAHostWithoutPythonThatBuildsNothing_LoadsThemAll_AndTheirPythonSaysThereIsNoInterpreter()
     {
         using var packs = new TempPacks().WithPack("plain").WithPack("needs");
