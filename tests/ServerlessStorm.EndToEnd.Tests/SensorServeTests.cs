@@ -92,6 +92,22 @@ public sealed class SensorServeTests(AzuriteFixture azurite) : IDisposable
                 r => r.ExitCode == 0 && JsonNode.Parse(r.StdOut)![0]!["polls"]!.GetValue<long>() >= polls + 2, what: "two more polls after the restart");
 
             Assert.Equal(["a.txt", "b.txt"], (await FromTheSensorAsync()).Select(t => t.Payload!["file"]!.GetValue<string>()).Order(StringComparer.Ordinal));
+
+            // An operator disables it, then enables it again: polled again from then on.
+            var disabled = await StormProcess.RunAsync("sensor", "disable", "watch.NewFilesSensor", "--api", storm.Url);
+            var whileDisabled = JsonNode.Parse((await StormProcess.RunAsync("sensor", "list", "--json", "--api", storm.Url)).StdOut)![0]!;
+            var enabled = await StormProcess.RunAsync("sensor", "enable", "watch.NewFilesSensor", "--api", storm.Url);
+            var since = JsonNode.Parse((await StormProcess.RunAsync("sensor", "list", "--json", "--api", storm.Url)).StdOut)![0]!["polls"]!.GetValue<long>();
+            await Eventually.ReturnsAsync(() => StormProcess.RunAsync("sensor", "list", "--json", "--api", storm.Url),
+                r => r.ExitCode == 0 && JsonNode.Parse(r.StdOut)![0]!["polls"]!.GetValue<long>() > since, what: "a poll after it was enabled again");
+
+            Assert.True(disabled.ExitCode == 0, disabled.ToString());
+            Assert.Contains("watch.NewFilesSensor: disabled (state disabled)", disabled.StdOut, StringComparison.Ordinal);
+            Assert.Equal(("disabled", false), (whileDisabled["state"]!.GetValue<string>(), whileDisabled["enabled"]!.GetValue<bool>()));
+            Assert.True(enabled.ExitCode == 0, enabled.ToString());
+            var unknown = await StormProcess.RunAsync("sensor", "disable", "watch.Nope", "--api", storm.Url);
+            Assert.Equal(2, unknown.ExitCode);
+            Assert.Contains("sensor 'watch.Nope' is not in the loaded packs", unknown.StdErr, StringComparison.Ordinal);
         }
 
         Assert.Equal(("watch.NewFilesSensor", "running", "dotnet", 1), (listed["ref"]!.GetValue<string>(), listed["state"]!.GetValue<string>(),
