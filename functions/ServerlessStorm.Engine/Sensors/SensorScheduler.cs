@@ -384,7 +384,7 @@ public sealed class SensorScheduler
             return null;
         }
 
-        while (true)
+        for (var attempt = 1; ; attempt++)
         {
             var now = _time.GetUtcNow();
             var record = await _store.GetAsync(sensorRef, cancellationToken) ?? new SensorRecord(sensorRef);
@@ -394,7 +394,14 @@ public sealed class SensorScheduler
             var written = await _store.TryWriteAsync(record with { Enabled = enabled, NextTick = tick?.Id ?? record.NextTick }, cancellationToken);
             if (written is null)
             {
-                continue; // written meanwhile (a poll ended): again from what it wrote
+                // Written meanwhile (a poll ended, a renewal): again from what it wrote; a record that never holds
+                // still is a store that does not answer as it should.
+                if (attempt == 10)
+                {
+                    throw new InvalidOperationException($"sensor {sensorRef}: its record changed under each of 10 writes; try again");
+                }
+
+                continue;
             }
 
             _logger.SensorEnabledChanged(sensorRef, enabled);
