@@ -457,6 +457,68 @@ public sealed class PythonActionTests : IDisposable
     }
 
     [Fact]
+    public async Task TheStackStormHelpersExchangePacksImport_WorkAsStackStormsDo()
+    {
+        // What github's formatters, csv's actions, vsphere's logger and msexchange's paths import. The expected
+        // values are what StackStorm's own isotime gives for the same calls (run once beside it, with dateutil).
+        WriteAction("helpers", """
+            import datetime
+            from st2common.util import isotime
+            from st2common.exceptions.action import InvalidActionParameterException
+            from st2common.runners.utils import get_logger_for_python_runner_action
+            from st2common.content.utils import get_pack_base_path
+            from st2common.runners.base_action import Action
+
+            class Helpers(Action):
+                def run(self):
+                    utc = datetime.timezone.utc
+                    plus2 = datetime.timezone(datetime.timedelta(hours=2))
+                    get_logger_for_python_runner_action("helpers").info("logged")
+                    try:
+                        raise InvalidActionParameterException("bad")
+                    except Exception as error:
+                        raised = type(error).__name__
+                    try:
+                        isotime.parse("2026-12-03T10:00:00+02:00")
+                        refused = False
+                    except ValueError:
+                        refused = True
+                    return {
+                        "usec": isotime.format(datetime.datetime(2026, 12, 3, 10, 0, 0, 123456, tzinfo=utc)),
+                        "z": isotime.format(datetime.datetime(2026, 12, 3, 10, 0, 0, 123456, tzinfo=utc), offset=False),
+                        "plus2": isotime.format(datetime.datetime(2026, 12, 3, 10, 0, 0, tzinfo=plus2), usec=False),
+                        "epoch": isotime.format(1700000000),
+                        "text": isotime.format("2026-12-03 10:00:00+00", offset=False),
+                        "parsed": str(isotime.parse("2026-12-03T10:00:00.123456+0000")),
+                        "converted": str(isotime.parse("2026-12-03T10:00:00+02:00", validate_value=False)),
+                        "refused": refused,
+                        "raised": raised,
+                        "pack": get_pack_base_path("py"),
+                        "wrapper": self.action_service._action_wrapper._pack,
+                        "description": self.description,
+                    }
+            """);
+
+        var result = await RunAsync("helpers");
+
+        Assert.True(result.Status == ExecutionStatus.Succeeded, result.Result.ToJsonString());
+        var r = result.Result["result"]!;
+        Assert.Equal("2026-12-03T10:00:00.123456+00:00", r["usec"]!.GetValue<string>());
+        Assert.Equal("2026-12-03T10:00:00.123456Z", r["z"]!.GetValue<string>());
+        Assert.Equal("2026-12-03T10:00:00+02:00", r["plus2"]!.GetValue<string>());
+        Assert.Equal("2023-11-14T22:13:20.000000+00:00", r["epoch"]!.GetValue<string>());
+        Assert.Equal("2026-12-03T10:00:00.000000Z", r["text"]!.GetValue<string>());
+        Assert.Equal("2026-12-03 10:00:00.123456+00:00", r["parsed"]!.GetValue<string>());
+        Assert.Equal("2026-12-03 08:00:00+00:00", r["converted"]!.GetValue<string>());
+        Assert.True(r["refused"]!.GetValue<bool>());
+        Assert.Equal("InvalidActionParameterException", r["raised"]!.GetValue<string>());
+        Assert.Equal(Path.Combine(_packs.Root, "py"), r["pack"]!.GetValue<string>());
+        Assert.Equal("py", r["wrapper"]!.GetValue<string>());
+        Assert.Null(r["description"]);
+        Assert.Contains("actions.python.helpers: INFO     logged", Text(result.Result, "stderr"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task AnActionFileNamedLikeAStandardModule_DoesNotHideIt_AsInStackStorm()
     {
         // actions/json.py importing json gets the standard module: the action's folder is last on the path.

@@ -67,6 +67,8 @@ internal static class PythonHostProcess
         job["file"] = Path.GetRelativePath(packsRoot, file);
         job["paths"] = new JsonArray([.. libraries.Select(l => (JsonNode)Path.GetRelativePath(packsRoot, l))]);
         environment[PacksRootVariable] = packsRoot;
+        // The pack's own folder, which may differ from its ref (st2common.content.utils.get_pack_base_path reads it).
+        environment["STORM_PACK_FOLDER"] = Path.GetFileName(Path.GetFullPath(packDirectory).TrimEnd(Path.DirectorySeparatorChar));
     }
 
     /// <param name="stop">For a long-running sensor: asks the program to stop (cleanup() and exit) rather than killing it.</param>

@@ -3,11 +3,22 @@
 from st2common.services.datastore import DatastoreService
 
 
+class _ActionWrapper(object):
+    """What pack code reads of StackStorm's action wrapper through action_service (the pack, the class)."""
+
+    def __init__(self, class_name):
+        import os
+
+        self._pack = os.environ.get("ST2_ACTION_PACK_NAME")
+        self._class_name = class_name
+
+
 class ActionService(DatastoreService):
     """self.action_service of a python-script action."""
 
     def __init__(self, host, class_name):
         super(ActionService, self).__init__(host, class_name, "actions.python." + class_name)
+        self._action_wrapper = _ActionWrapper(class_name)
 
     @property
     def datastore_service(self):

@@ -11,6 +11,8 @@ class Action(object):
     run() returns the result, or a (succeeded, result) tuple to set the execution's status.
     """
 
+    description = None
+
     def __init__(self, config=None, action_service=None):
         self.config = config or {}
         self.action_service = action_service
