@@ -365,6 +365,30 @@ public sealed class SensorTests : IDisposable
     }
 
     [Fact]
+    public async Task ALongRunningSensorWhoseCodeChanges_StopsRunningTheOldCode()
+    {
+        _packs.Write("watch/sensors/forever.yaml", "class_name: Forever\nentry_point: forever.test\n");
+        _packs.Write("watch/sensors/forever.test", "version 1");
+        var runner = new RunsUntilStopped();
+        await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), _packs.Root);
+        var store = new InMemorySensorStore();
+        var serve = NewScheduler(host, runner, store, longRunning: true, lease: TimeSpan.FromMilliseconds(150));
+        await serve.RunDueAsync(CancellationToken.None);
+        using var stop = new CancellationTokenSource();
+        var supervising = serve.SuperviseLongRunningAsync(TimeSpan.FromMilliseconds(20), stop.Token);
+        await Eventually.TrueAsync(() => runner.Running == 1, what: "the sensor's run");
+
+        _packs.Write("watch/sensors/forever.test", "version 2, deployed");
+        await Eventually.TrueAsync(() => runner.Stopped == 1, what: "the old code's run stopped");
+        await serve.RunDueAsync(CancellationToken.None); // the next round finds out what the new code is
+        await Eventually.TrueAsync(() => runner.Started == 2, what: "the new code running");
+        await stop.CancelAsync();
+        await supervising;
+
+        Assert.Equal(1, runner.MostAtOnce);
+    }
+
+    [Fact]
     public async Task TwoSchedulersOnOneStore_PollASensorOnce_AndAPollThatOverrunsIsNotStartedAgain()
     {
         _packs.Write("watch/sensors/slow.yaml", "class_name: Slow\nentry_point: slow.test\npoll_interval: 1\n");

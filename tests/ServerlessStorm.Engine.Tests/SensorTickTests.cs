@@ -190,6 +190,47 @@ public sealed class SensorTickTests : IDisposable
         Assert.Equal(polled.NextTick, StormEvents.DecodeSensorTick(Assert.Single(_bus.On(StormQueues.Timers))).Id);
     }
 
+    [Fact]
+    public async Task ATickNoRunnerHereRuns_GoesToAHostThatDoes_ForAnHourAtMost_AndNotAtAllWhenDisabled()
+    {
+        // A Ruby sensor: loaded (its trigger types are registered), but no runner of this host runs it.
+        _packs.Write("watch/sensors/rb.yaml", "class_name: Rb\nentry_point: rb.rb\npoll_interval: 30\n");
+        _packs.Write("watch/sensors/rb.rb", "");
+        await using var services = Services();
+        var queue = services.GetRequiredService<TimersQueueHandler>();
+        var tick = SensorTick.For("watch.Rb", Start);
+
+        await queue.HandleAsync(StormEvents.Encode(tick, tick.Id), CancellationToken.None);
+        var forwarded = _bus.Take(StormQueues.Timers);
+        _time.Advance(TimeSpan.FromHours(2));
+        await queue.HandleAsync(forwarded, CancellationToken.None);
+
+        Assert.Equal((tick.Id, TimeSpan.FromSeconds(5)), (StormEvents.DecodeSensorTick(forwarded).Id, forwarded.Delay));
+        Assert.Empty(_bus.On(StormQueues.Timers)); // an hour on, the hourly re-arm of a host that runs it takes over
+
+        await services.GetRequiredService<SensorScheduler>().SetEnabledAsync("watch.Rb", enabled: false, CancellationToken.None);
+        await queue.HandleAsync(StormEvents.Encode(tick, tick.Id), CancellationToken.None);
+        Assert.Empty(_bus.On(StormQueues.Timers));
+    }
+
+    [Fact]
+    public async Task ATickForASensorFoundLongRunning_IsDropped()
+    {
+        _packs.Write("watch/sensors/forever.yaml", "class_name: Forever\nentry_point: forever.py\n");
+        _packs.Write("watch/sensors/forever.py", "from st2reactor.sensor.base import Sensor\n\nclass Forever(Sensor):\n    def setup(self):\n        pass\n\n    def run(self):\n        pass\n");
+        await using var services = Services();
+        var queue = services.GetRequiredService<TimersQueueHandler>();
+        await services.GetRequiredService<SensorScheduler>().ArmAsync(CancellationToken.None);
+        var tick = _bus.Take(StormQueues.Timers);
+
+        await queue.HandleAsync(tick, CancellationToken.None); // the poll finds it long-running: no next tick
+        var record = await services.GetRequiredService<ISensorStore>().GetAsync("watch.Forever", CancellationToken.None);
+        await queue.HandleAsync(tick with { DeliveryCount = 2 }, CancellationToken.None); // a copy
+
+        Assert.Equal((true, (string?)null), (record!.LongRunning, record.NextTick));
+        Assert.Empty(_bus.On(StormQueues.Timers));
+    }
+
     private sealed class FlakyBus(IMessageBus inner) : DelegatingMessageBus(inner)
     {
         public volatile bool Failing;

@@ -138,6 +138,8 @@ public static class ApiRoutes
         new("GET", "/api/v1/packs", RouteAuth.Credentials, Permissions.PackList, (c, ct) => api.ListPacksAsync(ct)),
         new("GET", "/api/v1/sensors", RouteAuth.Credentials, Permissions.SensorTypeList, (c, ct) => api.ListSensorsAsync(ct)),
         new("GET", "/api/v1/sensortypes", RouteAuth.Credentials, Permissions.SensorTypeList, (c, ct) => api.ListSensorsAsync(ct)),
+        new("GET", "/api/v1/sensortypes/{ref}", RouteAuth.Credentials, Permissions.SensorTypeView, (c, ct) => api.GetSensorAsync(c["ref"], ct),
+            (c, _) => Resource(StormApi.SensorResource(c["ref"]))),
         new("PUT", "/api/v1/sensortypes/{ref}", RouteAuth.Credentials, Permissions.SensorTypeModify, (c, ct) => api.UpdateSensorAsync(c["ref"], c.Json, ct),
             (c, _) => Resource(StormApi.SensorResource(c["ref"]))),
         new("GET", "/api/v1/deadletters", RouteAuth.Credentials, Permissions.DeadLetterList, (c, ct) => api.ListDeadLettersAsync(c.Request.Query, ct)),

@@ -37,9 +37,14 @@ public sealed partial class StormApi
             return ApiResponse.Fault(404, $"sensor '{sensorRef}' is not in the loaded packs");
         }
 
-        var (sensor, runner, record) = (await sensors.StatusesAsync(cancellationToken)).First(s => s.Sensor.Ref == sensorRef);
-        return new ApiResponse(200, SensorView(sensor, runner, record));
+        return await GetSensorAsync(sensorRef, cancellationToken);
     }
+
+    /// <summary>GET /api/v1/sensortypes/{ref}: one sensor, as listed (StackStorm's client reads it before a PUT).</summary>
+    public async Task<ApiResponse> GetSensorAsync(string sensorRef, CancellationToken cancellationToken) =>
+        (await sensors.StatusesAsync(cancellationToken)).Where(s => s.Sensor.Ref == sensorRef).Select(s => SensorView(s.Sensor, s.Runner, s.Record)).FirstOrDefault() is { } view
+            ? new ApiResponse(200, view)
+            : ApiResponse.Fault(404, $"sensor '{sensorRef}' is not in the loaded packs");
 
     /// <summary>The sensor type's resource, for RBAC (<c>sensor_type:pack:Class</c>, covered by a grant on its pack).</summary>
     public static Security.Rbac.ResourceRef SensorResource(string sensorRef)
@@ -51,6 +56,8 @@ public sealed partial class StormApi
     private static JsonObject SensorView(Sensors.SensorDefinition sensor, string? runner, Sensors.SensorRecord record) =>
             new()
             {
+                // StackStorm's client addresses a sensor type by its id; here the ref is its id.
+                ["id"] = sensor.Ref,
                 ["ref"] = sensor.Ref,
                 ["uid"] = $"sensor_type:{sensor.Pack}:{sensor.ClassName}",
                 ["pack"] = sensor.Pack,

@@ -17,6 +17,7 @@ public static class Permissions
     public const string PackList = "pack_list";
 
     public const string SensorTypeList = "sensor_type_list";
+    public const string SensorTypeView = "sensor_type_view";
     public const string SensorTypeModify = "sensor_type_modify";
 
     public const string ExecutionList = "execution_list";

@@ -311,6 +311,7 @@ public sealed class SensorScheduler
                 LongRunning = true,
                 LongRunningCode = CodeOf(sensor),
                 NextPoll = null,
+                NextTick = null,
                 Status = _options.RunLongRunning ? SensorStates.LongRunning : SensorStates.NotRun,
                 LastError = _options.RunLongRunning ? null : LongRunningInFunctions,
             };
@@ -357,12 +358,18 @@ public sealed class SensorScheduler
             await PublishTickAsync(tick, CancellationToken.None);
         }
 
-        next = next with { NextTick = tick?.Id ?? next.NextTick };
+        next = next with { NextTick = tick?.Id ?? (next.LongRunning ? null : next.NextTick) };
         var written = await _store.TryWriteAsync(next, CancellationToken.None);
-        if (written is null && await _store.GetAsync(sensor.Ref, CancellationToken.None) is { } latest && latest.Holder == InstanceId)
+        for (var attempt = 0; written is null && attempt < 3; attempt++)
         {
-            // Written meanwhile without taking the hold (an operator enabling or disabling it): this poll's outcome
-            // goes on top of that write, keeping its choice.
+            // Written meanwhile without taking this claim (an operator enabling or disabling it): this poll's outcome
+            // goes on top of that write, keeping its choice. A record claimed again since (its hold is not this
+            // claim's) is another poll's.
+            if (await _store.GetAsync(sensor.Ref, CancellationToken.None) is not { } latest || latest.Holder != InstanceId || latest.LeaseUntil != claimed.LeaseUntil)
+            {
+                break;
+            }
+
             written = await _store.TryWriteAsync(next with { Enabled = latest.Enabled, Version = latest.Version }, CancellationToken.None);
         }
 
@@ -391,7 +398,13 @@ public sealed class SensorScheduler
             // With ticks, enabling starts a chain of its own: the old chain's ticks are gone, and their ids were seen.
             var tick = enabled && Ticks && !(record.LongRunning && record.LongRunningCode == CodeOf(sensor))
                 ? SensorTick.For(sensorRef, record.NextPoll is { } due && due > now ? due : now) : null;
-            var written = await _store.TryWriteAsync(record with { Enabled = enabled, NextTick = tick?.Id ?? record.NextTick }, cancellationToken);
+            if (tick is not null)
+            {
+                // Published before the record names it: should the write fail, it is a copy, dropped when handled.
+                await PublishTickAsync(tick, CancellationToken.None, again: true);
+            }
+
+            var written = await _store.TryWriteAsync(record with { Enabled = enabled, NextTick = tick?.Id ?? record.NextTick }, CancellationToken.None);
             if (written is null)
             {
                 // Written meanwhile (a poll ended, a renewal): again from what it wrote; a record that never holds
@@ -405,11 +418,6 @@ public sealed class SensorScheduler
             }
 
             _logger.SensorEnabledChanged(sensorRef, enabled);
-            if (tick is not null && RunnerFor(sensor) is not null)
-            {
-                await PublishTickAsync(tick, cancellationToken);
-            }
-
             return written;
         }
     }
@@ -483,37 +491,35 @@ public sealed class SensorScheduler
     public async Task HandleTickAsync(Messaging.BusMessage message, CancellationToken cancellationToken)
     {
         var tick = Messaging.StormEvents.DecodeSensorTick(message);
-        var (sensor, runner) = Runnable.FirstOrDefault(s => s.Sensor.Ref == tick.Sensor);
-        if (sensor is null)
+        if (_catalog.Sensors.FirstOrDefault(s => s.Ref == tick.Sensor) is not { } sensor)
         {
-            if (_catalog.Sensors.Any(s => s.Ref == tick.Sensor))
-            {
-                // Loaded, but no runner of this host runs it (a host sharing the queue): for a host that does.
-                await PublishTickAsync(tick with { At = _time.GetUtcNow() + TimeSpan.FromSeconds(5) }, cancellationToken, again: true);
-                return;
-            }
-
             _logger.SensorTickDropped(tick.Id, "the sensor is not in the loaded packs");
             return;
         }
 
         var now = _time.GetUtcNow();
         var record = await _store.GetAsync(sensor.Ref, cancellationToken);
-        if (!IsEnabled(sensor, record))
+        if (Stale(tick, sensor, record) is { } why)
         {
-            _logger.SensorTickDropped(tick.Id, "the sensor is disabled");
+            _logger.SensorTickDropped(tick.Id, why);
             return;
         }
 
-        if (record?.NextTick is { } expected && expected != tick.Id)
+        if (RunnerFor(sensor) is not { } runner)
         {
-            _logger.SensorTickDropped(tick.Id, $"the sensor's chain goes on with {expected}");
+            // Loaded, but no runner of this host runs it (a host sharing the queue): for a host that does, for an
+            // hour; then the hourly re-arm of a host that runs it takes over.
+            if (now - (record?.NextPoll ?? tick.At) < TimeSpan.FromHours(1))
+            {
+                await PublishTickAsync(tick with { At = now + TimeSpan.FromSeconds(5) }, cancellationToken, again: true);
+            }
+
             return;
         }
 
-        if (tick.At - now > MaxTickDelay)
+        if (tick.At - now > TimeSpan.FromMinutes(1))
         {
-            await PublishTickAsync(tick, cancellationToken, again: true); // a hop towards a poll beyond MaxTickDelay
+            await PublishTickAsync(tick, cancellationToken, again: true); // early by more than clocks differ: a hop
             return;
         }
 
@@ -526,6 +532,12 @@ public sealed class SensorScheduler
         // comes back once the hold lapses (then dropped, if the poll went on). Otherwise polled meanwhile by a host's
         // loop, or not due yet by the record: the chain goes on from the record.
         var latest = await _store.GetAsync(sensor.Ref, cancellationToken);
+        if (Stale(tick, sensor, latest) is { } moved)
+        {
+            _logger.SensorTickDropped(tick.Id, moved);
+            return;
+        }
+
         if (latest?.IsHeld(now) == true && latest.LeaseUntil is { } lapses)
         {
             await PublishTickAsync(tick with { At = lapses + TimeSpan.FromSeconds(1) }, cancellationToken, again: true);
@@ -534,6 +546,14 @@ public sealed class SensorScheduler
 
         await ArmOneAsync(sensor, cancellationToken);
     }
+
+    // Why a tick has nothing to do: its sensor disabled, or found long-running (supervised, not polled), or its chain
+    // gone on with another tick.
+    private string? Stale(SensorTick tick, SensorDefinition sensor, SensorRecord? record) =>
+        !IsEnabled(sensor, record) ? "the sensor is disabled"
+        : record is { LongRunning: true } && record.LongRunningCode == CodeOf(sensor) ? "the sensor is long-running"
+        : record?.NextTick is { } expected && expected != tick.Id ? $"the sensor's chain goes on with {expected}"
+        : null;
 
     // again: the tick was published before under its id, and a transport's duplicate detection would drop it, so this
     // message has an id of its own (ticks are matched by the id they carry, not the message's).
@@ -692,6 +712,14 @@ public sealed class SensorScheduler
                 if (running.IsCompleted || cancellationToken.IsCancellationRequested)
                 {
                     break;
+                }
+
+                if (current.LongRunningCode != CodeOf(sensor))
+                {
+                    // Its code changed (deployed anew): the old run stops and gives its hold back, and the next
+                    // round finds out what the new code is.
+                    await _store.TryWriteAsync(current with { Holder = null, LeaseUntil = null }, CancellationToken.None);
+                    return (false, null);
                 }
 
                 var renewed = await _store.TryWriteAsync(current with { LeaseUntil = _time.GetUtcNow() + _options.LongRunningLease }, CancellationToken.None);
