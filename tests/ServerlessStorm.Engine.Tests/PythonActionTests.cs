@@ -519,6 +519,49 @@ public sealed class PythonActionTests : IDisposable
     }
 
     [Fact]
+    public async Task St2clientsKeys_ReachTheDatastore_AsGlobalSystemNames_AndTheRestOfItsApiSaysItIsNotHere()
+    {
+        // As msexchange's and mysql's actions use it: a client made from the action's environment, keys only.
+        WriteAction("client", """
+            from st2client.client import Client
+            from st2client.models import KeyValuePair
+            from st2client.models.keyvalue import KeyValuePair as SamePair
+            from st2common.runners.base_action import Action
+
+            class UsesClient(Action):
+                def run(self):
+                    client = Client(base_url="http://localhost")
+                    client.keys.update(KeyValuePair(name="mysql.last_row", value="41"))
+                    client.keys.update(SamePair(name="mysql.password", value="pw-canary-4417", secret=True))
+                    got = client.keys.get_by_name("mysql.last_row").value
+                    missing = client.keys.get_by_name("mysql.nothing")
+                    listed = sorted(kv.name for kv in client.keys.get_all(prefix="mysql."))
+                    client.keys.delete(KeyValuePair(name="mysql.last_row"))
+                    try:
+                        client.executions.get_by_id("x")
+                        other = None
+                    except NotImplementedError as error:
+                        other = str(error)
+                    return {"got": got, "missing": missing, "listed": listed, "gone": client.keys.get_by_name("mysql.last_row"), "other": other}
+            """);
+
+        var result = await RunAsync("client");
+
+        Assert.True(result.Status == ExecutionStatus.Succeeded, result.Result.ToJsonString());
+        var r = result.Result["result"]!;
+        Assert.Equal("41", r["got"]!.GetValue<string>());
+        Assert.Null(r["missing"]);
+        Assert.Equal(["mysql.last_row", "mysql.password"], r["listed"]!.AsArray().Select(n => n!.GetValue<string>()));
+        Assert.Null(r["gone"]);
+        Assert.Contains("'executions' needs StackStorm's API", r["other"]!.GetValue<string>(), StringComparison.Ordinal);
+        // A global system name (no pack.Class: prefix), the secret kept encrypted.
+        var secret = await _keys.GetAsync("system", "mysql.password", decrypt: false, CancellationToken.None);
+        Assert.NotNull(secret);
+        Assert.True(secret!.Secret);
+        Assert.NotEqual("pw-canary-4417", secret.Value);
+    }
+
+    [Fact]
     public async Task AnActionFileNamedLikeAStandardModule_DoesNotHideIt_AsInStackStorm()
     {
         // actions/json.py importing json gets the standard module: the action's folder is last on the path.

@@ -5,7 +5,14 @@ Names are local to the pack and class (pack.Class:name) unless local=False; only
 
 SYSTEM_SCOPE = "system"
 
-__all__ = ["DatastoreService", "KeyValuePair", "SYSTEM_SCOPE"]
+__all__ = ["DatastoreService", "KeyValuePair", "SYSTEM_SCOPE", "current_service"]
+
+_current = []
+
+
+def current_service():
+    """The running action's or sensor's datastore service (what st2client's keys go through), or None."""
+    return _current[-1] if _current else None
 
 
 class KeyValuePair(object):
@@ -27,6 +34,7 @@ class DatastoreService(object):
         self._host = host
         self._class_name = class_name
         self._logger_name = logger_name
+        _current.append(self)
 
     def _call(self, call):
         return self._host.datastore(call, self._class_name)

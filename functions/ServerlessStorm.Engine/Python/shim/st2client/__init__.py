@@ -1,0 +1,1 @@
+"""ServerlessStorm's stand-in for StackStorm's API client: only its datastore keys, which pack code uses most."""
