@@ -70,6 +70,39 @@ public sealed class SensorTests : IDisposable
             """);
     }
 
+    /// <summary>
+    /// A long-running sensor (watch.Forever, its code in forever.test) supervised by a storm serve-like scheduler on
+    /// <paramref name="store"/>, short leases so renewals come often; returned once its run has started.
+    /// </summary>
+    private async Task<Supervised> SupervisedAsync(ISensorStore store)
+    {
+        var runner = new RunsUntilStopped();
+        var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), _packs.Root);
+        var serve = NewScheduler(host, runner, store, longRunning: true, lease: TimeSpan.FromMilliseconds(150));
+        await serve.RunDueAsync(CancellationToken.None);
+        var stop = new CancellationTokenSource();
+        var supervised = new Supervised(host, runner, serve, stop, serve.SuperviseLongRunningAsync(TimeSpan.FromMilliseconds(20), stop.Token));
+        await Eventually.TrueAsync(() => runner.Running == 1, what: "the sensor's run");
+        return supervised;
+    }
+
+    private sealed record Supervised(StormTestHost Host, RunsUntilStopped Runner, SensorScheduler Scheduler, CancellationTokenSource Stop, Task Supervising) : IAsyncDisposable
+    {
+        /// <summary>Stops the supervision and waits for every run it started to end.</summary>
+        public async Task StopAsync()
+        {
+            await Stop.CancelAsync();
+            await Supervising;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await StopAsync();
+            Stop.Dispose();
+            await Host.DisposeAsync();
+        }
+    }
+
     /// <summary>A scheduler of its own over the host's packs, with <paramref name="runner"/> as its only sensor runner.</summary>
     private static SensorScheduler NewScheduler(StormTestHost host, ISensorRunner runner, ISensorStore store, bool longRunning = false,
         Microsoft.Extensions.Logging.ILogger<SensorScheduler>? logger = null, TimeSpan? lease = null) =>
@@ -227,21 +260,15 @@ public sealed class SensorTests : IDisposable
     {
         _packs.Write("watch/sensors/forever.yaml", "class_name: Forever\nentry_point: forever.test\n");
         _packs.Write("watch/sensors/forever.test", "");
-        var runner = new RunsUntilStopped();
-        await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), _packs.Root);
         var store = new FlakyStore(new InMemorySensorStore());
-        var serve = NewScheduler(host, runner, store, longRunning: true, lease: TimeSpan.FromMilliseconds(150));
-        await serve.RunDueAsync(CancellationToken.None);
-        using var stop = new CancellationTokenSource();
-        var supervising = serve.SuperviseLongRunningAsync(TimeSpan.FromMilliseconds(20), stop.Token);
-        await Eventually.TrueAsync(() => runner.Running == 1, what: "the sensor's run");
+        await using var supervised = await SupervisedAsync(store);
+        var runner = supervised.Runner;
 
         store.Failing = true; // the lease renewal throws (a 503 from Table Storage)
         await Eventually.TrueAsync(() => runner.Stopped >= 1, what: "the run stopped when its hold could not be renewed");
         store.Failing = false;
         await Eventually.TrueAsync(() => runner.Started >= 2, what: "a new run once the store answers again");
-        await stop.CancelAsync();
-        await supervising;
+        await supervised.StopAsync();
 
         Assert.Equal(1, runner.MostAtOnce);
         Assert.Equal(0, runner.Running);
@@ -345,21 +372,14 @@ public sealed class SensorTests : IDisposable
     {
         _packs.Write("watch/sensors/forever.yaml", "class_name: Forever\nentry_point: forever.test\n");
         _packs.Write("watch/sensors/forever.test", "");
-        var runner = new RunsUntilStopped();
-        await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), _packs.Root);
         var store = new InMemorySensorStore();
-        var serve = NewScheduler(host, runner, store, longRunning: true, lease: TimeSpan.FromMilliseconds(150));
-        await serve.RunDueAsync(CancellationToken.None);
-        using var stop = new CancellationTokenSource();
-        var supervising = serve.SuperviseLongRunningAsync(TimeSpan.FromMilliseconds(20), stop.Token);
-        await Eventually.TrueAsync(() => runner.Running == 1, what: "the sensor's run");
+        await using var supervised = await SupervisedAsync(store);
+        var (runner, serve) = (supervised.Runner, supervised.Scheduler);
 
         await serve.SetEnabledAsync("watch.Forever", enabled: false, CancellationToken.None);
         await Eventually.TrueAsync(() => runner.Stopped == 1, what: "the run stopped");
         var disabled = await Eventually.ReturnsAsync(() => store.GetAsync("watch.Forever", CancellationToken.None), r => r is { Holder: null }, what: "the hold given back");
-        await Task.Delay(300); // several supervision checks and lease periods: nothing starts it again
-        await stop.CancelAsync();
-        await supervising;
+        await supervised.StopAsync();
 
         Assert.Equal((1, 0, false), (runner.Started, runner.Running, disabled!.Enabled));
     }
@@ -369,21 +389,15 @@ public sealed class SensorTests : IDisposable
     {
         _packs.Write("watch/sensors/forever.yaml", "class_name: Forever\nentry_point: forever.test\n");
         _packs.Write("watch/sensors/forever.test", "version 1");
-        var runner = new RunsUntilStopped();
-        await using var host = await StormTestHost.StartAsync(new InMemoryAuditStore(), new InMemoryMessageBus(), _packs.Root);
         var store = new InMemorySensorStore();
-        var serve = NewScheduler(host, runner, store, longRunning: true, lease: TimeSpan.FromMilliseconds(150));
-        await serve.RunDueAsync(CancellationToken.None);
-        using var stop = new CancellationTokenSource();
-        var supervising = serve.SuperviseLongRunningAsync(TimeSpan.FromMilliseconds(20), stop.Token);
-        await Eventually.TrueAsync(() => runner.Running == 1, what: "the sensor's run");
+        await using var supervised = await SupervisedAsync(store);
+        var (runner, serve) = (supervised.Runner, supervised.Scheduler);
 
         _packs.Write("watch/sensors/forever.test", "version 2, deployed");
         await Eventually.TrueAsync(() => runner.Stopped == 1, what: "the old code's run stopped");
         await serve.RunDueAsync(CancellationToken.None); // the next round finds out what the new code is
         await Eventually.TrueAsync(() => runner.Started == 2, what: "the new code running");
-        await stop.CancelAsync();
-        await supervising;
+        await supervised.StopAsync();
 
         Assert.Equal(1, runner.MostAtOnce);
     }
