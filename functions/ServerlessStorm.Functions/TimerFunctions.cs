@@ -4,6 +4,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using ServerlessStorm.Engine.Diagnostics;
 using ServerlessStorm.Engine.Executions;
+using ServerlessStorm.Engine.Hosting;
 using ServerlessStorm.Engine.Sensors;
 using ServerlessStorm.Engine.Triggers;
 
@@ -16,7 +17,7 @@ namespace ServerlessStorm.Functions;
 /// inquiry sweep, every ten minutes as StackStorm's garbage collector times inquiries out (its collection_interval,
 /// 600 s), and the daily audit retention.
 /// </summary>
-public sealed class TimerFunctions(TimerSensor timers, SensorScheduler sensors, InquiryService inquiries, DurableFunctionsWorkflowEngine workflows,
+public sealed class TimerFunctions(TimersQueueHandler timersQueue, InquiryService inquiries, DurableFunctionsWorkflowEngine workflows,
     ServerlessStorm.Engine.Audit.AuditRetention retention)
 {
     public const string RearmSchedule = "0 0 * * * *";
@@ -38,28 +39,14 @@ public sealed class TimerFunctions(TimerSensor timers, SensorScheduler sensors, 
     public Task AuditRetentionAsync([TimerTrigger(RetentionSchedule)] TimerInfo timer, CancellationToken cancellationToken) => retention.PurgeExpiredAsync(cancellationToken);
 
     [Function("TimerRearm")]
-    public Task TimerRearmAsync([TimerTrigger(RearmSchedule)] TimerInfo timer, CancellationToken cancellationToken) => RearmAsync(timers, sensors, cancellationToken);
-
-    /// <summary>Timers and sensors each on their own: one failing does not leave the other unarmed.</summary>
-    public static async Task RearmAsync(TimerSensor timers, SensorScheduler sensors, CancellationToken cancellationToken)
-    {
-        var both = new[] { timers.ScheduleAsync(cancellationToken), sensors.ArmAsync(cancellationToken) };
-        try
-        {
-            await Task.WhenAll(both);
-        }
-        catch when (both.Count(t => t.IsFaulted) > 1)
-        {
-            throw new AggregateException(both.Where(t => t.IsFaulted).SelectMany(t => t.Exception!.InnerExceptions));
-        }
-    }
+    public Task TimerRearmAsync([TimerTrigger(RearmSchedule)] TimerInfo timer, CancellationToken cancellationToken) => timersQueue.ArmAsync(cancellationToken);
 }
 
 /// <summary>
 /// Schedules every timer's next occurrence and every sensor's next poll when an instance starts (after a deployment
 /// that changed the packs, at once).
 /// </summary>
-public sealed class TimerArming(TimerSensor timers, SensorScheduler sensors, ILogger<TimerArming> logger) : IHostedService
+public sealed class TimerArming(TimersQueueHandler timersQueue, ILogger<TimerArming> logger) : IHostedService
 {
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -68,7 +55,7 @@ public sealed class TimerArming(TimerSensor timers, SensorScheduler sensors, ILo
         {
             try
             {
-                await TimerFunctions.RearmAsync(timers, sensors, CancellationToken.None);
+                await timersQueue.ArmAsync(CancellationToken.None);
             }
             catch (Exception ex)
             {

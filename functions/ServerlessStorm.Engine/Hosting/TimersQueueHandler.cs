@@ -15,4 +15,21 @@ public sealed class TimersQueueHandler(TimerSensor timers, SensorScheduler senso
         StormEvents.TypeOf(message) == StormEvents.SensorTickType
             ? sensors.HandleTickAsync(message, cancellationToken)
             : timers.HandleTickAsync(message, cancellationToken);
+
+    /// <summary>
+    /// Publishes every timer's next occurrence and every sensor's next poll (a host's start, and hourly to mend a
+    /// broken chain), each on its own: one failing does not leave the other unarmed.
+    /// </summary>
+    public async Task ArmAsync(CancellationToken cancellationToken)
+    {
+        var both = new[] { timers.ScheduleAsync(cancellationToken), sensors.ArmAsync(cancellationToken) };
+        try
+        {
+            await Task.WhenAll(both);
+        }
+        catch when (both.Count(t => t.IsFaulted) > 1)
+        {
+            throw new AggregateException(both.Where(t => t.IsFaulted).SelectMany(t => t.Exception!.InnerExceptions));
+        }
+    }
 }
